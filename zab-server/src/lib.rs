@@ -1,0 +1,1 @@
+//! The zab server: the thin composition of the zab crates.

@@ -1,0 +1,133 @@
+//! Vocabulary types shared by every zab crate.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A ZooKeeper transaction id: `epoch << 32 | counter`.
+///
+/// Counter 0 never names a txn: `Zxid::new(e, 0)` marks "epoch `e`
+/// established" (ZooKeeper's NEWLEADER zxid).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Zxid(pub i64);
+
+impl Zxid {
+    pub const ZERO: Zxid = Zxid(0);
+
+    pub const fn new(epoch: Epoch, counter: u32) -> Zxid {
+        Zxid(((epoch.0 as i64) << 32) | counter as i64)
+    }
+    pub const fn epoch(self) -> Epoch {
+        Epoch((self.0 >> 32) as u32 as u64)
+    }
+    pub const fn counter(self) -> u32 {
+        (self.0 & 0xFFFF_FFFF) as u32
+    }
+    /// True for `epoch << 32`: the zxid that marks an epoch start.
+    pub const fn is_epoch_start(self) -> bool {
+        self.counter() == 0
+    }
+    /// The next zxid in the same epoch.
+    pub const fn next(self) -> Zxid {
+        Zxid(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Zxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+/// A leader epoch (the top 32 bits of a zxid).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A server's id: the `N` of `server.N` in zoo.cfg and the content of `myid`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerId(pub u64);
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A client session id. The top byte is the id of the server that created it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub i64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+/// Decides whether a set of servers is a quorum (ZooKeeper's `QuorumMaj`):
+/// a set is a quorum iff it holds more than half of the voters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumVerifier {
+    voters: BTreeSet<ServerId>,
+    observers: BTreeSet<ServerId>,
+}
+
+impl QuorumVerifier {
+    pub fn new(
+        voters: impl IntoIterator<Item = ServerId>,
+        observers: impl IntoIterator<Item = ServerId>,
+    ) -> Self {
+        QuorumVerifier {
+            voters: voters.into_iter().collect(),
+            observers: observers.into_iter().collect(),
+        }
+    }
+    pub fn voters(&self) -> &BTreeSet<ServerId> {
+        &self.voters
+    }
+    pub fn observers(&self) -> &BTreeSet<ServerId> {
+        &self.observers
+    }
+    pub fn is_voter(&self, id: ServerId) -> bool {
+        self.voters.contains(&id)
+    }
+    /// Counts only voters: acks from observers or strangers never make a quorum.
+    pub fn contains_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let n = ids
+            .into_iter()
+            .filter(|id| self.voters.contains(id))
+            .count();
+        n > self.voters.len() / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zxid_parts() {
+        let z = Zxid::new(Epoch(3), 7);
+        assert_eq!(z.0, 0x3_0000_0007);
+        assert_eq!(z.epoch(), Epoch(3));
+        assert_eq!(z.counter(), 7);
+        assert!(!z.is_epoch_start());
+        assert!(Zxid::new(Epoch(4), 0).is_epoch_start());
+        assert!(Zxid::new(Epoch(4), 0) > Zxid::new(Epoch(3), u32::MAX));
+    }
+
+    #[test]
+    fn majority_quorum() {
+        let qv = QuorumVerifier::new([1, 2, 3].map(ServerId), [ServerId(4)]);
+        assert!(!qv.contains_quorum(&[ServerId(1)]));
+        assert!(!qv.contains_quorum(&[ServerId(1), ServerId(4)]));
+        assert!(qv.contains_quorum(&[ServerId(1), ServerId(3)]));
+        let qv4 = QuorumVerifier::new([1, 2, 3, 4].map(ServerId), []);
+        assert!(!qv4.contains_quorum(&[ServerId(1), ServerId(2)]));
+        assert!(qv4.contains_quorum(&[ServerId(1), ServerId(2), ServerId(3)]));
+    }
+}
