@@ -1,0 +1,1 @@
+//! Session expiry and passwords (being written).

@@ -1,0 +1,1 @@
+//! Watches per connection (being written).
