@@ -8,4 +8,6 @@
 //! order holds the same tree. It does no I/O and knows nothing of quorums.
 
 pub mod session_tracker;
+pub mod watch_event;
 pub mod watch_manager;
+pub use watch_event::WatchEvent;
