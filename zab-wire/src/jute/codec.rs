@@ -5,6 +5,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// ZooKeeper's default `jute.maxbuffer`: 0xFFFFF bytes.
 pub const DEFAULT_MAX_BUFFER: usize = 0xF_FFFF;
 
+/// Most elements a vector decoder allocates room for before reading them.
+const MAX_PREALLOCATED_ELEMENTS: usize = 1024;
+
 /// Why a jute record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -256,7 +259,10 @@ impl<T: Jute> Jute for Option<Vec<T>> {
         let Some(n) = r.read_count()? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(n);
+        // `n` is bounded by the bytes left, but an element's in-memory size
+        // can be many times its encoded size: cap the up-front allocation so
+        // a hostile count cannot amplify a 1 MiB frame into gigabytes.
+        let mut out = Vec::with_capacity(n.min(MAX_PREALLOCATED_ELEMENTS));
         for _ in 0..n {
             out.push(T::read(r)?);
         }

@@ -10,11 +10,17 @@
 //! non-BMP characters as CESU-8 surrogate pairs that are not valid UTF-8
 //! (ZooKeeper's own reader replaces them too; the path check then rejects the
 //! replacement character).
+//!
+//! [`frame`] splits a connection's byte stream into frames and recognises
+//! four-letter words; [`Request`] and [`Response`] decode frame bodies by
+//! opcode.
 
 mod codec;
+pub mod frame;
 mod records;
 mod request;
 
 pub use codec::{DecodeError, Jute, Reader, Writer, DEFAULT_MAX_BUFFER};
+pub use frame::{encode_frame, four_letter_word, FourLetterWord, FrameDecoder, FrameError};
 pub use records::*;
 pub use request::{MultiOp, MultiResponse, MultiResult, Request, Response};

@@ -420,7 +420,8 @@ impl Response {
                 Response::Create2(Create2Response::read(r)?)
             }
             op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(StatResponse::read(r)?),
-            op::GET_DATA => Response::GetData(GetDataResponse::read(r)?),
+            // reconfig answers with the new config as a GetDataResponse.
+            op::GET_DATA | op::RECONFIG => Response::GetData(GetDataResponse::read(r)?),
             op::GET_ACL => Response::GetAcl(GetAclResponse::read(r)?),
             op::GET_CHILDREN | op::GET_EPHEMERALS => {
                 Response::StringList(StringListResponse::read(r)?)
@@ -442,6 +443,7 @@ impl Response {
             | op::CHECK_WATCHES
             | op::REMOVE_WATCHES
             | op::CLOSE_SESSION
+            | op::DELETE_CONTAINER
             | op::CHECK => Response::Empty,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
