@@ -6,8 +6,28 @@
 //! txns (`prepare`) and txns into results and watch events (`apply`). Apply
 //! is deterministic, so every server that applies the same txns in the same
 //! order holds the same tree. It does no I/O and knows nothing of quorums.
+//!
+//! * [`tree`]: [`DataTree`] — znodes, `apply`, reads, reaper candidates;
+//! * [`prepare`]: [`Preparer`] — ZooKeeper's `PrepRequestProcessor`;
+//! * [`acl`]: identities, `auth`, permission checks, ACL fix-up;
+//! * [`path`]: path validation;
+//! * [`snapshot`]: [`TreeSnapshot`] and [`DataTree::restore`].
 
+pub mod acl;
+pub mod node;
+pub mod path;
+pub mod prepare;
 pub mod session_tracker;
+pub mod snapshot;
+pub mod tree;
 pub mod watch_event;
 pub mod watch_manager;
 pub use watch_event::WatchEvent;
+
+pub use acl::{authenticate, check_acl, who_am_i, AuthConfig, AuthInfo};
+pub use prepare::{PrepareConfig, Preparer, RequestContext};
+pub use snapshot::{SnapshotError, TreeSnapshot};
+pub use tree::{Applied, DataTree};
+
+#[cfg(test)]
+mod testkit;

@@ -1,0 +1,464 @@
+//! Access control (reference D.9): a connection's identities, the `auth`
+//! operation, permission checks, the ACL fix-up done on create/setACL, and
+//! the interning of ACL lists that ZooKeeper's `ReferenceCountedACLCache`
+//! does (a million znodes usually share a handful of ACLs).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use sha1::{Digest as _, Sha1};
+use zab_wire::jute::{perms, Acl, ClientInfo, ErrorCode, Id, Jute as _};
+
+/// An interned, immutable ACL list shared by every znode that uses it.
+pub type AclList = Arc<[Acl]>;
+
+const WORLD: &str = "world";
+const ANYONE: &str = "anyone";
+const DIGEST: &str = "digest";
+const IP: &str = "ip";
+const AUTH: &str = "auth";
+const SUPER: &str = "super";
+
+/// The identities of one connection: it starts with `ip:<remote address>`;
+/// `auth` adds `digest:` ids and possibly `super:` (reference D.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    ids: Vec<Id>,
+}
+
+impl AuthInfo {
+    pub fn new(remote_ip: IpAddr) -> Self {
+        AuthInfo {
+            ids: vec![Id::new(IP, &java_host_address(remote_ip))],
+        }
+    }
+
+    /// Identities as a learner forwards them with a request (REQUEST
+    /// packets carry the client's `authinfo`).
+    pub fn from_ids(ids: Vec<Id>) -> Self {
+        let mut a = AuthInfo { ids: Vec::new() };
+        for id in ids {
+            a.add(id);
+        }
+        a
+    }
+
+    pub fn ids(&self) -> &[Id] {
+        &self.ids
+    }
+
+    pub fn is_super(&self) -> bool {
+        self.ids.iter().any(|id| id.scheme == SUPER)
+    }
+
+    /// Adds an identity unless already present (`ServerCnxn.addAuthInfo`).
+    pub fn add(&mut self, id: Id) {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+    }
+}
+
+/// How `InetAddress.getHostAddress` prints an address: IPv6 uncompressed,
+/// so `::1` is `0:0:0:0:0:0:0:1`; IPv4-mapped addresses as IPv4.
+fn java_host_address(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    }
+}
+
+/// Server-wide authentication settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:BASE64`.
+    pub super_digest: Option<String>,
+}
+
+/// `digest` scheme: `user:BASE64(SHA1("user:password"))` (reference D.9).
+pub fn digest_id(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+/// The `auth` packet (op 100). `digest` always succeeds (a wrong password
+/// simply grants nothing, behaviour 45); `ip` re-asserts the remote address;
+/// any other scheme is AuthFailed (-115) and the server closes the connection.
+pub fn authenticate(
+    auth: &mut AuthInfo,
+    cfg: &AuthConfig,
+    scheme: &str,
+    data: &[u8],
+) -> Result<(), ErrorCode> {
+    match scheme {
+        DIGEST => {
+            let id = digest_id(&String::from_utf8_lossy(data));
+            let is_super = cfg.super_digest.as_deref() == Some(id.as_str());
+            auth.add(Id::new(DIGEST, &id));
+            if is_super {
+                auth.add(Id::new(SUPER, ""));
+            }
+            Ok(())
+        }
+        // IPAuthenticationProvider adds the connection's own address, which
+        // every connection already carries.
+        IP => Ok(()),
+        _ => Err(ErrorCode::AuthFailed),
+    }
+}
+
+/// `whoAmI` (op 107): `(scheme, user)` per identity; the user of a digest id
+/// is the part before `:`, of an ip id the address.
+pub fn who_am_i(auth: &AuthInfo) -> Vec<ClientInfo> {
+    auth.ids
+        .iter()
+        .map(|id| ClientInfo {
+            auth_scheme: id.scheme.clone(),
+            user: if id.scheme == DIGEST {
+                id.id.split(':').next().unwrap_or("").to_owned()
+            } else {
+                id.id.clone()
+            },
+        })
+        .collect()
+}
+
+/// ZooKeeper's `checkACL` without the skipACL switch (reference D.9): an
+/// empty ACL allows everything, `super` allows everything, otherwise some
+/// entry whose perms intersect `perm` must be `world:anyone` or match one of
+/// the connection's identities of the same scheme.
+pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
+    if acl.is_empty() || auth.is_super() {
+        return true;
+    }
+    acl.iter().filter(|a| a.perms & perm != 0).any(|a| {
+        if a.id.scheme == WORLD && a.id.id == ANYONE {
+            return true;
+        }
+        auth.ids
+            .iter()
+            .filter(|id| id.scheme == a.id.scheme)
+            .any(|id| match a.id.scheme.as_str() {
+                DIGEST => id.id == a.id.id,
+                IP => ip_matches(&id.id, &a.id.id),
+                _ => false,
+            })
+    })
+}
+
+/// getACL without ADMIN shows digest ids as `user:x` (reference D.2, reads).
+pub fn redact(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if a.id.scheme == DIGEST {
+                if let Some(i) = a.id.id.find(':') {
+                    a.id.id = format!("{}:x", &a.id.id[..i]);
+                }
+            }
+            a
+        })
+        .collect()
+}
+
+/// `IPAuthenticationProvider.addr2Bytes`: dotted quad (Java's parseInt
+/// accepts leading zeros) or IPv6.
+fn addr_bytes(s: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() == 4 {
+        let mut out = Vec::with_capacity(4);
+        for p in parts {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let v: u32 = p.parse().ok()?;
+            out.push(u8::try_from(v).ok()?);
+        }
+        return Some(out);
+    }
+    if s.contains(':') {
+        if let Ok(v6) = s.parse::<Ipv6Addr>() {
+            return Some(v6.octets().to_vec());
+        }
+    }
+    None
+}
+
+/// Parses an ip ACL expression `addr[/bits]` into (address bytes, bits).
+fn ip_expr(expr: &str) -> Option<(Vec<u8>, usize)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (expr, None),
+    };
+    let bytes = addr_bytes(addr)?;
+    let max = bytes.len() * 8;
+    let bits = match bits {
+        None => max,
+        Some(b) => {
+            let b: i64 = b.parse().ok()?;
+            if b < 0 || b as usize > max {
+                return None;
+            }
+            b as usize
+        }
+    };
+    Some((bytes, bits))
+}
+
+/// `IPAuthenticationProvider.matches`: the first `bits` bits are equal.
+fn ip_matches(remote: &str, expr: &str) -> bool {
+    let Some((acl_addr, bits)) = ip_expr(expr) else {
+        return false;
+    };
+    let Some(remote) = addr_bytes(remote) else {
+        return false;
+    };
+    if remote.len() != acl_addr.len() {
+        return false;
+    }
+    (0..bits).all(|i| {
+        let mask = 0x80u8 >> (i % 8);
+        remote[i / 8] & mask == acl_addr[i / 8] & mask
+    })
+}
+
+/// `DigestAuthenticationProvider.isValid`: Java's `id.split(":")` yields
+/// exactly two parts (trailing empty parts dropped, so `user:` is invalid).
+fn digest_valid(id: &str) -> bool {
+    let mut parts: Vec<&str> = id.split(':').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    parts.len() == 2
+}
+
+/// `PrepRequestProcessor.fixupACL` (reference D.9, behaviour 44): drops
+/// duplicates, expands `auth` to the connection's authenticated (non-ip)
+/// identities, and refuses (InvalidACL, -114) an empty list, an `auth`
+/// entry with nothing to expand to, an unknown scheme or a malformed id.
+pub fn fixup_acl(acl: Option<&[Acl]>, auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
+    let acl = match acl {
+        Some(a) if !a.is_empty() => a,
+        _ => return Err(ErrorCode::InvalidAcl),
+    };
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    let mut out = Vec::with_capacity(unique.len());
+    for a in unique {
+        match a.id.scheme.as_str() {
+            WORLD if a.id.id == ANYONE => out.push(a.clone()),
+            AUTH => {
+                // Only digest identities are "authenticated"; ip is not and
+                // super has no provider (ZooKeeper logs and skips it).
+                let mut any = false;
+                for id in auth.ids.iter().filter(|id| id.scheme == DIGEST) {
+                    any = true;
+                    out.push(Acl {
+                        perms: a.perms,
+                        id: id.clone(),
+                    });
+                }
+                if !any {
+                    return Err(ErrorCode::InvalidAcl);
+                }
+            }
+            DIGEST if digest_valid(&a.id.id) => out.push(a.clone()),
+            IP if ip_expr(&a.id.id).is_some() => out.push(a.clone()),
+            _ => return Err(ErrorCode::InvalidAcl),
+        }
+    }
+    Ok(out)
+}
+
+/// Interns ACL lists so znodes share them (`ReferenceCountedACLCache`).
+/// Lists no znode uses any more are dropped when the cache has doubled.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AclCache {
+    lists: HashMap<Vec<u8>, AclList>,
+    purge_at: usize,
+}
+
+impl AclCache {
+    pub(crate) fn intern(&mut self, acl: &[Acl]) -> AclList {
+        let key = acl.to_vec().encode().to_vec();
+        if let Some(list) = self.lists.get(&key) {
+            return list.clone();
+        }
+        if self.lists.len() >= self.purge_at.max(64) {
+            self.lists.retain(|_, l| Arc::strong_count(l) > 1);
+            self.purge_at = self.lists.len() * 2;
+        }
+        let list: AclList = acl.to_vec().into();
+        self.lists.insert(key, list.clone());
+        list
+    }
+}
+
+/// The permission a request needs, for readability at call sites.
+pub(crate) const READ_OR_ADMIN: i32 = perms::READ | perms::ADMIN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
+    }
+
+    fn local() -> AuthInfo {
+        AuthInfo::new(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    #[test]
+    fn digest_matches_reference_example() {
+        // Reference D.9 (verified): user:pw → user:2Om+GBbT2q/tS6pdvACZbbm7/1A=
+        assert_eq!(digest_id("user:pw"), "user:2Om+GBbT2q/tS6pdvACZbbm7/1A=");
+    }
+
+    #[test]
+    fn authenticate_digest_and_super() {
+        let cfg = AuthConfig {
+            super_digest: Some(format!("super:{}", &digest_id("super:secret")[6..])),
+        };
+        let mut a = local();
+        authenticate(&mut a, &cfg, "digest", b"user:pw").unwrap();
+        assert!(!a.is_super());
+        assert_eq!(
+            a.ids()[1],
+            Id::new("digest", "user:2Om+GBbT2q/tS6pdvACZbbm7/1A=")
+        );
+        // Twice: not duplicated.
+        authenticate(&mut a, &cfg, "digest", b"user:pw").unwrap();
+        assert_eq!(a.ids().len(), 2);
+        authenticate(&mut a, &cfg, "digest", b"super:secret").unwrap();
+        assert!(a.is_super());
+        assert_eq!(
+            authenticate(&mut a, &cfg, "kerberos", b"x"),
+            Err(ErrorCode::AuthFailed)
+        );
+    }
+
+    #[test]
+    fn who_am_i_lists_identities() {
+        let mut a = local();
+        authenticate(&mut a, &AuthConfig::default(), "digest", b"user:pw").unwrap();
+        let who = who_am_i(&a);
+        assert_eq!(who.len(), 2);
+        assert!(who.contains(&ClientInfo {
+            auth_scheme: "digest".into(),
+            user: "user".into()
+        }));
+        assert!(who.contains(&ClientInfo {
+            auth_scheme: "ip".into(),
+            user: "127.0.0.1".into()
+        }));
+    }
+
+    #[test]
+    fn ipv6_printed_like_java() {
+        let a = AuthInfo::new("::1".parse().unwrap());
+        assert_eq!(a.ids()[0], Id::new("ip", "0:0:0:0:0:0:0:1"));
+        let m = AuthInfo::new("::ffff:10.0.0.1".parse().unwrap());
+        assert_eq!(m.ids()[0], Id::new("ip", "10.0.0.1"));
+    }
+
+    #[test]
+    fn check_acl_rules() {
+        let a = local();
+        assert!(check_acl(&[], perms::ALL, &a));
+        assert!(check_acl(&Acl::read_unsafe(), perms::READ, &a));
+        assert!(!check_acl(&Acl::read_unsafe(), perms::WRITE, &a));
+        assert!(check_acl(&[acl(31, "ip", "127.0.0.1")], perms::WRITE, &a));
+        assert!(check_acl(&[acl(31, "ip", "127.0.0.0/8")], perms::WRITE, &a));
+        assert!(!check_acl(&[acl(31, "ip", "10.0.0.0/8")], perms::WRITE, &a));
+        assert!(check_acl(&[acl(31, "ip", "10.0.0.0/0")], perms::WRITE, &a));
+        let d = digest_id("user:pw");
+        assert!(!check_acl(&[acl(31, "digest", &d)], perms::READ, &a));
+        let mut b = local();
+        authenticate(&mut b, &AuthConfig::default(), "digest", b"user:pw").unwrap();
+        assert!(check_acl(&[acl(31, "digest", &d)], perms::READ, &b));
+        let mut wrong = local();
+        authenticate(&mut wrong, &AuthConfig::default(), "digest", b"user:bad").unwrap();
+        assert!(!check_acl(&[acl(31, "digest", &d)], perms::READ, &wrong));
+        let s = AuthInfo::from_ids(vec![Id::new("super", "")]);
+        assert!(check_acl(&[acl(1, "digest", &d)], perms::ADMIN, &s));
+    }
+
+    #[test]
+    fn ipv6_masks() {
+        let a = AuthInfo::new("fe80::1".parse().unwrap());
+        assert!(check_acl(&[acl(1, "ip", "fe80::/16")], perms::READ, &a));
+        assert!(!check_acl(&[acl(1, "ip", "fe81::/16")], perms::READ, &a));
+        assert!(!check_acl(&[acl(1, "ip", "127.0.0.1")], perms::READ, &a));
+    }
+
+    #[test]
+    fn fixup_rules() {
+        let a = local();
+        assert_eq!(fixup_acl(None, &a), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(Some(&[]), &a), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup_acl(Some(&Acl::creator_all()), &a),
+            Err(ErrorCode::InvalidAcl)
+        );
+        for bad in [
+            acl(31, "world", "someone"),
+            acl(31, "foo", "bar"),
+            acl(31, "digest", "nocolon"),
+            acl(31, "digest", "user:"),
+            acl(31, "digest", "a:b:c"),
+            acl(31, "ip", "300.0.0.1"),
+            acl(31, "ip", "1.2.3.4/33"),
+            acl(31, "ip", "host.example"),
+        ] {
+            assert_eq!(
+                fixup_acl(Some(&[bad.clone()]), &a),
+                Err(ErrorCode::InvalidAcl),
+                "{bad:?}"
+            );
+        }
+        let open = Acl::open_unsafe();
+        let dup = [open[0].clone(), open[0].clone()];
+        assert_eq!(fixup_acl(Some(&dup), &a), Ok(open.clone()));
+        let mut b = local();
+        authenticate(&mut b, &AuthConfig::default(), "digest", b"user:pw").unwrap();
+        assert_eq!(
+            fixup_acl(Some(&Acl::creator_all()), &b),
+            Ok(vec![acl(31, "digest", &digest_id("user:pw"))])
+        );
+    }
+
+    #[test]
+    fn redaction() {
+        let r = redact(&[acl(1, "digest", "user:abc"), acl(1, "ip", "1.2.3.4")]);
+        assert_eq!(r[0].id.id, "user:x");
+        assert_eq!(r[1].id.id, "1.2.3.4");
+    }
+
+    #[test]
+    fn interning_shares_lists() {
+        let mut c = AclCache::default();
+        let x = c.intern(&Acl::open_unsafe());
+        let y = c.intern(&Acl::open_unsafe());
+        assert!(Arc::ptr_eq(&x, &y));
+    }
+}

@@ -1,0 +1,156 @@
+//! One znode as stored, and how its owner field and `Stat` are interpreted
+//! (reference D.3, D.4).
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use zab_wire::jute::Stat;
+use zab_wire::SessionId;
+
+use crate::acl::AclList;
+
+/// Stored owner of a container (`Long.MIN_VALUE`, reference D.4).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// Top byte marking an extended (TTL) owner.
+const EXTENDED_MASK: u64 = 0xFF00_0000_0000_0000;
+/// Bits 40..56 of an extended owner: the feature type (0 = TTL).
+const EXTENDED_TYPE_MASK: u64 = 0x00FF_FF00_0000_0000;
+/// Largest TTL (2^40 − 1 ms, behaviour 20).
+pub const MAX_TTL: i64 = 0xFF_FFFF_FFFF;
+
+/// The stored owner of a TTL node: `0xFF00000000000000 | ttl`.
+pub fn ttl_owner(ttl: i64) -> i64 {
+    (EXTENDED_MASK | (ttl as u64 & MAX_TTL as u64)) as i64
+}
+
+/// What a stored `ephemeralOwner` means (`EphemeralType.get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A plain persistent node.
+    Persistent,
+    /// A session ephemeral.
+    Session(SessionId),
+    Container,
+    /// A TTL node with its TTL in ms.
+    Ttl(i64),
+}
+
+impl Owner {
+    pub fn of(stored: i64) -> Owner {
+        let u = stored as u64;
+        if stored == 0 {
+            Owner::Persistent
+        } else if stored == CONTAINER_OWNER {
+            Owner::Container
+        } else if u & EXTENDED_MASK == EXTENDED_MASK && u & EXTENDED_TYPE_MASK == 0 {
+            Owner::Ttl(stored & MAX_TTL)
+        } else {
+            Owner::Session(SessionId(stored))
+        }
+    }
+
+    /// What clients see: containers and TTL nodes show 0 (behaviour 8).
+    pub fn client_visible(stored: i64) -> i64 {
+        match Owner::of(stored) {
+            Owner::Session(s) => s.0,
+            _ => 0,
+        }
+    }
+
+    pub fn session(stored: i64) -> Option<SessionId> {
+        match Owner::of(stored) {
+            Owner::Session(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// ZooKeeper's `StatPersisted`. `cversion` is the stored child-create
+/// counter, not the client-visible cversion (reference D.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeMeta {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+impl NodeMeta {
+    /// The client-visible `Stat` (reference D.3): cversion is derived as
+    /// `2 × counter − numChildren` (behaviour 2) and the owner is hidden for
+    /// containers and TTL nodes (behaviour 8).
+    pub fn client_stat(&self, data_length: usize, num_children: usize) -> Stat {
+        let num_children = num_children as i32;
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: self.aversion,
+            ephemeral_owner: Owner::client_visible(self.ephemeral_owner),
+            data_length: data_length as i32,
+            num_children,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+/// A stored znode. Children are names (not paths), kept sorted so snapshots
+/// and listings are deterministic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    /// `None` is null data (behaviour 9).
+    pub data: Option<Bytes>,
+    pub acl: AclList,
+    pub meta: NodeMeta,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+    pub fn stat(&self) -> Stat {
+        self.meta.client_stat(self.data_len(), self.children.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_kinds() {
+        assert_eq!(Owner::of(0), Owner::Persistent);
+        assert_eq!(Owner::of(CONTAINER_OWNER), Owner::Container);
+        assert_eq!(Owner::of(ttl_owner(5000)), Owner::Ttl(5000));
+        assert_eq!(Owner::of(ttl_owner(MAX_TTL)), Owner::Ttl(MAX_TTL));
+        assert_eq!(
+            Owner::of(0x100_0000_0000_0001),
+            Owner::Session(SessionId(0x100_0000_0000_0001))
+        );
+        assert_eq!(Owner::client_visible(CONTAINER_OWNER), 0);
+        assert_eq!(Owner::client_visible(ttl_owner(1)), 0);
+        assert_eq!(Owner::client_visible(42), 42);
+    }
+
+    #[test]
+    fn derived_cversion() {
+        // Reference D.3: /zookeeper (two built-in children, counter 0) shows -2.
+        let m = NodeMeta::default();
+        assert_eq!(m.client_stat(0, 2).cversion, -2);
+        let m = NodeMeta {
+            cversion: 2,
+            ..Default::default()
+        };
+        // Two creates, one delete: 3.
+        assert_eq!(m.client_stat(0, 1).cversion, 3);
+    }
+}

@@ -1,0 +1,674 @@
+//! Turning client writes into txns: ZooKeeper's `PrepRequestProcessor`
+//! (reference D.2, D.4, D.7, D.9–D.11).
+//!
+//! A write is validated against the tree *plus* the changes of txns already
+//! prepared but not yet applied (ZooKeeper's `outstandingChanges`), in
+//! ZooKeeper's check order, so that pipelined writes see each other. A
+//! failed write still becomes a txn — an error txn — because it consumes a
+//! zxid (D.10); a failed multi becomes a multi of error txns (D.7).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use bytes::Bytes;
+use zab_wire::jute::{
+    op, perms, Acl, CheckVersionRequest, CreateMode, DeleteRequest, ErrorCode, MultiOp, Request,
+    SetAclRequest, SetDataRequest,
+};
+use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn, TxnBody};
+use zab_wire::{SessionId, Zxid};
+
+use crate::acl::{self, AclList, AuthInfo};
+use crate::node::{ttl_owner, NodeMeta, Owner, CONTAINER_OWNER, MAX_TTL};
+use crate::path;
+use crate::tree::{acl_to_proto, DataTree};
+
+/// Server settings that change how writes are validated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrepareConfig {
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes allowed (behaviour 20).
+    pub extended_types_enabled: bool,
+    /// `zookeeper.skipACL=yes`: no permission checks.
+    pub skip_acl: bool,
+}
+
+/// Who sent a write, and the zxid and time the leader gives its txn.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    pub session_id: SessionId,
+    pub cxid: i32,
+    pub zxid: Zxid,
+    /// Leader wall clock, ms since the epoch (becomes ctime/mtime).
+    pub time_ms: i64,
+    pub auth: &'a AuthInfo,
+}
+
+/// ZooKeeper's `ChangeRecord`: what prepare needs to know of a node.
+#[derive(Debug, Clone, PartialEq)]
+struct Record {
+    meta: NodeMeta,
+    num_children: i32,
+    acl: AclList,
+}
+
+/// One pending change, in prepare order.
+#[derive(Debug)]
+struct Change {
+    seq: u64,
+    zxid: Zxid,
+    path: String,
+}
+
+/// Changes made while preparing one request; merged into the pending
+/// changes only if the request succeeds (a failed multi leaves nothing,
+/// behaviour 47).
+#[derive(Debug, Default)]
+struct Overlay {
+    changes: Vec<(String, Option<Record>)>,
+    latest: HashMap<String, Option<Record>>,
+}
+
+impl Overlay {
+    fn add(&mut self, path: &str, record: Option<Record>) {
+        self.latest.insert(path.to_owned(), record.clone());
+        self.changes.push((path.to_owned(), record));
+    }
+}
+
+/// One write, borrowed from a `Request` or a `MultiOp`.
+enum Write<'r> {
+    Create {
+        op: i32,
+        path: &'r str,
+        data: &'r Option<Bytes>,
+        acl: Option<&'r [Acl]>,
+        flags: i32,
+        /// -1 for ops other than 21.
+        ttl: i64,
+    },
+    Delete(&'r DeleteRequest),
+    SetData(&'r SetDataRequest),
+    SetAcl(&'r SetAclRequest),
+    Check(&'r CheckVersionRequest),
+    DeleteContainer(&'r str),
+}
+
+impl<'r> Write<'r> {
+    fn from_multi(o: &'r MultiOp) -> Option<Write<'r>> {
+        Some(match o {
+            MultiOp::Create { op, req } => Write::Create {
+                op: *op,
+                path: &req.path,
+                data: &req.data,
+                acl: req.acl.as_deref(),
+                flags: req.flags,
+                ttl: -1,
+            },
+            MultiOp::CreateTtl(r) => Write::Create {
+                op: op::CREATE_TTL,
+                path: &r.path,
+                data: &r.data,
+                acl: r.acl.as_deref(),
+                flags: r.flags,
+                ttl: r.ttl,
+            },
+            MultiOp::Delete(r) => Write::Delete(r),
+            MultiOp::SetData(r) => Write::SetData(r),
+            MultiOp::Check(r) => Write::Check(r),
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => return None,
+        })
+    }
+}
+
+/// ZooKeeper's `PrepRequestProcessor` with its outstanding changes.
+#[derive(Debug, Default)]
+pub struct Preparer {
+    cfg: PrepareConfig,
+    changes: VecDeque<Change>,
+    /// Latest pending change per path, with the `seq` of its `Change`.
+    latest: HashMap<String, (u64, Option<Record>)>,
+    next_seq: u64,
+    /// Pending createSession (true) / closeSession (false), in order.
+    session_changes: VecDeque<(Zxid, SessionId, bool)>,
+    session_latest: HashMap<SessionId, (Zxid, bool)>,
+}
+
+fn body(op: TxnOp) -> TxnBody {
+    TxnBody { op: Some(op) }
+}
+
+fn error_op(code: ErrorCode) -> TxnOp {
+    TxnOp::Error(proto::ErrorTxn { err: code.code() })
+}
+
+/// `checkAndIncVersion`: -1 matches any version (reference D.3).
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+impl Preparer {
+    pub fn new(cfg: PrepareConfig) -> Preparer {
+        Preparer {
+            cfg,
+            ..Preparer::default()
+        }
+    }
+
+    pub fn config(&self) -> PrepareConfig {
+        self.cfg
+    }
+
+    /// Number of pending node changes (txns prepared, not yet applied).
+    pub fn pending(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Turns a write into its txn (an error txn if it fails validation).
+    pub fn prepare(&mut self, tree: &DataTree, ctx: &RequestContext, req: &Request) -> Txn {
+        let op = match req {
+            Request::CloseSession => self.prepare_close_session(tree, ctx),
+            Request::Multi(ops) => self.prepare_multi(tree, ctx, ops),
+            // Reconfiguration is not supported (reconfigEnabled=false).
+            Request::Reconfig(_) => error_op(ErrorCode::ReconfigDisabled),
+            other => match single_write(other) {
+                // A bare check outside a multi (behaviour 19) and any
+                // non-write are refused without touching the tree.
+                None => error_op(ErrorCode::Unimplemented),
+                Some(w) => {
+                    let mut ov = Overlay::default();
+                    match self.prepare_write(tree, &mut ov, ctx, &w) {
+                        Ok(op) => {
+                            self.commit(ctx.zxid, ov);
+                            op
+                        }
+                        Err(e) => error_op(e),
+                    }
+                }
+            },
+        };
+        self.txn(ctx, op)
+    }
+
+    /// A createSession txn for a new session (its id is `ctx.session_id`).
+    pub fn prepare_create_session(
+        &mut self,
+        _tree: &DataTree,
+        ctx: &RequestContext,
+        timeout_ms: i32,
+    ) -> Txn {
+        self.session_change(ctx.zxid, ctx.session_id, true);
+        self.txn(
+            ctx,
+            TxnOp::CreateSession(proto::CreateSessionTxn {
+                timeout: timeout_ms,
+            }),
+        )
+    }
+
+    /// Forgets pending changes of txns with zxid <= `zxid` (applied now).
+    pub fn applied(&mut self, zxid: Zxid) {
+        while self.changes.front().is_some_and(|c| c.zxid <= zxid) {
+            let Some(c) = self.changes.pop_front() else {
+                break;
+            };
+            if self
+                .latest
+                .get(&c.path)
+                .is_some_and(|(seq, _)| *seq == c.seq)
+            {
+                self.latest.remove(&c.path);
+            }
+        }
+        while self.session_changes.front().is_some_and(|c| c.0 <= zxid) {
+            let Some((z, s, _)) = self.session_changes.pop_front() else {
+                break;
+            };
+            if self.session_latest.get(&s).is_some_and(|(lz, _)| *lz == z) {
+                self.session_latest.remove(&s);
+            }
+        }
+    }
+
+    /// Forgets every pending change (e.g. on losing leadership).
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.latest.clear();
+        self.session_changes.clear();
+        self.session_latest.clear();
+    }
+
+    fn txn(&self, ctx: &RequestContext, op: TxnOp) -> Txn {
+        Txn {
+            session_id: ctx.session_id.0,
+            cxid: ctx.cxid,
+            zxid: ctx.zxid.0,
+            time: ctx.time_ms,
+            body: Some(body(op)),
+        }
+    }
+
+    fn commit(&mut self, zxid: Zxid, ov: Overlay) {
+        for (path, record) in ov.changes {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.latest.insert(path.clone(), (seq, record));
+            self.changes.push_back(Change { seq, zxid, path });
+        }
+    }
+
+    fn session_change(&mut self, zxid: Zxid, s: SessionId, open: bool) {
+        self.session_changes.push_back((zxid, s, open));
+        self.session_latest.insert(s, (zxid, open));
+    }
+
+    /// `getRecordForPath`: the multi's own changes, then pending changes,
+    /// then the tree.
+    fn record(&self, tree: &DataTree, ov: &Overlay, p: &str) -> Option<Record> {
+        if let Some(r) = ov.latest.get(p) {
+            return r.clone();
+        }
+        if let Some((_, r)) = self.latest.get(p) {
+            return r.clone();
+        }
+        tree.node(p).map(|n| Record {
+            meta: n.meta,
+            num_children: n.children.len() as i32,
+            acl: n.acl.clone(),
+        })
+    }
+
+    /// A session is usable unless unknown or closing (`checkSession` throws
+    /// SessionExpired for both).
+    fn check_session(&self, tree: &DataTree, s: SessionId) -> Result<(), ErrorCode> {
+        let open = match self.session_latest.get(&s) {
+            Some((_, open)) => *open,
+            None => tree.session_timeout(s).is_some(),
+        };
+        if open {
+            Ok(())
+        } else {
+            Err(ErrorCode::SessionExpired)
+        }
+    }
+
+    fn check_perm(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> Result<(), ErrorCode> {
+        if self.cfg.skip_acl || acl::check_acl(acl, perm, auth) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    fn prepare_write(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        w: &Write,
+    ) -> Result<TxnOp, ErrorCode> {
+        match *w {
+            Write::Create {
+                op,
+                path,
+                data,
+                acl,
+                flags,
+                ttl,
+            } => self.prepare_create(tree, ov, ctx, op, path, data, acl, flags, ttl),
+            Write::Delete(r) => self.prepare_delete(tree, ov, ctx, r),
+            Write::SetData(r) => self.prepare_set_data(tree, ov, ctx, r),
+            Write::SetAcl(r) => self.prepare_set_acl(tree, ov, ctx, r),
+            Write::Check(r) => self.prepare_check(tree, ov, ctx, r),
+            Write::DeleteContainer(p) => self.prepare_delete_container(tree, ov, ctx, p),
+        }
+    }
+
+    /// Create, in ZooKeeper's check order (reference D.2).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_create(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        op_code: i32,
+        p: &str,
+        data: &Option<Bytes>,
+        acl: Option<&[Acl]>,
+        flags: i32,
+        ttl: i64,
+    ) -> Result<TxnOp, ErrorCode> {
+        // 1. Mode and TTL (behaviour 20).
+        let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.cfg.extended_types_enabled {
+            return Err(ErrorCode::Unimplemented);
+        }
+        if mode.is_ttl() != (op_code == op::CREATE_TTL) {
+            return Err(ErrorCode::BadArguments);
+        }
+        if mode.is_ttl() && !(1..=MAX_TTL).contains(&ttl) {
+            return Err(ErrorCode::BadArguments);
+        }
+        // 2. Session.
+        self.check_session(tree, ctx.session_id)?;
+        // 3. Shape: a '/' and no NUL.
+        if !p.contains('/') || p.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        // 4. ACL fix-up.
+        let acl = acl::fixup_acl(acl, ctx.auth)?;
+        // 5–6. Parent (pending changes included) and CREATE on it.
+        let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        let mut parent = self
+            .record(tree, ov, parent_path)
+            .ok_or(ErrorCode::NoNode)?;
+        self.check_perm(&parent.acl, perms::CREATE, ctx.auth)?;
+        // 7. Sequential suffix from the stored counter (behaviours 1–4);
+        // Rust's `{:010}` pads negatives like Java's `%010d`.
+        let full = if mode.is_sequential() {
+            format!("{p}{:010}", parent.meta.cversion)
+        } else {
+            p.to_owned()
+        };
+        // 8–10.
+        path::validate(&full)?;
+        if self.record(tree, ov, &full).is_some() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if Owner::session(parent.meta.ephemeral_owner).is_some() {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        // The opcode decides the stored owner, as ZooKeeper's txn types do:
+        // op 19 is always a container, op 21 a TTL node.
+        let owner = match op_code {
+            op::CREATE_CONTAINER => CONTAINER_OWNER,
+            op::CREATE_TTL => ttl_owner(ttl),
+            _ if mode.is_ephemeral() => ctx.session_id.0,
+            _ => 0,
+        };
+        let new_cversion = parent.meta.cversion.wrapping_add(1);
+        parent.meta.cversion = new_cversion;
+        parent.meta.pzxid = ctx.zxid.0;
+        parent.num_children += 1;
+        ov.add(parent_path, Some(parent));
+        ov.add(
+            &full,
+            Some(Record {
+                meta: NodeMeta {
+                    czxid: ctx.zxid.0,
+                    mzxid: ctx.zxid.0,
+                    ctime: ctx.time_ms,
+                    mtime: ctx.time_ms,
+                    version: 0,
+                    cversion: 0,
+                    aversion: 0,
+                    ephemeral_owner: owner,
+                    pzxid: ctx.zxid.0,
+                },
+                num_children: 0,
+                acl: acl.clone().into(),
+            }),
+        );
+        Ok(TxnOp::Create(proto::CreateTxn {
+            path: full,
+            data: data.clone(),
+            acl: acl_to_proto(&acl),
+            op: op_code,
+            ephemeral_owner: owner,
+            parent_cversion: new_cversion,
+        }))
+    }
+
+    /// Records the removal of `p` and its parent's new child count.
+    fn remove(
+        &self,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        parent_path: &str,
+        mut parent: Record,
+        p: &str,
+    ) {
+        parent.num_children -= 1;
+        parent.meta.pzxid = ctx.zxid.0;
+        ov.add(parent_path, Some(parent));
+        ov.add(p, None);
+    }
+
+    /// Delete (reference D.2; behaviour 41: DELETE is checked on the parent).
+    fn prepare_delete(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        r: &DeleteRequest,
+    ) -> Result<TxnOp, ErrorCode> {
+        self.check_session(tree, ctx.session_id)?;
+        let p = r.path.as_str();
+        let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        if p.contains('\0') || path::is_special(p) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent = self
+            .record(tree, ov, parent_path)
+            .ok_or(ErrorCode::NoNode)?;
+        self.check_perm(&parent.acl, perms::DELETE, ctx.auth)?;
+        let node = self.record(tree, ov, p).ok_or(ErrorCode::NoNode)?;
+        check_version(node.meta.version, r.version)?;
+        if node.num_children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.remove(ov, ctx, parent_path, parent, p);
+        Ok(TxnOp::Delete(proto::DeleteTxn {
+            path: p.to_owned(),
+            op: op::DELETE,
+        }))
+    }
+
+    /// The reaper's deleteContainer (reference D.4): no session or ACL check,
+    /// but the node must still be reapable when the txn is prepared.
+    fn prepare_delete_container(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        p: &str,
+    ) -> Result<TxnOp, ErrorCode> {
+        let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        if p.contains('\0') || path::is_special(p) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.record(tree, ov, p).ok_or(ErrorCode::NoNode)?;
+        if node.num_children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        // ZooKeeper refuses session ephemerals with BadVersion; we also
+        // refuse anything no longer reapable (a TTL node renewed by setData
+        // since the scan, a plain node), so a stale scan cannot delete it.
+        let reapable = match Owner::of(node.meta.ephemeral_owner) {
+            Owner::Container => node.meta.cversion > 0,
+            Owner::Ttl(ttl) => ctx.time_ms.saturating_sub(node.meta.mtime) > ttl,
+            Owner::Session(_) | Owner::Persistent => false,
+        };
+        if !reapable {
+            return Err(ErrorCode::BadVersion);
+        }
+        let parent = self
+            .record(tree, ov, parent_path)
+            .ok_or(ErrorCode::NoNode)?;
+        self.remove(ov, ctx, parent_path, parent, p);
+        Ok(TxnOp::Delete(proto::DeleteTxn {
+            path: p.to_owned(),
+            op: op::DELETE_CONTAINER,
+        }))
+    }
+
+    /// setData (behaviour 6: identical bytes still bump the version).
+    fn prepare_set_data(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        r: &SetDataRequest,
+    ) -> Result<TxnOp, ErrorCode> {
+        self.check_session(tree, ctx.session_id)?;
+        path::validate(&r.path)?;
+        let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
+        self.check_perm(&node.acl, perms::WRITE, ctx.auth)?;
+        let version = check_version(node.meta.version, r.version)?;
+        node.meta.version = version;
+        node.meta.mzxid = ctx.zxid.0;
+        node.meta.mtime = ctx.time_ms;
+        ov.add(&r.path, Some(node));
+        Ok(TxnOp::SetData(proto::SetDataTxn {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            version,
+        }))
+    }
+
+    /// setACL (behaviour 5: only aversion changes; the version checked is
+    /// the aversion).
+    fn prepare_set_acl(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        r: &SetAclRequest,
+    ) -> Result<TxnOp, ErrorCode> {
+        self.check_session(tree, ctx.session_id)?;
+        path::validate(&r.path)?;
+        let acl = acl::fixup_acl(r.acl.as_deref(), ctx.auth)?;
+        let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
+        self.check_perm(&node.acl, perms::ADMIN, ctx.auth)?;
+        let version = check_version(node.meta.aversion, r.version)?;
+        node.meta.aversion = version;
+        node.acl = acl.clone().into();
+        ov.add(&r.path, Some(node));
+        Ok(TxnOp::SetAcl(proto::SetAclTxn {
+            path: r.path.clone(),
+            acl: acl_to_proto(&acl),
+            version,
+        }))
+    }
+
+    /// check, inside a multi only.
+    fn prepare_check(
+        &self,
+        tree: &DataTree,
+        ov: &mut Overlay,
+        ctx: &RequestContext,
+        r: &CheckVersionRequest,
+    ) -> Result<TxnOp, ErrorCode> {
+        self.check_session(tree, ctx.session_id)?;
+        path::validate(&r.path)?;
+        let node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
+        self.check_perm(&node.acl, perms::READ, ctx.auth)?;
+        check_version(node.meta.version, r.version)?;
+        Ok(TxnOp::Check(proto::CheckTxn {
+            path: r.path.clone(),
+            version: node.meta.version,
+        }))
+    }
+
+    /// Multi (reference D.7): ops see earlier ops' effects; on the first
+    /// failure every op becomes an error txn (0 before, the code, -2 after)
+    /// and the multi's changes are dropped (behaviour 47).
+    fn prepare_multi(&mut self, tree: &DataTree, ctx: &RequestContext, ops: &[MultiOp]) -> TxnOp {
+        let mut ov = Overlay::default();
+        let mut bodies = Vec::with_capacity(ops.len());
+        let mut failed = None;
+        for (i, o) in ops.iter().enumerate() {
+            let res = match Write::from_multi(o) {
+                Some(w) => self.prepare_write(tree, &mut ov, ctx, &w),
+                None => Err(ErrorCode::MarshallingError),
+            };
+            match res {
+                Ok(op) => bodies.push(body(op)),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                self.commit(ctx.zxid, ov);
+                TxnOp::Multi(proto::MultiTxn { ops: bodies })
+            }
+            Some((at, e)) => TxnOp::Multi(proto::MultiTxn {
+                ops: (0..ops.len())
+                    .map(|i| {
+                        body(error_op(match i.cmp(&at) {
+                            std::cmp::Ordering::Less => ErrorCode::Ok,
+                            std::cmp::Ordering::Equal => e,
+                            std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+                        }))
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// closeSession (reference D.11): the session's ephemerals, including
+    /// pending creates and excluding pending deletes, go into the txn, and
+    /// the session is marked closing so its later writes get SessionExpired.
+    fn prepare_close_session(&mut self, tree: &DataTree, ctx: &RequestContext) -> TxnOp {
+        let s = ctx.session_id;
+        let mut paths: BTreeSet<String> = tree.ephemerals_of(s).cloned().unwrap_or_default();
+        for (p, (_, r)) in &self.latest {
+            match r {
+                Some(r) if Owner::session(r.meta.ephemeral_owner) == Some(s) => {
+                    paths.insert(p.clone());
+                }
+                _ => {
+                    paths.remove(p);
+                }
+            }
+        }
+        let mut ov = Overlay::default();
+        for p in &paths {
+            if let Some((parent_path, _)) = path::split(p) {
+                if let Some(parent) = self.record(tree, &ov, parent_path) {
+                    self.remove(&mut ov, ctx, parent_path, parent, p);
+                }
+            }
+        }
+        self.commit(ctx.zxid, ov);
+        self.session_change(ctx.zxid, s, false);
+        TxnOp::CloseSession(proto::CloseSessionTxn {
+            paths_to_delete: paths.into_iter().collect(),
+        })
+    }
+}
+
+/// The single (non-multi) writes `prepare` handles through `prepare_write`.
+fn single_write(req: &Request) -> Option<Write<'_>> {
+    Some(match req {
+        Request::Create { op, req } => Write::Create {
+            op: *op,
+            path: &req.path,
+            data: &req.data,
+            acl: req.acl.as_deref(),
+            flags: req.flags,
+            ttl: -1,
+        },
+        Request::CreateTtl(r) => Write::Create {
+            op: op::CREATE_TTL,
+            path: &r.path,
+            data: &r.data,
+            acl: r.acl.as_deref(),
+            flags: r.flags,
+            ttl: r.ttl,
+        },
+        Request::Delete(r) => Write::Delete(r),
+        Request::SetData(r) => Write::SetData(r),
+        Request::SetAcl(r) => Write::SetAcl(r),
+        Request::DeleteContainer(r) => Write::DeleteContainer(&r.path),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "prepare_tests.rs"]
+mod tests;

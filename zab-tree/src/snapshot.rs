@@ -1,0 +1,240 @@
+//! Snapshots of the tree: a stream of length-delimited protobuf messages,
+//! one `SnapshotHeader` then one `Znode` per node in pre-order (parents
+//! before children, children by name), as `zab-wire/proto/zab.proto` defines.
+//!
+//! [`DataTree::snapshot`] only copies pointers (`Arc`s), so the caller can
+//! write the snapshot on another thread while writers keep applying txns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
+use zab_wire::proto::{SessionEntry, SnapshotHeader, Znode};
+use zab_wire::{SessionId, Zxid};
+
+use crate::acl::AclCache;
+use crate::node::{Node, NodeMeta, Owner};
+use crate::path;
+use crate::tree::{acl_from_proto, acl_to_proto, DataTree};
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("snapshot message does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("snapshot ends early: {0}")]
+    Truncated(&'static str),
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+}
+
+/// A point-in-time view of a [`DataTree`], cheap to take and `Send`.
+#[derive(Debug, Clone)]
+pub struct TreeSnapshot {
+    zxid: Zxid,
+    sessions: Vec<(SessionId, i32)>,
+    nodes: HashMap<Arc<str>, Arc<Node>>,
+}
+
+impl DataTree {
+    /// Takes a snapshot: O(nodes) pointer copies, no data copied.
+    pub fn snapshot(&self) -> TreeSnapshot {
+        TreeSnapshot {
+            zxid: self.last_zxid,
+            sessions: self.sessions().collect(),
+            nodes: self.nodes.clone(),
+        }
+    }
+
+    /// Rebuilds a tree from a snapshot stream. Pass a buffered reader: the
+    /// stream is read message by message and nothing past the last node is
+    /// consumed.
+    pub fn restore(input: &mut impl Read) -> Result<DataTree, SnapshotError> {
+        let header_bytes = read_delimited(input)?.ok_or(SnapshotError::Truncated("no header"))?;
+        let header = SnapshotHeader::decode(header_bytes.as_slice())?;
+        let mut tree = DataTree::new();
+        tree.nodes.clear();
+        tree.ephemerals.clear();
+        tree.data_size = 0;
+        tree.acl_cache = AclCache::default();
+        tree.last_zxid = Zxid(header.zxid);
+        tree.sessions = header
+            .sessions
+            .iter()
+            .map(|s| (SessionId(s.session_id), s.timeout))
+            .collect();
+        let count = header.node_count;
+        for i in 0..count {
+            let bytes = read_delimited(input)?.ok_or(SnapshotError::Truncated("missing znode"))?;
+            let z = Znode::decode(bytes.as_slice())?;
+            if i == 0 {
+                if z.path != path::ROOT {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "first node is {:?}, not the root",
+                        z.path
+                    )));
+                }
+            } else {
+                let (parent, name) = path::split(&z.path)
+                    .ok_or_else(|| SnapshotError::Corrupt(format!("bad path {:?}", z.path)))?;
+                if name.is_empty() || !tree.nodes.contains_key(parent) {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "{:?} precedes its parent or is malformed",
+                        z.path
+                    )));
+                }
+            }
+            if tree.nodes.contains_key(z.path.as_str()) {
+                return Err(SnapshotError::Corrupt(format!("duplicate {:?}", z.path)));
+            }
+            let acl = tree.acl_cache.intern(&acl_from_proto(&z.acl));
+            let node = Node {
+                data: z.data.as_deref().map(Bytes::copy_from_slice),
+                acl,
+                meta: NodeMeta {
+                    czxid: z.czxid,
+                    mzxid: z.mzxid,
+                    ctime: z.ctime,
+                    mtime: z.mtime,
+                    version: z.version,
+                    cversion: z.cversion,
+                    aversion: z.aversion,
+                    ephemeral_owner: z.ephemeral_owner,
+                    pzxid: z.pzxid,
+                },
+                children: BTreeSet::new(),
+            };
+            tree.restore_node(&z.path, node);
+        }
+        if !tree.nodes.contains_key(path::ROOT) {
+            return Err(SnapshotError::Corrupt("no root".into()));
+        }
+        Ok(tree)
+    }
+
+    fn restore_node(&mut self, p: &str, node: Node) {
+        self.data_size += (p.len() + node.data_len()) as u64;
+        if let Some(owner) = Owner::session(node.meta.ephemeral_owner) {
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(p.to_owned());
+        }
+        if p != path::ROOT {
+            if let Some((parent, name)) = path::split(p) {
+                if let Some(parent) = self.nodes.get_mut(parent) {
+                    Arc::make_mut(parent).children.insert(name.into());
+                }
+            }
+        }
+        self.nodes.insert(p.into(), Arc::new(node));
+    }
+}
+
+impl TreeSnapshot {
+    /// The zxid of the last txn the snapshot includes.
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Writes the snapshot stream (header, then nodes in pre-order).
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let header = SnapshotHeader {
+            zxid: self.zxid.0,
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(s, t)| SessionEntry {
+                    session_id: s.0,
+                    timeout: *t,
+                })
+                .collect(),
+            node_count: self.nodes.len() as u64,
+        };
+        let mut buf = Vec::with_capacity(256);
+        header
+            .encode_length_delimited(&mut buf)
+            .map_err(io::Error::other)?;
+        out.write_all(&buf)?;
+        // Iterative pre-order: deep trees must not overflow the stack.
+        let mut stack = vec![path::ROOT.to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.nodes.get(p.as_str()) else {
+                continue;
+            };
+            let z = Znode {
+                path: p.clone(),
+                data: n.data.clone(),
+                acl: acl_to_proto(&n.acl),
+                czxid: n.meta.czxid,
+                mzxid: n.meta.mzxid,
+                ctime: n.meta.ctime,
+                mtime: n.meta.mtime,
+                version: n.meta.version,
+                cversion: n.meta.cversion,
+                aversion: n.meta.aversion,
+                ephemeral_owner: n.meta.ephemeral_owner,
+                pzxid: n.meta.pzxid,
+            };
+            buf.clear();
+            z.encode_length_delimited(&mut buf)
+                .map_err(io::Error::other)?;
+            out.write_all(&buf)?;
+            stack.extend(n.children.iter().rev().map(|c| path::join(&p, c)));
+        }
+        Ok(())
+    }
+
+    /// Sessions included in the snapshot.
+    pub fn sessions(&self) -> &[(SessionId, i32)] {
+        &self.sessions
+    }
+}
+
+/// Largest message accepted when restoring (a znode holds at most ~1 MiB of
+/// data plus its path and ACL; the header holds every session).
+const MAX_MESSAGE: u64 = 256 << 20;
+
+/// Reads one varint-length-delimited message; `None` at a clean end of input.
+fn read_delimited(input: &mut impl Read) -> Result<Option<Vec<u8>>, SnapshotError> {
+    let mut len: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let mut b = [0u8; 1];
+        match input.read(&mut b) {
+            Ok(0) if shift == 0 => return Ok(None),
+            Ok(0) => return Err(SnapshotError::Truncated("inside a length prefix")),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+        len |= u64::from(b[0] & 0x7f) << shift;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return Err(SnapshotError::Corrupt("length prefix too long".into()));
+        }
+    }
+    if len > MAX_MESSAGE {
+        return Err(SnapshotError::Corrupt(format!("message of {len} bytes")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    input.read_exact(&mut buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            SnapshotError::Truncated("inside a message")
+        } else {
+            SnapshotError::Io(e)
+        }
+    })?;
+    Ok(Some(buf))
+}

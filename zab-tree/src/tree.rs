@@ -1,0 +1,677 @@
+//! The data tree: znodes, ephemerals and the replicated sessions table, with
+//! the deterministic `apply` of committed txns and the local reads
+//! (reference D.2 reads, D.3, D.4, D.5 triggers, D.7).
+//!
+//! Representation: a `HashMap` from full path (`Arc<str>`) to `Arc<Node>`;
+//! each node lists its children by name. Values are `Arc`s so that
+//! [`DataTree::snapshot`] is an O(nodes) copy of pointers and writers then
+//! copy-on-write only the nodes they touch. ACL lists are interned
+//! ([`crate::acl`]) and data is a `Bytes` holding exactly the node's bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use zab_wire::jute::{
+    event_type, op, perms, Acl, Create2Response, CreateResponse, ErrorCode, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetDataResponse, MultiOp, MultiResponse,
+    MultiResult, PathWatchRequest, Request, Response, Stat, StatResponse, StringListResponse,
+};
+use zab_wire::proto::{self, txn_body::Op as TxnOp};
+use zab_wire::{SessionId, Zxid};
+
+use crate::acl::{self, AclCache, AclList, AuthInfo};
+use crate::node::{Node, NodeMeta, Owner};
+use crate::path;
+use crate::WatchEvent;
+
+/// The outcome of applying one committed txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub zxid: Zxid,
+    pub session_id: SessionId,
+    pub cxid: i32,
+    /// The reply for the originating session: `Create`/`Create2` for
+    /// creates, `Stat` for setData/setACL, `Empty` for delete and session
+    /// txns, `Multi` for multi (always Ok, per-op results inside, behaviour
+    /// 46), `Err(code)` for an error txn.
+    pub result: Result<Response, ErrorCode>,
+    /// Watch triggers in order (D.5; multi sub-ops in order, D.6).
+    pub events: Vec<WatchEvent>,
+    /// Set by closeSession txns, so the server drops that connection.
+    pub closed_session: Option<SessionId>,
+}
+
+/// ZooKeeper's `DataTree` plus its sessions table.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    pub(crate) nodes: HashMap<Arc<str>, Arc<Node>>,
+    pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    pub(crate) sessions: BTreeMap<SessionId, i32>,
+    pub(crate) last_zxid: Zxid,
+    /// Σ (path length + data length), as `zk_approximate_data_size`.
+    pub(crate) data_size: u64,
+    pub(crate) acl_cache: AclCache,
+    skip_acl: bool,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+/// Converts a jute ACL list to the txn (protobuf) form.
+pub fn acl_to_proto(acl: &[Acl]) -> Vec<proto::Acl> {
+    acl.iter()
+        .map(|a| proto::Acl {
+            perms: a.perms,
+            id: Some(proto::Id {
+                scheme: a.id.scheme.clone(),
+                id: a.id.id.clone(),
+            }),
+        })
+        .collect()
+}
+
+/// Converts a txn (protobuf) ACL list to the jute form.
+pub fn acl_from_proto(acl: &[proto::Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            let (scheme, id) =
+                a.id.as_ref()
+                    .map_or(("", ""), |i| (i.scheme.as_str(), i.id.as_str()));
+            Acl {
+                perms: a.perms,
+                id: zab_wire::jute::Id::new(scheme, id),
+            }
+        })
+        .collect()
+}
+
+fn event(event_type: i32, path: &str) -> WatchEvent {
+    WatchEvent {
+        event_type,
+        path: path.to_owned(),
+    }
+}
+
+impl DataTree {
+    /// A fresh tree with the built-in nodes `/`, `/zookeeper`,
+    /// `/zookeeper/quota` and `/zookeeper/config` (reference D.3): all Stat
+    /// fields 0, empty (not null) data, OPEN ACL except `/zookeeper/config`
+    /// which is `[READ world:anyone]` with aversion -1.
+    pub fn new() -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            last_zxid: Zxid::ZERO,
+            data_size: 0,
+            acl_cache: AclCache::default(),
+            skip_acl: false,
+        };
+        let open = t.acl_cache.intern(&Acl::open_unsafe());
+        let read = t.acl_cache.intern(&Acl::read_unsafe());
+        let builtin = |acl: AclList, aversion| Node {
+            data: Some(Bytes::new()),
+            acl,
+            meta: NodeMeta {
+                aversion,
+                ..NodeMeta::default()
+            },
+            children: BTreeSet::new(),
+        };
+        t.insert_node(path::ROOT, builtin(open.clone(), 0));
+        t.insert_node(path::ZOOKEEPER, builtin(open.clone(), 0));
+        t.insert_node(path::QUOTA, builtin(open, 0));
+        t.insert_node(path::CONFIG, builtin(read, -1));
+        t
+    }
+
+    /// Inserts a node and links it into its parent (no stat changes).
+    fn insert_node(&mut self, p: &str, node: Node) {
+        self.data_size += (p.len() + node.data_len()) as u64;
+        if let Some(owner) = Owner::session(node.meta.ephemeral_owner) {
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(p.to_owned());
+        }
+        if p != path::ROOT {
+            if let Some((parent, name)) = path::split(p) {
+                if let Some(parent) = self.nodes.get_mut(parent) {
+                    Arc::make_mut(parent).children.insert(name.into());
+                }
+            }
+        }
+        self.nodes.insert(p.into(), Arc::new(node));
+    }
+
+    /// ACL checks are skipped entirely (`zookeeper.skipACL=yes`).
+    pub fn set_skip_acl(&mut self, skip: bool) {
+        self.skip_acl = skip;
+    }
+
+    /// Sets `/zookeeper/config` to the membership text (quorum mode shows it
+    /// with version -1, reference D.3). Local, not a txn.
+    pub fn set_config(&mut self, data: Bytes) {
+        if let Some(n) = self.nodes.get_mut(path::CONFIG) {
+            let n = Arc::make_mut(n);
+            self.data_size = self.data_size - n.data_len() as u64 + data.len() as u64;
+            n.data = Some(data);
+            n.meta.version = -1;
+        }
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    pub fn stat(&self, p: &str) -> Option<Stat> {
+        self.nodes.get(p).map(|n| n.stat())
+    }
+
+    pub fn acl(&self, p: &str) -> Option<&[Acl]> {
+        self.nodes.get(p).map(|n| &n.acl[..])
+    }
+
+    /// The node's data (`None` for null data or a missing node).
+    pub fn data(&self, p: &str) -> Option<Bytes> {
+        self.nodes.get(p).and_then(|n| n.data.clone())
+    }
+
+    pub fn exists(&self, p: &str) -> bool {
+        self.nodes.contains_key(p)
+    }
+
+    /// Child names of `p`, sorted.
+    pub fn children(&self, p: &str) -> Option<Vec<String>> {
+        self.nodes
+            .get(p)
+            .map(|n| n.children.iter().map(|c| c.to_string()).collect())
+    }
+
+    pub(crate) fn node(&self, p: &str) -> Option<&Node> {
+        self.nodes.get(p).map(|n| &**n)
+    }
+
+    /// As `srvr`/`mntr` report it: the root is counted twice (ZooKeeper
+    /// stores it under `""` and `/`), so a fresh tree has 5 (reference D.3).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    /// Session ephemerals by owner (for `dump` and closeSession).
+    pub fn ephemerals(&self) -> impl Iterator<Item = (SessionId, Vec<String>)> + '_ {
+        self.ephemerals
+            .iter()
+            .map(|(s, paths)| (*s, paths.iter().cloned().collect()))
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub(crate) fn ephemerals_of(&self, s: SessionId) -> Option<&BTreeSet<String>> {
+        self.ephemerals.get(&s)
+    }
+
+    /// The replicated sessions table (createSession / closeSession txns).
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, i32)> + '_ {
+        self.sessions.iter().map(|(s, t)| (*s, *t))
+    }
+
+    pub fn session_timeout(&self, id: SessionId) -> Option<i32> {
+        self.sessions.get(&id).copied()
+    }
+
+    /// Paths the container/TTL reaper should delete (reference D.4,
+    /// behaviours 21–22): containers with no children that had one once
+    /// (stored counter > 0), and childless TTL nodes not modified for longer
+    /// than their TTL. Sorted.
+    pub fn reapable(&self, now_ms: i64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| is_reapable(n, now_ms))
+            .map(|(p, _)| p.to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn allowed(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
+        self.skip_acl || acl::check_acl(acl, perm, auth)
+    }
+
+    // ------------------------------------------------------------ reads
+
+    /// Answers a read from the local tree (reference D.2, reads). Paths are
+    /// not validated: a malformed path is simply NoNode (D.1), except that
+    /// `exists` refuses an embedded NUL with BadArguments. Watches are not
+    /// registered here.
+    pub fn read(
+        &self,
+        req: &Request,
+        session: SessionId,
+        auth: &AuthInfo,
+    ) -> Result<Response, ErrorCode> {
+        match req {
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                // Behaviour 42: exists is never ACL-checked.
+                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                Ok(Response::Stat(StatResponse { stat: n.stat() }))
+            }
+            Request::GetData(r) => self.get_data(r, auth).map(Response::GetData),
+            Request::GetChildren(r) => self
+                .get_children(r, auth)
+                .map(|(items, _)| Response::StringList(StringListResponse { items })),
+            Request::GetChildren2(r) => self.get_children(r, auth).map(|(children, stat)| {
+                Response::GetChildren2(GetChildren2Response { children, stat })
+            }),
+            Request::GetAcl(r) => {
+                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                // Behaviour 43: READ or ADMIN; digest ids redacted without ADMIN.
+                if !self.allowed(&n.acl, acl::READ_OR_ADMIN, auth) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let acl = if self.allowed(&n.acl, perms::ADMIN, auth) {
+                    n.acl.to_vec()
+                } else {
+                    acl::redact(&n.acl)
+                };
+                Ok(Response::GetAcl(GetAclResponse {
+                    acl,
+                    stat: n.stat(),
+                }))
+            }
+            Request::GetAllChildrenNumber(r) => {
+                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                if !self.allowed(&n.acl, perms::READ, auth) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let total = self.count_descendants(&r.path);
+                Ok(Response::GetAllChildrenNumber(
+                    GetAllChildrenNumberResponse {
+                        total_number: total.min(i32::MAX as usize) as i32,
+                    },
+                ))
+            }
+            Request::GetEphemerals(r) => {
+                // Plain string prefix; empty or "/" means all (reference D.2).
+                let prefix = if r.path == path::ROOT {
+                    ""
+                } else {
+                    r.path.as_str()
+                };
+                let items = self
+                    .ephemerals
+                    .get(&session)
+                    .map(|set| {
+                        set.iter()
+                            .filter(|p| p.starts_with(prefix))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Response::StringList(StringListResponse { items }))
+            }
+            Request::MultiRead(ops) => {
+                // Each op answers on its own; a failure does not stop the rest.
+                let results = ops
+                    .iter()
+                    .map(|o| match o {
+                        MultiOp::GetData(r) => match self.get_data(r, auth) {
+                            Ok(d) => MultiResult::GetData(d),
+                            Err(e) => MultiResult::Error(e.code()),
+                        },
+                        MultiOp::GetChildren(r) => match self.get_children(r, auth) {
+                            Ok((items, _)) => {
+                                MultiResult::GetChildren(StringListResponse { items })
+                            }
+                            Err(e) => MultiResult::Error(e.code()),
+                        },
+                        // Mixing is refused by the decoder (behaviour 48).
+                        _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
+                    })
+                    .collect();
+                Ok(Response::Multi(MultiResponse { results }))
+            }
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    fn get_data(
+        &self,
+        r: &PathWatchRequest,
+        auth: &AuthInfo,
+    ) -> Result<GetDataResponse, ErrorCode> {
+        let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+        if !self.allowed(&n.acl, perms::READ, auth) {
+            return Err(ErrorCode::NoAuth);
+        }
+        Ok(GetDataResponse {
+            data: n.data.clone(),
+            stat: n.stat(),
+        })
+    }
+
+    fn get_children(
+        &self,
+        r: &PathWatchRequest,
+        auth: &AuthInfo,
+    ) -> Result<(Vec<String>, Stat), ErrorCode> {
+        let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+        if !self.allowed(&n.acl, perms::READ, auth) {
+            return Err(ErrorCode::NoAuth);
+        }
+        Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
+    }
+
+    fn count_descendants(&self, p: &str) -> usize {
+        let mut total = 0;
+        let mut stack = vec![p.to_owned()];
+        while let Some(cur) = stack.pop() {
+            if let Some(n) = self.nodes.get(cur.as_str()) {
+                total += n.children.len();
+                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
+            }
+        }
+        total
+    }
+
+    // ------------------------------------------------------------ apply
+
+    /// Applies a committed txn. Deterministic: the same txns in the same
+    /// order give the same tree on every server and on replay.
+    pub fn apply(&mut self, txn: &proto::Txn) -> Applied {
+        let zxid = Zxid(txn.zxid);
+        let session = SessionId(txn.session_id);
+        let mut events = Vec::new();
+        let mut closed_session = None;
+        let result = match txn.body.as_ref().and_then(|b| b.op.as_ref()) {
+            Some(TxnOp::CreateSession(cs)) => {
+                self.sessions.insert(session, cs.timeout);
+                Ok(Response::Empty)
+            }
+            Some(TxnOp::CloseSession(cs)) => {
+                self.close_session(session, &cs.paths_to_delete, txn, &mut events);
+                closed_session = Some(session);
+                Ok(Response::Empty)
+            }
+            Some(TxnOp::Multi(m)) => Ok(Response::Multi(self.apply_multi(m, txn, &mut events))),
+            Some(TxnOp::Error(e)) => {
+                Err(ErrorCode::from_code(e.err).unwrap_or(ErrorCode::SystemError))
+            }
+            Some(other) => self.apply_single(other, txn, &mut events).map(|r| match r {
+                MultiResult::Create(c) => Response::Create(c),
+                MultiResult::Create2(c) => Response::Create2(c),
+                MultiResult::SetData(s) => Response::Stat(s),
+                _ => Response::Empty,
+            }),
+            None => Err(ErrorCode::MarshallingError),
+        };
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+        Applied {
+            zxid,
+            session_id: session,
+            cxid: txn.cxid,
+            result,
+            events,
+            closed_session,
+        }
+    }
+
+    /// One non-multi, non-session op; the result is expressed as the multi
+    /// result it would produce (the caller maps it to a `Response`).
+    fn apply_single(
+        &mut self,
+        op_: &TxnOp,
+        txn: &proto::Txn,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<MultiResult, ErrorCode> {
+        match op_ {
+            TxnOp::Create(c) => {
+                let stat = self.create_node(c, txn.zxid, txn.time, events)?;
+                Ok(if c.op == op::CREATE {
+                    MultiResult::Create(CreateResponse {
+                        path: c.path.clone(),
+                    })
+                } else {
+                    MultiResult::Create2(Create2Response {
+                        path: c.path.clone(),
+                        stat,
+                    })
+                })
+            }
+            TxnOp::Delete(d) => {
+                self.delete_node(&d.path, txn.zxid, events)?;
+                Ok(MultiResult::Delete)
+            }
+            TxnOp::SetData(s) => {
+                let n = self.node_mut(&s.path)?;
+                let old = n.data_len() as u64;
+                // Copy: the txn's Bytes may share a whole network/log buffer.
+                n.data = s.data.as_deref().map(Bytes::copy_from_slice);
+                n.meta.version = s.version;
+                n.meta.mzxid = txn.zxid;
+                n.meta.mtime = txn.time;
+                let stat = n.stat();
+                let new = n.data_len() as u64;
+                self.data_size = self.data_size - old + new;
+                events.push(event(event_type::NODE_DATA_CHANGED, &s.path));
+                Ok(MultiResult::SetData(StatResponse { stat }))
+            }
+            TxnOp::SetAcl(s) => {
+                let acl = self.acl_cache.intern(&acl_from_proto(&s.acl));
+                let n = self.node_mut(&s.path)?;
+                // Behaviour 5: only aversion changes; no watch fires (D.5).
+                n.acl = acl;
+                n.meta.aversion = s.version;
+                Ok(MultiResult::SetData(StatResponse { stat: n.stat() }))
+            }
+            TxnOp::Check(c) => {
+                if self.nodes.contains_key(c.path.as_str()) {
+                    Ok(MultiResult::Check)
+                } else {
+                    Err(ErrorCode::NoNode)
+                }
+            }
+            TxnOp::Error(e) => Err(ErrorCode::from_code(e.err).unwrap_or(ErrorCode::SystemError)),
+            TxnOp::CreateSession(_) | TxnOp::CloseSession(_) | TxnOp::Multi(_) => {
+                // Not allowed inside a multi.
+                Err(ErrorCode::MarshallingError)
+            }
+        }
+    }
+
+    /// Multi (reference D.7, behaviour 46): if any sub-txn is an error txn the
+    /// whole multi failed and nothing is applied; sub-ops before the first
+    /// error report 0, error sub-ops their code, the others -2. Accepts both
+    /// our form (all sub-ops error txns) and ZooKeeper's (real txns before
+    /// the failing one).
+    fn apply_multi(
+        &mut self,
+        m: &proto::MultiTxn,
+        txn: &proto::Txn,
+        events: &mut Vec<WatchEvent>,
+    ) -> MultiResponse {
+        let is_err = |b: &proto::TxnBody| matches!(b.op, Some(TxnOp::Error(_)));
+        if let Some(first) = m.ops.iter().position(is_err) {
+            let results = m
+                .ops
+                .iter()
+                .enumerate()
+                .map(|(i, b)| match &b.op {
+                    Some(TxnOp::Error(e)) => MultiResult::Error(e.err),
+                    _ if i < first => MultiResult::Error(0),
+                    _ => MultiResult::Error(ErrorCode::RuntimeInconsistency.code()),
+                })
+                .collect();
+            return MultiResponse { results };
+        }
+        let results = m
+            .ops
+            .iter()
+            .map(|b| match b.op.as_ref() {
+                Some(o) => match self.apply_single(o, txn, events) {
+                    Ok(r) => r,
+                    Err(e) => MultiResult::Error(e.code()),
+                },
+                None => MultiResult::Error(ErrorCode::MarshallingError.code()),
+            })
+            .collect();
+        MultiResponse { results }
+    }
+
+    fn node_mut(&mut self, p: &str) -> Result<&mut Node, ErrorCode> {
+        self.nodes
+            .get_mut(p)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)
+    }
+
+    /// `DataTree.createNode` (reference D.3).
+    fn create_node(
+        &mut self,
+        c: &proto::CreateTxn,
+        zxid: i64,
+        time: i64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<Stat, ErrorCode> {
+        let (parent_path, name) = path::split(&c.path).ok_or(ErrorCode::BadArguments)?;
+        if name.is_empty() || c.path == path::ROOT {
+            return Err(ErrorCode::NodeExists);
+        }
+        if self.nodes.contains_key(c.path.as_str()) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
+        let parent = self.node_mut(parent_path)?;
+        parent.children.insert(name.into());
+        // As ZooKeeper: the counter only moves forward; -1 means "one more".
+        let new_cversion = if c.parent_cversion == -1 {
+            parent.meta.cversion.wrapping_add(1)
+        } else {
+            c.parent_cversion
+        };
+        if new_cversion > parent.meta.cversion {
+            parent.meta.cversion = new_cversion;
+            parent.meta.pzxid = zxid;
+        }
+        let node = Node {
+            data: c.data.as_deref().map(Bytes::copy_from_slice),
+            acl,
+            meta: NodeMeta {
+                czxid: zxid,
+                mzxid: zxid,
+                ctime: time,
+                mtime: time,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: c.ephemeral_owner,
+                pzxid: zxid,
+            },
+            children: BTreeSet::new(),
+        };
+        let stat = node.stat();
+        self.data_size += (c.path.len() + node.data_len()) as u64;
+        if let Some(owner) = Owner::session(c.ephemeral_owner) {
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(c.path.clone());
+        }
+        self.nodes.insert(c.path.as_str().into(), Arc::new(node));
+        events.push(event(event_type::NODE_CREATED, &c.path));
+        events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
+        Ok(stat)
+    }
+
+    /// `DataTree.deleteNode` (reference D.3). Refuses to orphan children or
+    /// delete the root, so a bad txn cannot corrupt the tree.
+    fn delete_node(
+        &mut self,
+        p: &str,
+        zxid: i64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<(), ErrorCode> {
+        let (parent_path, name) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        if p == path::ROOT {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        let owner = node.meta.ephemeral_owner;
+        let size = (p.len() + node.data_len()) as u64;
+        let parent = self.node_mut(parent_path)?;
+        parent.children.remove(name);
+        if zxid > parent.meta.pzxid {
+            parent.meta.pzxid = zxid;
+        }
+        self.nodes.remove(p);
+        self.data_size -= size;
+        if let Some(s) = Owner::session(owner) {
+            if let Some(set) = self.ephemerals.get_mut(&s) {
+                set.remove(p);
+                if set.is_empty() {
+                    self.ephemerals.remove(&s);
+                }
+            }
+        }
+        // Behaviour 26: NodeDeleted(p) then NodeChildrenChanged(parent).
+        events.push(event(event_type::NODE_DELETED, p));
+        events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
+        Ok(())
+    }
+
+    /// Deletes the listed ephemerals, then any the session still owns (a
+    /// defensive, deterministic sweep), and drops the session.
+    fn close_session(
+        &mut self,
+        session: SessionId,
+        paths: &[String],
+        txn: &proto::Txn,
+        events: &mut Vec<WatchEvent>,
+    ) {
+        for p in paths {
+            let owned = self
+                .nodes
+                .get(p.as_str())
+                .is_some_and(|n| Owner::session(n.meta.ephemeral_owner) == Some(session));
+            if owned {
+                let _ = self.delete_node(p, txn.zxid, events);
+            }
+        }
+        if let Some(rest) = self.ephemerals.get(&session).cloned() {
+            for p in rest {
+                let _ = self.delete_node(&p, txn.zxid, events);
+            }
+        }
+        self.sessions.remove(&session);
+    }
+}
+
+pub(crate) fn is_reapable(n: &Node, now_ms: i64) -> bool {
+    if !n.children.is_empty() {
+        return false;
+    }
+    match Owner::of(n.meta.ephemeral_owner) {
+        Owner::Container => n.meta.cversion > 0,
+        Owner::Ttl(ttl) => now_ms.saturating_sub(n.meta.mtime) > ttl,
+        _ => false,
+    }
+}
