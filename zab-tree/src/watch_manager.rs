@@ -495,6 +495,7 @@ impl WatchManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     const C1: ConnectionId = ConnectionId(1);
     const C2: ConnectionId = ConnectionId(2);
@@ -910,5 +911,290 @@ mod tests {
         assert_eq!(wm.data_watch_count(), 1);
         // Persistent adds a child-table entry too.
         assert_eq!(wm.total_watch_count(), 2);
+    }
+
+    /// A deliberately naive model of the two tables (scan everything, string
+    /// prefix tests for ancestry) to check the indexed implementation
+    /// against, op by op.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        const STANDARD: u8 = 1;
+        const PERSISTENT: u8 = 2;
+        const RECURSIVE: u8 = 4;
+        const DATA: bool = false;
+        const CHILD: bool = true;
+
+        #[derive(Default)]
+        struct Model {
+            /// (is child table, connection, path) → mode flags.
+            entries: BTreeMap<(bool, u64, String), u8>,
+        }
+
+        fn is_ancestor(anc: &str, path: &str) -> bool {
+            anc != path
+                && if anc == "/" {
+                    path.starts_with('/')
+                } else {
+                    path.starts_with(&format!("{anc}/"))
+                }
+        }
+
+        impl Model {
+            fn add_mode(&mut self, table: bool, c: u64, p: &str, m: u8) {
+                *self.entries.entry((table, c, p.to_string())).or_insert(0) |= m;
+            }
+            fn add(&mut self, c: u64, p: &str, kind: WatchKind) {
+                match kind {
+                    WatchKind::Data | WatchKind::Exist => self.add_mode(DATA, c, p, STANDARD),
+                    WatchKind::Child => self.add_mode(CHILD, c, p, STANDARD),
+                    WatchKind::Persistent => {
+                        self.add_mode(DATA, c, p, PERSISTENT);
+                        self.add_mode(CHILD, c, p, PERSISTENT);
+                    }
+                    WatchKind::PersistentRecursive => self.add_mode(DATA, c, p, RECURSIVE),
+                }
+            }
+            fn trigger(&mut self, e: &WatchEvent) -> Vec<ConnectionId> {
+                let tables: &[bool] = match e.event_type {
+                    event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => &[DATA],
+                    event_type::NODE_DELETED => &[DATA, CHILD],
+                    event_type::NODE_CHILDREN_CHANGED => &[CHILD],
+                    _ => &[],
+                };
+                let mut out = Vec::new();
+                for (&(table, c, ref p), m) in self.entries.iter_mut() {
+                    if !tables.contains(&table) {
+                        continue;
+                    }
+                    if *p == e.path {
+                        out.push(ConnectionId(c));
+                        *m &= !STANDARD;
+                    } else if is_ancestor(p, &e.path) && *m & RECURSIVE != 0 {
+                        out.push(ConnectionId(c));
+                    }
+                }
+                self.entries.retain(|_, m| *m != 0);
+                out.sort();
+                out.dedup();
+                out
+            }
+            fn get(&self, table: bool, c: u64, p: &str) -> u8 {
+                self.entries
+                    .get(&(table, c, p.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+            }
+            fn contains(&self, c: u64, p: &str, wt: i32) -> bool {
+                match wt {
+                    watcher_type::CHILDREN => self.get(CHILD, c, p) & STANDARD != 0,
+                    watcher_type::DATA => self.get(DATA, c, p) & STANDARD != 0,
+                    watcher_type::PERSISTENT => self.get(DATA, c, p) & PERSISTENT != 0,
+                    watcher_type::PERSISTENT_RECURSIVE => self.get(DATA, c, p) & RECURSIVE != 0,
+                    watcher_type::ANY => self.get(CHILD, c, p) != 0 || self.get(DATA, c, p) != 0,
+                    _ => false,
+                }
+            }
+            fn clear(&mut self, table: bool, c: u64, p: &str, m: u8) -> bool {
+                let key = (table, c, p.to_string());
+                let Some(old) = self.entries.get(&key).copied() else {
+                    return false;
+                };
+                let new = old & !m;
+                if new == 0 {
+                    self.entries.remove(&key);
+                } else {
+                    self.entries.insert(key, new);
+                }
+                new != old
+            }
+            fn remove(&mut self, c: u64, p: &str, wt: i32) -> bool {
+                match wt {
+                    watcher_type::CHILDREN => self.clear(CHILD, c, p, STANDARD),
+                    watcher_type::DATA => self.clear(DATA, c, p, STANDARD),
+                    watcher_type::PERSISTENT => {
+                        let a = self.clear(CHILD, c, p, PERSISTENT);
+                        let b = self.clear(DATA, c, p, PERSISTENT);
+                        a || b
+                    }
+                    watcher_type::PERSISTENT_RECURSIVE => self.clear(DATA, c, p, RECURSIVE),
+                    watcher_type::ANY => {
+                        let a = self.clear(CHILD, c, p, 7);
+                        let b = self.clear(DATA, c, p, 7);
+                        a || b
+                    }
+                    _ => false,
+                }
+            }
+            fn remove_connection(&mut self, conn: u64) {
+                self.entries.retain(|&(_, c, _), _| c != conn);
+            }
+            fn data_by_path(&self) -> BTreeMap<String, Vec<ConnectionId>> {
+                let mut out: BTreeMap<String, Vec<ConnectionId>> = BTreeMap::new();
+                for (_, c, p) in self.entries.keys().filter(|k| k.0 == DATA) {
+                    out.entry(p.clone()).or_default().push(ConnectionId(*c));
+                }
+                for conns in out.values_mut() {
+                    conns.sort();
+                }
+                out
+            }
+        }
+
+        const PATHS: [&str; 7] = ["/", "/a", "/a/b", "/a/b/c", "/ab", "/ab/c", "/b"];
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Add(u64, usize, WatchKind),
+            Trigger(i32, usize),
+            Remove(u64, usize, i32),
+            RemoveConnection(u64),
+            SetWatches(u64, i64, Vec<usize>, Vec<usize>, Vec<usize>),
+        }
+
+        fn kind() -> impl Strategy<Value = WatchKind> {
+            prop_oneof![
+                Just(WatchKind::Data),
+                Just(WatchKind::Exist),
+                Just(WatchKind::Child),
+                Just(WatchKind::Persistent),
+                Just(WatchKind::PersistentRecursive),
+            ]
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let path = 0..PATHS.len();
+            let paths = proptest::collection::vec(0..PATHS.len(), 0..3);
+            prop_oneof![
+                4 => (1..4u64, path.clone(), kind()).prop_map(|(c, p, k)| Op::Add(c, p, k)),
+                3 => (1..5i32, path.clone()).prop_map(|(t, p)| Op::Trigger(t, p)),
+                2 => (1..4u64, path, 0..7i32).prop_map(|(c, p, t)| Op::Remove(c, p, t)),
+                1 => (1..4u64).prop_map(Op::RemoveConnection),
+                1 => (1..4u64, 0..20i64, paths.clone(), paths.clone(), paths)
+                    .prop_map(|(c, z, d, e, ch)| Op::SetWatches(c, z, d, e, ch)),
+            ]
+        }
+
+        /// The tree for SetWatches: odd-indexed paths exist, with
+        /// mzxid = 3 × index and pzxid = 5 × index.
+        fn lookup(path: &str) -> Option<(i64, i64)> {
+            let i = PATHS.iter().position(|p| *p == path)? as i64;
+            (i % 2 == 1).then_some((3 * i, 5 * i))
+        }
+
+        fn model_set_watches(
+            m: &mut Model,
+            c: u64,
+            z: i64,
+            data: &[String],
+            exist: &[String],
+            child: &[String],
+        ) -> Vec<WatchEvent> {
+            let mut events = Vec::new();
+            for p in data {
+                match lookup(p) {
+                    None => events.push(WatchEvent {
+                        event_type: event_type::NODE_DELETED,
+                        path: p.clone(),
+                    }),
+                    Some((mz, _)) if mz > z => events.push(WatchEvent {
+                        event_type: event_type::NODE_DATA_CHANGED,
+                        path: p.clone(),
+                    }),
+                    Some(_) => m.add(c, p, WatchKind::Data),
+                }
+            }
+            for p in exist {
+                match lookup(p) {
+                    Some(_) => events.push(WatchEvent {
+                        event_type: event_type::NODE_CREATED,
+                        path: p.clone(),
+                    }),
+                    None => m.add(c, p, WatchKind::Exist),
+                }
+            }
+            for p in child {
+                match lookup(p) {
+                    None => events.push(WatchEvent {
+                        event_type: event_type::NODE_DELETED,
+                        path: p.clone(),
+                    }),
+                    Some((_, pz)) if pz > z => events.push(WatchEvent {
+                        event_type: event_type::NODE_CHILDREN_CHANGED,
+                        path: p.clone(),
+                    }),
+                    Some(_) => m.add(c, p, WatchKind::Child),
+                }
+            }
+            events
+        }
+
+        proptest! {
+            #[test]
+            fn matches_naive_model(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut wm = WatchManager::new();
+                let mut m = Model::default();
+                for op in ops {
+                    match op {
+                        Op::Add(c, p, k) => {
+                            wm.add(ConnectionId(c), PATHS[p], k);
+                            m.add(c, PATHS[p], k);
+                        }
+                        Op::Trigger(t, p) => {
+                            let e = ev(t, PATHS[p]);
+                            prop_assert_eq!(wm.trigger(&e), m.trigger(&e));
+                        }
+                        Op::Remove(c, p, t) => {
+                            prop_assert_eq!(
+                                wm.remove(ConnectionId(c), PATHS[p], t),
+                                m.remove(c, PATHS[p], t)
+                            );
+                        }
+                        Op::RemoveConnection(c) => {
+                            wm.remove_connection(ConnectionId(c));
+                            m.remove_connection(c);
+                        }
+                        Op::SetWatches(c, z, d, e, ch) => {
+                            let to = |v: &[usize]| -> Vec<String> {
+                                v.iter().map(|&i| PATHS[i].to_string()).collect()
+                            };
+                            let (d, e, ch) = (to(&d), to(&e), to(&ch));
+                            let got = wm.set_watches(ConnectionId(c), z, &d, &e, &ch, &[], &[], lookup);
+                            prop_assert_eq!(got, model_set_watches(&mut m, c, z, &d, &e, &ch));
+                        }
+                    }
+                    for c in 1..4 {
+                        for p in PATHS {
+                            for t in 1..6 {
+                                prop_assert_eq!(
+                                    wm.contains(ConnectionId(c), p, t),
+                                    m.contains(c, p, t),
+                                    "contains({}, {}, {})", c, p, t
+                                );
+                            }
+                        }
+                    }
+                    let by_path = m.data_by_path();
+                    prop_assert_eq!(wm.data_watches_by_path(), by_path.clone());
+                    prop_assert_eq!(wm.data_watch_paths(), by_path.len());
+                    prop_assert_eq!(
+                        wm.data_watch_count(),
+                        m.entries.keys().filter(|k| k.0 == DATA).count()
+                    );
+                    prop_assert_eq!(wm.total_watch_count(), m.entries.len());
+                    let conns: BTreeSet<u64> =
+                        m.entries.keys().filter(|k| k.0 == DATA).map(|k| k.1).collect();
+                    prop_assert_eq!(wm.data_watch_connections(), conns.len());
+                    prop_assert_eq!(
+                        wm.data_watches_by_connection().keys().map(|c| c.0).collect::<BTreeSet<_>>(),
+                        conns
+                    );
+                    // The recursive counter never drifts from the table.
+                    let recursive = m.entries.values().filter(|&&v| v & RECURSIVE != 0).count();
+                    prop_assert_eq!(wm.data.recursive, recursive);
+                }
+            }
+        }
     }
 }
