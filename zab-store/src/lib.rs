@@ -1,1 +1,228 @@
-//! Durability on RocksDB.
+//! zab's durability on RocksDB.
+//!
+//! This crate owns everything a zab server keeps on disk, in one RocksDB
+//! instance under one directory (the key layout is documented in `layout.rs`):
+//!
+//! * the txn log ([`TxnLog`]): appends with group commit — one synced write
+//!   covers every txn queued while the previous sync ran, and a txn is
+//!   reported durable only after its sync — reads from a zxid, truncation
+//!   after a zxid (TRUNC sync), the last logged zxid;
+//! * snapshots of the tree ([`SnapshotStore`]), opaque byte streams tagged
+//!   with their zxid, visible only once completely written;
+//! * the epoch metadata `currentEpoch` and `acceptedEpoch` (reference F.7),
+//!   synced before the setter returns;
+//! * purge ([`Store::purge`]): keep the newest N snapshots and the log
+//!   needed to replay from the oldest of them (`autopurge.snapRetainCount`).
+//!
+//! It knows nothing about networks or roles, and has no async: the writer is
+//! a std thread and completion is reported through callbacks, so async
+//! callers just send on a channel from them.
+
+mod error;
+mod layout;
+mod purge;
+mod snapshot;
+mod txn_log;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteOptions, DB};
+use zab_wire::Epoch;
+
+pub use error::StoreError;
+pub use purge::{PurgeReport, MIN_RETAIN};
+pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
+pub use txn_log::{LogIter, LogStats, TxnLog};
+
+use layout::{
+    decode_epoch, decode_u32, encode_epoch, encode_u32, log_key, ACCEPTED_EPOCH_KEY, CF_LOG,
+    CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
+};
+
+/// How the store behaves.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// fsync the txn log before reporting txns durable (zoo.cfg `forceSync`,
+    /// default yes). Epochs are synced regardless, as ZooKeeper's atomic
+    /// epoch files are.
+    pub sync: bool,
+    /// Snapshots are stored in chunks of this many bytes.
+    pub snapshot_chunk_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync: true,
+            snapshot_chunk_size: 1 << 20,
+        }
+    }
+}
+
+/// One RocksDB instance with column families `log`, `snapshots` and `meta`.
+pub struct Store {
+    db: Arc<DB>,
+    dir: PathBuf,
+    log: TxnLog,
+    snapshots: SnapshotStore,
+}
+
+/// The column family `name`, or a clear error if the DB lacks it.
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {
+    db.cf_handle(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("column family {name} missing")))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`. Snapshot chunks left by
+    /// a save that a crash interrupted are deleted here.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        // `meta` is written a few times per epoch; without a cap its stale
+        // memtable would keep every WAL file alive.
+        db_opts.set_max_total_wal_size(256 << 20);
+        let cfs = [CF_LOG, CF_SNAPSHOTS, CF_META]
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, cfs)?);
+        check_format(&db)?;
+        let log = TxnLog::open(Arc::clone(&db), opts.sync)?;
+        let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
+        Ok(Store {
+            db,
+            dir: dir.to_path_buf(),
+            log,
+            snapshots,
+        })
+    }
+
+    /// The txn log.
+    pub fn log(&self) -> TxnLog {
+        self.log.clone()
+    }
+
+    /// The snapshots.
+    pub fn snapshots(&self) -> SnapshotStore {
+        self.snapshots.clone()
+    }
+
+    /// The epoch whose history this server adopted (reference F.7).
+    pub fn current_epoch(&self) -> Result<Option<Epoch>, StoreError> {
+        self.get_epoch(CURRENT_EPOCH_KEY, "currentEpoch")
+    }
+
+    /// Synced before returning: a server acts on it right after.
+    pub fn set_current_epoch(&self, e: Epoch) -> Result<(), StoreError> {
+        self.put_epoch(CURRENT_EPOCH_KEY, e)
+    }
+
+    /// The epoch this server promised (reference F.7).
+    pub fn accepted_epoch(&self) -> Result<Option<Epoch>, StoreError> {
+        self.get_epoch(ACCEPTED_EPOCH_KEY, "acceptedEpoch")
+    }
+
+    /// Synced before returning: ACKEPOCH is sent right after.
+    pub fn set_accepted_epoch(&self, e: Epoch) -> Result<(), StoreError> {
+        self.put_epoch(ACCEPTED_EPOCH_KEY, e)
+    }
+
+    fn get_epoch(&self, key: &[u8], what: &str) -> Result<Option<Epoch>, StoreError> {
+        let meta = cf(&self.db, CF_META)?;
+        match self.db.get_pinned_cf(meta, key)? {
+            Some(v) => Ok(Some(decode_epoch(what, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_epoch(&self, key: &[u8], e: Epoch) -> Result<(), StoreError> {
+        let meta = cf(&self.db, CF_META)?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.put_cf_opt(meta, key, encode_epoch(e), &opts)?;
+        Ok(())
+    }
+
+    /// Keeps the newest `retain` (>= 3) snapshots and the log entries needed
+    /// to replay from the oldest kept one; deletes the rest. With no
+    /// snapshot at all nothing is deleted: the log is the only history.
+    pub fn purge(&self, retain: usize) -> Result<PurgeReport, StoreError> {
+        let plan = purge::plan(&self.snapshots.list()?, retain)?;
+        for zxid in &plan.remove {
+            self.snapshots.delete(*zxid)?;
+        }
+        let log_kept_from = match plan.oldest_kept() {
+            Some(oldest) => self.log.purge_before(oldest)?,
+            None => self.log.first_zxid(),
+        };
+        if !plan.remove.is_empty() {
+            // Reclaim the space now rather than at the next natural
+            // compaction, so `disk_usage` reflects the purge.
+            let end = log_kept_from.map(log_key);
+            self.db
+                .compact_range_cf(cf(&self.db, CF_LOG)?, None::<&[u8]>, end.as_ref());
+            self.db
+                .compact_range_cf(cf(&self.db, CF_SNAPSHOTS)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        tracing::info!(
+            removed = plan.remove.len(),
+            kept = plan.keep.len(),
+            log_kept_from = ?log_kept_from,
+            "purged"
+        );
+        Ok(PurgeReport {
+            snapshots_removed: plan.remove,
+            snapshots_kept: plan.keep,
+            log_kept_from,
+        })
+    }
+
+    /// Bytes used by the store's directory (for the `dirs` four-letter word:
+    /// reference E; zab keeps log and snapshots in one directory).
+    pub fn disk_usage(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Refuses a store written in a layout this version does not know; stamps
+/// a new one.
+fn check_format(db: &DB) -> Result<(), StoreError> {
+    let meta = cf(db, CF_META)?;
+    match db.get_pinned_cf(meta, FORMAT_KEY)? {
+        Some(v) => match decode_u32("format", &v)? {
+            FORMAT_VERSION => Ok(()),
+            other => Err(StoreError::UnsupportedFormat(other)),
+        },
+        None => {
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            db.put_cf_opt(meta, FORMAT_KEY, encode_u32(FORMAT_VERSION), &opts)?;
+            Ok(())
+        }
+    }
+}
+
+/// Sum of file sizes under `dir`; unreadable entries count as 0 (this is a
+/// statistic, and files come and go under RocksDB's feet).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+use std::io::{self, Read};
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use bytes::Bytes;
+use zab_wire::{Epoch, Zxid};
+
+use crate::layout::{chunk_key, CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY};
+use crate::{cf, Store, StoreError, StoreOptions};
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            // Small chunks so that tests cross chunk boundaries.
+            snapshot_chunk_size: 1000,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Deterministic, position-dependent bytes: a reordered or dropped chunk
+/// shows up as a mismatch.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(seed * 7919) % 251) as u8)
+        .collect()
+}
+
+fn read_to_end(mut r: impl Read) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+fn log_upto(store: &Store, n: i64) {
+    let log = store.log();
+    let (tx, rx) = channel();
+    log.append_batch(
+        (log.last_zxid().0 + 1..=n)
+            .map(|c| (Zxid(c), Bytes::from(vec![c as u8; 10])))
+            .collect(),
+        move |r| {
+            let _ = tx.send(r);
+        },
+    );
+    rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+}
+
+#[test]
+fn epochs_persist_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        assert_eq!(store.current_epoch().unwrap(), None);
+        assert_eq!(store.accepted_epoch().unwrap(), None);
+        store.set_accepted_epoch(Epoch(5)).unwrap();
+        store.set_current_epoch(Epoch(4)).unwrap();
+        store.set_current_epoch(Epoch(5)).unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.current_epoch().unwrap(), Some(Epoch(5)));
+    assert_eq!(store.accepted_epoch().unwrap(), Some(Epoch(5)));
+}
+
+#[test]
+fn a_corrupt_epoch_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let meta = cf(&store.db, CF_META).unwrap();
+    store
+        .db
+        .put_cf(meta, CURRENT_EPOCH_KEY, b"garbage!!")
+        .unwrap();
+    assert!(matches!(store.current_epoch(), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn snapshots_save_latest_list_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [(Zxid(10), 0usize), (Zxid(30), 2500), (Zxid(20), 1000)];
+    {
+        let store = open(dir.path());
+        let snaps = store.snapshots();
+        assert!(snaps.latest().unwrap().is_none());
+        for (z, len) in sizes {
+            let info = snaps.save(z, &mut &pattern(z.0 as u64, len)[..]).unwrap();
+            assert_eq!((info.zxid, info.size), (z, len as u64));
+        }
+    }
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    let listed: Vec<_> = snaps
+        .list()
+        .unwrap()
+        .iter()
+        .map(|s| (s.zxid, s.size))
+        .collect();
+    assert_eq!(listed, [(Zxid(10), 0), (Zxid(20), 1000), (Zxid(30), 2500)]);
+    let (info, reader) = snaps.latest().unwrap().unwrap();
+    assert_eq!(info.zxid, Zxid(30));
+    assert_eq!(reader.zxid(), Zxid(30));
+    assert_eq!(read_to_end(reader).unwrap(), pattern(30, 2500));
+    let (_, older) = snaps.read(Zxid(20)).unwrap().unwrap();
+    assert_eq!(read_to_end(older).unwrap(), pattern(20, 1000));
+    assert!(snaps.read(Zxid(25)).unwrap().is_none());
+}
+
+#[test]
+fn saving_the_same_zxid_again_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    snaps.save(Zxid(7), &mut &pattern(1, 3000)[..]).unwrap();
+    snaps.save(Zxid(7), &mut &pattern(2, 1500)[..]).unwrap();
+    assert_eq!(snaps.list().unwrap().len(), 1);
+    let (info, r) = snaps.latest().unwrap().unwrap();
+    assert_eq!(info.size, 1500);
+    assert_eq!(read_to_end(r).unwrap(), pattern(2, 1500));
+}
+
+/// A source that fails after `ok` bytes, like a tree serializer hitting an
+/// error or a process dying mid-save.
+struct FailingAfter {
+    ok: usize,
+    sent: usize,
+}
+
+impl Read for FailingAfter {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.sent >= self.ok {
+            return Err(io::Error::other("source died"));
+        }
+        let n = buf.len().min(self.ok - self.sent);
+        buf[..n].fill(0xAB);
+        self.sent += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_failed_save_is_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    snaps.save(Zxid(5), &mut &pattern(5, 1200)[..]).unwrap();
+    let err = snaps.save(Zxid(9), &mut FailingAfter { ok: 4500, sent: 0 });
+    assert!(matches!(err, Err(StoreError::Io(_))));
+    assert_eq!(
+        snaps
+            .list()
+            .unwrap()
+            .iter()
+            .map(|s| s.zxid)
+            .collect::<Vec<_>>(),
+        [Zxid(5)]
+    );
+    assert_eq!(snaps.latest().unwrap().unwrap().0.zxid, Zxid(5));
+}
+
+#[test]
+fn a_save_interrupted_by_a_crash_is_invisible_and_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .snapshots()
+            .save(Zxid(5), &mut &pattern(5, 1200)[..])
+            .unwrap();
+        // What a crash between writing chunks and the manifest leaves behind:
+        // chunks of a save id that no manifest names.
+        let snapshots = cf(&store.db, CF_SNAPSHOTS).unwrap();
+        for i in 0..3 {
+            store
+                .db
+                .put_cf(snapshots, chunk_key(999, i), [1u8; 1000])
+                .unwrap();
+        }
+    }
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    assert_eq!(
+        snaps
+            .list()
+            .unwrap()
+            .iter()
+            .map(|s| s.zxid)
+            .collect::<Vec<_>>(),
+        [Zxid(5)]
+    );
+    let snapshots = cf(&store.db, CF_SNAPSHOTS).unwrap();
+    assert!(store
+        .db
+        .get_cf(snapshots, chunk_key(999, 0))
+        .unwrap()
+        .is_none());
+    // New saves never reuse the orphan's id.
+    snaps.save(Zxid(6), &mut &pattern(6, 10)[..]).unwrap();
+    assert_eq!(
+        read_to_end(snaps.latest().unwrap().unwrap().1).unwrap(),
+        pattern(6, 10)
+    );
+}
+
+#[test]
+fn a_snapshot_with_a_missing_chunk_does_not_read_as_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    snaps.save(Zxid(5), &mut &pattern(5, 3500)[..]).unwrap();
+    let (_, reader) = snaps.latest().unwrap().unwrap();
+    // Drop every chunk (whatever save id it has) under the reader.
+    let snapshots = cf(&store.db, CF_SNAPSHOTS).unwrap();
+    store.db.delete_range_cf(snapshots, b"C", b"D").unwrap();
+    assert!(read_to_end(reader).is_err());
+}
+
+#[test]
+fn purge_keeps_exactly_what_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    log_upto(&store, 100);
+    let snaps = store.snapshots();
+    for z in [10, 30, 50, 70, 90] {
+        snaps
+            .save(Zxid(z), &mut &pattern(z as u64, 1500)[..])
+            .unwrap();
+    }
+    assert!(matches!(store.purge(2), Err(StoreError::RetainTooSmall(2))));
+
+    let report = store.purge(3).unwrap();
+    assert_eq!(report.snapshots_removed, [Zxid(10), Zxid(30)]);
+    assert_eq!(report.snapshots_kept, [Zxid(50), Zxid(70), Zxid(90)]);
+    assert_eq!(report.log_kept_from, Some(Zxid(50)));
+    assert_eq!(
+        snaps
+            .list()
+            .unwrap()
+            .iter()
+            .map(|s| s.zxid)
+            .collect::<Vec<_>>(),
+        [Zxid(50), Zxid(70), Zxid(90)]
+    );
+    let log = store.log();
+    assert_eq!(log.first_zxid(), Some(Zxid(50)));
+    assert_eq!(log.last_zxid(), Zxid(100));
+    let kept: Vec<Zxid> = log
+        .read_from(Zxid::ZERO)
+        .unwrap()
+        .map(|e| e.unwrap().0)
+        .collect();
+    assert_eq!(kept, (50..=100).map(Zxid).collect::<Vec<_>>());
+    // The kept snapshots still read whole.
+    for s in snaps.list().unwrap() {
+        let (_, r) = snaps.read(s.zxid).unwrap().unwrap();
+        assert_eq!(read_to_end(r).unwrap(), pattern(s.zxid.0 as u64, 1500));
+    }
+    // Purging again changes nothing.
+    let again = store.purge(3).unwrap();
+    assert!(again.snapshots_removed.is_empty());
+    assert_eq!(again.log_kept_from, Some(Zxid(50)));
+    drop(log);
+    drop(snaps);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.log().first_zxid(), Some(Zxid(50)));
+    assert_eq!(store.snapshots().list().unwrap().len(), 3);
+}
+
+#[test]
+fn purge_keeps_the_entry_at_or_before_the_oldest_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Log holds only even zxids; the snapshot at 35 needs 34 (the last txn
+    // it contains) to be findable for a DIFF from the log.
+    let log = store.log();
+    let (tx, rx) = channel();
+    log.append_batch(
+        (1..=30)
+            .map(|c| (Zxid(2 * c), Bytes::from_static(b"x")))
+            .collect(),
+        move |r| {
+            let _ = tx.send(r);
+        },
+    );
+    rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    let snaps = store.snapshots();
+    for z in [35, 45, 55] {
+        snaps.save(Zxid(z), &mut &b"tree"[..]).unwrap();
+    }
+    let report = store.purge(3).unwrap();
+    assert!(report.snapshots_removed.is_empty());
+    assert_eq!(report.log_kept_from, Some(Zxid(34)));
+    assert_eq!(
+        log.read_from(Zxid::ZERO)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .0,
+        Zxid(34)
+    );
+}
+
+#[test]
+fn a_reader_notices_a_purge_of_what_it_has_yet_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let n = 3 * crate::txn_log::tests_support::PAGE_ENTRIES as i64;
+    log_upto(&store, n);
+    let mut it = store.log().read_from(Zxid::ZERO).unwrap();
+    assert_eq!(it.next().unwrap().unwrap().0, Zxid(1));
+    let snaps = store.snapshots();
+    for z in [n - 3, n - 2, n - 1] {
+        snaps.save(Zxid(z), &mut &b"tree"[..]).unwrap();
+    }
+    store.purge(3).unwrap();
+    let rest: Vec<_> = it.collect();
+    assert!(matches!(
+        rest.last(),
+        Some(Err(StoreError::ChangedWhileReading))
+    ));
+}
+
+#[test]
+fn disk_usage_counts_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let before = store.disk_usage();
+    assert!(before > 0);
+    store
+        .snapshots()
+        .save(Zxid(1), &mut &pattern(1, 200_000)[..])
+        .unwrap();
+    assert!(store.disk_usage() > before);
+}

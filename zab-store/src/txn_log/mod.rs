@@ -1,0 +1,505 @@
+//! The txn log: appends with group commit, reads from a zxid, truncation.
+//!
+//! One writer thread owns every write to the `log` column family. Callers
+//! queue appends (cheap: a push under a mutex) and are told through a
+//! callback when their txns are durable. The writer takes *everything*
+//! queued while its previous write was syncing and writes it as one RocksDB
+//! `WriteBatch` with `sync = true`: one fsync covers many txns (group commit,
+//! ARCHITECTURE "How a write flows" step 4), and no callback runs before the
+//! sync that covers its txn returned. Callbacks run on the writer thread in
+//! zxid order, so they must be cheap (send on a channel).
+//!
+//! Truncation (TRUNC sync, reference F.4) and purge go through the same
+//! queue, so they are ordered with the appends around them.
+
+mod queue;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use zab_wire::Zxid;
+
+use crate::layout::{decode_log_key, log_key, CF_LOG, LOG_KEY_END};
+use crate::{cf, StoreError};
+use queue::{Command, CommandQueue, DurableCallback, Step};
+
+/// Counters of the log writer, for metrics and for checking that group
+/// commit actually groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// RocksDB writes of appended txns (each one synced when `forceSync`).
+    pub sync_writes: u64,
+    /// Txns made durable.
+    pub txns: u64,
+    /// Txn bytes made durable.
+    pub bytes: u64,
+}
+
+/// A handle on the txn log. Cheap to clone; `Send + Sync`.
+///
+/// The writer thread stops (after finishing what is queued) when the last
+/// handle — including the one inside [`crate::Store`] — is dropped.
+#[derive(Clone)]
+pub struct TxnLog {
+    handle: Arc<Handle>,
+}
+
+/// Owns the writer thread; joins it on drop.
+struct Handle {
+    core: Arc<LogCore>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Shared by the handles and the writer thread.
+struct LogCore {
+    db: Arc<DB>,
+    sync: bool,
+    queue: Mutex<CommandQueue>,
+    wake: Condvar,
+    /// Last durable zxid (0 when the log is empty).
+    last_durable: AtomicI64,
+    /// First zxid in the log, or -1 when empty.
+    first: AtomicI64,
+    /// Bumped before every truncation that removes entries, so a reader can
+    /// tell that what it is reading may have been replaced.
+    generation: AtomicU64,
+    /// Entries below this zxid have been purged.
+    purged_below: AtomicI64,
+    sync_writes: AtomicU64,
+    txns: AtomicU64,
+    bytes: AtomicU64,
+    /// Lets tests hold the writer so that appends pile up deterministically.
+    #[cfg(test)]
+    gate: Mutex<()>,
+}
+
+/// Entries are read from RocksDB a page at a time, so a long read (DIFF
+/// sync) never pins a RocksDB iterator or snapshot for long.
+const PAGE_ENTRIES: usize = 1024;
+const PAGE_BYTES: usize = 4 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent (each
+    // critical section is a push or a swap), so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TxnLog {
+    pub(crate) fn open(db: Arc<DB>, sync: bool) -> Result<TxnLog, StoreError> {
+        let (first, last) = {
+            let cf = cf(&db, CF_LOG)?;
+            let mut it = db.raw_iterator_cf(cf);
+            it.seek_to_first();
+            let first = match it.key() {
+                Some(k) => Some(decode_log_key(k)?),
+                None => None,
+            };
+            it.status()?;
+            it.seek_to_last();
+            let last = match it.key() {
+                Some(k) => decode_log_key(k)?,
+                None => Zxid::ZERO,
+            };
+            it.status()?;
+            (first, last)
+        };
+        let core = Arc::new(LogCore {
+            db,
+            sync,
+            queue: Mutex::new(CommandQueue::new(last)),
+            wake: Condvar::new(),
+            last_durable: AtomicI64::new(last.0),
+            first: AtomicI64::new(first.map_or(-1, |z| z.0)),
+            generation: AtomicU64::new(0),
+            purged_below: AtomicI64::new(0),
+            sync_writes: AtomicU64::new(0),
+            txns: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            #[cfg(test)]
+            gate: Mutex::new(()),
+        });
+        let writer = {
+            let core = Arc::clone(&core);
+            std::thread::Builder::new()
+                .name("zab-store-log".into())
+                .spawn(move || core.run())?
+        };
+        tracing::debug!(first = ?first, last = %last, "txn log opened");
+        Ok(TxnLog {
+            handle: Arc::new(Handle {
+                core,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    fn core(&self) -> &LogCore {
+        &self.handle.core
+    }
+
+    /// Queues `txn` (opaque bytes: an encoded `zab_wire::proto::Txn`) under
+    /// `zxid`. Zxids must be strictly increasing across all appends.
+    ///
+    /// `on_durable` gets `Ok(())` once the write covering this txn is synced
+    /// (callbacks run in zxid order on the writer thread), or the error. A
+    /// refused append (zxid not increasing, log failed or closed) calls it
+    /// right away on the caller's thread.
+    pub fn append(
+        &self,
+        zxid: Zxid,
+        txn: Bytes,
+        on_durable: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) {
+        self.append_batch(vec![(zxid, txn)], on_durable)
+    }
+
+    /// Same as [`TxnLog::append`] for a batch the caller already has; one
+    /// callback for the whole batch, which is durable all or nothing.
+    pub fn append_batch(
+        &self,
+        entries: Vec<(Zxid, Bytes)>,
+        on_durable: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) {
+        let core = self.core();
+        let pushed = lock(&core.queue).push_append(entries, Box::new(on_durable));
+        match pushed {
+            Ok(()) => core.wake.notify_one(),
+            Err((err, on_durable)) => on_durable(Err(err)),
+        }
+    }
+
+    /// The last durable zxid (`Zxid::ZERO` if the log is empty).
+    pub fn last_zxid(&self) -> Zxid {
+        Zxid(self.core().last_durable.load(Ordering::SeqCst))
+    }
+
+    /// The first zxid still in the log (purge moves it up).
+    pub fn first_zxid(&self) -> Option<Zxid> {
+        match self.core().first.load(Ordering::SeqCst) {
+            z if z < 0 => None,
+            z => Some(Zxid(z)),
+        }
+    }
+
+    /// Entries with zxid `>= from`, in zxid order.
+    ///
+    /// The iterator reads in pages. If the log is truncated, or entries it
+    /// has yet to read are purged, while it is in use, it yields
+    /// [`StoreError::ChangedWhileReading`] and stops rather than silently
+    /// mixing two histories.
+    pub fn read_from(&self, from: Zxid) -> Result<LogIter, StoreError> {
+        let core = Arc::clone(&self.handle.core);
+        Ok(LogIter {
+            generation: core.generation.load(Ordering::SeqCst),
+            purged_below: core.purged_below.load(Ordering::SeqCst),
+            core,
+            next: Some(Zxid(from.0.max(0))),
+            buf: VecDeque::new(),
+        })
+    }
+
+    /// Removes every entry with zxid `> zxid` (TRUNC sync, reference F.4).
+    /// Waits for the appends queued before it, and is synced before it
+    /// returns. Appends after it may reuse the removed zxids.
+    pub fn truncate_after(&self, zxid: Zxid) -> Result<(), StoreError> {
+        let (tx, rx) = sync_channel(1);
+        lock(&self.core().queue).push_truncate(zxid, tx)?;
+        self.core().wake.notify_one();
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Bytes of the txns with `from <= zxid <= to` (values only), for
+    /// ZooKeeper's `snapshotSizeFactor` rule (reference F.4 rule 5 (b)).
+    pub fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, StoreError> {
+        let core = self.core();
+        let cf = cf(&core.db, CF_LOG)?;
+        let mut it = core.db.raw_iterator_cf(cf);
+        it.seek(log_key(Zxid(from.0.max(0))));
+        let mut total = 0u64;
+        while let Some((k, v)) = it.item() {
+            if decode_log_key(k)? > to {
+                break;
+            }
+            total += v.len() as u64;
+            it.next();
+        }
+        it.status()?;
+        Ok(total)
+    }
+
+    /// Writer counters.
+    pub fn stats(&self) -> LogStats {
+        let core = self.core();
+        LogStats {
+            sync_writes: core.sync_writes.load(Ordering::SeqCst),
+            txns: core.txns.load(Ordering::SeqCst),
+            bytes: core.bytes.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Removes the entries older than the newest entry `<= snapshot`; returns
+    /// the first zxid kept. Keeping the entry at (or just before) the
+    /// snapshot zxid mirrors ZooKeeper's purge, which keeps the log file
+    /// containing it, and lets a DIFF from the log find `peerLastZxid`
+    /// exactly (reference F.4 rule 5 (a)).
+    pub(crate) fn purge_before(&self, snapshot: Zxid) -> Result<Option<Zxid>, StoreError> {
+        let (tx, rx) = sync_channel(1);
+        lock(&self.core().queue).push_purge(snapshot, tx)?;
+        self.core().wake.notify_one();
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Holds the writer before it takes the queue, until the guard drops.
+    #[cfg(test)]
+    pub(crate) fn hold_writer(&self) -> MutexGuard<'_, ()> {
+        lock(&self.core().gate)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.core.queue).close();
+        self.core.wake.notify_all();
+        if let Some(writer) = lock(&self.writer).take() {
+            if writer.join().is_err() {
+                tracing::error!("txn log writer thread panicked");
+            }
+        }
+    }
+}
+
+impl LogCore {
+    /// The writer thread: take everything queued, do it, repeat.
+    fn run(self: Arc<Self>) {
+        loop {
+            {
+                let mut q = lock(&self.queue);
+                while q.is_empty() && !q.is_closed() {
+                    q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if q.is_empty() {
+                    return; // closed and drained
+                }
+            }
+            #[cfg(test)]
+            let _held = lock(&self.gate);
+            let steps = lock(&self.queue).take();
+            for step in steps {
+                match step {
+                    Step::Commit(groups) => self.commit(groups),
+                    Step::Other(cmd) => self.maintain(cmd),
+                }
+            }
+        }
+    }
+
+    fn fail(&self, err: &StoreError) {
+        tracing::error!(error = %err, "txn log write failed; refusing further writes");
+        lock(&self.queue).fail(err.clone());
+    }
+
+    fn check_usable(&self) -> Result<(), StoreError> {
+        match lock(&self.queue).failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn commit(&self, groups: Vec<(Vec<(Zxid, Bytes)>, DurableCallback)>) {
+        let result = self.write_group(&groups);
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        for (_, on_durable) in groups {
+            on_durable(result.clone());
+        }
+    }
+
+    /// One write (synced under `forceSync`) for every txn of the group.
+    fn write_group(
+        &self,
+        groups: &[(Vec<(Zxid, Bytes)>, DurableCallback)],
+    ) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let cf = cf(&self.db, CF_LOG)?;
+        let mut batch = WriteBatch::default();
+        let (mut first, mut last, mut count, mut bytes) = (None, None, 0u64, 0u64);
+        for (zxid, txn) in groups.iter().flat_map(|(entries, _)| entries) {
+            batch.put_cf(cf, log_key(*zxid), txn);
+            first.get_or_insert(*zxid);
+            last = Some(*zxid);
+            count += 1;
+            bytes += txn.len() as u64;
+        }
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(()); // only empty batches: nothing to write
+        };
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        self.sync_writes.fetch_add(1, Ordering::SeqCst);
+        self.txns.fetch_add(count, Ordering::SeqCst);
+        self.bytes.fetch_add(bytes, Ordering::SeqCst);
+        let _ = self
+            .first
+            .compare_exchange(-1, first.0, Ordering::SeqCst, Ordering::SeqCst);
+        // Before the callbacks run: whoever hears "durable" sees last_zxid >= it.
+        self.last_durable.store(last.0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn maintain(&self, cmd: Command) {
+        match cmd {
+            Command::Truncate { after, done } => {
+                let result = self.truncate(after);
+                if let Err(e) = &result {
+                    self.fail(e);
+                }
+                let _ = done.send(result);
+            }
+            Command::PurgeBefore { snapshot, done } => {
+                let _ = done.send(self.purge_before(snapshot));
+            }
+            Command::Append { on_durable, .. } => {
+                // `take` groups every append into a commit step; keep the
+                // promise of a callback anyway.
+                on_durable(Err(StoreError::Corrupt("append outside a commit".into())));
+            }
+        }
+    }
+
+    /// The newest entry with zxid `<= zxid`.
+    fn last_at_or_below(&self, zxid: Zxid) -> Result<Option<Zxid>, StoreError> {
+        let cf = cf(&self.db, CF_LOG)?;
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_for_prev(log_key(zxid));
+        let found = match it.key() {
+            Some(k) => Some(decode_log_key(k)?),
+            None => None,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
+    fn truncate(&self, after: Zxid) -> Result<(), StoreError> {
+        self.check_usable()?;
+        if after.0 >= self.last_durable.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Bump first: a reader that still sees the old generation created its
+        // RocksDB iterator before the delete below.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let cf = cf(&self.db, CF_LOG)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, log_key(after.next()), LOG_KEY_END);
+        // Always synced: a learner reloads its state from the truncated log
+        // right after TRUNC and must not find the removed txns after a crash.
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        let new_last = self.last_at_or_below(after)?;
+        self.last_durable
+            .store(new_last.unwrap_or(Zxid::ZERO).0, Ordering::SeqCst);
+        if new_last.is_none() {
+            self.first.store(-1, Ordering::SeqCst);
+        }
+        tracing::info!(after = %after, last = ?new_last, "txn log truncated");
+        Ok(())
+    }
+
+    fn purge_before(&self, snapshot: Zxid) -> Result<Option<Zxid>, StoreError> {
+        let first = match self.first.load(Ordering::SeqCst) {
+            z if z < 0 => return Ok(None),
+            z => Zxid(z),
+        };
+        let Some(keep) = self.last_at_or_below(snapshot)? else {
+            return Ok(Some(first)); // every entry is above the snapshot: all needed
+        };
+        if keep <= first {
+            return Ok(Some(first));
+        }
+        self.purged_below.fetch_max(keep.0, Ordering::SeqCst);
+        let cf = cf(&self.db, CF_LOG)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, log_key(Zxid::ZERO), log_key(keep));
+        // Unsynced: a purge lost in a crash only leaves old entries behind.
+        self.db.write_opt(batch, &WriteOptions::default())?;
+        self.first.store(keep.0, Ordering::SeqCst);
+        tracing::info!(snapshot = %snapshot, kept_from = %keep, "txn log purged");
+        Ok(Some(keep))
+    }
+}
+
+/// Iterator over log entries from a zxid; see [`TxnLog::read_from`].
+pub struct LogIter {
+    core: Arc<LogCore>,
+    /// Where the next page starts; `None` once the end (or an error) was hit.
+    next: Option<Zxid>,
+    buf: VecDeque<(Zxid, Bytes)>,
+    generation: u64,
+    purged_below: i64,
+}
+
+impl LogIter {
+    fn fill(&mut self, from: Zxid) -> Result<Option<Zxid>, StoreError> {
+        let cf = cf(&self.core.db, CF_LOG)?;
+        let mut it = self.core.db.raw_iterator_cf(cf);
+        it.seek(log_key(from));
+        // Checked after the iterator (and its implicit snapshot) exists; see
+        // `LogCore::truncate` and `LogCore::purge_before` for the other half.
+        if self.core.generation.load(Ordering::SeqCst) != self.generation {
+            return Err(StoreError::ChangedWhileReading);
+        }
+        let purged_below = self.core.purged_below.load(Ordering::SeqCst);
+        if purged_below != self.purged_below && purged_below > from.0 {
+            return Err(StoreError::ChangedWhileReading);
+        }
+        let mut bytes = 0;
+        while let Some((k, v)) = it.item() {
+            let zxid = decode_log_key(k)?;
+            bytes += v.len();
+            self.buf.push_back((zxid, Bytes::copy_from_slice(v)));
+            if self.buf.len() >= PAGE_ENTRIES || bytes >= PAGE_BYTES {
+                it.status()?;
+                return Ok(zxid.0.checked_add(1).map(Zxid));
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(None)
+    }
+}
+
+impl Iterator for LogIter {
+    type Item = Result<(Zxid, Bytes), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.buf.pop_front() {
+            return Some(Ok(entry));
+        }
+        let from = self.next.take()?;
+        match self.fill(from) {
+            Ok(next) => {
+                self.next = next;
+                self.buf.pop_front().map(Ok)
+            }
+            Err(e) => {
+                self.buf.clear();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) const PAGE_ENTRIES: usize = super::PAGE_ENTRIES;
+}

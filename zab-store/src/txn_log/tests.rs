@@ -1,0 +1,305 @@
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use bytes::Bytes;
+use zab_wire::{Epoch, Zxid};
+
+use crate::{Store, StoreError, StoreOptions, TxnLog};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, StoreOptions::default()).unwrap()
+}
+
+fn txn(z: Zxid) -> Bytes {
+    Bytes::from(format!("txn-{}", z.0))
+}
+
+/// Appends and returns the receiver of its callback's result.
+fn append(log: &TxnLog, z: Zxid) -> Receiver<Result<(), StoreError>> {
+    let (tx, rx) = channel();
+    log.append(z, txn(z), move |r| {
+        let _ = tx.send(r);
+    });
+    rx
+}
+
+fn durable(log: &TxnLog, z: Zxid) {
+    append(log, z).recv_timeout(WAIT).unwrap().unwrap();
+}
+
+fn read_all(log: &TxnLog, from: Zxid) -> Vec<(Zxid, Bytes)> {
+    log.read_from(from)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn zxids(entries: &[(Zxid, Bytes)]) -> Vec<Zxid> {
+    entries.iter().map(|(z, _)| *z).collect()
+}
+
+#[test]
+fn append_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let written: Vec<Zxid> = (1..=5)
+        .map(|c| Zxid::new(Epoch(1), c))
+        .chain((1..=3).map(|c| Zxid::new(Epoch(2), c)))
+        .collect();
+    {
+        let store = open(dir.path());
+        let log = store.log();
+        assert_eq!(log.last_zxid(), Zxid::ZERO);
+        assert_eq!(log.first_zxid(), None);
+        for z in &written {
+            durable(&log, *z);
+            assert_eq!(log.last_zxid(), *z);
+        }
+        assert_eq!(log.first_zxid(), Some(written[0]));
+    }
+    let store = open(dir.path());
+    let log = store.log();
+    assert_eq!(log.last_zxid(), *written.last().unwrap());
+    assert_eq!(log.first_zxid(), Some(written[0]));
+    let all = read_all(&log, Zxid::ZERO);
+    assert_eq!(zxids(&all), written);
+    for (z, b) in &all {
+        assert_eq!(*b, txn(*z));
+    }
+    // From a zxid in the middle, and from one that is not in the log.
+    assert_eq!(zxids(&read_all(&log, written[3])), written[3..]);
+    assert_eq!(zxids(&read_all(&log, Zxid::new(Epoch(1), 6))), written[5..]);
+    assert!(read_all(&log, Zxid::new(Epoch(3), 0)).is_empty());
+}
+
+#[test]
+fn non_increasing_zxids_are_refused_through_the_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    durable(&log, Zxid(10));
+    for z in [Zxid(10), Zxid(9), Zxid(-3)] {
+        let r = append(&log, z).recv_timeout(WAIT).unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::NotIncreasing { .. }) | Err(StoreError::InvalidZxid(_))
+            ),
+            "{z}: {r:?}"
+        );
+    }
+    // A refused append does not poison the log.
+    durable(&log, Zxid(11));
+    assert_eq!(zxids(&read_all(&log, Zxid::ZERO)), [Zxid(10), Zxid(11)]);
+}
+
+#[test]
+fn callbacks_run_in_zxid_order_after_last_zxid_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let (tx, rx) = channel();
+    for c in 1..=200 {
+        let z = Zxid(c);
+        let (tx, probe) = (tx.clone(), log.clone());
+        log.append(z, txn(z), move |r| {
+            let _ = tx.send((z, r.is_ok(), probe.last_zxid() >= z));
+        });
+    }
+    let order: Vec<(Zxid, bool, bool)> = (0..200).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
+    assert_eq!(
+        order.iter().map(|o| o.0).collect::<Vec<_>>(),
+        (1..=200).map(Zxid).collect::<Vec<_>>()
+    );
+    assert!(order.iter().all(|o| o.1 && o.2));
+}
+
+#[test]
+fn group_commit_covers_everything_queued_with_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let before = log.stats();
+    let (tx, rx) = channel();
+    let n = 1000u64;
+    {
+        // While the writer is held (as if busy syncing), appends pile up...
+        let _held = log.hold_writer();
+        let next = std::sync::Arc::new(std::sync::Mutex::new(0i64));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (log, tx, next) = (log.clone(), tx.clone(), next.clone());
+                std::thread::spawn(move || loop {
+                    let mut g = next.lock().unwrap();
+                    if *g as u64 == n {
+                        return;
+                    }
+                    *g += 1;
+                    let z = Zxid(*g);
+                    let tx = tx.clone();
+                    log.append(z, txn(z), move |r| {
+                        let _ = tx.send((z, r));
+                    });
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // ...and nothing is reported durable before its write.
+        assert!(rx.try_recv().is_err());
+        assert_eq!(log.last_zxid(), Zxid::ZERO);
+    }
+    for want in 1..=n as i64 {
+        let (z, r) = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(z, Zxid(want));
+        r.unwrap();
+    }
+    let after = log.stats();
+    assert_eq!(after.txns - before.txns, n);
+    // ...then one write covers them all.
+    assert_eq!(after.sync_writes - before.sync_writes, 1);
+    assert_eq!(zxids(&read_all(&log, Zxid::ZERO)).len(), n as usize);
+}
+
+#[test]
+fn append_batch_is_one_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let (tx, rx) = channel();
+    let batch: Vec<_> = (1..=10).map(|c| (Zxid(c), txn(Zxid(c)))).collect();
+    log.append_batch(batch, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(log.last_zxid(), Zxid(10));
+    // A batch that is out of order anywhere is refused whole.
+    let (tx, rx) = channel();
+    log.append_batch(
+        vec![(Zxid(11), txn(Zxid(11))), (Zxid(11), txn(Zxid(11)))],
+        move |r| {
+            let _ = tx.send(r);
+        },
+    );
+    assert!(rx.recv_timeout(WAIT).unwrap().is_err());
+    assert_eq!(read_all(&log, Zxid::ZERO).len(), 10);
+}
+
+#[test]
+fn truncate_after_removes_the_tail_and_allows_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let log = store.log();
+        for c in 1..=10 {
+            durable(&log, Zxid::new(Epoch(1), c));
+        }
+        log.truncate_after(Zxid::new(Epoch(1), 6)).unwrap();
+        assert_eq!(log.last_zxid(), Zxid::new(Epoch(1), 6));
+        // Truncating above the end is a no-op.
+        log.truncate_after(Zxid::new(Epoch(9), 0)).unwrap();
+        assert_eq!(log.last_zxid(), Zxid::new(Epoch(1), 6));
+        // The leader's history continues from there, in a new epoch.
+        durable(&log, Zxid::new(Epoch(2), 1));
+    }
+    let store = open(dir.path());
+    let log = store.log();
+    let want: Vec<Zxid> = (1..=6)
+        .map(|c| Zxid::new(Epoch(1), c))
+        .chain([Zxid::new(Epoch(2), 1)])
+        .collect();
+    assert_eq!(zxids(&read_all(&log, Zxid::ZERO)), want);
+    assert_eq!(log.last_zxid(), Zxid::new(Epoch(2), 1));
+    // Truncating everything empties the log.
+    log.truncate_after(Zxid::ZERO).unwrap();
+    assert_eq!(log.last_zxid(), Zxid::ZERO);
+    assert_eq!(log.first_zxid(), None);
+    assert!(read_all(&log, Zxid::ZERO).is_empty());
+}
+
+#[test]
+fn truncate_waits_for_queued_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let pending: Vec<_> = {
+        let _held = log.hold_writer();
+        (1..=5).map(|c| append(&log, Zxid(c))).collect()
+    };
+    log.truncate_after(Zxid(3)).unwrap();
+    for rx in pending {
+        rx.recv_timeout(WAIT).unwrap().unwrap();
+    }
+    assert_eq!(
+        zxids(&read_all(&log, Zxid::ZERO)),
+        (1..=3).map(Zxid).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_reader_notices_truncation_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let n = 3 * super::PAGE_ENTRIES as i64;
+    let (tx, rx) = channel();
+    log.append_batch(
+        (1..=n).map(|c| (Zxid(c), txn(Zxid(c)))).collect(),
+        move |r| {
+            let _ = tx.send(r);
+        },
+    );
+    rx.recv_timeout(WAIT).unwrap().unwrap();
+    // Paging: a full read crosses several pages and sees everything once.
+    assert_eq!(
+        zxids(&read_all(&log, Zxid::ZERO)),
+        (1..=n).map(Zxid).collect::<Vec<_>>()
+    );
+
+    let mut it = log.read_from(Zxid::ZERO).unwrap();
+    assert_eq!(it.next().unwrap().unwrap().0, Zxid(1));
+    log.truncate_after(Zxid(10)).unwrap();
+    durable(&log, Zxid(11)); // a different zxid 11 now
+    let rest: Vec<_> = it.collect();
+    assert!(
+        matches!(rest.last(), Some(Err(StoreError::ChangedWhileReading))),
+        "a reader must not splice two histories"
+    );
+}
+
+#[test]
+fn size_between_counts_txn_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    for c in 1..=20 {
+        durable(&log, Zxid(c));
+    }
+    let want = |a: i64, b: i64| (a..=b).map(|c| txn(Zxid(c)).len() as u64).sum::<u64>();
+    assert_eq!(log.size_between(Zxid(1), Zxid(20)).unwrap(), want(1, 20));
+    assert_eq!(log.size_between(Zxid(5), Zxid(12)).unwrap(), want(5, 12));
+    assert_eq!(log.size_between(Zxid(21), Zxid(30)).unwrap(), 0);
+    assert_eq!(log.size_between(Zxid(9), Zxid(3)).unwrap(), 0);
+}
+
+#[test]
+fn unsynced_mode_still_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                sync: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        for c in 1..=3 {
+            durable(&store.log(), Zxid(c));
+        }
+    }
+    let store = open(dir.path());
+    assert_eq!(store.log().last_zxid(), Zxid(3));
+}
