@@ -1,0 +1,849 @@
+//! End-to-end compatibility with the `zookeeper-client` crate, a Rust
+//! ZooKeeper client this project did not write: CRUD, create modes, watches,
+//! multi, ACLs, session expiry and reconnection across a server restart.
+//!
+//! Runs against zab by default, or against Apache ZooKeeper 3.8 with
+//! `ZAB_TEST_TARGET=zookeeper` (see `tests/support/mod.rs`).
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+use support::{bounded, eventually, TestServer};
+use zookeeper_client::{
+    Acl, Acls, AddWatchMode, Client, CreateMode, CreateOptions, Error, EventType, MultiWriteError,
+    MultiWriteResult, OneshotWatcher, PersistentWatcher, SessionState, WatchedEvent,
+};
+
+/// How long a watch event may take to arrive after the change that fires it.
+const EVENT_WITHIN: Duration = Duration::from_secs(10);
+
+fn persistent() -> CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+async fn connect(server: &TestServer) -> Client {
+    connect_with_timeout(server, Duration::from_secs(10)).await
+}
+
+async fn connect_with_timeout(server: &TestServer, session_timeout: Duration) -> Client {
+    Client::connector()
+        .with_session_timeout(session_timeout)
+        .connect(&server.connect_string())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", server.connect_string()))
+}
+
+async fn next_oneshot(watcher: OneshotWatcher) -> WatchedEvent {
+    tokio::time::timeout(EVENT_WITHIN, watcher.changed())
+        .await
+        .expect("watch event did not arrive in time")
+}
+
+async fn next_persistent(watcher: &mut PersistentWatcher) -> WatchedEvent {
+    tokio::time::timeout(EVENT_WITHIN, watcher.changed())
+        .await
+        .expect("persistent watch event did not arrive in time")
+}
+
+fn assert_event(event: &WatchedEvent, event_type: EventType, path: &str) {
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (event_type, path),
+        "unexpected watch event {event:?}"
+    );
+}
+
+/// `user:base64(sha1("user:password"))`, the id a digest ACL stores (reference D.9).
+fn digest_id(user: &str, password: &str) -> String {
+    let hash = Sha1::digest(format!("{user}:{password}").as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crud_with_versions() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+
+        let (stat, _) = client.create("/crud", b"v0", &persistent()).await.unwrap();
+        assert_eq!(stat.version, 0);
+        assert_eq!(stat.czxid, stat.mzxid);
+        assert_eq!(
+            client.create("/crud", b"again", &persistent()).await,
+            Err(Error::NodeExists)
+        );
+
+        let (data, got) = client.get_data("/crud").await.unwrap();
+        assert_eq!(data, b"v0");
+        assert_eq!(got, stat);
+        assert_eq!(got.data_length, 2);
+
+        let stat1 = client.set_data("/crud", b"v1", Some(0)).await.unwrap();
+        assert_eq!(stat1.version, 1);
+        assert!(stat1.mzxid > stat.mzxid);
+        assert_eq!(stat1.czxid, stat.czxid);
+        // Stale version: BadVersion, nothing changes.
+        assert_eq!(
+            client.set_data("/crud", b"v2", Some(0)).await,
+            Err(Error::BadVersion)
+        );
+        assert_eq!(client.get_data("/crud").await.unwrap().0, b"v1");
+        // Behaviour 6: identical bytes still bump the version.
+        let stat2 = client.set_data("/crud", b"v1", None).await.unwrap();
+        assert_eq!(stat2.version, 2);
+        assert!(stat2.mzxid > stat1.mzxid);
+
+        assert_eq!(
+            client.delete("/crud", Some(1)).await,
+            Err(Error::BadVersion)
+        );
+        assert!(client.check_stat("/crud").await.unwrap().is_some());
+        client.delete("/crud", Some(2)).await.unwrap();
+        assert_eq!(client.check_stat("/crud").await.unwrap(), None);
+        assert_eq!(client.get_data("/crud").await, Err(Error::NoNode));
+        assert_eq!(
+            client.set_data("/crud", b"x", None).await,
+            Err(Error::NoNode)
+        );
+        assert_eq!(client.delete("/crud", None).await, Err(Error::NoNode));
+
+        // Parent must exist; a parent with children cannot be deleted.
+        assert_eq!(
+            client.create("/nope/child", b"", &persistent()).await,
+            Err(Error::NoNode)
+        );
+        client.create("/parent", b"", &persistent()).await.unwrap();
+        client
+            .create("/parent/child", b"", &persistent())
+            .await
+            .unwrap();
+        assert_eq!(client.delete("/parent", None).await, Err(Error::NotEmpty));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_children_and_exists() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        client.create("/kids", b"", &persistent()).await.unwrap();
+        for name in ["c", "a", "b"] {
+            client
+                .create(&format!("/kids/{name}"), name.as_bytes(), &persistent())
+                .await
+                .unwrap();
+        }
+        let (mut children, stat) = client.get_children("/kids").await.unwrap();
+        children.sort();
+        assert_eq!(children, ["a", "b", "c"]);
+        assert_eq!(stat.num_children, 3);
+        // Behaviour 2: cversion counts child creates and deletes.
+        assert_eq!(stat.cversion, 3);
+        client.delete("/kids/b", None).await.unwrap();
+        let (mut children, stat) = client.get_children("/kids").await.unwrap();
+        children.sort();
+        assert_eq!(children, ["a", "c"]);
+        assert_eq!(stat.cversion, 4);
+        assert_eq!(stat.num_children, 2);
+
+        assert!(client.list_children("/kids/a").await.unwrap().is_empty());
+        assert_eq!(client.list_children("/missing").await, Err(Error::NoNode));
+
+        let root = client.list_children("/").await.unwrap();
+        assert!(root.contains(&"zookeeper".to_string()), "root: {root:?}");
+        assert!(root.contains(&"kids".to_string()), "root: {root:?}");
+
+        let stat = client.check_stat("/kids/a").await.unwrap().expect("exists");
+        assert_eq!(stat.data_length, 1);
+        assert_eq!(client.check_stat("/kids/zz").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_mode() {
+    // Fast container/TTL sweeps so the test does not wait the default minute.
+    let server =
+        TestServer::start("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
+    bounded(async {
+        let client = connect(&server).await;
+        let session = client.session_id().0;
+
+        let (stat, _) = client.create("/plain", b"p", &persistent()).await.unwrap();
+        assert_eq!(stat.ephemeral_owner, 0);
+
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        let (stat, _) = client.create("/eph", b"e", &eph).await.unwrap();
+        assert_eq!(stat.ephemeral_owner, session);
+        // Ephemerals cannot have children.
+        assert_eq!(
+            client.create("/eph/child", b"", &persistent()).await,
+            Err(Error::NoChildrenForEphemerals)
+        );
+
+        client.create("/seq", b"", &persistent()).await.unwrap();
+        let pseq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
+        let eseq = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+        let (_, s0) = client.create("/seq/n-", b"", &pseq).await.unwrap();
+        let (stat1, s1) = client.create("/seq/n-", b"", &eseq).await.unwrap();
+        assert_eq!((s0.into_i64(), s1.into_i64()), (0, 1));
+        assert_eq!(stat1.ephemeral_owner, session);
+        // Behaviour 1: the suffix counts every child ever created, of any kind.
+        client.create("/seq/x", b"", &persistent()).await.unwrap();
+        client.delete("/seq/x", None).await.unwrap();
+        let (_, s3) = client.create("/seq/n-", b"", &pseq).await.unwrap();
+        assert_eq!(s3.into_i64(), 3);
+        let mut names = client.list_children("/seq").await.unwrap();
+        names.sort();
+        assert_eq!(names, ["n-0000000000", "n-0000000001", "n-0000000003"]);
+
+        // Container: kept while it never had a child (behaviour 22), removed
+        // once its last child is gone.
+        let container = CreateMode::Container.with_acls(Acls::anyone_all());
+        let (stat, _) = client.create("/box", b"", &container).await.unwrap();
+        assert_eq!(stat.ephemeral_owner, 0, "behaviour 8");
+        client.create("/empty-box", b"", &container).await.unwrap();
+        client
+            .create("/box/item", b"", &persistent())
+            .await
+            .unwrap();
+        client.delete("/box/item", None).await.unwrap();
+        eventually(EVENT_WITHIN, "empty container /box removed", || async {
+            match client.check_stat("/box").await.unwrap() {
+                None => Some(()),
+                Some(_) => None,
+            }
+        })
+        .await;
+        assert!(
+            client.check_stat("/empty-box").await.unwrap().is_some(),
+            "a container that never had a child must stay"
+        );
+
+        // TTL (needs extendedTypesEnabled): removed once childless and
+        // unmodified for its TTL (behaviour 21).
+        let ttl = CreateMode::Persistent
+            .with_acls(Acls::anyone_all())
+            .with_ttl(Duration::from_millis(500));
+        let (stat, _) = client.create("/ttl", b"t", &ttl).await.unwrap();
+        assert_eq!(stat.ephemeral_owner, 0, "behaviour 8");
+        let ttl_seq = CreateMode::PersistentSequential
+            .with_acls(Acls::anyone_all())
+            .with_ttl(Duration::from_millis(500));
+        let (_, seq) = client.create("/ttl-", b"", &ttl_seq).await.unwrap();
+        let seq_path = format!("/ttl-{seq}");
+        assert!(client.check_stat(&seq_path).await.unwrap().is_some());
+        eventually(EVENT_WITHIN, "TTL nodes removed", || async {
+            let a = client.check_stat("/ttl").await.unwrap();
+            let b = client.check_stat(&seq_path).await.unwrap();
+            (a.is_none() && b.is_none()).then_some(())
+        })
+        .await;
+        assert!(client.check_stat("/plain").await.unwrap().is_some());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_is_refused_without_extended_types() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        let ttl = CreateMode::Persistent
+            .with_acls(Acls::anyone_all())
+            .with_ttl(Duration::from_secs(10));
+        // ZooKeeper 3.8 answers UNIMPLEMENTED when TTL nodes are disabled.
+        assert_eq!(
+            client.create("/ttl", b"", &ttl).await,
+            Err(Error::Unimplemented)
+        );
+        assert_eq!(client.check_stat("/ttl").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_watches() {
+    let server = TestServer::start("");
+    bounded(async {
+        let watcher_client = connect(&server).await;
+        let writer = connect(&server).await;
+
+        // Data watch.
+        writer.create("/w", b"0", &persistent()).await.unwrap();
+        let (_, _, data_watch) = watcher_client.get_and_watch_data("/w").await.unwrap();
+        let stat = writer.set_data("/w", b"1", None).await.unwrap();
+        let event = next_oneshot(data_watch).await;
+        assert_event(&event, EventType::NodeDataChanged, "/w");
+        assert_eq!(watcher_client.get_data("/w").await.unwrap().1, stat);
+
+        // Exists watch on a missing node fires on creation (behaviour 27).
+        let (none, exists_watch) = watcher_client.check_and_watch_stat("/later").await.unwrap();
+        assert_eq!(none, None);
+        writer.create("/later", b"", &persistent()).await.unwrap();
+        assert_event(
+            &next_oneshot(exists_watch).await,
+            EventType::NodeCreated,
+            "/later",
+        );
+
+        // Exists watch on an existing node fires on deletion.
+        let (some, exists_watch) = watcher_client.check_and_watch_stat("/later").await.unwrap();
+        assert!(some.is_some());
+        writer.delete("/later", None).await.unwrap();
+        assert_event(
+            &next_oneshot(exists_watch).await,
+            EventType::NodeDeleted,
+            "/later",
+        );
+
+        // Child watch: creation and deletion of a child, not data changes.
+        writer.create("/dir", b"", &persistent()).await.unwrap();
+        let (_, _, child_watch) = watcher_client.get_and_watch_children("/dir").await.unwrap();
+        writer.create("/dir/a", b"", &persistent()).await.unwrap();
+        assert_event(
+            &next_oneshot(child_watch).await,
+            EventType::NodeChildrenChanged,
+            "/dir",
+        );
+        let (children, child_watch) = watcher_client
+            .list_and_watch_children("/dir")
+            .await
+            .unwrap();
+        assert_eq!(children, ["a"]);
+        writer.delete("/dir/a", None).await.unwrap();
+        assert_event(
+            &next_oneshot(child_watch).await,
+            EventType::NodeChildrenChanged,
+            "/dir",
+        );
+
+        // A watch fires once: after the event, further changes are silent
+        // and the server holds no data watch for this connection.
+        let (_, _, w) = watcher_client.get_and_watch_data("/w").await.unwrap();
+        writer.set_data("/w", b"2", None).await.unwrap();
+        assert_event(&next_oneshot(w).await, EventType::NodeDataChanged, "/w");
+        writer.set_data("/w", b"3", None).await.unwrap();
+        assert_eq!(total_watches(&server), 0);
+
+        // Behaviour 27: a failed getData leaves no watch.
+        assert!(matches!(
+            watcher_client.get_and_watch_data("/absent").await,
+            Err(Error::NoNode)
+        ));
+        assert_eq!(total_watches(&server), 0);
+    })
+    .await;
+}
+
+/// `Total watches:N` from `wchs` (data and exists watches only, behaviour 32).
+fn total_watches(server: &TestServer) -> u64 {
+    let text = server.four_letter_word("wchs").expect("wchs");
+    text.lines()
+        .find_map(|line| line.strip_prefix("Total watches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected wchs answer {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_watch() {
+    let server = TestServer::start("");
+    bounded(async {
+        let watcher_client = connect(&server).await;
+        let writer = connect(&server).await;
+
+        let mut watch = watcher_client
+            .watch("/pw", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        writer.create("/pw", b"", &persistent()).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeCreated,
+            "/pw",
+        );
+        writer.set_data("/pw", b"x", None).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeDataChanged,
+            "/pw",
+        );
+        writer.create("/pw/c", b"", &persistent()).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeChildrenChanged,
+            "/pw",
+        );
+        // A grandchild or a child's data is not this node's business.
+        writer.set_data("/pw/c", b"y", None).await.unwrap();
+        writer.create("/pw/c/g", b"", &persistent()).await.unwrap();
+        writer.delete("/pw/c/g", None).await.unwrap();
+        writer.delete("/pw/c", None).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeChildrenChanged,
+            "/pw",
+        );
+        writer.delete("/pw", None).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeDeleted,
+            "/pw",
+        );
+        // Behaviour 29: it survives the node's deletion.
+        writer.create("/pw", b"", &persistent()).await.unwrap();
+        assert_event(
+            &next_persistent(&mut watch).await,
+            EventType::NodeCreated,
+            "/pw",
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_recursive_watch() {
+    let server = TestServer::start("");
+    bounded(async {
+        let watcher_client = connect(&server).await;
+        let writer = connect(&server).await;
+
+        let mut watch = watcher_client
+            .watch("/rw", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        writer.create("/rw", b"", &persistent()).await.unwrap();
+        writer.create("/rw/a", b"", &persistent()).await.unwrap();
+        writer.set_data("/rw/a", b"1", None).await.unwrap();
+        writer.create("/rw/a/b", b"", &persistent()).await.unwrap();
+        writer.delete("/rw/a/b", None).await.unwrap();
+        writer
+            .create("/elsewhere", b"", &persistent())
+            .await
+            .unwrap();
+        writer.set_data("/rw", b"2", None).await.unwrap();
+        // Behaviour 30: every node below, never NodeChildrenChanged.
+        let expected = [
+            (EventType::NodeCreated, "/rw"),
+            (EventType::NodeCreated, "/rw/a"),
+            (EventType::NodeDataChanged, "/rw/a"),
+            (EventType::NodeCreated, "/rw/a/b"),
+            (EventType::NodeDeleted, "/rw/a/b"),
+            (EventType::NodeDataChanged, "/rw"),
+        ];
+        for (event_type, path) in expected {
+            assert_event(&next_persistent(&mut watch).await, event_type, path);
+        }
+    })
+    .await;
+}
+
+// `remove` is deprecated in favour of Drop, but only `remove` waits for the
+// server's RemoveWatches reply, which keeps the `wchs` checks deterministic.
+#[allow(deprecated)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_watches() {
+    let server = TestServer::start("");
+    bounded(async {
+        let watcher_client = connect(&server).await;
+        let writer = connect(&server).await;
+        writer.create("/rm", b"", &persistent()).await.unwrap();
+        writer.create("/kept", b"", &persistent()).await.unwrap();
+
+        let (_, _, removed) = watcher_client.get_and_watch_data("/rm").await.unwrap();
+        let (_, _, kept) = watcher_client.get_and_watch_data("/kept").await.unwrap();
+        assert_eq!(total_watches(&server), 2);
+        removed.remove().await.unwrap();
+        assert_eq!(total_watches(&server), 1);
+
+        let persistent_watch = watcher_client
+            .watch("/rm", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        persistent_watch.remove().await.unwrap();
+
+        writer.set_data("/rm", b"1", None).await.unwrap();
+        writer.set_data("/kept", b"1", None).await.unwrap();
+        // The remaining watch still works, and it is the only event sent
+        // (a stray /rm event would be reported first by a conforming server
+        // and would not match here).
+        assert_event(
+            &next_oneshot(kept).await,
+            EventType::NodeDataChanged,
+            "/kept",
+        );
+        assert_eq!(total_watches(&server), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_success_and_atomic_failure() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        let observer = connect(&server).await;
+        client.create("/m", b"", &persistent()).await.unwrap();
+
+        let mut multi = client.new_multi_writer();
+        multi.add_create("/m/a", b"a", &persistent()).unwrap();
+        multi.add_create("/m/b", b"b", &persistent()).unwrap();
+        multi.add_set_data("/m/a", b"a1", Some(0)).unwrap();
+        multi.add_check_version("/m/b", 0).unwrap();
+        multi.add_delete("/m/b", Some(0)).unwrap();
+        let results = multi.commit().await.unwrap();
+        assert_eq!(results.len(), 5);
+        // The Create results' stats are not compared: ZooKeeper 3.8 answers a
+        // create2 inside multi as a plain create with no Stat (reference §0).
+        assert!(matches!(&results[0], MultiWriteResult::Create { path, .. } if path == "/m/a"));
+        assert!(matches!(&results[1], MultiWriteResult::Create { path, .. } if path == "/m/b"));
+        let set_stat = match &results[2] {
+            MultiWriteResult::SetData { stat } => stat,
+            other => panic!("expected setData, got {other:?}"),
+        };
+        assert_eq!(set_stat.version, 1);
+        assert_eq!(results[3], MultiWriteResult::Check);
+        assert_eq!(results[4], MultiWriteResult::Delete);
+        let (data, a_stat) = client.get_data("/m/a").await.unwrap();
+        assert_eq!(data, b"a1");
+        assert_eq!(&a_stat, set_stat);
+        // Behaviour 10: a multi is a single zxid.
+        assert_eq!(a_stat.czxid, a_stat.mzxid);
+        assert_eq!(client.check_stat("/m/b").await.unwrap(), None);
+
+        // A failing op in the middle: nothing applied, no watch fired, no
+        // sequence number consumed (behaviours 46, 47).
+        let (_, _, watch) = observer.get_and_watch_children("/m").await.unwrap();
+        let before = client.check_stat("/m").await.unwrap().unwrap();
+        let pseq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
+        let mut multi = client.new_multi_writer();
+        multi.add_create("/m/c", b"", &persistent()).unwrap();
+        multi.add_create("/m/s-", b"", &pseq).unwrap();
+        multi.add_create("/m/a", b"dup", &persistent()).unwrap();
+        multi.add_set_data("/m/a", b"never", None).unwrap();
+        match multi.commit().await {
+            Err(MultiWriteError::OperationFailed { index, source }) => {
+                assert_eq!((index, source), (2, Error::NodeExists));
+            }
+            other => panic!("expected the third op to fail, got {other:?}"),
+        }
+        assert_eq!(client.check_stat("/m/c").await.unwrap(), None);
+        assert_eq!(client.get_data("/m/a").await.unwrap().0, b"a1");
+        let after = client.check_stat("/m").await.unwrap().unwrap();
+        assert_eq!(after.cversion, before.cversion);
+        assert_eq!(after.num_children, before.num_children);
+        let (_, seq) = client.create("/m/s-", b"", &pseq).await.unwrap();
+        // /m had children a, b created before: the counter is at 2.
+        assert_eq!(seq.into_i64(), 2);
+        // That create is the first change to /m's children since the watch.
+        assert_event(
+            &next_oneshot(watch).await,
+            EventType::NodeChildrenChanged,
+            "/m",
+        );
+
+        // Failing check: version mismatch.
+        let mut multi = client.new_multi_writer();
+        multi.add_check_version("/m/a", 0).unwrap();
+        multi.add_create("/m/d", b"", &persistent()).unwrap();
+        match multi.commit().await {
+            Err(MultiWriteError::OperationFailed { index, source }) => {
+                assert_eq!((index, source), (0, Error::BadVersion));
+            }
+            other => panic!("expected the check to fail, got {other:?}"),
+        }
+        assert_eq!(client.check_stat("/m/d").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_acl() {
+    let server = TestServer::start("");
+    bounded(async {
+        let alice = connect(&server).await;
+        alice.auth("digest", b"alice:secret").await.unwrap();
+        let creator_all = CreateMode::Persistent.with_acls(Acls::creator_all());
+        alice.create("/vault", b"gold", &creator_all).await.unwrap();
+
+        let (acl, stat) = alice.get_acl("/vault").await.unwrap();
+        assert_eq!(acl.len(), 1, "{acl:?}");
+        assert_eq!(acl[0].scheme(), "digest");
+        assert_eq!(acl[0].id(), digest_id("alice", "secret"));
+        assert_eq!(acl[0].permission(), zookeeper_client::Permission::ALL);
+        assert_eq!(stat.aversion, 0);
+        assert_eq!(alice.get_data("/vault").await.unwrap().0, b"gold");
+        alice.set_data("/vault", b"gold2", None).await.unwrap();
+
+        let stranger = connect(&server).await;
+        assert_eq!(stranger.get_data("/vault").await, Err(Error::NoAuth));
+        assert_eq!(
+            stranger.set_data("/vault", b"stolen", None).await,
+            Err(Error::NoAuth)
+        );
+        assert!(matches!(
+            stranger.get_acl("/vault").await,
+            Err(Error::NoAuth)
+        ));
+        assert_eq!(
+            stranger.create("/vault/x", b"", &persistent()).await,
+            Err(Error::NoAuth)
+        );
+        // Behaviour 42: exists is never ACL-checked.
+        assert!(stranger.check_stat("/vault").await.unwrap().is_some());
+
+        // Behaviour 45: a wrong password "succeeds" but grants nothing.
+        let mallory = connect(&server).await;
+        mallory.auth("digest", b"alice:guess").await.unwrap();
+        assert_eq!(mallory.get_data("/vault").await, Err(Error::NoAuth));
+
+        // A second session with the right password gets in.
+        let alice2 = connect(&server).await;
+        alice2.auth("digest", b"alice:secret").await.unwrap();
+        assert_eq!(alice2.get_data("/vault").await.unwrap().0, b"gold2");
+
+        // setACL: grant world read; only aversion changes (behaviour 5).
+        let acls = [
+            Acl::new(
+                zookeeper_client::Permission::ALL,
+                zookeeper_client::AuthId::new("digest", &digest_id("alice", "secret")),
+            ),
+            Acl::new(
+                zookeeper_client::Permission::READ,
+                zookeeper_client::AuthId::anyone(),
+            ),
+        ];
+        let before = alice.check_stat("/vault").await.unwrap().unwrap();
+        let after = alice.set_acl("/vault", &acls, Some(0)).await.unwrap();
+        assert_eq!(after.aversion, 1);
+        assert_eq!((after.version, after.mzxid), (before.version, before.mzxid));
+        assert_eq!(stranger.get_data("/vault").await.unwrap().0, b"gold2");
+        assert_eq!(
+            stranger.set_data("/vault", b"stolen", None).await,
+            Err(Error::NoAuth)
+        );
+
+        // Creator ACL without any authenticated identity: InvalidACL (behaviour 44).
+        assert_eq!(
+            stranger.create("/nobody", b"", &creator_all).await,
+            Err(Error::InvalidAcl)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_removes_ephemerals() {
+    // tickTime 500: the shortest negotiable session timeout is 1 s.
+    let server = TestServer::start("");
+    bounded(async {
+        let observer = connect(&server).await;
+        let doomed = Client::connector()
+            .with_session_timeout(Duration::from_millis(1000))
+            // Dropping a detached client closes its connection without a
+            // closeSession, so the server must expire the session itself.
+            .with_detached()
+            .connect(&server.connect_string())
+            .await
+            .unwrap();
+        let negotiated = doomed.session_timeout();
+        assert!(
+            negotiated >= Duration::from_millis(1000) && negotiated <= Duration::from_secs(2),
+            "negotiated {negotiated:?}"
+        );
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        doomed.create("/doomed", b"", &eph).await.unwrap();
+        let (_, watch) = observer.check_and_watch_stat("/doomed").await.unwrap();
+        drop(doomed);
+
+        // Behaviour 34: the ephemeral stays until the session expires.
+        assert!(observer.check_stat("/doomed").await.unwrap().is_some());
+        eventually(
+            Duration::from_secs(30),
+            "ephemeral removed by expiry",
+            || async {
+                observer
+                    .check_stat("/doomed")
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+        assert_event(
+            &next_oneshot(watch).await,
+            EventType::NodeDeleted,
+            "/doomed",
+        );
+
+        // An explicit close removes ephemerals at once.
+        let closing = connect(&server).await;
+        closing.create("/closing", b"", &eph).await.unwrap();
+        drop(closing);
+        eventually(
+            Duration::from_secs(5),
+            "ephemeral removed by close",
+            || async {
+                observer
+                    .check_stat("/closing")
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+/// Waits until the client's session state is `SyncConnected` again.
+async fn wait_connected(client: &Client) {
+    let mut states = client.state_watcher();
+    let deadline = Duration::from_secs(30);
+    tokio::time::timeout(deadline, async {
+        loop {
+            match states.state() {
+                SessionState::SyncConnected => return,
+                SessionState::Disconnected => {}
+                terminal => panic!("session ended while reconnecting: {terminal:?}"),
+            }
+            states.changed().await;
+        }
+    })
+    .await
+    .expect("client did not reconnect in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_fires_for_change_after_restart() {
+    // tickTime 1000 lets sessions last up to 20 s: room for a JVM restart.
+    let mut server = TestServer::start("tickTime=1000");
+    let client = bounded(async {
+        let client = connect_with_timeout(&server, Duration::from_secs(20)).await;
+        client
+            .create("/survivor", b"0", &persistent())
+            .await
+            .unwrap();
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        client.create("/survivor-eph", b"", &eph).await.unwrap();
+        client
+    })
+    .await;
+    let (_, _, watch) = bounded(client.get_and_watch_data("/survivor"))
+        .await
+        .unwrap();
+
+    tokio::task::block_in_place(|| {
+        server.kill9();
+        server.restart();
+    });
+
+    bounded(async {
+        wait_connected(&client).await;
+        // Behaviour 40: the session and its ephemeral survived kill -9.
+        let stat = eventually(Duration::from_secs(30), "read after reconnect", || async {
+            match client.check_stat("/survivor-eph").await {
+                Err(Error::ConnectionLoss) => None,
+                other => Some(other.unwrap()),
+            }
+        })
+        .await;
+        assert_eq!(stat.map(|s| s.ephemeral_owner), Some(client.session_id().0));
+        let writer = connect(&server).await;
+        writer.set_data("/survivor", b"1", None).await.unwrap();
+        assert_event(
+            &next_oneshot(watch).await,
+            EventType::NodeDataChanged,
+            "/survivor",
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn set_watches_fires_for_change_made_while_away() {
+    // A current-thread runtime: while this thread is blocked restarting the
+    // server and writing from another thread, the watching client cannot run,
+    // so it can only learn about the change through SetWatches on reconnect
+    // (behaviour 28).
+    let mut server = TestServer::start("tickTime=1000");
+    let client = bounded(connect_with_timeout(&server, Duration::from_secs(20))).await;
+    bounded(async {
+        client.create("/data", b"0", &persistent()).await.unwrap();
+        client.create("/gone", b"", &persistent()).await.unwrap();
+        client.create("/parent", b"", &persistent()).await.unwrap();
+        client.create("/same", b"", &persistent()).await.unwrap();
+    })
+    .await;
+    let (_, _, data_watch) = bounded(client.get_and_watch_data("/data")).await.unwrap();
+    let (_, gone_watch) = bounded(client.check_and_watch_stat("/gone")).await.unwrap();
+    let (none, born_watch) = bounded(client.check_and_watch_stat("/born")).await.unwrap();
+    assert_eq!(none, None);
+    let (_, child_watch) = bounded(client.list_and_watch_children("/parent"))
+        .await
+        .unwrap();
+    let (_, _, same_watch) = bounded(client.get_and_watch_data("/same")).await.unwrap();
+
+    server.kill9();
+    server.restart();
+    let cs = server.connect_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let c = Client::connect(&cs).await.expect("connect");
+            c.set_data("/data", b"1", None).await.expect("set");
+            c.delete("/gone", None).await.expect("delete");
+            c.create("/born", b"", &persistent()).await.expect("create");
+            c.create("/parent/kid", b"", &persistent())
+                .await
+                .expect("create child");
+        })
+    })
+    .join()
+    .expect("writer thread");
+
+    bounded(async {
+        assert_event(
+            &next_oneshot(data_watch).await,
+            EventType::NodeDataChanged,
+            "/data",
+        );
+        assert_event(
+            &next_oneshot(gone_watch).await,
+            EventType::NodeDeleted,
+            "/gone",
+        );
+        assert_event(
+            &next_oneshot(born_watch).await,
+            EventType::NodeCreated,
+            "/born",
+        );
+        assert_event(
+            &next_oneshot(child_watch).await,
+            EventType::NodeChildrenChanged,
+            "/parent",
+        );
+        // The unchanged node's watch was re-armed silently: the server holds
+        // exactly that one data watch again, and it fires for the next change.
+        assert_eq!(total_watches(&server), 1);
+        client.set_data("/same", b"x", None).await.unwrap();
+        assert_event(
+            &next_oneshot(same_watch).await,
+            EventType::NodeDataChanged,
+            "/same",
+        );
+    })
+    .await;
+}

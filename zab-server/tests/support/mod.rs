@@ -1,0 +1,330 @@
+//! Test harness shared by the end-to-end compatibility tests: it owns one
+//! server process per test, either the `zab-server` binary or a real Apache
+//! ZooKeeper 3.8 (the Debian package), so every test can be proved against
+//! ZooKeeper first and then run unchanged against zab.
+//!
+//! The target is chosen by the environment variable `ZAB_TEST_TARGET`:
+//! `zab` (the default) or `zookeeper`.
+//!
+//! Each [`TestServer`] gets a fresh temporary directory holding its `zoo.cfg`,
+//! its `dataDir` and the process's output, and a free port on 127.0.0.1. The
+//! process is killed and the directory removed when the value is dropped.
+
+// Each test binary uses a different subset of the harness.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a server gets to answer `ruok` after being spawned. A JVM on a
+/// busy two-core machine can take several seconds.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Upper bound for any single end-to-end test body.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Which server implementation the tests run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The `zab-server` binary of this package.
+    Zab,
+    /// Apache ZooKeeper 3.8 from the Debian package.
+    ZooKeeper,
+}
+
+/// The target selected by `ZAB_TEST_TARGET` (`zab` when unset).
+pub fn target() -> Target {
+    match std::env::var("ZAB_TEST_TARGET").as_deref() {
+        Ok("zookeeper") | Ok("zk") => Target::ZooKeeper,
+        Ok("zab") | Ok("") | Err(_) => Target::Zab,
+        Ok(other) => panic!("ZAB_TEST_TARGET must be `zab` or `zookeeper`, not {other:?}"),
+    }
+}
+
+/// One running server (or a stopped one that can be restarted) with its own
+/// directory and port.
+pub struct TestServer {
+    target: Target,
+    dir: TempDir,
+    cfg_path: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    /// How many times the process has been spawned; each run logs to its own file.
+    runs: u32,
+}
+
+impl TestServer {
+    /// Writes a `zoo.cfg` and starts the selected server, returning once it
+    /// answers `ruok` with `imok`.
+    ///
+    /// `extra_cfg` holds additional `key=value` lines; a key given there
+    /// replaces the harness default for the same key (e.g. `tickTime=200`).
+    pub fn start(extra_cfg: &str) -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("zab-compat-")
+            .tempdir()
+            .expect("create temp dir");
+        let port = free_port();
+        let data_dir = dir.path().join("data");
+        fs::create_dir_all(&data_dir).expect("create dataDir");
+        let cfg = render_cfg(&data_dir, port, extra_cfg);
+        let cfg_path = dir.path().join("zoo.cfg");
+        fs::write(&cfg_path, cfg).expect("write zoo.cfg");
+        let mut server = TestServer {
+            target: target(),
+            dir,
+            cfg_path,
+            port,
+            child: None,
+            runs: 0,
+        };
+        server.spawn_and_wait();
+        server
+    }
+
+    /// The implementation this server runs.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// `127.0.0.1:PORT`, as ZooKeeper clients expect it.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The client address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's `dataDir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The process id of the running server, if it is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush or say goodbye) and
+    /// reaps it. Its directory and data stay for [`TestServer::restart`].
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same directory and port (killing it
+    /// first if it still runs) and waits until it answers `ruok`.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn_and_wait();
+    }
+
+    /// Sends a four-letter word and returns the whole answer (the server
+    /// closes the connection after answering).
+    pub fn four_letter_word(&self, word: &str) -> std::io::Result<String> {
+        four_letter_word(self.addr(), word)
+    }
+
+    /// The output the server process wrote so far (all runs), for failure messages.
+    pub fn output(&self) -> String {
+        let mut all = String::new();
+        for run in 1..=self.runs {
+            if let Ok(text) = fs::read_to_string(self.log_path(run)) {
+                all.push_str(&format!("--- run {run} ---\n{text}"));
+            }
+        }
+        all
+    }
+
+    fn log_path(&self, run: u32) -> PathBuf {
+        self.dir.path().join(format!("server-{run}.log"))
+    }
+
+    fn spawn_and_wait(&mut self) {
+        self.runs += 1;
+        let log = File::create(self.log_path(self.runs)).expect("create server log");
+        let log_err = log.try_clone().expect("clone log handle");
+        let mut cmd = match self.target {
+            Target::Zab => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_zab-server"));
+                cmd.arg(&self.cfg_path);
+                cmd
+            }
+            Target::ZooKeeper => zookeeper_command(self.dir.path(), &self.cfg_path),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?} server: {e}", self.target));
+        self.child = Some(child);
+
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(answer) = self.four_letter_word("ruok") {
+                if answer == "imok" {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    panic!(
+                        "{:?} server exited during start-up with {status}\n{}",
+                        self.target,
+                        self.output()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!(
+                    "{:?} server did not answer ruok within {START_DEADLINE:?}\n{}",
+                    self.target,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Settings every test server gets; `extra_cfg` may override any of them.
+fn render_cfg(data_dir: &Path, port: u16, extra_cfg: &str) -> String {
+    let mut entries: Vec<(String, String)> = vec![
+        // Short ticks keep session timeouts (clamped to [2, 20] ticks) and
+        // expiry checks fast.
+        ("tickTime".into(), "500".into()),
+        ("dataDir".into(), data_dir.display().to_string()),
+        ("clientPort".into(), port.to_string()),
+        ("clientPortAddress".into(), "127.0.0.1".into()),
+        ("4lw.commands.whitelist".into(), "*".into()),
+        // ZooKeeper's admin server would bind 8080 for every test server.
+        ("admin.enableServer".into(), "false".into()),
+    ];
+    for line in extra_cfg.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("extra_cfg line {line:?} is not key=value"));
+        let (key, value) = (key.trim().to_string(), value.trim().to_string());
+        match entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => entries.push((key, value)),
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
+}
+
+/// zoo.cfg keys that ZooKeeper only reads as JVM system properties under
+/// their own name (not `zookeeper.<key>`); the harness passes them with `-D`
+/// so one zoo.cfg drives both targets.
+const JVM_ONLY_KEYS: &[&str] = &[
+    "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs",
+    "jute.maxbuffer",
+];
+
+/// The JVM command line the Debian scripts would build, run directly so that
+/// the child we hold is the JVM itself (`kill9` must hit the server, not a
+/// shell). `zookeeper.jar`'s manifest names the rest of the class path.
+/// Other unknown zoo.cfg keys (e.g. `extendedTypesEnabled`, `snapCount`,
+/// `4lw.commands.whitelist`) become `zookeeper.*` system properties inside
+/// `QuorumPeerConfig` itself (reference H), so they need no `-D` here.
+fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
+    let text = fs::read_to_string(cfg).expect("read zoo.cfg");
+    let mut cmd = Command::new("java");
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            if JVM_ONLY_KEYS.contains(&key.trim()) {
+                cmd.arg(format!("-D{}={}", key.trim(), value.trim()));
+            }
+        }
+    }
+    cmd.arg("-Xmx256m")
+        .arg("-XX:+UseSerialGC")
+        .arg("-XX:TieredStopAtLevel=1")
+        .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+        .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
+        .arg("-cp")
+        .arg("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
+        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+        .arg(cfg);
+    cmd
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Sends a four-letter word to `addr` and reads the answer until the server
+/// closes the connection.
+pub fn four_letter_word(addr: SocketAddr, word: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(word.as_bytes())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Runs `fut` with the per-test deadline, failing the test if it is exceeded.
+pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(TEST_DEADLINE, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("test exceeded its deadline of {TEST_DEADLINE:?}"),
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
+/// once `within` has passed.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
