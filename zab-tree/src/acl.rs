@@ -118,11 +118,44 @@ pub fn authenticate(
     }
 }
 
-/// `whoAmI` (op 107): `(scheme, user)` per identity; the user of a digest id
-/// is the part before `:`, of an ip id the address.
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+}
+
+/// The jute-generated `Id.hashCode`.
+fn java_id_hash(id: &Id) -> i32 {
+    let r = 17i32
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.scheme));
+    r.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
+}
+
+/// The order in which ZooKeeper iterates a connection's identities: they live
+/// in a `ConcurrentHashMap`-backed set, so the order is by hash bucket
+/// (`spread(h) & (n - 1)`, table size 16 growing at 3/4 load), insertion
+/// order within a bucket. This is why whoAmI lists `digest` before `ip` in
+/// reference D.9's verified example.
+fn java_set_order(ids: &[Id]) -> Vec<&Id> {
+    let mut n: usize = 16;
+    while ids.len() >= n * 3 / 4 {
+        n *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = java_id_hash(id) as u32;
+        ((h ^ (h >> 16)) & 0x7fff_ffff) as usize & (n - 1)
+    };
+    let mut out: Vec<&Id> = ids.iter().collect();
+    out.sort_by_key(|id| bucket(id));
+    out
+}
+
+/// `whoAmI` (op 107): `(scheme, user)` per identity, in ZooKeeper's order;
+/// the user of a digest id is the part before `:`, of an ip id the address.
 pub fn who_am_i(auth: &AuthInfo) -> Vec<ClientInfo> {
-    auth.ids
-        .iter()
+    java_set_order(&auth.ids)
+        .into_iter()
         .map(|id| ClientInfo {
             auth_scheme: id.scheme.clone(),
             user: if id.scheme == DIGEST {
@@ -361,16 +394,23 @@ mod tests {
     fn who_am_i_lists_identities() {
         let mut a = local();
         authenticate(&mut a, &AuthConfig::default(), "digest", b"user:pw").unwrap();
+        // Reference D.9 (verified): [("digest","user"),("ip","127.0.0.1")].
         let who = who_am_i(&a);
-        assert_eq!(who.len(), 2);
-        assert!(who.contains(&ClientInfo {
-            auth_scheme: "digest".into(),
-            user: "user".into()
-        }));
-        assert!(who.contains(&ClientInfo {
-            auth_scheme: "ip".into(),
-            user: "127.0.0.1".into()
-        }));
+        assert_eq!(
+            who,
+            vec![
+                ClientInfo {
+                    auth_scheme: "digest".into(),
+                    user: "user".into()
+                },
+                ClientInfo {
+                    auth_scheme: "ip".into(),
+                    user: "127.0.0.1".into()
+                }
+            ]
+        );
+        assert_eq!(java_string_hash("ip"), 3367);
+        assert_eq!(java_string_hash("hello"), 99162322);
     }
 
     #[test]
@@ -431,7 +471,7 @@ mod tests {
             acl(31, "ip", "host.example"),
         ] {
             assert_eq!(
-                fixup_acl(Some(&[bad.clone()]), &a),
+                fixup_acl(Some(std::slice::from_ref(&bad)), &a),
                 Err(ErrorCode::InvalidAcl),
                 "{bad:?}"
             );
