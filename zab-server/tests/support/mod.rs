@@ -62,7 +62,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Writes a `zoo.cfg` and starts the selected server, returning once it
-    /// answers `ruok` with `imok`.
+    /// answers `ruok` with `imok` and `srvr` says it serves requests.
     ///
     /// `extra_cfg` holds additional `key=value` lines; a key given there
     /// replaces the harness default for the same key (e.g. `tickTime=200`).
@@ -179,10 +179,8 @@ impl TestServer {
 
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if let Ok(answer) = self.four_letter_word("ruok") {
-                if answer == "imok" {
-                    return;
-                }
+            if self.is_serving() {
+                return;
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -203,6 +201,22 @@ impl TestServer {
                 );
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl TestServer {
+    /// `ruok` answers `imok` as soon as the client port listens, but
+    /// ZooKeeper may still be loading its database and closes new sessions
+    /// until then; `srvr` says so explicitly (reference E), so both must pass.
+    fn is_serving(&self) -> bool {
+        let ruok = self.four_letter_word("ruok");
+        if !matches!(ruok.as_deref(), Ok("imok")) {
+            return false;
+        }
+        match self.four_letter_word("srvr") {
+            Ok(text) => !text.is_empty() && !text.contains("not currently serving requests"),
+            Err(_) => false,
         }
     }
 }
