@@ -36,8 +36,8 @@ pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
 pub use txn_log::{LogIter, LogStats, TxnLog};
 
 use layout::{
-    decode_epoch, decode_u32, encode_epoch, encode_u32, log_key, ACCEPTED_EPOCH_KEY, CF_LOG,
-    CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
+    chunk_range, decode_epoch, decode_u32, encode_epoch, encode_u32, log_key, ACCEPTED_EPOCH_KEY,
+    CF_LOG, CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
 };
 
 /// How the store behaves.
@@ -149,21 +149,26 @@ impl Store {
     /// snapshot at all nothing is deleted: the log is the only history.
     pub fn purge(&self, retain: usize) -> Result<PurgeReport, StoreError> {
         let plan = purge::plan(&self.snapshots.list()?, retain)?;
+        let mut removed_ids = Vec::new();
         for zxid in &plan.remove {
-            self.snapshots.delete(*zxid)?;
+            removed_ids.extend(self.snapshots.delete_returning_id(*zxid)?);
         }
+        let first_before = self.log.first_zxid();
         let log_kept_from = match plan.oldest_kept() {
             Some(oldest) => self.log.purge_before(oldest)?,
-            None => self.log.first_zxid(),
+            None => first_before,
         };
-        if !plan.remove.is_empty() {
-            // Reclaim the space now rather than at the next natural
-            // compaction, so `disk_usage` reflects the purge.
-            let end = log_kept_from.map(log_key);
+        // Reclaim the space now rather than at some later compaction, so
+        // `disk_usage` reflects the purge. Only the deleted key ranges are
+        // compacted: the snapshots kept are not rewritten.
+        if let Some(max_id) = removed_ids.iter().max() {
+            let (_, end) = chunk_range(*max_id);
             self.db
-                .compact_range_cf(cf(&self.db, CF_LOG)?, None::<&[u8]>, end.as_ref());
+                .compact_range_cf(cf(&self.db, CF_SNAPSHOTS)?, None::<&[u8]>, Some(end));
+        }
+        if let (Some(kept), true) = (log_kept_from, log_kept_from != first_before) {
             self.db
-                .compact_range_cf(cf(&self.db, CF_SNAPSHOTS)?, None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf(cf(&self.db, CF_LOG)?, None::<&[u8]>, Some(log_key(kept)));
         }
         tracing::info!(
             removed = plan.remove.len(),

@@ -211,14 +211,20 @@ impl SnapshotStore {
     /// Deletes the snapshot at `zxid` (manifest and chunks, in one batch).
     /// Returns whether there was one.
     pub fn delete(&self, zxid: Zxid) -> Result<bool, StoreError> {
+        Ok(self.delete_returning_id(zxid)?.is_some())
+    }
+
+    /// Like [`SnapshotStore::delete`], returning the save id of the deleted
+    /// snapshot (purge compacts its chunk range).
+    pub(crate) fn delete_returning_id(&self, zxid: Zxid) -> Result<Option<u64>, StoreError> {
         if zxid.0 < 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let _one_at_a_time = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
         let cf = cf(&self.db, CF_SNAPSHOTS)?;
         let key = manifest_key(zxid);
         let Some(old) = self.db.get_pinned_cf(cf, key)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let old = Manifest::decode(&old)?;
         let (start, end) = chunk_range(old.id);
@@ -226,7 +232,7 @@ impl SnapshotStore {
         batch.delete_cf(cf, key);
         batch.delete_range_cf(cf, start, end);
         self.db.write(batch)?;
-        Ok(true)
+        Ok(Some(old.id))
     }
 
     fn reader_for(&self, zxid: Zxid, manifest: Manifest) -> SnapshotReader {

@@ -316,7 +316,7 @@ impl LogCore {
             self.fail(e);
         }
         for (_, on_durable) in groups {
-            on_durable(result.clone());
+            run_callback(on_durable, result.clone());
         }
     }
 
@@ -368,7 +368,10 @@ impl LogCore {
             Command::Append { on_durable, .. } => {
                 // `take` groups every append into a commit step; keep the
                 // promise of a callback anyway.
-                on_durable(Err(StoreError::Corrupt("append outside a commit".into())));
+                run_callback(
+                    on_durable,
+                    Err(StoreError::Corrupt("append outside a commit".into())),
+                );
             }
         }
     }
@@ -432,6 +435,15 @@ impl LogCore {
         self.first.store(keep.0, Ordering::SeqCst);
         tracing::info!(snapshot = %snapshot, kept_from = %keep, "txn log purged");
         Ok(Some(keep))
+    }
+}
+
+/// Runs a caller's callback on the writer thread. A panicking callback must
+/// not take the writer (and every later append) down with it.
+fn run_callback(on_durable: DurableCallback, result: Result<(), StoreError>) {
+    let call = std::panic::AssertUnwindSafe(move || on_durable(result));
+    if std::panic::catch_unwind(call).is_err() {
+        tracing::error!("a txn log durable callback panicked");
     }
 }
 

@@ -303,3 +303,14 @@ fn unsynced_mode_still_logs() {
     let store = open(dir.path());
     assert_eq!(store.log().last_zxid(), Zxid(3));
 }
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    log.append(Zxid(1), txn(Zxid(1)), |_| panic!("caller bug"));
+    durable(&log, Zxid(2));
+    log.truncate_after(Zxid(1)).unwrap();
+    assert_eq!(zxids(&read_all(&log, Zxid::ZERO)), [Zxid(1)]);
+}
