@@ -205,7 +205,8 @@ impl TxnLog {
 
     /// Removes every entry with zxid `> zxid` (TRUNC sync, reference F.4).
     /// Waits for the appends queued before it, and is synced before it
-    /// returns. Appends after it may reuse the removed zxids.
+    /// returns. Appends after it must be above `zxid` (the history the
+    /// leader continues from) and may reuse the removed zxids.
     pub fn truncate_after(&self, zxid: Zxid) -> Result<(), StoreError> {
         let (tx, rx) = sync_channel(1);
         lock(&self.core().queue).push_truncate(zxid, tx)?;

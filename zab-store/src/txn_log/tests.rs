@@ -314,3 +314,80 @@ fn a_panicking_callback_does_not_stop_the_writer() {
     log.truncate_after(Zxid(1)).unwrap();
     assert_eq!(zxids(&read_all(&log, Zxid::ZERO)), [Zxid(1)]);
 }
+
+mod model {
+    //! The log against a model: a `BTreeMap` driven by the same appends,
+    //! truncations and reopens.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Append `n` entries, each `gap` above the previous.
+        Append {
+            n: u8,
+            gap: u8,
+        },
+        /// Truncate after the entry at this fraction of the log (or above it).
+        Truncate {
+            at: u8,
+        },
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u8..20, 1u8..4).prop_map(|(n, gap)| Op::Append { n, gap }),
+            1 => any::<u8>().prop_map(|at| Op::Truncate { at }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn log_matches_model(ops in proptest::collection::vec(op(), 1..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = open(dir.path());
+            let mut model: BTreeMap<Zxid, Bytes> = BTreeMap::new();
+            // After `truncate_after(z)` appends must be above z, even when
+            // no entry is left at z.
+            let mut floor = Zxid::ZERO;
+            for op in ops {
+                match op {
+                    Op::Append { n, gap } => {
+                        let mut z = model.keys().next_back().copied().unwrap_or(Zxid::ZERO).max(floor);
+                        let mut batch = Vec::new();
+                        for _ in 0..n {
+                            z = Zxid(z.0 + gap as i64);
+                            batch.push((z, txn(z)));
+                        }
+                        model.extend(batch.iter().cloned());
+                        let (tx, rx) = channel();
+                        store.log().append_batch(batch, move |r| { let _ = tx.send(r); });
+                        rx.recv_timeout(WAIT).unwrap().unwrap();
+                    }
+                    Op::Truncate { at } => {
+                        let last = model.keys().next_back().map_or(0, |z| z.0);
+                        let after = Zxid(last * at as i64 / 200);
+                        let queued = model.keys().next_back().copied().unwrap_or(Zxid::ZERO).max(floor);
+                        floor = after.min(queued);
+                        model.retain(|z, _| *z <= after);
+                        store.log().truncate_after(after).unwrap();
+                    }
+                    Op::Reopen => {
+                        drop(store);
+                        store = open(dir.path());
+                    }
+                }
+                let log = store.log();
+                let got = read_all(&log, Zxid::ZERO);
+                let want: Vec<_> = model.iter().map(|(z, b)| (*z, b.clone())).collect();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(log.last_zxid(), model.keys().next_back().copied().unwrap_or(Zxid::ZERO));
+                prop_assert_eq!(log.first_zxid(), model.keys().next().copied());
+            }
+        }
+    }
+}
