@@ -1,0 +1,1861 @@
+//! `zoo.cfg` and `myid`: turning a ZooKeeper operator's configuration into a
+//! typed [`Config`].
+//!
+//! This module owns the reading of the configuration text (Java properties
+//! syntax), the mapping of every key ZooKeeper 3.8 understands onto typed
+//! fields with ZooKeeper's defaults, the `server.N` membership lines, the
+//! `myid` file, and the start-up checks of ZooKeeper's
+//! `QuorumPeerConfig.checkValidity` (reference H). It does no networking and
+//! no name resolution: host names in `server.N` lines are kept as text for the
+//! transport to resolve.
+//!
+//! ZooKeeper turns any zoo.cfg key it does not parse itself into the system
+//! property `zookeeper.<key>`; operators also pass settings such as
+//! `zookeeper.extendedTypesEnabled` or `jute.maxbuffer` as `-D` flags. zab
+//! accepts all of those spellings as zoo.cfg keys (see [`canonical_key`]).
+//! Keys that ZooKeeper knows but zab does not implement, and keys nobody
+//! knows, are collected in [`Config::unsupported`] so that the server can name
+//! them in one start-up line instead of ignoring them silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use zab_wire::jute::FourLetterWord;
+use zab_wire::types::ServerId;
+
+/// The largest server id usable with extended types (TTL nodes): the top
+/// byte 0xff of an ephemeral owner marks an extended type (reference H).
+pub const MAX_EXTENDED_SERVER_ID: u64 = 0xfe;
+
+/// Why a configuration was refused. Every message names the key and the
+/// offending value, like ZooKeeper's `ConfigException`s.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("serverid {0:?} in myid is not a number")]
+    BadMyId(String),
+    #[error("dataDir is not set")]
+    MissingDataDir,
+    #[error("tickTime is not set (or is 0)")]
+    TickTimeZero,
+    #[error("minSessionTimeout ({min}) must not be larger than maxSessionTimeout ({max})")]
+    SessionTimeoutRange { min: i32, max: i32 },
+    #[error("clientPortAddress is set but clientPort is not set")]
+    ClientPortAddressWithoutPort,
+    #[error("initLimit is not set")]
+    MissingInitLimit,
+    #[error("syncLimit is not set")]
+    MissingSyncLimit,
+    #[error("myid file is missing")]
+    MissingMyId,
+    #[error("my id {0} is not in the server.N list")]
+    MyIdNotInServers(ServerId),
+    #[error("server.{id}: quorum and election port must be different (both {port})")]
+    SamePorts { id: ServerId, port: u16 },
+    #[error("Observers w/o participants is an invalid configuration")]
+    ObserversWithoutParticipants,
+    #[error("standaloneEnabled = false then number of participants should be > 0")]
+    NoParticipants,
+    #[error("Observers w/o quorum is an invalid configuration (one participant and standaloneEnabled=true)")]
+    ObserversWithoutQuorum,
+    #[error(
+        "client address for server {id} is {static_addr} in clientPort/clientPortAddress but {server_addr} in its server line"
+    )]
+    ClientAddressMismatch {
+        id: ServerId,
+        static_addr: String,
+        server_addr: String,
+    },
+    #[error("server id {0} is larger than 254, which extendedTypesEnabled requires")]
+    ServerIdTooLargeForExtendedTypes(ServerId),
+    #[error("dynamicConfigFile is set but its contents were not supplied")]
+    DynamicConfigNotLoaded,
+    #[error("{key} must be in the dynamic config file when dynamicConfigFile is set")]
+    StaticMembershipWithDynamicFile { key: String },
+    #[error("{key} is not supported by zab: {reason}")]
+    Unsupported { key: String, reason: String },
+}
+
+/// A quorum member's role (`LearnerType`); the number is what `conf` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerType {
+    #[default]
+    Participant,
+    Observer,
+}
+
+impl PeerType {
+    /// ZooKeeper's `LearnerType.ordinal()`, printed as `peerType=` by `conf`.
+    pub fn ordinal(self) -> u8 {
+        match self {
+            PeerType::Participant => 0,
+            PeerType::Observer => 1,
+        }
+    }
+    fn parse(key: &str, value: &str) -> Result<PeerType, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "participant" => Ok(PeerType::Participant),
+            "observer" => Ok(PeerType::Observer),
+            _ => Err(invalid(key, value, "Unrecognised peertype")),
+        }
+    }
+}
+
+impl fmt::Display for PeerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerType::Participant => "participant",
+            PeerType::Observer => "observer",
+        })
+    }
+}
+
+/// A host (name or address literal, unresolved) and a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    /// `host:port`, with IPv6 literals in brackets as ZooKeeper's
+    /// `delimitedHostString` writes them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One `server.N=host:quorumPort:electionPort[:type][;[clientHost:]clientPort]`
+/// line (ZooKeeper's `QuorumPeer.QuorumServer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumServer {
+    pub id: ServerId,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub peer_type: PeerType,
+    /// The client address given after `;`; a bare port means `0.0.0.0`.
+    pub client_addr: Option<HostPort>,
+}
+
+impl QuorumServer {
+    pub fn quorum_addr(&self) -> HostPort {
+        HostPort {
+            host: self.host.clone(),
+            port: self.quorum_port,
+        }
+    }
+    pub fn election_addr(&self) -> HostPort {
+        HostPort {
+            host: self.host.clone(),
+            port: self.election_port,
+        }
+    }
+}
+
+impl fmt::Display for QuorumServer {
+    /// The value part of the membership line as `QuorumServer.toString()`
+    /// prints it in `conf` (3.8): `host:q:e:type[;clientHost:clientPort]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.quorum_addr(),
+            self.election_port,
+            self.peer_type
+        )?;
+        if let Some(c) = &self.client_addr {
+            write!(f, ";{c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which four-letter words may run (`4lw.commands.whitelist`, reference E).
+///
+/// Unset means only `srvr`; `*` means every known word; `srvr` is always
+/// enabled because `zkServer.sh status` depends on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FourLetterWhitelist {
+    words: BTreeSet<String>,
+}
+
+impl Default for FourLetterWhitelist {
+    fn default() -> Self {
+        FourLetterWhitelist {
+            words: BTreeSet::from(["srvr".to_owned()]),
+        }
+    }
+}
+
+impl FourLetterWhitelist {
+    /// Parses the comma-separated list as `FourLetterCommands.isEnabled`
+    /// does: entries are trimmed, empty ones skipped, `*` enables all.
+    pub fn parse(value: &str) -> FourLetterWhitelist {
+        let mut list = FourLetterWhitelist::default();
+        for word in value.split(',').map(str::trim) {
+            if word == "*" {
+                list.words
+                    .extend(FourLetterWord::ALL.iter().map(|w| w.as_str().to_owned()));
+                break;
+            }
+            if !word.is_empty() {
+                list.words.insert(word.to_owned());
+            }
+        }
+        list
+    }
+    /// Every known word.
+    pub fn all() -> FourLetterWhitelist {
+        FourLetterWhitelist::parse("*")
+    }
+    pub fn allows(&self, word: &str) -> bool {
+        self.words.contains(word)
+    }
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.words.iter().map(String::as_str)
+    }
+}
+
+/// A parsed and validated `zoo.cfg` plus `myid`.
+///
+/// Field defaults are ZooKeeper 3.8's (reference H). Times are milliseconds
+/// in the integer width ZooKeeper uses, since they travel in `int` fields of
+/// the client protocol (session timeouts) or are multiplied by ticks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `tickTime`, default 3000.
+    pub tick_time_ms: i32,
+    /// `initLimit` in ticks; 0 = unset (required in distributed mode).
+    pub init_limit: i32,
+    /// `syncLimit` in ticks; 0 = unset (required in distributed mode).
+    pub sync_limit: i32,
+    /// `connectToLearnerMasterLimit` in ticks; 0 means use `initLimit`.
+    pub connect_to_learner_master_limit: i32,
+    /// `dataDir`: snapshots and epochs (in `version-2`) and `myid`. A relative
+    /// path is relative to the working directory, as in Java.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`, defaults to `data_dir`.
+    pub data_log_dir: PathBuf,
+    /// `clientPort`; `None` when unset (a server line may still give one).
+    pub client_port: Option<u16>,
+    /// `clientPortAddress`; `None` = all interfaces.
+    pub client_port_address: Option<IpAddr>,
+    /// `clientPortListenBacklog`, -1 = OS default.
+    pub client_port_listen_backlog: i32,
+    /// `minSessionTimeout`, default 2 × tickTime.
+    pub min_session_timeout_ms: i32,
+    /// `maxSessionTimeout`, default 20 × tickTime.
+    pub max_session_timeout_ms: i32,
+    /// `maxClientCnxns` per client IP, default 60, 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `maxCnxns` in total, default 0 = unlimited.
+    pub max_cnxns: u32,
+    /// `snapCount`, default 100000, raised to 2 if lower (as ZooKeeper does).
+    pub snap_count: u32,
+    /// `snapSizeLimitInKb`, default 4 GiB in KiB; ≤ 0 disables.
+    pub snap_size_limit_kb: i64,
+    /// `autopurge.snapRetainCount`, default 3, raised to 3 if lower.
+    pub autopurge_snap_retain_count: u32,
+    /// `autopurge.purgeInterval` in hours, 0 = purge off.
+    pub autopurge_purge_interval_hours: u32,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_whitelist: FourLetterWhitelist,
+    /// `jute.maxbuffer`, default 0xfffff (behaviour 15).
+    pub jute_max_buffer: u32,
+    /// `standaloneEnabled`, default true.
+    pub standalone_enabled: bool,
+    /// `extendedTypesEnabled` (TTL nodes), default false.
+    pub extended_types_enabled: bool,
+    /// `znode.container.checkIntervalMs`, default 60000.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`, default 10000.
+    pub container_max_per_minute: u32,
+    /// `znode.container.maxNeverUsedIntervalMs`, default 0 = never.
+    pub container_max_never_used_interval_ms: u64,
+    /// `DigestAuthenticationProvider.superDigest` (`super:<base64 sha1>`).
+    pub super_digest: Option<String>,
+    /// `skipACL` (`yes` disables ACL checks).
+    pub skip_acl: bool,
+    /// `forceSync` (`no` skips fsync of the txn log).
+    pub force_sync: bool,
+    /// `globalOutstandingLimit`, default 1000.
+    pub global_outstanding_limit: u32,
+    /// `commitLogCount`, default 500 (reference F.4).
+    pub commit_log_count: u32,
+    /// `snapshotSizeFactor`, default 0.33; < 0 disables txn-log sync.
+    pub snapshot_size_factor: f64,
+    /// `electionAlg`; only 3 is accepted.
+    pub election_alg: u32,
+    /// `quorumListenOnAllIPs`.
+    pub quorum_listen_on_all_ips: bool,
+    /// `syncEnabled`: observers log and snapshot.
+    pub sync_enabled: bool,
+    /// `leaderServes`: the leader accepts clients.
+    pub leader_serves: bool,
+    /// Membership: every `server.N` line (voters and observers).
+    pub servers: BTreeMap<ServerId, QuorumServer>,
+    /// Membership version: 0 for a static config, else the hex suffix of
+    /// the dynamic config file name (printed by `conf` as `version=`).
+    pub membership_version: u64,
+    /// This server's role; the server line's type wins over `peerType`.
+    pub peer_type: PeerType,
+    /// From `dataDir/myid`; required in distributed mode.
+    pub my_id: Option<ServerId>,
+    /// Keys accepted but not implemented, and unknown keys, in file order,
+    /// each as `key (reason)`. Logged in one start-up line.
+    pub unsupported: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path`, then `dataDir/myid` if it is a file (standalone servers
+    /// need none), then the `dynamicConfigFile` if one is named.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read(path)?;
+        let props = Properties::parse(&text);
+        let data_dir = props.get("dataDir").map(|(_, v)| PathBuf::from(v));
+        let myid_text = match &data_dir {
+            Some(dir) => {
+                let myid = dir.join("myid");
+                if myid.is_file() {
+                    Some(read(&myid)?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let dynamic = match props.get("dynamicConfigFile") {
+            Some((_, file)) => {
+                let file = PathBuf::from(file);
+                Some((read(&file)?, dynamic_file_version(&file)))
+            }
+            None => None,
+        };
+        Config::parse_parts(
+            &props,
+            dynamic.as_ref().map(|(t, v)| (t.as_str(), *v)),
+            myid_text.as_deref(),
+        )
+    }
+
+    /// Parses zoo.cfg text and the content of `myid` (if the file exists),
+    /// applies ZooKeeper's defaults and runs [`Config::validate`].
+    pub fn parse(text: &str, myid: Option<&str>) -> Result<Config, ConfigError> {
+        Config::parse_parts(&Properties::parse(text), None, myid)
+    }
+
+    /// As [`Config::parse`], with the text of the `dynamicConfigFile` and its
+    /// version (the hex suffix of its file name).
+    pub fn parse_with_dynamic(
+        text: &str,
+        dynamic: &str,
+        dynamic_version: u64,
+        myid: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        Config::parse_parts(
+            &Properties::parse(text),
+            Some((dynamic, dynamic_version)),
+            myid,
+        )
+    }
+
+    fn parse_parts(
+        props: &Properties,
+        dynamic: Option<(&str, u64)>,
+        myid: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let mut b = Builder::default();
+        let has_dynamic_file = props.get("dynamicConfigFile").is_some();
+        for (key, value) in props.entries() {
+            b.apply(key, value, has_dynamic_file)?;
+        }
+        match (has_dynamic_file, dynamic) {
+            (true, None) => return Err(ConfigError::DynamicConfigNotLoaded),
+            (true, Some((text, version))) => {
+                for (key, value) in Properties::parse(text).entries() {
+                    b.apply_membership(key, value)?;
+                }
+                b.membership_version = version;
+            }
+            (false, _) => {}
+        }
+        let my_id = myid.map(parse_myid).transpose()?;
+        let cfg = b.finish(my_id)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Distributed mode = more than one voter, or `standaloneEnabled=false`
+    /// (reference H, `QuorumPeerConfig.isDistributed`).
+    pub fn is_distributed(&self) -> bool {
+        !self.standalone_enabled || self.voters().count() > 1
+    }
+
+    /// The `server.N` entries that vote.
+    pub fn voters(&self) -> impl Iterator<Item = &QuorumServer> {
+        self.servers
+            .values()
+            .filter(|s| s.peer_type == PeerType::Participant)
+    }
+
+    /// The `server.N` entries that observe.
+    pub fn observers(&self) -> impl Iterator<Item = &QuorumServer> {
+        self.servers
+            .values()
+            .filter(|s| s.peer_type == PeerType::Observer)
+    }
+
+    /// This server's own `server.N` entry, if it has an id and is listed.
+    pub fn my_server(&self) -> Option<&QuorumServer> {
+        self.my_id.and_then(|id| self.servers.get(&id))
+    }
+
+    /// Where to listen for clients: this server's line's client address
+    /// wins over `clientPort`/`clientPortAddress` (`setupClientPort`).
+    pub fn client_listen_addr(&self) -> Option<HostPort> {
+        if let Some(addr) = self.my_server().and_then(|s| s.client_addr.clone()) {
+            return Some(addr);
+        }
+        self.client_port.map(|port| HostPort {
+            host: self
+                .client_port_address
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "0.0.0.0".to_owned()),
+            port,
+        })
+    }
+
+    /// The membership text `conf` prints after `membership: `
+    /// (`QuorumMaj.toString`): one `server.N=…` line per member, then
+    /// `version=<hex>` without a trailing newline.
+    pub fn membership_text(&self) -> String {
+        let mut out = String::new();
+        for s in self.servers.values() {
+            out.push_str(&format!("server.{}={}\n", s.id, s));
+        }
+        out.push_str(&format!("version={:x}", self.membership_version));
+        out
+    }
+
+    /// The single start-up line naming every unsupported key, or `None`.
+    pub fn unsupported_summary(&self) -> Option<String> {
+        if self.unsupported.is_empty() {
+            None
+        } else {
+            Some(format!(
+                "zoo.cfg keys that zab does not support (ignored): {}",
+                self.unsupported.join(", ")
+            ))
+        }
+    }
+
+    /// ZooKeeper's start-up checks (`parseProperties`, `parseDynamicConfig`,
+    /// `QuorumServer`, `checkValidity`), in ZooKeeper's order.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::MissingDataDir);
+        }
+        if self.client_port.is_none() && self.client_port_address.is_some() {
+            return Err(ConfigError::ClientPortAddressWithoutPort);
+        }
+        if self.tick_time_ms == 0 {
+            return Err(ConfigError::TickTimeZero);
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(ConfigError::SessionTimeoutRange {
+                min: self.min_session_timeout_ms,
+                max: self.max_session_timeout_ms,
+            });
+        }
+        for s in self.servers.values() {
+            if s.quorum_port == s.election_port {
+                return Err(ConfigError::SamePorts {
+                    id: s.id,
+                    port: s.quorum_port,
+                });
+            }
+        }
+        let voters = self.voters().count();
+        let observers = self.observers().count();
+        if voters == 0 {
+            if !self.standalone_enabled {
+                return Err(ConfigError::NoParticipants);
+            }
+            if observers > 0 {
+                return Err(ConfigError::ObserversWithoutParticipants);
+            }
+        } else if voters == 1 && self.standalone_enabled && observers > 0 {
+            return Err(ConfigError::ObserversWithoutQuorum);
+        }
+        if let (Some(port), Some(server)) = (self.client_port, self.my_server()) {
+            if let Some(addr) = &server.client_addr {
+                let wildcard = self.client_port_address.is_none_or(|a| a.is_unspecified());
+                let same = if wildcard {
+                    addr.port == port
+                } else {
+                    addr.port == port
+                        && self
+                            .client_port_address
+                            .is_some_and(|a| addr.host.parse::<IpAddr>() == Ok(a))
+                };
+                if !same {
+                    let host = self
+                        .client_port_address
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".to_owned());
+                    return Err(ConfigError::ClientAddressMismatch {
+                        id: server.id,
+                        static_addr: HostPort { host, port }.to_string(),
+                        server_addr: addr.to_string(),
+                    });
+                }
+            }
+        }
+        if self.is_distributed() {
+            if self.init_limit == 0 {
+                return Err(ConfigError::MissingInitLimit);
+            }
+            if self.sync_limit == 0 {
+                return Err(ConfigError::MissingSyncLimit);
+            }
+            let Some(id) = self.my_id else {
+                return Err(ConfigError::MissingMyId);
+            };
+            // ZooKeeper fails later, when the peer cannot find its own
+            // address; zab refuses at start-up with the reason.
+            if !self.servers.contains_key(&id) {
+                return Err(ConfigError::MyIdNotInServers(id));
+            }
+        }
+        if self.extended_types_enabled {
+            if let Some(id) = self.my_id {
+                if id.0 > MAX_EXTENDED_SERVER_ID {
+                    return Err(ConfigError::ServerIdTooLargeForExtendedTypes(id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps every accepted spelling of a key to the one zab's parser matches:
+/// ZooKeeper turns an unknown zoo.cfg key `k` into the system property
+/// `zookeeper.k`, so `zookeeper.k` is accepted as `k`; the few `-D`
+/// properties ZooKeeper reads without that prefix keep their own names.
+pub fn canonical_key(key: &str) -> &str {
+    let stripped = key.strip_prefix("zookeeper.").unwrap_or(key);
+    if !stripped.is_empty() && stripped != key && is_known_key(stripped) {
+        stripped
+    } else {
+        key
+    }
+}
+
+fn is_known_key(key: &str) -> bool {
+    SUPPORTED_KEYS.contains(&key)
+        || unsupported_reason(key).is_some()
+        || key.starts_with("server.")
+        || key.starts_with("group.")
+        || key.starts_with("weight.")
+}
+
+/// Keys zab parses into [`Config`] fields.
+const SUPPORTED_KEYS: &[&str] = &[
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "clientPortListenBacklog",
+    "tickTime",
+    "initLimit",
+    "syncLimit",
+    "connectToLearnerMasterLimit",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "maxClientCnxns",
+    "maxCnxns",
+    "snapCount",
+    "snapSizeLimitInKb",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "4lw.commands.whitelist",
+    "jute.maxbuffer",
+    "standaloneEnabled",
+    "extendedTypesEnabled",
+    "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs",
+    "DigestAuthenticationProvider.superDigest",
+    "skipACL",
+    "forceSync",
+    "globalOutstandingLimit",
+    "commitLogCount",
+    "snapshotSizeFactor",
+    "electionAlg",
+    "quorumListenOnAllIPs",
+    "syncEnabled",
+    "leaderServes",
+    "peerType",
+    "dynamicConfigFile",
+    // Accepted when they ask for what zab does anyway (their defaults).
+    "reconfigEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "readonlymode.enabled",
+    "sslQuorum",
+    "portUnification",
+    "multiAddress.enabled",
+    "enforceQuota",
+    "digest.enabled",
+    "snapshot.compression.method",
+    "admin.enableServer",
+];
+
+/// Keys ZooKeeper knows that zab accepts but does not implement, with why.
+fn unsupported_reason(key: &str) -> Option<&'static str> {
+    let exact = match key {
+        "secureClientPort" | "secureClientPortAddress" => "no TLS client port",
+        "observerMasterPort" => "observers sync from the leader only",
+        "preAllocSize" => "the txn log is RocksDB, no preallocation",
+        "closeSessionTxn.enabled" => "close-session txns always carry paths",
+        "quorum.cnxn.threads.size" => "no SASL quorum authentication",
+        "oraclePath" => "no quorum oracle",
+        "serverCnxnFactory" => "zab has its own client listener",
+        "authProvider" => "pluggable auth providers are Java classes",
+        "requireClientAuthScheme" => "not implemented",
+        "ssl.quorum.hostnameVerification" => "no TLS",
+        "sslQuorumReloadCertFiles" => "no TLS",
+        "clientCnxnSocket" => "a client setting",
+        "admin.serverAddress" | "admin.serverPort" | "admin.commandURL" | "admin.idleTimeout" => {
+            "no embedded admin server"
+        }
+        "jvm.pause.info-threshold.ms"
+        | "jvm.pause.warn-threshold.ms"
+        | "jvm.pause.sleep-time.ms"
+        | "jvm.pause.monitor" => "no JVM",
+        "fsync.warningthresholdms" => "not implemented",
+        "watchManagerName" => "zab has one watch manager",
+        "leaderConnectDelayDuringRetryMs" => "not implemented",
+        "request.throttle.enabled" | "requestThrottleLimit" => "not implemented",
+        _ => "",
+    };
+    if !exact.is_empty() {
+        return Some(exact);
+    }
+    const PREFIXES: &[(&str, &str)] = &[
+        ("ssl.", "no TLS"),
+        ("quorum.auth.", "no SASL quorum authentication"),
+        ("quorum.ssl.", "no TLS"),
+        ("admin.", "no embedded admin server"),
+        ("metricsProvider.", "metrics are built in"),
+        ("multiAddress.", "one address per server"),
+        ("authProvider.", "pluggable auth providers are Java classes"),
+        ("kerberos.", "no SASL"),
+        ("sasl.", "no SASL"),
+        ("jute.", "not implemented"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(p, _)| key.starts_with(p) && key != "jute.maxbuffer")
+        .map(|(_, r)| *r)
+}
+
+/// Java `Properties.load`, reduced to what zoo.cfg uses: `#`/`!` comment
+/// lines, `key=value`, `key:value` or `key value`, backslash escapes and
+/// line continuations. Later duplicates win, as in a `Hashtable`.
+#[derive(Debug, Default)]
+struct Properties {
+    entries: Vec<(String, String)>,
+}
+
+impl Properties {
+    fn parse(text: &str) -> Properties {
+        let mut entries: Vec<(String, String)> = Vec::new();
+        let mut lines = text.lines();
+        while let Some(first) = lines.next() {
+            let mut logical = first.trim_start().to_owned();
+            if logical.is_empty() || logical.starts_with('#') || logical.starts_with('!') {
+                continue;
+            }
+            while ends_with_odd_backslashes(&logical) {
+                logical.pop();
+                match lines.next() {
+                    Some(next) => logical.push_str(next.trim_start()),
+                    None => break,
+                }
+            }
+            let (key, value) = split_key_value(&logical);
+            let (key, value) = (unescape(key), unescape(value));
+            let (key, value) = (key.trim().to_owned(), value.trim().to_owned());
+            entries.retain(|(k, _)| *k != key);
+            entries.push((key, value));
+        }
+        Properties { entries }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Looks a key up under any accepted spelling.
+    fn get(&self, canonical: &str) -> Option<(&str, &str)> {
+        self.entries().find(|(k, _)| canonical_key(k) == canonical)
+    }
+}
+
+fn ends_with_odd_backslashes(s: &str) -> bool {
+    s.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+fn split_key_value(line: &str) -> (&str, &str) {
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' | ':' => return (&line[..i], &line[i + 1..]),
+            c if c.is_whitespace() => {
+                let rest = line[i..].trim_start();
+                let rest = rest
+                    .strip_prefix('=')
+                    .or_else(|| rest.strip_prefix(':'))
+                    .unwrap_or(rest);
+                return (&line[..i], rest);
+            }
+            _ => {}
+        }
+    }
+    (line, "")
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(ch) if hex.len() == 4 => {
+                        out.push(ch);
+                        for _ in 0..4 {
+                            chars.next();
+                        }
+                    }
+                    _ => out.push('u'),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Collects fields while the keys are read; `finish` applies the defaults
+/// that depend on other keys.
+struct Builder {
+    cfg: Config,
+    data_dir: Option<PathBuf>,
+    data_log_dir: Option<PathBuf>,
+    min_session_timeout: i32,
+    max_session_timeout: i32,
+    config_peer_type: PeerType,
+    membership_version: u64,
+    /// Which keys were given without the `zookeeper.` prefix: those win over
+    /// the prefixed spelling, as the zoo.cfg key overwrites the property.
+    plain_keys: BTreeSet<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            cfg: Config {
+                tick_time_ms: 3000,
+                init_limit: 0,
+                sync_limit: 0,
+                connect_to_learner_master_limit: 0,
+                data_dir: PathBuf::new(),
+                data_log_dir: PathBuf::new(),
+                client_port: None,
+                client_port_address: None,
+                client_port_listen_backlog: -1,
+                min_session_timeout_ms: -1,
+                max_session_timeout_ms: -1,
+                max_client_cnxns: 60,
+                max_cnxns: 0,
+                snap_count: 100_000,
+                snap_size_limit_kb: 4_194_304,
+                autopurge_snap_retain_count: 3,
+                autopurge_purge_interval_hours: 0,
+                four_letter_whitelist: FourLetterWhitelist::default(),
+                jute_max_buffer: 0xfffff,
+                standalone_enabled: true,
+                extended_types_enabled: false,
+                container_check_interval_ms: 60_000,
+                container_max_per_minute: 10_000,
+                container_max_never_used_interval_ms: 0,
+                super_digest: None,
+                skip_acl: false,
+                force_sync: true,
+                global_outstanding_limit: 1000,
+                commit_log_count: 500,
+                snapshot_size_factor: 0.33,
+                election_alg: 3,
+                quorum_listen_on_all_ips: false,
+                sync_enabled: true,
+                leader_serves: true,
+                servers: BTreeMap::new(),
+                membership_version: 0,
+                peer_type: PeerType::Participant,
+                my_id: None,
+                unsupported: Vec::new(),
+            },
+            data_dir: None,
+            data_log_dir: None,
+            min_session_timeout: -1,
+            max_session_timeout: -1,
+            config_peer_type: PeerType::Participant,
+            membership_version: 0,
+            plain_keys: BTreeSet::new(),
+        }
+    }
+}
+
+impl Builder {
+    fn apply(
+        &mut self,
+        raw_key: &str,
+        value: &str,
+        has_dynamic_file: bool,
+    ) -> Result<(), ConfigError> {
+        let key = canonical_key(raw_key);
+        if key == raw_key {
+            self.plain_keys.insert(key.to_owned());
+        } else if self.plain_keys.contains(key) {
+            return Ok(());
+        }
+        let c = &mut self.cfg;
+        match key {
+            "dataDir" => self.data_dir = Some(PathBuf::from(value)),
+            "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
+            "clientPort" => c.client_port = Some(parse_port(raw_key, value)?),
+            "clientPortAddress" => {
+                let literal = value.trim_start_matches('[').trim_end_matches(']');
+                c.client_port_address = Some(literal.parse().map_err(|_| {
+                    invalid(
+                        raw_key,
+                        value,
+                        "not an IP address (zab does not resolve host names here)",
+                    )
+                })?);
+            }
+            "clientPortListenBacklog" => c.client_port_listen_backlog = parse_num(raw_key, value)?,
+            "tickTime" => c.tick_time_ms = parse_non_negative(raw_key, value)?,
+            "initLimit" => c.init_limit = parse_non_negative(raw_key, value)?,
+            "syncLimit" => c.sync_limit = parse_non_negative(raw_key, value)?,
+            "connectToLearnerMasterLimit" => {
+                c.connect_to_learner_master_limit = parse_non_negative(raw_key, value)?
+            }
+            "minSessionTimeout" => self.min_session_timeout = parse_num(raw_key, value)?,
+            "maxSessionTimeout" => self.max_session_timeout = parse_num(raw_key, value)?,
+            "maxClientCnxns" => c.max_client_cnxns = parse_num(raw_key, value)?,
+            "maxCnxns" => c.max_cnxns = parse_num(raw_key, value)?,
+            // ZooKeeperServer raises a snapCount below 2 to 2.
+            "snapCount" => {
+                c.snap_count = parse_num::<i64>(raw_key, value)?.clamp(2, u32::MAX as i64) as u32
+            }
+            "snapSizeLimitInKb" => c.snap_size_limit_kb = parse_num(raw_key, value)?,
+            // PurgeTxnLog refuses to keep fewer than 3 snapshots.
+            "autopurge.snapRetainCount" => {
+                c.autopurge_snap_retain_count =
+                    parse_num::<i64>(raw_key, value)?.clamp(3, u32::MAX as i64) as u32
+            }
+            // A negative interval disables purge in ZooKeeper, like 0.
+            "autopurge.purgeInterval" => {
+                c.autopurge_purge_interval_hours =
+                    parse_num::<i64>(raw_key, value)?.clamp(0, u32::MAX as i64) as u32
+            }
+            "4lw.commands.whitelist" => c.four_letter_whitelist = FourLetterWhitelist::parse(value),
+            "jute.maxbuffer" => c.jute_max_buffer = parse_num(raw_key, value)?,
+            "standaloneEnabled" => c.standalone_enabled = parse_bool(raw_key, value)?,
+            "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(raw_key, value)?,
+            "znode.container.checkIntervalMs" => {
+                c.container_check_interval_ms = parse_num(raw_key, value)?
+            }
+            "znode.container.maxPerMinute" => {
+                c.container_max_per_minute = parse_num(raw_key, value)?
+            }
+            "znode.container.maxNeverUsedIntervalMs" => {
+                c.container_max_never_used_interval_ms = parse_num(raw_key, value)?
+            }
+            "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(value.to_owned()),
+            // ZooKeeper compares with "yes"/"no" exactly; anything else is
+            // refused here rather than silently read as the default.
+            "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
+            "forceSync" => c.force_sync = parse_yes_no(raw_key, value)?,
+            "leaderServes" => c.leader_serves = parse_yes_no(raw_key, value)?,
+            "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(raw_key, value)?,
+            // ZKDatabase keeps at least 500 committed txns for DIFF sync.
+            "commitLogCount" => c.commit_log_count = parse_num::<u32>(raw_key, value)?.max(500),
+            "snapshotSizeFactor" => {
+                let f: f64 = parse_num(raw_key, value)?;
+                // ZKDatabase resets a factor above 1 to the default.
+                c.snapshot_size_factor = if f > 1.0 { 0.33 } else { f };
+            }
+            "electionAlg" => {
+                if value != "3" {
+                    return Err(invalid(raw_key, value, "Only 3 is supported"));
+                }
+                c.election_alg = 3;
+            }
+            "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(raw_key, value)?,
+            "syncEnabled" => c.sync_enabled = parse_bool(raw_key, value)?,
+            "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
+            "dynamicConfigFile" => {}
+            "reconfigEnabled" => {
+                if parse_bool(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=true (no dynamic reconfiguration)"));
+                }
+            }
+            "localSessionsEnabled" | "localSessionsUpgradingEnabled" => {
+                if parse_bool(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=true (every session is global)"));
+                }
+            }
+            "readonlymode.enabled"
+            | "sslQuorum"
+            | "portUnification"
+            | "multiAddress.enabled"
+            | "enforceQuota" => {
+                if parse_bool(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=true (not implemented)"));
+                }
+            }
+            "digest.enabled" => {
+                if !parse_bool(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=false (digests are always kept)"));
+                }
+            }
+            "admin.enableServer" => {
+                if parse_bool(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=true (no embedded admin server)"));
+                }
+            }
+            "snapshot.compression.method" => {
+                if !value.is_empty() {
+                    c.unsupported
+                        .push(format!("{raw_key}={value} (RocksDB compresses on its own)"));
+                }
+            }
+            k if k.starts_with("server.")
+                || k.starts_with("group.")
+                || k.starts_with("weight.") =>
+            {
+                if has_dynamic_file {
+                    return Err(ConfigError::StaticMembershipWithDynamicFile {
+                        key: raw_key.to_owned(),
+                    });
+                }
+                self.apply_membership(raw_key, value)?;
+            }
+            k => match unsupported_reason(k) {
+                Some(reason) => c.unsupported.push(format!("{raw_key} ({reason})")),
+                None => c.unsupported.push(format!("{raw_key} (unknown key)")),
+            },
+        }
+        Ok(())
+    }
+
+    /// A line of the membership: `server.N`, hierarchical `group.N` /
+    /// `weight.N` (refused: ignoring them would change what a quorum is),
+    /// and `version` (dynamic file only).
+    fn apply_membership(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if let Some(id) = key.strip_prefix("server.") {
+            let id = ServerId(
+                id.parse()
+                    .map_err(|_| invalid(key, id, "server id is not a number"))?,
+            );
+            let server = parse_server_line(key, id, value)?;
+            self.cfg.servers.insert(id, server);
+            Ok(())
+        } else if key.starts_with("group") || key.starts_with("weight") {
+            Err(ConfigError::Unsupported {
+                key: key.to_owned(),
+                reason: "hierarchical quorums are not implemented".to_owned(),
+            })
+        } else if key == "version" {
+            Ok(())
+        } else {
+            Err(invalid(
+                key,
+                value,
+                "Unrecognised parameter in the dynamic config file",
+            ))
+        }
+    }
+
+    fn finish(mut self, my_id: Option<ServerId>) -> Result<Config, ConfigError> {
+        let mut c = self.cfg;
+        c.data_dir = self.data_dir.take().ok_or(ConfigError::MissingDataDir)?;
+        c.data_log_dir = self
+            .data_log_dir
+            .take()
+            .unwrap_or_else(|| c.data_dir.clone());
+        c.min_session_timeout_ms = if self.min_session_timeout == -1 {
+            c.tick_time_ms.saturating_mul(2)
+        } else {
+            self.min_session_timeout
+        };
+        c.max_session_timeout_ms = if self.max_session_timeout == -1 {
+            c.tick_time_ms.saturating_mul(20)
+        } else {
+            self.max_session_timeout
+        };
+        c.my_id = my_id;
+        c.membership_version = self.membership_version;
+        // setupPeerType: the server list's role wins over `peerType`.
+        c.peer_type = match my_id.and_then(|id| c.servers.get(&id)) {
+            Some(s) => s.peer_type,
+            None => self.config_peer_type,
+        };
+        Ok(c)
+    }
+}
+
+/// `host:quorumPort:electionPort[:type][;[clientHost:]clientPort]`.
+fn parse_server_line(key: &str, id: ServerId, value: &str) -> Result<QuorumServer, ConfigError> {
+    const FORMAT: &str =
+        "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]";
+    let mut parts = value.split(';');
+    let server_part = parts.next().unwrap_or_default().trim();
+    let client_part = parts.next().map(str::trim).filter(|s| !s.is_empty());
+    if let Some(secure) = parts.next().map(str::trim).filter(|s| !s.is_empty()) {
+        return Err(ConfigError::Unsupported {
+            key: key.to_owned(),
+            reason: format!("secure client address {secure:?}: no TLS client port"),
+        });
+    }
+    if server_part.contains('|') {
+        return Err(ConfigError::Unsupported {
+            key: key.to_owned(),
+            reason: "several addresses per server (multiAddress) are not implemented".to_owned(),
+        });
+    }
+    let fields = split_host_and_ports(server_part).ok_or_else(|| invalid(key, value, FORMAT))?;
+    if !(3..=4).contains(&fields.len()) {
+        return Err(invalid(key, value, FORMAT));
+    }
+    let host = fields[0].clone();
+    let quorum_port = parse_port(key, &fields[1])?;
+    let election_port = parse_port(key, &fields[2])?;
+    let peer_type = match fields.get(3) {
+        Some(t) => PeerType::parse(key, t)?,
+        None => PeerType::Participant,
+    };
+    let client_addr = match client_part {
+        None => None,
+        Some(c) => {
+            let f = split_host_and_ports(c).ok_or_else(|| invalid(key, value, FORMAT))?;
+            match f.as_slice() {
+                [port] => Some(HostPort {
+                    host: "0.0.0.0".to_owned(),
+                    port: parse_port(key, port)?,
+                }),
+                [host, port] => Some(HostPort {
+                    host: host.clone(),
+                    port: parse_port(key, port)?,
+                }),
+                _ => return Err(invalid(key, value, FORMAT)),
+            }
+        }
+    };
+    Ok(QuorumServer {
+        id,
+        host,
+        quorum_port,
+        election_port,
+        peer_type,
+        client_addr,
+    })
+}
+
+/// Splits `host:p1:p2…`, where the host may be a bracketed IPv6 literal
+/// (ZooKeeper's `ConfigUtils.getHostAndPort`). `None` on an unclosed bracket.
+fn split_host_and_ports(s: &str) -> Option<Vec<String>> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = rest[..end].to_owned();
+        let tail = &rest[end + 1..];
+        let mut out = vec![host];
+        if !tail.is_empty() {
+            let tail = tail.strip_prefix(':')?;
+            out.extend(tail.split(':').map(|p| p.trim().to_owned()));
+        }
+        Some(out)
+    } else {
+        Some(s.split(':').map(|p| p.trim().to_owned()).collect())
+    }
+}
+
+fn parse_myid(text: &str) -> Result<ServerId, ConfigError> {
+    // Java reads the first line and parses it as a decimal long; surrounding
+    // blanks (a CRLF file, a trailing space) are tolerated here.
+    let line = text.lines().next().unwrap_or("").trim();
+    line.parse::<u64>()
+        .map(ServerId)
+        .map_err(|_| ConfigError::BadMyId(line.to_owned()))
+}
+
+/// The membership version of a dynamic config file: the hex suffix of
+/// `zoo.cfg.dynamic.<hex>`, 0 when there is none.
+fn dynamic_file_version(path: &Path) -> u64 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once(".dynamic."))
+        .and_then(|(_, v)| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            value,
+            &format!("not a valid {}", std::any::type_name::<T>()),
+        )
+    })
+}
+
+fn parse_non_negative(key: &str, value: &str) -> Result<i32, ConfigError> {
+    let n: i32 = parse_num(key, value)?;
+    if n < 0 {
+        return Err(invalid(key, value, "must not be negative"));
+    }
+    Ok(n)
+}
+
+fn parse_port(key: &str, value: &str) -> Result<u16, ConfigError> {
+    value
+        .trim()
+        .parse::<u16>()
+        .map_err(|_| invalid(key, value, "not a port number (0-65535)"))
+}
+
+/// `QuorumPeerConfig.parseBoolean`: `true`/`false`, any case.
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "Choose 'true' or 'false'")),
+    }
+}
+
+fn parse_yes_no(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(invalid(key, value, "Choose 'yes' or 'no'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debian's `/etc/zookeeper/conf_example/zoo.cfg` (comments shortened).
+    const DEBIAN_EXAMPLE: &str = "\
+# http://hadoop.apache.org/zookeeper/docs/current/zookeeperAdmin.html
+
+# The number of milliseconds of each tick
+tickTime=2000
+# The number of ticks that the initial
+# synchronization phase can take
+initLimit=10
+# The number of ticks that can pass between
+# sending a request and getting an acknowledgement
+syncLimit=5
+# the directory where the snapshot is stored.
+dataDir=/var/lib/zookeeper
+# Place the dataLogDir to a separate physical disc for better performance
+# dataLogDir=/disk2/zookeeper
+
+# the port at which the clients will connect
+clientPort=2181
+
+# specify all zookeeper servers
+# The fist port is used by followers to connect to the leader
+# The second one is used for leader election
+#server.1=zookeeper1:2888:3888
+#server.2=zookeeper2:2888:3888
+#server.3=zookeeper3:2888:3888
+
+# To avoid seeks ZooKeeper allocates space in the transaction log file in
+# blocks of PreAllocSize kilobytes. The default block size is 64M. One reason
+# for changing the size of the blocks is to reduce the block size if snapshots
+# are taken more often. (Also, see SnapCount).
+#preAllocSize=65536
+
+# Clients can submit requests faster than ZooKeeper can process them,
+# especially if there are a lot of clients. To prevent ZooKeeper from running
+# out of memory due to queued requests, ZooKeeper will throttle clients so that
+# there is no more than globalOutstandingLimit outstanding requests in the
+# system. The default limit is 1,000.ZooKeeper logs transactions to a
+# transaction log. After snapCount transactions are written to a log file a
+# snapshot is started and a new transaction log file is started. The default
+# snapCount is 10,000.
+#snapCount=1000
+
+# If this option is defined, requests will be will logged to a trace file named
+# traceFile.year.month.day.
+#traceFile=
+
+# Leader accepts client connections. Default value is \"yes\". The leader machine
+# coordinates updates. For higher update throughput at thes slight expense of
+# read throughput the leader can be configured to not accept clients and focus
+# on coordination.
+#leaderServes=yes
+
+# Enable regular purging of old data and transaction logs every 24 hours
+autopurge.purgeInterval=24
+autopurge.snapRetainCount=5
+";
+
+    fn parse(text: &str) -> Config {
+        match Config::parse(text, None) {
+            Ok(c) => c,
+            Err(e) => panic!("{text:?} should parse: {e}"),
+        }
+    }
+
+    fn parse_err(text: &str, myid: Option<&str>) -> ConfigError {
+        match Config::parse(text, myid) {
+            Ok(c) => panic!("{text:?} should be refused, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    const QUORUM: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\nclientPort=2181\n\
+        server.1=zk1:2888:3888\nserver.2=zk2:2888:3888\nserver.3=zk3:2888:3888\n";
+
+    #[test]
+    fn debian_example() {
+        let c = parse(DEBIAN_EXAMPLE);
+        assert_eq!(c.tick_time_ms, 2000);
+        assert_eq!(c.init_limit, 10);
+        assert_eq!(c.sync_limit, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(c.client_port, Some(2181));
+        assert_eq!(c.autopurge_purge_interval_hours, 24);
+        assert_eq!(c.autopurge_snap_retain_count, 5);
+        assert_eq!(c.min_session_timeout_ms, 4000);
+        assert_eq!(c.max_session_timeout_ms, 40000);
+        assert!(c.servers.is_empty());
+        assert!(!c.is_distributed());
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(c.unsupported_summary(), None);
+    }
+
+    #[test]
+    fn every_default() {
+        let c = parse("dataDir=data");
+        assert_eq!(c.tick_time_ms, 3000);
+        assert_eq!(c.init_limit, 0);
+        assert_eq!(c.sync_limit, 0);
+        assert_eq!(c.connect_to_learner_master_limit, 0);
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("data"),
+            "relative dataDir stays relative to the cwd"
+        );
+        assert_eq!(c.data_log_dir, PathBuf::from("data"));
+        assert_eq!(c.client_port, None);
+        assert_eq!(c.client_port_address, None);
+        assert_eq!(c.client_port_listen_backlog, -1);
+        assert_eq!(c.min_session_timeout_ms, 6000);
+        assert_eq!(c.max_session_timeout_ms, 60000);
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.max_cnxns, 0);
+        assert_eq!(c.snap_count, 100_000);
+        assert_eq!(c.snap_size_limit_kb, 4_194_304);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::default());
+        assert_eq!(c.jute_max_buffer, 0xfffff);
+        assert!(c.standalone_enabled);
+        assert!(!c.extended_types_enabled);
+        assert_eq!(c.container_check_interval_ms, 60_000);
+        assert_eq!(c.container_max_per_minute, 10_000);
+        assert_eq!(c.container_max_never_used_interval_ms, 0);
+        assert_eq!(c.super_digest, None);
+        assert!(!c.skip_acl);
+        assert!(c.force_sync);
+        assert_eq!(c.global_outstanding_limit, 1000);
+        assert_eq!(c.commit_log_count, 500);
+        assert_eq!(c.snapshot_size_factor, 0.33);
+        assert_eq!(c.election_alg, 3);
+        assert!(!c.quorum_listen_on_all_ips);
+        assert!(c.sync_enabled);
+        assert!(c.leader_serves);
+        assert_eq!(c.membership_version, 0);
+        assert_eq!(c.peer_type, PeerType::Participant);
+        assert_eq!(c.my_id, None);
+        assert!(c.unsupported.is_empty());
+        assert_eq!(c.client_listen_addr(), None);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            "dataDir=/d\ndataLogDir=/l\nclientPort=2182\nclientPortAddress=127.0.0.1\n\
+             clientPortListenBacklog=50\ntickTime=100\nconnectToLearnerMasterLimit=7\n\
+             minSessionTimeout=300\nmaxSessionTimeout=900\nmaxClientCnxns=0\nmaxCnxns=5\n\
+             snapCount=10\nsnapSizeLimitInKb=-1\nautopurge.snapRetainCount=4\nautopurge.purgeInterval=1\n\
+             4lw.commands.whitelist=stat, ruok ,,conf\njute.maxbuffer=2000000\nstandaloneEnabled=true\n\
+             extendedTypesEnabled=true\nznode.container.checkIntervalMs=100\n\
+             znode.container.maxPerMinute=7\nznode.container.maxNeverUsedIntervalMs=9\n\
+             DigestAuthenticationProvider.superDigest=super:abc=\nskipACL=yes\nforceSync=no\n\
+             globalOutstandingLimit=3\ncommitLogCount=900\nsnapshotSizeFactor=-1\nelectionAlg=3\n\
+             quorumListenOnAllIPs=true\nsyncEnabled=false\nleaderServes=no\npeerType=observer\n",
+        );
+        assert_eq!(c.data_log_dir, PathBuf::from("/l"));
+        assert_eq!(c.client_port, Some(2182));
+        assert_eq!(c.client_port_address, Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(
+            c.client_listen_addr(),
+            Some(HostPort {
+                host: "127.0.0.1".into(),
+                port: 2182
+            })
+        );
+        assert_eq!(c.client_port_listen_backlog, 50);
+        assert_eq!(c.tick_time_ms, 100);
+        assert_eq!(c.connect_to_learner_master_limit, 7);
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (300, 900)
+        );
+        assert_eq!((c.max_client_cnxns, c.max_cnxns), (0, 5));
+        assert_eq!(c.snap_count, 10);
+        assert_eq!(c.snap_size_limit_kb, -1);
+        assert_eq!(c.autopurge_snap_retain_count, 4);
+        assert_eq!(c.autopurge_purge_interval_hours, 1);
+        let words: Vec<&str> = c.four_letter_whitelist.words().collect();
+        assert_eq!(words, ["conf", "ruok", "srvr", "stat"]);
+        assert_eq!(c.jute_max_buffer, 2_000_000);
+        assert!(c.extended_types_enabled);
+        assert_eq!(c.container_check_interval_ms, 100);
+        assert_eq!(c.container_max_per_minute, 7);
+        assert_eq!(c.container_max_never_used_interval_ms, 9);
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
+        assert!(c.skip_acl);
+        assert!(!c.force_sync);
+        assert_eq!(c.global_outstanding_limit, 3);
+        assert_eq!(c.commit_log_count, 900);
+        assert_eq!(c.snapshot_size_factor, -1.0);
+        assert!(c.quorum_listen_on_all_ips);
+        assert!(!c.sync_enabled);
+        assert!(!c.leader_serves);
+        assert_eq!(c.peer_type, PeerType::Observer);
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+    }
+
+    #[test]
+    fn minimums_and_resets_follow_zookeeper() {
+        let c = parse(
+            "dataDir=/d\nsnapCount=1\nautopurge.snapRetainCount=1\ncommitLogCount=10\n\
+             snapshotSizeFactor=5\nautopurge.purgeInterval=-3",
+        );
+        assert_eq!(c.snap_count, 2);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert_eq!(c.commit_log_count, 500);
+        assert_eq!(c.snapshot_size_factor, 0.33);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+    }
+
+    #[test]
+    fn every_prefix_form() {
+        for (key, check) in [
+            (
+                "zookeeper.extendedTypesEnabled=true",
+                (|c: &Config| c.extended_types_enabled) as fn(&Config) -> bool,
+            ),
+            ("extendedTypesEnabled=true", |c| c.extended_types_enabled),
+            ("zookeeper.snapCount=77", |c| c.snap_count == 77),
+            ("snapCount=77", |c| c.snap_count == 77),
+            ("znode.container.checkIntervalMs=5", |c| {
+                c.container_check_interval_ms == 5
+            }),
+            ("zookeeper.znode.container.checkIntervalMs=5", |c| {
+                c.container_check_interval_ms == 5
+            }),
+            ("znode.container.maxPerMinute=5", |c| {
+                c.container_max_per_minute == 5
+            }),
+            ("zookeeper.znode.container.maxPerMinute=5", |c| {
+                c.container_max_per_minute == 5
+            }),
+            (
+                "zookeeper.DigestAuthenticationProvider.superDigest=super:x",
+                |c| c.super_digest.as_deref() == Some("super:x"),
+            ),
+            ("DigestAuthenticationProvider.superDigest=super:x", |c| {
+                c.super_digest.as_deref() == Some("super:x")
+            }),
+            ("jute.maxbuffer=5", |c| c.jute_max_buffer == 5),
+            ("zookeeper.jute.maxbuffer=5", |c| c.jute_max_buffer == 5),
+            ("zookeeper.4lw.commands.whitelist=*", |c| {
+                c.four_letter_whitelist.allows("mntr")
+            }),
+            ("4lw.commands.whitelist=*", |c| {
+                c.four_letter_whitelist.allows("mntr")
+            }),
+            ("zookeeper.skipACL=yes", |c| c.skip_acl),
+            ("zookeeper.forceSync=no", |c| !c.force_sync),
+            ("zookeeper.globalOutstandingLimit=9", |c| {
+                c.global_outstanding_limit == 9
+            }),
+            ("zookeeper.commitLogCount=501", |c| {
+                c.commit_log_count == 501
+            }),
+            ("zookeeper.snapshotSizeFactor=0.5", |c| {
+                c.snapshot_size_factor == 0.5
+            }),
+            ("zookeeper.maxCnxns=4", |c| c.max_cnxns == 4),
+            ("zookeeper.snapSizeLimitInKb=4", |c| {
+                c.snap_size_limit_kb == 4
+            }),
+            ("zookeeper.znode.container.maxNeverUsedIntervalMs=4", |c| {
+                c.container_max_never_used_interval_ms == 4
+            }),
+        ] {
+            let c = parse(&format!("dataDir=/d\n{key}\n"));
+            assert!(check(&c), "{key} was not applied: {c:?}");
+            assert!(c.unsupported.is_empty(), "{key}: {:?}", c.unsupported);
+        }
+    }
+
+    #[test]
+    fn plain_key_wins_over_prefixed_in_either_order() {
+        let a = parse("dataDir=/d\nsnapCount=10\nzookeeper.snapCount=20\n");
+        let b = parse("dataDir=/d\nzookeeper.snapCount=20\nsnapCount=10\n");
+        assert_eq!(a.snap_count, 10);
+        assert_eq!(b.snap_count, 10);
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let c = parse(
+            "  # comment\n! also a comment\ndataDir : /with\\\n    /continuation\n\
+             tickTime 1000\nclientPort=2181\nclientPort = 2182  \nsnapCount\t=\t\\u0035\n",
+        );
+        assert_eq!(c.data_dir, PathBuf::from("/with/continuation"));
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!(c.client_port, Some(2182), "the later duplicate wins");
+        assert_eq!(c.snap_count, 5);
+    }
+
+    #[test]
+    fn unsupported_and_unknown_keys_are_listed_in_order() {
+        let c = parse(
+            "dataDir=/d\nsecureClientPort=2281\nssl.keyStore.location=/k\nreconfigEnabled=true\n\
+             reconfigEnabled=false\nadmin.serverPort=8081\nmetricsProvider.className=x\n\
+             localSessionsEnabled=true\nreadonlymode.enabled=true\nnoSuchKey=1\npreAllocSize=10\n",
+        );
+        assert_eq!(
+            c.unsupported,
+            [
+                "secureClientPort (no TLS client port)",
+                "ssl.keyStore.location (no TLS)",
+                "admin.serverPort (no embedded admin server)",
+                "metricsProvider.className (metrics are built in)",
+                "localSessionsEnabled=true (every session is global)",
+                "readonlymode.enabled=true (not implemented)",
+                "noSuchKey (unknown key)",
+                "preAllocSize (the txn log is RocksDB, no preallocation)",
+            ]
+        );
+        let line = c.unsupported_summary().unwrap_or_default();
+        assert!(
+            line.starts_with("zoo.cfg keys that zab does not support (ignored): secureClientPort")
+        );
+        assert!(!line.contains('\n'));
+        // Defaults of those features are not "unsupported".
+        let d = parse("dataDir=/d\nreconfigEnabled=false\nlocalSessionsEnabled=false\nsslQuorum=false\nadmin.enableServer=false\n");
+        assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        for (line, key, value) in [
+            ("tickTime=abc", "tickTime", "abc"),
+            ("clientPort=70000", "clientPort", "70000"),
+            (
+                "clientPortAddress=not-an-ip",
+                "clientPortAddress",
+                "not-an-ip",
+            ),
+            ("standaloneEnabled=yes", "standaloneEnabled", "yes"),
+            ("skipACL=true", "skipACL", "true"),
+            ("electionAlg=1", "electionAlg", "1"),
+            ("peerType=voter", "peerType", "voter"),
+            ("zookeeper.snapCount=lots", "zookeeper.snapCount", "lots"),
+            ("initLimit=-1", "initLimit", "-1"),
+        ] {
+            let err = parse_err(&format!("dataDir=/d\nclientPort=1\n{line}\n"), None);
+            match &err {
+                ConfigError::InvalidValue {
+                    key: k, value: v, ..
+                } => {
+                    assert_eq!((k.as_str(), v.as_str()), (key, value), "{line}");
+                }
+                other => panic!("{line}: unexpected {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains(key) && msg.contains(value), "{msg}");
+        }
+    }
+
+    #[test]
+    fn validation_errors() {
+        use ConfigError as E;
+        let check = |text: &str, myid: Option<&str>, ok: fn(&ConfigError) -> bool| {
+            let e = parse_err(text, myid);
+            assert!(ok(&e), "{text:?}: got {e:?}");
+        };
+        check("tickTime=2000", None, |e| matches!(e, E::MissingDataDir));
+        check("dataDir=/d\ntickTime=0", None, |e| {
+            matches!(e, E::TickTimeZero)
+        });
+        check(
+            "dataDir=/d\nminSessionTimeout=5000\nmaxSessionTimeout=4000",
+            None,
+            |e| {
+                matches!(
+                    e,
+                    E::SessionTimeoutRange {
+                        min: 5000,
+                        max: 4000
+                    }
+                )
+            },
+        );
+        // Defaults from tickTime count too: max 20×100 = 2000 < 3000.
+        check(
+            "dataDir=/d\ntickTime=100\nminSessionTimeout=3000",
+            None,
+            |e| {
+                matches!(
+                    e,
+                    E::SessionTimeoutRange {
+                        min: 3000,
+                        max: 2000
+                    }
+                )
+            },
+        );
+        check("dataDir=/d\nclientPortAddress=127.0.0.1", None, |e| {
+            matches!(e, E::ClientPortAddressWithoutPort)
+        });
+        let no_init = QUORUM.replace("initLimit=10\n", "");
+        check(&no_init, Some("1"), |e| matches!(e, E::MissingInitLimit));
+        let no_sync = QUORUM.replace("syncLimit=5\n", "");
+        check(&no_sync, Some("1"), |e| matches!(e, E::MissingSyncLimit));
+        check(QUORUM, None, |e| matches!(e, E::MissingMyId));
+        check(QUORUM, Some("4"), |e| {
+            matches!(e, E::MyIdNotInServers(ServerId(4)))
+        });
+        check(
+            "dataDir=/d\nserver.1=a:2888:2888\nserver.2=b:2888:3888",
+            Some("1"),
+            |e| {
+                matches!(
+                    e,
+                    E::SamePorts {
+                        id: ServerId(1),
+                        port: 2888
+                    }
+                )
+            },
+        );
+        check(
+            "dataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2:observer",
+            Some("1"),
+            |e| matches!(e, E::ObserversWithoutQuorum),
+        );
+        check("dataDir=/d\nserver.2=b:1:2:observer", None, |e| {
+            matches!(e, E::ObserversWithoutParticipants)
+        });
+        check("dataDir=/d\nstandaloneEnabled=false", None, |e| {
+            matches!(e, E::NoParticipants)
+        });
+        check(
+            "dataDir=/d\nstandaloneEnabled=false\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2",
+            None,
+            |e| matches!(e, E::MissingMyId),
+        );
+        check(
+            "dataDir=/d\nclientPort=2181",
+            Some("x1"),
+            |e| matches!(e, E::BadMyId(s) if s == "x1"),
+        );
+        check("dataDir=/d\nclientPort=2181", Some(""), |e| {
+            matches!(e, E::BadMyId(_))
+        });
+        check(
+            &format!("{QUORUM}extendedTypesEnabled=true\nserver.255=z:1:2\n"),
+            Some("255"),
+            |e| matches!(e, E::ServerIdTooLargeForExtendedTypes(ServerId(255))),
+        );
+        let mismatch = QUORUM.replace("server.1=zk1:2888:3888", "server.1=zk1:2888:3888;2999");
+        check(&mismatch, Some("1"), |e| {
+            matches!(
+                e,
+                E::ClientAddressMismatch {
+                    id: ServerId(1),
+                    ..
+                }
+            )
+        });
+        check("dataDir=/d\nserver.1=a:1:2\ngroup.1=1\n", None, |e| {
+            matches!(e, E::Unsupported { .. })
+        });
+        check(
+            "dataDir=/d\ndynamicConfigFile=/x/zoo.cfg.dynamic.100\n",
+            None,
+            |e| matches!(e, E::DynamicConfigNotLoaded),
+        );
+    }
+
+    #[test]
+    fn validate_on_a_hand_made_config() {
+        let mut c = parse("dataDir=/d");
+        assert!(c.validate().is_ok());
+        c.tick_time_ms = 0;
+        assert!(matches!(c.validate(), Err(ConfigError::TickTimeZero)));
+    }
+
+    #[test]
+    fn quorum_with_client_ports_and_observers() {
+        let text = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\n\
+            server.1=zk1:2888:3888\n\
+            server.2=zk2:2888:3888:participant;2182\n\
+            server.3=10.0.0.3:2888:3888;10.0.0.3:2183\n\
+            server.4=[::1]:2888:3888:observer;[::1]:2184\n\
+            server.5=zk5 : 2888 : 3888 : OBSERVER\n";
+        let c = Config::parse(text, Some("4\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.is_distributed());
+        assert_eq!(c.my_id, Some(ServerId(4)));
+        assert_eq!(
+            c.peer_type,
+            PeerType::Observer,
+            "the server line's type wins"
+        );
+        assert_eq!(c.voters().count(), 3);
+        assert_eq!(c.observers().count(), 2);
+        let s1 = &c.servers[&ServerId(1)];
+        assert_eq!(
+            (s1.host.as_str(), s1.quorum_port, s1.election_port),
+            ("zk1", 2888, 3888)
+        );
+        assert_eq!(s1.peer_type, PeerType::Participant);
+        assert_eq!(s1.client_addr, None);
+        assert_eq!(
+            c.servers[&ServerId(2)].client_addr,
+            Some(HostPort {
+                host: "0.0.0.0".into(),
+                port: 2182
+            })
+        );
+        assert_eq!(
+            c.servers[&ServerId(3)].client_addr,
+            Some(HostPort {
+                host: "10.0.0.3".into(),
+                port: 2183
+            })
+        );
+        let s4 = &c.servers[&ServerId(4)];
+        assert_eq!(s4.host, "::1");
+        assert_eq!(
+            s4.client_addr,
+            Some(HostPort {
+                host: "::1".into(),
+                port: 2184
+            })
+        );
+        assert_eq!(c.client_listen_addr(), s4.client_addr);
+        assert_eq!(c.servers[&ServerId(5)].peer_type, PeerType::Observer);
+        assert_eq!(
+            c.membership_text(),
+            "server.1=zk1:2888:3888:participant\n\
+             server.2=zk2:2888:3888:participant;0.0.0.0:2182\n\
+             server.3=10.0.0.3:2888:3888:participant;10.0.0.3:2183\n\
+             server.4=[::1]:2888:3888:observer;[::1]:2184\n\
+             server.5=zk5:2888:3888:observer\n\
+             version=0"
+        );
+    }
+
+    #[test]
+    fn bad_server_lines() {
+        for line in [
+            "server.1=zk1:2888",
+            "server.1=zk1:2888:3888:participant:extra",
+            "server.1=zk1:x:3888",
+            "server.1=zk1:2888:3888:leader",
+            "server.x=zk1:2888:3888",
+            "server.1=zk1:2888:3888;a:b:c",
+            "server.1=[::1:2888:3888",
+        ] {
+            let e = parse_err(&format!("dataDir=/d\n{line}\n"), None);
+            assert!(
+                matches!(e, ConfigError::InvalidValue { .. }),
+                "{line}: {e:?}"
+            );
+        }
+        for line in ["server.1=a:1:2|b:1:2", "server.1=a:1:2;2181;2281"] {
+            let e = parse_err(&format!("dataDir=/d\n{line}\n"), None);
+            assert!(
+                matches!(e, ConfigError::Unsupported { .. }),
+                "{line}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_server_line_is_standalone_unless_disabled() {
+        let c = parse("dataDir=/d\nclientPort=2181\nserver.1=a:1:2\n");
+        assert!(!c.is_distributed());
+        let c = Config::parse(
+            "dataDir=/d\nclientPort=2181\nstandaloneEnabled=false\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2\n",
+            Some("1"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.is_distributed());
+    }
+
+    #[test]
+    fn myid_parsing() {
+        for (text, id) in [("1", 1), ("2\n", 2), ("3\r\n", 3), (" 42 \nignored\n", 42)] {
+            let c =
+                Config::parse("dataDir=/d", Some(text)).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(c.my_id, Some(ServerId(id)), "{text:?}");
+        }
+        for text in ["", "\n1", "-1", "one", "1.0"] {
+            assert!(
+                matches!(
+                    Config::parse("dataDir=/d", Some(text)),
+                    Err(ConfigError::BadMyId(_))
+                ),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whitelist() {
+        let d = FourLetterWhitelist::default();
+        assert!(d.allows("srvr"));
+        assert!(!d.allows("ruok"));
+        let all = FourLetterWhitelist::parse("ruok, *");
+        for w in FourLetterWord::ALL {
+            assert!(all.allows(w.as_str()), "{w}");
+        }
+        let some = FourLetterWhitelist::parse(" mntr ,");
+        assert!(some.allows("mntr") && some.allows("srvr") && !some.allows("stat"));
+        assert!(FourLetterWhitelist::parse("").allows("srvr"));
+    }
+
+    #[test]
+    fn dynamic_config_file() {
+        let main = "dataDir=/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile=/c/zoo.cfg.dynamic.100000000\n";
+        let dynamic =
+            "server.1=a:1:2;2181\nserver.2=b:1:2;2181\nserver.3=c:1:2;2181\nversion=100000000\n";
+        let c = Config::parse_with_dynamic(main, dynamic, 0x1_0000_0000, Some("2"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.servers.len(), 3);
+        assert!(c.membership_text().ends_with("version=100000000"));
+        assert_eq!(
+            dynamic_file_version(Path::new("/c/zoo.cfg.dynamic.100000000")),
+            0x1_0000_0000
+        );
+        let static_too = format!("{main}server.1=a:1:2\n");
+        assert!(matches!(
+            Config::parse_with_dynamic(&static_too, dynamic, 1, Some("2")),
+            Err(ConfigError::StaticMembershipWithDynamicFile { .. })
+        ));
+    }
+
+    #[test]
+    fn load_reads_myid_from_data_dir() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(data.join("myid"), "2\n").unwrap_or_else(|e| panic!("{e}"));
+        let cfg_path = dir.path().join("zoo.cfg");
+        let text = QUORUM.replace("dataDir=/d", &format!("dataDir={}", data.display()));
+        std::fs::write(&cfg_path, text).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&cfg_path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.my_id, Some(ServerId(2)));
+        assert!(c.is_distributed());
+        std::fs::remove_file(data.join("myid")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            Config::load(&cfg_path),
+            Err(ConfigError::MissingMyId)
+        ));
+        assert!(matches!(
+            Config::load(&dir.path().join("missing.cfg")),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

@@ -1,0 +1,1404 @@
+//! Four-letter words: the text answers to `ruok`, `srvr`, `stat`, `mntr` …
+//!
+//! This module owns the exact output formats of ZooKeeper 3.8's four-letter
+//! commands (reference E). It is pure rendering: the server fills a
+//! [`ServerStatus`] snapshot when a word arrives and [`render`] turns it into
+//! the bytes to write before closing the connection. Resetting statistics
+//! (`srst`, `crst`) and setting the trace mask (`stmk`) are the server's job;
+//! this module only prints their replies.
+//!
+//! The version line reads `3.8.0-zab-<crate version>, built on <date>`:
+//! tools split ZooKeeper's `3.8.0-<git sha>, built on <yyyy-MM-dd HH:mm zz>`
+//! at `-` and `,`, so zab keeps that shape and the 3.8.0 protocol level it
+//! reproduces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use zab_wire::jute::FourLetterWord;
+use zab_wire::types::{ServerId, SessionId, Zxid};
+
+use crate::config::{Config, PeerType};
+
+/// ZooKeeper's reply for most words while no server is running (during
+/// election, for instance), without its line end.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
+/// `ZooTrace`'s default mask: client requests, server packets, sessions and
+/// warnings (`gtmk` prints it).
+pub const DEFAULT_TRACE_MASK: i64 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8);
+
+/// The ZooKeeper release whose client protocol and outputs zab reproduces.
+pub const ZOOKEEPER_VERSION: &str = "3.8.0";
+
+/// The full version string for `srvr`, `stat`, `envi` and `mntr`:
+/// `3.8.0-zab-<crate version>, built on <date>`. The date is the
+/// `ZAB_BUILD_DATE` environment variable at compile time (format
+/// `yyyy-MM-dd HH:mm UTC`, as ZooKeeper's build writes it) or the Unix epoch
+/// when the build did not set it.
+pub fn full_version() -> String {
+    format!(
+        "{ZOOKEEPER_VERSION}-zab-{}, built on {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("ZAB_BUILD_DATE").unwrap_or("1970-01-01 00:00 UTC")
+    )
+}
+
+/// The reply to a known word that is not in `4lw.commands.whitelist`.
+pub fn not_whitelisted(word: FourLetterWord) -> String {
+    format!(
+        "{} is not executed because it is not in the whitelist.\n",
+        word.as_str()
+    )
+}
+
+/// The role the server is in, as `srvr` and `mntr` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerMode {
+    Standalone,
+    Leader,
+    Follower,
+    Observer,
+    ReadOnly,
+}
+
+impl ServerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerMode::Standalone => "standalone",
+            ServerMode::Leader => "leader",
+            ServerMode::Follower => "follower",
+            ServerMode::Observer => "observer",
+            ServerMode::ReadOnly => "read-only",
+        }
+    }
+    fn is_quorum(self) -> bool {
+        self != ServerMode::Standalone
+    }
+}
+
+/// Request latency in ms (`ServerStats`): min and max are integers, the
+/// average a double rounded to 4 decimals when printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Latency {
+    pub min: i64,
+    pub avg: f64,
+    pub max: i64,
+}
+
+/// Proposal sizes in bytes on a leader (`BufferStats`): -1 until the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalSizes {
+    pub last: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Default for ProposalSizes {
+    fn default() -> Self {
+        ProposalSizes {
+            last: -1,
+            min: -1,
+            max: -1,
+        }
+    }
+}
+
+/// One client connection (`ServerCnxn.dumpConnectionInfo`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionStatus {
+    pub remote: SocketAddr,
+    /// The selector interest ops; printed in hex, 0 when none.
+    pub interest_ops: u32,
+    /// Requests received and not yet answered.
+    pub queued: u64,
+    pub recved: u64,
+    pub sent: u64,
+    /// `None` before the handshake: then even `cons` prints the brief form.
+    pub session: Option<ConnectionSession>,
+}
+
+/// The per-session part of a `cons` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionSession {
+    pub session_id: SessionId,
+    /// Four-letter op tag of the last request ([`op_tag`]), `NA` before any.
+    pub last_op: String,
+    /// Wall-clock ms when the connection was established.
+    pub established_ms: i64,
+    pub timeout_ms: i32,
+    /// Negative before the first request: then omitted.
+    pub last_cxid: i64,
+    /// -1 before the first reply.
+    pub last_zxid: Zxid,
+    /// Wall-clock ms of the last reply (ZooKeeper prints its raw value).
+    pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    /// Integer latencies (`ServerCnxn` keeps them as longs).
+    pub min_latency_ms: i64,
+    pub avg_latency_ms: i64,
+    pub max_latency_ms: i64,
+}
+
+/// One bucket of an expiry queue (`ExpiryQueue.dump`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiryBucket<T> {
+    /// Wall-clock ms at which the bucket's elements expire.
+    pub expire_at_ms: i64,
+    pub elements: Vec<T>,
+}
+
+/// The session part of `dump`: a leader or standalone server prints its
+/// expiry queue; a follower or observer its global sessions and timeouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionDump {
+    Expiry(Vec<ExpiryBucket<SessionId>>),
+    Global(BTreeMap<SessionId, i32>),
+}
+
+impl Default for SessionDump {
+    fn default() -> Self {
+        SessionDump::Expiry(Vec::new())
+    }
+}
+
+/// The host/OS part of `envi`; Java-only keys print `n/a`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Environment {
+    pub host_name: String,
+    pub os_name: String,
+    pub os_arch: String,
+    pub os_version: String,
+    pub user_name: String,
+    pub user_home: String,
+    pub user_dir: String,
+    pub tmp_dir: String,
+    /// Memory in MiB: free and total of the machine, max = total (zab has
+    /// no heap limit).
+    pub memory_free_mb: u64,
+    pub memory_max_mb: u64,
+    pub memory_total_mb: u64,
+}
+
+impl Environment {
+    /// Best-effort values for this process: environment variables and, on
+    /// Linux, `/proc`. Missing values print as `<NA>` as Java's do.
+    pub fn from_process() -> Environment {
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".to_owned());
+        let proc = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "<NA>".to_owned())
+        };
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_mb = |key: &str| {
+            meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .map_or(0, |kb| kb / 1024)
+        };
+        let total = mem_mb("MemTotal:");
+        Environment {
+            host_name: proc("/proc/sys/kernel/hostname"),
+            // Java's names: `Linux`, `amd64`.
+            os_name: match std::env::consts::OS {
+                "linux" => "Linux".to_owned(),
+                "macos" => "Mac OS X".to_owned(),
+                other => other.to_owned(),
+            },
+            os_arch: match std::env::consts::ARCH {
+                "x86_64" => "amd64".to_owned(),
+                other => other.to_owned(),
+            },
+            os_version: proc("/proc/sys/kernel/osrelease"),
+            user_name: var("USER"),
+            user_home: var("HOME"),
+            user_dir: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "<NA>".to_owned()),
+            tmp_dir: std::env::temp_dir().display().to_string(),
+            memory_free_mb: mem_mb("MemAvailable:"),
+            memory_max_mb: total,
+            memory_total_mb: total,
+        }
+    }
+}
+
+/// A value of an extra `mntr` metric.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Metric {
+    Int(i64),
+    Double(f64),
+    Text(String),
+}
+
+impl Metric {
+    fn render(&self) -> String {
+        match self {
+            Metric::Int(i) => i.to_string(),
+            Metric::Double(d) => java_double(*d),
+            Metric::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// Leader-only figures for `mntr`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderStatus {
+    pub learners: u64,
+    pub synced_followers: u64,
+    pub synced_non_voting_followers: u64,
+    pub synced_observers: u64,
+    pub pending_syncs: u64,
+    pub leader_uptime_ms: i64,
+    pub proposal_sizes: ProposalSizes,
+}
+
+/// Everything the four-letter words report, filled by the server when a
+/// word arrives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerStatus {
+    /// False while no ZooKeeper server runs (election): most words then
+    /// answer [`NOT_SERVING`].
+    pub serving: bool,
+    /// Usually [`full_version`].
+    pub version: String,
+    pub mode: ServerMode,
+    /// The id printed by `conf` (`serverId`): 0 when standalone.
+    pub server_id: ServerId,
+    /// `detailedPeerState` for `mntr` on quorum members, e.g.
+    /// `following - broadcast`.
+    pub peer_state: Option<String>,
+    pub last_zxid: Zxid,
+    pub node_count: u64,
+    pub latency: Latency,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub outstanding_requests: u64,
+    pub connections: Vec<ConnectionStatus>,
+    /// `Some` on a leader.
+    pub leader: Option<LeaderStatus>,
+    /// Voters in the quorum (`zk_quorum_size`), quorum members only.
+    pub quorum_size: Option<u64>,
+    /// Data/exists watches per session (behaviour 32: child watches are not
+    /// listed by `wchs`/`wchc`/`wchp`).
+    pub data_watches: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Every watch, data and child (`zk_watch_count`).
+    pub watch_count: u64,
+    pub sessions: SessionDump,
+    /// Sessions with their ephemeral node paths.
+    pub ephemerals: BTreeMap<SessionId, Vec<String>>,
+    /// Connections by expiry time; `None` prints nothing under
+    /// `Connections dump:` (ZooKeeper's Netty factory).
+    pub connection_expiry: Option<Vec<ExpiryBucket<(SocketAddr, SessionId)>>>,
+    pub global_sessions: u64,
+    pub local_sessions: u64,
+    /// The port the client listener is bound to (`conf`: -1 when none).
+    pub client_port: Option<u16>,
+    /// Where snapshots live and their size in bytes.
+    pub data_dir: PathBuf,
+    pub data_dir_size: u64,
+    /// Where the txn log lives and its size in bytes.
+    pub log_dir: PathBuf,
+    pub log_dir_size: u64,
+    pub approximate_data_size: u64,
+    pub open_file_descriptor_count: i64,
+    pub max_file_descriptor_count: i64,
+    pub uptime_ms: i64,
+    pub trace_mask: i64,
+    /// `hash`: recent tree digests by zxid.
+    pub digests: Vec<(Zxid, i64)>,
+    pub environment: Environment,
+    /// More `mntr` lines, printed after the standard ones (without `zk_`).
+    pub extra_metrics: Vec<(String, Metric)>,
+}
+
+impl Default for ServerStatus {
+    fn default() -> Self {
+        ServerStatus {
+            serving: true,
+            version: full_version(),
+            mode: ServerMode::Standalone,
+            server_id: ServerId(0),
+            peer_state: None,
+            last_zxid: Zxid::ZERO,
+            node_count: 0,
+            latency: Latency::default(),
+            packets_received: 0,
+            packets_sent: 0,
+            outstanding_requests: 0,
+            connections: Vec::new(),
+            leader: None,
+            quorum_size: None,
+            data_watches: BTreeMap::new(),
+            watch_count: 0,
+            sessions: SessionDump::default(),
+            ephemerals: BTreeMap::new(),
+            connection_expiry: None,
+            global_sessions: 0,
+            local_sessions: 0,
+            client_port: None,
+            data_dir: PathBuf::new(),
+            data_dir_size: 0,
+            log_dir: PathBuf::new(),
+            log_dir_size: 0,
+            approximate_data_size: 0,
+            open_file_descriptor_count: 0,
+            max_file_descriptor_count: 0,
+            uptime_ms: 0,
+            trace_mask: DEFAULT_TRACE_MASK,
+            digests: Vec::new(),
+            environment: Environment::default(),
+            extra_metrics: Vec::new(),
+        }
+    }
+}
+
+/// The four-letter tag `cons` shows as `lop` for an opcode
+/// (`FinalRequestProcessor`); `NA` for anything without one.
+pub fn op_tag(opcode: i32) -> &'static str {
+    match opcode {
+        11 => "PING",
+        -10 => "SESS",
+        14 => "MULT",
+        22 => "MLTR",
+        1 | 15 | 19 | 21 => "CREA",
+        2 | 20 => "DELE",
+        5 => "SETD",
+        16 => "RECO",
+        7 => "SETA",
+        -11 => "CLOS",
+        9 => "SYNC",
+        13 => "CHEC",
+        3 => "EXIS",
+        4 => "GETD",
+        101 => "SETW",
+        105 => "STW2",
+        106 => "ADDW",
+        6 => "GETA",
+        8 | 12 => "GETC",
+        104 => "GETACN",
+        17 => "CHKW",
+        18 => "REMW",
+        107 => "HOMI",
+        103 => "GETE",
+        _ => "NA",
+    }
+}
+
+/// The answer to `word`: everything written before the server closes.
+pub fn render(word: FourLetterWord, status: &ServerStatus, cfg: &Config) -> String {
+    use FourLetterWord as W;
+    // Words that answer whether or not a server runs.
+    match word {
+        W::Ruok => return "imok".to_owned(),
+        W::Envi => return envi(status),
+        W::Gtmk | W::Stmk => return status.trace_mask.to_string(),
+        W::TelnetClose => return String::new(),
+        W::Isro => {
+            return match (status.serving, status.mode) {
+                (false, _) => "null",
+                (true, ServerMode::ReadOnly) => "ro",
+                (true, _) => "rw",
+            }
+            .to_owned()
+        }
+        _ => {}
+    }
+    if !status.serving {
+        // `hash` alone prints it without a line end (`DigestCommand`).
+        return if word == W::Hash {
+            NOT_SERVING.to_owned()
+        } else {
+            format!("{NOT_SERVING}\n")
+        };
+    }
+    let mut out = String::new();
+    match word {
+        W::Srvr => stat(&mut out, status, false),
+        W::Stat => stat(&mut out, status, true),
+        W::Cons => {
+            for c in &status.connections {
+                connection_line(&mut out, c, false);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        W::Conf => conf(&mut out, status, cfg),
+        W::Mntr => mntr(&mut out, status),
+        W::Wchs => {
+            let paths: BTreeSet<&String> = status.data_watches.values().flatten().collect();
+            let total: usize = status.data_watches.values().map(BTreeSet::len).sum();
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths\nTotal watches:{}",
+                status.data_watches.len(),
+                paths.len(),
+                total
+            );
+        }
+        W::Wchc => {
+            for (session, paths) in &status.data_watches {
+                let _ = writeln!(out, "0x{:x}", session.0);
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push('\n');
+        }
+        W::Wchp => {
+            let mut by_path: BTreeMap<&str, Vec<SessionId>> = BTreeMap::new();
+            for (session, paths) in &status.data_watches {
+                for p in paths {
+                    by_path.entry(p).or_default().push(*session);
+                }
+            }
+            for (path, sessions) in by_path {
+                let _ = writeln!(out, "{path}");
+                for s in sessions {
+                    let _ = writeln!(out, "\t0x{:x}", s.0);
+                }
+            }
+            out.push('\n');
+        }
+        W::Dump => dump(&mut out, status),
+        W::Dirs => {
+            let _ = writeln!(out, "datadir_size: {}", status.data_dir_size);
+            let _ = writeln!(out, "logdir_size: {}", status.log_dir_size);
+        }
+        W::Srst => out.push_str("Server stats reset.\n"),
+        W::Crst => out.push_str("Connection stats reset.\n"),
+        W::Hash => {
+            for (zxid, digest) in &status.digests {
+                let _ = writeln!(out, "{:x}: {digest}", zxid.0);
+            }
+        }
+        W::Ruok | W::Envi | W::Gtmk | W::Stmk | W::TelnetClose | W::Isro => {}
+    }
+    out
+}
+
+/// `srvr` and `stat` (`StatCommand`, `ServerStats.toString`).
+fn stat(out: &mut String, s: &ServerStatus, with_clients: bool) {
+    let _ = writeln!(out, "Zookeeper version: {}", s.version);
+    if s.mode == ServerMode::ReadOnly {
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
+    if with_clients {
+        out.push_str("Clients:\n");
+        for c in &s.connections {
+            connection_line(out, c, true);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {}/{}/{}",
+        s.latency.min,
+        java_double(round4(s.latency.avg)),
+        s.latency.max
+    );
+    let _ = writeln!(out, "Received: {}", s.packets_received);
+    let _ = writeln!(out, "Sent: {}", s.packets_sent);
+    let _ = writeln!(out, "Connections: {}", s.connections.len());
+    let _ = writeln!(out, "Outstanding: {}", s.outstanding_requests);
+    let _ = writeln!(out, "Zxid: 0x{:x}", s.last_zxid.0);
+    let _ = writeln!(out, "Mode: {}", s.mode.as_str());
+    let _ = writeln!(out, "Node count: {}", s.node_count);
+    if let Some(leader) = &s.leader {
+        let p = leader.proposal_sizes;
+        let _ = writeln!(
+            out,
+            "Proposal sizes last/min/max: {}/{}/{}",
+            p.last, p.min, p.max
+        );
+    }
+}
+
+/// `ServerCnxn.dumpConnectionInfo`, without the line end.
+fn connection_line(out: &mut String, c: &ConnectionStatus, brief: bool) {
+    let _ = write!(
+        out,
+        " /{}[{:x}](queued={},recved={},sent={}",
+        c.remote, c.interest_ops, c.queued, c.recved, c.sent
+    );
+    if let (false, Some(s)) = (brief, &c.session) {
+        let _ = write!(
+            out,
+            ",sid=0x{:x},lop={},est={},to={}",
+            s.session_id.0, s.last_op, s.established_ms, s.timeout_ms
+        );
+        if s.last_cxid >= 0 {
+            let _ = write!(out, ",lcxid=0x{:x}", s.last_cxid);
+        }
+        let _ = write!(
+            out,
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            s.last_zxid.0,
+            s.last_response_ms,
+            s.last_latency_ms,
+            s.min_latency_ms,
+            s.avg_latency_ms,
+            s.max_latency_ms
+        );
+    }
+    out.push(')');
+}
+
+/// `ZooKeeperServer.dumpConf` plus `QuorumZooKeeperServer.dumpConf`.
+fn conf(out: &mut String, s: &ServerStatus, cfg: &Config) {
+    let port = s.client_port.map_or(-1, i32::from);
+    let _ = writeln!(out, "clientPort={port}");
+    // zab has no TLS client port.
+    out.push_str("secureClientPort=-1\n");
+    let _ = writeln!(out, "dataDir={}", s.data_dir.display());
+    let _ = writeln!(out, "dataDirSize={}", s.data_dir_size);
+    let _ = writeln!(out, "dataLogDir={}", s.log_dir.display());
+    let _ = writeln!(out, "dataLogSize={}", s.log_dir_size);
+    let _ = writeln!(out, "tickTime={}", cfg.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={}", cfg.min_session_timeout_ms);
+    let _ = writeln!(out, "maxSessionTimeout={}", cfg.max_session_timeout_ms);
+    let _ = writeln!(
+        out,
+        "clientPortListenBacklog={}",
+        cfg.client_port_listen_backlog
+    );
+    let _ = writeln!(out, "serverId={}", s.server_id);
+    if !s.mode.is_quorum() {
+        return;
+    }
+    let me = cfg.my_server();
+    let _ = writeln!(out, "initLimit={}", cfg.init_limit);
+    let _ = writeln!(out, "syncLimit={}", cfg.sync_limit);
+    let _ = writeln!(out, "electionAlg={}", cfg.election_alg);
+    let _ = writeln!(
+        out,
+        "electionPort={}",
+        me.map_or(-1, |m| i32::from(m.election_port))
+    );
+    let _ = writeln!(
+        out,
+        "quorumPort={}",
+        me.map_or(-1, |m| i32::from(m.quorum_port))
+    );
+    let peer_type = me.map_or(cfg.peer_type, |m| m.peer_type);
+    let _ = writeln!(out, "peerType={}", PeerType::ordinal(peer_type));
+    out.push_str("membership: \n");
+    // QuorumMaj.toString ends with `version=<hex>` and no line end.
+    out.push_str(&cfg.membership_text());
+}
+
+/// `EnvCommand` over `Environment.list`.
+fn envi(s: &ServerStatus) -> String {
+    let e = &s.environment;
+    let na = "n/a";
+    let entries: [(&str, &str); 15] = [
+        ("zookeeper.version", &s.version),
+        ("host.name", &e.host_name),
+        ("java.version", na),
+        ("java.vendor", na),
+        ("java.home", na),
+        ("java.class.path", na),
+        ("java.library.path", na),
+        ("java.io.tmpdir", &e.tmp_dir),
+        ("java.compiler", na),
+        ("os.name", &e.os_name),
+        ("os.arch", &e.os_arch),
+        ("os.version", &e.os_version),
+        ("user.name", &e.user_name),
+        ("user.home", &e.user_home),
+        ("user.dir", &e.user_dir),
+    ];
+    let mut out = String::from("Environment:\n");
+    for (k, v) in entries {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    let _ = writeln!(out, "os.memory.free={}MB", e.memory_free_mb);
+    let _ = writeln!(out, "os.memory.max={}MB", e.memory_max_mb);
+    let _ = writeln!(out, "os.memory.total={}MB", e.memory_total_mb);
+    out
+}
+
+/// `MonitorCommand`: `zk_<key>\t<value>` lines, `zk_version` and
+/// `zk_server_state` first, integers as integers, other numbers as Java
+/// doubles.
+fn mntr(out: &mut String, s: &ServerStatus) {
+    let mut line = |key: &str, value: Metric| {
+        let _ = writeln!(out, "zk_{key}\t{}", value.render());
+    };
+    let int = |v: u64| Metric::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    line("version", Metric::Text(s.version.clone()));
+    line("server_state", Metric::Text(s.mode.as_str().to_owned()));
+    if let Some(peer_state) = &s.peer_state {
+        line("peer_state", Metric::Text(peer_state.clone()));
+    }
+    line("avg_latency", Metric::Double(round4(s.latency.avg)));
+    line("max_latency", Metric::Int(s.latency.max));
+    line("min_latency", Metric::Int(s.latency.min));
+    line("packets_received", int(s.packets_received));
+    line("packets_sent", int(s.packets_sent));
+    line("num_alive_connections", int(s.connections.len() as u64));
+    line("outstanding_requests", int(s.outstanding_requests));
+    line("znode_count", int(s.node_count));
+    line("watch_count", int(s.watch_count));
+    line(
+        "ephemerals_count",
+        int(s.ephemerals.values().map(|v| v.len() as u64).sum()),
+    );
+    line("approximate_data_size", int(s.approximate_data_size));
+    line(
+        "open_file_descriptor_count",
+        Metric::Int(s.open_file_descriptor_count),
+    );
+    line(
+        "max_file_descriptor_count",
+        Metric::Int(s.max_file_descriptor_count),
+    );
+    line("uptime", Metric::Int(s.uptime_ms));
+    line("global_sessions", int(s.global_sessions));
+    line("local_sessions", int(s.local_sessions));
+    if let Some(q) = s.quorum_size {
+        line("quorum_size", int(q));
+    }
+    if let Some(l) = &s.leader {
+        line("learners", int(l.learners));
+        line("synced_followers", int(l.synced_followers));
+        line(
+            "synced_non_voting_followers",
+            int(l.synced_non_voting_followers),
+        );
+        line("synced_observers", int(l.synced_observers));
+        line("pending_syncs", int(l.pending_syncs));
+        line("leader_uptime", Metric::Int(l.leader_uptime_ms));
+        line("last_proposal_size", Metric::Int(l.proposal_sizes.last));
+        line("max_proposal_size", Metric::Int(l.proposal_sizes.max));
+        line("min_proposal_size", Metric::Int(l.proposal_sizes.min));
+    }
+    for (key, value) in &s.extra_metrics {
+        line(key, value.clone());
+    }
+}
+
+/// `DumpCommand`: sessions, ephemerals, connections.
+fn dump(out: &mut String, s: &ServerStatus) {
+    out.push_str("SessionTracker dump:\n");
+    match &s.sessions {
+        SessionDump::Expiry(buckets) => {
+            out.push_str("Session ");
+            expiry_queue(out, buckets, |id| format!("0x{:x}", id.0));
+        }
+        SessionDump::Global(sessions) => {
+            let _ = writeln!(out, "Global Sessions({}):", sessions.len());
+            for (id, timeout) in sessions {
+                let _ = writeln!(out, "0x{:x}\t{timeout}ms", id.0);
+            }
+        }
+    }
+    out.push_str("ephemeral nodes dump:\n");
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", s.ephemerals.len());
+    for (id, paths) in &s.ephemerals {
+        let _ = writeln!(out, "0x{:x}:", id.0);
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    out.push_str("Connections dump:\n");
+    if let Some(buckets) = &s.connection_expiry {
+        out.push_str("Connections ");
+        expiry_queue(out, buckets, |(addr, id)| {
+            format!("ip: /{addr} sessionId: 0x{:x}", id.0)
+        });
+    }
+}
+
+/// `ExpiryQueue.dump`: `Sets (buckets)/(elements):`, then per bucket in
+/// time order `<n> expire at <date>:` and one tab-indented line per element.
+fn expiry_queue<T>(out: &mut String, buckets: &[ExpiryBucket<T>], show: impl Fn(&T) -> String) {
+    let elements: usize = buckets.iter().map(|b| b.elements.len()).sum();
+    let _ = writeln!(out, "Sets ({})/({}):", buckets.len(), elements);
+    let mut sorted: Vec<&ExpiryBucket<T>> = buckets.iter().collect();
+    sorted.sort_by_key(|b| b.expire_at_ms);
+    for b in sorted {
+        let _ = writeln!(
+            out,
+            "{} expire at {}:",
+            b.elements.len(),
+            java_date_utc(b.expire_at_ms)
+        );
+        for e in &b.elements {
+            let _ = writeln!(out, "\t{}", show(e));
+        }
+    }
+}
+
+/// `BigDecimal.setScale(4, HALF_UP)` as `AvgMinMaxCounter.getAvg` does.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Java's `Double.toString`: `0.0`, `2.5528`, `1.0E7`, `1.0E-4`.
+pub fn java_double(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    let abs = x.abs();
+    if x == 0.0 || (1e-3..1e7).contains(&abs) {
+        let s = format!("{x}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        // Rust writes `1e7` / `1.5e-5`; Java `1.0E7` / `1.5E-5`.
+        let s = format!("{x:e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        if mantissa.contains('.') {
+            format!("{mantissa}E{exponent}")
+        } else {
+            format!("{mantissa}.0E{exponent}")
+        }
+    }
+}
+
+/// Java's `Date.toString` in UTC: `Mon Nov 23 12:17:36 UTC 2026`.
+pub fn java_date_utc(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        year
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1–12, day 1–31) in the proleptic
+/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const VERSION: &str = "3.8.0-zab-0.1.0, built on 2026-11-23 10:00 UTC";
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    fn standalone_cfg() -> Config {
+        Config::parse(
+            "tickTime=2000\ndataDir=/var/lib/zookeeper\nclientPort=2181\n",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn quorum_cfg() -> Config {
+        Config::parse(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\nclientPort=2182\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889;2182\n\
+             server.3=127.0.0.1:2890:3890:observer\n",
+            Some("2"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A standalone server with two connections, one of them without a
+    /// session yet, watches, ephemerals and expiry buckets.
+    fn status() -> ServerStatus {
+        let s1 = SessionId(0x1000008e9f70012);
+        let s2 = SessionId(0x1000008e9f70011);
+        ServerStatus {
+            serving: true,
+            version: VERSION.to_owned(),
+            mode: ServerMode::Standalone,
+            server_id: ServerId(0),
+            peer_state: None,
+            last_zxid: Zxid(0x54),
+            node_count: 5,
+            latency: Latency {
+                min: 0,
+                avg: 2.55284,
+                max: 9,
+            },
+            packets_received: 12,
+            packets_sent: 11,
+            outstanding_requests: 1,
+            connections: vec![
+                ConnectionStatus {
+                    remote: addr(47940),
+                    interest_ops: 1,
+                    queued: 0,
+                    recved: 3,
+                    sent: 3,
+                    session: Some(ConnectionSession {
+                        session_id: s1,
+                        last_op: op_tag(106).to_owned(),
+                        established_ms: 1795436244345,
+                        timeout_ms: 10000,
+                        last_cxid: 2,
+                        last_zxid: Zxid(0x54),
+                        last_response_ms: 732334,
+                        last_latency_ms: 0,
+                        min_latency_ms: 0,
+                        avg_latency_ms: 1,
+                        max_latency_ms: 3,
+                    }),
+                },
+                ConnectionStatus {
+                    remote: addr(47941),
+                    interest_ops: 0,
+                    queued: 0,
+                    recved: 1,
+                    sent: 0,
+                    session: None,
+                },
+            ],
+            leader: None,
+            quorum_size: None,
+            data_watches: BTreeMap::from([
+                (s2, BTreeSet::from(["/a".to_owned()])),
+                (s1, BTreeSet::from(["/a".to_owned(), "/b".to_owned()])),
+            ]),
+            watch_count: 4,
+            sessions: SessionDump::Expiry(vec![ExpiryBucket {
+                expire_at_ms: 1795436256000,
+                elements: vec![s1, s2],
+            }]),
+            ephemerals: BTreeMap::from([(s2, vec!["/e1".to_owned()])]),
+            connection_expiry: Some(vec![ExpiryBucket {
+                expire_at_ms: 1795436262000,
+                elements: vec![(addr(47940), s1)],
+            }]),
+            global_sessions: 2,
+            local_sessions: 0,
+            client_port: Some(2181),
+            data_dir: PathBuf::from("/var/lib/zookeeper/version-2"),
+            data_dir_size: 1024,
+            log_dir: PathBuf::from("/var/lib/zookeeper/version-2"),
+            log_dir_size: 67108880,
+            approximate_data_size: 44,
+            open_file_descriptor_count: 60,
+            max_file_descriptor_count: 1048576,
+            uptime_ms: 5000,
+            trace_mask: DEFAULT_TRACE_MASK,
+            digests: vec![(Zxid(0x54), 123456789)],
+            environment: Environment {
+                host_name: "zk1".into(),
+                os_name: "Linux".into(),
+                os_arch: "amd64".into(),
+                os_version: "6.1.0".into(),
+                user_name: "zookeeper".into(),
+                user_home: "/var/lib/zookeeper".into(),
+                user_dir: "/".into(),
+                tmp_dir: "/tmp".into(),
+                memory_free_mb: 370,
+                memory_max_mb: 1024,
+                memory_total_mb: 512,
+            },
+            extra_metrics: vec![("avg_fsynctime".into(), Metric::Double(0.0))],
+        }
+    }
+
+    fn leader_status() -> ServerStatus {
+        ServerStatus {
+            mode: ServerMode::Leader,
+            server_id: ServerId(2),
+            peer_state: Some("leading - broadcast".into()),
+            quorum_size: Some(2),
+            connections: Vec::new(),
+            latency: Latency::default(),
+            leader: Some(LeaderStatus {
+                learners: 2,
+                synced_followers: 1,
+                synced_non_voting_followers: 0,
+                synced_observers: 1,
+                pending_syncs: 0,
+                leader_uptime_ms: 4000,
+                proposal_sizes: ProposalSizes::default(),
+            }),
+            extra_metrics: Vec::new(),
+            ..status()
+        }
+    }
+
+    fn words(w: FourLetterWord) -> String {
+        render(w, &status(), &standalone_cfg())
+    }
+
+    #[test]
+    fn ruok_isro_gtmk() {
+        assert_eq!(words(FourLetterWord::Ruok), "imok");
+        assert_eq!(words(FourLetterWord::Isro), "rw");
+        assert_eq!(words(FourLetterWord::Gtmk), "306");
+        let ro = ServerStatus {
+            mode: ServerMode::ReadOnly,
+            ..status()
+        };
+        assert_eq!(render(FourLetterWord::Isro, &ro, &standalone_cfg()), "ro");
+    }
+
+    #[test]
+    fn srvr() {
+        assert_eq!(
+            words(FourLetterWord::Srvr),
+            "Zookeeper version: 3.8.0-zab-0.1.0, built on 2026-11-23 10:00 UTC\n\
+             Latency min/avg/max: 0/2.5528/9\n\
+             Received: 12\n\
+             Sent: 11\n\
+             Connections: 2\n\
+             Outstanding: 1\n\
+             Zxid: 0x54\n\
+             Mode: standalone\n\
+             Node count: 5\n"
+        );
+    }
+
+    #[test]
+    fn srvr_on_a_leader_and_read_only() {
+        let text = render(FourLetterWord::Srvr, &leader_status(), &quorum_cfg());
+        assert_eq!(
+            text,
+            format!(
+                "Zookeeper version: {VERSION}\nLatency min/avg/max: 0/0.0/0\nReceived: 12\nSent: 11\n\
+                 Connections: 0\nOutstanding: 1\nZxid: 0x54\nMode: leader\nNode count: 5\n\
+                 Proposal sizes last/min/max: -1/-1/-1\n"
+            )
+        );
+        let ro = ServerStatus {
+            mode: ServerMode::ReadOnly,
+            ..status()
+        };
+        let text = render(FourLetterWord::Srvr, &ro, &standalone_cfg());
+        assert!(text.starts_with(&format!(
+            "Zookeeper version: {VERSION}\nREAD-ONLY mode; serving only read-only clients\nLatency"
+        )));
+        assert!(text.contains("\nMode: read-only\n"));
+    }
+
+    #[test]
+    fn stat() {
+        assert_eq!(
+            words(FourLetterWord::Stat),
+            "Zookeeper version: 3.8.0-zab-0.1.0, built on 2026-11-23 10:00 UTC\n\
+             Clients:\n \
+             /127.0.0.1:47940[1](queued=0,recved=3,sent=3)\n \
+             /127.0.0.1:47941[0](queued=0,recved=1,sent=0)\n\
+             \n\
+             Latency min/avg/max: 0/2.5528/9\n\
+             Received: 12\n\
+             Sent: 11\n\
+             Connections: 2\n\
+             Outstanding: 1\n\
+             Zxid: 0x54\n\
+             Mode: standalone\n\
+             Node count: 5\n"
+        );
+    }
+
+    #[test]
+    fn cons() {
+        assert_eq!(
+            words(FourLetterWord::Cons),
+            " /127.0.0.1:47940[1](queued=0,recved=3,sent=3,sid=0x1000008e9f70012,lop=ADDW,\
+             est=1795436244345,to=10000,lcxid=0x2,lzxid=0x54,lresp=732334,llat=0,minlat=0,\
+             avglat=1,maxlat=3)\n \
+             /127.0.0.1:47941[0](queued=0,recved=1,sent=0)\n\n"
+        );
+    }
+
+    #[test]
+    fn cons_omits_negative_cxid_and_prints_unset_zxid_as_java_does() {
+        let mut s = status();
+        s.connections.truncate(1);
+        if let Some(sess) = s.connections[0].session.as_mut() {
+            sess.last_cxid = -1;
+            sess.last_zxid = Zxid(-1);
+            sess.last_op = "NA".into();
+        }
+        s.connections[0].interest_ops = 0x15;
+        let text = render(FourLetterWord::Cons, &s, &standalone_cfg());
+        assert_eq!(
+            text,
+            " /127.0.0.1:47940[15](queued=0,recved=3,sent=3,sid=0x1000008e9f70012,lop=NA,\
+             est=1795436244345,to=10000,lzxid=0xffffffffffffffff,lresp=732334,llat=0,minlat=0,\
+             avglat=1,maxlat=3)\n\n"
+        );
+    }
+
+    #[test]
+    fn conf_standalone() {
+        assert_eq!(
+            words(FourLetterWord::Conf),
+            "clientPort=2181\n\
+             secureClientPort=-1\n\
+             dataDir=/var/lib/zookeeper/version-2\n\
+             dataDirSize=1024\n\
+             dataLogDir=/var/lib/zookeeper/version-2\n\
+             dataLogSize=67108880\n\
+             tickTime=2000\n\
+             maxClientCnxns=60\n\
+             minSessionTimeout=4000\n\
+             maxSessionTimeout=40000\n\
+             clientPortListenBacklog=-1\n\
+             serverId=0\n"
+        );
+    }
+
+    #[test]
+    fn conf_quorum() {
+        let s = ServerStatus {
+            client_port: Some(2182),
+            data_dir: PathBuf::from("/d/version-2"),
+            log_dir: PathBuf::from("/d/version-2"),
+            ..leader_status()
+        };
+        assert_eq!(
+            render(FourLetterWord::Conf, &s, &quorum_cfg()),
+            "clientPort=2182\n\
+             secureClientPort=-1\n\
+             dataDir=/d/version-2\n\
+             dataDirSize=1024\n\
+             dataLogDir=/d/version-2\n\
+             dataLogSize=67108880\n\
+             tickTime=2000\n\
+             maxClientCnxns=60\n\
+             minSessionTimeout=4000\n\
+             maxSessionTimeout=40000\n\
+             clientPortListenBacklog=-1\n\
+             serverId=2\n\
+             initLimit=10\n\
+             syncLimit=5\n\
+             electionAlg=3\n\
+             electionPort=3889\n\
+             quorumPort=2889\n\
+             peerType=0\n\
+             membership: \n\
+             server.1=127.0.0.1:2888:3888:participant\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=127.0.0.1:2890:3890:observer\n\
+             version=0"
+        );
+    }
+
+    #[test]
+    fn envi() {
+        assert_eq!(
+            words(FourLetterWord::Envi),
+            "Environment:\n\
+             zookeeper.version=3.8.0-zab-0.1.0, built on 2026-11-23 10:00 UTC\n\
+             host.name=zk1\n\
+             java.version=n/a\n\
+             java.vendor=n/a\n\
+             java.home=n/a\n\
+             java.class.path=n/a\n\
+             java.library.path=n/a\n\
+             java.io.tmpdir=/tmp\n\
+             java.compiler=n/a\n\
+             os.name=Linux\n\
+             os.arch=amd64\n\
+             os.version=6.1.0\n\
+             user.name=zookeeper\n\
+             user.home=/var/lib/zookeeper\n\
+             user.dir=/\n\
+             os.memory.free=370MB\n\
+             os.memory.max=1024MB\n\
+             os.memory.total=512MB\n"
+        );
+    }
+
+    #[test]
+    fn mntr_standalone() {
+        assert_eq!(
+            words(FourLetterWord::Mntr),
+            "zk_version\t3.8.0-zab-0.1.0, built on 2026-11-23 10:00 UTC\n\
+             zk_server_state\tstandalone\n\
+             zk_avg_latency\t2.5528\n\
+             zk_max_latency\t9\n\
+             zk_min_latency\t0\n\
+             zk_packets_received\t12\n\
+             zk_packets_sent\t11\n\
+             zk_num_alive_connections\t2\n\
+             zk_outstanding_requests\t1\n\
+             zk_znode_count\t5\n\
+             zk_watch_count\t4\n\
+             zk_ephemerals_count\t1\n\
+             zk_approximate_data_size\t44\n\
+             zk_open_file_descriptor_count\t60\n\
+             zk_max_file_descriptor_count\t1048576\n\
+             zk_uptime\t5000\n\
+             zk_global_sessions\t2\n\
+             zk_local_sessions\t0\n\
+             zk_avg_fsynctime\t0.0\n"
+        );
+    }
+
+    #[test]
+    fn mntr_leader_adds_quorum_and_leader_keys() {
+        let text = render(FourLetterWord::Mntr, &leader_status(), &quorum_cfg());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("zk_version\t{VERSION}"));
+        assert_eq!(lines[1], "zk_server_state\tleader");
+        assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
+        assert_eq!(lines[3], "zk_avg_latency\t0.0");
+        let tail = &lines[lines.len() - 10..];
+        assert_eq!(
+            tail,
+            [
+                "zk_quorum_size\t2",
+                "zk_learners\t2",
+                "zk_synced_followers\t1",
+                "zk_synced_non_voting_followers\t0",
+                "zk_synced_observers\t1",
+                "zk_pending_syncs\t0",
+                "zk_leader_uptime\t4000",
+                "zk_last_proposal_size\t-1",
+                "zk_max_proposal_size\t-1",
+                "zk_min_proposal_size\t-1",
+            ]
+        );
+        for line in &lines {
+            assert_eq!(line.matches('\t').count(), 1, "{line}");
+        }
+    }
+
+    #[test]
+    fn watches() {
+        assert_eq!(
+            words(FourLetterWord::Wchs),
+            "2 connections watching 2 paths\nTotal watches:3\n"
+        );
+        assert_eq!(
+            words(FourLetterWord::Wchc),
+            "0x1000008e9f70011\n\t/a\n0x1000008e9f70012\n\t/a\n\t/b\n\n"
+        );
+        assert_eq!(
+            words(FourLetterWord::Wchp),
+            "/a\n\t0x1000008e9f70011\n\t0x1000008e9f70012\n/b\n\t0x1000008e9f70012\n\n"
+        );
+        let none = ServerStatus {
+            data_watches: BTreeMap::new(),
+            ..status()
+        };
+        let cfg = standalone_cfg();
+        assert_eq!(
+            render(FourLetterWord::Wchs, &none, &cfg),
+            "0 connections watching 0 paths\nTotal watches:0\n"
+        );
+        assert_eq!(render(FourLetterWord::Wchc, &none, &cfg), "\n");
+        assert_eq!(render(FourLetterWord::Wchp, &none, &cfg), "\n");
+    }
+
+    #[test]
+    fn dump_standalone() {
+        assert_eq!(
+            words(FourLetterWord::Dump),
+            "SessionTracker dump:\n\
+             Session Sets (1)/(2):\n\
+             2 expire at Mon Nov 23 12:17:36 UTC 2026:\n\
+             \t0x1000008e9f70012\n\
+             \t0x1000008e9f70011\n\
+             ephemeral nodes dump:\n\
+             Sessions with Ephemerals (1):\n\
+             0x1000008e9f70011:\n\
+             \t/e1\n\
+             Connections dump:\n\
+             Connections Sets (1)/(1):\n\
+             1 expire at Mon Nov 23 12:17:42 UTC 2026:\n\
+             \tip: /127.0.0.1:47940 sessionId: 0x1000008e9f70012\n"
+        );
+    }
+
+    #[test]
+    fn dump_follower_sorts_buckets_and_lists_global_sessions() {
+        let s = ServerStatus {
+            mode: ServerMode::Follower,
+            sessions: SessionDump::Global(BTreeMap::from([
+                (SessionId(0x200000000000002), 30000),
+                (SessionId(0x100000000000001), 4000),
+            ])),
+            ephemerals: BTreeMap::new(),
+            connection_expiry: Some(vec![
+                ExpiryBucket {
+                    expire_at_ms: 1795436262000,
+                    elements: vec![(addr(1), SessionId(1))],
+                },
+                ExpiryBucket {
+                    expire_at_ms: 1795436256000,
+                    elements: vec![(addr(2), SessionId(2)), (addr(3), SessionId(3))],
+                },
+            ]),
+            ..status()
+        };
+        assert_eq!(
+            render(FourLetterWord::Dump, &s, &quorum_cfg()),
+            "SessionTracker dump:\n\
+             Global Sessions(2):\n\
+             0x100000000000001\t4000ms\n\
+             0x200000000000002\t30000ms\n\
+             ephemeral nodes dump:\n\
+             Sessions with Ephemerals (0):\n\
+             Connections dump:\n\
+             Connections Sets (2)/(3):\n\
+             2 expire at Mon Nov 23 12:17:36 UTC 2026:\n\
+             \tip: /127.0.0.1:2 sessionId: 0x2\n\
+             \tip: /127.0.0.1:3 sessionId: 0x3\n\
+             1 expire at Mon Nov 23 12:17:42 UTC 2026:\n\
+             \tip: /127.0.0.1:1 sessionId: 0x1\n"
+        );
+        let netty = ServerStatus {
+            connection_expiry: None,
+            ..s
+        };
+        assert!(
+            render(FourLetterWord::Dump, &netty, &quorum_cfg()).ends_with("Connections dump:\n")
+        );
+    }
+
+    #[test]
+    fn dirs_resets_hash() {
+        assert_eq!(
+            words(FourLetterWord::Dirs),
+            "datadir_size: 1024\nlogdir_size: 67108880\n"
+        );
+        assert_eq!(words(FourLetterWord::Srst), "Server stats reset.\n");
+        assert_eq!(words(FourLetterWord::Crst), "Connection stats reset.\n");
+        assert_eq!(words(FourLetterWord::Hash), "54: 123456789\n");
+        assert_eq!(words(FourLetterWord::TelnetClose), "");
+    }
+
+    #[test]
+    fn not_serving() {
+        let s = ServerStatus {
+            serving: false,
+            ..status()
+        };
+        let cfg = standalone_cfg();
+        for w in FourLetterWord::ALL {
+            let text = render(w, &s, &cfg);
+            let expected = match w {
+                FourLetterWord::Ruok => "imok".to_owned(),
+                FourLetterWord::Isro => "null".to_owned(),
+                FourLetterWord::Gtmk | FourLetterWord::Stmk => "306".to_owned(),
+                FourLetterWord::Envi => render(w, &status(), &cfg),
+                FourLetterWord::TelnetClose => String::new(),
+                FourLetterWord::Hash => NOT_SERVING.to_owned(),
+                _ => format!("{NOT_SERVING}\n"),
+            };
+            assert_eq!(text, expected, "{w}");
+        }
+    }
+
+    #[test]
+    fn whitelist_refusal() {
+        assert_eq!(
+            not_whitelisted(FourLetterWord::Mntr),
+            "mntr is not executed because it is not in the whitelist.\n"
+        );
+    }
+
+    #[test]
+    fn version_shape() {
+        let v = full_version();
+        assert!(v.starts_with("3.8.0-zab-"), "{v}");
+        let (head, date) = v.split_once(", built on ").unwrap_or_default();
+        assert_eq!(head, format!("3.8.0-zab-{}", env!("CARGO_PKG_VERSION")));
+        assert!(date.ends_with(" UTC"), "{v}");
+    }
+
+    #[test]
+    fn op_tags() {
+        for (op, tag) in [
+            (4, "GETD"),
+            (5, "SETD"),
+            (1, "CREA"),
+            (19, "CREA"),
+            (2, "DELE"),
+            (3, "EXIS"),
+            (8, "GETC"),
+            (12, "GETC"),
+            (9, "SYNC"),
+            (11, "PING"),
+            (14, "MULT"),
+            (106, "ADDW"),
+            (-10, "SESS"),
+            (-11, "CLOS"),
+            (999, "NA"),
+        ] {
+            assert_eq!(op_tag(op), tag, "{op}");
+        }
+    }
+
+    #[test]
+    fn java_doubles() {
+        for (x, s) in [
+            (0.0, "0.0"),
+            (1.0, "1.0"),
+            (2.5528, "2.5528"),
+            (0.001, "0.001"),
+            (1234567.5, "1234567.5"),
+            (1e7, "1.0E7"),
+            (1.5e-4, "1.5E-4"),
+            (-3.0, "-3.0"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(java_double(x), s, "{x}");
+        }
+        assert_eq!(round4(2.55284), 2.5528);
+        assert_eq!(round4(2.55285001), 2.5529);
+    }
+
+    #[test]
+    fn java_dates() {
+        assert_eq!(java_date_utc(1795436256000), "Mon Nov 23 12:17:36 UTC 2026");
+        assert_eq!(java_date_utc(951782400000), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(java_date_utc(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date_utc(-1000), "Wed Dec 31 23:59:59 UTC 1969");
+    }
+
+    #[test]
+    fn environment_from_process_fills_something() {
+        let e = Environment::from_process();
+        assert!(!e.os_name.is_empty());
+        assert!(!e.tmp_dir.is_empty());
+        assert!(e.memory_free_mb <= e.memory_total_mb || e.memory_total_mb == 0);
+    }
+}
