@@ -88,17 +88,18 @@ pub struct Latency {
     pub max: i64,
 }
 
-/// Proposal sizes in bytes on a leader (`BufferStats`): -1 until the first.
+/// Last/min/max sizes in bytes (`BufferStats`): proposals on a leader,
+/// client responses everywhere; -1 until the first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProposalSizes {
+pub struct BufferSizes {
     pub last: i64,
     pub min: i64,
     pub max: i64,
 }
 
-impl Default for ProposalSizes {
+impl Default for BufferSizes {
     fn default() -> Self {
-        ProposalSizes {
+        BufferSizes {
             last: -1,
             min: -1,
             max: -1,
@@ -260,7 +261,7 @@ pub struct LeaderStatus {
     pub synced_observers: u64,
     pub pending_syncs: u64,
     pub leader_uptime_ms: i64,
-    pub proposal_sizes: ProposalSizes,
+    pub proposal_sizes: BufferSizes,
 }
 
 /// Everything the four-letter words report, filled by the server when a
@@ -284,6 +285,12 @@ pub struct ServerStatus {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub outstanding_requests: u64,
+    /// Sizes of the responses sent to clients.
+    pub client_response_sizes: BufferSizes,
+    /// Failed authentications (`zk_auth_failed_count`).
+    pub auth_failed_count: u64,
+    /// Every open client connection; its length is what `srvr`/`stat` print
+    /// as `Connections:` and `mntr` as `zk_num_alive_connections`.
     pub connections: Vec<ConnectionStatus>,
     /// `Some` on a leader.
     pub leader: Option<LeaderStatus>,
@@ -336,6 +343,8 @@ impl Default for ServerStatus {
             packets_received: 0,
             packets_sent: 0,
             outstanding_requests: 0,
+            client_response_sizes: BufferSizes::default(),
+            auth_failed_count: 0,
             connections: Vec::new(),
             leader: None,
             quorum_size: None,
@@ -668,6 +677,25 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     line("uptime", Metric::Int(s.uptime_ms));
     line("global_sessions", int(s.global_sessions));
     line("local_sessions", int(s.local_sessions));
+    // zab never drops connections at random, has no TLS port, and so no
+    // handshakes in flight or non-mTLS connections to count.
+    line("connection_drop_probability", Metric::Double(0.0));
+    line(
+        "last_client_response_size",
+        Metric::Int(s.client_response_sizes.last),
+    );
+    line(
+        "max_client_response_size",
+        Metric::Int(s.client_response_sizes.max),
+    );
+    line(
+        "min_client_response_size",
+        Metric::Int(s.client_response_sizes.min),
+    );
+    line("outstanding_tls_handshake", Metric::Int(0));
+    line("auth_failed_count", int(s.auth_failed_count));
+    line("non_mtls_remote_conn_count", Metric::Int(0));
+    line("non_mtls_local_conn_count", Metric::Int(0));
     if let Some(q) = s.quorum_size {
         line("quorum_size", int(q));
     }
@@ -862,6 +890,12 @@ mod tests {
             packets_received: 12,
             packets_sent: 11,
             outstanding_requests: 1,
+            client_response_sizes: BufferSizes {
+                last: 16,
+                min: 16,
+                max: 100,
+            },
+            auth_failed_count: 1,
             connections: vec![
                 ConnectionStatus {
                     remote: addr(47940),
@@ -953,7 +987,7 @@ mod tests {
                 synced_observers: 1,
                 pending_syncs: 0,
                 leader_uptime_ms: 4000,
-                proposal_sizes: ProposalSizes::default(),
+                proposal_sizes: BufferSizes::default(),
             }),
             extra_metrics: Vec::new(),
             ..status()
@@ -1167,6 +1201,14 @@ mod tests {
              zk_uptime\t5000\n\
              zk_global_sessions\t2\n\
              zk_local_sessions\t0\n\
+             zk_connection_drop_probability\t0.0\n\
+             zk_last_client_response_size\t16\n\
+             zk_max_client_response_size\t100\n\
+             zk_min_client_response_size\t16\n\
+             zk_outstanding_tls_handshake\t0\n\
+             zk_auth_failed_count\t1\n\
+             zk_non_mtls_remote_conn_count\t0\n\
+             zk_non_mtls_local_conn_count\t0\n\
              zk_avg_fsynctime\t0.0\n"
         );
     }
