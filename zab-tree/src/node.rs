@@ -2,6 +2,7 @@
 //! (reference D.3, D.4).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use zab_wire::jute::Stat;
@@ -102,20 +103,27 @@ impl NodeMeta {
     }
 }
 
-/// A stored znode. Children are names (not paths), kept sorted so snapshots
-/// and listings are deterministic.
+/// A stored znode. Children are kept sorted (so snapshots and listings are
+/// deterministic) as their full paths: the very `Arc<str>` that keys the
+/// child in the tree, so a child costs its parent one pointer, not a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Node {
     /// `None` is null data (behaviour 9).
     pub data: Option<Bytes>,
     pub acl: AclList,
     pub meta: NodeMeta,
-    pub children: BTreeSet<Box<str>>,
+    pub children: BTreeSet<Arc<str>>,
 }
 
 impl Node {
     pub fn data_len(&self) -> usize {
         self.data.as_ref().map_or(0, |d| d.len())
+    }
+    /// Child names (the last component of each child's path).
+    pub fn child_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.children
+            .iter()
+            .map(|c| c.rfind('/').map_or(&c[..], |i| &c[i + 1..]))
     }
     pub fn stat(&self) -> Stat {
         self.meta.client_stat(self.data_len(), self.children.len())

@@ -15,7 +15,7 @@ use zab_wire::proto::{SessionEntry, SnapshotHeader, Znode};
 use zab_wire::{SessionId, Zxid};
 
 use crate::acl::AclCache;
-use crate::node::{Node, NodeMeta, Owner};
+use crate::node::{Node, NodeMeta};
 use crate::path;
 use crate::tree::{acl_from_proto, acl_to_proto, DataTree};
 
@@ -108,30 +108,12 @@ impl DataTree {
                 },
                 children: BTreeSet::new(),
             };
-            tree.restore_node(&z.path, node);
+            tree.insert_node(&z.path, node);
         }
         if !tree.nodes.contains_key(path::ROOT) {
             return Err(SnapshotError::Corrupt("no root".into()));
         }
         Ok(tree)
-    }
-
-    fn restore_node(&mut self, p: &str, node: Node) {
-        self.data_size += (p.len() + node.data_len()) as u64;
-        if let Some(owner) = Owner::session(node.meta.ephemeral_owner) {
-            self.ephemerals
-                .entry(owner)
-                .or_default()
-                .insert(p.to_owned());
-        }
-        if p != path::ROOT {
-            if let Some((parent, name)) = path::split(p) {
-                if let Some(parent) = self.nodes.get_mut(parent) {
-                    Arc::make_mut(parent).children.insert(name.into());
-                }
-            }
-        }
-        self.nodes.insert(p.into(), Arc::new(node));
     }
 }
 
@@ -165,13 +147,13 @@ impl TreeSnapshot {
             .map_err(io::Error::other)?;
         out.write_all(&buf)?;
         // Iterative pre-order: deep trees must not overflow the stack.
-        let mut stack = vec![path::ROOT.to_owned()];
+        let mut stack: Vec<Arc<str>> = vec![path::ROOT.into()];
         while let Some(p) = stack.pop() {
-            let Some(n) = self.nodes.get(p.as_str()) else {
+            let Some(n) = self.nodes.get(&p) else {
                 continue;
             };
             let z = Znode {
-                path: p.clone(),
+                path: p.to_string(),
                 data: n.data.clone(),
                 acl: acl_to_proto(&n.acl),
                 czxid: n.meta.czxid,
@@ -188,7 +170,7 @@ impl TreeSnapshot {
             z.encode_length_delimited(&mut buf)
                 .map_err(io::Error::other)?;
             out.write_all(&buf)?;
-            stack.extend(n.children.iter().rev().map(|c| path::join(&p, c)));
+            stack.extend(n.children.iter().rev().cloned());
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! (reference D.2 reads, D.3, D.4, D.5 triggers, D.7).
 //!
 //! Representation: a `HashMap` from full path (`Arc<str>`) to `Arc<Node>`;
-//! each node lists its children by name. Values are `Arc`s so that
+//! each node lists its children by the same `Arc<str>`s. Values are `Arc`s so that
 //! [`DataTree::snapshot`] is an O(nodes) copy of pointers and writers then
 //! copy-on-write only the nodes they touch. ACL lists are interned
 //! ([`crate::acl`]) and data is a `Bytes` holding exactly the node's bytes.
@@ -130,7 +130,7 @@ impl DataTree {
     }
 
     /// Inserts a node and links it into its parent (no stat changes).
-    fn insert_node(&mut self, p: &str, node: Node) {
+    pub(crate) fn insert_node(&mut self, p: &str, node: Node) {
         self.data_size += (p.len() + node.data_len()) as u64;
         if let Some(owner) = Owner::session(node.meta.ephemeral_owner) {
             self.ephemerals
@@ -138,14 +138,15 @@ impl DataTree {
                 .or_default()
                 .insert(p.to_owned());
         }
+        let key: Arc<str> = p.into();
         if p != path::ROOT {
-            if let Some((parent, name)) = path::split(p) {
+            if let Some((parent, _)) = path::split(p) {
                 if let Some(parent) = self.nodes.get_mut(parent) {
-                    Arc::make_mut(parent).children.insert(name.into());
+                    Arc::make_mut(parent).children.insert(key.clone());
                 }
             }
         }
-        self.nodes.insert(p.into(), Arc::new(node));
+        self.nodes.insert(key, Arc::new(node));
     }
 
     /// ACL checks are skipped entirely (`zookeeper.skipACL=yes`).
@@ -189,7 +190,7 @@ impl DataTree {
     pub fn children(&self, p: &str) -> Option<Vec<String>> {
         self.nodes
             .get(p)
-            .map(|n| n.children.iter().map(|c| c.to_string()).collect())
+            .map(|n| n.child_names().map(str::to_owned).collect())
     }
 
     pub(crate) fn node(&self, p: &str) -> Option<&Node> {
@@ -373,7 +374,7 @@ impl DataTree {
         if !self.allowed(&n.acl, perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
-        Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
+        Ok((n.child_names().map(str::to_owned).collect(), n.stat()))
     }
 
     fn count_descendants(&self, p: &str) -> usize {
@@ -382,7 +383,7 @@ impl DataTree {
         while let Some(cur) = stack.pop() {
             if let Some(n) = self.nodes.get(cur.as_str()) {
                 total += n.children.len();
-                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
+                stack.extend(n.children.iter().map(|c| c.to_string()));
             }
         }
         total
@@ -557,8 +558,9 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
+        let key: Arc<str> = c.path.as_str().into();
         let parent = self.node_mut(parent_path)?;
-        parent.children.insert(name.into());
+        parent.children.insert(key.clone());
         // As ZooKeeper: the counter only moves forward; -1 means "one more".
         let new_cversion = if c.parent_cversion == -1 {
             parent.meta.cversion.wrapping_add(1)
@@ -593,7 +595,7 @@ impl DataTree {
                 .or_default()
                 .insert(c.path.clone());
         }
-        self.nodes.insert(c.path.as_str().into(), Arc::new(node));
+        self.nodes.insert(key, Arc::new(node));
         events.push(event(event_type::NODE_CREATED, &c.path));
         events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
         Ok(stat)
@@ -607,7 +609,7 @@ impl DataTree {
         zxid: i64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<(), ErrorCode> {
-        let (parent_path, name) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
         if p == path::ROOT {
             return Err(ErrorCode::BadArguments);
         }
@@ -618,7 +620,7 @@ impl DataTree {
         let owner = node.meta.ephemeral_owner;
         let size = (p.len() + node.data_len()) as u64;
         let parent = self.node_mut(parent_path)?;
-        parent.children.remove(name);
+        parent.children.remove(p);
         if zxid > parent.meta.pzxid {
             parent.meta.pzxid = zxid;
         }

@@ -1,0 +1,65 @@
+//! Memory budget: 1M znodes of 100 bytes must fit in 250 MiB of RSS per
+//! server. Run with `cargo test --release -p zab-tree --test memory -- --ignored`.
+
+use bytes::Bytes;
+use zab_tree::DataTree;
+use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn, TxnBody};
+
+/// Resident set size of this process, from `/proc/self/statm` (Linux).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn create(zxid: i64, path: String, data: Bytes) -> Txn {
+    Txn {
+        session_id: 1,
+        cxid: 0,
+        zxid,
+        time: 0,
+        body: Some(TxnBody {
+            op: Some(TxnOp::Create(proto::CreateTxn {
+                path,
+                data: Some(data),
+                acl: vec![proto::Acl {
+                    perms: 31,
+                    id: Some(proto::Id {
+                        scheme: "world".into(),
+                        id: "anyone".into(),
+                    }),
+                }],
+                op: 1,
+                ephemeral_owner: 0,
+                parent_cversion: -1,
+            })),
+        }),
+    }
+}
+
+#[test]
+#[ignore = "allocates 1M znodes; run in release"]
+fn million_znodes_of_100_bytes_fit_in_250_mib() {
+    let before = rss_bytes().unwrap_or(0);
+    let mut tree = DataTree::new();
+    let data = Bytes::from(vec![b'x'; 100]);
+    let mut zxid = 0;
+    for p in 0..1000 {
+        zxid += 1;
+        tree.apply(&create(zxid, format!("/n{p:04}"), data.clone()));
+        for c in 0..999 {
+            zxid += 1;
+            let a = tree.apply(&create(zxid, format!("/n{p:04}/c{c:04}"), data.clone()));
+            assert!(a.result.is_ok());
+        }
+    }
+    assert_eq!(tree.node_count(), 1_000_000 + 5);
+    let after = rss_bytes().unwrap_or(0);
+    let used = after.saturating_sub(before);
+    eprintln!(
+        "1M znodes: {} MiB RSS growth ({} bytes/node)",
+        used >> 20,
+        used / 1_000_000
+    );
+    assert!(used < 250 << 20, "{} MiB", used >> 20);
+}
