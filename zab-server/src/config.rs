@@ -467,6 +467,33 @@ impl Config {
         }
     }
 
+    /// `setupClientPort`: a client address in this server's own line must
+    /// agree with `clientPort`/`clientPortAddress` when both are given.
+    fn check_client_address(&self) -> Result<(), ConfigError> {
+        let (Some(port), Some(server)) = (self.client_port, self.my_server()) else {
+            return Ok(());
+        };
+        let Some(addr) = &server.client_addr else {
+            return Ok(());
+        };
+        let same = match self.client_port_address {
+            Some(a) if !a.is_unspecified() => addr.port == port && ip_of(&addr.host) == Some(a),
+            _ => addr.port == port,
+        };
+        if same {
+            return Ok(());
+        }
+        let host = self
+            .client_port_address
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "0.0.0.0".to_owned());
+        Err(ConfigError::ClientAddressMismatch {
+            id: server.id,
+            static_addr: HostPort { host, port }.to_string(),
+            server_addr: addr.to_string(),
+        })
+    }
+
     /// ZooKeeper's start-up checks (`parseProperties`, `parseDynamicConfig`,
     /// `QuorumServer`, `checkValidity`), in ZooKeeper's order.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -505,30 +532,7 @@ impl Config {
         } else if voters == 1 && self.standalone_enabled && observers > 0 {
             return Err(ConfigError::ObserversWithoutQuorum);
         }
-        if let (Some(port), Some(server)) = (self.client_port, self.my_server()) {
-            if let Some(addr) = &server.client_addr {
-                let wildcard = self.client_port_address.is_none_or(|a| a.is_unspecified());
-                let same = if wildcard {
-                    addr.port == port
-                } else {
-                    addr.port == port
-                        && self
-                            .client_port_address
-                            .is_some_and(|a| addr.host.parse::<IpAddr>() == Ok(a))
-                };
-                if !same {
-                    let host = self
-                        .client_port_address
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "0.0.0.0".to_owned());
-                    return Err(ConfigError::ClientAddressMismatch {
-                        id: server.id,
-                        static_addr: HostPort { host, port }.to_string(),
-                        server_addr: addr.to_string(),
-                    });
-                }
-            }
-        }
+        self.check_client_address()?;
         if self.is_distributed() {
             if self.init_limit == 0 {
                 return Err(ConfigError::MissingInitLimit);
@@ -870,12 +874,11 @@ impl Builder {
             "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
             "clientPort" => c.client_port = Some(parse_port(raw_key, value)?),
             "clientPortAddress" => {
-                let literal = value.trim_start_matches('[').trim_end_matches(']');
-                c.client_port_address = Some(literal.parse().map_err(|_| {
+                c.client_port_address = Some(ip_of(value).ok_or_else(|| {
                     invalid(
                         raw_key,
                         value,
-                        "not an IP address (zab does not resolve host names here)",
+                        "not an IP address or localhost (zab does not resolve host names here)",
                     )
                 })?);
             }
@@ -1053,6 +1056,14 @@ impl Builder {
             Some(s) => s.peer_type,
             None => self.config_peer_type,
         };
+        // setupClientPort: the client address of this server's own line is
+        // the one it listens on. A host name there (not an address) stays
+        // only in `client_listen_addr`.
+        c.check_client_address()?;
+        if let Some(addr) = c.my_server().and_then(|s| s.client_addr.clone()) {
+            c.client_port = Some(addr.port);
+            c.client_port_address = ip_of(&addr.host).filter(|a| !a.is_unspecified());
+        }
         Ok(c)
     }
 }
@@ -1130,6 +1141,18 @@ fn split_host_and_ports(s: &str) -> Option<Vec<String>> {
     } else {
         Some(s.split(':').map(|p| p.trim().to_owned()).collect())
     }
+}
+
+/// An address literal (IPv6 with or without brackets) or `localhost`. Java
+/// resolves any host name; parsing here stays free of DNS.
+fn ip_of(host: &str) -> Option<IpAddr> {
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 fn parse_myid(text: &str) -> Result<ServerId, ConfigError> {
@@ -1379,6 +1402,16 @@ autopurge.snapRetainCount=5
             })
         );
         assert_eq!(c.client_port_listen_backlog, 50);
+        for (text, ip) in [
+            ("localhost", IpAddr::from([127, 0, 0, 1])),
+            ("[::1]", IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])),
+            ("0.0.0.0", IpAddr::from([0, 0, 0, 0])),
+        ] {
+            let c = parse(&format!(
+                "dataDir=/d\nclientPort=1\nclientPortAddress={text}"
+            ));
+            assert_eq!(c.client_port_address, Some(ip), "{text}");
+        }
         assert_eq!(c.tick_time_ms, 100);
         assert_eq!(c.connect_to_learner_master_limit, 7);
         assert_eq!(
@@ -1744,6 +1777,36 @@ autopurge.snapRetainCount=5
              server.5=zk5:2888:3888:observer\n\
              version=0"
         );
+    }
+
+    #[test]
+    fn own_server_line_gives_the_client_address() {
+        let text = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\n\
+            server.1=zk1:2888:3888;10.0.0.1:2191\nserver.2=zk2:2888:3888;2192\n\
+            server.3=zk3:2888:3888;zk3.example:2193\n";
+        let parse_as = |id: &str| Config::parse(text, Some(id)).unwrap_or_else(|e| panic!("{e}"));
+        let c = parse_as("1");
+        assert_eq!(c.client_port, Some(2191));
+        assert_eq!(c.client_port_address, Some(IpAddr::from([10, 0, 0, 1])));
+        let c = parse_as("2");
+        assert_eq!((c.client_port, c.client_port_address), (Some(2192), None));
+        let c = parse_as("3");
+        assert_eq!((c.client_port, c.client_port_address), (Some(2193), None));
+        assert_eq!(
+            c.client_listen_addr(),
+            Some(HostPort {
+                host: "zk3.example".into(),
+                port: 2193
+            })
+        );
+        // The same address given twice is fine; a different one is not.
+        let same = format!("{text}clientPort=2191\nclientPortAddress=10.0.0.1\n");
+        assert!(Config::parse(&same, Some("1")).is_ok());
+        let other = format!("{text}clientPort=2191\nclientPortAddress=10.0.0.9\n");
+        assert!(matches!(
+            Config::parse(&other, Some("1")),
+            Err(ConfigError::ClientAddressMismatch { .. })
+        ));
     }
 
     #[test]
