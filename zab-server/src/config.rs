@@ -1235,63 +1235,41 @@ fn parse_yes_no(key: &str, value: &str) -> Result<bool, ConfigError> {
 mod tests {
     use super::*;
 
-    /// Debian's `/etc/zookeeper/conf_example/zoo.cfg` (comments shortened).
-    const DEBIAN_EXAMPLE: &str = "\
-# http://hadoop.apache.org/zookeeper/docs/current/zookeeperAdmin.html
-
-# The number of milliseconds of each tick
+    /// The settings and layout of Debian's `/etc/zookeeper/conf_example/zoo.cfg`
+    /// (ZooKeeper's sample config; comments paraphrased, commented-out keys,
+    /// `##` headers and trailing blanks kept as they are).
+    const DEBIAN_EXAMPLE: &str = "# milliseconds per tick
 tickTime=2000
-# The number of ticks that the initial
-# synchronization phase can take
+# ticks for the initial \n# synchronization phase
 initLimit=10
-# The number of ticks that can pass between
-# sending a request and getting an acknowledgement
+# ticks between a request \n# and its acknowledgement
 syncLimit=5
-# the directory where the snapshot is stored.
-dataDir=/var/lib/zookeeper
-# Place the dataLogDir to a separate physical disc for better performance
-# dataLogDir=/disk2/zookeeper
-
-# the port at which the clients will connect
+# where snapshots are stored; not /tmp in production \n# example only.
+dataDir=/tmp/zookeeper
+# the client port
 clientPort=2181
+# connections per client
+#maxClientCnxns=60
+#
+# read the maintenance section first \n#
+# https://zookeeper.apache.org/doc/current/zookeeperAdmin.html#sc_maintenance
+#
+#autopurge.snapRetainCount=3
+# Set to \"0\" to disable auto purge feature
+#autopurge.purgeInterval=1
 
-# specify all zookeeper servers
-# The fist port is used by followers to connect to the leader
-# The second one is used for leader election
-#server.1=zookeeper1:2888:3888
-#server.2=zookeeper2:2888:3888
-#server.3=zookeeper3:2888:3888
+## Metrics Providers
+#
+#metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+#metricsProvider.httpHost=0.0.0.0
+#metricsProvider.httpPort=7000
+#metricsProvider.exportJvmInfo=true
 
-# To avoid seeks ZooKeeper allocates space in the transaction log file in
-# blocks of PreAllocSize kilobytes. The default block size is 64M. One reason
-# for changing the size of the blocks is to reduce the block size if snapshots
-# are taken more often. (Also, see SnapCount).
-#preAllocSize=65536
-
-# Clients can submit requests faster than ZooKeeper can process them,
-# especially if there are a lot of clients. To prevent ZooKeeper from running
-# out of memory due to queued requests, ZooKeeper will throttle clients so that
-# there is no more than globalOutstandingLimit outstanding requests in the
-# system. The default limit is 1,000.ZooKeeper logs transactions to a
-# transaction log. After snapCount transactions are written to a log file a
-# snapshot is started and a new transaction log file is started. The default
-# snapCount is 10,000.
-#snapCount=1000
-
-# If this option is defined, requests will be will logged to a trace file named
-# traceFile.year.month.day.
-#traceFile=
-
-# Leader accepts client connections. Default value is \"yes\". The leader machine
-# coordinates updates. For higher update throughput at thes slight expense of
-# read throughput the leader can be configured to not accept clients and focus
-# on coordination.
-#leaderServes=yes
-
-# Enable regular purging of old data and transaction logs every 24 hours
-autopurge.purgeInterval=24
-autopurge.snapRetainCount=5
 ";
+
+    /// Debian's `/etc/zookeeper/conf_example/myid` placeholder.
+    const DEBIAN_MYID: &str =
+        "replace this text with the cluster-unique zookeeper's instance id (1-255)\n";
 
     fn parse(text: &str) -> Config {
         match Config::parse(text, None) {
@@ -1316,17 +1294,24 @@ autopurge.snapRetainCount=5
         assert_eq!(c.tick_time_ms, 2000);
         assert_eq!(c.init_limit, 10);
         assert_eq!(c.sync_limit, 5);
-        assert_eq!(c.data_dir, PathBuf::from("/var/lib/zookeeper"));
-        assert_eq!(c.data_log_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/zookeeper"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/zookeeper"));
         assert_eq!(c.client_port, Some(2181));
-        assert_eq!(c.autopurge_purge_interval_hours, 24);
-        assert_eq!(c.autopurge_snap_retain_count, 5);
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
         assert_eq!(c.min_session_timeout_ms, 4000);
         assert_eq!(c.max_session_timeout_ms, 40000);
         assert!(c.servers.is_empty());
         assert!(!c.is_distributed());
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
         assert_eq!(c.unsupported_summary(), None);
+        // ZooKeeper parses myid whenever the file exists, so the shipped
+        // placeholder stops even a standalone server.
+        assert!(matches!(
+            Config::parse(DEBIAN_EXAMPLE, Some(DEBIAN_MYID)),
+            Err(ConfigError::BadMyId(_))
+        ));
     }
 
     #[test]
