@@ -1,7 +1,7 @@
 //! One znode as stored, and how its owner field and `Stat` are interpreted
 //! (reference D.3, D.4).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -103,30 +103,51 @@ impl NodeMeta {
     }
 }
 
-/// A stored znode. Children are kept sorted (so snapshots and listings are
-/// deterministic) as their full paths: the very `Arc<str>` that keys the
-/// child in the tree, so a child costs its parent one pointer, not a string.
+/// A stored znode: a trie node owning its children, kept sorted by name
+/// so snapshots and listings are deterministic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Node {
-    /// `None` is null data (behaviour 9).
-    pub data: Option<Bytes>,
+    /// `None` is null data (behaviour 9). A boxed slice, not `Bytes`: 16
+    /// bytes smaller per node, and never shares a network buffer.
+    pub data: Option<Box<[u8]>>,
     pub acl: AclList,
     pub meta: NodeMeta,
-    pub children: BTreeSet<Arc<str>>,
+    pub children: BTreeMap<Box<str>, Arc<Node>>,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            data: None,
+            acl: Vec::new().into(),
+            meta: NodeMeta::default(),
+            children: BTreeMap::new(),
+        }
+    }
 }
 
 impl Node {
     pub fn data_len(&self) -> usize {
         self.data.as_ref().map_or(0, |d| d.len())
     }
-    /// Child names (the last component of each child's path).
-    pub fn child_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.children
-            .iter()
-            .map(|c| c.rfind('/').map_or(&c[..], |i| &c[i + 1..]))
+    pub fn data_bytes(&self) -> Option<Bytes> {
+        self.data.as_deref().map(Bytes::copy_from_slice)
     }
     pub fn stat(&self) -> Stat {
         self.meta.client_stat(self.data_len(), self.children.len())
+    }
+}
+
+impl Drop for Node {
+    /// Iterative, so that dropping a very deep chain of nodes cannot
+    /// overflow the stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Arc<Node>> = std::mem::take(&mut self.children).into_values().collect();
+        while let Some(n) = stack.pop() {
+            if let Ok(mut n) = Arc::try_unwrap(n) {
+                stack.extend(std::mem::take(&mut n.children).into_values());
+            }
+        }
     }
 }
 

@@ -2,14 +2,13 @@
 //! one `SnapshotHeader` then one `Znode` per node in pre-order (parents
 //! before children, children by name), as `zab-wire/proto/zab.proto` defines.
 //!
-//! [`DataTree::snapshot`] only copies pointers (`Arc`s), so the caller can
-//! write the snapshot on another thread while writers keep applying txns.
+//! [`DataTree::snapshot`] only clones the root `Arc` of the persistent tree,
+//! so the caller can write the snapshot on another thread while writers keep
+//! applying txns (they copy the nodes they touch).
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use prost::Message;
 use zab_wire::proto::{SessionEntry, SnapshotHeader, Znode};
 use zab_wire::{SessionId, Zxid};
@@ -37,16 +36,18 @@ pub enum SnapshotError {
 pub struct TreeSnapshot {
     zxid: Zxid,
     sessions: Vec<(SessionId, i32)>,
-    nodes: HashMap<Arc<str>, Arc<Node>>,
+    root: Arc<Node>,
+    count: usize,
 }
 
 impl DataTree {
-    /// Takes a snapshot: O(nodes) pointer copies, no data copied.
+    /// Takes a snapshot: O(1) for the tree, O(sessions) for the sessions.
     pub fn snapshot(&self) -> TreeSnapshot {
         TreeSnapshot {
             zxid: self.last_zxid,
             sessions: self.sessions().collect(),
-            nodes: self.nodes.clone(),
+            root: self.root.clone(),
+            count: self.count,
         }
     }
 
@@ -57,7 +58,8 @@ impl DataTree {
         let header_bytes = read_delimited(input)?.ok_or(SnapshotError::Truncated("no header"))?;
         let header = SnapshotHeader::decode(header_bytes.as_slice())?;
         let mut tree = DataTree::new();
-        tree.nodes.clear();
+        tree.root = Arc::new(Node::default());
+        tree.count = 0;
         tree.ephemerals.clear();
         tree.data_size = 0;
         tree.acl_cache = AclCache::default();
@@ -81,19 +83,19 @@ impl DataTree {
             } else {
                 let (parent, name) = path::split(&z.path)
                     .ok_or_else(|| SnapshotError::Corrupt(format!("bad path {:?}", z.path)))?;
-                if name.is_empty() || !tree.nodes.contains_key(parent) {
+                if name.is_empty() || !tree.exists(parent) {
                     return Err(SnapshotError::Corrupt(format!(
                         "{:?} precedes its parent or is malformed",
                         z.path
                     )));
                 }
             }
-            if tree.nodes.contains_key(z.path.as_str()) {
+            if i > 0 && tree.exists(&z.path) {
                 return Err(SnapshotError::Corrupt(format!("duplicate {:?}", z.path)));
             }
             let acl = tree.acl_cache.intern(&acl_from_proto(&z.acl));
             let node = Node {
-                data: z.data.as_deref().map(Bytes::copy_from_slice),
+                data: z.data.as_deref().map(Box::from),
                 acl,
                 meta: NodeMeta {
                     czxid: z.czxid,
@@ -106,11 +108,11 @@ impl DataTree {
                     ephemeral_owner: z.ephemeral_owner,
                     pzxid: z.pzxid,
                 },
-                children: BTreeSet::new(),
+                children: Default::default(),
             };
             tree.insert_node(&z.path, node);
         }
-        if !tree.nodes.contains_key(path::ROOT) {
+        if tree.count == 0 {
             return Err(SnapshotError::Corrupt("no root".into()));
         }
         Ok(tree)
@@ -124,7 +126,7 @@ impl TreeSnapshot {
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.count
     }
 
     /// Writes the snapshot stream (header, then nodes in pre-order).
@@ -139,7 +141,7 @@ impl TreeSnapshot {
                     timeout: *t,
                 })
                 .collect(),
-            node_count: self.nodes.len() as u64,
+            node_count: self.count as u64,
         };
         let mut buf = Vec::with_capacity(256);
         header
@@ -147,14 +149,11 @@ impl TreeSnapshot {
             .map_err(io::Error::other)?;
         out.write_all(&buf)?;
         // Iterative pre-order: deep trees must not overflow the stack.
-        let mut stack: Vec<Arc<str>> = vec![path::ROOT.into()];
-        while let Some(p) = stack.pop() {
-            let Some(n) = self.nodes.get(&p) else {
-                continue;
-            };
+        let mut stack: Vec<(String, &Node)> = vec![(path::ROOT.to_owned(), &*self.root)];
+        while let Some((p, n)) = stack.pop() {
             let z = Znode {
-                path: p.to_string(),
-                data: n.data.clone(),
+                path: p.clone(),
+                data: n.data_bytes(),
                 acl: acl_to_proto(&n.acl),
                 czxid: n.meta.czxid,
                 mzxid: n.meta.mzxid,
@@ -170,7 +169,12 @@ impl TreeSnapshot {
             z.encode_length_delimited(&mut buf)
                 .map_err(io::Error::other)?;
             out.write_all(&buf)?;
-            stack.extend(n.children.iter().rev().cloned());
+            stack.extend(
+                n.children
+                    .iter()
+                    .rev()
+                    .map(|(c, child)| (path::join(&p, c), &**child)),
+            );
         }
         Ok(())
     }
@@ -219,4 +223,91 @@ fn read_delimited(input: &mut impl Read) -> Result<Option<Vec<u8>>, SnapshotErro
         }
     })?;
     Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+    use zab_wire::jute::Request;
+
+    fn bytes(s: &TreeSnapshot) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.write_to(&mut out).expect("write to a Vec");
+        out
+    }
+
+    #[test]
+    fn snapshot_is_isolated_from_later_writes() {
+        let mut h = Harness::new();
+        h.mk("/a", 0);
+        h.mk("/a/b", 1);
+        let snap = h.tree.snapshot();
+        let before = bytes(&snap);
+        h.res(set_data("/a/b", b"changed", -1)).unwrap();
+        h.mk("/a/c", 0);
+        h.res(delete("/a/c", -1)).unwrap();
+        h.write(Request::CloseSession);
+        assert_eq!(bytes(&snap), before);
+        assert_eq!(snap.node_count(), 6);
+        let old = DataTree::restore(&mut &before[..]).unwrap();
+        assert_eq!(old.data("/a/b"), Some(bytes::Bytes::from_static(b"d")));
+        assert_eq!(old.ephemerals().count(), 1);
+        assert_eq!(old.sessions().count(), 1);
+        assert_eq!(old.last_zxid(), snap.zxid());
+        assert!(!h.tree.exists("/a/b"));
+        // The live tree round-trips too.
+        let now = bytes(&h.tree.snapshot());
+        let restored = DataTree::restore(&mut &now[..]).unwrap();
+        assert_eq!(restored.stat("/a"), h.tree.stat("/a"));
+        assert_eq!(restored.node_count(), h.tree.node_count());
+    }
+
+    #[test]
+    fn restore_rejects_orphans_and_duplicates() {
+        let enc = |msgs: &[&dyn Fn(&mut Vec<u8>)]| {
+            let mut out = Vec::new();
+            for m in msgs {
+                m(&mut out);
+            }
+            out
+        };
+        let header = |n: u64| {
+            move |out: &mut Vec<u8>| {
+                SnapshotHeader {
+                    zxid: 1,
+                    sessions: vec![],
+                    node_count: n,
+                }
+                .encode_length_delimited(out)
+                .unwrap()
+            }
+        };
+        let node = |p: &'static str| {
+            move |out: &mut Vec<u8>| {
+                Znode {
+                    path: p.into(),
+                    ..Default::default()
+                }
+                .encode_length_delimited(out)
+                .unwrap()
+            }
+        };
+        let orphan = enc(&[&header(2), &node("/"), &node("/a/b")]);
+        assert!(matches!(
+            DataTree::restore(&mut &orphan[..]),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        let dup = enc(&[&header(3), &node("/"), &node("/a"), &node("/a")]);
+        assert!(matches!(
+            DataTree::restore(&mut &dup[..]),
+            Err(SnapshotError::Corrupt(_))
+        ));
+        let rootless = enc(&[&header(1), &node("/a")]);
+        assert!(DataTree::restore(&mut &rootless[..]).is_err());
+        let empty = enc(&[&header(0)]);
+        assert!(DataTree::restore(&mut &empty[..]).is_err());
+        let ok = enc(&[&header(2), &node("/"), &node("/a")]);
+        assert_eq!(DataTree::restore(&mut &ok[..]).unwrap().node_count(), 3);
+    }
 }

@@ -2,13 +2,14 @@
 //! the deterministic `apply` of committed txns and the local reads
 //! (reference D.2 reads, D.3, D.4, D.5 triggers, D.7).
 //!
-//! Representation: a `HashMap` from full path (`Arc<str>`) to `Arc<Node>`;
-//! each node lists its children by the same `Arc<str>`s. Values are `Arc`s so that
-//! [`DataTree::snapshot`] is an O(nodes) copy of pointers and writers then
-//! copy-on-write only the nodes they touch. ACL lists are interned
+//! Representation: a persistent trie. Each node owns a sorted map from child
+//! name to `Arc<Node>`; no full path is stored anywhere. A lookup walks the
+//! path's components; a write copies (`Arc::make_mut`) only the nodes on the
+//! path to its target that a snapshot still shares, so
+//! [`DataTree::snapshot`] is O(1) (one `Arc` clone of the root). ACL lists are interned
 //! ([`crate::acl`]) and data is a `Bytes` holding exactly the node's bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -45,7 +46,9 @@ pub struct Applied {
 /// ZooKeeper's `DataTree` plus its sessions table.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    pub(crate) nodes: HashMap<Arc<str>, Arc<Node>>,
+    pub(crate) root: Arc<Node>,
+    /// Number of znodes (the root once).
+    pub(crate) count: usize,
     pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
     pub(crate) sessions: BTreeMap<SessionId, i32>,
     pub(crate) last_zxid: Zxid,
@@ -103,7 +106,8 @@ impl DataTree {
     /// which is `[READ world:anyone]` with aversion -1.
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            root: Arc::new(Node::default()),
+            count: 0,
             ephemerals: BTreeMap::new(),
             sessions: BTreeMap::new(),
             last_zxid: Zxid::ZERO,
@@ -114,13 +118,13 @@ impl DataTree {
         let open = t.acl_cache.intern(&Acl::open_unsafe());
         let read = t.acl_cache.intern(&Acl::read_unsafe());
         let builtin = |acl: AclList, aversion| Node {
-            data: Some(Bytes::new()),
+            data: Some(Box::default()),
             acl,
             meta: NodeMeta {
                 aversion,
                 ..NodeMeta::default()
             },
-            children: BTreeSet::new(),
+            children: BTreeMap::new(),
         };
         t.insert_node(path::ROOT, builtin(open.clone(), 0));
         t.insert_node(path::ZOOKEEPER, builtin(open.clone(), 0));
@@ -138,15 +142,22 @@ impl DataTree {
                 .or_default()
                 .insert(p.to_owned());
         }
-        let key: Arc<str> = p.into();
-        if p != path::ROOT {
-            if let Some((parent, _)) = path::split(p) {
-                if let Some(parent) = self.nodes.get_mut(parent) {
-                    Arc::make_mut(parent).children.insert(key.clone());
+        if p == path::ROOT {
+            self.count += usize::from(self.count == 0);
+            self.root = Arc::new(node);
+            return;
+        }
+        if let Some((parent, name)) = path::split(p) {
+            if let Ok(parent) = self.node_mut(parent) {
+                if parent
+                    .children
+                    .insert(name.into(), Arc::new(node))
+                    .is_none()
+                {
+                    self.count += 1;
                 }
             }
         }
-        self.nodes.insert(key, Arc::new(node));
     }
 
     /// ACL checks are skipped entirely (`zookeeper.skipACL=yes`).
@@ -157,12 +168,13 @@ impl DataTree {
     /// Sets `/zookeeper/config` to the membership text (quorum mode shows it
     /// with version -1, reference D.3). Local, not a txn.
     pub fn set_config(&mut self, data: Bytes) {
-        if let Some(n) = self.nodes.get_mut(path::CONFIG) {
-            let n = Arc::make_mut(n);
-            self.data_size = self.data_size - n.data_len() as u64 + data.len() as u64;
-            n.data = Some(data);
-            n.meta.version = -1;
-        }
+        let Ok(n) = self.node_mut(path::CONFIG) else {
+            return;
+        };
+        let old = n.data_len() as u64;
+        n.data = Some(Box::from(&data[..]));
+        n.meta.version = -1;
+        self.data_size = self.data_size - old + data.len() as u64;
     }
 
     pub fn last_zxid(&self) -> Zxid {
@@ -170,37 +182,62 @@ impl DataTree {
     }
 
     pub fn stat(&self, p: &str) -> Option<Stat> {
-        self.nodes.get(p).map(|n| n.stat())
+        self.node(p).map(|n| n.stat())
     }
 
     pub fn acl(&self, p: &str) -> Option<&[Acl]> {
-        self.nodes.get(p).map(|n| &n.acl[..])
+        self.node(p).map(|n| &n.acl[..])
     }
 
     /// The node's data (`None` for null data or a missing node).
     pub fn data(&self, p: &str) -> Option<Bytes> {
-        self.nodes.get(p).and_then(|n| n.data.clone())
+        self.node(p).and_then(|n| n.data_bytes())
     }
 
     pub fn exists(&self, p: &str) -> bool {
-        self.nodes.contains_key(p)
+        self.node(p).is_some()
     }
 
     /// Child names of `p`, sorted.
     pub fn children(&self, p: &str) -> Option<Vec<String>> {
-        self.nodes
-            .get(p)
-            .map(|n| n.child_names().map(str::to_owned).collect())
+        self.node(p)
+            .map(|n| n.children.keys().map(|c| c.to_string()).collect())
     }
 
+    /// Walks `p`'s components from the root. Malformed paths (relative,
+    /// empty components, trailing `/`) name no node.
     pub(crate) fn node(&self, p: &str) -> Option<&Node> {
-        self.nodes.get(p).map(|n| &**n)
+        let rest = p.strip_prefix('/')?;
+        let mut cur = &*self.root;
+        if rest.is_empty() {
+            return Some(cur);
+        }
+        for name in rest.split('/') {
+            cur = cur.children.get(name)?;
+        }
+        Some(cur)
+    }
+
+    /// The node at `p` for writing: nodes on the way that a snapshot still
+    /// shares are copied first (copy-on-write).
+    pub(crate) fn node_mut(&mut self, p: &str) -> Result<&mut Node, ErrorCode> {
+        // Check first, so that a miss copies nothing.
+        self.node(p).ok_or(ErrorCode::NoNode)?;
+        let rest = p.strip_prefix('/').ok_or(ErrorCode::NoNode)?;
+        let mut cur = Arc::make_mut(&mut self.root);
+        if rest.is_empty() {
+            return Ok(cur);
+        }
+        for name in rest.split('/') {
+            cur = Arc::make_mut(cur.children.get_mut(name).ok_or(ErrorCode::NoNode)?);
+        }
+        Ok(cur)
     }
 
     /// As `srvr`/`mntr` report it: the root is counted twice (ZooKeeper
     /// stores it under `""` and `/`), so a fresh tree has 5 (reference D.3).
     pub fn node_count(&self) -> usize {
-        self.nodes.len() + 1
+        self.count + 1
     }
 
     pub fn approximate_data_size(&self) -> u64 {
@@ -236,12 +273,14 @@ impl DataTree {
     /// (stored counter > 0), and childless TTL nodes not modified for longer
     /// than their TTL. Sorted.
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| is_reapable(n, now_ms))
-            .map(|(p, _)| p.to_string())
-            .collect();
+        let mut out = Vec::new();
+        let mut stack = vec![(path::ROOT.to_owned(), &*self.root)];
+        while let Some((p, n)) = stack.pop() {
+            if is_reapable(n, now_ms) {
+                out.push(p.clone());
+            }
+            stack.extend(n.children.iter().map(|(c, n)| (path::join(&p, c), &**n)));
+        }
         out.sort();
         out
     }
@@ -268,7 +307,7 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 // Behaviour 42: exists is never ACL-checked.
-                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::Stat(StatResponse { stat: n.stat() }))
             }
             Request::GetData(r) => self.get_data(r, auth).map(Response::GetData),
@@ -279,7 +318,7 @@ impl DataTree {
                 Response::GetChildren2(GetChildren2Response { children, stat })
             }),
             Request::GetAcl(r) => {
-                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 // Behaviour 43: READ or ADMIN; digest ids redacted without ADMIN.
                 if !self.allowed(&n.acl, acl::READ_OR_ADMIN, auth) {
                     return Err(ErrorCode::NoAuth);
@@ -295,7 +334,7 @@ impl DataTree {
                 }))
             }
             Request::GetAllChildrenNumber(r) => {
-                let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 if !self.allowed(&n.acl, perms::READ, auth) {
                     return Err(ErrorCode::NoAuth);
                 }
@@ -355,12 +394,12 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<GetDataResponse, ErrorCode> {
-        let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(&n.acl, perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
         Ok(GetDataResponse {
-            data: n.data.clone(),
+            data: n.data_bytes(),
             stat: n.stat(),
         })
     }
@@ -370,21 +409,19 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
-        let n = self.nodes.get(r.path.as_str()).ok_or(ErrorCode::NoNode)?;
+        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(&n.acl, perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
-        Ok((n.child_names().map(str::to_owned).collect(), n.stat()))
+        Ok((n.children.keys().map(|c| c.to_string()).collect(), n.stat()))
     }
 
     fn count_descendants(&self, p: &str) -> usize {
         let mut total = 0;
-        let mut stack = vec![p.to_owned()];
-        while let Some(cur) = stack.pop() {
-            if let Some(n) = self.nodes.get(cur.as_str()) {
-                total += n.children.len();
-                stack.extend(n.children.iter().map(|c| c.to_string()));
-            }
+        let mut stack: Vec<&Node> = self.node(p).into_iter().collect();
+        while let Some(n) = stack.pop() {
+            total += n.children.len();
+            stack.extend(n.children.values().map(|c| &**c));
         }
         total
     }
@@ -463,7 +500,7 @@ impl DataTree {
                 let n = self.node_mut(&s.path)?;
                 let old = n.data_len() as u64;
                 // Copy: the txn's Bytes may share a whole network/log buffer.
-                n.data = s.data.as_deref().map(Bytes::copy_from_slice);
+                n.data = s.data.as_deref().map(Box::from);
                 n.meta.version = s.version;
                 n.meta.mzxid = txn.zxid;
                 n.meta.mtime = txn.time;
@@ -482,7 +519,7 @@ impl DataTree {
                 Ok(MultiResult::SetData(StatResponse { stat: n.stat() }))
             }
             TxnOp::Check(c) => {
-                if self.nodes.contains_key(c.path.as_str()) {
+                if self.exists(&c.path) {
                     Ok(MultiResult::Check)
                 } else {
                     Err(ErrorCode::NoNode)
@@ -535,13 +572,6 @@ impl DataTree {
         MultiResponse { results }
     }
 
-    fn node_mut(&mut self, p: &str) -> Result<&mut Node, ErrorCode> {
-        self.nodes
-            .get_mut(p)
-            .map(Arc::make_mut)
-            .ok_or(ErrorCode::NoNode)
-    }
-
     /// `DataTree.createNode` (reference D.3).
     fn create_node(
         &mut self,
@@ -554,13 +584,11 @@ impl DataTree {
         if name.is_empty() || c.path == path::ROOT {
             return Err(ErrorCode::NodeExists);
         }
-        if self.nodes.contains_key(c.path.as_str()) {
+        if self.exists(&c.path) {
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
-        let key: Arc<str> = c.path.as_str().into();
         let parent = self.node_mut(parent_path)?;
-        parent.children.insert(key.clone());
         // As ZooKeeper: the counter only moves forward; -1 means "one more".
         let new_cversion = if c.parent_cversion == -1 {
             parent.meta.cversion.wrapping_add(1)
@@ -572,7 +600,7 @@ impl DataTree {
             parent.meta.pzxid = zxid;
         }
         let node = Node {
-            data: c.data.as_deref().map(Bytes::copy_from_slice),
+            data: c.data.as_deref().map(Box::from),
             acl,
             meta: NodeMeta {
                 czxid: zxid,
@@ -585,7 +613,7 @@ impl DataTree {
                 ephemeral_owner: c.ephemeral_owner,
                 pzxid: zxid,
             },
-            children: BTreeSet::new(),
+            children: BTreeMap::new(),
         };
         let stat = node.stat();
         self.data_size += (c.path.len() + node.data_len()) as u64;
@@ -595,7 +623,10 @@ impl DataTree {
                 .or_default()
                 .insert(c.path.clone());
         }
-        self.nodes.insert(key, Arc::new(node));
+        self.node_mut(parent_path)?
+            .children
+            .insert(name.into(), Arc::new(node));
+        self.count += 1;
         events.push(event(event_type::NODE_CREATED, &c.path));
         events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
         Ok(stat)
@@ -609,22 +640,22 @@ impl DataTree {
         zxid: i64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<(), ErrorCode> {
-        let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
+        let (parent_path, name) = path::split(p).ok_or(ErrorCode::BadArguments)?;
         if p == path::ROOT {
             return Err(ErrorCode::BadArguments);
         }
-        let node = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
+        let node = self.node(p).ok_or(ErrorCode::NoNode)?;
         if !node.children.is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
         let owner = node.meta.ephemeral_owner;
         let size = (p.len() + node.data_len()) as u64;
         let parent = self.node_mut(parent_path)?;
-        parent.children.remove(p);
+        parent.children.remove(name);
         if zxid > parent.meta.pzxid {
             parent.meta.pzxid = zxid;
         }
-        self.nodes.remove(p);
+        self.count -= 1;
         self.data_size -= size;
         if let Some(s) = Owner::session(owner) {
             if let Some(set) = self.ephemerals.get_mut(&s) {
@@ -651,8 +682,7 @@ impl DataTree {
     ) {
         for p in paths {
             let owned = self
-                .nodes
-                .get(p.as_str())
+                .node(p)
                 .is_some_and(|n| Owner::session(n.meta.ephemeral_owner) == Some(session));
             if owned {
                 let _ = self.delete_node(p, txn.zxid, events);
