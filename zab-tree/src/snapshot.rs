@@ -263,51 +263,41 @@ mod tests {
         assert_eq!(restored.node_count(), h.tree.node_count());
     }
 
+    /// A hand-made snapshot stream: a header claiming `paths.len()` nodes.
+    fn stream(paths: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        SnapshotHeader {
+            zxid: 1,
+            sessions: vec![],
+            node_count: paths.len() as u64,
+        }
+        .encode_length_delimited(&mut out)
+        .expect("Vec grows");
+        for p in paths {
+            Znode {
+                path: (*p).into(),
+                ..Default::default()
+            }
+            .encode_length_delimited(&mut out)
+            .expect("Vec grows");
+        }
+        out
+    }
+
     #[test]
     fn restore_rejects_orphans_and_duplicates() {
-        let enc = |msgs: &[&dyn Fn(&mut Vec<u8>)]| {
-            let mut out = Vec::new();
-            for m in msgs {
-                m(&mut out);
-            }
-            out
+        let corrupt = |paths: &[&str]| {
+            matches!(
+                DataTree::restore(&mut &stream(paths)[..]),
+                Err(SnapshotError::Corrupt(_))
+            )
         };
-        let header = |n: u64| {
-            move |out: &mut Vec<u8>| {
-                SnapshotHeader {
-                    zxid: 1,
-                    sessions: vec![],
-                    node_count: n,
-                }
-                .encode_length_delimited(out)
-                .unwrap()
-            }
-        };
-        let node = |p: &'static str| {
-            move |out: &mut Vec<u8>| {
-                Znode {
-                    path: p.into(),
-                    ..Default::default()
-                }
-                .encode_length_delimited(out)
-                .unwrap()
-            }
-        };
-        let orphan = enc(&[&header(2), &node("/"), &node("/a/b")]);
-        assert!(matches!(
-            DataTree::restore(&mut &orphan[..]),
-            Err(SnapshotError::Corrupt(_))
-        ));
-        let dup = enc(&[&header(3), &node("/"), &node("/a"), &node("/a")]);
-        assert!(matches!(
-            DataTree::restore(&mut &dup[..]),
-            Err(SnapshotError::Corrupt(_))
-        ));
-        let rootless = enc(&[&header(1), &node("/a")]);
-        assert!(DataTree::restore(&mut &rootless[..]).is_err());
-        let empty = enc(&[&header(0)]);
-        assert!(DataTree::restore(&mut &empty[..]).is_err());
-        let ok = enc(&[&header(2), &node("/"), &node("/a")]);
-        assert_eq!(DataTree::restore(&mut &ok[..]).unwrap().node_count(), 3);
+        assert!(corrupt(&["/", "/a/b"]));
+        assert!(corrupt(&["/", "/a", "/a"]));
+        assert!(corrupt(&["/a"]));
+        assert!(corrupt(&[]));
+        assert!(corrupt(&["/", "/a/"]));
+        let ok = stream(&["/", "/a", "/a/b"]);
+        assert_eq!(DataTree::restore(&mut &ok[..]).unwrap().node_count(), 4);
     }
 }
