@@ -11,14 +11,32 @@ const MAX_PREALLOCATED_ELEMENTS: usize = 1024;
 /// Why a jute record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The frame ended inside a field.
     #[error("record truncated: needed {needed} more bytes at offset {offset}")]
     Truncated { offset: usize, needed: usize },
+    /// A negative length other than -1 (null), or a vector count larger than
+    /// the bytes left (ZooKeeper: "Unreasonable length").
     #[error("unreasonable length {0}")]
     BadLength(i32),
+    /// An opcode this protocol does not define as a client request.
     #[error("unknown opcode {0}")]
     UnknownOpcode(i32),
+    /// A field holds a value its record does not allow (e.g. a write op
+    /// inside `multiRead`).
     #[error("invalid {what}: {value}")]
     Invalid { what: &'static str, value: i64 },
+}
+
+impl DecodeError {
+    /// The error a server replies with when a request body fails to decode:
+    /// UNIMPLEMENTED (-6, then close) for an unknown opcode (behaviour 17),
+    /// MARSHALLINGERROR (-5) for anything else (reference C).
+    pub fn reply_code(&self) -> super::ErrorCode {
+        match self {
+            DecodeError::UnknownOpcode(_) => super::ErrorCode::Unimplemented,
+            _ => super::ErrorCode::MarshallingError,
+        }
+    }
 }
 
 /// A bounds-checked cursor over one frame's bytes. Buffers are returned as
@@ -30,15 +48,18 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader positioned at the start of `buf`.
     pub fn new(buf: impl Into<Bytes>) -> Self {
         Reader {
             buf: buf.into(),
             pos: 0,
         }
     }
+    /// Bytes left to read.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
+    /// Bytes read so far.
     pub fn position(&self) -> usize {
         self.pos
     }
@@ -69,16 +90,20 @@ impl Reader {
         self.pos += N;
         Ok(out)
     }
+    /// A jute `byte`.
     pub fn read_u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
+    /// A jute `boolean`.
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
         // Java's reader treats any non-zero byte as true.
         Ok(self.read_u8()? != 0)
     }
+    /// A jute `int` (big-endian).
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
+    /// A jute `long` (big-endian).
     pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
@@ -118,25 +143,27 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// An empty writer.
     pub fn new() -> Self {
         Writer::default()
     }
+    /// An empty writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
         Writer {
             buf: BytesMut::with_capacity(n),
         }
     }
+    /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
     }
+    /// True if nothing was written.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
+    /// The encoded bytes.
     pub fn into_bytes(self) -> Bytes {
         self.buf.freeze()
-    }
-    pub fn as_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
     }
     pub fn write_u8(&mut self, v: u8) {
         self.buf.put_u8(v)
@@ -150,6 +177,7 @@ impl Writer {
     pub fn write_i64(&mut self, v: i64) {
         self.buf.put_i64(v)
     }
+    /// A buffer: `None` is the null buffer (length -1).
     pub fn write_buffer(&mut self, v: Option<&[u8]>) {
         match v {
             None => self.buf.put_i32(-1),
@@ -159,11 +187,21 @@ impl Writer {
             }
         }
     }
+    /// A non-null string.
     pub fn write_string(&mut self, v: &str) {
         self.write_buffer(Some(v.as_bytes()))
     }
+    /// Bytes as they are, with no length prefix.
     pub fn write_raw(&mut self, b: &[u8]) {
         self.buf.put_slice(b)
+    }
+}
+
+/// Direct access to the buffer, e.g. to reserve room or splice bytes that
+/// are already encoded.
+impl AsMut<BytesMut> for Writer {
+    fn as_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 }
 
@@ -324,6 +362,18 @@ mod tests {
     fn vector_count_beyond_frame_is_refused_without_allocating() {
         let bytes = i32::MAX.to_be_bytes();
         assert!(Vec::<i64>::decode(Bytes::copy_from_slice(&bytes)).is_err());
+    }
+
+    #[test]
+    fn reply_codes_follow_zookeeper() {
+        assert_eq!(
+            DecodeError::UnknownOpcode(50).reply_code(),
+            super::super::ErrorCode::Unimplemented
+        );
+        assert_eq!(
+            DecodeError::BadLength(-2).reply_code(),
+            super::super::ErrorCode::MarshallingError
+        );
     }
 
     #[test]
