@@ -459,3 +459,146 @@ impl Response {
         w.into_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn multi_frame(ops: &[(i32, Bytes)]) -> Bytes {
+        let mut w = Writer::new();
+        for (op, body) in ops {
+            MultiHeader {
+                op: *op,
+                done: false,
+                err: -1,
+            }
+            .write(&mut w);
+            w.write_raw(body);
+        }
+        MultiHeader {
+            op: -1,
+            done: true,
+            err: -1,
+        }
+        .write(&mut w);
+        w.into_bytes()
+    }
+
+    fn get_data(path: &str) -> Bytes {
+        PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        }
+        .encode()
+    }
+
+    fn delete(path: &str) -> Bytes {
+        DeleteRequest {
+            path: path.into(),
+            version: -1,
+        }
+        .encode()
+    }
+
+    fn reply_code(op: i32, body: Bytes) -> Option<ErrorCode> {
+        Request::decode(op, body).err().map(|e| e.reply_code())
+    }
+
+    // Each case below was observed on ZooKeeper 3.8.0: the request is
+    // refused with MARSHALLINGERROR (-5) (reference C, behaviour 48).
+    #[test]
+    fn reads_inside_multi_are_marshalling_errors() {
+        let only_reads = multi_frame(&[(op::GET_DATA, get_data("/"))]);
+        assert_eq!(
+            reply_code(op::MULTI, only_reads),
+            Some(ErrorCode::MarshallingError)
+        );
+        let mixed = multi_frame(&[(op::DELETE, delete("/zz")), (op::GET_DATA, get_data("/"))]);
+        assert_eq!(
+            reply_code(op::MULTI, mixed),
+            Some(ErrorCode::MarshallingError)
+        );
+    }
+
+    #[test]
+    fn writes_inside_multi_read_are_marshalling_errors() {
+        let write = multi_frame(&[(op::DELETE, delete("/zz"))]);
+        assert_eq!(
+            reply_code(op::MULTI_READ, write),
+            Some(ErrorCode::MarshallingError)
+        );
+    }
+
+    #[test]
+    fn ops_not_allowed_in_multi_are_marshalling_errors() {
+        let exists = multi_frame(&[(op::EXISTS, get_data("/"))]);
+        assert_eq!(
+            reply_code(op::MULTI, exists),
+            Some(ErrorCode::MarshallingError)
+        );
+    }
+
+    #[test]
+    fn bad_create_flags_inside_multi_still_decode() {
+        // 3.8.0 decodes the multi and fails that op with BADARGUMENTS (-8)
+        // in the MultiResponse: flag validation is not the codec's job.
+        let create = CreateRequest {
+            path: "/q".into(),
+            data: None,
+            acl: Some(Acl::open_unsafe()),
+            flags: 9,
+        }
+        .encode();
+        let req = Request::decode(op::MULTI, multi_frame(&[(op::CREATE, create)])).unwrap();
+        assert!(matches!(&req, Request::Multi(ops) if ops.len() == 1));
+    }
+
+    #[test]
+    fn unknown_and_internal_opcodes_are_unimplemented() {
+        // Behaviour 17; 0 (notification), 10 and -10 (createSession) are not
+        // client requests.
+        for op in [0, 10, 50, op::CREATE_SESSION, op::ERROR] {
+            assert_eq!(
+                reply_code(op, Bytes::new()),
+                Some(ErrorCode::Unimplemented),
+                "op {op}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_without_terminator_is_truncated() {
+        let mut w = Writer::new();
+        MultiHeader {
+            op: op::DELETE,
+            done: false,
+            err: -1,
+        }
+        .write(&mut w);
+        w.write_raw(&delete("/a"));
+        assert!(matches!(
+            Request::decode(op::MULTI, w.into_bytes()),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn create_ops_keep_their_opcode() {
+        // The opcode decides the reply shape (reference C): create answers
+        // CreateResponse, create2/createContainer Create2Response.
+        let body = CreateRequest {
+            path: "/c".into(),
+            data: None,
+            acl: Some(Acl::open_unsafe()),
+            flags: 4,
+        }
+        .encode();
+        for op in [op::CREATE, op::CREATE2, op::CREATE_CONTAINER] {
+            assert_eq!(Request::decode(op, body.clone()).unwrap().op(), op);
+        }
+        assert!(matches!(
+            Response::decode(op::CREATE_CONTAINER, Create2Response::default().encode()),
+            Ok(Response::Create2(_))
+        ));
+    }
+}
