@@ -1,1 +1,13 @@
 //! The zab server: the thin composition of the zab crates.
+//!
+//! It owns `zoo.cfg` and `myid` ([`config`]), the client listener and the
+//! per-connection tasks ([`server`]), the standalone request pipeline
+//! ([`pipeline`]) and the four-letter words ([`four_letter`], [`status`]).
+//! Protocol logic lives in the crates below: the jute codec in `zab-wire`, the
+//! tree in `zab-tree`, durability in `zab-store`.
+
+pub mod config;
+pub mod four_letter;
+pub mod pipeline;
+pub mod server;
+pub mod status;

@@ -1,3 +1,66 @@
+//! `zab-server path/to/zoo.cfg`: starts a server as ZooKeeper's
+//! `QuorumPeerMain zoo.cfg` would.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+use zab_server::config::Config;
+use zab_server::server::Server;
+
+const USAGE: &str = "usage: zab-server path/to/zoo.cfg";
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ZAB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut args = std::env::args_os().skip(1);
+    let path = match (args.next(), args.next()) {
+        (Some(p), None) if p != "-h" && p != "--help" => PathBuf::from(p),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let cfg = Config::load(&path).with_context(|| format!("reading {}", path.display()))?;
+    cfg.validate()
+        .with_context(|| format!("invalid configuration in {}", path.display()))?;
+    if !cfg.unsupported.is_empty() {
+        tracing::warn!(
+            "zoo.cfg keys zab does not support (ignored): {}",
+            cfg.unsupported.join(", ")
+        );
+    }
+    if cfg.is_distributed() {
+        anyhow::bail!(
+            "{}: this configuration asks for a replicated ensemble; zab runs standalone only for now",
+            path.display()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::start(cfg).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

@@ -112,7 +112,7 @@ pub(crate) struct Node {
     pub data: Option<Box<[u8]>>,
     pub acl: AclList,
     pub meta: NodeMeta,
-    pub children: BTreeMap<Box<str>, Arc<Node>>,
+    pub children: Children,
 }
 
 impl Default for Node {
@@ -121,7 +121,7 @@ impl Default for Node {
             data: None,
             acl: Vec::new().into(),
             meta: NodeMeta::default(),
-            children: BTreeMap::new(),
+            children: Children::default(),
         }
     }
 }
@@ -151,9 +151,68 @@ impl Drop for Node {
     }
 }
 
+type ChildMap = BTreeMap<Box<str>, Arc<Node>>;
+
+/// A node's children by name, sorted. Absent (one null pointer) when empty:
+/// most znodes are leaves, and an inline empty map would cost each of them
+/// 16 more bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Children(Option<Box<ChildMap>>);
+
+impl Children {
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn get(&self, name: &str) -> Option<&Arc<Node>> {
+        self.0.as_ref()?.get(name)
+    }
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Arc<Node>> {
+        self.0.as_mut()?.get_mut(name)
+    }
+    pub fn insert(&mut self, name: Box<str>, node: Arc<Node>) -> Option<Arc<Node>> {
+        self.0.get_or_insert_with(Box::default).insert(name, node)
+    }
+    pub fn remove(&mut self, name: &str) -> Option<Arc<Node>> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove(name);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.iter().flat_map(|m| m.keys().map(|k| &**k))
+    }
+    pub fn values(&self) -> impl Iterator<Item = &Arc<Node>> + '_ {
+        self.0.iter().flat_map(|m| m.values())
+    }
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Arc<Node>)> + '_ {
+        self.0.iter().flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+    }
+    pub fn into_values(self) -> impl Iterator<Item = Arc<Node>> {
+        self.0.into_iter().flat_map(|m| m.into_values())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaves_are_compact() {
+        // Layout guard for the memory budget (1M znodes in 250 MiB).
+        assert!(std::mem::size_of::<Node>() <= 104, "{}", std::mem::size_of::<Node>());
+        let mut c = Children::default();
+        assert!(c.insert("b".into(), Arc::new(Node::default())).is_none());
+        assert!(c.insert("a".into(), Arc::new(Node::default())).is_none());
+        assert_eq!(c.keys().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert!(c.remove("a").is_some());
+        assert!(c.remove("b").is_some());
+        assert_eq!(c, Children::default());
+    }
 
     #[test]
     fn owner_kinds() {

@@ -124,7 +124,7 @@ impl DataTree {
                 aversion,
                 ..NodeMeta::default()
             },
-            children: BTreeMap::new(),
+            children: Default::default(),
         };
         t.insert_node(path::ROOT, builtin(open.clone(), 0));
         t.insert_node(path::ZOOKEEPER, builtin(open.clone(), 0));
@@ -613,7 +613,7 @@ impl DataTree {
                 ephemeral_owner: c.ephemeral_owner,
                 pzxid: zxid,
             },
-            children: BTreeMap::new(),
+            children: Default::default(),
         };
         let stat = node.stat();
         self.data_size += (c.path.len() + node.data_len()) as u64;

@@ -160,6 +160,9 @@ impl TxnLog {
 
     /// Same as [`TxnLog::append`] for a batch the caller already has; one
     /// callback for the whole batch, which is durable all or nothing.
+    ///
+    /// An empty batch is a barrier: its callback runs once everything
+    /// queued before it is durable.
     pub fn append_batch(
         &self,
         entries: Vec<(Zxid, Bytes)>,

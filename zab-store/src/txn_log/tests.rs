@@ -391,3 +391,25 @@ mod model {
         }
     }
 }
+
+#[test]
+fn an_empty_batch_is_a_durability_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let (tx, rx) = channel();
+    {
+        let _held = log.hold_writer();
+        for c in 1..=50 {
+            log.append(Zxid(c), txn(Zxid(c)), |_| {});
+        }
+        let probe = log.clone();
+        log.append_batch(Vec::new(), move |r| {
+            let _ = tx.send((r, probe.last_zxid()));
+        });
+        assert!(rx.try_recv().is_err());
+    }
+    let (r, last) = rx.recv_timeout(WAIT).unwrap();
+    r.unwrap();
+    assert_eq!(last, Zxid(50));
+}

@@ -1,0 +1,123 @@
+//! The tree's share of a write (prepare + apply) and of a read.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use zab_tree::acl::AuthInfo;
+use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext};
+use zab_wire::jute::{op, Acl, CreateRequest, PathWatchRequest, Request, SetDataRequest};
+use zab_wire::{SessionId, Zxid};
+
+const SESSION: SessionId = SessionId(0x0100_0000_0000_0001);
+
+struct Fixture {
+    tree: DataTree,
+    prep: Preparer,
+    auth: AuthInfo,
+    zxid: Zxid,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mut f = Fixture {
+            tree: DataTree::new(),
+            prep: Preparer::new(PrepareConfig::default()),
+            auth: AuthInfo::new(Ipv4Addr::LOCALHOST.into()),
+            zxid: Zxid::ZERO,
+        };
+        f.zxid = f.zxid.next();
+        let ctx = RequestContext {
+            session_id: SESSION,
+            cxid: 0,
+            zxid: f.zxid,
+            time_ms: 1,
+            auth: &f.auth,
+        };
+        let txn = f.prep.prepare_create_session(&f.tree, &ctx, 30_000);
+        f.tree.apply(&txn);
+        f.prep.applied(f.zxid);
+        f.write(&create("/bench"));
+        f
+    }
+
+    fn write(&mut self, req: &Request) {
+        self.zxid = self.zxid.next();
+        let ctx = RequestContext {
+            session_id: SESSION,
+            cxid: 1,
+            zxid: self.zxid,
+            time_ms: 2,
+            auth: &self.auth,
+        };
+        let txn = self.prep.prepare(&self.tree, &ctx, req);
+        let applied = self.tree.apply(&txn);
+        self.prep.applied(self.zxid);
+        black_box(applied);
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create {
+        op: op::CREATE,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::from(vec![b'x'; 100])),
+            acl: Some(Acl::open_unsafe()),
+            flags: 0,
+        },
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tree");
+    g.throughput(Throughput::Elements(1));
+
+    let mut f = Fixture::new();
+    let mut n = 0u64;
+    g.bench_function("prepare+apply/create", |b| {
+        b.iter(|| {
+            n += 1;
+            f.write(&create(&format!("/bench/n{n}")));
+        })
+    });
+
+    let mut f = Fixture::new();
+    f.write(&create("/bench/hot"));
+    let set = Request::SetData(SetDataRequest {
+        path: "/bench/hot".into(),
+        data: Some(Bytes::from(vec![b'y'; 100])),
+        version: -1,
+    });
+    g.bench_function("prepare+apply/setData", |b| b.iter(|| f.write(&set)));
+
+    let get = Request::GetData(PathWatchRequest {
+        path: "/bench/hot".into(),
+        watch: false,
+    });
+    g.bench_function("read/getData", |b| {
+        b.iter(|| black_box(f.tree.read(&get, SESSION, &f.auth).expect("read")))
+    });
+
+    g.bench_function("snapshot/10k-nodes", |b| {
+        b.iter_batched(
+            || {
+                let mut f = Fixture::new();
+                for i in 0..10_000 {
+                    f.write(&create(&format!("/bench/s{i}")));
+                }
+                f
+            },
+            |f| {
+                let mut out = Vec::new();
+                f.tree.snapshot().write_to(&mut out).expect("snapshot");
+                black_box(out.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,993 @@
+//! The client request pipeline of a standalone server, as a pure state
+//! machine: inputs (a frame decoded, a txn made durable, a clock tick) go in,
+//! actions (send these bytes, close that connection, log this txn, take a
+//! snapshot) come out. The async shell in [`crate::server`] moves bytes and
+//! timers around it; tests drive it directly.
+//!
+//! It reproduces ZooKeeper's standalone chain
+//! (`PrepRequestProcessor → SyncRequestProcessor → FinalRequestProcessor`):
+//! a write is prepared against the tree plus the writes still in flight,
+//! given the next zxid, logged (group commit), and applied in zxid order once
+//! durable; only then is its reply sent. Per connection, replies leave in
+//! request order: a read that arrives behind an unapplied write of its
+//! session waits for that write (reference D.6), and watch events of a txn are
+//! queued before any reply that could reveal the txn's effect (behaviour 23).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use zab_tree::acl::{self, AuthConfig, AuthInfo};
+use zab_tree::session_tracker::{negotiate_timeout, session_password, SessionTracker};
+use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
+use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
+use zab_wire::jute::{
+    self, add_watch_mode, op, xid, ConnectRequest, ConnectResponse, DecodeError, ErrorCode,
+    ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response, SyncResponse,
+    WatcherEvent, WhoAmIResponse, Writer,
+};
+use zab_wire::proto::Txn;
+use zab_wire::{ServerId, SessionId, Zxid};
+
+/// Settings the pipeline needs from zoo.cfg.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub server_id: ServerId,
+    pub tick_time_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// ZooKeeper snapshots after `snapCount/2 + random(snapCount/2)` txns.
+    pub snap_count: u64,
+    pub container_check_interval_ms: i64,
+    pub container_max_per_minute: usize,
+    pub prepare: PrepareConfig,
+    pub auth: AuthConfig,
+}
+
+/// Something that happened to the server.
+#[derive(Debug)]
+pub enum Input {
+    /// A TCP connection was accepted.
+    Accepted {
+        conn: ConnectionId,
+        remote: SocketAddr,
+    },
+    /// The connection's first frame.
+    Connect {
+        conn: ConnectionId,
+        request: ConnectRequest,
+    },
+    /// A later frame: its header and its decoded body (or why it did not decode).
+    Request {
+        conn: ConnectionId,
+        header: RequestHeader,
+        body: Result<Request, DecodeError>,
+    },
+    /// The peer closed the connection, or it failed.
+    Disconnected { conn: ConnectionId },
+    /// Every txn up to and including `zxid` is durable in the log.
+    Durable { zxid: Zxid },
+    /// Time passed: expire sessions, reap containers.
+    Tick,
+}
+
+/// What the shell must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Write this frame (length prefix included) to the connection.
+    Send { conn: ConnectionId, frame: Bytes },
+    /// Close the connection once what was sent before is flushed.
+    Close { conn: ConnectionId },
+    /// Append this encoded txn to the log; report `Input::Durable` once it is synced.
+    Append { zxid: Zxid, txn: Bytes },
+    /// Write this snapshot to the store (off the request path).
+    Snapshot(TreeSnapshot),
+}
+
+/// A request held back until an earlier write of the same connection applies.
+#[derive(Debug)]
+enum Queued {
+    Write {
+        zxid: Zxid,
+    },
+    Other {
+        header: RequestHeader,
+        body: Result<Request, DecodeError>,
+        received_ms: i64,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ConnState {
+    AwaitingConnect,
+    /// The createSession txn with this zxid is in flight.
+    CreatingSession,
+    Established,
+}
+
+/// Per-connection counters for `cons`, `stat` and `srvr`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionStats {
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub latency_count: u64,
+}
+
+#[derive(Debug)]
+struct Connection {
+    remote: SocketAddr,
+    state: ConnState,
+    session: Option<SessionId>,
+    timeout_ms: i32,
+    /// `Some` if the client sent the trailing readOnly byte (reference B).
+    read_only: Option<bool>,
+    auth: AuthInfo,
+    queue: VecDeque<Queued>,
+    /// Requests that arrived before the session was established.
+    parked: Vec<(RequestHeader, Result<Request, DecodeError>, i64)>,
+    /// Receive times of in-flight writes, by zxid, for latency figures.
+    write_started: BTreeMap<Zxid, (i32, i32, i64)>,
+    stats: ConnectionStats,
+}
+
+/// A txn that is logged but not yet applied.
+#[derive(Debug)]
+struct InFlight {
+    txn: Txn,
+    origin: Option<(ConnectionId, i32 /* xid */)>,
+}
+
+/// Server-wide counters for `srvr`/`mntr`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub latency_count: u64,
+    pub last_proposal_size: i64,
+}
+
+/// The standalone request pipeline. See the module docs.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    tree: DataTree,
+    preparer: Preparer,
+    watches: WatchManager,
+    sessions: SessionTracker,
+    connections: HashMap<ConnectionId, Connection>,
+    /// Which connection holds each session on this server.
+    session_owner: HashMap<SessionId, ConnectionId>,
+    in_flight: VecDeque<InFlight>,
+    last_assigned: Zxid,
+    txns_since_snapshot: u64,
+    snapshot_threshold: u64,
+    last_reap_ms: i64,
+    now_ms: i64,
+    stats: ServerStats,
+}
+
+impl Pipeline {
+    /// A pipeline over a recovered tree. `last_logged` is the last zxid in the
+    /// txn log (the tree has applied it already).
+    pub fn new(cfg: PipelineConfig, tree: DataTree, now_ms: i64) -> Pipeline {
+        let mut sessions = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
+        // Sessions survive a restart (behaviour 40): every session in the
+        // recovered tree gets a fresh timeout from now.
+        for (id, timeout) in tree.sessions() {
+            sessions.add(id, timeout, now_ms);
+        }
+        let last_assigned = tree.last_zxid();
+        let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
+        Pipeline {
+            preparer: Preparer::new(cfg.prepare.clone()),
+            cfg,
+            tree,
+            watches: WatchManager::new(),
+            sessions,
+            connections: HashMap::new(),
+            session_owner: HashMap::new(),
+            in_flight: VecDeque::new(),
+            last_assigned,
+            txns_since_snapshot: 0,
+            snapshot_threshold,
+            last_reap_ms: now_ms,
+            now_ms,
+            stats: ServerStats::default(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+    pub fn reset_stats(&mut self) {
+        self.stats = ServerStats::default();
+    }
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.len()
+    }
+    /// `(connection, remote address, session, timeout, queued, stats)` for `cons`.
+    pub fn connections(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            ConnectionId,
+            SocketAddr,
+            Option<SessionId>,
+            i32,
+            usize,
+            &ConnectionStats,
+        ),
+    > {
+        self.connections.iter().map(|(id, c)| {
+            (
+                *id,
+                c.remote,
+                c.session,
+                c.timeout_ms,
+                c.queue.len(),
+                &c.stats,
+            )
+        })
+    }
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.connections.values_mut() {
+            let est = c.stats.established_ms;
+            c.stats = ConnectionStats {
+                established_ms: est,
+                ..Default::default()
+            };
+        }
+    }
+    pub fn session_of(&self, conn: ConnectionId) -> Option<SessionId> {
+        self.connections.get(&conn).and_then(|c| c.session)
+    }
+
+    /// Feeds one input; appends the resulting actions to `out`.
+    pub fn handle(&mut self, now_ms: i64, input: Input, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        match input {
+            Input::Accepted { conn, remote } => {
+                let auth = AuthInfo::new(remote.ip());
+                self.connections.insert(
+                    conn,
+                    Connection {
+                        remote,
+                        state: ConnState::AwaitingConnect,
+                        session: None,
+                        timeout_ms: 0,
+                        read_only: None,
+                        auth,
+                        queue: VecDeque::new(),
+                        parked: Vec::new(),
+                        write_started: BTreeMap::new(),
+                        stats: ConnectionStats {
+                            established_ms: now_ms,
+                            ..Default::default()
+                        },
+                    },
+                );
+            }
+            Input::Connect { conn, request } => self.on_connect(now_ms, conn, request, out),
+            Input::Request { conn, header, body } => {
+                self.on_request(now_ms, conn, header, body, out)
+            }
+            Input::Disconnected { conn } => self.drop_connection(conn),
+            Input::Durable { zxid } => self.on_durable(now_ms, zxid, out),
+            Input::Tick => self.on_tick(now_ms, out),
+        }
+    }
+
+    fn on_connect(
+        &mut self,
+        now_ms: i64,
+        conn: ConnectionId,
+        req: ConnectRequest,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.packets_received += 1;
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if c.state != ConnState::AwaitingConnect {
+            return;
+        }
+        c.stats.received += 1;
+        // The client has seen a newer state than ours: it must try another
+        // server. ZooKeeper closes without answering (reference B step 2).
+        if req.last_zxid_seen > self.tree.last_zxid().0 {
+            tracing::info!(
+                client_zxid = %Zxid(req.last_zxid_seen), our_zxid = %self.tree.last_zxid(),
+                "refusing a client that has seen a newer zxid"
+            );
+            out.push(Action::Close { conn });
+            return;
+        }
+        c.read_only = req.read_only;
+        let timeout = negotiate_timeout(
+            req.time_out,
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
+        c.timeout_ms = timeout;
+        if req.session_id == 0 {
+            let id = self.sessions.next_session_id();
+            self.sessions.add(id, timeout, now_ms);
+            c.session = Some(id);
+            c.state = ConnState::CreatingSession;
+            self.session_owner.insert(id, conn);
+            // Field-wise so `c` (borrowed from `connections`) stays usable.
+            self.last_assigned = self.last_assigned.next();
+            let zxid = self.last_assigned;
+            let ctx = context(id, 0, zxid, now_ms, &c.auth);
+            let txn = self
+                .preparer
+                .prepare_create_session(&self.tree, &ctx, timeout);
+            self.log(txn, Some((conn, 0)), out);
+            return;
+        }
+        let id = SessionId(req.session_id);
+        // A session has one connection per server: a new one closes the
+        // old, even before the password is checked (behaviours 35, 36).
+        if let Some(old) = self.session_owner.remove(&id) {
+            if old != conn {
+                self.drop_connection(old);
+                out.push(Action::Close { conn: old });
+            }
+        }
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let valid = req.passwd.as_ref() == session_password(id).as_slice()
+            && self.sessions.touch(id, now_ms);
+        if !valid {
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: Bytes::from_static(&[0; 16]),
+                read_only: req.read_only.map(|_| false),
+            };
+            out.push(Action::Send {
+                conn,
+                frame: frame(&resp),
+            });
+            out.push(Action::Close { conn });
+            c.state = ConnState::Established;
+            return;
+        }
+        c.session = Some(id);
+        self.session_owner.insert(id, conn);
+        self.establish(now_ms, conn, out);
+    }
+
+    /// Sends the ConnectResponse and runs the requests the client pipelined
+    /// behind its ConnectRequest.
+    fn establish(&mut self, now_ms: i64, conn: ConnectionId, out: &mut Vec<Action>) {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let Some(id) = c.session else { return };
+        c.state = ConnState::Established;
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: c.timeout_ms,
+            session_id: id.0,
+            passwd: Bytes::copy_from_slice(&session_password(id)),
+            read_only: c.read_only.map(|_| false),
+        };
+        c.stats.sent += 1;
+        self.stats.packets_sent += 1;
+        out.push(Action::Send {
+            conn,
+            frame: frame(&resp),
+        });
+        let parked = std::mem::take(&mut c.parked);
+        for (header, body, received) in parked {
+            self.on_request_at(now_ms, received, conn, header, body, out);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now_ms: i64,
+        conn: ConnectionId,
+        header: RequestHeader,
+        body: Result<Request, DecodeError>,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.packets_received += 1;
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        c.stats.received += 1;
+        match c.state {
+            ConnState::AwaitingConnect => {
+                // A request before any ConnectRequest: ZooKeeper would take
+                // its bytes for a ConnectRequest; we refuse it plainly.
+                out.push(Action::Close { conn });
+            }
+            ConnState::CreatingSession => c.parked.push((header, body, now_ms)),
+            ConnState::Established => self.on_request_at(now_ms, now_ms, conn, header, body, out),
+        }
+    }
+
+    fn on_request_at(
+        &mut self,
+        now_ms: i64,
+        received_ms: i64,
+        conn: ConnectionId,
+        header: RequestHeader,
+        body: Result<Request, DecodeError>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let Some(session) = c.session else { return };
+        // Any packet from the client keeps its session alive (reference B).
+        self.sessions.touch(session, now_ms);
+        c.stats.last_cxid = header.xid;
+        c.stats.last_op = crate::four_letter::op_tag(header.op);
+
+        let request = match body {
+            Err(DecodeError::UnknownOpcode(code)) => {
+                // Behaviour 17: UNIMPLEMENTED, then close.
+                tracing::info!(
+                    conn = conn.0,
+                    op = code,
+                    "unknown opcode; closing the connection"
+                );
+                self.reply_error(conn, header.xid, ErrorCode::Unimplemented, out);
+                out.push(Action::Close { conn });
+                return;
+            }
+            Ok(Request::Check(_)) | Ok(Request::DeleteContainer(_)) | Ok(Request::Sasl(_)) => {
+                // A bare `check` (ZooKeeper ≥ 3.8.5 refuses it: 3.8.0 logged
+                // it and could not restart, behaviour 19) and the reaper's
+                // internal deleteContainer are not for clients; SASL is not
+                // supported.
+                self.reply_error(conn, header.xid, ErrorCode::Unimplemented, out);
+                out.push(Action::Close { conn });
+                return;
+            }
+            Ok(Request::Auth(auth)) => {
+                // Auth is answered at once, outside the request order, with
+                // zxid 0 (reference D.9).
+                let Some(c) = self.connections.get_mut(&conn) else {
+                    return;
+                };
+                match acl::authenticate(&mut c.auth, &self.cfg.auth, &auth.scheme, &auth.auth) {
+                    Ok(()) => self.send_reply(conn, xid::AUTH, 0, 0, &Response::Empty, None, out),
+                    Err(code) => {
+                        self.send_reply(
+                            conn,
+                            xid::AUTH,
+                            0,
+                            code.code(),
+                            &Response::Empty,
+                            None,
+                            out,
+                        );
+                        out.push(Action::Close { conn });
+                    }
+                }
+                return;
+            }
+            other => other,
+        };
+        let is_write = matches!(&request, Ok(r) if r.is_write());
+        if is_write {
+            let Ok(request) = request else {
+                unreachable!("is_write implies Ok")
+            };
+            if matches!(request, Request::CloseSession) {
+                // ZooKeeper marks the session closing when it prepares the
+                // close, so it is neither touched nor expired again.
+                self.sessions.set_closing(session);
+            }
+            let zxid = self.next_zxid();
+            let Some(c) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            let ctx = context(session, header.xid, zxid, now_ms, &c.auth);
+            let txn = self.preparer.prepare(&self.tree, &ctx, &request);
+            c.queue.push_back(Queued::Write { zxid });
+            c.write_started
+                .insert(zxid, (header.xid, header.op, received_ms));
+            self.log(txn, Some((conn, header.xid)), out);
+        } else if c.queue.is_empty() {
+            self.execute(now_ms, received_ms, conn, header, request, out);
+        } else {
+            c.queue.push_back(Queued::Other {
+                header,
+                body: request,
+                received_ms,
+            });
+        }
+    }
+
+    /// Gives the txn its place in the log.
+    fn log(&mut self, txn: Txn, origin: Option<(ConnectionId, i32)>, out: &mut Vec<Action>) {
+        let zxid = Zxid(txn.zxid);
+        let bytes = Bytes::from(txn.encode_to_vec());
+        self.stats.last_proposal_size = bytes.len() as i64;
+        self.in_flight.push_back(InFlight { txn, origin });
+        out.push(Action::Append { zxid, txn: bytes });
+    }
+
+    fn next_zxid(&mut self) -> Zxid {
+        self.last_assigned = self.last_assigned.next();
+        self.last_assigned
+    }
+
+    fn on_durable(&mut self, now_ms: i64, zxid: Zxid, out: &mut Vec<Action>) {
+        while self.in_flight.front().is_some_and(|f| f.txn.zxid <= zxid.0) {
+            let Some(f) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.apply(now_ms, f, out);
+        }
+    }
+
+    fn apply(&mut self, now_ms: i64, f: InFlight, out: &mut Vec<Action>) {
+        let applied = self.tree.apply(&f.txn);
+        self.preparer.applied(applied.zxid);
+
+        // Events before replies: a client sees the notification before any
+        // response that reveals the change (behaviour 23, reference D.6).
+        for event in &applied.events {
+            self.notify(event, applied.zxid.0, out);
+        }
+
+        if let Some((conn, xid)) = f.origin {
+            let is_create_session = matches!(
+                f.txn.body.as_ref().and_then(|b| b.op.as_ref()),
+                Some(zab_wire::proto::txn_body::Op::CreateSession(_))
+            );
+            if is_create_session {
+                self.establish(now_ms, conn, out);
+            } else {
+                self.finish_write(now_ms, conn, xid, applied.zxid, &applied.result, out);
+            }
+        }
+
+        if let Some(closed) = applied.closed_session {
+            self.sessions.remove(closed);
+            if let Some(conn) = self.session_owner.remove(&closed) {
+                self.drop_connection(conn);
+                out.push(Action::Close { conn });
+            }
+        }
+
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.snapshot_threshold {
+            self.txns_since_snapshot = 0;
+            self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count, applied.zxid);
+            out.push(Action::Snapshot(self.tree.snapshot()));
+        }
+    }
+
+    /// Replies to a write that has just applied, then runs what queued behind it.
+    fn finish_write(
+        &mut self,
+        now_ms: i64,
+        conn: ConnectionId,
+        xid: i32,
+        zxid: Zxid,
+        result: &Result<Response, ErrorCode>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        match c.queue.front() {
+            Some(Queued::Write { zxid: z }) if *z == zxid => {
+                c.queue.pop_front();
+            }
+            _ => {
+                tracing::error!(conn = conn.0, %zxid, "applied write is not at the head of its connection queue");
+            }
+        }
+        let started = c.write_started.remove(&zxid);
+        let op = started.map(|s| s.1).unwrap_or(0);
+        let is_close = op == op::CLOSE_SESSION;
+        let (err, body) = match result {
+            Ok(r) => (0, r.clone()),
+            Err(e) => (e.code(), Response::Empty),
+        };
+        self.send_reply(
+            conn,
+            xid,
+            self.tree.last_zxid().0,
+            err,
+            &body,
+            started.map(|s| s.2),
+            out,
+        );
+        if is_close {
+            out.push(Action::Close { conn });
+            return;
+        }
+        self.drain_queue(now_ms, conn, out);
+    }
+
+    /// Runs the connection's queued requests up to its next unapplied write.
+    fn drain_queue(&mut self, now_ms: i64, conn: ConnectionId, out: &mut Vec<Action>) {
+        loop {
+            let Some(c) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            match c.queue.front() {
+                Some(Queued::Other { .. }) => {}
+                _ => return,
+            }
+            let Some(Queued::Other {
+                header,
+                body,
+                received_ms,
+            }) = c.queue.pop_front()
+            else {
+                return;
+            };
+            self.execute(now_ms, received_ms, conn, header, body, out);
+        }
+    }
+
+    /// Answers a request that is not a write: reads, ping, sync, watches.
+    fn execute(
+        &mut self,
+        now_ms: i64,
+        received_ms: i64,
+        conn: ConnectionId,
+        header: RequestHeader,
+        body: Result<Request, DecodeError>,
+        out: &mut Vec<Action>,
+    ) {
+        let _ = now_ms;
+        let zxid = self.tree.last_zxid().0;
+        let request = match body {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(conn = conn.0, xid = header.xid, error = %e, "undecodable request");
+                self.send_reply(
+                    conn,
+                    header.xid,
+                    zxid,
+                    ErrorCode::MarshallingError.code(),
+                    &Response::Empty,
+                    Some(received_ms),
+                    out,
+                );
+                return;
+            }
+        };
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        let Some(session) = c.session else { return };
+        let result: Result<Response, ErrorCode> = match &request {
+            Request::Ping => Ok(Response::Empty),
+            // Standalone: every txn is applied before its reply, so a sync
+            // has nothing to wait for (reference D.8).
+            Request::Sync(PathRequest { path }) => {
+                Ok(Response::Sync(SyncResponse { path: path.clone() }))
+            }
+            Request::SetWatches(sw) => {
+                let events = self.watches.set_watches(
+                    conn,
+                    sw.relative_zxid,
+                    &sw.data_watches,
+                    &sw.exist_watches,
+                    &sw.child_watches,
+                    &[],
+                    &[],
+                    |p| self.tree.stat(p).map(|s| (s.mzxid, s.pzxid)),
+                );
+                self.send_events(conn, &events, -1, out);
+                Ok(Response::Empty)
+            }
+            Request::SetWatches2(sw) => {
+                let events = self.watches.set_watches(
+                    conn,
+                    sw.relative_zxid,
+                    &sw.data_watches,
+                    &sw.exist_watches,
+                    &sw.child_watches,
+                    &sw.persistent_watches,
+                    &sw.persistent_recursive_watches,
+                    |p| self.tree.stat(p).map(|s| (s.mzxid, s.pzxid)),
+                );
+                self.send_events(conn, &events, -1, out);
+                Ok(Response::Empty)
+            }
+            Request::AddWatch(req) => {
+                let kind = match req.mode {
+                    add_watch_mode::PERSISTENT => Some(WatchKind::Persistent),
+                    add_watch_mode::PERSISTENT_RECURSIVE => Some(WatchKind::PersistentRecursive),
+                    _ => None,
+                };
+                match kind {
+                    Some(kind) => {
+                        self.watches.add(conn, &req.path, kind);
+                        Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+                    }
+                    None => Err(ErrorCode::BadArguments),
+                }
+            }
+            Request::CheckWatches(req) => {
+                if self.watches.contains(conn, &req.path, req.watcher_type) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::RemoveWatches(req) => {
+                if self.watches.remove(conn, &req.path, req.watcher_type) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
+                client_info: acl::who_am_i(&c.auth),
+            })),
+            Request::Exists(r) => {
+                let res = self.tree.read(&request, session, &c.auth);
+                // exists sets a watch on a missing node too (reference D.5).
+                if r.watch {
+                    match &res {
+                        Ok(_) => self.watches.add(conn, &r.path, WatchKind::Data),
+                        Err(ErrorCode::NoNode) => self.watches.add(conn, &r.path, WatchKind::Exist),
+                        Err(_) => {}
+                    }
+                }
+                res
+            }
+            Request::GetData(r) => {
+                let res = self.tree.read(&request, session, &c.auth);
+                // A failed read leaves no watch (behaviour 27).
+                if r.watch && res.is_ok() {
+                    self.watches.add(conn, &r.path, WatchKind::Data);
+                }
+                res
+            }
+            Request::GetChildren(r) | Request::GetChildren2(r) => {
+                let res = self.tree.read(&request, session, &c.auth);
+                if r.watch && res.is_ok() {
+                    self.watches.add(conn, &r.path, WatchKind::Child);
+                }
+                res
+            }
+            Request::GetAcl(_)
+            | Request::GetAllChildrenNumber(_)
+            | Request::GetEphemerals(_)
+            | Request::MultiRead(_) => self.tree.read(&request, session, &c.auth),
+            // Writes never reach here; Auth, Check, DeleteContainer and Sasl
+            // were answered in `on_request_at`.
+            _ => Err(ErrorCode::Unimplemented),
+        };
+        let zxid = self.tree.last_zxid().0;
+        let (err, body) = match result {
+            Ok(r) => (0, r),
+            Err(e) => (e.code(), Response::Empty),
+        };
+        self.send_reply(conn, header.xid, zxid, err, &body, Some(received_ms), out);
+    }
+
+    fn notify(&mut self, event: &WatchEvent, zxid: i64, out: &mut Vec<Action>) {
+        let targets = self.watches.trigger(event);
+        if targets.is_empty() {
+            return;
+        }
+        let f = event_frame(event, zxid);
+        for conn in targets {
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.stats.sent += 1;
+                self.stats.packets_sent += 1;
+                out.push(Action::Send {
+                    conn,
+                    frame: f.clone(),
+                });
+            }
+        }
+    }
+
+    fn send_events(
+        &mut self,
+        conn: ConnectionId,
+        events: &[WatchEvent],
+        zxid: i64,
+        out: &mut Vec<Action>,
+    ) {
+        for e in events {
+            out.push(Action::Send {
+                conn,
+                frame: event_frame(e, zxid),
+            });
+        }
+    }
+
+    fn reply_error(
+        &mut self,
+        conn: ConnectionId,
+        xid: i32,
+        code: ErrorCode,
+        out: &mut Vec<Action>,
+    ) {
+        let zxid = self.tree.last_zxid().0;
+        self.send_reply(conn, xid, zxid, code.code(), &Response::Empty, None, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_reply(
+        &mut self,
+        conn: ConnectionId,
+        xid: i32,
+        zxid: i64,
+        err: i32,
+        body: &Response,
+        received_ms: Option<i64>,
+        out: &mut Vec<Action>,
+    ) {
+        let mut w = Writer::with_capacity(64);
+        w.write_i32(0); // length, patched below
+        ReplyHeader { xid, zxid, err }.write(&mut w);
+        if err == 0 {
+            body.write_body(&mut w);
+        }
+        let frame = finish_frame(w);
+        self.stats.packets_sent += 1;
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.stats.sent += 1;
+            c.stats.last_zxid = zxid;
+            c.stats.last_response_ms = self.now_ms;
+            if let Some(start) = received_ms {
+                record_latency(&mut c.stats, &mut self.stats, (self.now_ms - start).max(0));
+            }
+        }
+        out.push(Action::Send { conn, frame });
+    }
+
+    fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        // Only the standalone server or the leader expires sessions; expiry
+        // is a closeSession txn like a client's own (reference B).
+        for id in self.sessions.expire(now_ms) {
+            tracing::info!(session = %id, "session expired");
+            let zxid = self.next_zxid();
+            let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
+            let ctx = context(id, 0, zxid, now_ms, &auth);
+            let txn = self
+                .preparer
+                .prepare(&self.tree, &ctx, &Request::CloseSession);
+            self.log(txn, None, out);
+        }
+        if now_ms - self.last_reap_ms >= self.cfg.container_check_interval_ms {
+            self.last_reap_ms = now_ms;
+            let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
+            for path in self
+                .tree
+                .reapable(now_ms)
+                .into_iter()
+                .take(self.cfg.container_max_per_minute)
+            {
+                let zxid = self.next_zxid();
+                let ctx = context(SessionId(0), 0, zxid, now_ms, &auth);
+                let txn = self.preparer.prepare(
+                    &self.tree,
+                    &ctx,
+                    &Request::DeleteContainer(PathRequest { path }),
+                );
+                self.log(txn, None, out);
+            }
+        }
+    }
+
+    fn drop_connection(&mut self, conn: ConnectionId) {
+        if let Some(c) = self.connections.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.session_owner.get(&s) == Some(&conn) {
+                    self.session_owner.remove(&s);
+                }
+            }
+            self.watches.remove_connection(conn);
+        }
+    }
+}
+
+fn context(
+    session: SessionId,
+    cxid: i32,
+    zxid: Zxid,
+    now_ms: i64,
+    auth: &AuthInfo,
+) -> RequestContext<'_> {
+    RequestContext {
+        session_id: session,
+        cxid,
+        zxid,
+        time_ms: now_ms,
+        auth,
+    }
+}
+
+fn record_latency(c: &mut ConnectionStats, s: &mut ServerStats, lat: i64) {
+    c.last_latency_ms = lat;
+    if c.latency_count == 0 || lat < c.min_latency_ms {
+        c.min_latency_ms = lat;
+    }
+    c.max_latency_ms = c.max_latency_ms.max(lat);
+    c.total_latency_ms += lat;
+    c.latency_count += 1;
+    if s.latency_count == 0 || lat < s.min_latency_ms {
+        s.min_latency_ms = lat;
+    }
+    s.max_latency_ms = s.max_latency_ms.max(lat);
+    s.total_latency_ms += lat;
+    s.latency_count += 1;
+}
+
+/// ZooKeeper's `snapCount/2 + random(snapCount/2)`, with the randomness
+/// derived from the zxid so the pipeline stays deterministic.
+fn snapshot_threshold(snap_count: u64, zxid: Zxid) -> u64 {
+    let half = (snap_count / 2).max(1);
+    let mut x = zxid.0 as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    half + x % half
+}
+
+fn frame<T: Jute>(record: &T) -> Bytes {
+    let mut w = Writer::with_capacity(64);
+    w.write_i32(0);
+    record.write(&mut w);
+    finish_frame(w)
+}
+
+fn finish_frame(w: Writer) -> Bytes {
+    let mut buf: BytesMut = w.into_bytes().into();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.freeze()
+}
+
+/// A notification frame. ZooKeeper ≥ 3.9 puts the firing txn's zxid in the
+/// header (-1 for events generated by SetWatches; reference §0).
+fn event_frame(event: &WatchEvent, zxid: i64) -> Bytes {
+    let mut w = Writer::with_capacity(32 + event.path.len());
+    w.write_i32(0);
+    ReplyHeader {
+        xid: xid::NOTIFICATION,
+        zxid,
+        err: 0,
+    }
+    .write(&mut w);
+    WatcherEvent {
+        event_type: event.event_type,
+        state: jute::STATE_SYNC_CONNECTED,
+        path: event.path.clone(),
+    }
+    .write(&mut w);
+    finish_frame(w)
+}

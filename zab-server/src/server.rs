@@ -1,0 +1,470 @@
+//! The async shell of a standalone server: the client listener, one task
+//! per connection, and the core task that owns the [`Pipeline`] and carries
+//! out its actions (sockets, the txn log, snapshots, timers).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use zab_store::{Store, StoreOptions};
+use zab_tree::watch_manager::ConnectionId;
+use zab_tree::{DataTree, TreeSnapshot};
+use zab_wire::jute::frame::{four_letter_word, FourLetterWord, FrameDecoder};
+use zab_wire::jute::{ConnectRequest, Jute, Reader, Request, RequestHeader};
+use zab_wire::proto::Txn;
+use zab_wire::Zxid;
+
+use crate::config::Config;
+use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
+use crate::status;
+
+/// Messages to the core task.
+enum CoreMsg {
+    Input(Input),
+    Register {
+        conn: ConnectionId,
+        out: mpsc::UnboundedSender<Outgoing>,
+    },
+    FourLetter {
+        word: FourLetterWord,
+        reply: oneshot::Sender<String>,
+    },
+    LogFailed(String),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Messages to a connection's writer.
+enum Outgoing {
+    Frame(Bytes),
+    Close,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the store and rebuilds the tree: the newest snapshot, then every
+/// logged txn after it (ZooKeeper's `FileTxnSnapLog.restore`).
+pub fn recover(store: &Store) -> anyhow::Result<DataTree> {
+    let mut tree = match store
+        .snapshots()
+        .latest()
+        .context("reading the latest snapshot")?
+    {
+        Some((info, mut reader)) => {
+            let tree = DataTree::restore(&mut reader)
+                .with_context(|| format!("restoring snapshot {}", info.zxid))?;
+            tracing::info!(zxid = %info.zxid, nodes = tree.node_count(), "loaded snapshot");
+            tree
+        }
+        None => DataTree::new(),
+    };
+    let from = tree.last_zxid().next();
+    let mut replayed = 0u64;
+    for entry in store.log().read_from(from).context("reading the txn log")? {
+        let (zxid, bytes) = entry.context("reading the txn log")?;
+        let txn = Txn::decode(bytes).with_context(|| format!("decoding logged txn {zxid}"))?;
+        if txn.zxid != zxid.0 {
+            anyhow::bail!("txn log entry {zxid} holds txn {}", Zxid(txn.zxid));
+        }
+        tree.apply(&txn);
+        replayed += 1;
+    }
+    tracing::info!(zxid = %tree.last_zxid(), replayed, "recovered");
+    Ok(tree)
+}
+
+/// A running standalone server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    core: mpsc::UnboundedSender<CoreMsg>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Recovers state from `cfg.data_dir` and starts serving on the client port.
+    pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+        let cfg = Arc::new(cfg);
+        let store_dir = cfg.data_dir.join("zab");
+        let store = Store::open(
+            &store_dir,
+            StoreOptions {
+                sync: cfg.force_sync,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+        let store = Arc::new(store);
+        let tree = tokio::task::block_in_place(|| recover(&store))?;
+
+        let addr = SocketAddr::new(
+            cfg.client_port_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            cfg.client_port.context("clientPort is not set")?,
+        );
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(%local_addr, "serving clients");
+
+        let pipeline_cfg = PipelineConfig::from_config(&cfg);
+        let pipeline = Pipeline::new(pipeline_cfg, tree, now_ms());
+        let (core_tx, core_rx) = mpsc::unbounded_channel();
+        let started = now_ms();
+        tokio::spawn(core_loop(
+            pipeline,
+            store,
+            cfg.clone(),
+            core_rx,
+            core_tx.clone(),
+            started,
+        ));
+        spawn_ticker(core_tx.clone(), cfg.tick_time_ms as u64);
+
+        let accept = tokio::spawn(accept_loop(listener, cfg.clone(), core_tx.clone()));
+        Ok(Server {
+            local_addr,
+            core: core_tx,
+            accept,
+        })
+    }
+
+    /// Stops accepting, lets logged txns finish, closes every connection.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let (tx, rx) = oneshot::channel();
+        if self.core.send(CoreMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn spawn_ticker(core: mpsc::UnboundedSender<CoreMsg>, tick_ms: u64) {
+    tokio::spawn(async move {
+        // The session expirer wakes once per half tick (reference B).
+        let mut every = tokio::time::interval(Duration::from_millis((tick_ms / 2).max(1)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            if core.send(CoreMsg::Input(Input::Tick)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+async fn core_loop(
+    mut pipeline: Pipeline,
+    store: Arc<Store>,
+    cfg: Arc<Config>,
+    mut rx: mpsc::UnboundedReceiver<CoreMsg>,
+    tx: mpsc::UnboundedSender<CoreMsg>,
+    started_ms: i64,
+) {
+    let log = store.log();
+    let mut writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
+    let mut actions = Vec::new();
+    let mut last_purge = now_ms();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            CoreMsg::Input(input) => {
+                if let Input::Disconnected { conn } = &input {
+                    writers.remove(conn);
+                }
+                pipeline.handle(now_ms(), input, &mut actions);
+            }
+            CoreMsg::Register { conn, out } => {
+                writers.insert(conn, out);
+            }
+            CoreMsg::FourLetter { word, reply } => {
+                let text = status::four_letter(word, &mut pipeline, &cfg, &store, started_ms);
+                let _ = reply.send(text);
+            }
+            CoreMsg::LogFailed(e) => {
+                // ZooKeeper exits when it cannot write its log: a server that
+                // cannot make txns durable must not acknowledge any.
+                tracing::error!(error = %e, "txn log write failed; stopping");
+                std::process::exit(2);
+            }
+            CoreMsg::Shutdown(done) => {
+                for (_, w) in writers.drain() {
+                    let _ = w.send(Outgoing::Close);
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Send { conn, frame } => {
+                    if let Some(w) = writers.get(&conn) {
+                        let _ = w.send(Outgoing::Frame(frame));
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(w) = writers.remove(&conn) {
+                        let _ = w.send(Outgoing::Close);
+                    }
+                }
+                Action::Append { zxid, txn } => {
+                    let tx = tx.clone();
+                    log.append(zxid, txn, move |res| {
+                        let msg = match res {
+                            Ok(()) => CoreMsg::Input(Input::Durable { zxid }),
+                            Err(e) => CoreMsg::LogFailed(e.to_string()),
+                        };
+                        let _ = tx.send(msg);
+                    });
+                }
+                Action::Snapshot(snap) => spawn_snapshot(store.clone(), snap),
+            }
+        }
+        if cfg.autopurge_purge_interval_hours > 0 {
+            let every = cfg.autopurge_purge_interval_hours as i64 * 3_600_000;
+            if now_ms() - last_purge >= every {
+                last_purge = now_ms();
+                let store = store.clone();
+                let retain = cfg.autopurge_snap_retain_count as usize;
+                tokio::task::spawn_blocking(move || match store.purge(retain) {
+                    Ok(report) => tracing::info!(?report, "purged old snapshots and log"),
+                    Err(e) => tracing::warn!(error = %e, "purge failed"),
+                });
+            }
+        }
+    }
+}
+
+/// Writes a snapshot off the request path: the tree handed over a cheap
+/// copy, serialized here through a pipe into the store.
+fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
+    tokio::task::spawn_blocking(move || {
+        let zxid = snap.zxid();
+        let result = (|| -> anyhow::Result<()> {
+            let (mut reader, mut writer) = std::io::pipe()?;
+            let producer = std::thread::spawn(move || snap.write_to(&mut writer));
+            store.snapshots().save(zxid, &mut reader)?;
+            producer
+                .join()
+                .map_err(|_| anyhow::anyhow!("snapshot writer panicked"))??;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => tracing::info!(%zxid, "snapshot written"),
+            Err(e) => tracing::warn!(%zxid, error = %e, "snapshot failed"),
+        }
+    });
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    cfg: Arc<Config>,
+    core: mpsc::UnboundedSender<CoreMsg>,
+) {
+    static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let limit = cfg.max_client_cnxns as usize;
+        {
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(remote.ip()).or_default();
+            if limit > 0 && *n >= limit {
+                tracing::warn!(%remote, limit, "too many connections from this address (maxClientCnxns); closing");
+                drop(stream);
+                continue;
+            }
+            *n += 1;
+        }
+        let conn = ConnectionId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+        let core = core.clone();
+        let cfg = cfg.clone();
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, remote, conn, cfg, core).await;
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = counts.get_mut(&remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&remote.ip());
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    conn: ConnectionId,
+    cfg: Arc<Config>,
+    core: mpsc::UnboundedSender<CoreMsg>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+
+    // The first bytes may be a four-letter word instead of a frame length
+    // (reference A, E).
+    while buf.len() < 4 {
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    let first4 = [buf[0], buf[1], buf[2], buf[3]];
+    if let Some(word) = four_letter_word(first4) {
+        let text = if cfg.four_letter_whitelist.allows(word.as_str()) {
+            let (tx, rx) = oneshot::channel();
+            if core.send(CoreMsg::FourLetter { word, reply: tx }).is_err() {
+                return;
+            }
+            rx.await.unwrap_or_default()
+        } else {
+            format!(
+                "{} is not executed because it is not in the whitelist.\n",
+                word.as_str()
+            )
+        };
+        let _ = wr.write_all(text.as_bytes()).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    if core.send(CoreMsg::Register { conn, out: out_tx }).is_err() {
+        return;
+    }
+    let _ = core.send(CoreMsg::Input(Input::Accepted { conn, remote }));
+    let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    tokio::spawn(write_loop(wr, out_rx, closed_tx));
+
+    let decoder = FrameDecoder::new(cfg.jute_max_buffer as usize);
+    let mut connected = false;
+    'conn: loop {
+        loop {
+            let payload = match decoder.decode(&mut buf) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    // Behaviour 16: an oversized frame closes the connection;
+                    // the session survives and nothing is written.
+                    tracing::warn!(%remote, error = %e, "closing connection: bad frame length");
+                    break 'conn;
+                }
+            };
+            let input = if !connected {
+                match ConnectRequest::decode(payload) {
+                    Ok(request) => {
+                        connected = true;
+                        Input::Connect { conn, request }
+                    }
+                    Err(e) => {
+                        tracing::info!(%remote, error = %e, "closing connection: bad ConnectRequest");
+                        break 'conn;
+                    }
+                }
+            } else {
+                let mut r = Reader::new(payload);
+                let header = match RequestHeader::read(&mut r) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::info!(%remote, error = %e, "closing connection: bad request header");
+                        break 'conn;
+                    }
+                };
+                let body = Request::decode(header.op, r.rest());
+                Input::Request { conn, header, body }
+            };
+            if core.send(CoreMsg::Input(input)).is_err() {
+                break 'conn;
+            }
+        }
+        tokio::select! {
+            n = rd.read_buf(&mut buf) => match n {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(_) => {}
+            },
+            _ = &mut closed_rx => break 'conn,
+        }
+    }
+    let _ = core.send(CoreMsg::Input(Input::Disconnected { conn }));
+}
+
+/// Writes frames as they come, many per syscall when they queue up.
+async fn write_loop(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    closed: oneshot::Sender<()>,
+) {
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Outgoing::Frame(f) => batch.extend_from_slice(&f),
+                Outgoing::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            if batch.len() >= 256 * 1024 {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            if wr.write_all(&batch).await.is_err() {
+                break 'outer;
+            }
+            batch.clear();
+        }
+        if close {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    let _ = closed.send(());
+}
+
+impl PipelineConfig {
+    pub fn from_config(cfg: &Config) -> PipelineConfig {
+        PipelineConfig {
+            // Standalone ZooKeeper ignores myid: its session ids start with 0x01.
+            server_id: zab_wire::ServerId(1),
+            tick_time_ms: cfg.tick_time_ms as i64,
+            min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
+            max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
+            snap_count: cfg.snap_count as u64,
+            container_check_interval_ms: cfg.container_check_interval_ms as i64,
+            container_max_per_minute: cfg.container_max_per_minute as usize,
+            prepare: zab_tree::PrepareConfig {
+                extended_types_enabled: cfg.extended_types_enabled,
+                skip_acl: cfg.skip_acl,
+                ..Default::default()
+            },
+            auth: zab_tree::acl::AuthConfig {
+                super_digest: cfg.super_digest.clone(),
+            },
+        }
+    }
+}

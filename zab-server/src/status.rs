@@ -1,0 +1,144 @@
+//! Fills the four-letter words' [`ServerStatus`] from the running server.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zab_store::Store;
+use zab_wire::jute::frame::FourLetterWord;
+use zab_wire::{SessionId, Zxid};
+
+use crate::config::Config;
+use crate::four_letter::{
+    self, ConnectionSession, ConnectionStatus, Environment, ExpiryBucket, Latency, ServerMode,
+    ServerStatus, SessionDump,
+};
+use crate::pipeline::Pipeline;
+use crate::server::now_ms;
+
+/// Answers a four-letter word; `srst` and `crst` also reset the counters.
+pub fn four_letter(
+    word: FourLetterWord,
+    pipeline: &mut Pipeline,
+    cfg: &Config,
+    store: &Store,
+    started_ms: i64,
+) -> String {
+    match word {
+        FourLetterWord::Srst => pipeline.reset_stats(),
+        FourLetterWord::Crst => pipeline.reset_connection_stats(),
+        _ => {}
+    }
+    let status = collect(pipeline, cfg, store, started_ms);
+    four_letter::render(word, &status, cfg)
+}
+
+fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) -> ServerStatus {
+    let tree = pipeline.tree();
+    let stats = pipeline.stats();
+    let watches = pipeline.watches();
+
+    let mut connections = Vec::new();
+    for (_, remote, session, timeout, queued, s) in pipeline.connections() {
+        let avg = if s.latency_count > 0 {
+            s.total_latency_ms / s.latency_count as i64
+        } else {
+            0
+        };
+        connections.push(ConnectionStatus {
+            remote,
+            interest_ops: 1,
+            queued: queued as u64,
+            recved: s.received,
+            sent: s.sent,
+            session: session.map(|session_id| ConnectionSession {
+                session_id,
+                last_op: if s.last_op.is_empty() {
+                    "NA".into()
+                } else {
+                    s.last_op.to_string()
+                },
+                established_ms: s.established_ms,
+                timeout_ms: timeout,
+                last_cxid: s.last_cxid as i64,
+                last_zxid: Zxid(if s.received > 1 { s.last_zxid } else { -1 }),
+                last_response_ms: s.last_response_ms,
+                last_latency_ms: s.last_latency_ms,
+                min_latency_ms: s.min_latency_ms,
+                avg_latency_ms: avg,
+                max_latency_ms: s.max_latency_ms,
+            }),
+        });
+    }
+    connections.sort_by_key(|c| c.remote);
+
+    let mut data_watches: BTreeMap<SessionId, BTreeSet<String>> = BTreeMap::new();
+    for (conn, paths) in watches.data_watches_by_connection() {
+        if let Some(session) = pipeline.session_of(conn) {
+            data_watches.entry(session).or_default().extend(paths);
+        }
+    }
+
+    let buckets = pipeline
+        .sessions()
+        .expiry_buckets()
+        .into_iter()
+        .map(|(expire_at_ms, elements)| ExpiryBucket {
+            expire_at_ms,
+            elements,
+        })
+        .collect();
+
+    let disk = store.disk_usage();
+    let avg = if stats.latency_count > 0 {
+        stats.total_latency_ms as f64 / stats.latency_count as f64
+    } else {
+        0.0
+    };
+    ServerStatus {
+        mode: ServerMode::Standalone,
+        last_zxid: tree.last_zxid(),
+        node_count: tree.node_count() as u64,
+        latency: Latency {
+            min: stats.min_latency_ms,
+            avg,
+            max: stats.max_latency_ms,
+        },
+        packets_received: stats.packets_received,
+        packets_sent: stats.packets_sent,
+        outstanding_requests: pipeline.outstanding() as u64,
+        connections,
+        data_watches,
+        watch_count: watches.total_watch_count() as u64,
+        sessions: SessionDump::Expiry(buckets),
+        ephemerals: tree.ephemerals().collect(),
+        global_sessions: pipeline.sessions().len() as u64,
+        client_port: cfg.client_port,
+        data_dir: store.dir().to_path_buf(),
+        data_dir_size: disk,
+        log_dir: store.dir().to_path_buf(),
+        log_dir_size: disk,
+        approximate_data_size: tree.approximate_data_size(),
+        open_file_descriptor_count: open_fds(),
+        max_file_descriptor_count: max_fds(),
+        uptime_ms: now_ms() - started_ms,
+        environment: Environment::from_process(),
+        ..ServerStatus::default()
+    }
+}
+
+fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .unwrap_or(-1)
+}
+
+fn max_fds() -> i64 {
+    // "Max open files  <soft>  <hard>  files" in /proc/self/limits.
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(-1)
+}
