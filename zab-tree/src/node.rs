@@ -204,7 +204,11 @@ mod tests {
     #[test]
     fn leaves_are_compact() {
         // Layout guard for the memory budget (1M znodes in 250 MiB).
-        assert!(std::mem::size_of::<Node>() <= 104, "{}", std::mem::size_of::<Node>());
+        assert!(
+            std::mem::size_of::<Node>() <= 104,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
         let mut c = Children::default();
         assert!(c.insert("b".into(), Arc::new(Node::default())).is_none());
         assert!(c.insert("a".into(), Arc::new(Node::default())).is_none());
