@@ -41,6 +41,9 @@ pub enum StoreError {
     /// purged; the caller should start over (or fall back to SNAP).
     #[error("the data being read was truncated or purged concurrently")]
     ChangedWhileReading,
+    /// The stored epochs contradict the data or each other (reference F.7).
+    #[error(transparent)]
+    Epoch(#[from] crate::EpochError),
     /// `autopurge.snapRetainCount` has a minimum of 3 (reference H).
     #[error("snapshot retain count must be at least 3, got {0}")]
     RetainTooSmall(usize),

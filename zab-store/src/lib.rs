@@ -10,7 +10,8 @@
 //! * snapshots of the tree ([`SnapshotStore`]), opaque byte streams tagged
 //!   with their zxid, visible only once completely written;
 //! * the epoch metadata `currentEpoch` and `acceptedEpoch` (reference F.7),
-//!   synced before the setter returns;
+//!   synced before the setter returns, and ZooKeeper's start-up checks on
+//!   them ([`Store::recover_epochs`]);
 //! * purge ([`Store::purge`]): keep the newest N snapshots and the log
 //!   needed to replay from the oldest of them (`autopurge.snapRetainCount`).
 //!
@@ -18,6 +19,7 @@
 //! a std thread and completion is reported through callbacks, so async
 //! callers just send on a channel from them.
 
+mod epochs;
 mod error;
 mod layout;
 mod purge;
@@ -28,8 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteOptions, DB};
-use zab_wire::Epoch;
+use zab_wire::{Epoch, Zxid};
 
+pub use epochs::{EpochError, Epochs};
 pub use error::StoreError;
 pub use purge::{PurgeReport, MIN_RETAIN};
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
@@ -126,6 +129,25 @@ impl Store {
     /// Synced before returning: ACKEPOCH is sent right after.
     pub fn set_accepted_epoch(&self, e: Epoch) -> Result<(), StoreError> {
         self.put_epoch(ACCEPTED_EPOCH_KEY, e)
+    }
+
+    /// Applies ZooKeeper's start-up rules (reference F.7) given the last
+    /// zxid processed by the database loaded from snapshot and log: creates
+    /// missing epochs from it, and refuses epochs that contradict the data
+    /// or each other.
+    pub fn recover_epochs(&self, last_processed: Zxid) -> Result<Epochs, StoreError> {
+        let r = epochs::recover(
+            self.current_epoch()?,
+            self.accepted_epoch()?,
+            last_processed,
+        )?;
+        if r.write_current {
+            self.set_current_epoch(r.epochs.current)?;
+        }
+        if r.write_accepted {
+            self.set_accepted_epoch(r.epochs.accepted)?;
+        }
+        Ok(r.epochs)
     }
 
     fn get_epoch(&self, key: &[u8], what: &str) -> Result<Option<Epoch>, StoreError> {

@@ -382,3 +382,26 @@ fn appends_stay_durable_while_a_snapshot_is_being_saved() {
     assert_eq!(info.size, 999);
     assert_eq!(store.snapshots().latest().unwrap().unwrap().0.zxid, Zxid(1));
 }
+
+#[test]
+fn recover_epochs_creates_missing_ones_and_refuses_contradictions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let e = store.recover_epochs(Zxid::new(Epoch(2), 7)).unwrap();
+        assert_eq!((e.current, e.accepted), (Epoch(2), Epoch(2)));
+    }
+    let store = open(dir.path());
+    assert_eq!(store.current_epoch().unwrap(), Some(Epoch(2)));
+    assert_eq!(store.accepted_epoch().unwrap(), Some(Epoch(2)));
+    store.set_accepted_epoch(Epoch(3)).unwrap();
+    let e = store.recover_epochs(Zxid::new(Epoch(2), 9)).unwrap();
+    assert_eq!((e.current, e.accepted), (Epoch(2), Epoch(3)));
+    // Data from epoch 3 while currentEpoch says 2: an update was lost.
+    assert!(matches!(
+        store.recover_epochs(Zxid::new(Epoch(3), 1)),
+        Err(StoreError::Epoch(
+            crate::EpochError::CurrentBehindData { .. }
+        ))
+    ));
+}
