@@ -34,14 +34,15 @@ use zab_wire::{Epoch, Zxid};
 
 pub use epochs::{EpochError, Epochs};
 pub use error::StoreError;
-pub use purge::{PurgeReport, MIN_RETAIN};
+pub use purge::{AutoPurge, PurgeReport, MIN_RETAIN};
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
 pub use txn_log::{LogIter, LogStats, TxnLog};
 
 use layout::{
-    chunk_range, decode_epoch, decode_u32, encode_epoch, encode_u32, log_key, ACCEPTED_EPOCH_KEY,
-    CF_LOG, CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
+    decode_epoch, decode_u32, encode_epoch, encode_u32, ACCEPTED_EPOCH_KEY, CF_LOG, CF_META,
+    CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
 };
+use purge::Purger;
 
 /// How the store behaves.
 #[derive(Clone, Debug)]
@@ -170,39 +171,27 @@ impl Store {
     /// to replay from the oldest kept one; deletes the rest. With no
     /// snapshot at all nothing is deleted: the log is the only history.
     pub fn purge(&self, retain: usize) -> Result<PurgeReport, StoreError> {
-        let plan = purge::plan(&self.snapshots.list()?, retain)?;
-        let mut removed_ids = Vec::new();
-        for zxid in &plan.remove {
-            removed_ids.extend(self.snapshots.delete_returning_id(*zxid)?);
+        self.purger().purge(retain)
+    }
+
+    /// Runs [`Store::purge`] every `interval` on a background thread
+    /// (`autopurge.purgeInterval`; ZooKeeper counts it in hours, and 0 turns
+    /// it off, hence `None`). Dropping the returned handle stops the thread;
+    /// it holds the store open until then.
+    pub fn start_autopurge(
+        &self,
+        retain: usize,
+        interval: std::time::Duration,
+    ) -> Result<Option<AutoPurge>, StoreError> {
+        AutoPurge::start(self.purger(), retain, interval)
+    }
+
+    fn purger(&self) -> Purger {
+        Purger {
+            db: Arc::clone(&self.db),
+            log: self.log.clone(),
+            snapshots: self.snapshots.clone(),
         }
-        let first_before = self.log.first_zxid();
-        let log_kept_from = match plan.oldest_kept() {
-            Some(oldest) => self.log.purge_before(oldest)?,
-            None => first_before,
-        };
-        // Reclaim the space now rather than at some later compaction, so
-        // `disk_usage` reflects the purge. Only the deleted key ranges are
-        // compacted: the snapshots kept are not rewritten.
-        if let Some(max_id) = removed_ids.iter().max() {
-            let (_, end) = chunk_range(*max_id);
-            self.db
-                .compact_range_cf(cf(&self.db, CF_SNAPSHOTS)?, None::<&[u8]>, Some(end));
-        }
-        if let (Some(kept), true) = (log_kept_from, log_kept_from != first_before) {
-            self.db
-                .compact_range_cf(cf(&self.db, CF_LOG)?, None::<&[u8]>, Some(log_key(kept)));
-        }
-        tracing::info!(
-            removed = plan.remove.len(),
-            kept = plan.keep.len(),
-            log_kept_from = ?log_kept_from,
-            "purged"
-        );
-        Ok(PurgeReport {
-            snapshots_removed: plan.remove,
-            snapshots_kept: plan.keep,
-            log_kept_from,
-        })
     }
 
     /// Bytes used by the store's directory (for the `dirs` four-letter word:

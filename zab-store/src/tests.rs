@@ -405,3 +405,33 @@ fn recover_epochs_creates_missing_ones_and_refuses_contradictions() {
         ))
     ));
 }
+
+#[test]
+fn autopurge_runs_on_its_interval_and_stops_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(matches!(
+        store.start_autopurge(1, Duration::from_millis(10)),
+        Err(StoreError::RetainTooSmall(1))
+    ));
+    assert!(store.start_autopurge(3, Duration::ZERO).unwrap().is_none());
+    log_upto(&store, 60);
+    let snaps = store.snapshots();
+    for z in [10, 20, 30, 40, 50] {
+        snaps.save(Zxid(z), &mut &b"tree"[..]).unwrap();
+    }
+    let purge = store
+        .start_autopurge(3, Duration::from_millis(20))
+        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while snaps.list().unwrap().len() > 3 {
+        assert!(std::time::Instant::now() < deadline, "autopurge never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(purge);
+    assert_eq!(store.log().first_zxid(), Some(Zxid(30)));
+    // Dropping joined the thread: nothing purges any more.
+    snaps.save(Zxid(5), &mut &b"tree"[..]).unwrap();
+    assert_eq!(snaps.list().unwrap().len(), 4);
+}
