@@ -61,6 +61,15 @@ fn check_txn(zxid: Zxid, v: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Snapshot contents: a bit over two 1 MiB chunks, different per `seq`
+/// and per position, so a mixed-up or short snapshot cannot pass.
+fn snapshot_bytes(seq: u64) -> Vec<u8> {
+    let len = (2 << 20) + 4096 + (seq as usize % 7) * 1000;
+    (0..len as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) ^ seq.wrapping_mul(0x9e37_79b9)) as u8)
+        .collect()
+}
+
 /// The child: runs only when the parent sets `CHILD_ENV`.
 #[test]
 fn crash_appender_child() {
@@ -122,11 +131,30 @@ fn run_appender(dir: &Path) {
         })
         .collect();
     drop(acks);
+    // Meanwhile, snapshots stream in, so the kill can land mid-save too.
+    let snaps = store.snapshots();
+    let snapshotter = std::thread::spawn(move || {
+        for seq in 1u64.. {
+            let zxid = Zxid::new(EPOCH, seq as u32);
+            let data = snapshot_bytes(seq);
+            if snaps.save(zxid, &mut &data[..]).is_err() {
+                return;
+            }
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "snap {}", zxid.0)
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
     // The parent kills us long before this; the bound only keeps a child
     // from outliving a parent that died.
     std::thread::sleep(DEADLINE);
     drop(threads);
     drop(printer);
+    drop(snapshotter);
     std::process::exit(3);
 }
 
@@ -147,16 +175,22 @@ fn acknowledged_txns_survive_kill_9() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = channel::<Zxid>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if let Some(z) = line.strip_prefix("ack ").and_then(|z| z.parse().ok()) {
-                if tx.send(Zxid(z)).is_err() {
-                    return;
+    let saved = Arc::new(Mutex::new(Vec::<Zxid>::new()));
+    let reader = {
+        let saved = Arc::clone(&saved);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(z) = line.strip_prefix("ack ").and_then(|z| z.parse().ok()) {
+                    if tx.send(Zxid(z)).is_err() {
+                        return;
+                    }
+                } else if let Some(z) = line.strip_prefix("snap ").and_then(|z| z.parse().ok()) {
+                    saved.lock().unwrap().push(Zxid(z));
                 }
             }
-        }
-    });
+        })
+    };
 
     let start = Instant::now();
     let mut acked = Vec::new();
@@ -211,6 +245,25 @@ fn acknowledged_txns_survive_kill_9() {
         assert!(present.contains(z), "acknowledged txn {z} lost");
     }
     assert_eq!(log.last_zxid(), *present.last().unwrap());
+
+    // Every snapshot the child was told is saved is there, and every visible
+    // snapshot (including one whose save the kill interrupted, if its
+    // manifest made it) reads back whole.
+    let saved = saved.lock().unwrap().clone();
+    eprintln!("{} snapshots saved before kill -9", saved.len());
+    let snaps = store.snapshots();
+    let listed: Vec<Zxid> = snaps.list().unwrap().iter().map(|s| s.zxid).collect();
+    for z in &saved {
+        assert!(listed.contains(z), "saved snapshot {z} lost");
+    }
+    for z in &listed {
+        let (info, mut r) = snaps.read(*z).unwrap().unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut data).unwrap();
+        let want = snapshot_bytes(z.counter() as u64);
+        assert_eq!(info.size, want.len() as u64);
+        assert!(data == want, "snapshot {z} does not read back as written");
+    }
 
     // The recovered log takes new appends right after its last entry.
     let next = log.last_zxid().next();
