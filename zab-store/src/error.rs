@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The log writer thread is gone (the store is being dropped).
     #[error("txn log writer has stopped")]
     Closed,
+    /// A blocking log operation (truncate, purge) was called from a durable
+    /// callback, which runs on the writer thread it would wait for.
+    #[error("blocking txn log call from a durable callback would deadlock")]
+    CalledFromCallback,
     /// A `LogIter` or `SnapshotReader` saw the data under it truncated or
     /// purged; the caller should start over (or fall back to SNAP).
     #[error("the data being read was truncated or purged concurrently")]

@@ -53,6 +53,7 @@ pub struct TxnLog {
 struct Handle {
     core: Arc<LogCore>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    writer_id: std::thread::ThreadId,
 }
 
 /// Shared by the handles and the writer thread.
@@ -133,6 +134,7 @@ impl TxnLog {
         Ok(TxnLog {
             handle: Arc::new(Handle {
                 core,
+                writer_id: writer.thread().id(),
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -140,6 +142,15 @@ impl TxnLog {
 
     fn core(&self) -> &LogCore {
         &self.handle.core
+    }
+
+    /// Blocking calls wait for the writer thread; from a callback (which
+    /// runs on it) they would wait forever.
+    fn check_not_writer(&self) -> Result<(), StoreError> {
+        if std::thread::current().id() == self.handle.writer_id {
+            return Err(StoreError::CalledFromCallback);
+        }
+        Ok(())
     }
 
     /// Queues `txn` (opaque bytes: an encoded `zab_wire::proto::Txn`) under
@@ -211,6 +222,7 @@ impl TxnLog {
     /// returns. Appends after it must be above `zxid` (the history the
     /// leader continues from) and may reuse the removed zxids.
     pub fn truncate_after(&self, zxid: Zxid) -> Result<(), StoreError> {
+        self.check_not_writer()?;
         let (tx, rx) = sync_channel(1);
         lock(&self.core().queue).push_truncate(zxid, tx)?;
         self.core().wake.notify_one();
@@ -252,6 +264,7 @@ impl TxnLog {
     /// containing it, and lets a DIFF from the log find `peerLastZxid`
     /// exactly (reference F.4 rule 5 (a)).
     pub(crate) fn purge_before(&self, snapshot: Zxid) -> Result<Option<Zxid>, StoreError> {
+        self.check_not_writer()?;
         let (tx, rx) = sync_channel(1);
         lock(&self.core().queue).push_purge(snapshot, tx)?;
         self.core().wake.notify_one();
@@ -269,6 +282,11 @@ impl Drop for Handle {
     fn drop(&mut self) {
         lock(&self.core.queue).close();
         self.core.wake.notify_all();
+        // The last handle may be dropped by a callback, on the writer thread
+        // itself: that thread cannot join itself, and exits once drained.
+        if std::thread::current().id() == self.writer_id {
+            return;
+        }
         if let Some(writer) = lock(&self.writer).take() {
             if writer.join().is_err() {
                 tracing::error!("txn log writer thread panicked");

@@ -413,3 +413,54 @@ fn an_empty_batch_is_a_durability_barrier() {
     r.unwrap();
     assert_eq!(last, Zxid(50));
 }
+
+#[test]
+fn truncating_from_a_callback_is_refused_not_deadlocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let (tx, rx) = channel();
+    let inner = log.clone();
+    log.append(Zxid(1), txn(Zxid(1)), move |_| {
+        let _ = tx.send(inner.truncate_after(Zxid::ZERO));
+    });
+    assert!(matches!(
+        rx.recv_timeout(WAIT).unwrap(),
+        Err(StoreError::CalledFromCallback)
+    ));
+    durable(&log, Zxid(2));
+}
+
+#[test]
+fn the_last_handle_may_be_dropped_by_a_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = channel();
+    {
+        let store = open(dir.path());
+        let log = store.log();
+        let keep = log.clone();
+        drop(store);
+        let (go, wait) = channel::<()>();
+        log.append(Zxid(1), txn(Zxid(1)), move |r| {
+            let _ = wait.recv(); // until `log` is gone
+            drop(keep);
+            let _ = tx.send(r);
+        });
+        drop(log);
+        go.send(()).unwrap();
+        // `keep`, now the last handle, goes in the callback.
+    }
+    rx.recv_timeout(WAIT).unwrap().unwrap();
+    // The writer exits and releases RocksDB's lock: poll until it opens.
+    let deadline = std::time::Instant::now() + WAIT;
+    let store = loop {
+        match Store::open(dir.path(), StoreOptions::default()) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "never released: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert_eq!(store.log().last_zxid(), Zxid(1));
+}
