@@ -1,6 +1,7 @@
 //! `zab-server path/to/zoo.cfg`: starts a server as ZooKeeper's
 //! `QuorumPeerMain zoo.cfg` would.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -16,6 +17,7 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_env("ZAB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let mut args = std::env::args_os().skip(1);

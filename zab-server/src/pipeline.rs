@@ -478,11 +478,11 @@ impl Pipeline {
                     return;
                 };
                 match acl::authenticate(&mut c.auth, &self.cfg.auth, &auth.scheme, &auth.auth) {
-                    Ok(()) => self.send_reply(conn, xid::AUTH, 0, 0, &Response::Empty, None, out),
+                    Ok(()) => self.send_reply(conn, header.xid, 0, 0, &Response::Empty, None, out),
                     Err(code) => {
                         self.send_reply(
                             conn,
-                            xid::AUTH,
+                            header.xid,
                             0,
                             code.code(),
                             &Response::Empty,
