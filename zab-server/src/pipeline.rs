@@ -191,7 +191,7 @@ impl Pipeline {
         let last_assigned = tree.last_zxid();
         let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
         Pipeline {
-            preparer: Preparer::new(cfg.prepare.clone()),
+            preparer: Preparer::new(cfg.prepare),
             cfg,
             tree,
             watches: WatchManager::new(),
@@ -626,7 +626,7 @@ impl Pipeline {
             out,
         );
         if is_close {
-            out.push(Action::Close { conn });
+            // The txn's `closed_session` closes the connection, after this reply.
             return;
         }
         self.drain_queue(now_ms, conn, out);
@@ -991,3 +991,7 @@ fn event_frame(event: &WatchEvent, zxid: i64) -> Bytes {
     .write(&mut w);
     finish_frame(w)
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -454,15 +454,14 @@ impl PipelineConfig {
             // Standalone ZooKeeper ignores myid: its session ids start with 0x01.
             server_id: zab_wire::ServerId(1),
             tick_time_ms: cfg.tick_time_ms as i64,
-            min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
-            max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
+            min_session_timeout_ms: cfg.min_session_timeout_ms,
+            max_session_timeout_ms: cfg.max_session_timeout_ms,
             snap_count: cfg.snap_count as u64,
             container_check_interval_ms: cfg.container_check_interval_ms as i64,
             container_max_per_minute: cfg.container_max_per_minute as usize,
             prepare: zab_tree::PrepareConfig {
                 extended_types_enabled: cfg.extended_types_enabled,
                 skip_acl: cfg.skip_acl,
-                ..Default::default()
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),

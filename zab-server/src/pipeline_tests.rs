@@ -1,0 +1,496 @@
+//! The pipeline driven without sockets, disk or clocks: inputs in, actions
+//! out, the log made "durable" by feeding `Input::Durable` back.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+use zab_tree::acl::AuthConfig;
+use zab_tree::session_tracker::session_password;
+use zab_tree::watch_manager::ConnectionId;
+use zab_tree::{DataTree, PrepareConfig};
+use zab_wire::jute::{
+    event_type, op, Acl, ConnectRequest, ConnectResponse, CreateRequest, DecodeError, ErrorCode,
+    GetDataResponse, Jute, PathWatchRequest, Reader, ReplyHeader, Request, RequestHeader,
+    SetDataRequest, WatcherEvent,
+};
+use zab_wire::{ServerId, SessionId, Zxid};
+
+use super::{Action, Input, Pipeline, PipelineConfig};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn config() -> PipelineConfig {
+    PipelineConfig {
+        server_id: ServerId(1),
+        tick_time_ms: 2000,
+        min_session_timeout_ms: 4000,
+        max_session_timeout_ms: 40000,
+        snap_count: 100_000,
+        container_check_interval_ms: 60_000,
+        container_max_per_minute: 10_000,
+        prepare: PrepareConfig::default(),
+        auth: AuthConfig::default(),
+    }
+}
+
+/// What a connection received, decoded.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Connected(ConnectResponse),
+    Reply(ReplyHeader, Bytes),
+    Event(ReplyHeader, WatcherEvent),
+    Closed,
+}
+
+struct Harness {
+    p: Pipeline,
+    now: i64,
+    /// Appends not yet reported durable.
+    unsynced: Vec<Zxid>,
+    appended: Vec<Zxid>,
+    snapshots: usize,
+    inbox: Vec<(ConnectionId, Got)>,
+    connected: std::collections::HashSet<ConnectionId>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(config())
+    }
+
+    fn with(cfg: PipelineConfig) -> Harness {
+        Harness {
+            p: Pipeline::new(cfg, DataTree::new(), T0),
+            now: T0,
+            unsynced: Vec::new(),
+            appended: Vec::new(),
+            snapshots: 0,
+            inbox: Vec::new(),
+            connected: Default::default(),
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let mut out = Vec::new();
+        self.p.handle(self.now, input, &mut out);
+        for a in out {
+            match a {
+                Action::Send { conn, frame } => {
+                    let len = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+                    assert_eq!(len, frame.len() - 4, "length prefix");
+                    let payload = frame.slice(4..);
+                    let got = if !self.connected.contains(&conn) {
+                        self.connected.insert(conn);
+                        Got::Connected(ConnectResponse::decode(payload).expect("connect response"))
+                    } else {
+                        let mut r = Reader::new(payload);
+                        let h = ReplyHeader::read(&mut r).expect("reply header");
+                        if h.xid == -1 {
+                            Got::Event(h, WatcherEvent::read(&mut r).expect("event"))
+                        } else {
+                            Got::Reply(h, r.rest())
+                        }
+                    };
+                    self.inbox.push((conn, got));
+                }
+                Action::Close { conn } => self.inbox.push((conn, Got::Closed)),
+                Action::Append { zxid, .. } => {
+                    self.unsynced.push(zxid);
+                    self.appended.push(zxid);
+                }
+                Action::Snapshot(_) => self.snapshots += 1,
+            }
+        }
+    }
+
+    /// Reports every appended txn durable.
+    fn sync(&mut self) {
+        if let Some(&last) = self.unsynced.last() {
+            self.unsynced.clear();
+            self.feed(Input::Durable { zxid: last });
+        }
+    }
+
+    fn take(&mut self, conn: ConnectionId) -> Vec<Got> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox)
+            .into_iter()
+            .partition(|(c, _)| *c == conn);
+        self.inbox = rest;
+        mine.into_iter().map(|(_, g)| g).collect()
+    }
+
+    fn accept(&mut self, id: u64) -> ConnectionId {
+        let conn = ConnectionId(id);
+        let remote = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000 + id as u16));
+        self.feed(Input::Accepted { conn, remote });
+        conn
+    }
+
+    /// A new session, established (its createSession txn synced).
+    fn session(&mut self, id: u64) -> (ConnectionId, SessionId) {
+        let conn = self.accept(id);
+        self.feed(Input::Connect {
+            conn,
+            request: connect_request(0, 0, Some(false)),
+        });
+        self.sync();
+        match self.take(conn).as_slice() {
+            [Got::Connected(r)] => (conn, SessionId(r.session_id)),
+            other => panic!("expected a ConnectResponse, got {other:?}"),
+        }
+    }
+
+    fn request(&mut self, conn: ConnectionId, xid: i32, req: Request) {
+        let header = RequestHeader { xid, op: req.op() };
+        self.feed(Input::Request {
+            conn,
+            header,
+            body: Ok(req),
+        });
+    }
+}
+
+fn connect_request(session_id: i64, last_zxid: i64, read_only: Option<bool>) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: last_zxid,
+        time_out: 10_000,
+        session_id,
+        passwd: Bytes::from_static(&[0; 16]),
+        read_only,
+    }
+}
+
+fn create(path: &str, data: &str, flags: i32) -> Request {
+    Request::Create {
+        op: op::CREATE,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(data.as_bytes())),
+            acl: Some(Acl::open_unsafe()),
+            flags,
+        },
+    }
+}
+
+fn get_data(path: &str, watch: bool) -> Request {
+    Request::GetData(PathWatchRequest {
+        path: path.into(),
+        watch,
+    })
+}
+
+fn reply(got: &Got) -> (&ReplyHeader, &Bytes) {
+    match got {
+        Got::Reply(h, b) => (h, b),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn new_session_is_answered_only_after_its_txn_is_durable() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    assert_eq!(h.appended.len(), 1, "createSession is a txn");
+    assert!(
+        h.take(conn).is_empty(),
+        "no ConnectResponse before the txn is durable"
+    );
+    h.sync();
+    let got = h.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.time_out, 10_000);
+    assert_eq!(r.read_only, Some(false));
+    // Standalone session ids carry server id 1 in the top byte (reference B).
+    assert_eq!(r.session_id >> 56, 1);
+    assert_eq!(
+        r.passwd.as_ref(),
+        session_password(SessionId(r.session_id)).as_slice()
+    );
+}
+
+#[test]
+fn old_clients_get_the_short_connect_response() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, None),
+    });
+    h.sync();
+    let got = h.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        r.read_only, None,
+        "behaviour 39: no readOnly byte for old clients"
+    );
+}
+
+#[test]
+fn timeout_is_clamped_to_the_configured_range() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    let mut req = connect_request(0, 0, Some(false));
+    req.time_out = 1;
+    h.feed(Input::Connect { conn, request: req });
+    h.sync();
+    let got = h.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.time_out, 4000, "behaviour 33");
+}
+
+#[test]
+fn a_read_behind_an_unapplied_write_of_its_session_waits_for_it() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/a", "v1", 0));
+    h.request(conn, 2, get_data("/a", false));
+    assert!(
+        h.take(conn).is_empty(),
+        "neither the write nor the read may be answered yet"
+    );
+    h.sync();
+    let got = h.take(conn);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (h1, _) = reply(&got[0]);
+    let (h2, body) = reply(&got[1]);
+    assert_eq!((h1.xid, h1.err), (1, 0));
+    assert_eq!((h2.xid, h2.err), (2, 0));
+    let data = GetDataResponse::decode(body.clone()).expect("getData body");
+    assert_eq!(
+        data.data.as_deref(),
+        Some(&b"v1"[..]),
+        "the read sees its session's earlier write"
+    );
+}
+
+#[test]
+fn another_sessions_read_is_answered_at_once_from_applied_state() {
+    let mut h = Harness::new();
+    let (a, _) = h.session(1);
+    let (b, _) = h.session(2);
+    h.request(a, 1, create("/a", "v1", 0));
+    h.request(b, 1, get_data("/a", false));
+    let got = h.take(b);
+    let (hdr, _) = reply(&got[0]);
+    assert_eq!(hdr.err, ErrorCode::NoNode.code(), "not applied yet: NoNode");
+    h.sync();
+    assert_eq!(h.take(a).len(), 1);
+}
+
+#[test]
+fn watch_event_precedes_the_reply_that_reveals_the_change() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/w", "v1", 0));
+    h.sync();
+    h.request(conn, 2, get_data("/w", true));
+    h.take(conn);
+    h.request(
+        conn,
+        3,
+        Request::SetData(SetDataRequest {
+            path: "/w".into(),
+            data: Some(Bytes::from_static(b"v2")),
+            version: -1,
+        }),
+    );
+    h.sync();
+    let got = h.take(conn);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let Got::Event(eh, ev) = &got[0] else {
+        panic!("event first (behaviour 23), got {got:?}")
+    };
+    assert_eq!(ev.event_type, event_type::NODE_DATA_CHANGED);
+    assert_eq!(ev.path, "/w");
+    let (rh, _) = reply(&got[1]);
+    assert_eq!(rh.xid, 3);
+    // ZooKeeper ≥ 3.9: the event carries the zxid of the txn that fired it.
+    assert_eq!(eh.zxid, rh.zxid);
+}
+
+#[test]
+fn failed_write_still_consumes_a_zxid() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/a", "", 0));
+    h.request(conn, 2, create("/a", "", 0));
+    h.sync();
+    let got = h.take(conn);
+    let (h1, _) = reply(&got[0]);
+    let (h2, body) = reply(&got[1]);
+    assert_eq!(h2.err, ErrorCode::NodeExists.code());
+    assert!(
+        body.is_empty(),
+        "behaviour 18: error replies are the header alone"
+    );
+    assert_eq!(h2.zxid, h1.zxid + 1, "behaviour 10");
+}
+
+#[test]
+fn unknown_opcode_gets_unimplemented_then_close() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.feed(Input::Request {
+        conn,
+        header: RequestHeader { xid: 5, op: 50 },
+        body: Err(DecodeError::UnknownOpcode(50)),
+    });
+    let got = h.take(conn);
+    let (hdr, _) = reply(&got[0]);
+    assert_eq!((hdr.xid, hdr.err), (5, ErrorCode::Unimplemented.code()));
+    assert_eq!(got[1], Got::Closed);
+}
+
+#[test]
+fn bare_check_is_refused_without_consuming_a_zxid() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    let before = h.appended.len();
+    h.request(
+        conn,
+        1,
+        Request::Check(zab_wire::jute::CheckVersionRequest {
+            path: "/".into(),
+            version: 0,
+        }),
+    );
+    assert_eq!(h.appended.len(), before, "behaviour 19: nothing is logged");
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.err, ErrorCode::Unimplemented.code());
+    assert_eq!(got[1], Got::Closed);
+}
+
+#[test]
+fn client_ahead_of_the_server_is_refused_without_answer() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0x5_0000_0000, Some(false)),
+    });
+    assert_eq!(h.take(conn), vec![Got::Closed], "behaviour 38");
+    assert!(h.appended.is_empty());
+}
+
+#[test]
+fn resuming_with_a_wrong_password_gets_timeout_zero_and_closes_the_old_connection() {
+    let mut h = Harness::new();
+    let (old, session) = h.session(1);
+    let conn = h.accept(2);
+    let mut req = connect_request(session.0, 0, Some(false));
+    req.passwd = Bytes::from_static(&[7; 16]);
+    h.feed(Input::Connect { conn, request: req });
+    assert_eq!(h.take(old), vec![Got::Closed], "behaviour 35");
+    let got = h.take(conn);
+    let Got::Connected(r) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!((r.time_out, r.session_id), (0, 0));
+    assert_eq!(got[1], Got::Closed);
+}
+
+#[test]
+fn resuming_with_the_right_password_keeps_the_session() {
+    let mut h = Harness::new();
+    let (old, session) = h.session(1);
+    h.request(old, 1, create("/e", "", 1));
+    h.sync();
+    h.take(old);
+    let conn = h.accept(2);
+    let mut req = connect_request(session.0, h.p.tree().last_zxid().0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    h.feed(Input::Connect { conn, request: req });
+    assert_eq!(
+        h.take(old),
+        vec![Got::Closed],
+        "behaviour 36: the old connection is closed"
+    );
+    let got = h.take(conn);
+    let Got::Connected(r) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.session_id, session.0);
+    assert!(
+        h.p.tree().exists("/e"),
+        "the session's ephemeral survives the move"
+    );
+}
+
+#[test]
+fn expired_session_is_closed_by_a_txn_that_removes_its_ephemerals() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/e", "", 1));
+    h.sync();
+    h.take(conn);
+    // The negotiated timeout is 10 s; nothing touches the session.
+    h.now += 13_000;
+    h.feed(Input::Tick);
+    assert!(!h.unsynced.is_empty(), "expiry is a closeSession txn");
+    h.sync();
+    assert!(
+        !h.p.tree().exists("/e"),
+        "behaviour 34: expiry removes ephemerals"
+    );
+    assert_eq!(h.take(conn), vec![Got::Closed]);
+}
+
+#[test]
+fn close_session_replies_then_closes_and_removes_ephemerals_at_once() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/e", "", 1));
+    h.request(conn, 2, Request::CloseSession);
+    h.sync();
+    let got = h.take(conn);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(reply(&got[1]).0.xid, 2);
+    assert_eq!(got[2], Got::Closed);
+    assert!(!h.p.tree().exists("/e"));
+}
+
+#[test]
+fn requests_pipelined_behind_the_connect_request_run_after_it() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    h.request(conn, 1, create("/p", "x", 0));
+    assert!(h.take(conn).is_empty());
+    h.sync(); // the session
+    h.sync(); // the create, prepared once the session existed
+    let got = h.take(conn);
+    assert!(matches!(got[0], Got::Connected(_)), "{got:?}");
+    assert_eq!(reply(&got[1]).0.err, 0);
+    assert!(h.p.tree().exists("/p"));
+}
+
+#[test]
+fn snapshots_are_requested_after_about_snap_count_txns() {
+    let mut h = Harness::with(PipelineConfig {
+        snap_count: 10,
+        ..config()
+    });
+    let (conn, _) = h.session(1);
+    for i in 0..20 {
+        h.request(conn, i + 1, create(&format!("/n{i}"), "", 0));
+        h.sync();
+    }
+    assert!(
+        h.snapshots >= 1,
+        "snapCount/2 + random(snapCount/2) txns trigger a snapshot"
+    );
+}
