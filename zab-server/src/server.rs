@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +46,8 @@ enum Outgoing {
     Frame(Bytes),
     Close,
 }
+
+const SESSIONLESS_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -275,6 +277,7 @@ async fn accept_loop(
     core: mpsc::UnboundedSender<CoreMsg>,
 ) {
     static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+    let open = Arc::new(AtomicUsize::new(0));
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -286,6 +289,11 @@ async fn accept_loop(
             }
         };
         let limit = cfg.max_client_cnxns as usize;
+        if cfg.max_cnxns > 0 && open.load(Ordering::Relaxed) >= cfg.max_cnxns as usize {
+            tracing::warn!(%remote, limit = cfg.max_cnxns, "too many connections (maxCnxns); closing");
+            drop(stream);
+            continue;
+        }
         {
             let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             let n = counts.entry(remote.ip()).or_default();
@@ -300,8 +308,11 @@ async fn accept_loop(
         let core = core.clone();
         let cfg = cfg.clone();
         let per_ip = per_ip.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        let open = open.clone();
         tokio::spawn(async move {
             serve_connection(stream, remote, conn, cfg, core).await;
+            open.fetch_sub(1, Ordering::Relaxed);
             let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = counts.get_mut(&remote.ip()) {
                 *n -= 1;
@@ -324,16 +335,30 @@ async fn serve_connection(
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(4096);
 
+    // A connection that never sends a ConnectRequest is closed after
+    // ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` (reference B).
+    let handshake_deadline = tokio::time::Instant::now() + SESSIONLESS_TIMEOUT;
+
     // The first bytes may be a four-letter word instead of a frame length
     // (reference A, E).
     while buf.len() < 4 {
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match tokio::time::timeout_at(handshake_deadline, rd.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
         }
     }
     let first4 = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = four_letter_word(first4) {
+        if word == FourLetterWord::Stmk {
+            // `stmk` carries an 8-byte trace mask; zab has no trace mask to
+            // set, but the bytes must be consumed before answering.
+            while buf.len() < 12 {
+                match tokio::time::timeout_at(handshake_deadline, rd.read_buf(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+            }
+        }
         let text = if cfg.four_letter_whitelist.allows(word.as_str()) {
             let (tx, rx) = oneshot::channel();
             if core.send(CoreMsg::FourLetter { word, reply: tx }).is_err() {
@@ -406,6 +431,10 @@ async fn serve_connection(
                 Ok(_) => {}
             },
             _ = &mut closed_rx => break 'conn,
+            _ = tokio::time::sleep_until(handshake_deadline), if !connected => {
+                tracing::info!(%remote, "closing connection: no ConnectRequest in time");
+                break 'conn;
+            }
         }
     }
     let _ = core.send(CoreMsg::Input(Input::Disconnected { conn }));

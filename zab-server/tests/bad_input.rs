@@ -470,3 +470,52 @@ fn bare_check_outside_multi_is_rejected() {
         assert_eq!(after.get_data(1, "/checked"), Ok(b"v".to_vec()));
     }
 }
+
+#[test]
+fn connections_over_max_client_cnxns_are_closed_and_the_rest_keep_working() {
+    // maxClientCnxns counts concurrent connections from one address
+    // (reference B); the new one is closed at once, the server stays up.
+    let server = TestServer::start("tickTime=2000\nmaxClientCnxns=3");
+    let mut held: Vec<(Raw, Session)> = (0..3).map(|_| Raw::connect(server.addr(), None)).collect();
+    let mut extra = Raw::open(server.addr());
+    extra.expect_closed("a connection over maxClientCnxns");
+    let mut xid = 0;
+    for (raw, _) in held.iter_mut() {
+        assert_healthy_raw(raw, &mut xid);
+    }
+    // A freed slot can be used again.
+    held.pop();
+    let mut again = poll_connect(&server);
+    assert_healthy_raw(&mut again, &mut xid);
+}
+
+fn assert_healthy_raw(raw: &mut Raw, xid: &mut i32) {
+    *xid += 1;
+    let path = format!("/cnxn-{xid}");
+    assert_eq!(raw.create(*xid, &path, b"x"), 0);
+    *xid += 1;
+    assert_eq!(raw.get_data(*xid, &path), Ok(b"x".to_vec()));
+}
+
+/// Connects once the server has noticed a closed connection (it frees the
+/// slot when it sees EOF, which is not instantaneous).
+fn poll_connect(server: &TestServer) -> Raw {
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    loop {
+        let mut raw = Raw::open(server.addr());
+        let connect = Jute::default()
+            .int(0)
+            .long(0)
+            .int(10_000)
+            .long(0)
+            .buffer(&[0; 16])
+            .boolean(false)
+            .frame();
+        raw.send(&connect);
+        match raw.read_frame() {
+            Ok(Some(_)) => return raw,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            other => panic!("could not connect again: {other:?}"),
+        }
+    }
+}
