@@ -1,5 +1,4 @@
-//! The client request pipeline of a standalone server, as a pure state
-//! machine: inputs (a frame decoded, a txn made durable, a clock tick) go in,
+//! The client request pipeline, as a pure state machine: inputs (a frame decoded, a txn made durable, a clock tick) go in,
 //! actions (send these bytes, close that connection, log this txn, take a
 //! snapshot) come out. The async shell in [`crate::server`] moves bytes and
 //! timers around it; tests drive it directly.
@@ -12,8 +11,14 @@
 //! request order: a read that arrives behind an unapplied write of its
 //! session waits for that write (reference D.6), and watch events of a txn are
 //! queued before any reply that could reveal the txn's effect (behaviour 23).
+//!
+//! In a replicated ensemble the same pipeline serves clients in every role
+//! ([`Mode`]): a leader prepares writes (its clients' and those learners
+//! forward) and "durable" means committed by a quorum; a learner forwards its
+//! clients' writes to the leader and applies what the leader commits,
+//! answering its own clients when their txns come back (reference F.5).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
@@ -22,13 +27,25 @@ use zab_tree::acl::{self, AuthConfig, AuthInfo};
 use zab_tree::session_tracker::{negotiate_timeout, session_password, SessionTracker};
 use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
 use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
+use zab_wire::jute::Id;
 use zab_wire::jute::{
     self, add_watch_mode, op, xid, ConnectRequest, ConnectResponse, DecodeError, ErrorCode,
     ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response, SyncResponse,
     WatcherEvent, WhoAmIResponse, Writer,
 };
-use zab_wire::proto::Txn;
-use zab_wire::{ServerId, SessionId, Zxid};
+use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
+use zab_wire::{Epoch, ServerId, SessionId, Zxid};
+
+/// The role the pipeline serves clients in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Prepares, logs and applies writes itself.
+    Standalone,
+    /// Prepares writes with zxids of `epoch`; `Input::Durable` means committed.
+    Leader { epoch: Epoch },
+    /// Forwards writes to the leader and applies what it commits.
+    Learner,
+}
 
 /// Settings the pipeline needs from zoo.cfg.
 #[derive(Debug, Clone)]
@@ -70,6 +87,17 @@ pub enum Input {
     Durable { zxid: Zxid },
     /// Time passed: expire sessions, reap containers.
     Tick,
+    /// Learner: a txn the leader committed, to apply (in zxid order).
+    Committed { txn: Txn },
+    /// Learner: the leader answered the forwarded sync `cxid` of `session`.
+    SyncDone { session: SessionId, cxid: i32 },
+    /// Learner: the leader's answer to a revalidation (reference F.8).
+    Revalidated { session: SessionId, valid: bool },
+    /// Leader: a request a learner forwarded for one of its clients.
+    Forwarded {
+        request: ForwardedRequest,
+        auth: Vec<Id>,
+    },
 }
 
 /// What the shell must do.
@@ -83,13 +111,25 @@ pub enum Action {
     Append { zxid: Zxid, txn: Bytes },
     /// Write this snapshot to the store (off the request path).
     Snapshot(TreeSnapshot),
+    /// Learner: send this request to the leader.
+    Forward {
+        request: ForwardedRequest,
+        auth: Vec<Id>,
+    },
+    /// Learner: ask the leader whether a resumed session is alive.
+    Revalidate { session: SessionId, timeout_ms: i32 },
 }
 
 /// A request held back until an earlier write of the same connection applies.
 #[derive(Debug)]
 enum Queued {
+    /// A write (or, on a learner, a forwarded sync) awaiting its txn.
     Write {
-        zxid: Zxid,
+        xid: i32,
+        op: i32,
+        received_ms: i64,
+        /// The path a forwarded sync echoes.
+        sync_path: Option<String>,
     },
     Other {
         header: RequestHeader,
@@ -101,8 +141,10 @@ enum Queued {
 #[derive(Debug, PartialEq, Eq)]
 enum ConnState {
     AwaitingConnect,
-    /// The createSession txn with this zxid is in flight.
+    /// The createSession txn is in flight.
     CreatingSession,
+    /// Learner: waiting for the leader to revalidate the resumed session.
+    Revalidating,
     Established,
 }
 
@@ -135,8 +177,6 @@ struct Connection {
     queue: VecDeque<Queued>,
     /// Requests that arrived before the session was established.
     parked: Vec<(RequestHeader, Result<Request, DecodeError>, i64)>,
-    /// Receive times of in-flight writes, by zxid, for latency figures.
-    write_started: BTreeMap<Zxid, (i32, i32, i64)>,
     stats: ConnectionStats,
 }
 
@@ -162,6 +202,9 @@ pub struct ServerStats {
 /// The standalone request pipeline. See the module docs.
 pub struct Pipeline {
     cfg: PipelineConfig,
+    mode: Mode,
+    /// Learner: sessions touched since the leader last asked (PING).
+    touched: HashMap<SessionId, i32>,
     tree: DataTree,
     preparer: Preparer,
     watches: WatchManager,
@@ -182,15 +225,26 @@ impl Pipeline {
     /// A pipeline over a recovered tree. `last_logged` is the last zxid in the
     /// txn log (the tree has applied it already).
     pub fn new(cfg: PipelineConfig, tree: DataTree, now_ms: i64) -> Pipeline {
+        Pipeline::with_mode(cfg, Mode::Standalone, tree, now_ms)
+    }
+
+    /// A pipeline serving clients in `mode`.
+    pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now_ms: i64) -> Pipeline {
         let mut sessions = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         // Sessions survive a restart (behaviour 40): every session in the
         // recovered tree gets a fresh timeout from now.
         for (id, timeout) in tree.sessions() {
             sessions.add(id, timeout, now_ms);
         }
-        let last_assigned = tree.last_zxid();
+        let last_assigned = match mode {
+            // A new leader proposes from `epoch << 32 | 1` (reference F.1).
+            Mode::Leader { epoch } => Zxid::new(epoch, 0).max(tree.last_zxid()),
+            _ => tree.last_zxid(),
+        };
         let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
         Pipeline {
+            mode,
+            touched: HashMap::new(),
             preparer: Preparer::new(cfg.prepare),
             cfg,
             tree,
@@ -263,6 +317,34 @@ impl Pipeline {
         self.connections.get(&conn).and_then(|c| c.session)
     }
 
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Gives the tree back, e.g. when the server changes role.
+    pub fn into_tree(self) -> DataTree {
+        self.tree
+    }
+
+    /// Leader: a learner asks whether a resumed session is alive; answering
+    /// touches it (ZooKeeper's `revalidateSession`).
+    pub fn revalidate(&mut self, session: SessionId, timeout_ms: i32) -> bool {
+        let _ = timeout_ms;
+        self.sessions.touch(session, self.now_ms)
+    }
+
+    /// Leader: sessions a learner's clients touched since its last ping.
+    pub fn touch_sessions(&mut self, now_ms: i64, sessions: &[(SessionId, i32)]) {
+        for (id, _) in sessions {
+            self.sessions.touch(*id, now_ms);
+        }
+    }
+
+    /// Learner: the sessions touched since the last call, for the PING reply.
+    pub fn take_touched(&mut self) -> Vec<(SessionId, i32)> {
+        self.touched.drain().collect()
+    }
+
     /// Feeds one input; appends the resulting actions to `out`.
     pub fn handle(&mut self, now_ms: i64, input: Input, out: &mut Vec<Action>) {
         self.now_ms = now_ms;
@@ -280,7 +362,6 @@ impl Pipeline {
                         auth,
                         queue: VecDeque::new(),
                         parked: Vec::new(),
-                        write_started: BTreeMap::new(),
                         stats: ConnectionStats {
                             established_ms: now_ms,
                             ..Default::default()
@@ -295,6 +376,12 @@ impl Pipeline {
             Input::Disconnected { conn } => self.drop_connection(conn),
             Input::Durable { zxid } => self.on_durable(now_ms, zxid, out),
             Input::Tick => self.on_tick(now_ms, out),
+            Input::Committed { txn } => self.apply(now_ms, InFlight { txn, origin: None }, out),
+            Input::SyncDone { session, cxid } => self.on_sync_done(now_ms, session, cxid, out),
+            Input::Revalidated { session, valid } => {
+                self.on_revalidated(now_ms, session, valid, out)
+            }
+            Input::Forwarded { request, auth } => self.on_forwarded(now_ms, request, auth, out),
         }
     }
 
@@ -331,11 +418,26 @@ impl Pipeline {
         );
         c.timeout_ms = timeout;
         if req.session_id == 0 {
+            // The session id carries this server's id in its top byte, on
+            // a learner too (reference F.8).
             let id = self.sessions.next_session_id();
-            self.sessions.add(id, timeout, now_ms);
             c.session = Some(id);
             c.state = ConnState::CreatingSession;
             self.session_owner.insert(id, conn);
+            if self.mode == Mode::Learner {
+                let request = ForwardedRequest {
+                    session_id: id.0,
+                    cxid: 0,
+                    op: op::CREATE_SESSION,
+                    body: Bytes::copy_from_slice(&timeout.to_be_bytes()),
+                };
+                out.push(Action::Forward {
+                    request,
+                    auth: Vec::new(),
+                });
+                return;
+            }
+            self.sessions.add(id, timeout, now_ms);
             // Field-wise so `c` (borrowed from `connections`) stays usable.
             self.last_assigned = self.last_assigned.next();
             let zxid = self.last_assigned;
@@ -355,30 +457,76 @@ impl Pipeline {
                 out.push(Action::Close { conn: old });
             }
         }
+        let password_ok = req.passwd.as_ref() == session_password(id).as_slice();
+        if password_ok && self.mode == Mode::Learner {
+            // Only the leader knows whether the session is alive: ask it.
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.session = Some(id);
+                c.state = ConnState::Revalidating;
+            }
+            self.session_owner.insert(id, conn);
+            out.push(Action::Revalidate {
+                session: id,
+                timeout_ms: timeout,
+            });
+            return;
+        }
+        let valid = password_ok && self.sessions.touch(id, now_ms);
+        if !valid {
+            self.refuse_session(conn, out);
+            return;
+        }
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.session = Some(id);
+        }
+        self.session_owner.insert(id, conn);
+        self.establish(now_ms, conn, out);
+    }
+
+    /// `timeOut = 0`: the client takes its session as expired (reference B).
+    fn refuse_session(&mut self, conn: ConnectionId, out: &mut Vec<Action>) {
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        let valid = req.passwd.as_ref() == session_password(id).as_slice()
-            && self.sessions.touch(id, now_ms);
-        if !valid {
-            let resp = ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: Bytes::from_static(&[0; 16]),
-                read_only: req.read_only.map(|_| false),
-            };
-            out.push(Action::Send {
-                conn,
-                frame: frame(&resp),
-            });
-            out.push(Action::Close { conn });
-            c.state = ConnState::Established;
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only: c.read_only.map(|_| false),
+        };
+        c.state = ConnState::Established;
+        c.session = None;
+        out.push(Action::Send {
+            conn,
+            frame: frame(&resp),
+        });
+        out.push(Action::Close { conn });
+    }
+
+    fn on_revalidated(
+        &mut self,
+        now_ms: i64,
+        session: SessionId,
+        valid: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(&conn) = self.session_owner.get(&session) else {
+            return;
+        };
+        let waiting = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.state == ConnState::Revalidating);
+        if !waiting {
             return;
         }
-        c.session = Some(id);
-        self.session_owner.insert(id, conn);
-        self.establish(now_ms, conn, out);
+        if valid {
+            self.establish(now_ms, conn, out);
+        } else {
+            self.session_owner.remove(&session);
+            self.refuse_session(conn, out);
+        }
     }
 
     /// Sends the ConnectResponse and runs the requests the client pipelined
@@ -427,7 +575,9 @@ impl Pipeline {
                 // its bytes for a ConnectRequest; we refuse it plainly.
                 out.push(Action::Close { conn });
             }
-            ConnState::CreatingSession => c.parked.push((header, body, now_ms)),
+            ConnState::CreatingSession | ConnState::Revalidating => {
+                c.parked.push((header, body, now_ms))
+            }
             ConnState::Established => self.on_request_at(now_ms, now_ms, conn, header, body, out),
         }
     }
@@ -445,8 +595,12 @@ impl Pipeline {
             return;
         };
         let Some(session) = c.session else { return };
-        // Any packet from the client keeps its session alive (reference B).
+        // Any packet from the client keeps its session alive (reference B);
+        // a learner reports the touch to the leader with its next ping.
         self.sessions.touch(session, now_ms);
+        if self.mode == Mode::Learner {
+            self.touched.insert(session, c.timeout_ms);
+        }
         c.stats.last_cxid = header.xid;
         c.stats.last_op = crate::four_letter::op_tag(header.op);
 
@@ -497,7 +651,10 @@ impl Pipeline {
             other => other,
         };
         let is_write = matches!(&request, Ok(r) if r.is_write());
-        if is_write {
+        // On a learner a sync goes through the leader, in order with the
+        // session's writes (reference D.8).
+        let forwarded_sync = self.mode == Mode::Learner && matches!(&request, Ok(Request::Sync(_)));
+        if is_write || forwarded_sync {
             let Ok(request) = request else {
                 unreachable!("is_write implies Ok")
             };
@@ -506,15 +663,38 @@ impl Pipeline {
                 // close, so it is neither touched nor expired again.
                 self.sessions.set_closing(session);
             }
-            let zxid = self.next_zxid();
             let Some(c) = self.connections.get_mut(&conn) else {
                 return;
             };
+            let sync_path = match &request {
+                Request::Sync(p) => Some(p.path.clone()),
+                _ => None,
+            };
+            c.queue.push_back(Queued::Write {
+                xid: header.xid,
+                op: header.op,
+                received_ms,
+                sync_path,
+            });
+            if self.mode == Mode::Learner {
+                let mut w = Writer::new();
+                request.write_body(&mut w);
+                let forwarded = ForwardedRequest {
+                    session_id: session.0,
+                    cxid: header.xid,
+                    op: header.op,
+                    body: w.into_bytes(),
+                };
+                out.push(Action::Forward {
+                    request: forwarded,
+                    auth: c.auth.ids().to_vec(),
+                });
+                return;
+            }
+            self.last_assigned = self.last_assigned.next();
+            let zxid = self.last_assigned;
             let ctx = context(session, header.xid, zxid, now_ms, &c.auth);
             let txn = self.preparer.prepare(&self.tree, &ctx, &request);
-            c.queue.push_back(Queued::Write { zxid });
-            c.write_started
-                .insert(zxid, (header.xid, header.op, received_ms));
             self.log(txn, Some((conn, header.xid)), out);
         } else if c.queue.is_empty() {
             self.execute(now_ms, received_ms, conn, header, request, out);
@@ -525,6 +705,59 @@ impl Pipeline {
                 received_ms,
             });
         }
+    }
+
+    /// Leader: prepares a learner's forwarded request as if its client were
+    /// connected here; the learner answers the client when the txn commits.
+    fn on_forwarded(
+        &mut self,
+        now_ms: i64,
+        req: ForwardedRequest,
+        auth: Vec<Id>,
+        out: &mut Vec<Action>,
+    ) {
+        let session = SessionId(req.session_id);
+        let zxid = self.next_zxid();
+        let auth = AuthInfo::from_ids(auth);
+        let ctx = context(session, req.cxid, zxid, now_ms, &auth);
+        let txn = if req.op == op::CREATE_SESSION {
+            let timeout = req
+                .body
+                .get(..4)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(self.cfg.min_session_timeout_ms);
+            self.sessions.add(session, timeout, now_ms);
+            self.preparer
+                .prepare_create_session(&self.tree, &ctx, timeout)
+        } else {
+            match Request::decode(req.op, req.body) {
+                Ok(request) if request.is_write() => {
+                    if matches!(request, Request::CloseSession) {
+                        self.sessions.set_closing(session);
+                    }
+                    self.preparer.prepare(&self.tree, &ctx, &request)
+                }
+                // A body that does not decode still gets a txn, as
+                // ZooKeeper logs an error txn for it (reference C): the
+                // learner's client then sees MARSHALLINGERROR.
+                other => {
+                    let code = match other {
+                        Err(e) => e.reply_code(),
+                        Ok(_) => ErrorCode::Unimplemented,
+                    };
+                    error_txn(&ctx, code)
+                }
+            }
+        };
+        self.log(txn, None, out);
+    }
+
+    /// Learner: the leader answered a forwarded sync; reply in session order.
+    fn on_sync_done(&mut self, now_ms: i64, session: SessionId, cxid: i32, out: &mut Vec<Action>) {
+        let Some(&conn) = self.session_owner.get(&session) else {
+            return;
+        };
+        self.finish_write(now_ms, conn, cxid, None, out);
     }
 
     /// Gives the txn its place in the log.
@@ -560,15 +793,32 @@ impl Pipeline {
             self.notify(event, applied.zxid.0, out);
         }
 
-        if let Some((conn, xid)) = f.origin {
+        // The connection to answer: known on the server that prepared the
+        // txn; on a learner, the local connection holding the session.
+        let origin = f.origin.map(|(conn, _)| conn).or_else(|| {
+            (self.mode == Mode::Learner)
+                .then(|| {
+                    self.session_owner
+                        .get(&SessionId(f.txn.session_id))
+                        .copied()
+                })
+                .flatten()
+        });
+        if let Some(conn) = origin {
             let is_create_session = matches!(
                 f.txn.body.as_ref().and_then(|b| b.op.as_ref()),
-                Some(zab_wire::proto::txn_body::Op::CreateSession(_))
+                Some(txn_body::Op::CreateSession(_))
             );
+            let creating = self
+                .connections
+                .get(&conn)
+                .is_some_and(|c| c.state == ConnState::CreatingSession);
             if is_create_session {
-                self.establish(now_ms, conn, out);
+                if creating {
+                    self.establish(now_ms, conn, out);
+                }
             } else {
-                self.finish_write(now_ms, conn, xid, applied.zxid, &applied.result, out);
+                self.finish_write(now_ms, conn, f.txn.cxid, Some(&applied.result), out);
             }
         }
 
@@ -588,33 +838,52 @@ impl Pipeline {
         }
     }
 
-    /// Replies to a write that has just applied, then runs what queued behind it.
+    /// Replies to the write (or forwarded sync) `xid` at the head of the
+    /// connection's queue, then runs what queued behind it. `result` is
+    /// `None` for a sync.
     fn finish_write(
         &mut self,
         now_ms: i64,
         conn: ConnectionId,
         xid: i32,
-        zxid: Zxid,
-        result: &Result<Response, ErrorCode>,
+        result: Option<&Result<Response, ErrorCode>>,
         out: &mut Vec<Action>,
     ) {
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        match c.queue.front() {
-            Some(Queued::Write { zxid: z }) if *z == zxid => {
-                c.queue.pop_front();
-            }
+        let (op, received_ms, sync_path) = match c.queue.front() {
+            Some(Queued::Write { xid: x, .. }) if *x == xid => match c.queue.pop_front() {
+                Some(Queued::Write {
+                    op,
+                    received_ms,
+                    sync_path,
+                    ..
+                }) => (op, received_ms, sync_path),
+                _ => return,
+            },
+            // On a learner, a txn of this session prepared for another
+            // server's connection (the session moved): nothing to answer.
             _ => {
-                tracing::error!(conn = conn.0, %zxid, "applied write is not at the head of its connection queue");
+                if self.mode != Mode::Learner {
+                    tracing::error!(
+                        conn = conn.0,
+                        xid,
+                        "applied write is not at the head of its connection queue"
+                    );
+                }
+                return;
             }
-        }
-        let started = c.write_started.remove(&zxid);
-        let op = started.map(|s| s.1).unwrap_or(0);
-        let is_close = op == op::CLOSE_SESSION;
-        let (err, body) = match result {
-            Ok(r) => (0, r.clone()),
-            Err(e) => (e.code(), Response::Empty),
+        };
+        let (err, body) = match (result, sync_path) {
+            (Some(Ok(r)), _) => (0, r.clone()),
+            (Some(Err(e)), _) => (e.code(), Response::Empty),
+            (None, path) => (
+                0,
+                Response::Sync(SyncResponse {
+                    path: path.unwrap_or_default(),
+                }),
+            ),
         };
         self.send_reply(
             conn,
@@ -622,10 +891,10 @@ impl Pipeline {
             self.tree.last_zxid().0,
             err,
             &body,
-            started.map(|s| s.2),
+            Some(received_ms),
             out,
         );
-        if is_close {
+        if op == op::CLOSE_SESSION {
             // The txn's `closed_session` closes the connection, after this reply.
             return;
         }
@@ -870,8 +1139,12 @@ impl Pipeline {
     }
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
-        // Only the standalone server or the leader expires sessions; expiry
-        // is a closeSession txn like a client's own (reference B).
+        // Only the standalone server or the leader expires sessions and
+        // reaps containers; expiry is a closeSession txn like a client's own
+        // (reference B, D.4).
+        if self.mode == Mode::Learner {
+            return;
+        }
         for id in self.sessions.expire(now_ms) {
             tracing::info!(session = %id, "session expired");
             let zxid = self.next_zxid();
@@ -928,6 +1201,19 @@ fn context(
         zxid,
         time_ms: now_ms,
         auth,
+    }
+}
+
+/// A txn that only reports `code` to the client (ZooKeeper's error txn).
+fn error_txn(ctx: &RequestContext<'_>, code: ErrorCode) -> Txn {
+    Txn {
+        session_id: ctx.session_id.0,
+        cxid: ctx.cxid,
+        zxid: ctx.zxid.0,
+        time: ctx.time_ms,
+        body: Some(TxnBody {
+            op: Some(txn_body::Op::Error(ErrorTxn { err: code.code() })),
+        }),
     }
 }
 

@@ -15,7 +15,12 @@ use zab_wire::jute::{
 };
 use zab_wire::{ServerId, SessionId, Zxid};
 
-use super::{Action, Input, Pipeline, PipelineConfig};
+use prost::Message;
+use zab_wire::jute::{Id, PathRequest};
+use zab_wire::proto::{ForwardedRequest, Txn};
+use zab_wire::Epoch;
+
+use super::{Action, Input, Mode, Pipeline, PipelineConfig};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -49,6 +54,11 @@ struct Harness {
     unsynced: Vec<Zxid>,
     appended: Vec<Zxid>,
     snapshots: usize,
+    /// Appended txns, by zxid (to hand to learners as committed).
+    txns: Vec<Txn>,
+    /// Learner: requests for the leader.
+    forwarded: Vec<(ForwardedRequest, Vec<Id>)>,
+    revalidations: Vec<(SessionId, i32)>,
     inbox: Vec<(ConnectionId, Got)>,
     connected: std::collections::HashSet<ConnectionId>,
 }
@@ -59,8 +69,15 @@ impl Harness {
     }
 
     fn with(cfg: PipelineConfig) -> Harness {
+        Harness::in_mode(cfg, Mode::Standalone)
+    }
+
+    fn in_mode(cfg: PipelineConfig, mode: Mode) -> Harness {
         Harness {
-            p: Pipeline::new(cfg, DataTree::new(), T0),
+            p: Pipeline::with_mode(cfg, mode, DataTree::new(), T0),
+            txns: Vec::new(),
+            forwarded: Vec::new(),
+            revalidations: Vec::new(),
             now: T0,
             unsynced: Vec::new(),
             appended: Vec::new(),
@@ -94,11 +111,18 @@ impl Harness {
                     self.inbox.push((conn, got));
                 }
                 Action::Close { conn } => self.inbox.push((conn, Got::Closed)),
-                Action::Append { zxid, .. } => {
+                Action::Append { zxid, txn } => {
                     self.unsynced.push(zxid);
                     self.appended.push(zxid);
+                    self.txns
+                        .push(Txn::decode(txn).expect("appended txn decodes"));
                 }
                 Action::Snapshot(_) => self.snapshots += 1,
+                Action::Forward { request, auth } => self.forwarded.push((request, auth)),
+                Action::Revalidate {
+                    session,
+                    timeout_ms,
+                } => self.revalidations.push((session, timeout_ms)),
             }
         }
     }
@@ -492,5 +516,228 @@ fn snapshots_are_requested_after_about_snap_count_txns() {
     assert!(
         h.snapshots >= 1,
         "snapCount/2 + random(snapCount/2) txns trigger a snapshot"
+    );
+}
+
+/// A leader pipeline and a learner pipeline wired by hand: what the learner
+/// forwards is prepared by the leader, and what the leader commits is handed
+/// to the learner as committed, as the ZAB layer will do.
+struct Duo {
+    leader: Harness,
+    learner: Harness,
+    /// How many of the leader's txns the learner has been given.
+    delivered: usize,
+}
+
+impl Duo {
+    fn new() -> Duo {
+        Duo {
+            leader: Harness::in_mode(config(), Mode::Leader { epoch: Epoch(1) }),
+            learner: Harness::in_mode(
+                PipelineConfig {
+                    server_id: ServerId(2),
+                    ..config()
+                },
+                Mode::Learner,
+            ),
+            delivered: 0,
+        }
+    }
+
+    /// Forwards what the learner queued, commits it on the leader, and hands
+    /// the committed txns to the learner.
+    fn round_trip(&mut self) {
+        for (request, auth) in std::mem::take(&mut self.learner.forwarded) {
+            self.leader.feed(Input::Forwarded { request, auth });
+        }
+        self.leader.sync();
+        let txns: Vec<Txn> = self.leader.txns[self.delivered..].to_vec();
+        self.delivered = self.leader.txns.len();
+        for txn in txns {
+            self.learner.feed(Input::Committed { txn });
+        }
+    }
+}
+
+#[test]
+fn leader_proposes_from_its_epoch() {
+    let mut h = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(3) });
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    assert_eq!(h.appended, vec![Zxid::new(Epoch(3), 1)], "reference F.1");
+}
+
+#[test]
+fn learner_creates_sessions_through_the_leader() {
+    let mut d = Duo::new();
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    assert!(
+        d.learner.appended.is_empty(),
+        "a learner never prepares txns itself"
+    );
+    assert_eq!(d.learner.forwarded.len(), 1);
+    assert_eq!(d.learner.forwarded[0].0.op, op::CREATE_SESSION);
+    assert!(d.learner.take(conn).is_empty());
+    d.round_trip();
+    let got = d.learner.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    // The learner's own id in the top byte (reference F.8).
+    assert_eq!(r.session_id >> 56, 2);
+    assert_eq!(
+        d.leader.p.tree().session_timeout(SessionId(r.session_id)),
+        Some(10_000)
+    );
+    assert_eq!(
+        d.learner.p.tree().session_timeout(SessionId(r.session_id)),
+        Some(10_000)
+    );
+}
+
+#[test]
+fn learner_answers_forwarded_writes_when_they_commit_in_session_order() {
+    let mut d = Duo::new();
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.round_trip();
+    d.learner.take(conn);
+    d.learner.request(conn, 1, create("/f", "v", 0));
+    d.learner.request(conn, 2, get_data("/f", false));
+    d.learner.request(conn, 3, create("/f", "v", 0));
+    assert!(
+        d.learner.take(conn).is_empty(),
+        "nothing before the leader commits"
+    );
+    d.round_trip();
+    let got = d.learner.take(conn);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(reply(&got[0]).0.xid, 1);
+    let (h2, body) = reply(&got[1]);
+    assert_eq!(h2.xid, 2);
+    let data = GetDataResponse::decode(body.clone()).expect("getData body");
+    assert_eq!(data.data.as_deref(), Some(&b"v"[..]));
+    let (h3, _) = reply(&got[2]);
+    assert_eq!(
+        (h3.xid, h3.err),
+        (3, ErrorCode::NodeExists.code()),
+        "the leader validated it"
+    );
+    assert!(d.leader.p.tree().exists("/f"));
+}
+
+#[test]
+fn learner_sync_is_answered_in_order_after_the_leader_replies() {
+    let mut d = Duo::new();
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.round_trip();
+    let session = match d.learner.take(conn).as_slice() {
+        [Got::Connected(r)] => SessionId(r.session_id),
+        other => panic!("{other:?}"),
+    };
+    d.learner
+        .request(conn, 1, Request::Sync(PathRequest { path: "/x".into() }));
+    d.learner.request(conn, 2, get_data("/", false));
+    assert_eq!(d.learner.forwarded.len(), 1, "the sync goes to the leader");
+    assert!(
+        d.learner.take(conn).is_empty(),
+        "reads wait behind the sync"
+    );
+    d.learner.forwarded.clear();
+    d.learner.feed(Input::SyncDone { session, cxid: 1 });
+    let got = d.learner.take(conn);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (h1, body) = reply(&got[0]);
+    assert_eq!(h1.xid, 1);
+    assert_eq!(
+        zab_wire::jute::SyncResponse::decode(body.clone())
+            .unwrap()
+            .path,
+        "/x"
+    );
+    assert_eq!(reply(&got[1]).0.xid, 2);
+}
+
+#[test]
+fn learner_revalidates_resumed_sessions_with_the_leader() {
+    let mut d = Duo::new();
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.round_trip();
+    let session = match d.learner.take(conn).as_slice() {
+        [Got::Connected(r)] => SessionId(r.session_id),
+        other => panic!("{other:?}"),
+    };
+    let again = d.learner.accept(2);
+    let mut req = connect_request(session.0, 0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    d.learner.feed(Input::Connect {
+        conn: again,
+        request: req.clone(),
+    });
+    assert_eq!(d.learner.revalidations, vec![(session, 10_000)]);
+    assert!(d.learner.take(again).is_empty());
+    assert!(
+        d.leader.p.revalidate(session, 10_000),
+        "the leader knows the session"
+    );
+    d.learner.feed(Input::Revalidated {
+        session,
+        valid: true,
+    });
+    let got = d.learner.take(again);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.session_id, session.0);
+
+    let third = d.learner.accept(3);
+    d.learner.feed(Input::Connect {
+        conn: third,
+        request: req,
+    });
+    d.learner.feed(Input::Revalidated {
+        session,
+        valid: false,
+    });
+    let got = d.learner.take(third);
+    let Got::Connected(r) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.time_out, 0, "an invalid session gets timeout 0");
+    assert_eq!(got[1], Got::Closed);
+}
+
+#[test]
+fn learner_never_expires_sessions_itself() {
+    let mut d = Duo::new();
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.round_trip();
+    d.learner.now += 60_000;
+    d.learner.feed(Input::Tick);
+    assert!(
+        d.learner.forwarded.is_empty() && d.learner.appended.is_empty(),
+        "only the leader expires sessions"
     );
 }

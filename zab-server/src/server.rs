@@ -233,6 +233,9 @@ async fn core_loop(
                     });
                 }
                 Action::Snapshot(snap) => spawn_snapshot(store.clone(), snap),
+                Action::Forward { .. } | Action::Revalidate { .. } => {
+                    tracing::error!("a standalone pipeline asked to talk to a leader");
+                }
             }
         }
         if cfg.autopurge_purge_interval_hours > 0 {
