@@ -9,5 +9,6 @@
 pub mod config;
 pub mod four_letter;
 pub mod pipeline;
+pub mod quorum_transport;
 pub mod server;
 pub mod status;
