@@ -785,3 +785,7 @@ impl Learner {
         LearnerAction::GiveUp { reason }
     }
 }
+
+#[cfg(test)]
+#[path = "learner_tests.rs"]
+mod tests;
