@@ -1,6 +1,27 @@
-//! FastLeaderElection.
+//! FastLeaderElection as Apache ZooKeeper runs it (reference G).
 //!
-//! This crate will own the election: votes, their total order, logical
-//! clocks, handling notifications by the sender's state and the termination
-//! rule, as a pure core plus its tonic transport. It knows nothing of the
-//! data tree. (Work in progress: see the replication issue.)
+//! This crate owns the election: votes and their total order, logical
+//! clocks, handling a notification by the sender's state, the termination
+//! rule with its finalize wait, and the notification back-off. It knows
+//! nothing of the data tree: a server feeds it its last logged zxid and
+//! current epoch and gets back a decision.
+//!
+//! * [`vote`]: [`Vote`], [`Notification`], [`ServerState`] and the total
+//!   order [`vote::beats`];
+//! * [`election`]: [`Election`], one LOOKING round as a pure state machine
+//!   (inputs: notifications and timer ticks with the time passed in;
+//!   outputs: [`Output::Send`] and [`Output::Decided`]);
+//! * [`responder`]: [`Responder`], what a FOLLOWING / LEADING / OBSERVING
+//!   server answers to LOOKING peers;
+//! * [`transport`]: the async edge, a tonic `Election.Exchange` link per
+//!   pair of servers, opened by the higher sid.
+
+pub mod election;
+pub mod responder;
+pub mod transport;
+pub mod vote;
+
+pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
+pub use responder::Responder;
+
+pub use vote::{Notification, NotificationError, ServerState, Vote};

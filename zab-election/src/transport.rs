@@ -1,0 +1,1 @@
+//! The tonic transport (in progress).
