@@ -285,7 +285,10 @@ fn snap_reassembles_chunks_then_applies_committed_proposals_as_they_come() {
     assert_eq!(applied(&out), [z(1, 10)]);
     // NEWLEADER waits for that append.
     assert!(sent(&l.on_packet(4, bare(PacketType::Newleader, z(2, 0)))).is_empty());
-    assert_eq!(sent(&l.on_durable(5, z(1, 10))), [(PacketType::Ack, z(2, 0))]);
+    assert_eq!(
+        sent(&l.on_durable(5, z(1, 10))),
+        [(PacketType::Ack, z(2, 0))]
+    );
 }
 
 #[test]
@@ -334,7 +337,10 @@ fn proposals_between_newleader_and_uptodate_are_logged_at_uptodate() {
     assert!(out.contains(&A::StartServing));
     assert_eq!(l.phase(), Phase::Broadcasting);
     // Those appends are ACKed when durable, and 2:1 commits normally.
-    assert_eq!(sent(&l.on_durable(5, z(2, 1))), [(PacketType::Ack, z(2, 1))]);
+    assert_eq!(
+        sent(&l.on_durable(5, z(2, 1))),
+        [(PacketType::Ack, z(2, 1))]
+    );
     assert_eq!(applied(&l.on_packet(6, commit(z(2, 1)))), [z(2, 1)]);
 }
 
@@ -398,7 +404,10 @@ fn proposal_is_logged_and_acked_only_once_durable() {
     assert_eq!(out.len(), 1);
     assert_eq!(appended(&out), [z(2, 1)]);
     assert!(l.on_durable(11, z(1, 5)).is_empty());
-    assert_eq!(sent(&l.on_durable(12, z(2, 1))), [(PacketType::Ack, z(2, 1))]);
+    assert_eq!(
+        sent(&l.on_durable(12, z(2, 1))),
+        [(PacketType::Ack, z(2, 1))]
+    );
     // A repeated report acks nothing twice.
     assert!(l.on_durable(13, z(2, 1)).is_empty());
 }
@@ -409,8 +418,14 @@ fn a_group_commit_is_acked_once_at_its_highest_zxid() {
     for c in 1..=4 {
         l.on_packet(10, proposal(z(2, c)));
     }
-    assert_eq!(sent(&l.on_durable(11, z(2, 3))), [(PacketType::Ack, z(2, 3))]);
-    assert_eq!(sent(&l.on_durable(12, z(2, 4))), [(PacketType::Ack, z(2, 4))]);
+    assert_eq!(
+        sent(&l.on_durable(11, z(2, 3))),
+        [(PacketType::Ack, z(2, 3))]
+    );
+    assert_eq!(
+        sent(&l.on_durable(12, z(2, 4))),
+        [(PacketType::Ack, z(2, 4))]
+    );
 }
 
 #[test]
@@ -420,7 +435,10 @@ fn commit_applies_the_head_or_a_batch_in_order() {
         l.on_packet(10, proposal(z(2, c)));
     }
     assert_eq!(applied(&l.on_packet(11, commit(z(2, 1)))), [z(2, 1)]);
-    assert_eq!(applied(&l.on_packet(11, commit(z(2, 3)))), [z(2, 2), z(2, 3)]);
+    assert_eq!(
+        applied(&l.on_packet(11, commit(z(2, 3)))),
+        [z(2, 2), z(2, 3)]
+    );
 }
 
 #[test]
@@ -467,7 +485,11 @@ fn a_gap_in_proposals_only_warns_but_going_backwards_gives_up() {
 #[test]
 fn a_malformed_proposal_gives_up() {
     let mut l = broadcasting(Role::Follower);
-    let garbage = pkt(PacketType::Proposal, z(2, 1), Bytes::from_static(b"\xff\xff"));
+    let garbage = pkt(
+        PacketType::Proposal,
+        z(2, 1),
+        Bytes::from_static(b"\xff\xff"),
+    );
     assert!(matches!(
         gave_up(&l.on_packet(10, garbage)),
         Some(LearnerError::Malformed { .. })
@@ -522,7 +544,10 @@ fn observer_sync_applies_committed_and_drops_uncommitted_at_uptodate() {
     assert_eq!(appended(&out), [z(1, 7)]);
     assert_eq!(applied(&out), [z(1, 7)]);
     assert_eq!(l.uncommitted(), 0);
-    assert!(l.on_durable(6, z(1, 7)).iter().all(|a| !matches!(a, A::Send(_))));
+    assert!(l
+        .on_durable(6, z(1, 7))
+        .iter()
+        .all(|a| !matches!(a, A::Send(_))));
 }
 
 // ------------------------------------------------------------ clients
@@ -566,7 +591,11 @@ fn revalidate_round_trip() {
     };
     let out = l.on_packet(
         10,
-        pkt(PacketType::Revalidate, Zxid(-1), reply.encode_to_vec().into()),
+        pkt(
+            PacketType::Revalidate,
+            Zxid(-1),
+            reply.encode_to_vec().into(),
+        ),
     );
     assert_eq!(
         out,
