@@ -1,7 +1,42 @@
 //! The ZAB leader.
 //!
-//! This crate will own discovery (epoch agreement), one `LearnerHandler` per
-//! learner with sync selection (DIFF / TRUNC / SNAP), and the proposal
-//! pipeline (zxid assignment, ack counting, in-order commit, INFORM to
-//! observers). It holds no follower logic. (Work in progress: see the
-//! replication issue.)
+//! This crate owns everything a server does while LEADING (reference F.3–F.9),
+//! as deterministic cores with no I/O, async or clocks:
+//!
+//! * [`discovery`]: epoch agreement — a new epoch above every accepted one,
+//!   fixed by a quorum of voters, then acknowledged by a quorum (ACKEPOCH);
+//! * [`sync_mode`]: per-learner sync selection exactly as ZooKeeper's
+//!   `LearnerHandler.syncFollower` — DIFF from the committed-log window or
+//!   the txn log, TRUNC, or SNAP;
+//! * [`learner_handler`]: one connection's state machine, its sync packets
+//!   (including `startForwarding`), in-flight window and liveness;
+//! * [`broadcast`]: outstanding proposals, ack counting by a
+//!   [`zab_wire::QuorumVerifier`], commits strictly in zxid order,
+//!   toBeApplied and pending syncs;
+//! * [`leader`]: the aggregate [`Leader`] the server drives with inputs and
+//!   whose [`LeaderAction`]s it executes;
+//! * [`snap_stream`]: the SNAP payload as SNAP_CHUNK/SNAP_END packets;
+//! * [`store_view`]: the txn-log view over zab-store.
+//!
+//! It holds no follower logic: the other side of every packet is
+//! zab-learner's.
+
+pub mod broadcast;
+pub mod discovery;
+pub mod leader;
+pub mod learner_handler;
+pub mod snap_stream;
+pub mod store_view;
+pub mod sync_mode;
+
+pub use broadcast::{BroadcastError, Committed, Proposals};
+pub use discovery::{AckDecision, DiscoveryError, EpochAgreement, EpochDecision, StateSummary};
+pub use leader::{
+    Leader, LeaderAction, LeaderConfig, LeaderError, LeaderStart, LearnerStatus, PendingSync, Phase,
+};
+pub use learner_handler::{
+    ConnId, HandlerState, LearnerHandler, LearnerKind, Limits, Outbound, ProtocolError,
+};
+pub use snap_stream::{SnapChunks, SNAP_CHUNK_SIZE};
+pub use store_view::StoreTxnLog;
+pub use sync_mode::{select, select_with, CommittedLog, NoTxnLog, SyncPlan, TxnLogView};
