@@ -247,10 +247,10 @@ impl Election {
             return out;
         }
         match n.vote.state {
-            ServerState::Looking => self.from_looking(now_ms, n, &mut out),
+            ServerState::Looking => self.on_looking_sender(now_ms, n, &mut out),
             ServerState::Observing => {}
             ServerState::Following | ServerState::Leading => {
-                self.from_settled(n, &mut out);
+                self.on_settled_sender(n, &mut out);
             }
         }
         out
@@ -292,7 +292,7 @@ impl Election {
     }
 
     /// A LOOKING sender (reference G, "Sender LOOKING").
-    fn from_looking(&mut self, now_ms: u64, n: Notification, out: &mut Vec<Output>) {
+    fn on_looking_sender(&mut self, now_ms: u64, n: Notification, out: &mut Vec<Output>) {
         // A server with an empty log (-1) neither counts nor is counted.
         if (self.is_voter() && self.init.zxid == Zxid(-1)) || n.vote.zxid == Zxid(-1) {
             return;
@@ -337,7 +337,7 @@ impl Election {
 
     /// A FOLLOWING or LEADING sender: an ensemble that has already settled
     /// (reference G, "Sender FOLLOWING or LEADING").
-    fn from_settled(&mut self, n: Notification, out: &mut Vec<Output>) {
+    fn on_settled_sender(&mut self, n: Notification, out: &mut Vec<Output>) {
         let role = if n.vote.leader == self.me {
             ServerState::Leading
         } else {

@@ -1,1 +1,400 @@
-//! The tonic transport (in progress).
+//! The election transport: notifications between servers over tonic
+//! (`Election.Exchange`, one bidirectional stream per pair of servers).
+//!
+//! This is the async edge around the pure core; it only moves
+//! notifications. Rules kept from ZooKeeper's `QuorumCnxManager`
+//! (reference G, "Connections"):
+//!
+//! * **One link per pair, opened by the higher sid.** The higher sid dials
+//!   the lower one and keeps redialling with back-off while the peer is
+//!   unreachable. A lower sid that has something to say to a higher one and
+//!   no link uses ZooKeeper's trick: it opens a stream that the higher side
+//!   closes at once, and the higher side dials back straight away.
+//! * **Only the latest message counts.** Each peer has a send queue of one:
+//!   a newer notification replaces one not yet sent (`SEND_CAPACITY` 1).
+//! * **Re-send on (re)connect.** When a link starts with nothing queued, the
+//!   last message sent to that peer is sent again, since it may have been
+//!   lost with the old link.
+//!
+//! The dialler names itself in the `zab-sid` request header; the sender of
+//! every notification received on a link is taken from the link, not from
+//! the message.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+use zab_wire::proto;
+use zab_wire::proto::election_client::ElectionClient;
+use zab_wire::proto::election_server::{Election as ElectionService, ElectionServer};
+use zab_wire::ServerId;
+
+use crate::vote::Notification;
+
+/// The request header in which the dialling server names itself.
+const SID_HEADER: &str = "zab-sid";
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Minimum gap between two dial-back requests to the same higher peer.
+const HELLO_GAP: Duration = Duration::from_millis(100);
+/// Received notifications waiting for the election.
+const INBOUND_CAPACITY: usize = 1024;
+
+/// Why the transport could not start.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// Why one attempt to open a link failed (logged, then retried).
+#[derive(Debug, Error)]
+enum DialError {
+    #[error("bad endpoint: {0}")]
+    Endpoint(#[from] tonic::transport::Error),
+    #[error("exchange refused: {0}")]
+    Status(#[from] Status),
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    /// Incremented for every link that starts; identifies the live one.
+    session: u64,
+    active: bool,
+    pending: Option<Notification>,
+    last_sent: Option<Notification>,
+    last_hello: Option<Instant>,
+}
+
+struct Link {
+    peer: ServerId,
+    addr: SocketAddr,
+    state: Mutex<LinkState>,
+    /// A message was queued, or the live session changed.
+    wake: Notify,
+    /// The peer asked us to dial it now (dial-back).
+    dial_now: Notify,
+}
+
+impl Link {
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        // A poisoned lock only means a panic elsewhere; the state is plain
+        // data and stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A link (re)starts: it supersedes any older one and, if nothing is
+    /// queued, re-sends the last message (reference G).
+    fn begin(&self) -> u64 {
+        let session = {
+            let mut st = self.lock();
+            st.session += 1;
+            st.active = true;
+            if st.pending.is_none() {
+                st.pending = st.last_sent;
+            }
+            st.session
+        };
+        self.wake.notify_waiters();
+        session
+    }
+
+    fn end(&self, session: u64) {
+        let mut st = self.lock();
+        if st.session == session {
+            st.active = false;
+        }
+    }
+
+    /// The next message for link `session`, or `None` once a newer link
+    /// has replaced it.
+    async fn next_pending(&self, session: u64) -> Option<Notification> {
+        loop {
+            let woken = self.wake.notified();
+            {
+                let mut st = self.lock();
+                if st.session != session {
+                    return None;
+                }
+                if let Some(n) = st.pending.take() {
+                    st.last_sent = Some(n);
+                    return Some(n);
+                }
+            }
+            woken.await;
+        }
+    }
+}
+
+struct Shared {
+    me: ServerId,
+    links: BTreeMap<ServerId, Arc<Link>>,
+    inbound: mpsc::Sender<Notification>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A running election transport. Dropping it stops its tasks.
+pub struct ElectionTransport {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ElectionTransport {
+    /// Listens on `listen` and links to every peer in `peers` (which may
+    /// include `me`; it is skipped). Received notifications come out of the
+    /// returned receiver.
+    pub async fn start(
+        me: ServerId,
+        listen: SocketAddr,
+        peers: BTreeMap<ServerId, SocketAddr>,
+    ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| TransportError::Bind {
+                addr: listen,
+                source,
+            })?;
+        ElectionTransport::start_with_listener(me, listener, peers)
+    }
+
+    /// [`ElectionTransport::start`] on a listener the caller already bound.
+    pub fn start_with_listener(
+        me: ServerId,
+        listener: TcpListener,
+        peers: BTreeMap<ServerId, SocketAddr>,
+    ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
+        let local_addr = listener.local_addr().map_err(TransportError::LocalAddr)?;
+        let (tx, rx) = mpsc::channel(INBOUND_CAPACITY);
+        let links = peers
+            .into_iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(peer, addr)| {
+                let link = Link {
+                    peer,
+                    addr,
+                    state: Mutex::new(LinkState::default()),
+                    wake: Notify::new(),
+                    dial_now: Notify::new(),
+                };
+                (peer, Arc::new(link))
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            me,
+            links,
+            inbound: tx,
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let mut tasks = Vec::new();
+        let service = ElectionServer::new(Service {
+            shared: shared.clone(),
+        });
+        tasks.push(tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            if let Err(e) = Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await
+            {
+                warn!(sid = %me, "election listener stopped: {e}");
+            }
+        }));
+        for link in shared.links.values() {
+            if link.peer < me {
+                tasks.push(tokio::spawn(dial_loop(shared.clone(), link.clone())));
+            }
+        }
+        Ok((
+            ElectionTransport {
+                shared,
+                local_addr,
+                tasks,
+            },
+            rx,
+        ))
+    }
+
+    /// The address the transport listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Queues `n` for `to`, replacing any notification not yet sent to it.
+    /// Unknown peers are ignored.
+    pub fn send(&self, to: ServerId, n: Notification) {
+        let Some(link) = self.shared.links.get(&to) else {
+            debug!(sid = %self.shared.me, peer = %to, "no such election peer");
+            return;
+        };
+        let hello = {
+            let mut st = link.lock();
+            st.pending = Some(n);
+            let due = st.last_hello.is_none_or(|t| t.elapsed() >= HELLO_GAP);
+            let hello = !st.active && to > self.shared.me && due;
+            if hello {
+                st.last_hello = Some(Instant::now());
+            }
+            hello
+        };
+        link.wake.notify_waiters();
+        if hello {
+            // Ask the higher peer to dial us: it closes this stream and
+            // dials back.
+            let (me, addr) = (self.shared.me, link.addr);
+            self.shared.runtime.spawn(async move {
+                if let Err(e) = open(addr, me).await {
+                    debug!(sid = %me, peer = %to, "dial-back request failed: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl Drop for ElectionTransport {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Dials a lower peer, and again whenever the link drops, with back-off.
+async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match open(link.addr, shared.me).await {
+            Ok((out, inbound)) => {
+                backoff = MIN_BACKOFF;
+                run_session(&shared, &link, out, inbound).await;
+            }
+            Err(e) => debug!(sid = %shared.me, peer = %link.peer, "dial failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = link.dial_now.notified() => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Opens an `Exchange` stream to `addr`, naming ourselves as `me`.
+async fn open(
+    addr: SocketAddr,
+    me: ServerId,
+) -> Result<
+    (
+        mpsc::Sender<proto::Notification>,
+        Streaming<proto::Notification>,
+    ),
+    DialError,
+> {
+    let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await?;
+    let (tx, rx) = mpsc::channel(16);
+    let mut req = Request::new(ReceiverStream::new(rx));
+    req.metadata_mut()
+        .insert(SID_HEADER, tonic::metadata::MetadataValue::from(me.0));
+    let resp = ElectionClient::new(channel).exchange(req).await?;
+    Ok((tx, resp.into_inner()))
+}
+
+/// Moves notifications both ways on one link until it drops or a newer
+/// link to the same peer replaces it.
+async fn run_session(
+    shared: &Shared,
+    link: &Link,
+    out: mpsc::Sender<proto::Notification>,
+    mut inbound: Streaming<proto::Notification>,
+) {
+    let session = link.begin();
+    debug!(sid = %shared.me, peer = %link.peer, session, "election link up");
+    loop {
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(p)) => match Notification::try_from(p) {
+                    Ok(mut n) => {
+                        n.sender = link.peer;
+                        if shared.inbound.send(n).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => warn!(sid = %shared.me, peer = %link.peer, "dropped: {e}"),
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(sid = %shared.me, peer = %link.peer, "link error: {e}");
+                    break;
+                }
+            },
+            next = link.next_pending(session) => match next {
+                Some(n) => {
+                    if out.send(n.into()).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    link.end(session);
+    debug!(sid = %shared.me, peer = %link.peer, session, "election link down");
+}
+
+struct Service {
+    shared: Arc<Shared>,
+}
+
+type NotificationStream = Pin<Box<dyn Stream<Item = Result<proto::Notification, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ElectionService for Service {
+    type ExchangeStream = NotificationStream;
+
+    async fn exchange(
+        &self,
+        request: Request<Streaming<proto::Notification>>,
+    ) -> Result<Response<Self::ExchangeStream>, Status> {
+        let sid = request
+            .metadata()
+            .get(SID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(ServerId)
+            .ok_or_else(|| Status::invalid_argument("missing or bad zab-sid header"))?;
+        let Some(link) = self.shared.links.get(&sid).cloned() else {
+            return Err(Status::permission_denied(format!("{sid} is not a peer")));
+        };
+        if sid < self.shared.me {
+            // A lower sid may not keep a link to us: close it and dial back.
+            link.dial_now.notify_one();
+            let empty: NotificationStream = Box::pin(tokio_stream::empty());
+            return Ok(Response::new(empty));
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let shared = self.shared.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move { run_session(&shared, &link, tx, inbound).await });
+        let stream: NotificationStream = Box::pin(ReceiverStream::new(rx).map(Ok));
+        Ok(Response::new(stream))
+    }
+}

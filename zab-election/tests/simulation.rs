@@ -29,7 +29,7 @@ impl Rng {
 
 enum Role {
     Down,
-    Looking(Election),
+    Looking(Box<Election>),
     /// Settled; `check_at` is when the role loop finds out whether the
     /// role works (see `Sim::check_role`), `None` once it did.
     Settled(Responder, Option<u64>),
@@ -206,7 +206,7 @@ impl Sim {
                     node.logical_clock,
                     self.now,
                 );
-                self.nodes.get_mut(&id).expect("known node").role = Role::Looking(e);
+                self.nodes.get_mut(&id).expect("known node").role = Role::Looking(Box::new(e));
                 self.apply(id, out);
             } else if t == t_wire {
                 let Some(Reverse((_, _, to, key))) = self.wire.pop() else {
@@ -283,7 +283,7 @@ impl Sim {
             node.logical_clock,
             self.now,
         );
-        node.role = Role::Looking(e);
+        node.role = Role::Looking(Box::new(e));
         out
     }
 

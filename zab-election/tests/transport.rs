@@ -1,0 +1,159 @@
+//! Real elections over the tonic transport on 127.0.0.1: every server runs
+//! the election core in a task, and all of them must settle on the same
+//! leader within a bounded time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use zab_election::{Election, ElectionTransport, Output, Responder, ServerState, Vote};
+use zab_wire::{Epoch, QuorumVerifier, ServerId, Zxid};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs one server: the election, then answering as a settled server.
+/// Reports its decision on `decided`.
+async fn run_server(
+    me: ServerId,
+    qv: QuorumVerifier,
+    last_zxid: Zxid,
+    transport: ElectionTransport,
+    mut inbox: mpsc::Receiver<zab_election::Notification>,
+    decided: mpsc::Sender<(ServerId, ServerState, Vote)>,
+) {
+    let start = Instant::now();
+    let now_ms = move || start.elapsed().as_millis() as u64;
+    let (mut election, out) = Election::new(me, qv.clone(), last_zxid, Epoch(1), 0, now_ms());
+    let mut settled: Option<Responder> = None;
+    let mut outputs = out;
+    loop {
+        for o in outputs.drain(..) {
+            match o {
+                Output::Send { to, n } => transport.send(to, n),
+                Output::Decided { state, vote } => {
+                    settled = Some(Responder::new(me, qv.clone(), state, vote, 0));
+                    let _ = decided.send((me, state, vote)).await;
+                }
+            }
+        }
+        if let Some(r) = &settled {
+            // Settled: answer LOOKING peers until the test ends.
+            let Some(n) = inbox.recv().await else { return };
+            if let Some(reply) = r.on_notification(&n) {
+                transport.send(n.sender, reply);
+            }
+            continue;
+        }
+        let deadline = election.next_deadline().unwrap_or(u64::MAX);
+        let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
+        tokio::select! {
+            n = inbox.recv() => match n {
+                Some(n) => outputs = election.on_notification(now_ms(), n),
+                None => return,
+            },
+            _ = tokio::time::sleep(wait) => outputs = election.on_timer(now_ms()),
+        }
+    }
+}
+
+struct Cluster {
+    qv: QuorumVerifier,
+    listeners: BTreeMap<ServerId, TcpListener>,
+    addrs: BTreeMap<ServerId, SocketAddr>,
+    decided_tx: mpsc::Sender<(ServerId, ServerState, Vote)>,
+    decided_rx: mpsc::Receiver<(ServerId, ServerState, Vote)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    async fn new(ids: &[u64]) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for &id in ids {
+            let l = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind a free port");
+            addrs.insert(ServerId(id), l.local_addr().expect("local addr"));
+            listeners.insert(ServerId(id), l);
+        }
+        let (decided_tx, decided_rx) = mpsc::channel(16);
+        Cluster {
+            qv: QuorumVerifier::new(ids.iter().copied().map(ServerId), []),
+            listeners,
+            addrs,
+            decided_tx,
+            decided_rx,
+            tasks: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, id: u64, last_zxid: Zxid) {
+        let me = ServerId(id);
+        let listener = self.listeners.remove(&me).expect("not started yet");
+        let (transport, inbox) =
+            ElectionTransport::start_with_listener(me, listener, self.addrs.clone())
+                .expect("transport starts");
+        self.tasks.push(tokio::spawn(run_server(
+            me,
+            self.qv.clone(),
+            last_zxid,
+            transport,
+            inbox,
+            self.decided_tx.clone(),
+        )));
+    }
+
+    /// Waits for `n` decisions, bounded by `DEADLINE`.
+    async fn decisions(&mut self, n: usize) -> BTreeMap<ServerId, (ServerState, ServerId)> {
+        let mut got = BTreeMap::new();
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while got.len() < n {
+            match tokio::time::timeout_at(until, self.decided_rx.recv()).await {
+                Ok(Some((id, state, vote))) => {
+                    got.insert(id, (state, vote.leader));
+                }
+                Ok(None) => panic!("decision channel closed"),
+                Err(_) => panic!("only {} of {n} servers decided in time: {got:?}", got.len()),
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_elect_the_one_with_the_latest_log() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    // Server 2 has the latest log, so it must win over the higher sid 3.
+    c.start(1, Zxid::new(Epoch(1), 4));
+    c.start(2, Zxid::new(Epoch(1), 9));
+    c.start(3, Zxid::new(Epoch(1), 4));
+    let d = c.decisions(3).await;
+    assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
+    assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
+    assert_eq!(d[&ServerId(3)], (ServerState::Following, ServerId(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_server_learns_the_leader_over_the_wire() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    c.start(1, Zxid::new(Epoch(1), 1));
+    c.start(3, Zxid::new(Epoch(1), 1));
+    let d = c.decisions(2).await;
+    assert_eq!(d[&ServerId(3)], (ServerState::Leading, ServerId(3)));
+    assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(3)));
+    // Server 2 arrives with a better log, yet must follow the settled 3. It
+    // dials 1 (lower sid) itself, and asks 3 (higher sid) to dial it back.
+    c.start(2, Zxid::new(Epoch(1), 7));
+    let d = c.decisions(1).await;
+    assert_eq!(d[&ServerId(2)], (ServerState::Following, ServerId(3)));
+}
