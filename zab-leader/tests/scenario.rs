@@ -721,3 +721,71 @@ fn malformed_and_out_of_order_packets_close_the_learner() {
     assert_eq!(net.closed.len(), 2);
     assert!(net.closed[1].1.contains("malformed"), "{:?}", net.closed);
 }
+
+#[test]
+fn revalidate_round_trip_and_a_reconnecting_server_replaces_its_old_stream() {
+    let (mut net, _) = start(&[1, 2, 3], &[]);
+    net.connect(
+        2,
+        Learner::new(2, false, 1, 1, (1..=10).map(|c| z(1, c)).collect()),
+    );
+    net.send(2, net.l(2).info());
+    net.send(2, net.l(2).ack_epoch(false));
+    net.send(2, pkt(PacketType::Ack, z(2, 0), Bytes::new()));
+    assert!(net.leader.is_established() && net.l(2).up_to_date);
+    net.take_events();
+
+    let r = proto::Revalidate {
+        session_id: 0x0200_0000_0000_0001,
+        timeout: 10_000,
+    };
+    net.send(
+        2,
+        pkt(
+            PacketType::Revalidate,
+            Zxid(-1),
+            Bytes::from(r.encode_to_vec()),
+        ),
+    );
+    assert_eq!(
+        net.take_events(),
+        vec![LeaderAction::Revalidate {
+            conn: ConnId(2),
+            from: ServerId(2),
+            session_id: SessionId(r.session_id),
+            timeout: 10_000
+        }]
+    );
+    let a = net
+        .leader
+        .revalidate_reply(ConnId(2), SessionId(r.session_id), true);
+    net.deliver(a);
+    assert_eq!(net.l(2).revalidated, vec![(r.session_id, true)]);
+
+    // Server 2 reconnects on a new stream: the old one is closed, and its
+    // acks no longer count until it acks again on the new one.
+    net.connect(
+        20,
+        Learner::new(2, false, 2, 2, (1..=10).map(|c| z(1, c)).collect()),
+    );
+    net.send(20, net.l(20).info());
+    assert!(!net.learners.contains_key(&ConnId(2)));
+    assert!(net
+        .closed
+        .iter()
+        .any(|(c, why)| *c == ConnId(2) && why.contains("reconnected")));
+    net.send(20, net.l(20).ack_epoch(true));
+    net.send(20, pkt(PacketType::Ack, z(2, 0), Bytes::new()));
+    assert!(net.l(20).up_to_date);
+    let a = net.leader.propose(txn(z(2, 1))).unwrap();
+    assert_eq!(a.len(), 1, "one PROPOSAL, to the new stream only");
+    net.deliver(a);
+    let a = net.leader.on_local_durable(z(2, 1));
+    assert!(a.is_empty());
+    net.send(20, pkt(PacketType::Ack, z(2, 1), Bytes::new()));
+    assert_eq!(
+        net.take_events(),
+        vec![LeaderAction::Commit { zxid: z(2, 1) }]
+    );
+    assert_eq!(net.l(20).committed, z(2, 1));
+}
