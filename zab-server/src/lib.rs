@@ -9,6 +9,7 @@
 pub mod config;
 pub mod four_letter;
 pub mod pipeline;
+pub mod quorum;
 pub mod quorum_transport;
 pub mod server;
 pub mod status;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 use zab_server::config::Config;
+use zab_server::quorum::QuorumServer;
 use zab_server::server::Server;
 
 const USAGE: &str = "usage: zab-server path/to/zoo.cfg";
@@ -37,21 +38,21 @@ fn main() -> anyhow::Result<()> {
             cfg.unsupported.join(", ")
         );
     }
-    if cfg.is_distributed() {
-        anyhow::bail!(
-            "{}: this configuration asks for a replicated ensemble; zab runs standalone only for now",
-            path.display()
-        );
-    }
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = Server::start(cfg).await?;
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        server.shutdown().await;
+        if cfg.is_distributed() {
+            let server = QuorumServer::start(cfg).await?;
+            wait_for_signal().await?;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        } else {
+            let server = Server::start(cfg).await?;
+            wait_for_signal().await?;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        }
         anyhow::Ok(())
     })
 }

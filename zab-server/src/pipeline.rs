@@ -107,8 +107,9 @@ pub enum Action {
     Send { conn: ConnectionId, frame: Bytes },
     /// Close the connection once what was sent before is flushed.
     Close { conn: ConnectionId },
-    /// Append this encoded txn to the log; report `Input::Durable` once it is synced.
-    Append { zxid: Zxid, txn: Bytes },
+    /// Append this encoded txn to the log; report `Input::Durable` once it
+    /// is synced (standalone) or committed (leader: `record` is proposed).
+    Append { zxid: Zxid, txn: Bytes, record: Txn },
     /// Write this snapshot to the store (off the request path).
     Snapshot(TreeSnapshot),
     /// Learner: send this request to the leader.
@@ -765,8 +766,12 @@ impl Pipeline {
         let zxid = Zxid(txn.zxid);
         let bytes = Bytes::from(txn.encode_to_vec());
         self.stats.last_proposal_size = bytes.len() as i64;
+        out.push(Action::Append {
+            zxid,
+            txn: bytes,
+            record: txn.clone(),
+        });
         self.in_flight.push_back(InFlight { txn, origin });
-        out.push(Action::Append { zxid, txn: bytes });
     }
 
     fn next_zxid(&mut self) -> Zxid {

@@ -27,7 +27,7 @@ use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
 use crate::status;
 
 /// Messages to the core task.
-enum CoreMsg {
+pub(crate) enum CoreMsg {
     Input(Input),
     Register {
         conn: ConnectionId,
@@ -39,10 +39,40 @@ enum CoreMsg {
     },
     LogFailed(String),
     Shutdown(oneshot::Sender<()>),
+    /// Quorum mode: the local log made txns up to `zxid` durable; `gen`
+    /// names the role instance that appended them.
+    Durable {
+        gen: u64,
+        zxid: Zxid,
+    },
+    /// Quorum mode: an election notification arrived.
+    Election(zab_election::Notification),
+    /// Quorum mode (leader): a learner link event.
+    Link {
+        gen: u64,
+        event: crate::quorum_transport::LinkEvent,
+    },
+    /// Quorum mode (learner): the link to the leader is up.
+    LeaderLinkUp {
+        gen: u64,
+        out: mpsc::UnboundedSender<zab_wire::proto::QuorumPacket>,
+    },
+    /// Quorum mode (learner): a packet from the leader.
+    LeaderPacket {
+        gen: u64,
+        packet: zab_wire::proto::QuorumPacket,
+    },
+    /// Quorum mode (learner): the link to the leader is gone (or never came up).
+    LeaderLinkDown {
+        gen: u64,
+        reason: String,
+    },
+    /// Quorum mode: the clock moved (every few tens of ms).
+    Clock,
 }
 
 /// Messages to a connection's writer.
-enum Outgoing {
+pub(crate) enum Outgoing {
     Frame(Bytes),
     Close,
 }
@@ -155,7 +185,7 @@ impl Server {
     }
 }
 
-fn spawn_ticker(core: mpsc::UnboundedSender<CoreMsg>, tick_ms: u64) {
+pub(crate) fn spawn_ticker(core: mpsc::UnboundedSender<CoreMsg>, tick_ms: u64) {
     tokio::spawn(async move {
         // The session expirer wakes once per half tick (reference B).
         let mut every = tokio::time::interval(Duration::from_millis((tick_ms / 2).max(1)));
@@ -193,7 +223,14 @@ async fn core_loop(
                 writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, reply } => {
-                let text = status::four_letter(word, &mut pipeline, &cfg, &store, started_ms);
+                let text = status::four_letter(
+                    word,
+                    Some(&mut pipeline),
+                    crate::four_letter::ServerMode::Standalone,
+                    &cfg,
+                    &store,
+                    started_ms,
+                );
                 let _ = reply.send(text);
             }
             CoreMsg::LogFailed(e) => {
@@ -209,6 +246,14 @@ async fn core_loop(
                 let _ = done.send(());
                 return;
             }
+            // Quorum messages never reach a standalone core.
+            CoreMsg::Durable { .. }
+            | CoreMsg::Election(_)
+            | CoreMsg::Link { .. }
+            | CoreMsg::LeaderLinkUp { .. }
+            | CoreMsg::LeaderPacket { .. }
+            | CoreMsg::LeaderLinkDown { .. }
+            | CoreMsg::Clock => {}
         }
         for action in actions.drain(..) {
             match action {
@@ -222,7 +267,7 @@ async fn core_loop(
                         let _ = w.send(Outgoing::Close);
                     }
                 }
-                Action::Append { zxid, txn } => {
+                Action::Append { zxid, txn, .. } => {
                     let tx = tx.clone();
                     log.append(zxid, txn, move |res| {
                         let msg = match res {
@@ -255,7 +300,7 @@ async fn core_loop(
 
 /// Writes a snapshot off the request path: the tree handed over a cheap
 /// copy, serialized here through a pipe into the store.
-fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
+pub(crate) fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
     tokio::task::spawn_blocking(move || {
         let zxid = snap.zxid();
         let result = (|| -> anyhow::Result<()> {
@@ -274,7 +319,7 @@ fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
     });
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,

@@ -15,19 +15,34 @@ use crate::pipeline::Pipeline;
 use crate::server::now_ms;
 
 /// Answers a four-letter word; `srst` and `crst` also reset the counters.
+/// `pipeline` is `None` while the server is not serving (election, sync).
 pub fn four_letter(
     word: FourLetterWord,
-    pipeline: &mut Pipeline,
+    pipeline: Option<&mut Pipeline>,
+    mode: ServerMode,
     cfg: &Config,
     store: &Store,
     started_ms: i64,
 ) -> String {
+    let Some(pipeline) = pipeline else {
+        let status = ServerStatus {
+            serving: false,
+            mode,
+            ..ServerStatus::default()
+        };
+        return four_letter::render(word, &status, cfg);
+    };
     match word {
         FourLetterWord::Srst => pipeline.reset_stats(),
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
-    let status = collect(pipeline, cfg, store, started_ms);
+    let mut status = collect(pipeline, cfg, store, started_ms);
+    status.mode = mode;
+    if mode != ServerMode::Standalone {
+        status.server_id = cfg.my_id.unwrap_or_default();
+        status.quorum_size = Some(cfg.voters().count() as u64);
+    }
     four_letter::render(word, &status, cfg)
 }
 

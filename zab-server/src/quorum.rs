@@ -1,0 +1,1031 @@
+//! The replicated server: ZooKeeper's `QuorumPeer.run` role loop
+//! (LOOKING → LEADING / FOLLOWING / OBSERVING → LOOKING …) as one event
+//! loop around the pure cores of `zab-election`, `zab-leader`,
+//! `zab-learner` and the client [`Pipeline`].
+//!
+//! Everything that happens — client frames, election notifications,
+//! learner and leader packets, log durability, the clock — arrives as a
+//! [`CoreMsg`] on one channel and is handled in order by [`Peer`], which
+//! feeds the cores and carries out the actions they return. Clients are
+//! served only while the server is in a role that serves (the leader once a
+//! quorum acked NEWLEADER; a learner after UPTODATE); leaving a role closes
+//! every client connection, as ZooKeeper does, and clients reconnect —
+//! their sessions, which live in the replicated tree, survive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::mpsc;
+use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
+use zab_leader::{
+    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks, StoreTxnLog,
+};
+use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
+use zab_store::{Store, StoreOptions};
+use zab_tree::watch_manager::ConnectionId;
+use zab_tree::DataTree;
+use zab_wire::jute::op;
+use zab_wire::proto::{QuorumPacket, Txn};
+use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
+
+use crate::config::Config;
+use crate::four_letter::ServerMode;
+use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
+use crate::quorum_transport::{self, LinkEvent, LinkId};
+use crate::server::{accept_loop, now_ms, recover, spawn_snapshot, CoreMsg, Outgoing};
+use crate::status;
+
+/// How often the event loop looks at the clock (election timers need
+/// better than `tickTime / 2`).
+const CLOCK_MS: u64 = 25;
+
+/// A running replicated server.
+pub struct QuorumServer {
+    pub client_addr: SocketAddr,
+    core: mpsc::UnboundedSender<CoreMsg>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl QuorumServer {
+    pub async fn start(cfg: Config) -> anyhow::Result<QuorumServer> {
+        let cfg = Arc::new(cfg);
+        let me = cfg
+            .my_id
+            .context("myid is required in a replicated ensemble")?;
+        let my_line = cfg
+            .servers
+            .get(&me)
+            .with_context(|| format!("myid {me} has no server.{me} line"))?
+            .clone();
+        let verifier =
+            QuorumVerifier::new(cfg.voters().map(|s| s.id), cfg.observers().map(|s| s.id));
+
+        let store_dir = cfg.data_dir.join("zab");
+        let store = Store::open(
+            &store_dir,
+            StoreOptions {
+                sync: cfg.force_sync,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+        let store = Arc::new(store);
+        let mut tree = tokio::task::block_in_place(|| recover(&store))?;
+        tree.set_skip_acl(cfg.skip_acl);
+        let epochs = store
+            .recover_epochs(tree.last_zxid())
+            .context("checking currentEpoch/acceptedEpoch against the data")?;
+        tracing::info!(sid = %me, current = %epochs.current, accepted = %epochs.accepted, zxid = %tree.last_zxid(), "starting in quorum mode");
+
+        let (tx, rx) = mpsc::unbounded_channel();
+
+        let mut election_peers = BTreeMap::new();
+        let mut quorum_addrs = BTreeMap::new();
+        for s in cfg.servers.values() {
+            election_peers.insert(s.id, resolve(&s.host, s.election_port)?);
+            quorum_addrs.insert(s.id, resolve(&s.host, s.quorum_port)?);
+        }
+        let election_listen = listen_addr(&cfg, &my_line.host, my_line.election_port)?;
+        let (election, mut notifications) =
+            ElectionTransport::start(me, election_listen, election_peers)
+                .await
+                .with_context(|| format!("election port {election_listen}"))?;
+        let fwd = tx.clone();
+        tokio::spawn(async move {
+            while let Some(n) = notifications.recv().await {
+                if fwd.send(CoreMsg::Election(n)).is_err() {
+                    return;
+                }
+            }
+        });
+
+        let client_addr = SocketAddr::new(
+            cfg.client_port_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            cfg.client_port.context("clientPort is not set")?,
+        );
+        let listener = tokio::net::TcpListener::bind(client_addr)
+            .await
+            .with_context(|| format!("binding {client_addr}"))?;
+        let client_addr = listener.local_addr()?;
+
+        let clock = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(CLOCK_MS));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                if clock.send(CoreMsg::Clock).is_err() {
+                    return;
+                }
+            }
+        });
+
+        let peer = Peer {
+            me,
+            verifier,
+            quorum_listen: listen_addr(&cfg, &my_line.host, my_line.quorum_port)?,
+            quorum_addrs,
+            cfg: cfg.clone(),
+            store,
+            election,
+            tx: tx.clone(),
+            started_ms: now_ms(),
+            logical_clock: 0,
+            last_vote: None,
+            responder: None,
+            gen: 0,
+            role: Role::Stopped,
+            tree: Some(tree),
+            pipeline: None,
+            writers: HashMap::new(),
+            last_tick_ms: 0,
+        };
+        tokio::spawn(peer.run(rx));
+        let accept = tokio::spawn(accept_loop(listener, cfg, tx.clone()));
+        tracing::info!(%client_addr, "serving clients when in a serving role");
+        Ok(QuorumServer {
+            client_addr,
+            core: tx,
+            accept,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.core.send(CoreMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to nothing"))
+}
+
+/// The address to bind a quorum or election port on: this server's own
+/// host, or every interface with `quorumListenOnAllIPs`.
+fn listen_addr(cfg: &Config, host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    if cfg.quorum_listen_on_all_ips {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    resolve(host, port)
+}
+
+enum Role {
+    /// Before the first election, and after shutdown.
+    Stopped,
+    Looking(Election),
+    Leading(Box<Leading>),
+    Learning(Box<Learning>),
+}
+
+struct Leading {
+    leader: Leader,
+    links: HashMap<LinkId, mpsc::UnboundedSender<QuorumPacket>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+struct Learning {
+    role: LearnerRole,
+    leader_sid: ServerId,
+    learner: Option<Learner>,
+    out: Option<mpsc::UnboundedSender<QuorumPacket>>,
+    link_task: tokio::task::JoinHandle<()>,
+}
+
+struct Peer {
+    me: ServerId,
+    verifier: QuorumVerifier,
+    quorum_listen: SocketAddr,
+    quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    cfg: Arc<Config>,
+    store: Arc<Store>,
+    election: ElectionTransport,
+    tx: mpsc::UnboundedSender<CoreMsg>,
+    started_ms: i64,
+    logical_clock: u64,
+    last_vote: Option<zab_election::Vote>,
+    responder: Option<Responder>,
+    /// Bumped at every role change, so that late messages of an old role
+    /// (durability callbacks, link events) are recognised and dropped.
+    gen: u64,
+    role: Role,
+    /// The tree while no pipeline serves clients.
+    tree: Option<DataTree>,
+    pipeline: Option<Pipeline>,
+    writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>>,
+    last_tick_ms: i64,
+}
+
+impl Peer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
+        self.look();
+        while let Some(msg) = rx.recv().await {
+            if let CoreMsg::Shutdown(done) = msg {
+                self.leave_role("shutting down");
+                self.role = Role::Stopped;
+                let _ = done.send(());
+                return;
+            }
+            self.handle(msg);
+        }
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Input(input) => self.client_input(input),
+            CoreMsg::Register { conn, out } => {
+                self.writers.insert(conn, out);
+            }
+            CoreMsg::FourLetter { word, reply } => {
+                let mode = self.server_mode();
+                let text = status::four_letter(
+                    word,
+                    self.pipeline.as_mut(),
+                    mode,
+                    &self.cfg,
+                    &self.store,
+                    self.started_ms,
+                );
+                let _ = reply.send(text);
+            }
+            CoreMsg::LogFailed(e) => {
+                tracing::error!(error = %e, "txn log write failed; stopping");
+                std::process::exit(2);
+            }
+            CoreMsg::Shutdown(_) => {}
+            CoreMsg::Durable { gen, zxid } if gen == self.gen => self.on_durable(zxid),
+            CoreMsg::Durable { .. } => {}
+            CoreMsg::Election(n) => self.on_notification(n),
+            CoreMsg::Link { gen, event } if gen == self.gen => self.on_link(event),
+            CoreMsg::Link { .. } => {}
+            CoreMsg::LeaderLinkUp { gen, out } if gen == self.gen => self.on_leader_link_up(out),
+            CoreMsg::LeaderPacket { gen, packet } if gen == self.gen => {
+                self.on_leader_packet(packet)
+            }
+            CoreMsg::LeaderLinkDown { gen, reason } if gen == self.gen => {
+                self.leave_role(&format!("lost the leader: {reason}"));
+                self.look();
+            }
+            CoreMsg::LeaderLinkUp { .. }
+            | CoreMsg::LeaderPacket { .. }
+            | CoreMsg::LeaderLinkDown { .. } => {}
+            CoreMsg::Clock => self.on_clock(),
+        }
+    }
+
+    fn server_mode(&self) -> ServerMode {
+        match &self.role {
+            Role::Leading(_) => ServerMode::Leader,
+            Role::Learning(l) if l.role == LearnerRole::Observer => ServerMode::Observer,
+            _ => ServerMode::Follower,
+        }
+    }
+
+    fn tree(&self) -> &DataTree {
+        match (&self.pipeline, &self.tree) {
+            (Some(p), _) => p.tree(),
+            (None, Some(t)) => t,
+            (None, None) => unreachable!("the tree is always somewhere"),
+        }
+    }
+
+    fn tree_mut(&mut self) -> Option<&mut DataTree> {
+        self.tree.as_mut()
+    }
+
+    fn pipeline_config(&self) -> PipelineConfig {
+        let mut c = PipelineConfig::from_config(&self.cfg);
+        c.server_id = self.me;
+        c
+    }
+
+    // ------------------------------------------------------------ roles
+
+    /// Closes client connections, stops the role's links, takes the tree
+    /// back from the pipeline.
+    fn leave_role(&mut self, reason: &str) {
+        self.gen += 1;
+        match std::mem::replace(&mut self.role, Role::Stopped) {
+            Role::Leading(l) => {
+                l.listener.abort();
+                tracing::info!(sid = %self.me, reason, "stopped leading");
+            }
+            Role::Learning(l) => {
+                l.link_task.abort();
+                tracing::info!(sid = %self.me, reason, "stopped following");
+            }
+            Role::Looking(_) | Role::Stopped => {}
+        }
+        if let Some(p) = self.pipeline.take() {
+            self.tree = Some(p.into_tree());
+        }
+        for (_, w) in self.writers.drain() {
+            let _ = w.send(Outgoing::Close);
+        }
+        self.responder = None;
+    }
+
+    /// Starts an election round (ZooKeeper's `lookForLeader`).
+    fn look(&mut self) {
+        self.gen += 1;
+        let last_logged = self.store.log().last_zxid().max(self.tree().last_zxid());
+        let current = self
+            .store
+            .current_epoch()
+            .ok()
+            .flatten()
+            .unwrap_or(Epoch(0));
+        let (mut election, outputs) = Election::new(
+            self.me,
+            self.verifier.clone(),
+            last_logged,
+            current,
+            self.logical_clock,
+            now_ms() as u64,
+        );
+        if let Some(v) = self.last_vote {
+            election.set_current_vote(v);
+        }
+        tracing::info!(sid = %self.me, clock = election.logical_clock(), %last_logged, "LOOKING");
+        self.role = Role::Looking(election);
+        self.election_outputs(outputs);
+    }
+
+    fn on_notification(&mut self, n: Notification) {
+        match &mut self.role {
+            Role::Looking(e) => {
+                let out = e.on_notification(now_ms() as u64, n);
+                self.election_outputs(out);
+            }
+            _ => {
+                if let Some(reply) = self.responder.as_ref().and_then(|r| r.on_notification(&n)) {
+                    self.election.send(n.sender, reply);
+                }
+            }
+        }
+    }
+
+    fn election_outputs(&mut self, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Send { to, n } => self.election.send(to, n),
+                Output::Decided { state, vote } => {
+                    let Role::Looking(e) = &self.role else { return };
+                    self.logical_clock = e.logical_clock();
+                    self.responder = e.responder().cloned().or_else(|| {
+                        Some(Responder::new(
+                            self.me,
+                            self.verifier.clone(),
+                            state,
+                            vote,
+                            0,
+                        ))
+                    });
+                    self.last_vote = Some(vote);
+                    tracing::info!(sid = %self.me, ?state, leader = %vote.leader, "election decided");
+                    match state {
+                        ServerState::Leading => self.lead(),
+                        ServerState::Following => self.follow(vote.leader, LearnerRole::Follower),
+                        ServerState::Observing => self.follow(vote.leader, LearnerRole::Observer),
+                        ServerState::Looking => self.look(),
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn lead(&mut self) {
+        self.gen += 1;
+        let gen = self.gen;
+        let tree = self.tree();
+        let last_processed = tree.last_zxid();
+        let epochs = match (self.store.accepted_epoch(), self.store.current_epoch()) {
+            (Ok(a), Ok(c)) => (a.unwrap_or(Epoch(0)), c.unwrap_or(Epoch(0))),
+            _ => {
+                tracing::error!("cannot read epochs; looking again");
+                return self.look();
+            }
+        };
+        let window = self.cfg.commit_log_count.max(500) as usize;
+        let committed = committed_window(&self.store, last_processed, window);
+        let snapshot_size = self
+            .store
+            .snapshots()
+            .list()
+            .ok()
+            .and_then(|l| l.last().map(|s| s.size))
+            .unwrap_or(0);
+        let mut lc = LeaderConfig::new(
+            self.me,
+            self.verifier.clone(),
+            self.cfg.tick_time_ms as u64,
+            self.cfg.init_limit as u32,
+            self.cfg.sync_limit as u32,
+        );
+        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        lc.membership = Bytes::from(self.cfg.membership_text());
+        let start = LeaderStart {
+            accepted_epoch: epochs.0,
+            current_epoch: epochs.1,
+            last_processed,
+            committed,
+            txn_log: Box::new(StoreTxnLog::new(self.store.log())),
+            snapshot_size,
+        };
+        let (leader, actions) = Leader::start(lc, start, now_ms() as u64);
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let fwd = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = ev_rx.recv().await {
+                if fwd.send(CoreMsg::Link { gen, event }).is_err() {
+                    return;
+                }
+            }
+        });
+        let listen = self.quorum_listen;
+        let fail = self.tx.clone();
+        let listener = tokio::spawn(async move {
+            match quorum_transport::listen(listen, ev_tx).await {
+                Ok(server) => {
+                    let _ = server.await;
+                }
+                Err(e) => {
+                    tracing::error!(%listen, error = %e, "cannot listen for learners");
+                    let _ = fail.send(CoreMsg::LeaderLinkDown {
+                        gen,
+                        reason: format!("quorum port {listen}: {e}"),
+                    });
+                }
+            }
+        });
+        self.role = Role::Leading(Box::new(Leading {
+            leader,
+            links: HashMap::new(),
+            listener,
+        }));
+        self.leader_actions(actions);
+    }
+
+    fn follow(&mut self, leader_sid: ServerId, role: LearnerRole) {
+        self.gen += 1;
+        let gen = self.gen;
+        let Some(&addr) = self.quorum_addrs.get(&leader_sid) else {
+            tracing::error!(%leader_sid, "elected leader has no server line; looking again");
+            return self.look();
+        };
+        let tx = self.tx.clone();
+        let limit =
+            Duration::from_millis(self.cfg.tick_time_ms as u64 * self.cfg.init_limit.max(1) as u64);
+        // ZooKeeper tries to connect 5 times, 100 ms apart, within initLimit.
+        let link_task = tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + limit;
+            let mut last_err = String::new();
+            for _ in 0..50 {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match quorum_transport::connect(addr, left).await {
+                    Ok(mut link) => {
+                        if tx
+                            .send(CoreMsg::LeaderLinkUp { gen, out: link.out })
+                            .is_err()
+                        {
+                            return;
+                        }
+                        while let Some(packet) = link.inbound.recv().await {
+                            if tx.send(CoreMsg::LeaderPacket { gen, packet }).is_err() {
+                                return;
+                            }
+                        }
+                        let _ = tx.send(CoreMsg::LeaderLinkDown {
+                            gen,
+                            reason: "stream closed".into(),
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        last_err = e.to_string();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            let _ = tx.send(CoreMsg::LeaderLinkDown {
+                gen,
+                reason: format!("cannot connect to {addr}: {last_err}"),
+            });
+        });
+        tracing::info!(sid = %self.me, %leader_sid, ?role, "following");
+        self.role = Role::Learning(Box::new(Learning {
+            role,
+            leader_sid,
+            learner: None,
+            out: None,
+            link_task,
+        }));
+    }
+
+    // ------------------------------------------------------------ leader
+
+    fn on_link(&mut self, event: LinkEvent) {
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        let actions = match event {
+            LinkEvent::Opened { link, out, .. } => {
+                l.links.insert(link, out);
+                l.leader.on_learner_connected(ConnId(link.0))
+            }
+            LinkEvent::Packet { link, packet } => l.leader.on_packet(ConnId(link.0), packet),
+            LinkEvent::Closed { link } => {
+                l.links.remove(&link);
+                l.leader.on_learner_disconnected(ConnId(link.0))
+            }
+        };
+        self.leader_actions(actions);
+    }
+
+    fn leader_actions(&mut self, actions: Vec<LeaderAction>) {
+        let mut queue: std::collections::VecDeque<LeaderAction> = actions.into();
+        while let Some(a) = queue.pop_front() {
+            let Role::Leading(l) = &mut self.role else {
+                return;
+            };
+            match a {
+                LeaderAction::Send { conn, packet } => {
+                    if let Some(out) = l.links.get(&LinkId(conn.0)) {
+                        let _ = out.send(packet);
+                    }
+                }
+                LeaderAction::SendSnapshot { conn, zxid, .. } => {
+                    // The copy-on-write tree makes taking the snapshot O(1);
+                    // it is serialized here so that the packets after it on
+                    // this stream stay behind it.
+                    let snap = match (&self.pipeline, &self.tree) {
+                        (Some(p), _) => p.tree().snapshot(),
+                        (None, Some(t)) => t.snapshot(),
+                        (None, None) => continue,
+                    };
+                    let mut bytes = Vec::new();
+                    if let Err(e) = snap.write_to(&mut bytes) {
+                        tracing::error!(error = %e, "serializing a snapshot for a learner");
+                        l.links.remove(&LinkId(conn.0));
+                        continue;
+                    }
+                    tracing::info!(%conn, %zxid, bytes = bytes.len(), "sending snapshot");
+                    if let Some(out) = l.links.get(&LinkId(conn.0)) {
+                        for chunk in SnapChunks::new(&bytes[..]) {
+                            match chunk {
+                                Ok(p) => {
+                                    let _ = out.send(p);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                LeaderAction::PersistAcceptedEpoch(e) => {
+                    if let Err(err) = self.store.set_accepted_epoch(e) {
+                        tracing::error!(error = %err, "cannot persist acceptedEpoch");
+                        std::process::exit(2);
+                    }
+                }
+                LeaderAction::PersistCurrentEpoch(e) => {
+                    if let Err(err) = self.store.set_current_epoch(e) {
+                        tracing::error!(error = %err, "cannot persist currentEpoch");
+                        std::process::exit(2);
+                    }
+                }
+                LeaderAction::Established { epoch } => {
+                    tracing::info!(sid = %self.me, %epoch, "LEADING: a quorum is in sync");
+                    if let Some(r) = self.responder.as_mut() {
+                        r.set_peer_epoch(epoch);
+                    }
+                    let tree = self.tree.take().expect("the tree waits for the pipeline");
+                    self.pipeline = Some(Pipeline::with_mode(
+                        self.pipeline_config(),
+                        Mode::Leader { epoch },
+                        tree,
+                        now_ms(),
+                    ));
+                }
+                LeaderAction::Commit { zxid } => {
+                    self.pipeline_input(Input::Durable { zxid });
+                    if let Role::Leading(l) = &mut self.role {
+                        l.leader.on_applied(zxid);
+                    }
+                }
+                LeaderAction::ForwardedRequest {
+                    conn,
+                    request,
+                    auth,
+                    ..
+                } => {
+                    if request.op == op::SYNC {
+                        let more = l.leader.sync_request(conn, request);
+                        queue.extend(more);
+                    } else {
+                        let auth = auth
+                            .into_iter()
+                            .map(|id| zab_wire::jute::Id {
+                                scheme: id.scheme,
+                                id: id.id,
+                            })
+                            .collect();
+                        self.pipeline_input(Input::Forwarded { request, auth });
+                    }
+                }
+                LeaderAction::Revalidate {
+                    conn,
+                    session_id,
+                    timeout,
+                    ..
+                } => {
+                    let valid = self
+                        .pipeline
+                        .as_mut()
+                        .is_some_and(|p| p.revalidate(session_id, timeout));
+                    if let Role::Leading(l) = &mut self.role {
+                        queue.extend(l.leader.revalidate_reply(conn, session_id, valid));
+                    }
+                }
+                LeaderAction::TouchSessions { sessions, .. } => {
+                    if let Some(p) = self.pipeline.as_mut() {
+                        p.touch_sessions(now_ms(), &sessions);
+                    }
+                }
+                LeaderAction::CloseLearner { conn, reason } => {
+                    tracing::info!(%conn, reason, "dropping learner");
+                    l.links.remove(&LinkId(conn.0));
+                }
+                LeaderAction::StepDown { reason } => {
+                    self.leave_role(&reason);
+                    self.look();
+                    return;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ learner
+
+    fn on_leader_link_up(&mut self, out: mpsc::UnboundedSender<QuorumPacket>) {
+        let (current, accepted) = match (self.store.current_epoch(), self.store.accepted_epoch()) {
+            (Ok(c), Ok(a)) => (c.unwrap_or(Epoch(0)), a.unwrap_or(Epoch(0))),
+            _ => {
+                self.leave_role("cannot read epochs");
+                return self.look();
+            }
+        };
+        let last_logged = self.store.log().last_zxid().max(self.tree().last_zxid());
+        let Role::Learning(l) = &mut self.role else {
+            return;
+        };
+        let mut config = LearnerConfig::new(self.me, l.role);
+        config.timing = Timing {
+            tick_ms: self.cfg.tick_time_ms as u64,
+            init_limit: self.cfg.init_limit as u32,
+            sync_limit: self.cfg.sync_limit as u32,
+        };
+        let (learner, actions) =
+            Learner::new(config, accepted, current, last_logged, now_ms() as u64);
+        l.learner = Some(learner);
+        l.out = Some(out);
+        self.learner_actions(actions);
+    }
+
+    fn on_leader_packet(&mut self, packet: QuorumPacket) {
+        let Role::Learning(l) = &mut self.role else {
+            return;
+        };
+        let Some(learner) = l.learner.as_mut() else {
+            return;
+        };
+        let actions = learner.on_packet(now_ms() as u64, packet);
+        self.learner_actions(actions);
+    }
+
+    fn learner_actions(&mut self, actions: Vec<LearnerAction>) {
+        for a in actions {
+            let Role::Learning(l) = &mut self.role else {
+                return;
+            };
+            match a {
+                LearnerAction::Send(p) => {
+                    if let Some(out) = &l.out {
+                        let _ = out.send(p);
+                    }
+                }
+                LearnerAction::PersistAcceptedEpoch(e) => {
+                    if let Err(err) = self.store.set_accepted_epoch(e) {
+                        tracing::error!(error = %err, "cannot persist acceptedEpoch");
+                        std::process::exit(2);
+                    }
+                }
+                LearnerAction::PersistCurrentEpoch(e) => {
+                    if let Err(err) = self.store.set_current_epoch(e) {
+                        tracing::error!(error = %err, "cannot persist currentEpoch");
+                        std::process::exit(2);
+                    }
+                }
+                LearnerAction::TruncateLog { after } => {
+                    tracing::info!(%after, "TRUNC: truncating the txn log");
+                    let result = self
+                        .store
+                        .log()
+                        .truncate_after(after)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|()| tokio::task::block_in_place(|| recover(&self.store)));
+                    match result {
+                        Ok(mut tree) if tree.last_zxid() <= after => {
+                            tree.set_skip_acl(self.cfg.skip_acl);
+                            self.tree = Some(tree);
+                        }
+                        Ok(tree) => {
+                            // A snapshot newer than the truncation point:
+                            // ZooKeeper cannot truncate it either.
+                            tracing::error!(snapshot = %tree.last_zxid(), %after, "cannot truncate below a snapshot; stopping");
+                            std::process::exit(2);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "TRUNC failed; stopping");
+                            std::process::exit(2);
+                        }
+                    }
+                }
+                LearnerAction::InstallSnapshot { zxid, data } => {
+                    tracing::info!(%zxid, bytes = data.len(), "SNAP: installing the leader's snapshot");
+                    let restored = DataTree::restore(&mut &data[..]);
+                    let saved = self.store.snapshots().save(zxid, &mut &data[..]);
+                    // The old log may hold txns the new history replaced:
+                    // drop it all; the snapshot covers everything up to zxid.
+                    let wiped = self.store.log().truncate_after(Zxid::ZERO);
+                    match (restored, saved, wiped) {
+                        (Ok(mut tree), Ok(_), Ok(())) => {
+                            tree.set_skip_acl(self.cfg.skip_acl);
+                            self.tree = Some(tree);
+                        }
+                        (r, s, w) => {
+                            tracing::error!(restore = ?r.err(), save = ?s.err(), truncate = ?w.err(), "SNAP install failed; stopping");
+                            std::process::exit(2);
+                        }
+                    }
+                }
+                LearnerAction::AppendLog(entries) => {
+                    let Some(&(last, _)) = entries.last() else {
+                        continue;
+                    };
+                    let tx = self.tx.clone();
+                    let gen = self.gen;
+                    self.store.log().append_batch(entries, move |res| {
+                        let msg = match res {
+                            Ok(()) => CoreMsg::Durable { gen, zxid: last },
+                            Err(e) => CoreMsg::LogFailed(e.to_string()),
+                        };
+                        let _ = tx.send(msg);
+                    });
+                }
+                LearnerAction::Apply(txns) => {
+                    for txn in txns {
+                        if self.pipeline.is_some() {
+                            self.pipeline_input(Input::Committed { txn });
+                        } else if let Some(tree) = self.tree_mut() {
+                            tree.apply(&txn);
+                        }
+                    }
+                }
+                LearnerAction::SyncDone { req } => self.pipeline_input(Input::SyncDone {
+                    session: SessionId(req.session_id),
+                    cxid: req.cxid,
+                }),
+                LearnerAction::RevalidateResult { session, valid } => {
+                    self.pipeline_input(Input::Revalidated { session, valid })
+                }
+                LearnerAction::StartServing => {
+                    let epoch = l.learner.as_ref().and_then(|x| x.leader_epoch());
+                    tracing::info!(sid = %self.me, leader = %l.leader_sid, ?epoch, "in sync with the leader: serving clients");
+                    if let (Some(r), Some(e)) = (self.responder.as_mut(), epoch) {
+                        r.set_peer_epoch(e);
+                    }
+                    if let Some(tree) = self.tree.take() {
+                        self.pipeline = Some(Pipeline::with_mode(
+                            self.pipeline_config(),
+                            Mode::Learner,
+                            tree,
+                            now_ms(),
+                        ));
+                    }
+                }
+                LearnerAction::GiveUp { reason } => {
+                    self.leave_role(&reason.to_string());
+                    self.look();
+                    return;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ shared
+
+    fn on_durable(&mut self, zxid: Zxid) {
+        match &mut self.role {
+            Role::Leading(l) => {
+                let actions = l.leader.on_local_durable(zxid);
+                self.leader_actions(actions);
+            }
+            Role::Learning(l) => {
+                let Some(learner) = l.learner.as_mut() else {
+                    return;
+                };
+                let actions = learner.on_durable(now_ms() as u64, zxid);
+                self.learner_actions(actions);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_clock(&mut self) {
+        let now = now_ms();
+        if let Role::Looking(e) = &mut self.role {
+            if e.next_deadline().is_some_and(|d| d <= now as u64) {
+                let out = e.on_timer(now as u64);
+                self.election_outputs(out);
+            }
+            return;
+        }
+        // Everything else runs on ZooKeeper's half-tick beat.
+        if now - self.last_tick_ms < self.cfg.tick_time_ms as i64 / 2 {
+            return;
+        }
+        self.last_tick_ms = now;
+        match &mut self.role {
+            Role::Leading(l) => {
+                let actions = l.leader.on_tick(now as u64);
+                self.leader_actions(actions);
+            }
+            Role::Learning(l) => {
+                if let Some(learner) = l.learner.as_mut() {
+                    let actions = learner.on_tick(now as u64);
+                    self.learner_actions(actions);
+                }
+            }
+            _ => {}
+        }
+        if self.pipeline.is_some() {
+            self.pipeline_input(Input::Tick);
+        }
+    }
+
+    /// A client event: served by the pipeline, or refused while no role
+    /// serves (ZooKeeper closes connections when its server is not running).
+    fn client_input(&mut self, input: Input) {
+        if self.pipeline.is_none() {
+            match input {
+                Input::Accepted { conn, .. } => {
+                    if let Some(w) = self.writers.remove(&conn) {
+                        let _ = w.send(Outgoing::Close);
+                    }
+                }
+                Input::Disconnected { conn } => {
+                    self.writers.remove(&conn);
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Input::Disconnected { conn } = &input {
+            self.writers.remove(conn);
+        }
+        self.pipeline_input(input);
+    }
+
+    fn pipeline_input(&mut self, input: Input) {
+        let Some(p) = self.pipeline.as_mut() else {
+            return;
+        };
+        let mut actions = Vec::new();
+        p.handle(now_ms(), input, &mut actions);
+        let touched = p.take_touched();
+        if !touched.is_empty() {
+            if let Role::Learning(l) = &mut self.role {
+                if let Some(learner) = l.learner.as_mut() {
+                    for (s, t) in touched {
+                        learner.touch(s, t);
+                    }
+                }
+            }
+        }
+        for a in actions {
+            self.pipeline_action(a);
+        }
+    }
+
+    fn pipeline_action(&mut self, action: Action) {
+        match action {
+            Action::Send { conn, frame } => {
+                if let Some(w) = self.writers.get(&conn) {
+                    let _ = w.send(Outgoing::Frame(frame));
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(w) = self.writers.remove(&conn) {
+                    let _ = w.send(Outgoing::Close);
+                }
+            }
+            Action::Snapshot(snap) => spawn_snapshot(self.store.clone(), snap),
+            Action::Append { zxid, txn, record } => {
+                // Leader: propose, and log locally (its own ack).
+                let Role::Leading(l) = &mut self.role else {
+                    tracing::error!(%zxid, "only a leader appends client txns");
+                    return;
+                };
+                let actions = match l.leader.propose(record) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(error = %e, %zxid, "cannot propose");
+                        return;
+                    }
+                };
+                let tx = self.tx.clone();
+                let gen = self.gen;
+                self.store.log().append(zxid, txn, move |res| {
+                    let msg = match res {
+                        Ok(()) => CoreMsg::Durable { gen, zxid },
+                        Err(e) => CoreMsg::LogFailed(e.to_string()),
+                    };
+                    let _ = tx.send(msg);
+                });
+                self.leader_actions(actions);
+            }
+            Action::Forward { request, auth } => {
+                let Role::Learning(l) = &mut self.role else {
+                    return;
+                };
+                let Some(learner) = l.learner.as_mut() else {
+                    return;
+                };
+                let auth = auth
+                    .into_iter()
+                    .map(|id| zab_wire::proto::Id {
+                        scheme: id.scheme,
+                        id: id.id,
+                    })
+                    .collect();
+                let actions = learner.forward(request, auth);
+                self.learner_actions(actions);
+            }
+            Action::Revalidate {
+                session,
+                timeout_ms,
+            } => {
+                let Role::Learning(l) = &mut self.role else {
+                    return;
+                };
+                let Some(learner) = l.learner.as_mut() else {
+                    return;
+                };
+                let actions = learner.revalidate(session, timeout_ms);
+                self.learner_actions(actions);
+            }
+        }
+    }
+}
+
+/// The newest `window` logged txns up to `last`: ZooKeeper's committedLog
+/// as rebuilt when a database is loaded.
+fn committed_window(store: &Store, last: Zxid, window: usize) -> CommittedLog {
+    let log = store.log();
+    let mut entries = std::collections::VecDeque::with_capacity(window);
+    if let Some(first) = log.first_zxid() {
+        if let Ok(iter) = log.read_from(first) {
+            for entry in iter.flatten() {
+                if entry.0 > last {
+                    break;
+                }
+                if entries.len() == window {
+                    entries.pop_front();
+                }
+                entries.push_back(entry);
+            }
+        }
+    }
+    CommittedLog::from_entries(window, entries)
+}
+
+/// Decodes a logged txn (for tests and tools).
+pub fn decode_txn(bytes: Bytes) -> Option<Txn> {
+    Txn::decode(bytes).ok()
+}
