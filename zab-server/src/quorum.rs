@@ -185,7 +185,7 @@ fn listen_addr(cfg: &Config, host: &str, port: u16) -> anyhow::Result<SocketAddr
 enum Role {
     /// Before the first election, and after shutdown.
     Stopped,
-    Looking(Election),
+    Looking(Box<Election>),
     Leading(Box<Leading>),
     Learning(Box<Learning>),
 }
@@ -359,7 +359,7 @@ impl Peer {
             election.set_current_vote(v);
         }
         tracing::info!(sid = %self.me, clock = election.logical_clock(), %last_logged, "LOOKING");
-        self.role = Role::Looking(election);
+        self.role = Role::Looking(Box::new(election));
         self.election_outputs(outputs);
     }
 
