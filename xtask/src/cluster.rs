@@ -1,61 +1,64 @@
-//! `cargo xtask cluster`: zab servers on 127.0.0.1, stopped on Ctrl-C.
+//! `cargo xtask cluster`: a local zab ensemble on 127.0.0.1.
 //!
-//! Each node gets a data directory, a `zoo.cfg` and a `myid`; the node's
-//! output is prefixed with its id. Ports are picked free at start.
+//! Each node gets a data directory with `zoo.cfg` and `myid`; its output is
+//! prefixed with its id. Commands typed on stdin kill (`kill -9`), stop and
+//! restart nodes; Ctrl-C stops every node cleanly (SIGTERM).
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 const HELP: &str = "\
 usage: cargo xtask cluster [options]
 
-  --nodes N        number of zab servers (default 1; see the note below)
+  --nodes N        voting servers (default 3; 1 runs a standalone server)
+  --observers M    observers in addition (default 0)
   --data-dir DIR   keep data here between runs (default: a fresh temporary directory)
-  --base-port P    first client port (default: free ports picked at start)
+  --base-port P    client ports P, P+1, ...; quorum ports P+100+i, election ports P+200+i
+                   (default: free ports picked at start)
+  --tick-time MS   tickTime (default 2000)
   --release        build zab-server with the release profile
 
-Stops every node cleanly (SIGTERM) on Ctrl-C.
-
-Note: replication (ZAB between servers) is not built yet, so only a single
-standalone server is supported for now; --nodes greater than 1 is refused.
+While it runs, type a command and Enter:
+  status           Mode and Zxid of every node (its `srvr`)
+  kill N           kill -9 node N
+  stop N           stop node N cleanly (SIGTERM)
+  start N          start node N again (same data)
+  help             this list
+Ctrl-C stops every node cleanly.
 ";
 
 struct Options {
     nodes: usize,
+    observers: usize,
     data_dir: Option<PathBuf>,
     base_port: Option<u16>,
+    tick_time: u32,
     release: bool,
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
-        nodes: 1,
+        nodes: 3,
+        observers: 0,
         data_dir: None,
         base_port: None,
+        tick_time: 2000,
         release: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
-            "--nodes" => {
-                o.nodes = value("--nodes")?
-                    .parse()
-                    .map_err(|e| format!("--nodes: {e}"))?
-            }
+            "--nodes" => o.nodes = number(&value("--nodes")?, "--nodes")?,
+            "--observers" => o.observers = number(&value("--observers")?, "--observers")?,
             "--data-dir" => o.data_dir = Some(PathBuf::from(value("--data-dir")?)),
-            "--base-port" => {
-                o.base_port = Some(
-                    value("--base-port")?
-                        .parse()
-                        .map_err(|e| format!("--base-port: {e}"))?,
-                )
-            }
+            "--base-port" => o.base_port = Some(number(&value("--base-port")?, "--base-port")?),
+            "--tick-time" => o.tick_time = number(&value("--tick-time")?, "--tick-time")?,
             "--release" => o.release = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -64,19 +67,35 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             other => return Err(format!("unknown option `{other}`\n{HELP}")),
         }
     }
-    if o.nodes != 1 {
-        return Err(format!(
-            "--nodes {}: replication is not built yet; only a single standalone server runs for now",
-            o.nodes
-        ));
+    if o.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if o.nodes == 1 && o.observers > 0 {
+        // ZooKeeper refuses one voter plus observers with standaloneEnabled.
+        return Err("observers need at least 2 voting nodes".into());
     }
     Ok(Some(o))
+}
+
+fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{name}: `{s}` is not a number"))
 }
 
 fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot pick a port: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+struct Node {
+    id: usize,
+    observer: bool,
+    client_port: u16,
+    quorum_port: u16,
+    election_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -105,65 +124,207 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("zab-cluster-{}", std::process::id())),
     };
-    let mut children = Vec::new();
-    let mut connect = Vec::new();
-    for id in 1..=opts.nodes {
-        let port = match opts.base_port {
-            Some(p) => p + id as u16 - 1,
-            None => free_port()?,
+    let total = opts.nodes + opts.observers;
+    let mut nodes = Vec::new();
+    for id in 1..=total {
+        let (client_port, quorum_port, election_port) = match opts.base_port {
+            Some(p) => {
+                let i = id as u16 - 1;
+                (p + i, p + 100 + i, p + 200 + i)
+            }
+            None => (free_port()?, free_port()?, free_port()?),
         };
-        let dir = root.join(format!("node{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let cfg = dir.join("zoo.cfg");
-        write_config(&cfg, &dir, port)?;
-        std::fs::write(dir.join("myid"), format!("{id}\n")).map_err(|e| e.to_string())?;
+        nodes.push(Node {
+            id,
+            observer: id > opts.nodes,
+            client_port,
+            quorum_port,
+            election_port,
+            dir: root.join(format!("node{id}")),
+            child: None,
+        });
+    }
+    for n in &nodes {
+        write_node_files(n, &nodes, &opts)?;
+    }
+    for n in nodes.iter_mut() {
+        start(&bin, n)?;
+    }
+    let connect: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.client_port))
+        .collect();
+    for n in &nodes {
         println!(
-            "node {id}: client port 127.0.0.1:{port}, data {}",
-            dir.display()
+            "node {}{}: client 127.0.0.1:{}, quorum {}, election {}, data {}",
+            n.id,
+            if n.observer { " (observer)" } else { "" },
+            n.client_port,
+            n.quorum_port,
+            n.election_port,
+            n.dir.display()
         );
-        connect.push(format!("127.0.0.1:{port}"));
-        let mut child = Command::new(&bin)
-            .arg(&cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        prefix_output(id, child.stdout.take());
-        prefix_output(id, child.stderr.take());
-        children.push(child);
     }
     println!("connect string: {}", connect.join(","));
-    println!("press Ctrl-C to stop");
+    println!("type `help` for commands; Ctrl-C stops the cluster");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    install_sigint(stop.clone());
-    while !stop.load(Ordering::SeqCst) {
-        for (i, c) in children.iter_mut().enumerate() {
-            if let Ok(Some(status)) = c.try_wait() {
-                eprintln!("node {}: exited ({status})", i + 1);
+    install_signal_handlers();
+    let commands = spawn_stdin_reader();
+    while !STOP.load(Ordering::SeqCst) {
+        match commands.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Err(e) = command(&line, &bin, &mut nodes) {
+                    eprintln!("{e}");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // stdin closed (not a terminal): keep running until Ctrl-C.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(200))
             }
         }
-        if children
-            .iter_mut()
-            .all(|c| matches!(c.try_wait(), Ok(Some(_))))
-        {
-            break;
+        for n in nodes.iter_mut() {
+            if let Some(c) = n.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    eprintln!("node {}: exited ({status})", n.id);
+                    n.child = None;
+                }
+            }
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
-    stop_all(&mut children);
+    println!("stopping every node");
+    for n in nodes.iter_mut() {
+        stop(n);
+    }
     if opts.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }
     Ok(())
 }
 
-fn write_config(cfg: &Path, dir: &Path, port: u16) -> Result<(), String> {
-    let text = format!(
-        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
-        dir.display()
+fn command(line: &str, bin: &Path, nodes: &mut [Node]) -> Result<(), String> {
+    let mut words = line.split_whitespace();
+    let Some(cmd) = words.next() else {
+        return Ok(());
+    };
+    let node = |words: &mut std::str::SplitWhitespace| -> Result<usize, String> {
+        let id: usize = words
+            .next()
+            .ok_or("which node? e.g. `kill 1`")?
+            .parse()
+            .map_err(|_| "a node is a number, e.g. `kill 1`".to_string())?;
+        if id == 0 || id > nodes.len() {
+            return Err(format!("no node {id}"));
+        }
+        Ok(id - 1)
+    };
+    match cmd {
+        "help" | "?" => print!("{HELP}"),
+        "status" => {
+            for n in nodes.iter() {
+                let state = if n.child.is_none() {
+                    "down".to_string()
+                } else {
+                    srvr_summary(n.client_port)
+                };
+                println!("node {}: {state}", n.id);
+            }
+        }
+        "kill" => {
+            let i = node(&mut words)?;
+            if let Some(mut c) = nodes[i].child.take() {
+                let _ = c.kill(); // SIGKILL
+                let _ = c.wait();
+                println!("node {}: killed (kill -9)", i + 1);
+            }
+        }
+        "stop" => {
+            let i = node(&mut words)?;
+            stop(&mut nodes[i]);
+            println!("node {}: stopped", i + 1);
+        }
+        "start" | "restart" => {
+            let i = node(&mut words)?;
+            stop(&mut nodes[i]);
+            start(bin, &mut nodes[i])?;
+            println!("node {}: started", i + 1);
+        }
+        other => return Err(format!("unknown command `{other}`; type `help`")),
+    }
+    Ok(())
+}
+
+/// `Mode` and `Zxid` from the node's `srvr`.
+fn srvr_summary(port: u16) -> String {
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"srvr")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })();
+    match answer {
+        Ok(text) => {
+            let pick = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+            };
+            match (pick("Mode:"), pick("Zxid:")) {
+                (Some(mode), Some(zxid)) => format!("{mode}, zxid {zxid}"),
+                _ => text.trim().to_string(),
+            }
+        }
+        Err(e) => format!("not answering ({e})"),
+    }
+}
+
+fn write_node_files(n: &Node, all: &[Node], opts: &Options) -> Result<(), String> {
+    std::fs::create_dir_all(&n.dir).map_err(|e| format!("{}: {e}", n.dir.display()))?;
+    let mut cfg = format!(
+        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
+        opts.tick_time,
+        n.dir.display(),
+        n.client_port
     );
-    std::fs::write(cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))
+    if all.len() > 1 {
+        for m in all {
+            cfg.push_str(&format!(
+                "server.{}=127.0.0.1:{}:{}{}\n",
+                m.id,
+                m.quorum_port,
+                m.election_port,
+                if m.observer { ":observer" } else { "" }
+            ));
+        }
+    }
+    let path = n.dir.join("zoo.cfg");
+    std::fs::write(&path, cfg).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(n.dir.join("myid"), format!("{}\n", n.id)).map_err(|e| e.to_string())
+}
+
+fn start(bin: &Path, n: &mut Node) -> Result<(), String> {
+    let mut child = Command::new(bin)
+        .arg(n.dir.join("zoo.cfg"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    prefix_output(n.id, child.stdout.take());
+    prefix_output(n.id, child.stderr.take());
+    n.child = Some(child);
+    Ok(())
+}
+
+fn stop(n: &mut Node) {
+    if let Some(mut c) = n.child.take() {
+        // SIGTERM: zab-server shuts down cleanly on it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let _ = c.wait();
+    }
 }
 
 fn prefix_output(id: usize, stream: Option<impl Read + Send + 'static>) {
@@ -176,16 +337,16 @@ fn prefix_output(id: usize, stream: Option<impl Read + Send + 'static>) {
     }
 }
 
-fn stop_all(children: &mut [Child]) {
-    for c in children.iter() {
-        // SIGTERM: zab-server shuts down cleanly on it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-    }
-    for c in children.iter_mut() {
-        let _ = c.wait();
-    }
+fn spawn_stdin_reader() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn target_dir() -> PathBuf {
@@ -195,8 +356,8 @@ fn target_dir() -> PathBuf {
     // xtask lives in <workspace>/xtask.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("workspace root")
-        .join("target")
+        .map(|p| p.join("target"))
+        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -206,9 +367,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Ctrl-C reaches the whole foreground process group: the nodes get SIGINT
-/// and shut down cleanly by themselves; xtask only notes it, waits for them
-/// and removes the temporary data directory.
-fn install_sigint(stop: Arc<AtomicBool>) {
+/// and shut down cleanly by themselves; xtask notes it, waits for them and
+/// removes the temporary data directory.
+fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
@@ -220,11 +381,4 @@ fn install_sigint(stop: Arc<AtomicBool>) {
             on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
-    std::thread::spawn(move || loop {
-        if STOP.load(Ordering::SeqCst) {
-            stop.store(true, Ordering::SeqCst);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    });
 }
