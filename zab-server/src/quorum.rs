@@ -37,7 +37,9 @@ use crate::config::Config;
 use crate::four_letter::ServerMode;
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
-use crate::server::{accept_loop, now_ms, recover, spawn_snapshot, CoreMsg, Outgoing};
+use crate::server::{
+    accept_loop, now_ms, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
+};
 use crate::status;
 
 /// How often the event loop looks at the clock (election timers need
@@ -47,6 +49,7 @@ const CLOCK_MS: u64 = 25;
 /// A running replicated server.
 pub struct QuorumServer {
     pub client_addr: SocketAddr,
+    _purge: Option<zab_store::AutoPurge>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -75,6 +78,7 @@ impl QuorumServer {
         )
         .with_context(|| format!("opening the store in {}", store_dir.display()))?;
         let store = Arc::new(store);
+        let purge = start_autopurge(&store, &cfg);
         let mut tree = tokio::task::block_in_place(|| recover(&store))?;
         tree.set_skip_acl(cfg.skip_acl);
         let epochs = store
@@ -151,6 +155,7 @@ impl QuorumServer {
         tracing::info!(%client_addr, "serving clients when in a serving role");
         Ok(QuorumServer {
             client_addr,
+            _purge: purge,
             core: tx,
             accept,
         })

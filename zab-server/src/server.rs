@@ -117,9 +117,23 @@ pub fn recover(store: &Store) -> anyhow::Result<DataTree> {
     Ok(tree)
 }
 
+/// `autopurge.purgeInterval` (hours; 0 = off) keeping
+/// `autopurge.snapRetainCount` snapshots and the log they need.
+pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::AutoPurge> {
+    let every = Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600);
+    match store.start_autopurge(cfg.autopurge_snap_retain_count as usize, every) {
+        Ok(handle) => handle,
+        Err(e) => {
+            tracing::warn!(error = %e, "autopurge not started");
+            None
+        }
+    }
+}
+
 /// A running standalone server.
 pub struct Server {
     pub local_addr: SocketAddr,
+    _purge: Option<zab_store::AutoPurge>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -153,6 +167,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         tracing::info!(%local_addr, "serving clients");
 
+        let purge = start_autopurge(&store, &cfg);
         let pipeline_cfg = PipelineConfig::from_config(&cfg);
         let pipeline = Pipeline::new(pipeline_cfg, tree, now_ms());
         let (core_tx, core_rx) = mpsc::unbounded_channel();
@@ -170,6 +185,7 @@ impl Server {
         let accept = tokio::spawn(accept_loop(listener, cfg.clone(), core_tx.clone()));
         Ok(Server {
             local_addr,
+            _purge: purge,
             core: core_tx,
             accept,
         })
@@ -210,7 +226,6 @@ async fn core_loop(
     let log = store.log();
     let mut writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
     let mut actions = Vec::new();
-    let mut last_purge = now_ms();
     while let Some(msg) = rx.recv().await {
         match msg {
             CoreMsg::Input(input) => {
@@ -281,18 +296,6 @@ async fn core_loop(
                 Action::Forward { .. } | Action::Revalidate { .. } => {
                     tracing::error!("a standalone pipeline asked to talk to a leader");
                 }
-            }
-        }
-        if cfg.autopurge_purge_interval_hours > 0 {
-            let every = cfg.autopurge_purge_interval_hours as i64 * 3_600_000;
-            if now_ms() - last_purge >= every {
-                last_purge = now_ms();
-                let store = store.clone();
-                let retain = cfg.autopurge_snap_retain_count as usize;
-                tokio::task::spawn_blocking(move || match store.purge(retain) {
-                    Ok(report) => tracing::info!(?report, "purged old snapshots and log"),
-                    Err(e) => tracing::warn!(error = %e, "purge failed"),
-                });
             }
         }
     }
