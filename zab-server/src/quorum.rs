@@ -23,7 +23,8 @@ use prost::Message;
 use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
 use zab_leader::{
-    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks, StoreTxnLog,
+    CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
+    LearnerKind, SnapChunks, StoreTxnLog,
 };
 use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
 use zab_store::{Store, StoreOptions};
@@ -34,7 +35,7 @@ use zab_wire::proto::{QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
-use crate::four_letter::ServerMode;
+use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
@@ -255,10 +256,12 @@ impl Peer {
             }
             CoreMsg::FourLetter { word, reply } => {
                 let mode = self.server_mode();
+                let quorum = self.quorum_status();
                 let text = status::four_letter(
                     word,
                     self.pipeline.as_mut(),
                     mode,
+                    quorum,
                     &self.cfg,
                     &self.store,
                     self.started_ms,
@@ -295,6 +298,49 @@ impl Peer {
             Role::Leading(_) => ServerMode::Leader,
             Role::Learning(l) if l.role == LearnerRole::Observer => ServerMode::Observer,
             _ => ServerMode::Follower,
+        }
+    }
+
+    fn quorum_status(&self) -> status::QuorumStatus {
+        let phase = if self.pipeline.is_some() {
+            "broadcast"
+        } else {
+            "synchronization"
+        };
+        match &self.role {
+            Role::Leading(l) => {
+                let learners = l.leader.learners();
+                let synced = |kind| {
+                    learners
+                        .iter()
+                        .filter(|s| s.kind == Some(kind) && s.state == HandlerState::Broadcasting)
+                        .count() as u64
+                };
+                status::QuorumStatus {
+                    peer_state: Some(format!("leading - {phase}")),
+                    leader: Some(LeaderStatus {
+                        learners: learners.len() as u64,
+                        synced_followers: synced(LearnerKind::Follower),
+                        synced_observers: synced(LearnerKind::Observer),
+                        ..LeaderStatus::default()
+                    }),
+                }
+            }
+            Role::Learning(l) => status::QuorumStatus {
+                peer_state: Some(format!(
+                    "{} - {phase}",
+                    if l.role == LearnerRole::Observer {
+                        "observing"
+                    } else {
+                        "following"
+                    }
+                )),
+                leader: None,
+            },
+            _ => status::QuorumStatus {
+                peer_state: Some("looking - election".into()),
+                leader: None,
+            },
         }
     }
 

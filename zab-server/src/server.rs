@@ -242,6 +242,7 @@ async fn core_loop(
                     word,
                     Some(&mut pipeline),
                     crate::four_letter::ServerMode::Standalone,
+                    status::QuorumStatus::default(),
                     &cfg,
                     &store,
                     started_ms,

@@ -14,12 +14,21 @@ use crate::four_letter::{
 use crate::pipeline::Pipeline;
 use crate::server::now_ms;
 
+/// What only a quorum member reports (`mntr`'s peer state and leader keys).
+#[derive(Debug, Default)]
+pub struct QuorumStatus {
+    /// e.g. `following - broadcast` (ZooKeeper's `detailedPeerState`).
+    pub peer_state: Option<String>,
+    pub leader: Option<crate::four_letter::LeaderStatus>,
+}
+
 /// Answers a four-letter word; `srst` and `crst` also reset the counters.
 /// `pipeline` is `None` while the server is not serving (election, sync).
 pub fn four_letter(
     word: FourLetterWord,
     pipeline: Option<&mut Pipeline>,
     mode: ServerMode,
+    quorum: QuorumStatus,
     cfg: &Config,
     store: &Store,
     started_ms: i64,
@@ -28,6 +37,7 @@ pub fn four_letter(
         let status = ServerStatus {
             serving: false,
             mode,
+            peer_state: quorum.peer_state,
             ..ServerStatus::default()
         };
         return four_letter::render(word, &status, cfg);
@@ -39,6 +49,8 @@ pub fn four_letter(
     }
     let mut status = collect(pipeline, cfg, store, started_ms);
     status.mode = mode;
+    status.peer_state = quorum.peer_state;
+    status.leader = quorum.leader;
     if mode != ServerMode::Standalone {
         status.server_id = cfg.my_id.unwrap_or_default();
         status.quorum_size = Some(cfg.voters().count() as u64);
