@@ -1,0 +1,835 @@
+//! Replication end to end: real `zab-server` processes on 127.0.0.1 driven
+//! by the `zookeeper-client` crate, a client this project did not write.
+//!
+//! Every test checks the ensemble's promises from the outside: a write the
+//! client was told succeeded is on every server, with the same data and the
+//! same `Stat` (behaviour 52); a write is never acknowledged without a
+//! quorum; a crashed server catches up; sessions and their ephemerals move
+//! between servers; observers serve reads and forward writes. Servers are
+//! read one at a time, each through a client connected to that server alone,
+//! after a `sync` (reference C: `sync` makes the next read see everything
+//! committed before it).
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster::{ClusterSpec, Mode, ServerCommand, TestCluster};
+use tokio::task::JoinSet;
+use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error, SessionState, Stat};
+
+/// Upper bound for any test body.
+const TEST_DEADLINE: Duration = Duration::from_secs(90);
+/// How long an ensemble gets to elect a leader and sync everyone.
+const SERVE_WITHIN: Duration = Duration::from_secs(30);
+/// How long a restarted server gets to catch up.
+const CATCH_UP_WITHIN: Duration = Duration::from_secs(30);
+/// How long one write may take before its outcome is recorded as unknown.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn spec(participants: usize) -> ClusterSpec {
+    ClusterSpec::new(
+        ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+        participants,
+    )
+}
+
+fn persistent() -> CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+fn ephemeral() -> CreateOptions<'static> {
+    CreateMode::Ephemeral.with_acls(Acls::anyone_all())
+}
+
+/// Runs `fut` with the per-test deadline.
+async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(TEST_DEADLINE, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("test exceeded its deadline of {TEST_DEADLINE:?}"),
+    }
+}
+
+/// Runs a blocking harness call (it polls four-letter words) without
+/// stalling the client tasks on this runtime worker.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Polls `check` every 25 ms until it returns `Some`; panics with `what`
+/// once `within` has passed.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Connects to `connect_string`, retrying until a server grants a session.
+async fn connect(connect_string: &str, session_timeout: Duration) -> Client {
+    let deadline = Instant::now() + SERVE_WITHIN;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10),
+            Client::connector()
+                .with_session_timeout(session_timeout)
+                .connect(connect_string),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(client)) => return client,
+            Ok(Err(e)) if Instant::now() > deadline => panic!("connect to {connect_string}: {e}"),
+            Err(_) if Instant::now() > deadline => panic!("connect to {connect_string}: timed out"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+// ------------------------------------------------------------ outcomes
+
+/// What a client learned about one write.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// The server acknowledged it: it must be on every server.
+    Ok(Stat),
+    /// The server answered with an error that says nothing was changed.
+    Failed(Error),
+    /// Connection loss, timeout, expiry: it may or may not have happened.
+    /// (The reason is shown in failure messages.)
+    #[allow(dead_code)]
+    Unknown(String),
+}
+
+impl Outcome {
+    fn of<T>(
+        result: Result<Result<T, Error>, tokio::time::error::Elapsed>,
+        stat: impl FnOnce(T) -> Stat,
+    ) -> Outcome {
+        match result {
+            Ok(Ok(value)) => Outcome::Ok(stat(value)),
+            Ok(Err(e)) if is_definite(&e) => Outcome::Failed(e),
+            Ok(Err(e)) => Outcome::Unknown(e.to_string()),
+            Err(_) => Outcome::Unknown(format!("no answer within {OP_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// Whether `e` is an answer from a server about the request itself (so the
+/// request was not applied), rather than a lost connection or session.
+fn is_definite(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::ConnectionLoss
+            | Error::Timeout
+            | Error::SessionExpired
+            | Error::SessionMoved
+            | Error::ClientClosed
+            | Error::NoHosts
+            | Error::UnexpectedError(_)
+            | Error::Custom(_)
+            | Error::UnexpectedErrorCode(_)
+    )
+}
+
+/// One create a writer attempted.
+#[derive(Clone, Debug)]
+struct Write {
+    path: String,
+    data: Vec<u8>,
+    started: Instant,
+    outcome: Outcome,
+}
+
+/// The writes of several writers, shared with the test.
+#[derive(Clone, Default)]
+struct WriteLog(Arc<Mutex<Vec<Write>>>);
+
+impl WriteLog {
+    fn push(&self, w: Write) {
+        self.0.lock().unwrap().push(w);
+    }
+
+    fn all(&self) -> Vec<Write> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Acknowledged writes that were started after `since`.
+    fn acked_since(&self, since: Instant) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| w.started >= since && matches!(w.outcome, Outcome::Ok(_)))
+            .count()
+    }
+}
+
+/// Clients that create `/load/<name>-<n>` one after another until stopped,
+/// each from its own session, recording every outcome.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: JoinSet<()>,
+    log: WriteLog,
+}
+
+impl Writers {
+    async fn start(connect_strings: &[String], parent: &str, session_timeout: Duration) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = WriteLog::default();
+        let mut tasks = JoinSet::new();
+        for (w, cs) in connect_strings.iter().enumerate() {
+            let client = connect(cs, session_timeout).await;
+            let (stop, log, cs) = (stop.clone(), log.clone(), cs.clone());
+            let prefix = format!("{parent}/w{w}-");
+            tasks.spawn(async move {
+                let mut client = client;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!("{prefix}{n:06}");
+                    let data = format!("writer {w} write {n}").into_bytes();
+                    let started = Instant::now();
+                    let result = tokio::time::timeout(
+                        OP_TIMEOUT,
+                        client.create(&path, &data, &persistent()),
+                    )
+                    .await;
+                    let outcome = Outcome::of(result, |(stat, _)| stat);
+                    log.push(Write {
+                        path,
+                        data,
+                        started,
+                        outcome,
+                    });
+                    n += 1;
+                    // A session that ended (expired during a long outage)
+                    // is replaced, as an application would.
+                    if client.state().is_terminated() {
+                        client = connect(&cs, session_timeout).await;
+                    }
+                }
+            });
+        }
+        Writers { stop, tasks, log }
+    }
+
+    async fn stop(mut self) -> Vec<Write> {
+        self.stop.store(true, Ordering::Relaxed);
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.expect("writer task panicked");
+        }
+        self.log.all()
+    }
+}
+
+// ------------------------------------------------------------ reading servers
+
+/// One server's view: path → (data, stat).
+type View = BTreeMap<String, (Vec<u8>, Stat)>;
+
+/// Reads `parent` and all its children from server `i` alone, after a sync.
+async fn view_of(cluster: &TestCluster, i: usize, parent: &str) -> View {
+    let client = connect(&cluster.connect_string_of(i), Duration::from_secs(4)).await;
+    client
+        .sync(parent)
+        .await
+        .unwrap_or_else(|e| panic!("sync on node {}: {e}", cluster.sid(i)));
+    let (children, _) = client
+        .get_children(parent)
+        .await
+        .unwrap_or_else(|e| panic!("get_children {parent} on node {}: {e}", cluster.sid(i)));
+    let mut paths = vec![parent.to_string()];
+    paths.extend(children.iter().map(|c| format!("{parent}/{c}")));
+    // Reads of one session are pipelined: a few tasks share the client.
+    let mut tasks = JoinSet::new();
+    for chunk in paths.chunks(256) {
+        let (client, chunk) = (client.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            let mut got = Vec::with_capacity(chunk.len());
+            for path in chunk {
+                let read = client.get_data(&path).await;
+                got.push((path, read));
+            }
+            got
+        });
+    }
+    let mut view = View::new();
+    while let Some(joined) = tasks.join_next().await {
+        for (path, read) in joined.expect("reader task panicked") {
+            let (data, stat) =
+                read.unwrap_or_else(|e| panic!("get_data {path} on node {}: {e}", cluster.sid(i)));
+            view.insert(path, (data, stat));
+        }
+    }
+    view
+}
+
+/// Reads every running server and asserts they hold identical znodes under
+/// `parent` — same names, data and `Stat` (behaviour 52) — and that every
+/// acknowledged write is there with its data and the `czxid` the client was
+/// given, and no definitely failed write is. Returns the common view.
+async fn assert_replicated(cluster: &mut TestCluster, parent: &str, writes: &[Write]) -> View {
+    let running = blocking(|| cluster.running());
+    assert!(!running.is_empty(), "no server runs");
+    let mut views = Vec::new();
+    for &i in &running {
+        views.push((i, view_of(cluster, i, parent).await));
+    }
+    let (first, reference) = &views[0];
+    for (i, view) in &views[1..] {
+        if view != reference {
+            let only_first: Vec<_> = reference
+                .keys()
+                .filter(|k| !view.contains_key(*k))
+                .take(5)
+                .collect();
+            let only_other: Vec<_> = view
+                .keys()
+                .filter(|k| !reference.contains_key(*k))
+                .take(5)
+                .collect();
+            let differing: Vec<_> = reference
+                .iter()
+                .filter(|(k, v)| view.get(*k).is_some_and(|o| o != *v))
+                .take(3)
+                .map(|(k, v)| (k, v, view.get(k)))
+                .collect();
+            panic!(
+                "node {} and node {} disagree under {parent} ({} vs {} znodes); only on the first: {only_first:?}; only on the second: {only_other:?}; differing: {differing:?}",
+                cluster.sid(*first),
+                cluster.sid(*i),
+                reference.len(),
+                view.len()
+            );
+        }
+    }
+    for w in writes {
+        match &w.outcome {
+            Outcome::Ok(stat) => {
+                let Some((data, got)) = reference.get(&w.path) else {
+                    panic!("acknowledged write {} is missing on every server", w.path);
+                };
+                assert_eq!(data, &w.data, "data of acknowledged write {}", w.path);
+                assert_eq!(
+                    got.czxid, stat.czxid,
+                    "czxid of acknowledged write {}",
+                    w.path
+                );
+            }
+            Outcome::Failed(e) => assert!(
+                !reference.contains_key(&w.path),
+                "write {} failed with {e:?} but is present",
+                w.path
+            ),
+            Outcome::Unknown(_) => {}
+        }
+    }
+    reference.clone()
+}
+
+fn count_acked(writes: &[Write]) -> usize {
+    writes
+        .iter()
+        .filter(|w| matches!(w.outcome, Outcome::Ok(_)))
+        .count()
+}
+
+/// The data [`create_many`] gives `…/nNNNNNN`: the number, in decimal.
+fn initial_data(path: &str) -> Vec<u8> {
+    let digits = path.rsplit_once("/n").map_or("", |(_, d)| d);
+    let n: usize = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{path} is not from create_many"));
+    n.to_string().into_bytes()
+}
+
+/// Creates `count` children of `parent` (`n000000`…) through `client`,
+/// pipelined over a few tasks, and returns the acknowledged stats by path.
+async fn create_many(client: &Client, parent: &str, count: usize) -> BTreeMap<String, Stat> {
+    let mut tasks = JoinSet::new();
+    let lanes = 8;
+    for lane in 0..lanes {
+        let (client, parent) = (client.clone(), parent.to_string());
+        tasks.spawn(async move {
+            let mut made = Vec::new();
+            for n in (lane..count).step_by(lanes) {
+                let path = format!("{parent}/n{n:06}");
+                let (stat, _) = client
+                    .create(&path, format!("{n}").as_bytes(), &persistent())
+                    .await
+                    .unwrap_or_else(|e| panic!("create {path}: {e}"));
+                made.push((path, stat));
+            }
+            made
+        });
+    }
+    let mut all = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        all.extend(joined.expect("create task panicked"));
+    }
+    all
+}
+
+// ------------------------------------------------------------ tests
+
+/// The headline: writers on several sessions, the leader killed
+/// with SIGKILL mid-load, a new leader of a higher epoch, every acknowledged
+/// write on every server, and the killed server catching up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_mid_load_loses_no_acknowledged_write() {
+    let mut cluster = TestCluster::start(spec(3));
+    let cluster = &mut cluster;
+    bounded(async move {
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let setup = connect(&cluster.connect_string(), Duration::from_secs(4)).await;
+        setup.create("/load", b"", &persistent()).await.unwrap();
+        drop(setup);
+
+        let timeout = cluster.spec().max_session_timeout();
+        let cs: Vec<String> = (0..4).map(|_| cluster.connect_string()).collect();
+        let writers = Writers::start(&cs, "/load", timeout).await;
+        let began = Instant::now();
+        eventually(Duration::from_secs(30), "200 acknowledged writes", || {
+            let n = writers.log.acked_since(began);
+            async move { (n >= 200).then_some(()) }
+        })
+        .await;
+
+        let old = blocking(|| cluster.leader()).expect("a leader before the kill");
+        let old_epoch = cluster.status(old).expect("leader answers srvr").epoch();
+        blocking(|| cluster.kill9(old));
+        let killed_at = Instant::now();
+
+        let new = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        assert_ne!(new, old, "the killed server cannot lead");
+        // The new leader's epoch shows in its zxid once it has committed
+        // in the new epoch (the writers keep it busy).
+        eventually(
+            Duration::from_secs(20),
+            "a zxid of a higher epoch on the new leader",
+            || {
+                let s = cluster.status(new);
+                async move { s.filter(|s| s.mode == Mode::Leader && s.epoch() > old_epoch) }
+            },
+        )
+        .await;
+        eventually(
+            Duration::from_secs(30),
+            "200 writes acknowledged after the kill",
+            || {
+                let n = writers.log.acked_since(killed_at);
+                async move { (n >= 200).then_some(()) }
+            },
+        )
+        .await;
+        let writes = writers.stop().await;
+
+        blocking(|| cluster.restart(old));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        let view = assert_replicated(cluster, "/load", &writes).await;
+        assert!(count_acked(&writes) >= 400);
+        assert!(
+            view.len() > count_acked(&writes),
+            "every acked write plus /load"
+        );
+    })
+    .await;
+}
+
+/// A follower misses 2,000 writes (creates, updates, deletes) and catches
+/// up with identical stats: czxid, mzxid, pzxid, versions, cversion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarted_follower_catches_up_with_identical_stats() {
+    let mut cluster = TestCluster::start(spec(3));
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let follower = (leader + 1) % 3;
+        let other = (leader + 2) % 3;
+        // The writing client talks to the follower that stays up.
+        let client = connect(&cluster.connect_string_of(other), Duration::from_secs(4)).await;
+        client.create("/fc", b"", &persistent()).await.unwrap();
+        create_many(&client, "/fc", 50).await;
+
+        blocking(|| cluster.kill9(follower));
+        let created = create_many(&client, "/fc", 2000).await;
+        assert_eq!(created.len(), 2000);
+        let mut expected: BTreeMap<String, Stat> = created;
+        for (k, (path, stat)) in expected.iter_mut().enumerate() {
+            if k % 3 == 0 {
+                *stat = client.set_data(path, b"updated", Some(0)).await.unwrap();
+            }
+        }
+        let doomed: Vec<String> = expected.keys().step_by(7).cloned().collect();
+        for path in &doomed {
+            client.delete(path, None).await.unwrap();
+            expected.remove(path);
+        }
+
+        blocking(|| cluster.restart(follower));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        let view = assert_replicated(cluster, "/fc", &[]).await;
+        for (path, stat) in &expected {
+            let Some((data, got)) = view.get(path) else {
+                panic!("{path} missing after catch-up");
+            };
+            assert_eq!(got, stat, "stat of {path}");
+            let want = if stat.version == 1 {
+                b"updated".to_vec()
+            } else {
+                initial_data(path)
+            };
+            assert_eq!(data, &want, "data of {path}");
+        }
+        for path in &doomed {
+            assert!(!view.contains_key(path), "deleted {path} came back");
+        }
+        // 50 + 2000 created, every 7th of the 2000 deleted, plus /fc.
+        assert_eq!(view.len(), 1 + 50 + 2000 - doomed.len());
+    })
+    .await;
+}
+
+/// With 2 of 3 servers stopped no write succeeds; after one restarts,
+/// acknowledged writes are there and definitely failed ones are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_quorum_writes_never_succeed() {
+    let mut cluster = TestCluster::start(spec(3));
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let setup = connect(&cluster.connect_string(), Duration::from_secs(4)).await;
+        setup.create("/load", b"", &persistent()).await.unwrap();
+        drop(setup);
+        // The writer is attached to the leader, the one that might be
+        // tempted to acknowledge alone.
+        let timeout = cluster.spec().max_session_timeout();
+        let writers = Writers::start(&[cluster.connect_string_of(leader)], "/load", timeout).await;
+        let began = Instant::now();
+        eventually(Duration::from_secs(20), "50 acknowledged writes", || {
+            let n = writers.log.acked_since(began);
+            async move { (n >= 50).then_some(()) }
+        })
+        .await;
+
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        blocking(|| {
+            for &f in &followers {
+                cluster.stop(f);
+            }
+        });
+        let quorum_lost = Instant::now();
+        // The lone server gives up leading (syncLimit without a quorum)
+        // and stops serving.
+        eventually(
+            Duration::from_secs(20),
+            "the lone server stops serving",
+            || {
+                let s = cluster.status(leader);
+                async move { s.filter(|s| s.mode == Mode::NotServing).map(|_| ()) }
+            },
+        )
+        .await;
+        // Keep trying for a while longer.
+        let keep_trying = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < keep_trying {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let during = writers.log.all();
+        let attempted: Vec<&Write> = during.iter().filter(|w| w.started >= quorum_lost).collect();
+        assert!(!attempted.is_empty(), "the writer kept trying");
+        for w in &attempted {
+            assert!(
+                !matches!(w.outcome, Outcome::Ok(_)),
+                "{} was acknowledged with 1 of 3 servers up: {w:?}",
+                w.path
+            );
+        }
+
+        blocking(|| cluster.restart(followers[0]));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let restored = Instant::now();
+        eventually(
+            Duration::from_secs(30),
+            "writes succeed again with 2 of 3",
+            || {
+                let n = writers.log.acked_since(restored);
+                async move { (n >= 20).then_some(()) }
+            },
+        )
+        .await;
+        let writes = writers.stop().await;
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        assert_replicated(cluster, "/load", &writes).await;
+    })
+    .await;
+}
+
+/// The whole ensemble killed with SIGKILL and restarted keeps every
+/// acknowledged write with the stats the client was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_cluster_killed_and_restarted_keeps_acknowledged_data() {
+    let mut cluster = TestCluster::start(spec(3));
+    let cluster = &mut cluster;
+    bounded(async move {
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let client = connect(&cluster.connect_string(), Duration::from_secs(4)).await;
+        client.create("/all", b"", &persistent()).await.unwrap();
+        let mut expected = create_many(&client, "/all", 300).await;
+        for (k, (path, stat)) in expected.iter_mut().enumerate() {
+            if k % 2 == 0 {
+                *stat = client.set_data(path, b"second", None).await.unwrap();
+            }
+        }
+        drop(client);
+
+        blocking(|| {
+            for i in cluster.indices() {
+                cluster.kill9(i);
+            }
+            for i in cluster.indices() {
+                cluster.restart(i);
+            }
+            cluster.wait_until_serving(SERVE_WITHIN);
+            cluster.wait_until_converged(CATCH_UP_WITHIN);
+        });
+        let view = assert_replicated(cluster, "/all", &[]).await;
+        for (k, (path, stat)) in expected.iter().enumerate() {
+            let Some((data, got)) = view.get(path) else {
+                panic!("{path} lost by a whole-cluster restart");
+            };
+            let want: &[u8] = if k % 2 == 0 {
+                b"second"
+            } else {
+                path.rsplit('n')
+                    .next()
+                    .unwrap()
+                    .trim_start_matches('0')
+                    .as_bytes()
+            };
+            if k % 2 == 0 {
+                assert_eq!(data, want, "data of {path}");
+            }
+            assert_eq!(got, stat, "stat of {path}");
+        }
+        assert_eq!(view.len(), 301);
+    })
+    .await;
+}
+
+/// A session created on one server survives that server's death: the
+/// client moves to another server, the session and its ephemeral stay;
+/// closing the session removes the ephemeral everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_and_ephemeral_move_between_servers() {
+    let mut cluster = TestCluster::start(spec(3));
+    let cluster = &mut cluster;
+    bounded(async move {
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let timeout = cluster.spec().max_session_timeout();
+        let client = connect(&cluster.connect_string(), timeout).await;
+        let session = client.session_id().0;
+        client.create("/eph", b"mine", &ephemeral()).await.unwrap();
+
+        let holder = eventually(
+            Duration::from_secs(5),
+            "the server holding the session",
+            || {
+                let h = blocking(|| cluster.session_holder(session));
+                async move { h }
+            },
+        )
+        .await;
+        blocking(|| cluster.kill9(holder));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        eventually(Duration::from_secs(20), "the client reconnected", || {
+            let s = client.state();
+            async move { (s == SessionState::SyncConnected).then_some(()) }
+        })
+        .await;
+        let (data, stat) = eventually(
+            Duration::from_secs(20),
+            "the ephemeral read through the moved session",
+            || {
+                let client = client.clone();
+                async move { client.get_data("/eph").await.ok() }
+            },
+        )
+        .await;
+        assert_eq!(client.session_id().0, session, "the session survived");
+        assert_eq!(data, b"mine");
+        assert_eq!(stat.ephemeral_owner, session);
+        let now_on = blocking(|| cluster.session_holder(session));
+        assert!(
+            now_on.is_some_and(|n| n != holder),
+            "the session moved: {now_on:?}"
+        );
+        for i in blocking(|| cluster.running()) {
+            let view = view_of(cluster, i, "/eph").await;
+            assert_eq!(
+                view["/eph"].1.ephemeral_owner,
+                session,
+                "node {}",
+                cluster.sid(i)
+            );
+        }
+
+        // Closing the session deletes the ephemeral on every server,
+        // including the one that was down when it happened.
+        drop(client);
+        for i in blocking(|| cluster.running()) {
+            let direct = connect(&cluster.connect_string_of(i), Duration::from_secs(4)).await;
+            eventually(Duration::from_secs(20), "the ephemeral is gone", || {
+                let direct = direct.clone();
+                async move {
+                    direct.sync("/").await.ok()?;
+                    (direct.check_stat("/eph").await.ok()? == None).then_some(())
+                }
+            })
+            .await;
+        }
+        blocking(|| cluster.restart(holder));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        let direct = connect(&cluster.connect_string_of(holder), Duration::from_secs(4)).await;
+        direct.sync("/").await.unwrap();
+        assert_eq!(
+            direct.check_stat("/eph").await.unwrap(),
+            None,
+            "restarted server still has the ephemeral"
+        );
+    })
+    .await;
+}
+
+/// 3 voters + 1 observer: the observer says so, forwards writes and serves
+/// reads of everyone's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn observer_forwards_writes_and_serves_reads() {
+    let mut cluster = TestCluster::start(spec(3).with_observers(1));
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let observer = 3;
+        assert!(cluster.is_observer(observer));
+        assert_eq!(
+            cluster.status(observer).map(|s| s.mode),
+            Some(Mode::Observer)
+        );
+        assert_ne!(leader, observer);
+
+        let via_observer =
+            connect(&cluster.connect_string_of(observer), Duration::from_secs(4)).await;
+        let via_leader = connect(&cluster.connect_string_of(leader), Duration::from_secs(4)).await;
+        let (stat, _) = via_observer
+            .create("/obs", b"from observer", &persistent())
+            .await
+            .unwrap();
+        // Read-your-writes on the observer, no sync needed (same session).
+        assert_eq!(
+            via_observer.get_data("/obs").await.unwrap(),
+            (b"from observer".to_vec(), stat)
+        );
+        assert_eq!(
+            via_leader.get_data("/obs").await.unwrap().0,
+            b"from observer"
+        );
+
+        via_leader
+            .create("/obs/child", b"from leader", &persistent())
+            .await
+            .unwrap();
+        via_observer.sync("/obs").await.unwrap();
+        assert_eq!(
+            via_observer.get_data("/obs/child").await.unwrap().0,
+            b"from leader"
+        );
+        let writes: Vec<Write> = (0..100)
+            .map(|n| format!("/obs/c{n}"))
+            .map(|path| Write {
+                path,
+                data: Vec::new(),
+                started: Instant::now(),
+                outcome: Outcome::Unknown(String::new()),
+            })
+            .collect();
+        for w in &writes {
+            via_observer
+                .create(&w.path, b"", &persistent())
+                .await
+                .unwrap();
+        }
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        let view = assert_replicated(cluster, "/obs", &writes).await;
+        assert_eq!(view.len(), 1 + 1 + 100);
+    })
+    .await;
+}
+
+/// A 5-voter ensemble keeps serving writes with 2 servers (the leader among
+/// them) killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_nodes_survive_two_failures() {
+    let mut cluster = TestCluster::start(spec(5));
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let client = connect(
+            &cluster.connect_string(),
+            cluster.spec().max_session_timeout(),
+        )
+        .await;
+        client.create("/five", b"", &persistent()).await.unwrap();
+        let before = create_many(&client, "/five", 100).await;
+
+        let victim = (leader + 1) % 5;
+        blocking(|| {
+            cluster.kill9(leader);
+            cluster.kill9(victim);
+        });
+        let new = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        assert!(new != leader && new != victim);
+        let writes_after = eventually(
+            Duration::from_secs(30),
+            "writes succeed with 3 of 5",
+            || {
+                let client = client.clone();
+                async move {
+                    client
+                        .create("/five/after", b"3 of 5", &persistent())
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await;
+        let (data, stat) = client.get_data("/five/after").await.unwrap();
+        assert_eq!(
+            (data.as_slice(), stat.czxid),
+            (&b"3 of 5"[..], writes_after.0.czxid)
+        );
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        let view = assert_replicated(cluster, "/five", &[]).await;
+        for (path, stat) in &before {
+            assert_eq!(view.get(path).map(|(_, s)| s), Some(stat), "{path}");
+        }
+        assert_eq!(view.len(), 1 + 100 + 1);
+    })
+    .await;
+}
