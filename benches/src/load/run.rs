@@ -1,0 +1,357 @@
+//! The phases of a run: connect every session, create `/bench` and the keys,
+//! then the timed load (warm-up, then measurement), then report and close.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use zab_wire::jute::{ErrorCode, Request};
+
+use super::options::Options;
+use super::pipeline::Completion;
+use super::session::{Session, SessionError, Sink, Source};
+use super::stats::{error_name, Stats};
+use super::workload::{self, Mix, OpClass, Populate};
+
+/// Why a run could not produce figures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Options(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("cannot create {path}: {err}")]
+    Root { path: &'static str, err: String },
+    #[error("every session failed")]
+    AllSessionsLost,
+    #[error("cannot write {path}: {err}")]
+    Json { path: String, err: std::io::Error },
+}
+
+type Shared = Arc<Mutex<Stats>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Stats> {
+    // A panicking session task cannot leave Stats half-updated in a way
+    // that matters for counting; keep reporting.
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records completions that land inside the measurement window.
+struct Recorder {
+    stats: Shared,
+    done: Arc<AtomicU64>,
+    window: (Instant, Instant),
+    /// Error codes that mean "already done" in this phase (NodeExists while
+    /// creating the keys of an earlier run).
+    benign: Option<i32>,
+}
+
+impl Sink for Recorder {
+    fn complete(&mut self, c: Completion, now: Instant) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if now < self.window.0 || now > self.window.1 {
+            return;
+        }
+        let mut s = lock(&self.stats);
+        if c.err == 0 || Some(c.err) == self.benign {
+            s.success(c.class, c.latency);
+        } else {
+            s.failure(error_name(c.err));
+        }
+    }
+}
+
+struct PopulateSource(Populate);
+
+impl Source for PopulateSource {
+    fn next(&mut self, _: Instant) -> Option<(OpClass, Request)> {
+        self.0.next_request()
+    }
+}
+
+struct TimedSource {
+    mix: Mix,
+    end: Instant,
+}
+
+impl Source for TimedSource {
+    fn next(&mut self, now: Instant) -> Option<(OpClass, Request)> {
+        (now < self.end).then(|| self.mix.next_request())
+    }
+}
+
+pub async fn run(opts: Options) -> Result<(), RunError> {
+    opts.validate().map_err(RunError::Options)?;
+    let value = Bytes::from(vec![b'x'; opts.value_size]);
+
+    // Sessions, spread over the hosts round-robin.
+    let mut connecting = JoinSet::new();
+    for i in 0..opts.clients {
+        let addr = opts.hosts[i % opts.hosts.len()].clone();
+        let timeout = opts.session_timeout;
+        connecting.spawn(async move { (i, Session::connect(&addr, timeout).await) });
+    }
+    let mut slots: Vec<Option<Session>> = (0..opts.clients).map(|_| None).collect();
+    while let Some(joined) = connecting.join_next().await {
+        if let Ok((i, s)) = joined {
+            slots[i] = Some(s?);
+        }
+    }
+    let mut sessions: Vec<Session> = slots.into_iter().flatten().collect();
+    if sessions.len() != opts.clients {
+        return Err(RunError::AllSessionsLost);
+    }
+    say(
+        &opts,
+        &format!("{} sessions on {}", sessions.len(), opts.hosts.join(",")),
+    );
+
+    create_root(&mut sessions[0]).await?;
+
+    // Set-up: the keys, partitioned over the sessions.
+    let started = Instant::now();
+    let far = started + Duration::from_secs(365 * 24 * 3600);
+    let done = Arc::new(AtomicU64::new(0));
+    let setup_stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
+    let mut tasks = JoinSet::new();
+    let n = sessions.len();
+    for (i, mut s) in sessions.drain(..).enumerate() {
+        let mut source = PopulateSource(Populate::share(i, n, opts.keys, value.clone()));
+        let mut sink = Recorder {
+            stats: setup_stats[i].clone(),
+            done: done.clone(),
+            window: (started, far),
+            benign: Some(ErrorCode::NodeExists.code()),
+        };
+        let inflight = opts.inflight;
+        tasks.spawn(async move {
+            let r = s.run(inflight, &mut source, &mut sink).await;
+            (s, r)
+        });
+    }
+    let progress = spawn_progress(&opts, done.clone(), None, Some(opts.keys));
+    sessions = collect(&mut tasks).await?;
+    progress.abort();
+    let setup_time = started.elapsed();
+    let mut setup = Stats::default();
+    for s in &setup_stats {
+        setup.merge(&lock(s));
+    }
+    say(
+        &opts,
+        &format!(
+            "set-up: {} of {} keys of {} B in {:.1} s ({} failed)",
+            setup.successes(),
+            opts.keys,
+            opts.value_size,
+            setup_time.as_secs_f64(),
+            setup.failures()
+        ),
+    );
+
+    let mut summary = None;
+    if opts.duration > 0.0 {
+        let t0 = Instant::now();
+        let measure_from = t0 + Duration::from_secs_f64(opts.warmup);
+        let end = measure_from + Duration::from_secs_f64(opts.duration);
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id());
+        let stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
+        let done = Arc::new(AtomicU64::new(0));
+        let n = sessions.len();
+        for (i, mut s) in sessions.drain(..).enumerate() {
+            let mix = Mix::new(
+                opts.op,
+                opts.read_ratio,
+                opts.keys,
+                value.clone(),
+                opts.seed,
+                i,
+                run_id,
+            );
+            let mut source = TimedSource { mix, end };
+            let mut sink = Recorder {
+                stats: stats[i].clone(),
+                done: done.clone(),
+                window: (measure_from, end),
+                benign: None,
+            };
+            let inflight = opts.inflight;
+            tasks.spawn(async move {
+                let r = s.run(inflight, &mut source, &mut sink).await;
+                (s, r)
+            });
+        }
+        debug_assert_eq!(n, stats.len());
+        let progress = spawn_progress(&opts, done, Some((measure_from, stats.clone())), None);
+        sessions = collect(&mut tasks).await?;
+        progress.abort();
+        let mut all = Stats::default();
+        for s in &stats {
+            all.merge(&lock(s));
+        }
+        summary = Some(all.summary(Duration::from_secs_f64(opts.duration)));
+    }
+
+    let mut closing = JoinSet::new();
+    for s in sessions {
+        closing.spawn(s.close());
+    }
+    while closing.join_next().await.is_some() {}
+
+    let run = json!({
+        "label": opts.label,
+        "hosts": opts.hosts,
+        "clients": opts.clients,
+        "inflight": opts.inflight,
+        "op": opts.op.name(),
+        "read_ratio": opts.read_ratio,
+        "value_size": opts.value_size,
+        "keys": opts.keys,
+        "warmup_s": opts.warmup,
+        "duration_s": opts.duration,
+        "setup_s": setup_time.as_secs_f64(),
+        "setup_failures": setup.failures(),
+    });
+    let doc = match &summary {
+        Some(sum) => {
+            println!(
+                "\n{} --op {} --clients {} --inflight {} --value-size {}{}",
+                if opts.label.is_empty() {
+                    "load"
+                } else {
+                    &opts.label
+                },
+                opts.op.name(),
+                opts.clients,
+                opts.inflight,
+                opts.value_size,
+                if opts.op == super::options::OpKind::Mixed {
+                    format!(" --read-ratio {}", opts.read_ratio)
+                } else {
+                    String::new()
+                }
+            );
+            print!("{}", sum.table());
+            sum.json(run)
+        }
+        None => json!({ "run": run }),
+    };
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|err| RunError::Json {
+            path: path.display().to_string(),
+            err,
+        })?;
+    }
+    Ok(())
+}
+
+/// `create /bench` (NodeExists is fine: an earlier run made it).
+async fn create_root(s: &mut Session) -> Result<(), RunError> {
+    struct One(Option<Request>);
+    impl Source for One {
+        fn next(&mut self, _: Instant) -> Option<(OpClass, Request)> {
+            self.0.take().map(|r| (OpClass::Create, r))
+        }
+    }
+    struct Keep(Option<i32>);
+    impl Sink for Keep {
+        fn complete(&mut self, c: Completion, _: Instant) {
+            self.0 = Some(c.err);
+        }
+    }
+    let mut source = One(Some(workload::create(workload::ROOT.into(), Bytes::new())));
+    let mut sink = Keep(None);
+    s.run(1, &mut source, &mut sink).await?;
+    match sink.0 {
+        Some(0) => Ok(()),
+        Some(e) if e == ErrorCode::NodeExists.code() => Ok(()),
+        Some(e) => Err(RunError::Root {
+            path: workload::ROOT,
+            err: error_name(e),
+        }),
+        None => Err(RunError::Root {
+            path: workload::ROOT,
+            err: "no reply".into(),
+        }),
+    }
+}
+
+/// Waits for every session task; a lost session is reported and dropped,
+/// losing all of them is an error.
+async fn collect(
+    tasks: &mut JoinSet<(Session, Result<(), SessionError>)>,
+) -> Result<Vec<Session>, RunError> {
+    let mut alive = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((s, Ok(()))) => alive.push(s),
+            Ok((_, Err(e))) => eprintln!("zab-load: session lost: {e}"),
+            Err(e) => eprintln!("zab-load: session task failed: {e}"),
+        }
+    }
+    if alive.is_empty() {
+        return Err(RunError::AllSessionsLost);
+    }
+    Ok(alive)
+}
+
+fn say(opts: &Options, line: &str) {
+    if !opts.quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// Prints a line a second: the completions of the last second and, while
+/// measuring, the p99 so far.
+fn spawn_progress(
+    opts: &Options,
+    done: Arc<AtomicU64>,
+    measuring: Option<(Instant, Vec<Shared>)>,
+    total: Option<u64>,
+) -> tokio::task::JoinHandle<()> {
+    let quiet = opts.quiet;
+    tokio::spawn(async move {
+        if quiet {
+            return;
+        }
+        let start = Instant::now();
+        let mut tick =
+            tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+        let mut last = 0;
+        loop {
+            let now = tick.tick().await;
+            let count = done.load(Ordering::Relaxed);
+            let rate = count - last;
+            last = count;
+            let t = (now - start).as_secs();
+            let line = match (&measuring, total) {
+                (Some((from, stats)), _) if now >= *from => {
+                    let mut all = Stats::default();
+                    for s in stats {
+                        all.merge(&lock(s));
+                    }
+                    format!(
+                        "[{t:>3}s] measuring  {rate:>8} ops/s  p99 {:.2} ms  errors {}",
+                        all.p99_us() as f64 / 1000.0,
+                        all.failures()
+                    )
+                }
+                (Some(_), _) => format!("[{t:>3}s] warm-up    {rate:>8} ops/s"),
+                (None, Some(total)) => {
+                    format!("[{t:>3}s] set-up     {rate:>8} creates/s  {count}/{total}")
+                }
+                (None, None) => format!("[{t:>3}s] {rate:>8} ops/s"),
+            };
+            eprintln!("{line}");
+        }
+    })
+}
