@@ -77,12 +77,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     Ok(Some(o))
 }
 
-fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
+pub(crate) fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
     s.parse()
         .map_err(|_| format!("{name}: `{s}` is not a number"))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot pick a port: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -349,7 +349,7 @@ fn spawn_stdin_reader() -> mpsc::Receiver<String> {
     rx
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     if let Ok(d) = std::env::var("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }

@@ -5,8 +5,11 @@
 //!   compatibility tests), then runs the whole test suite.
 //! * `cargo xtask cluster` starts zab servers on 127.0.0.1 and stops them on
 //!   Ctrl-C.
+//! * `cargo xtask bench` runs the `zab-load` generator, or compares a zab
+//!   ensemble with a ZooKeeper one under the same loads.
 //! * `cargo xtask deps` only installs the system packages.
 
+mod bench;
 mod cluster;
 mod system;
 
@@ -18,6 +21,7 @@ usage: cargo xtask <command> [options]
 commands:
   test [-- <cargo test args>]   install missing system packages, run every test
   cluster [options]             start a local zab cluster on 127.0.0.1 (see `cluster --help`)
+  bench [options]               load generator; `--compare zookeeper` side by side (see `bench --help`)
   deps                          install missing system packages only
 ";
 
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test" => test(rest),
         "cluster" => cluster::run(rest),
+        "bench" => bench::run(rest),
         "deps" => system::ensure_packages(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

@@ -1,0 +1,694 @@
+//! `cargo xtask bench`: builds the `zab-load` generator in release and runs
+//! it; with `--compare zookeeper`, against a local zab ensemble and then a
+//! ZooKeeper 3.8 ensemble of the same shape and durability, side by side.
+//!
+//! This module only builds, starts, measures and stops processes; the load
+//! itself and its statistics live in `benches/src/load/`. It reads the
+//! generator's JSON summary with a few string searches so that xtask keeps
+//! no dependency beyond libc.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HELP: &str = "\
+usage: cargo xtask bench [bench options] [zab-load options]
+
+Without --compare: builds zab-load in release and runs it with the
+zab-load options against --hosts (see `cargo xtask bench -- --help`).
+
+bench options:
+  --compare zookeeper  start a zab ensemble (release), run the loads, record
+                       RSS per server, stop it; then the same with ZooKeeper
+                       3.8 (if /usr/share/zookeeper is installed); print both
+  --suite              the loads of the targets instead of one load:
+                       set 32x8, set 1x1, get 32x8, mixed 90% reads 32x8
+  --memory N           instead of timed loads, create N znodes of 100 B and
+                       report RSS per server (implies --compare zookeeper)
+  --nodes N            voting servers per ensemble (default 3)
+  --tick-time MS       tickTime of both ensembles (default 2000)
+  --only zab|zookeeper compare mode, one system only
+
+zab-load options pass through, e.g. --duration 15 --value-size 100.
+Both ensembles use forceSync=yes (fsync before ack).
+";
+
+const ZK_SCRIPT: &str = "/usr/share/zookeeper/bin/zkServer.sh";
+const ZK_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Zab,
+    ZooKeeper,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Zab => "zab",
+            System::ZooKeeper => "zookeeper",
+        }
+    }
+}
+
+struct Options {
+    compare: bool,
+    suite: bool,
+    memory: Option<u64>,
+    nodes: usize,
+    tick_time: u32,
+    only: Option<System>,
+    /// Everything else, for zab-load.
+    load_args: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        compare: false,
+        suite: false,
+        memory: None,
+        nodes: 3,
+        tick_time: 2000,
+        only: None,
+        load_args: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            // Everything after `--` is zab-load's, `--help` included.
+            o.load_args.extend(it.by_ref().cloned());
+            break;
+        }
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--compare" => match value("--compare")?.as_str() {
+                "zookeeper" | "zk" => o.compare = true,
+                other => return Err(format!("--compare: only `zookeeper`, not `{other}`")),
+            },
+            "--suite" => o.suite = true,
+            "--memory" => o.memory = Some(crate::cluster::number(&value("--memory")?, "--memory")?),
+            "--nodes" => o.nodes = crate::cluster::number(&value("--nodes")?, "--nodes")?,
+            "--tick-time" => {
+                o.tick_time = crate::cluster::number(&value("--tick-time")?, "--tick-time")?
+            }
+            "--only" => {
+                o.only = Some(match value("--only")?.as_str() {
+                    "zab" => System::Zab,
+                    "zookeeper" | "zk" => System::ZooKeeper,
+                    other => return Err(format!("--only: `zab` or `zookeeper`, not `{other}`")),
+                })
+            }
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            _ => o.load_args.push(a.clone()),
+        }
+    }
+    if o.memory.is_some() || o.only.is_some() {
+        o.compare = true;
+    }
+    if o.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if o.compare && o.load_args.iter().any(|a| a == "--hosts") {
+        return Err("--compare starts its own ensembles: drop --hosts".into());
+    }
+    Ok(Some(o))
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let Some(opts) = parse(args)? else {
+        return Ok(());
+    };
+    let load = build("zab-benches", "zab-load")?;
+    if !opts.compare {
+        let status = Command::new(&load)
+            .args(&opts.load_args)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", load.display()))?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(format!("zab-load failed ({status})"))
+        };
+    }
+
+    let mut systems = Vec::new();
+    if opts.only != Some(System::ZooKeeper) {
+        systems.push(System::Zab);
+    }
+    if opts.only != Some(System::Zab) {
+        if Path::new(ZK_SCRIPT).exists() {
+            systems.push(System::ZooKeeper);
+        } else {
+            eprintln!("bench: {ZK_SCRIPT} not found: measuring zab only");
+        }
+    }
+    let zab_server = if systems.contains(&System::Zab) {
+        Some(build("zab-server", "zab-server")?)
+    } else {
+        None
+    };
+
+    let root = std::env::temp_dir().join(format!("zab-bench-{}", std::process::id()));
+    let loads = loads(&opts);
+    let mut results = Vec::new();
+    for system in systems {
+        let result = measure(system, &opts, &loads, &load, zab_server.as_deref(), &root);
+        let _ = std::fs::remove_dir_all(root.join(system.name()));
+        results.push(result?);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    print!("{}", side_by_side(&opts, &loads, &results));
+    Ok(())
+}
+
+/// One load of a comparison: a name and its zab-load arguments.
+struct Load {
+    name: String,
+    args: Vec<String>,
+}
+
+fn loads(opts: &Options) -> Vec<Load> {
+    let args = |list: &[&str]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.to_string())
+            .chain(opts.load_args.iter().cloned())
+            .collect()
+    };
+    if let Some(n) = opts.memory {
+        let n = n.to_string();
+        return vec![Load {
+            name: format!("create {n} znodes of 100 B"),
+            args: args(&[
+                "--keys",
+                &n,
+                "--duration",
+                "0",
+                "--value-size",
+                "100",
+                "--clients",
+                "32",
+                "--inflight",
+                "8",
+            ]),
+        }];
+    }
+    if !opts.suite {
+        return vec![Load {
+            name: opts.load_args.join(" "),
+            args: args(&[]),
+        }];
+    }
+    // The targets of issue 4: 100-byte values, 32 sessions x 8 in flight.
+    let common = ["--value-size", "100", "--keys", "10000"];
+    [
+        (
+            "set 32x8",
+            vec!["--op", "set", "--clients", "32", "--inflight", "8"],
+        ),
+        (
+            "set 1x1",
+            vec!["--op", "set", "--clients", "1", "--inflight", "1"],
+        ),
+        (
+            "get 32x8",
+            vec!["--op", "get", "--clients", "32", "--inflight", "8"],
+        ),
+        (
+            "mixed 90% 32x8",
+            vec![
+                "--op",
+                "mixed",
+                "--read-ratio",
+                "0.9",
+                "--clients",
+                "32",
+                "--inflight",
+                "8",
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, mut a)| {
+        a.extend(common);
+        Load {
+            name: name.into(),
+            args: args(&a),
+        }
+    })
+    .collect()
+}
+
+/// What one system did: per load, the summary's `total` figures; RSS per
+/// server after everything ran.
+struct Measured {
+    system: System,
+    loads: Vec<Option<Figures>>,
+    rss_start_kib: Vec<Option<u64>>,
+    rss_end_kib: Vec<Option<u64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Figures {
+    ops_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    errors: bool,
+}
+
+fn measure(
+    system: System,
+    opts: &Options,
+    loads: &[Load],
+    load_bin: &Path,
+    zab_server: Option<&Path>,
+    root: &Path,
+) -> Result<Measured, String> {
+    println!(
+        "\n=== {} ensemble: {} nodes, forceSync=yes ===",
+        system.name(),
+        opts.nodes
+    );
+    let mut ensemble = Ensemble::start(system, opts, zab_server, &root.join(system.name()))?;
+    ensemble.wait_ready(Duration::from_secs(90))?;
+    let rss_start_kib = ensemble.rss_kib();
+    let hosts = ensemble.hosts();
+    let mut figures = Vec::new();
+    for (i, load) in loads.iter().enumerate() {
+        println!("--- {}: {}", system.name(), load.name);
+        let json = root.join(format!("{}-{i}.json", system.name()));
+        let status = Command::new(load_bin)
+            .args(&load.args)
+            .args(["--hosts", &hosts, "--label", system.name()])
+            .arg("--json")
+            .arg(&json)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", load_bin.display()))?;
+        if !status.success() {
+            eprintln!(
+                "bench: zab-load failed against {} ({status})",
+                system.name()
+            );
+            figures.push(None);
+            continue;
+        }
+        let text = std::fs::read_to_string(&json).unwrap_or_default();
+        figures.push(figures_of(&text));
+        ensemble.check_alive()?;
+    }
+    let rss_end_kib = ensemble.rss_kib();
+    ensemble.stop();
+    Ok(Measured {
+        system,
+        loads: figures,
+        rss_start_kib,
+        rss_end_kib,
+    })
+}
+
+/// The `total` figures of a zab-load JSON summary.
+fn figures_of(json: &str) -> Option<Figures> {
+    let total = section(json, "\"total\"")?;
+    let errors = section(json, "\"errors\"").is_some_and(|e| e.contains(':'));
+    Some(Figures {
+        ops_per_sec: number_after(total, "\"ops_per_sec\"")?,
+        p50_us: number_after(total, "\"p50_us\"")?,
+        p99_us: number_after(total, "\"p99_us\"")?,
+        p999_us: number_after(total, "\"p999_us\"")?,
+        errors,
+    })
+}
+
+/// The `{...}` object following `key` (no nested objects expected).
+fn section<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let at = json.find(key)?;
+    let rest = &json[at + key.len()..];
+    let open = rest.find('{')?;
+    let close = rest[open..].find('}')?;
+    Some(&rest[open..open + close + 1])
+}
+
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(key)?;
+    let rest = text[at + key.len()..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == '+'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String {
+    let mut s = String::from("\n=== results ===\n");
+    let zab = results.iter().find(|m| m.system == System::Zab);
+    let zk = results.iter().find(|m| m.system == System::ZooKeeper);
+    if opts.memory.is_none() {
+        s.push_str(&format!(
+            "{:<22} {:>10} {:>10} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}\n",
+            "load",
+            "zab op/s",
+            "zk op/s",
+            "x",
+            "zab p50",
+            "zk p50",
+            "ratio",
+            "zab p99",
+            "zk p99",
+            "ratio"
+        ));
+        for (i, load) in loads.iter().enumerate() {
+            let a = zab.and_then(|m| m.loads.get(i).copied().flatten());
+            let b = zk.and_then(|m| m.loads.get(i).copied().flatten());
+            let f = |v: Option<f64>, scale: f64, prec: usize| {
+                v.map(|v| format!("{:.*}", prec, v / scale))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                _ => "-".into(),
+            };
+            let name = if load.name.len() > 22 {
+                &load.name[..22]
+            } else {
+                &load.name
+            };
+            s.push_str(&format!(
+                "{:<22} {:>10} {:>10} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}\n",
+                name,
+                f(a.map(|f| f.ops_per_sec), 1.0, 0),
+                f(b.map(|f| f.ops_per_sec), 1.0, 0),
+                ratio(a.map(|f| f.ops_per_sec), b.map(|f| f.ops_per_sec)),
+                f(a.map(|f| f.p50_us), 1000.0, 2),
+                f(b.map(|f| f.p50_us), 1000.0, 2),
+                ratio(a.map(|f| f.p50_us), b.map(|f| f.p50_us)),
+                f(a.map(|f| f.p99_us), 1000.0, 2),
+                f(b.map(|f| f.p99_us), 1000.0, 2),
+                ratio(a.map(|f| f.p99_us), b.map(|f| f.p99_us)),
+            ));
+            for (m, f) in [(zab, a), (zk, b)] {
+                if let (Some(m), Some(f)) = (m, f) {
+                    if f.errors {
+                        s.push_str(&format!(
+                            "  ({} reported errors: see its table above)\n",
+                            m.system.name()
+                        ));
+                    }
+                }
+            }
+        }
+        s.push_str("latencies in ms; x = zab/zk throughput, ratio = zab/zk latency\n");
+    }
+    s.push_str("\nRSS per server (MiB), after start -> after the loads:\n");
+    for m in results {
+        let list: Vec<String> = m
+            .rss_start_kib
+            .iter()
+            .zip(&m.rss_end_kib)
+            .enumerate()
+            .map(|(i, (a, b))| {
+                let mib = |v: &Option<u64>| {
+                    v.map(|k| format!("{:.0}", k as f64 / 1024.0))
+                        .unwrap_or_else(|| "?".into())
+                };
+                format!("node{} {} -> {}", i + 1, mib(a), mib(b))
+            })
+            .collect();
+        s.push_str(&format!("  {:<10} {}\n", m.system.name(), list.join(", ")));
+    }
+    s
+}
+
+/// Builds `bin` of `package` in release; returns its path.
+fn build(package: &str, bin: &str) -> Result<PathBuf, String> {
+    let ok = crate::cargo()
+        .args(["build", "--release", "--package", package, "--bin", bin])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?
+        .success();
+    if !ok {
+        return Err(format!("building {bin} failed"));
+    }
+    Ok(crate::cluster::target_dir().join("release").join(bin))
+}
+
+struct Server {
+    client_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running ensemble; dropping it stops every server.
+struct Ensemble {
+    system: System,
+    servers: Vec<Server>,
+}
+
+impl Ensemble {
+    fn start(
+        system: System,
+        opts: &Options,
+        zab_server: Option<&Path>,
+        root: &Path,
+    ) -> Result<Ensemble, String> {
+        let mut ports = Vec::new();
+        for _ in 0..opts.nodes {
+            let p = (
+                crate::cluster::free_port()?,
+                crate::cluster::free_port()?,
+                crate::cluster::free_port()?,
+            );
+            ports.push(p);
+        }
+        let mut servers = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let id = i + 1;
+            let dir = root.join(format!("node{id}"));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // Identical zoo.cfg for both systems: same shape, same
+            // durability (fsync before ack), same tickTime.
+            let mut cfg = format!(
+                "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+                 admin.enableServer=false\nforceSync=yes\n",
+                opts.tick_time,
+                dir.display(),
+            );
+            if opts.nodes > 1 {
+                for (j, (_, quorum, election)) in ports.iter().enumerate() {
+                    cfg.push_str(&format!("server.{}=127.0.0.1:{quorum}:{election}\n", j + 1));
+                }
+            }
+            let cfg_path = dir.join("zoo.cfg");
+            std::fs::write(&cfg_path, cfg).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+            std::fs::write(dir.join("myid"), format!("{id}\n")).map_err(|e| e.to_string())?;
+            let mut cmd = match (system, zab_server) {
+                (System::Zab, Some(bin)) => Command::new(bin),
+                (System::Zab, None) => return Err("zab-server was not built".into()),
+                (System::ZooKeeper, _) => {
+                    // What zkServer.sh runs, minus the shell, so the child
+                    // is the JVM whose RSS we read. -Xmx1000m is the heap
+                    // upstream's zkEnv.sh gives a server by default.
+                    let mut c = Command::new("java");
+                    c.arg("-Xmx1000m")
+                        .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+                        .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
+                        .args(["-cp", ZK_CLASSPATH])
+                        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain");
+                    c
+                }
+            };
+            let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
+            let log2 = log.try_clone().map_err(|e| e.to_string())?;
+            let child = cmd
+                .arg(&cfg_path)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .map_err(|e| format!("cannot start {} node {id}: {e}", system.name()))?;
+            servers.push(Server {
+                client_port: *client,
+                dir,
+                child: Some(child),
+            });
+        }
+        Ok(Ensemble { system, servers })
+    }
+
+    fn hosts(&self) -> String {
+        let list: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.client_port))
+            .collect();
+        list.join(",")
+    }
+
+    /// Every server answers `srvr` with a mode, one of them the leader (or
+    /// the standalone server).
+    fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.check_alive()?;
+            let modes: Vec<Option<String>> = self
+                .servers
+                .iter()
+                .map(|s| srvr_mode(s.client_port))
+                .collect();
+            let serving = modes.iter().all(|m| {
+                m.as_deref()
+                    .is_some_and(|m| matches!(m, "leader" | "follower" | "standalone"))
+            });
+            let leader = modes
+                .iter()
+                .any(|m| matches!(m.as_deref(), Some("leader" | "standalone")));
+            if serving && leader {
+                println!("{} ready: {}", self.system.name(), self.hosts());
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} ensemble not ready after {within:?}: modes {modes:?}; logs in {}",
+                    self.system.name(),
+                    self.servers[0].dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<(), String> {
+        for (i, s) in self.servers.iter_mut().enumerate() {
+            if let Some(c) = s.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    s.child = None;
+                    let log = std::fs::read_to_string(s.dir.join("server.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    return Err(format!(
+                        "{} node {} exited ({status}):\n{}",
+                        self.system.name(),
+                        i + 1,
+                        tail.join("\n")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// VmRSS of each server, KiB.
+    fn rss_kib(&self) -> Vec<Option<u64>> {
+        self.servers
+            .iter()
+            .map(|s| s.child.as_ref().and_then(|c| rss_kib(c.id())))
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        for s in &mut self.servers {
+            if let Some(c) = s.child.as_ref() {
+                // SIGTERM: both zab-server and the JVM shut down on it.
+                // SAFETY: kill(2) on a pid we spawned and have not reaped.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        for s in &mut self.servers {
+            if let Some(mut c) = s.child.take() {
+                let deadline = Instant::now() + Duration::from_secs(15);
+                loop {
+                    match c.try_wait() {
+                        Ok(Some(_)) => break,
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(50))
+                        }
+                        _ => {
+                            let _ = c.kill();
+                            let _ = c.wait();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The `Mode:` line of `srvr`, if the server answers.
+fn srvr_mode(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(500),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"srvr").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("Mode:").map(|m| m.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_total_of_a_summary() {
+        let json = r#"{
+  "by_op": { "set": { "ops": 5, "ops_per_sec": 1.0, "p50_us": 9, "p99_us": 9, "p999_us": 9 } },
+  "errors": {},
+  "total": {
+    "max_us": 18447,
+    "ops": 88489,
+    "ops_per_sec": 29496.3,
+    "p50_us": 103,
+    "p90_us": 813,
+    "p999_us": 11103,
+    "p99_us": 7907
+  }
+}"#;
+        let f = figures_of(json).unwrap();
+        assert_eq!(f.ops_per_sec, 29496.3);
+        assert_eq!((f.p50_us, f.p99_us, f.p999_us), (103.0, 7907.0, 11103.0));
+        assert!(!f.errors);
+        let with_errors = json.replace("\"errors\": {}", "\"errors\": {\"closed\": 2}");
+        assert!(figures_of(&with_errors).unwrap().errors);
+    }
+
+    #[test]
+    fn options_split_between_xtask_and_the_generator() {
+        let args: Vec<String> = ["--compare", "zookeeper", "--suite", "--duration", "10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse(&args).unwrap().unwrap();
+        assert!(o.compare && o.suite);
+        assert_eq!(o.load_args, ["--duration", "10"]);
+        let l = loads(&o);
+        assert_eq!(l.len(), 4);
+        assert!(l[1].args.windows(2).any(|w| w == ["--clients", "1"]));
+        assert_eq!(l[1].args.last().map(String::as_str), Some("10"));
+    }
+}
