@@ -522,6 +522,11 @@ impl TestCluster {
                 self.nodes[i].sid,
                 self.addr(i)
             ));
+            out.push_str(&sockets_on(&[
+                self.nodes[i].client_port,
+                self.nodes[i].quorum_port,
+                self.nodes[i].election_port,
+            ]));
             let log = self.output(i);
             let lines: Vec<&str> = log.lines().collect();
             let from = lines.len().saturating_sub(40);
@@ -592,18 +597,74 @@ impl Drop for TestCluster {
         for i in self.indices() {
             self.kill9(i);
         }
+        // `ZAB_CLUSTER_KEEP=1` keeps configurations, data and logs for a
+        // post-mortem; the path goes to stderr.
+        if std::env::var_os("ZAB_CLUSTER_KEEP").is_some_and(|v| v == "1") {
+            let dir = std::mem::replace(
+                &mut self.root,
+                tempfile::Builder::new()
+                    .prefix("zab-cluster-gone-")
+                    .tempdir()
+                    .expect("create temp dir"),
+            );
+            eprintln!("cluster directory kept: {}", dir.keep().display());
+        }
     }
 }
 
-/// `n` distinct ports on 127.0.0.1 that were free a moment ago. All
-/// listeners are held until every port is chosen, so no two coincide.
+/// `n` distinct ports on 127.0.0.1 that are free now and outside the
+/// kernel's ephemeral range. All listeners are held until every port is
+/// chosen, so no two coincide.
+///
+/// Why not bind port 0: that hands out ports from the ephemeral range, and
+/// a quorum port is only bound while its server leads. In between, the
+/// kernel may give the same number to any outgoing connection as its
+/// source port (the election links between the servers are long-lived),
+/// and the server elected leader then fails to listen with "Address
+/// already in use" for as long as that connection lives.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low: u16 = 10_000;
+    let high = ephemeral_low.max(low + 1_000);
+    let span = u64::from(high - low);
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    let mut attempts = 0;
+    while listeners.len() < n {
+        attempts += 1;
+        assert!(attempts < 100_000, "no free ports below {high}");
+        // xorshift64: a different sequence per process and run.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = low + (seed % span) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(l);
+        }
+    }
     listeners
         .iter()
         .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// The sockets using any of `ports` as `ss -tanp` lists them (empty if `ss`
+/// is not installed), for failure messages.
+fn sockets_on(ports: &[u16]) -> String {
+    let Ok(out) = Command::new("ss").arg("-tanp").output() else {
+        return String::new();
+    };
+    let needles: Vec<String> = ports.iter().map(|p| format!(":{p} ")).collect();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| needles.iter().any(|n| line.contains(n.as_str())))
+        .map(|line| format!("  socket: {line}\n"))
         .collect()
 }
 
