@@ -374,11 +374,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                 (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
                 _ => "-".into(),
             };
-            let name = if load.name.len() > 22 {
-                &load.name[..22]
-            } else {
-                &load.name
-            };
+            let name: String = load.name.chars().take(22).collect();
             s.push_str(&format!(
                 "{:<22} {:>10} {:>10} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}\n",
                 name,
