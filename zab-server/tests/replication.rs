@@ -383,13 +383,14 @@ fn initial_data(path: &str) -> Vec<u8> {
 
 /// Creates children `first..first + count` of `parent` (`nNNNNNN`) through
 /// `client`, pipelined over a few tasks, and returns the acknowledged stats
-/// by path.
+/// by path, or the first create that failed (panicking is the caller's
+/// job: it can add the cluster's report).
 async fn create_many(
     client: &Client,
     parent: &str,
     first: usize,
     count: usize,
-) -> BTreeMap<String, Stat> {
+) -> Result<BTreeMap<String, Stat>, String> {
     let mut tasks = JoinSet::new();
     let lanes = 8;
     for lane in 0..lanes {
@@ -398,20 +399,43 @@ async fn create_many(
             let mut made = Vec::new();
             for n in (first + lane..first + count).step_by(lanes) {
                 let path = format!("{parent}/n{n:06}");
-                let (stat, _) = client
+                match client
                     .create(&path, format!("{n}").as_bytes(), &persistent())
                     .await
-                    .unwrap_or_else(|e| panic!("create {path}: {e}"));
-                made.push((path, stat));
+                {
+                    Ok((stat, _)) => made.push((path, stat)),
+                    Err(e) => return Err(format!("create {path}: {e}")),
+                }
             }
-            made
+            Ok(made)
         });
     }
     let mut all = BTreeMap::new();
+    let mut failed = None;
     while let Some(joined) = tasks.join_next().await {
-        all.extend(joined.expect("create task panicked"));
+        match joined.expect("create task panicked") {
+            Ok(made) => all.extend(made),
+            Err(e) => failed = failed.or(Some(e)),
+        }
     }
-    all
+    match failed {
+        None => Ok(all),
+        Some(e) => Err(e),
+    }
+}
+
+/// [`create_many`], panicking with the ensemble's state if a create fails.
+async fn create_many_or_report(
+    cluster: &mut TestCluster,
+    client: &Client,
+    parent: &str,
+    first: usize,
+    count: usize,
+) -> BTreeMap<String, Stat> {
+    match create_many(client, parent, first, count).await {
+        Ok(made) => made,
+        Err(e) => panic!("{e}\n{}", blocking(|| cluster.report())),
+    }
 }
 
 // ------------------------------------------------------------ tests
@@ -495,10 +519,10 @@ async fn restarted_follower_catches_up_with_identical_stats() {
         // The writing client talks to the follower that stays up.
         let client = connect(&cluster.connect_string_of(other), Duration::from_secs(4)).await;
         client.create("/fc", b"", &persistent()).await.unwrap();
-        create_many(&client, "/fc", 0, 50).await;
+        create_many_or_report(cluster, &client, "/fc", 0, 50).await;
 
         blocking(|| cluster.kill9(follower));
-        let created = create_many(&client, "/fc", 50, 2000).await;
+        let created = create_many_or_report(cluster, &client, "/fc", 50, 2000).await;
         assert_eq!(created.len(), 2000);
         let mut expected: BTreeMap<String, Stat> = created;
         for (k, (path, stat)) in expected.iter_mut().enumerate() {
@@ -662,7 +686,7 @@ async fn whole_cluster_killed_and_restarted_keeps_acknowledged_data() {
         blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
         let client = connect(&cluster.connect_string(), Duration::from_secs(4)).await;
         client.create("/all", b"", &persistent()).await.unwrap();
-        let mut expected = create_many(&client, "/all", 0, 300).await;
+        let mut expected = create_many_or_report(cluster, &client, "/all", 0, 300).await;
         for (k, (path, stat)) in expected.iter_mut().enumerate() {
             if k % 2 == 0 {
                 *stat = client.set_data(path, b"second", None).await.unwrap();
@@ -867,7 +891,7 @@ async fn five_nodes_survive_two_failures() {
         )
         .await;
         client.create("/five", b"", &persistent()).await.unwrap();
-        let before = create_many(&client, "/five", 0, 100).await;
+        let before = create_many_or_report(cluster, &client, "/five", 0, 100).await;
 
         let victim = (leader + 1) % 5;
         blocking(|| {
