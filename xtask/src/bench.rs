@@ -248,6 +248,8 @@ fn loads(opts: &Options) -> Vec<Load> {
 struct Measured {
     system: System,
     loads: Vec<Option<Figures>>,
+    /// Seconds each load spent creating its keys.
+    setup_s: Vec<Option<f64>>,
     rss_start_kib: Vec<Option<u64>>,
     rss_end_kib: Vec<Option<u64>>,
 }
@@ -279,6 +281,7 @@ fn measure(
     let rss_start_kib = ensemble.rss_kib();
     let hosts = ensemble.hosts();
     let mut figures = Vec::new();
+    let mut setup_s = Vec::new();
     for (i, load) in loads.iter().enumerate() {
         println!("--- {}: {}", system.name(), load.name);
         let json = root.join(format!("{}-{i}.json", system.name()));
@@ -295,10 +298,12 @@ fn measure(
                 system.name()
             );
             figures.push(None);
+            setup_s.push(None);
             continue;
         }
         let text = std::fs::read_to_string(&json).unwrap_or_default();
         figures.push(figures_of(&text));
+        setup_s.push(section(&text, "\"run\"").and_then(|r| number_after(r, "\"setup_s\"")));
         ensemble.check_alive()?;
     }
     let rss_end_kib = ensemble.rss_kib();
@@ -306,6 +311,7 @@ fn measure(
     Ok(Measured {
         system,
         loads: figures,
+        setup_s,
         rss_start_kib,
         rss_end_kib,
     })
@@ -400,6 +406,17 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
             }
         }
         s.push_str("latencies in ms; x = zab/zk throughput, ratio = zab/zk latency\n");
+    }
+    if let Some(n) = opts.memory {
+        for m in results {
+            if let Some(Some(secs)) = m.setup_s.first() {
+                s.push_str(&format!(
+                    "{:<10} created {n} znodes in {secs:.1} s ({:.0} creates/s)\n",
+                    m.system.name(),
+                    n as f64 / secs.max(f64::MIN_POSITIVE)
+                ));
+            }
+        }
     }
     s.push_str("\nRSS per server (MiB), after start -> after the loads:\n");
     for m in results {
