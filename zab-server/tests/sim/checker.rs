@@ -1,0 +1,94 @@
+//! The ensemble-wide invariants (ARCHITECTURE "Invariants"), checked as
+//! events happen.
+//!
+//! The checker keeps the *committed history*: the history of the leader
+//! that was last established, extended by each txn a leader commits. A
+//! leader's history at establishment is committed by ZAB (a quorum acked
+//! NEWLEADER for it), so:
+//!
+//! * a newly established leader must hold the committed history as a
+//!   prefix of its own — else a committed txn was lost or reordered;
+//! * a commit must extend the committed history by exactly one txn;
+//! * a serving learner's history must always be a prefix of it;
+//! * at most one server is ever established as leader of an epoch.
+
+use std::collections::BTreeMap;
+
+use zab_wire::{Epoch, ServerId, Zxid};
+
+use super::history::History;
+
+#[derive(Default)]
+pub struct Checker {
+    pub committed: History,
+    leaders: BTreeMap<Epoch, ServerId>,
+    /// Commits to verify against every disk once the current event is done
+    /// (the leader's own durability and a quorum's).
+    pub to_verify: Vec<(ServerId, Zxid, u64)>,
+    pub commits: u64,
+}
+
+impl Checker {
+    pub fn established(&mut self, sid: ServerId, epoch: Epoch, h: &History) -> Result<(), String> {
+        if let Some(&other) = self.leaders.get(&epoch) {
+            if other != sid {
+                return Err(format!(
+                    "two leaders established in epoch {epoch}: {other} and {sid}"
+                ));
+            }
+        }
+        if let Some((&newest, _)) = self.leaders.iter().next_back() {
+            if epoch < newest {
+                return Err(format!(
+                    "{sid} established in epoch {epoch} after epoch {newest}"
+                ));
+            }
+        }
+        self.leaders.insert(epoch, sid);
+        if !self.committed.is_prefix_of(h) {
+            return Err(format!(
+                "leader {sid} of epoch {epoch} lost committed txns: {}",
+                self.committed.divergence(h)
+            ));
+        }
+        self.committed = h.clone();
+        Ok(())
+    }
+
+    pub fn commit(&mut self, sid: ServerId, h: &History) -> Result<(), String> {
+        let Some(&last) = h.last() else {
+            return Err(format!("{sid} committed with an empty history"));
+        };
+        if h.len() != self.committed.len() + 1 || !self.committed_prefix_of_all_but_last(h) {
+            return Err(format!(
+                "{sid} committed {} which does not extend the committed history: {}",
+                last.zxid,
+                self.committed.divergence(h)
+            ));
+        }
+        self.committed.push_entry(last)?;
+        self.commits += 1;
+        self.to_verify.push((sid, last.zxid, last.digest));
+        Ok(())
+    }
+
+    fn committed_prefix_of_all_but_last(&self, h: &History) -> bool {
+        let n = self.committed.len();
+        n == 0 || h.entries()[n - 1].chain == self.committed.entries()[n - 1].chain
+    }
+
+    /// A serving learner (past UPTODATE) applied, or just started serving.
+    pub fn serving(&self, sid: ServerId, h: &History) -> Result<(), String> {
+        if h.is_prefix_of(&self.committed) {
+            return Ok(());
+        }
+        Err(format!(
+            "serving learner {sid} holds a history that is not committed: {}",
+            h.divergence(&self.committed)
+        ))
+    }
+
+    pub fn leaders(&self) -> &BTreeMap<Epoch, ServerId> {
+        &self.leaders
+    }
+}

@@ -1,0 +1,218 @@
+//! A node's disk: what survives a crash. It stands in for zab-store.
+//!
+//! * the txn log — an append is durable only once its (simulated, group
+//!   committed, in order) fsync completed; a crash loses the un-synced tail;
+//! * acceptedEpoch / currentEpoch — written synchronously, as the cores
+//!   require (reference F.7);
+//! * the latest snapshot, with the history it holds (simulation metadata
+//!   used by the checks, not something a real snapshot carries).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use zab_leader::TxnLogView;
+use zab_wire::{Epoch, Zxid};
+
+use super::history::History;
+
+type Log = BTreeMap<Zxid, Bytes>;
+
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub zxid: Zxid,
+    pub bytes: Bytes,
+    pub history: History,
+}
+
+pub struct Disk {
+    accepted: Option<Epoch>,
+    current: Option<Epoch>,
+    /// Shared with the leader's [`LogView`] (the leader reads its own log
+    /// to sync learners behind its committed window, rule 5).
+    log: Arc<Mutex<Log>>,
+    /// Appended, fsync not completed yet: lost by a crash.
+    unsynced: BTreeSet<Zxid>,
+    pub snapshot: Option<Snapshot>,
+    /// Bumped by every crash: a durability report of an earlier life is void.
+    pub incarnation: u64,
+    /// Group commit: the latest fsync batch, (start, completion). Appends
+    /// made while a batch runs join the next one.
+    batch: (u64, u64),
+}
+
+fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
+    // Nothing panics while holding the lock; a poisoned lock still holds
+    // a consistent map.
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Disk {
+    pub fn new() -> Disk {
+        Disk {
+            accepted: None,
+            current: None,
+            log: Arc::new(Mutex::new(Log::new())),
+            unsynced: BTreeSet::new(),
+            snapshot: None,
+            incarnation: 0,
+            batch: (0, 0),
+        }
+    }
+
+    pub fn accepted_epoch(&self) -> Epoch {
+        self.accepted.unwrap_or(Epoch(0))
+    }
+
+    pub fn current_epoch(&self) -> Epoch {
+        self.current.unwrap_or(Epoch(0))
+    }
+
+    /// Epochs only grow (ARCHITECTURE "Invariants").
+    pub fn set_accepted_epoch(&mut self, e: Epoch) -> Result<(), String> {
+        if e < self.accepted_epoch() {
+            return Err(format!(
+                "acceptedEpoch would go back from {} to {e}",
+                self.accepted_epoch()
+            ));
+        }
+        self.accepted = Some(e);
+        Ok(())
+    }
+
+    pub fn set_current_epoch(&mut self, e: Epoch) -> Result<(), String> {
+        if e < self.current_epoch() {
+            return Err(format!(
+                "currentEpoch would go back from {} to {e}",
+                self.current_epoch()
+            ));
+        }
+        if e > self.accepted_epoch() {
+            return Err(format!(
+                "currentEpoch {e} above acceptedEpoch {}",
+                self.accepted_epoch()
+            ));
+        }
+        self.current = Some(e);
+        Ok(())
+    }
+
+    /// Appends without syncing; returns when the fsync covering it will
+    /// complete. As zab-store's group commit: one fsync runs at a time and
+    /// covers every append made before it started, so completions are in
+    /// append order.
+    pub fn append(&mut self, zxid: Zxid, bytes: Bytes, now: u64, latency: u64) -> u64 {
+        lock(&self.log).insert(zxid, bytes);
+        self.unsynced.insert(zxid);
+        let (start, done) = self.batch;
+        if done <= now {
+            // Idle: an fsync starts now.
+            self.batch = (now, now + latency);
+        } else if start <= now {
+            // One is running: this append waits for the next batch.
+            self.batch = (done, done + latency);
+        }
+        // Else the next batch is queued already: join it.
+        self.batch.1
+    }
+
+    /// The fsync of everything appended up to `zxid` completed.
+    pub fn synced(&mut self, zxid: Zxid) {
+        self.unsynced.retain(|z| *z > zxid);
+    }
+
+    /// A crash: the un-synced tail is gone.
+    pub fn crash(&mut self) {
+        let mut log = lock(&self.log);
+        for z in &self.unsynced {
+            log.remove(z);
+        }
+        self.unsynced.clear();
+        self.incarnation += 1;
+        self.batch = (0, 0);
+    }
+
+    pub fn truncate_after(&mut self, after: Zxid) {
+        lock(&self.log).retain(|z, _| *z <= after);
+        self.unsynced.retain(|z| *z <= after);
+    }
+
+    pub fn last_logged(&self) -> Zxid {
+        lock(&self.log)
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(Zxid::ZERO)
+    }
+
+    pub fn log_from(&self, from: Zxid) -> Vec<(Zxid, Bytes)> {
+        lock(&self.log)
+            .range(from..)
+            .map(|(z, b)| (*z, b.clone()))
+            .collect()
+    }
+
+    /// Is `zxid` durably held, with these bytes?
+    pub fn holds_durably(&self, zxid: Zxid, bytes_digest: u64) -> bool {
+        if let Some(b) = lock(&self.log).get(&zxid) {
+            return !self.unsynced.contains(&zxid) && super::history::digest(b) == bytes_digest;
+        }
+        self.snapshot.as_ref().is_some_and(|s| {
+            s.history
+                .entries()
+                .iter()
+                .any(|e| e.zxid == zxid && e.digest == bytes_digest)
+        })
+    }
+
+    /// The newest `window` logged txns up to `last` (quorum.rs's
+    /// `committed_window`: ZooKeeper's committedLog as rebuilt on load).
+    pub fn window(&self, last: Zxid, window: usize) -> Vec<(Zxid, Bytes)> {
+        let log = lock(&self.log);
+        let mut v: Vec<(Zxid, Bytes)> = log
+            .range(..=last)
+            .rev()
+            .take(window)
+            .map(|(z, b)| (*z, b.clone()))
+            .collect();
+        v.reverse();
+        v
+    }
+
+    pub fn view(&self) -> LogView {
+        LogView(self.log.clone())
+    }
+}
+
+/// The leader's view of its own txn log (zab-leader's `StoreTxnLog` over
+/// zab-store in production).
+pub struct LogView(Arc<Mutex<Log>>);
+
+impl TxnLogView for LogView {
+    fn read_from(&self, from: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
+        Ok(lock(&self.0)
+            .range(from..)
+            .map(|(z, b)| (*z, b.clone()))
+            .collect())
+    }
+
+    fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, String> {
+        if from > to {
+            return Ok(0);
+        }
+        Ok(lock(&self.0)
+            .range(from..=to)
+            .map(|(_, b)| b.len() as u64)
+            .sum())
+    }
+
+    fn read_between(&self, from: Zxid, to: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(lock(&self.0)
+            .range(from..=to)
+            .map(|(z, b)| (*z, b.clone()))
+            .collect())
+    }
+}

@@ -1,0 +1,879 @@
+//! One simulated server: `zab-server/src/quorum.rs`'s `Peer` with the
+//! sockets, tokio tasks and RocksDB replaced by the simulated [`Io`] and
+//! [`Disk`]. Every action of the cores is carried out as `Peer` carries it
+//! out — epochs persisted synchronously, TRUNC truncates the log and
+//! rebuilds the tree from snapshot + log, SNAP replaces tree and log, the
+//! leader proposes then appends locally and learns of its own durability
+//! later, a Commit is applied and reported with `on_applied`, a learner's
+//! Apply is applied — so that the checks judge the production composition.
+//!
+//! The one place where this node may differ from `Peer` is
+//! [`NodeConfig::fast_forward_on_leave`]; see there.
+
+use bytes::Bytes;
+use prost::Message;
+use zab_election::{Election, Notification, Output, Responder, ServerState, Vote};
+use zab_leader::{
+    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks,
+};
+use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, SyncMode, Timing};
+use zab_tree::{AuthInfo, DataTree, PrepareConfig, Preparer, RequestContext};
+use zab_wire::jute::{op, Acl, CreateRequest, Request};
+use zab_wire::proto::{QuorumPacket, Txn};
+use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
+
+use super::disk::{Disk, Snapshot};
+use super::history::{digest, History};
+use super::net::{Event, Io, StreamId};
+
+/// quorum.rs's `CLOCK_MS`.
+pub const CLOCK_MS: u64 = 25;
+/// ZooKeeper's learner retries its connection every 100 ms within initLimit.
+const CONNECT_RETRY_MS: u64 = 100;
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub tick_ms: u64,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// `commitLogCount` (ZooKeeper keeps at least 500).
+    pub commit_window: usize,
+    /// `zookeeper.snapshotSizeFactor`; negative disables txn-log DIFF.
+    pub snapshot_size_factor: f64,
+    /// A serving node saves a snapshot after this many applied txns
+    /// (ZooKeeper's snapCount).
+    pub snapshot_every: usize,
+    /// fsync latency bounds (ms).
+    pub fsync_ms: (u64, u64),
+    /// Replay logged-but-unapplied txns into the tree when leaving a role,
+    /// as ZooKeeper's `ZooKeeperServer.shutdown(false)` does with
+    /// `zkDb.fastForwardDataBase()`. `quorum.rs`'s `leave_role` keeps the
+    /// tree as it is; `false` reproduces that.
+    pub fast_forward_on_leave: bool,
+}
+
+/// Counters the seed sweep asserts on (every sync mode must be exercised).
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub diff: u64,
+    pub trunc: u64,
+    pub snap: u64,
+    pub established: u64,
+    pub step_downs: u64,
+    pub proposed: u64,
+}
+
+pub enum Role {
+    Down,
+    Looking(Box<Election>),
+    Leading(Box<Leading>),
+    Learning(Box<Learning>),
+}
+
+pub struct Leading {
+    pub leader: Leader,
+    streams: std::collections::BTreeSet<StreamId>,
+    /// Proposed txns waiting for their commit (the pipeline's pending
+    /// writes in production).
+    proposed: std::collections::BTreeMap<Zxid, Txn>,
+    preparer: Preparer,
+    session: Option<SessionId>,
+    cxid: i32,
+}
+
+pub struct Learning {
+    pub leader_sid: ServerId,
+    learner: Option<Learner>,
+    stream: Option<StreamId>,
+    connect_deadline: u64,
+}
+
+pub struct Node {
+    pub sid: ServerId,
+    verifier: QuorumVerifier,
+    cfg: NodeConfig,
+    pub disk: Disk,
+    pub up: bool,
+    /// quorum.rs's `gen`: bumped at every role change so that late events
+    /// of an old role are dropped.
+    pub gen: u64,
+    pub role: Role,
+    tree: DataTree,
+    /// The txns `tree` holds, in apply order.
+    pub history: History,
+    logical_clock: u64,
+    last_vote: Option<Vote>,
+    responder: Option<Responder>,
+    last_tick_ms: u64,
+    /// Serving clients: an established leader, or a learner after UPTODATE.
+    pub serving: bool,
+    applied_since_snapshot: usize,
+}
+
+impl Node {
+    pub fn new(sid: ServerId, verifier: QuorumVerifier, cfg: NodeConfig) -> Node {
+        Node {
+            sid,
+            verifier,
+            cfg,
+            disk: Disk::new(),
+            up: false,
+            gen: 0,
+            role: Role::Down,
+            tree: DataTree::new(),
+            history: History::default(),
+            logical_clock: 0,
+            last_vote: None,
+            responder: None,
+            last_tick_ms: 0,
+            serving: false,
+            applied_since_snapshot: 0,
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn is_established_leader(&self) -> bool {
+        matches!(&self.role, Role::Leading(l) if l.leader.is_established())
+    }
+
+    pub fn leader_epoch(&self) -> Option<Epoch> {
+        match &self.role {
+            Role::Leading(l) => l.leader.epoch(),
+            _ => None,
+        }
+    }
+
+    pub fn role_name(&self) -> String {
+        match &self.role {
+            Role::Down => "down".into(),
+            Role::Looking(_) => "looking".into(),
+            Role::Leading(l) => format!("leading({:?})", l.leader.phase()),
+            Role::Learning(l) => format!(
+                "following {} ({:?})",
+                l.leader_sid,
+                l.learner.as_ref().map(|x| x.phase())
+            ),
+        }
+    }
+
+    // ------------------------------------------------------------ life
+
+    /// Process start: recover the tree from the disk, then LOOKING.
+    pub fn start(&mut self, io: &mut Io) {
+        self.up = true;
+        self.logical_clock = 0;
+        self.last_vote = None;
+        self.responder = None;
+        self.serving = false;
+        self.last_tick_ms = 0;
+        io.node_up(self.sid);
+        if let Err(e) = self.recover() {
+            io.violation(format!("{} cannot recover: {e}", self.sid));
+        }
+        io.log(format!(
+            "{} starts: zxid {} log {} epochs {}/{}",
+            self.sid,
+            self.tree.last_zxid(),
+            self.disk.last_logged(),
+            self.disk.accepted_epoch(),
+            self.disk.current_epoch()
+        ));
+        let first_tick = io.rng.range(1, CLOCK_MS);
+        io.schedule(
+            first_tick,
+            Event::Clock {
+                sid: self.sid,
+                incarnation: self.disk.incarnation,
+            },
+        );
+        self.look(io);
+    }
+
+    /// `kill -9`: memory is gone, the un-synced log tail too.
+    pub fn crash(&mut self, io: &mut Io) {
+        io.log(format!("{} crashes ({})", self.sid, self.role_name()));
+        self.up = false;
+        self.gen += 1;
+        self.role = Role::Down;
+        self.serving = false;
+        self.disk.crash();
+        io.node_down(self.sid);
+    }
+
+    /// server.rs's `recover`: the latest snapshot, then the whole log.
+    fn recover(&mut self) -> Result<(), String> {
+        let (mut tree, mut history) = match &self.disk.snapshot {
+            Some(s) => (
+                DataTree::restore(&mut &s.bytes[..]).map_err(|e| e.to_string())?,
+                s.history.clone(),
+            ),
+            None => (DataTree::new(), History::default()),
+        };
+        for (zxid, bytes) in self.disk.log_from(tree.last_zxid().next()) {
+            let txn = Txn::decode(bytes.clone()).map_err(|e| e.to_string())?;
+            if txn.zxid != zxid.0 {
+                return Err(format!("log entry {zxid} holds txn {}", Zxid(txn.zxid)));
+            }
+            tree.apply(&txn);
+            history.push(zxid, digest(&bytes))?;
+        }
+        self.tree = tree;
+        self.history = history;
+        self.applied_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// ZooKeeper's `fastForwardDataBase`: apply what the log holds beyond
+    /// the tree.
+    fn fast_forward(&mut self, io: &mut Io) {
+        for (zxid, bytes) in self.disk.log_from(self.tree.last_zxid().next()) {
+            match Txn::decode(bytes.clone()) {
+                Ok(txn) => {
+                    self.tree.apply(&txn);
+                    if let Err(e) = self.history.push(zxid, digest(&bytes)) {
+                        io.violation(format!("{} fast-forward: {e}", self.sid));
+                    }
+                }
+                Err(e) => io.violation(format!("{} fast-forward: {e}", self.sid)),
+            }
+        }
+    }
+
+    fn apply(&mut self, io: &mut Io, txn: &Txn) {
+        let bytes = txn.encode_to_vec();
+        self.tree.apply(txn);
+        if let Err(e) = self.history.push(Zxid(txn.zxid), digest(&bytes)) {
+            io.violation(format!("{}: {e}", self.sid));
+        }
+        if self.serving {
+            self.applied_since_snapshot += 1;
+            if self.applied_since_snapshot >= self.cfg.snapshot_every {
+                self.take_snapshot(io);
+            }
+        }
+    }
+
+    /// The pipeline's periodic snapshot (taken only while serving: the tree
+    /// then holds committed txns only).
+    fn take_snapshot(&mut self, io: &mut Io) {
+        self.applied_since_snapshot = 0;
+        let mut bytes = Vec::new();
+        if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
+            io.violation(format!("{} cannot write a snapshot: {e}", self.sid));
+            return;
+        }
+        let size = bytes.len() as u64;
+        self.disk.snapshot = Some(Snapshot {
+            zxid: self.tree.last_zxid(),
+            bytes: Bytes::from(bytes),
+            history: self.history.clone(),
+        });
+        if let Role::Leading(l) = &mut self.role {
+            l.leader.set_snapshot_size(size);
+        }
+    }
+
+    // ------------------------------------------------------------ roles
+
+    fn leave_role(&mut self, io: &mut Io, reason: &str) {
+        self.gen += 1;
+        io.log(format!(
+            "{} leaves {}: {reason}",
+            self.sid,
+            self.role_name()
+        ));
+        if matches!(self.role, Role::Leading(_) | Role::Learning(_)) {
+            io.close_streams_of(self.sid);
+        }
+        self.role = Role::Down;
+        self.serving = false;
+        self.responder = None;
+        if self.cfg.fast_forward_on_leave {
+            self.fast_forward(io);
+        }
+    }
+
+    fn look(&mut self, io: &mut Io) {
+        self.gen += 1;
+        let last_logged = self.disk.last_logged().max(self.tree.last_zxid());
+        let current = self.disk.current_epoch();
+        let (mut election, outputs) = Election::new(
+            self.sid,
+            self.verifier.clone(),
+            last_logged,
+            current,
+            self.logical_clock,
+            io.now,
+        );
+        if let Some(v) = self.last_vote {
+            election.set_current_vote(v);
+        }
+        self.role = Role::Looking(Box::new(election));
+        self.election_outputs(io, outputs);
+    }
+
+    pub fn on_notification(&mut self, io: &mut Io, n: Notification) {
+        match &mut self.role {
+            Role::Looking(e) => {
+                let out = e.on_notification(io.now, n);
+                self.election_outputs(io, out);
+            }
+            Role::Down => {}
+            _ => {
+                if let Some(reply) = self.responder.as_ref().and_then(|r| r.on_notification(&n)) {
+                    io.notify(self.sid, n.sender, reply);
+                }
+            }
+        }
+    }
+
+    fn election_outputs(&mut self, io: &mut Io, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Send { to, n } => io.notify(self.sid, to, n),
+                Output::Decided { state, vote } => {
+                    let Role::Looking(e) = &self.role else { return };
+                    self.logical_clock = e.logical_clock();
+                    self.responder = e.responder().cloned().or_else(|| {
+                        Some(Responder::new(
+                            self.sid,
+                            self.verifier.clone(),
+                            state,
+                            vote,
+                            0,
+                        ))
+                    });
+                    self.last_vote = Some(vote);
+                    io.log(format!(
+                        "{} decided {state:?}, leader {}",
+                        self.sid, vote.leader
+                    ));
+                    match state {
+                        ServerState::Leading => self.lead(io),
+                        ServerState::Following => self.follow(io, vote.leader),
+                        ServerState::Observing => {
+                            io.violation(format!("{} observes: no observers here", self.sid))
+                        }
+                        ServerState::Looking => self.look(io),
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn lead(&mut self, io: &mut Io) {
+        self.gen += 1;
+        let last_processed = self.tree.last_zxid();
+        let window = self.cfg.commit_window.max(500);
+        let committed =
+            CommittedLog::from_entries(window, self.disk.window(last_processed, window));
+        let snapshot_size = self
+            .disk
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.bytes.len() as u64);
+        let mut lc = LeaderConfig::new(
+            self.sid,
+            self.verifier.clone(),
+            self.cfg.tick_ms,
+            self.cfg.init_limit,
+            self.cfg.sync_limit,
+        );
+        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        let start = LeaderStart {
+            accepted_epoch: self.disk.accepted_epoch(),
+            current_epoch: self.disk.current_epoch(),
+            last_processed,
+            committed,
+            txn_log: Box::new(self.disk.view()),
+            snapshot_size,
+        };
+        let (leader, actions) = Leader::start(lc, start, io.now);
+        self.role = Role::Leading(Box::new(Leading {
+            leader,
+            streams: Default::default(),
+            proposed: Default::default(),
+            preparer: Preparer::new(PrepareConfig {
+                extended_types_enabled: false,
+                skip_acl: true,
+            }),
+            session: None,
+            cxid: 0,
+        }));
+        self.leader_actions(io, actions);
+    }
+
+    fn follow(&mut self, io: &mut Io, leader_sid: ServerId) {
+        self.gen += 1;
+        let limit = self.cfg.tick_ms * u64::from(self.cfg.init_limit.max(1));
+        self.role = Role::Learning(Box::new(Learning {
+            leader_sid,
+            learner: None,
+            stream: None,
+            connect_deadline: io.now + limit,
+        }));
+        let dial = io.rng.range(0, 5);
+        io.schedule(
+            dial,
+            Event::Connect {
+                sid: self.sid,
+                gen: self.gen,
+            },
+        );
+    }
+
+    /// Is this node's quorum port accepting learners?
+    pub fn accepts_learners(&self) -> bool {
+        matches!(self.role, Role::Leading(_))
+    }
+
+    /// A connect attempt failed (the leader is not listening or not
+    /// reachable): retry within initLimit, else LOOKING again.
+    pub fn connect_failed(&mut self, io: &mut Io) {
+        let Role::Learning(l) = &self.role else {
+            return;
+        };
+        if io.now + CONNECT_RETRY_MS <= l.connect_deadline {
+            io.schedule(
+                CONNECT_RETRY_MS,
+                Event::Connect {
+                    sid: self.sid,
+                    gen: self.gen,
+                },
+            );
+        } else {
+            let reason = format!("cannot connect to {}", l.leader_sid);
+            self.leave_role(io, &reason);
+            self.look(io);
+        }
+    }
+
+    /// Wants to connect: following, no stream yet, same role generation.
+    pub fn wants_connect(&self, gen: u64) -> Option<ServerId> {
+        match &self.role {
+            Role::Learning(l) if gen == self.gen && l.stream.is_none() => Some(l.leader_sid),
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------------------ leader
+
+    pub fn learner_connected(&mut self, io: &mut Io, stream: StreamId) {
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        l.streams.insert(stream);
+        let actions = l.leader.on_learner_connected(ConnId(stream));
+        self.leader_actions(io, actions);
+    }
+
+    pub fn packet_from_learner(&mut self, io: &mut Io, stream: StreamId, packet: QuorumPacket) {
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        if !l.streams.contains(&stream) {
+            return;
+        }
+        let actions = l.leader.on_packet(ConnId(stream), packet);
+        self.leader_actions(io, actions);
+    }
+
+    pub fn learner_gone(&mut self, io: &mut Io, stream: StreamId) {
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        if !l.streams.remove(&stream) {
+            return;
+        }
+        let actions = l.leader.on_learner_disconnected(ConnId(stream));
+        self.leader_actions(io, actions);
+    }
+
+    fn leader_actions(&mut self, io: &mut Io, actions: Vec<LeaderAction>) {
+        let mut queue: std::collections::VecDeque<LeaderAction> = actions.into();
+        while let Some(a) = queue.pop_front() {
+            let Role::Leading(l) = &mut self.role else {
+                return;
+            };
+            match a {
+                LeaderAction::Send { conn, packet } => {
+                    if l.streams.contains(&conn.0) {
+                        io.stream_send(conn.0, false, packet);
+                    }
+                }
+                LeaderAction::SendSnapshot {
+                    conn,
+                    zxid,
+                    applied_through,
+                } => {
+                    if applied_through != self.tree.last_zxid() {
+                        io.violation(format!(
+                            "{}: SendSnapshot applied_through {applied_through} but the tree is at {}",
+                            self.sid,
+                            self.tree.last_zxid()
+                        ));
+                    }
+                    let mut bytes = Vec::new();
+                    if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
+                        io.violation(format!("{}: serializing a snapshot: {e}", self.sid));
+                        continue;
+                    }
+                    io.snapshot_sent(digest(&bytes), self.history.clone());
+                    io.log(format!(
+                        "{} sends a snapshot at {zxid} to conn {}",
+                        self.sid, conn.0
+                    ));
+                    if l.streams.contains(&conn.0) {
+                        // Small chunks: the stream and its reassembly are
+                        // exercised with several packets.
+                        for chunk in SnapChunks::with_chunk_size(&bytes[..], 4096) {
+                            match chunk {
+                                Ok(p) => io.stream_send(conn.0, false, p),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                LeaderAction::PersistAcceptedEpoch(e) => {
+                    if let Err(err) = self.disk.set_accepted_epoch(e) {
+                        io.violation(format!("{}: {err}", self.sid));
+                    }
+                }
+                LeaderAction::PersistCurrentEpoch(e) => {
+                    if let Err(err) = self.disk.set_current_epoch(e) {
+                        io.violation(format!("{}: {err}", self.sid));
+                    }
+                }
+                LeaderAction::Established { epoch } => {
+                    io.log(format!(
+                        "{} LEADING epoch {epoch} at {} ({} txns)",
+                        self.sid,
+                        self.tree.last_zxid(),
+                        self.history.len()
+                    ));
+                    io.stats.established += 1;
+                    if let Some(r) = self.responder.as_mut() {
+                        r.set_peer_epoch(epoch);
+                    }
+                    self.serving = true;
+                    if let Err(e) = io.check.established(self.sid, epoch, &self.history) {
+                        io.violation(e);
+                    }
+                }
+                LeaderAction::Commit { zxid } => {
+                    let Some(txn) = l.proposed.remove(&zxid) else {
+                        io.violation(format!(
+                            "{} commits {zxid}, which it never proposed",
+                            self.sid
+                        ));
+                        continue;
+                    };
+                    l.preparer.applied(zxid);
+                    self.apply(io, &txn);
+                    if let Role::Leading(l) = &mut self.role {
+                        l.leader.on_applied(zxid);
+                    }
+                    if let Err(e) = io.check.commit(self.sid, &self.history) {
+                        io.violation(e);
+                    }
+                }
+                LeaderAction::ForwardedRequest { .. } | LeaderAction::Revalidate { .. } => {
+                    // The simulated clients write to the leader directly.
+                    io.violation(format!("{}: unexpected {a:?}", self.sid));
+                }
+                LeaderAction::TouchSessions { .. } => {}
+                LeaderAction::CloseLearner { conn, reason } => {
+                    io.log(format!("{} drops conn {}: {reason}", self.sid, conn.0));
+                    l.streams.remove(&conn.0);
+                    io.kill_stream(conn.0, 5);
+                }
+                LeaderAction::StepDown { reason } => {
+                    io.stats.step_downs += 1;
+                    self.leave_role(io, &format!("step down: {reason}"));
+                    self.look(io);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The client driver's write: prepared against the leader's tree (a
+    /// createSession first, then creates of fresh paths), proposed, and
+    /// logged locally — in quorum.rs's order (propose, append, actions).
+    pub fn client_write(&mut self, io: &mut Io, key: u64) {
+        let now = io.now;
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        if !l.leader.is_established() {
+            return;
+        }
+        let zxid = l.leader.last_proposed().next();
+        let auth = AuthInfo::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let txn = match l.session {
+            None => {
+                let session = SessionId(((zxid.epoch().0 as i64) << 16) | self.sid.0 as i64);
+                l.session = Some(session);
+                let ctx = RequestContext {
+                    session_id: session,
+                    cxid: 0,
+                    zxid,
+                    time_ms: now as i64,
+                    auth: &auth,
+                };
+                l.preparer.prepare_create_session(&self.tree, &ctx, 30_000)
+            }
+            Some(session) => {
+                l.cxid += 1;
+                let ctx = RequestContext {
+                    session_id: session,
+                    cxid: l.cxid,
+                    zxid,
+                    time_ms: now as i64,
+                    auth: &auth,
+                };
+                let req = Request::Create {
+                    op: op::CREATE,
+                    req: CreateRequest {
+                        path: format!("/k{key}"),
+                        data: Some(Bytes::from(format!("value {key} from {}", self.sid))),
+                        acl: Some(Acl::open_unsafe()),
+                        flags: 0,
+                    },
+                };
+                l.preparer.prepare(&self.tree, &ctx, &req)
+            }
+        };
+        let actions = match l.leader.propose(txn.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                io.violation(format!("{} cannot propose {zxid}: {e}", self.sid));
+                return;
+            }
+        };
+        io.stats.proposed += 1;
+        let bytes = Bytes::from(txn.encode_to_vec());
+        l.proposed.insert(zxid, txn);
+        self.append(io, zxid, bytes);
+        self.leader_actions(io, actions);
+    }
+
+    fn append(&mut self, io: &mut Io, zxid: Zxid, bytes: Bytes) {
+        let latency = io.rng.range(self.cfg.fsync_ms.0, self.cfg.fsync_ms.1);
+        let at = self.disk.append(zxid, bytes, io.now, latency);
+        io.schedule(
+            at - io.now,
+            Event::Synced {
+                sid: self.sid,
+                incarnation: self.disk.incarnation,
+                gen: self.gen,
+                zxid,
+            },
+        );
+    }
+
+    // ------------------------------------------------------------ learner
+
+    pub fn link_up(&mut self, io: &mut Io, stream: StreamId) {
+        let last_logged = self.disk.last_logged().max(self.tree.last_zxid());
+        let (accepted, current) = (self.disk.accepted_epoch(), self.disk.current_epoch());
+        let Role::Learning(l) = &mut self.role else {
+            return;
+        };
+        let mut config = LearnerConfig::new(self.sid, LearnerRole::Follower);
+        config.timing = Timing {
+            tick_ms: self.cfg.tick_ms,
+            init_limit: self.cfg.init_limit,
+            sync_limit: self.cfg.sync_limit,
+        };
+        let (learner, actions) = Learner::new(config, accepted, current, last_logged, io.now);
+        l.learner = Some(learner);
+        l.stream = Some(stream);
+        self.learner_actions(io, actions);
+    }
+
+    pub fn packet_from_leader(&mut self, io: &mut Io, stream: StreamId, packet: QuorumPacket) {
+        let Role::Learning(l) = &mut self.role else {
+            return;
+        };
+        if l.stream != Some(stream) {
+            return;
+        }
+        let Some(learner) = l.learner.as_mut() else {
+            return;
+        };
+        let actions = learner.on_packet(io.now, packet);
+        self.learner_actions(io, actions);
+    }
+
+    pub fn leader_gone(&mut self, io: &mut Io, stream: StreamId) {
+        let Role::Learning(l) = &self.role else {
+            return;
+        };
+        if l.stream != Some(stream) {
+            return;
+        }
+        self.leave_role(io, "lost the leader: stream closed");
+        self.look(io);
+    }
+
+    fn learner_actions(&mut self, io: &mut Io, actions: Vec<LearnerAction>) {
+        for a in actions {
+            let Role::Learning(l) = &mut self.role else {
+                return;
+            };
+            match a {
+                LearnerAction::Send(p) => {
+                    if let Some(s) = l.stream {
+                        io.stream_send(s, true, p);
+                    }
+                }
+                LearnerAction::PersistAcceptedEpoch(e) => {
+                    if let Err(err) = self.disk.set_accepted_epoch(e) {
+                        io.violation(format!("{}: {err}", self.sid));
+                    }
+                }
+                LearnerAction::PersistCurrentEpoch(e) => {
+                    if let Err(err) = self.disk.set_current_epoch(e) {
+                        io.violation(format!("{}: {err}", self.sid));
+                    }
+                }
+                LearnerAction::TruncateLog { after } => {
+                    io.log(format!("{} TRUNC after {after}", self.sid));
+                    self.disk.truncate_after(after);
+                    if let Err(e) = self.recover() {
+                        io.violation(format!("{} TRUNC: {e}", self.sid));
+                    } else if self.tree.last_zxid() > after {
+                        // quorum.rs stops the process here.
+                        io.violation(format!(
+                            "{} cannot truncate to {after} below its snapshot at {}",
+                            self.sid,
+                            self.tree.last_zxid()
+                        ));
+                    }
+                }
+                LearnerAction::InstallSnapshot { zxid, data } => {
+                    io.log(format!("{} SNAP at {zxid}, {} bytes", self.sid, data.len()));
+                    let Some(history) = io.snapshot_history(digest(&data)) else {
+                        io.violation(format!("{} installs a snapshot no leader sent", self.sid));
+                        continue;
+                    };
+                    match DataTree::restore(&mut &data[..]) {
+                        Ok(tree) => {
+                            self.tree = tree;
+                            self.history = history.clone();
+                            self.disk.snapshot = Some(Snapshot {
+                                zxid,
+                                bytes: data,
+                                history,
+                            });
+                            self.disk.truncate_after(Zxid::ZERO);
+                        }
+                        Err(e) => io.violation(format!("{} SNAP restore: {e}", self.sid)),
+                    }
+                }
+                LearnerAction::AppendLog(entries) => {
+                    for (zxid, bytes) in entries {
+                        self.append(io, zxid, bytes);
+                    }
+                }
+                LearnerAction::Apply(txns) => {
+                    for txn in txns {
+                        self.apply(io, &txn);
+                    }
+                    if self.serving {
+                        if let Err(e) = io.check.serving(self.sid, &self.history) {
+                            io.violation(e);
+                        }
+                    }
+                }
+                LearnerAction::SyncDone { .. } | LearnerAction::RevalidateResult { .. } => {}
+                LearnerAction::StartServing => {
+                    let Some(learner) = l.learner.as_ref() else {
+                        continue;
+                    };
+                    match learner.sync_mode() {
+                        Some(SyncMode::Diff) => io.stats.diff += 1,
+                        Some(SyncMode::Trunc) => io.stats.trunc += 1,
+                        Some(SyncMode::Snap) => io.stats.snap += 1,
+                        None => {}
+                    }
+                    io.log(format!(
+                        "{} serving under {} after {:?}, at {}",
+                        self.sid,
+                        l.leader_sid,
+                        learner.sync_mode(),
+                        self.tree.last_zxid()
+                    ));
+                    if let (Some(r), Some(e)) = (self.responder.as_mut(), learner.leader_epoch()) {
+                        r.set_peer_epoch(e);
+                    }
+                    self.serving = true;
+                    if let Err(e) = io.check.serving(self.sid, &self.history) {
+                        io.violation(e);
+                    }
+                }
+                LearnerAction::GiveUp { reason } => {
+                    self.leave_role(io, &reason.to_string());
+                    self.look(io);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ shared
+
+    pub fn synced(&mut self, io: &mut Io, gen: u64, zxid: Zxid) {
+        if gen != self.gen {
+            return;
+        }
+        match &mut self.role {
+            Role::Leading(l) => {
+                let actions = l.leader.on_local_durable(zxid);
+                self.leader_actions(io, actions);
+            }
+            Role::Learning(l) => {
+                let Some(learner) = l.learner.as_mut() else {
+                    return;
+                };
+                let actions = learner.on_durable(io.now, zxid);
+                self.learner_actions(io, actions);
+            }
+            _ => {}
+        }
+    }
+
+    /// quorum.rs's `on_clock`.
+    pub fn clock(&mut self, io: &mut Io) {
+        let now = io.now;
+        if let Role::Looking(e) = &mut self.role {
+            if e.next_deadline().is_some_and(|d| d <= now) {
+                let out = e.on_timer(now);
+                self.election_outputs(io, out);
+            }
+            return;
+        }
+        if now.saturating_sub(self.last_tick_ms) < self.cfg.tick_ms / 2 {
+            return;
+        }
+        self.last_tick_ms = now;
+        match &mut self.role {
+            Role::Leading(l) => {
+                let actions = l.leader.on_tick(now);
+                self.leader_actions(io, actions);
+            }
+            Role::Learning(l) => {
+                if let Some(learner) = l.learner.as_mut() {
+                    let actions = learner.on_tick(now);
+                    self.learner_actions(io, actions);
+                }
+            }
+            _ => {}
+        }
+    }
+}

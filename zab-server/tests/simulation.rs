@@ -1,0 +1,364 @@
+//! Deterministic fault simulation of ZAB (ARCHITECTURE "Faults are tested,
+//! not hoped for").
+//!
+//! Each seed runs a 3- or 5-server ensemble of the real cores (election,
+//! leader, learner, tree) composed as `quorum.rs` composes them, over an
+//! in-memory network and disk with a virtual clock (see `sim/`). A client
+//! driver writes to the established leader while a seeded schedule
+//! injects faults: leader crash, follower crash and restart (DIFF), a
+//! follower far behind (SNAP, or DIFF from the txn log), a former leader
+//! with uncommitted proposals rejoining (TRUNC), minority partitions, an
+//! isolated leader, message delays, whole-cluster restart. Between steps
+//! the ensemble is healed and must get back in sync.
+//!
+//! After every event: no committed txn lost or reordered (each newly
+//! established leader extends the committed history, each commit extends
+//! it by one, serving learners hold a prefix of it), a commit is durable on
+//! a quorum, at most one leader per epoch, epochs never go back. At the
+//! end: every server holds exactly the committed history and the same tree.
+//!
+//! `SIM_SEED=<n>` replays one seed (printing its trace), `SIM_SEEDS=<n>`
+//! runs that many seeds (default 200). A failure prints the seed and the
+//! last events.
+
+mod sim;
+
+use sim::node::{NodeConfig, Stats};
+use sim::rng::Rng;
+use sim::world::World;
+use zab_wire::ServerId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    LeaderCrash,
+    FollowerRestart,
+    FollowerFarBehind,
+    FormerLeaderRejoins,
+    MinorityPartition,
+    IsolatedLeader,
+    Delays,
+    WholeClusterRestart,
+}
+
+const FAULTS: [Fault; 8] = [
+    Fault::LeaderCrash,
+    Fault::FollowerRestart,
+    Fault::FollowerFarBehind,
+    Fault::FormerLeaderRejoins,
+    Fault::MinorityPartition,
+    Fault::IsolatedLeader,
+    Fault::Delays,
+    Fault::WholeClusterRestart,
+];
+
+/// How long (virtual ms) a healed ensemble may take to get back in sync.
+const SETTLE_MS: u64 = 60_000;
+
+struct Run {
+    world: World,
+    rng: Rng,
+    faults: Vec<Fault>,
+}
+
+fn config(rng: &mut Rng, fast_forward_on_leave: bool) -> NodeConfig {
+    NodeConfig {
+        tick_ms: 100,
+        init_limit: 10,
+        sync_limit: 5,
+        commit_window: 500,
+        // Some seeds disable txn-log DIFF, so that a follower behind the
+        // committed window gets a SNAP (reference F.4 rule 5).
+        snapshot_size_factor: if rng.chance(40) { -1.0 } else { 0.33 },
+        snapshot_every: rng.range(150, 700) as usize,
+        fsync_ms: (1, 4),
+        fast_forward_on_leave,
+    }
+}
+
+impl Run {
+    fn new(seed: u64, fast_forward_on_leave: bool) -> Run {
+        // The schedule has its own stream so that changing what the nodes
+        // draw does not change which faults a seed injects.
+        let mut rng = Rng::new(seed ^ 0x5EED_0F_FA17);
+        let servers = if rng.chance(30) { 5 } else { 3 };
+        let cfg = config(&mut rng, fast_forward_on_leave);
+        let world = World::new(seed, servers, cfg);
+        Run {
+            world,
+            rng,
+            faults: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, ms: u64) -> Result<(), String> {
+        self.world.run_for(ms)
+    }
+
+    /// Waits (bounded) for an established leader.
+    fn leader(&mut self) -> Result<Option<ServerId>, String> {
+        for _ in 0..100 {
+            if let Some(l) = self.world.leader() {
+                return Ok(Some(l));
+            }
+            self.run(50)?;
+        }
+        Ok(None)
+    }
+
+    fn followers(&self, leader: ServerId) -> Vec<ServerId> {
+        self.world
+            .up_sids()
+            .into_iter()
+            .filter(|&s| s != leader)
+            .collect()
+    }
+
+    fn inject(&mut self, fault: Fault) -> Result<(), String> {
+        self.faults.push(fault);
+        self.world.io.log(format!("--- fault {fault:?}"));
+        let Some(leader) = self.leader()? else {
+            return Ok(());
+        };
+        let n = self.world.sids().len();
+        match fault {
+            Fault::LeaderCrash => {
+                self.world.crash(leader);
+                let down = self.rng.range(300, 3_000);
+                self.run(down)?;
+                self.world.restart(leader);
+                let up = self.rng.range(200, 2_000);
+                self.run(up)?;
+            }
+            Fault::FollowerRestart => {
+                let Some(f) = self.rng.pick(&self.followers(leader)) else {
+                    return Ok(());
+                };
+                self.world.crash(f);
+                let down = self.rng.range(100, 2_000);
+                self.run(down)?;
+                self.world.restart(f);
+                let up = self.rng.range(500, 2_000);
+                self.run(up)?;
+            }
+            Fault::FollowerFarBehind => {
+                let Some(f) = self.rng.pick(&self.followers(leader)) else {
+                    return Ok(());
+                };
+                self.world.crash(f);
+                // More than the committed window (500) while it is down.
+                let target = self.world.io.check.commits + 650;
+                self.world.write_burst = 20;
+                for _ in 0..200 {
+                    if self.world.io.check.commits >= target {
+                        break;
+                    }
+                    self.run(50)?;
+                }
+                self.world.write_burst = 1;
+                self.world.restart(f);
+                let up = self.rng.range(1_000, 3_000);
+                self.run(up)?;
+            }
+            Fault::FormerLeaderRejoins => {
+                // Cut the leader off while it keeps taking writes: it logs
+                // proposals nobody else has. Then it either rejoins as is or
+                // crashes and restarts first (replaying them from its log);
+                // either way the new leader must truncate them.
+                self.world.partition(&[leader]);
+                self.world.write_burst = 5;
+                let cut = self.rng.range(50, 400);
+                self.run(cut)?;
+                self.world.write_burst = 1;
+                let crash = self.rng.chance(50);
+                if crash {
+                    self.world.crash(leader);
+                }
+                let apart = self.rng.range(500, 3_000);
+                self.run(apart)?;
+                self.world.heal();
+                if crash {
+                    self.world.restart(leader);
+                }
+                let after = self.rng.range(1_000, 3_000);
+                self.run(after)?;
+            }
+            Fault::MinorityPartition => {
+                // A minority of followers, or (5 servers) the leader with
+                // one follower: the minority commits nothing.
+                let mut side = Vec::new();
+                let minority = (n - 1) / 2;
+                let mut candidates = self.followers(leader);
+                if n == 5 && self.rng.chance(50) {
+                    side.push(leader);
+                }
+                while side.len() < minority && !candidates.is_empty() {
+                    let i = self.rng.range(0, candidates.len() as u64 - 1) as usize;
+                    side.push(candidates.remove(i));
+                }
+                self.world.partition(&side);
+                let apart = self.rng.range(300, 3_000);
+                self.run(apart)?;
+                self.world.heal();
+                let after = self.rng.range(500, 2_000);
+                self.run(after)?;
+            }
+            Fault::IsolatedLeader => {
+                self.world.partition(&[leader]);
+                // It must step down, and the others elect a new leader.
+                let mut stepped_down = false;
+                for _ in 0..200 {
+                    self.run(50)?;
+                    let old_leads = self
+                        .world
+                        .nodes
+                        .get(&leader)
+                        .is_some_and(|x| x.is_established_leader());
+                    let other = self.world.leader().is_some_and(|l| l != leader);
+                    if !old_leads && other {
+                        stepped_down = true;
+                        break;
+                    }
+                }
+                if !stepped_down {
+                    return Err(format!(
+                        "isolated leader {leader}: no step-down and new leader within 10 s"
+                    ));
+                }
+                self.world.heal();
+                let after = self.rng.range(500, 2_000);
+                self.run(after)?;
+            }
+            Fault::Delays => {
+                let max = self.rng.range(30, 400);
+                self.world.io.delay = (1, max);
+                let during = self.rng.range(1_000, 4_000);
+                self.run(during)?;
+                self.world.io.delay = (1, 5);
+                self.run(500)?;
+            }
+            Fault::WholeClusterRestart => {
+                for sid in self.world.sids() {
+                    self.world.crash(sid);
+                    let gap = self.rng.range(0, 20);
+                    self.run(gap)?;
+                }
+                let down = self.rng.range(50, 1_000);
+                self.run(down)?;
+                let mut order = self.world.sids();
+                while !order.is_empty() {
+                    let i = self.rng.range(0, order.len() as u64 - 1) as usize;
+                    let sid = order.remove(i);
+                    self.world.restart(sid);
+                    let gap = self.rng.range(0, 300);
+                    self.run(gap)?;
+                }
+                let up = self.rng.range(1_000, 3_000);
+                self.run(up)?;
+            }
+        }
+        self.world.full_check()
+    }
+
+    fn schedule(&mut self) -> Result<(), String> {
+        self.run(2_000)?;
+        let steps = self.rng.range(3, 6);
+        for _ in 0..steps {
+            let Some(fault) = self.rng.pick(&FAULTS) else {
+                break;
+            };
+            self.inject(fault)?;
+            // Periodically heal and let the ensemble catch up.
+            if self.rng.chance(40) {
+                self.world.settle(SETTLE_MS)?;
+            }
+        }
+        self.world.settle(SETTLE_MS)?;
+        if self.world.io.check.commits == 0 {
+            return Err("nothing was committed".into());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one seed; on failure, the seed, the faults and the last events.
+fn run_seed(seed: u64, fast_forward_on_leave: bool) -> Result<Stats, String> {
+    let mut run = Run::new(seed, fast_forward_on_leave);
+    match run.schedule() {
+        Ok(()) => Ok(run.world.io.stats.clone()),
+        Err(e) => {
+            let trace: Vec<String> = run.world.io.trace.iter().cloned().collect();
+            Err(format!(
+                "seed {seed} failed at {} ms: {e}\nfaults: {:?}\nreplay: SIM_SEED={seed} cargo test -p zab-server --test simulation\nlast events:\n  {}",
+                run.world.io.now,
+                run.faults,
+                trace.join("\n  ")
+            ))
+        }
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn seeded_fault_schedules_keep_every_committed_txn() {
+    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
+        Some(s) => vec![s],
+        None => (0..env_u64("SIM_SEEDS").unwrap_or(200)).collect(),
+    };
+    let mut total = Stats::default();
+    for &seed in &seeds {
+        match run_seed(seed, true) {
+            Ok(s) => {
+                total.diff += s.diff;
+                total.trunc += s.trunc;
+                total.snap += s.snap;
+                total.established += s.established;
+                total.step_downs += s.step_downs;
+                total.proposed += s.proposed;
+            }
+            Err(report) => panic!("{report}"),
+        }
+    }
+    eprintln!("{} seeds: {total:?}", seeds.len());
+    if seeds.len() >= 50 {
+        // The schedules must really exercise every sync mode.
+        assert!(total.diff > 0, "no DIFF sync in {} seeds", seeds.len());
+        assert!(total.trunc > 0, "no TRUNC sync in {} seeds", seeds.len());
+        assert!(total.snap > 0, "no SNAP sync in {} seeds", seeds.len());
+    }
+}
+
+#[test]
+fn a_seed_replays_the_same_run() {
+    let a = Run::new(7, true);
+    let b = Run::new(7, true);
+    let (mut a, mut b) = (a, b);
+    let ra = a.schedule();
+    let rb = b.schedule();
+    assert_eq!(ra, rb);
+    assert_eq!(a.world.io.now, b.world.io.now);
+    assert_eq!(a.world.events, b.world.events);
+    assert_eq!(a.faults, b.faults);
+    assert_eq!(
+        a.world.io.check.committed.last().map(|e| e.chain),
+        b.world.io.check.committed.last().map(|e| e.chain)
+    );
+}
+
+#[test]
+#[ignore = "exploration"]
+fn as_quorum_rs_without_fast_forward() {
+    let n = env_u64("SIM_SEEDS").unwrap_or(200);
+    let mut failed = Vec::new();
+    for seed in 0..n {
+        if let Err(report) = run_seed(seed, false) {
+            if failed.is_empty() {
+                eprintln!("{report}");
+            }
+            failed.push(seed);
+        }
+    }
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
