@@ -382,10 +382,51 @@ impl Peer {
         if let Some(p) = self.pipeline.take() {
             self.tree = Some(p.into_tree());
         }
+        self.fast_forward();
         for (_, w) in self.writers.drain() {
             let _ = w.send(Outgoing::Close);
         }
         self.responder = None;
+    }
+
+    /// Applies the txns this server logged but has not applied (proposals
+    /// it acked that never committed under the old leader): ZooKeeper's
+    /// `fastForwardDataBase` when a role ends. They are part of this
+    /// server's history — its vote offers them, and as the next leader it
+    /// commits them in the new epoch (reference F.3) — and a sync (DIFF,
+    /// TRUNC) starts from the last *logged* zxid, which the tree must hold.
+    fn fast_forward(&mut self) {
+        let Some(tree) = self.tree.as_mut() else {
+            return;
+        };
+        let from = tree.last_zxid().next();
+        let entries = match self.store.log().read_from(from) {
+            Ok(iter) => iter,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the txn log to fast-forward; stopping");
+                std::process::exit(2);
+            }
+        };
+        let mut applied = 0u64;
+        for entry in entries {
+            match entry
+                .map_err(anyhow::Error::from)
+                .and_then(|(zxid, bytes)| {
+                    Txn::decode(bytes).with_context(|| format!("decoding logged txn {zxid}"))
+                }) {
+                Ok(txn) => {
+                    tree.apply(&txn);
+                    applied += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "fast-forwarding from the txn log; stopping");
+                    std::process::exit(2);
+                }
+            }
+        }
+        if applied > 0 {
+            tracing::info!(applied, zxid = %tree.last_zxid(), "applied logged txns that had not been committed yet");
+        }
     }
 
     /// Starts an election round (ZooKeeper's `lookForLeader`).
@@ -510,9 +551,8 @@ impl Peer {
         let fail = self.tx.clone();
         let listener = tokio::spawn(async move {
             match quorum_transport::listen(listen, ev_tx).await {
-                Ok(server) => {
-                    let _ = server.await;
-                }
+                // Aborting this task drops the server and frees the port.
+                Ok(server) => server.await,
                 Err(e) => {
                     tracing::error!(%listen, error = %e, "cannot listen for learners");
                     let _ = fail.send(CoreMsg::LeaderLinkDown {

@@ -108,11 +108,13 @@ fn batches(mut rx: mpsc::UnboundedReceiver<QuorumPacket>) -> impl Stream<Item = 
     tokio_stream::wrappers::ReceiverStream::new(batched)
 }
 
-/// Serves learners on `addr` until the returned handle is aborted.
+/// Binds `addr` and returns the server: it serves learners for as long as
+/// the returned future is polled, and dropping it closes the listener (so a
+/// leader that steps down frees its quorum port).
 pub async fn listen(
     addr: SocketAddr,
     events: mpsc::UnboundedSender<LinkEvent>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let service = Service {
@@ -123,11 +125,11 @@ pub async fn listen(
         .tcp_nodelay(true)
         .add_service(QuorumPeerServer::new(service))
         .serve_with_incoming(incoming);
-    Ok(tokio::spawn(async move {
+    Ok(async move {
         if let Err(e) = server.await {
             tracing::warn!(error = %e, "quorum listener stopped");
         }
-    }))
+    })
 }
 
 /// A learner's link to its leader: send packets with `out`, receive with
@@ -182,7 +184,7 @@ mod tests {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
-        let server = listen(addr, tx).await.unwrap();
+        let server = tokio::spawn(listen(addr, tx).await.unwrap());
         let mut link = connect(addr, Duration::from_secs(5)).await.unwrap();
         for z in 1..=500 {
             link.out.send(packet(PacketType::Ack, z)).unwrap();
@@ -211,5 +213,27 @@ mod tests {
             }
         }
         server.abort();
+    }
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_server_frees_the_port() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let (tx, _events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(listen(addr, tx.clone()).await.unwrap());
+        task.abort();
+        let _ = task.await;
+        // A leader that steps down and wins again binds the same port.
+        let again = listen(addr, tx).await;
+        assert!(
+            again.is_ok(),
+            "the quorum port is still bound after the server was dropped"
+        );
     }
 }
