@@ -146,7 +146,7 @@ impl Run {
                 };
                 self.world.crash(f);
                 // More than the committed window (500) while it is down.
-                let target = self.world.io.check.commits + 650;
+                let target = self.world.io.check.commits + 560;
                 self.world.write_burst = 20;
                 for _ in 0..200 {
                     if self.world.io.check.commits >= target {
@@ -301,26 +301,53 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// Runs `seeds` on every core (each run is single-threaded and depends on
+/// its seed only); returns the summed stats, or the report of the lowest
+/// failing seed.
+fn sweep(seeds: &[u64]) -> Result<Stats, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(u64, Result<Stats, String>)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { return };
+                let r = run_seed(seed, true);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((seed, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(seed, _)| *seed);
+    let mut total = Stats::default();
+    for (_, r) in results {
+        let s = r?;
+        total.diff += s.diff;
+        total.trunc += s.trunc;
+        total.snap += s.snap;
+        total.established += s.established;
+        total.step_downs += s.step_downs;
+        total.proposed += s.proposed;
+    }
+    Ok(total)
+}
+
 #[test]
 fn seeded_fault_schedules_keep_every_committed_txn() {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(s) => vec![s],
         None => (0..env_u64("SIM_SEEDS").unwrap_or(200)).collect(),
     };
-    let mut total = Stats::default();
-    for &seed in &seeds {
-        match run_seed(seed, true) {
-            Ok(s) => {
-                total.diff += s.diff;
-                total.trunc += s.trunc;
-                total.snap += s.snap;
-                total.established += s.established;
-                total.step_downs += s.step_downs;
-                total.proposed += s.proposed;
-            }
-            Err(report) => panic!("{report}"),
-        }
-    }
+    let total = match sweep(&seeds) {
+        Ok(t) => t,
+        Err(report) => panic!("{report}"),
+    };
     eprintln!("{} seeds: {total:?}", seeds.len());
     if seeds.len() >= 50 {
         // The schedules must really exercise every sync mode.
@@ -347,18 +374,61 @@ fn a_seed_replays_the_same_run() {
     );
 }
 
+/// The leader commits a txn on its own ack and one follower's, and crashes
+/// before any follower hears the COMMIT. The txn is in both followers'
+/// logs but in neither tree; whichever leads next must still hold it.
+/// ZooKeeper's `ZooKeeperServer.shutdown(false)` replays the logged txns
+/// into the tree when a server leaves its role (`fastForwardDataBase`).
+fn leader_crashes_right_after_a_commit(
+    seed: u64,
+    fast_forward_on_leave: bool,
+) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let mut world = World::new(seed, 3, config(&mut rng, fast_forward_on_leave));
+    world.run_for(2_000)?;
+    world.settle(SETTLE_MS)?;
+    world.writes_paused = true;
+    let leader = world.leader().ok_or("no leader after settling")?;
+    let before = world.io.check.commits;
+    // Create the session and one node so that the next write is plain.
+    world.write_to(leader);
+    world.write_to(leader);
+    world.run_for(500)?;
+    world.write_to(leader);
+    let target = world.io.check.commits + 1;
+    for _ in 0..1_000 {
+        if world.io.check.commits >= target {
+            break;
+        }
+        world.run_for(1)?;
+    }
+    if world.io.check.commits < target || world.io.check.commits < before + 3 {
+        return Err("the write did not commit".into());
+    }
+    world.crash(leader);
+    world.settle(SETTLE_MS)
+}
+
 #[test]
-#[ignore = "exploration"]
-fn as_quorum_rs_without_fast_forward() {
-    let n = env_u64("SIM_SEEDS").unwrap_or(200);
-    let mut failed = Vec::new();
-    for seed in 0..n {
-        if let Err(report) = run_seed(seed, false) {
-            if failed.is_empty() {
-                eprintln!("{report}");
-            }
-            failed.push(seed);
+fn a_txn_committed_just_before_the_leader_crashes_survives_with_fast_forward() {
+    for seed in 0..20 {
+        if let Err(e) = leader_crashes_right_after_a_commit(seed, true) {
+            panic!("seed {seed}: {e}");
         }
     }
-    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
+/// quorum.rs's `Peer::leave_role` keeps the tree as it was: a follower
+/// that logged and acked a txn whose COMMIT it never received leads the
+/// next epoch without it (`lead()` takes `last_processed` from the tree),
+/// and a committed txn is lost. Make `leave_role` replay the log beyond
+/// the tree (as ZooKeeper's `fastForwardDataBase`), then drop the ignore.
+#[test]
+#[ignore = "bug: quorum.rs leave_role does not fast-forward the tree over logged txns; a committed txn is lost"]
+fn a_txn_committed_just_before_the_leader_crashes_survives_as_quorum_rs_composes() {
+    for seed in 0..20 {
+        if let Err(e) = leader_crashes_right_after_a_commit(seed, false) {
+            panic!("seed {seed}: {e}");
+        }
+    }
 }

@@ -87,8 +87,4 @@ impl Checker {
             h.divergence(&self.committed)
         ))
     }
-
-    pub fn leaders(&self) -> &BTreeMap<Epoch, ServerId> {
-        &self.leaders
-    }
 }

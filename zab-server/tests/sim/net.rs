@@ -210,10 +210,6 @@ impl Io {
 
     // ------------------------------------------------------------ topology
 
-    pub fn is_up(&self, sid: ServerId) -> bool {
-        self.up.contains(&sid)
-    }
-
     pub fn connected(&self, a: ServerId, b: ServerId) -> bool {
         a == b
             || (self.up.contains(&a)
@@ -345,10 +341,6 @@ impl Io {
                 packet,
             },
         );
-    }
-
-    pub fn stream_alive(&self, id: StreamId) -> bool {
-        self.streams.get(&id).is_some_and(|s| s.alive)
     }
 
     /// Breaks a stream: packets in flight are dropped (deliveries check

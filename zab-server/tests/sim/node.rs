@@ -174,8 +174,9 @@ impl Node {
             io.violation(format!("{} cannot recover: {e}", self.sid));
         }
         io.log(format!(
-            "{} starts: zxid {} log {} epochs {}/{}",
+            "{} starts: snapshot {:?} zxid {} log {} epochs {}/{}",
             self.sid,
+            self.disk.snapshot.as_ref().map(|s| s.zxid),
             self.tree.last_zxid(),
             self.disk.last_logged(),
             self.disk.accepted_epoch(),

@@ -196,6 +196,15 @@ impl World {
         }
     }
 
+    /// One client write to `sid` now (if it is an established leader).
+    pub fn write_to(&mut self, sid: ServerId) {
+        self.next_key += 1;
+        let key = self.next_key;
+        if let Some(n) = self.nodes.get_mut(&sid) {
+            n.client_write(&mut self.io, key);
+        }
+    }
+
     /// A learner dials its leader's quorum port.
     fn connect(&mut self, sid: ServerId, gen: u64) {
         let Some(target) = self
