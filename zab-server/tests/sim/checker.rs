@@ -26,6 +26,9 @@ pub struct Checker {
     /// (the leader's own durability and a quorum's).
     pub to_verify: Vec<(ServerId, Zxid, u64)>,
     pub commits: u64,
+    /// The last txn each leader committed, to check that a leader cut off
+    /// from a quorum commits nothing it proposed after the cut.
+    pub last_commit_by: BTreeMap<ServerId, Zxid>,
 }
 
 impl Checker {
@@ -68,6 +71,7 @@ impl Checker {
         }
         self.committed.push_entry(last)?;
         self.commits += 1;
+        self.last_commit_by.insert(sid, last.zxid);
         self.to_verify.push((sid, last.zxid, last.digest));
         Ok(())
     }

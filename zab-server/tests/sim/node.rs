@@ -146,6 +146,14 @@ impl Node {
         }
     }
 
+    /// The last txn this leader proposed, if it leads.
+    pub fn last_proposed(&self) -> Option<Zxid> {
+        match &self.role {
+            Role::Leading(l) => Some(l.leader.last_proposed()),
+            _ => None,
+        }
+    }
+
     pub fn role_name(&self) -> String {
         match &self.role {
             Role::Down => "down".into(),
