@@ -341,7 +341,7 @@ fn median(values: impl Iterator<Item = Duration>) -> String {
     }
     v.sort();
     let mid = v.len() / 2;
-    let m = if v.len() % 2 == 0 {
+    let m = if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2
     } else {
         v[mid]

@@ -852,7 +852,12 @@ async fn session_and_ephemeral_move_between_servers() {
                 let direct = direct.clone();
                 async move {
                     direct.sync("/").await.ok()?;
-                    (direct.check_stat("/eph").await.ok()? == None).then_some(())
+                    direct
+                        .check_stat("/eph")
+                        .await
+                        .ok()?
+                        .is_none()
+                        .then_some(())
                 }
             })
             .await;
