@@ -11,10 +11,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use zab_wire::jute::{ErrorCode, Request};
 
-use super::options::Options;
+use super::options::{OpKind, Options};
 use super::pipeline::Completion;
 use super::session::{Session, SessionError, Sink, Source};
-use super::stats::{error_name, Stats};
+use super::stats::{error_name, Stats, Summary};
 use super::workload::{self, Mix, OpClass, Populate};
 
 /// Why a run could not produce figures.
@@ -84,63 +84,21 @@ impl Source for TimedSource {
     }
 }
 
+/// Runs the whole load described by `opts` and reports it.
 pub async fn run(opts: Options) -> Result<(), RunError> {
     opts.validate().map_err(RunError::Options)?;
     let value = Bytes::from(vec![b'x'; opts.value_size]);
 
-    // Sessions, spread over the hosts round-robin.
-    let mut connecting = JoinSet::new();
-    for i in 0..opts.clients {
-        let addr = opts.hosts[i % opts.hosts.len()].clone();
-        let timeout = opts.session_timeout;
-        connecting.spawn(async move { (i, Session::connect(&addr, timeout).await) });
-    }
-    let mut slots: Vec<Option<Session>> = (0..opts.clients).map(|_| None).collect();
-    while let Some(joined) = connecting.join_next().await {
-        if let Ok((i, s)) = joined {
-            slots[i] = Some(s?);
-        }
-    }
-    let mut sessions: Vec<Session> = slots.into_iter().flatten().collect();
-    if sessions.len() != opts.clients {
-        return Err(RunError::AllSessionsLost);
-    }
+    let mut sessions = connect_all(&opts).await?;
     say(
         &opts,
         &format!("{} sessions on {}", sessions.len(), opts.hosts.join(",")),
     );
-
     create_root(&mut sessions[0]).await?;
 
-    // Set-up: the keys, partitioned over the sessions.
     let started = Instant::now();
-    let far = started + Duration::from_secs(365 * 24 * 3600);
-    let done = Arc::new(AtomicU64::new(0));
-    let setup_stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
-    let mut tasks = JoinSet::new();
-    let n = sessions.len();
-    for (i, mut s) in sessions.drain(..).enumerate() {
-        let mut source = PopulateSource(Populate::share(i, n, opts.keys, value.clone()));
-        let mut sink = Recorder {
-            stats: setup_stats[i].clone(),
-            done: done.clone(),
-            window: (started, far),
-            benign: Some(ErrorCode::NodeExists.code()),
-        };
-        let inflight = opts.inflight;
-        tasks.spawn(async move {
-            let r = s.run(inflight, &mut source, &mut sink).await;
-            (s, r)
-        });
-    }
-    let progress = spawn_progress(&opts, done.clone(), None, Some(opts.keys));
-    sessions = collect(&mut tasks).await?;
-    progress.abort();
+    let (sessions, setup) = populate(&opts, sessions, &value).await?;
     let setup_time = started.elapsed();
-    let mut setup = Stats::default();
-    for s in &setup_stats {
-        setup.merge(&lock(s));
-    }
     say(
         &opts,
         &format!(
@@ -153,52 +111,13 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         ),
     );
 
-    let mut summary = None;
-    if opts.duration > 0.0 {
-        let t0 = Instant::now();
-        let measure_from = t0 + Duration::from_secs_f64(opts.warmup);
-        let end = measure_from + Duration::from_secs_f64(opts.duration);
-        let run_id = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-            ^ u64::from(std::process::id());
-        let stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
-        let done = Arc::new(AtomicU64::new(0));
-        let n = sessions.len();
-        for (i, mut s) in sessions.drain(..).enumerate() {
-            let mix = Mix::new(
-                opts.op,
-                opts.read_ratio,
-                opts.keys,
-                value.clone(),
-                opts.seed,
-                i,
-                run_id,
-            );
-            let mut source = TimedSource { mix, end };
-            let mut sink = Recorder {
-                stats: stats[i].clone(),
-                done: done.clone(),
-                window: (measure_from, end),
-                benign: None,
-            };
-            let inflight = opts.inflight;
-            tasks.spawn(async move {
-                let r = s.run(inflight, &mut source, &mut sink).await;
-                (s, r)
-            });
-        }
-        debug_assert_eq!(n, stats.len());
-        let progress = spawn_progress(&opts, done, Some((measure_from, stats.clone())), None);
-        sessions = collect(&mut tasks).await?;
-        progress.abort();
-        let mut all = Stats::default();
-        for s in &stats {
-            all.merge(&lock(s));
-        }
-        summary = Some(all.summary(Duration::from_secs_f64(opts.duration)));
-    }
+    let (sessions, summary) = if opts.duration > 0.0 {
+        let (sessions, stats) = timed(&opts, sessions, &value).await?;
+        let summary = stats.summary(Duration::from_secs_f64(opts.duration));
+        (sessions, Some(summary))
+    } else {
+        (sessions, None)
+    };
 
     let mut closing = JoinSet::new();
     for s in sessions {
@@ -206,6 +125,139 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     }
     while closing.join_next().await.is_some() {}
 
+    report(&opts, setup_time, &setup, summary.as_ref())
+}
+
+/// Connects every session, spread over the hosts round-robin.
+async fn connect_all(opts: &Options) -> Result<Vec<Session>, RunError> {
+    let mut connecting = JoinSet::new();
+    for i in 0..opts.clients {
+        let addr = opts.hosts[i % opts.hosts.len()].clone();
+        let timeout = opts.session_timeout;
+        connecting.spawn(async move { (i, Session::connect(&addr, timeout).await) });
+    }
+    let mut slots: Vec<Option<Session>> = (0..opts.clients).map(|_| None).collect();
+    while let Some(joined) = connecting.join_next().await {
+        if let Ok((i, s)) = joined {
+            slots[i] = Some(s?);
+        }
+    }
+    let sessions: Vec<Session> = slots.into_iter().flatten().collect();
+    if sessions.len() != opts.clients {
+        return Err(RunError::AllSessionsLost);
+    }
+    Ok(sessions)
+}
+
+/// Runs each session with its own source and sink (from `parts(index)`)
+/// until all are done; sessions that fail are reported and dropped.
+async fn phase<S, K>(
+    sessions: Vec<Session>,
+    inflight: usize,
+    mut parts: impl FnMut(usize) -> (S, K),
+) -> Result<Vec<Session>, RunError>
+where
+    S: Source + 'static,
+    K: Sink + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        let (mut source, mut sink) = parts(i);
+        tasks.spawn(async move {
+            let r = s.run(inflight, &mut source, &mut sink).await;
+            (s, r)
+        });
+    }
+    collect(&mut tasks).await
+}
+
+/// Creates the keys, partitioned over the sessions. NodeExists counts as
+/// done, so a second run against the same ensemble reuses the keys.
+async fn populate(
+    opts: &Options,
+    sessions: Vec<Session>,
+    value: &Bytes,
+) -> Result<(Vec<Session>, Stats), RunError> {
+    let started = Instant::now();
+    let forever = started + Duration::from_secs(365 * 24 * 3600);
+    let done = Arc::new(AtomicU64::new(0));
+    let stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
+    let n = sessions.len();
+    let progress = spawn_progress(opts, done.clone(), None, Some(opts.keys));
+    let result = phase(sessions, opts.inflight, |i| {
+        let source = PopulateSource(Populate::share(i, n, opts.keys, value.clone()));
+        let sink = Recorder {
+            stats: stats[i].clone(),
+            done: done.clone(),
+            window: (started, forever),
+            benign: Some(ErrorCode::NodeExists.code()),
+        };
+        (source, sink)
+    })
+    .await;
+    progress.abort();
+    Ok((result?, merged(&stats)))
+}
+
+/// Warm-up, then the measured window; returns what the window recorded.
+async fn timed(
+    opts: &Options,
+    sessions: Vec<Session>,
+    value: &Bytes,
+) -> Result<(Vec<Session>, Stats), RunError> {
+    let measure_from = Instant::now() + Duration::from_secs_f64(opts.warmup);
+    let end = measure_from + Duration::from_secs_f64(opts.duration);
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id());
+    let stats: Vec<Shared> = sessions.iter().map(|_| Shared::default()).collect();
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = spawn_progress(
+        opts,
+        done.clone(),
+        Some((measure_from, stats.clone())),
+        None,
+    );
+    let result = phase(sessions, opts.inflight, |i| {
+        let mix = Mix::new(
+            opts.op,
+            opts.read_ratio,
+            opts.keys,
+            value.clone(),
+            opts.seed,
+            i,
+            run_id,
+        );
+        let sink = Recorder {
+            stats: stats[i].clone(),
+            done: done.clone(),
+            window: (measure_from, end),
+            benign: None,
+        };
+        (TimedSource { mix, end }, sink)
+    })
+    .await;
+    progress.abort();
+    Ok((result?, merged(&stats)))
+}
+
+fn merged(stats: &[Shared]) -> Stats {
+    let mut all = Stats::default();
+    for s in stats {
+        all.merge(&lock(s));
+    }
+    all
+}
+
+/// Prints the table and writes the JSON summary.
+fn report(
+    opts: &Options,
+    setup_time: Duration,
+    setup: &Stats,
+    summary: Option<&Summary>,
+) -> Result<(), RunError> {
     let run = json!({
         "label": opts.label,
         "hosts": opts.hosts,
@@ -220,24 +272,24 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         "setup_s": setup_time.as_secs_f64(),
         "setup_failures": setup.failures(),
     });
-    let doc = match &summary {
+    let doc = match summary {
         Some(sum) => {
+            let label = if opts.label.is_empty() {
+                "load"
+            } else {
+                &opts.label
+            };
+            let ratio = if opts.op == OpKind::Mixed {
+                format!(" --read-ratio {}", opts.read_ratio)
+            } else {
+                String::new()
+            };
             println!(
-                "\n{} --op {} --clients {} --inflight {} --value-size {}{}",
-                if opts.label.is_empty() {
-                    "load"
-                } else {
-                    &opts.label
-                },
+                "\n{label} --op {} --clients {} --inflight {} --value-size {}{ratio}",
                 opts.op.name(),
                 opts.clients,
                 opts.inflight,
                 opts.value_size,
-                if opts.op == super::options::OpKind::Mixed {
-                    format!(" --read-ratio {}", opts.read_ratio)
-                } else {
-                    String::new()
-                }
             );
             print!("{}", sum.table());
             sum.json(run)
