@@ -80,9 +80,12 @@ impl Run {
         // The schedule has its own stream so that changing what the nodes
         // draw does not change which faults a seed injects.
         let mut rng = Rng::new(seed ^ 0x5EED_0F_FA17);
-        let servers = if rng.chance(30) { 5 } else { 3 };
+        let voters = if rng.chance(30) { 5 } else { 3 };
+        // Some ensembles have an observer (INFORM instead of
+        // PROPOSAL/COMMIT; never counted in a quorum).
+        let observers = u64::from(rng.chance(25));
         let cfg = config(&mut rng, fast_forward_on_leave);
-        let world = World::new(seed, servers, cfg);
+        let world = World::new(seed, voters, observers, cfg);
         Run {
             world,
             rng,
@@ -152,7 +155,7 @@ impl Run {
         let Some(leader) = self.leader()? else {
             return Ok(());
         };
-        let n = self.world.sids().len();
+        let n = self.world.voters().len();
         match fault {
             Fault::LeaderCrash => {
                 self.world.crash(leader);
@@ -220,13 +223,24 @@ impl Run {
                 // one follower: the minority commits nothing.
                 let mut side = Vec::new();
                 let minority = (n - 1) / 2;
-                let mut candidates = self.followers(leader);
+                let voters = self.world.voters();
+                let mut candidates: Vec<ServerId> = self
+                    .followers(leader)
+                    .into_iter()
+                    .filter(|s| voters.contains(s))
+                    .collect();
                 if n == 5 && self.rng.chance(50) {
                     side.push(leader);
                 }
                 while side.len() < minority && !candidates.is_empty() {
                     let i = self.rng.range(0, candidates.len() as u64 - 1) as usize;
                     side.push(candidates.remove(i));
+                }
+                // An observer lands on either side.
+                for o in self.world.sids() {
+                    if !voters.contains(&o) && self.rng.chance(50) {
+                        side.push(o);
+                    }
                 }
                 self.world.partition(&side);
                 let apart = self.rng.range(300, 3_000);
@@ -423,7 +437,7 @@ fn leader_crashes_right_after_a_commit(
     fast_forward_on_leave: bool,
 ) -> Result<(), String> {
     let mut rng = Rng::new(seed);
-    let mut world = World::new(seed, 3, config(&mut rng, fast_forward_on_leave));
+    let mut world = World::new(seed, 3, 0, config(&mut rng, fast_forward_on_leave));
     leader_crash_script(&mut world).map_err(|e| {
         let trace: Vec<String> = world.io.trace.iter().cloned().collect();
         format!("{e}\nlast events:\n  {}", trace.join("\n  "))

@@ -83,6 +83,7 @@ pub struct Leading {
 
 pub struct Learning {
     pub leader_sid: ServerId,
+    pub role: LearnerRole,
     learner: Option<Learner>,
     stream: Option<StreamId>,
     connect_deadline: u64,
@@ -362,9 +363,11 @@ impl Node {
                     ));
                     match state {
                         ServerState::Leading => self.lead(io),
-                        ServerState::Following => self.follow(io, vote.leader),
+                        ServerState::Following => {
+                            self.follow(io, vote.leader, LearnerRole::Follower)
+                        }
                         ServerState::Observing => {
-                            io.violation(format!("{} observes: no observers here", self.sid))
+                            self.follow(io, vote.leader, LearnerRole::Observer)
                         }
                         ServerState::Looking => self.look(io),
                     }
@@ -416,11 +419,12 @@ impl Node {
         self.leader_actions(io, actions);
     }
 
-    fn follow(&mut self, io: &mut Io, leader_sid: ServerId) {
+    fn follow(&mut self, io: &mut Io, leader_sid: ServerId, role: LearnerRole) {
         self.gen += 1;
         let limit = self.cfg.tick_ms * u64::from(self.cfg.init_limit.max(1));
         self.role = Role::Learning(Box::new(Learning {
             leader_sid,
+            role,
             learner: None,
             stream: None,
             connect_deadline: io.now + limit,
@@ -693,7 +697,7 @@ impl Node {
         let Role::Learning(l) = &mut self.role else {
             return;
         };
-        let mut config = LearnerConfig::new(self.sid, LearnerRole::Follower);
+        let mut config = LearnerConfig::new(self.sid, l.role);
         config.timing = Timing {
             tick_ms: self.cfg.tick_ms,
             init_limit: self.cfg.init_limit,

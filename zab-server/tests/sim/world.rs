@@ -22,10 +22,14 @@ pub struct World {
 }
 
 impl World {
-    /// `servers` voters with ids 1..=servers, all started at once.
-    pub fn new(seed: u64, servers: u64, cfg: NodeConfig) -> World {
-        let sids: Vec<ServerId> = (1..=servers).map(ServerId).collect();
-        let verifier = QuorumVerifier::new(sids.iter().copied(), std::iter::empty());
+    /// `voters` voters with ids 1..=voters and `observers` observers after
+    /// them, all started at once.
+    pub fn new(seed: u64, voters: u64, observers: u64, cfg: NodeConfig) -> World {
+        let sids: Vec<ServerId> = (1..=voters + observers).map(ServerId).collect();
+        let verifier = QuorumVerifier::new(
+            sids[..voters as usize].iter().copied(),
+            sids[voters as usize..].iter().copied(),
+        );
         let mut io = Io::new(seed);
         let mut nodes = BTreeMap::new();
         for &sid in &sids {
@@ -49,6 +53,10 @@ impl World {
 
     pub fn sids(&self) -> Vec<ServerId> {
         self.nodes.keys().copied().collect()
+    }
+
+    pub fn voters(&self) -> Vec<ServerId> {
+        self.verifier.voters().iter().copied().collect()
     }
 
     pub fn up_sids(&self) -> Vec<ServerId> {
