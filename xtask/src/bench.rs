@@ -691,6 +691,52 @@ mod tests {
     }
 
     #[test]
+    fn side_by_side_shows_ratios_and_rss() {
+        let o = parse(&["--compare".into(), "zookeeper".into()])
+            .unwrap()
+            .unwrap();
+        let loads = vec![Load {
+            name: "set 32x8".into(),
+            args: vec![],
+        }];
+        let fig = |ops: f64, p50: f64, p99: f64| Figures {
+            ops_per_sec: ops,
+            p50_us: p50,
+            p99_us: p99,
+            p999_us: p99,
+            errors: false,
+        };
+        let results = [
+            Measured {
+                system: System::Zab,
+                loads: vec![Some(fig(40_000.0, 1_000.0, 5_000.0))],
+                setup_s: vec![Some(1.0)],
+                rss_start_kib: vec![Some(20 * 1024)],
+                rss_end_kib: vec![Some(100 * 1024)],
+            },
+            Measured {
+                system: System::ZooKeeper,
+                loads: vec![Some(fig(10_000.0, 4_000.0, 20_000.0))],
+                setup_s: vec![Some(2.0)],
+                rss_start_kib: vec![None],
+                rss_end_kib: vec![Some(300 * 1024)],
+            },
+        ];
+        let text = side_by_side(&o, &loads, &results);
+        let row = text.lines().find(|l| l.starts_with("set 32x8")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "set", "32x8", "40000", "10000", "4.00", "|", "1.00", "4.00", "0.25", "|", "5.00",
+                "20.00", "0.25"
+            ]
+        );
+        assert!(text.contains("zab        node1 20 -> 100"), "{text}");
+        assert!(text.contains("zookeeper  node1 ? -> 300"), "{text}");
+    }
+
+    #[test]
     fn options_split_between_xtask_and_the_generator() {
         let args: Vec<String> = ["--compare", "zookeeper", "--suite", "--duration", "10"]
             .iter()
