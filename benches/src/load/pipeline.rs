@@ -5,11 +5,12 @@
 //! socket and no clock: the caller passes `now` in, so it is tested with
 //! plain values.
 //!
-//! ZooKeeper answers a session's requests in the order they were sent
-//! (reference D; pings too, since they go through the request pipeline), so a
-//! reply normally matches the oldest outstanding request. The pipeline still
-//! looks further down the window before calling a reply unexpected, so that
-//! a reordering server shows up as latency, not as a crash of the generator.
+//! ZooKeeper answers a connection's requests strictly in the order they were
+//! sent, and the Java client drops the connection when a reply is not for
+//! its oldest pending xid (reference C, "Headers"; D.6). The pipeline is as
+//! strict, so a server that reorders replies fails the run instead of
+//! producing figures real clients could not get. Pings (xid -2) and
+//! notifications (xid -1) are recognised by xid wherever they come.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -27,8 +28,8 @@ use super::workload::OpClass;
 pub enum ProtocolError {
     #[error("undecodable reply: {0}")]
     Decode(#[from] DecodeError),
-    #[error("reply with xid {0}, which is not outstanding")]
-    UnknownXid(i32),
+    #[error("reply with xid {got} while the oldest pending xid is {expected:?}")]
+    OutOfOrder { got: i32, expected: Option<i32> },
     #[error("session refused or expired (negotiated timeout {0})")]
     SessionRefused(i32),
 }
@@ -154,13 +155,18 @@ impl Pipeline {
             xid::NOTIFICATION => return Ok(Reply::Notification),
             _ => {}
         }
-        let pos = self
-            .window
-            .iter()
-            .position(|p| p.xid == header.xid)
-            .ok_or(ProtocolError::UnknownXid(header.xid))?;
-        let Some(p) = self.window.remove(pos) else {
-            return Err(ProtocolError::UnknownXid(header.xid));
+        let expected = self.window.front().map(|p| p.xid);
+        if expected != Some(header.xid) {
+            return Err(ProtocolError::OutOfOrder {
+                got: header.xid,
+                expected,
+            });
+        }
+        let Some(p) = self.window.pop_front() else {
+            return Err(ProtocolError::OutOfOrder {
+                got: header.xid,
+                expected,
+            });
         };
         let response = if header.err == 0 {
             Some(Response::decode(p.op, r.rest())?)
@@ -264,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn tolerates_reordered_replies_but_not_unknown_xids() {
+    fn refuses_out_of_order_and_unknown_replies_like_the_java_client() {
         let mut p = Pipeline::new();
         let mut out = BytesMut::new();
         let t = Instant::now();
@@ -278,15 +284,19 @@ mod tests {
         let ok = || Some(Response::Stat(StatResponse::default()));
         assert!(matches!(
             p.on_reply(reply(x2, 0, ok()), t),
-            Ok(Reply::Done(_))
-        ));
-        assert!(matches!(
-            p.on_reply(reply(x2, 0, ok()), t),
-            Err(ProtocolError::UnknownXid(x)) if x == x2
+            Err(ProtocolError::OutOfOrder { got, expected: Some(e) }) if got == x2 && e == x1
         ));
         assert!(matches!(
             p.on_reply(reply(x1, 0, ok()), t),
             Ok(Reply::Done(_))
+        ));
+        assert!(matches!(
+            p.on_reply(reply(x2, 0, ok()), t),
+            Ok(Reply::Done(_))
+        ));
+        assert!(matches!(
+            p.on_reply(reply(x2, 0, ok()), t),
+            Err(ProtocolError::OutOfOrder { expected: None, .. })
         ));
         assert_eq!(p.outstanding(), 0);
     }
