@@ -1,7 +1,8 @@
 //! Deterministic fault simulation of ZAB (ARCHITECTURE "Faults are tested,
 //! not hoped for").
 //!
-//! Each seed runs a 3- or 5-server ensemble of the real cores (election,
+//! Each seed runs a 3- or 5-voter ensemble (some with an observer) of the
+//! real cores (election,
 //! leader, learner, tree) composed as `quorum.rs` composes them, over an
 //! in-memory network and disk with a virtual clock (see `sim/`). A client
 //! driver writes to the established leader while a seeded schedule
@@ -17,9 +18,9 @@
 //! a quorum, at most one leader per epoch, epochs never go back. At the
 //! end: every server holds exactly the committed history and the same tree.
 //!
-//! `SIM_SEED=<n>` replays one seed (printing its trace), `SIM_SEEDS=<n>`
-//! runs that many seeds (default 200). A failure prints the seed and the
-//! last events.
+//! `SIM_SEED=<n>` replays one seed, `SIM_SEEDS=<n>` runs that many seeds
+//! (default 200, spread over every core), `SIM_TRACE=<n>` keeps more of
+//! the trace. A failure prints the seed, its faults and the last events.
 
 mod sim;
 
@@ -60,7 +61,7 @@ struct Run {
     faults: Vec<Fault>,
 }
 
-fn config(rng: &mut Rng, fast_forward_on_leave: bool) -> NodeConfig {
+fn config(rng: &mut Rng) -> NodeConfig {
     NodeConfig {
         tick_ms: 100,
         init_limit: 10,
@@ -71,12 +72,11 @@ fn config(rng: &mut Rng, fast_forward_on_leave: bool) -> NodeConfig {
         snapshot_size_factor: if rng.chance(40) { -1.0 } else { 0.33 },
         snapshot_every: rng.range(150, 700) as usize,
         fsync_ms: (1, 4),
-        fast_forward_on_leave,
     }
 }
 
 impl Run {
-    fn new(seed: u64, fast_forward_on_leave: bool) -> Run {
+    fn new(seed: u64) -> Run {
         // The schedule has its own stream so that changing what the nodes
         // draw does not change which faults a seed injects.
         let mut rng = Rng::new(seed ^ 0x5EED_0F_FA17);
@@ -84,7 +84,7 @@ impl Run {
         // Some ensembles have an observer (INFORM instead of
         // PROPOSAL/COMMIT; never counted in a quorum).
         let observers = u64::from(rng.chance(25));
-        let cfg = config(&mut rng, fast_forward_on_leave);
+        let cfg = config(&mut rng);
         let world = World::new(seed, voters, observers, cfg);
         Run {
             world,
@@ -334,8 +334,8 @@ impl Run {
 }
 
 /// Runs one seed; on failure, the seed, the faults and the last events.
-fn run_seed(seed: u64, fast_forward_on_leave: bool) -> Result<Stats, String> {
-    let mut run = Run::new(seed, fast_forward_on_leave);
+fn run_seed(seed: u64) -> Result<Stats, String> {
+    let mut run = Run::new(seed);
     match run.schedule() {
         Ok(()) => Ok(run.world.io.stats.clone()),
         Err(e) => {
@@ -368,7 +368,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { return };
-                let r = run_seed(seed, true);
+                let r = run_seed(seed);
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -412,8 +412,8 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
 
 #[test]
 fn a_seed_replays_the_same_run() {
-    let a = Run::new(7, true);
-    let b = Run::new(7, true);
+    let a = Run::new(7);
+    let b = Run::new(7);
     let (mut a, mut b) = (a, b);
     let ra = a.schedule();
     let rb = b.schedule();
@@ -428,16 +428,20 @@ fn a_seed_replays_the_same_run() {
 }
 
 /// The leader commits a txn on its own ack and one follower's, and crashes
-/// before any follower hears the COMMIT. The txn is in both followers'
-/// logs but in neither tree; whichever leads next must still hold it.
-/// ZooKeeper's `ZooKeeperServer.shutdown(false)` replays the logged txns
-/// into the tree when a server leaves its role (`fastForwardDataBase`).
-fn leader_crashes_right_after_a_commit(
-    seed: u64,
-    fast_forward_on_leave: bool,
-) -> Result<(), String> {
+/// before any follower hears the COMMIT. The txn is in the followers' logs
+/// but in neither tree; whichever leads next must still hold it, which it
+/// does because leaving a role replays the log into the tree
+/// (`Peer::fast_forward`, ZooKeeper's `fastForwardDataBase`).
+///
+/// Without that replay (quorum.rs before it had `fast_forward`) this
+/// failed with every seed: the survivor with the shorter tree led and
+/// refused the other ("learner is ahead of the leader"), so a 2-of-3
+/// quorum stayed leaderless while the old leader was down; when the old
+/// leader returned and led, both followers got an empty DIFF (their log
+/// already held the txn) and their trees lacked a committed txn for good.
+fn leader_crashes_right_after_a_commit(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
-    let mut world = World::new(seed, 3, 0, config(&mut rng, fast_forward_on_leave));
+    let mut world = World::new(seed, 3, 0, config(&mut rng));
     leader_crash_script(&mut world).map_err(|e| {
         let trace: Vec<String> = world.io.trace.iter().cloned().collect();
         format!("{e}\nlast events:\n  {}", trace.join("\n  "))
@@ -491,30 +495,9 @@ fn leader_crash_script(world: &mut World) -> Result<(), String> {
 }
 
 #[test]
-fn a_txn_committed_just_before_the_leader_crashes_survives_with_fast_forward() {
+fn a_txn_committed_just_before_the_leader_crashes_survives() {
     for seed in 0..20 {
-        if let Err(e) = leader_crashes_right_after_a_commit(seed, true) {
-            panic!("seed {seed}: {e}");
-        }
-    }
-}
-
-/// quorum.rs's `Peer::leave_role` keeps the tree as it was. A follower
-/// that logged and acked a txn whose COMMIT it never received goes LOOKING
-/// with the txn in its log (the election counts it) but not in its tree,
-/// and `lead()` takes `last_processed` from the tree. Seen with seed 0:
-/// the survivor that leads refuses the other ("learner is ahead of the
-/// leader") and steps down, over and over — a 2-of-3 quorum stays without
-/// a leader while the old leader is down; when the old leader returns and
-/// leads, both followers get an empty DIFF (their *log* is at the txn) and
-/// their trees lack a committed txn for good. Make `leave_role` replay the
-/// log beyond the tree (as ZooKeeper's `fastForwardDataBase` does), then
-/// drop the ignore and the `fast_forward_on_leave` switch.
-#[test]
-#[ignore = "bug: quorum.rs leave_role does not fast-forward the tree over logged txns; a committed txn is lost"]
-fn a_txn_committed_just_before_the_leader_crashes_survives_as_quorum_rs_composes() {
-    for seed in 0..20 {
-        if let Err(e) = leader_crashes_right_after_a_commit(seed, false) {
+        if let Err(e) = leader_crashes_right_after_a_commit(seed) {
             panic!("seed {seed}: {e}");
         }
     }

@@ -6,9 +6,8 @@
 //! leader proposes then appends locally and learns of its own durability
 //! later, a Commit is applied and reported with `on_applied`, a learner's
 //! Apply is applied — so that the checks judge the production composition.
-//!
-//! The one place where this node may differ from `Peer` is
-//! [`NodeConfig::fast_forward_on_leave`]; see there.
+//! Leaving a role replays logged-but-unapplied txns into the tree
+//! (`Peer::fast_forward`, ZooKeeper's `fastForwardDataBase`).
 
 use bytes::Bytes;
 use prost::Message;
@@ -45,11 +44,6 @@ pub struct NodeConfig {
     pub snapshot_every: usize,
     /// fsync latency bounds (ms).
     pub fsync_ms: (u64, u64),
-    /// Replay logged-but-unapplied txns into the tree when leaving a role,
-    /// as ZooKeeper's `ZooKeeperServer.shutdown(false)` does with
-    /// `zkDb.fastForwardDataBase()`. `quorum.rs`'s `leave_role` keeps the
-    /// tree as it is; `false` reproduces that.
-    pub fast_forward_on_leave: bool,
 }
 
 /// Counters the seed sweep asserts on (every sync mode must be exercised).
@@ -236,8 +230,9 @@ impl Node {
         Ok(())
     }
 
-    /// ZooKeeper's `fastForwardDataBase`: apply what the log holds beyond
-    /// the tree.
+    /// quorum.rs's `fast_forward` (ZooKeeper's `fastForwardDataBase`):
+    /// apply what the log holds beyond the tree — proposals acked but never
+    /// committed under the old leader, which this server's vote offers.
     fn fast_forward(&mut self, io: &mut Io) {
         for (zxid, bytes) in self.disk.log_from(self.tree.last_zxid().next()) {
             match Txn::decode(bytes.clone()) {
@@ -301,9 +296,7 @@ impl Node {
         self.role = Role::Down;
         self.serving = false;
         self.responder = None;
-        if self.cfg.fast_forward_on_leave {
-            self.fast_forward(io);
-        }
+        self.fast_forward(io);
     }
 
     fn look(&mut self, io: &mut Io) {
