@@ -79,7 +79,7 @@ impl Run {
     fn new(seed: u64) -> Run {
         // The schedule has its own stream so that changing what the nodes
         // draw does not change which faults a seed injects.
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_FA17);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_FA17);
         let voters = if rng.chance(30) { 5 } else { 3 };
         // Some ensembles have an observer (INFORM instead of
         // PROPOSAL/COMMIT; never counted in a quorum).

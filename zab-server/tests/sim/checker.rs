@@ -92,3 +92,82 @@ impl Checker {
         ))
     }
 }
+
+/// The checker itself must be able to fail.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(e: u64, c: u32) -> Zxid {
+        Zxid::new(Epoch(e), c)
+    }
+
+    fn history(txns: &[(Zxid, u64)]) -> History {
+        let mut h = History::default();
+        for &(zxid, d) in txns {
+            h.push(zxid, d).expect("increasing zxids");
+        }
+        h
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_are_refused() {
+        let mut c = Checker::default();
+        let h = History::default();
+        assert!(c.established(ServerId(1), Epoch(1), &h).is_ok());
+        assert!(c.established(ServerId(2), Epoch(1), &h).is_err());
+    }
+
+    #[test]
+    fn a_leader_without_a_committed_txn_is_refused() {
+        let mut c = Checker::default();
+        let h1 = history(&[(z(1, 1), 10), (z(1, 2), 20)]);
+        c.established(ServerId(1), Epoch(1), &history(&[(z(1, 1), 10)]))
+            .expect("first leader");
+        c.commit(ServerId(1), &h1).expect("extends by one");
+        // The next leader holds only the first txn.
+        let short = history(&[(z(1, 1), 10)]);
+        assert!(c.established(ServerId(2), Epoch(2), &short).is_err());
+        // Or holds a different second txn.
+        let other = history(&[(z(1, 1), 10), (z(1, 2), 99)]);
+        assert!(c.established(ServerId(2), Epoch(2), &other).is_err());
+    }
+
+    #[test]
+    fn commits_must_extend_the_history_by_one() {
+        let mut c = Checker::default();
+        c.established(ServerId(1), Epoch(1), &History::default())
+            .expect("leader");
+        let skip = history(&[(z(1, 1), 1), (z(1, 2), 2)]);
+        assert!(c.commit(ServerId(1), &skip).is_err());
+        let one = history(&[(z(1, 1), 1)]);
+        assert!(c.commit(ServerId(1), &one).is_ok());
+        assert_eq!(c.to_verify, vec![(ServerId(1), z(1, 1), 1)]);
+    }
+
+    #[test]
+    fn serving_learners_hold_a_prefix() {
+        let mut c = Checker::default();
+        c.established(
+            ServerId(1),
+            Epoch(1),
+            &history(&[(z(1, 1), 1), (z(1, 2), 2)]),
+        )
+        .expect("leader");
+        assert!(c.serving(ServerId(2), &history(&[(z(1, 1), 1)])).is_ok());
+        assert!(c.serving(ServerId(2), &history(&[(z(1, 1), 7)])).is_err());
+        assert!(c
+            .serving(
+                ServerId(2),
+                &history(&[(z(1, 1), 1), (z(1, 2), 2), (z(1, 3), 3)])
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn histories_refuse_duplicates_and_reordering() {
+        let mut h = history(&[(z(1, 1), 1), (z(1, 2), 2)]);
+        assert!(h.push(z(1, 2), 2).is_err());
+        assert!(h.push(z(1, 1), 1).is_err());
+    }
+}

@@ -216,3 +216,48 @@ impl TxnLogView for LogView {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(c: u32) -> Zxid {
+        Zxid::new(Epoch(1), c)
+    }
+
+    #[test]
+    fn a_crash_loses_exactly_the_unsynced_tail() {
+        let mut d = Disk::new();
+        let b = Bytes::from_static(b"txn");
+        let first = d.append(z(1), b.clone(), 0, 3);
+        d.synced(z(1));
+        let second = d.append(z(2), b.clone(), first, 3);
+        assert!(second > first);
+        d.crash();
+        assert_eq!(d.last_logged(), z(1));
+        assert!(d.holds_durably(z(1), crate::sim::history::digest(&b)));
+        assert!(!d.holds_durably(z(2), crate::sim::history::digest(&b)));
+    }
+
+    #[test]
+    fn group_commit_batches_appends_made_during_an_fsync() {
+        let mut d = Disk::new();
+        let b = Bytes::from_static(b"txn");
+        let t1 = d.append(z(1), b.clone(), 10, 5); // runs 10..15
+        let t2 = d.append(z(2), b.clone(), 11, 5); // next batch 15..20
+        let t3 = d.append(z(3), b.clone(), 12, 9); // joins it
+        assert_eq!((t1, t2, t3), (15, 20, 20));
+        let t4 = d.append(z(4), b, 30, 2); // idle again
+        assert_eq!(t4, 32);
+    }
+
+    #[test]
+    fn epochs_never_go_back() {
+        let mut d = Disk::new();
+        d.set_accepted_epoch(Epoch(2)).expect("grows");
+        assert!(d.set_accepted_epoch(Epoch(1)).is_err());
+        assert!(d.set_current_epoch(Epoch(3)).is_err(), "above accepted");
+        d.set_current_epoch(Epoch(2)).expect("grows");
+        assert!(d.set_current_epoch(Epoch(1)).is_err());
+    }
+}
