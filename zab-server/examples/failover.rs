@@ -18,7 +18,8 @@
 //!
 //! The servers are this example's own executable re-run with `--serve
 //! zoo.cfg` (the same library code as the `zab-server` binary, which cargo
-//! does not build for examples), or the binary named by `ZAB_SERVER_BIN`.
+//! does not build for examples), or the binary named by `ZAB_SERVER_BIN`;
+//! `ZAB_TEST_TARGET=zookeeper` measures Apache ZooKeeper 3.8 instead.
 //! The ensemble is the test harness of `tests/support/cluster.rs`.
 
 #[path = "../tests/support/cluster.rs"]
@@ -108,6 +109,23 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn server_command() -> anyhow::Result<ServerCommand> {
+    // The same figures for Apache ZooKeeper 3.8 (the Debian package).
+    if matches!(
+        std::env::var("ZAB_TEST_TARGET").as_deref(),
+        Ok("zookeeper") | Ok("zk")
+    ) {
+        return Ok(ServerCommand::with_args(
+            "java",
+            [
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-Dzookeeper.root.logger=WARN,CONSOLE",
+                "-cp",
+                "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            ],
+        ));
+    }
     if let Some(bin) = std::env::var_os("ZAB_SERVER_BIN") {
         return Ok(ServerCommand::binary(bin));
     }
