@@ -396,6 +396,25 @@ impl Peer {
     /// commits them in the new epoch (reference F.3) — and a sync (DIFF,
     /// TRUNC) starts from the last *logged* zxid, which the tree must hold.
     fn fast_forward(&mut self) {
+        // First let the appends still queued for group commit land: a
+        // proposal this server acked (or is about to report in its vote)
+        // must be in the tree too. ZooKeeper drains its SyncRequestProcessor
+        // before fastForwardDataBase. An empty batch is a barrier.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.store.log().append_batch(Vec::new(), move |r| {
+            let _ = done_tx.send(r);
+        });
+        match tokio::task::block_in_place(|| done_rx.recv_timeout(Duration::from_secs(60))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "txn log failed while draining; stopping");
+                std::process::exit(2);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "txn log did not drain; stopping");
+                std::process::exit(2);
+            }
+        }
         let Some(tree) = self.tree.as_mut() else {
             return;
         };
