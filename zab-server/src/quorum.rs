@@ -27,7 +27,7 @@ use zab_leader::{
     LearnerKind, SnapChunks, StoreTxnLog,
 };
 use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
-use zab_store::{Store, StoreOptions};
+use zab_store::Store;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
 use zab_wire::jute::op;
@@ -39,7 +39,7 @@ use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
-    accept_loop, now_ms, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
+    accept_loop, now_ms, open_state, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
 };
 use crate::status;
 
@@ -69,19 +69,8 @@ impl QuorumServer {
         let verifier =
             QuorumVerifier::new(cfg.voters().map(|s| s.id), cfg.observers().map(|s| s.id));
 
-        let store_dir = cfg.data_dir.join("zab");
-        let store = Store::open(
-            &store_dir,
-            StoreOptions {
-                sync: cfg.force_sync,
-                ..Default::default()
-            },
-        )
-        .with_context(|| format!("opening the store in {}", store_dir.display()))?;
-        let store = Arc::new(store);
+        let (store, tree) = open_state(&cfg)?;
         let purge = start_autopurge(&store, &cfg);
-        let mut tree = tokio::task::block_in_place(|| recover(&store))?;
-        tree.set_skip_acl(cfg.skip_acl);
         let epochs = store
             .recover_epochs(tree.last_zxid())
             .context("checking currentEpoch/acceptedEpoch against the data")?;

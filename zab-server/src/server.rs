@@ -130,6 +130,24 @@ pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::
     }
 }
 
+/// Opens the store under `dataDir/zab` and rebuilds the tree from it.
+pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)> {
+    let store_dir = cfg.data_dir.join("zab");
+    let store = Store::open(
+        &store_dir,
+        StoreOptions {
+            sync: cfg.force_sync,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+    let store = Arc::new(store);
+    let mut tree = tokio::task::block_in_place(|| recover(&store))?;
+    // Reads check ACLs in the tree itself; writes in the preparer.
+    tree.set_skip_acl(cfg.skip_acl);
+    Ok((store, tree))
+}
+
 /// A running standalone server.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -142,19 +160,8 @@ impl Server {
     /// Recovers state from `cfg.data_dir` and starts serving on the client port.
     pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let cfg = Arc::new(cfg);
-        let store_dir = cfg.data_dir.join("zab");
-        let store = Store::open(
-            &store_dir,
-            StoreOptions {
-                sync: cfg.force_sync,
-                ..Default::default()
-            },
-        )
-        .with_context(|| format!("opening the store in {}", store_dir.display()))?;
-        let store = Arc::new(store);
-        let mut tree = tokio::task::block_in_place(|| recover(&store))?;
-        // Reads check ACLs in the tree itself; writes in the preparer.
-        tree.set_skip_acl(cfg.skip_acl);
+        let (store, tree) = open_state(&cfg)?;
+        let purge = start_autopurge(&store, &cfg);
 
         let addr = SocketAddr::new(
             cfg.client_port_address
@@ -167,7 +174,6 @@ impl Server {
         let local_addr = listener.local_addr()?;
         tracing::info!(%local_addr, "serving clients");
 
-        let purge = start_autopurge(&store, &cfg);
         let pipeline_cfg = PipelineConfig::from_config(&cfg);
         let pipeline = Pipeline::new(pipeline_cfg, tree, now_ms());
         let (core_tx, core_rx) = mpsc::unbounded_channel();
