@@ -94,10 +94,11 @@ impl DataTree {
                 return Err(SnapshotError::Corrupt(format!("duplicate {:?}", z.path)));
             }
             let acl = tree.acl_cache.intern(&acl_from_proto(&z.acl));
-            let node = Node {
-                data: z.data.as_deref().map(Box::from),
+            tree.insert_node(
+                &z.path,
+                z.data.as_deref(),
                 acl,
-                meta: NodeMeta {
+                NodeMeta {
                     czxid: z.czxid,
                     mzxid: z.mzxid,
                     ctime: z.ctime,
@@ -108,15 +109,34 @@ impl DataTree {
                     ephemeral_owner: z.ephemeral_owner,
                     pzxid: z.pzxid,
                 },
-                children: Default::default(),
-            };
-            tree.insert_node(&z.path, node);
+            );
         }
         if tree.count == 0 {
             return Err(SnapshotError::Corrupt("no root".into()));
         }
         Ok(tree)
     }
+}
+
+/// Writes one node as a length-delimited `Znode` message.
+fn write_znode(out: &mut impl Write, buf: &mut Vec<u8>, path: String, n: &Node) -> io::Result<()> {
+    let z = Znode {
+        path,
+        data: n.data_bytes(),
+        acl: acl_to_proto(&n.acl),
+        czxid: n.meta.czxid,
+        mzxid: n.meta.mzxid,
+        ctime: n.meta.ctime,
+        mtime: n.meta.mtime,
+        version: n.meta.version,
+        cversion: n.meta.cversion,
+        aversion: n.meta.aversion,
+        ephemeral_owner: n.meta.ephemeral_owner,
+        pzxid: n.meta.pzxid,
+    };
+    buf.clear();
+    z.encode_length_delimited(buf).map_err(io::Error::other)?;
+    out.write_all(buf)
 }
 
 impl TreeSnapshot {
@@ -148,33 +168,21 @@ impl TreeSnapshot {
             .encode_length_delimited(&mut buf)
             .map_err(io::Error::other)?;
         out.write_all(&buf)?;
-        // Iterative pre-order: deep trees must not overflow the stack.
-        let mut stack: Vec<(String, &Node)> = vec![(path::ROOT.to_owned(), &*self.root)];
-        while let Some((p, n)) = stack.pop() {
-            let z = Znode {
-                path: p.clone(),
-                data: n.data_bytes(),
-                acl: acl_to_proto(&n.acl),
-                czxid: n.meta.czxid,
-                mzxid: n.meta.mzxid,
-                ctime: n.meta.ctime,
-                mtime: n.meta.mtime,
-                version: n.meta.version,
-                cversion: n.meta.cversion,
-                aversion: n.meta.aversion,
-                ephemeral_owner: n.meta.ephemeral_owner,
-                pzxid: n.meta.pzxid,
+        write_znode(out, &mut buf, path::ROOT.to_owned(), &self.root)?;
+        // Iterative pre-order: deep trees must not overflow the stack. One
+        // child iterator per level, not every pending path: a parent with a
+        // million children must not make a million path strings at once.
+        type Level<'a> = (String, Box<dyn Iterator<Item = &'a Arc<Node>> + 'a>);
+        let mut stack: Vec<Level<'_>> =
+            vec![(path::ROOT.to_owned(), Box::new(self.root.children.values()))];
+        while let Some((parent, children)) = stack.last_mut() {
+            let Some(child) = children.next() else {
+                stack.pop();
+                continue;
             };
-            buf.clear();
-            z.encode_length_delimited(&mut buf)
-                .map_err(io::Error::other)?;
-            out.write_all(&buf)?;
-            stack.extend(
-                n.children
-                    .iter()
-                    .rev()
-                    .map(|(c, child)| (path::join(&p, c), &**child)),
-            );
+            let p = path::join(parent, child.name());
+            write_znode(out, &mut buf, p.clone(), child)?;
+            stack.push((p, Box::new(child.children.values())));
         }
         Ok(())
     }

@@ -2,12 +2,13 @@
 //! the deterministic `apply` of committed txns and the local reads
 //! (reference D.2 reads, D.3, D.4, D.5 triggers, D.7).
 //!
-//! Representation: a persistent trie. Each node owns a sorted map from child
-//! name to `Arc<Node>`; no full path is stored anywhere. A lookup walks the
+//! Representation: a persistent trie. Each node owns its children as
+//! `Arc<Node>`s sorted by the child's own name ([`crate::node`]); no full path
+//! is stored anywhere. A lookup walks the
 //! path's components; a write copies (`Arc::make_mut`) only the nodes on the
 //! path to its target that a snapshot still shares, so
 //! [`DataTree::snapshot`] is O(1) (one `Arc` clone of the root). ACL lists are interned
-//! ([`crate::acl`]) and data is a `Bytes` holding exactly the node's bytes.
+//! ([`crate::acl`]); a node's name and data share one allocation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -117,26 +118,37 @@ impl DataTree {
         };
         let open = t.acl_cache.intern(&Acl::open_unsafe());
         let read = t.acl_cache.intern(&Acl::read_unsafe());
-        let builtin = |acl: AclList, aversion| Node {
-            data: Some(Box::default()),
-            acl,
-            meta: NodeMeta {
-                aversion,
-                ..NodeMeta::default()
-            },
-            children: Default::default(),
+        let builtin = |acl: AclList, aversion| {
+            (
+                Some(&[][..]),
+                acl,
+                NodeMeta {
+                    aversion,
+                    ..NodeMeta::default()
+                },
+            )
         };
-        t.insert_node(path::ROOT, builtin(open.clone(), 0));
-        t.insert_node(path::ZOOKEEPER, builtin(open.clone(), 0));
-        t.insert_node(path::QUOTA, builtin(open, 0));
-        t.insert_node(path::CONFIG, builtin(read, -1));
+        for (p, (data, acl, meta)) in [
+            (path::ROOT, builtin(open.clone(), 0)),
+            (path::ZOOKEEPER, builtin(open.clone(), 0)),
+            (path::QUOTA, builtin(open, 0)),
+            (path::CONFIG, builtin(read, -1)),
+        ] {
+            t.insert_node(p, data, acl, meta);
+        }
         t
     }
 
-    /// Inserts a node and links it into its parent (no stat changes).
-    pub(crate) fn insert_node(&mut self, p: &str, node: Node) {
-        self.data_size += (p.len() + node.data_len()) as u64;
-        if let Some(owner) = Owner::session(node.meta.ephemeral_owner) {
+    /// Inserts a node at `p` and links it into its parent (no stat changes).
+    pub(crate) fn insert_node(
+        &mut self,
+        p: &str,
+        data: Option<&[u8]>,
+        acl: AclList,
+        meta: NodeMeta,
+    ) {
+        self.data_size += (p.len() + data.map_or(0, <[u8]>::len)) as u64;
+        if let Some(owner) = Owner::session(meta.ephemeral_owner) {
             self.ephemerals
                 .entry(owner)
                 .or_default()
@@ -144,14 +156,14 @@ impl DataTree {
         }
         if p == path::ROOT {
             self.count += usize::from(self.count == 0);
-            self.root = Arc::new(node);
+            self.root = Arc::new(Node::new("", data, acl, meta));
             return;
         }
         if let Some((parent, name)) = path::split(p) {
             if let Ok(parent) = self.node_mut(parent) {
                 if parent
                     .children
-                    .insert(name.into(), Arc::new(node))
+                    .insert(Arc::new(Node::new(name, data, acl, meta)))
                     .is_none()
                 {
                     self.count += 1;
@@ -172,7 +184,7 @@ impl DataTree {
             return;
         };
         let old = n.data_len() as u64;
-        n.data = Some(Box::from(&data[..]));
+        n.set_data(Some(&data[..]));
         n.meta.version = -1;
         self.data_size = self.data_size - old + data.len() as u64;
     }
@@ -500,7 +512,7 @@ impl DataTree {
                 let n = self.node_mut(&s.path)?;
                 let old = n.data_len() as u64;
                 // Copy: the txn's Bytes may share a whole network/log buffer.
-                n.data = s.data.as_deref().map(Box::from);
+                n.set_data(s.data.as_deref());
                 n.meta.version = s.version;
                 n.meta.mzxid = txn.zxid;
                 n.meta.mtime = txn.time;
@@ -599,10 +611,11 @@ impl DataTree {
             parent.meta.cversion = new_cversion;
             parent.meta.pzxid = zxid;
         }
-        let node = Node {
-            data: c.data.as_deref().map(Box::from),
+        let node = Node::new(
+            name,
+            c.data.as_deref(),
             acl,
-            meta: NodeMeta {
+            NodeMeta {
                 czxid: zxid,
                 mzxid: zxid,
                 ctime: time,
@@ -613,8 +626,7 @@ impl DataTree {
                 ephemeral_owner: c.ephemeral_owner,
                 pzxid: zxid,
             },
-            children: Default::default(),
-        };
+        );
         let stat = node.stat();
         self.data_size += (c.path.len() + node.data_len()) as u64;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
@@ -623,9 +635,7 @@ impl DataTree {
                 .or_default()
                 .insert(c.path.clone());
         }
-        self.node_mut(parent_path)?
-            .children
-            .insert(name.into(), Arc::new(node));
+        self.node_mut(parent_path)?.children.insert(Arc::new(node));
         self.count += 1;
         events.push(event(event_type::NODE_CREATED, &c.path));
         events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
