@@ -135,8 +135,7 @@ impl QuorumServer {
             responder: None,
             gen: 0,
             role: Role::Stopped,
-            tree: Some(tree),
-            pipeline: None,
+            state: State::Idle(tree),
             writers: HashMap::new(),
             last_tick_ms: 0,
         };
@@ -199,6 +198,68 @@ struct Learning {
     link_task: tokio::task::JoinHandle<()>,
 }
 
+/// Where the replicated tree lives: idle while no role serves clients
+/// (election, sync), handed to a [`Pipeline`] while one does.
+enum State {
+    Idle(DataTree),
+    Serving(Box<Pipeline>),
+}
+
+impl State {
+    fn tree(&self) -> &DataTree {
+        match self {
+            State::Idle(t) => t,
+            State::Serving(p) => p.tree(),
+        }
+    }
+
+    fn is_serving(&self) -> bool {
+        matches!(self, State::Serving(_))
+    }
+
+    fn pipeline(&mut self) -> Option<&mut Pipeline> {
+        match self {
+            State::Serving(p) => Some(p),
+            State::Idle(_) => None,
+        }
+    }
+
+    /// The tree, if no pipeline owns it (sync may change it directly).
+    fn idle_tree(&mut self) -> Option<&mut DataTree> {
+        match self {
+            State::Idle(t) => Some(t),
+            State::Serving(_) => None,
+        }
+    }
+
+    /// TRUNC / SNAP rebuilt the tree while syncing.
+    fn replace_idle_tree(&mut self, tree: DataTree) {
+        if let State::Idle(t) = self {
+            *t = tree;
+        }
+    }
+
+    /// Hands the tree to a pipeline (no-op when one serves already).
+    fn start_serving(&mut self, make: impl FnOnce(DataTree) -> Pipeline) {
+        if self.is_serving() {
+            return;
+        }
+        if let State::Idle(tree) = std::mem::replace(self, State::Idle(DataTree::new())) {
+            *self = State::Serving(Box::new(make(tree)));
+        }
+    }
+
+    /// Takes the tree back from the pipeline.
+    fn stop_serving(&mut self) {
+        if !self.is_serving() {
+            return;
+        }
+        if let State::Serving(p) = std::mem::replace(self, State::Idle(DataTree::new())) {
+            *self = State::Idle(p.into_tree());
+        }
+    }
+}
+
 struct Peer {
     me: ServerId,
     verifier: QuorumVerifier,
@@ -216,9 +277,8 @@ struct Peer {
     /// (durability callbacks, link events) are recognised and dropped.
     gen: u64,
     role: Role,
-    /// The tree while no pipeline serves clients.
-    tree: Option<DataTree>,
-    pipeline: Option<Pipeline>,
+    /// The replicated tree, idle or serving clients.
+    state: State,
     writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>>,
     last_tick_ms: i64,
 }
@@ -248,7 +308,7 @@ impl Peer {
                 let quorum = self.quorum_status();
                 let text = status::four_letter(
                     word,
-                    self.pipeline.as_mut(),
+                    self.state.pipeline(),
                     mode,
                     quorum,
                     &self.cfg,
@@ -291,7 +351,7 @@ impl Peer {
     }
 
     fn quorum_status(&self) -> status::QuorumStatus {
-        let phase = if self.pipeline.is_some() {
+        let phase = if self.state.is_serving() {
             "broadcast"
         } else {
             "synchronization"
@@ -333,18 +393,6 @@ impl Peer {
         }
     }
 
-    fn tree(&self) -> &DataTree {
-        match (&self.pipeline, &self.tree) {
-            (Some(p), _) => p.tree(),
-            (None, Some(t)) => t,
-            (None, None) => unreachable!("the tree is always somewhere"),
-        }
-    }
-
-    fn tree_mut(&mut self) -> Option<&mut DataTree> {
-        self.tree.as_mut()
-    }
-
     fn pipeline_config(&self) -> PipelineConfig {
         let mut c = PipelineConfig::from_config(&self.cfg);
         c.server_id = self.me;
@@ -368,9 +416,7 @@ impl Peer {
             }
             Role::Looking(_) | Role::Stopped => {}
         }
-        if let Some(p) = self.pipeline.take() {
-            self.tree = Some(p.into_tree());
-        }
+        self.state.stop_serving();
         self.fast_forward();
         for (_, w) in self.writers.drain() {
             let _ = w.send(Outgoing::Close);
@@ -404,7 +450,7 @@ impl Peer {
                 std::process::exit(2);
             }
         }
-        let Some(tree) = self.tree.as_mut() else {
+        let Some(tree) = self.state.idle_tree() else {
             return;
         };
         let from = tree.last_zxid().next();
@@ -440,7 +486,11 @@ impl Peer {
     /// Starts an election round (ZooKeeper's `lookForLeader`).
     fn look(&mut self) {
         self.gen += 1;
-        let last_logged = self.store.log().last_zxid().max(self.tree().last_zxid());
+        let last_logged = self
+            .store
+            .log()
+            .last_zxid()
+            .max(self.state.tree().last_zxid());
         let current = self
             .store
             .current_epoch()
@@ -510,7 +560,7 @@ impl Peer {
     fn lead(&mut self) {
         self.gen += 1;
         let gen = self.gen;
-        let tree = self.tree();
+        let tree = self.state.tree();
         let last_processed = tree.last_zxid();
         let epochs = match (self.store.accepted_epoch(), self.store.current_epoch()) {
             (Ok(a), Ok(c)) => (a.unwrap_or(Epoch(0)), c.unwrap_or(Epoch(0))),
@@ -673,11 +723,7 @@ impl Peer {
                     // The copy-on-write tree makes taking the snapshot O(1);
                     // it is serialized here so that the packets after it on
                     // this stream stay behind it.
-                    let snap = match (&self.pipeline, &self.tree) {
-                        (Some(p), _) => p.tree().snapshot(),
-                        (None, Some(t)) => t.snapshot(),
-                        (None, None) => continue,
-                    };
+                    let snap = self.state.tree().snapshot();
                     let mut bytes = Vec::new();
                     if let Err(e) = snap.write_to(&mut bytes) {
                         tracing::error!(error = %e, "serializing a snapshot for a learner");
@@ -713,13 +759,10 @@ impl Peer {
                     if let Some(r) = self.responder.as_mut() {
                         r.set_peer_epoch(epoch);
                     }
-                    let tree = self.tree.take().expect("the tree waits for the pipeline");
-                    self.pipeline = Some(Pipeline::with_mode(
-                        self.pipeline_config(),
-                        Mode::Leader { epoch },
-                        tree,
-                        now_ms(),
-                    ));
+                    let cfg = self.pipeline_config();
+                    self.state.start_serving(|tree| {
+                        Pipeline::with_mode(cfg, Mode::Leader { epoch }, tree, now_ms())
+                    });
                 }
                 LeaderAction::Commit { zxid } => {
                     self.pipeline_input(Input::Durable { zxid });
@@ -754,15 +797,15 @@ impl Peer {
                     ..
                 } => {
                     let valid = self
-                        .pipeline
-                        .as_mut()
+                        .state
+                        .pipeline()
                         .is_some_and(|p| p.revalidate(session_id, timeout));
                     if let Role::Leading(l) = &mut self.role {
                         queue.extend(l.leader.revalidate_reply(conn, session_id, valid));
                     }
                 }
                 LeaderAction::TouchSessions { sessions, .. } => {
-                    if let Some(p) = self.pipeline.as_mut() {
+                    if let Some(p) = self.state.pipeline() {
                         p.touch_sessions(now_ms(), &sessions);
                     }
                 }
@@ -789,7 +832,11 @@ impl Peer {
                 return self.look();
             }
         };
-        let last_logged = self.store.log().last_zxid().max(self.tree().last_zxid());
+        let last_logged = self
+            .store
+            .log()
+            .last_zxid()
+            .max(self.state.tree().last_zxid());
         let Role::Learning(l) = &mut self.role else {
             return;
         };
@@ -851,7 +898,7 @@ impl Peer {
                     match result {
                         Ok(mut tree) if tree.last_zxid() <= after => {
                             tree.set_skip_acl(self.cfg.skip_acl);
-                            self.tree = Some(tree);
+                            self.state.replace_idle_tree(tree);
                         }
                         Ok(tree) => {
                             // A snapshot newer than the truncation point:
@@ -875,7 +922,7 @@ impl Peer {
                     match (restored, saved, wiped) {
                         (Ok(mut tree), Ok(_), Ok(())) => {
                             tree.set_skip_acl(self.cfg.skip_acl);
-                            self.tree = Some(tree);
+                            self.state.replace_idle_tree(tree);
                         }
                         (r, s, w) => {
                             tracing::error!(restore = ?r.err(), save = ?s.err(), truncate = ?w.err(), "SNAP install failed; stopping");
@@ -899,10 +946,11 @@ impl Peer {
                 }
                 LearnerAction::Apply(txns) => {
                     for txn in txns {
-                        if self.pipeline.is_some() {
-                            self.pipeline_input(Input::Committed { txn });
-                        } else if let Some(tree) = self.tree_mut() {
-                            tree.apply(&txn);
+                        match self.state.idle_tree() {
+                            Some(tree) => {
+                                tree.apply(&txn);
+                            }
+                            None => self.pipeline_input(Input::Committed { txn }),
                         }
                     }
                 }
@@ -919,14 +967,10 @@ impl Peer {
                     if let (Some(r), Some(e)) = (self.responder.as_mut(), epoch) {
                         r.set_peer_epoch(e);
                     }
-                    if let Some(tree) = self.tree.take() {
-                        self.pipeline = Some(Pipeline::with_mode(
-                            self.pipeline_config(),
-                            Mode::Learner,
-                            tree,
-                            now_ms(),
-                        ));
-                    }
+                    let cfg = self.pipeline_config();
+                    self.state.start_serving(|tree| {
+                        Pipeline::with_mode(cfg, Mode::Learner, tree, now_ms())
+                    });
                 }
                 LearnerAction::GiveUp { reason } => {
                     self.leave_role(&reason.to_string());
@@ -983,7 +1027,7 @@ impl Peer {
             }
             _ => {}
         }
-        if self.pipeline.is_some() {
+        if self.state.is_serving() {
             self.pipeline_input(Input::Tick);
         }
     }
@@ -991,7 +1035,7 @@ impl Peer {
     /// A client event: served by the pipeline, or refused while no role
     /// serves (ZooKeeper closes connections when its server is not running).
     fn client_input(&mut self, input: Input) {
-        if self.pipeline.is_none() {
+        if !self.state.is_serving() {
             match input {
                 Input::Accepted { conn, .. } => {
                     if let Some(w) = self.writers.remove(&conn) {
@@ -1012,7 +1056,7 @@ impl Peer {
     }
 
     fn pipeline_input(&mut self, input: Input) {
-        let Some(p) = self.pipeline.as_mut() else {
+        let Some(p) = self.state.pipeline() else {
             return;
         };
         let mut actions = Vec::new();
