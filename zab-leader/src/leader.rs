@@ -659,12 +659,24 @@ impl Leader {
     /// PROPOSAL goes to every follower in the broadcast set; the caller logs
     /// the txn itself and reports it with [`Leader::on_local_durable`].
     pub fn propose(&mut self, txn: proto::Txn) -> Result<Vec<LeaderAction>, LeaderError> {
+        let zxid = Zxid(txn.zxid);
+        self.propose_encoded(zxid, Bytes::from(txn.encode_to_vec()))
+    }
+
+    /// [`Leader::propose`] for a txn the caller has already encoded (it
+    /// encodes it once for its own log; the PROPOSALs share those bytes).
+    /// `data` must be the prost encoding of a `proto::Txn` whose zxid is
+    /// `zxid`.
+    pub fn propose_encoded(
+        &mut self,
+        zxid: Zxid,
+        data: Bytes,
+    ) -> Result<Vec<LeaderAction>, LeaderError> {
         match self.phase {
             Phase::Broadcast => {}
             Phase::SteppedDown => return Err(LeaderError::SteppedDown),
             _ => return Err(LeaderError::NotEstablished),
         }
-        let zxid = Zxid(txn.zxid);
         let epoch = self.epoch.ok_or(LeaderError::NotEstablished)?;
         if zxid.epoch() != epoch {
             return Err(LeaderError::WrongEpoch { zxid, epoch });
@@ -675,7 +687,6 @@ impl Leader {
                 self.step_down("zxid lower 32 bits have rolled over, forcing re-election".into())
             );
         }
-        let data = Bytes::from(txn.encode_to_vec());
         self.proposals.propose(zxid, data.clone())?;
         let mut out = Vec::new();
         for h in self.handlers.values_mut() {

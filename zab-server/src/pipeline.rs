@@ -108,8 +108,8 @@ pub enum Action {
     /// Close the connection once what was sent before is flushed.
     Close { conn: ConnectionId },
     /// Append this encoded txn to the log; report `Input::Durable` once it
-    /// is synced (standalone) or committed (leader: `record` is proposed).
-    Append { zxid: Zxid, txn: Bytes, record: Txn },
+    /// is synced (standalone) or committed (leader: it is also proposed).
+    Append { zxid: Zxid, txn: Bytes },
     /// Write this snapshot to the store (off the request path).
     Snapshot(TreeSnapshot),
     /// Learner: send this request to the leader.
@@ -766,11 +766,7 @@ impl Pipeline {
         let zxid = Zxid(txn.zxid);
         let bytes = Bytes::from(txn.encode_to_vec());
         self.stats.last_proposal_size = bytes.len() as i64;
-        out.push(Action::Append {
-            zxid,
-            txn: bytes,
-            record: txn.clone(),
-        });
+        out.push(Action::Append { zxid, txn: bytes });
         self.in_flight.push_back(InFlight { txn, origin });
     }
 

@@ -111,7 +111,7 @@ impl Harness {
                     self.inbox.push((conn, got));
                 }
                 Action::Close { conn } => self.inbox.push((conn, Got::Closed)),
-                Action::Append { zxid, txn, .. } => {
+                Action::Append { zxid, txn } => {
                     self.unsynced.push(zxid);
                     self.appended.push(zxid);
                     self.txns

@@ -1089,13 +1089,13 @@ impl Peer {
                 }
             }
             Action::Snapshot(snap) => spawn_snapshot(self.store.clone(), snap),
-            Action::Append { zxid, txn, record } => {
+            Action::Append { zxid, txn } => {
                 // Leader: propose, and log locally (its own ack).
                 let Role::Leading(l) = &mut self.role else {
                     tracing::error!(%zxid, "only a leader appends client txns");
                     return;
                 };
-                let actions = match l.leader.propose(record) {
+                let actions = match l.leader.propose_encoded(zxid, txn.clone()) {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!(error = %e, %zxid, "cannot propose");

@@ -289,7 +289,7 @@ async fn core_loop(
                         let _ = w.send(Outgoing::Close);
                     }
                 }
-                Action::Append { zxid, txn, .. } => {
+                Action::Append { zxid, txn } => {
                     let tx = tx.clone();
                     log.append(zxid, txn, move |res| {
                         let msg = match res {
