@@ -1150,22 +1150,15 @@ impl Peer {
 /// The newest `window` logged txns up to `last`: ZooKeeper's committedLog
 /// as rebuilt when a database is loaded.
 fn committed_window(store: &Store, last: Zxid, window: usize) -> CommittedLog {
-    let log = store.log();
-    let mut entries = std::collections::VecDeque::with_capacity(window);
-    if let Some(first) = log.first_zxid() {
-        if let Ok(iter) = log.read_from(first) {
-            for entry in iter.flatten() {
-                if entry.0 > last {
-                    break;
-                }
-                if entries.len() == window {
-                    entries.pop_front();
-                }
-                entries.push_back(entry);
-            }
+    match store.log().tail(last, window) {
+        Ok(entries) => CommittedLog::from_entries(window, entries),
+        Err(e) => {
+            // Without the window every learner behind gets a SNAP: slower,
+            // never wrong.
+            tracing::warn!(error = %e, "cannot read the txn log tail for DIFF sync");
+            CommittedLog::new(window)
         }
     }
-    CommittedLog::from_entries(window, entries)
 }
 
 /// Decodes a logged txn (for tests and tools).

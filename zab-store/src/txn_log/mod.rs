@@ -217,6 +217,26 @@ impl TxnLog {
         })
     }
 
+    /// The last `n` entries with zxid `<= upto`, oldest first: the window a
+    /// new leader keeps in memory for DIFF sync (ZooKeeper's committedLog,
+    /// rebuilt when a database loads). Reads backwards from `upto`, so it
+    /// costs O(n) whatever the size of the log.
+    pub fn tail(&self, upto: Zxid, n: usize) -> Result<Vec<(Zxid, Bytes)>, StoreError> {
+        let core = self.core();
+        let cf = cf(&core.db, CF_LOG)?;
+        let mut it = core.db.raw_iterator_cf(cf);
+        it.seek_for_prev(log_key(Zxid(upto.0.max(0))));
+        let mut out = Vec::with_capacity(n.min(4096));
+        while out.len() < n {
+            let Some((k, v)) = it.item() else { break };
+            out.push((decode_log_key(k)?, Bytes::copy_from_slice(v)));
+            it.prev();
+        }
+        it.status()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Removes every entry with zxid `> zxid` (TRUNC sync, reference F.4).
     /// Waits for the appends queued before it, and is synced before it
     /// returns. Appends after it must be above `zxid` (the history the

@@ -464,3 +464,38 @@ fn the_last_handle_may_be_dropped_by_a_callback() {
     };
     assert_eq!(store.log().last_zxid(), Zxid(1));
 }
+
+#[test]
+fn tail_reads_the_last_entries_up_to_a_zxid_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    let written: Vec<Zxid> = (1..=6)
+        .map(|c| Zxid::new(Epoch(1), c))
+        .chain((1..=4).map(|c| Zxid::new(Epoch(2), c)))
+        .collect();
+    for z in &written {
+        durable(&log, *z);
+    }
+    let tail = log.tail(Zxid::new(Epoch(2), 2), 4).unwrap();
+    assert_eq!(
+        zxids(&tail),
+        vec![
+            Zxid::new(Epoch(1), 5),
+            Zxid::new(Epoch(1), 6),
+            Zxid::new(Epoch(2), 1),
+            Zxid::new(Epoch(2), 2)
+        ]
+    );
+    assert_eq!(tail[3].1, txn(Zxid::new(Epoch(2), 2)));
+    // Fewer entries than asked for, and an upper bound between entries.
+    assert_eq!(
+        zxids(&log.tail(Zxid::new(Epoch(1), 2), 10).unwrap()),
+        written[..2].to_vec()
+    );
+    assert_eq!(
+        zxids(&log.tail(Zxid(i64::MAX), 2).unwrap()),
+        written[8..].to_vec()
+    );
+    assert!(log.tail(Zxid::ZERO, 3).unwrap().is_empty());
+}
