@@ -13,6 +13,7 @@ use zab_server::server::Server;
 const USAGE: &str = "usage: zab-server path/to/zoo.cfg";
 
 fn main() -> anyhow::Result<()> {
+    fix_malloc_mmap_threshold();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("ZAB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -74,4 +75,18 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, after
+/// which big short-lived buffers (RocksDB memtable blocks, snapshot chunks,
+/// large child lists) come from the heap and leave holes between tree nodes
+/// that it never returns: measured at 1M znodes, 100–140 MiB per server
+/// (BENCHMARKS.md, "Memory"). A fixed threshold keeps them in their own maps.
+fn fix_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
