@@ -24,14 +24,14 @@ use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
-    LearnerKind, SnapChunks, StoreTxnLog,
+    LearnerKind, StoreTxnLog, SNAP_CHUNK_SIZE,
 };
 use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
 use zab_store::Store;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
 use zab_wire::jute::op;
-use zab_wire::proto::{QuorumPacket, Txn};
+use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
@@ -721,24 +721,21 @@ impl Peer {
                 }
                 LeaderAction::SendSnapshot { conn, zxid, .. } => {
                     // The copy-on-write tree makes taking the snapshot O(1);
-                    // it is serialized here so that the packets after it on
-                    // this stream stay behind it.
-                    let snap = self.state.tree().snapshot();
-                    let mut bytes = Vec::new();
-                    if let Err(e) = snap.write_to(&mut bytes) {
-                        tracing::error!(error = %e, "serializing a snapshot for a learner");
-                        l.links.remove(&LinkId(conn.0));
+                    // it is serialized here, chunk by chunk straight onto the
+                    // learner's stream, so that the packets after it stay
+                    // behind it and no whole copy of it is held.
+                    let Some(out) = l.links.get(&LinkId(conn.0)) else {
                         continue;
-                    }
-                    tracing::info!(%conn, %zxid, bytes = bytes.len(), "sending snapshot");
-                    if let Some(out) = l.links.get(&LinkId(conn.0)) {
-                        for chunk in SnapChunks::new(&bytes[..]) {
-                            match chunk {
-                                Ok(p) => {
-                                    let _ = out.send(p);
-                                }
-                                Err(_) => break,
-                            }
+                    };
+                    let snap = self.state.tree().snapshot();
+                    let mut chunks = ChunkSink::new(out);
+                    match snap.write_to(&mut chunks).and_then(|()| chunks.finish()) {
+                        Ok(bytes) => tracing::info!(%conn, %zxid, bytes, "sent snapshot"),
+                        Err(e) => {
+                            // No SNAP_END: the learner must not take a torn
+                            // snapshot; dropping the link ends its stream.
+                            tracing::error!(error = %e, "streaming a snapshot to a learner");
+                            l.links.remove(&LinkId(conn.0));
                         }
                     }
                 }
@@ -1144,6 +1141,62 @@ impl Peer {
                 self.learner_actions(actions);
             }
         }
+    }
+}
+
+/// Cuts a snapshot stream into SNAP_CHUNK packets on a learner's link,
+/// ended by SNAP_END (see `zab_leader::SnapChunks` for the framing).
+struct ChunkSink<'a> {
+    out: &'a mpsc::UnboundedSender<QuorumPacket>,
+    buf: bytes::BytesMut,
+    sent: u64,
+}
+
+impl<'a> ChunkSink<'a> {
+    fn new(out: &'a mpsc::UnboundedSender<QuorumPacket>) -> Self {
+        ChunkSink {
+            out,
+            buf: bytes::BytesMut::with_capacity(SNAP_CHUNK_SIZE),
+            sent: 0,
+        }
+    }
+
+    fn send(&mut self, kind: PacketType, data: Bytes) -> std::io::Result<()> {
+        self.sent += data.len() as u64;
+        let packet = QuorumPacket {
+            r#type: kind as i32,
+            zxid: 0,
+            data,
+            authinfo: Vec::new(),
+        };
+        self.out
+            .send(packet)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "learner gone"))
+    }
+
+    /// Sends what is left and SNAP_END; returns the bytes sent.
+    fn finish(&mut self) -> std::io::Result<u64> {
+        if !self.buf.is_empty() {
+            let rest = self.buf.split().freeze();
+            self.send(PacketType::SnapChunk, rest)?;
+        }
+        self.send(PacketType::SnapEnd, Bytes::new())?;
+        Ok(self.sent)
+    }
+}
+
+impl std::io::Write for ChunkSink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        while self.buf.len() >= SNAP_CHUNK_SIZE {
+            let chunk = self.buf.split_to(SNAP_CHUNK_SIZE).freeze();
+            self.send(PacketType::SnapChunk, chunk)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -585,7 +585,29 @@ async fn leader_failover(kill: Kill) {
 /// up with identical stats: czxid, mzxid, pzxid, versions, cversion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarted_follower_catches_up_with_identical_stats() {
-    let mut cluster = TestCluster::start(spec(3));
+    follower_catch_up(Sync::Any).await;
+}
+
+/// The same, with the leader's txn-log sync disabled
+/// (`snapshotSizeFactor=-1`, reference F.4 rule 5): a follower 2,000
+/// txns behind, beyond the 500-txn committed window, must get a SNAP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_far_behind_catches_up_by_snapshot() {
+    follower_catch_up(Sync::Snap).await;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Any,
+    Snap,
+}
+
+async fn follower_catch_up(sync: Sync) {
+    let mut spec = spec(3);
+    if sync == Sync::Snap {
+        spec.extra_cfg = "snapshotSizeFactor=-1".into();
+    }
+    let mut cluster = TestCluster::start(spec);
     let cluster = &mut cluster;
     bounded(async move {
         let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
@@ -632,6 +654,13 @@ async fn restarted_follower_catches_up_with_identical_stats() {
         }
         // 50 + 2000 created, every 7th of the 2000 deleted, plus /fc.
         assert_eq!(view.len(), 1 + 50 + 2000 - doomed.len());
+        if sync == Sync::Snap {
+            let log = cluster.output(follower);
+            assert!(
+                log.contains("SNAP: installing"),
+                "the follower was expected to sync by snapshot:\n{log}"
+            );
+        }
     })
     .await;
 }
