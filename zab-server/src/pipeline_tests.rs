@@ -544,6 +544,20 @@ impl Duo {
         }
     }
 
+    /// A session created on the learner (through the leader).
+    fn learner_session(&mut self, id: u64) -> (ConnectionId, SessionId) {
+        let conn = self.learner.accept(id);
+        self.learner.feed(Input::Connect {
+            conn,
+            request: connect_request(0, 0, Some(false)),
+        });
+        self.round_trip();
+        match self.learner.take(conn).as_slice() {
+            [Got::Connected(r)] => (conn, SessionId(r.session_id)),
+            other => panic!("expected a ConnectResponse, got {other:?}"),
+        }
+    }
+
     /// Forwards what the learner queued, commits it on the leader, and hands
     /// the committed txns to the learner.
     fn round_trip(&mut self) {
@@ -639,16 +653,7 @@ fn learner_answers_forwarded_writes_when_they_commit_in_session_order() {
 #[test]
 fn learner_sync_is_answered_in_order_after_the_leader_replies() {
     let mut d = Duo::new();
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.round_trip();
-    let session = match d.learner.take(conn).as_slice() {
-        [Got::Connected(r)] => SessionId(r.session_id),
-        other => panic!("{other:?}"),
-    };
+    let (conn, session) = d.learner_session(1);
     d.learner
         .request(conn, 1, Request::Sync(PathRequest { path: "/x".into() }));
     d.learner.request(conn, 2, get_data("/", false));
@@ -675,16 +680,7 @@ fn learner_sync_is_answered_in_order_after_the_leader_replies() {
 #[test]
 fn learner_revalidates_resumed_sessions_with_the_leader() {
     let mut d = Duo::new();
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.round_trip();
-    let session = match d.learner.take(conn).as_slice() {
-        [Got::Connected(r)] => SessionId(r.session_id),
-        other => panic!("{other:?}"),
-    };
+    let (_, session) = d.learner_session(1);
     let again = d.learner.accept(2);
     let mut req = connect_request(session.0, 0, Some(false));
     req.passwd = Bytes::copy_from_slice(&session_password(session));
