@@ -619,13 +619,7 @@ fn learner_creates_sessions_through_the_leader() {
 #[test]
 fn learner_answers_forwarded_writes_when_they_commit_in_session_order() {
     let mut d = Duo::new();
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.round_trip();
-    d.learner.take(conn);
+    let (conn, _) = d.learner_session(1);
     d.learner.request(conn, 1, create("/f", "v", 0));
     d.learner.request(conn, 2, get_data("/f", false));
     d.learner.request(conn, 3, create("/f", "v", 0));
@@ -724,12 +718,7 @@ fn learner_revalidates_resumed_sessions_with_the_leader() {
 #[test]
 fn learner_never_expires_sessions_itself() {
     let mut d = Duo::new();
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.round_trip();
+    d.learner_session(1);
     d.learner.now += 60_000;
     d.learner.feed(Input::Tick);
     assert!(

@@ -1213,8 +1213,3 @@ fn committed_window(store: &Store, last: Zxid, window: usize) -> CommittedLog {
         }
     }
 }
-
-/// Decodes a logged txn (for tests and tools).
-pub fn decode_txn(bytes: Bytes) -> Option<Txn> {
-    Txn::decode(bytes).ok()
-}
