@@ -235,6 +235,13 @@ impl Election {
             } else {
                 // Anything else is consumed and dropped; the 200 ms wait
                 // restarts, since ZooKeeper polls afresh after each message.
+                // A vote that agrees with ours is still remembered, for
+                // [`Election::decide_if_all_reachable_agree`]; counting it
+                // cannot change the tally's outcome (it already holds).
+                let mine = self.proposal_vote();
+                if n.vote.state == ServerState::Looking && mine.agrees_with(&n.vote) {
+                    self.recv_set.insert(n.sender, n.vote);
+                }
                 self.finalize_deadline_ms = Some(now_ms.saturating_add(FINALIZE_WAIT_MS));
                 return out;
             }
@@ -265,13 +272,7 @@ impl Election {
         if let Some(deadline) = self.finalize_deadline_ms {
             if now_ms >= deadline {
                 // 200 ms passed without a better vote: the quorum stands.
-                let state = if self.proposal.leader == self.me {
-                    ServerState::Leading
-                } else {
-                    self.learning_state()
-                };
-                let vote = self.proposal_vote();
-                self.decide(state, vote, &mut out);
+                self.decide(self.role_under_proposal(), self.proposal_vote(), &mut out);
             }
             return out;
         }
@@ -287,6 +288,45 @@ impl Election {
                     .min(MAX_NOTIFICATION_INTERVAL_MS);
                 self.poll_deadline_ms = now_ms.saturating_add(self.not_timeout_ms);
             }
+        }
+        out
+    }
+
+    /// Ends the finalize wait early when it can no longer change anything:
+    /// a quorum backs our proposal and every other voter that `reachable`
+    /// says we are connected to has already voted for it in this round.
+    ///
+    /// ZooKeeper always waits the full `finalizeWait` (200 ms) for a better
+    /// vote. A better vote can only come from a voter that has not yet told
+    /// us its proposal, or from one that will switch after hearing a better
+    /// vote than ours, which no connected voter has; so when the only
+    /// voters left unheard are ones we have no link to (typically the
+    /// leader that just died), the wait can only end the same way, 200 ms
+    /// later. Safety does not rest on the wait: an elected leader holds
+    /// every committed txn because its voters form a quorum that meets
+    /// every commit quorum, and each of them voted for a log at least as
+    /// long as its own. zab's addition, to fail over faster (issue 4).
+    pub fn decide_if_all_reachable_agree(
+        &mut self,
+        reachable: impl Fn(ServerId) -> bool,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.decided.is_some() || self.finalize_deadline_ms.is_none() {
+            return out;
+        }
+        let mine = self.proposal_vote();
+        let all_heard = self
+            .qv
+            .voters()
+            .iter()
+            .filter(|&&v| v != self.me && reachable(v))
+            .all(|v| {
+                self.recv_set
+                    .get(v)
+                    .is_some_and(|seen| mine.agrees_with(seen))
+            });
+        if all_heard && self.tally(&self.recv_set, &mine) {
+            self.decide(self.role_under_proposal(), mine, &mut out);
         }
         out
     }
@@ -454,6 +494,15 @@ impl Election {
 
     fn is_voter(&self) -> bool {
         self.qv.is_voter(self.me)
+    }
+
+    /// What this server becomes if its proposal wins.
+    fn role_under_proposal(&self) -> ServerState {
+        if self.proposal.leader == self.me {
+            ServerState::Leading
+        } else {
+            self.learning_state()
+        }
     }
 
     fn learning_state(&self) -> ServerState {
@@ -667,6 +716,46 @@ mod tests {
         assert_eq!(e.next_deadline(), None);
         // Decided: further timers do nothing.
         assert!(e.on_timer(10_000).is_empty());
+    }
+
+    #[test]
+    fn the_wait_ends_early_once_every_reachable_voter_agrees() {
+        // 2 has died; 1 and 3 are linked and both back 3.
+        let (mut e, _) = start(1, three(), 0, 1);
+        let linked = |s: ServerId| s == ServerId(3);
+        assert!(e.decide_if_all_reachable_agree(linked).is_empty());
+        e.on_notification(100, note(3, Looking, 3, 5, 1));
+        assert_eq!(e.next_deadline(), Some(100 + FINALIZE_WAIT_MS));
+        let out = e.decide_if_all_reachable_agree(linked);
+        let (state, vote) = decision(&out).expect("nothing left to wait for");
+        assert_eq!((state, vote.leader), (Following, ServerId(3)));
+        assert_eq!(e.next_deadline(), None);
+        // The same round with 2 still linked but silent waits the 200 ms.
+        let (mut e, _) = start(1, three(), 0, 1);
+        e.on_notification(100, note(3, Looking, 3, 5, 1));
+        assert!(decision(&e.decide_if_all_reachable_agree(|_| true)).is_none());
+        assert!(decision(&e.on_timer(300)).is_some());
+    }
+
+    #[test]
+    fn the_wait_does_not_end_early_while_a_linked_voter_disagrees() {
+        let (mut e, _) = start(3, five(), 5, 1);
+        for s in [1, 2] {
+            e.on_notification(0, note(s, Looking, 3, 5, 1));
+        }
+        // 4 backs itself with a lower zxid: not better, dropped, wait restarts.
+        e.on_notification(50, note(4, Looking, 4, 1, 1));
+        assert_eq!(e.next_deadline(), Some(250));
+        let linked = |s: ServerId| s != ServerId(5);
+        assert!(decision(&e.decide_if_all_reachable_agree(linked)).is_none());
+        // Once 4 switches to 3 (an agreeing vote, recorded during the wait)
+        // nobody linked is left unheard: 3 leads at once.
+        e.on_notification(60, note(4, Looking, 3, 5, 1));
+        let out = e.decide_if_all_reachable_agree(linked);
+        assert_eq!(
+            decision(&out).map(|(s, v)| (s, v.leader)),
+            Some((Leading, ServerId(3)))
+        );
     }
 
     #[test]

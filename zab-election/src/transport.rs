@@ -237,6 +237,12 @@ impl ElectionTransport {
         self.local_addr
     }
 
+    /// Whether a link to `to` is up right now: what
+    /// [`crate::Election::decide_if_all_reachable_agree`] asks.
+    pub fn is_linked(&self, to: ServerId) -> bool {
+        self.shared.links.get(&to).is_some_and(|l| l.lock().active)
+    }
+
     /// Queues `n` for `to`, replacing any notification not yet sent to it.
     /// Unknown peers are ignored.
     pub fn send(&self, to: ServerId, n: Notification) {

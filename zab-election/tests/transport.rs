@@ -157,3 +157,34 @@ async fn a_late_server_learns_the_leader_over_the_wire() {
     let d = c.decisions(1).await;
     assert_eq!(d[&ServerId(2)], (ServerState::Following, ServerId(3)));
 }
+
+/// Polls `cond` every few milliseconds until it holds, bounded by `DEADLINE`.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_linked_follows_the_link_up_and_down() {
+    let mut c = Cluster::new(&[1, 2]).await;
+    let addrs = c.addrs.clone();
+    let l1 = c.listeners.remove(&ServerId(1)).expect("listener 1");
+    let l2 = c.listeners.remove(&ServerId(2)).expect("listener 2");
+    let (t1, _in1) = ElectionTransport::start_with_listener(ServerId(1), l1, addrs.clone())
+        .expect("transport 1 starts");
+    assert!(!t1.is_linked(ServerId(2)));
+    assert!(!t1.is_linked(ServerId(7)), "not a peer");
+    let (t2, _in2) =
+        ElectionTransport::start_with_listener(ServerId(2), l2, addrs).expect("transport 2 starts");
+    // 2 dials 1 (higher sid dials lower).
+    eventually("1 and 2 are linked", || {
+        t1.is_linked(ServerId(2)) && t2.is_linked(ServerId(1))
+    })
+    .await;
+    // 2 goes away, as a killed server would: 1 sees its link drop.
+    drop(t2);
+    eventually("1 sees the link to 2 drop", || !t1.is_linked(ServerId(2))).await;
+}

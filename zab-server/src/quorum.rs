@@ -516,7 +516,9 @@ impl Peer {
     fn on_notification(&mut self, n: Notification) {
         match &mut self.role {
             Role::Looking(e) => {
-                let out = e.on_notification(now_ms() as u64, n);
+                let mut out = e.on_notification(now_ms() as u64, n);
+                let transport = &self.election;
+                out.extend(e.decide_if_all_reachable_agree(|s| transport.is_linked(s)));
                 self.election_outputs(out);
             }
             _ => {

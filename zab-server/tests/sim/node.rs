@@ -321,7 +321,9 @@ impl Node {
     pub fn on_notification(&mut self, io: &mut Io, n: Notification) {
         match &mut self.role {
             Role::Looking(e) => {
-                let out = e.on_notification(io.now, n);
+                let mut out = e.on_notification(io.now, n);
+                let me = self.sid;
+                out.extend(e.decide_if_all_reachable_agree(|s| io.connected(me, s)));
                 self.election_outputs(io, out);
             }
             Role::Down => {}
