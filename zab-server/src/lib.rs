@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod four_letter;
+pub mod held_clients;
 pub mod pipeline;
 pub mod quorum;
 pub mod quorum_transport;

@@ -36,6 +36,7 @@ use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::four_letter::{LeaderStatus, ServerMode};
+use crate::held_clients::{HeldClients, Hold};
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
@@ -137,6 +138,7 @@ impl QuorumServer {
             role: Role::Stopped,
             state: State::Idle(tree),
             writers: HashMap::new(),
+            held: HeldClients::default(),
             last_tick_ms: 0,
         };
         tokio::spawn(peer.run(rx));
@@ -280,6 +282,8 @@ struct Peer {
     /// The replicated tree, idle or serving clients.
     state: State,
     writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>>,
+    /// Clients that connected while not serving, waiting for it.
+    held: HeldClients,
     last_tick_ms: i64,
 }
 
@@ -418,9 +422,15 @@ impl Peer {
         }
         self.state.stop_serving();
         self.fast_forward();
-        for (_, w) in self.writers.drain() {
-            let _ = w.send(Outgoing::Close);
-        }
+        // Clients of the ended role go; clients held for the next one stay.
+        let held = &self.held;
+        self.writers.retain(|conn, w| {
+            let keep = held.contains(*conn);
+            if !keep {
+                let _ = w.send(Outgoing::Close);
+            }
+            keep
+        });
         self.responder = None;
     }
 
@@ -640,11 +650,16 @@ impl Peer {
         let tx = self.tx.clone();
         let limit =
             Duration::from_millis(self.cfg.tick_time_ms as u64 * self.cfg.init_limit.max(1) as u64);
-        // ZooKeeper tries to connect 5 times, 100 ms apart, within initLimit.
+        // ZooKeeper retries every 100 ms within initLimit. The elected
+        // leader binds its quorum port only once it has decided, usually a
+        // moment after its followers do, so zab retries sooner at first
+        // (10 ms, doubling up to 100 ms): a refused first attempt then costs
+        // ~10 ms of failover instead of 100.
         let link_task = tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + limit;
             let mut last_err = String::new();
-            for _ in 0..50 {
+            let mut pause = Duration::from_millis(10);
+            for _ in 0..60 {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
                     break;
@@ -670,7 +685,8 @@ impl Peer {
                     }
                     Err(e) => {
                         last_err = e.to_string();
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(100));
                     }
                 }
             }
@@ -762,6 +778,7 @@ impl Peer {
                     self.state.start_serving(|tree| {
                         Pipeline::with_mode(cfg, Mode::Leader { epoch }, tree, now_ms())
                     });
+                    self.release_held_clients();
                 }
                 LeaderAction::Commit { zxid } => {
                     self.pipeline_input(Input::Durable { zxid });
@@ -970,6 +987,7 @@ impl Peer {
                     self.state.start_serving(|tree| {
                         Pipeline::with_mode(cfg, Mode::Learner, tree, now_ms())
                     });
+                    self.release_held_clients();
                 }
                 LearnerAction::GiveUp { reason } => {
                     self.leave_role(&reason.to_string());
@@ -1001,11 +1019,19 @@ impl Peer {
 
     fn on_clock(&mut self) {
         let now = now_ms();
+        for conn in self.held.expire(now) {
+            self.close_client(conn);
+        }
         if let Role::Looking(e) = &mut self.role {
-            if e.next_deadline().is_some_and(|d| d <= now as u64) {
-                let out = e.on_timer(now as u64);
-                self.election_outputs(out);
+            // A link that dropped since the last notification (the dead
+            // leader's, often noticed a little after its quorum stream) may
+            // leave nobody to wait for.
+            let transport = &self.election;
+            let mut out = e.decide_if_all_reachable_agree(|s| transport.is_linked(s));
+            if out.is_empty() && e.next_deadline().is_some_and(|d| d <= now as u64) {
+                out = e.on_timer(now as u64);
             }
+            self.election_outputs(out);
             return;
         }
         // Everything else runs on ZooKeeper's half-tick beat.
@@ -1034,24 +1060,32 @@ impl Peer {
     /// A client event: served by the pipeline, or refused while no role
     /// serves (ZooKeeper closes connections when its server is not running).
     fn client_input(&mut self, input: Input) {
-        if !self.state.is_serving() {
-            match input {
-                Input::Accepted { conn, .. } => {
-                    if let Some(w) = self.writers.remove(&conn) {
-                        let _ = w.send(Outgoing::Close);
-                    }
-                }
-                Input::Disconnected { conn } => {
-                    self.writers.remove(&conn);
-                }
-                _ => {}
-            }
-            return;
-        }
         if let Input::Disconnected { conn } = &input {
             self.writers.remove(conn);
         }
+        if !self.state.is_serving() {
+            if let Hold::Close(conn) = self.held.hold(now_ms(), input) {
+                self.close_client(conn);
+            }
+            return;
+        }
         self.pipeline_input(input);
+    }
+
+    fn close_client(&mut self, conn: ConnectionId) {
+        if let Some(w) = self.writers.remove(&conn) {
+            let _ = w.send(Outgoing::Close);
+        }
+    }
+
+    /// Now serving: the clients held meanwhile get their answers.
+    fn release_held_clients(&mut self) {
+        if !self.held.is_empty() {
+            tracing::debug!(sid = %self.me, clients = self.held.len(), "serving held clients");
+        }
+        for input in self.held.release() {
+            self.pipeline_input(input);
+        }
     }
 
     fn pipeline_input(&mut self, input: Input) {
