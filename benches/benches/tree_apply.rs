@@ -99,6 +99,59 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(f.tree.read(&get, SESSION, &f.auth).expect("read")))
     });
 
+    // Children of a single parent (a flat namespace, as zab-load builds):
+    // the lookup's binary search over the parent's children dominates.
+    // "1-of" hits one child again and again (its search path stays in
+    // cache); "any-of" goes round children in a scattered order, as a load
+    // over all of them does.
+    for (label, n) in [("10k", 10_000u32), ("1M", 1_000_000)] {
+        let mut f = Fixture::new();
+        for i in 0..n {
+            f.write(&create(&format!("/bench/c{i:07}")));
+        }
+        let data = Bytes::from(vec![b'y'; 100]);
+        let set = |path: String| {
+            Request::SetData(SetDataRequest {
+                path,
+                data: Some(data.clone()),
+                version: -1,
+            })
+        };
+        let get = |path: String| Request::GetData(PathWatchRequest { path, watch: false });
+        let one = format!("/bench/c{:07}", n / 3);
+        let mut x = 1u64;
+        let scattered: Vec<String> = (0..n.min(1 << 16))
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("/bench/c{:07}", (x >> 33) % u64::from(n))
+            })
+            .collect();
+        let req = set(one.clone());
+        g.bench_function(format!("prepare+apply/setData-1-of-{label}"), |b| {
+            b.iter(|| f.write(&req))
+        });
+        let mut i = 0;
+        g.bench_function(format!("prepare+apply/setData-any-of-{label}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % scattered.len();
+                f.write(&set(scattered[i].clone()))
+            })
+        });
+        let req = get(one);
+        g.bench_function(format!("read/getData-1-of-{label}"), |b| {
+            b.iter(|| black_box(f.tree.read(&req, SESSION, &f.auth).expect("read")))
+        });
+        g.bench_function(format!("read/getData-any-of-{label}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % scattered.len();
+                let req = get(scattered[i].clone());
+                black_box(f.tree.read(&req, SESSION, &f.auth).expect("read"))
+            })
+        });
+    }
+
     g.bench_function("snapshot/10k-nodes", |b| {
         b.iter_batched(
             || {
