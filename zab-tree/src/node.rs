@@ -1,9 +1,8 @@
 //! One znode as stored, and how its owner field and `Stat` are interpreted
 //! (reference D.3, D.4).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
+use triomphe::HeaderSlice;
 use zab_wire::jute::Stat;
 use zab_wire::SessionId;
 
@@ -102,25 +101,44 @@ impl NodeMeta {
     }
 }
 
-/// A stored znode: a trie node owning its children, kept sorted by name
-/// so snapshots and listings are deterministic.
-///
-/// Memory (issue 4: 1M znodes in 250 MiB): the node's own name and its data
-/// share one allocation (`body`), and the parent indexes its children by
-/// that name rather than keeping a second copy as a map key, so a leaf costs
-/// two heap blocks (the `Arc`'d node and its body) plus one pointer in its
-/// parent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Node {
-    /// `header ‖ name ‖ data`: the header is a LEB128 varint of
-    /// `name_len << 1 | data_is_null` (null data is distinct from empty,
-    /// behaviour 9). A boxed slice, not `Bytes`: smaller, and it never
-    /// shares a network buffer.
-    body: Box<[u8]>,
-    pub acl: AclList,
-    pub meta: NodeMeta,
-    pub children: Children,
+/// What a znode's allocation holds besides its bytes: its children and its
+/// (interned) ACL list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Head {
+    children: Children,
+    acl: AclList,
 }
+
+impl Drop for Head {
+    /// Iterative, so that dropping a very deep chain of nodes cannot
+    /// overflow the stack: a node about to be freed gives up its children
+    /// first.
+    fn drop(&mut self) {
+        let mut stack: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
+        while let Some(mut n) = stack.pop() {
+            if let Some(inner) = triomphe::Arc::get_mut(&mut n.0) {
+                stack.extend(std::mem::take(&mut inner.header.children).into_values());
+            }
+        }
+    }
+}
+
+/// A stored znode: a trie node owning its children (kept sorted by name, so
+/// snapshots and listings are deterministic), and a cheap handle to it:
+/// cloning shares the node, writes copy it first if shared.
+///
+/// Memory (issue 4: 1M znodes in 250 MiB): one heap block per node holding
+/// the reference count, the [`Head`] (children pointer, ACL handle) and
+/// `header ‖ name ‖ meta ‖ data`. The handle is a `triomphe` fat pointer
+/// (no weak count; the byte length lives in the pointer, not the block),
+/// and the parent indexes its children by the name inside that block, so a
+/// binary-search probe reads the name with one cache miss.
+///
+/// Bytes: the header is a LEB128 varint of `name_len << 1 | data_is_null`
+/// (null data is distinct from empty, behaviour 9); the meta is
+/// [`encode_meta`]'s varints; the data runs to the end.
+#[derive(Clone)]
+pub(crate) struct Node(triomphe::Arc<HeaderSlice<Head, [u8]>>);
 
 impl Default for Node {
     /// The unnamed root with null data.
@@ -129,20 +147,84 @@ impl Default for Node {
     }
 }
 
-/// Appends `v` as a LEB128 varint.
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.slice == other.0.slice
+            && self.0.header.acl == other.0.header.acl
+            && self.0.header.children == other.0.header.children
     }
-    out.push(v as u8);
+}
+impl Eq for Node {}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name())
+            .field("meta", &self.meta())
+            .field("data", &self.data())
+            .field("acl", self.acl())
+            .field("children", &self.0.header.children)
+            .finish()
+    }
 }
 
-/// Reads a LEB128 varint: (value, bytes used). `body` is only ever built by
-/// [`encode_body`], so a short read cannot happen; it would read as 0.
+/// Longest LEB128 varint of a u64.
+const MAX_VARINT: usize = 10;
+/// Longest encoded [`NodeMeta`]: nine varints.
+const MAX_META: usize = 9 * MAX_VARINT;
+
+/// A small stack buffer that varints are written into.
+struct Buf<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Buf<N> {
+    fn new() -> Self {
+        Buf {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+    /// Appends `v` as a LEB128 varint (the callers size `N` for the most
+    /// varints they write).
+    fn put_varint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7F) as u8;
+            v >>= 7;
+            if let Some(b) = self.bytes.get_mut(self.len) {
+                *b = if v == 0 { byte } else { byte | 0x80 };
+            }
+            self.len += 1;
+            if v == 0 {
+                break;
+            }
+        }
+    }
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Reads a LEB128 varint: (value, bytes used). The bytes are only ever
+/// written by [`Buf::put_varint`], so a short read cannot happen; it would
+/// read as 0.
+#[inline]
 fn get_varint(body: &[u8]) -> (u64, usize) {
+    match body.first() {
+        Some(&b) if b < 0x80 => return (u64::from(b), 1),
+        _ => {}
+    }
     let mut v = 0u64;
-    for (i, b) in body.iter().enumerate().take(10) {
+    for (i, b) in body.iter().enumerate().take(MAX_VARINT) {
         v |= u64::from(b & 0x7F) << (7 * i);
         if b & 0x80 == 0 {
             return (v, i + 1);
@@ -151,37 +233,145 @@ fn get_varint(body: &[u8]) -> (u64, usize) {
     (0, body.len())
 }
 
-fn encode_body(name: &[u8], data: Option<&[u8]>) -> Box<[u8]> {
-    let data_len = data.map_or(0, <[u8]>::len);
-    let mut out = Vec::with_capacity(10 + name.len() + data_len);
-    put_varint(
-        &mut out,
-        (name.len() as u64) << 1 | u64::from(data.is_none()),
-    );
-    out.extend_from_slice(name);
-    out.extend_from_slice(data.unwrap_or_default());
-    out.into_boxed_slice()
+/// The meta as varints, small for typical nodes: czxid and ctime as they
+/// are, mzxid and pzxid as deltas from czxid, mtime from ctime, all zigzag
+/// so that any i64 (negative, huge, a wrapped delta) round-trips.
+fn encode_meta(m: &NodeMeta) -> Buf<MAX_META> {
+    let mut b = Buf::new();
+    b.put_varint(zigzag(m.czxid));
+    b.put_varint(zigzag(m.mzxid.wrapping_sub(m.czxid)));
+    b.put_varint(zigzag(m.pzxid.wrapping_sub(m.czxid)));
+    b.put_varint(zigzag(m.ctime));
+    b.put_varint(zigzag(m.mtime.wrapping_sub(m.ctime)));
+    b.put_varint(zigzag(i64::from(m.version)));
+    b.put_varint(zigzag(i64::from(m.cversion)));
+    b.put_varint(zigzag(i64::from(m.aversion)));
+    b.put_varint(zigzag(m.ephemeral_owner));
+    b
+}
+
+/// Reads consecutive varints.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    /// The next LEB128 varint (0 past the end: see [`get_varint`]).
+    #[inline]
+    fn varint(&mut self) -> u64 {
+        let mut v = 0u64;
+        let mut shift = 0;
+        while let Some(&b) = self.bytes.get(self.at) {
+            self.at += 1;
+            v |= u64::from(b & 0x7F) << shift;
+            shift += 7;
+            if b & 0x80 == 0 || shift >= 64 {
+                break;
+            }
+        }
+        v
+    }
+    #[inline]
+    fn i64(&mut self) -> i64 {
+        unzigzag(self.varint())
+    }
+}
+
+/// Decodes [`encode_meta`]'s bytes at the start of `b`: (meta, bytes used).
+fn decode_meta(b: &[u8]) -> (NodeMeta, usize) {
+    let mut r = Reader { bytes: b, at: 0 };
+    let czxid = r.i64();
+    let mzxid = czxid.wrapping_add(r.i64());
+    let pzxid = czxid.wrapping_add(r.i64());
+    let ctime = r.i64();
+    let mtime = ctime.wrapping_add(r.i64());
+    // Encoded from i32s, so the casts are exact.
+    let version = r.i64() as i32;
+    let cversion = r.i64() as i32;
+    let aversion = r.i64() as i32;
+    let ephemeral_owner = r.i64();
+    let meta = NodeMeta {
+        czxid,
+        mzxid,
+        ctime,
+        mtime,
+        version,
+        cversion,
+        aversion,
+        ephemeral_owner,
+        pzxid,
+    };
+    (meta, r.at)
+}
+
+/// Where the parts of a node's bytes are.
+struct Layout {
+    /// Offset of the name (= length of the header varint).
+    name_at: usize,
+    name_len: usize,
+    null: bool,
+}
+
+impl Layout {
+    fn meta_at(&self) -> usize {
+        self.name_at + self.name_len
+    }
 }
 
 impl Node {
     pub fn new(name: &str, data: Option<&[u8]>, acl: AclList, meta: NodeMeta) -> Node {
-        Node {
-            body: encode_body(name.as_bytes(), data),
-            acl,
-            meta,
+        let head = Head {
             children: Children::default(),
+            acl,
+        };
+        Node::build(head, name.as_bytes(), &meta, data)
+    }
+
+    fn build(head: Head, name: &[u8], meta: &NodeMeta, data: Option<&[u8]>) -> Node {
+        let mut header = Buf::<MAX_VARINT>::new();
+        header.put_varint((name.len() as u64) << 1 | u64::from(data.is_none()));
+        let meta = encode_meta(meta);
+        let parts = [
+            header.as_slice(),
+            name,
+            meta.as_slice(),
+            data.unwrap_or_default(),
+        ];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // Gathered into one slice for `triomphe` to copy (a byte iterator
+        // would copy byte by byte): on the stack when small, as most are.
+        const STACK: usize = 512;
+        if len <= STACK {
+            let mut buf = [0u8; STACK];
+            let mut at = 0;
+            for p in parts {
+                if let Some(dst) = buf.get_mut(at..at + p.len()) {
+                    dst.copy_from_slice(p);
+                }
+                at += p.len();
+            }
+            Node(triomphe::Arc::from_header_and_slice(
+                head,
+                buf.get(..len).unwrap_or_default(),
+            ))
+        } else {
+            Node(triomphe::Arc::from_header_and_slice(head, &parts.concat()))
         }
     }
 
-    /// (name length, data is null, header length).
-    fn header(&self) -> (usize, bool, usize) {
-        let (h, used) = get_varint(&self.body);
-        ((h >> 1) as usize, h & 1 == 1, used)
+    fn layout(&self) -> Layout {
+        let (h, used) = get_varint(&self.0.slice);
+        Layout {
+            name_at: used,
+            name_len: (h >> 1) as usize,
+            null: h & 1 == 1,
+        }
     }
 
-    fn name_bytes(&self) -> &[u8] {
-        let (len, _, at) = self.header();
-        self.body.get(at..at + len).unwrap_or_default()
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        let l = self.layout();
+        self.0.slice.get(l.name_at..l.meta_at()).unwrap_or_default()
     }
 
     /// The last component of the node's path (`""` for the root).
@@ -190,18 +380,105 @@ impl Node {
         std::str::from_utf8(self.name_bytes()).unwrap_or_default()
     }
 
+    /// The meta, and the data (`None` is null data, behaviour 9).
+    fn meta_and_data(&self) -> (NodeMeta, Option<&[u8]>) {
+        let l = self.layout();
+        let rest = self.0.slice.get(l.meta_at()..).unwrap_or_default();
+        let (meta, used) = decode_meta(rest);
+        let data = (!l.null).then(|| rest.get(used..).unwrap_or_default());
+        (meta, data)
+    }
+
+    pub fn meta(&self) -> NodeMeta {
+        self.meta_and_data().0
+    }
+
     /// `None` is null data (behaviour 9).
     pub fn data(&self) -> Option<&[u8]> {
-        let (len, null, at) = self.header();
-        if null {
-            None
-        } else {
-            Some(self.body.get(at + len..).unwrap_or_default())
+        self.meta_and_data().1
+    }
+
+    pub fn acl(&self) -> &AclList {
+        &self.0.header.acl
+    }
+
+    pub fn children(&self) -> &Children {
+        &self.0.header.children
+    }
+
+    /// The node's own block for writing, copied first if a snapshot (or
+    /// another handle) still shares it.
+    fn make_mut(&mut self) -> &mut HeaderSlice<Head, [u8]> {
+        if !self.0.is_unique() {
+            self.0 = triomphe::Arc::from_header_and_slice(self.0.header.clone(), &self.0.slice);
+        }
+        match triomphe::Arc::get_mut(&mut self.0) {
+            Some(inner) => inner,
+            None => unreachable!("just made unique"),
         }
     }
 
+    pub fn children_mut(&mut self) -> &mut Children {
+        &mut self.make_mut().header.children
+    }
+
+    pub fn set_acl(&mut self, acl: AclList) {
+        self.make_mut().header.acl = acl;
+    }
+
+    /// Rewrites the block with `meta` and, if given, new data: in place when
+    /// only the meta changes, it keeps its encoded length and the block is
+    /// not shared; otherwise as a new block that takes over the children.
+    fn rewrite(&mut self, meta: &NodeMeta, data: Option<Option<&[u8]>>) {
+        let encoded = encode_meta(meta);
+        let l = self.layout();
+        if data.is_none() && self.0.is_unique() {
+            let at = l.meta_at();
+            let old_len = decode_meta(self.0.slice.get(at..).unwrap_or_default()).1;
+            if old_len == encoded.len {
+                if let Some(dst) = self.make_mut().slice.get_mut(at..at + old_len) {
+                    dst.copy_from_slice(encoded.as_slice());
+                    return;
+                }
+            }
+        }
+        let head = match triomphe::Arc::get_mut(&mut self.0) {
+            // Take the children rather than clone a (possibly huge) list
+            // that the old block is about to drop.
+            Some(inner) => Head {
+                children: std::mem::take(&mut inner.header.children),
+                acl: inner.header.acl.clone(),
+            },
+            None => self.0.header.clone(),
+        };
+        let data = match data {
+            Some(d) => d,
+            None => self.data(),
+        };
+        let node = Node::build(head, self.name_bytes(), meta, data);
+        *self = node;
+    }
+
+    pub fn set_meta(&mut self, meta: &NodeMeta) {
+        self.rewrite(meta, None);
+    }
+
+    /// Changes the meta with `f`.
+    pub fn update_meta(&mut self, f: impl FnOnce(&mut NodeMeta)) {
+        let mut meta = self.meta();
+        f(&mut meta);
+        self.set_meta(&meta);
+    }
+
+    /// Replaces the data and the meta at once (one new block).
+    pub fn set_data_and_meta(&mut self, data: Option<&[u8]>, meta: &NodeMeta) {
+        self.rewrite(meta, Some(data));
+    }
+
+    #[cfg(test)]
     pub fn set_data(&mut self, data: Option<&[u8]>) {
-        self.body = encode_body(self.name_bytes(), data);
+        let meta = self.meta();
+        self.set_data_and_meta(data, &meta);
     }
 
     pub fn data_len(&self) -> usize {
@@ -211,20 +488,14 @@ impl Node {
         self.data().map(Bytes::copy_from_slice)
     }
     pub fn stat(&self) -> Stat {
-        self.meta.client_stat(self.data_len(), self.children.len())
+        self.data_and_stat().1
     }
-}
-
-impl Drop for Node {
-    /// Iterative, so that dropping a very deep chain of nodes cannot
-    /// overflow the stack.
-    fn drop(&mut self) {
-        let mut stack: Vec<Arc<Node>> = std::mem::take(&mut self.children).into_values().collect();
-        while let Some(n) = stack.pop() {
-            if let Ok(mut n) = Arc::try_unwrap(n) {
-                stack.extend(std::mem::take(&mut n.children).into_values());
-            }
-        }
+    /// The data (as [`Node::data`]) and the client-visible `Stat`, decoding
+    /// the meta once.
+    pub fn data_and_stat(&self) -> (Option<&[u8]>, Stat) {
+        let (meta, data) = self.meta_and_data();
+        let stat = meta.client_stat(data.map_or(0, <[u8]>::len), self.children().len());
+        (data, stat)
     }
 }
 
@@ -235,12 +506,12 @@ const CHUNK: usize = 512;
 
 /// Children in name order, split into sorted chunks: a two-level sorted
 /// vector. Eight bytes per child plus slack, against ≈ 48 for a
-/// `BTreeMap<Box<str>, Arc<Node>>` with its separate key allocation.
+/// `BTreeMap<Box<str>, Node>` with its separate key allocation.
 #[derive(Debug, Clone, Default)]
 struct ChildChunks {
     len: usize,
     /// Non-empty chunks; every name in chunk `i` sorts before chunk `i + 1`.
-    chunks: Vec<Vec<Arc<Node>>>,
+    chunks: Vec<Vec<Node>>,
 }
 
 impl ChildChunks {
@@ -279,14 +550,32 @@ impl Children {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn get(&self, name: &str) -> Option<&Arc<Node>> {
+    pub fn get(&self, name: &str) -> Option<&Node> {
         let c = self.0.as_ref()?;
         match c.locate(name.as_bytes()) {
             (ci, Ok(i)) => c.chunks.get(ci)?.get(i),
             _ => None,
         }
     }
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Arc<Node>> {
+    /// Where the child `name` is, for [`Children::at_mut`]: looking up
+    /// with a shared borrow first lets a writer find out that a path is
+    /// missing before it copies anything.
+    pub fn position(&self, name: &str) -> Option<(usize, usize)> {
+        match self.0.as_ref()?.locate(name.as_bytes()) {
+            (ci, Ok(i)) => Some((ci, i)),
+            _ => None,
+        }
+    }
+    /// The child at a [`Children::position`].
+    pub fn at(&self, (ci, i): (usize, usize)) -> Option<&Node> {
+        self.0.as_ref()?.chunks.get(ci)?.get(i)
+    }
+    /// The child at a [`Children::position`], for writing.
+    pub fn at_mut(&mut self, (ci, i): (usize, usize)) -> Option<&mut Node> {
+        self.0.as_mut()?.chunks.get_mut(ci)?.get_mut(i)
+    }
+    #[cfg(test)]
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
         let c = self.0.as_mut()?;
         match c.locate(name.as_bytes()) {
             (ci, Ok(i)) => c.chunks.get_mut(ci)?.get_mut(i),
@@ -294,7 +583,7 @@ impl Children {
         }
     }
     /// Inserts `node` under its own name, returning the node it replaces.
-    pub fn insert(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
+    pub fn insert(&mut self, node: Node) -> Option<Node> {
         let c = self.0.get_or_insert_with(Box::default);
         let (ci, pos) = c.locate(node.name_bytes());
         let at = match pos {
@@ -327,7 +616,7 @@ impl Children {
         }
         None
     }
-    pub fn remove(&mut self, name: &str) -> Option<Arc<Node>> {
+    pub fn remove(&mut self, name: &str) -> Option<Node> {
         let c = self.0.as_mut()?;
         let (ci, Ok(i)) = c.locate(name.as_bytes()) else {
             return None;
@@ -359,15 +648,15 @@ impl Children {
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.values().map(|n| n.name())
     }
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Arc<Node>> + '_ {
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Node> + '_ {
         self.0
             .iter()
             .flat_map(|c| c.chunks.iter().flat_map(|chunk| chunk.iter()))
     }
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Arc<Node>)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Node)> + '_ {
         self.values().map(|n| (n.name(), n))
     }
-    pub fn into_values(self) -> impl Iterator<Item = Arc<Node>> {
+    pub fn into_values(self) -> impl Iterator<Item = Node> {
         self.0
             .into_iter()
             .flat_map(|c| c.chunks.into_iter().flatten())
@@ -379,13 +668,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    fn leaf(name: &str) -> Arc<Node> {
-        Arc::new(Node::new(
-            name,
-            None,
-            Vec::new().into(),
-            NodeMeta::default(),
-        ))
+    fn leaf(name: &str) -> Node {
+        Node::new(name, None, Vec::new().into(), NodeMeta::default())
     }
 
     #[test]
@@ -489,12 +773,10 @@ mod tests {
 
     #[test]
     fn leaves_are_compact() {
-        // Layout guard for the memory budget (1M znodes in 250 MiB).
-        assert!(
-            std::mem::size_of::<Node>() <= 104,
-            "{}",
-            std::mem::size_of::<Node>()
-        );
+        // Layout guard for the memory budget (1M znodes in 250 MiB): a
+        // handle is a fat pointer, the fixed part of the block two pointers.
+        assert_eq!(std::mem::size_of::<Node>(), 16);
+        assert_eq!(std::mem::size_of::<Head>(), 16);
         let mut c = Children::default();
         assert!(c.insert(leaf("b")).is_none());
         assert!(c.insert(leaf("a")).is_none());

@@ -273,9 +273,9 @@ impl Preparer {
             return r.clone();
         }
         tree.node(p).map(|n| Record {
-            meta: n.meta,
-            num_children: n.children.len() as i32,
-            acl: n.acl.clone(),
+            meta: n.meta(),
+            num_children: n.children().len() as i32,
+            acl: n.acl().clone(),
         })
     }
 

@@ -7,7 +7,6 @@
 //! applying txns (they copy the nodes they touch).
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
 use prost::Message;
 use zab_wire::proto::{SessionEntry, SnapshotHeader, Znode};
@@ -36,7 +35,7 @@ pub enum SnapshotError {
 pub struct TreeSnapshot {
     zxid: Zxid,
     sessions: Vec<(SessionId, i32)>,
-    root: Arc<Node>,
+    root: Node,
     count: usize,
 }
 
@@ -58,7 +57,7 @@ impl DataTree {
         let header_bytes = read_delimited(input)?.ok_or(SnapshotError::Truncated("no header"))?;
         let header = SnapshotHeader::decode(header_bytes.as_slice())?;
         let mut tree = DataTree::new();
-        tree.root = Arc::new(Node::default());
+        tree.root = Node::default();
         tree.count = 0;
         tree.ephemerals.clear();
         tree.data_size = 0;
@@ -120,19 +119,20 @@ impl DataTree {
 
 /// Writes one node as a length-delimited `Znode` message.
 fn write_znode(out: &mut impl Write, buf: &mut Vec<u8>, path: String, n: &Node) -> io::Result<()> {
+    let meta = n.meta();
     let z = Znode {
         path,
         data: n.data_bytes(),
-        acl: acl_to_proto(&n.acl),
-        czxid: n.meta.czxid,
-        mzxid: n.meta.mzxid,
-        ctime: n.meta.ctime,
-        mtime: n.meta.mtime,
-        version: n.meta.version,
-        cversion: n.meta.cversion,
-        aversion: n.meta.aversion,
-        ephemeral_owner: n.meta.ephemeral_owner,
-        pzxid: n.meta.pzxid,
+        acl: acl_to_proto(n.acl()),
+        czxid: meta.czxid,
+        mzxid: meta.mzxid,
+        ctime: meta.ctime,
+        mtime: meta.mtime,
+        version: meta.version,
+        cversion: meta.cversion,
+        aversion: meta.aversion,
+        ephemeral_owner: meta.ephemeral_owner,
+        pzxid: meta.pzxid,
     };
     buf.clear();
     z.encode_length_delimited(buf).map_err(io::Error::other)?;
@@ -172,9 +172,11 @@ impl TreeSnapshot {
         // Iterative pre-order: deep trees must not overflow the stack. One
         // child iterator per level, not every pending path: a parent with a
         // million children must not make a million path strings at once.
-        type Level<'a> = (String, Box<dyn Iterator<Item = &'a Arc<Node>> + 'a>);
-        let mut stack: Vec<Level<'_>> =
-            vec![(path::ROOT.to_owned(), Box::new(self.root.children.values()))];
+        type Level<'a> = (String, Box<dyn Iterator<Item = &'a Node> + 'a>);
+        let mut stack: Vec<Level<'_>> = vec![(
+            path::ROOT.to_owned(),
+            Box::new(self.root.children().values()),
+        )];
         while let Some((parent, children)) = stack.last_mut() {
             let Some(child) = children.next() else {
                 stack.pop();
@@ -182,7 +184,7 @@ impl TreeSnapshot {
             };
             let p = path::join(parent, child.name());
             write_znode(out, &mut buf, p.clone(), child)?;
-            stack.push((p, Box::new(child.children.values())));
+            stack.push((p, Box::new(child.children().values())));
         }
         Ok(())
     }

@@ -11,7 +11,6 @@
 //! ([`crate::acl`]); a node's name and data share one allocation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use zab_wire::jute::{
@@ -47,7 +46,7 @@ pub struct Applied {
 /// ZooKeeper's `DataTree` plus its sessions table.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    pub(crate) root: Arc<Node>,
+    pub(crate) root: Node,
     /// Number of znodes (the root once).
     pub(crate) count: usize,
     pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
@@ -107,7 +106,7 @@ impl DataTree {
     /// which is `[READ world:anyone]` with aversion -1.
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            root: Arc::new(Node::default()),
+            root: Node::default(),
             count: 0,
             ephemerals: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -156,14 +155,14 @@ impl DataTree {
         }
         if p == path::ROOT {
             self.count += usize::from(self.count == 0);
-            self.root = Arc::new(Node::new("", data, acl, meta));
+            self.root = Node::new("", data, acl, meta);
             return;
         }
         if let Some((parent, name)) = path::split(p) {
             if let Ok(parent) = self.node_mut(parent) {
                 if parent
-                    .children
-                    .insert(Arc::new(Node::new(name, data, acl, meta)))
+                    .children_mut()
+                    .insert(Node::new(name, data, acl, meta))
                     .is_none()
                 {
                     self.count += 1;
@@ -184,8 +183,11 @@ impl DataTree {
             return;
         };
         let old = n.data_len() as u64;
-        n.set_data(Some(&data[..]));
-        n.meta.version = -1;
+        let meta = NodeMeta {
+            version: -1,
+            ..n.meta()
+        };
+        n.set_data_and_meta(Some(&data[..]), &meta);
         self.data_size = self.data_size - old + data.len() as u64;
     }
 
@@ -198,7 +200,7 @@ impl DataTree {
     }
 
     pub fn acl(&self, p: &str) -> Option<&[Acl]> {
-        self.node(p).map(|n| &n.acl[..])
+        self.node(p).map(|n| &n.acl()[..])
     }
 
     /// The node's data (`None` for null data or a missing node).
@@ -213,35 +215,53 @@ impl DataTree {
     /// Child names of `p`, sorted.
     pub fn children(&self, p: &str) -> Option<Vec<String>> {
         self.node(p)
-            .map(|n| n.children.keys().map(|c| c.to_string()).collect())
+            .map(|n| n.children().keys().map(|c| c.to_string()).collect())
     }
 
     /// Walks `p`'s components from the root. Malformed paths (relative,
     /// empty components, trailing `/`) name no node.
     pub(crate) fn node(&self, p: &str) -> Option<&Node> {
         let rest = p.strip_prefix('/')?;
-        let mut cur = &*self.root;
+        let mut cur = &self.root;
         if rest.is_empty() {
             return Some(cur);
         }
         for name in rest.split('/') {
-            cur = cur.children.get(name)?;
+            cur = cur.children().get(name)?;
         }
         Some(cur)
     }
 
     /// The node at `p` for writing: nodes on the way that a snapshot still
-    /// shares are copied first (copy-on-write).
+    /// shares are copied as the walk goes through them (copy-on-write), the
+    /// node itself when it is written to.
+    ///
+    /// One search per level: the walk first finds each component's position
+    /// with shared borrows (so a miss copies nothing), then descends by
+    /// those positions.
     pub(crate) fn node_mut(&mut self, p: &str) -> Result<&mut Node, ErrorCode> {
-        // Check first, so that a miss copies nothing.
-        self.node(p).ok_or(ErrorCode::NoNode)?;
         let rest = p.strip_prefix('/').ok_or(ErrorCode::NoNode)?;
-        let mut cur = Arc::make_mut(&mut self.root);
         if rest.is_empty() {
-            return Ok(cur);
+            return Ok(&mut self.root);
         }
+        // Positions on the stack for paths up to `SHALLOW` deep.
+        const SHALLOW: usize = 16;
+        let mut shallow = [(0, 0); SHALLOW];
+        let mut deep = Vec::new();
+        let mut depth = 0;
+        let mut cur = &self.root;
         for name in rest.split('/') {
-            cur = Arc::make_mut(cur.children.get_mut(name).ok_or(ErrorCode::NoNode)?);
+            let pos = cur.children().position(name).ok_or(ErrorCode::NoNode)?;
+            match shallow.get_mut(depth) {
+                Some(slot) => *slot = pos,
+                None => deep.push(pos),
+            }
+            depth += 1;
+            cur = cur.children().at(pos).ok_or(ErrorCode::NoNode)?;
+        }
+        let mut cur = &mut self.root;
+        for &pos in shallow.iter().take(depth).chain(&deep) {
+            cur = cur.children_mut().at_mut(pos).ok_or(ErrorCode::NoNode)?;
         }
         Ok(cur)
     }
@@ -286,12 +306,12 @@ impl DataTree {
     /// than their TTL. Sorted.
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
-        let mut stack = vec![(path::ROOT.to_owned(), &*self.root)];
+        let mut stack = vec![(path::ROOT.to_owned(), &self.root)];
         while let Some((p, n)) = stack.pop() {
             if is_reapable(n, now_ms) {
                 out.push(p.clone());
             }
-            stack.extend(n.children.iter().map(|(c, n)| (path::join(&p, c), &**n)));
+            stack.extend(n.children().iter().map(|(c, n)| (path::join(&p, c), n)));
         }
         out.sort();
         out
@@ -332,13 +352,13 @@ impl DataTree {
             Request::GetAcl(r) => {
                 let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 // Behaviour 43: READ or ADMIN; digest ids redacted without ADMIN.
-                if !self.allowed(&n.acl, acl::READ_OR_ADMIN, auth) {
+                if !self.allowed(n.acl(), acl::READ_OR_ADMIN, auth) {
                     return Err(ErrorCode::NoAuth);
                 }
-                let acl = if self.allowed(&n.acl, perms::ADMIN, auth) {
-                    n.acl.to_vec()
+                let acl = if self.allowed(n.acl(), perms::ADMIN, auth) {
+                    n.acl().to_vec()
                 } else {
-                    acl::redact(&n.acl)
+                    acl::redact(n.acl())
                 };
                 Ok(Response::GetAcl(GetAclResponse {
                     acl,
@@ -347,7 +367,7 @@ impl DataTree {
             }
             Request::GetAllChildrenNumber(r) => {
                 let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
-                if !self.allowed(&n.acl, perms::READ, auth) {
+                if !self.allowed(n.acl(), perms::READ, auth) {
                     return Err(ErrorCode::NoAuth);
                 }
                 let total = self.count_descendants(&r.path);
@@ -407,12 +427,13 @@ impl DataTree {
         auth: &AuthInfo,
     ) -> Result<GetDataResponse, ErrorCode> {
         let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
-        if !self.allowed(&n.acl, perms::READ, auth) {
+        if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
+        let (data, stat) = n.data_and_stat();
         Ok(GetDataResponse {
-            data: n.data_bytes(),
-            stat: n.stat(),
+            data: data.map(Bytes::copy_from_slice),
+            stat,
         })
     }
 
@@ -422,18 +443,21 @@ impl DataTree {
         auth: &AuthInfo,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
         let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
-        if !self.allowed(&n.acl, perms::READ, auth) {
+        if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
-        Ok((n.children.keys().map(|c| c.to_string()).collect(), n.stat()))
+        Ok((
+            n.children().keys().map(|c| c.to_string()).collect(),
+            n.stat(),
+        ))
     }
 
     fn count_descendants(&self, p: &str) -> usize {
         let mut total = 0;
         let mut stack: Vec<&Node> = self.node(p).into_iter().collect();
         while let Some(n) = stack.pop() {
-            total += n.children.len();
-            stack.extend(n.children.values().map(|c| &**c));
+            total += n.children().len();
+            stack.extend(n.children().values());
         }
         total
     }
@@ -511,11 +535,14 @@ impl DataTree {
             TxnOp::SetData(s) => {
                 let n = self.node_mut(&s.path)?;
                 let old = n.data_len() as u64;
+                let meta = NodeMeta {
+                    version: s.version,
+                    mzxid: txn.zxid,
+                    mtime: txn.time,
+                    ..n.meta()
+                };
                 // Copy: the txn's Bytes may share a whole network/log buffer.
-                n.set_data(s.data.as_deref());
-                n.meta.version = s.version;
-                n.meta.mzxid = txn.zxid;
-                n.meta.mtime = txn.time;
+                n.set_data_and_meta(s.data.as_deref(), &meta);
                 let stat = n.stat();
                 let new = n.data_len() as u64;
                 self.data_size = self.data_size - old + new;
@@ -526,8 +553,8 @@ impl DataTree {
                 let acl = self.acl_cache.intern(&acl_from_proto(&s.acl));
                 let n = self.node_mut(&s.path)?;
                 // Behaviour 5: only aversion changes; no watch fires (D.5).
-                n.acl = acl;
-                n.meta.aversion = s.version;
+                n.set_acl(acl);
+                n.update_meta(|m| m.aversion = s.version);
                 Ok(MultiResult::SetData(StatResponse { stat: n.stat() }))
             }
             TxnOp::Check(c) => {
@@ -600,17 +627,6 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
-        let parent = self.node_mut(parent_path)?;
-        // As ZooKeeper: the counter only moves forward; -1 means "one more".
-        let new_cversion = if c.parent_cversion == -1 {
-            parent.meta.cversion.wrapping_add(1)
-        } else {
-            c.parent_cversion
-        };
-        if new_cversion > parent.meta.cversion {
-            parent.meta.cversion = new_cversion;
-            parent.meta.pzxid = zxid;
-        }
         let node = Node::new(
             name,
             c.data.as_deref(),
@@ -628,14 +644,28 @@ impl DataTree {
             },
         );
         let stat = node.stat();
-        self.data_size += (c.path.len() + node.data_len()) as u64;
+        let size = (c.path.len() + node.data_len()) as u64;
+        let parent = self.node_mut(parent_path)?;
+        let mut meta = parent.meta();
+        // As ZooKeeper: the counter only moves forward; -1 means "one more".
+        let new_cversion = if c.parent_cversion == -1 {
+            meta.cversion.wrapping_add(1)
+        } else {
+            c.parent_cversion
+        };
+        if new_cversion > meta.cversion {
+            meta.cversion = new_cversion;
+            meta.pzxid = zxid;
+            parent.set_meta(&meta);
+        }
+        parent.children_mut().insert(node);
+        self.data_size += size;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
             self.ephemerals
                 .entry(owner)
                 .or_default()
                 .insert(c.path.clone());
         }
-        self.node_mut(parent_path)?.children.insert(Arc::new(node));
         self.count += 1;
         events.push(event(event_type::NODE_CREATED, &c.path));
         events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
@@ -655,15 +685,19 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.node(p).ok_or(ErrorCode::NoNode)?;
-        if !node.children.is_empty() {
+        if !node.children().is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
-        let owner = node.meta.ephemeral_owner;
+        let owner = node.meta().ephemeral_owner;
         let size = (p.len() + node.data_len()) as u64;
         let parent = self.node_mut(parent_path)?;
-        parent.children.remove(name);
-        if zxid > parent.meta.pzxid {
-            parent.meta.pzxid = zxid;
+        parent.children_mut().remove(name);
+        let meta = parent.meta();
+        if zxid > meta.pzxid {
+            parent.set_meta(&NodeMeta {
+                pzxid: zxid,
+                ..meta
+            });
         }
         self.count -= 1;
         self.data_size -= size;
@@ -693,7 +727,7 @@ impl DataTree {
         for p in paths {
             let owned = self
                 .node(p)
-                .is_some_and(|n| Owner::session(n.meta.ephemeral_owner) == Some(session));
+                .is_some_and(|n| Owner::session(n.meta().ephemeral_owner) == Some(session));
             if owned {
                 let _ = self.delete_node(p, txn.zxid, events);
             }
@@ -708,12 +742,13 @@ impl DataTree {
 }
 
 pub(crate) fn is_reapable(n: &Node, now_ms: i64) -> bool {
-    if !n.children.is_empty() {
+    if !n.children().is_empty() {
         return false;
     }
-    match Owner::of(n.meta.ephemeral_owner) {
-        Owner::Container => n.meta.cversion > 0,
-        Owner::Ttl(ttl) => now_ms.saturating_sub(n.meta.mtime) > ttl,
+    let meta = n.meta();
+    match Owner::of(meta.ephemeral_owner) {
+        Owner::Container => meta.cversion > 0,
+        Owner::Ttl(ttl) => now_ms.saturating_sub(meta.mtime) > ttl,
         _ => false,
     }
 }
