@@ -667,6 +667,7 @@ impl Children {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use zab_wire::jute::Acl;
 
     fn leaf(name: &str) -> Node {
         Node::new(name, None, Vec::new().into(), NodeMeta::default())
@@ -692,6 +693,149 @@ mod tests {
         assert_eq!((n.name(), n.data()), (long.as_str(), Some(&b"d"[..])));
         assert_eq!(Node::default().name(), "");
         assert_eq!(Node::default().data(), None);
+    }
+
+    fn metas() -> Vec<NodeMeta> {
+        let zxids = [0, 1, -1, 0x7_0000_0001, i64::MAX, i64::MIN, i64::MIN + 1];
+        let times = [0, 1_700_000_000_000, -5, i64::MAX, i64::MIN];
+        let owners = [
+            0,
+            0x0100_0000_0000_0001,
+            CONTAINER_OWNER,
+            ttl_owner(1),
+            ttl_owner(MAX_TTL),
+            -1,
+            i64::MAX,
+        ];
+        let mut out = Vec::new();
+        for (i, &czxid) in zxids.iter().enumerate() {
+            for (j, &ctime) in times.iter().enumerate() {
+                let other = zxids[(i + j + 1) % zxids.len()];
+                out.push(NodeMeta {
+                    czxid,
+                    // Deltas that wrap both ways.
+                    mzxid: other,
+                    pzxid: zxids[(i + 3 * j + 2) % zxids.len()],
+                    ctime,
+                    mtime: times[(i + j + 2) % times.len()],
+                    version: [0, 1, -1, i32::MAX, i32::MIN][(i + j) % 5],
+                    cversion: [i32::MIN, -2, 0, 300, i32::MAX][(i * 2 + j) % 5],
+                    aversion: [-1, i32::MAX, 0, i32::MIN, 7][(i + 2 * j) % 5],
+                    ephemeral_owner: owners[(i + j) % owners.len()],
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn meta_encoding_round_trips_extremes() {
+        for m in metas() {
+            let b = encode_meta(&m);
+            assert!(b.len <= MAX_META);
+            let mut bytes = b.as_slice().to_vec();
+            // Data follows the meta in a block: decoding stops at its end.
+            bytes.extend_from_slice(b"\xff\x80tail");
+            assert_eq!(decode_meta(&bytes), (m, b.len), "{m:?}");
+        }
+        // A typical persistent node's meta is small: 21 bytes with an
+        // epoch-5 zxid and a current ctime, against 64 as fixed fields.
+        let typical = NodeMeta {
+            czxid: 0x5_0000_1234,
+            mzxid: 0x5_0000_1300,
+            pzxid: 0x5_0000_1234,
+            ctime: 1_700_000_000_000,
+            mtime: 1_700_000_000_500,
+            ..NodeMeta::default()
+        };
+        assert_eq!(encode_meta(&typical).len, 21);
+    }
+
+    #[test]
+    fn node_round_trips_name_meta_and_data() {
+        let long_name = "n".repeat(200);
+        let long_data = vec![7u8; 1000];
+        let names = ["", "a", "c0001", "ünï", long_name.as_str()];
+        let datas: [Option<&[u8]>; 4] = [None, Some(b""), Some(b"x"), Some(&long_data)];
+        for m in metas() {
+            for name in names {
+                for data in datas {
+                    let n = Node::new(name, data, Vec::new().into(), m);
+                    assert_eq!((n.name(), n.meta(), n.data()), (name, m, data));
+                    assert_eq!(n.stat(), m.client_stat(data.map_or(0, <[u8]>::len), 0));
+                    assert_eq!(n.data_and_stat(), (data, n.stat()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rewrites_keep_name_children_and_acl_and_copy_shared_blocks() {
+        let acl: AclList = Acl::open_unsafe().into();
+        let meta = NodeMeta {
+            czxid: 5,
+            mzxid: 5,
+            pzxid: 5,
+            ..NodeMeta::default()
+        };
+        let mut n = Node::new("p", Some(b"data"), acl.clone(), meta);
+        n.children_mut().insert(leaf("a"));
+        n.children_mut().insert(leaf("b"));
+        let snapshot = n.clone();
+        // Same encoded length (in place if unshared), then a longer one.
+        n.update_meta(|m| m.version = 3);
+        n.update_meta(|m| m.pzxid = i64::MIN);
+        n.set_data_and_meta(
+            None,
+            &NodeMeta {
+                aversion: -1,
+                ..n.meta()
+            },
+        );
+        for _ in 0..2 {
+            // Unshared now: the in-place path and the new-block path.
+            n.update_meta(|m| m.version += 1);
+            n.update_meta(|m| m.cversion = i32::MAX);
+        }
+        assert_eq!(n.name(), "p");
+        assert_eq!(n.data(), None);
+        assert_eq!(
+            n.meta(),
+            NodeMeta {
+                version: 5,
+                cversion: i32::MAX,
+                aversion: -1,
+                pzxid: i64::MIN,
+                ..meta
+            }
+        );
+        assert_eq!(n.children().keys().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(n.acl(), &acl);
+        // The clone taken before is untouched.
+        assert_eq!(
+            (snapshot.meta(), snapshot.data(), snapshot.children().len()),
+            (meta, Some(&b"data"[..]), 2)
+        );
+        n.set_acl(Vec::new().into());
+        n.children_mut().remove("a");
+        assert_eq!((snapshot.acl(), snapshot.children().len()), (&acl, 2));
+        assert_eq!((n.acl().len(), n.children().len()), (0, 1));
+    }
+
+    #[test]
+    fn dropping_a_deep_chain_does_not_overflow_the_stack() {
+        let mut root = leaf("");
+        {
+            let mut cur = &mut root;
+            for _ in 0..200_000 {
+                cur.children_mut().insert(leaf("d"));
+                cur = match cur.children_mut().get_mut("d") {
+                    Some(c) => c,
+                    None => unreachable!(),
+                };
+            }
+        }
+        drop(root);
     }
 
     #[test]
