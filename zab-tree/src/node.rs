@@ -1,6 +1,8 @@
 //! One znode as stored, and how its owner field and `Stat` are interpreted
 //! (reference D.3, D.4).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use triomphe::HeaderSlice;
 use zab_wire::jute::Stat;
@@ -114,10 +116,12 @@ impl Drop for Head {
     /// overflow the stack: a node about to be freed gives up its children
     /// first.
     fn drop(&mut self) {
-        let mut stack: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
+        let mut stack: Vec<Node> = std::mem::take(&mut self.children)
+            .into_owned_values()
+            .collect();
         while let Some(mut n) = stack.pop() {
             if let Some(inner) = triomphe::Arc::get_mut(&mut n.0) {
-                stack.extend(std::mem::take(&mut inner.header.children).into_values());
+                stack.extend(std::mem::take(&mut inner.header.children).into_owned_values());
             }
         }
     }
@@ -504,14 +508,26 @@ impl Node {
 /// load generator builds) still inserts in O(log n + CHUNK).
 const CHUNK: usize = 512;
 
+/// A run of children, shared between a parent and its copies until one of
+/// them writes to it.
+type Chunk = triomphe::Arc<Vec<Node>>;
+
 /// Children in name order, split into sorted chunks: a two-level sorted
-/// vector. Eight bytes per child plus slack, against ≈ 48 for a
+/// vector. Sixteen bytes per child plus slack, against ≈ 56 for a
 /// `BTreeMap<Box<str>, Node>` with its separate key allocation.
+///
+/// Copy-on-write: the chunks are shared, so copying a parent (a write under
+/// it while a snapshot holds the old tree) copies one pointer per chunk,
+/// and a write into a chunk copies that chunk alone: O(n / CHUNK + CHUNK)
+/// for a parent of n children, not O(n).
 #[derive(Debug, Clone, Default)]
 struct ChildChunks {
     len: usize,
     /// Non-empty chunks; every name in chunk `i` sorts before chunk `i + 1`.
-    chunks: Vec<Vec<Node>>,
+    chunks: Vec<Chunk>,
+    /// The last name of each chunk, so that finding the chunk reads one
+    /// small block per probe rather than the chunk and then its node.
+    lasts: Vec<Arc<[u8]>>,
 }
 
 impl ChildChunks {
@@ -519,14 +535,44 @@ impl ChildChunks {
     /// in it: `Ok` if present, `Err` the insertion point.
     fn locate(&self, name: &[u8]) -> (usize, Result<usize, usize>) {
         let ci = self
-            .chunks
-            .partition_point(|c| c.last().is_some_and(|n| n.name_bytes() < name))
+            .lasts
+            .partition_point(|last| **last < *name)
             .min(self.chunks.len().saturating_sub(1));
         let pos = match self.chunks.get(ci) {
             Some(c) => c.binary_search_by(|n| n.name_bytes().cmp(name)),
             None => Err(0),
         };
         (ci, pos)
+    }
+
+    /// Chunk `ci` for writing (copied first if shared).
+    fn chunk_mut(&mut self, ci: usize) -> Option<&mut Vec<Node>> {
+        self.chunks.get_mut(ci).map(triomphe::Arc::make_mut)
+    }
+
+    /// Records chunk `ci`'s last name after it changed.
+    fn update_last(&mut self, ci: usize) {
+        let last = self
+            .chunks
+            .get(ci)
+            .and_then(|c| c.last())
+            .map(|n| Arc::from(n.name_bytes()));
+        if let (Some(last), Some(slot)) = (last, self.lasts.get_mut(ci)) {
+            *slot = last;
+        }
+    }
+
+    fn insert_chunk(&mut self, ci: usize, chunk: Vec<Node>) {
+        let last: Arc<[u8]> = chunk
+            .last()
+            .map_or_else(|| Arc::from(&[][..]), |n| Arc::from(n.name_bytes()));
+        self.chunks.insert(ci, triomphe::Arc::new(chunk));
+        self.lasts.insert(ci, last);
+    }
+
+    fn remove_chunk(&mut self, ci: usize) -> Chunk {
+        self.lasts.remove(ci);
+        self.chunks.remove(ci)
     }
 }
 
@@ -572,15 +618,12 @@ impl Children {
     }
     /// The child at a [`Children::position`], for writing.
     pub fn at_mut(&mut self, (ci, i): (usize, usize)) -> Option<&mut Node> {
-        self.0.as_mut()?.chunks.get_mut(ci)?.get_mut(i)
+        self.0.as_mut()?.chunk_mut(ci)?.get_mut(i)
     }
     #[cfg(test)]
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
-        let c = self.0.as_mut()?;
-        match c.locate(name.as_bytes()) {
-            (ci, Ok(i)) => c.chunks.get_mut(ci)?.get_mut(i),
-            _ => None,
-        }
+        let at = self.position(name)?;
+        self.at_mut(at)
     }
     /// Inserts `node` under its own name, returning the node it replaces.
     pub fn insert(&mut self, node: Node) -> Option<Node> {
@@ -588,23 +631,27 @@ impl Children {
         let (ci, pos) = c.locate(node.name_bytes());
         let at = match pos {
             Ok(i) => {
-                let slot = c.chunks.get_mut(ci)?.get_mut(i)?;
+                let slot = c.chunk_mut(ci)?.get_mut(i)?;
                 return Some(std::mem::replace(slot, node));
             }
             Err(at) => at,
         };
         c.len += 1;
         let n_chunks = c.chunks.len();
-        let Some(chunk) = c.chunks.get_mut(ci) else {
-            c.chunks.push(vec![node]);
+        let Some(chunk) = c.chunk_mut(ci) else {
+            c.insert_chunk(n_chunks, vec![node]);
             return None;
         };
         if chunk.len() < CHUNK {
+            let new_last = at == chunk.len();
             chunk.insert(at, node);
+            if new_last {
+                c.update_last(ci);
+            }
         } else if ci + 1 == n_chunks && at == chunk.len() {
             // Appending past the last name (sequential nodes): start a new
             // chunk rather than leave two half-full ones behind.
-            c.chunks.push(vec![node]);
+            c.insert_chunk(n_chunks, vec![node]);
         } else {
             let mut tail = chunk.split_off(CHUNK / 2);
             if at <= CHUNK / 2 {
@@ -612,7 +659,8 @@ impl Children {
             } else {
                 tail.insert(at - CHUNK / 2, node);
             }
-            c.chunks.insert(ci + 1, tail);
+            c.update_last(ci);
+            c.insert_chunk(ci + 1, tail);
         }
         None
     }
@@ -621,23 +669,29 @@ impl Children {
         let (ci, Ok(i)) = c.locate(name.as_bytes()) else {
             return None;
         };
-        let chunk = c.chunks.get_mut(ci)?;
+        let chunk = c.chunk_mut(ci)?;
         let removed = chunk.remove(i);
+        let (left, was_last) = (chunk.len(), i == chunk.len());
         c.len -= 1;
-        if chunk.is_empty() {
-            c.chunks.remove(ci);
-        } else if chunk.len() < CHUNK / 8 && ci > 0 {
+        if left == 0 {
+            c.remove_chunk(ci);
+        } else {
+            if was_last {
+                c.update_last(ci);
+            }
             // Fold a nearly empty chunk into its predecessor when it fits,
             // so deletes do not leave a trail of tiny chunks.
-            let small_len = chunk.len();
-            if c.chunks
-                .get(ci - 1)
-                .is_some_and(|p| p.len() + small_len <= CHUNK)
+            if left < CHUNK / 8
+                && ci > 0
+                && c.chunks
+                    .get(ci - 1)
+                    .is_some_and(|p| p.len() + left <= CHUNK)
             {
-                let small = c.chunks.remove(ci);
-                if let Some(prev) = c.chunks.get_mut(ci - 1) {
-                    prev.extend(small);
+                let small = c.remove_chunk(ci);
+                if let Some(prev) = c.chunk_mut(ci - 1) {
+                    prev.extend(small.iter().cloned());
                 }
+                c.update_last(ci - 1);
             }
         }
         if c.len == 0 {
@@ -656,10 +710,16 @@ impl Children {
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Node)> + '_ {
         self.values().map(|n| (n.name(), n))
     }
-    pub fn into_values(self) -> impl Iterator<Item = Node> {
-        self.0
-            .into_iter()
-            .flat_map(|c| c.chunks.into_iter().flatten())
+    /// The children held by no one else: those in chunks this list alone
+    /// holds (a shared chunk is released, its nodes stay with the other
+    /// holder). For dropping a subtree without recursion.
+    fn into_owned_values(self) -> impl Iterator<Item = Node> {
+        self.0.into_iter().flat_map(|c| {
+            c.chunks
+                .into_iter()
+                .filter_map(|chunk| triomphe::Arc::try_unwrap(chunk).ok())
+                .flatten()
+        })
     }
 }
 
@@ -874,6 +934,7 @@ mod tests {
                 model.get(&name).cloned()
             );
         }
+        assert_lasts_match(&c);
         let chunks = c.0.as_ref().map_or(0, |c| c.chunks.len());
         assert!(
             chunks > 1
@@ -887,6 +948,52 @@ mod tests {
         assert!(c.0.is_none());
     }
 
+    fn assert_lasts_match(c: &Children) {
+        if let Some(c) = &c.0 {
+            assert_eq!(c.lasts.len(), c.chunks.len());
+            for (last, chunk) in c.lasts.iter().zip(&c.chunks) {
+                assert_eq!(Some(&**last), chunk.last().map(Node::name_bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn copies_share_chunks_until_written() {
+        let mut a = Children::default();
+        for i in 0..(CHUNK * 4) {
+            a.insert(leaf(&format!("n{i:06}")));
+        }
+        let snapshot = a.clone();
+        let shared = |a: &Children, b: &Children| {
+            let (Some(a), Some(b)) = (&a.0, &b.0) else {
+                return 0;
+            };
+            a.chunks
+                .iter()
+                .zip(&b.chunks)
+                .filter(|(x, y)| triomphe::Arc::ptr_eq(x, y))
+                .count()
+        };
+        assert_eq!(shared(&a, &snapshot), 4);
+        // A write under one chunk copies that chunk only.
+        let at = a.position("n000700");
+        assert!(at.and_then(|at| a.at_mut(at)).is_some());
+        assert_eq!(shared(&a, &snapshot), 3);
+        // Inserts, removes (one empties a chunk's tail) and a replace.
+        a.insert(leaf("n000100x"));
+        for i in (CHUNK * 3 + 10)..(CHUNK * 4) {
+            assert!(a.remove(&format!("n{i:06}")).is_some());
+        }
+        assert!(a.insert(leaf("n000001")).is_some());
+        assert_lasts_match(&a);
+        assert_eq!(snapshot.len(), CHUNK * 4);
+        assert!(snapshot
+            .keys()
+            .eq((0..(CHUNK * 4)).map(|i| format!("n{i:06}"))));
+        assert_lasts_match(&snapshot);
+        assert_eq!(a.len(), CHUNK * 3 + 11);
+    }
+
     #[test]
     fn sequential_appends_fill_whole_chunks() {
         let mut c = Children::default();
@@ -895,7 +1002,7 @@ mod tests {
         }
         let sizes: Vec<usize> =
             c.0.as_ref()
-                .map(|c| c.chunks.iter().map(Vec::len).collect())
+                .map(|c| c.chunks.iter().map(|c| c.len()).collect())
                 .unwrap_or_default();
         assert_eq!(sizes, vec![CHUNK; 3]);
     }
