@@ -132,6 +132,18 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("prepare+apply/setData-1-of-{label}"), |b| {
             b.iter(|| f.write(&req))
         });
+        // A write while a snapshot holds the tree copies the nodes on the
+        // path, the parent's list of children included.
+        g.bench_function(
+            format!("prepare+apply/setData-1-of-{label}-snapshotted"),
+            |b| {
+                b.iter(|| {
+                    let snapshot = f.tree.snapshot();
+                    f.write(&req);
+                    snapshot
+                })
+            },
+        );
         let mut i = 0;
         g.bench_function(format!("prepare+apply/setData-any-of-{label}"), |b| {
             b.iter(|| {
