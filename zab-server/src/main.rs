@@ -10,6 +10,14 @@ use zab_server::config::Config;
 use zab_server::quorum::QuorumServer;
 use zab_server::server::Server;
 
+/// mimalloc rather than glibc's malloc for zab's own allocations: measured
+/// with `cargo xtask bench` on a 3-node ensemble, `set` 32×8 went from
+/// ≈ 20k to ≈ 22–24k ops/s, and RSS at 1M znodes from 345–362 to
+/// 331–338 MiB per server (BENCHMARKS.md). RocksDB's C++ allocations still
+/// use glibc, hence the mmap threshold below.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: zab-server path/to/zoo.cfg";
 
 fn main() -> anyhow::Result<()> {
@@ -78,10 +86,11 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 /// glibc raises its mmap threshold each time a large block is freed, after
-/// which big short-lived buffers (RocksDB memtable blocks, snapshot chunks,
-/// large child lists) come from the heap and leave holes between tree nodes
-/// that it never returns: measured at 1M znodes, 100–140 MiB per server
-/// (BENCHMARKS.md, "Memory"). A fixed threshold keeps them in their own maps.
+/// which big short-lived buffers come from the heap and leave holes it
+/// never returns: measured at 1M znodes, 100–140 MiB per server when zab
+/// itself still used glibc (BENCHMARKS.md, "Memory"). RocksDB's memtable
+/// and block buffers still come from glibc; a fixed threshold keeps them in
+/// their own maps.
 fn fix_malloc_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before any
