@@ -7,6 +7,7 @@
 //! tree in `zab-tree`, durability in `zab-store`.
 
 pub mod config;
+pub mod durable_mark;
 pub mod four_letter;
 pub mod held_clients;
 pub mod pipeline;

@@ -35,6 +35,7 @@ use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
+use crate::durable_mark::DurableMark;
 use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::held_clients::{HeldClients, Hold};
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
@@ -139,6 +140,8 @@ impl QuorumServer {
             state: State::Idle(tree),
             writers: HashMap::new(),
             held: HeldClients::default(),
+            durable: Arc::new(DurableMark::default()),
+            durable_gen: 0,
             last_tick_ms: 0,
         };
         tokio::spawn(peer.run(rx));
@@ -284,6 +287,9 @@ struct Peer {
     writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>>,
     /// Clients that connected while not serving, waiting for it.
     held: HeldClients,
+    /// What the log made durable for the role `durable_gen`.
+    durable: Arc<DurableMark>,
+    durable_gen: u64,
     last_tick_ms: i64,
 }
 
@@ -326,8 +332,12 @@ impl Peer {
                 std::process::exit(2);
             }
             CoreMsg::Shutdown(_) => {}
-            CoreMsg::Durable { gen, zxid } if gen == self.gen => self.on_durable(zxid),
-            CoreMsg::Durable { .. } => {}
+            CoreMsg::Durable { gen } if gen == self.gen => {
+                if let Some(zxid) = self.durable.take() {
+                    self.on_durable(zxid);
+                }
+            }
+            CoreMsg::Durable { .. } | CoreMsg::DurableMark => {}
             CoreMsg::Election(n) => self.on_notification(n),
             CoreMsg::Link { gen, event } if gen == self.gen => self.on_link(event),
             CoreMsg::Link { .. } => {}
@@ -950,15 +960,8 @@ impl Peer {
                     let Some(&(last, _)) = entries.last() else {
                         continue;
                     };
-                    let tx = self.tx.clone();
-                    let gen = self.gen;
-                    self.store.log().append_batch(entries, move |res| {
-                        let msg = match res {
-                            Ok(()) => CoreMsg::Durable { gen, zxid: last },
-                            Err(e) => CoreMsg::LogFailed(e.to_string()),
-                        };
-                        let _ = tx.send(msg);
-                    });
+                    let on_durable = self.durable_callback(last);
+                    self.store.log().append_batch(entries, on_durable);
                 }
                 LearnerAction::Apply(txns) => {
                     for txn in txns {
@@ -999,6 +1002,31 @@ impl Peer {
     }
 
     // ------------------------------------------------------------ shared
+
+    /// The log callback for an append ending at `zxid`: raises this role's
+    /// durable mark and wakes the core if nothing else already will.
+    fn durable_callback(
+        &mut self,
+        zxid: Zxid,
+    ) -> impl FnOnce(Result<(), zab_store::StoreError>) + Send + 'static {
+        if self.durable_gen != self.gen {
+            // A new role: marks raised by the old one's appends stay with it.
+            self.durable = Arc::new(DurableMark::default());
+            self.durable_gen = self.gen;
+        }
+        let mark = Arc::clone(&self.durable);
+        let (tx, gen) = (self.tx.clone(), self.gen);
+        move |res| match res {
+            Ok(()) => {
+                if mark.raise(zxid) {
+                    let _ = tx.send(CoreMsg::Durable { gen });
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(CoreMsg::LogFailed(e.to_string()));
+            }
+        }
+    }
 
     fn on_durable(&mut self, zxid: Zxid) {
         match &mut self.role {
@@ -1135,15 +1163,8 @@ impl Peer {
                         return;
                     }
                 };
-                let tx = self.tx.clone();
-                let gen = self.gen;
-                self.store.log().append(zxid, txn, move |res| {
-                    let msg = match res {
-                        Ok(()) => CoreMsg::Durable { gen, zxid },
-                        Err(e) => CoreMsg::LogFailed(e.to_string()),
-                    };
-                    let _ = tx.send(msg);
-                });
+                let on_durable = self.durable_callback(zxid);
+                self.store.log().append(zxid, txn, on_durable);
                 self.leader_actions(actions);
             }
             Action::Forward { request, auth } => {

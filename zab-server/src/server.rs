@@ -23,6 +23,7 @@ use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
 use crate::config::Config;
+use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
 use crate::status;
 
@@ -39,12 +40,14 @@ pub(crate) enum CoreMsg {
     },
     LogFailed(String),
     Shutdown(oneshot::Sender<()>),
-    /// Quorum mode: the local log made txns up to `zxid` durable; `gen`
-    /// names the role instance that appended them.
+    /// Quorum mode: the local log made more txns durable (read them from
+    /// the role's [`crate::durable_mark::DurableMark`]); `gen` names the
+    /// role instance that appended them.
     Durable {
         gen: u64,
-        zxid: Zxid,
     },
+    /// Standalone: the log made more txns durable (see the core's mark).
+    DurableMark,
     /// Quorum mode: an election notification arrived.
     Election(zab_election::Notification),
     /// Quorum mode (leader): a learner link event.
@@ -230,6 +233,7 @@ async fn core_loop(
     started_ms: i64,
 ) {
     let log = store.log();
+    let durable = Arc::new(DurableMark::default());
     let mut writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
     let mut actions = Vec::new();
     while let Some(msg) = rx.recv().await {
@@ -239,6 +243,11 @@ async fn core_loop(
                     writers.remove(conn);
                 }
                 pipeline.handle(now_ms(), input, &mut actions);
+            }
+            CoreMsg::DurableMark => {
+                if let Some(zxid) = durable.take() {
+                    pipeline.handle(now_ms(), Input::Durable { zxid }, &mut actions);
+                }
             }
             CoreMsg::Register { conn, out } => {
                 writers.insert(conn, out);
@@ -291,12 +300,16 @@ async fn core_loop(
                 }
                 Action::Append { zxid, txn } => {
                     let tx = tx.clone();
-                    log.append(zxid, txn, move |res| {
-                        let msg = match res {
-                            Ok(()) => CoreMsg::Input(Input::Durable { zxid }),
-                            Err(e) => CoreMsg::LogFailed(e.to_string()),
-                        };
-                        let _ = tx.send(msg);
+                    let mark = Arc::clone(&durable);
+                    log.append(zxid, txn, move |res| match res {
+                        Ok(()) => {
+                            if mark.raise(zxid) {
+                                let _ = tx.send(CoreMsg::DurableMark);
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(CoreMsg::LogFailed(e.to_string()));
+                        }
                     });
                 }
                 Action::Snapshot(snap) => spawn_snapshot(store.clone(), snap),
