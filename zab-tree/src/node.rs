@@ -1,6 +1,7 @@
 //! One znode as stored, and how its owner field and `Stat` are interpreted
 //! (reference D.3, D.4).
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -385,7 +386,7 @@ impl Node {
     }
 
     /// The meta, and the data (`None` is null data, behaviour 9).
-    fn meta_and_data(&self) -> (NodeMeta, Option<&[u8]>) {
+    pub fn meta_and_data(&self) -> (NodeMeta, Option<&[u8]>) {
         let l = self.layout();
         let rest = self.0.slice.get(l.meta_at()..).unwrap_or_default();
         let (meta, used) = decode_meta(rest);
@@ -530,16 +531,32 @@ struct ChildChunks {
     lasts: Vec<Arc<[u8]>>,
 }
 
+/// Byte order of two names, as `[u8]::cmp`, but inline for short names
+/// (most are): a search compares a name at every probe, and a call to
+/// `memcmp` costs more than the comparison.
+#[inline]
+fn cmp_names(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len().min(b.len()) > 16 {
+        return a.cmp(b);
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 impl ChildChunks {
     /// The chunk that holds `name` or should receive it, and the position
     /// in it: `Ok` if present, `Err` the insertion point.
     fn locate(&self, name: &[u8]) -> (usize, Result<usize, usize>) {
         let ci = self
             .lasts
-            .partition_point(|last| **last < *name)
+            .partition_point(|last| cmp_names(last, name) == Ordering::Less)
             .min(self.chunks.len().saturating_sub(1));
         let pos = match self.chunks.get(ci) {
-            Some(c) => c.binary_search_by(|n| n.name_bytes().cmp(name)),
+            Some(c) => c.binary_search_by(|n| cmp_names(n.name_bytes(), name)),
             None => Err(0),
         };
         (ci, pos)
@@ -734,7 +751,7 @@ mod tests {
     }
 
     #[test]
-    fn name_and_data_share_one_body() {
+    fn name_and_data_share_one_block() {
         let mut n = Node::new(
             "c0001",
             Some(b"hello"),
@@ -946,6 +963,24 @@ mod tests {
             assert!(c.remove(&name).is_some());
         }
         assert!(c.0.is_none());
+    }
+
+    #[test]
+    fn name_order_is_byte_order() {
+        let long_a = "a".repeat(40);
+        let long_b = format!("{}b", "a".repeat(39));
+        let names = [
+            "", "a", "ab", "b", "a\u{ff}", "ü", "c0001", "c00010", "c0002", &long_a, &long_b,
+        ];
+        for x in names {
+            for y in names {
+                assert_eq!(
+                    cmp_names(x.as_bytes(), y.as_bytes()),
+                    x.as_bytes().cmp(y.as_bytes()),
+                    "{x:?} {y:?}"
+                );
+            }
+        }
     }
 
     fn assert_lasts_match(c: &Children) {

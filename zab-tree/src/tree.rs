@@ -3,12 +3,12 @@
 //! (reference D.2 reads, D.3, D.4, D.5 triggers, D.7).
 //!
 //! Representation: a persistent trie. Each node owns its children as
-//! `Arc<Node>`s sorted by the child's own name ([`crate::node`]); no full path
-//! is stored anywhere. A lookup walks the
-//! path's components; a write copies (`Arc::make_mut`) only the nodes on the
-//! path to its target that a snapshot still shares, so
-//! [`DataTree::snapshot`] is O(1) (one `Arc` clone of the root). ACL lists are interned
-//! ([`crate::acl`]); a node's name and data share one allocation.
+//! shared handles ([`crate::node`]: one block per node holding its name, meta
+//! and data), sorted by the child's own name in shared chunks; no full path
+//! is stored anywhere. A lookup walks the path's components; a write copies
+//! only the nodes (and chunks of children) on the path to its target that a
+//! snapshot still shares, so [`DataTree::snapshot`] is O(1) (one clone of
+//! the root's handle). ACL lists are interned ([`crate::acl`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -534,17 +534,19 @@ impl DataTree {
             }
             TxnOp::SetData(s) => {
                 let n = self.node_mut(&s.path)?;
-                let old = n.data_len() as u64;
+                let (meta, data) = n.meta_and_data();
+                let old = data.map_or(0, <[u8]>::len) as u64;
                 let meta = NodeMeta {
                     version: s.version,
                     mzxid: txn.zxid,
                     mtime: txn.time,
-                    ..n.meta()
+                    ..meta
                 };
                 // Copy: the txn's Bytes may share a whole network/log buffer.
                 n.set_data_and_meta(s.data.as_deref(), &meta);
-                let stat = n.stat();
-                let new = n.data_len() as u64;
+                let new = s.data.as_ref().map_or(0, |d| d.len());
+                let stat = meta.client_stat(new, n.children().len());
+                let new = new as u64;
                 self.data_size = self.data_size - old + new;
                 events.push(event(event_type::NODE_DATA_CHANGED, &s.path));
                 Ok(MultiResult::SetData(StatResponse { stat }))
