@@ -2,7 +2,7 @@
 //! one `SnapshotHeader` then one `Znode` per node in pre-order (parents
 //! before children, children by name), as `zab-wire/proto/zab.proto` defines.
 //!
-//! [`DataTree::snapshot`] only clones the root `Arc` of the persistent tree,
+//! [`DataTree::snapshot`] only clones the root handle of the persistent tree,
 //! so the caller can write the snapshot on another thread while writers keep
 //! applying txns (they copy the nodes they touch).
 

@@ -1,5 +1,9 @@
 //! Memory budget: 1M znodes of 100 bytes must fit in 250 MiB of RSS per
-//! server. Run with `cargo test --release -p zab-tree --test memory -- --ignored`.
+//! server. Run with `cargo test --release -p zab-tree --test memory -- --ignored --nocapture`.
+//!
+//! A znode is one heap block (reference count, children pointer, ACL handle,
+//! then header, name, varint meta and data: 160 B with glibc for these) plus
+//! 16 B in its parent's chunk of children, so ≈ 178 B/node, ≈ 170 MiB here.
 
 use bytes::Bytes;
 use zab_tree::DataTree;
