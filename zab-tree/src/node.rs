@@ -403,6 +403,12 @@ impl Node {
         self.meta_and_data().1
     }
 
+    /// The address of the node's block, to tell a copy from the original.
+    #[cfg(test)]
+    pub fn block_addr(&self) -> usize {
+        self.0.heap_ptr() as usize
+    }
+
     pub fn acl(&self) -> &AclList {
         &self.0.header.acl
     }

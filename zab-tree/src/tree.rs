@@ -754,3 +754,48 @@ pub(crate) fn is_reapable(n: &Node, now_ms: i64) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with(paths: &[&str]) -> DataTree {
+        let mut t = DataTree::new();
+        let acl = t.acl_cache.intern(&Acl::open_unsafe());
+        for p in paths {
+            t.insert_node(p, Some(b"d"), acl.clone(), NodeMeta::default());
+        }
+        t
+    }
+
+    #[test]
+    fn node_mut_copies_only_the_path_it_writes_and_nothing_on_a_miss() {
+        let mut t = tree_with(&["/a", "/a/b", "/a/c", "/d"]);
+        let snapshot = t.clone();
+        let addr = |t: &DataTree, p: &str| t.node(p).map(Node::block_addr);
+        let same =
+            |t: &DataTree, s: &DataTree, p: &str| addr(t, p).is_some() && addr(t, p) == addr(s, p);
+        for missing in ["/a/x", "/a/b/x", "/x/y", "a", "/a/", ""] {
+            assert_eq!(t.node_mut(missing).err(), Some(ErrorCode::NoNode));
+        }
+        assert!(same(&t, &snapshot, "/"));
+        t.node_mut("/a/b")
+            .map(|n| n.update_meta(|m| m.version = 7))
+            .ok();
+        assert_eq!(t.stat("/a/b").map(|s| s.version), Some(7));
+        assert_eq!(snapshot.stat("/a/b").map(|s| s.version), Some(0));
+        for copied in ["/", "/a", "/a/b"] {
+            assert!(!same(&t, &snapshot, copied), "{copied}");
+        }
+        for shared in ["/a/c", "/d", "/zookeeper"] {
+            assert!(same(&t, &snapshot, shared), "{shared}");
+        }
+        // Unshared now: a second write copies nothing more.
+        let before: Vec<_> = ["/", "/a", "/a/b"].map(|p| addr(&t, p)).into();
+        t.node_mut("/a/b")
+            .map(|n| n.update_meta(|m| m.version = 8))
+            .ok();
+        assert_eq!(before, ["/", "/a", "/a/b"].map(|p| addr(&t, p)));
+        assert_eq!(t.stat("/a/b").map(|s| s.version), Some(8));
+    }
+}
