@@ -30,7 +30,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
@@ -208,7 +208,10 @@ impl ElectionTransport {
             shared: shared.clone(),
         });
         tasks.push(tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
+            // `serve_with_incoming` does not apply the builder's socket
+            // options: ask for TCP_NODELAY here, as the dialing side does.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             if let Err(e) = Server::builder()
                 .add_service(service)
                 .serve_with_incoming(incoming)
