@@ -618,19 +618,13 @@ impl Peer {
             snapshot_size,
         };
         let (leader, actions) = Leader::start(lc, start, now_ms() as u64);
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        let fwd = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = ev_rx.recv().await {
-                if fwd.send(CoreMsg::Link { gen, event }).is_err() {
-                    return;
-                }
-            }
-        });
+        // Link events go straight to the core, tagged with this role.
+        let to_core = self.tx.clone();
+        let events = move |event| to_core.send(CoreMsg::Link { gen, event }).is_ok();
         let listen = self.quorum_listen;
         let fail = self.tx.clone();
         let listener = tokio::spawn(async move {
-            match quorum_transport::listen(listen, ev_tx).await {
+            match quorum_transport::listen(listen, events).await {
                 // Aborting this task drops the server and frees the port.
                 Ok(server) => server.await,
                 Err(e) => {
