@@ -175,8 +175,8 @@ impl std::fmt::Debug for Node {
 
 /// Longest LEB128 varint of a u64.
 const MAX_VARINT: usize = 10;
-/// Longest encoded [`NodeMeta`]: nine varints.
-const MAX_META: usize = 9 * MAX_VARINT;
+/// Longest encoded [`NodeMeta`]: a presence byte and nine varints.
+const MAX_META: usize = 1 + 9 * MAX_VARINT;
 
 /// A small stack buffer that varints are written into.
 struct Buf<const N: usize> {
@@ -238,20 +238,35 @@ fn get_varint(body: &[u8]) -> (u64, usize) {
     (0, body.len())
 }
 
-/// The meta as varints, small for typical nodes: czxid and ctime as they
-/// are, mzxid and pzxid as deltas from czxid, mtime from ctime, all zigzag
-/// so that any i64 (negative, huge, a wrapped delta) round-trips.
+/// The meta in a few bytes: a presence byte, then czxid and the fields
+/// that are not 0 as zigzag varints (so that any i64 — negative, huge, a
+/// wrapped delta — round-trips): mzxid and pzxid as deltas from czxid, mtime
+/// from ctime. A node never written since its create (the most common kind)
+/// stores only czxid and ctime: 1 + 5 + 6 bytes for a real one, against 64
+/// as fixed fields.
 fn encode_meta(m: &NodeMeta) -> Buf<MAX_META> {
+    let rest = [
+        zigzag(m.mzxid.wrapping_sub(m.czxid)),
+        zigzag(m.pzxid.wrapping_sub(m.czxid)),
+        zigzag(m.ctime),
+        zigzag(m.mtime.wrapping_sub(m.ctime)),
+        zigzag(i64::from(m.version)),
+        zigzag(i64::from(m.cversion)),
+        zigzag(i64::from(m.aversion)),
+        zigzag(m.ephemeral_owner),
+    ];
+    let present = rest
+        .iter()
+        .enumerate()
+        .fold(0u64, |bits, (i, &v)| bits | u64::from(v != 0) << i);
     let mut b = Buf::new();
+    b.put_varint(present);
     b.put_varint(zigzag(m.czxid));
-    b.put_varint(zigzag(m.mzxid.wrapping_sub(m.czxid)));
-    b.put_varint(zigzag(m.pzxid.wrapping_sub(m.czxid)));
-    b.put_varint(zigzag(m.ctime));
-    b.put_varint(zigzag(m.mtime.wrapping_sub(m.ctime)));
-    b.put_varint(zigzag(i64::from(m.version)));
-    b.put_varint(zigzag(i64::from(m.cversion)));
-    b.put_varint(zigzag(i64::from(m.aversion)));
-    b.put_varint(zigzag(m.ephemeral_owner));
+    for v in rest {
+        if v != 0 {
+            b.put_varint(v);
+        }
+    }
     b
 }
 
@@ -286,26 +301,26 @@ impl Reader<'_> {
 /// Decodes [`encode_meta`]'s bytes at the start of `b`: (meta, bytes used).
 fn decode_meta(b: &[u8]) -> (NodeMeta, usize) {
     let mut r = Reader { bytes: b, at: 0 };
+    let present = r.varint();
     let czxid = r.i64();
-    let mzxid = czxid.wrapping_add(r.i64());
-    let pzxid = czxid.wrapping_add(r.i64());
-    let ctime = r.i64();
-    let mtime = ctime.wrapping_add(r.i64());
-    // Encoded from i32s, so the casts are exact.
-    let version = r.i64() as i32;
-    let cversion = r.i64() as i32;
-    let aversion = r.i64() as i32;
-    let ephemeral_owner = r.i64();
+    let mut rest = [0i64; 8];
+    for (i, v) in rest.iter_mut().enumerate() {
+        if present & (1 << i) != 0 {
+            *v = r.i64();
+        }
+    }
+    let [mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner] = rest;
     let meta = NodeMeta {
         czxid,
-        mzxid,
+        mzxid: czxid.wrapping_add(mzxid),
+        pzxid: czxid.wrapping_add(pzxid),
         ctime,
-        mtime,
-        version,
-        cversion,
-        aversion,
-        ephemeral_owner,
-        pzxid,
+        mtime: ctime.wrapping_add(mtime),
+        // Encoded from i32s, so the casts are exact.
+        version: version as i32,
+        cversion: cversion as i32,
+        aversion: aversion as i32,
+        ephemeral_owner: owner,
     };
     (meta, r.at)
 }
@@ -821,17 +836,69 @@ mod tests {
             bytes.extend_from_slice(b"\xff\x80tail");
             assert_eq!(decode_meta(&bytes), (m, b.len), "{m:?}");
         }
-        // A typical persistent node's meta is small: 21 bytes with an
-        // epoch-5 zxid and a current ctime, against 64 as fixed fields.
-        let typical = NodeMeta {
+        // Each field alone (the others absent from the presence byte).
+        let one_each = [
+            NodeMeta {
+                czxid: -3,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                mzxid: -3,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                pzxid: i64::MIN,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                ctime: 9,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                mtime: i64::MAX,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                version: -1,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                cversion: i32::MIN,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                aversion: 1,
+                ..NodeMeta::default()
+            },
+            NodeMeta {
+                ephemeral_owner: CONTAINER_OWNER,
+                ..NodeMeta::default()
+            },
+        ];
+        for m in one_each {
+            let b = encode_meta(&m);
+            assert_eq!(decode_meta(b.as_slice()), (m, b.len), "{m:?}");
+        }
+        assert_eq!(encode_meta(&NodeMeta::default()).len, 2);
+        // A node never written since its create keeps czxid and ctime only:
+        // 13 bytes with an epoch-5 zxid and a current ctime; 18 once written
+        // to (mzxid, mtime and version too), against 64 as fixed fields.
+        let fresh = NodeMeta {
             czxid: 0x5_0000_1234,
-            mzxid: 0x5_0000_1300,
+            mzxid: 0x5_0000_1234,
             pzxid: 0x5_0000_1234,
             ctime: 1_700_000_000_000,
-            mtime: 1_700_000_000_500,
+            mtime: 1_700_000_000_000,
             ..NodeMeta::default()
         };
-        assert_eq!(encode_meta(&typical).len, 21);
+        assert_eq!(encode_meta(&fresh).len, 13);
+        let written = NodeMeta {
+            mzxid: 0x5_0000_1300,
+            mtime: 1_700_000_000_500,
+            version: 1,
+            ..fresh
+        };
+        assert_eq!(encode_meta(&written).len, 18);
     }
 
     #[test]
