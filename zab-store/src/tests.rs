@@ -160,6 +160,45 @@ fn a_failed_save_is_invisible() {
 }
 
 #[test]
+fn a_half_written_snapshot_file_is_deleted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let leftover = dir.path().join("zab-snapshot-42.sst");
+    {
+        let store = open(dir.path());
+        store
+            .snapshots()
+            .save(Zxid(5), &mut &pattern(5, 1200)[..])
+            .unwrap();
+        // What a crash while the chunks were being written leaves behind.
+        std::fs::write(&leftover, b"not an sst file yet").unwrap();
+    }
+    let store = open(dir.path());
+    assert!(!leftover.exists());
+    let (info, reader) = store.snapshots().latest().unwrap().unwrap();
+    assert_eq!(info.zxid, Zxid(5));
+    assert_eq!(read_to_end(reader).unwrap(), pattern(5, 1200));
+}
+
+#[test]
+fn saving_leaves_no_file_behind_and_an_empty_stream_saves_an_empty_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    snaps.save(Zxid(3), &mut &pattern(3, 2500)[..]).unwrap();
+    let info = snaps.save(Zxid(4), &mut &b""[..]).unwrap();
+    assert_eq!(info.size, 0);
+    let (latest, reader) = snaps.latest().unwrap().unwrap();
+    assert_eq!(latest.zxid, Zxid(4));
+    assert!(read_to_end(reader).unwrap().is_empty());
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("zab-snapshot-"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+}
+
+#[test]
 fn a_save_interrupted_by_a_crash_is_invisible_and_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     {
