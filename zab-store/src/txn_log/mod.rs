@@ -180,9 +180,20 @@ impl TxnLog {
         on_durable: impl FnOnce(Result<(), StoreError>) + Send + 'static,
     ) {
         let core = self.core();
-        let pushed = lock(&core.queue).push_append(entries, Box::new(on_durable));
+        let pushed = {
+            let mut q = lock(&core.queue);
+            let was_empty = q.is_empty();
+            q.push_append(entries, Box::new(on_durable))
+                .map(|()| was_empty)
+        };
         match pushed {
-            Ok(()) => core.wake.notify_one(),
+            // Only the append that finds the queue empty wakes the writer:
+            // a non-empty queue means a wake-up is already on its way, or
+            // the writer is busy and looks at the queue again before it
+            // waits. (A notify is a futex syscall even with nobody waiting;
+            // one per append was ~5,000 per second per server under load.)
+            Ok(true) => core.wake.notify_one(),
+            Ok(false) => {}
             Err((err, on_durable)) => on_durable(Err(err)),
         }
     }
