@@ -302,6 +302,11 @@ pub struct Config {
     pub commit_log_count: u32,
     /// `snapshotSizeFactor`, default 0.33; < 0 disables txn-log sync.
     pub snapshot_size_factor: f64,
+    /// `zab.connectHoldMs` (zab's own key), default 1000: how long a quorum
+    /// server that is electing or syncing holds a new client connection
+    /// before closing it (ZooKeeper closes it at once; see
+    /// [`crate::held_clients`]). 0 closes at once, as ZooKeeper does.
+    pub connect_hold_ms: u64,
     /// `electionAlg`; only 3 is accepted.
     pub election_alg: u32,
     /// `quorumListenOnAllIPs`.
@@ -613,6 +618,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "globalOutstandingLimit",
     "commitLogCount",
     "snapshotSizeFactor",
+    "zab.connectHoldMs",
     "electionAlg",
     "quorumListenOnAllIPs",
     "syncEnabled",
@@ -834,6 +840,7 @@ impl Default for Builder {
                 global_outstanding_limit: 1000,
                 commit_log_count: 500,
                 snapshot_size_factor: 0.33,
+                connect_hold_ms: crate::held_clients::HOLD_MS,
                 election_alg: 3,
                 quorum_listen_on_all_ips: false,
                 sync_enabled: true,
@@ -935,6 +942,7 @@ impl Builder {
                 // ZKDatabase resets a factor above 1 to the default.
                 c.snapshot_size_factor = if f > 1.0 { 0.33 } else { f };
             }
+            "zab.connectHoldMs" => c.connect_hold_ms = parse_num(raw_key, value)?,
             "electionAlg" => {
                 if value != "3" {
                     return Err(invalid(raw_key, value, "Only 3 is supported"));
@@ -1426,6 +1434,20 @@ clientPort=2181
         assert!(!c.leader_serves);
         assert_eq!(c.peer_type, PeerType::Observer);
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+    }
+
+    #[test]
+    fn connect_hold_is_zabs_own_key_with_a_one_second_default() {
+        assert_eq!(parse("dataDir=/d").connect_hold_ms, 1000);
+        let c = parse("dataDir=/d\nzab.connectHoldMs=0");
+        assert_eq!(c.connect_hold_ms, 0);
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(
+            parse("dataDir=/d\nzab.connectHoldMs=30000").connect_hold_ms,
+            30_000
+        );
+        assert!(Config::parse("dataDir=/d\nzab.connectHoldMs=-1", None).is_err());
+        assert!(Config::parse("dataDir=/d\nzab.connectHoldMs=soon", None).is_err());
     }
 
     #[test]

@@ -18,10 +18,11 @@ use zab_tree::watch_manager::ConnectionId;
 
 use crate::pipeline::Input;
 
-/// How long a connection is held before it is closed after all. An
-/// election and sync on a healthy ensemble take tens of milliseconds; a
-/// second is about what a Java client would have waited before retrying.
-pub const HOLD_MS: i64 = 1_000;
+/// How long a connection is held before it is closed after all, unless
+/// zoo.cfg says otherwise (`zab.connectHoldMs`). An election and sync on a
+/// healthy ensemble take tens of milliseconds; a second is about what a
+/// Java client would have waited before retrying.
+pub const HOLD_MS: u64 = 1_000;
 
 /// Most frames one held connection may send before it is closed: a client
 /// sends its connect request and a few more (auth, setWatches) before it
@@ -47,15 +48,32 @@ struct Held {
 }
 
 /// The held connections, by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HeldClients {
+    hold_ms: i64,
     conns: BTreeMap<ConnectionId, Held>,
 }
 
+impl Default for HeldClients {
+    fn default() -> Self {
+        HeldClients::new(HOLD_MS)
+    }
+}
+
 impl HeldClients {
+    /// Holds connections for up to `hold_ms`; 0 holds none (each is closed
+    /// as it arrives, as ZooKeeper does).
+    pub fn new(hold_ms: u64) -> Self {
+        HeldClients {
+            hold_ms: i64::try_from(hold_ms).unwrap_or(i64::MAX),
+            conns: BTreeMap::new(),
+        }
+    }
+
     /// Offers a client input that arrived while not serving.
     pub fn hold(&mut self, now_ms: i64, input: Input) -> Hold {
         match input {
+            Input::Accepted { conn, .. } if self.hold_ms == 0 => Hold::Close(conn),
             Input::Accepted { conn, .. } => {
                 self.conns.insert(
                     conn,
@@ -90,13 +108,13 @@ impl HeldClients {
         self.conns.contains_key(&conn)
     }
 
-    /// The connections held for longer than [`HOLD_MS`], which the caller
+    /// The connections held for their whole hold time, which the caller
     /// closes; they are forgotten.
     pub fn expire(&mut self, now_ms: i64) -> Vec<ConnectionId> {
         let expired: Vec<ConnectionId> = self
             .conns
             .iter()
-            .filter(|(_, h)| now_ms - h.since_ms >= HOLD_MS)
+            .filter(|(_, h)| now_ms - h.since_ms >= self.hold_ms)
             .map(|(c, _)| *c)
             .collect();
         for c in &expired {
@@ -221,10 +239,19 @@ mod tests {
         let mut h = HeldClients::default();
         h.hold(0, accepted(1));
         h.hold(500, accepted(2));
-        assert!(h.expire(HOLD_MS - 1).is_empty());
-        assert_eq!(h.expire(HOLD_MS), [ConnectionId(1)]);
-        assert_eq!(h.expire(500 + HOLD_MS), [ConnectionId(2)]);
+        let hold = HOLD_MS as i64;
+        assert!(h.expire(hold - 1).is_empty());
+        assert_eq!(h.expire(hold), [ConnectionId(1)]);
+        assert_eq!(h.expire(500 + hold), [ConnectionId(2)]);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_hold_of_zero_closes_each_connection_as_it_arrives() {
+        let mut h = HeldClients::new(0);
+        assert_eq!(h.hold(0, accepted(1)), Hold::Close(ConnectionId(1)));
+        assert!(h.is_empty());
+        assert_eq!(h.hold(0, connect(1)), Hold::Ignored);
     }
 
     #[test]

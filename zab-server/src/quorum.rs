@@ -139,7 +139,7 @@ impl QuorumServer {
             role: Role::Stopped,
             state: State::Idle(tree),
             writers: HashMap::new(),
-            held: HeldClients::default(),
+            held: HeldClients::new(cfg.connect_hold_ms),
             durable: Arc::new(DurableMark::default()),
             durable_gen: 0,
             last_tick_ms: 0,
