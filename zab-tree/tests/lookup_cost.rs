@@ -9,34 +9,12 @@ use std::time::Instant;
 use zab_tree::acl::AuthInfo;
 use zab_tree::DataTree;
 use zab_wire::jute::{PathWatchRequest, Request};
-use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn, TxnBody};
+use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn};
 use zab_wire::SessionId;
 
-fn txn(zxid: i64, op: TxnOp) -> Txn {
-    Txn {
-        session_id: 1,
-        cxid: 0,
-        zxid,
-        time: 0,
-        body: Some(TxnBody { op: Some(op) }),
-    }
-}
-fn create(path: String, data: Bytes) -> TxnOp {
-    TxnOp::Create(proto::CreateTxn {
-        path,
-        data: Some(data),
-        acl: vec![proto::Acl {
-            perms: 31,
-            id: Some(proto::Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            }),
-        }],
-        op: 1,
-        ephemeral_owner: 0,
-        parent_cversion: -1,
-    })
-}
+#[path = "support/txns.rs"]
+mod txns;
+use txns::{create, txn};
 
 #[test]
 #[ignore = "builds 1M znodes; run in release"]
