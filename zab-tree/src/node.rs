@@ -771,6 +771,14 @@ impl Children {
             Err(at) => at,
         };
         c.len += 1;
+        // The name's key in chunk `ci`, if it shares the chunk's prefix (read
+        // before the chunk and its last name change).
+        let key = match (c.keys.get(ci), c.lasts.get(ci)) {
+            (Some(k), Some(last)) if k.fits(last, node.name_bytes()) => {
+                Some(window_key(node.name_bytes(), k.skip))
+            }
+            _ => None,
+        };
         let n_chunks = c.chunks.len();
         let Some(chunk) = c.chunk_mut(ci) else {
             c.insert_chunk(n_chunks, vec![node]);
@@ -778,22 +786,12 @@ impl Children {
         };
         if chunk.len() < CHUNK {
             let new_last = at == chunk.len();
-            let name = node.name_bytes().to_vec();
             chunk.insert(at, node);
-            // Before `lasts` moves on: does the name share the chunk's prefix?
-            let fits = match (c.keys.get(ci), c.lasts.get(ci)) {
-                (Some(k), Some(last)) => k.fits(last, &name),
-                _ => false,
-            };
             if new_last {
                 c.update_last(ci);
             }
-            match c.keys.get_mut(ci) {
-                Some(k) if fits => {
-                    let k = triomphe::Arc::make_mut(k);
-                    let key = window_key(&name, k.skip);
-                    k.keys.insert(at, key);
-                }
+            match (key, c.keys.get_mut(ci)) {
+                (Some(key), Some(k)) => triomphe::Arc::make_mut(k).keys.insert(at, key),
                 _ => c.rebuild_keys(ci),
             }
         } else if ci + 1 == n_chunks && at == chunk.len() {
