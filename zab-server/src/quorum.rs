@@ -337,7 +337,7 @@ impl Peer {
                     self.on_durable(zxid);
                 }
             }
-            CoreMsg::Durable { .. } | CoreMsg::DurableMark => {}
+            CoreMsg::Durable { .. } => {}
             CoreMsg::Election(n) => self.on_notification(n),
             CoreMsg::Link { gen, event } if gen == self.gen => self.on_link(event),
             CoreMsg::Link { .. } => {}

@@ -40,14 +40,12 @@ pub(crate) enum CoreMsg {
     },
     LogFailed(String),
     Shutdown(oneshot::Sender<()>),
-    /// Quorum mode: the local log made more txns durable (read them from
-    /// the role's [`crate::durable_mark::DurableMark`]); `gen` names the
-    /// role instance that appended them.
+    /// The local log made more txns durable: read them from the core's
+    /// [`DurableMark`]. In quorum mode `gen` names the role instance that
+    /// appended them; a standalone server has one, 0.
     Durable {
         gen: u64,
     },
-    /// Standalone: the log made more txns durable (see the core's mark).
-    DurableMark,
     /// Quorum mode: an election notification arrived.
     Election(zab_election::Notification),
     /// Quorum mode (leader): a learner link event.
@@ -244,7 +242,7 @@ async fn core_loop(
                 }
                 pipeline.handle(now_ms(), input, &mut actions);
             }
-            CoreMsg::DurableMark => {
+            CoreMsg::Durable { .. } => {
                 if let Some(zxid) = durable.take() {
                     pipeline.handle(now_ms(), Input::Durable { zxid }, &mut actions);
                 }
@@ -278,8 +276,7 @@ async fn core_loop(
                 return;
             }
             // Quorum messages never reach a standalone core.
-            CoreMsg::Durable { .. }
-            | CoreMsg::Election(_)
+            CoreMsg::Election(_)
             | CoreMsg::Link { .. }
             | CoreMsg::LeaderLinkUp { .. }
             | CoreMsg::LeaderPacket { .. }
@@ -304,7 +301,7 @@ async fn core_loop(
                     log.append(zxid, txn, move |res| match res {
                         Ok(()) => {
                             if mark.raise(zxid) {
-                                let _ = tx.send(CoreMsg::DurableMark);
+                                let _ = tx.send(CoreMsg::Durable { gen: 0 });
                             }
                         }
                         Err(e) => {
