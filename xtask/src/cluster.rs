@@ -23,6 +23,9 @@ usage: cargo xtask cluster [options]
   --tick-time MS   tickTime (default 2000)
   --release        build zab-server with the release profile
 
+Every node's zoo.cfg gets zab.workerThreads = CPUs / nodes (at least 1):
+the nodes share this machine.
+
 While it runs, type a command and Enter:
   status           Mode and Zxid of every node (its `srvr`)
   kill N           kill -9 node N
@@ -80,6 +83,15 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
 pub(crate) fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
     s.parse()
         .map_err(|_| format!("{name}: `{s}` is not a number"))
+}
+
+/// Threads each of `servers` servers sharing this machine gets: the CPUs
+/// divided among them, at least one. Written into every zab node's zoo.cfg
+/// as `zab.workerThreads`, since a server's default (one worker per CPU)
+/// assumes a machine of its own.
+pub(crate) fn colocated_threads(servers: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / servers.max(1)).max(1)
 }
 
 pub(crate) fn free_port() -> Result<u16, String> {
@@ -282,10 +294,11 @@ fn srvr_summary(port: u16) -> String {
 fn write_node_files(n: &Node, all: &[Node], opts: &Options) -> Result<(), String> {
     std::fs::create_dir_all(&n.dir).map_err(|e| format!("{}: {e}", n.dir.display()))?;
     let mut cfg = format!(
-        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
+        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nzab.workerThreads={}\n",
         opts.tick_time,
         n.dir.display(),
-        n.client_port
+        n.client_port,
+        colocated_threads(all.len()),
     );
     if all.len() > 1 {
         for m in all {
