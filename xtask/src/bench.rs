@@ -472,15 +472,10 @@ impl Ensemble {
         zab_server: Option<&Path>,
         root: &Path,
     ) -> Result<Ensemble, String> {
-        let mut ports = Vec::new();
-        for _ in 0..opts.nodes {
-            let p = (
-                crate::cluster::free_port()?,
-                crate::cluster::free_port()?,
-                crate::cluster::free_port()?,
-            );
-            ports.push(p);
-        }
+        let ports: Vec<(u16, u16, u16)> = crate::cluster::free_ports(3 * opts.nodes)?
+            .chunks(3)
+            .map(|p| (p[0], p[1], p[2]))
+            .collect();
         let mut servers = Vec::new();
         for (i, (client, _, _)) in ports.iter().enumerate() {
             let id = i + 1;
@@ -595,6 +590,12 @@ impl Ensemble {
                 if let Ok(Some(status)) = c.try_wait() {
                     s.child = None;
                     let log = std::fs::read_to_string(s.dir.join("server.log")).unwrap_or_default();
+                    // The error, not the backtrace printed after it.
+                    let log = ["Stack backtrace:", "stack backtrace:"]
+                        .iter()
+                        .filter_map(|b| log.find(b))
+                        .min()
+                        .map_or(log.as_str(), |at| &log[..at]);
                     let tail: Vec<&str> = log.lines().rev().take(15).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
                     return Err(format!(

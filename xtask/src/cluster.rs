@@ -94,10 +94,44 @@ pub(crate) fn colocated_threads(servers: usize) -> usize {
     (cpus / servers.max(1)).max(1)
 }
 
-pub(crate) fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("cannot pick a port: {e}"))?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+/// `n` distinct free ports on 127.0.0.1, below the kernel's ephemeral
+/// range. A server binds its quorum port only while it leads (as ZooKeeper
+/// does), so a port from the ephemeral range could meanwhile become the
+/// source port of an outgoing connection, and the elected leader would fail
+/// to listen. All `n` listeners are held until the last is bound, so no two
+/// ports coincide.
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000u16;
+    let span = ephemeral_low.saturating_sub(low).max(1_000);
+    // Start somewhere that differs per run, then walk up the range.
+    let start = (std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos())))
+        % u64::from(span);
+    let mut listeners = Vec::with_capacity(n);
+    for step in 0..u64::from(span) {
+        if listeners.len() == n {
+            break;
+        }
+        let port = low + ((start + step) % u64::from(span)) as u16;
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            listeners.push(l);
+        }
+    }
+    if listeners.len() < n {
+        return Err(format!(
+            "fewer than {n} free ports between {low} and {ephemeral_low}"
+        ));
+    }
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
+        .collect()
 }
 
 struct Node {
@@ -137,6 +171,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         None => std::env::temp_dir().join(format!("zab-cluster-{}", std::process::id())),
     };
     let total = opts.nodes + opts.observers;
+    let picked = match opts.base_port {
+        Some(_) => Vec::new(),
+        None => free_ports(3 * total)?,
+    };
     let mut nodes = Vec::new();
     for id in 1..=total {
         let (client_port, quorum_port, election_port) = match opts.base_port {
@@ -144,7 +182,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let i = id as u16 - 1;
                 (p + i, p + 100 + i, p + 200 + i)
             }
-            None => (free_port()?, free_port()?, free_port()?),
+            None => {
+                let at = 3 * (id - 1);
+                (picked[at], picked[at + 1], picked[at + 2])
+            }
         };
         nodes.push(Node {
             id,
@@ -393,5 +434,33 @@ fn install_signal_handlers() {
             libc::SIGTERM,
             on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_below_the_ephemeral_range() {
+        let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        let ports = free_ports(30).expect("30 free ports");
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), 30, "{ports:?}");
+        assert!(ports.iter().all(|&p| p >= 10_000), "{ports:?}");
+        if ephemeral_low > 11_000 {
+            assert!(ports.iter().all(|&p| p < ephemeral_low), "{ports:?}");
+        }
+    }
+
+    #[test]
+    fn colocated_servers_share_the_cpus() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(colocated_threads(1), cpus);
+        assert_eq!(colocated_threads(cpus * 4), 1);
+        assert_eq!(colocated_threads(0), cpus);
     }
 }

@@ -76,8 +76,10 @@ mod tests {
         assert_eq!(m.take(), Some(Zxid(9)));
     }
 
-    /// A writer raising 1..=N while the core takes: every wake-up the core
-    /// gets finds a value, no raise is lost, and the last value is N.
+    /// A writer raising 1..=N while the core takes: no raise is lost, the
+    /// values only go up, and the last one is N. A wake-up may find nothing
+    /// (a raise racing with `take` both shows up in it and sends a message),
+    /// so wake-ups are not counted.
     #[test]
     fn no_raise_is_lost_between_threads() {
         const N: i64 = 100_000;
@@ -94,10 +96,8 @@ mod tests {
             })
         };
         let mut seen = 0;
-        let mut wakeups = 0;
         while seen < N {
             rx.recv().expect("a wake-up for every unread raise");
-            wakeups += 1;
             if let Some(z) = m.take() {
                 assert!(z.0 > seen, "went back from {seen} to {}", z.0);
                 seen = z.0;
@@ -105,6 +105,5 @@ mod tests {
         }
         writer.join().expect("writer");
         assert_eq!(seen, N);
-        assert!(wakeups <= N);
     }
 }
