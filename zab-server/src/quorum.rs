@@ -622,9 +622,10 @@ impl Peer {
         let to_core = self.tx.clone();
         let events = move |event| to_core.send(CoreMsg::Link { gen, event }).is_ok();
         let listen = self.quorum_listen;
+        let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         let fail = self.tx.clone();
         let listener = tokio::spawn(async move {
-            match quorum_transport::listen(listen, events).await {
+            match quorum_transport::listen(listen, events, max_message).await {
                 // Aborting this task drops the server and frees the port.
                 Ok(server) => server.await,
                 Err(e) => {
@@ -652,6 +653,7 @@ impl Peer {
             return self.look();
         };
         let tx = self.tx.clone();
+        let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         let limit =
             Duration::from_millis(self.cfg.tick_time_ms as u64 * self.cfg.init_limit.max(1) as u64);
         // ZooKeeper retries every 100 ms within initLimit. The elected
@@ -668,7 +670,7 @@ impl Peer {
                 if left.is_zero() {
                     break;
                 }
-                match quorum_transport::connect(addr, left).await {
+                match quorum_transport::connect(addr, left, max_message).await {
                     Ok(mut link) => {
                         if tx
                             .send(CoreMsg::LeaderLinkUp { gen, out: link.out })
@@ -676,15 +678,17 @@ impl Peer {
                         {
                             return;
                         }
-                        while let Some(packet) = link.inbound.recv().await {
-                            if tx.send(CoreMsg::LeaderPacket { gen, packet }).is_err() {
-                                return;
+                        let reason = loop {
+                            match link.inbound.recv().await {
+                                Ok(packet) => {
+                                    if tx.send(CoreMsg::LeaderPacket { gen, packet }).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(reason) => break reason,
                             }
-                        }
-                        let _ = tx.send(CoreMsg::LeaderLinkDown {
-                            gen,
-                            reason: "stream closed".into(),
-                        });
+                        };
+                        let _ = tx.send(CoreMsg::LeaderLinkDown { gen, reason });
                         return;
                     }
                     Err(e) => {

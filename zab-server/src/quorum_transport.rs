@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -23,8 +24,26 @@ use zab_wire::proto::quorum_peer_client::QuorumPeerClient;
 use zab_wire::proto::quorum_peer_server::{QuorumPeer, QuorumPeerServer};
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 
-/// Most packets in one batch: bounds a batch's size and its latency.
+/// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
+
+/// A batch takes no further packet once it holds this many bytes. Without
+/// a byte bound, a snapshot queued whole as 256 KiB SNAP_CHUNKs went out as
+/// one message of up to 1024 chunks, which the learner refused as
+/// oversized: a learner that needed a SNAP of more than a few MiB could
+/// never join.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// The largest message either side of a link accepts, for a server whose
+/// clients may send requests of up to `jute_max_buffer` bytes: a batch is
+/// under [`MAX_BATCH_BYTES`] before its last packet, and one packet carries
+/// at most a client request or txn (bounded by `jute.maxbuffer`, as
+/// ZooKeeper bounds a quorum packet) or a SNAP_CHUNK, plus its framing.
+pub fn max_message_bytes(jute_max_buffer: u32) -> usize {
+    const FRAMING: usize = 64 * 1024;
+    let packet = (jute_max_buffer as usize).max(zab_leader::SNAP_CHUNK_SIZE);
+    MAX_BATCH_BYTES + packet + FRAMING
+}
 
 /// One learner connection on the leader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +76,16 @@ struct Service {
     next: Arc<AtomicU64>,
 }
 
+/// Why a link's inbound stream ended, for the log: a clean close, or the
+/// error that broke it (an oversized or undecodable message among them).
+fn end_reason(end: Option<Result<QuorumBatch, Status>>) -> String {
+    match end {
+        None => "closed by the peer".into(),
+        Some(Err(status)) => format!("{}: {}", status.code(), status.message()),
+        Some(Ok(_)) => "ended".into(),
+    }
+}
+
 type BatchStream = Pin<Box<dyn Stream<Item = Result<QuorumBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -80,13 +109,19 @@ impl QuorumPeer for Service {
         }
         let events = self.events.clone();
         tokio::spawn(async move {
-            while let Some(Ok(batch)) = inbound.next().await {
-                for packet in batch.packets {
-                    if !events(LinkEvent::Packet { link, packet }) {
-                        return;
+            let end = loop {
+                match inbound.next().await {
+                    Some(Ok(batch)) => {
+                        for packet in batch.packets {
+                            if !events(LinkEvent::Packet { link, packet }) {
+                                return;
+                            }
+                        }
                     }
+                    end => break end,
                 }
-            }
+            };
+            tracing::info!(?link, reason = %end_reason(end), "learner link closed");
             events(LinkEvent::Closed { link });
         });
         Ok(Response::new(Box::pin(Batches { rx: out_rx }.map(Ok))))
@@ -95,7 +130,8 @@ impl QuorumPeer for Service {
 
 /// The queue of outgoing packets as a stream of batches: the first packet
 /// waits for nothing, the rest of its batch is what queued up meanwhile
-/// (while tonic was writing the previous batch).
+/// (while tonic was writing the previous batch), up to [`MAX_BATCH`]
+/// packets or [`MAX_BATCH_BYTES`].
 struct Batches {
     rx: mpsc::UnboundedReceiver<QuorumPacket>,
 }
@@ -109,10 +145,14 @@ impl Stream for Batches {
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
+        let mut bytes = first.encoded_len();
         let mut packets = vec![first];
-        while packets.len() < MAX_BATCH {
+        while packets.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match self.rx.try_recv() {
-                Ok(p) => packets.push(p),
+                Ok(p) => {
+                    bytes += p.encoded_len();
+                    packets.push(p);
+                }
                 Err(_) => break,
             }
         }
@@ -123,9 +163,12 @@ impl Stream for Batches {
 /// Binds `addr` and returns the server: it serves learners for as long as
 /// the returned future is polled, and dropping it closes the listener (so a
 /// leader that steps down frees its quorum port).
+/// Messages above `max_message` bytes (see [`max_message_bytes`]) break
+/// the link.
 pub async fn listen(
     addr: SocketAddr,
     events: impl EventSink,
+    max_message: usize,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself
@@ -138,7 +181,11 @@ pub async fn listen(
         next: Arc::new(AtomicU64::new(1)),
     };
     let server = tonic::transport::Server::builder()
-        .add_service(QuorumPeerServer::new(service))
+        .add_service(
+            QuorumPeerServer::new(service)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
         .serve_with_incoming(incoming);
     Ok(async move {
         if let Err(e) = server.await {
@@ -161,27 +208,35 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// The next packet, or `None` once the link is closed or broken.
-    pub async fn recv(&mut self) -> Option<QuorumPacket> {
+    /// The next packet, or `Err` with the reason once the link is closed
+    /// or broken.
+    pub async fn recv(&mut self) -> Result<QuorumPacket, String> {
         loop {
             if let Some(p) = self.batch.next() {
-                return Some(p);
+                return Ok(p);
             }
             match self.stream.next().await {
                 Some(Ok(batch)) => self.batch = batch.packets.into_iter(),
-                _ => return None,
+                end => return Err(end_reason(end)),
             }
         }
     }
 }
 
-/// Opens the stream to the leader at `addr`, within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> anyhow::Result<LeaderLink> {
+/// Opens the stream to the leader at `addr`, within `timeout`; messages
+/// above `max_message` bytes break it.
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    max_message: usize,
+) -> anyhow::Result<LeaderLink> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     let channel = tokio::time::timeout(timeout, endpoint.connect()).await??;
-    let mut client = QuorumPeerClient::new(channel);
+    let mut client = QuorumPeerClient::new(channel)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let response = tokio::time::timeout(timeout, client.learn(Batches { rx: out_rx })).await??;
     Ok(LeaderLink {
@@ -206,6 +261,9 @@ mod tests {
         }
     }
 
+    /// The default `jute.maxbuffer`'s limit.
+    const LIMIT: usize = 0xfffff + (1 << 20) + 64 * 1024;
+
     /// The listener's events, into a channel the test reads.
     pub(super) fn channel_sink() -> (impl EventSink + Clone, mpsc::UnboundedReceiver<LinkEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -218,8 +276,8 @@ mod tests {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
-        let server = tokio::spawn(listen(addr, tx).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5)).await.unwrap();
+        let server = tokio::spawn(listen(addr, tx, LIMIT).await.unwrap());
+        let mut link = connect(addr, Duration::from_secs(5), LIMIT).await.unwrap();
         for z in 1..=500 {
             link.out.send(packet(PacketType::Ack, z)).unwrap();
         }
@@ -248,6 +306,77 @@ mod tests {
         }
         server.abort();
     }
+
+    fn chunk(zxid: i64, len: usize) -> QuorumPacket {
+        QuorumPacket {
+            r#type: PacketType::SnapChunk as i32,
+            zxid,
+            data: bytes::Bytes::from(vec![zxid as u8; len]),
+            ..Default::default()
+        }
+    }
+
+    /// A snapshot is queued whole, as 256 KiB chunks, before the link
+    /// writes any of it: 64 chunks (16 MiB) must arrive, in order, in
+    /// batches each under the limit. (Batched by count alone they went
+    /// out as one 16 MiB message, refused as oversized, and a learner
+    /// needing a SNAP of more than a few MiB could never join.)
+    #[tokio::test]
+    async fn a_queued_snapshot_of_many_chunks_goes_through() {
+        let (tx, mut events) = channel_sink();
+        let limit = max_message_bytes(0xfffff);
+        let addr = free_addr();
+        let server = tokio::spawn(listen(addr, tx, limit).await.unwrap());
+        let mut link = connect(addr, Duration::from_secs(5), limit).await.unwrap();
+        let out = match events.recv().await {
+            Some(LinkEvent::Opened { out, .. }) => out,
+            other => panic!("{other:?}"),
+        };
+        let size = zab_leader::SNAP_CHUNK_SIZE;
+        for z in 1..=64 {
+            out.send(chunk(z, size)).unwrap();
+        }
+        for z in 1..=64 {
+            let p = link.inbound.recv().await.expect("every chunk arrives");
+            assert_eq!((p.zxid, p.data.len()), (z, size));
+        }
+        // The other way too: a learner's queued packets.
+        for z in 1..=64 {
+            link.out.send(chunk(z, size)).unwrap();
+        }
+        for z in 1..=64 {
+            match events.recv().await {
+                Some(LinkEvent::Packet { packet, .. }) => assert_eq!(packet.zxid, z),
+                other => panic!("{other:?}"),
+            }
+        }
+        server.abort();
+    }
+
+    /// One packet above the peer's limit breaks the link with a reason
+    /// naming it, rather than a silent close.
+    #[tokio::test]
+    async fn a_message_above_the_limit_breaks_the_link_with_a_reason() {
+        let (tx, mut events) = channel_sink();
+        let addr = free_addr();
+        let server = tokio::spawn(listen(addr, tx, 4 << 20).await.unwrap());
+        let mut link = connect(addr, Duration::from_secs(5), 1 << 20)
+            .await
+            .unwrap();
+        let out = match events.recv().await {
+            Some(LinkEvent::Opened { out, .. }) => out,
+            other => panic!("{other:?}"),
+        };
+        out.send(chunk(1, 2 << 20)).unwrap();
+        let reason = link.inbound.recv().await.expect_err("the link breaks");
+        assert!(reason.contains("message length too large"), "{reason}");
+        server.abort();
+    }
+
+    fn free_addr() -> SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    }
 }
 
 #[cfg(test)]
@@ -260,11 +389,12 @@ mod listener_tests {
         let addr = probe.local_addr().unwrap();
         drop(probe);
         let (tx, _events) = super::tests::channel_sink();
-        let task = tokio::spawn(listen(addr, tx.clone()).await.unwrap());
+        let limit = max_message_bytes(0xfffff);
+        let task = tokio::spawn(listen(addr, tx.clone(), limit).await.unwrap());
         task.abort();
         let _ = task.await;
         // A leader that steps down and wins again binds the same port.
-        let again = listen(addr, tx).await;
+        let again = listen(addr, tx, limit).await;
         assert!(
             again.is_ok(),
             "the quorum port is still bound after the server was dropped"
