@@ -364,6 +364,25 @@ impl Election {
                 peer_epoch: n.vote.peer_epoch,
             };
             self.send_notifications(now_ms, out);
+        } else if theirs != self.proposal.key()
+            && self
+                .recv_set
+                .get(&n.sender)
+                .map(|v| (v.leader, v.zxid, v.peer_epoch))
+                != Some(theirs)
+        {
+            // zab, not ZooKeeper: tell a peer that backs a worse vote what
+            // we back. ZooKeeper stays silent, and the peer hears our vote
+            // only when one of us times out and re-sends (200 ms, then
+            // doubling). After a leader dies that wait is the common case:
+            // our first notification reaches a survivor still FOLLOWING,
+            // which answers with its old vote, then goes LOOKING backing
+            // itself, and both sides wait. A notification is only ever
+            // information (a re-send is one), so this is safe; answering a
+            // given vote of a peer once keeps two servers that rank votes
+            // differently (mismatched configs) from answering each other
+            // forever.
+            out.push(self.send(n.sender, self.proposal_vote()));
         }
         self.recv_set.insert(
             n.sender,
@@ -669,10 +688,54 @@ mod tests {
             [2, 3, 4, 5]
         );
         assert!(s.iter().all(|(_, v)| v.leader == ServerId(2)));
-        // A worse vote changes nothing and sends nothing.
+        // A worse vote changes nothing; its sender alone hears what we back
+        // (zab's reply, where ZooKeeper stays silent), and only once.
         let out = e.on_notification(6, note(3, Looking, 3, 1, 1));
-        assert!(sends(&out).is_empty());
+        assert_eq!(sends(&out), vec![(3, e.proposal())]);
         assert_eq!(e.proposal().leader, ServerId(2));
+        let out = e.on_notification(7, note(3, Looking, 3, 1, 1));
+        assert!(sends(&out).is_empty());
+    }
+
+    /// The failover race the reply above is for: a survivor that was still
+    /// FOLLOWING when our first notification came backs itself once it is
+    /// LOOKING. Answered at once, it switches to our vote and both decide
+    /// without a 200 ms re-send timeout.
+    #[test]
+    fn a_peer_backing_a_worse_vote_hears_ours_and_both_decide() {
+        let (mut a, _) = start(1, three(), 9, 4);
+        let (mut b, _) = start(2, three(), 8, 4);
+        // b's notification for itself reaches a; a answers with its own.
+        let out = a.on_notification(1, note(2, Looking, 2, 8, 4));
+        let [(to, vote)] = sends(&out)[..] else {
+            panic!("one answer expected: {out:?}")
+        };
+        assert_eq!((to, vote.leader), (2, ServerId(1)));
+        // b adopts it and tells everyone; a hears b agree: a quorum.
+        let out = b.on_notification(
+            2,
+            Notification {
+                sender: ServerId(1),
+                vote,
+                config_version: 0,
+            },
+        );
+        assert_eq!(b.proposal().leader, ServerId(1));
+        let to_a = sends(&out)
+            .into_iter()
+            .find(|(to, _)| *to == 1)
+            .expect("b tells a");
+        a.on_notification(
+            3,
+            Notification {
+                sender: ServerId(2),
+                vote: to_a.1,
+                config_version: 0,
+            },
+        );
+        // Server 3 is dead: nobody else to wait for.
+        let linked = |s: ServerId| s == ServerId(2);
+        assert!(decision(&a.decide_if_all_reachable_agree(linked)).is_some());
     }
 
     #[test]
@@ -682,7 +745,8 @@ mod tests {
         assert_eq!(e.proposal().leader, ServerId(3));
         let out = e.on_notification(2, note(2, Looking, 2, 8, 1));
         assert_eq!(e.proposal().leader, ServerId(3));
-        assert!(sends(&out).is_empty());
+        // Only the answer to server 2's worse vote goes out.
+        assert_eq!(sends(&out), vec![(2, e.proposal())]);
     }
 
     #[test]

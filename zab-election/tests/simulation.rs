@@ -284,6 +284,19 @@ impl Sim {
             self.now,
         );
         node.role = Role::Looking(Box::new(e));
+        if state == ServerState::Leading {
+            // Its learners lose their link to it and find out at once (a
+            // learner checked earlier, while this server still led, would
+            // otherwise follow it forever).
+            let now = self.now;
+            for n in self.nodes.values_mut() {
+                if let Role::Settled(r, check) = &mut n.role {
+                    if r.vote().leader == id && r.state() != ServerState::Leading {
+                        *check = Some(now);
+                    }
+                }
+            }
+        }
         out
     }
 
