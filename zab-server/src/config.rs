@@ -310,9 +310,10 @@ pub struct Config {
     /// `zab.workerThreads` (zab's own key): threads of the async runtime
     /// that serves clients and peers; 0 (the default) means one per CPU.
     /// Servers that share a machine do better with fewer: with three
-    /// servers on two CPUs, one each measured ≈ 45 % more writes/s than
-    /// two each (BENCHMARKS.md), as idle workers woken to steal work cost
-    /// more than they gain when the CPUs are already shared.
+    /// servers on two CPUs, one each did more writes/s than two each in
+    /// every interleaved pair of runs, by 1 to 80 % (BENCHMARKS.md), as
+    /// idle workers woken to steal work cost more than they gain when the
+    /// CPUs are already shared.
     pub worker_threads: usize,
     /// `electionAlg`; only 3 is accepted.
     pub election_alg: u32,
