@@ -191,8 +191,27 @@ enum Role {
 
 struct Leading {
     leader: Leader,
-    links: HashMap<LinkId, mpsc::UnboundedSender<QuorumPacket>>,
+    links: HashMap<LinkId, LearnerLink>,
     listener: tokio::task::JoinHandle<()>,
+}
+
+/// The leader's end of one learner's link.
+struct LearnerLink {
+    out: mpsc::UnboundedSender<QuorumPacket>,
+    /// While a snapshot for this learner is serialized off the core: what
+    /// the leader sends it meanwhile, held to go out after SNAP_END.
+    held: Option<Vec<QuorumPacket>>,
+}
+
+impl LearnerLink {
+    fn send(&mut self, packet: QuorumPacket) {
+        match &mut self.held {
+            Some(held) => held.push(packet),
+            None => {
+                let _ = self.out.send(packet);
+            }
+        }
+    }
 }
 
 struct Learning {
@@ -341,6 +360,13 @@ impl Peer {
             CoreMsg::Election(n) => self.on_notification(n),
             CoreMsg::Link { gen, event } if gen == self.gen => self.on_link(event),
             CoreMsg::Link { .. } => {}
+            CoreMsg::SnapshotQueued {
+                gen,
+                link,
+                zxid,
+                result,
+            } if gen == self.gen => self.on_snapshot_queued(link, zxid, result),
+            CoreMsg::SnapshotQueued { .. } => {}
             CoreMsg::LeaderLinkUp { gen, out } if gen == self.gen => self.on_leader_link_up(out),
             CoreMsg::LeaderPacket { gen, packet } if gen == self.gen => {
                 self.on_leader_packet(packet)
@@ -721,7 +747,7 @@ impl Peer {
         };
         let actions = match event {
             LinkEvent::Opened { link, out, .. } => {
-                l.links.insert(link, out);
+                l.links.insert(link, LearnerLink { out, held: None });
                 l.leader.on_learner_connected(ConnId(link.0))
             }
             LinkEvent::Packet { link, packet } => l.leader.on_packet(ConnId(link.0), packet),
@@ -733,6 +759,30 @@ impl Peer {
         self.leader_actions(actions);
     }
 
+    /// A learner's snapshot is on its stream (or failed to be): release
+    /// what was held behind it.
+    fn on_snapshot_queued(&mut self, id: LinkId, zxid: Zxid, result: Result<u64, String>) {
+        let Role::Leading(l) = &mut self.role else {
+            return;
+        };
+        match result {
+            Ok(bytes) => {
+                tracing::info!(conn = id.0, %zxid, bytes, "sent snapshot");
+                if let Some(link) = l.links.get_mut(&id) {
+                    for packet in link.held.take().unwrap_or_default() {
+                        let _ = link.out.send(packet);
+                    }
+                }
+            }
+            Err(e) => {
+                // No SNAP_END: the learner must not take a torn snapshot;
+                // dropping the link ends its stream.
+                tracing::error!(conn = id.0, error = %e, "streaming a snapshot to a learner");
+                l.links.remove(&id);
+            }
+        }
+    }
+
     fn leader_actions(&mut self, actions: Vec<LeaderAction>) {
         let mut queue: std::collections::VecDeque<LeaderAction> = actions.into();
         while let Some(a) = queue.pop_front() {
@@ -741,29 +791,39 @@ impl Peer {
             };
             match a {
                 LeaderAction::Send { conn, packet } => {
-                    if let Some(out) = l.links.get(&LinkId(conn.0)) {
-                        let _ = out.send(packet);
+                    if let Some(link) = l.links.get_mut(&LinkId(conn.0)) {
+                        link.send(packet);
                     }
                 }
                 LeaderAction::SendSnapshot { conn, zxid, .. } => {
                     // The copy-on-write tree makes taking the snapshot O(1);
-                    // it is serialized here, chunk by chunk straight onto the
-                    // learner's stream, so that the packets after it stay
-                    // behind it and no whole copy of it is held.
-                    let Some(out) = l.links.get(&LinkId(conn.0)) else {
+                    // it is serialized on a blocking thread, chunk by chunk
+                    // onto the learner's stream (at 1M znodes that takes
+                    // ≈ 0.5 s the core would otherwise stall for; ZooKeeper
+                    // does it in the learner's LearnerHandler thread). What
+                    // the leader sends this learner meanwhile is held and
+                    // follows SNAP_END.
+                    let id = LinkId(conn.0);
+                    let Some(link) = l.links.get_mut(&id) else {
                         continue;
                     };
+                    link.held.get_or_insert_with(Vec::new);
+                    let out = link.out.clone();
                     let snap = self.state.tree().snapshot();
-                    let mut chunks = ChunkSink::new(out);
-                    match snap.write_to(&mut chunks).and_then(|()| chunks.finish()) {
-                        Ok(bytes) => tracing::info!(%conn, %zxid, bytes, "sent snapshot"),
-                        Err(e) => {
-                            // No SNAP_END: the learner must not take a torn
-                            // snapshot; dropping the link ends its stream.
-                            tracing::error!(error = %e, "streaming a snapshot to a learner");
-                            l.links.remove(&LinkId(conn.0));
-                        }
-                    }
+                    let (tx, gen) = (self.tx.clone(), self.gen);
+                    tokio::task::spawn_blocking(move || {
+                        let mut chunks = ChunkSink::new(&out);
+                        let result = snap
+                            .write_to(&mut chunks)
+                            .and_then(|()| chunks.finish())
+                            .map_err(|e| e.to_string());
+                        let _ = tx.send(CoreMsg::SnapshotQueued {
+                            gen,
+                            link: id,
+                            zxid,
+                            result,
+                        });
+                    });
                 }
                 LeaderAction::PersistAcceptedEpoch(e) => {
                     if let Err(err) = self.store.set_accepted_epoch(e) {

@@ -53,6 +53,14 @@ pub(crate) enum CoreMsg {
         gen: u64,
         event: crate::quorum_transport::LinkEvent,
     },
+    /// Quorum mode (leader): a learner's snapshot was serialized onto its
+    /// link (`Ok` with its size), or failed to be.
+    SnapshotQueued {
+        gen: u64,
+        link: crate::quorum_transport::LinkId,
+        zxid: zab_wire::Zxid,
+        result: Result<u64, String>,
+    },
     /// Quorum mode (learner): the link to the leader is up.
     LeaderLinkUp {
         gen: u64,
@@ -278,6 +286,7 @@ async fn core_loop(
             // Quorum messages never reach a standalone core.
             CoreMsg::Election(_)
             | CoreMsg::Link { .. }
+            | CoreMsg::SnapshotQueued { .. }
             | CoreMsg::LeaderLinkUp { .. }
             | CoreMsg::LeaderPacket { .. }
             | CoreMsg::LeaderLinkDown { .. }
