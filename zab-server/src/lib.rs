@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod quorum;
 pub mod quorum_transport;
 pub mod server;
+pub mod snap_link;
 pub mod status;

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +25,14 @@ use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
-    LearnerKind, StoreTxnLog, SNAP_CHUNK_SIZE,
+    LearnerKind, StoreTxnLog,
 };
 use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
 use zab_store::Store;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
 use zab_wire::jute::op;
-use zab_wire::proto::{PacketType, QuorumPacket, Txn};
+use zab_wire::proto::{QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
@@ -43,6 +44,7 @@ use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
     accept_loop, now_ms, open_state, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
 };
+use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::status;
 
 /// How often the event loop looks at the clock (election timers need
@@ -201,9 +203,26 @@ struct LearnerLink {
     /// While a snapshot for this learner is serialized off the core: what
     /// the leader sends it meanwhile, held to go out after SNAP_END.
     held: Option<Vec<QuorumPacket>>,
+    /// Set once the leader drops the link: stops a snapshot serializer
+    /// waiting for the link to take its chunks.
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for LearnerLink {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
 }
 
 impl LearnerLink {
+    fn new(out: mpsc::UnboundedSender<QuorumPacket>) -> LearnerLink {
+        LearnerLink {
+            out,
+            held: None,
+            dropped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     fn send(&mut self, packet: QuorumPacket) {
         match &mut self.held {
             Some(held) => held.push(packet),
@@ -747,7 +766,7 @@ impl Peer {
         };
         let actions = match event {
             LinkEvent::Opened { link, out, .. } => {
-                l.links.insert(link, LearnerLink { out, held: None });
+                l.links.insert(link, LearnerLink::new(out));
                 l.leader.on_learner_connected(ConnId(link.0))
             }
             LinkEvent::Packet { link, packet } => l.leader.on_packet(ConnId(link.0), packet),
@@ -798,7 +817,8 @@ impl Peer {
                 LeaderAction::SendSnapshot { conn, zxid, .. } => {
                     // The copy-on-write tree makes taking the snapshot O(1);
                     // it is serialized on a blocking thread, chunk by chunk
-                    // onto the learner's stream (at 1M znodes that takes
+                    // onto the learner's stream as fast as the link takes
+                    // them (`snap_link`; at 1M znodes serializing takes
                     // ≈ 0.5 s the core would otherwise stall for; ZooKeeper
                     // does it in the learner's LearnerHandler thread). What
                     // the leader sends this learner meanwhile is held and
@@ -809,10 +829,11 @@ impl Peer {
                     };
                     link.held.get_or_insert_with(Vec::new);
                     let out = link.out.clone();
+                    let credit = ChunkCredit::new(CHUNKS_IN_FLIGHT, Arc::clone(&link.dropped));
                     let snap = self.state.tree().snapshot();
                     let (tx, gen) = (self.tx.clone(), self.gen);
                     tokio::task::spawn_blocking(move || {
-                        let mut chunks = ChunkSink::new(&out);
+                        let mut chunks = ChunkSink::new(&out, credit);
                         let result = snap
                             .write_to(&mut chunks)
                             .and_then(|()| chunks.finish())
@@ -1256,62 +1277,6 @@ impl Peer {
                 self.learner_actions(actions);
             }
         }
-    }
-}
-
-/// Cuts a snapshot stream into SNAP_CHUNK packets on a learner's link,
-/// ended by SNAP_END (see `zab_leader::SnapChunks` for the framing).
-struct ChunkSink<'a> {
-    out: &'a mpsc::UnboundedSender<QuorumPacket>,
-    buf: bytes::BytesMut,
-    sent: u64,
-}
-
-impl<'a> ChunkSink<'a> {
-    fn new(out: &'a mpsc::UnboundedSender<QuorumPacket>) -> Self {
-        ChunkSink {
-            out,
-            buf: bytes::BytesMut::with_capacity(SNAP_CHUNK_SIZE),
-            sent: 0,
-        }
-    }
-
-    fn send(&mut self, kind: PacketType, data: Bytes) -> std::io::Result<()> {
-        self.sent += data.len() as u64;
-        let packet = QuorumPacket {
-            r#type: kind as i32,
-            zxid: 0,
-            data,
-            authinfo: Vec::new(),
-        };
-        self.out
-            .send(packet)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "learner gone"))
-    }
-
-    /// Sends what is left and SNAP_END; returns the bytes sent.
-    fn finish(&mut self) -> std::io::Result<u64> {
-        if !self.buf.is_empty() {
-            let rest = self.buf.split().freeze();
-            self.send(PacketType::SnapChunk, rest)?;
-        }
-        self.send(PacketType::SnapEnd, Bytes::new())?;
-        Ok(self.sent)
-    }
-}
-
-impl std::io::Write for ChunkSink<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= SNAP_CHUNK_SIZE {
-            let chunk = self.buf.split_to(SNAP_CHUNK_SIZE).freeze();
-            self.send(PacketType::SnapChunk, chunk)?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
