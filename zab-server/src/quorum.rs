@@ -638,13 +638,7 @@ impl Peer {
         };
         let window = self.cfg.commit_log_count.max(500) as usize;
         let committed = committed_window(&self.store, last_processed, window);
-        let snapshot_size = self
-            .store
-            .snapshots()
-            .list()
-            .ok()
-            .and_then(|l| l.last().map(|s| s.size))
-            .unwrap_or(0);
+        let snapshot_size = newest_snapshot_size(&self.store);
         let mut lc = LeaderConfig::new(
             self.me,
             self.verifier.clone(),
@@ -766,6 +760,15 @@ impl Peer {
         };
         let actions = match event {
             LinkEvent::Opened { link, out, .. } => {
+                // DIFF or SNAP weighs the log against the newest snapshot
+                // as it is when the learner syncs (ZooKeeper reads its size
+                // for every sync), not as it was when this server began
+                // leading: a leader that started before its first snapshot
+                // had a limit of 0, "unlimited", for its whole term, and
+                // read its entire log into memory for each far-behind
+                // learner.
+                l.leader
+                    .set_snapshot_size(newest_snapshot_size(&self.store));
                 l.links.insert(link, LearnerLink::new(out));
                 l.leader.on_learner_connected(ConnId(link.0))
             }
@@ -1278,6 +1281,16 @@ impl Peer {
             }
         }
     }
+}
+
+/// Bytes of the newest snapshot in the store (0 if none).
+fn newest_snapshot_size(store: &Store) -> u64 {
+    store
+        .snapshots()
+        .list()
+        .ok()
+        .and_then(|l| l.last().map(|s| s.size))
+        .unwrap_or(0)
 }
 
 /// The newest `window` logged txns up to `last`: ZooKeeper's committedLog

@@ -596,6 +596,52 @@ async fn follower_far_behind_catches_up_by_snapshot() {
     follower_catch_up(Sync::Snap).await;
 }
 
+/// The SNAP-or-DIFF rule weighs the txns a follower missed against the
+/// leader's newest snapshot as it is when the follower syncs (ZooKeeper
+/// reads its size for every sync). A leader that began leading before it
+/// had any snapshot once kept a limit of 0, "unlimited", and sent a DIFF of
+/// its whole log instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn far_behind_follower_gets_a_snap_once_the_leader_has_snapshots() {
+    let mut spec = spec(3);
+    spec.extra_cfg = "snapCount=100".into();
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let follower = (leader + 1) % 3;
+        let other = (leader + 2) % 3;
+        let client = connect(&cluster.connect_string_of(other), Duration::from_secs(4)).await;
+        client.create("/sz", b"", &persistent()).await.unwrap();
+        // The follower has /sz, so its last zxid is in the leader's log.
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        blocking(|| cluster.kill9(follower));
+        // 700 KiB it misses: beyond the leader's 500-txn committed window
+        // (from which a DIFF is always allowed), and far more than a third
+        // of any snapshot the leader takes every ~100 txns.
+        for i in 0..700 {
+            client
+                .create(&format!("/sz/n{i}"), &[1u8; 1024], &persistent())
+                .await
+                .unwrap();
+        }
+        blocking(|| cluster.restart(follower));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        // Its first run may have had a SNAP too: read the restarted run's.
+        let log = cluster.output(follower);
+        let restarted = log.rsplit("--- node").next().unwrap_or_default();
+        assert!(
+            restarted.contains("run 2") && restarted.contains("SNAP: installing"),
+            "the restarted follower was expected to sync by snapshot:\n{log}\nleader:\n{}",
+            cluster.output(leader)
+        );
+        let view = assert_replicated(cluster, "/sz", &[]).await;
+        assert_eq!(view.len(), 701);
+    })
+    .await;
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sync {
     Any,
