@@ -33,7 +33,7 @@ bench options:
 
 zab-load options pass through, e.g. --duration 15 --value-size 100.
 Both ensembles use forceSync=yes (fsync before ack). The servers share
-this machine, so zab's get zab.workerThreads = CPUs / nodes (at least 1);
+this machine, so zab's servers get zab.workerThreads = CPUs / nodes (at least 1);
 ZooKeeper keeps its defaults.
 ";
 

@@ -628,18 +628,22 @@ async fn far_behind_follower_gets_a_snap_once_the_leader_has_snapshots() {
         blocking(|| cluster.restart(follower));
         blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
         blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
-        // Its first run may have had a SNAP too: read the restarted run's.
-        let log = cluster.output(follower);
-        let restarted = log.rsplit("--- node").next().unwrap_or_default();
-        assert!(
-            restarted.contains("run 2") && restarted.contains("SNAP: installing"),
-            "the restarted follower was expected to sync by snapshot:\n{log}\nleader:\n{}",
-            cluster.output(leader)
-        );
+        assert_restart_synced_by_snap(cluster, follower);
         let view = assert_replicated(cluster, "/sz", &[]).await;
         assert_eq!(view.len(), 701);
     })
     .await;
+}
+
+/// Node `i`'s second run synced by SNAP. Only that run's log counts: any
+/// server's first run may have had a SNAP too, when it joined at start-up.
+fn assert_restart_synced_by_snap(cluster: &TestCluster, i: usize) {
+    let log = cluster.output(i);
+    let restarted = log.rsplit("--- node").next().unwrap_or_default();
+    assert!(
+        restarted.contains("run 2") && restarted.contains("SNAP: installing"),
+        "the restarted node {i} was expected to sync by snapshot:\n{log}"
+    );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -712,11 +716,7 @@ async fn follower_catch_up(sync: Sync) {
         // 50 + 2000 created, every 7th of the 2000 deleted, plus /fc.
         assert_eq!(view.len(), 1 + 50 + 2000 - doomed.len());
         if sync == Sync::Snap {
-            let log = cluster.output(follower);
-            assert!(
-                log.contains("SNAP: installing"),
-                "the follower was expected to sync by snapshot:\n{log}"
-            );
+            assert_restart_synced_by_snap(cluster, follower);
             let on_follower =
                 connect(&cluster.connect_string_of(follower), Duration::from_secs(4)).await;
             for (path, data) in &big {
