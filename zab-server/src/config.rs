@@ -315,6 +315,15 @@ pub struct Config {
     /// idle workers woken to steal work cost more than they gain when the
     /// CPUs are already shared.
     pub worker_threads: usize,
+    /// `flushDelay` (ZooKeeper's `zookeeper.flushDelay`), in ms: the longest
+    /// the txn log holds a group of appends open before its sync. zab's
+    /// default is 1, ZooKeeper's 0 (sync at once), and zab holds only while
+    /// the log is busy, until the group is as large as the previous one
+    /// (`zab_store::GroupCommit`); 0 gives ZooKeeper's behaviour.
+    pub flush_delay_ms: u64,
+    /// `maxBatchSize` (ZooKeeper's `zookeeper.maxBatchSize`), default 1000:
+    /// a held group is synced once it has this many txns.
+    pub max_batch_size: usize,
     /// `electionAlg`; only 3 is accepted.
     pub election_alg: u32,
     /// `quorumListenOnAllIPs`.
@@ -628,6 +637,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshotSizeFactor",
     "zab.connectHoldMs",
     "zab.workerThreads",
+    "flushDelay",
+    "maxBatchSize",
     "electionAlg",
     "quorumListenOnAllIPs",
     "syncEnabled",
@@ -671,6 +682,9 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         | "jvm.pause.sleep-time.ms"
         | "jvm.pause.monitor" => "no JVM",
         "fsync.warningthresholdms" => "not implemented",
+        "maxWriteQueuePollTime" => {
+            "a held group is synced once it is as large as the previous one instead"
+        }
         "watchManagerName" => "zab has one watch manager",
         "leaderConnectDelayDuringRetryMs" => "not implemented",
         "request.throttle.enabled" | "requestThrottleLimit" => "not implemented",
@@ -851,6 +865,8 @@ impl Default for Builder {
                 snapshot_size_factor: 0.33,
                 connect_hold_ms: crate::held_clients::HOLD_MS,
                 worker_threads: 0,
+                flush_delay_ms: 1,
+                max_batch_size: 1000,
                 election_alg: 3,
                 quorum_listen_on_all_ips: false,
                 sync_enabled: true,
@@ -954,6 +970,8 @@ impl Builder {
             }
             "zab.connectHoldMs" => c.connect_hold_ms = parse_num(raw_key, value)?,
             "zab.workerThreads" => c.worker_threads = parse_num(raw_key, value)?,
+            "flushDelay" => c.flush_delay_ms = parse_num(raw_key, value)?,
+            "maxBatchSize" => c.max_batch_size = parse_num(raw_key, value)?,
             "electionAlg" => {
                 if value != "3" {
                     return Err(invalid(raw_key, value, "Only 3 is supported"));
@@ -1445,6 +1463,16 @@ clientPort=2181
         assert!(!c.leader_serves);
         assert_eq!(c.peer_type, PeerType::Observer);
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+    }
+
+    #[test]
+    fn flush_delay_and_max_batch_size_default_to_a_held_busy_group() {
+        let c = parse("dataDir=/d");
+        assert_eq!((c.flush_delay_ms, c.max_batch_size), (1, 1000));
+        let c = parse("dataDir=/d\nflushDelay=0\nmaxBatchSize=50");
+        assert_eq!((c.flush_delay_ms, c.max_batch_size), (0, 50));
+        assert!(Config::parse("dataDir=/d\nflushDelay=-1", None).is_err());
+        assert!(Config::parse("dataDir=/d\nmaxBatchSize=lots", None).is_err());
     }
 
     #[test]

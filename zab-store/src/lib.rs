@@ -4,8 +4,9 @@
 //! instance under one directory (the key layout is documented in `layout.rs`):
 //!
 //! * the txn log ([`TxnLog`]): appends with group commit — one synced write
-//!   covers every txn queued while the previous sync ran, and a txn is
-//!   reported durable only after its sync — reads from a zxid, truncation
+//!   covers every txn queued while the previous sync ran (under load, for
+//!   up to [`GroupCommit::max_delay`] more), and a txn is reported durable
+//!   only after its sync — reads from a zxid, truncation
 //!   after a zxid (TRUNC sync), the last logged zxid;
 //! * snapshots of the tree ([`SnapshotStore`]), opaque byte streams tagged
 //!   with their zxid, visible only once completely written;
@@ -36,7 +37,7 @@ pub use epochs::{EpochError, Epochs};
 pub use error::StoreError;
 pub use purge::{AutoPurge, PurgeReport, MIN_RETAIN};
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
-pub use txn_log::{LogIter, LogStats, TxnLog};
+pub use txn_log::{GroupCommit, LogIter, LogStats, TxnLog};
 
 use layout::{
     decode_epoch, decode_u32, encode_epoch, encode_u32, ACCEPTED_EPOCH_KEY, CF_LOG, CF_META,
@@ -53,6 +54,8 @@ pub struct StoreOptions {
     pub sync: bool,
     /// Snapshots are stored in chunks of this many bytes.
     pub snapshot_chunk_size: usize,
+    /// When the txn log syncs a group of appends.
+    pub group_commit: GroupCommit,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +63,7 @@ impl Default for StoreOptions {
         StoreOptions {
             sync: true,
             snapshot_chunk_size: 1 << 20,
+            group_commit: GroupCommit::default(),
         }
     }
 }
@@ -108,7 +112,7 @@ impl Store {
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, cfs)?);
         check_format(&db)?;
-        let log = TxnLog::open(Arc::clone(&db), opts.sync)?;
+        let log = TxnLog::open(Arc::clone(&db), opts.sync, opts.group_commit)?;
         let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
         Ok(Store {
             db,

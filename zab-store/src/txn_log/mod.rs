@@ -5,13 +5,15 @@
 //! callback when their txns are durable. The writer takes *everything*
 //! queued while its previous write was syncing and writes it as one RocksDB
 //! `WriteBatch` with `sync = true`: one fsync covers many txns (group commit,
-//! ARCHITECTURE "How a write flows" step 4), and no callback runs before the
+//! ARCHITECTURE "How a write flows" step 4; under load a group is held open
+//! a little longer, see `group_commit`), and no callback runs before the
 //! sync that covers its txn returned. Callbacks run on the writer thread in
 //! zxid order, so they must be cheap (send on a channel).
 //!
 //! Truncation (TRUNC sync, reference F.4) and purge go through the same
 //! queue, so they are ordered with the appends around them.
 
+mod group_commit;
 mod queue;
 
 use std::collections::VecDeque;
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rocksdb::{WriteBatch, WriteOptions, DB};
@@ -26,6 +29,7 @@ use zab_wire::Zxid;
 
 use crate::layout::{decode_log_key, log_key, CF_LOG, LOG_KEY_END};
 use crate::{cf, StoreError};
+pub use group_commit::GroupCommit;
 use queue::{Command, CommandQueue, DurableCallback, Step};
 
 /// Counters of the log writer, for metrics and for checking that group
@@ -60,6 +64,7 @@ struct Handle {
 struct LogCore {
     db: Arc<DB>,
     sync: bool,
+    group_commit: GroupCommit,
     queue: Mutex<CommandQueue>,
     wake: Condvar,
     /// Last durable zxid (0 when the log is empty).
@@ -91,7 +96,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl TxnLog {
-    pub(crate) fn open(db: Arc<DB>, sync: bool) -> Result<TxnLog, StoreError> {
+    pub(crate) fn open(
+        db: Arc<DB>,
+        sync: bool,
+        group_commit: GroupCommit,
+    ) -> Result<TxnLog, StoreError> {
         let (first, last) = {
             let cf = cf(&db, CF_LOG)?;
             let mut it = db.raw_iterator_cf(cf);
@@ -112,6 +121,7 @@ impl TxnLog {
         let core = Arc::new(LogCore {
             db,
             sync,
+            group_commit,
             queue: Mutex::new(CommandQueue::new(last)),
             wake: Condvar::new(),
             last_durable: AtomicI64::new(last.0),
@@ -180,18 +190,11 @@ impl TxnLog {
         on_durable: impl FnOnce(Result<(), StoreError>) + Send + 'static,
     ) {
         let core = self.core();
-        let pushed = {
-            let mut q = lock(&core.queue);
-            let was_empty = q.is_empty();
-            q.push_append(entries, Box::new(on_durable))
-                .map(|()| was_empty)
-        };
+        let pushed = lock(&core.queue).push_append(entries, Box::new(on_durable));
         match pushed {
-            // Only the append that finds the queue empty wakes the writer:
-            // a non-empty queue means a wake-up is already on its way, or
-            // the writer is busy and looks at the queue again before it
-            // waits. (A notify is a futex syscall even with nobody waiting;
-            // one per append was ~5,000 per second per server under load.)
+            // Only the appends the queue says the writer waits for wake it.
+            // (A notify is a futex syscall even with nobody waiting; one per
+            // append was ~5,000 per second per server under load.)
             Ok(true) => core.wake.notify_one(),
             Ok(false) => {}
             Err((err, on_durable)) => on_durable(Err(err)),
@@ -302,6 +305,12 @@ impl TxnLog {
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Whether the writer is holding a group open for more appends.
+    #[cfg(test)]
+    pub(crate) fn is_holding(&self) -> bool {
+        lock(&self.core().queue).is_holding()
+    }
+
     /// Holds the writer before it takes the queue, until the guard drops.
     #[cfg(test)]
     pub(crate) fn hold_writer(&self) -> MutexGuard<'_, ()> {
@@ -327,8 +336,11 @@ impl Drop for Handle {
 }
 
 impl LogCore {
-    /// The writer thread: take everything queued, do it, repeat.
+    /// The writer thread: wait for work (and, when busy, for a group worth
+    /// a sync), take everything queued, do it, repeat.
     fn run(self: Arc<Self>) {
+        // Txns the previous take committed: what `GroupCommit` judges load by.
+        let mut previous_group = 0;
         loop {
             {
                 let mut q = lock(&self.queue);
@@ -338,17 +350,46 @@ impl LogCore {
                 if q.is_empty() {
                     return; // closed and drained
                 }
+                self.hold_group(q, previous_group);
             }
             #[cfg(test)]
             let _held = lock(&self.gate);
             let steps = lock(&self.queue).take();
+            previous_group = 0;
             for step in steps {
                 match step {
-                    Step::Commit(groups) => self.commit(groups),
+                    Step::Commit(groups) => {
+                        previous_group += groups.iter().map(|(e, _)| e.len()).sum::<usize>();
+                        self.commit(groups);
+                    }
                     Step::Other(cmd) => self.maintain(cmd),
                 }
             }
         }
+    }
+
+    /// Waits, up to the policy's delay, until as many txns are queued as the
+    /// policy asks for before the next sync (see `group_commit`).
+    fn hold_group(&self, mut q: MutexGuard<'_, CommandQueue>, previous_group: usize) {
+        if !self.sync {
+            return; // without fsync a write is cheap: nothing to save
+        }
+        let Some(target) = self.group_commit.hold(previous_group, q.pending_txns()) else {
+            return;
+        };
+        let deadline = Instant::now() + self.group_commit.max_delay;
+        q.wake_at(target);
+        while q.pending_txns() < target && !q.is_closed() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            q = self
+                .wake
+                .wait_timeout(q, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        q.wake_at(usize::MAX);
     }
 
     fn fail(&self, err: &StoreError) {

@@ -44,6 +44,11 @@ pub(crate) enum Step {
 /// Commands waiting for the writer, plus what is needed to validate new ones.
 pub(crate) struct CommandQueue {
     pending: Vec<Command>,
+    /// Txns in the queued appends.
+    pending_txns: usize,
+    /// The writer is holding a group open until this many txns are queued
+    /// (see `group_commit`); `usize::MAX` when it is not.
+    wake_at: usize,
     /// The highest zxid that is durable or queued: the next append must be above it.
     last_queued: Zxid,
     failed: Option<StoreError>,
@@ -54,6 +59,8 @@ impl CommandQueue {
     pub fn new(last_durable: Zxid) -> Self {
         CommandQueue {
             pending: Vec::new(),
+            pending_txns: 0,
+            wake_at: usize::MAX,
             last_queued: last_durable,
             failed: None,
             closed: false,
@@ -62,6 +69,23 @@ impl CommandQueue {
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Txns in the queued appends.
+    pub fn pending_txns(&self) -> usize {
+        self.pending_txns
+    }
+
+    /// The writer waits until `txns` are queued: the append that gets
+    /// there must wake it. `usize::MAX` clears it.
+    pub fn wake_at(&mut self, txns: usize) {
+        self.wake_at = txns;
+    }
+
+    /// Whether the writer is holding a group open.
+    #[cfg(test)]
+    pub fn is_holding(&self) -> bool {
+        self.wake_at != usize::MAX
     }
 
     pub fn is_closed(&self) -> bool {
@@ -98,13 +122,17 @@ impl CommandQueue {
         Ok(())
     }
 
-    /// Queues an append. On refusal the callback is handed back so the
-    /// caller can report the error outside the lock.
+    /// Queues an append; `Ok(true)` when the writer must be woken for it:
+    /// the queue was empty, or this append brought it to the size the
+    /// writer is waiting for. (Any other append finds a wake-up already on
+    /// its way, or a writer that looks at the queue before it waits again.)
+    /// On refusal the callback is handed back so the caller can report the
+    /// error outside the lock.
     pub fn push_append(
         &mut self,
         entries: Vec<(Zxid, Bytes)>,
         on_durable: DurableCallback,
-    ) -> Result<(), (StoreError, DurableCallback)> {
+    ) -> Result<bool, (StoreError, DurableCallback)> {
         if let Err(e) = self.usable() {
             return Err((e, on_durable));
         }
@@ -119,11 +147,14 @@ impl CommandQueue {
             last = *zxid;
         }
         self.last_queued = last;
+        let was_empty = self.pending.is_empty();
+        let before = self.pending_txns;
+        self.pending_txns += entries.len();
         self.pending.push(Command::Append {
             entries,
             on_durable,
         });
-        Ok(())
+        Ok(was_empty || (before < self.wake_at && self.pending_txns >= self.wake_at))
     }
 
     /// Queues a truncation. Appends queued after it are checked against the
@@ -155,6 +186,7 @@ impl CommandQueue {
     /// Takes everything queued, grouped into steps: consecutive appends form
     /// one commit (group commit), other commands keep their place in order.
     pub fn take(&mut self) -> Vec<Step> {
+        self.pending_txns = 0;
         group(std::mem::take(&mut self.pending))
     }
 }
@@ -235,6 +267,28 @@ mod tests {
             .collect();
         assert_eq!(shape, ["commit3", "trunc2", "commit2"]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn wakes_the_writer_on_the_first_append_and_at_the_size_it_waits_for() {
+        let mut q = CommandQueue::new(Zxid::ZERO);
+        assert!(q.push_append(vec![entry(1)], noop()).ok().unwrap());
+        assert!(!q.push_append(vec![entry(2)], noop()).ok().unwrap());
+        q.wake_at(5);
+        assert!(q.is_holding());
+        assert!(!q.push_append(vec![entry(3)], noop()).ok().unwrap());
+        // 3 -> 5 txns: reaching the size wakes, even mid-batch.
+        assert!(q
+            .push_append(vec![entry(4), entry(5)], noop())
+            .ok()
+            .unwrap());
+        assert!(!q.push_append(vec![entry(6)], noop()).ok().unwrap());
+        assert_eq!(q.pending_txns(), 6);
+        q.wake_at(usize::MAX);
+        assert!(!q.is_holding());
+        q.take();
+        assert_eq!(q.pending_txns(), 0);
+        assert!(q.push_append(vec![entry(7)], noop()).ok().unwrap());
     }
 
     #[test]

@@ -499,3 +499,99 @@ fn tail_reads_the_last_entries_up_to_a_zxid_oldest_first() {
     );
     assert!(log.tail(Zxid::ZERO, 3).unwrap().is_empty());
 }
+
+/// A log whose busy groups are held for `max_delay`; "busy" is a group of
+/// at least 4 txns.
+fn open_holding(dir: &std::path::Path, max_delay: Duration) -> Store {
+    let group_commit = crate::GroupCommit {
+        max_delay,
+        busy_group: 4,
+        max_batch: 1000,
+    };
+    Store::open(
+        dir,
+        StoreOptions {
+            group_commit,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Makes the writer's last group `n` txns (1..=n), all durable.
+fn busy_group(log: &TxnLog, n: i64) {
+    let pending: Vec<_> = {
+        let _held = log.hold_writer();
+        (1..=n).map(|c| append(log, Zxid(c))).collect()
+    };
+    for rx in pending {
+        rx.recv_timeout(WAIT).unwrap().unwrap();
+    }
+}
+
+#[test]
+fn a_busy_log_holds_its_next_group_until_it_is_as_large_as_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    // Longer than WAIT: only reaching the group size can release it here.
+    let store = open_holding(dir.path(), WAIT * 3);
+    let log = store.log();
+    busy_group(&log, 4);
+    let before = log.stats();
+    let mut pending = vec![append(&log, Zxid(5))];
+    // Wait for the writer to hold that txn open, so the next three find it
+    // waiting and the last of them must wake it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !log.is_holding() {
+        assert!(std::time::Instant::now() < deadline, "writer never held");
+        std::thread::yield_now();
+    }
+    pending.extend((6..=8).map(|c| append(&log, Zxid(c))));
+    for rx in pending {
+        rx.recv_timeout(WAIT).unwrap().unwrap();
+    }
+    let after = log.stats();
+    assert_eq!(after.txns - before.txns, 4);
+    assert_eq!(after.sync_writes - before.sync_writes, 1, "one held group");
+}
+
+#[test]
+fn a_held_group_is_synced_when_the_delay_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_holding(dir.path(), Duration::from_millis(20));
+    let log = store.log();
+    busy_group(&log, 4);
+    // One txn of the four the writer waits for: the delay releases it.
+    durable(&log, Zxid(5));
+    assert_eq!(log.last_zxid(), Zxid(5));
+}
+
+#[test]
+fn a_quiet_log_is_never_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_holding(dir.path(), WAIT * 3);
+    let log = store.log();
+    // Groups of one never make the log busy: each is synced at once.
+    for c in 1..=10 {
+        durable(&log, Zxid(c));
+    }
+    assert_eq!(log.stats().sync_writes, 10);
+}
+
+#[test]
+fn closing_the_log_ends_a_held_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_holding(dir.path(), WAIT * 3);
+    let log = store.log();
+    busy_group(&log, 4);
+    let held = append(&log, Zxid(5));
+    let (done_tx, done_rx) = channel();
+    std::thread::spawn(move || {
+        drop(log);
+        drop(store); // joins the writer, which must stop holding
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(WAIT)
+        .expect("store closed while a group was held");
+    held.recv_timeout(WAIT).unwrap().unwrap();
+}
