@@ -30,6 +30,10 @@ bench options:
   --nodes N            voting servers per ensemble (default 3)
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
+  --zab-cfg K=V        add a zoo.cfg line for zab's servers (repeatable)
+  --zk-cfg K=V         add a zoo.cfg line for ZooKeeper's servers (repeatable),
+                       e.g. --zk-cfg flushDelay=1 to give it zab's group commit
+                       delay (its own default is 0; zab's is 1 ms)
 
 zab-load options pass through, e.g. --duration 15 --value-size 100.
 Both ensembles use forceSync=yes (fsync before ack). The servers share
@@ -62,8 +66,19 @@ struct Options {
     nodes: usize,
     tick_time: u32,
     only: Option<System>,
+    /// Extra zoo.cfg lines, per system.
+    zab_cfg: Vec<String>,
+    zk_cfg: Vec<String>,
     /// Everything else, for zab-load.
     load_args: Vec<String>,
+}
+
+/// A `--zab-cfg`/`--zk-cfg` value: one `key=value` zoo.cfg line.
+fn cfg_line(v: &str) -> Result<String, String> {
+    match v.split_once('=') {
+        Some((k, _)) if !k.trim().is_empty() && !v.contains('\n') => Ok(v.to_owned()),
+        _ => Err(format!("expected key=value, not `{v}`")),
+    }
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
@@ -74,6 +89,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         nodes: 3,
         tick_time: 2000,
         only: None,
+        zab_cfg: Vec::new(),
+        zk_cfg: Vec::new(),
         load_args: Vec::new(),
     };
     let mut it = args.iter();
@@ -102,6 +119,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     other => return Err(format!("--only: `zab` or `zookeeper`, not `{other}`")),
                 })
             }
+            "--zab-cfg" => o.zab_cfg.push(cfg_line(&value("--zab-cfg")?)?),
+            "--zk-cfg" => o.zk_cfg.push(cfg_line(&value("--zk-cfg")?)?),
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
@@ -505,6 +524,14 @@ impl Ensemble {
                 let threads = crate::cluster::colocated_threads(opts.nodes);
                 cfg.push_str(&format!("zab.workerThreads={threads}\n"));
             }
+            let extra = match system {
+                System::Zab => &opts.zab_cfg,
+                System::ZooKeeper => &opts.zk_cfg,
+            };
+            for line in extra {
+                cfg.push_str(line);
+                cfg.push('\n');
+            }
             let cfg_path = dir.join("zoo.cfg");
             std::fs::write(&cfg_path, cfg).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
             std::fs::write(dir.join("myid"), format!("{id}\n")).map_err(|e| e.to_string())?;
@@ -701,6 +728,27 @@ mod tests {
         assert!(!f.errors);
         let with_errors = json.replace("\"errors\": {}", "\"errors\": {\"closed\": 2}");
         assert!(figures_of(&with_errors).unwrap().errors);
+    }
+
+    #[test]
+    fn extra_cfg_lines_go_to_their_own_system() {
+        let args: Vec<String> = [
+            "--zk-cfg",
+            "flushDelay=1",
+            "--zab-cfg",
+            "flushDelay=0",
+            "-d",
+            "5",
+        ]
+        .map(String::from)
+        .to_vec();
+        let o = parse(&args).unwrap().unwrap();
+        assert_eq!(o.zk_cfg, ["flushDelay=1"]);
+        assert_eq!(o.zab_cfg, ["flushDelay=0"]);
+        assert_eq!(o.load_args, ["-d", "5"]);
+        assert!(parse(&["--zk-cfg".into(), "flushDelay".into()]).is_err());
+        assert!(parse(&["--zk-cfg".into(), "=1".into()]).is_err());
+        assert!(parse(&["--zk-cfg".into()]).is_err());
     }
 
     #[test]
