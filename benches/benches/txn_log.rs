@@ -1,7 +1,10 @@
 //! Txn log appends with group commit on RocksDB, synced (`forceSync=yes`):
 //! how throughput grows with the number of writers and the appends each
-//! keeps in flight (issue 4). 100-byte txns, a fresh store per benchmark in
-//! a temporary directory on the same disk as the servers' data.
+//! keeps in flight (issue 4), with the group commit policy zab servers use
+//! by default (busy groups held open up to 1 ms, `GroupCommit::default`)
+//! and with every group synced at once (`GroupCommit::IMMEDIATE`,
+//! ZooKeeper's `flushDelay=0`). 100-byte txns, a fresh store per benchmark
+//! in a temporary directory on the same disk as the servers' data.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::channel;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use zab_store::{Store, StoreOptions, TxnLog};
+use zab_store::{GroupCommit, Store, StoreOptions, TxnLog};
 use zab_wire::{Epoch, Zxid};
 
 /// Appends `total` txns from `writers` threads, each keeping up to
@@ -67,20 +70,34 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    for (writers, in_flight, batch) in [
+    let policies = [
+        ("held", GroupCommit::default()),
+        ("immediate", GroupCommit::IMMEDIATE),
+    ];
+    for ((writers, in_flight, batch), (policy, group_commit)) in [
         (1, 1, 200u32),
         (1, 64, 5_000),
         (4, 64, 20_000),
         (4, 256, 50_000),
         (8, 512, 100_000),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|shape| policies.map(|p| (shape, p)))
+    {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let opts = StoreOptions {
+            group_commit,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), opts).expect("store");
         let log = store.log();
         let next = Arc::new(AtomicU32::new(0));
         g.throughput(Throughput::Elements(u64::from(batch)));
         g.bench_function(
-            BenchmarkId::new(format!("{writers}w"), format!("{in_flight}-in-flight")),
+            BenchmarkId::new(
+                format!("{writers}w"),
+                format!("{in_flight}-in-flight/{policy}"),
+            ),
             |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
