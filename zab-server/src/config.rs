@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use zab_store::GroupCommit;
 use zab_wire::jute::FourLetterWord;
 use zab_wire::types::ServerId;
 
@@ -322,7 +324,8 @@ pub struct Config {
     /// (`zab_store::GroupCommit`); 0 gives ZooKeeper's behaviour.
     pub flush_delay_ms: u64,
     /// `maxBatchSize` (ZooKeeper's `zookeeper.maxBatchSize`), default 1000:
-    /// a held group is synced once it has this many txns.
+    /// a held group is synced once it has this many txns; 0 means no limit,
+    /// as in ZooKeeper.
     pub max_batch_size: usize,
     /// `electionAlg`; only 3 is accepted.
     pub election_alg: u32,
@@ -347,6 +350,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The txn log's group commit policy, from `flushDelay` and
+    /// `maxBatchSize` (0 means no limit, as in ZooKeeper).
+    pub fn group_commit(&self) -> GroupCommit {
+        GroupCommit {
+            max_delay: Duration::from_millis(self.flush_delay_ms),
+            max_batch: match self.max_batch_size {
+                0 => usize::MAX,
+                n => n,
+            },
+            ..GroupCommit::default()
+        }
+    }
+
     /// Reads `path`, then `dataDir/myid` if it is a file (standalone servers
     /// need none), then the `dynamicConfigFile` if one is named.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -1469,8 +1485,14 @@ clientPort=2181
     fn flush_delay_and_max_batch_size_default_to_a_held_busy_group() {
         let c = parse("dataDir=/d");
         assert_eq!((c.flush_delay_ms, c.max_batch_size), (1, 1000));
+        assert_eq!(c.group_commit(), GroupCommit::default());
         let c = parse("dataDir=/d\nflushDelay=0\nmaxBatchSize=50");
         assert_eq!((c.flush_delay_ms, c.max_batch_size), (0, 50));
+        assert_eq!(c.group_commit().max_delay, Duration::ZERO);
+        assert_eq!(c.group_commit().max_batch, 50);
+        let c = parse("dataDir=/d\nzookeeper.flushDelay=5\nmaxBatchSize=0");
+        assert_eq!(c.group_commit().max_delay, Duration::from_millis(5));
+        assert_eq!(c.group_commit().max_batch, usize::MAX);
         assert!(Config::parse("dataDir=/d\nflushDelay=-1", None).is_err());
         assert!(Config::parse("dataDir=/d\nmaxBatchSize=lots", None).is_err());
     }

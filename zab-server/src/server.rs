@@ -14,7 +14,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use zab_store::{GroupCommit, Store, StoreOptions};
+use zab_store::{Store, StoreOptions};
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::{DataTree, TreeSnapshot};
 use zab_wire::jute::frame::{four_letter_word, FourLetterWord, FrameDecoder};
@@ -146,11 +146,7 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)>
         &store_dir,
         StoreOptions {
             sync: cfg.force_sync,
-            group_commit: GroupCommit {
-                max_delay: Duration::from_millis(cfg.flush_delay_ms),
-                max_batch: cfg.max_batch_size,
-                ..GroupCommit::default()
-            },
+            group_commit: cfg.group_commit(),
             ..Default::default()
         },
     )
