@@ -27,7 +27,7 @@ use bytes::Bytes;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use zab_wire::Zxid;
 
-use crate::layout::{decode_log_key, log_key, CF_LOG, LOG_KEY_END};
+use crate::layout::{decode_log_key, log_key, LogGroup, CF_LOG, LOG_KEY_END};
 use crate::{cf, StoreError};
 pub use group_commit::GroupCommit;
 use queue::{Command, CommandQueue, DurableCallback, Step};
@@ -111,8 +111,8 @@ impl TxnLog {
             };
             it.status()?;
             it.seek_to_last();
-            let last = match it.key() {
-                Some(k) => decode_log_key(k)?,
+            let last = match it.item() {
+                Some((k, v)) => last_entry(k, v)?,
                 None => Zxid::ZERO,
             };
             it.status()?;
@@ -243,7 +243,9 @@ impl TxnLog {
         let mut out = Vec::with_capacity(n.min(4096));
         while out.len() < n {
             let Some((k, v)) = it.item() else { break };
-            out.push((decode_log_key(k)?, Bytes::copy_from_slice(v)));
+            let group = LogGroup::decode(k, v)?;
+            let wanted = group.into_iter().rev().filter(|(z, _)| *z <= upto);
+            out.extend(wanted.take(n - out.len()));
             it.prev();
         }
         it.status()?;
@@ -269,13 +271,17 @@ impl TxnLog {
         let core = self.core();
         let cf = cf(&core.db, CF_LOG)?;
         let mut it = core.db.raw_iterator_cf(cf);
-        it.seek(log_key(Zxid(from.0.max(0))));
+        seek_group_of(&mut it, Zxid(from.0.max(0)));
         let mut total = 0u64;
         while let Some((k, v)) = it.item() {
             if decode_log_key(k)? > to {
                 break;
             }
-            total += v.len() as u64;
+            for (z, txn) in LogGroup::entries(k, v)? {
+                if (from..=to).contains(&z) {
+                    total += txn.len() as u64;
+                }
+            }
             it.next();
         }
         it.status()?;
@@ -421,10 +427,10 @@ impl LogCore {
     ) -> Result<(), StoreError> {
         self.check_usable()?;
         let cf = cf(&self.db, CF_LOG)?;
-        let mut batch = WriteBatch::default();
+        let mut value = Vec::new();
         let (mut first, mut last, mut count, mut bytes) = (None, None, 0u64, 0u64);
         for (zxid, txn) in groups.iter().flat_map(|(entries, _)| entries) {
-            batch.put_cf(cf, log_key(*zxid), txn);
+            LogGroup::push(&mut value, *zxid, txn);
             first.get_or_insert(*zxid);
             last = Some(*zxid);
             count += 1;
@@ -433,6 +439,8 @@ impl LogCore {
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(()); // only empty batches: nothing to write
         };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, log_key(first), &value);
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
@@ -472,11 +480,21 @@ impl LogCore {
 
     /// The newest entry with zxid `<= zxid`.
     fn last_at_or_below(&self, zxid: Zxid) -> Result<Option<Zxid>, StoreError> {
+        Ok(self.group_at_or_below(zxid)?.and_then(|g| {
+            g.into_iter()
+                .map(|(z, _)| z)
+                .take_while(|z| *z <= zxid)
+                .last()
+        }))
+    }
+
+    /// The group holding the newest entry `<= zxid` (it may hold newer ones).
+    fn group_at_or_below(&self, zxid: Zxid) -> Result<Option<Vec<(Zxid, Bytes)>>, StoreError> {
         let cf = cf(&self.db, CF_LOG)?;
         let mut it = self.db.raw_iterator_cf(cf);
         it.seek_for_prev(log_key(zxid));
-        let found = match it.key() {
-            Some(k) => Some(decode_log_key(k)?),
+        let found = match it.item() {
+            Some((k, v)) => Some(LogGroup::decode(k, v)?),
             None => None,
         };
         it.status()?;
@@ -493,6 +511,15 @@ impl LogCore {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let cf = cf(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
+        // The group holding `after` keeps its entries up to it...
+        if let Some(group) = self.group_at_or_below(after)? {
+            if group.last().is_some_and(|(z, _)| *z > after) {
+                let kept = group.iter().filter(|(z, _)| *z <= after);
+                let value = LogGroup::encode(kept.map(|(z, t)| (*z, &t[..])));
+                batch.put_cf(cf, log_key(group[0].0), value);
+            }
+        }
+        // ...and every later group goes.
         batch.delete_range_cf(cf, log_key(after.next()), LOG_KEY_END);
         // Always synced: a learner reloads its state from the truncated log
         // right after TRUNC and must not find the removed txns after a crash.
@@ -523,12 +550,42 @@ impl LogCore {
         self.purged_below.fetch_max(keep.0, Ordering::SeqCst);
         let cf = cf(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, log_key(Zxid::ZERO), log_key(keep));
+        // Every group before the one holding `keep` goes; that one is
+        // stored again from `keep` on, under `keep`'s key.
+        let group = self
+            .group_at_or_below(keep)?
+            .ok_or_else(|| StoreError::Corrupt(format!("log entry {keep} vanished")))?;
+        let group_key = group[0].0;
+        batch.delete_range_cf(cf, log_key(Zxid::ZERO), log_key(group_key));
+        if group_key < keep {
+            let kept = group.iter().filter(|(z, _)| *z >= keep);
+            batch.delete_cf(cf, log_key(group_key));
+            batch.put_cf(
+                cf,
+                log_key(keep),
+                LogGroup::encode(kept.map(|(z, t)| (*z, &t[..]))),
+            );
+        }
         // Unsynced: a purge lost in a crash only leaves old entries behind.
         self.db.write_opt(batch, &WriteOptions::default())?;
         self.first.store(keep.0, Ordering::SeqCst);
         tracing::info!(snapshot = %snapshot, kept_from = %keep, "txn log purged");
         Ok(Some(keep))
+    }
+}
+
+/// The zxid of the last txn in a group.
+fn last_entry(key: &[u8], value: &[u8]) -> Result<Zxid, StoreError> {
+    let entries = LogGroup::entries(key, value)?;
+    Ok(entries.last().map_or(Zxid::ZERO, |(z, _)| *z))
+}
+
+/// Positions `it` on the group that holds `from` (the newest group starting
+/// at or before it), or on the first group after it if there is none.
+fn seek_group_of(it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, DB>, from: Zxid) {
+    it.seek_for_prev(log_key(from));
+    if !it.valid() {
+        it.seek(log_key(from));
     }
 }
 
@@ -555,7 +612,7 @@ impl LogIter {
     fn fill(&mut self, from: Zxid) -> Result<Option<Zxid>, StoreError> {
         let cf = cf(&self.core.db, CF_LOG)?;
         let mut it = self.core.db.raw_iterator_cf(cf);
-        it.seek(log_key(from));
+        seek_group_of(&mut it, from);
         // Checked after the iterator (and its implicit snapshot) exists; see
         // `LogCore::truncate` and `LogCore::purge_before` for the other half.
         if self.core.generation.load(Ordering::SeqCst) != self.generation {
@@ -567,12 +624,15 @@ impl LogIter {
         }
         let mut bytes = 0;
         while let Some((k, v)) = it.item() {
-            let zxid = decode_log_key(k)?;
-            bytes += v.len();
-            self.buf.push_back((zxid, Bytes::copy_from_slice(v)));
-            if self.buf.len() >= PAGE_ENTRIES || bytes >= PAGE_BYTES {
-                it.status()?;
-                return Ok(zxid.0.checked_add(1).map(Zxid));
+            let group = LogGroup::decode(k, v)?;
+            // A page may end inside a group: the next one seeks back to it.
+            for (zxid, txn) in group.into_iter().filter(|(z, _)| *z >= from) {
+                bytes += txn.len();
+                self.buf.push_back((zxid, txn));
+                if self.buf.len() >= PAGE_ENTRIES || bytes >= PAGE_BYTES {
+                    it.status()?;
+                    return Ok(zxid.0.checked_add(1).map(Zxid));
+                }
             }
             it.next();
         }
