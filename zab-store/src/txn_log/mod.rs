@@ -4,7 +4,8 @@
 //! queue appends (cheap: a push under a mutex) and are told through a
 //! callback when their txns are durable. The writer takes *everything*
 //! queued while its previous write was syncing and writes it as one RocksDB
-//! `WriteBatch` with `sync = true`: one fsync covers many txns (group commit,
+//! key (a `LogGroup`, see `layout.rs`) with `sync = true`: one fsync covers
+//! many txns (group commit,
 //! ARCHITECTURE "How a write flows" step 4; under load a group is held open
 //! a little longer, see `group_commit`), and no callback runs before the
 //! sync that covers its txn returned. Callbacks run on the writer thread in
@@ -12,6 +13,11 @@
 //!
 //! Truncation (TRUNC sync, reference F.4) and purge go through the same
 //! queue, so they are ordered with the appends around them.
+//!
+//! Readers see single txns: a read from a zxid starts in the group that
+//! holds it, truncation rewrites the group holding its zxid without the
+//! entries above it, and purge stores the group holding the first kept
+//! entry again under that entry's zxid.
 
 mod group_commit;
 mod queue;
