@@ -95,6 +95,10 @@ struct LogCore {
 const PAGE_ENTRIES: usize = 1024;
 const PAGE_BYTES: usize = 4 << 20;
 
+/// A synced group larger than this is stored under several keys (in the
+/// same write).
+const GROUP_BYTES: usize = 1 << 20;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave them inconsistent (each
     // critical section is a push or a swap), so poisoning is ignored.
@@ -433,20 +437,30 @@ impl LogCore {
     ) -> Result<(), StoreError> {
         self.check_usable()?;
         let cf = cf(&self.db, CF_LOG)?;
+        let mut batch = WriteBatch::default();
         let mut value = Vec::new();
+        let mut key = None;
         let (mut first, mut last, mut count, mut bytes) = (None, None, 0u64, 0u64);
         for (zxid, txn) in groups.iter().flat_map(|(entries, _)| entries) {
+            // Keys of at most ≈ GROUP_BYTES: a reader decodes a whole key to
+            // reach any txn in it, and a DIFF sync may queue a huge batch.
+            if value.len() >= GROUP_BYTES {
+                if let Some(k) = key.take() {
+                    batch.put_cf(cf, log_key(k), &value);
+                }
+                value.clear();
+            }
+            key.get_or_insert(*zxid);
             LogGroup::push(&mut value, *zxid, txn);
             first.get_or_insert(*zxid);
             last = Some(*zxid);
             count += 1;
             bytes += txn.len() as u64;
         }
-        let (Some(first), Some(last)) = (first, last) else {
+        let (Some(first), Some(last), Some(key)) = (first, last, key) else {
             return Ok(()); // only empty batches: nothing to write
         };
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf, log_key(first), &value);
+        batch.put_cf(cf, log_key(key), &value);
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;

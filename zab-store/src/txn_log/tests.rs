@@ -622,3 +622,34 @@ fn closing_the_log_ends_a_held_group() {
         .expect("store closed while a group was held");
     held.recv_timeout(WAIT).unwrap().unwrap();
 }
+
+#[test]
+fn a_large_group_is_split_over_several_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    // 3 MiB in one append: one synced write, several keys of ≈ 1 MiB.
+    let big = Bytes::from(vec![7u8; 1024]);
+    let entries: Vec<_> = (1..=3072).map(|c| (Zxid(c), big.clone())).collect();
+    let (tx, rx) = channel();
+    log.append_batch(entries, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(log.stats().sync_writes, 1);
+    let db = &log.handle.core.db;
+    let mut it = db.raw_iterator_cf(crate::cf(db, crate::layout::CF_LOG).unwrap());
+    it.seek_to_first();
+    let mut keys = 0;
+    while it.valid() {
+        assert!(it.value().unwrap().len() <= super::GROUP_BYTES + 1024 + 12);
+        keys += 1;
+        it.next();
+    }
+    assert!(keys >= 3, "{keys} keys");
+    let all = read_all(&log, Zxid::ZERO);
+    assert_eq!(zxids(&all), (1..=3072).map(Zxid).collect::<Vec<_>>());
+    assert!(all.iter().all(|(_, t)| *t == big));
+    assert_eq!(read_all(&log, Zxid(2000)).len(), 1073);
+    assert_eq!(log.tail(Zxid(3000), 3).unwrap()[2].0, Zxid(3000));
+}
