@@ -44,7 +44,7 @@ pub(crate) const LOG_KEY_END: [u8; 8] = [0xff; 8];
 /// The txns one synced write made durable, stored under the first one's
 /// zxid: for each, in zxid order, its zxid (8 BE), its length (4 BE) and its
 /// bytes. One key per group instead of one per txn saves RocksDB's per-key
-/// work (memtable insert, flush) on the write path: −10 % server CPU per
+/// work (memtable insert, flush) on the write path: −6 % server CPU per
 /// write under load (BENCHMARKS.md).
 pub(crate) struct LogGroup;
 
