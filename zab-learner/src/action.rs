@@ -81,3 +81,137 @@ pub enum LearnerAction {
     /// go back to LOOKING. Always the last action; the learner is inert after.
     GiveUp { reason: LearnerError },
 }
+
+/// Gathers the appends among `actions` into as few `AppendLog`s as their
+/// order allows: a batch of proposals from the leader reaches the log as
+/// one append (one trip through the log's queue, one durability report),
+/// as ZooKeeper's `SyncRequestProcessor` groups the requests it logs.
+///
+/// Only `Apply` and `Send` may be moved ahead of an append: neither touches
+/// the log, an `Apply` carries committed txns (a quorum holds them
+/// durably), and a `Send` never carries an ACK the log has not reported
+/// durable (the learner ACKs from `on_durable`). Every other action is a
+/// barrier that no append crosses, so the order rules above still hold.
+pub(crate) fn gather_appends(actions: Vec<LearnerAction>) -> Vec<LearnerAction> {
+    let mut out = Vec::with_capacity(actions.len());
+    // Appends gathered so far, and the applies and sends seen after the
+    // latest of them: these go out after the gathered append.
+    let mut gathered: Vec<(Zxid, Bytes)> = Vec::new();
+    let mut after: Vec<LearnerAction> = Vec::new();
+    for a in actions {
+        match a {
+            LearnerAction::AppendLog(entries) => {
+                out.append(&mut after);
+                gathered.extend(entries);
+            }
+            LearnerAction::Apply(_) | LearnerAction::Send(_) if !gathered.is_empty() => {
+                after.push(a);
+            }
+            LearnerAction::Apply(_) | LearnerAction::Send(_) => out.push(a),
+            barrier => {
+                flush(&mut out, &mut gathered, &mut after);
+                out.push(barrier);
+            }
+        }
+    }
+    flush(&mut out, &mut gathered, &mut after);
+    out
+}
+
+fn flush(
+    out: &mut Vec<LearnerAction>,
+    gathered: &mut Vec<(Zxid, Bytes)>,
+    after: &mut Vec<LearnerAction>,
+) {
+    if !gathered.is_empty() {
+        out.push(LearnerAction::AppendLog(std::mem::take(gathered)));
+    }
+    out.append(after);
+}
+
+#[cfg(test)]
+mod tests {
+    use zab_wire::proto::QuorumPacket;
+
+    use super::*;
+
+    fn append(counters: &[u32]) -> LearnerAction {
+        LearnerAction::AppendLog(
+            counters
+                .iter()
+                .map(|&c| (Zxid::new(Epoch(1), c), Bytes::from(vec![c as u8])))
+                .collect(),
+        )
+    }
+
+    fn apply(counter: u32) -> LearnerAction {
+        LearnerAction::Apply(vec![Txn {
+            zxid: Zxid::new(Epoch(1), counter).0,
+            ..Txn::default()
+        }])
+    }
+
+    fn send(zxid: i64) -> LearnerAction {
+        LearnerAction::Send(QuorumPacket {
+            zxid,
+            ..QuorumPacket::default()
+        })
+    }
+
+    #[test]
+    fn appends_in_a_row_become_one() {
+        let got = gather_appends(vec![append(&[1]), append(&[2, 3]), append(&[4])]);
+        assert_eq!(got, vec![append(&[1, 2, 3, 4])]);
+    }
+
+    #[test]
+    fn applies_and_sends_between_appends_go_ahead_of_the_gathered_append() {
+        let got = gather_appends(vec![
+            send(7),
+            append(&[1]),
+            apply(1),
+            append(&[2]),
+            send(8),
+            apply(2),
+        ]);
+        assert_eq!(
+            got,
+            vec![send(7), apply(1), append(&[1, 2]), send(8), apply(2)]
+        );
+    }
+
+    #[test]
+    fn no_append_crosses_a_barrier() {
+        let truncate = LearnerAction::TruncateLog {
+            after: Zxid::new(Epoch(1), 1),
+        };
+        let persist = LearnerAction::PersistCurrentEpoch(Epoch(2));
+        let got = gather_appends(vec![
+            append(&[1]),
+            apply(1),
+            truncate.clone(),
+            append(&[2]),
+            persist.clone(),
+            send(9),
+            append(&[3]),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                append(&[1]),
+                apply(1),
+                truncate,
+                append(&[2]),
+                persist,
+                send(9),
+                append(&[3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_gather_leaves_the_actions_as_they_are() {
+        let actions = vec![send(1), apply(1), LearnerAction::StartServing, apply(2)];
+        assert_eq!(gather_appends(actions.clone()), actions);
+    }
+}

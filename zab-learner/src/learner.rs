@@ -17,6 +17,7 @@ use zab_wire::proto::{
 };
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
+use crate::action::gather_appends;
 use crate::packet::{decode, decode_txn, encoded, packet, type_name, NO_ZXID, PROTOCOL_VERSION};
 use crate::proposals::{HeldProposals, HeldTxn};
 use crate::relay::ClientRelay;
@@ -205,6 +206,22 @@ impl Learner {
             out.push(self.give_up(reason));
         }
         out
+    }
+
+    /// Packets from the leader, in order, as one batch off the wire: the
+    /// same as [`Learner::on_packet`] for each, with the appends they ask
+    /// for gathered (see `gather_appends`), so a batch of proposals is
+    /// logged as one group.
+    pub fn on_packets(
+        &mut self,
+        now_ms: u64,
+        packets: impl IntoIterator<Item = QuorumPacket>,
+    ) -> Vec<LearnerAction> {
+        let mut out = Vec::new();
+        for p in packets {
+            out.extend(self.on_packet(now_ms, p));
+        }
+        gather_appends(out)
     }
 
     /// The log reports every txn up to `zxid` durable (one report may cover

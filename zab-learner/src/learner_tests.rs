@@ -429,6 +429,33 @@ fn a_group_commit_is_acked_once_at_its_highest_zxid() {
 }
 
 #[test]
+fn a_batch_of_proposals_off_the_wire_is_logged_as_one_append() {
+    let mut l = broadcasting(Role::Follower);
+    let batch = vec![
+        proposal(z(2, 1)),
+        proposal(z(2, 2)),
+        commit(z(2, 1)),
+        proposal(z(2, 3)),
+    ];
+    let out = l.on_packets(10, batch);
+    // The commit's apply goes first: it needs nothing from the log.
+    let [A::Apply(txns), A::AppendLog(entries)] = &out[..] else {
+        panic!("expected one apply then one append, got {out:?}")
+    };
+    assert_eq!(
+        txns.iter().map(|t| Zxid(t.zxid)).collect::<Vec<_>>(),
+        [z(2, 1)]
+    );
+    let zxids: Vec<Zxid> = entries.iter().map(|e| e.0).collect();
+    assert_eq!(zxids, [z(2, 1), z(2, 2), z(2, 3)]);
+    // One durability report acks the whole batch once.
+    assert_eq!(
+        sent(&l.on_durable(11, z(2, 3))),
+        [(PacketType::Ack, z(2, 3))]
+    );
+}
+
+#[test]
 fn commit_applies_the_head_or_a_batch_in_order() {
     let mut l = broadcasting(Role::Follower);
     for c in 1..=3 {

@@ -387,15 +387,15 @@ impl Peer {
             } if gen == self.gen => self.on_snapshot_queued(link, zxid, result),
             CoreMsg::SnapshotQueued { .. } => {}
             CoreMsg::LeaderLinkUp { gen, out } if gen == self.gen => self.on_leader_link_up(out),
-            CoreMsg::LeaderPacket { gen, packet } if gen == self.gen => {
-                self.on_leader_packet(packet)
+            CoreMsg::LeaderPackets { gen, packets } if gen == self.gen => {
+                self.on_leader_packets(packets)
             }
             CoreMsg::LeaderLinkDown { gen, reason } if gen == self.gen => {
                 self.leave_role(&format!("lost the leader: {reason}"));
                 self.look();
             }
             CoreMsg::LeaderLinkUp { .. }
-            | CoreMsg::LeaderPacket { .. }
+            | CoreMsg::LeaderPackets { .. }
             | CoreMsg::LeaderLinkDown { .. } => {}
             CoreMsg::Clock => self.on_clock(),
         }
@@ -718,9 +718,9 @@ impl Peer {
                             return;
                         }
                         let reason = loop {
-                            match link.inbound.recv().await {
-                                Ok(packet) => {
-                                    if tx.send(CoreMsg::LeaderPacket { gen, packet }).is_err() {
+                            match link.inbound.recv_batch().await {
+                                Ok(packets) => {
+                                    if tx.send(CoreMsg::LeaderPackets { gen, packets }).is_err() {
                                         return;
                                     }
                                 }
@@ -961,14 +961,14 @@ impl Peer {
         self.learner_actions(actions);
     }
 
-    fn on_leader_packet(&mut self, packet: QuorumPacket) {
+    fn on_leader_packets(&mut self, packets: Vec<QuorumPacket>) {
         let Role::Learning(l) = &mut self.role else {
             return;
         };
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
-        let actions = learner.on_packet(now_ms() as u64, packet);
+        let actions = learner.on_packets(now_ms() as u64, packets);
         self.learner_actions(actions);
     }
 

@@ -215,10 +215,31 @@ impl Inbound {
             if let Some(p) = self.batch.next() {
                 return Ok(p);
             }
-            match self.stream.next().await {
-                Some(Ok(batch)) => self.batch = batch.packets.into_iter(),
-                end => return Err(end_reason(end)),
+            self.next_batch().await?;
+        }
+    }
+
+    /// The packets of the next batch the leader sent (never empty), in
+    /// order, or `Err` with the reason once the link is closed or broken.
+    /// The core handles a batch in one step, so the proposals in it reach
+    /// the txn log as one append.
+    pub async fn recv_batch(&mut self) -> Result<Vec<QuorumPacket>, String> {
+        loop {
+            let rest: Vec<QuorumPacket> = self.batch.by_ref().collect();
+            if !rest.is_empty() {
+                return Ok(rest);
             }
+            self.next_batch().await?;
+        }
+    }
+
+    async fn next_batch(&mut self) -> Result<(), String> {
+        match self.stream.next().await {
+            Some(Ok(batch)) => {
+                self.batch = batch.packets.into_iter();
+                Ok(())
+            }
+            end => Err(end_reason(end)),
         }
     }
 }
@@ -304,6 +325,35 @@ mod tests {
                 _ => {}
             }
         }
+        server.abort();
+    }
+
+    /// A learner may read packet by packet or a batch at a time, mixed:
+    /// every packet arrives once, in order, and no batch is empty.
+    #[tokio::test]
+    async fn batches_and_single_packets_read_in_order() {
+        let (tx, mut events) = channel_sink();
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let server = tokio::spawn(listen(addr, tx, LIMIT).await.unwrap());
+        let mut link = connect(addr, Duration::from_secs(5), LIMIT).await.unwrap();
+        link.out.send(packet(PacketType::Ack, 1)).unwrap();
+        let out = match events.recv().await {
+            Some(LinkEvent::Opened { out, .. }) => out,
+            other => panic!("{other:?}"),
+        };
+        for z in 1..=500 {
+            out.send(packet(PacketType::Commit, z)).unwrap();
+        }
+        let mut got = vec![link.inbound.recv().await.unwrap().zxid];
+        while got.len() < 500 {
+            let batch = link.inbound.recv_batch().await.unwrap();
+            assert!(!batch.is_empty());
+            got.extend(batch.iter().map(|p| p.zxid));
+        }
+        assert_eq!(got, (1..=500).collect::<Vec<i64>>());
+        drop(link);
         server.abort();
     }
 

@@ -66,10 +66,10 @@ pub(crate) enum CoreMsg {
         gen: u64,
         out: mpsc::UnboundedSender<zab_wire::proto::QuorumPacket>,
     },
-    /// Quorum mode (learner): a packet from the leader.
-    LeaderPacket {
+    /// Quorum mode (learner): a batch of packets from the leader, in order.
+    LeaderPackets {
         gen: u64,
-        packet: zab_wire::proto::QuorumPacket,
+        packets: Vec<zab_wire::proto::QuorumPacket>,
     },
     /// Quorum mode (learner): the link to the leader is gone (or never came up).
     LeaderLinkDown {
@@ -289,7 +289,7 @@ async fn core_loop(
             | CoreMsg::Link { .. }
             | CoreMsg::SnapshotQueued { .. }
             | CoreMsg::LeaderLinkUp { .. }
-            | CoreMsg::LeaderPacket { .. }
+            | CoreMsg::LeaderPackets { .. }
             | CoreMsg::LeaderLinkDown { .. }
             | CoreMsg::Clock => {}
         }
