@@ -144,6 +144,7 @@ impl QuorumServer {
             held: HeldClients::new(cfg.connect_hold_ms),
             durable: Arc::new(DurableMark::default()),
             durable_gen: 0,
+            proposals: Vec::new(),
             last_tick_ms: 0,
         };
         tokio::spawn(peer.run(rx));
@@ -329,6 +330,11 @@ struct Peer {
     durable: Arc<DurableMark>,
     durable_gen: u64,
     last_tick_ms: i64,
+    /// The leader's proposals of the message being handled, in zxid order:
+    /// logged as one append when it is done (`append_proposals`), so the
+    /// writes of a batch a follower forwarded take one trip through the
+    /// log's queue and one durability report.
+    proposals: Vec<(Zxid, Bytes)>,
 }
 
 impl Peer {
@@ -342,12 +348,18 @@ impl Peer {
                 return;
             }
             self.handle(msg);
+            self.append_proposals();
         }
     }
 
     fn handle(&mut self, msg: CoreMsg) {
         match msg {
             CoreMsg::Input(input) => self.client_input(input),
+            CoreMsg::Inputs(inputs) => {
+                for input in inputs {
+                    self.client_input(input);
+                }
+            }
             CoreMsg::Register { conn, out } => {
                 self.writers.insert(conn, out);
             }
@@ -463,6 +475,8 @@ impl Peer {
     /// Closes client connections, stops the role's links, takes the tree
     /// back from the pipeline.
     fn leave_role(&mut self, reason: &str) {
+        // The old role's proposals reach the log before anything else.
+        self.append_proposals();
         self.gen += 1;
         match std::mem::replace(&mut self.role, Role::Stopped) {
             Role::Leading(l) => {
@@ -772,7 +786,19 @@ impl Peer {
                 l.links.insert(link, LearnerLink::new(out));
                 l.leader.on_learner_connected(ConnId(link.0))
             }
-            LinkEvent::Packet { link, packet } => l.leader.on_packet(ConnId(link.0), packet),
+            LinkEvent::Packets { link, packets } => {
+                // Each packet's actions before the next packet: as if they
+                // had come one by one, but in one step of the core, so the
+                // writes forwarded in one batch are logged as one append.
+                for packet in packets {
+                    let Role::Leading(l) = &mut self.role else {
+                        return;
+                    };
+                    let actions = l.leader.on_packet(ConnId(link.0), packet);
+                    self.leader_actions(actions);
+                }
+                return;
+            }
             LinkEvent::Closed { link } => {
                 l.links.remove(&link);
                 l.leader.on_learner_disconnected(ConnId(link.0))
@@ -1085,6 +1111,19 @@ impl Peer {
 
     // ------------------------------------------------------------ shared
 
+    /// Queues the leader's gathered proposals on its log (its own ack comes
+    /// with their durability). Called after every message the core
+    /// handles and before a role ends, so nothing reads the log or waits
+    /// on it without them.
+    fn append_proposals(&mut self) {
+        let Some(&(last, _)) = self.proposals.last() else {
+            return;
+        };
+        let entries = std::mem::take(&mut self.proposals);
+        let on_durable = self.durable_callback(last);
+        self.store.log().append_batch(entries, on_durable);
+    }
+
     /// The log callback for an append ending at `zxid`: raises this role's
     /// durable mark and wakes the core if nothing else already will.
     fn durable_callback(
@@ -1245,8 +1284,7 @@ impl Peer {
                         return;
                     }
                 };
-                let on_durable = self.durable_callback(zxid);
-                self.store.log().append(zxid, txn, on_durable);
+                self.proposals.push((zxid, txn));
                 self.leader_actions(actions);
             }
             Action::Forward { request, auth } => {

@@ -57,9 +57,10 @@ pub enum LinkEvent {
         remote: Option<SocketAddr>,
         out: mpsc::UnboundedSender<QuorumPacket>,
     },
-    Packet {
+    /// A batch of packets off the link, in order (never empty).
+    Packets {
         link: LinkId,
-        packet: QuorumPacket,
+        packets: Vec<QuorumPacket>,
     },
     Closed {
         link: LinkId,
@@ -111,11 +112,11 @@ impl QuorumPeer for Service {
         tokio::spawn(async move {
             let end = loop {
                 match inbound.next().await {
+                    Some(Ok(batch)) if batch.packets.is_empty() => {}
                     Some(Ok(batch)) => {
-                        for packet in batch.packets {
-                            if !events(LinkEvent::Packet { link, packet }) {
-                                return;
-                            }
+                        let packets = batch.packets;
+                        if !events(LinkEvent::Packets { link, packets }) {
+                            return;
                         }
                     }
                     end => break end,
@@ -306,12 +307,17 @@ mod tests {
             Some(LinkEvent::Opened { out, .. }) => out,
             other => panic!("{other:?}"),
         };
-        for z in 1..=500 {
+        let mut got = Vec::new();
+        while got.len() < 500 {
             match events.recv().await {
-                Some(LinkEvent::Packet { packet, .. }) => assert_eq!(packet.zxid, z),
+                Some(LinkEvent::Packets { packets, .. }) => {
+                    assert!(!packets.is_empty());
+                    got.extend(packets.iter().map(|p| p.zxid));
+                }
                 other => panic!("{other:?}"),
             }
         }
+        assert_eq!(got, (1..=500).collect::<Vec<i64>>());
         for z in 1..=500 {
             out.send(packet(PacketType::Commit, z)).unwrap();
         }
@@ -394,12 +400,16 @@ mod tests {
         for z in 1..=64 {
             link.out.send(chunk(z, size)).unwrap();
         }
-        for z in 1..=64 {
+        let mut got = Vec::new();
+        while got.len() < 64 {
             match events.recv().await {
-                Some(LinkEvent::Packet { packet, .. }) => assert_eq!(packet.zxid, z),
+                Some(LinkEvent::Packets { packets, .. }) => {
+                    got.extend(packets.iter().map(|p| (p.zxid, p.data.len())));
+                }
                 other => panic!("{other:?}"),
             }
         }
+        assert_eq!(got, (1..=64).map(|z| (z, size)).collect::<Vec<_>>());
         server.abort();
     }
 

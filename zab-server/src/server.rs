@@ -30,6 +30,8 @@ use crate::status;
 /// Messages to the core task.
 pub(crate) enum CoreMsg {
     Input(Input),
+    /// The requests one read of a client connection brought, in order.
+    Inputs(Vec<Input>),
     Register {
         conn: ConnectionId,
         out: mpsc::UnboundedSender<Outgoing>,
@@ -250,6 +252,12 @@ async fn core_loop(
                     writers.remove(conn);
                 }
                 pipeline.handle(now_ms(), input, &mut actions);
+            }
+            CoreMsg::Inputs(inputs) => {
+                let now = now_ms();
+                for input in inputs {
+                    pipeline.handle(now, input, &mut actions);
+                }
             }
             CoreMsg::Durable { .. } => {
                 if let Some(zxid) = durable.take() {
@@ -477,15 +485,19 @@ async fn serve_connection(
     let decoder = FrameDecoder::new(cfg.jute_max_buffer as usize);
     let mut connected = false;
     'conn: loop {
-        loop {
+        // The requests of one read go to the core as one message: one
+        // trip through its queue, and the writes among them are proposed
+        // and logged in one step of the core.
+        let mut inputs = Vec::new();
+        let closing = loop {
             let payload = match decoder.decode(&mut buf) {
                 Ok(Some(p)) => p,
-                Ok(None) => break,
+                Ok(None) => break false,
                 Err(e) => {
                     // Behaviour 16: an oversized frame closes the connection;
                     // the session survives and nothing is written.
                     tracing::warn!(%remote, error = %e, "closing connection: bad frame length");
-                    break 'conn;
+                    break true;
                 }
             };
             let input = if !connected {
@@ -496,7 +508,7 @@ async fn serve_connection(
                     }
                     Err(e) => {
                         tracing::info!(%remote, error = %e, "closing connection: bad ConnectRequest");
-                        break 'conn;
+                        break true;
                     }
                 }
             } else {
@@ -505,15 +517,21 @@ async fn serve_connection(
                     Ok(h) => h,
                     Err(e) => {
                         tracing::info!(%remote, error = %e, "closing connection: bad request header");
-                        break 'conn;
+                        break true;
                     }
                 };
                 let body = Request::decode(header.op, r.rest());
                 Input::Request { conn, header, body }
             };
-            if core.send(CoreMsg::Input(input)).is_err() {
-                break 'conn;
-            }
+            inputs.push(input);
+        };
+        // What came before a bad frame is still served, as it was when
+        // each request went to the core on its own.
+        if !inputs.is_empty() && core.send(CoreMsg::Inputs(inputs)).is_err() {
+            break 'conn;
+        }
+        if closing {
+            break 'conn;
         }
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {

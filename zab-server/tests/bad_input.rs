@@ -369,6 +369,54 @@ fn oversized_frames_close_the_connection_and_keep_the_session() {
     assert_eq!(resumed.create(1, "/after-oversized", b"ok"), 0);
 }
 
+/// Requests that arrive in the same read as a bad frame length after them
+/// are still carried out before the connection closes, as ZooKeeper reads
+/// and submits one request at a time before it checks the next length.
+#[test]
+fn requests_before_an_oversized_length_in_the_same_write_are_carried_out() {
+    let server = server();
+    let (mut healthy, _) = Raw::connect(server.addr(), None);
+    let (mut raw, _) = Raw::connect(server.addr(), None);
+    let mut bytes = Vec::new();
+    for (xid, path) in [(1, "/first"), (2, "/second")] {
+        let mut frame = Jute::default().int(xid).int(OP_CREATE);
+        frame.0.extend_from_slice(
+            &Jute::default()
+                .buffer(path.as_bytes())
+                .buffer(b"v")
+                .int(1)
+                .int(31)
+                .buffer(b"world")
+                .buffer(b"anyone")
+                .int(0)
+                .0,
+        );
+        bytes.extend_from_slice(&frame.frame());
+    }
+    bytes.extend_from_slice(&(MAX_BUFFER + 1).to_be_bytes());
+    raw.send(&bytes);
+    raw.expect_closed("an oversized length after two creates");
+    // Another session's writes: visible to this one once committed, so
+    // look until a deadline.
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    let mut xid = 0;
+    for path in ["/first", "/second"] {
+        loop {
+            xid += 1;
+            match healthy.get_data(xid, path) {
+                Ok(data) => {
+                    assert_eq!(data, b"v", "{path}");
+                    break;
+                }
+                Err(err) => assert!(
+                    err == ERR_NO_NODE && Instant::now() < deadline,
+                    "{path} was not created: error {err}"
+                ),
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_opcode_gets_unimplemented_then_close() {
     let server = server();
