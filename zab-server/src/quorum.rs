@@ -145,6 +145,7 @@ impl QuorumServer {
             durable: Arc::new(DurableMark::default()),
             durable_gen: 0,
             proposals: Vec::new(),
+            now: None,
             last_tick_ms: 0,
         };
         tokio::spawn(peer.run(rx));
@@ -335,6 +336,9 @@ struct Peer {
     /// writes of a batch a follower forwarded take one trip through the
     /// log's queue and one durability report.
     proposals: Vec<(Zxid, Bytes)>,
+    /// The wall clock as first read while handling the current message
+    /// (see `now`).
+    now: Option<i64>,
 }
 
 impl Peer {
@@ -347,6 +351,7 @@ impl Peer {
                 let _ = done.send(());
                 return;
             }
+            self.now = None;
             self.handle(msg);
             self.append_proposals();
         }
@@ -988,13 +993,14 @@ impl Peer {
     }
 
     fn on_leader_packets(&mut self, packets: Vec<QuorumPacket>) {
+        let now = self.now();
         let Role::Learning(l) = &mut self.role else {
             return;
         };
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
-        let actions = learner.on_packets(now_ms() as u64, packets);
+        let actions = learner.on_packets(now as u64, packets);
         self.learner_actions(actions);
     }
 
@@ -1111,6 +1117,14 @@ impl Peer {
 
     // ------------------------------------------------------------ shared
 
+    /// The wall clock in ms, read once per message the core handles: a
+    /// batch of requests takes one clock read, not one each (the reads were
+    /// ≈ 1 % of the machine's CPU under write load), and they all see the
+    /// same time, as if they had arrived together — which they did.
+    fn now(&mut self) -> i64 {
+        *self.now.get_or_insert_with(now_ms)
+    }
+
     /// Queues the leader's gathered proposals on its log (its own ack comes
     /// with their durability). Called after every message the core
     /// handles and before a role ends, so nothing reads the log or waits
@@ -1213,7 +1227,8 @@ impl Peer {
             self.writers.remove(conn);
         }
         if !self.state.is_serving() {
-            if let Hold::Close(conn) = self.held.hold(now_ms(), input) {
+            let now = self.now();
+            if let Hold::Close(conn) = self.held.hold(now, input) {
                 self.close_client(conn);
             }
             return;
@@ -1238,11 +1253,12 @@ impl Peer {
     }
 
     fn pipeline_input(&mut self, input: Input) {
+        let now = self.now();
         let Some(p) = self.state.pipeline() else {
             return;
         };
         let mut actions = Vec::new();
-        p.handle(now_ms(), input, &mut actions);
+        p.handle(now, input, &mut actions);
         let touched = p.take_touched();
         if !touched.is_empty() {
             if let Role::Learning(l) = &mut self.role {
