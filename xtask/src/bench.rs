@@ -27,6 +27,12 @@ bench options:
                        set 32x8, set 1x1, get 32x8, mixed 90% reads 32x8
   --memory N           instead of timed loads, create N znodes of 100 B and
                        report RSS per server (implies --compare zookeeper)
+  --rounds N           compare mode: both ensembles up at once, each load run
+                       N times alternately (zab, ZooKeeper, zab, ...); the
+                       table shows the medians and every round's ratio, so a
+                       minute in which the machine runs slow (it varies
+                       by tens of percent on a shared VM) weighs on both
+                       systems alike (default 1: one system after the other)
   --nodes N            voting servers per ensemble (default 3)
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
@@ -63,6 +69,8 @@ struct Options {
     compare: bool,
     suite: bool,
     memory: Option<u64>,
+    /// Runs of each load per system; above 1, interleaved.
+    rounds: usize,
     nodes: usize,
     tick_time: u32,
     only: Option<System>,
@@ -86,6 +94,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         compare: false,
         suite: false,
         memory: None,
+        rounds: 1,
         nodes: 3,
         tick_time: 2000,
         only: None,
@@ -109,6 +118,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--suite" => o.suite = true,
             "--memory" => o.memory = Some(crate::cluster::number(&value("--memory")?, "--memory")?),
             "--nodes" => o.nodes = crate::cluster::number(&value("--nodes")?, "--nodes")?,
+            "--rounds" => o.rounds = crate::cluster::number(&value("--rounds")?, "--rounds")?,
             "--tick-time" => {
                 o.tick_time = crate::cluster::number(&value("--tick-time")?, "--tick-time")?
             }
@@ -133,6 +143,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     }
     if o.nodes == 0 {
         return Err("--nodes must be at least 1".into());
+    }
+    if o.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    if o.rounds > 1 {
+        o.compare = true;
     }
     if o.compare && o.load_args.iter().any(|a| a == "--hosts") {
         return Err("--compare starts its own ensembles: drop --hosts".into());
@@ -177,10 +193,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let root = std::env::temp_dir().join(format!("zab-bench-{}", std::process::id()));
     let loads = loads(&opts);
     let mut results = Vec::new();
-    for system in systems {
-        let result = measure(system, &opts, &loads, &load, zab_server.as_deref(), &root);
-        let _ = std::fs::remove_dir_all(root.join(system.name()));
-        results.push(result?);
+    if opts.rounds > 1 {
+        let result =
+            measure_interleaved(&systems, &opts, &loads, &load, zab_server.as_deref(), &root);
+        results = result?;
+    } else {
+        for system in systems {
+            let result = measure(system, &opts, &loads, &load, zab_server.as_deref(), &root);
+            let _ = std::fs::remove_dir_all(root.join(system.name()));
+            results.push(result?);
+        }
     }
     let _ = std::fs::remove_dir_all(&root);
     print!("{}", side_by_side(&opts, &loads, &results));
@@ -268,7 +290,10 @@ fn loads(opts: &Options) -> Vec<Load> {
 /// server after everything ran.
 struct Measured {
     system: System,
+    /// Per load: its figures (with `--rounds`, each the median of the rounds).
     loads: Vec<Option<Figures>>,
+    /// Per load, every round's figures (`--rounds` above 1; else empty).
+    rounds: Vec<Vec<Option<Figures>>>,
     /// Seconds each load spent creating its keys.
     setup_s: Vec<Option<f64>>,
     rss_start_kib: Vec<Option<u64>>,
@@ -284,6 +309,80 @@ struct Figures {
     errors: bool,
 }
 
+/// An ensemble up for measuring, with what was recorded at its start.
+struct Running {
+    system: System,
+    ensemble: Ensemble,
+    hosts: String,
+    rss_start_kib: Vec<Option<u64>>,
+}
+
+fn start(
+    system: System,
+    opts: &Options,
+    zab_server: Option<&Path>,
+    root: &Path,
+) -> Result<Running, String> {
+    println!(
+        "\n=== {} ensemble: {} nodes, forceSync=yes ===",
+        system.name(),
+        opts.nodes
+    );
+    let mut ensemble = Ensemble::start(system, opts, zab_server, &root.join(system.name()))?;
+    ensemble.wait_ready(Duration::from_secs(90))?;
+    Ok(Running {
+        system,
+        rss_start_kib: ensemble.rss_kib(),
+        hosts: ensemble.hosts(),
+        ensemble,
+    })
+}
+
+/// One run of a load: its figures and the seconds its set-up took (both
+/// `None` when zab-load failed).
+type Run = (Option<Figures>, Option<f64>);
+
+/// Runs one load against `r`.
+fn run_load(
+    r: &mut Running,
+    load: &Load,
+    run: &str,
+    load_bin: &Path,
+    root: &Path,
+) -> Result<Run, String> {
+    let system = r.system.name();
+    println!("--- {system}: {}", load.name);
+    let json = root.join(format!("{system}-{run}.json"));
+    let status = Command::new(load_bin)
+        .args(&load.args)
+        .args(["--hosts", &r.hosts, "--label", system])
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", load_bin.display()))?;
+    if !status.success() {
+        eprintln!("bench: zab-load failed against {system} ({status})");
+        return Ok((None, None));
+    }
+    let text = std::fs::read_to_string(&json).unwrap_or_default();
+    let setup = section(&text, "\"run\"").and_then(|r| number_after(r, "\"setup_s\""));
+    r.ensemble.check_alive()?;
+    Ok((figures_of(&text), setup))
+}
+
+fn finish(mut r: Running, loads: Vec<Option<Figures>>, setup_s: Vec<Option<f64>>) -> Measured {
+    let rss_end_kib = r.ensemble.rss_kib();
+    r.ensemble.stop();
+    Measured {
+        system: r.system,
+        loads,
+        rounds: Vec::new(),
+        setup_s,
+        rss_start_kib: r.rss_start_kib,
+        rss_end_kib,
+    }
+}
+
 fn measure(
     system: System,
     opts: &Options,
@@ -292,49 +391,81 @@ fn measure(
     zab_server: Option<&Path>,
     root: &Path,
 ) -> Result<Measured, String> {
-    println!(
-        "\n=== {} ensemble: {} nodes, forceSync=yes ===",
-        system.name(),
-        opts.nodes
-    );
-    let mut ensemble = Ensemble::start(system, opts, zab_server, &root.join(system.name()))?;
-    ensemble.wait_ready(Duration::from_secs(90))?;
-    let rss_start_kib = ensemble.rss_kib();
-    let hosts = ensemble.hosts();
-    let mut figures = Vec::new();
-    let mut setup_s = Vec::new();
+    let mut r = start(system, opts, zab_server, root)?;
+    let (mut figures, mut setup_s) = (Vec::new(), Vec::new());
     for (i, load) in loads.iter().enumerate() {
-        println!("--- {}: {}", system.name(), load.name);
-        let json = root.join(format!("{}-{i}.json", system.name()));
-        let status = Command::new(load_bin)
-            .args(&load.args)
-            .args(["--hosts", &hosts, "--label", system.name()])
-            .arg("--json")
-            .arg(&json)
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", load_bin.display()))?;
-        if !status.success() {
-            eprintln!(
-                "bench: zab-load failed against {} ({status})",
-                system.name()
-            );
-            figures.push(None);
-            setup_s.push(None);
-            continue;
-        }
-        let text = std::fs::read_to_string(&json).unwrap_or_default();
-        figures.push(figures_of(&text));
-        setup_s.push(section(&text, "\"run\"").and_then(|r| number_after(r, "\"setup_s\"")));
-        ensemble.check_alive()?;
+        let (f, setup) = run_load(&mut r, load, &i.to_string(), load_bin, root)?;
+        figures.push(f);
+        setup_s.push(setup);
     }
-    let rss_end_kib = ensemble.rss_kib();
-    ensemble.stop();
-    Ok(Measured {
-        system,
-        loads: figures,
-        setup_s,
-        rss_start_kib,
-        rss_end_kib,
+    Ok(finish(r, figures, setup_s))
+}
+
+/// `--rounds`: every system's ensemble up at once, each load run
+/// `opts.rounds` times per system, the systems taking turns.
+fn measure_interleaved(
+    systems: &[System],
+    opts: &Options,
+    loads: &[Load],
+    load_bin: &Path,
+    zab_server: Option<&Path>,
+    root: &Path,
+) -> Result<Vec<Measured>, String> {
+    let mut running = Vec::new();
+    for &system in systems {
+        running.push(start(system, opts, zab_server, root)?);
+    }
+    // [system][load][round]
+    let mut runs: Vec<Vec<Vec<Run>>> = vec![vec![Vec::new(); loads.len()]; running.len()];
+    for (i, load) in loads.iter().enumerate() {
+        for round in 0..opts.rounds {
+            for (k, r) in running.iter_mut().enumerate() {
+                let run = format!("{i}-{round}");
+                runs[k][i].push(run_load(r, load, &run, load_bin, root)?);
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (r, per_load) in running.into_iter().zip(runs) {
+        let rounds: Vec<Vec<Option<Figures>>> = per_load
+            .iter()
+            .map(|rs| rs.iter().map(|(f, _)| *f).collect())
+            .collect();
+        let medians = rounds.iter().map(|rs| median_figures(rs)).collect();
+        let setup_s = per_load
+            .iter()
+            .map(|rs| rs.first().and_then(|(_, s)| *s))
+            .collect();
+        let mut m = finish(r, medians, setup_s);
+        m.rounds = rounds;
+        results.push(m);
+    }
+    Ok(results)
+}
+
+/// Each figure's median over the rounds that produced figures (`None` if
+/// none did); errors if any round had them.
+fn median_figures(rounds: &[Option<Figures>]) -> Option<Figures> {
+    let got: Vec<Figures> = rounds.iter().flatten().copied().collect();
+    if got.is_empty() {
+        return None;
+    }
+    let median = |field: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = got.iter().map(field).collect();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        }
+    };
+    Some(Figures {
+        ops_per_sec: median(|f| f.ops_per_sec),
+        p50_us: median(|f| f.p50_us),
+        p99_us: median(|f| f.p99_us),
+        p999_us: median(|f| f.p999_us),
+        errors: got.iter().any(|f| f.errors),
     })
 }
 
@@ -415,6 +546,19 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                 f(b.map(|f| f.p99_us), 1000.0, 2),
                 ratio(a.map(|f| f.p99_us), b.map(|f| f.p99_us)),
             ));
+            if let (Some(za), Some(zb)) = (zab, zk) {
+                if opts.rounds > 1 {
+                    let per_round: Vec<String> = za
+                        .rounds
+                        .get(i)
+                        .into_iter()
+                        .flatten()
+                        .zip(zb.rounds.get(i).into_iter().flatten())
+                        .map(|(x, y)| ratio(x.map(|f| f.ops_per_sec), y.map(|f| f.ops_per_sec)))
+                        .collect();
+                    s.push_str(&format!("  x by round: {}\n", per_round.join(" ")));
+                }
+            }
             for (m, f) in [(zab, a), (zk, b)] {
                 if let (Some(m), Some(f)) = (m, f) {
                     if f.errors {
@@ -427,6 +571,12 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
             }
         }
         s.push_str("latencies in ms; x = zab/zk throughput, ratio = zab/zk latency\n");
+        if opts.rounds > 1 {
+            s.push_str(&format!(
+                "each figure the median of {} interleaved rounds\n",
+                opts.rounds
+            ));
+        }
     }
     if let Some(n) = opts.memory {
         for m in results {
@@ -771,6 +921,7 @@ mod tests {
             Measured {
                 system: System::Zab,
                 loads: vec![Some(fig(40_000.0, 1_000.0, 5_000.0))],
+                rounds: vec![],
                 setup_s: vec![Some(1.0)],
                 rss_start_kib: vec![Some(20 * 1024)],
                 rss_end_kib: vec![Some(100 * 1024)],
@@ -778,6 +929,7 @@ mod tests {
             Measured {
                 system: System::ZooKeeper,
                 loads: vec![Some(fig(10_000.0, 4_000.0, 20_000.0))],
+                rounds: vec![],
                 setup_s: vec![Some(2.0)],
                 rss_start_kib: vec![None],
                 rss_end_kib: vec![Some(300 * 1024)],
@@ -795,6 +947,84 @@ mod tests {
         );
         assert!(text.contains("zab        node1 20 -> 100"), "{text}");
         assert!(text.contains("zookeeper  node1 ? -> 300"), "{text}");
+    }
+
+    fn figures(ops: f64, p50: f64, errors: bool) -> Figures {
+        Figures {
+            ops_per_sec: ops,
+            p50_us: p50,
+            p99_us: 10.0 * p50,
+            p999_us: 20.0 * p50,
+            errors,
+        }
+    }
+
+    #[test]
+    fn rounds_take_a_count_and_imply_compare_mode() {
+        let o = parse(&["--rounds".into(), "3".into()]).unwrap().unwrap();
+        assert_eq!(o.rounds, 3);
+        assert!(o.compare);
+        let o = parse(&[]).unwrap().unwrap();
+        assert_eq!(o.rounds, 1);
+        assert!(!o.compare);
+        assert!(parse(&["--rounds".into(), "0".into()]).is_err());
+        assert!(parse(&["--rounds".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn each_figure_is_its_own_median_over_the_rounds_that_ran() {
+        let odd = [
+            Some(figures(30.0, 9.0, false)),
+            None,
+            Some(figures(10.0, 1.0, false)),
+            Some(figures(20.0, 5.0, true)),
+        ];
+        let m = median_figures(&odd).unwrap();
+        assert_eq!((m.ops_per_sec, m.p50_us, m.p99_us), (20.0, 5.0, 50.0));
+        assert!(m.errors, "a round with errors marks the median");
+        let even = [
+            Some(figures(10.0, 4.0, false)),
+            Some(figures(40.0, 2.0, false)),
+        ];
+        let m = median_figures(&even).unwrap();
+        assert_eq!((m.ops_per_sec, m.p50_us), (25.0, 3.0));
+        assert!(!m.errors);
+        assert_eq!(median_figures(&[None, None]), None);
+    }
+
+    #[test]
+    fn interleaved_results_list_every_rounds_ratio() {
+        let o = parse(&["--rounds".into(), "2".into()]).unwrap().unwrap();
+        let loads = vec![Load {
+            name: "set 32x8".into(),
+            args: vec![],
+        }];
+        let measured = |system, rounds: Vec<Option<Figures>>| Measured {
+            system,
+            loads: vec![median_figures(&rounds)],
+            rounds: vec![rounds],
+            setup_s: vec![None],
+            rss_start_kib: vec![],
+            rss_end_kib: vec![],
+        };
+        let results = [
+            measured(
+                System::Zab,
+                vec![
+                    Some(figures(40.0, 1.0, false)),
+                    Some(figures(50.0, 1.0, false)),
+                ],
+            ),
+            measured(
+                System::ZooKeeper,
+                vec![Some(figures(10.0, 4.0, false)), None],
+            ),
+        ];
+        let text = side_by_side(&o, &loads, &results);
+        let row = text.lines().find(|l| l.starts_with("set 32x8")).unwrap();
+        assert!(row.contains(" 45 ") && row.contains(" 4.50 "), "{text}");
+        assert!(text.contains("  x by round: 4.00 -\n"), "{text}");
+        assert!(text.contains("median of 2 interleaved rounds"), "{text}");
     }
 
     #[test]

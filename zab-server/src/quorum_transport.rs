@@ -292,14 +292,25 @@ mod tests {
         (move |e| tx.send(e).is_ok(), rx)
     }
 
+    /// A listener on a free port and a learner's link to it, with messages
+    /// up to `limit` bytes.
+    async fn linked(
+        limit: usize,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        LeaderLink,
+        mpsc::UnboundedReceiver<LinkEvent>,
+    ) {
+        let (tx, events) = channel_sink();
+        let addr = free_addr();
+        let server = tokio::spawn(listen(addr, tx, limit).await.unwrap());
+        let link = connect(addr, Duration::from_secs(5), limit).await.unwrap();
+        (server, link, events)
+    }
+
     #[tokio::test]
     async fn packets_flow_both_ways_in_order() {
-        let (tx, mut events) = channel_sink();
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let server = tokio::spawn(listen(addr, tx, LIMIT).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5), LIMIT).await.unwrap();
+        let (server, mut link, mut events) = linked(LIMIT).await;
         for z in 1..=500 {
             link.out.send(packet(PacketType::Ack, z)).unwrap();
         }
@@ -338,12 +349,7 @@ mod tests {
     /// every packet arrives once, in order, and no batch is empty.
     #[tokio::test]
     async fn batches_and_single_packets_read_in_order() {
-        let (tx, mut events) = channel_sink();
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let server = tokio::spawn(listen(addr, tx, LIMIT).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5), LIMIT).await.unwrap();
+        let (server, mut link, mut events) = linked(LIMIT).await;
         link.out.send(packet(PacketType::Ack, 1)).unwrap();
         let out = match events.recv().await {
             Some(LinkEvent::Opened { out, .. }) => out,
@@ -379,11 +385,8 @@ mod tests {
     /// needing a SNAP of more than a few MiB could never join.)
     #[tokio::test]
     async fn a_queued_snapshot_of_many_chunks_goes_through() {
-        let (tx, mut events) = channel_sink();
         let limit = max_message_bytes(0xfffff);
-        let addr = free_addr();
-        let server = tokio::spawn(listen(addr, tx, limit).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5), limit).await.unwrap();
+        let (server, mut link, mut events) = linked(limit).await;
         let out = match events.recv().await {
             Some(LinkEvent::Opened { out, .. }) => out,
             other => panic!("{other:?}"),
