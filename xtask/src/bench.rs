@@ -450,23 +450,25 @@ fn median_figures(rounds: &[Option<Figures>]) -> Option<Figures> {
     if got.is_empty() {
         return None;
     }
-    let median = |field: fn(&Figures) -> f64| {
-        let mut v: Vec<f64> = got.iter().map(field).collect();
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2.0
-        }
-    };
+    let of = |field: fn(&Figures) -> f64| median(got.iter().map(field).collect()).unwrap_or(0.0);
     Some(Figures {
-        ops_per_sec: median(|f| f.ops_per_sec),
-        p50_us: median(|f| f.p50_us),
-        p99_us: median(|f| f.p99_us),
-        p999_us: median(|f| f.p999_us),
+        ops_per_sec: of(|f| f.ops_per_sec),
+        p50_us: of(|f| f.p50_us),
+        p99_us: of(|f| f.p99_us),
+        p999_us: of(|f| f.p999_us),
         errors: got.iter().any(|f| f.errors),
     })
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[mid]),
+        _ => Some((v[mid - 1] + v[mid]) / 2.0),
+    }
 }
 
 /// The `total` figures of a zab-load JSON summary.
@@ -548,15 +550,32 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
             ));
             if let (Some(za), Some(zb)) = (zab, zk) {
                 if opts.rounds > 1 {
-                    let per_round: Vec<String> = za
+                    // Each round pairs runs a minute apart: their ratios
+                    // are the figures to trust; the ratio of medians above
+                    // may pair runs of different minutes.
+                    let paired: Vec<Option<f64>> = za
                         .rounds
                         .get(i)
                         .into_iter()
                         .flatten()
                         .zip(zb.rounds.get(i).into_iter().flatten())
-                        .map(|(x, y)| ratio(x.map(|f| f.ops_per_sec), y.map(|f| f.ops_per_sec)))
+                        .map(|(x, y)| match (x, y) {
+                            (Some(x), Some(y)) if y.ops_per_sec > 0.0 => {
+                                Some(x.ops_per_sec / y.ops_per_sec)
+                            }
+                            _ => None,
+                        })
                         .collect();
-                    s.push_str(&format!("  x by round: {}\n", per_round.join(" ")));
+                    let shown: Vec<String> = paired
+                        .iter()
+                        .map(|x| x.map_or_else(|| "-".into(), |x| format!("{x:.2}")))
+                        .collect();
+                    let median = median(paired.into_iter().flatten().collect())
+                        .map_or_else(|| "-".into(), |x| format!("{x:.2}"));
+                    s.push_str(&format!(
+                        "  x by round: {} (median {median})\n",
+                        shown.join(" ")
+                    ));
                 }
             }
             for (m, f) in [(zab, a), (zk, b)] {
@@ -1023,7 +1042,10 @@ mod tests {
         let text = side_by_side(&o, &loads, &results);
         let row = text.lines().find(|l| l.starts_with("set 32x8")).unwrap();
         assert!(row.contains(" 45 ") && row.contains(" 4.50 "), "{text}");
-        assert!(text.contains("  x by round: 4.00 -\n"), "{text}");
+        assert!(
+            text.contains("  x by round: 4.00 - (median 4.00)\n"),
+            "{text}"
+        );
         assert!(text.contains("median of 2 interleaved rounds"), "{text}");
     }
 
