@@ -200,6 +200,29 @@ impl Io {
         Some(s.ev)
     }
 
+    /// The packets for the learner end of `stream` that are due now and
+    /// next in the queue, taken off it in order: with the packet just
+    /// popped, one batch off the wire, as the real link hands a learner
+    /// (`Learner::on_packets`).
+    pub fn pop_due_learner_packets(&mut self, stream: StreamId) -> Vec<QuorumPacket> {
+        let mut out = Vec::new();
+        while let Some(next) = self.queue.peek() {
+            let same = next.at <= self.now
+                && matches!(&next.ev, Event::Packet { stream: s, to_leader: false, .. } if *s == stream);
+            if !same {
+                break;
+            }
+            if let Some(Scheduled {
+                ev: Event::Packet { packet, .. },
+                ..
+            }) = self.queue.pop()
+            {
+                out.push(packet);
+            }
+        }
+        out
+    }
+
     /// A delay on `chan`, never overtaking what was sent on it before.
     fn fifo_delay(&mut self, chan: Channel) -> u64 {
         let d = self.rng.range(self.delay.0, self.delay.1);

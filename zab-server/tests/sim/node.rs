@@ -704,7 +704,12 @@ impl Node {
         self.learner_actions(io, actions);
     }
 
-    pub fn packet_from_leader(&mut self, io: &mut Io, stream: StreamId, packet: QuorumPacket) {
+    pub fn packets_from_leader(
+        &mut self,
+        io: &mut Io,
+        stream: StreamId,
+        packets: Vec<QuorumPacket>,
+    ) {
         let Role::Learning(l) = &mut self.role else {
             return;
         };
@@ -714,7 +719,7 @@ impl Node {
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
-        let actions = learner.on_packet(io.now, packet);
+        let actions = learner.on_packets(io.now, packets);
         self.learner_actions(io, actions);
     }
 

@@ -130,8 +130,10 @@ impl World {
                         }
                     }
                 } else if let Some(n) = self.nodes.get_mut(&s.follower) {
+                    let mut packets = vec![packet];
+                    packets.extend(io.pop_due_learner_packets(stream));
                     if n.up && n.gen == s.follower_gen {
-                        n.packet_from_leader(io, stream, packet);
+                        n.packets_from_leader(io, stream, packets);
                     }
                 }
             }
