@@ -148,6 +148,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         return Err("--rounds must be at least 1".into());
     }
     if o.rounds > 1 {
+        if o.memory.is_some() {
+            return Err("--rounds times loads; --memory measures one load's RSS".into());
+        }
         o.compare = true;
     }
     if o.compare && o.load_args.iter().any(|a| a == "--hosts") {
@@ -988,6 +991,8 @@ mod tests {
         assert!(!o.compare);
         assert!(parse(&["--rounds".into(), "0".into()]).is_err());
         assert!(parse(&["--rounds".into(), "x".into()]).is_err());
+        let memory_twice = ["--memory", "1000", "--rounds", "2"].map(String::from);
+        assert!(parse(&memory_twice).is_err());
     }
 
     #[test]
