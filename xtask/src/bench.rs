@@ -199,6 +199,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.rounds > 1 {
         let result =
             measure_interleaved(&systems, &opts, &loads, &load, zab_server.as_deref(), &root);
+        // Both ensembles' data go, whether the runs worked or not.
+        let _ = std::fs::remove_dir_all(&root);
         results = result?;
     } else {
         for system in systems {

@@ -202,45 +202,24 @@ pub struct LeaderLink {
     pub inbound: Inbound,
 }
 
-/// The packets the leader sends, one at a time, straight from the stream.
+/// The packets the leader sends, a batch at a time, straight from the
+/// stream.
 pub struct Inbound {
     stream: Streaming<QuorumBatch>,
-    batch: std::vec::IntoIter<QuorumPacket>,
 }
 
 impl Inbound {
-    /// The next packet, or `Err` with the reason once the link is closed
-    /// or broken.
-    pub async fn recv(&mut self) -> Result<QuorumPacket, String> {
-        loop {
-            if let Some(p) = self.batch.next() {
-                return Ok(p);
-            }
-            self.next_batch().await?;
-        }
-    }
-
     /// The packets of the next batch the leader sent (never empty), in
     /// order, or `Err` with the reason once the link is closed or broken.
     /// The core handles a batch in one step, so the proposals in it reach
     /// the txn log as one append.
     pub async fn recv_batch(&mut self) -> Result<Vec<QuorumPacket>, String> {
         loop {
-            let rest: Vec<QuorumPacket> = self.batch.by_ref().collect();
-            if !rest.is_empty() {
-                return Ok(rest);
+            match self.stream.next().await {
+                Some(Ok(batch)) if batch.packets.is_empty() => {}
+                Some(Ok(batch)) => return Ok(batch.packets),
+                end => return Err(end_reason(end)),
             }
-            self.next_batch().await?;
-        }
-    }
-
-    async fn next_batch(&mut self) -> Result<(), String> {
-        match self.stream.next().await {
-            Some(Ok(batch)) => {
-                self.batch = batch.packets.into_iter();
-                Ok(())
-            }
-            end => Err(end_reason(end)),
         }
     }
 }
@@ -265,7 +244,6 @@ pub async fn connect(
         out: out_tx,
         inbound: Inbound {
             stream: response.into_inner(),
-            batch: Vec::new().into_iter(),
         },
     })
 }
@@ -332,9 +310,12 @@ mod tests {
         for z in 1..=500 {
             out.send(packet(PacketType::Commit, z)).unwrap();
         }
-        for z in 1..=500 {
-            assert_eq!(link.inbound.recv().await.unwrap().zxid, z);
-        }
+        let got: Vec<i64> = read(&mut link.inbound, 500)
+            .await
+            .iter()
+            .map(|p| p.zxid)
+            .collect();
+        assert_eq!(got, (1..=500).collect::<Vec<i64>>());
         drop(link);
         loop {
             match events.recv().await {
@@ -345,28 +326,15 @@ mod tests {
         server.abort();
     }
 
-    /// A learner may read packet by packet or a batch at a time, mixed:
-    /// every packet arrives once, in order, and no batch is empty.
-    #[tokio::test]
-    async fn batches_and_single_packets_read_in_order() {
-        let (server, mut link, mut events) = linked(LIMIT).await;
-        link.out.send(packet(PacketType::Ack, 1)).unwrap();
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
-            other => panic!("{other:?}"),
-        };
-        for z in 1..=500 {
-            out.send(packet(PacketType::Commit, z)).unwrap();
-        }
-        let mut got = vec![link.inbound.recv().await.unwrap().zxid];
-        while got.len() < 500 {
-            let batch = link.inbound.recv_batch().await.unwrap();
+    /// The next `n` packets off the leader's stream; no batch is empty.
+    async fn read(inbound: &mut Inbound, n: usize) -> Vec<QuorumPacket> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let batch = inbound.recv_batch().await.expect("the link stays up");
             assert!(!batch.is_empty());
-            got.extend(batch.iter().map(|p| p.zxid));
+            got.extend(batch);
         }
-        assert_eq!(got, (1..=500).collect::<Vec<i64>>());
-        drop(link);
-        server.abort();
+        got
     }
 
     fn chunk(zxid: i64, len: usize) -> QuorumPacket {
@@ -395,10 +363,12 @@ mod tests {
         for z in 1..=64 {
             out.send(chunk(z, size)).unwrap();
         }
-        for z in 1..=64 {
-            let p = link.inbound.recv().await.expect("every chunk arrives");
-            assert_eq!((p.zxid, p.data.len()), (z, size));
-        }
+        let got: Vec<(i64, usize)> = read(&mut link.inbound, 64)
+            .await
+            .iter()
+            .map(|p| (p.zxid, p.data.len()))
+            .collect();
+        assert_eq!(got, (1..=64).map(|z| (z, size)).collect::<Vec<_>>());
         // The other way too: a learner's queued packets.
         for z in 1..=64 {
             link.out.send(chunk(z, size)).unwrap();
@@ -431,7 +401,11 @@ mod tests {
             other => panic!("{other:?}"),
         };
         out.send(chunk(1, 2 << 20)).unwrap();
-        let reason = link.inbound.recv().await.expect_err("the link breaks");
+        let reason = link
+            .inbound
+            .recv_batch()
+            .await
+            .expect_err("the link breaks");
         assert!(reason.contains("message length too large"), "{reason}");
         server.abort();
     }
