@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: builds the `zab-load` generator in release and runs
 //! it; with `--compare zookeeper`, against a local zab ensemble and then a
-//! ZooKeeper 3.8 ensemble of the same shape and durability, side by side.
+//! ZooKeeper 3.8 ensemble of the same shape and durability, side by side;
+//! with `--compare zab:PATH`, against another build of zab-server (an A/B
+//! of two versions, the way every change in BENCHMARKS.md is measured).
 //!
 //! This module only builds, starts, measures and stops processes; the load
 //! itself and its statistics live in `benches/src/load/`. It reads the
@@ -23,6 +25,10 @@ bench options:
   --compare zookeeper  start a zab ensemble (release), run the loads, record
                        RSS per server, stop it; then the same with ZooKeeper
                        3.8 (if /usr/share/zookeeper is installed); print both
+  --compare zab:PATH   the same against the zab-server binary at PATH (a
+                       baseline build, e.g. from `git worktree add` of an
+                       older commit) instead of ZooKeeper: an A/B of two
+                       zab versions; use it with --rounds
   --suite              the loads of the targets instead of one load:
                        set 32x8, set 1x1, get 32x8, mixed 90% reads 32x8
   --memory N           instead of timed loads, create N znodes of 100 B and
@@ -54,6 +60,8 @@ const ZK_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
 enum System {
     Zab,
     ZooKeeper,
+    /// Another zab-server binary (`--compare zab:PATH`), configured as zab.
+    Baseline,
 }
 
 impl System {
@@ -61,6 +69,16 @@ impl System {
         match self {
             System::Zab => "zab",
             System::ZooKeeper => "zookeeper",
+            System::Baseline => "baseline",
+        }
+    }
+
+    /// The name in the results table's column heads.
+    fn short_name(self) -> &'static str {
+        match self {
+            System::Zab => "zab",
+            System::ZooKeeper => "zk",
+            System::Baseline => "base",
         }
     }
 }
@@ -74,6 +92,9 @@ struct Options {
     nodes: usize,
     tick_time: u32,
     only: Option<System>,
+    /// `--compare zab:PATH`: the zab-server to compare against instead of
+    /// ZooKeeper.
+    baseline: Option<PathBuf>,
     /// Extra zoo.cfg lines, per system.
     zab_cfg: Vec<String>,
     zk_cfg: Vec<String>,
@@ -98,6 +119,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         nodes: 3,
         tick_time: 2000,
         only: None,
+        baseline: None,
         zab_cfg: Vec::new(),
         zk_cfg: Vec::new(),
         load_args: Vec::new(),
@@ -111,10 +133,21 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         }
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
-            "--compare" => match value("--compare")?.as_str() {
-                "zookeeper" | "zk" => o.compare = true,
-                other => return Err(format!("--compare: only `zookeeper`, not `{other}`")),
-            },
+            "--compare" => {
+                let v = value("--compare")?;
+                match v.as_str() {
+                    "zookeeper" | "zk" => o.baseline = None,
+                    other => match other.strip_prefix("zab:") {
+                        Some(path) if !path.is_empty() => o.baseline = Some(PathBuf::from(path)),
+                        _ => {
+                            return Err(format!(
+                                "--compare: `zookeeper` or `zab:PATH`, not `{other}`"
+                            ))
+                        }
+                    },
+                }
+                o.compare = true;
+            }
             "--suite" => o.suite = true,
             "--memory" => o.memory = Some(crate::cluster::number(&value("--memory")?, "--memory")?),
             "--nodes" => o.nodes = crate::cluster::number(&value("--nodes")?, "--nodes")?,
@@ -153,6 +186,11 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         }
         o.compare = true;
     }
+    if o.baseline.is_some() && o.only.is_some() {
+        return Err(
+            "--only picks a system of --compare zookeeper; zab:PATH compares two zabs".into(),
+        );
+    }
     if o.compare && o.load_args.iter().any(|a| a == "--hosts") {
         return Err("--compare starts its own ensembles: drop --hosts".into());
     }
@@ -180,7 +218,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.only != Some(System::ZooKeeper) {
         systems.push(System::Zab);
     }
-    if opts.only != Some(System::Zab) {
+    if let Some(path) = &opts.baseline {
+        if !path.is_file() {
+            return Err(format!("--compare zab:{}: no such file", path.display()));
+        }
+        systems.push(System::Baseline);
+    } else if opts.only != Some(System::Zab) {
         if Path::new(ZK_SCRIPT).exists() {
             systems.push(System::ZooKeeper);
         } else {
@@ -513,19 +556,26 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String {
     let mut s = String::from("\n=== results ===\n");
     let zab = results.iter().find(|m| m.system == System::Zab);
-    let zk = results.iter().find(|m| m.system == System::ZooKeeper);
+    // What zab is compared with: ZooKeeper, or a baseline build of zab.
+    let zk = results.iter().find(|m| m.system != System::Zab);
+    let other = if opts.baseline.is_some() {
+        System::Baseline
+    } else {
+        System::ZooKeeper
+    }
+    .short_name();
     if opts.memory.is_none() {
         s.push_str(&format!(
             "{:<22} {:>10} {:>10} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}\n",
             "load",
             "zab op/s",
-            "zk op/s",
+            format!("{other} op/s"),
             "x",
             "zab p50",
-            "zk p50",
+            format!("{other} p50"),
             "ratio",
             "zab p99",
-            "zk p99",
+            format!("{other} p99"),
             "ratio"
         ));
         for (i, load) in loads.iter().enumerate() {
@@ -594,7 +644,9 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                 }
             }
         }
-        s.push_str("latencies in ms; x = zab/zk throughput, ratio = zab/zk latency\n");
+        s.push_str(&format!(
+            "latencies in ms; x = zab/{other} throughput, ratio = zab/{other} latency\n"
+        ));
         if opts.rounds > 1 {
             s.push_str(&format!(
                 "each figure the median of {} interleaved rounds\n",
@@ -688,7 +740,7 @@ impl Ensemble {
                     cfg.push_str(&format!("server.{}=127.0.0.1:{quorum}:{election}\n", j + 1));
                 }
             }
-            if system == System::Zab {
+            if system != System::ZooKeeper {
                 // The servers share this machine: zab's default of one
                 // worker per CPU assumes a machine of its own. ZooKeeper
                 // keeps its defaults; its own thread settings sized the
@@ -699,7 +751,7 @@ impl Ensemble {
                 cfg.push_str(&format!("zab.workerThreads={threads}\n"));
             }
             let extra = match system {
-                System::Zab => &opts.zab_cfg,
+                System::Zab | System::Baseline => &opts.zab_cfg,
                 System::ZooKeeper => &opts.zk_cfg,
             };
             for line in extra {
@@ -712,6 +764,10 @@ impl Ensemble {
             let mut cmd = match (system, zab_server) {
                 (System::Zab, Some(bin)) => Command::new(bin),
                 (System::Zab, None) => return Err("zab-server was not built".into()),
+                (System::Baseline, _) => match &opts.baseline {
+                    Some(bin) => Command::new(bin),
+                    None => return Err("no baseline zab-server given".into()),
+                },
                 (System::ZooKeeper, _) => {
                     // What zkServer.sh runs, minus the shell, so the child
                     // is the JVM whose RSS we read. -Xmx1000m is the heap
@@ -981,6 +1037,68 @@ mod tests {
             p999_us: 20.0 * p50,
             errors,
         }
+    }
+
+    #[test]
+    fn compare_takes_zookeeper_or_a_zab_binary() {
+        let args = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let o = parse(&args(&["--compare", "zab:/opt/old/zab-server"]))
+            .unwrap()
+            .unwrap();
+        assert!(o.compare);
+        assert_eq!(o.baseline, Some(PathBuf::from("/opt/old/zab-server")));
+        let o = parse(&args(&["--compare", "zk"])).unwrap().unwrap();
+        assert!(o.compare && o.baseline.is_none());
+        assert!(parse(&args(&["--compare", "zab:"])).is_err());
+        assert!(parse(&args(&["--compare", "etcd"])).is_err());
+        // --only picks between zab and ZooKeeper; with a baseline it means nothing.
+        assert!(parse(&args(&["--compare", "zab:/x", "--only", "zab"])).is_err());
+    }
+
+    #[test]
+    fn a_baseline_is_shown_in_zookeepers_place() {
+        let args: Vec<String> = ["--compare", "zab:/x", "--rounds", "2"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let o = parse(&args).unwrap().unwrap();
+        let loads = vec![Load {
+            name: "set 32x8".into(),
+            args: vec![],
+        }];
+        let measured = |system, rounds: Vec<Option<Figures>>| Measured {
+            system,
+            loads: vec![median_figures(&rounds)],
+            rounds: vec![rounds],
+            setup_s: vec![None],
+            rss_start_kib: vec![None],
+            rss_end_kib: vec![None],
+        };
+        let results = [
+            measured(
+                System::Zab,
+                vec![
+                    Some(figures(110.0, 900.0, false)),
+                    Some(figures(90.0, 1_100.0, false)),
+                ],
+            ),
+            measured(
+                System::Baseline,
+                vec![
+                    Some(figures(100.0, 1_000.0, false)),
+                    Some(figures(100.0, 1_000.0, false)),
+                ],
+            ),
+        ];
+        let text = side_by_side(&o, &loads, &results);
+        assert!(text.contains("base op/s"), "{text}");
+        assert!(!text.contains("zk "), "{text}");
+        assert!(
+            text.contains("x by round: 1.10 0.90 (median 1.00)"),
+            "{text}"
+        );
+        assert!(text.contains("x = zab/base throughput"), "{text}");
+        assert!(text.contains("baseline   node1"), "{text}");
     }
 
     #[test]
