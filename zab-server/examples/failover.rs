@@ -95,17 +95,13 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         .init();
     let cfg = Config::load(&path).with_context(|| format!("reading {}", path.display()))?;
     cfg.validate()?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            let server = QuorumServer::start(cfg).await?;
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            term.recv().await;
-            server.shutdown().await;
-            anyhow::Ok(())
-        })
+    zab_server::server::runtime(cfg.worker_threads)?.block_on(async move {
+        let server = QuorumServer::start(cfg).await?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        term.recv().await;
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
 }
 
 fn server_command() -> anyhow::Result<ServerCommand> {
@@ -167,7 +163,13 @@ async fn measure(opts: Options) -> anyhow::Result<()> {
     // Sessions must outlive a failover so that the figures measure the
     // ensemble, not the client re-creating sessions.
     let mut spec = ClusterSpec::new(server_command()?, 3);
-    spec.extra_cfg = "maxSessionTimeout=60000".into();
+    // Three servers share this machine: each gets its share of the CPUs,
+    // as `cargo xtask cluster` and `cargo xtask bench` give them.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    spec.extra_cfg = format!(
+        "maxSessionTimeout=60000\nzab.workerThreads={}",
+        (cpus / 3).max(1)
+    );
     let mut cluster = TestCluster::start(spec);
     blocking(|| cluster.wait_until_serving(SETTLE));
     println!(

@@ -310,7 +310,8 @@ pub struct Config {
     /// [`crate::held_clients`]). 0 closes at once, as ZooKeeper does.
     pub connect_hold_ms: u64,
     /// `zab.workerThreads` (zab's own key): threads of the async runtime
-    /// that serves clients and peers; 0 (the default) means one per CPU.
+    /// that serves clients and peers; 0 (the default) means one per CPU,
+    /// and 1 a current-thread runtime (the main thread runs every task).
     /// Servers that share a machine do better with fewer: with three
     /// servers on two CPUs, one each did more writes/s than two each in
     /// every interleaved pair of runs, by 1 to 80 % (BENCHMARKS.md), as

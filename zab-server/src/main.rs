@@ -55,11 +55,7 @@ fn main() -> anyhow::Result<()> {
             cfg.unsupported.join(", ")
         );
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if cfg.worker_threads > 0 {
-        runtime.worker_threads(cfg.worker_threads);
-    }
-    let runtime = runtime.enable_all().build()?;
+    let runtime = zab_server::server::runtime(cfg.worker_threads)?;
     runtime.block_on(async move {
         if cfg.is_distributed() {
             let server = QuorumServer::start(cfg).await?;

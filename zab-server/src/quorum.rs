@@ -523,7 +523,7 @@ impl Peer {
         self.store.log().append_batch(Vec::new(), move |r| {
             let _ = done_tx.send(r);
         });
-        match tokio::task::block_in_place(|| done_rx.recv_timeout(Duration::from_secs(60))) {
+        match crate::server::blocking(|| done_rx.recv_timeout(Duration::from_secs(60))) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "txn log failed while draining; stopping");
@@ -1034,7 +1034,7 @@ impl Peer {
                         .log()
                         .truncate_after(after)
                         .map_err(anyhow::Error::from)
-                        .and_then(|()| tokio::task::block_in_place(|| recover(&self.store)));
+                        .and_then(|()| crate::server::blocking(|| recover(&self.store)));
                     match result {
                         Ok(mut tree) if tree.last_zxid() <= after => {
                             tree.set_skip_acl(self.cfg.skip_acl);

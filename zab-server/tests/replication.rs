@@ -54,7 +54,23 @@ fn spec(participants: usize) -> ClusterSpec {
         ),
         _ => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
     };
-    ClusterSpec::new(command, participants)
+    let mut spec = ClusterSpec::new(command, participants);
+    if target_is_zab() {
+        // Both of the server's runtimes in every ensemble: one thread runs
+        // a current-thread runtime (what `cargo xtask cluster` gives three
+        // nodes on two CPUs), more a multi-thread one.
+        spec.node_cfg = (0..participants + 4)
+            .map(|i| format!("zab.workerThreads={}", if i % 2 == 0 { 1 } else { 2 }))
+            .collect();
+    }
+    spec
+}
+
+fn target_is_zab() -> bool {
+    !matches!(
+        std::env::var("ZAB_TEST_TARGET").as_deref(),
+        Ok("zookeeper") | Ok("zk")
+    )
 }
 
 fn persistent() -> CreateOptions<'static> {

@@ -84,6 +84,9 @@ pub struct ClusterSpec {
     pub sync_limit: u32,
     /// Additional `key=value` lines appended to every `zoo.cfg`.
     pub extra_cfg: String,
+    /// Lines for one node's `zoo.cfg` only (index `i` for node `i`;
+    /// nodes beyond the list get none).
+    pub node_cfg: Vec<String>,
     /// How to start a server.
     pub command: ServerCommand,
 }
@@ -99,6 +102,7 @@ impl ClusterSpec {
             init_limit: 10,
             sync_limit: 5,
             extra_cfg: String::new(),
+            node_cfg: Vec::new(),
             command,
         }
     }
@@ -245,7 +249,7 @@ impl TestCluster {
                 )
             })
             .collect();
-        for n in &nodes {
+        for (i, n) in nodes.iter().enumerate() {
             let data_dir = n.dir.join("data");
             fs::write(data_dir.join("myid"), format!("{}\n", n.sid)).expect("write myid");
             let cfg = format!(
@@ -259,7 +263,8 @@ impl TestCluster {
                  admin.enableServer=false\n\
                  {peer}\
                  {servers}\
-                 {extra}\n",
+                 {extra}\n\
+                 {own}\n",
                 tick = spec.tick_time_ms,
                 init = spec.init_limit,
                 sync = spec.sync_limit,
@@ -272,6 +277,7 @@ impl TestCluster {
                     ""
                 },
                 extra = spec.extra_cfg,
+                own = spec.node_cfg.get(i).map_or("", String::as_str),
             );
             fs::write(n.cfg_path(), cfg).expect("write zoo.cfg");
         }
