@@ -34,8 +34,9 @@ bench options:
   --memory N           instead of timed loads, create N znodes of 100 B and
                        report RSS per server (implies --compare zookeeper)
   --rounds N           compare mode: both ensembles up at once, each load run
-                       N times alternately (zab, ZooKeeper, zab, ...); the
-                       table shows the medians and every round's ratio, so a
+                       N times alternately (zab, ZooKeeper; ZooKeeper, zab;
+                       zab, ZooKeeper; ...); the table shows the medians
+                       and every round's ratio, so a
                        minute in which the machine runs slow (it varies
                        by tens of percent on a shared VM) weighs on both
                        systems alike (default 1: one system after the other)
@@ -355,6 +356,10 @@ struct Figures {
     p99_us: f64,
     p999_us: f64,
     errors: bool,
+    /// The servers' CPU time (user + system, all servers) in the measured
+    /// window per op done in it: steadier than ops/s on a shared VM, whose
+    /// speed drifts by tens of percent between minutes.
+    cpu_us_per_op: Option<f64>,
 }
 
 /// An ensemble up for measuring, with what was recorded at its start.
@@ -386,6 +391,48 @@ fn start(
     })
 }
 
+/// How often the servers' CPU time is read while a load runs.
+const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// CPU ticks spent between `from` and `to` (seconds since the samples'
+/// origin), interpolated linearly between the samples around each end;
+/// `None` unless the samples cover both ends.
+fn cpu_between(samples: &[(f64, u64)], from: f64, to: f64) -> Option<f64> {
+    let at = |t: f64| -> Option<f64> {
+        let i = samples.iter().position(|&(s, _)| s >= t)?;
+        let (t1, c1) = samples[i];
+        if i == 0 {
+            return (t1 == t).then_some(c1 as f64);
+        }
+        let (t0, c0) = samples[i - 1];
+        let share = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
+        Some(c0 as f64 + share * (c1 as f64 - c0 as f64))
+    };
+    Some(at(to)? - at(from)?)
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of `/proc/PID/stat`'s CPU times.
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// User plus system CPU ticks of a process, from `/proc/PID/stat`.
+fn process_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is the first, utime the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// One run of a load: its figures and the seconds its set-up took (both
 /// `None` when zab-load failed).
 type Run = (Option<Figures>, Option<f64>);
@@ -401,21 +448,47 @@ fn run_load(
     let system = r.system.name();
     println!("--- {system}: {}", load.name);
     let json = root.join(format!("{system}-{run}.json"));
-    let status = Command::new(load_bin)
+    let started = Instant::now();
+    let mut child = Command::new(load_bin)
         .args(&load.args)
         .args(["--hosts", &r.hosts, "--label", system])
         .arg("--json")
         .arg(&json)
-        .status()
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", load_bin.display()))?;
+    // The servers' CPU time while the load runs, sampled so that the
+    // measured window (after set-up and warm-up) can be cut out of it.
+    let mut cpu = Vec::new();
+    let status = loop {
+        if let Some(ticks) = r.ensemble.cpu_ticks() {
+            cpu.push((started.elapsed().as_secs_f64(), ticks));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(CPU_SAMPLE_EVERY),
+            Err(e) => return Err(format!("waiting for zab-load: {e}")),
+        }
+    };
     if !status.success() {
         eprintln!("bench: zab-load failed against {system} ({status})");
         return Ok((None, None));
     }
     let text = std::fs::read_to_string(&json).unwrap_or_default();
-    let setup = section(&text, "\"run\"").and_then(|r| number_after(r, "\"setup_s\""));
+    let run_info = section(&text, "\"run\"");
+    let setup = run_info.and_then(|r| number_after(r, "\"setup_s\""));
+    let warmup = run_info.and_then(|r| number_after(r, "\"warmup_s\""));
+    let duration = run_info.and_then(|r| number_after(r, "\"duration_s\""));
     r.ensemble.check_alive()?;
-    Ok((figures_of(&text), setup))
+    let mut figures = figures_of(&text);
+    if let (Some(f), Some(setup), Some(warmup), Some(duration)) =
+        (figures.as_mut(), setup, warmup, duration)
+    {
+        let from = setup + warmup;
+        f.cpu_us_per_op = cpu_between(&cpu, from, from + duration)
+            .map(|ticks| ticks * 1e6 / clock_ticks_per_sec())
+            .and_then(|us| (f.ops_per_sec > 0.0).then(|| us / (f.ops_per_sec * duration)));
+    }
+    Ok((figures, setup))
 }
 
 fn finish(mut r: Running, loads: Vec<Option<Figures>>, setup_s: Vec<Option<f64>>) -> Measured {
@@ -467,9 +540,12 @@ fn measure_interleaved(
     let mut runs: Vec<Vec<Vec<Run>>> = vec![vec![Vec::new(); loads.len()]; running.len()];
     for (i, load) in loads.iter().enumerate() {
         for round in 0..opts.rounds {
-            for (k, r) in running.iter_mut().enumerate() {
+            // Who goes first alternates too: a run just after the other
+            // system's may find the machine in a different state (page
+            // cache, the other's background flushes).
+            for k in turn_order(running.len(), round) {
                 let run = format!("{i}-{round}");
-                runs[k][i].push(run_load(r, load, &run, load_bin, root)?);
+                runs[k][i].push(run_load(&mut running[k], load, &run, load_bin, root)?);
             }
         }
     }
@@ -491,6 +567,17 @@ fn measure_interleaved(
     Ok(results)
 }
 
+/// The order in which `systems` ensembles run in round `round`: as given
+/// in even rounds, reversed in odd ones.
+fn turn_order(systems: usize, round: usize) -> Vec<usize> {
+    let order = 0..systems;
+    if round.is_multiple_of(2) {
+        order.collect()
+    } else {
+        order.rev().collect()
+    }
+}
+
 /// Each figure's median over the rounds that produced figures (`None` if
 /// none did); errors if any round had them.
 fn median_figures(rounds: &[Option<Figures>]) -> Option<Figures> {
@@ -505,6 +592,7 @@ fn median_figures(rounds: &[Option<Figures>]) -> Option<Figures> {
         p99_us: of(|f| f.p99_us),
         p999_us: of(|f| f.p999_us),
         errors: got.iter().any(|f| f.errors),
+        cpu_us_per_op: median(got.iter().filter_map(|f| f.cpu_us_per_op).collect()),
     })
 }
 
@@ -529,6 +617,7 @@ fn figures_of(json: &str) -> Option<Figures> {
         p99_us: number_after(total, "\"p99_us\"")?,
         p999_us: number_after(total, "\"p999_us\"")?,
         errors,
+        cpu_us_per_op: None,
     })
 }
 
@@ -632,6 +721,15 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                         shown.join(" ")
                     ));
                 }
+            }
+            if let (Some(x), Some(y)) = (
+                a.and_then(|f| f.cpu_us_per_op),
+                b.and_then(|f| f.cpu_us_per_op),
+            ) {
+                s.push_str(&format!(
+                    "  servers' CPU per op: zab {x:.1} us, {other} {y:.1} us (ratio {:.2})\n",
+                    x / y
+                ));
             }
             for (m, f) in [(zab, a), (zk, b)] {
                 if let (Some(m), Some(f)) = (m, f) {
@@ -868,6 +966,19 @@ impl Ensemble {
     }
 
     /// VmRSS of each server, KiB.
+    /// CPU ticks used so far by every server together (`None` if one
+    /// cannot be read).
+    fn cpu_ticks(&self) -> Option<u64> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let pid = s.child.as_ref()?.id();
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                process_cpu_ticks(&stat)
+            })
+            .sum()
+    }
+
     fn rss_kib(&self) -> Vec<Option<u64>> {
         self.servers
             .iter()
@@ -996,6 +1107,7 @@ mod tests {
             p99_us: p99,
             p999_us: p99,
             errors: false,
+            cpu_us_per_op: None,
         };
         let results = [
             Measured {
@@ -1036,6 +1148,7 @@ mod tests {
             p99_us: 10.0 * p50,
             p999_us: 20.0 * p50,
             errors,
+            cpu_us_per_op: Some(ops / 10.0),
         }
     }
 
@@ -1099,6 +1212,41 @@ mod tests {
         );
         assert!(text.contains("x = zab/base throughput"), "{text}");
         assert!(text.contains("baseline   node1"), "{text}");
+        // Each side's CPU per op is its median over the rounds (11 and 9; 10 and 10).
+        assert!(
+            text.contains("servers' CPU per op: zab 10.0 us, base 10.0 us (ratio 1.00)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rounds_alternate_who_goes_first() {
+        assert_eq!(turn_order(2, 0), [0, 1]);
+        assert_eq!(turn_order(2, 1), [1, 0]);
+        assert_eq!(turn_order(2, 2), [0, 1]);
+        assert_eq!(turn_order(1, 1), [0]);
+    }
+
+    #[test]
+    fn cpu_in_a_window_is_interpolated_between_samples() {
+        let samples = [(0.0, 0), (1.0, 100), (2.0, 300), (3.0, 300)];
+        assert_eq!(cpu_between(&samples, 0.0, 3.0), Some(300.0));
+        assert_eq!(cpu_between(&samples, 0.5, 1.5), Some(150.0));
+        assert_eq!(cpu_between(&samples, 2.0, 3.0), Some(0.0));
+        // A window the samples do not cover has no figure.
+        assert_eq!(cpu_between(&samples, 1.0, 3.5), None);
+        assert_eq!(cpu_between(&samples[1..], 0.5, 2.0), None);
+        assert_eq!(cpu_between(&[], 0.0, 1.0), None);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (zab (x) server) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
+                    250 75 0 0 20 0 3 0 100 1000 10 18446744073709551615";
+        assert_eq!(process_cpu_ticks(stat), Some(325));
+        assert_eq!(process_cpu_ticks("4242 (short) S 1"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(process_cpu_ticks(&own).is_some(), "{own}");
     }
 
     #[test]
