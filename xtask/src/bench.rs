@@ -646,7 +646,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
     let mut s = String::from("\n=== results ===\n");
     let zab = results.iter().find(|m| m.system == System::Zab);
     // What zab is compared with: ZooKeeper, or a baseline build of zab.
-    let zk = results.iter().find(|m| m.system != System::Zab);
+    let them = results.iter().find(|m| m.system != System::Zab);
     let other = if opts.baseline.is_some() {
         System::Baseline
     } else {
@@ -669,7 +669,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
         ));
         for (i, load) in loads.iter().enumerate() {
             let a = zab.and_then(|m| m.loads.get(i).copied().flatten());
-            let b = zk.and_then(|m| m.loads.get(i).copied().flatten());
+            let b = them.and_then(|m| m.loads.get(i).copied().flatten());
             let f = |v: Option<f64>, scale: f64, prec: usize| {
                 v.map(|v| format!("{:.*}", prec, v / scale))
                     .unwrap_or_else(|| "-".into())
@@ -692,7 +692,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                 f(b.map(|f| f.p99_us), 1000.0, 2),
                 ratio(a.map(|f| f.p99_us), b.map(|f| f.p99_us)),
             ));
-            if let (Some(za), Some(zb)) = (zab, zk) {
+            if let (Some(za), Some(zb)) = (zab, them) {
                 if opts.rounds > 1 {
                     // Each round pairs runs a minute apart: their ratios
                     // are the figures to trust; the ratio of medians above
@@ -731,7 +731,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
                     x / y
                 ));
             }
-            for (m, f) in [(zab, a), (zk, b)] {
+            for (m, f) in [(zab, a), (them, b)] {
                 if let (Some(m), Some(f)) = (m, f) {
                     if f.errors {
                         s.push_str(&format!(
