@@ -36,10 +36,10 @@ bench options:
   --rounds N           compare mode: both ensembles up at once, each load run
                        N times alternately (zab, ZooKeeper; ZooKeeper, zab;
                        zab, ZooKeeper; ...); the table shows the medians
-                       and every round's ratio, so a
-                       minute in which the machine runs slow (it varies
-                       by tens of percent on a shared VM) weighs on both
-                       systems alike (default 1: one system after the other)
+                       and every round's ratio, so a minute in which the
+                       machine runs slow (it varies by tens of percent on
+                       a shared VM) weighs on both systems alike (default
+                       1: one system after the other)
   --nodes N            voting servers per ensemble (default 3)
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
@@ -466,7 +466,10 @@ fn run_load(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(CPU_SAMPLE_EVERY),
-            Err(e) => return Err(format!("waiting for zab-load: {e}")),
+            Err(e) => {
+                let _ = child.kill();
+                return Err(format!("waiting for zab-load: {e}"));
+            }
         }
     };
     if !status.success() {
@@ -647,12 +650,7 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
     let zab = results.iter().find(|m| m.system == System::Zab);
     // What zab is compared with: ZooKeeper, or a baseline build of zab.
     let them = results.iter().find(|m| m.system != System::Zab);
-    let other = if opts.baseline.is_some() {
-        System::Baseline
-    } else {
-        System::ZooKeeper
-    }
-    .short_name();
+    let other = them.map_or(System::ZooKeeper, |m| m.system).short_name();
     if opts.memory.is_none() {
         s.push_str(&format!(
             "{:<22} {:>10} {:>10} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}\n",
