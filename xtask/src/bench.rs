@@ -38,8 +38,10 @@ bench options:
                        zab, ZooKeeper; ...); the table shows the medians
                        and every round's ratio, so a minute in which the
                        machine runs slow (it varies by tens of percent on
-                       a shared VM) weighs on both systems alike (default
-                       1: one system after the other)
+                       a shared VM) weighs on both systems alike, and
+                       ZooKeeper's JIT-cold first run is one of N (default
+                       3 when two systems are compared, else 1; --rounds 1:
+                       one system after the other)
   --nodes N            voting servers per ensemble (default 3)
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
@@ -53,6 +55,12 @@ Both ensembles use forceSync=yes (fsync before ack). The servers share
 this machine, so zab's servers get zab.workerThreads = CPUs / nodes (at least 1);
 ZooKeeper keeps its defaults.
 ";
+
+/// Rounds of a comparison of two systems when `--rounds` is not given.
+/// One system after the other would measure ZooKeeper's first load with a
+/// cold JIT (≈ 25 % slower than its later runs, BENCHMARKS.md), which
+/// flatters zab; the median of three interleaved rounds does not.
+const DEFAULT_ROUNDS: usize = 3;
 
 const ZK_SCRIPT: &str = "/usr/share/zookeeper/bin/zkServer.sh";
 const ZK_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
@@ -90,6 +98,9 @@ struct Options {
     memory: Option<u64>,
     /// Runs of each load per system; above 1, interleaved.
     rounds: usize,
+    /// Whether `--rounds` was given (else two systems get
+    /// [`DEFAULT_ROUNDS`]).
+    rounds_given: bool,
     nodes: usize,
     tick_time: u32,
     only: Option<System>,
@@ -117,6 +128,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         suite: false,
         memory: None,
         rounds: 1,
+        rounds_given: false,
         nodes: 3,
         tick_time: 2000,
         only: None,
@@ -152,7 +164,10 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--suite" => o.suite = true,
             "--memory" => o.memory = Some(crate::cluster::number(&value("--memory")?, "--memory")?),
             "--nodes" => o.nodes = crate::cluster::number(&value("--nodes")?, "--nodes")?,
-            "--rounds" => o.rounds = crate::cluster::number(&value("--rounds")?, "--rounds")?,
+            "--rounds" => {
+                o.rounds = crate::cluster::number(&value("--rounds")?, "--rounds")?;
+                o.rounds_given = true;
+            }
             "--tick-time" => {
                 o.tick_time = crate::cluster::number(&value("--tick-time")?, "--tick-time")?
             }
@@ -199,7 +214,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let Some(opts) = parse(args)? else {
+    let Some(mut opts) = parse(args)? else {
         return Ok(());
     };
     let load = build("zab-benches", "zab-load")?;
@@ -231,6 +246,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             eprintln!("bench: {ZK_SCRIPT} not found: measuring zab only");
         }
     }
+    opts.rounds = rounds_for(&opts, systems.len());
     let zab_server = if systems.contains(&System::Zab) {
         Some(build("zab-server", "zab-server")?)
     } else {
@@ -523,6 +539,17 @@ fn measure(
         setup_s.push(setup);
     }
     Ok(finish(r, figures, setup_s))
+}
+
+/// How many times each load runs per system, once it is known how many
+/// systems there are: `--rounds` if given; [`DEFAULT_ROUNDS`] for a
+/// comparison of two systems' timed loads; else once.
+fn rounds_for(opts: &Options, systems: usize) -> usize {
+    if opts.rounds_given || systems < 2 || opts.memory.is_some() {
+        opts.rounds
+    } else {
+        DEFAULT_ROUNDS
+    }
 }
 
 /// `--rounds`: every system's ensemble up at once, each load run
@@ -1263,6 +1290,28 @@ mod tests {
         assert!(parse(&["--rounds".into(), "x".into()]).is_err());
         let memory_twice = ["--memory", "1000", "--rounds", "2"].map(String::from);
         assert!(parse(&memory_twice).is_err());
+    }
+
+    #[test]
+    fn two_systems_are_compared_over_three_interleaved_rounds_unless_told() {
+        let opts = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            parse(&args).unwrap().unwrap()
+        };
+        let compare = opts(&["--compare", "zookeeper"]);
+        assert_eq!(rounds_for(&compare, 2), DEFAULT_ROUNDS);
+        // ZooKeeper not installed, or --only: one system, nothing to alternate.
+        assert_eq!(rounds_for(&compare, 1), 1);
+        assert_eq!(rounds_for(&opts(&["--only", "zab"]), 1), 1);
+        let ab = opts(&["--compare", "zab:/x"]);
+        assert_eq!(rounds_for(&ab, 2), DEFAULT_ROUNDS);
+        // An explicit count wins, 1 included (one system after the other).
+        let sequential = opts(&["--compare", "zookeeper", "--rounds", "1"]);
+        assert_eq!(rounds_for(&sequential, 2), 1);
+        let five = opts(&["--compare", "zookeeper", "--rounds", "5"]);
+        assert_eq!(rounds_for(&five, 2), 5);
+        // --memory measures one load.
+        assert_eq!(rounds_for(&opts(&["--memory", "1000"]), 2), 1);
     }
 
     #[test]
