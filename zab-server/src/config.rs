@@ -254,7 +254,11 @@ pub struct Config {
     /// `dataDir`: snapshots and epochs (in `version-2`) and `myid`. A relative
     /// path is relative to the working directory, as in Java.
     pub data_dir: PathBuf,
-    /// `dataLogDir`, defaults to `data_dir`.
+    /// `dataLogDir`, defaults to `data_dir`. When it differs, the store's
+    /// write-ahead log (what every commit syncs) lives in `dataLogDir/zab`,
+    /// as ZooKeeper's txn logs live in `dataLogDir/version-2`: the admin
+    /// guide's dedicated log device. Changing it between runs is safe: the
+    /// store flushes itself before it uses the new directory.
     pub data_log_dir: PathBuf,
     /// `clientPort`; `None` when unset (a server line may still give one).
     pub client_port: Option<u16>,

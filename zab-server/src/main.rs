@@ -41,14 +41,6 @@ fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&path).with_context(|| format!("reading {}", path.display()))?;
     cfg.validate()
         .with_context(|| format!("invalid configuration in {}", path.display()))?;
-    if cfg.data_log_dir != cfg.data_dir {
-        // One RocksDB holds the txn log and the snapshots.
-        tracing::warn!(
-            "dataLogDir={} is not used: zab keeps its txn log and snapshots together in {}",
-            cfg.data_log_dir.display(),
-            cfg.data_dir.join("zab").display()
-        );
-    }
     if !cfg.unsupported.is_empty() {
         tracing::warn!(
             "zoo.cfg keys zab does not support (ignored): {}",

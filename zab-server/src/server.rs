@@ -141,7 +141,9 @@ pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::
     }
 }
 
-/// Opens the store under `dataDir/zab` and rebuilds the tree from it.
+/// Opens the store under `dataDir/zab` (its write-ahead log under
+/// `dataLogDir/zab` when that is another directory) and rebuilds the tree
+/// from it.
 pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)> {
     let store_dir = cfg.data_dir.join("zab");
     let store = Store::open(
@@ -149,10 +151,16 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)>
         StoreOptions {
             sync: cfg.force_sync,
             group_commit: cfg.group_commit(),
+            wal_dir: (cfg.data_log_dir != cfg.data_dir).then(|| cfg.data_log_dir.join("zab")),
             ..Default::default()
         },
     )
     .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+    tracing::info!(
+        dir = %store.dir().display(),
+        txn_log = %store.wal_dir().display(),
+        "store opened"
+    );
     let store = Arc::new(store);
     let mut tree = blocking(|| recover(&store))?;
     // Reads check ACLs in the tree itself; writes in the preparer.

@@ -52,19 +52,63 @@ async fn assert_all_present(client: &Client, expected: &BTreeMap<String, Vec<u8>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill9_mid_load() {
+    let mut server = TestServer::start("tickTime=1000");
+    kill9_mid_load(&mut server).await;
+}
+
+/// The same with the txn log in its own directory (zoo.cfg `dataLogDir`,
+/// a dedicated log device in ZooKeeper's admin guide): the synced log is
+/// there and nothing of it in `dataDir`, and recovery after `kill -9`
+/// replays it from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill9_with_the_log_in_data_log_dir() {
+    let log_dir = tempfile::Builder::new()
+        .prefix("zab-datalogdir-")
+        .tempdir()
+        .expect("create temp dir");
+    let mut server = TestServer::start(&format!(
+        "tickTime=1000\ndataLogDir={}",
+        log_dir.path().display()
+    ));
+    kill9_mid_load(&mut server).await;
+    if server.target() == support::Target::Zab {
+        let logs = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        assert!(
+            logs(&log_dir.path().join("zab")) > 0,
+            "no WAL in dataLogDir/zab"
+        );
+        assert_eq!(
+            logs(&server.data_dir().join("zab")),
+            0,
+            "a WAL in dataDir/zab"
+        );
+    }
+}
+
+/// Writers create znodes until the server is killed with `kill -9` mid
+/// load; after a restart every acknowledged znode is there.
+async fn kill9_mid_load(server: &mut TestServer) {
     const WRITERS: usize = 4;
     const ACKED_BEFORE_KILL: usize = 300;
 
-    let mut server = TestServer::start("tickTime=1000");
     let acked: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
 
     let mut writers = JoinSet::new();
     bounded(async {
-        let setup = connect(&server).await;
+        let setup = connect(server).await;
         setup.create("/load", b"", &persistent()).await.unwrap();
         for w in 0..WRITERS {
-            let client = connect(&server).await;
+            let client = connect(server).await;
             let acked = Arc::clone(&acked);
             let stop = Arc::clone(&stop);
             writers.spawn(async move {
@@ -112,7 +156,7 @@ async fn acknowledged_writes_survive_kill9_mid_load() {
     assert!(expected.len() >= ACKED_BEFORE_KILL);
 
     bounded(async {
-        let client = connect(&server).await;
+        let client = connect(server).await;
         assert_all_present(&client, &expected).await;
         // Nothing beyond the writers' own names appeared.
         let children = client.list_children("/load").await.unwrap();

@@ -1,6 +1,7 @@
 //! The one error type of the store.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use zab_wire::Zxid;
@@ -51,6 +52,19 @@ pub enum StoreError {
     /// `autopurge.snapRetainCount` has a minimum of 3 (reference H).
     #[error("snapshot retain count must be at least 3, got {0}")]
     RetainTooSmall(usize),
+    /// The store's recorded WAL directory (its newest txns) is gone.
+    #[error(
+        "the store's txn log directory {} is missing: the txns in it would be lost; \
+         restore it (or point dataLogDir back at it)",
+        .0.display()
+    )]
+    WalDirMissing(PathBuf),
+    /// A new store was pointed at a WAL directory another store writes to.
+    #[error(
+        "{} already holds another store's txn log: give every server its own dataLogDir",
+        .0.display()
+    )]
+    WalDirInUse(PathBuf),
 }
 
 impl From<io::Error> for StoreError {

@@ -1,7 +1,9 @@
 //! zab's durability on RocksDB.
 //!
 //! This crate owns everything a zab server keeps on disk, in one RocksDB
-//! instance under one directory (the key layout is documented in `layout.rs`):
+//! instance under one directory — its write-ahead log optionally in another
+//! (`StoreOptions::wal_dir`, zoo.cfg `dataLogDir`; see `wal_dir.rs`) — (the
+//! key layout is documented in `layout.rs`):
 //!
 //! * the txn log ([`TxnLog`]): appends with group commit — one synced write
 //!   covers every txn queued while the previous sync ran (under load, for
@@ -26,6 +28,7 @@ mod layout;
 mod purge;
 mod snapshot;
 mod txn_log;
+mod wal_dir;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +59,11 @@ pub struct StoreOptions {
     pub snapshot_chunk_size: usize,
     /// When the txn log syncs a group of appends.
     pub group_commit: GroupCommit,
+    /// Where RocksDB keeps its write-ahead log — the bytes every commit
+    /// syncs — when not in the store's own directory (zoo.cfg
+    /// `dataLogDir`). Changing it between opens moves the log; see
+    /// `wal_dir.rs`.
+    pub wal_dir: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -64,6 +72,7 @@ impl Default for StoreOptions {
             sync: true,
             snapshot_chunk_size: 1 << 20,
             group_commit: GroupCommit::default(),
+            wal_dir: None,
         }
     }
 }
@@ -72,6 +81,8 @@ impl Default for StoreOptions {
 pub struct Store {
     db: Arc<DB>,
     dir: PathBuf,
+    /// Where the WAL is (canonical): `dir` unless `StoreOptions::wal_dir`.
+    wal: PathBuf,
     log: TxnLog,
     snapshots: SnapshotStore,
 }
@@ -102,21 +113,40 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`. Snapshot chunks left by
     /// a save that a crash interrupted are deleted here.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        // `meta` is written a few times per epoch; without a cap its stale
-        // memtable would keep every WAL file alive.
-        db_opts.set_max_total_wal_size(256 << 20);
-        let cfs = [CF_LOG, CF_SNAPSHOTS, CF_META]
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
-        let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, cfs)?);
+        std::fs::create_dir_all(dir)?;
+        // RocksDB's CURRENT file names the live manifest: the store exists.
+        let exists = dir.join("CURRENT").exists();
+        let recorded = wal_dir::recorded(dir)?;
+        if exists && !recorded.is_dir() {
+            // Checked before `resolve` may create the configured directory:
+            // an empty new one in its place would open without complaint.
+            return Err(StoreError::WalDirMissing(recorded));
+        }
+        let wal = wal_dir::resolve(dir, opts.wal_dir.as_deref())?;
+        if exists {
+            if recorded != wal {
+                flush_all(&open_db(dir, &recorded)?)?;
+                wal_dir::record(dir, &wal)?;
+                tracing::info!(
+                    from = %recorded.display(),
+                    to = %wal.display(),
+                    "txn log directory changed: the store is flushed, the old directory is no longer needed"
+                );
+            }
+        } else {
+            if wal != std::fs::canonicalize(dir)? && wal_dir::holds_wal_files(&wal)? {
+                return Err(StoreError::WalDirInUse(wal));
+            }
+            wal_dir::record(dir, &wal)?;
+        }
+        let db = Arc::new(open_db(dir, &wal)?);
         check_format(&db)?;
         let log = TxnLog::open(Arc::clone(&db), opts.sync, opts.group_commit)?;
         let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
         Ok(Store {
             db,
             dir: dir.to_path_buf(),
+            wal,
             log,
             snapshots,
         })
@@ -224,6 +254,45 @@ impl Store {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The directory RocksDB keeps its write-ahead log in: the store's own
+    /// unless [`StoreOptions::wal_dir`] named another.
+    pub fn wal_dir(&self) -> &Path {
+        &self.wal
+    }
+
+    /// Bytes used by [`Store::wal_dir`] (everything, when that is the
+    /// store's own directory).
+    pub fn wal_disk_usage(&self) -> u64 {
+        dir_size(&self.wal)
+    }
+}
+
+/// Opens (creating if needed) the RocksDB instance in `dir` with its WAL
+/// in `wal` (canonical, as from `wal_dir::resolve`).
+fn open_db(dir: &Path, wal: &Path) -> Result<DB, StoreError> {
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    // `meta` is written a few times per epoch; without a cap its stale
+    // memtable would keep every WAL file alive.
+    db_opts.set_max_total_wal_size(256 << 20);
+    if wal != std::fs::canonicalize(dir)? {
+        db_opts.set_wal_dir(wal);
+    }
+    let cfs = [CF_LOG, CF_SNAPSHOTS, CF_META]
+        .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
+    Ok(DB::open_cf_descriptors(&db_opts, dir, cfs)?)
+}
+
+/// Flushes every column family's memtable into table files and waits, so
+/// that nothing the store holds is in its WAL alone.
+fn flush_all(db: &DB) -> Result<(), StoreError> {
+    db.flush()?;
+    for name in [CF_LOG, CF_SNAPSHOTS, CF_META] {
+        db.flush_cf(cf(db, name)?)?;
+    }
+    Ok(())
 }
 
 /// Refuses a store written in a layout this version does not know; stamps
