@@ -91,6 +91,16 @@ async fn acknowledged_writes_survive_kill9_with_the_log_in_data_log_dir() {
             0,
             "a WAL in dataDir/zab"
         );
+        // `dirs` reports the log directory's size apart from dataDir's.
+        let dirs = server.four_letter_word("dirs").expect("dirs");
+        let size = |key: &str| -> u64 {
+            dirs.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {dirs:?}"))
+        };
+        assert!(size("logdir_size:") > 0, "{dirs}");
+        assert!(size("datadir_size:") > 0, "{dirs}");
     }
 }
 
