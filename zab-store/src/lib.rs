@@ -123,6 +123,11 @@ impl Store {
             return Err(StoreError::WalDirMissing(recorded));
         }
         let wal = wal_dir::resolve(dir, opts.wal_dir.as_deref())?;
+        let switching = !exists || recorded != wal;
+        if switching && wal != std::fs::canonicalize(dir)? && wal_dir::holds_wal_files(&wal)? {
+            // Another store's log: RocksDB would replay it into this one.
+            return Err(StoreError::WalDirInUse(wal));
+        }
         if exists {
             if recorded != wal {
                 flush_all(&open_db(dir, &recorded)?)?;
@@ -134,9 +139,6 @@ impl Store {
                 );
             }
         } else {
-            if wal != std::fs::canonicalize(dir)? && wal_dir::holds_wal_files(&wal)? {
-                return Err(StoreError::WalDirInUse(wal));
-            }
             wal_dir::record(dir, &wal)?;
         }
         let db = Arc::new(open_db(dir, &wal)?);

@@ -12,7 +12,8 @@
 //! recorded directory and flushes every column family — after which the
 //! old WAL holds nothing that is needed — and only then records and uses
 //! the new one. A recorded directory that is gone is refused: its txns are
-//! gone with it, and the operator must know.
+//! gone with it, and the operator must know. So is a new directory that
+//! already holds another store's log files.
 
 use std::fs;
 use std::io::Write;
@@ -84,9 +85,9 @@ pub(crate) fn record(dir: &Path, wal: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether `wal` already holds RocksDB log files (`*.log`): a new store
-/// must not take a directory another store writes its WAL to, or the two
-/// would replay each other's txns.
+/// Whether `wal` already holds RocksDB log files (`*.log`): a store must
+/// not start writing its WAL to a directory another store writes to, or
+/// the two would replay each other's txns.
 pub(crate) fn holds_wal_files(wal: &Path) -> Result<bool, StoreError> {
     for entry in fs::read_dir(wal)? {
         let name = entry?.file_name();
@@ -238,10 +239,15 @@ mod tests {
         let wal = root.path().join("wal");
         let first = open(&root.path().join("one"), Some(&wal)).unwrap();
         write(&first, 1, 3);
-        match open(&root.path().join("two"), Some(&wal)) {
-            Err(StoreError::WalDirInUse(p)) => assert_eq!(p, fs::canonicalize(&wal).unwrap()),
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("two stores share one WAL directory"),
+        // A new store, and an existing one moving its log there.
+        let existing = root.path().join("three");
+        drop(open(&existing, None).unwrap());
+        for dir in [root.path().join("two"), existing] {
+            match open(&dir, Some(&wal)) {
+                Err(StoreError::WalDirInUse(p)) => assert_eq!(p, fs::canonicalize(&wal).unwrap()),
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("two stores share one WAL directory"),
+            }
         }
     }
 
