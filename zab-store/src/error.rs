@@ -61,7 +61,8 @@ pub enum StoreError {
     WalDirMissing(PathBuf),
     /// A new store was pointed at a WAL directory another store writes to.
     #[error(
-        "{} already holds another store's txn log: give every server its own dataLogDir",
+        "{} already holds another store's txn log (*.log files): give every server its own \
+         dataLogDir, or empty that directory if the store it belonged to is gone",
         .0.display()
     )]
     WalDirInUse(PathBuf),
