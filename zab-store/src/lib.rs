@@ -1,9 +1,9 @@
 //! zab's durability on RocksDB.
 //!
 //! This crate owns everything a zab server keeps on disk, in one RocksDB
-//! instance under one directory — its write-ahead log optionally in another
-//! (`StoreOptions::wal_dir`, zoo.cfg `dataLogDir`; see `wal_dir.rs`) — (the
-//! key layout is documented in `layout.rs`):
+//! instance (key layout in `layout.rs`) under one directory, its
+//! write-ahead log optionally in another (`StoreOptions::wal_dir`, zoo.cfg
+//! `dataLogDir`; see `wal_dir.rs`):
 //!
 //! * the txn log ([`TxnLog`]): appends with group commit — one synced write
 //!   covers every txn queued while the previous sync ran (under load, for
@@ -111,7 +111,11 @@ const LOG_MEMTABLE_BYTES: usize = 16 << 20;
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`. Snapshot chunks left by
-    /// a save that a crash interrupted are deleted here.
+    /// a save that a crash interrupted are deleted here. If `opts.wal_dir`
+    /// is not the WAL directory the store was written with, the store is
+    /// first flushed through the old one (`wal_dir.rs`); a recorded WAL
+    /// directory that is missing, or a new one holding another store's
+    /// log, is refused.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)?;
         // RocksDB's CURRENT file names the live manifest: the store exists.
