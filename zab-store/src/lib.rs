@@ -118,41 +118,45 @@ impl Store {
     /// log, is refused.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)?;
+        let home = std::fs::canonicalize(dir)?;
         // RocksDB's CURRENT file names the live manifest: the store exists.
         let exists = dir.join("CURRENT").exists();
         let recorded = wal_dir::recorded(dir)?;
-        if exists && !recorded.is_dir() {
+        if let Some(r) = recorded.as_ref().filter(|r| exists && !r.is_dir()) {
             // Checked before `resolve` may create the configured directory:
             // an empty new one in its place would open without complaint.
-            return Err(StoreError::WalDirMissing(recorded));
+            return Err(StoreError::WalDirMissing(r.clone()));
         }
-        let wal = wal_dir::resolve(dir, opts.wal_dir.as_deref())?;
-        let switching = !exists || recorded != wal;
-        if switching && wal != std::fs::canonicalize(dir)? && wal_dir::holds_wal_files(&wal)? {
-            // Another store's log: RocksDB would replay it into this one.
-            return Err(StoreError::WalDirInUse(wal));
-        }
-        if exists {
-            if recorded != wal {
-                flush_all(&open_db(dir, &recorded)?)?;
-                wal_dir::record(dir, &wal)?;
+        let wal = wal_dir::resolve(&home, opts.wal_dir.as_deref())?;
+        if !exists || recorded != wal {
+            if let Some(w) = &wal {
+                if wal_dir::holds_wal_files(w)? {
+                    // Another store's log: RocksDB would replay it into this one.
+                    return Err(StoreError::WalDirInUse(w.clone()));
+                }
+            }
+            if exists {
+                // Opening replays the old WAL, and RocksDB's recovery already
+                // flushes what it replays (`avoid_flush_during_recovery` is
+                // off by default); the explicit flush does not rely on that.
+                flush_all(&open_db(dir, recorded.as_deref())?)?;
+                let shown = |w: &Option<PathBuf>| w.as_ref().unwrap_or(&home).display().to_string();
                 tracing::info!(
-                    from = %recorded.display(),
-                    to = %wal.display(),
+                    from = %shown(&recorded),
+                    to = %shown(&wal),
                     "txn log directory changed: the store is flushed, the old directory is no longer needed"
                 );
             }
-        } else {
-            wal_dir::record(dir, &wal)?;
+            wal_dir::record(dir, wal.as_deref())?;
         }
-        let db = Arc::new(open_db(dir, &wal)?);
+        let db = Arc::new(open_db(dir, wal.as_deref())?);
         check_format(&db)?;
         let log = TxnLog::open(Arc::clone(&db), opts.sync, opts.group_commit)?;
         let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
         Ok(Store {
             db,
             dir: dir.to_path_buf(),
-            wal,
+            wal: wal.unwrap_or(home),
             log,
             snapshots,
         })
@@ -274,16 +278,16 @@ impl Store {
     }
 }
 
-/// Opens (creating if needed) the RocksDB instance in `dir` with its WAL
-/// in `wal` (canonical, as from `wal_dir::resolve`).
-fn open_db(dir: &Path, wal: &Path) -> Result<DB, StoreError> {
+/// Opens (creating if needed) the RocksDB instance in `dir`, with its WAL
+/// in `wal` if given (as from `wal_dir::resolve`), else in `dir`.
+fn open_db(dir: &Path, wal: Option<&Path>) -> Result<DB, StoreError> {
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
     // `meta` is written a few times per epoch; without a cap its stale
     // memtable would keep every WAL file alive.
     db_opts.set_max_total_wal_size(256 << 20);
-    if wal != std::fs::canonicalize(dir)? {
+    if let Some(wal) = wal {
         db_opts.set_wal_dir(wal);
     }
     let cfs = [CF_LOG, CF_SNAPSHOTS, CF_META]

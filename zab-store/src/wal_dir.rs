@@ -24,25 +24,33 @@ use crate::StoreError;
 /// The file in the store directory that names the WAL directory.
 pub(crate) const WAL_DIR_FILE: &str = "ZAB_WAL_DIR";
 
-/// The WAL directory `configured` for the store in `dir` (`None`: `dir`
-/// itself), created if missing and made absolute and canonical, so that
-/// two spellings of one directory compare equal.
-pub(crate) fn resolve(dir: &Path, configured: Option<&Path>) -> Result<PathBuf, StoreError> {
-    let wal = configured.unwrap_or(dir);
+// Throughout, a WAL directory of `None` is the store's own directory.
+
+/// The WAL directory `configured` for the store whose canonical directory
+/// is `home`: created if missing and made canonical, so that two spellings
+/// of one directory compare equal; `None` if it is `home` itself.
+pub(crate) fn resolve(
+    home: &Path,
+    configured: Option<&Path>,
+) -> Result<Option<PathBuf>, StoreError> {
+    let Some(wal) = configured else {
+        return Ok(None);
+    };
     fs::create_dir_all(wal)?;
-    Ok(fs::canonicalize(wal)?)
+    let wal = fs::canonicalize(wal)?;
+    Ok((wal != home).then_some(wal))
 }
 
-/// The WAL directory the store in `dir` was written with: the one recorded
-/// in [`WAL_DIR_FILE`], or `dir` if there is no such file.
-pub(crate) fn recorded(dir: &Path) -> Result<PathBuf, StoreError> {
+/// The separate WAL directory the store in `dir` was written with, as
+/// recorded in [`WAL_DIR_FILE`]; `None` if there is no such file.
+pub(crate) fn recorded(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
     match fs::read(dir.join(WAL_DIR_FILE)) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes)
                 .map_err(|_| StoreError::Corrupt(format!("{WAL_DIR_FILE} is not UTF-8")))?;
             let path = PathBuf::from(text.trim_end_matches('\n'));
             if path.is_absolute() {
-                Ok(path)
+                Ok(Some(path))
             } else {
                 Err(StoreError::Corrupt(format!(
                     "{WAL_DIR_FILE} names `{}`, not an absolute path",
@@ -50,24 +58,17 @@ pub(crate) fn recorded(dir: &Path) -> Result<PathBuf, StoreError> {
                 )))
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(fs::canonicalize(dir)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Records `wal` (canonical, from [`resolve`]) as the store's WAL
-/// directory, durably: written to a temporary file, synced, renamed over
-/// the old record, and the directory synced. Recording the store directory
-/// itself removes the file.
-pub(crate) fn record(dir: &Path, wal: &Path) -> Result<(), StoreError> {
+/// Records `wal` (from [`resolve`]) as the store's WAL directory,
+/// durably: written to a temporary file, synced, renamed over the old
+/// record, and the directory synced. `None` removes the record.
+pub(crate) fn record(dir: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
     let file = dir.join(WAL_DIR_FILE);
-    if wal == fs::canonicalize(dir)? {
-        match fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    } else {
+    if let Some(wal) = wal {
         let text = wal.to_str().ok_or_else(|| {
             StoreError::Io(std::sync::Arc::new(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -80,6 +81,12 @@ pub(crate) fn record(dir: &Path, wal: &Path) -> Result<(), StoreError> {
         f.write_all(b"\n")?;
         f.sync_all()?;
         fs::rename(&tmp, &file)?;
+    } else {
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
     }
     fs::File::open(dir)?.sync_all()?;
     Ok(())
@@ -195,7 +202,7 @@ mod tests {
         copy_dir(&dir, &copy);
         fs::create_dir_all(&empty).unwrap();
         {
-            let db = open_db(&copy, &fs::canonicalize(&empty).unwrap()).unwrap();
+            let db = open_db(&copy, Some(&fs::canonicalize(&empty).unwrap())).unwrap();
             let log = crate::cf(&db, crate::CF_LOG).unwrap();
             assert_eq!(
                 db.iterator_cf(log, rocksdb::IteratorMode::Start).count(),
@@ -207,7 +214,7 @@ mod tests {
         {
             let store = open(&dir, Some(&b)).unwrap();
             assert_eq!(read(&store), written);
-            assert_eq!(recorded(&dir).unwrap(), fs::canonicalize(&b).unwrap());
+            assert_eq!(recorded(&dir).unwrap(), Some(fs::canonicalize(&b).unwrap()));
             written.extend(write(&store, 31, 40));
         }
         // Back into the store directory: the record goes away.
