@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: builds the `zab-load` generator in release and runs
-//! it; with `--compare zookeeper`, against a local zab ensemble and then a
-//! ZooKeeper 3.8 ensemble of the same shape and durability, side by side;
+//! it; with `--compare zookeeper`, against a local zab ensemble and a
+//! ZooKeeper 3.8 ensemble of the same shape and durability, taking turns
+//! (`--rounds`), side by side;
 //! with `--compare zab:PATH`, against another build of zab-server (an A/B
 //! of two versions, the way every change in BENCHMARKS.md is measured).
 //!
@@ -22,9 +23,10 @@ Without --compare: builds zab-load in release and runs it with the
 zab-load options against --hosts (see `cargo xtask bench -- --help`).
 
 bench options:
-  --compare zookeeper  start a zab ensemble (release), run the loads, record
-                       RSS per server, stop it; then the same with ZooKeeper
-                       3.8 (if /usr/share/zookeeper is installed); print both
+  --compare zookeeper  start a zab ensemble (release) and a ZooKeeper 3.8 one
+                       (if /usr/share/zookeeper is installed), run the loads
+                       on each in turn (see --rounds), record RSS per
+                       server, stop them; print both side by side
   --compare zab:PATH   the same against the zab-server binary at PATH (a
                        baseline build, e.g. from `git worktree add` of an
                        older commit) instead of ZooKeeper: an A/B of two
