@@ -30,7 +30,7 @@ bench options:
   --compare zab:PATH   the same against the zab-server binary at PATH (a
                        baseline build, e.g. from `git worktree add` of an
                        older commit) instead of ZooKeeper: an A/B of two
-                       zab versions; use it with --rounds
+                       zab versions (raise --rounds for small differences)
   --suite              the loads of the targets instead of one load:
                        set 32x8, set 1x1, get 32x8, mixed 90% reads 32x8
   --memory N           instead of timed loads, create N znodes of 100 B and
