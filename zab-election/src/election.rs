@@ -294,15 +294,19 @@ impl Election {
 
     /// Ends the finalize wait early when it can no longer change anything:
     /// a quorum backs our proposal and every other voter that `reachable`
-    /// says we are connected to has already voted for it in this round.
+    /// says may still vote has already voted for it in this round.
     ///
     /// ZooKeeper always waits the full `finalizeWait` (200 ms) for a better
     /// vote. A better vote can only come from a voter that has not yet told
     /// us its proposal, or from one that will switch after hearing a better
     /// vote than ours, which no connected voter has; so when the only
-    /// voters left unheard are ones we have no link to (typically the
-    /// leader that just died), the wait can only end the same way, 200 ms
-    /// later. Safety does not rest on the wait: an elected leader holds
+    /// voters left unheard are ones that cannot vote (the leader that just
+    /// died: its link was up and went down), the wait can only end the same
+    /// way, 200 ms later. A voter never linked to must count as reachable:
+    /// in a cluster started all at once it may be a moment from voting, and
+    /// deciding without it elects a second leader that then waits out
+    /// `initLimit` alone (seen with `cargo xtask cluster`: one node out of
+    /// service for 20 s). Safety does not rest on the wait: an elected leader holds
     /// every committed txn because its voters form a quorum that meets
     /// every commit quorum, and each of them voted for a log at least as
     /// long as its own. zab's addition, to fail over faster (issue 4).

@@ -78,6 +78,8 @@ struct LinkState {
     /// Incremented for every link that starts; identifies the live one.
     session: u64,
     active: bool,
+    /// A link has been up at some time since this transport started.
+    ever_active: bool,
     pending: Option<Notification>,
     last_sent: Option<Notification>,
     last_hello: Option<Instant>,
@@ -107,6 +109,7 @@ impl Link {
             let mut st = self.lock();
             st.session += 1;
             st.active = true;
+            st.ever_active = true;
             if st.pending.is_none() {
                 st.pending = st.last_sent;
             }
@@ -244,6 +247,19 @@ impl ElectionTransport {
     /// [`crate::Election::decide_if_all_reachable_agree`] asks.
     pub fn is_linked(&self, to: ServerId) -> bool {
         self.shared.links.get(&to).is_some_and(|l| l.lock().active)
+    }
+
+    /// Whether `to` may still send us a vote: a link to it is up, or none
+    /// has been up since this transport started. A peer we have never
+    /// heard from may be starting at the same moment as we are (a cluster
+    /// started all at once), so only a peer whose link was up and went
+    /// down (a server that died) counts as gone; this is what
+    /// [`crate::Election::decide_if_all_reachable_agree`] asks.
+    pub fn may_still_vote(&self, to: ServerId) -> bool {
+        self.shared.links.get(&to).is_some_and(|l| {
+            let st = l.lock();
+            st.active || !st.ever_active
+        })
     }
 
     /// Queues `n` for `to`, replacing any notification not yet sent to it.

@@ -168,7 +168,7 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn is_linked_follows_the_link_up_and_down() {
+async fn is_linked_and_may_still_vote_follow_the_link_up_and_down() {
     let mut c = Cluster::new(&[1, 2]).await;
     let addrs = c.addrs.clone();
     let l1 = c.listeners.remove(&ServerId(1)).expect("listener 1");
@@ -177,6 +177,9 @@ async fn is_linked_follows_the_link_up_and_down() {
         .expect("transport 1 starts");
     assert!(!t1.is_linked(ServerId(2)));
     assert!(!t1.is_linked(ServerId(7)), "not a peer");
+    // Never linked yet: 2 may be starting, and may still vote.
+    assert!(t1.may_still_vote(ServerId(2)));
+    assert!(!t1.may_still_vote(ServerId(7)), "not a peer");
     let (t2, _in2) =
         ElectionTransport::start_with_listener(ServerId(2), l2, addrs).expect("transport 2 starts");
     // 2 dials 1 (higher sid dials lower).
@@ -187,4 +190,6 @@ async fn is_linked_follows_the_link_up_and_down() {
     // 2 goes away, as a killed server would: 1 sees its link drop.
     drop(t2);
     eventually("1 sees the link to 2 drop", || !t1.is_linked(ServerId(2))).await;
+    // A link that was up and went down: 2 is gone, it will not vote.
+    assert!(!t1.may_still_vote(ServerId(2)));
 }

@@ -602,7 +602,7 @@ impl Peer {
             Role::Looking(e) => {
                 let mut out = e.on_notification(now_ms() as u64, n);
                 let transport = &self.election;
-                out.extend(e.decide_if_all_reachable_agree(|s| transport.is_linked(s)));
+                out.extend(e.decide_if_all_reachable_agree(|s| transport.may_still_vote(s)));
                 self.election_outputs(out);
             }
             _ => {
@@ -1190,7 +1190,7 @@ impl Peer {
             // leader's, often noticed a little after its quorum stream) may
             // leave nobody to wait for.
             let transport = &self.election;
-            let mut out = e.decide_if_all_reachable_agree(|s| transport.is_linked(s));
+            let mut out = e.decide_if_all_reachable_agree(|s| transport.may_still_vote(s));
             if out.is_empty() && e.next_deadline().is_some_and(|d| d <= now as u64) {
                 out = e.on_timer(now as u64);
             }
