@@ -243,8 +243,7 @@ impl ElectionTransport {
         self.local_addr
     }
 
-    /// Whether a link to `to` is up right now: what
-    /// [`crate::Election::decide_if_all_reachable_agree`] asks.
+    /// Whether a link to `to` is up right now.
     pub fn is_linked(&self, to: ServerId) -> bool {
         self.shared.links.get(&to).is_some_and(|l| l.lock().active)
     }
