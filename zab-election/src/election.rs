@@ -293,7 +293,7 @@ impl Election {
     }
 
     /// Ends the finalize wait early when it can no longer change anything:
-    /// a quorum backs our proposal and every other voter that `reachable`
+    /// a quorum backs our proposal and every other voter that `may_vote`
     /// says may still vote has already voted for it in this round.
     ///
     /// ZooKeeper always waits the full `finalizeWait` (200 ms) for a better
@@ -302,17 +302,18 @@ impl Election {
     /// vote than ours, which no connected voter has; so when the only
     /// voters left unheard are ones that cannot vote (the leader that just
     /// died: its link was up and went down), the wait can only end the same
-    /// way, 200 ms later. A voter never linked to must count as reachable:
-    /// in a cluster started all at once it may be a moment from voting, and
+    /// way, 200 ms later. A voter never linked to may still vote: in a
+    /// cluster started all at once it may be a moment from voting, and
     /// deciding without it elects a second leader that then waits out
     /// `initLimit` alone (seen with `cargo xtask cluster`: one node out of
-    /// service for 20 s). Safety does not rest on the wait: an elected leader holds
-    /// every committed txn because its voters form a quorum that meets
-    /// every commit quorum, and each of them voted for a log at least as
-    /// long as its own. zab's addition, to fail over faster (issue 4).
+    /// service for 20 s). Safety does not rest on the wait: an elected
+    /// leader holds every committed txn because its voters form a quorum
+    /// that meets every commit quorum, and each of them voted for a log at
+    /// least as long as its own. zab's addition, to fail over faster
+    /// (issue 4).
     pub fn decide_if_all_reachable_agree(
         &mut self,
-        reachable: impl Fn(ServerId) -> bool,
+        may_vote: impl Fn(ServerId) -> bool,
     ) -> Vec<Output> {
         let mut out = Vec::new();
         if self.decided.is_some() || self.finalize_deadline_ms.is_none() {
@@ -323,7 +324,7 @@ impl Election {
             .qv
             .voters()
             .iter()
-            .filter(|&&v| v != self.me && reachable(v))
+            .filter(|&&v| v != self.me && may_vote(v))
             .all(|v| {
                 self.recv_set
                     .get(v)
