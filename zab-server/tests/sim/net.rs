@@ -102,6 +102,10 @@ pub struct Io {
     /// Bumped whenever a pair is cut (crash or partition): notifications in
     /// flight on the old link are lost.
     link_epoch: BTreeMap<(ServerId, ServerId), u64>,
+    /// `(a, b)`: `a`'s election transport has had a link to `b` since `a`
+    /// last started (zab-election's `ever_active`), for
+    /// [`Io::may_still_vote`].
+    linked: BTreeSet<(ServerId, ServerId)>,
     last_note: BTreeMap<(ServerId, ServerId), Notification>,
     fifo: BTreeMap<Channel, u64>,
     pub streams: BTreeMap<StreamId, Stream>,
@@ -146,6 +150,7 @@ impl Io {
             up: BTreeSet::new(),
             group: BTreeMap::new(),
             link_epoch: BTreeMap::new(),
+            linked: BTreeSet::new(),
             last_note: BTreeMap::new(),
             fifo: BTreeMap::new(),
             streams: BTreeMap::new(),
@@ -233,6 +238,17 @@ impl Io {
 
     // ------------------------------------------------------------ topology
 
+    /// `ElectionTransport::may_still_vote` as seen by `me`: `peer` is
+    /// connected, or `me` has not been linked to it since `me` started.
+    pub fn may_still_vote(&self, me: ServerId, peer: ServerId) -> bool {
+        self.connected(me, peer) || !self.linked.contains(&(me, peer))
+    }
+
+    fn mark_linked(&mut self, a: ServerId, b: ServerId) {
+        self.linked.insert((a, b));
+        self.linked.insert((b, a));
+    }
+
     pub fn connected(&self, a: ServerId, b: ServerId) -> bool {
         a == b
             || (self.up.contains(&a)
@@ -268,6 +284,8 @@ impl Io {
         }
         self.up.remove(&sid);
         self.last_note.retain(|(from, _), _| *from != sid);
+        // A restarted process has a new transport that has linked to nobody.
+        self.linked.retain(|&(me, _)| me != sid);
     }
 
     /// `groups[i]` is the partition of server `sids[i]`; servers talk only
@@ -284,6 +302,7 @@ impl Io {
                 let detect = self.detect_max_ms;
                 self.cut(a, b, detect);
             } else if !was && now {
+                self.mark_linked(a, b);
                 self.resend(a, b);
                 self.resend(b, a);
             }
@@ -294,6 +313,7 @@ impl Io {
         let others: Vec<ServerId> = self.up.iter().copied().filter(|&o| o != sid).collect();
         for o in others {
             if self.connected(sid, o) {
+                self.mark_linked(sid, o);
                 self.resend(o, sid);
             }
         }

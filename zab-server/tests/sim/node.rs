@@ -323,7 +323,7 @@ impl Node {
             Role::Looking(e) => {
                 let mut out = e.on_notification(io.now, n);
                 let me = self.sid;
-                out.extend(e.decide_if_all_reachable_agree(|s| io.connected(me, s)));
+                out.extend(e.decide_if_all_reachable_agree(|s| io.may_still_vote(me, s)));
                 self.election_outputs(io, out);
             }
             Role::Down => {}
@@ -865,10 +865,14 @@ impl Node {
     pub fn clock(&mut self, io: &mut Io) {
         let now = io.now;
         if let Role::Looking(e) = &mut self.role {
-            if e.next_deadline().is_some_and(|d| d <= now) {
-                let out = e.on_timer(now);
-                self.election_outputs(io, out);
+            // As quorum.rs: a link that dropped since the last notification
+            // may leave nobody to wait for.
+            let me = self.sid;
+            let mut out = e.decide_if_all_reachable_agree(|s| io.may_still_vote(me, s));
+            if out.is_empty() && e.next_deadline().is_some_and(|d| d <= now) {
+                out = e.on_timer(now);
             }
+            self.election_outputs(io, out);
             return;
         }
         if now.saturating_sub(self.last_tick_ms) < self.cfg.tick_ms / 2 {
