@@ -4,9 +4,13 @@
 //! The network has two kinds of traffic, both FIFO per direction (as over
 //! TCP) with seeded delays:
 //!
-//! * election notifications between every pair of servers. Like
-//!   zab-election's transport, the last notification sent on a link is
-//!   kept and sent again whenever the link comes back (heal, restart);
+//! * election notifications between every pair of servers. A link takes
+//!   a seeded while to come up once both ends can reach each other (a
+//!   dial, its back-off while the peer was not listening yet, the stream's
+//!   handshake), so servers started together link to each other in any
+//!   order; nothing is sent on a pair before its link is up. Like
+//!   zab-election's transport, the last notification sent to a peer is
+//!   kept and sent again whenever a link to it comes up (heal, restart);
 //! * leader ⇄ learner streams. A crash or a partition breaks a stream:
 //!   what is in flight is lost and each end is told, after a detection
 //!   delay, that it is gone. A stream is never re-established: the learner
@@ -50,6 +54,9 @@ pub enum Event {
         gen: u64,
         zxid: zab_wire::Zxid,
     },
+    /// The election link between `a` and `b` comes up, unless the pair was
+    /// cut since it was dialled (`link` is the pair's link epoch then).
+    LinkUp { a: ServerId, b: ServerId, link: u64 },
     /// A learner tries to connect to its leader's quorum port.
     Connect { sid: ServerId, gen: u64 },
     /// The client driver submits writes.
@@ -102,6 +109,8 @@ pub struct Io {
     /// Bumped whenever a pair is cut (crash or partition): notifications in
     /// flight on the old link are lost.
     link_epoch: BTreeMap<(ServerId, ServerId), u64>,
+    /// Pairs whose election link is up (zab-election's `is_linked`).
+    established: BTreeSet<(ServerId, ServerId)>,
     /// `(a, b)`: `a`'s election transport has had a link to `b` since `a`
     /// last started (zab-election's `ever_active`), for
     /// [`Io::may_still_vote`].
@@ -112,6 +121,12 @@ pub struct Io {
     next_stream: StreamId,
     /// Message delay bounds (ms).
     pub delay: (u64, u64),
+    /// How long an election link takes to come up (ms). On loopback a dial
+    /// refused because the peer is not listening yet is retried after 50,
+    /// then 100 ms, and a lower sid with a vote to send asks the higher one
+    /// to dial at once, so links come up well inside the election's 200 ms
+    /// finalize wait.
+    pub link_setup: (u64, u64),
     /// How long an end may take to notice that a cut stream is gone.
     pub detect_max_ms: u64,
     pub trace: VecDeque<String>,
@@ -150,12 +165,14 @@ impl Io {
             up: BTreeSet::new(),
             group: BTreeMap::new(),
             link_epoch: BTreeMap::new(),
+            established: BTreeSet::new(),
             linked: BTreeSet::new(),
             last_note: BTreeMap::new(),
             fifo: BTreeMap::new(),
             streams: BTreeMap::new(),
             next_stream: 1,
             delay: (1, 5),
+            link_setup: (1, 150),
             detect_max_ms: 500,
             trace: VecDeque::new(),
             trace_len: trace_len(),
@@ -238,10 +255,15 @@ impl Io {
 
     // ------------------------------------------------------------ topology
 
-    /// `ElectionTransport::may_still_vote` as seen by `me`: `peer` is
-    /// connected, or `me` has not been linked to it since `me` started.
+    /// `ElectionTransport::may_still_vote` as seen by `me`: the link to
+    /// `peer` is up, or `me` has not been linked to it since `me` started.
     pub fn may_still_vote(&self, me: ServerId, peer: ServerId) -> bool {
-        self.connected(me, peer) || !self.linked.contains(&(me, peer))
+        self.is_linked(me, peer) || !self.linked.contains(&(me, peer))
+    }
+
+    /// Whether the election link between `a` and `b` is up.
+    fn is_linked(&self, a: ServerId, b: ServerId) -> bool {
+        a == b || self.established.contains(&pair(a, b))
     }
 
     fn mark_linked(&mut self, a: ServerId, b: ServerId) {
@@ -259,6 +281,7 @@ impl Io {
 
     fn cut(&mut self, a: ServerId, b: ServerId, detect_max: u64) {
         *self.link_epoch.entry(pair(a, b)).or_insert(0) += 1;
+        self.established.remove(&pair(a, b));
         let ids: Vec<StreamId> = self
             .streams
             .iter()
@@ -302,9 +325,7 @@ impl Io {
                 let detect = self.detect_max_ms;
                 self.cut(a, b, detect);
             } else if !was && now {
-                self.mark_linked(a, b);
-                self.resend(a, b);
-                self.resend(b, a);
+                self.dial(a, b);
             }
         }
     }
@@ -313,10 +334,32 @@ impl Io {
         let others: Vec<ServerId> = self.up.iter().copied().filter(|&o| o != sid).collect();
         for o in others {
             if self.connected(sid, o) {
-                self.mark_linked(sid, o);
-                self.resend(o, sid);
+                self.dial(sid, o);
             }
         }
+    }
+
+    /// `a` and `b` can reach each other again: their link comes up after a
+    /// set-up delay.
+    fn dial(&mut self, a: ServerId, b: ServerId) {
+        let link = self.link_epoch.get(&pair(a, b)).copied().unwrap_or(0);
+        let d = self.rng.range(self.link_setup.0, self.link_setup.1);
+        self.schedule(d, Event::LinkUp { a, b, link });
+    }
+
+    /// A link dialled on link epoch `link` comes up, if the pair has not
+    /// been cut since; each end sends its last notification for the other
+    /// again, as the transport does on every new link.
+    pub fn link_up(&mut self, a: ServerId, b: ServerId, link: u64) {
+        let current = self.link_epoch.get(&pair(a, b)).copied().unwrap_or(0);
+        if current != link || !self.connected(a, b) || self.is_linked(a, b) {
+            return;
+        }
+        self.log(format!("election link {a}-{b} up"));
+        self.established.insert(pair(a, b));
+        self.mark_linked(a, b);
+        self.resend(a, b);
+        self.resend(b, a);
     }
 
     // ------------------------------------------------------------ election
@@ -333,7 +376,7 @@ impl Io {
     }
 
     fn send_note(&mut self, from: ServerId, to: ServerId, n: Notification) {
-        if !self.connected(from, to) {
+        if !self.is_linked(from, to) {
             return;
         }
         let link = self.link_epoch.get(&pair(from, to)).copied().unwrap_or(0);
@@ -343,7 +386,7 @@ impl Io {
 
     /// Is a notification sent on link epoch `link` still deliverable?
     pub fn note_alive(&self, from: ServerId, to: ServerId, link: u64) -> bool {
-        self.connected(from, to)
+        self.is_linked(from, to)
             && self.link_epoch.get(&pair(from, to)).copied().unwrap_or(0) == link
     }
 

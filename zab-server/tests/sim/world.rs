@@ -176,6 +176,7 @@ impl World {
                 }
             }
             Event::Connect { sid, gen } => self.connect(sid, gen),
+            Event::LinkUp { a, b, link } => io.link_up(a, b, link),
             Event::ClientWrite => {
                 let every = self.write_every;
                 let wait = self.io.rng.range(every.0, every.1);
