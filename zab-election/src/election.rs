@@ -469,13 +469,19 @@ impl Election {
     fn decide(&mut self, state: ServerState, vote: Vote, out: &mut Vec<Output>) {
         let vote = Vote { state, ..vote };
         self.finalize_deadline_ms = None;
-        self.decided = Some(Responder::new(
-            self.me,
-            self.qv.clone(),
-            state,
-            vote,
-            self.config_version,
-        ));
+        // The voters whose LOOKING votes of this round agree with ours: if
+        // enough of them later turn out to back a better vote, the role
+        // decided here has lost its quorum (`Responder::lost_quorum_after`).
+        let supporters: Vec<ServerId> = self
+            .recv_set
+            .iter()
+            .filter(|(_, v)| vote.agrees_with(v))
+            .map(|(&id, _)| id)
+            .collect();
+        self.decided = Some(
+            Responder::new(self.me, self.qv.clone(), state, vote, self.config_version)
+                .with_supporters(self.logical_clock, supporters),
+        );
         out.push(Output::Decided { state, vote });
     }
 
@@ -1013,6 +1019,21 @@ mod tests {
         assert_eq!(sends(&out).len(), 1);
         assert_eq!(sends(&out)[0].1.state, Leading);
         assert_eq!(e.responder().map(|r| r.state()), Some(Leading));
+    }
+
+    /// The split `Responder::lost_quorum_after` detects: 2 decides to lead
+    /// on 1's vote (3 is gone), then 1, still looking, switches to a better
+    /// vote for 3 (3 restarted and reached 1 first).
+    #[test]
+    fn a_supporter_switching_to_a_better_vote_takes_the_quorum_away() {
+        let (mut e, _) = start(2, three(), 5, 1);
+        e.on_notification(0, note(1, Looking, 2, 5, 1));
+        let out = e.decide_if_all_reachable_agree(|s| s != ServerId(3));
+        assert_eq!(decision(&out).map(|(s, _)| s), Some(Leading));
+        let mut r = e.responder().cloned().expect("decided");
+        // 3 itself, back and looking, was not counted.
+        assert!(!r.lost_quorum_after(&note(3, Looking, 3, 5, 1)));
+        assert!(r.lost_quorum_after(&note(1, Looking, 3, 5, 1)));
     }
 
     #[test]

@@ -25,9 +25,11 @@ use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
-    LearnerKind, StoreTxnLog,
+    LearnerKind, Phase as LeaderPhase, StoreTxnLog,
 };
-use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, Timing};
+use zab_learner::{
+    Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, Timing,
+};
 use zab_store::Store;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
@@ -606,10 +608,41 @@ impl Peer {
                 self.election_outputs(out);
             }
             _ => {
-                if let Some(reply) = self.responder.as_ref().and_then(|r| r.on_notification(&n)) {
+                let awaiting_quorum = self.awaiting_quorum();
+                let Some(r) = self.responder.as_mut() else {
+                    return;
+                };
+                if let Some(reply) = r.on_notification(&n) {
                     self.election.send(n.sender, reply);
                 }
+                if awaiting_quorum && r.lost_quorum_after(&n) {
+                    // See `Responder::lost_quorum_after`: without this the
+                    // role would wait out initLimit (a leader) or its
+                    // connect attempts (a learner) for a quorum that went
+                    // to a better vote.
+                    let reason = format!(
+                        "{} now backs a better vote than the one this role was elected on",
+                        n.sender
+                    );
+                    self.leave_role(&reason);
+                    self.look();
+                }
             }
+        }
+    }
+
+    /// Whether the role is still waiting for the quorum its election
+    /// counted on: a leader before a quorum has reported its epoch, a
+    /// learner its leader has not answered yet (a leader answers
+    /// FOLLOWERINFO only once a quorum has registered).
+    fn awaiting_quorum(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => matches!(l.leader.phase(), LeaderPhase::EpochProposal { .. }),
+            Role::Learning(l) => l
+                .learner
+                .as_ref()
+                .is_none_or(|x| x.phase() == LearnerPhase::Registering),
+            Role::Looking(_) | Role::Stopped => false,
         }
     }
 

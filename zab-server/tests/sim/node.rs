@@ -13,9 +13,13 @@ use bytes::Bytes;
 use prost::Message;
 use zab_election::{Election, Notification, Output, Responder, ServerState, Vote};
 use zab_leader::{
-    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks,
+    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, Phase as LeaderPhase,
+    SnapChunks,
 };
-use zab_learner::{Learner, LearnerAction, LearnerConfig, Role as LearnerRole, SyncMode, Timing};
+use zab_learner::{
+    Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, SyncMode,
+    Timing,
+};
 use zab_tree::{AuthInfo, DataTree, PrepareConfig, Preparer, RequestContext};
 use zab_wire::jute::{op, Acl, CreateRequest, Request};
 use zab_wire::proto::{QuorumPacket, Txn};
@@ -328,10 +332,32 @@ impl Node {
             }
             Role::Down => {}
             _ => {
-                if let Some(reply) = self.responder.as_ref().and_then(|r| r.on_notification(&n)) {
+                let awaiting_quorum = self.awaiting_quorum();
+                let Some(r) = self.responder.as_mut() else {
+                    return;
+                };
+                if let Some(reply) = r.on_notification(&n) {
                     io.notify(self.sid, n.sender, reply);
                 }
+                if awaiting_quorum && r.lost_quorum_after(&n) {
+                    let reason = format!("{} now backs a better vote", n.sender);
+                    self.leave_role(io, &reason);
+                    self.look(io);
+                }
             }
+        }
+    }
+
+    /// As in quorum.rs: a leader before a quorum reported its epoch, a
+    /// learner its leader has not answered yet.
+    fn awaiting_quorum(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => matches!(l.leader.phase(), LeaderPhase::EpochProposal { .. }),
+            Role::Learning(l) => l
+                .learner
+                .as_ref()
+                .is_none_or(|x| x.phase() == LearnerPhase::Registering),
+            Role::Looking(_) | Role::Down => false,
         }
     }
 
