@@ -284,6 +284,13 @@ impl Leader {
         self.epoch
     }
 
+    /// No quorum of voters has registered yet: LEADERINFO has gone to
+    /// nobody (ZooKeeper's leader blocked in `getEpochToPropose`), so the
+    /// election's promise of a quorum is all this leader has.
+    pub fn is_gathering_quorum(&self) -> bool {
+        matches!(self.phase, Phase::EpochProposal { .. })
+    }
+
     pub fn is_established(&self) -> bool {
         self.phase == Phase::Broadcast
     }

@@ -354,6 +354,7 @@ fn discovery_sync_broadcast_liveness_and_step_down() {
     net.send(2, net.l(2).info());
     assert_eq!(net.l(2).accepted, 1, "no LEADERINFO before a quorum");
     assert!(net.take_events().is_empty());
+    assert!(net.leader.is_gathering_quorum(), "2 of 5 registered");
 
     net.connect(
         3,
@@ -372,6 +373,7 @@ fn discovery_sync_broadcast_liveness_and_step_down() {
     assert_eq!(net.l(2).accepted, 5);
     assert_eq!(net.l(3).accepted, 5);
     assert_eq!(net.leader.epoch(), Some(Epoch(5)));
+    assert!(!net.leader.is_gathering_quorum(), "3 of 5 registered");
 
     // Learner 4 claims a history newer than the leader's: while the epoch
     // quorum is open it is refused (F.3 step 4).

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
-    LearnerKind, Phase as LeaderPhase, StoreTxnLog,
+    LearnerKind, StoreTxnLog,
 };
 use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, Timing,
@@ -637,7 +637,7 @@ impl Peer {
     /// FOLLOWERINFO only once a quorum has registered).
     fn awaiting_quorum(&self) -> bool {
         match &self.role {
-            Role::Leading(l) => matches!(l.leader.phase(), LeaderPhase::EpochProposal { .. }),
+            Role::Leading(l) => l.leader.is_gathering_quorum(),
             Role::Learning(l) => l
                 .learner
                 .as_ref()

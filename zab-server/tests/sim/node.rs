@@ -13,8 +13,7 @@ use bytes::Bytes;
 use prost::Message;
 use zab_election::{Election, Notification, Output, Responder, ServerState, Vote};
 use zab_leader::{
-    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, Phase as LeaderPhase,
-    SnapChunks,
+    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks,
 };
 use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, SyncMode,
@@ -352,7 +351,7 @@ impl Node {
     /// learner its leader has not answered yet.
     fn awaiting_quorum(&self) -> bool {
         match &self.role {
-            Role::Leading(l) => matches!(l.leader.phase(), LeaderPhase::EpochProposal { .. }),
+            Role::Leading(l) => l.leader.is_gathering_quorum(),
             Role::Learning(l) => l
                 .learner
                 .as_ref()
