@@ -453,17 +453,38 @@ impl Node {
     }
 
     /// Rewrites the block with `meta` and, if given, new data: in place when
-    /// only the meta changes, it keeps its encoded length and the block is
-    /// not shared; otherwise as a new block that takes over the children.
+    /// the block is not shared and keeps its length (the meta alone keeps
+    /// its encoded length, or new data of the same nullness fills exactly
+    /// what the old meta and data held); otherwise as a new block that
+    /// takes over the children.
+    ///
+    /// In place matters for setData of same-sized values, the common case:
+    /// a new block costs an allocation and freeing the old one, on every
+    /// server for every write, and `locate` has just brought this block
+    /// into the cache anyway.
     fn rewrite(&mut self, meta: &NodeMeta, data: Option<Option<&[u8]>>) {
         let encoded = encode_meta(meta);
         let l = self.layout();
-        if data.is_none() && self.0.is_unique() {
+        if self.0.is_unique() {
             let at = l.meta_at();
-            let old_len = decode_meta(self.0.slice.get(at..).unwrap_or_default()).1;
-            if old_len == encoded.len {
-                if let Some(dst) = self.make_mut().slice.get_mut(at..at + old_len) {
-                    dst.copy_from_slice(encoded.as_slice());
+            // What is rewritten: the old meta alone, or the meta and the
+            // data up to the end of the block; data only if its nullness
+            // (kept in the header) stays.
+            let (end, new) = match data {
+                None => {
+                    let old_meta = decode_meta(self.0.slice.get(at..).unwrap_or_default()).1;
+                    (at + old_meta, Some(&[][..]))
+                }
+                Some(d) => (
+                    self.0.slice.len(),
+                    (d.is_none() == l.null).then(|| d.unwrap_or_default()),
+                ),
+            };
+            if let Some(new) = new.filter(|n| at + encoded.len + n.len() == end) {
+                if let Some(dst) = self.make_mut().slice.get_mut(at..end) {
+                    let (m, d) = dst.split_at_mut(encoded.len);
+                    m.copy_from_slice(encoded.as_slice());
+                    d.copy_from_slice(new);
                     return;
                 }
             }
@@ -1084,6 +1105,52 @@ mod tests {
         n.children_mut().remove("a");
         assert_eq!((snapshot.acl(), snapshot.children().len()), (&acl, 2));
         assert_eq!((n.acl().len(), n.children().len()), (0, 1));
+    }
+
+    #[test]
+    fn same_sized_data_is_rewritten_in_place_unless_shared_or_nullness_changes() {
+        // Zero fields are left out of the encoding: every meta here has
+        // the same fields set.
+        let meta = NodeMeta {
+            version: 1,
+            mzxid: 7,
+            ..NodeMeta::default()
+        };
+        let mut n = Node::new("k", Some(b"aaaa"), Vec::new().into(), meta);
+        n.children_mut().insert(leaf("c"));
+        let block = n.block_addr();
+        let next = NodeMeta {
+            version: 2,
+            mzxid: 8,
+            ..meta
+        };
+        n.set_data_and_meta(Some(b"bbbb"), &next);
+        assert_eq!(n.block_addr(), block, "same length, unshared: in place");
+        assert_eq!((n.meta(), n.data()), (next, Some(&b"bbbb"[..])));
+        // A meta one byte longer with data one byte shorter fills the same
+        // block: still in place, the data moves.
+        let longer = NodeMeta { mzxid: 200, ..next };
+        n.set_data_and_meta(Some(b"ccc"), &longer);
+        assert_eq!(n.block_addr(), block);
+        assert_eq!((n.meta(), n.data()), (longer, Some(&b"ccc"[..])));
+        // Shared with a snapshot: copied, the snapshot keeps its bytes.
+        let snapshot = n.clone();
+        n.set_data_and_meta(Some(b"ddd"), &longer);
+        assert_ne!(n.block_addr(), block);
+        assert_eq!(snapshot.data(), Some(&b"ccc"[..]));
+        assert_eq!(n.data(), Some(&b"ddd"[..]));
+        drop(snapshot);
+        // Empty and null data have the same length but not the same header.
+        let mut e = Node::new("e", Some(b""), Vec::new().into(), meta);
+        e.set_data_and_meta(None, &meta);
+        assert_eq!(e.data(), None);
+        e.set_data_and_meta(Some(b""), &meta);
+        assert_eq!(e.data(), Some(&b""[..]));
+        // A longer value needs a new block; name and children survive all.
+        n.set_data_and_meta(Some(b"a longer value"), &next);
+        assert_eq!((n.name(), n.meta()), ("k", next));
+        assert_eq!(n.data(), Some(&b"a longer value"[..]));
+        assert_eq!(n.children().keys().collect::<Vec<_>>(), vec!["c"]);
     }
 
     #[test]
