@@ -579,7 +579,7 @@ mod tests {
         // 1 and 2 committed (2 not applied yet, 1 applied), 3 and 4 outstanding.
         p.ack(ServerId(1), z(2, 4));
         p.ack(ServerId(3), z(2, 2));
-        p.applied(z(2, 1));
+        p.applied(z(2, 1)).for_each(drop);
         p
     }
 
