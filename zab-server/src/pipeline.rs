@@ -18,7 +18,9 @@
 //! clients' writes to the leader and applies what the leader commits,
 //! answering its own clients when their txns come back (reference F.5).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};

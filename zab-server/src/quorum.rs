@@ -12,7 +12,9 @@
 //! every client connection, as ZooKeeper does, and clients reconnect —
 //! their sessions, which live in the replicated tree, survive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

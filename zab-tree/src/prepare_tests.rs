@@ -655,6 +655,82 @@ fn multi_applies_in_order_under_one_zxid() {
     );
 }
 
+/// A multi long enough that its changes are found through the overlay's
+/// index rather than by scanning: every op must still see the newest
+/// change to its path, the parent's as well as the node's.
+#[test]
+fn a_long_multi_sees_its_own_newest_changes() {
+    let mut h = Harness::new();
+    let set = |p: &str, version| {
+        MultiOp::SetData(SetDataRequest {
+            path: p.into(),
+            data: Some(Bytes::from_static(b"z")),
+            version,
+        })
+    };
+    let check = |p: &str, version| {
+        MultiOp::Check(CheckVersionRequest {
+            path: p.into(),
+            version,
+        })
+    };
+    let mut ops = vec![mcreate("/big", 0)];
+    // Two changes per create (the parent and the child): 25 in all.
+    ops.extend((0..12).map(|_| mcreate("/big/s", 2)));
+    ops.extend([
+        set("/big/s0000000003", 0),
+        check("/big/s0000000003", 1),
+        set("/big/s0000000003", 1),
+        MultiOp::Delete(DeleteRequest {
+            path: "/big/s0000000005".into(),
+            version: -1,
+        }),
+        mcreate("/big/s", 2),
+        check("/big/s0000000003", 2),
+    ]);
+    let a = h.write(Request::Multi(ops.clone()));
+    let Ok(Response::Multi(m)) = a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert!(matches!(&m.results[17], MultiResult::Create(c) if c.path == "/big/s0000000012"));
+    let s = stat(&h, "/big/s0000000003");
+    assert_eq!((s.version, s.num_children), (2, 0));
+    let big = stat(&h, "/big");
+    assert_eq!((big.num_children, big.cversion), (12, 14));
+    // The same ops again under another parent, ending with a stale check:
+    // the multi fails at that op, so the overlay saw version 2 there.
+    let mut again: Vec<MultiOp> = ops
+        .iter()
+        .map(|o| match o {
+            MultiOp::Create { op, req } => MultiOp::Create {
+                op: *op,
+                req: CreateRequest {
+                    path: req.path.replace("/big", "/big2"),
+                    ..req.clone()
+                },
+            },
+            MultiOp::SetData(r) => set(&r.path.replace("/big", "/big2"), r.version),
+            MultiOp::Check(r) => check(&r.path.replace("/big", "/big2"), r.version),
+            MultiOp::Delete(r) => MultiOp::Delete(DeleteRequest {
+                path: r.path.replace("/big", "/big2"),
+                version: r.version,
+            }),
+            other => other.clone(),
+        })
+        .collect();
+    again.push(check("/big2/s0000000003", 1));
+    let a = h.write(Request::Multi(again));
+    let Ok(Response::Multi(m)) = a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert_eq!(
+        m.results[19],
+        MultiResult::Error(ErrorCode::BadVersion.code())
+    );
+    assert!(!h.tree.exists("/big2"));
+    assert_eq!(h.prep.pending(), 0);
+}
+
 #[test]
 fn failed_multi_applies_nothing() {
     // Behaviours 46–47, reference C multi example.

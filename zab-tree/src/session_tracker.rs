@@ -10,7 +10,9 @@
 //! caller's job. The replicated sessions table (id → timeout, ephemerals)
 //! lives in the data tree, not here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt};
 
 use zab_wire::types::{ServerId, SessionId};
 

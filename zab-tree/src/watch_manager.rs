@@ -28,7 +28,9 @@
 //! consumed either way, as in ZooKeeper), or order events before replies
 //! (behaviour 23, the server's send queue).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use zab_wire::jute::{event_type, watcher_type};
