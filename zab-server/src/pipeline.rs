@@ -38,6 +38,16 @@ use zab_wire::jute::{
 use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
+/// First capacity of a reply frame or a forwarded request: a setData's
+/// reply (88 bytes), a small getData's or a create's fits, where 64 bytes
+/// made most of them grow once or twice while being written (issue 4).
+const FRAME_CAPACITY: usize = 256;
+
+/// Size of the buffers txns are encoded into (`Pipeline::log`): ≈ 300
+/// txns of the bench's size, one allocation where each txn had its own
+/// (issue 4: ≈ 2 % of the leader's runtime thread).
+const TXN_BUF_CAPACITY: usize = 64 << 10;
+
 /// The role the pipeline serves clients in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -216,6 +226,9 @@ pub struct Pipeline {
     /// Which connection holds each session on this server.
     session_owner: HashMap<SessionId, ConnectionId>,
     in_flight: VecDeque<InFlight>,
+    /// Txns are encoded into this buffer and cut from it, so that a group
+    /// of them shares one allocation instead of one each (see `log`).
+    txn_buf: BytesMut,
     last_assigned: Zxid,
     txns_since_snapshot: u64,
     snapshot_threshold: u64,
@@ -256,6 +269,7 @@ impl Pipeline {
             connections: HashMap::new(),
             session_owner: HashMap::new(),
             in_flight: VecDeque::new(),
+            txn_buf: BytesMut::new(),
             last_assigned,
             txns_since_snapshot: 0,
             snapshot_threshold,
@@ -680,7 +694,9 @@ impl Pipeline {
                 sync_path,
             });
             if self.mode == Mode::Learner {
-                let mut w = Writer::new();
+                // Sized for a typical write (a path and a short value) so
+                // that encoding does not grow the buffer two or three times.
+                let mut w = Writer::with_capacity(FRAME_CAPACITY);
                 request.write_body(&mut w);
                 let forwarded = ForwardedRequest {
                     session_id: session.0,
@@ -766,7 +782,18 @@ impl Pipeline {
     /// Gives the txn its place in the log.
     fn log(&mut self, txn: Txn, origin: Option<(ConnectionId, i32)>, out: &mut Vec<Action>) {
         let zxid = Zxid(txn.zxid);
-        let bytes = Bytes::from(txn.encode_to_vec());
+        let len = txn.encoded_len();
+        if self.txn_buf.capacity() < len {
+            // The old buffer lives on in the txns cut from it (the log's
+            // queue, the leader's committed window) and goes with the last.
+            self.txn_buf = BytesMut::with_capacity(len.max(TXN_BUF_CAPACITY));
+        }
+        let bytes = match txn.encode(&mut self.txn_buf) {
+            Ok(()) => self.txn_buf.split().freeze(),
+            // Refused only by a buffer that cannot grow, which BytesMut
+            // is not; kept correct regardless.
+            Err(_) => Bytes::from(txn.encode_to_vec()),
+        };
         self.stats.last_proposal_size = bytes.len() as i64;
         out.push(Action::Append { zxid, txn: bytes });
         self.in_flight.push_back(InFlight { txn, origin });
@@ -1122,7 +1149,7 @@ impl Pipeline {
         received_ms: Option<i64>,
         out: &mut Vec<Action>,
     ) {
-        let mut w = Writer::with_capacity(64);
+        let mut w = Writer::with_capacity(FRAME_CAPACITY);
         w.write_i32(0); // length, patched below
         ReplyHeader { xid, zxid, err }.write(&mut w);
         if err == 0 {

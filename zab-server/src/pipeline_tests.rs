@@ -114,8 +114,11 @@ impl Harness {
                 Action::Append { zxid, txn } => {
                     self.unsynced.push(zxid);
                     self.appended.push(zxid);
-                    self.txns
-                        .push(Txn::decode(txn).expect("appended txn decodes"));
+                    let decoded = Txn::decode(txn.clone()).expect("appended txn decodes");
+                    // Exactly one txn: txns are cut from a shared buffer.
+                    assert_eq!(decoded.encode_to_vec(), txn, "one txn per append");
+                    assert_eq!(decoded.zxid, zxid.0);
+                    self.txns.push(decoded);
                 }
                 Action::Snapshot(_) => self.snapshots += 1,
                 Action::Forward { request, auth } => self.forwarded.push((request, auth)),

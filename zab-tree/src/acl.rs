@@ -39,12 +39,18 @@ impl AuthInfo {
 
     /// Identities as a learner forwards them with a request (REQUEST
     /// packets carry the client's `authinfo`).
-    pub fn from_ids(ids: Vec<Id>) -> Self {
-        let mut a = AuthInfo { ids: Vec::new() };
-        for id in ids {
-            a.add(id);
+    pub fn from_ids(mut ids: Vec<Id>) -> Self {
+        // Deduplicated in place, first occurrence kept, as `add` would: the
+        // leader builds one per forwarded request, so no second vector.
+        let mut kept = 0;
+        for i in 0..ids.len() {
+            if !ids[..kept].contains(&ids[i]) {
+                ids.swap(kept, i);
+                kept += 1;
+            }
         }
-        a
+        ids.truncate(kept);
+        AuthInfo { ids }
     }
 
     pub fn ids(&self) -> &[Id] {
@@ -443,6 +449,17 @@ mod tests {
         assert!(!check_acl(&[acl(31, "digest", &d)], perms::READ, &wrong));
         let s = AuthInfo::from_ids(vec![Id::new("super", "")]);
         assert!(check_acl(&[acl(1, "digest", &d)], perms::ADMIN, &s));
+    }
+
+    #[test]
+    fn forwarded_ids_keep_their_first_occurrence_in_order() {
+        let ids = ["ip:1", "digest:a", "ip:1", "super:", "digest:a", "digest:b"]
+            .map(|s| s.split_once(':').map(|(a, b)| Id::new(a, b)).unwrap());
+        let a = AuthInfo::from_ids(ids.to_vec());
+        let want = [&ids[0], &ids[1], &ids[3], &ids[5]].map(Clone::clone);
+        assert_eq!(a.ids(), &want[..]);
+        assert!(a.is_super());
+        assert!(AuthInfo::from_ids(Vec::new()).ids().is_empty());
     }
 
     #[test]
