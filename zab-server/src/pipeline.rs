@@ -19,11 +19,10 @@
 //! answering its own clients when their txns come back (reference F.5).
 
 use std::collections::VecDeque;
-
-use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use foldhash::{HashMap, HashMapExt};
 use prost::Message;
 use zab_tree::acl::{self, AuthConfig, AuthInfo};
 use zab_tree::session_tracker::{negotiate_timeout, session_password, SessionTracker};

@@ -13,8 +13,6 @@
 //! their sessions, which live in the replicated tree, survive.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};

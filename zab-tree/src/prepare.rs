@@ -9,11 +9,10 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, VecDeque};
-
-use foldhash::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use foldhash::HashMap;
 use zab_wire::jute::{
     op, perms, Acl, CheckVersionRequest, CreateMode, DeleteRequest, ErrorCode, MultiOp, Request,
     SetAclRequest, SetDataRequest,

@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::{HashMap, HashMapExt};
-
 use zab_wire::types::{ServerId, SessionId};
 
 /// The 16-byte session password. It is never stored: every server recomputes

@@ -29,10 +29,9 @@
 //! (behaviour 23, the server's send queue).
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashSet};
 use zab_wire::jute::{event_type, watcher_type};
 
 use crate::WatchEvent;
