@@ -729,7 +729,12 @@ impl ChunkKeys {
 #[inline]
 fn touch_block(nodes: &[Node], start: usize) {
     const PER_LINE: usize = 64 / std::mem::size_of::<Node>();
-    for n in nodes.iter().skip(start).step_by(PER_LINE).take(KEY_BLOCK / PER_LINE) {
+    for n in nodes
+        .iter()
+        .skip(start)
+        .step_by(PER_LINE)
+        .take(KEY_BLOCK / PER_LINE)
+    {
         std::hint::black_box(triomphe::Arc::as_ptr(&n.0));
     }
 }
