@@ -40,14 +40,14 @@ bench options:
                        zab, ZooKeeper; ...); the table shows the medians
                        and every round's ratio, so a minute in which the
                        machine runs slow (it varies by tens of percent on
-                       a shared VM) weighs on both systems alike, and
-                       ZooKeeper's JIT-cold first run is one of N (default
+                       a shared VM) weighs on both systems alike (default
                        3 when two systems are compared, else 1; --rounds 1:
                        one system after the other)
-  --warmup-rounds N    compare mode: before the rounds of each load, run it
-                       N times per system unrecorded (default 1 against
-                       ZooKeeper, whose JIT was still warming up in the
-                       second round on 2026-12-05; 0 against zab:PATH)
+  --warmup-rounds N    with rounds (above 1): before the rounds of each load,
+                       run it N times per system unrecorded (default 1
+                       against ZooKeeper, whose JIT was still warming up
+                       in the second round on 2026-12-05; 0 against
+                       zab:PATH)
   --nodes N            voting servers per ensemble (default 3)
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
@@ -62,10 +62,11 @@ this machine, so zab's servers get zab.workerThreads = CPUs / nodes (at least 1)
 ZooKeeper keeps its defaults.
 ";
 
-/// Rounds of a comparison of two systems when `--rounds` is not given.
-/// One system after the other would measure ZooKeeper's first load with a
-/// cold JIT (≈ 25 % slower than its later runs, BENCHMARKS.md), which
-/// flatters zab; the median of three interleaved rounds does not.
+/// Rounds of a comparison of two systems when `--rounds` is not given:
+/// the median of three interleaved rounds is not swayed by one minute in
+/// which the shared machine ran slow. (ZooKeeper's JIT-cold first load,
+/// ≈ 25 % slower than its later runs, is kept out of them by the warm-up
+/// round, see [`warmup_rounds`].)
 const DEFAULT_ROUNDS: usize = 3;
 
 const ZK_SCRIPT: &str = "/usr/share/zookeeper/bin/zkServer.sh";
