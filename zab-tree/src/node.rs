@@ -728,7 +728,11 @@ impl ChunkKeys {
 /// runs them alongside the key search, which does not depend on them.
 #[inline]
 fn touch_block(nodes: &[Node], start: usize) {
-    const PER_LINE: usize = 64 / std::mem::size_of::<Node>();
+    // At least one: `step_by(0)` would panic were a node ever a line wide.
+    const PER_LINE: usize = match 64 / std::mem::size_of::<Node>() {
+        0 => 1,
+        n => n,
+    };
     for n in nodes
         .iter()
         .skip(start)
