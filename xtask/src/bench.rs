@@ -575,7 +575,7 @@ fn rounds_for(opts: &Options, systems: usize) -> usize {
 /// were meant to outvote ZooKeeper's JIT-cold first one, but on 2026-12-05
 /// its second round of set 32×8 was still cold too (22.6k writes/s and
 /// 80 µs of CPU per write, against 29.0k and 65 µs in the third), and the
-/// median by round credited zab with 4.14× where warm rounds gave ≈ 3.4×.
+/// median by round credited zab with 4.14× where warm rounds gave 3.25–3.71×.
 fn warmup_rounds(opts: &Options, systems: &[System]) -> usize {
     opts.warmup_rounds
         .unwrap_or(usize::from(systems.contains(&System::ZooKeeper)))
