@@ -52,6 +52,11 @@ bench options:
   --tick-time MS       tickTime of both ensembles (default 2000)
   --only zab|zookeeper compare mode, one system only
   --zab-cfg K=V        add a zoo.cfg line for zab's servers (repeatable)
+  --stage-trace        zab alone, one load: build zab-server with its
+                       `stage-trace` feature and print, for the txns the
+                       leader proposed in the measured window, when each
+                       later stage (sync, link, ACK, commit) covered them
+                       on each server (BENCHMARKS.md, 'stage by stage')
   --zk-cfg K=V         add a zoo.cfg line for ZooKeeper's servers (repeatable),
                        e.g. --zk-cfg flushDelay=1 to give it zab's group commit
                        delay (its own default is 0; zab's is 1 ms)
@@ -120,6 +125,8 @@ struct Options {
     /// Extra zoo.cfg lines, per system.
     zab_cfg: Vec<String>,
     zk_cfg: Vec<String>,
+    /// `--stage-trace`: zab's servers record their stage traces.
+    stage_trace: bool,
     /// Everything else, for zab-load.
     load_args: Vec<String>,
 }
@@ -146,6 +153,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         baseline: None,
         zab_cfg: Vec::new(),
         zk_cfg: Vec::new(),
+        stage_trace: false,
         load_args: Vec::new(),
     };
     let mut it = args.iter();
@@ -173,6 +181,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 o.compare = true;
             }
             "--suite" => o.suite = true,
+            "--stage-trace" => o.stage_trace = true,
             "--memory" => o.memory = Some(crate::cluster::number(&value("--memory")?, "--memory")?),
             "--nodes" => o.nodes = crate::cluster::number(&value("--nodes")?, "--nodes")?,
             "--rounds" => {
@@ -205,6 +214,17 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             _ => o.load_args.push(a.clone()),
         }
     }
+    if o.stage_trace {
+        if o.suite || o.memory.is_some() || o.baseline.is_some() || o.rounds > 1 {
+            return Err("--stage-trace traces one load on zab alone: \
+                        drop --suite, --memory, --compare and --rounds"
+                .into());
+        }
+        if o.only == Some(System::ZooKeeper) {
+            return Err("--stage-trace traces zab's servers".into());
+        }
+        o.only = Some(System::Zab);
+    }
     if o.memory.is_some() || o.only.is_some() {
         o.compare = true;
     }
@@ -235,7 +255,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let Some(mut opts) = parse(args)? else {
         return Ok(());
     };
-    let load = build("zab-benches", "zab-load")?;
+    let load = build("zab-benches", "zab-load", &[])?;
     if !opts.compare {
         let status = Command::new(&load)
             .args(&opts.load_args)
@@ -266,7 +286,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     opts.rounds = rounds_for(&opts, systems.len());
     let zab_server = if systems.contains(&System::Zab) {
-        Some(build("zab-server", "zab-server")?)
+        let features: &[&str] = if opts.stage_trace {
+            &["stage-trace"]
+        } else {
+            &[]
+        };
+        Some(build("zab-server", "zab-server", features)?)
     } else {
         None
     };
@@ -394,6 +419,8 @@ struct Figures {
     /// window per op done in it: steadier than ops/s on a shared VM, whose
     /// speed drifts by tens of percent between minutes.
     cpu_us_per_op: Option<f64>,
+    /// The measured window (after set-up and warm-up), unix ns.
+    window_unix_ns: Option<(u64, u64)>,
 }
 
 /// An ensemble up for measuring, with what was recorded at its start.
@@ -483,6 +510,7 @@ fn run_load(
     println!("--- {system}: {}", load.name);
     let json = root.join(format!("{system}-{run}.json"));
     let started = Instant::now();
+    let started_unix_ns = unix_ns();
     let mut child = Command::new(load_bin)
         .args(&load.args)
         .args(["--hosts", &r.hosts, "--label", system])
@@ -521,6 +549,8 @@ fn run_load(
         (figures.as_mut(), setup, warmup, duration)
     {
         let from = setup + warmup;
+        let at = |s: f64| started_unix_ns + (s * 1e9) as u64;
+        f.window_unix_ns = Some((at(from), at(from + duration)));
         f.cpu_us_per_op = cpu_between(&cpu, from, from + duration)
             .map(|ticks| ticks * 1e6 / clock_ticks_per_sec())
             .and_then(|us| (f.ops_per_sec > 0.0).then(|| us / (f.ops_per_sec * duration)));
@@ -556,7 +586,41 @@ fn measure(
         figures.push(f);
         setup_s.push(setup);
     }
-    Ok(finish(r, figures, setup_s))
+    let measured = finish(r, figures, setup_s);
+    if opts.stage_trace {
+        print_stage_report(&root.join(system.name()), opts.nodes, &measured)?;
+    }
+    Ok(measured)
+}
+
+/// Where each zab server writes its stage trace, in its data directory.
+const STAGE_TRACE_FILE: &str = "stages.txt";
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Joins the stopped servers' stage traces (`--stage-trace`).
+fn print_stage_report(dir: &Path, nodes: usize, measured: &Measured) -> Result<(), String> {
+    let Some((from, to)) = measured
+        .loads
+        .first()
+        .and_then(|f| f.as_ref())
+        .and_then(|f| f.window_unix_ns)
+    else {
+        return Err("--stage-trace: the load reported no measured window".into());
+    };
+    let mut traces = Vec::new();
+    for id in 1..=nodes {
+        let file = dir.join(format!("node{id}")).join(STAGE_TRACE_FILE);
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        traces.push((format!("node{id}"), text));
+    }
+    println!("\n{}", crate::stages::report(&traces, from, to)?);
+    Ok(())
 }
 
 /// How many times each load runs per system, once it is known how many
@@ -661,6 +725,7 @@ fn median_figures(rounds: &[Option<Figures>]) -> Option<Figures> {
         p999_us: of(|f| f.p999_us),
         errors: got.iter().any(|f| f.errors),
         cpu_us_per_op: median(got.iter().filter_map(|f| f.cpu_us_per_op).collect()),
+        window_unix_ns: None,
     })
 }
 
@@ -686,6 +751,7 @@ fn figures_of(json: &str) -> Option<Figures> {
         p999_us: number_after(total, "\"p999_us\"")?,
         errors,
         cpu_us_per_op: None,
+        window_unix_ns: None,
     })
 }
 
@@ -851,10 +917,11 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
     s
 }
 
-/// Builds `bin` of `package` in release; returns its path.
-fn build(package: &str, bin: &str) -> Result<PathBuf, String> {
+/// Builds `bin` of `package` in release with `features`; returns its path.
+fn build(package: &str, bin: &str, features: &[&str]) -> Result<PathBuf, String> {
     let ok = crate::cargo()
         .args(["build", "--release", "--package", package, "--bin", bin])
+        .args(features.iter().flat_map(|f| ["--features", f]))
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?
         .success();
@@ -947,6 +1014,9 @@ impl Ensemble {
                     c
                 }
             };
+            if opts.stage_trace && system == System::Zab {
+                cmd.env("ZAB_STAGE_TRACE", dir.join(STAGE_TRACE_FILE));
+            }
             let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
             let child = cmd
@@ -1196,6 +1266,7 @@ mod tests {
             p999_us: p99,
             errors: false,
             cpu_us_per_op: None,
+            window_unix_ns: None,
         };
         let results = [
             Measured {
@@ -1249,6 +1320,7 @@ mod tests {
             p999_us: 20.0 * p50,
             errors,
             cpu_us_per_op: Some(ops / 10.0),
+            window_unix_ns: None,
         }
     }
 
@@ -1353,6 +1425,27 @@ mod tests {
         assert!(parse(&["--rounds".into(), "x".into()]).is_err());
         let memory_twice = ["--memory", "1000", "--rounds", "2"].map(String::from);
         assert!(parse(&memory_twice).is_err());
+    }
+
+    #[test]
+    fn a_stage_trace_runs_one_load_on_zab_alone() {
+        let o = parse(&["--stage-trace".into()]).unwrap().unwrap();
+        assert!(o.stage_trace && o.compare);
+        assert_eq!(o.only, Some(System::Zab));
+        for other in [
+            &["--suite"][..],
+            &["--memory", "10"],
+            &["--rounds", "2"],
+            &["--compare", "zab:/bin/true"],
+            &["--only", "zookeeper"],
+        ] {
+            let args: Vec<String> = ["--stage-trace"]
+                .iter()
+                .chain(other)
+                .map(|a| a.to_string())
+                .collect();
+            assert!(parse(&args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

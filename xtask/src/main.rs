@@ -11,6 +11,7 @@
 
 mod bench;
 mod cluster;
+mod stages;
 mod system;
 
 use std::process::{Command, ExitCode};

@@ -15,4 +15,5 @@ pub mod quorum;
 pub mod quorum_transport;
 pub mod server;
 pub mod snap_link;
+pub mod stage_trace;
 pub mod status;

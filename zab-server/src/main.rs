@@ -47,8 +47,9 @@ fn main() -> anyhow::Result<()> {
             cfg.unsupported.join(", ")
         );
     }
+    zab_server::stage_trace::start_from_env().map_err(anyhow::Error::msg)?;
     let runtime = zab_server::server::runtime(cfg.worker_threads)?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         if cfg.is_distributed() {
             let server = QuorumServer::start(cfg).await?;
             wait_for_signal().await?;
@@ -61,7 +62,9 @@ fn main() -> anyhow::Result<()> {
             server.shutdown().await;
         }
         anyhow::Ok(())
-    })
+    });
+    zab_server::stage_trace::finish();
+    served
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -35,7 +35,7 @@ use zab_store::Store;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
 use zab_wire::jute::op;
-use zab_wire::proto::{QuorumPacket, Txn};
+use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use crate::config::Config;
@@ -48,6 +48,7 @@ use crate::server::{
     accept_loop, now_ms, open_state, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
 };
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
+use crate::stage_trace::{self, Stage};
 use crate::status;
 
 /// How often the event loop looks at the clock (election timers need
@@ -355,8 +356,12 @@ impl Peer {
                 return;
             }
             self.now = None;
+            let started = cfg!(feature = "stage-trace").then(std::time::Instant::now);
             self.handle(msg);
             self.append_proposals();
+            if let Some(started) = started {
+                stage_trace::record(Stage::Step, started.elapsed().as_nanos() as i64, 0);
+            }
         }
     }
 
@@ -830,6 +835,9 @@ impl Peer {
                 // had come one by one, but in one step of the core, so the
                 // writes forwarded in one batch are logged as one append.
                 for packet in packets {
+                    if packet.r#type == PacketType::Ack as i32 {
+                        stage_trace::record(Stage::AckHandled, link.0 as i64, packet.zxid);
+                    }
                     let Role::Leading(l) = &mut self.role else {
                         return;
                     };
@@ -938,6 +946,9 @@ impl Peer {
                     self.release_held_clients();
                 }
                 LeaderAction::Commit { zxid } => {
+                    if stage_trace::sampled(zxid) {
+                        stage_trace::record(Stage::Committed, zxid.0, 0);
+                    }
                     self.pipeline_input(Input::Durable { zxid });
                     if let Role::Leading(l) = &mut self.role {
                         l.leader.on_applied(zxid);
@@ -1034,7 +1045,22 @@ impl Peer {
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
+        let traced = cfg!(feature = "stage-trace").then(|| {
+            let newest = |t: PacketType| {
+                let of_type = packets.iter().filter(|p| p.r#type == t as i32);
+                of_type.map(|p| p.zxid).max()
+            };
+            (newest(PacketType::Proposal), newest(PacketType::Commit))
+        });
         let actions = learner.on_packets(now as u64, packets);
+        if let Some((proposal, commit)) = traced {
+            if let Some(z) = proposal {
+                stage_trace::record(Stage::ProposalsHandled, z, 0);
+            }
+            if let Some(z) = commit {
+                stage_trace::record(Stage::CommitsHandled, z, 0);
+            }
+        }
         self.learner_actions(actions);
     }
 
@@ -1045,6 +1071,9 @@ impl Peer {
             };
             match a {
                 LearnerAction::Send(p) => {
+                    if p.r#type == PacketType::Ack as i32 {
+                        stage_trace::record(Stage::AckQueued, p.zxid, 0);
+                    }
                     if let Some(out) = &l.out {
                         let _ = out.send(p);
                     }
@@ -1187,6 +1216,7 @@ impl Peer {
         let (tx, gen) = (self.tx.clone(), self.gen);
         move |res| match res {
             Ok(()) => {
+                stage_trace::record(Stage::Synced, zxid.0, 0);
                 if mark.raise(zxid) {
                     let _ = tx.send(CoreMsg::Durable { gen });
                 }
@@ -1198,6 +1228,7 @@ impl Peer {
     }
 
     fn on_durable(&mut self, zxid: Zxid) {
+        stage_trace::record(Stage::Durable, zxid.0, 0);
         match &mut self.role {
             Role::Leading(l) => {
                 let actions = l.leader.on_local_durable(zxid);
@@ -1334,6 +1365,9 @@ impl Peer {
                         return;
                     }
                 };
+                if stage_trace::sampled(zxid) {
+                    stage_trace::record(Stage::Proposed, zxid.0, 0);
+                }
                 self.proposals.push((zxid, txn));
                 self.leader_actions(actions);
             }

@@ -24,6 +24,8 @@ use zab_wire::proto::quorum_peer_client::QuorumPeerClient;
 use zab_wire::proto::quorum_peer_server::{QuorumPeer, QuorumPeerServer};
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 
+use crate::stage_trace::{self, Direction};
+
 /// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
 
@@ -115,6 +117,7 @@ impl QuorumPeer for Service {
                     Some(Ok(batch)) if batch.packets.is_empty() => {}
                     Some(Ok(batch)) => {
                         let packets = batch.packets;
+                        stage_trace::packets(Direction::In(link.0), &packets);
                         if !events(LinkEvent::Packets { link, packets }) {
                             return;
                         }
@@ -157,6 +160,7 @@ impl Stream for Batches {
                 Err(_) => break,
             }
         }
+        stage_trace::packets(Direction::Out, &packets);
         Poll::Ready(Some(QuorumBatch { packets }))
     }
 }
@@ -217,7 +221,10 @@ impl Inbound {
         loop {
             match self.stream.next().await {
                 Some(Ok(batch)) if batch.packets.is_empty() => {}
-                Some(Ok(batch)) => return Ok(batch.packets),
+                Some(Ok(batch)) => {
+                    stage_trace::packets(Direction::In(0), &batch.packets);
+                    return Ok(batch.packets);
+                }
                 end => return Err(end_reason(end)),
             }
         }
