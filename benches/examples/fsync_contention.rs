@@ -5,13 +5,18 @@
 //! (⌊N/2⌋+1) of them were done. The quorum-th is what a one-client write
 //! waits for (issue 4's set 1×1 target).
 //!
-//! Two layouts: `append`, where every sync also writes the inode for the
-//! file's new size (what RocksDB's WAL does: it grows the file), and
-//! `overwrite`, where the file was filled with zeros first, so a sync
-//! writes the data alone (what a recycled or zero-padded log does).
+//! Three layouts: `append`, where every sync also writes the inode for
+//! the file's new size; `prealloc`, the file first given its blocks with
+//! `fallocate(FALLOC_FL_KEEP_SIZE)` — what RocksDB does for its WAL: the
+//! size still grows, and the blocks are unwritten extents a write must
+//! convert; and `overwrite`, where the file was filled with zeros first, so
+//! a sync writes the data alone (what a recycled or zero-padded log, such
+//! as ZooKeeper's, does). Each writer also reports the CPU time and the
+//! voluntary context switches its syncs cost (`getrusage` of its thread).
 //!
 //! ```sh
-//! cargo run --release -p zab-benches --example fsync_contention -- [--dir DIR] [--rounds N]
+//! cargo run --release -p zab-benches --example fsync_contention -- \
+//!     [--dir DIR] [--rounds N] [--record-bytes B]
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -20,14 +25,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-/// Bytes per append: a setData txn of 100 bytes with its header.
+/// Bytes per append by default: a setData txn of 100 bytes with its
+/// header. (Under load a group of ≈ 180 such txns, ≈ 30 KB, is one sync.)
 const RECORD: usize = 200;
 /// Size of a preallocated file; a run must not write past it.
-const PREALLOCATED: usize = 16 << 20;
+const PREALLOCATED: usize = 64 << 20;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
     Append,
+    Prealloc,
     Overwrite,
 }
 
@@ -35,6 +42,7 @@ impl Layout {
     fn name(self) -> &'static str {
         match self {
             Layout::Append => "append",
+            Layout::Prealloc => "prealloc",
             Layout::Overwrite => "overwrite",
         }
     }
@@ -43,12 +51,14 @@ impl Layout {
 struct Args {
     dir: PathBuf,
     rounds: usize,
+    record: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         dir: std::env::temp_dir(),
         rounds: 2000,
+        record: RECORD,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -56,18 +66,22 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--dir" => args.dir = PathBuf::from(value()?),
             "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--record-bytes" => {
+                args.record = value()?
+                    .parse()
+                    .map_err(|e| format!("--record-bytes: {e}"))?
+            }
             "-h" | "--help" => {
-                return Err(
-                    "usage: fsync_contention [--dir DIR] [--rounds N (default 2000)]".into(),
-                )
+                return Err("usage: fsync_contention [--dir DIR] [--rounds N (default 2000)] \
+                            [--record-bytes B (default 200)]"
+                    .into())
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.rounds == 0 || args.rounds * RECORD > PREALLOCATED {
+    if args.record == 0 || args.rounds == 0 || args.rounds * args.record > PREALLOCATED {
         return Err(format!(
-            "--rounds must be between 1 and {}",
-            PREALLOCATED / RECORD
+            "--rounds × --record-bytes must be between 1 and {PREALLOCATED}"
         ));
     }
     Ok(args)
@@ -80,6 +94,21 @@ fn open(dir: &Path, i: usize, layout: Layout) -> std::io::Result<File> {
         .read(true)
         .write(true)
         .open(dir.join(format!("log-{i}")))?;
+    if layout == Layout::Prealloc {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate(2) on a file descriptor we own.
+        let r = unsafe {
+            libc::fallocate(
+                f.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                PREALLOCATED as libc::off_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     if layout == Layout::Overwrite {
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..PREALLOCATED / zeros.len() {
@@ -91,13 +120,34 @@ fn open(dir: &Path, i: usize, layout: Layout) -> std::io::Result<File> {
     Ok(f)
 }
 
-/// Completion times of each round's syncs, from the round's start, sorted.
+/// The calling thread's CPU time (user + system) and voluntary context
+/// switches so far.
+fn thread_usage() -> (Duration, u64) {
+    // SAFETY: getrusage(2) fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(u.ru_utime) + tv(u.ru_stime), u.ru_nvcsw as u64)
+}
+
+/// What a run measured.
+struct Measured {
+    /// Completion times of each round's syncs, from the round's start,
+    /// sorted.
+    rounds: Vec<Vec<Duration>>,
+    /// Per sync, averaged over the writers: CPU time and voluntary context
+    /// switches.
+    cpu_per_sync: Duration,
+    switches_per_sync: f64,
+}
+
 fn run(
     dir: &Path,
     writers: usize,
     layout: Layout,
     rounds: usize,
-) -> std::io::Result<Vec<Vec<Duration>>> {
+    record: usize,
+) -> std::io::Result<Measured> {
     let files = (0..writers)
         .map(|i| open(dir, i, layout))
         .collect::<std::io::Result<Vec<_>>>()?;
@@ -110,8 +160,9 @@ fn run(
         .map(|mut f| {
             let (start, end, begun, done) =
                 (start.clone(), end.clone(), begun.clone(), done.clone());
-            std::thread::spawn(move || -> std::io::Result<()> {
-                let record = [b'x'; RECORD];
+            std::thread::spawn(move || -> std::io::Result<(Duration, u64)> {
+                let record = vec![b'x'; record];
+                let (cpu0, switches0) = thread_usage();
                 for _ in 0..rounds {
                     start.wait();
                     f.write_all(&record)?;
@@ -120,7 +171,8 @@ fn run(
                     done.lock().expect("not poisoned").push(at);
                     end.wait();
                 }
-                Ok(())
+                let (cpu1, switches1) = thread_usage();
+                Ok((cpu1 - cpu0, switches1 - switches0))
             })
         })
         .collect();
@@ -133,10 +185,19 @@ fn run(
         round.sort();
         out.push(round);
     }
+    let (mut cpu, mut switches) = (Duration::ZERO, 0);
     for h in handles {
-        h.join().expect("writer thread panicked")?;
+        let (c, s) = h.join().expect("writer thread panicked")?;
+        cpu += c;
+        switches += s;
     }
-    Ok(out)
+    let syncs = (writers * rounds) as u32;
+    Ok(Measured {
+        rounds: out,
+        cpu_per_sync: cpu / syncs,
+        // The barriers' waits count too: one or two switches a round.
+        switches_per_sync: switches as f64 / syncs as f64,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -160,17 +221,25 @@ fn main() {
         }
     };
     println!(
-        "{} synced appends of {RECORD} B per writer, each writer its own file, in {}",
+        "{} synced appends of {} B per writer, each writer its own file, in {}",
         args.rounds,
+        args.record,
         args.dir.display()
     );
     println!(
-        "{:<10} {:>7} | {:>14} {:>14} | {:>14} {:>14}",
-        "layout", "writers", "first p50 µs", "first p90 µs", "quorum p50 µs", "quorum p90 µs"
+        "{:<10} {:>7} | {:>14} {:>14} | {:>14} {:>14} | {:>12} {:>12}",
+        "layout",
+        "writers",
+        "first p50 µs",
+        "first p90 µs",
+        "quorum p50 µs",
+        "quorum p90 µs",
+        "CPU µs/sync",
+        "switches/sync"
     );
     for writers in [1, 3] {
-        for layout in [Layout::Append, Layout::Overwrite] {
-            let rounds = match run(dir.path(), writers, layout, args.rounds) {
+        for layout in [Layout::Append, Layout::Prealloc, Layout::Overwrite] {
+            let measured = match run(dir.path(), writers, layout, args.rounds, args.record) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("{}: {e}", dir.path().display());
@@ -178,20 +247,25 @@ fn main() {
                 }
             };
             let nth = |k: usize| {
-                let mut v: Vec<Duration> =
-                    rounds.iter().filter_map(|r| r.get(k).copied()).collect();
+                let mut v: Vec<Duration> = measured
+                    .rounds
+                    .iter()
+                    .filter_map(|r| r.get(k).copied())
+                    .collect();
                 v.sort();
                 v
             };
             let (first, quorum) = (nth(0), nth(writers / 2));
             println!(
-                "{:<10} {:>7} | {:>14.0} {:>14.0} | {:>14.0} {:>14.0}",
+                "{:<10} {:>7} | {:>14.0} {:>14.0} | {:>14.0} {:>14.0} | {:>12.0} {:>12.1}",
                 layout.name(),
                 writers,
                 percentile(&first, 0.5),
                 percentile(&first, 0.9),
                 percentile(&quorum, 0.5),
                 percentile(&quorum, 0.9),
+                measured.cpu_per_sync.as_secs_f64() * 1e6,
+                measured.switches_per_sync,
             );
         }
     }
