@@ -72,9 +72,11 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--record-bytes: {e}"))?
             }
             "-h" | "--help" => {
-                return Err("usage: fsync_contention [--dir DIR] [--rounds N (default 2000)] \
+                return Err(
+                    "usage: fsync_contention [--dir DIR] [--rounds N (default 2000)] \
                             [--record-bytes B (default 200)]"
-                    .into())
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other}")),
         }
