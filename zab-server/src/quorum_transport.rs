@@ -256,11 +256,12 @@ pub async fn connect(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use zab_wire::proto::PacketType;
 
-    fn packet(t: PacketType, zxid: i64) -> QuorumPacket {
+    /// A packet of type `t` for `zxid`, nothing else set.
+    pub(crate) fn packet(t: PacketType, zxid: i64) -> QuorumPacket {
         QuorumPacket {
             r#type: t as i32,
             zxid,

@@ -242,14 +242,7 @@ mod recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn packet(t: PacketType, zxid: i64) -> QuorumPacket {
-        QuorumPacket {
-            r#type: t as i32,
-            zxid,
-            ..Default::default()
-        }
-    }
+    use crate::quorum_transport::tests::packet;
 
     #[test]
     fn a_batch_reports_its_newest_proposal_commit_and_ack() {
