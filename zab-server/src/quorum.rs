@@ -356,7 +356,7 @@ impl Peer {
                 return;
             }
             self.now = None;
-            let started = cfg!(feature = "stage-trace").then(std::time::Instant::now);
+            let started = stage_trace::ENABLED.then(std::time::Instant::now);
             self.handle(msg);
             self.append_proposals();
             if let Some(started) = started {
@@ -1045,21 +1045,10 @@ impl Peer {
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
-        let traced = cfg!(feature = "stage-trace").then(|| {
-            let newest = |t: PacketType| {
-                let of_type = packets.iter().filter(|p| p.r#type == t as i32);
-                of_type.map(|p| p.zxid).max()
-            };
-            (newest(PacketType::Proposal), newest(PacketType::Commit))
-        });
+        let traced = stage_trace::ENABLED.then(|| stage_trace::newest(&packets));
         let actions = learner.on_packets(now as u64, packets);
-        if let Some((proposal, commit)) = traced {
-            if let Some(z) = proposal {
-                stage_trace::record(Stage::ProposalsHandled, z, 0);
-            }
-            if let Some(z) = commit {
-                stage_trace::record(Stage::CommitsHandled, z, 0);
-            }
+        if let Some(newest) = traced {
+            stage_trace::handled(newest);
         }
         self.learner_actions(actions);
     }

@@ -90,7 +90,7 @@ pub fn sampled(zxid: Zxid) -> bool {
 }
 
 /// The newest proposal, commit and ACK zxids in a batch (0 for none).
-fn newest(packets: &[QuorumPacket]) -> [i64; 3] {
+pub fn newest(packets: &[QuorumPacket]) -> [i64; 3] {
     let mut newest = [0; 3];
     for p in packets {
         let slot = match PacketType::try_from(p.r#type) {
@@ -131,9 +131,20 @@ pub fn packets(direction: Direction, packets: &[QuorumPacket]) {
     }
 }
 
+/// A learner's core handled a batch whose [`newest`] zxids were these.
+#[inline(always)]
+pub fn handled([proposal, commit, _]: [i64; 3]) {
+    if proposal != 0 {
+        record(Stage::ProposalsHandled, proposal, 0);
+    }
+    if commit != 0 {
+        record(Stage::CommitsHandled, commit, 0);
+    }
+}
+
 /// Whether this build records: the recorder below is compiled (and
 /// tested) in every build, but only this one reaches it.
-const ENABLED: bool = cfg!(feature = "stage-trace");
+pub const ENABLED: bool = cfg!(feature = "stage-trace");
 
 /// Records `stage` now (in a `stage-trace` build asked for a trace).
 #[inline(always)]
