@@ -139,7 +139,13 @@ impl Store {
                 // Opening replays the old WAL, and RocksDB's recovery already
                 // flushes what it replays (`avoid_flush_during_recovery` is
                 // off by default); the explicit flush does not rely on that.
-                flush_all(&open_db(dir, recorded.as_deref())?)?;
+                // The txn log's journal is beside the old WAL: its groups
+                // go in first.
+                let old = open_db(dir, recorded.as_deref())?;
+                let old_dir = recorded.as_deref().unwrap_or(&home);
+                txn_log::recover_journal(&old, old_dir, opts.sync)?;
+                flush_all(&old)?;
+                drop(old);
                 let shown = |w: &Option<PathBuf>| w.as_ref().unwrap_or(&home).display().to_string();
                 tracing::info!(
                     from = %shown(&recorded),
@@ -151,7 +157,10 @@ impl Store {
         }
         let db = Arc::new(open_db(dir, wal.as_deref())?);
         check_format(&db)?;
-        let log = TxnLog::open(Arc::clone(&db), opts.sync, opts.group_commit)?;
+        // The txn log's journal lives with the WAL: on `dataLogDir`'s device
+        // when there is one, as ZooKeeper's txn log does.
+        let journal_dir = wal.as_deref().unwrap_or(&home);
+        let log = TxnLog::open(Arc::clone(&db), journal_dir, opts.sync, opts.group_commit)?;
         let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
         Ok(Store {
             db,

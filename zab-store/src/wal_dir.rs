@@ -98,7 +98,9 @@ pub(crate) fn record(dir: &Path, wal: Option<&Path>) -> Result<(), StoreError> {
 pub(crate) fn holds_wal_files(wal: &Path) -> Result<bool, StoreError> {
     for entry in fs::read_dir(wal)? {
         let name = entry?.file_name();
-        if Path::new(&name).extension().is_some_and(|e| e == "log") {
+        if Path::new(&name).extension().is_some_and(|e| e == "log")
+            || crate::txn_log::is_journal_file(&name)
+        {
             return Ok(true);
         }
     }
@@ -190,16 +192,24 @@ mod tests {
     #[test]
     fn changing_the_wal_dir_loses_nothing() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        let (dir, a) = (root.path().join("store"), root.path().join("a"));
+        // What a crash leaves: the store and its WAL directory copied while
+        // it is open, its newest txns durable but not yet in RocksDB's
+        // tables (a clean close would flush them there).
+        let (crashed, crashed_a) = (root.path().join("crashed"), root.path().join("crashed-a"));
         let mut written = {
             let store = open(&dir, Some(&a)).unwrap();
-            write(&store, 1, 30)
+            let written = write(&store, 1, 30);
+            copy_dir(&dir, &crashed);
+            copy_dir(&a, &crashed_a);
+            written
         };
-        // Control: the txns are in the WAL alone, so opening the tables
-        // with another WAL directory, without the move, would lose them.
+        record(&crashed, Some(&fs::canonicalize(&crashed_a).unwrap())).unwrap();
+        // Control: the txns are in the old WAL directory alone (the txn
+        // log's journal), so opening the tables with another WAL directory,
+        // without the move, would lose them.
         let (copy, empty) = (root.path().join("copy"), root.path().join("empty"));
-        copy_dir(&dir, &copy);
+        copy_dir(&crashed, &copy);
         fs::create_dir_all(&empty).unwrap();
         {
             let db = open_db(&copy, Some(&fs::canonicalize(&empty).unwrap())).unwrap();
@@ -207,21 +217,28 @@ mod tests {
             assert_eq!(
                 db.iterator_cf(log, rocksdb::IteratorMode::Start).count(),
                 0,
-                "the control expected the txns in the WAL only"
+                "the control expected the txns in the old WAL directory only"
             );
         }
 
+        let b = root.path().join("b");
         {
-            let store = open(&dir, Some(&b)).unwrap();
+            let store = open(&crashed, Some(&b)).unwrap();
             assert_eq!(read(&store), written);
-            assert_eq!(recorded(&dir).unwrap(), Some(fs::canonicalize(&b).unwrap()));
+            assert_eq!(
+                recorded(&crashed).unwrap(),
+                Some(fs::canonicalize(&b).unwrap())
+            );
             written.extend(write(&store, 31, 40));
         }
         // Back into the store directory: the record goes away.
-        let store = open(&dir, None).unwrap();
+        let store = open(&crashed, None).unwrap();
         assert_eq!(read(&store), written);
-        assert!(!dir.join(WAL_DIR_FILE).exists());
-        assert_eq!(store.wal_dir(), fs::canonicalize(&dir).unwrap());
+        assert!(!crashed.join(WAL_DIR_FILE).exists());
+        assert_eq!(store.wal_dir(), fs::canonicalize(&crashed).unwrap());
+        drop(store);
+        // The original, closed cleanly, has everything too.
+        assert_eq!(read(&open(&dir, Some(&a)).unwrap()), written[..30]);
     }
 
     #[test]

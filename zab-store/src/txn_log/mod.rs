@@ -20,9 +20,11 @@
 //! entry again under that entry's zxid.
 
 mod group_commit;
+mod journal;
 mod queue;
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,12 +32,13 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rocksdb::{WriteBatch, WriteOptions, DB};
+use rocksdb::{FlushOptions, WriteBatch, WriteOptions, DB};
 use zab_wire::Zxid;
 
 use crate::layout::{decode_log_key, log_key, LogGroup, CF_LOG, LOG_KEY_END};
 use crate::{cf, StoreError};
 pub use group_commit::GroupCommit;
+use journal::Journal;
 use queue::{Command, CommandQueue, DurableCallback, Step};
 
 /// Counters of the log writer, for metrics and for checking that group
@@ -69,6 +72,9 @@ struct Handle {
 /// Shared by the handles and the writer thread.
 struct LogCore {
     db: Arc<DB>,
+    /// Where appended groups are made durable (see `journal.rs`); only the
+    /// writer thread locks it.
+    journal: Mutex<Journal>,
     sync: bool,
     group_commit: GroupCommit,
     queue: Mutex<CommandQueue>,
@@ -99,6 +105,11 @@ const PAGE_BYTES: usize = 4 << 20;
 /// same write).
 const GROUP_BYTES: usize = 1 << 20;
 
+/// Size of a journal segment: a round of the journal covers this much of
+/// the log before RocksDB is asked to flush it into table files. (Unit
+/// tests use small segments, so that their logs go through many rounds.)
+const JOURNAL_SEGMENT_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 64 << 20 };
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave them inconsistent (each
     // critical section is a push or a swap), so poisoning is ignored.
@@ -108,9 +119,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl TxnLog {
     pub(crate) fn open(
         db: Arc<DB>,
+        dir: &Path,
         sync: bool,
         group_commit: GroupCommit,
     ) -> Result<TxnLog, StoreError> {
+        let (journal, held) = Journal::open(dir, JOURNAL_SEGMENT_BYTES, sync)?;
+        let journal = replay(&db, journal, held)?;
         let (first, last) = {
             let cf = cf(&db, CF_LOG)?;
             let mut it = db.raw_iterator_cf(cf);
@@ -130,6 +144,7 @@ impl TxnLog {
         };
         let core = Arc::new(LogCore {
             db,
+            journal: Mutex::new(journal),
             sync,
             group_commit,
             queue: Mutex::new(CommandQueue::new(last)),
@@ -430,14 +445,18 @@ impl LogCore {
         }
     }
 
-    /// One write (synced under `forceSync`) for every txn of the group.
+    /// One synced journal record (under `forceSync`) for every txn of the
+    /// group, then the group into the `log` column family (without
+    /// RocksDB's WAL: the journal is the group's durable copy until RocksDB
+    /// flushes it into a table file). Readers see the txns only once they
+    /// are durable.
     fn write_group(
         &self,
         groups: &[(Vec<(Zxid, Bytes)>, DurableCallback)],
     ) -> Result<(), StoreError> {
         self.check_usable()?;
         let cf = cf(&self.db, CF_LOG)?;
-        let mut batch = WriteBatch::default();
+        let mut puts: Vec<([u8; 8], Vec<u8>)> = Vec::new();
         let mut value = Vec::new();
         let mut key = None;
         let (mut first, mut last, mut count, mut bytes) = (None, None, 0u64, 0u64);
@@ -446,9 +465,8 @@ impl LogCore {
             // reach any txn in it, and a DIFF sync may queue a huge batch.
             if value.len() >= GROUP_BYTES {
                 if let Some(k) = key.take() {
-                    batch.put_cf(cf, log_key(k), &value);
+                    puts.push((log_key(k), std::mem::take(&mut value)));
                 }
-                value.clear();
             }
             key.get_or_insert(*zxid);
             LogGroup::push(&mut value, *zxid, txn);
@@ -460,9 +478,21 @@ impl LogCore {
         let (Some(first), Some(last), Some(key)) = (first, last, key) else {
             return Ok(()); // only empty batches: nothing to write
         };
-        batch.put_cf(cf, log_key(key), &value);
+        puts.push((log_key(key), value));
+        let refs: Vec<(&[u8; 8], &[u8])> = puts.iter().map(|(k, v)| (k, &v[..])).collect();
+        {
+            let mut journal = lock(&self.journal);
+            if !journal.fits(&refs) {
+                self.next_round(&mut journal)?;
+            }
+            journal.append(&refs)?;
+        }
+        let mut batch = WriteBatch::default();
+        for (k, v) in &puts {
+            batch.put_cf(cf, k, v);
+        }
         let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
+        opts.disable_wal(true);
         self.db.write_opt(batch, &opts)?;
         self.sync_writes.fetch_add(1, Ordering::SeqCst);
         self.txns.fetch_add(count, Ordering::SeqCst);
@@ -521,11 +551,37 @@ impl LogCore {
         Ok(found)
     }
 
+    /// Starts the journal's next round in its other segment, whose round
+    /// must then be in RocksDB's table files: the flush asked for when
+    /// that round ended has to be done (it had a whole round's time).
+    fn next_round(&self, journal: &mut Journal) -> Result<(), StoreError> {
+        let cf = cf(&self.db, CF_LOG)?;
+        while self
+            .db
+            .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")?
+            .unwrap_or(0)
+            > 0
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The round ending now: flushed while the next one is written.
+        let mut no_wait = FlushOptions::default();
+        no_wait.set_wait(false);
+        self.db.flush_cf_opt(cf, &no_wait)?;
+        journal.switch()
+    }
+
     fn truncate(&self, after: Zxid) -> Result<(), StoreError> {
         self.check_usable()?;
         if after.0 >= self.last_durable.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // The journal must not bring back what is removed: everything it
+        // holds goes into table files, then it is emptied, and only then
+        // is the removal written (a crash in between leaves the log whole,
+        // which the TRUNC that follows a restart cuts again).
+        self.db.flush_cf(cf(&self.db, CF_LOG)?)?;
+        lock(&self.journal).reset()?;
         // Bump first: a reader that still sees the old generation created its
         // RocksDB iterator before the delete below.
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -592,6 +648,55 @@ impl LogCore {
         tracing::info!(snapshot = %snapshot, kept_from = %keep, "txn log purged");
         Ok(Some(keep))
     }
+}
+
+/// Whether a file in a WAL directory is one of the txn log's journal
+/// segments.
+pub(crate) fn is_journal_file(name: &std::ffi::OsStr) -> bool {
+    journal::SEGMENT_NAMES.iter().any(|n| name == *n)
+}
+
+/// Replays the journal in `dir` into `db` (see [`replay`]) without opening
+/// a log on it: a store moving its WAL directory does this with the old
+/// one.
+pub(crate) fn recover_journal(db: &DB, dir: &Path, sync: bool) -> Result<(), StoreError> {
+    let (journal, held) = Journal::open(dir, JOURNAL_SEGMENT_BYTES, sync)?;
+    replay(db, journal, held).map(drop)
+}
+
+/// Puts back into the `log` column family the groups the journal held
+/// that RocksDB lost in a crash (written without its WAL, not yet
+/// flushed): those above its last group, through a synced WAL write. Then
+/// empties the journal for the appends to come.
+fn replay(db: &DB, mut journal: Journal, held: Vec<journal::Put>) -> Result<Journal, StoreError> {
+    let cf = cf(db, CF_LOG)?;
+    let last_key = {
+        let mut it = db.raw_iterator_cf(cf);
+        it.seek_to_last();
+        let key = it.key().map(decode_log_key).transpose()?;
+        it.status()?;
+        key
+    };
+    let mut batch = WriteBatch::default();
+    let mut replayed = 0;
+    for (key, value) in held {
+        if last_key.is_none_or(|last| decode_log_key(&key).is_ok_and(|k| k > last)) {
+            LogGroup::entries(&key, &value)?; // refuse what does not decode
+            batch.put_cf(cf, key, value);
+            replayed += 1;
+        }
+    }
+    if replayed > 0 {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        db.write_opt(batch, &opts)?;
+        tracing::info!(
+            groups = replayed,
+            "txn log: groups replayed from the journal"
+        );
+    }
+    journal.reset()?;
+    Ok(journal)
 }
 
 /// The zxid of the last txn in a group.

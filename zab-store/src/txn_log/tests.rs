@@ -653,3 +653,75 @@ fn a_large_group_is_split_over_several_keys() {
     assert_eq!(read_all(&log, Zxid(2000)).len(), 1073);
     assert_eq!(log.tail(Zxid(3000), 3).unwrap()[2].0, Zxid(3000));
 }
+
+/// What a crash leaves of an open store: its files copied as they are
+/// (the groups RocksDB holds only in its memtable are not in them; their
+/// durable copy is the journal).
+fn crashed_copy(dir: &std::path::Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+        }
+    }
+    copy
+}
+
+#[test]
+fn durable_groups_come_back_from_the_journal_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    // Far more than a journal segment of a unit test (16 KiB): the groups
+    // span rounds, flushed into RocksDB's tables or not yet.
+    let written: Vec<Zxid> = (1..=2000).map(|c| Zxid::new(Epoch(1), c)).collect();
+    for chunk in written.chunks(25) {
+        let batch = chunk.iter().map(|z| (*z, txn(*z))).collect();
+        let (tx, rx) = channel();
+        log.append_batch(batch, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv_timeout(WAIT).unwrap().unwrap();
+    }
+    let copy = crashed_copy(dir.path());
+    drop(store);
+
+    let reopened = open(copy.path());
+    let entries = read_all(&reopened.log(), Zxid::ZERO);
+    assert_eq!(zxids(&entries), written);
+    assert!(entries.iter().all(|(z, t)| *t == txn(*z)));
+    assert_eq!(reopened.log().last_zxid(), *written.last().unwrap());
+    // And again: the replayed groups are RocksDB's now, the journal empty.
+    let again = crashed_copy(copy.path());
+    drop(reopened);
+    assert_eq!(
+        zxids(&read_all(&open(again.path()).log(), Zxid::ZERO)),
+        written
+    );
+}
+
+#[test]
+fn a_crash_after_a_truncation_does_not_bring_back_what_it_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    for c in 1..=300 {
+        durable(&log, Zxid::new(Epoch(1), c));
+    }
+    log.truncate_after(Zxid::new(Epoch(1), 120)).unwrap();
+    // The new history goes on from the truncation point.
+    for c in 1..=10 {
+        durable(&log, Zxid::new(Epoch(2), c));
+    }
+    let copy = crashed_copy(dir.path());
+    drop(store);
+    let expected: Vec<Zxid> = (1..=120)
+        .map(|c| Zxid::new(Epoch(1), c))
+        .chain((1..=10).map(|c| Zxid::new(Epoch(2), c)))
+        .collect();
+    assert_eq!(
+        zxids(&read_all(&open(copy.path()).log(), Zxid::ZERO)),
+        expected
+    );
+}
