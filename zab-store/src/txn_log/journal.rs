@@ -131,32 +131,52 @@ struct Round {
     puts: Vec<Put>,
 }
 
-fn read_round(segment: &mut Segment) -> Result<Option<Round>, StoreError> {
-    let mut bytes = Vec::new();
-    segment.file.seek(SeekFrom::Start(0))?;
-    segment.file.read_to_end(&mut bytes)?;
-    let Some((round_id, round, _, _)) = header(&bytes) else {
+/// The round `segment` holds, keeping only the puts `keep` wants. Reads a
+/// record at a time; the rest of the file only to tell a torn last record
+/// from a corrupt one.
+fn read_round(
+    segment: &mut Segment,
+    keep: &dyn Fn(&[u8; 8]) -> bool,
+) -> Result<Option<Round>, StoreError> {
+    let len = segment.file.metadata()?.len();
+    let read_at = |file: &File, at: u64, n: usize| -> Result<Option<Vec<u8>>, StoreError> {
+        if at + n as u64 > len {
+            return Ok(None);
+        }
+        let mut buf = vec![0; n];
+        file.read_exact_at(&mut buf, at)?;
+        Ok(Some(buf))
+    };
+    let Some(first) = read_at(&segment.file, 0, HEADER)? else {
         return Ok(None);
     };
-    if round_id == 0 {
+    let Some((round_id, round, _, _)) = header(&first).filter(|(id, ..)| *id != 0) else {
         return Ok(None);
-    }
+    };
     let mut puts = Vec::new();
-    let mut at = 0;
-    while let Some((id, r, len, sum)) = header(&bytes[at..]) {
-        if id != round_id || r != round {
+    let mut at = 0u64;
+    loop {
+        let Some(h) = read_at(&segment.file, at, HEADER)? else {
             break;
-        }
-        let payload = bytes.get(at + HEADER..at + HEADER + len);
+        };
+        let Some((id, r, n, sum)) = header(&h).filter(|(id, r, ..)| *id == round_id && *r == round)
+        else {
+            break;
+        };
+        let payload = read_at(&segment.file, at + HEADER as u64, n)?;
         match payload.filter(|p| crc(id, r, p) == sum) {
             Some(p) => {
-                puts.extend(decode_payload(p, &segment.path)?);
-                at += HEADER + len;
+                let group = decode_payload(&p, &segment.path)?;
+                puts.extend(group.into_iter().filter(|(k, _)| keep(k)));
+                at += (HEADER + n) as u64;
             }
             None => {
                 // Torn at the end, or corrupt in the middle: the round goes
                 // on after it only in the second case.
-                if later_record_of(&bytes, at + 1, round_id, round) {
+                let mut rest = Vec::new();
+                segment.file.seek(SeekFrom::Start(at + 1))?;
+                segment.file.read_to_end(&mut rest)?;
+                if later_record_of(&rest, 0, round_id, round) {
                     return Err(StoreError::Corrupt(format!(
                         "{}: journal record at {at} fails its CRC check",
                         segment.path.display()
@@ -226,16 +246,22 @@ impl Journal {
     /// the other segment's round if that is the one just before it. The
     /// caller makes them durable elsewhere, then calls [`Journal::reset`]
     /// before the first append.
+    /// Only the puts `keep` wants are returned (the replay needs those
+    /// RocksDB lost, not a whole round it mostly has).
     pub(crate) fn open(
         dir: &Path,
         segment_bytes: u64,
         sync: bool,
+        keep: &dyn Fn(&[u8; 8]) -> bool,
     ) -> Result<(Journal, Vec<Put>), StoreError> {
         let mut segments = [
             Segment::open(dir.join(SEGMENT_NAMES[0]))?,
             Segment::open(dir.join(SEGMENT_NAMES[1]))?,
         ];
-        let rounds = [read_round(&mut segments[0])?, read_round(&mut segments[1])?];
+        let rounds = [
+            read_round(&mut segments[0], keep)?,
+            read_round(&mut segments[1], keep)?,
+        ];
         let mut held: Vec<Round> = rounds.into_iter().flatten().collect();
         held.sort_by_key(|r| r.round);
         if let [older, newer] = &held[..] {
@@ -338,13 +364,15 @@ mod tests {
     }
 
     fn reopen(dir: &Path, segment_bytes: u64) -> Vec<Put> {
-        Journal::open(dir, segment_bytes, true).unwrap().1
+        Journal::open(dir, segment_bytes, true, &|_| true)
+            .unwrap()
+            .1
     }
 
     #[test]
     fn groups_written_are_read_back_in_order_until_a_reset() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, held) = Journal::open(dir.path(), 1 << 20, true).unwrap();
+        let (mut j, held) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
         assert!(held.is_empty());
         j.reset().unwrap();
         append(&mut j, &[put(1, "a"), put(2, "bb")]);
@@ -355,7 +383,7 @@ mod tests {
             [put(1, "a"), put(2, "bb"), put(3, "ccc")]
         );
 
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
         j.reset().unwrap();
         drop(j);
         assert!(reopen(dir.path(), 1 << 20).is_empty());
@@ -364,7 +392,7 @@ mod tests {
     #[test]
     fn a_new_round_hides_the_older_bytes_it_writes_over() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
         j.reset().unwrap();
         for k in 1..=20 {
             append(&mut j, &[put(k, "old old old old")]);
@@ -383,7 +411,7 @@ mod tests {
     #[test]
     fn segments_switch_when_full_and_an_older_round_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 200, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 200, true, &|_| true).unwrap();
         j.reset().unwrap();
         for k in 1..=10 {
             append(&mut j, &[put(k, &"v".repeat(60))]);
@@ -401,7 +429,7 @@ mod tests {
     #[test]
     fn a_torn_last_record_ends_the_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
         j.reset().unwrap();
         append(&mut j, &[put(1, "kept")]);
         let torn_at = j.offset;
@@ -420,7 +448,7 @@ mod tests {
     #[test]
     fn a_corrupt_record_in_the_middle_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
         j.reset().unwrap();
         append(&mut j, &[put(1, "one")]);
         let bad_at = j.offset;
@@ -432,14 +460,16 @@ mod tests {
             .open(dir.path().join("journal-0"))
             .unwrap();
         f.write_all_at(b"X", bad_at + HEADER as u64 + 12).unwrap();
-        let err = Journal::open(dir.path(), 1 << 20, true).err().unwrap();
+        let err = Journal::open(dir.path(), 1 << 20, true, &|_| true)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("CRC"), "{err}");
     }
 
     #[test]
     fn zeros_are_written_ahead_in_steps() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 8 << 20, true).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 8 << 20, true, &|_| true).unwrap();
         j.reset().unwrap();
         append(&mut j, &[put(1, "x")]);
         let len = |i: usize| {

@@ -123,8 +123,7 @@ impl TxnLog {
         sync: bool,
         group_commit: GroupCommit,
     ) -> Result<TxnLog, StoreError> {
-        let (journal, held) = Journal::open(dir, JOURNAL_SEGMENT_BYTES, sync)?;
-        let journal = replay(&db, journal, held)?;
+        let journal = recover(&db, dir, sync)?;
         let (first, last) = {
             let cf = cf(&db, CF_LOG)?;
             let mut it = db.raw_iterator_cf(cf);
@@ -656,19 +655,19 @@ pub(crate) fn is_journal_file(name: &std::ffi::OsStr) -> bool {
     journal::SEGMENT_NAMES.iter().any(|n| name == *n)
 }
 
-/// Replays the journal in `dir` into `db` (see [`replay`]) without opening
-/// a log on it: a store moving its WAL directory does this with the old
-/// one.
+/// Replays the journal in `dir` into `db` (see [`recover`]) without
+/// opening a log on it: a store moving its WAL directory does this with the
+/// old one.
 pub(crate) fn recover_journal(db: &DB, dir: &Path, sync: bool) -> Result<(), StoreError> {
-    let (journal, held) = Journal::open(dir, JOURNAL_SEGMENT_BYTES, sync)?;
-    replay(db, journal, held).map(drop)
+    recover(db, dir, sync).map(drop)
 }
 
-/// Puts back into the `log` column family the groups the journal held
-/// that RocksDB lost in a crash (written without its WAL, not yet
-/// flushed): those above its last group, through a synced WAL write. Then
-/// empties the journal for the appends to come.
-fn replay(db: &DB, mut journal: Journal, held: Vec<journal::Put>) -> Result<Journal, StoreError> {
+/// Opens the journal in `dir` and puts back into the `log` column family
+/// the groups RocksDB lost in a crash (written without its WAL, not yet
+/// flushed): those the journal holds above the column family's last group,
+/// through a synced WAL write. Then empties the journal for the appends to
+/// come.
+fn recover(db: &DB, dir: &Path, sync: bool) -> Result<Journal, StoreError> {
     let cf = cf(db, CF_LOG)?;
     let last_key = {
         let mut it = db.raw_iterator_cf(cf);
@@ -677,21 +676,20 @@ fn replay(db: &DB, mut journal: Journal, held: Vec<journal::Put>) -> Result<Jour
         it.status()?;
         key
     };
-    let mut batch = WriteBatch::default();
-    let mut replayed = 0;
-    for (key, value) in held {
-        if last_key.is_none_or(|last| decode_log_key(&key).is_ok_and(|k| k > last)) {
-            LogGroup::entries(&key, &value)?; // refuse what does not decode
+    let lost =
+        |key: &[u8; 8]| last_key.is_none_or(|last| decode_log_key(key).is_ok_and(|k| k > last));
+    let (mut journal, held) = Journal::open(dir, JOURNAL_SEGMENT_BYTES, sync, &lost)?;
+    if !held.is_empty() {
+        let mut batch = WriteBatch::default();
+        for (key, value) in &held {
+            LogGroup::entries(key, value)?; // refuse what does not decode
             batch.put_cf(cf, key, value);
-            replayed += 1;
         }
-    }
-    if replayed > 0 {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts)?;
         tracing::info!(
-            groups = replayed,
+            groups = held.len(),
             "txn log: groups replayed from the journal"
         );
     }
