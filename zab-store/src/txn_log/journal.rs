@@ -155,10 +155,7 @@ fn read_round(
     };
     let mut puts = Vec::new();
     let mut at = 0u64;
-    loop {
-        let Some(h) = read_at(&segment.file, at, HEADER)? else {
-            break;
-        };
+    while let Some(h) = read_at(&segment.file, at, HEADER)? {
         let Some((id, r, n, sum)) = header(&h).filter(|(id, r, ..)| *id == round_id && *r == round)
         else {
             break;
