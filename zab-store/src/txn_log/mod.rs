@@ -110,6 +110,10 @@ const GROUP_BYTES: usize = 1 << 20;
 /// tests use small segments, so that their logs go through many rounds.)
 const JOURNAL_SEGMENT_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 64 << 20 };
 
+/// Longest the writer waits, at a journal round's end, for RocksDB to
+/// finish flushing the round before last (normally done long before).
+const FLUSH_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave them inconsistent (each
     // critical section is a push or a swap), so poisoning is ignored.
@@ -555,12 +559,20 @@ impl LogCore {
     /// that round ended has to be done (it had a whole round's time).
     fn next_round(&self, journal: &mut Journal) -> Result<(), StoreError> {
         let cf = cf(&self.db, CF_LOG)?;
+        let deadline = Instant::now() + FLUSH_WAIT_LIMIT;
         while self
             .db
             .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")?
             .unwrap_or(0)
             > 0
         {
+            if Instant::now() > deadline {
+                // RocksDB stops flushing after a background error: the log
+                // fails (and the server with it) rather than overwrite.
+                return Err(StoreError::Corrupt(
+                    "the txn log's table flush did not finish; not overwriting its journal".into(),
+                ));
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         // The round ending now: flushed while the next one is written.
