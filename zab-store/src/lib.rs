@@ -8,7 +8,8 @@
 //! * the txn log ([`TxnLog`]): appends with group commit — one synced write
 //!   covers every txn queued while the previous sync ran (under load, for
 //!   up to [`GroupCommit::max_delay`] more), and a txn is reported durable
-//!   only after its sync — reads from a zxid, truncation
+//!   only after its sync (in the log's journal, beside the WAL, until
+//!   RocksDB has flushed it into its tables) — reads from a zxid, truncation
 //!   after a zxid (TRUNC sync), the last logged zxid;
 //! * snapshots of the tree ([`SnapshotStore`]), opaque byte streams tagged
 //!   with their zxid, visible only once completely written;

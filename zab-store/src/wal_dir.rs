@@ -2,16 +2,17 @@
 //! in a separate one (zoo.cfg `dataLogDir`, which ZooKeeper's admin guide
 //! puts on a dedicated device because every commit waits on its sync).
 //!
-//! The WAL holds the txns not yet flushed into RocksDB's tables, and
-//! RocksDB looks for it only where it is told to. A store opened with a
+//! The WAL — and the txn log's journal beside it (`txn_log/journal.rs`) —
+//! hold the txns not yet flushed into RocksDB's tables, and are looked for
+//! only where the store is told to. A store opened with a
 //! different WAL directory than it was written with would therefore come
 //! up without its newest acknowledged txns, and say nothing. So the store
 //! records its WAL directory in a small file beside its tables
 //! ([`WAL_DIR_FILE`], absent when the WAL is in the store directory), and
 //! when the setting changes, `Store::open` first opens the store with the
-//! recorded directory and flushes every column family — after which the
-//! old WAL holds nothing that is needed — and only then records and uses
-//! the new one. A recorded directory that is gone is refused: its txns are
+//! recorded directory, replays the old journal into it and flushes every
+//! column family — after which the old directory holds nothing that is
+//! needed — and only then records and uses the new one. A recorded directory that is gone is refused: its txns are
 //! gone with it, and the operator must know. So is a new directory that
 //! already holds another store's log files.
 
