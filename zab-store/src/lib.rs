@@ -147,6 +147,10 @@ impl Store {
                 txn_log::recover_journal(&old, old_dir, opts.sync)?;
                 flush_all(&old)?;
                 drop(old);
+                // Emptied and no longer needed; left behind, they would make
+                // the old directory look like another store's if it is
+                // configured again later.
+                txn_log::remove_journal(old_dir)?;
                 let shown = |w: &Option<PathBuf>| w.as_ref().unwrap_or(&home).display().to_string();
                 tracing::info!(
                     from = %shown(&recorded),

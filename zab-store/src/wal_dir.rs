@@ -238,6 +238,8 @@ mod tests {
         assert!(!crashed.join(WAL_DIR_FILE).exists());
         assert_eq!(store.wal_dir(), fs::canonicalize(&crashed).unwrap());
         drop(store);
+        // The move took the journal out of `b` with it.
+        assert!(!b.join("journal-0").exists() && !b.join("journal-1").exists());
         // The original, closed cleanly, has everything too.
         assert_eq!(read(&open(&dir, Some(&a)).unwrap()), written[..30]);
     }

@@ -669,6 +669,18 @@ pub(crate) fn is_journal_file(name: &std::ffi::OsStr) -> bool {
     journal::SEGMENT_NAMES.iter().any(|n| name == *n)
 }
 
+/// Removes the journal's segments from `dir` (after [`recover_journal`]
+/// and a flush: nothing in them is needed).
+pub(crate) fn remove_journal(dir: &Path) -> Result<(), StoreError> {
+    for name in journal::SEGMENT_NAMES {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Replays the journal in `dir` into `db` (see [`recover`]) without
 /// opening a log on it: a store moving its WAL directory does this with the
 /// old one.
