@@ -360,6 +360,23 @@ mod tests {
         j.append(&refs).unwrap();
     }
 
+    /// An empty journal, ready for appends.
+    fn fresh(dir: &Path, segment_bytes: u64) -> Journal {
+        let (mut j, _) = Journal::open(dir, segment_bytes, true, &|_| true).unwrap();
+        j.reset().unwrap();
+        j
+    }
+
+    /// Overwrites segment 0 at `at` with `bytes`, as a crash or the disk
+    /// might.
+    fn damage(dir: &Path, at: u64, bytes: &[u8]) {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.join(SEGMENT_NAMES[0]))
+            .unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    }
+
     fn reopen(dir: &Path, segment_bytes: u64) -> Vec<Put> {
         Journal::open(dir, segment_bytes, true, &|_| true)
             .unwrap()
@@ -380,17 +397,14 @@ mod tests {
             [put(1, "a"), put(2, "bb"), put(3, "ccc")]
         );
 
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
-        j.reset().unwrap();
-        drop(j);
+        drop(fresh(dir.path(), 1 << 20)); // a reset
         assert!(reopen(dir.path(), 1 << 20).is_empty());
     }
 
     #[test]
     fn a_new_round_hides_the_older_bytes_it_writes_over() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
-        j.reset().unwrap();
+        let mut j = fresh(dir.path(), 1 << 20);
         for k in 1..=20 {
             append(&mut j, &[put(k, "old old old old")]);
         }
@@ -408,8 +422,7 @@ mod tests {
     #[test]
     fn segments_switch_when_full_and_an_older_round_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 200, true, &|_| true).unwrap();
-        j.reset().unwrap();
+        let mut j = fresh(dir.path(), 200);
         for k in 1..=10 {
             append(&mut j, &[put(k, &"v".repeat(60))]);
         }
@@ -426,37 +439,26 @@ mod tests {
     #[test]
     fn a_torn_last_record_ends_the_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
-        j.reset().unwrap();
+        let mut j = fresh(dir.path(), 1 << 20);
         append(&mut j, &[put(1, "kept")]);
         let torn_at = j.offset;
         append(&mut j, &[put(2, "torn in the crash")]);
         drop(j);
         // The second record's payload never reached the disk.
-        let f = OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("journal-0"))
-            .unwrap();
-        f.write_all_at(&[0u8; 8], torn_at + HEADER as u64 + 4)
-            .unwrap();
+        damage(dir.path(), torn_at + HEADER as u64 + 4, &[0u8; 8]);
         assert_eq!(reopen(dir.path(), 1 << 20), [put(1, "kept")]);
     }
 
     #[test]
     fn a_corrupt_record_in_the_middle_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 1 << 20, true, &|_| true).unwrap();
-        j.reset().unwrap();
+        let mut j = fresh(dir.path(), 1 << 20);
         append(&mut j, &[put(1, "one")]);
         let bad_at = j.offset;
         append(&mut j, &[put(2, "two")]);
         append(&mut j, &[put(3, "three")]);
         drop(j);
-        let f = OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("journal-0"))
-            .unwrap();
-        f.write_all_at(b"X", bad_at + HEADER as u64 + 12).unwrap();
+        damage(dir.path(), bad_at + HEADER as u64 + 12, b"X");
         let err = Journal::open(dir.path(), 1 << 20, true, &|_| true)
             .err()
             .unwrap();
@@ -466,8 +468,7 @@ mod tests {
     #[test]
     fn zeros_are_written_ahead_in_steps() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), 8 << 20, true, &|_| true).unwrap();
-        j.reset().unwrap();
+        let mut j = fresh(dir.path(), 8 << 20);
         append(&mut j, &[put(1, "x")]);
         let len = |i: usize| {
             std::fs::metadata(dir.path().join(format!("journal-{i}")))
