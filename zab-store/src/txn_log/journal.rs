@@ -86,15 +86,9 @@ fn crc(round_id: u64, round: u64, payload: &[u8]) -> u32 {
     c.finalize()
 }
 
-fn encode_payload(puts: &[(&[u8; 8], &[u8])]) -> Vec<u8> {
-    let len = puts.iter().map(|(_, v)| 12 + v.len()).sum();
-    let mut out = Vec::with_capacity(len);
-    for (key, value) in puts {
-        out.extend_from_slice(*key);
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        out.extend_from_slice(value);
-    }
-    out
+/// Bytes of a record's payload for `puts`.
+fn payload_len(puts: &[(&[u8; 8], &[u8])]) -> usize {
+    puts.iter().map(|(_, v)| 12 + v.len()).sum()
 }
 
 fn decode_payload(mut p: &[u8], path: &Path) -> Result<Vec<Put>, StoreError> {
@@ -173,7 +167,7 @@ fn read_round(
                 let mut rest = Vec::new();
                 segment.file.seek(SeekFrom::Start(at + 1))?;
                 segment.file.read_to_end(&mut rest)?;
-                if later_record_of(&rest, 0, round_id, round) {
+                if holds_record_of(&rest, round_id, round) {
                     return Err(StoreError::Corrupt(format!(
                         "{}: journal record at {at} fails its CRC check",
                         segment.path.display()
@@ -186,10 +180,10 @@ fn read_round(
     Ok(Some(Round { round, puts }))
 }
 
-/// Whether a valid record of the round starts anywhere at or after `from`.
-fn later_record_of(bytes: &[u8], from: usize, round_id: u64, round: u64) -> bool {
+/// Whether a valid record of the round starts anywhere in `bytes`.
+fn holds_record_of(bytes: &[u8], round_id: u64, round: u64) -> bool {
     let id = round_id.to_le_bytes();
-    (from..bytes.len().saturating_sub(HEADER)).any(|at| {
+    (0..bytes.len().saturating_sub(HEADER)).any(|at| {
         bytes[at + 4..at + 12] == id
             && header(&bytes[at..]).is_some_and(|(i, r, len, sum)| {
                 i == round_id
@@ -242,9 +236,9 @@ impl Journal {
     /// returns the groups it holds, oldest first: the newest round, after
     /// the other segment's round if that is the one just before it. The
     /// caller makes them durable elsewhere, then calls [`Journal::reset`]
-    /// before the first append.
-    /// Only the puts `keep` wants are returned (the replay needs those
-    /// RocksDB lost, not a whole round it mostly has).
+    /// before the first append. Only the puts `keep` wants are returned
+    /// (the replay needs those RocksDB lost, not a whole round it mostly
+    /// has).
     pub(crate) fn open(
         dir: &Path,
         segment_bytes: u64,
@@ -293,39 +287,45 @@ impl Journal {
         Ok(())
     }
 
-    /// Whether a group of `payload` bytes still fits in the active segment
-    /// (if not, the caller switches first).
+    /// Whether a record of `puts` still fits in the active segment (if
+    /// not, the caller switches first; an empty segment takes any record).
     pub(crate) fn fits(&self, puts: &[(&[u8; 8], &[u8])]) -> bool {
-        let len: u64 = puts.iter().map(|(_, v)| 12 + v.len() as u64).sum();
-        self.offset == 0 || self.offset + HEADER as u64 + len <= self.segment_bytes
+        let len = (HEADER + payload_len(puts)) as u64;
+        self.offset == 0 || self.offset + len <= self.segment_bytes
     }
 
     /// Starts the next round in the other segment. Its previous round must
     /// be durable elsewhere (the caller checks that the flush it asked for
     /// when that round ended has finished).
-    pub(crate) fn switch(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn switch(&mut self) {
         self.active = 1 - self.active;
         self.offset = 0;
         self.round_id = new_round_id();
         self.round += 1;
         // The first record overwrites the header; until it is synced, the
         // other segment's round (the newest durable one) is what counts.
-        Ok(())
     }
 
     /// Writes one group as a record of the active round, synced (under
     /// `forceSync`) before this returns.
     pub(crate) fn append(&mut self, puts: &[(&[u8; 8], &[u8])]) -> Result<(), StoreError> {
-        let payload = encode_payload(puts);
-        let len = u32::try_from(payload.len())
+        let payload = payload_len(puts);
+        let len = u32::try_from(payload)
             .map_err(|_| StoreError::Corrupt("journal record over 4 GiB".into()))?;
-        let mut record = Vec::with_capacity(HEADER + payload.len());
+        // The header, its CRC left for last; then the payload, copied once.
+        let mut record = Vec::with_capacity(HEADER + payload);
         record.extend_from_slice(&MAGIC.to_le_bytes());
         record.extend_from_slice(&self.round_id.to_le_bytes());
         record.extend_from_slice(&self.round.to_le_bytes());
         record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&crc(self.round_id, self.round, &payload).to_le_bytes());
-        record.extend_from_slice(&payload);
+        record.extend_from_slice(&[0; 4]);
+        for (key, value) in puts {
+            record.extend_from_slice(*key);
+            record.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            record.extend_from_slice(value);
+        }
+        let sum = crc(self.round_id, self.round, &record[HEADER..]);
+        record[HEADER - 4..HEADER].copy_from_slice(&sum.to_le_bytes());
         let segment = &mut self.segments[self.active];
         let end = self.offset + record.len() as u64;
         segment.zero_to(end)?;
@@ -355,7 +355,7 @@ mod tests {
     fn append(j: &mut Journal, puts: &[([u8; 8], Vec<u8>)]) {
         let refs: Vec<(&[u8; 8], &[u8])> = puts.iter().map(|(k, v)| (k, &v[..])).collect();
         if !j.fits(&refs) {
-            j.switch().unwrap();
+            j.switch();
         }
         j.append(&refs).unwrap();
     }
@@ -409,9 +409,9 @@ mod tests {
             append(&mut j, &[put(k, "old old old old")]);
         }
         // Rounds 2 and 3: segment 1, then segment 0 again, over round 1.
-        j.switch().unwrap();
+        j.switch();
         append(&mut j, &[put(21, "x")]);
-        j.switch().unwrap();
+        j.switch();
         append(&mut j, &[put(22, "y")]);
         drop(j);
         // Round 3 (22) follows round 2 (21); round 1's tail in segment 0 is

@@ -581,7 +581,8 @@ impl LogCore {
         let mut no_wait = FlushOptions::default();
         no_wait.set_wait(false);
         self.db.flush_cf_opt(cf, &no_wait)?;
-        journal.switch()
+        journal.switch();
+        Ok(())
     }
 
     fn truncate(&self, after: Zxid) -> Result<(), StoreError> {
