@@ -5,13 +5,15 @@
 //! (⌊N/2⌋+1) of them were done. The quorum-th is what a one-client write
 //! waits for (issue 4's set 1×1 target).
 //!
-//! Three layouts: `append`, where every sync also writes the inode for
+//! Four layouts: `append`, where every sync also writes the inode for
 //! the file's new size; `prealloc`, the file first given its blocks with
 //! `fallocate(FALLOC_FL_KEEP_SIZE)` — what RocksDB does for its WAL: the
 //! size still grows, and the blocks are unwritten extents a write must
-//! convert; and `overwrite`, where the file was filled with zeros first, so
+//! convert; `overwrite`, where the file was filled with zeros first, so
 //! a sync writes the data alone (what a recycled or zero-padded log, such
-//! as ZooKeeper's, does). Each writer also reports the CPU time and the
+//! as ZooKeeper's, does); and `direct`, the same zero-filled file written
+//! with `O_DIRECT | O_DSYNC` (no page cache, no separate `fdatasync`;
+//! records padded to 4 KiB). Each writer also reports the CPU time and the
 //! voluntary context switches its syncs cost (`getrusage` of its thread).
 //!
 //! ```sh
@@ -30,12 +32,15 @@ use std::time::{Duration, Instant};
 const RECORD: usize = 200;
 /// Size of a preallocated file; a run must not write past it.
 const PREALLOCATED: usize = 64 << 20;
+/// `direct` layout: records padded to this, written at offsets aligned to it.
+const DIRECT_ALIGN: usize = 4096;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
     Append,
     Prealloc,
     Overwrite,
+    Direct,
 }
 
 impl Layout {
@@ -44,6 +49,7 @@ impl Layout {
             Layout::Append => "append",
             Layout::Prealloc => "prealloc",
             Layout::Overwrite => "overwrite",
+            Layout::Direct => "direct",
         }
     }
 }
@@ -81,7 +87,9 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.record == 0 || args.rounds == 0 || args.rounds * args.record > PREALLOCATED {
+    // The `direct` layout pads every record to a block.
+    let padded = args.record.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    if args.record == 0 || args.rounds == 0 || args.rounds * padded > PREALLOCATED {
         return Err(format!(
             "--rounds × --record-bytes must be between 1 and {PREALLOCATED}"
         ));
@@ -111,13 +119,20 @@ fn open(dir: &Path, i: usize, layout: Layout) -> std::io::Result<File> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    if layout == Layout::Overwrite {
+    if matches!(layout, Layout::Overwrite | Layout::Direct) {
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..PREALLOCATED / zeros.len() {
             f.write_all(&zeros)?;
         }
         f.sync_all()?;
         f.seek(SeekFrom::Start(0))?;
+    }
+    if layout == Layout::Direct {
+        use std::os::unix::fs::OpenOptionsExt;
+        f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(dir.join(format!("log-{i}")))?;
     }
     Ok(f)
 }
@@ -164,11 +179,23 @@ fn run(
                 (start.clone(), end.clone(), begun.clone(), done.clone());
             std::thread::spawn(move || -> std::io::Result<(Duration, u64)> {
                 let record = vec![b'x'; record];
+                // O_DIRECT wants buffer, length and offset aligned to the
+                // block size: the record padded to 4 KiB in an aligned buffer.
+                let padded = record.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+                let mut aligned = vec![0u8; padded + DIRECT_ALIGN];
+                let skew = aligned.as_ptr().align_offset(DIRECT_ALIGN);
+                let aligned = &mut aligned[skew..skew + padded];
+                aligned[..record.len()].copy_from_slice(&record);
                 let (cpu0, switches0) = thread_usage();
-                for _ in 0..rounds {
+                for round in 0..rounds {
                     start.wait();
-                    f.write_all(&record)?;
-                    f.sync_data()?;
+                    if layout == Layout::Direct {
+                        use std::os::unix::fs::FileExt;
+                        f.write_all_at(aligned, (round * padded) as u64)?;
+                    } else {
+                        f.write_all(&record)?;
+                        f.sync_data()?;
+                    }
                     let at = begun.lock().expect("not poisoned").elapsed();
                     done.lock().expect("not poisoned").push(at);
                     end.wait();
@@ -240,7 +267,12 @@ fn main() {
         "switches/sync"
     );
     for writers in [1, 3] {
-        for layout in [Layout::Append, Layout::Prealloc, Layout::Overwrite] {
+        for layout in [
+            Layout::Append,
+            Layout::Prealloc,
+            Layout::Overwrite,
+            Layout::Direct,
+        ] {
             let measured = match run(dir.path(), writers, layout, args.rounds, args.record) {
                 Ok(r) => r,
                 Err(e) => {
