@@ -151,6 +151,11 @@ impl Store {
                 // the old directory look like another store's if it is
                 // configured again later.
                 txn_log::remove_journal(old_dir)?;
+                if let Some(r) = &recorded {
+                    // A separate directory is the store's alone; in the
+                    // store's own directory RocksDB keeps managing them.
+                    wal_dir::remove_wal_files(r)?;
+                }
                 let shown = |w: &Option<PathBuf>| w.as_ref().unwrap_or(&home).display().to_string();
                 tracing::info!(
                     from = %shown(&recorded),

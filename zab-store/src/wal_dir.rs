@@ -12,9 +12,10 @@
 //! when the setting changes, `Store::open` first opens the store with the
 //! recorded directory, replays the old journal into it and flushes every
 //! column family — after which the old directory holds nothing that is
-//! needed — and only then records and uses the new one. A recorded directory that is gone is refused: its txns are
-//! gone with it, and the operator must know. So is a new directory that
-//! already holds another store's log files.
+//! needed, so its journal and WAL files are removed — and only then
+//! records and uses the new one. A recorded directory that is gone is
+//! refused: its txns are gone with it, and the operator must know. So is a
+//! new directory that already holds another store's log files.
 
 use std::fs;
 use std::io::Write;
@@ -106,6 +107,25 @@ pub(crate) fn holds_wal_files(wal: &Path) -> Result<bool, StoreError> {
         }
     }
     Ok(false)
+}
+
+/// Removes RocksDB's WAL files (`NNNNNN.log`) from `wal`, a WAL directory
+/// the store has just moved away from: the store was flushed through it
+/// and closed, so they hold nothing needed, and left behind they would
+/// make [`holds_wal_files`] refuse the directory if it is configured again.
+pub(crate) fn remove_wal_files(wal: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(wal)? {
+        let path = entry?.path();
+        let is_wal = path.extension().is_some_and(|e| e == "log")
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if is_wal {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,6 +262,46 @@ mod tests {
         assert!(!b.join("journal-0").exists() && !b.join("journal-1").exists());
         // The original, closed cleanly, has everything too.
         assert_eq!(read(&open(&dir, Some(&a)).unwrap()), written[..30]);
+    }
+
+    /// An operator who moves `dataLogDir` and then moves it back: the old
+    /// directory was emptied by the first move, so it is not another
+    /// store's.
+    #[test]
+    fn a_wal_dir_can_be_moved_back_to() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, a, b) = (
+            root.path().join("store"),
+            root.path().join("a"),
+            root.path().join("b"),
+        );
+        let mut written = write(&open(&dir, Some(&a)).unwrap(), 1, 20);
+        written.extend(write(&open(&dir, Some(&b)).unwrap(), 21, 40));
+        assert_eq!(wal_files(&a), 0, "the move left RocksDB's WAL files in a");
+        let store = open(&dir, Some(&a)).unwrap();
+        assert_eq!(read(&store), written);
+        assert_eq!(store.wal_dir(), fs::canonicalize(&a).unwrap());
+    }
+
+    /// A crash during a move, after the old directory was emptied but
+    /// before the new one was recorded: the store reopens from the old,
+    /// empty directory with everything (it was flushed first).
+    #[test]
+    fn a_crash_after_the_old_wal_dir_was_emptied_loses_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, a) = (root.path().join("store"), root.path().join("a"));
+        let written = write(&open(&dir, Some(&a)).unwrap(), 1, 20);
+        let a = fs::canonicalize(&a).unwrap();
+        {
+            let db = open_db(&dir, Some(&a)).unwrap();
+            crate::txn_log::recover_journal(&db, &a, true).unwrap();
+            crate::flush_all(&db).unwrap();
+        }
+        crate::txn_log::remove_journal(&a).unwrap();
+        remove_wal_files(&a).unwrap();
+        assert_eq!(fs::read_dir(&a).unwrap().count(), 0);
+        let store = open(&dir, Some(&a)).unwrap();
+        assert_eq!(read(&store), written);
     }
 
     #[test]
