@@ -5,7 +5,7 @@
 //!
 //! Everything that happens — client frames, election notifications,
 //! learner and leader packets, log durability, the clock — arrives as a
-//! [`CoreMsg`] on one channel and is handled in order by [`Peer`], which
+//! `CoreMsg` on one channel and is handled in order by `Peer`, which
 //! feeds the cores and carries out the actions they return. Clients are
 //! served only while the server is in a role that serves (the leader once a
 //! quorum acked NEWLEADER; a learner after UPTODATE); leaving a role closes

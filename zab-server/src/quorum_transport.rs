@@ -38,7 +38,7 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// The largest message either side of a link accepts, for a server whose
 /// clients may send requests of up to `jute_max_buffer` bytes: a batch is
-/// under [`MAX_BATCH_BYTES`] before its last packet, and one packet carries
+/// under `MAX_BATCH_BYTES` (1 MiB) before its last packet, and one packet carries
 /// at most a client request or txn (bounded by `jute.maxbuffer`, as
 /// ZooKeeper bounds a quorum packet) or a SNAP_CHUNK, plus its framing.
 pub fn max_message_bytes(jute_max_buffer: u32) -> usize {
