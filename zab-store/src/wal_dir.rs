@@ -125,6 +125,9 @@ pub(crate) fn remove_wal_files(wal: &Path) -> Result<(), StoreError> {
             fs::remove_file(&path)?;
         }
     }
+    // Durably gone (the journal's segments too, removed just before):
+    // back after a crash, they would refuse the directory again.
+    fs::File::open(wal)?.sync_all()?;
     Ok(())
 }
 
