@@ -7,6 +7,12 @@
 //! the committed txns/s at larger windows (sessions × requests in flight).
 //! Sessions are spread over the three servers, so two thirds of the writes
 //! are forwarded by a follower, as in a real ensemble.
+//!
+//! Batch size is the group commit's cap, `maxBatchSize` (txns per synced
+//! group, the operator's knob; batches on the wire follow the groups):
+//! every window runs with zab's default, ZooKeeper's 1000, and the windows
+//! that can fill a group run again with smaller caps, each on a fresh
+//! ensemble. Benchmark ids read `window/<sessions>x<in flight>/batch-<cap>`.
 
 // Bench targets build with cfg(test): the modules' own tests compile in but
 // never run here, hence the unused imports.
@@ -70,7 +76,8 @@ struct Ensemble {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-async fn start_ensemble() -> Ensemble {
+/// Three servers with the group commit capped at `max_batch` txns.
+async fn start_ensemble(max_batch: usize) -> Ensemble {
     let ports = free_ports(9);
     let lines: String = (0..3)
         .map(|i| {
@@ -89,7 +96,7 @@ async fn start_ensemble() -> Ensemble {
         let dir = tempfile::tempdir().expect("data dir");
         let text = format!(
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
-             clientPortAddress=127.0.0.1\n{lines}",
+             clientPortAddress=127.0.0.1\nmaxBatchSize={max_batch}\n{lines}",
             dir.path().display()
         );
         let id = (i + 1).to_string();
@@ -120,91 +127,112 @@ async fn session(addr: &str) -> Session {
     }
 }
 
+/// Group commit caps (`maxBatchSize`) and the windows (sessions × requests
+/// in flight per session) each runs: one request at a time never makes a
+/// group of more than one, so only the default runs it.
+const RUNS: [(usize, &[(usize, usize)]); 3] = [
+    (1000, &[(1, 1), (8, 8), (32, 8)]),
+    (128, &[(8, 8), (32, 8)]),
+    (16, &[(8, 8), (32, 8)]),
+];
+
 fn bench(c: &mut Criterion) {
     let rt = Runtime::new().expect("tokio runtime");
-    let ensemble = rt.block_on(start_ensemble());
-    let value = Bytes::from(vec![b'x'; 100]);
-    rt.block_on(async {
-        let mut s = session(&ensemble.clients[0]).await;
-        let mut setup = Count::default();
-        for path in ["/bench", "/bench/k0"] {
-            let mut one = Writes {
-                left: 1,
-                req: create(path.into(), value.clone()),
-            };
-            s.run(1, &mut one, &mut setup).await.expect("set-up");
-        }
-        s.close().await;
-    });
-    let req = Request::SetData(SetDataRequest {
-        path: "/bench/k0".into(),
-        data: Some(value),
-        version: -1,
-    });
-
     let mut g = c.benchmark_group("pipeline_setData_3_servers");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    for (sessions, in_flight) in [(1usize, 1usize), (8, 8), (32, 8)] {
-        let mut open: Vec<Option<Session>> = rt.block_on(async {
-            let mut v = Vec::new();
-            for i in 0..sessions {
-                v.push(Some(
-                    session(&ensemble.clients[i % ensemble.clients.len()]).await,
-                ));
-            }
-            v
-        });
-        let per_sample = WRITES_PER_SESSION * sessions as u64;
-        g.throughput(Throughput::Elements(per_sample));
-        g.bench_function(
-            BenchmarkId::new("window", format!("{sessions}x{in_flight}")),
-            |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let tasks: Vec<_> = open
-                                .iter_mut()
-                                .map(|slot| {
-                                    let mut s = slot.take().expect("session");
-                                    let req = req.clone();
-                                    tokio::spawn(async move {
-                                        let mut src = Writes {
-                                            left: WRITES_PER_SESSION,
-                                            req,
-                                        };
-                                        let mut sink = Count::default();
-                                        s.run(in_flight, &mut src, &mut sink)
-                                            .await
-                                            .expect("session keeps going");
-                                        assert_eq!(sink.failed, 0, "writes failed");
-                                        s
-                                    })
-                                })
-                                .collect();
-                            for (slot, t) in open.iter_mut().zip(tasks) {
-                                *slot = Some(t.await.expect("session task"));
-                            }
-                        }
-                        start.elapsed()
-                    })
-                })
-            },
-        );
+    for (max_batch, windows) in RUNS {
+        let ensemble = rt.block_on(start_ensemble(max_batch));
+        let req = rt.block_on(set_up(&ensemble));
+        for &(sessions, in_flight) in windows {
+            let mut open: Vec<Option<Session>> = rt.block_on(async {
+                let mut v = Vec::new();
+                for i in 0..sessions {
+                    v.push(Some(
+                        session(&ensemble.clients[i % ensemble.clients.len()]).await,
+                    ));
+                }
+                v
+            });
+            let per_sample = WRITES_PER_SESSION * sessions as u64;
+            g.throughput(Throughput::Elements(per_sample));
+            g.bench_function(
+                BenchmarkId::new(
+                    "window",
+                    format!("{sessions}x{in_flight}/batch-{max_batch}"),
+                ),
+                |b| b.iter_custom(|iters| rt.block_on(writes(&mut open, &req, in_flight, iters))),
+            );
+            rt.block_on(async {
+                for s in open.into_iter().flatten() {
+                    s.close().await;
+                }
+            });
+        }
         rt.block_on(async {
-            for s in open.into_iter().flatten() {
-                s.close().await;
+            for s in ensemble.servers {
+                s.shutdown().await;
             }
         });
     }
     g.finish();
-    rt.block_on(async {
-        for s in ensemble.servers {
-            s.shutdown().await;
+}
+
+/// Creates the znode the writes set; returns the write.
+async fn set_up(ensemble: &Ensemble) -> Request {
+    let value = Bytes::from(vec![b'x'; 100]);
+    let mut s = session(&ensemble.clients[0]).await;
+    let mut setup = Count::default();
+    for path in ["/bench", "/bench/k0"] {
+        let mut one = Writes {
+            left: 1,
+            req: create(path.into(), value.clone()),
+        };
+        s.run(1, &mut one, &mut setup).await.expect("set-up");
+    }
+    s.close().await;
+    Request::SetData(SetDataRequest {
+        path: "/bench/k0".into(),
+        data: Some(value),
+        version: -1,
+    })
+}
+
+/// `iters` samples, each `WRITES_PER_SESSION` writes on every open session
+/// with `in_flight` outstanding per session; the time they took.
+async fn writes(
+    open: &mut [Option<Session>],
+    req: &Request,
+    in_flight: usize,
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let tasks: Vec<_> = open
+            .iter_mut()
+            .map(|slot| {
+                let mut s = slot.take().expect("session");
+                let req = req.clone();
+                tokio::spawn(async move {
+                    let mut src = Writes {
+                        left: WRITES_PER_SESSION,
+                        req,
+                    };
+                    let mut sink = Count::default();
+                    s.run(in_flight, &mut src, &mut sink)
+                        .await
+                        .expect("session keeps going");
+                    assert_eq!(sink.failed, 0, "writes failed");
+                    s
+                })
+            })
+            .collect();
+        for (slot, t) in open.iter_mut().zip(tasks) {
+            *slot = Some(t.await.expect("session task"));
         }
-    });
+    }
+    start.elapsed()
 }
 
 criterion_group!(benches, bench);
