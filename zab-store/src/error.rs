@@ -22,8 +22,9 @@ pub enum StoreError {
     /// writes. Never a panic: the caller decides (usually: refuse to start).
     #[error("corrupt store: {0}")]
     Corrupt(String),
-    /// The store was written by a newer (or foreign) version of this crate.
-    #[error("unsupported store format version {0}")]
+    /// The store was written in a layout this version neither writes nor
+    /// upgrades: by a newer (or much older) version of this crate.
+    #[error("store layout {0} is not one this version of zab opens (it writes layout {current} and upgrades layouts {older:?})", current = crate::layout::FORMAT_VERSION, older = crate::layout::UPGRADABLE_FORMATS)]
     UnsupportedFormat(u32),
     /// Appends must carry strictly increasing zxids.
     #[error("zxid {zxid} is not above the last queued zxid {last}")]

@@ -24,8 +24,19 @@ pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
 pub(crate) const CF_META: &str = "meta";
 
 pub(crate) const FORMAT_KEY: &[u8] = b"format";
-/// 2: one log key per synced group of txns (1: one key per txn).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The store's layout, stamped under [`FORMAT_KEY`]:
+/// - 1: one log key per txn (no longer opened);
+/// - 2: one log key per synced group of txns;
+/// - 3: as 2, and a group's durable copy is the txn log's journal
+///   (`journal-0`, `journal-1` beside the WAL) until RocksDB flushes the
+///   group into a table file. A build of layout 2 does not read the
+///   journal, so after a crash it would miss the newest acknowledged txns:
+///   the new stamp makes it refuse the store instead.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// Older layouts this version opens, restamping them [`FORMAT_VERSION`]: a
+/// layout-2 store's newest groups are in RocksDB's WAL, which opening
+/// replays, and it has no journal yet.
+pub(crate) const UPGRADABLE_FORMATS: [u32; 1] = [2];
 pub(crate) const CURRENT_EPOCH_KEY: &[u8] = b"currentEpoch";
 pub(crate) const ACCEPTED_EPOCH_KEY: &[u8] = b"acceptedEpoch";
 

@@ -45,7 +45,7 @@ pub use txn_log::{GroupCommit, LogIter, LogStats, TxnLog};
 
 use layout::{
     decode_epoch, decode_u32, encode_epoch, encode_u32, ACCEPTED_EPOCH_KEY, CF_LOG, CF_META,
-    CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION,
+    CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY, FORMAT_VERSION, UPGRADABLE_FORMATS,
 };
 use purge::Purger;
 
@@ -143,6 +143,8 @@ impl Store {
                 // The txn log's journal is beside the old WAL: its groups
                 // go in first.
                 let old = open_db(dir, recorded.as_deref())?;
+                // Before its journal is read as this version's.
+                check_format(&old)?;
                 let old_dir = recorded.as_deref().unwrap_or(&home);
                 txn_log::recover_journal(&old, old_dir, opts.sync)?;
                 flush_all(&old)?;
@@ -325,21 +327,26 @@ fn flush_all(db: &DB) -> Result<(), StoreError> {
 }
 
 /// Refuses a store written in a layout this version does not know; stamps
-/// a new one.
+/// a new one, and restamps an upgradable one, synced before anything is
+/// written in the new layout.
 fn check_format(db: &DB) -> Result<(), StoreError> {
     let meta = cf(db, CF_META)?;
-    match db.get_pinned_cf(meta, FORMAT_KEY)? {
-        Some(v) => match decode_u32("format", &v)? {
-            FORMAT_VERSION => Ok(()),
-            other => Err(StoreError::UnsupportedFormat(other)),
-        },
-        None => {
-            let mut opts = WriteOptions::default();
-            opts.set_sync(true);
-            db.put_cf_opt(meta, FORMAT_KEY, encode_u32(FORMAT_VERSION), &opts)?;
-            Ok(())
+    let stamped = match db.get_pinned_cf(meta, FORMAT_KEY)? {
+        Some(v) => Some(decode_u32("format", &v)?),
+        None => None,
+    };
+    match stamped {
+        Some(FORMAT_VERSION) => return Ok(()),
+        Some(old) if UPGRADABLE_FORMATS.contains(&old) => {
+            tracing::info!(from = old, to = FORMAT_VERSION, "store layout upgraded");
         }
+        Some(other) => return Err(StoreError::UnsupportedFormat(other)),
+        None => {}
     }
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    db.put_cf_opt(meta, FORMAT_KEY, encode_u32(FORMAT_VERSION), &opts)?;
+    Ok(())
 }
 
 /// Sum of file sizes under `dir`; unreadable entries count as 0 (this is a

@@ -5,8 +5,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use zab_wire::{Epoch, Zxid};
 
-use crate::layout::{chunk_key, CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY};
-use crate::{cf, Store, StoreError, StoreOptions};
+use crate::layout::{
+    chunk_key, decode_u32, encode_u32, CF_META, CF_SNAPSHOTS, CURRENT_EPOCH_KEY, FORMAT_KEY,
+    FORMAT_VERSION,
+};
+use crate::{cf, open_db, Store, StoreError, StoreOptions};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(
@@ -473,4 +476,85 @@ fn autopurge_runs_on_its_interval_and_stops_on_drop() {
     // Dropping joined the thread: nothing purges any more.
     snaps.save(Zxid(5), &mut &b"tree"[..]).unwrap();
     assert_eq!(snaps.list().unwrap().len(), 4);
+}
+
+/// Stamps the closed store in `dir` with layout `v`, as another build of
+/// zab would have.
+fn stamp_layout(dir: &std::path::Path, v: u32) {
+    let db = open_db(dir, None).unwrap();
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    db.put_cf_opt(cf(&db, CF_META).unwrap(), FORMAT_KEY, encode_u32(v), &opts)
+        .unwrap();
+}
+
+/// The layout the closed store in `dir` is stamped with.
+fn stamped_layout(dir: &std::path::Path) -> u32 {
+    let db = open_db(dir, None).unwrap();
+    let v = db
+        .get_pinned_cf(cf(&db, CF_META).unwrap(), FORMAT_KEY)
+        .unwrap()
+        .expect("a stamp");
+    decode_u32("format", &v).unwrap()
+}
+
+#[test]
+fn a_new_store_is_stamped_with_the_current_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    assert_eq!(stamped_layout(dir.path()), FORMAT_VERSION);
+}
+
+#[test]
+fn a_layout_2_store_opens_with_every_txn_and_is_restamped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        log_upto(&store, 50);
+    }
+    stamp_layout(dir.path(), 2);
+    {
+        let store = open(dir.path());
+        let log = store.log();
+        assert_eq!(log.last_zxid(), Zxid(50));
+        let got: Vec<Zxid> = log
+            .read_from(Zxid::ZERO)
+            .unwrap()
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(got, (1..=50).map(Zxid).collect::<Vec<_>>());
+    }
+    // A build of layout 2 would not read the journal: it must now refuse
+    // the store rather than miss its newest txns.
+    assert_ne!(stamped_layout(dir.path()), 2);
+    assert_eq!(stamped_layout(dir.path()), FORMAT_VERSION);
+}
+
+#[test]
+fn a_store_of_a_layout_this_version_does_not_open_is_refused_untouched() {
+    for layout in [1, FORMAT_VERSION + 1] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            log_upto(&store, 20);
+        }
+        stamp_layout(dir.path(), layout);
+        let refused = |r: Result<Store, StoreError>| match r {
+            Err(StoreError::UnsupportedFormat(got)) => assert_eq!(got, layout),
+            Err(e) => panic!("layout {layout}: wrong error {e}"),
+            Ok(_) => panic!("layout {layout} opened"),
+        };
+        refused(Store::open(dir.path(), StoreOptions::default()));
+        // Nor is it flushed and moved to a new WAL directory first.
+        let elsewhere = tempfile::tempdir().unwrap();
+        refused(Store::open(
+            dir.path(),
+            StoreOptions {
+                wal_dir: Some(elsewhere.path().to_path_buf()),
+                ..StoreOptions::default()
+            },
+        ));
+        assert!(dir.path().join("journal-0").exists(), "journal kept");
+        assert_eq!(stamped_layout(dir.path()), layout);
+    }
 }
