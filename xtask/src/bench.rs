@@ -53,7 +53,8 @@ bench options:
   --only zab|zookeeper compare mode, one system only
   --zab-cfg K=V        add a zoo.cfg line for zab's servers (repeatable)
   --stage-trace        zab alone, one load: build zab-server with its
-                       `stage-trace` feature and print, for the txns the
+                       `stage-trace` feature (into target/stage-trace,
+                       leaving target/release alone) and print, for the txns the
                        leader proposed in the measured window, when each
                        later stage (sync, link, ACK, commit) covered them
                        on each server (BENCHMARKS.md, 'stage by stage')
@@ -255,7 +256,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let Some(mut opts) = parse(args)? else {
         return Ok(());
     };
-    let load = build("zab-benches", "zab-load", &[])?;
+    let load = build("zab-benches", "zab-load", RELEASE)?;
     if !opts.compare {
         let status = Command::new(&load)
             .args(&opts.load_args)
@@ -286,12 +287,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     opts.rounds = rounds_for(&opts, systems.len());
     let zab_server = if systems.contains(&System::Zab) {
-        let features: &[&str] = if opts.stage_trace {
-            &["stage-trace"]
+        Some(if opts.stage_trace {
+            build("zab-server", "zab-server", STAGE_TRACE_BUILD)?
         } else {
-            &[]
-        };
-        Some(build("zab-server", "zab-server", features)?)
+            build("zab-server", "zab-server", RELEASE)?
+        })
     } else {
         None
     };
@@ -917,18 +917,45 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
     s
 }
 
-/// Builds `bin` of `package` in release with `features`; returns its path.
-fn build(package: &str, bin: &str, features: &[&str]) -> Result<PathBuf, String> {
+/// A cargo profile and the features built with it.
+struct BuildKind {
+    profile: &'static str,
+    features: &'static [&'static str],
+}
+
+const RELEASE: BuildKind = BuildKind {
+    profile: "release",
+    features: &[],
+};
+
+/// The servers of `--stage-trace`, in a profile of their own (the
+/// workspace's `Cargo.toml`): built into target/release they replaced the
+/// release server until its next plain build.
+const STAGE_TRACE_BUILD: BuildKind = BuildKind {
+    profile: "stage-trace",
+    features: &["stage-trace"],
+};
+
+/// Builds `bin` of `package` as `kind` says; returns its path.
+fn build(package: &str, bin: &str, kind: BuildKind) -> Result<PathBuf, String> {
     let ok = crate::cargo()
-        .args(["build", "--release", "--package", package, "--bin", bin])
-        .args(features.iter().flat_map(|f| ["--features", f]))
+        .args([
+            "build",
+            "--profile",
+            kind.profile,
+            "--package",
+            package,
+            "--bin",
+            bin,
+        ])
+        .args(kind.features.iter().flat_map(|f| ["--features", f]))
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?
         .success();
     if !ok {
         return Err(format!("building {bin} failed"));
     }
-    Ok(crate::cluster::target_dir().join("release").join(bin))
+    Ok(crate::cluster::target_dir().join(kind.profile).join(bin))
 }
 
 struct Server {
