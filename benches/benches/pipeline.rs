@@ -9,8 +9,9 @@
 //! are forwarded by a follower, as in a real ensemble.
 //!
 //! Batch size is the group commit's cap, `maxBatchSize` (txns per synced
-//! group, the operator's knob; batches on the wire follow the groups):
-//! every window runs with zab's default, ZooKeeper's 1000, and the windows
+//! group, the operator's knob; the peer links' batches are not a setting:
+//! each carries what queued while the previous one was written): every
+//! window runs with zab's default, ZooKeeper's 1000, and the windows
 //! that can fill a group run again with smaller caps, each on a fresh
 //! ensemble. Benchmark ids read `window/<sessions>x<in flight>/batch-<cap>`.
 
