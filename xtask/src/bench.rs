@@ -54,10 +54,11 @@ bench options:
   --zab-cfg K=V        add a zoo.cfg line for zab's servers (repeatable)
   --stage-trace        zab alone, one load: build zab-server with its
                        `stage-trace` feature (into target/stage-trace,
-                       leaving target/release alone) and print, for the txns the
-                       leader proposed in the measured window, when each
-                       later stage (sync, link, ACK, commit) covered them
-                       on each server (BENCHMARKS.md, 'stage by stage')
+                       leaving target/release alone) and print, for the
+                       txns the leader proposed in the measured window,
+                       when each later stage (sync, link, ACK, commit)
+                       covered them on each server (BENCHMARKS.md, 'stage
+                       by stage')
   --zk-cfg K=V         add a zoo.cfg line for ZooKeeper's servers (repeatable),
                        e.g. --zk-cfg flushDelay=1 to give it zab's group commit
                        delay (its own default is 0; zab's is 1 ms)
