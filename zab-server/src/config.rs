@@ -329,8 +329,8 @@ pub struct Config {
     /// (`zab_store::GroupCommit`); 0 gives ZooKeeper's behaviour.
     pub flush_delay_ms: u64,
     /// `maxBatchSize` (ZooKeeper's `zookeeper.maxBatchSize`), default 1000:
-    /// a held group is synced once it has this many txns; 0 means no limit,
-    /// as in ZooKeeper.
+    /// a held group is synced once it has this many txns, and no sync covers
+    /// more, as in ZooKeeper; 0 means no limit, as in ZooKeeper.
     pub max_batch_size: usize,
     /// `electionAlg`; only 3 is accepted.
     pub election_alg: u32,

@@ -28,8 +28,9 @@ pub struct GroupCommit {
     /// txns.
     pub busy_group: usize,
     /// A held group is synced once this many txns are queued, however large
-    /// the previous group was. (zoo.cfg `maxBatchSize`, ZooKeeper's default
-    /// 1000.)
+    /// the previous group was, and no sync covers more than this many (an
+    /// append larger than it is synced alone). (zoo.cfg `maxBatchSize`,
+    /// ZooKeeper's default 1000: the most txns one flush of its log covers.)
     pub max_batch: usize,
 }
 

@@ -390,7 +390,7 @@ impl LogCore {
             }
             #[cfg(test)]
             let _held = lock(&self.gate);
-            let steps = lock(&self.queue).take();
+            let steps = lock(&self.queue).take(self.group_commit.max_batch);
             previous_group = 0;
             for step in steps {
                 match step {

@@ -185,24 +185,39 @@ impl CommandQueue {
 
     /// Takes everything queued, grouped into steps: consecutive appends form
     /// one commit (group commit), other commands keep their place in order.
-    pub fn take(&mut self) -> Vec<Step> {
+    /// Everything queued, as steps for the writer; appends grouped as
+    /// [`group`] says.
+    pub fn take(&mut self, max_batch: usize) -> Vec<Step> {
         self.pending_txns = 0;
-        group(std::mem::take(&mut self.pending))
+        group(std::mem::take(&mut self.pending), max_batch)
     }
 }
 
-fn group(commands: Vec<Command>) -> Vec<Step> {
+/// Consecutive appends become one synced group of at most `max_batch`
+/// txns: ZooKeeper's `maxBatchSize` is the most txns one flush of its log
+/// covers. An append is never split across syncs (its callback reports
+/// the whole of it), so one larger than `max_batch` is a group of its own.
+fn group(commands: Vec<Command>, max_batch: usize) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut appends = Vec::new();
+    let mut txns = 0;
     for cmd in commands {
         match cmd {
             Command::Append {
                 entries,
                 on_durable,
-            } => appends.push((entries, on_durable)),
+            } => {
+                if txns > 0 && txns + entries.len() > max_batch {
+                    steps.push(Step::Commit(std::mem::take(&mut appends)));
+                    txns = 0;
+                }
+                txns += entries.len();
+                appends.push((entries, on_durable));
+            }
             other => {
                 if !appends.is_empty() {
                     steps.push(Step::Commit(std::mem::take(&mut appends)));
+                    txns = 0;
                 }
                 steps.push(Step::Other(other));
             }
@@ -256,7 +271,7 @@ mod tests {
         // After a queued truncation, zxid 3 may be appended again.
         q.push_append(vec![entry(3)], noop()).ok().unwrap();
         q.push_append(vec![entry(4)], noop()).ok().unwrap();
-        let steps = q.take();
+        let steps = q.take(usize::MAX);
         let shape: Vec<String> = steps
             .iter()
             .map(|s| match s {
@@ -267,6 +282,44 @@ mod tests {
             .collect();
         assert_eq!(shape, ["commit3", "trunc2", "commit2"]);
         assert!(q.is_empty());
+    }
+
+    /// The txns of each commit step, appends kept whole.
+    fn commit_sizes(steps: &[Step]) -> Vec<usize> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Commit(groups) => Some(groups.iter().map(|(e, _)| e.len()).sum()),
+                Step::Other(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_holds_at_most_max_batch_txns_and_never_splits_an_append() {
+        let mut q = CommandQueue::new(Zxid::ZERO);
+        let mut z = 0;
+        let mut push = |q: &mut CommandQueue, n: i64| {
+            q.push_append((z + 1..=z + n).map(entry).collect(), noop())
+                .ok()
+                .unwrap();
+            z += n;
+        };
+        // 3 + 3 + 3 + 3: cut before the append that would pass 8.
+        for _ in 0..4 {
+            push(&mut q, 3);
+        }
+        assert_eq!(commit_sizes(&q.take(8)), [6, 6]);
+        // Exactly the cap in one group; an append larger than it alone.
+        push(&mut q, 4);
+        push(&mut q, 4);
+        push(&mut q, 20);
+        push(&mut q, 1);
+        assert_eq!(commit_sizes(&q.take(8)), [8, 20, 1]);
+        // Without a cap, one group.
+        push(&mut q, 5);
+        push(&mut q, 5);
+        assert_eq!(commit_sizes(&q.take(usize::MAX)), [10]);
     }
 
     #[test]
@@ -286,7 +339,7 @@ mod tests {
         assert_eq!(q.pending_txns(), 6);
         q.wake_at(usize::MAX);
         assert!(!q.is_holding());
-        q.take();
+        q.take(usize::MAX);
         assert_eq!(q.pending_txns(), 0);
         assert!(q.push_append(vec![entry(7)], noop()).ok().unwrap());
     }

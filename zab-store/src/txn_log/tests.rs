@@ -164,6 +164,34 @@ fn group_commit_covers_everything_queued_with_one_write() {
 }
 
 #[test]
+fn no_sync_covers_more_than_max_batch_txns() {
+    // ZooKeeper's `maxBatchSize`: the most txns one flush covers.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        group_commit: crate::GroupCommit {
+            max_batch: 100,
+            ..crate::GroupCommit::default()
+        },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).unwrap();
+    let log = store.log();
+    let before = log.stats();
+    let rxs: Vec<_> = {
+        // 250 single appends pile up while the writer is held.
+        let _held = log.hold_writer();
+        (1..=250).map(|c| append(&log, Zxid(c))).collect()
+    };
+    for rx in rxs {
+        rx.recv_timeout(WAIT).unwrap().unwrap();
+    }
+    let after = log.stats();
+    assert_eq!(after.txns - before.txns, 250);
+    assert_eq!(after.sync_writes - before.sync_writes, 3, "100 + 100 + 50");
+    assert_eq!(zxids(&read_all(&log, Zxid::ZERO)).len(), 250);
+}
+
+#[test]
 fn append_batch_is_one_unit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
