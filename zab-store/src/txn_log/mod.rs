@@ -3,11 +3,13 @@
 //! One writer thread owns every write to the `log` column family. Callers
 //! queue appends (cheap: a push under a mutex) and are told through a
 //! callback when their txns are durable. The writer takes *everything*
-//! queued while its previous write was syncing, syncs it as one record of
-//! the journal (`journal.rs`: a preallocated file overwritten in place,
-//! where RocksDB's WAL would grow a file per sync) and puts it into the
-//! `log` column family as one key (a `LogGroup`, see `layout.rs`) without
-//! RocksDB's WAL: one fsync covers many txns (group commit,
+//! queued while its previous write was syncing, in groups of at most
+//! `GroupCommit::max_batch` txns (zoo.cfg `maxBatchSize`). It syncs each
+//! group as one record of the journal (`journal.rs`: a preallocated file
+//! overwritten in place, where RocksDB's WAL would grow a file per sync)
+//! and puts it into the `log` column family (a `LogGroup` key per
+//! `GROUP_BYTES`, see `layout.rs`) without RocksDB's WAL: one fsync
+//! covers many txns (group commit,
 //! ARCHITECTURE "How a write flows" step 4; under load a group is held open
 //! a little longer, see `group_commit`), and no callback runs before the
 //! sync that covers its txn returned. Callbacks run on the writer thread in
