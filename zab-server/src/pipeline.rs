@@ -47,6 +47,15 @@ const FRAME_CAPACITY: usize = 256;
 /// (issue 4: ≈ 2 % of the leader's runtime thread).
 const TXN_BUF_CAPACITY: usize = 64 << 10;
 
+/// What a pipeline in `mode` over `tree` reports as its last processed
+/// zxid (see [`Pipeline::last_processed_zxid`]).
+fn last_processed(mode: Mode, tree: &DataTree) -> Zxid {
+    match mode {
+        Mode::Leader { epoch } => Zxid::new(epoch, 0).max(tree.last_zxid()),
+        Mode::Standalone | Mode::Learner => tree.last_zxid(),
+    }
+}
+
 /// The role the pipeline serves clients in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -251,11 +260,8 @@ impl Pipeline {
         for (id, timeout) in tree.sessions() {
             sessions.add(id, timeout, now_ms);
         }
-        let last_assigned = match mode {
-            // A new leader proposes from `epoch << 32 | 1` (reference F.1).
-            Mode::Leader { epoch } => Zxid::new(epoch, 0).max(tree.last_zxid()),
-            _ => tree.last_zxid(),
-        };
+        // A new leader proposes from `epoch << 32 | 1` (reference F.1).
+        let last_assigned = last_processed(mode, &tree);
         let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
         Pipeline {
             mode,
@@ -280,6 +286,15 @@ impl Pipeline {
 
     pub fn tree(&self) -> &DataTree {
         &self.tree
+    }
+    /// The zxid this server answers with: in read replies, in `srvr` and
+    /// `stat`, and against a connecting client's `lastZxidSeen`. The
+    /// tree's last txn, except on a leader that has not committed a txn of
+    /// its epoch yet: ZooKeeper's leader sets its last processed zxid to
+    /// `epoch << 32` once a quorum is in sync (`Leader.startZkServer`), so
+    /// its `srvr` shows the new epoch before the first write.
+    pub fn last_processed_zxid(&self) -> Zxid {
+        last_processed(self.mode, &self.tree)
     }
     pub fn watches(&self) -> &WatchManager {
         &self.watches
@@ -418,9 +433,10 @@ impl Pipeline {
         c.stats.received += 1;
         // The client has seen a newer state than ours: it must try another
         // server. ZooKeeper closes without answering (reference B step 2).
-        if req.last_zxid_seen > self.tree.last_zxid().0 {
+        let ours = last_processed(self.mode, &self.tree);
+        if req.last_zxid_seen > ours.0 {
             tracing::info!(
-                client_zxid = %Zxid(req.last_zxid_seen), our_zxid = %self.tree.last_zxid(),
+                client_zxid = %Zxid(req.last_zxid_seen), our_zxid = %ours,
                 "refusing a client that has seen a newer zxid"
             );
             out.push(Action::Close { conn });
@@ -917,7 +933,7 @@ impl Pipeline {
         self.send_reply(
             conn,
             xid,
-            self.tree.last_zxid().0,
+            self.last_processed_zxid().0,
             err,
             &body,
             Some(received_ms),
@@ -963,7 +979,7 @@ impl Pipeline {
         out: &mut Vec<Action>,
     ) {
         let _ = now_ms;
-        let zxid = self.tree.last_zxid().0;
+        let zxid = self.last_processed_zxid().0;
         let request = match body {
             Ok(r) => r,
             Err(e) => {
@@ -1085,7 +1101,7 @@ impl Pipeline {
             // were answered in `on_request_at`.
             _ => Err(ErrorCode::Unimplemented),
         };
-        let zxid = self.tree.last_zxid().0;
+        let zxid = self.last_processed_zxid().0;
         let (err, body) = match result {
             Ok(r) => (0, r),
             Err(e) => (e.code(), Response::Empty),
@@ -1133,7 +1149,7 @@ impl Pipeline {
         code: ErrorCode,
         out: &mut Vec<Action>,
     ) {
-        let zxid = self.tree.last_zxid().0;
+        let zxid = self.last_processed_zxid().0;
         self.send_reply(conn, xid, zxid, code.code(), &Response::Empty, None, out);
     }
 

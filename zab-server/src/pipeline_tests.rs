@@ -587,6 +587,88 @@ fn leader_proposes_from_its_epoch() {
     assert_eq!(h.appended, vec![Zxid::new(Epoch(3), 1)], "reference F.1");
 }
 
+/// ZooKeeper's leader sets its last processed zxid to `epoch << 32` once a
+/// quorum is in sync (`Leader.startZkServer`); checked on 3.8.0: a new
+/// leader's `srvr` shows `Zxid: 0x100000000`, its followers' `0x0`. So a
+/// client that saw the new epoch is accepted, and a read before the
+/// epoch's first txn answers with it.
+#[test]
+fn a_new_leader_reports_its_epoch_zxid_until_its_first_txn() {
+    let epoch_zxid = Zxid::new(Epoch(3), 0);
+    let mut h = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(3) });
+    assert_eq!(h.p.last_processed_zxid(), epoch_zxid);
+    assert_eq!(h.p.tree().last_zxid(), Zxid::ZERO, "the tree is untouched");
+
+    let ahead = h.accept(1);
+    h.feed(Input::Connect {
+        conn: ahead,
+        request: connect_request(0, epoch_zxid.0 + 1, Some(false)),
+    });
+    assert_eq!(h.take(ahead), vec![Got::Closed], "behaviour 38, one past");
+
+    let conn = h.accept(2);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, epoch_zxid.0, Some(false)),
+    });
+    h.sync();
+    assert!(matches!(h.take(conn).as_slice(), [Got::Connected(_)]));
+    // The session's txn is the epoch's first: from here on the tree's
+    // last zxid is the answer, as on every other server.
+    assert_eq!(h.p.last_processed_zxid(), Zxid::new(Epoch(3), 1));
+    h.request(conn, 1, get_data("/", false));
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.zxid, Zxid::new(Epoch(3), 1).0);
+}
+
+#[test]
+fn a_session_resumed_on_a_new_leader_reads_at_its_epoch_zxid() {
+    // Epoch 1's leader logs a session and a node; then epoch 2's leader
+    // serves the same tree, as after an election. A resumed session is no
+    // txn, so its reads and pings come before the epoch has one.
+    let mut old = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(1) });
+    let (conn, session) = old.session(1);
+    old.request(conn, 1, create("/a", "x", 0));
+    old.sync();
+    let last_of_epoch_1 = Zxid::new(Epoch(1), 2);
+    assert_eq!(old.p.tree().last_zxid(), last_of_epoch_1);
+
+    let epoch_zxid = Zxid::new(Epoch(2), 0);
+    let mut h = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(2) });
+    h.p = Pipeline::with_mode(
+        config(),
+        Mode::Leader { epoch: Epoch(2) },
+        old.p.tree().clone(),
+        T0,
+    );
+    assert_eq!(h.p.last_processed_zxid(), epoch_zxid);
+    let conn = h.accept(7);
+    let mut req = connect_request(session.0, last_of_epoch_1.0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    h.feed(Input::Connect { conn, request: req });
+    assert!(h.appended.is_empty(), "a resumed session is no txn");
+    assert!(matches!(h.take(conn).as_slice(), [Got::Connected(_)]));
+    h.request(conn, 2, get_data("/a", false));
+    h.request(conn, -2, Request::Ping);
+    let got = h.take(conn);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for g in &got {
+        assert_eq!(reply(g).0.zxid, epoch_zxid.0, "{g:?}");
+    }
+}
+
+/// Learners report their tree's last txn, as ZooKeeper's followers do.
+#[test]
+fn a_learner_reports_its_last_applied_txn() {
+    let mut d = Duo::new();
+    d.learner_session(1);
+    assert_eq!(d.learner.p.last_processed_zxid(), Zxid::new(Epoch(1), 1));
+    assert_eq!(
+        d.learner.p.last_processed_zxid(),
+        d.learner.p.tree().last_zxid()
+    );
+}
+
 #[test]
 fn learner_creates_sessions_through_the_leader() {
     let mut d = Duo::new();

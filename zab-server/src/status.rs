@@ -122,7 +122,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
     };
     ServerStatus {
         mode: ServerMode::Standalone,
-        last_zxid: tree.last_zxid(),
+        last_zxid: pipeline.last_processed_zxid(),
         node_count: tree.node_count() as u64,
         latency: Latency {
             min: stats.min_latency_ms,

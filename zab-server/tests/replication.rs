@@ -562,8 +562,8 @@ async fn leader_failover(kill: Kill) {
 
         let new = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
         assert_ne!(new, old, "the killed server cannot lead");
-        // The new leader's epoch shows in its zxid once it has committed
-        // in the new epoch (the writers keep it busy).
+        // The new leader's epoch shows in its zxid as soon as it serves,
+        // before its first write (ZooKeeper's `Leader.startZkServer`).
         eventually(
             Duration::from_secs(20),
             "a zxid of a higher epoch on the new leader",
@@ -625,6 +625,13 @@ async fn far_behind_follower_gets_a_snap_once_the_leader_has_snapshots() {
     let cluster = &mut cluster;
     bounded(async move {
         let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        // Nothing written yet: the leader's `srvr` shows its epoch's zxid
+        // (`epoch << 32`), as ZooKeeper 3.8's does (`Zxid: 0x100000000`).
+        let status = cluster.status(leader).expect("the leader answers srvr");
+        assert!(
+            status.epoch() >= 1 && status.zxid & 0xffff_ffff == 0,
+            "{status:x?}"
+        );
         let follower = (leader + 1) % 3;
         let other = (leader + 2) % 3;
         let client = connect(&cluster.connect_string_of(other), Duration::from_secs(4)).await;
@@ -677,6 +684,13 @@ async fn follower_catch_up(sync: Sync) {
     let cluster = &mut cluster;
     bounded(async move {
         let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        // Nothing written yet: the leader's `srvr` shows its epoch's zxid
+        // (`epoch << 32`), as ZooKeeper 3.8's does (`Zxid: 0x100000000`).
+        let status = cluster.status(leader).expect("the leader answers srvr");
+        assert!(
+            status.epoch() >= 1 && status.zxid & 0xffff_ffff == 0,
+            "{status:x?}"
+        );
         let follower = (leader + 1) % 3;
         let other = (leader + 2) % 3;
         // The writing client talks to the follower that stays up.
