@@ -73,8 +73,13 @@ impl Harness {
     }
 
     fn in_mode(cfg: PipelineConfig, mode: Mode) -> Harness {
+        Harness::over(cfg, mode, DataTree::new())
+    }
+
+    /// A pipeline serving `tree`, as after an election or a restart.
+    fn over(cfg: PipelineConfig, mode: Mode, tree: DataTree) -> Harness {
         Harness {
-            p: Pipeline::with_mode(cfg, mode, DataTree::new(), T0),
+            p: Pipeline::with_mode(cfg, mode, tree, T0),
             txns: Vec::new(),
             forwarded: Vec::new(),
             revalidations: Vec::new(),
@@ -634,12 +639,10 @@ fn a_session_resumed_on_a_new_leader_reads_at_its_epoch_zxid() {
     assert_eq!(old.p.tree().last_zxid(), last_of_epoch_1);
 
     let epoch_zxid = Zxid::new(Epoch(2), 0);
-    let mut h = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(2) });
-    h.p = Pipeline::with_mode(
+    let mut h = Harness::over(
         config(),
         Mode::Leader { epoch: Epoch(2) },
         old.p.tree().clone(),
-        T0,
     );
     assert_eq!(h.p.last_processed_zxid(), epoch_zxid);
     let conn = h.accept(7);
