@@ -289,8 +289,9 @@ pub struct ServerStatus {
     pub client_response_sizes: BufferSizes,
     /// Failed authentications (`zk_auth_failed_count`).
     pub auth_failed_count: u64,
-    /// Every open client connection; its length is what `srvr`/`stat` print
-    /// as `Connections:` and `mntr` as `zk_num_alive_connections`.
+    /// Every open client connection, the one asking included (as in
+    /// ZooKeeper); its length is what `srvr`/`stat` print as
+    /// `Connections:` and `mntr` as `zk_num_alive_connections`.
     pub connections: Vec<ConnectionStatus>,
     /// `Some` on a leader.
     pub leader: Option<LeaderStatus>,

@@ -308,6 +308,15 @@ impl Pipeline {
     pub fn reset_stats(&mut self) {
         self.stats = ServerStats::default();
     }
+    /// Counts a four-letter word's request (`received`) or its answer
+    /// (`sent`): ZooKeeper counts them as packets like any other
+    /// (`NIOServerCnxn.checkFourLetterWord`'s `packetReceived(4)`).
+    pub fn count_four_letter_packet(&mut self, sent: bool) {
+        match sent {
+            true => self.stats.packets_sent += 1,
+            false => self.stats.packets_received += 1,
+        }
+    }
     pub fn outstanding(&self) -> usize {
         self.in_flight.len()
     }

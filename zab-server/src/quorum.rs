@@ -376,11 +376,12 @@ impl Peer {
             CoreMsg::Register { conn, out } => {
                 self.writers.insert(conn, out);
             }
-            CoreMsg::FourLetter { word, reply } => {
+            CoreMsg::FourLetter { word, asker, reply } => {
                 let mode = self.server_mode();
                 let quorum = self.quorum_status();
                 let text = status::four_letter(
                     word,
+                    asker,
                     self.state.pipeline(),
                     mode,
                     quorum,

@@ -38,6 +38,8 @@ pub(crate) enum CoreMsg {
     },
     FourLetter {
         word: FourLetterWord,
+        /// The asking connection, which the answer lists and counts.
+        asker: SocketAddr,
         reply: oneshot::Sender<String>,
     },
     LogFailed(String),
@@ -275,9 +277,10 @@ async fn core_loop(
             CoreMsg::Register { conn, out } => {
                 writers.insert(conn, out);
             }
-            CoreMsg::FourLetter { word, reply } => {
+            CoreMsg::FourLetter { word, asker, reply } => {
                 let text = status::four_letter(
                     word,
+                    asker,
                     Some(&mut pipeline),
                     crate::four_letter::ServerMode::Standalone,
                     status::QuorumStatus::default(),
@@ -467,7 +470,15 @@ async fn serve_connection(
         }
         let text = if cfg.four_letter_whitelist.allows(word.as_str()) {
             let (tx, rx) = oneshot::channel();
-            if core.send(CoreMsg::FourLetter { word, reply: tx }).is_err() {
+            let asker = remote;
+            if core
+                .send(CoreMsg::FourLetter {
+                    word,
+                    asker,
+                    reply: tx,
+                })
+                .is_err()
+            {
                 return;
             }
             rx.await.unwrap_or_default()

@@ -1,6 +1,7 @@
 //! Fills the four-letter words' [`ServerStatus`] from the running server.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 use zab_store::Store;
 use zab_wire::jute::frame::FourLetterWord;
@@ -22,10 +23,19 @@ pub struct QuorumStatus {
     pub leader: Option<crate::four_letter::LeaderStatus>,
 }
 
-/// Answers a four-letter word; `srst` and `crst` also reset the counters.
-/// `pipeline` is `None` while the server is not serving (election, sync).
+/// Answers a four-letter word asked on the connection from `asker`;
+/// `srst` and `crst` also reset the counters. `pipeline` is `None` while
+/// the server is not serving (election, sync).
+///
+/// As in ZooKeeper (checked on 3.8.0), the word is a packet received
+/// before the answer is built and the answer a packet sent after it, and
+/// the asking connection is one of the server's connections: `srvr` on an
+/// idle server shows `Connections: 1`, `cons` and `stat` list it in the
+/// brief form with interest ops 0 (`/127.0.0.1:46774[0](queued=0,recved=1,sent=0)`).
+#[allow(clippy::too_many_arguments)]
 pub fn four_letter(
     word: FourLetterWord,
+    asker: SocketAddr,
     pipeline: Option<&mut Pipeline>,
     mode: ServerMode,
     quorum: QuorumStatus,
@@ -42,12 +52,24 @@ pub fn four_letter(
         };
         return four_letter::render(word, &status, cfg);
     };
+    pipeline.count_four_letter_packet(false);
     match word {
         FourLetterWord::Srst => pipeline.reset_stats(),
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
     let mut status = collect(pipeline, cfg, store, started_ms);
+    status.connections.push(ConnectionStatus {
+        remote: asker,
+        // ZooKeeper cancels the asking connection's selection key before
+        // it runs the command.
+        interest_ops: 0,
+        queued: 0,
+        recved: 1,
+        sent: 0,
+        session: None,
+    });
+    status.connections.sort_by_key(|c| c.remote);
     status.mode = mode;
     status.peer_state = quorum.peer_state;
     status.leader = quorum.leader;
@@ -55,7 +77,9 @@ pub fn four_letter(
         status.server_id = cfg.my_id.unwrap_or_default();
         status.quorum_size = Some(cfg.voters().count() as u64);
     }
-    four_letter::render(word, &status, cfg)
+    let text = four_letter::render(word, &status, cfg);
+    pipeline.count_four_letter_packet(true);
+    text
 }
 
 fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) -> ServerStatus {

@@ -847,3 +847,57 @@ async fn set_watches_fires_for_change_made_while_away() {
     })
     .await;
 }
+
+/// A four-letter word is a packet like any other and its connection one of
+/// the server's: `srvr` and `mntr` count both, and `cons` and `stat` list
+/// the asking connection in the brief form, with interest ops 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_letter_words_count_and_list_their_own_connection() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        client.create("/4lw", b"", &persistent()).await.unwrap();
+
+        // `srst` is received, resets the counters, then its answer is sent.
+        server.four_letter_word("srst").expect("srst");
+        let srvr = server.four_letter_word("srvr").expect("srvr");
+        for line in ["Received: 1", "Sent: 1", "Connections: 2"] {
+            assert!(srvr.lines().any(|l| l == line), "{line:?} in {srvr:?}");
+        }
+        let srvr = server.four_letter_word("srvr").expect("srvr");
+        for line in ["Received: 2", "Sent: 2", "Connections: 2"] {
+            assert!(srvr.lines().any(|l| l == line), "{line:?} in {srvr:?}");
+        }
+        let mntr = server.four_letter_word("mntr").expect("mntr");
+        assert!(
+            mntr.lines().any(|l| l == "zk_num_alive_connections\t2"),
+            "{mntr:?}"
+        );
+
+        // The client's connection in the full form, the asking one brief.
+        let cons = server.four_letter_word("cons").expect("cons");
+        let lines: Vec<&str> = cons.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 2, "{cons:?}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(",sid=0x")).count(),
+            1,
+            "{cons:?}"
+        );
+        let asker = lines
+            .iter()
+            .find(|l| !l.contains(",sid=0x"))
+            .expect("the asking connection");
+        assert!(
+            asker.starts_with(" /127.0.0.1:") && asker.ends_with("[0](queued=0,recved=1,sent=0)"),
+            "{asker:?}"
+        );
+        let stat = server.four_letter_word("stat").expect("stat");
+        assert!(
+            stat.lines()
+                .any(|l| l.ends_with("[0](queued=0,recved=1,sent=0)")),
+            "{stat:?}"
+        );
+        drop(client);
+    })
+    .await;
+}
