@@ -221,7 +221,15 @@ impl Environment {
                 other => other.to_owned(),
             },
             os_version: proc("/proc/sys/kernel/osrelease"),
-            user_name: var("USER"),
+            // Java's `user.name` is the passwd entry of the process's uid.
+            user_name: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|status| real_uid(&status))
+                .and_then(|uid| {
+                    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+                    passwd_name(&passwd, uid)
+                })
+                .unwrap_or_else(|| var("USER")),
             user_home: var("HOME"),
             user_dir: std::env::current_dir()
                 .map(|d| d.display().to_string())
@@ -232,6 +240,27 @@ impl Environment {
             memory_total_mb: total,
         }
     }
+}
+
+/// The real uid on the `Uid:` line of `/proc/self/status`.
+fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The name of `uid` in `/etc/passwd` (`name:password:uid:…` lines).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// A value of an extra `mntr` metric.
@@ -1443,5 +1472,16 @@ mod tests {
         assert!(!e.os_name.is_empty());
         assert!(!e.tmp_dir.is_empty());
         assert!(e.memory_free_mb <= e.memory_total_mb || e.memory_total_mb == 0);
+    }
+
+    #[test]
+    fn user_name_is_the_passwd_entry_of_the_real_uid() {
+        let status = "Name:\tzab-server\nUid:\t107\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(real_uid(status), Some(107));
+        assert_eq!(real_uid("Name:\tx\n"), None);
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\n\nzookeeper:x:107:113::/var/lib/zookeeper:/bin/false\n";
+        assert_eq!(passwd_name(passwd, 107).as_deref(), Some("zookeeper"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 5), None);
     }
 }
