@@ -201,6 +201,10 @@ struct Leading {
     leader: Leader,
     links: HashMap<LinkId, LearnerLink>,
     listener: tokio::task::JoinHandle<()>,
+    /// When a quorum got in sync and this leader began serving: `mntr`'s
+    /// `zk_leader_uptime` counts from here, as ZooKeeper's
+    /// (`Leader.startZkServer` sets `leaderStartTime`).
+    established_ms: Option<i64>,
 }
 
 /// The leader's end of one learner's link.
@@ -453,6 +457,7 @@ impl Peer {
                 status::QuorumStatus {
                     peer_state: Some(format!("leading - {phase}")),
                     leader: Some(LeaderStatus {
+                        leader_uptime_ms: l.established_ms.map_or(0, |t| now_ms() - t),
                         learners: learners.len() as u64,
                         synced_followers: synced(LearnerKind::Follower),
                         synced_observers: synced(LearnerKind::Observer),
@@ -739,6 +744,7 @@ impl Peer {
             leader,
             links: HashMap::new(),
             listener,
+            established_ms: None,
         }));
         self.leader_actions(actions);
     }
@@ -940,10 +946,10 @@ impl Peer {
                     if let Some(r) = self.responder.as_mut() {
                         r.set_peer_epoch(epoch);
                     }
-                    let cfg = self.pipeline_config();
-                    self.state.start_serving(|tree| {
-                        Pipeline::with_mode(cfg, Mode::Leader { epoch }, tree, now_ms())
-                    });
+                    if let Role::Leading(l) = &mut self.role {
+                        l.established_ms.get_or_insert_with(now_ms);
+                    }
+                    self.serve_clients(Mode::Leader { epoch });
                     self.release_held_clients();
                 }
                 LeaderAction::Commit { zxid } => {
@@ -1153,10 +1159,7 @@ impl Peer {
                     if let (Some(r), Some(e)) = (self.responder.as_mut(), epoch) {
                         r.set_peer_epoch(e);
                     }
-                    let cfg = self.pipeline_config();
-                    self.state.start_serving(|tree| {
-                        Pipeline::with_mode(cfg, Mode::Learner, tree, now_ms())
-                    });
+                    self.serve_clients(Mode::Learner);
                     self.release_held_clients();
                 }
                 LearnerAction::GiveUp { reason } => {
@@ -1215,6 +1218,21 @@ impl Peer {
                 let _ = tx.send(CoreMsg::LogFailed(e.to_string()));
             }
         }
+    }
+
+    /// Hands the tree to a pipeline serving clients in `mode`, with
+    /// `/zookeeper/config` holding the ensemble's membership: ZooKeeper
+    /// keeps it there on every quorum member (`ZKDatabase.
+    /// initConfigInZKDatabase`, at start-up and after a SNAP; reference D.3).
+    /// The node is local, not a txn, so every server sets its own.
+    fn serve_clients(&mut self, mode: Mode) {
+        let cfg = self.pipeline_config();
+        let membership = Bytes::from(self.cfg.membership_text());
+        let version = self.cfg.membership_version as i64;
+        self.state.start_serving(|mut tree| {
+            tree.set_config(membership, version, now_ms());
+            Pipeline::with_mode(cfg, mode, tree, now_ms())
+        });
     }
 
     fn on_durable(&mut self, zxid: Zxid) {

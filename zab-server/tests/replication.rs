@@ -654,6 +654,35 @@ async fn far_behind_follower_gets_a_snap_once_the_leader_has_snapshots() {
         assert_restart_synced_by_snap(cluster, follower);
         let view = assert_replicated(cluster, "/sz", &[]).await;
         assert_eq!(view.len(), 701);
+        // Every member, the one that took a SNAP included, shows the
+        // ensemble's membership in /zookeeper/config (reference D.3).
+        for i in cluster.indices() {
+            let c = connect(&cluster.connect_string_of(i), Duration::from_secs(4)).await;
+            let (data, stat) = c.get_data("/zookeeper/config").await.unwrap();
+            let text = String::from_utf8(data).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 4, "node {i}: {text:?}");
+            for (k, line) in lines[..3].iter().enumerate() {
+                assert!(
+                    line.starts_with(&format!("server.{}=127.0.0.1:", k + 1))
+                        && line.ends_with(":participant"),
+                    "node {i}: {text:?}"
+                );
+            }
+            assert_eq!(lines[3], "version=0", "node {i}");
+            assert_eq!((stat.version, stat.mzxid), (-1, 0), "node {i}");
+        }
+        // The leader has led since before the 700 writes: `mntr` says so
+        // (`zk_leader_uptime`, from when it began serving) and it is no
+        // longer than the process's own uptime.
+        let mntr = cluster.four_letter_word(leader, "mntr").unwrap();
+        let metric = |key: &str| -> i64 {
+            mntr.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t')?.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {mntr:?}"))
+        };
+        let led = metric("zk_leader_uptime");
+        assert!(led > 0 && led <= metric("zk_uptime"), "{mntr:?}");
     })
     .await;
 }

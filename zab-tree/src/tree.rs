@@ -177,14 +177,19 @@ impl DataTree {
     }
 
     /// Sets `/zookeeper/config` to the membership text (quorum mode shows it
-    /// with version -1, reference D.3). Local, not a txn.
-    pub fn set_config(&mut self, data: Bytes) {
+    /// with version -1, reference D.3). Local, not a txn. As ZooKeeper's
+    /// `ZKDatabase.initConfigInZKDatabase`, the node's mzxid is the
+    /// membership's version (`version=` of the text; 0 for a static
+    /// zoo.cfg) and its mtime the time it was set.
+    pub fn set_config(&mut self, data: Bytes, membership_version: i64, now_ms: i64) {
         let Ok(n) = self.node_mut(path::CONFIG) else {
             return;
         };
         let old = n.data_len() as u64;
         let meta = NodeMeta {
             version: -1,
+            mzxid: membership_version,
+            mtime: now_ms,
             ..n.meta()
         };
         n.set_data_and_meta(Some(&data[..]), &meta);
@@ -766,6 +771,36 @@ mod tests {
             t.insert_node(p, Some(b"d"), acl.clone(), NodeMeta::default());
         }
         t
+    }
+
+    /// ZooKeeper 3.8's ensemble: `get -s /zookeeper/config` shows the
+    /// membership text, dataVersion -1, mZxid the membership's version and
+    /// mtime when the server set it; everything else as built in.
+    #[test]
+    fn set_config_writes_the_membership_as_zookeeper_does() {
+        let mut t = DataTree::new();
+        let before = t.approximate_data_size();
+        let text = Bytes::from_static(b"server.1=127.0.0.1:2888:3888:participant\nversion=0");
+        t.set_config(text.clone(), 0, 1_700_000_000_000);
+        assert_eq!(t.data(path::CONFIG), Some(text.clone()));
+        let stat = t.stat(path::CONFIG).unwrap();
+        assert_eq!(
+            (
+                stat.version,
+                stat.mzxid,
+                stat.mtime,
+                stat.czxid,
+                stat.ctime,
+                stat.aversion
+            ),
+            (-1, 0, 1_700_000_000_000, 0, 0, -1)
+        );
+        assert_eq!(t.approximate_data_size(), before + text.len() as u64);
+        // Set again (a restart, a SNAP): replaced, not added to.
+        t.set_config(text.clone(), 0x1_0000_0000, 1_700_000_000_001);
+        assert_eq!(t.approximate_data_size(), before + text.len() as u64);
+        assert_eq!(t.stat(path::CONFIG).map(|s| s.mzxid), Some(0x1_0000_0000));
+        assert_eq!(t.last_zxid(), Zxid::ZERO, "not a txn");
     }
 
     #[test]
