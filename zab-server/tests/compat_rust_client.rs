@@ -901,3 +901,52 @@ async fn four_letter_words_count_and_list_their_own_connection() {
     })
     .await;
 }
+
+/// `wchc` and `wchp` list data and exists watches (not child watches,
+/// behaviour 32) by session and by path, in ZooKeeper's layout: a header
+/// line, then one tab-indented line per entry, then an empty line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wchc_and_wchp_list_watches_by_session_and_by_path() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        client.create("/wa", b"", &persistent()).await.unwrap();
+        client.create("/wb", b"", &persistent()).await.unwrap();
+        let (_, _, _a) = client.get_and_watch_data("/wa").await.unwrap();
+        let (_, _, _b) = client.get_and_watch_data("/wb").await.unwrap();
+        let (_, _c) = client.check_and_watch_stat("/wc").await.unwrap();
+        let (_, _, _children) = client.get_and_watch_children("/").await.unwrap();
+        let session = format!("0x{:x}", client.session_id().0);
+
+        let wchc = server.four_letter_word("wchc").expect("wchc");
+        let mut lines: Vec<&str> = wchc.lines().collect();
+        assert_eq!(lines.first(), Some(&session.as_str()), "{wchc:?}");
+        lines.remove(0);
+        let mut paths = lines.clone();
+        paths.retain(|l| !l.is_empty());
+        paths.sort();
+        assert_eq!(paths, ["\t/wa", "\t/wb", "\t/wc"], "{wchc:?}");
+        assert!(wchc.ends_with("\n\n"), "{wchc:?}");
+
+        let wchp = server.four_letter_word("wchp").expect("wchp");
+        let blocks: Vec<&str> = wchp.trim_end().split('\n').collect();
+        let mut by_path = Vec::new();
+        for pair in blocks.chunks(2) {
+            by_path.push((pair[0], pair.get(1).copied().unwrap_or_default()));
+        }
+        by_path.sort();
+        let tabbed = format!("\t{session}");
+        assert_eq!(
+            by_path,
+            [
+                ("/wa", tabbed.as_str()),
+                ("/wb", tabbed.as_str()),
+                ("/wc", tabbed.as_str())
+            ],
+            "{wchp:?}"
+        );
+        assert!(wchp.ends_with("\n\n"), "{wchp:?}");
+        drop(client);
+    })
+    .await;
+}
