@@ -308,14 +308,15 @@ impl Pipeline {
     pub fn reset_stats(&mut self) {
         self.stats = ServerStats::default();
     }
-    /// Counts a four-letter word's request (`received`) or its answer
-    /// (`sent`): ZooKeeper counts them as packets like any other
-    /// (`NIOServerCnxn.checkFourLetterWord`'s `packetReceived(4)`).
-    pub fn count_four_letter_packet(&mut self, sent: bool) {
-        match sent {
-            true => self.stats.packets_sent += 1,
-            false => self.stats.packets_received += 1,
-        }
+    /// Counts a four-letter word as a received packet: ZooKeeper counts
+    /// them like any other (`NIOServerCnxn.checkFourLetterWord`'s
+    /// `packetReceived(4)`).
+    pub fn count_four_letter_word(&mut self) {
+        self.stats.packets_received += 1;
+    }
+    /// Counts a four-letter word's answer as a sent packet.
+    pub fn count_four_letter_answer(&mut self) {
+        self.stats.packets_sent += 1;
     }
     pub fn outstanding(&self) -> usize {
         self.in_flight.len()

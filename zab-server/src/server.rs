@@ -470,15 +470,12 @@ async fn serve_connection(
         }
         let text = if cfg.four_letter_whitelist.allows(word.as_str()) {
             let (tx, rx) = oneshot::channel();
-            let asker = remote;
-            if core
-                .send(CoreMsg::FourLetter {
-                    word,
-                    asker,
-                    reply: tx,
-                })
-                .is_err()
-            {
+            let msg = CoreMsg::FourLetter {
+                word,
+                asker: remote,
+                reply: tx,
+            };
+            if core.send(msg).is_err() {
                 return;
             }
             rx.await.unwrap_or_default()

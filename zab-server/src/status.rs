@@ -52,7 +52,7 @@ pub fn four_letter(
         };
         return four_letter::render(word, &status, cfg);
     };
-    pipeline.count_four_letter_packet(false);
+    pipeline.count_four_letter_word();
     match word {
         FourLetterWord::Srst => pipeline.reset_stats(),
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
@@ -78,7 +78,7 @@ pub fn four_letter(
         status.quorum_size = Some(cfg.voters().count() as u64);
     }
     let text = four_letter::render(word, &status, cfg);
-    pipeline.count_four_letter_packet(true);
+    pipeline.count_four_letter_answer();
     text
 }
 
