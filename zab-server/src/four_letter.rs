@@ -308,6 +308,8 @@ pub struct ServerStatus {
     /// `detailedPeerState` for `mntr` on quorum members, e.g.
     /// `following - broadcast`.
     pub peer_state: Option<String>,
+    /// On an observer, the server it learns from (`zk_observer_master_id`).
+    pub observer_master_id: Option<ServerId>,
     pub last_zxid: Zxid,
     pub node_count: u64,
     pub latency: Latency,
@@ -367,6 +369,7 @@ impl Default for ServerStatus {
             mode: ServerMode::Standalone,
             server_id: ServerId(0),
             peer_state: None,
+            observer_master_id: None,
             last_zxid: Zxid::ZERO,
             node_count: 0,
             latency: Latency::default(),
@@ -682,6 +685,10 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     if let Some(peer_state) = &s.peer_state {
         line("peer_state", Metric::Text(peer_state.clone()));
     }
+    if let Some(master) = s.observer_master_id {
+        // `ObserverZooKeeperServer.dumpMonitorValues` adds it to the rest.
+        line("observer_master_id", Metric::Int(master.0 as i64));
+    }
     line("avg_latency", Metric::Double(round4(s.latency.avg)));
     line("max_latency", Metric::Int(s.latency.max));
     line("min_latency", Metric::Int(s.latency.min));
@@ -910,6 +917,7 @@ mod tests {
             mode: ServerMode::Standalone,
             server_id: ServerId(0),
             peer_state: None,
+            observer_master_id: None,
             last_zxid: Zxid(0x54),
             node_count: 5,
             latency: Latency {
@@ -1270,6 +1278,26 @@ mod tests {
         for line in &lines {
             assert_eq!(line.matches('\t').count(), 1, "{line}");
         }
+    }
+
+    /// An observer names the server it learns from, as
+    /// `ObserverZooKeeperServer` does; no other mode has the key.
+    #[test]
+    fn mntr_observer_names_the_server_it_learns_from() {
+        let observer = ServerStatus {
+            mode: ServerMode::Observer,
+            peer_state: Some("observing - broadcast".into()),
+            observer_master_id: Some(ServerId(3)),
+            leader: None,
+            ..leader_status()
+        };
+        let text = render(FourLetterWord::Mntr, &observer, &quorum_cfg());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "zk_server_state\tobserver");
+        assert_eq!(lines[2], "zk_peer_state\tobserving - broadcast");
+        assert_eq!(lines[3], "zk_observer_master_id\t3");
+        let leader = render(FourLetterWord::Mntr, &leader_status(), &quorum_cfg());
+        assert!(!leader.contains("observer_master_id"), "{leader}");
     }
 
     #[test]

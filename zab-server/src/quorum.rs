@@ -463,6 +463,7 @@ impl Peer {
                         synced_observers: synced(LearnerKind::Observer),
                         ..LeaderStatus::default()
                     }),
+                    observer_master: None,
                 }
             }
             Role::Learning(l) => status::QuorumStatus {
@@ -475,10 +476,12 @@ impl Peer {
                     }
                 )),
                 leader: None,
+                observer_master: (l.role == LearnerRole::Observer).then_some(l.leader_sid),
             },
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),
                 leader: None,
+                observer_master: None,
             },
         }
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use zab_store::Store;
 use zab_wire::jute::frame::FourLetterWord;
-use zab_wire::{SessionId, Zxid};
+use zab_wire::{ServerId, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::four_letter::{
@@ -21,6 +21,8 @@ pub struct QuorumStatus {
     /// e.g. `following - broadcast` (ZooKeeper's `detailedPeerState`).
     pub peer_state: Option<String>,
     pub leader: Option<crate::four_letter::LeaderStatus>,
+    /// On an observer, the id of the server it learns from.
+    pub observer_master: Option<ServerId>,
 }
 
 /// Answers a four-letter word asked on the connection from `asker`;
@@ -70,9 +72,18 @@ pub fn four_letter(
         session: None,
     });
     status.connections.sort_by_key(|c| c.remote);
+    if matches!(mode, ServerMode::Follower | ServerMode::Observer) {
+        // A learner's `LearnerSessionTracker` dumps the global sessions with
+        // their timeouts instead of an expiry queue, and its map is the
+        // database's own: every session a committed createSession opened
+        // and no closeSession ended, whichever server the client is on
+        // (reference E, checked on ZooKeeper 3.8.0).
+        status.sessions = SessionDump::Global(pipeline.tree().sessions().collect());
+    }
     status.mode = mode;
     status.peer_state = quorum.peer_state;
     status.leader = quorum.leader;
+    status.observer_master_id = quorum.observer_master;
     if mode != ServerMode::Standalone {
         status.server_id = cfg.my_id.unwrap_or_default();
         status.quorum_size = Some(cfg.voters().count() as u64);
@@ -161,7 +172,9 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         watch_count: watches.total_watch_count() as u64,
         sessions: SessionDump::Expiry(buckets),
         ephemerals: tree.ephemerals().collect(),
-        global_sessions: pipeline.sessions().len() as u64,
+        // `zkDb.getSessionCount()` in ZooKeeper: the sessions in the data
+        // tree, so a learner counts the sessions on other servers too.
+        global_sessions: tree.session_count() as u64,
         client_port: cfg.client_port,
         data_dir: store.dir().to_path_buf(),
         data_dir_size: disk,

@@ -1109,6 +1109,45 @@ async fn observer_forwards_writes_and_serves_reads() {
                 .unwrap();
         }
         blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+
+        // What an operator reads off each server about the two sessions:
+        // every server counts both (`zkDb.getSessionCount()`); a learner's
+        // `dump` lists them with their timeouts, sorted by id, where the
+        // leader dumps its expiry queue; the observer names its leader.
+        let mut sessions: Vec<(i64, u128)> = [&via_observer, &via_leader]
+            .iter()
+            .map(|c| (c.session_id().0, c.session_timeout().as_millis()))
+            .collect();
+        sessions.sort();
+        let mut global = format!("Global Sessions({}):\n", sessions.len());
+        for (id, timeout) in &sessions {
+            global.push_str(&format!("0x{id:x}\t{timeout}ms\n"));
+        }
+        for i in cluster.indices() {
+            let mntr = cluster.four_letter_word(i, "mntr").unwrap();
+            assert!(
+                mntr.lines().any(|l| l == "zk_global_sessions\t2"),
+                "server {i}: {mntr}"
+            );
+            let master = mntr
+                .lines()
+                .find_map(|l| l.strip_prefix("zk_observer_master_id\t"));
+            let dump = cluster.four_letter_word(i, "dump").unwrap();
+            let sessions_part = dump
+                .strip_prefix("SessionTracker dump:\n")
+                .and_then(|d| d.split("ephemeral nodes dump:\n").next())
+                .unwrap_or_else(|| panic!("server {i}: {dump}"));
+            if i == leader {
+                assert!(sessions_part.starts_with("Session Sets ("), "{dump}");
+                assert_eq!(master, None, "{mntr}");
+            } else {
+                assert_eq!(sessions_part, global, "server {i}: {dump}");
+                let expected = cluster.sid(leader).to_string();
+                let expected = (i == observer).then_some(expected.as_str());
+                assert_eq!(master, expected, "server {i}: {mntr}");
+            }
+        }
+
         let view = assert_replicated(cluster, "/obs", &writes).await;
         assert_eq!(view.len(), 1 + 1 + 100);
     })

@@ -301,6 +301,10 @@ impl DataTree {
         self.sessions.iter().map(|(s, t)| (*s, *t))
     }
 
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn session_timeout(&self, id: SessionId) -> Option<i32> {
         self.sessions.get(&id).copied()
     }
