@@ -169,21 +169,87 @@ enum ConnState {
     Established,
 }
 
-/// Per-connection counters for `cons`, `stat` and `srvr`.
-#[derive(Debug, Clone, Default)]
+/// Per-connection counters for `cons`, `stat` and `srvr`, kept as
+/// ZooKeeper's `ServerCnxn` keeps them: the `last_*` fields and latencies
+/// change only when a request that went the whole request path is answered
+/// (`FinalRequestProcessor.updateStats`), a new session's createSession
+/// included; a connection starts with Java's field defaults (so a resumed
+/// session shows `lop=null,lcxid=0x0,lzxid=0x0` until its first answer)
+/// and `crst` sets the values of `ServerCnxn.resetStats`.
+#[derive(Debug, Clone)]
 pub struct ConnectionStats {
     pub received: u64,
     pub sent: u64,
     pub established_ms: i64,
     pub last_op: &'static str,
-    pub last_cxid: i32,
+    /// The last non-negative xid answered: pings (-2) and set-watches (-8)
+    /// leave it alone.
+    pub last_cxid: i64,
     pub last_zxid: i64,
+    /// On this pipeline's clock; `cons` shows it on the monotonic clock,
+    /// as ZooKeeper's `Time.currentElapsedTime()`.
     pub last_response_ms: i64,
     pub last_latency_ms: i64,
+    /// `i64::MAX` (shown as 0) after `crst`; 0 on a new connection, where,
+    /// as in ZooKeeper, no latency is below it.
     pub min_latency_ms: i64,
     pub max_latency_ms: i64,
     pub total_latency_ms: i64,
     pub latency_count: u64,
+}
+
+impl ConnectionStats {
+    /// A new connection's, accepted at `established_ms`.
+    fn new(established_ms: i64) -> ConnectionStats {
+        ConnectionStats {
+            received: 0,
+            sent: 0,
+            established_ms,
+            last_op: "null",
+            last_cxid: 0,
+            last_zxid: 0,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            min_latency_ms: 0,
+            max_latency_ms: 0,
+            total_latency_ms: 0,
+            latency_count: 0,
+        }
+    }
+
+    /// After `crst`.
+    fn reset(&mut self) {
+        *self = ConnectionStats {
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            min_latency_ms: i64::MAX,
+            ..ConnectionStats::new(self.established_ms)
+        };
+    }
+
+    /// `ServerCnxn.updateStatsForResponse`.
+    fn answered(&mut self, op: &'static str, cxid: i64, zxid: i64, now_ms: i64, latency_ms: i64) {
+        if cxid >= 0 {
+            self.last_cxid = cxid;
+        }
+        self.last_op = op;
+        self.last_zxid = zxid;
+        self.last_response_ms = now_ms;
+        self.last_latency_ms = latency_ms;
+        self.min_latency_ms = self.min_latency_ms.min(latency_ms);
+        self.max_latency_ms = self.max_latency_ms.max(latency_ms);
+        self.total_latency_ms += latency_ms;
+        self.latency_count += 1;
+    }
+}
+
+/// A reply to a request that went the whole request path, which the
+/// connection's and the server's statistics record.
+#[derive(Clone, Copy, Debug)]
+struct Answered {
+    op: i32,
+    received_ms: i64,
 }
 
 #[derive(Debug)]
@@ -198,6 +264,9 @@ struct Connection {
     queue: VecDeque<Queued>,
     /// Requests that arrived before the session was established.
     parked: Vec<(RequestHeader, Result<Request, DecodeError>, i64)>,
+    /// When the ConnectRequest arrived: a new session's latency counts
+    /// from it.
+    connect_ms: i64,
     stats: ConnectionStats,
 }
 
@@ -347,11 +416,7 @@ impl Pipeline {
     }
     pub fn reset_connection_stats(&mut self) {
         for c in self.connections.values_mut() {
-            let est = c.stats.established_ms;
-            c.stats = ConnectionStats {
-                established_ms: est,
-                ..Default::default()
-            };
+            c.stats.reset();
         }
     }
     pub fn session_of(&self, conn: ConnectionId) -> Option<SessionId> {
@@ -403,10 +468,8 @@ impl Pipeline {
                         auth,
                         queue: VecDeque::new(),
                         parked: Vec::new(),
-                        stats: ConnectionStats {
-                            established_ms: now_ms,
-                            ..Default::default()
-                        },
+                        connect_ms: now_ms,
+                        stats: ConnectionStats::new(now_ms),
                     },
                 );
             }
@@ -441,6 +504,7 @@ impl Pipeline {
             return;
         }
         c.stats.received += 1;
+        c.connect_ms = now_ms;
         // The client has seen a newer state than ours: it must try another
         // server. ZooKeeper closes without answering (reference B step 2).
         let ours = last_processed(self.mode, &self.tree);
@@ -643,8 +707,6 @@ impl Pipeline {
         if self.mode == Mode::Learner {
             self.touched.insert(session, c.timeout_ms);
         }
-        c.stats.last_cxid = header.xid;
-        c.stats.last_op = crate::four_letter::op_tag(header.op);
 
         let request = match body {
             Err(DecodeError::UnknownOpcode(code)) => {
@@ -870,6 +932,7 @@ impl Pipeline {
                 .is_some_and(|c| c.state == ConnState::CreatingSession);
             if is_create_session {
                 if creating {
+                    self.session_created(conn, applied.zxid, now_ms);
                     self.establish(now_ms, conn, out);
                 }
             } else {
@@ -946,7 +1009,7 @@ impl Pipeline {
             self.last_processed_zxid().0,
             err,
             &body,
-            Some(received_ms),
+            Some(Answered { op, received_ms }),
             out,
         );
         if op == op::CLOSE_SESSION {
@@ -1000,7 +1063,10 @@ impl Pipeline {
                     zxid,
                     ErrorCode::MarshallingError.code(),
                     &Response::Empty,
-                    Some(received_ms),
+                    Some(Answered {
+                        op: header.op,
+                        received_ms,
+                    }),
                     out,
                 );
                 return;
@@ -1116,7 +1182,11 @@ impl Pipeline {
             Ok(r) => (0, r),
             Err(e) => (e.code(), Response::Empty),
         };
-        self.send_reply(conn, header.xid, zxid, err, &body, Some(received_ms), out);
+        let answered = Answered {
+            op: header.op,
+            received_ms,
+        };
+        self.send_reply(conn, header.xid, zxid, err, &body, Some(answered), out);
     }
 
     fn notify(&mut self, event: &WatchEvent, zxid: i64, out: &mut Vec<Action>) {
@@ -1171,7 +1241,7 @@ impl Pipeline {
         zxid: i64,
         err: i32,
         body: &Response,
-        received_ms: Option<i64>,
+        answered: Option<Answered>,
         out: &mut Vec<Action>,
     ) {
         let mut w = Writer::with_capacity(FRAME_CAPACITY);
@@ -1184,13 +1254,26 @@ impl Pipeline {
         self.stats.packets_sent += 1;
         if let Some(c) = self.connections.get_mut(&conn) {
             c.stats.sent += 1;
-            c.stats.last_zxid = zxid;
-            c.stats.last_response_ms = self.now_ms;
-            if let Some(start) = received_ms {
-                record_latency(&mut c.stats, &mut self.stats, (self.now_ms - start).max(0));
+            if let Some(a) = answered {
+                let latency = (self.now_ms - a.received_ms).max(0);
+                let op = crate::four_letter::op_tag(a.op);
+                c.stats
+                    .answered(op, i64::from(xid), zxid, self.now_ms, latency);
+                self.stats.record_latency(latency);
             }
         }
         out.push(Action::Send { conn, frame });
+    }
+
+    /// A new session's createSession is answered by the ConnectResponse;
+    /// ZooKeeper records it as op `SESS`, cxid 0, at the txn's zxid, its
+    /// latency counted from the ConnectRequest (`FinalRequestProcessor`).
+    fn session_created(&mut self, conn: ConnectionId, zxid: Zxid, now_ms: i64) {
+        if let Some(c) = self.connections.get_mut(&conn) {
+            let latency = (now_ms - c.connect_ms).max(0);
+            c.stats.answered("SESS", 0, zxid.0, now_ms, latency);
+            self.stats.record_latency(latency);
+        }
     }
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
@@ -1272,20 +1355,15 @@ fn error_txn(ctx: &RequestContext<'_>, code: ErrorCode) -> Txn {
     }
 }
 
-fn record_latency(c: &mut ConnectionStats, s: &mut ServerStats, lat: i64) {
-    c.last_latency_ms = lat;
-    if c.latency_count == 0 || lat < c.min_latency_ms {
-        c.min_latency_ms = lat;
+impl ServerStats {
+    fn record_latency(&mut self, lat: i64) {
+        if self.latency_count == 0 || lat < self.min_latency_ms {
+            self.min_latency_ms = lat;
+        }
+        self.max_latency_ms = self.max_latency_ms.max(lat);
+        self.total_latency_ms += lat;
+        self.latency_count += 1;
     }
-    c.max_latency_ms = c.max_latency_ms.max(lat);
-    c.total_latency_ms += lat;
-    c.latency_count += 1;
-    if s.latency_count == 0 || lat < s.min_latency_ms {
-        s.min_latency_ms = lat;
-    }
-    s.max_latency_ms = s.max_latency_ms.max(lat);
-    s.total_latency_ms += lat;
-    s.latency_count += 1;
 }
 
 /// ZooKeeper's `snapCount/2 + random(snapCount/2)`, with the randomness

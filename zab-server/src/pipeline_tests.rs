@@ -432,6 +432,80 @@ fn resuming_with_a_wrong_password_gets_timeout_zero_and_closes_the_old_connectio
     assert_eq!(got[1], Got::Closed);
 }
 
+/// The connection's `cons` figures change as ZooKeeper's `ServerCnxn`
+/// fields do (checked on 3.8.0): a new session's createSession is answered
+/// as `SESS` with cxid 0 at its txn's zxid; an answered request records
+/// its op, cxid, zxid and latency, a ping all but the cxid; `crst` puts
+/// back `NA` and -1; a resumed session starts from Java's defaults.
+#[test]
+fn connection_figures_follow_the_answers_as_zookeeper_records_them() {
+    let mut h = Harness::new();
+    let conn = h.accept(1);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    h.now += 3;
+    h.sync();
+    let session = match h.take(conn).as_slice() {
+        [Got::Connected(r)] => SessionId(r.session_id),
+        other => panic!("{other:?}"),
+    };
+    let stats = |h: &Harness| {
+        let (.., s) = h.p.connections().next().expect("the connection");
+        s.clone()
+    };
+    let s = stats(&h);
+    let created = h.p.tree().last_zxid().0;
+    assert_eq!(
+        (s.last_op, s.last_cxid, s.last_zxid, s.last_response_ms),
+        ("SESS", 0, created, h.now)
+    );
+    assert_eq!(
+        (s.last_latency_ms, s.max_latency_ms, s.latency_count),
+        (3, 3, 1)
+    );
+    // ZooKeeper's per-connection minimum starts at Java's 0, so no
+    // latency is below it until `crst`.
+    assert_eq!(s.min_latency_ms, 0);
+
+    h.request(conn, 5, get_data("/", false));
+    h.now += 2;
+    h.request(conn, -2, Request::Ping);
+    h.take(conn);
+    let s = stats(&h);
+    assert_eq!((s.last_op, s.last_cxid, s.last_zxid), ("PING", 5, created));
+    assert_eq!((s.received, s.sent, s.last_response_ms), (3, 3, h.now));
+
+    h.p.reset_connection_stats();
+    let s = stats(&h);
+    assert_eq!(
+        (s.last_op, s.last_cxid, s.last_zxid, s.last_response_ms),
+        ("NA", -1, -1, 0)
+    );
+    assert_eq!((s.received, s.sent, s.min_latency_ms), (0, 0, i64::MAX));
+    h.request(conn, -2, Request::Ping);
+    let s = stats(&h);
+    assert_eq!((s.last_op, s.last_cxid, s.min_latency_ms), ("PING", -1, 0));
+
+    // The session resumed on a new connection: nothing answered there yet.
+    let moved = h.accept(2);
+    let mut req = connect_request(session.0, created, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    h.feed(Input::Connect {
+        conn: moved,
+        request: req,
+    });
+    let (.., s) =
+        h.p.connections()
+            .find(|(c, ..)| *c == moved)
+            .expect("the resumed connection");
+    assert_eq!(
+        (s.last_op, s.last_cxid, s.last_zxid, s.last_response_ms),
+        ("null", 0, 0, 0)
+    );
+}
+
 #[test]
 fn resuming_with_the_right_password_keeps_the_session() {
     let mut h = Harness::new();

@@ -98,6 +98,9 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
     let stats = pipeline.stats();
     let watches = pipeline.watches();
 
+    // `lresp` is on ZooKeeper's `Time.currentElapsedTime()`, the monotonic
+    // clock, where the pipeline keeps wall-clock milliseconds.
+    let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
     let mut connections = Vec::new();
     for (_, remote, session, timeout, queued, s) in pipeline.connections() {
         let avg = if s.latency_count > 0 {
@@ -113,18 +116,21 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
             sent: s.sent,
             session: session.map(|session_id| ConnectionSession {
                 session_id,
-                last_op: if s.last_op.is_empty() {
-                    "NA".into()
-                } else {
-                    s.last_op.to_string()
-                },
+                last_op: s.last_op.to_string(),
                 established_ms: s.established_ms,
                 timeout_ms: timeout,
-                last_cxid: s.last_cxid as i64,
-                last_zxid: Zxid(if s.received > 1 { s.last_zxid } else { -1 }),
-                last_response_ms: s.last_response_ms,
+                last_cxid: s.last_cxid,
+                last_zxid: Zxid(s.last_zxid),
+                last_response_ms: match s.last_response_ms {
+                    0 => 0,
+                    wall => monotonic_now - (wall_now - wall),
+                },
                 last_latency_ms: s.last_latency_ms,
-                min_latency_ms: s.min_latency_ms,
+                min_latency_ms: if s.min_latency_ms == i64::MAX {
+                    0
+                } else {
+                    s.min_latency_ms
+                },
                 avg_latency_ms: avg,
                 max_latency_ms: s.max_latency_ms,
             }),
@@ -187,6 +193,18 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         environment: Environment::from_process(),
         ..ServerStatus::default()
     }
+}
+
+/// Milliseconds on `CLOCK_MONOTONIC`, which Java's `System.nanoTime`
+/// reads on Linux.
+fn monotonic_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
 }
 
 fn open_fds() -> i64 {

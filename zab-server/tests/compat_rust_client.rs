@@ -902,6 +902,80 @@ async fn four_letter_words_count_and_list_their_own_connection() {
     .await;
 }
 
+/// A session's line in `cons` is what ZooKeeper's connection recorded at
+/// its last answer (`ServerCnxn.updateStatsForResponse`): the op and cxid
+/// of a request, and after a ping its op but the cxid before it; `lresp`
+/// is on the monotonic clock (`Time.currentElapsedTime()`), not a date;
+/// `crst` resets the figures to `NA` and -1, and the cxid is then left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cons_shows_the_last_answer_as_zookeeper_records_it() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect_with_timeout(&server, Duration::from_secs(2)).await;
+        let sid = format!("sid=0x{:x},", client.session_id().0);
+        let line = |server: &TestServer| {
+            let cons = server.four_letter_word("cons").expect("cons");
+            cons.lines()
+                .find(|l| l.contains(&sid))
+                .unwrap_or_else(|| panic!("no {sid} in {cons:?}"))
+                .to_owned()
+        };
+        let field = |line: &str, key: &str| -> Option<String> {
+            let start = line.find(&format!(",{key}="))? + key.len() + 2;
+            let rest = &line[start..];
+            let end = rest.find([',', ')']).unwrap_or(rest.len());
+            Some(rest[..end].to_owned())
+        };
+
+        // This client pings as soon as it is connected, so the `SESS`
+        // answer is seldom what `cons` shows here (the pipeline's tests
+        // cover it); `lresp` is set either way.
+        let created = line(&server);
+        let lresp: i64 = field(&created, "lresp").unwrap().parse().unwrap();
+        let now = monotonic_ms();
+        assert!(
+            lresp <= now && lresp > now - 60_000,
+            "lresp {lresp} is not on the monotonic clock ({now}): {created}"
+        );
+
+        client.get_data("/").await.unwrap();
+        let read = line(&server);
+        let cxid = field(&read, "lcxid").expect("a request's cxid");
+        let pinged = eventually(Duration::from_secs(20), "a ping answered", || async {
+            let l = line(&server);
+            (field(&l, "lop").as_deref() == Some("PING")).then_some(l)
+        })
+        .await;
+        assert_eq!(field(&pinged, "lcxid"), Some(cxid), "{read} then {pinged}");
+
+        server.four_letter_word("crst").expect("crst");
+        let reset = line(&server);
+        // A ping may come between `crst` and `cons`, but it sets no cxid.
+        assert_eq!(field(&reset, "lcxid"), None, "{reset}");
+        if field(&reset, "lop").as_deref() == Some("NA") {
+            assert_eq!(
+                field(&reset, "lzxid").as_deref(),
+                Some("0xffffffffffffffff")
+            );
+            assert_eq!(field(&reset, "lresp").as_deref(), Some("0"));
+        }
+        drop(client);
+    })
+    .await;
+}
+
+/// Milliseconds on `CLOCK_MONOTONIC`, the clock Java's `System.nanoTime`
+/// reads on Linux.
+fn monotonic_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+}
+
 /// `wchc` and `wchp` list data and exists watches (not child watches,
 /// behaviour 32) by session and by path, in ZooKeeper's layout: a header
 /// line, then one tab-indented line per entry, then an empty line.
