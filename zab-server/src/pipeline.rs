@@ -383,9 +383,13 @@ impl Pipeline {
     pub fn count_four_letter_word(&mut self) {
         self.stats.packets_received += 1;
     }
-    /// Counts a four-letter word's answer as a sent packet.
-    pub fn count_four_letter_answer(&mut self) {
-        self.stats.packets_sent += 1;
+    /// Counts a four-letter word's answer of `len` bytes as the packets
+    /// ZooKeeper sends it in: its `PrintWriter` writes through an
+    /// 8192-char `BufferedWriter`, and each block that reaches the socket
+    /// is a `packetSent()` (`NIOServerCnxn.sendBufferSync`).
+    pub fn count_four_letter_answer(&mut self, len: usize) {
+        const WRITER_BUFFER: usize = 8192;
+        self.stats.packets_sent += len.div_ceil(WRITER_BUFFER) as u64;
     }
     pub fn outstanding(&self) -> usize {
         self.in_flight.len()

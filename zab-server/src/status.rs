@@ -30,7 +30,8 @@ pub struct QuorumStatus {
 /// the server is not serving (election, sync).
 ///
 /// As in ZooKeeper (checked on 3.8.0), the word is a packet received
-/// before the answer is built and the answer a packet sent after it, and
+/// before the answer is built and the answer a packet sent after it (one
+/// per 8192 bytes, the blocks ZooKeeper's writer sends it in), and
 /// the asking connection is one of the server's connections: `srvr` on an
 /// idle server shows `Connections: 1`, `cons` and `stat` list it in the
 /// brief form with interest ops 0 (`/127.0.0.1:46774[0](queued=0,recved=1,sent=0)`).
@@ -89,7 +90,7 @@ pub fn four_letter(
         status.quorum_size = Some(cfg.voters().count() as u64);
     }
     let text = four_letter::render(word, &status, cfg);
-    pipeline.count_four_letter_answer();
+    pipeline.count_four_letter_answer(text.len());
     text
 }
 

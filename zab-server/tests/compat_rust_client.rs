@@ -976,6 +976,35 @@ fn monotonic_ms() -> i64 {
     ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
 }
 
+/// A long answer is sent in blocks, each a packet: ZooKeeper writes a
+/// four-letter word's answer through an 8192-char buffer and counts every
+/// block it sends (`NIOServerCnxn.sendBufferSync`), so `srvr` after `srst`
+/// and a `wchp` of 8–16 KiB shows `Sent: 1 + 2`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_four_letter_answer_is_counted_in_8_kib_blocks() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        // Kept: the client removes a watch whose watcher is dropped.
+        let mut watchers = Vec::new();
+        for n in 0..250 {
+            let path = format!("/a-watched-znode-with-a-longer-name-{n:04}");
+            let (_, watcher) = client.check_and_watch_stat(&path).await.unwrap();
+            watchers.push(watcher);
+        }
+        server.four_letter_word("srst").expect("srst");
+        let wchp = server.four_letter_word("wchp").expect("wchp");
+        assert!((8193..=16384).contains(&wchp.len()), "{}", wchp.len());
+        let srvr = server.four_letter_word("srvr").expect("srvr");
+        for line in ["Received: 2", "Sent: 3"] {
+            assert!(srvr.lines().any(|l| l == line), "{line:?} in {srvr:?}");
+        }
+        drop(watchers);
+        drop(client);
+    })
+    .await;
+}
+
 /// `wchc` and `wchp` list data and exists watches (not child watches,
 /// behaviour 32) by session and by path, in ZooKeeper's layout: a header
 /// line, then one tab-indented line per entry, then an empty line.
