@@ -133,24 +133,41 @@ enum Write<'r> {
 }
 
 impl<'r> Write<'r> {
+    /// A multi's op as ZooKeeper runs it. Its `MultiOperationRecord` and
+    /// `Op.create` give a create the opcode its flags name: a container
+    /// mode makes op 19 of any create, a createTTL without a TTL mode is a
+    /// plain create (op 1, its ttl dropped; 3.8 and 3.9), and otherwise the
+    /// header's 1, 15 or 19 stands (≥ 3.9; 3.8 made 15 and 19 op 1). The
+    /// opcode decides the node's kind and the result's shape.
     fn from_multi(o: &'r MultiOp) -> Option<Write<'r>> {
+        let mode = |flags| CreateMode::from_flags(flags);
         Some(match o {
             MultiOp::Create { op, req } => Write::Create {
-                op: *op,
+                op: match mode(req.flags) {
+                    Some(CreateMode::Container) => op::CREATE_CONTAINER,
+                    _ => *op,
+                },
                 path: &req.path,
                 data: &req.data,
                 acl: req.acl.as_deref(),
                 flags: req.flags,
                 ttl: -1,
             },
-            MultiOp::CreateTtl(r) => Write::Create {
-                op: op::CREATE_TTL,
-                path: &r.path,
-                data: &r.data,
-                acl: r.acl.as_deref(),
-                flags: r.flags,
-                ttl: r.ttl,
-            },
+            MultiOp::CreateTtl(r) => {
+                let (op, ttl) = match mode(r.flags) {
+                    Some(m) if m.is_ttl() => (op::CREATE_TTL, r.ttl),
+                    Some(CreateMode::Container) => (op::CREATE_CONTAINER, -1),
+                    _ => (op::CREATE, -1),
+                };
+                Write::Create {
+                    op,
+                    path: &r.path,
+                    data: &r.data,
+                    acl: r.acl.as_deref(),
+                    flags: r.flags,
+                    ttl,
+                }
+            }
             MultiOp::Delete(r) => Write::Delete(r),
             MultiOp::SetData(r) => Write::SetData(r),
             MultiOp::Check(r) => Write::Check(r),
@@ -400,12 +417,18 @@ impl Preparer {
         if mode.is_ttl() && !self.cfg.extended_types_enabled {
             return Err(ErrorCode::Unimplemented);
         }
-        if mode.is_ttl() != (op_code == op::CREATE_TTL) {
+        if mode.is_ttl() != (op_code == op::CREATE_TTL) && ttl >= 0 {
             return Err(ErrorCode::BadArguments);
         }
         if mode.is_ttl() && !(1..=MAX_TTL).contains(&ttl) {
             return Err(ErrorCode::BadArguments);
         }
+        // `EphemeralType.validateTTL` lets a plain mode through op 21 pass
+        // when its ttl is negative, so ZooKeeper answers every check below
+        // first; had they all passed, 3.8.0 would log a CreateTTLTxn it
+        // then fails to apply (the server exits, checked). zab refuses it
+        // after those checks instead.
+        let plain_mode_as_ttl = op_code == op::CREATE_TTL && !mode.is_ttl();
         // 2. Session.
         self.check_session(tree, ctx.session_id)?;
         // 3. Shape: a '/' and no NUL.
@@ -434,6 +457,9 @@ impl Preparer {
         }
         if Owner::session(parent.meta.ephemeral_owner).is_some() {
             return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        if plain_mode_as_ttl {
+            return Err(ErrorCode::BadArguments);
         }
         // The opcode decides the stored owner, as ZooKeeper's txn types do:
         // op 19 is always a container, op 21 a TTL node.
@@ -631,6 +657,17 @@ impl Preparer {
     /// failure every op becomes an error txn (0 before, the code, -2 after)
     /// and the multi's changes are dropped (behaviour 47).
     fn prepare_multi(&mut self, tree: &DataTree, ctx: &RequestContext, ops: &[MultiOp]) -> TxnOp {
+        // A TTL mode on op 1, 15 or 19 has no ttl to go with it: ZooKeeper
+        // fails the whole request (a ClassCastException in its
+        // `PrepRequestProcessor`, answered MARSHALLINGERROR; checked on
+        // 3.8.0), not the op.
+        let ttl_without_ttl = ops.iter().any(|o| {
+            matches!(o, MultiOp::Create { req, .. }
+                if CreateMode::from_flags(req.flags).is_some_and(CreateMode::is_ttl))
+        });
+        if ttl_without_ttl {
+            return error_op(ErrorCode::MarshallingError);
+        }
         let mut ov = Overlay::default();
         let mut bodies = Vec::with_capacity(ops.len());
         let mut failed = None;

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 use zab_wire::jute::{
-    event_type, op, perms, Acl, CheckVersionRequest, CreateRequest, DeleteRequest, ErrorCode, Id,
-    MultiOp, MultiResult, PathRequest, Request, Response, SetDataRequest, Stat,
+    event_type, op, perms, Acl, CheckVersionRequest, CreateRequest, CreateTtlRequest,
+    DeleteRequest, ErrorCode, Id, MultiOp, MultiResult, PathRequest, Request, Response,
+    SetDataRequest, Stat,
 };
 use zab_wire::proto::txn_body::Op as TxnOp;
 use zab_wire::{SessionId, Zxid};
@@ -243,6 +244,34 @@ fn reads_do_not_validate_but_exists_rejects_nul() {
     assert_eq!(h.read(Request::GetData(pw("/a\0"))), Err(ErrorCode::NoNode));
 }
 
+/// ZooKeeper's `DataTree` keeps the root under "" as well as "/", and
+/// reads do not validate paths: a read of "" answers with the root, and
+/// getAllChildrenNumber counts "/" itself among the keys under "" + "/".
+#[test]
+fn reads_of_the_empty_path_find_the_root() {
+    let mut h = Harness::new();
+    h.mk("/a", 0);
+    let root = h.read(Request::GetData(pw("/")));
+    assert!(root.is_ok());
+    assert_eq!(h.read(Request::GetData(pw(""))), root);
+    assert_eq!(
+        h.read(Request::Exists(pw(""))),
+        h.read(Request::Exists(pw("/")))
+    );
+    assert_eq!(
+        h.read(Request::GetChildren(pw(""))),
+        h.read(Request::GetChildren(pw("/")))
+    );
+    let count = |h: &Harness, p: &str| match h.read(Request::GetAllChildrenNumber(PathRequest {
+        path: p.into(),
+    })) {
+        Ok(Response::GetAllChildrenNumber(n)) => n.total_number,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count(&h, "/"), 4);
+    assert_eq!(count(&h, ""), 5);
+}
+
 #[test]
 fn ttl_rules() {
     // Behaviour 20.
@@ -259,6 +288,22 @@ fn ttl_rules() {
     }
     let mut off = Harness::with_config(PrepareConfig::default());
     assert_eq!(off.err(create_ttl("/t", 5, 100)), ErrorCode::Unimplemented);
+}
+
+/// A createTTL with a plain mode passes ZooKeeper's TTL check when its ttl
+/// is negative, so the later checks answer; were they all to pass, 3.8.0
+/// would log a txn it cannot apply (it exits, checked), and zab refuses it.
+#[test]
+fn create_ttl_with_a_plain_mode_and_a_negative_ttl_answers_the_later_checks() {
+    let mut h = Harness::new();
+    assert_eq!(h.err(create_ttl("/nope/x", 0, -1)), ErrorCode::NoNode);
+    assert_eq!(
+        h.err(create_ttl("/zookeeper", 0, -1)),
+        ErrorCode::NodeExists
+    );
+    assert_eq!(h.err(create_ttl("/nope/x", 0, 5)), ErrorCode::BadArguments);
+    assert_eq!(h.err(create_ttl("/x", 1, -1)), ErrorCode::BadArguments);
+    assert!(!h.tree.exists("/x"));
 }
 
 #[test]
@@ -653,6 +698,56 @@ fn multi_applies_in_order_under_one_zxid() {
             ev(event_type::NODE_CHILDREN_CHANGED, "/m")
         ]
     );
+}
+
+/// Inside a multi, a create's flags pick its opcode (ZooKeeper's
+/// `MultiOperationRecord` and `Op.create`): the container flag makes any
+/// create op 19, a createTTL without a TTL mode a plain create with its
+/// ttl dropped, and otherwise the header's op stands (≥ 3.9). A TTL mode
+/// on op 1 has no ttl: the whole request fails with MARSHALLINGERROR, as
+/// an error txn.
+#[test]
+fn a_multis_creates_take_the_opcode_their_flags_name() {
+    let mut h = Harness::new();
+    let ttl_op = |p: &str, flags, ttl| {
+        MultiOp::CreateTtl(CreateTtlRequest {
+            path: p.into(),
+            data: None,
+            acl: Some(Acl::open_unsafe()),
+            flags,
+            ttl,
+        })
+    };
+    let create2 = MultiOp::Create {
+        op: op::CREATE2,
+        req: CreateRequest {
+            path: "/two".into(),
+            data: None,
+            acl: Some(Acl::open_unsafe()),
+            flags: 0,
+        },
+    };
+    let a = h.write(Request::Multi(vec![
+        mcreate("/c", 4),
+        ttl_op("/p", 0, 5),
+        create2,
+        mcreate("/c/x", 0),
+    ]));
+    let Ok(Response::Multi(m)) = a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert!(matches!(&m.results[0], MultiResult::Create2(c) if c.path == "/c"));
+    assert!(matches!(&m.results[1], MultiResult::Create(c) if c.path == "/p"));
+    assert!(matches!(&m.results[2], MultiResult::Create2(c) if c.path == "/two"));
+    // /c is a container (reaped once emptied), /p a plain node.
+    h.res(delete("/c/x", -1)).unwrap();
+    assert_eq!(h.tree.reapable(i64::MAX), vec!["/c".to_string()]);
+
+    let before = h.tree.last_zxid();
+    let a = h.write(Request::Multi(vec![mcreate("/t", 5)]));
+    assert_eq!(a.result, Err(ErrorCode::MarshallingError));
+    assert_eq!(a.zxid, before.next());
+    assert!(!h.tree.exists("/t"));
 }
 
 /// A multi long enough that its changes are found through the overlay's

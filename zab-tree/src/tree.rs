@@ -348,7 +348,7 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 // Behaviour 42: exists is never ACL-checked.
-                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::Stat(StatResponse { stat: n.stat() }))
             }
             Request::GetData(r) => self.get_data(r, auth).map(Response::GetData),
@@ -359,7 +359,7 @@ impl DataTree {
                 Response::GetChildren2(GetChildren2Response { children, stat })
             }),
             Request::GetAcl(r) => {
-                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
                 // Behaviour 43: READ or ADMIN; digest ids redacted without ADMIN.
                 if !self.allowed(n.acl(), acl::READ_OR_ADMIN, auth) {
                     return Err(ErrorCode::NoAuth);
@@ -375,11 +375,16 @@ impl DataTree {
                 }))
             }
             Request::GetAllChildrenNumber(r) => {
-                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
                 if !self.allowed(n.acl(), perms::READ, auth) {
                     return Err(ErrorCode::NoAuth);
                 }
-                let total = self.count_descendants(&r.path);
+                // ZooKeeper counts the keys under `path + "/"`: for "" that
+                // is every node but the root's "" key, "/" included.
+                let total = match r.path.as_str() {
+                    "" => self.count_descendants(path::ROOT) + 1,
+                    p => self.count_descendants(p),
+                };
                 Ok(Response::GetAllChildrenNumber(
                     GetAllChildrenNumberResponse {
                         total_number: total.min(i32::MAX as usize) as i32,
@@ -435,7 +440,7 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<GetDataResponse, ErrorCode> {
-        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+        let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
@@ -451,7 +456,7 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
-        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+        let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
@@ -459,6 +464,17 @@ impl DataTree {
             n.children().keys().map(|c| c.to_string()).collect(),
             n.stat(),
         ))
+    }
+
+    /// The node a read of `p` finds. Reads do not validate paths, and
+    /// ZooKeeper's `DataTree` keeps the root under "" as well as "/", so a
+    /// read of "" answers with the root (checked on 3.8.0).
+    fn read_node(&self, p: &str) -> Option<&Node> {
+        if p.is_empty() {
+            Some(&self.root)
+        } else {
+            self.node(p)
+        }
     }
 
     fn count_descendants(&self, p: &str) -> usize {
