@@ -30,9 +30,9 @@ use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
 use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
 use zab_wire::jute::Id;
 use zab_wire::jute::{
-    self, add_watch_mode, op, xid, ConnectRequest, ConnectResponse, DecodeError, ErrorCode,
-    ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response, SyncResponse,
-    WatcherEvent, WhoAmIResponse, Writer,
+    self, add_watch_mode, op, watcher_type, xid, ConnectRequest, ConnectResponse, DecodeError,
+    ErrorCode, ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response,
+    SyncResponse, WatcherEvent, WhoAmIResponse, Writer,
 };
 use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
@@ -733,6 +733,11 @@ impl Pipeline {
                 out.push(Action::Close { conn });
                 return;
             }
+            Err(e) if Request::is_write_op(header.op) => {
+                tracing::debug!(conn = conn.0, xid = header.xid, error = %e, "undecodable write");
+                self.undecodable_write(now_ms, received_ms, conn, session, header, out);
+                return;
+            }
             Ok(Request::Auth(auth)) => {
                 // Auth is answered at once, outside the request order, with
                 // zxid 0 (reference D.9).
@@ -815,6 +820,48 @@ impl Pipeline {
                 received_ms,
             });
         }
+    }
+
+    /// A write whose body does not decode: ZooKeeper has taken a zxid for it
+    /// before reading the body, and logs an error txn (MARSHALLINGERROR) in
+    /// its place, answered in the session's order like any write.
+    fn undecodable_write(
+        &mut self,
+        now_ms: i64,
+        received_ms: i64,
+        conn: ConnectionId,
+        session: SessionId,
+        header: RequestHeader,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        c.queue.push_back(Queued::Write {
+            xid: header.xid,
+            op: header.op,
+            received_ms,
+            sync_path: None,
+        });
+        if self.mode == Mode::Learner {
+            // The leader logs it: an empty body decodes for none of these
+            // ops, so its `on_forwarded` makes the same error txn.
+            out.push(Action::Forward {
+                request: ForwardedRequest {
+                    session_id: session.0,
+                    cxid: header.xid,
+                    op: header.op,
+                    body: Bytes::new(),
+                },
+                auth: c.auth.ids().to_vec(),
+            });
+            return;
+        }
+        // Field-wise so `c` (borrowed from `connections`) stays usable.
+        self.last_assigned = self.last_assigned.next();
+        let ctx = context(session, header.xid, self.last_assigned, now_ms, &c.auth);
+        let txn = error_txn(&ctx, ErrorCode::MarshallingError);
+        self.log(txn, Some((conn, header.xid)), out);
     }
 
     /// Leader: prepares a learner's forwarded request as if its client were
@@ -1126,8 +1173,18 @@ impl Pipeline {
                         self.watches.add(conn, &req.path, kind);
                         Ok(Response::AddWatch(ErrorResponse { err: 0 }))
                     }
-                    None => Err(ErrorCode::BadArguments),
+                    // `WatcherMode.fromZooDef` throws, and ZooKeeper answers
+                    // any exception of a request's processing with
+                    // MARSHALLINGERROR (checked on 3.8.0).
+                    None => Err(ErrorCode::MarshallingError),
                 }
+            }
+            // `WatcherType.fromInt` throws for a type outside 1–5: the same.
+            Request::CheckWatches(req) | Request::RemoveWatches(req)
+                if !(watcher_type::CHILDREN..=watcher_type::PERSISTENT_RECURSIVE)
+                    .contains(&req.watcher_type) =>
+            {
+                Err(ErrorCode::MarshallingError)
             }
             Request::CheckWatches(req) => {
                 if self.watches.contains(conn, &req.path, req.watcher_type) {

@@ -9,9 +9,9 @@ use zab_tree::session_tracker::session_password;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::{DataTree, PrepareConfig};
 use zab_wire::jute::{
-    event_type, op, Acl, ConnectRequest, ConnectResponse, CreateRequest, DecodeError, ErrorCode,
-    GetDataResponse, Jute, PathWatchRequest, Reader, ReplyHeader, Request, RequestHeader,
-    SetDataRequest, WatcherEvent,
+    event_type, op, Acl, AddWatchRequest, ConnectRequest, ConnectResponse, CreateRequest,
+    DecodeError, ErrorCode, GetDataResponse, Jute, PathWatchRequest, Reader, ReplyHeader, Request,
+    RequestHeader, SetDataRequest, WatcherEvent, WatchesRequest,
 };
 use zab_wire::{ServerId, SessionId, Zxid};
 
@@ -804,6 +804,109 @@ fn learner_answers_forwarded_writes_when_they_commit_in_session_order() {
         "the leader validated it"
     );
     assert!(d.leader.p.tree().exists("/f"));
+}
+
+/// A write whose body does not decode takes a zxid, as ZooKeeper's error
+/// txn does (reference C), and is answered in the session's order; a read
+/// that does not decode takes none. On a learner the leader logs it.
+#[test]
+fn an_undecodable_write_is_an_error_txn_answered_in_order() {
+    let undecodable = |h: &mut Harness, conn, xid, op| {
+        h.feed(Input::Request {
+            conn,
+            header: RequestHeader { xid, op },
+            body: Err(DecodeError::Truncated {
+                offset: 0,
+                needed: 4,
+            }),
+        });
+    };
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    let before = h.p.tree().last_zxid();
+    h.request(conn, 1, create("/a", "", 0));
+    undecodable(&mut h, conn, 2, op::SET_DATA);
+    undecodable(&mut h, conn, 3, op::GET_DATA);
+    assert!(h.take(conn).is_empty(), "the read waits behind the writes");
+    h.sync();
+    let got = h.take(conn);
+    let replies: Vec<(i32, i64, i32)> = got
+        .iter()
+        .map(|g| reply(g).0)
+        .map(|r| (r.xid, r.zxid, r.err))
+        .collect();
+    let z = before.0;
+    let marshalling = ErrorCode::MarshallingError.code();
+    assert_eq!(
+        replies,
+        [
+            (1, z + 1, 0),
+            (2, z + 2, marshalling),
+            (3, z + 2, marshalling)
+        ]
+    );
+    assert_eq!(h.p.tree().last_zxid(), Zxid(z + 2));
+
+    let mut d = Duo::new();
+    let (conn, _) = d.learner_session(1);
+    undecodable(&mut d.learner, conn, 7, op::MULTI);
+    assert!(d.learner.appended.is_empty());
+    let before = d.leader.p.tree().last_zxid();
+    d.round_trip();
+    let got = d.learner.take(conn);
+    let (r, body) = reply(&got[0]);
+    assert_eq!((r.xid, r.zxid, r.err), (7, before.0 + 1, marshalling));
+    assert!(body.is_empty());
+}
+
+/// An addWatch mode or a watcher type ZooKeeper does not know makes its
+/// enum conversion throw, answered MARSHALLINGERROR (3.8.0 and 3.9).
+#[test]
+fn unknown_watch_modes_and_types_are_marshalling_errors() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(
+        conn,
+        1,
+        Request::AddWatch(AddWatchRequest {
+            path: "/".into(),
+            mode: 2,
+        }),
+    );
+    for (xid, watcher_type) in [(2, 0), (3, 6)] {
+        let req = WatchesRequest {
+            path: "/".into(),
+            watcher_type,
+        };
+        h.request(conn, xid, Request::CheckWatches(req.clone()));
+        h.request(conn, xid + 10, Request::RemoveWatches(req));
+    }
+    h.request(
+        conn,
+        20,
+        Request::CheckWatches(WatchesRequest {
+            path: "/".into(),
+            watcher_type: 3,
+        }),
+    );
+    let errs: Vec<(i32, i32)> = h
+        .take(conn)
+        .iter()
+        .map(|g| reply(g).0)
+        .map(|r| (r.xid, r.err))
+        .collect();
+    let m = ErrorCode::MarshallingError.code();
+    assert_eq!(
+        errs,
+        [
+            (1, m),
+            (2, m),
+            (12, m),
+            (3, m),
+            (13, m),
+            (20, ErrorCode::NoWatcher.code())
+        ]
+    );
 }
 
 #[test]

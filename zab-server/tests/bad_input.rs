@@ -19,10 +19,19 @@ use support::{Target, TestServer};
 const MAX_BUFFER: i32 = 0xF_FFFF;
 const OP_CREATE: i32 = 1;
 const OP_GET_DATA: i32 = 4;
+const OP_SET_DATA: i32 = 5;
 const OP_CHECK: i32 = 13;
+const OP_MULTI: i32 = 14;
+const OP_CREATE2: i32 = 15;
+const OP_CREATE_TTL: i32 = 21;
+const OP_GET_ALL_CHILDREN_NUMBER: i32 = 104;
+const OP_CHECK_WATCHES: i32 = 17;
+const OP_ADD_WATCH: i32 = 106;
 const ERR_MARSHALLING: i32 = -5;
 const ERR_UNIMPLEMENTED: i32 = -6;
+const ERR_BAD_ARGUMENTS: i32 = -8;
 const ERR_NO_NODE: i32 = -101;
+const ERR_NODE_EXISTS: i32 = -110;
 /// How long the server gets to close a connection it should close.
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -432,6 +441,154 @@ fn unknown_opcode_gets_unimplemented_then_close() {
         raw.expect_closed(&format!("unknown opcode {op}"));
         assert_healthy(&server, &mut healthy, &mut xid, &format!("op{op}"));
     }
+}
+
+/// A write whose body does not decode still uses up a zxid: ZooKeeper takes
+/// the zxid before it reads the body and logs an error txn in its place
+/// (reference C; checked on 3.8.0). So the MARSHALLINGERROR reply carries a
+/// new zxid, and so does every later reply. Bad bodies of reads and of
+/// watch requests take none.
+#[test]
+fn an_undecodable_write_uses_up_a_zxid() {
+    let server = server();
+    let (mut raw, _) = Raw::connect(server.addr(), None);
+    // (xid, err, zxid, body length) of the reply to one request.
+    let mut call = |xid: i32, op: i32, body: Jute| {
+        let mut frame = Jute::default().int(xid).int(op);
+        frame.0.extend_from_slice(&body.0);
+        raw.send(&frame.frame());
+        let reply = raw.read_frame().expect("read").expect("open");
+        (
+            be_i32(&reply, 0),
+            be_i32(&reply, 12),
+            be_i64(&reply, 4),
+            reply.len() - 16,
+        )
+    };
+    let root = || Jute::default().buffer(b"/").boolean(false);
+    let (_, err, z, _) = call(1, OP_GET_DATA, root());
+    assert_eq!(err, 0);
+
+    // A create without its flags, a setData without its version, a multi
+    // holding a read: each a bare -5 with the next zxid.
+    let create = Jute::default()
+        .buffer(b"/u")
+        .buffer(b"")
+        .int(1)
+        .int(31)
+        .buffer(b"world")
+        .buffer(b"anyone");
+    assert_eq!(call(2, OP_CREATE, create), (2, ERR_MARSHALLING, z + 1, 0));
+    let set_data = Jute::default().buffer(b"/").buffer(b"x");
+    assert_eq!(
+        call(3, OP_SET_DATA, set_data),
+        (3, ERR_MARSHALLING, z + 2, 0)
+    );
+    let multi = Jute::default()
+        .int(OP_GET_DATA)
+        .boolean(false)
+        .int(-1)
+        .buffer(b"/")
+        .boolean(false)
+        .int(-1)
+        .boolean(true)
+        .int(-1);
+    assert_eq!(call(4, OP_MULTI, multi), (4, ERR_MARSHALLING, z + 3, 0));
+
+    // Reads and watch requests are not txns: no zxid for their bad bodies.
+    let cut = Jute::default().int(10);
+    assert_eq!(call(5, OP_GET_DATA, cut), (5, ERR_MARSHALLING, z + 3, 0));
+    let add_watch = Jute::default().buffer(b"/").int(2); // no such mode
+    assert_eq!(
+        call(6, OP_ADD_WATCH, add_watch),
+        (6, ERR_MARSHALLING, z + 3, 0)
+    );
+    let check = Jute::default().buffer(b"/").int(0); // no such watcher type
+    assert_eq!(
+        call(7, OP_CHECK_WATCHES, check),
+        (7, ERR_MARSHALLING, z + 3, 0)
+    );
+    let (_, err, z_after, _) = call(8, OP_GET_DATA, root());
+    assert_eq!((err, z_after), (0, z + 3));
+    assert!(server.four_letter_word("ruok").expect("ruok") == "imok");
+}
+
+/// Requests no ZooKeeper client library sends, answered as ZooKeeper
+/// answers them (each checked on 3.8.0): reads of "" find the root (its
+/// `DataTree` keeps the root under "" too) and reads of a null path fail;
+/// inside a multi, a create's flags pick its opcode; a createTTL without a
+/// TTL mode and with a negative ttl goes through every other check.
+#[test]
+fn odd_requests_are_answered_as_zookeeper_answers_them() {
+    let server = TestServer::start("tickTime=2000\nextendedTypesEnabled=true");
+    let (mut raw, _) = Raw::connect(server.addr(), None);
+    let mut xid = 0;
+    // (err, zxid, body) of the reply to one request.
+    let mut call = |op: i32, body: Jute| {
+        xid += 1;
+        let mut frame = Jute::default().int(xid).int(op);
+        frame.0.extend_from_slice(&body.0);
+        raw.send(&frame.frame());
+        let reply = raw.read_frame().expect("read").expect("open");
+        assert_eq!(be_i32(&reply, 0), xid);
+        (be_i32(&reply, 12), be_i64(&reply, 4), reply[16..].to_vec())
+    };
+    let path = |p: &[u8]| Jute::default().buffer(p);
+
+    // "" is the root for reads; a null path is not a path.
+    let (err, _, root) = call(OP_GET_DATA, path(b"").boolean(false));
+    assert_eq!(err, 0);
+    let (_, _, slash) = call(OP_GET_DATA, path(b"/").boolean(false));
+    assert_eq!(root, slash, "getData of \"\" is the root's");
+    let (_, _, all) = call(OP_GET_ALL_CHILDREN_NUMBER, path(b"/"));
+    let (_, _, all_of_empty) = call(OP_GET_ALL_CHILDREN_NUMBER, path(b""));
+    assert_eq!(
+        be_i32(&all_of_empty, 0),
+        be_i32(&all, 0) + 1,
+        "\"/\" itself counted"
+    );
+    let null = Jute::default().int(-1).boolean(false);
+    assert_eq!(call(OP_GET_DATA, null).0, ERR_MARSHALLING);
+
+    // Inside a multi the flags pick the opcode, and so the result's type.
+    let open_acl = |j: Jute| j.int(1).int(31).buffer(b"world").buffer(b"anyone");
+    let multi = |op: i32, body: Jute| {
+        let mut m = Jute::default().int(op).boolean(false).int(-1);
+        m.0.extend_from_slice(&body.0);
+        m.int(-1).boolean(true).int(-1)
+    };
+    let create = |p: &[u8], flags: i32| open_acl(path(p).buffer(b"")).int(flags);
+    // op 1 with the container flag: a createContainer, whose result is a
+    // `CreateResult` with path and Stat (header type 15).
+    let (err, _, body) = call(OP_MULTI, multi(OP_CREATE, create(b"/c1", 4)));
+    assert_eq!((err, be_i32(&body, 0)), (0, OP_CREATE2), "{body:?}");
+    assert_eq!(body.len(), 9 + 4 + 3 + 68 + 9, "path and Stat: {body:?}");
+    // op 21 with a plain mode: a create, its ttl dropped, the path alone.
+    let (err, _, body) = call(OP_MULTI, multi(OP_CREATE_TTL, create(b"/p1", 0).long(5)));
+    assert_eq!((err, be_i32(&body, 0)), (0, OP_CREATE), "{body:?}");
+    assert_eq!(body.len(), 9 + 4 + 3 + 9, "the path alone: {body:?}");
+    // op 1 with a TTL mode has no ttl: the whole multi fails, as a txn.
+    let (_, z, _) = call(OP_GET_DATA, path(b"/").boolean(false));
+    let (err, z_failed, body) = call(OP_MULTI, multi(OP_CREATE, create(b"/t1", 5)));
+    assert_eq!((err, z_failed, body.len()), (ERR_MARSHALLING, z + 1, 0));
+
+    // createTTL with a plain mode and a negative ttl: the later checks
+    // answer (NONODE, NODEEXISTS). (ZooKeeper 3.8.0 exits when they all
+    // pass, so that case is not sent here.) A ttl ≥ 0 is refused first.
+    let create_ttl = |p: &[u8], ttl: i64| create(p, 0).long(ttl);
+    assert_eq!(
+        call(OP_CREATE_TTL, create_ttl(b"/nope/x", -1)).0,
+        ERR_NO_NODE
+    );
+    assert_eq!(
+        call(OP_CREATE_TTL, create_ttl(b"/zookeeper", -1)).0,
+        ERR_NODE_EXISTS
+    );
+    assert_eq!(
+        call(OP_CREATE_TTL, create_ttl(b"/nope/x", 5)).0,
+        ERR_BAD_ARGUMENTS
+    );
+    assert!(server.four_letter_word("ruok").expect("ruok") == "imok");
 }
 
 #[test]

@@ -973,7 +973,10 @@ fn monotonic_ms() -> i64 {
     };
     // SAFETY: `ts` is a valid, writable timespec for the call's duration.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+    // `time_t` and `c_long` are narrower than i64 on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    ms
 }
 
 /// A long answer is sent in blocks, each a packet: ZooKeeper writes a

@@ -150,6 +150,24 @@ impl Request {
     /// `DecodeError::UnknownOpcode` means the server must answer
     /// UNIMPLEMENTED (-6) and close; any other error is MARSHALLINGERROR (-5).
     pub fn decode(op: i32, body: Bytes) -> Result<Request, DecodeError> {
+        // A null path reads as "" but is not "": ZooKeeper's reads fail on
+        // it (a NullPointerException, answered MARSHALLINGERROR), where ""
+        // finds the root (checked on 3.8.0).
+        let reads_a_path = matches!(
+            op,
+            op::EXISTS
+                | op::GET_DATA
+                | op::GET_CHILDREN
+                | op::GET_CHILDREN2
+                | op::GET_ACL
+                | op::GET_ALL_CHILDREN_NUMBER
+        );
+        if reads_a_path && body.starts_with(&(-1i32).to_be_bytes()) {
+            return Err(DecodeError::Invalid {
+                what: "path",
+                value: -1,
+            });
+        }
         let r = &mut Reader::new(body);
         Ok(match op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => Request::Create {
@@ -235,6 +253,25 @@ impl Request {
                 | Request::Reconfig(_)
                 | Request::DeleteContainer(_)
                 | Request::CloseSession
+        )
+    }
+
+    /// Whether ZooKeeper's `PrepRequestProcessor` turns requests of opcode
+    /// `op` into txns. It takes the zxid before it reads the body, so a body
+    /// of such an op that fails to decode is logged as an error txn
+    /// (MARSHALLINGERROR) and still uses up a zxid (reference C).
+    pub fn is_write_op(op: i32) -> bool {
+        matches!(
+            op,
+            op::CREATE
+                | op::CREATE2
+                | op::CREATE_CONTAINER
+                | op::CREATE_TTL
+                | op::DELETE
+                | op::SET_DATA
+                | op::SET_ACL
+                | op::MULTI
+                | op::RECONFIG
         )
     }
 
@@ -536,6 +573,61 @@ mod tests {
             reply_code(op::MULTI, exists),
             Some(ErrorCode::MarshallingError)
         );
+    }
+
+    /// A null path is not "" for a read: ZooKeeper fails the read
+    /// (MARSHALLINGERROR) where "" finds the root; a write's null path is
+    /// left to the write's own checks.
+    #[test]
+    fn a_read_of_a_null_path_does_not_decode() {
+        let null = |watch: bool| {
+            let mut b = (-1i32).to_be_bytes().to_vec();
+            b.push(u8::from(watch));
+            Bytes::from(b)
+        };
+        for op in [
+            op::EXISTS,
+            op::GET_DATA,
+            op::GET_CHILDREN,
+            op::GET_CHILDREN2,
+        ] {
+            assert_eq!(
+                reply_code(op, null(true)),
+                Some(ErrorCode::MarshallingError),
+                "op {op}"
+            );
+        }
+        let bare = Bytes::from_static(&[0xff; 4]);
+        for op in [op::GET_ACL, op::GET_ALL_CHILDREN_NUMBER] {
+            assert_eq!(
+                reply_code(op, bare.clone()),
+                Some(ErrorCode::MarshallingError),
+                "op {op}"
+            );
+        }
+        assert_eq!(reply_code(op::GET_DATA, get_data("")), None);
+        assert_eq!(reply_code(op::SYNC, bare.clone()), None);
+        assert_eq!(reply_code(op::DELETE, delete_null()), None);
+    }
+
+    fn delete_null() -> Bytes {
+        let mut b = (-1i32).to_be_bytes().to_vec();
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn write_ops_are_those_zookeeper_prepares_as_txns() {
+        for op in [1, 15, 19, 21, 2, 5, 7, 14, 16] {
+            assert!(Request::is_write_op(op), "op {op}");
+        }
+        // Reads, sync, watches and session ops are not; a bare check and
+        // deleteContainer are refused before any of this.
+        for op in [
+            3, 4, 6, 8, 9, 11, 12, 13, 17, 18, 20, 22, 100, 101, 103, 104, 105, 106, 107,
+        ] {
+            assert!(!Request::is_write_op(op), "op {op}");
+        }
     }
 
     #[test]
