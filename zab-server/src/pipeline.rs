@@ -30,7 +30,7 @@ use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
 use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
 use zab_wire::jute::Id;
 use zab_wire::jute::{
-    self, add_watch_mode, op, watcher_type, xid, ConnectRequest, ConnectResponse, DecodeError,
+    self, add_watch_mode, op, watcher_type, xid, Acl, ConnectRequest, ConnectResponse, DecodeError,
     ErrorCode, ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response,
     SyncResponse, WatcherEvent, WhoAmIResponse, Writer,
 };
@@ -957,8 +957,8 @@ impl Pipeline {
 
         // Events before replies: a client sees the notification before any
         // response that reveals the change (behaviour 23, reference D.6).
-        for event in &applied.events {
-            self.notify(event, applied.zxid.0, out);
+        for (event, acl) in applied.events.iter().zip(&applied.event_acls) {
+            self.notify(event, acl, applied.zxid.0, out);
         }
 
         // The connection to answer: known on the server that prepared the
@@ -1250,7 +1250,12 @@ impl Pipeline {
         self.send_reply(conn, header.xid, zxid, err, &body, Some(answered), out);
     }
 
-    fn notify(&mut self, event: &WatchEvent, zxid: i64, out: &mut Vec<Action>) {
+    /// Sends `event` to the connections watching for it that may READ
+    /// under `acl`. The others' one-shot watches are used up all the same,
+    /// as in ZooKeeper, which triggers the watch and then filters the
+    /// delivery (`ServerCnxn.process`, 3.8.4+ and 3.9.2+; checked on
+    /// Debian's 3.8.0, which carries that fix).
+    fn notify(&mut self, event: &WatchEvent, acl: &[Acl], zxid: i64, out: &mut Vec<Action>) {
         let targets = self.watches.trigger(event);
         if targets.is_empty() {
             return;
@@ -1258,6 +1263,9 @@ impl Pipeline {
         let f = event_frame(event, zxid);
         for conn in targets {
             if let Some(c) = self.connections.get_mut(&conn) {
+                if !self.tree.may_read(acl, &c.auth) {
+                    continue;
+                }
                 c.stats.sent += 1;
                 self.stats.packets_sent += 1;
                 out.push(Action::Send {

@@ -9,9 +9,10 @@ use zab_tree::session_tracker::session_password;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::{DataTree, PrepareConfig};
 use zab_wire::jute::{
-    event_type, op, Acl, AddWatchRequest, ConnectRequest, ConnectResponse, CreateRequest,
-    DecodeError, ErrorCode, GetDataResponse, Jute, PathWatchRequest, Reader, ReplyHeader, Request,
-    RequestHeader, SetDataRequest, WatcherEvent, WatchesRequest,
+    event_type, op, Acl, AddWatchRequest, AuthPacket, ConnectRequest, ConnectResponse,
+    CreateRequest, DecodeError, ErrorCode, GetDataResponse, Jute, PathWatchRequest, Reader,
+    ReplyHeader, Request, RequestHeader, SetAclRequest, SetDataRequest, WatcherEvent,
+    WatchesRequest,
 };
 use zab_wire::{ServerId, SessionId, Zxid};
 
@@ -349,6 +350,94 @@ fn watch_event_precedes_the_reply_that_reveals_the_change() {
     assert_eq!(rh.xid, 3);
     // ZooKeeper ≥ 3.9: the event carries the zxid of the txn that fired it.
     assert_eq!(eh.zxid, rh.zxid);
+}
+
+/// A watcher without READ on the changed node is not told, and its
+/// one-shot watch is used up all the same: ZooKeeper triggers the watch,
+/// then `ServerCnxn.process` drops the event (3.8.4+, 3.9.2+; seen on
+/// Debian's 3.8.0). NodeChildrenChanged goes by the parent's ACL.
+#[test]
+fn watch_events_go_only_to_watchers_that_may_read_the_node() {
+    let mut h = Harness::new();
+    let (owner, _) = h.session(1);
+    let (other, _) = h.session(2);
+    h.request(
+        owner,
+        1,
+        Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Bytes::from_static(b"user:pass"),
+        }),
+    );
+    let secret = vec![Acl {
+        perms: 31,
+        id: Id::new("digest", &zab_tree::acl::digest_id("user:pass")),
+    }];
+    let exists = |path: &str| {
+        Request::Exists(PathWatchRequest {
+            path: path.into(),
+            watch: true,
+        })
+    };
+    for (xid, r) in [(1, exists("/s")), (2, exists("/open"))] {
+        h.request(other, xid, r);
+    }
+    h.request(
+        other,
+        3,
+        Request::GetChildren(PathWatchRequest {
+            path: "/".into(),
+            watch: true,
+        }),
+    );
+    h.take(other);
+    h.take(owner);
+
+    let mut create_s = create("/s", "x", 0);
+    if let Request::Create { req, .. } = &mut create_s {
+        req.acl = Some(secret);
+    }
+    h.request(owner, 2, create_s);
+    h.request(owner, 3, create("/open", "", 0));
+    h.sync();
+    let events: Vec<(i32, String)> = h
+        .take(other)
+        .into_iter()
+        .map(|g| match g {
+            Got::Event(_, e) => (e.event_type, e.path),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // NodeCreated /s is withheld; / is open, so its child watch fires.
+    assert_eq!(
+        events,
+        [
+            (event_type::NODE_CHILDREN_CHANGED, "/".to_string()),
+            (event_type::NODE_CREATED, "/open".to_string())
+        ]
+    );
+    // The withheld watch is gone: opening /s and changing it tells no one.
+    h.request(
+        owner,
+        4,
+        Request::SetAcl(SetAclRequest {
+            path: "/s".into(),
+            acl: Some(Acl::open_unsafe()),
+            version: -1,
+        }),
+    );
+    h.request(
+        owner,
+        5,
+        Request::SetData(SetDataRequest {
+            path: "/s".into(),
+            data: None,
+            version: -1,
+        }),
+    );
+    h.sync();
+    assert!(h.take(other).is_empty());
 }
 
 #[test]

@@ -564,6 +564,35 @@ async fn multi_success_and_atomic_failure() {
     .await;
 }
 
+/// A watcher without READ on a node is not told of its change: ZooKeeper
+/// triggers the watch, then drops the event at delivery (3.8.4+ and 3.9.2+,
+/// CVE-2024-23944; Debian's 3.8.0 carries the fix). Events on one
+/// connection arrive in order, so once a later event has come, an earlier
+/// one withheld would have come first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_events_skip_watchers_without_read_on_the_node() {
+    let server = TestServer::start("");
+    bounded(async {
+        let alice = connect(&server).await;
+        alice.auth("digest", b"alice:secret").await.unwrap();
+        let stranger = connect(&server).await;
+        let (_, hidden) = stranger.check_and_watch_stat("/hidden").await.unwrap();
+        let (_, shown) = stranger.check_and_watch_stat("/shown").await.unwrap();
+
+        let creator_all = CreateMode::Persistent.with_acls(Acls::creator_all());
+        alice.create("/hidden", b"", &creator_all).await.unwrap();
+        alice.create("/shown", b"", &persistent()).await.unwrap();
+        assert_event(&next_oneshot(shown).await, EventType::NodeCreated, "/shown");
+        assert!(
+            tokio::time::timeout(Duration::ZERO, hidden.changed())
+                .await
+                .is_err(),
+            "the event on /hidden reached a watcher without READ"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_acl() {
     let server = TestServer::start("");

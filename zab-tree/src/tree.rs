@@ -39,6 +39,11 @@ pub struct Applied {
     pub result: Result<Response, ErrorCode>,
     /// Watch triggers in order (D.5; multi sub-ops in order, D.6).
     pub events: Vec<WatchEvent>,
+    /// The ACL each of `events` is delivered under, index for index: the
+    /// changed, created or deleted node's, or for NodeChildrenChanged the
+    /// parent's. A watcher without READ on it is not told (ZooKeeper
+    /// ≥ 3.8.4 and 3.9.2, `ServerCnxn.process`, CVE-2024-23944).
+    pub event_acls: Vec<AclList>,
     /// Set by closeSession txns, so the server drops that connection.
     pub closed_session: Option<SessionId>,
 }
@@ -92,10 +97,20 @@ pub fn acl_from_proto(acl: &[proto::Acl]) -> Vec<Acl> {
         .collect()
 }
 
-fn event(event_type: i32, path: &str) -> WatchEvent {
-    WatchEvent {
-        event_type,
-        path: path.to_owned(),
+/// The watch triggers of one txn, each with the ACL it is delivered under.
+#[derive(Default)]
+struct Triggers {
+    events: Vec<WatchEvent>,
+    acls: Vec<AclList>,
+}
+
+impl Triggers {
+    fn push(&mut self, event_type: i32, path: &str, acl: AclList) {
+        self.events.push(WatchEvent {
+            event_type,
+            path: path.to_owned(),
+        });
+        self.acls.push(acl);
     }
 }
 
@@ -330,6 +345,12 @@ impl DataTree {
         self.skip_acl || acl::check_acl(acl, perm, auth)
     }
 
+    /// Whether a connection with `auth` may be told of a change under
+    /// `acl` (READ, as `ServerCnxn.process` checks before it sends an event).
+    pub fn may_read(&self, acl: &[Acl], auth: &AuthInfo) -> bool {
+        self.allowed(acl, perms::READ, auth)
+    }
+
     // ------------------------------------------------------------ reads
 
     /// Answers a read from the local tree (reference D.2, reads). Paths are
@@ -494,7 +515,7 @@ impl DataTree {
     pub fn apply(&mut self, txn: &proto::Txn) -> Applied {
         let zxid = Zxid(txn.zxid);
         let session = SessionId(txn.session_id);
-        let mut events = Vec::new();
+        let mut events = Triggers::default();
         let mut closed_session = None;
         let result = match txn.body.as_ref().and_then(|b| b.op.as_ref()) {
             Some(TxnOp::CreateSession(cs)) => {
@@ -526,7 +547,8 @@ impl DataTree {
             session_id: session,
             cxid: txn.cxid,
             result,
-            events,
+            events: events.events,
+            event_acls: events.acls,
             closed_session,
         }
     }
@@ -537,7 +559,7 @@ impl DataTree {
         &mut self,
         op_: &TxnOp,
         txn: &proto::Txn,
-        events: &mut Vec<WatchEvent>,
+        events: &mut Triggers,
     ) -> Result<MultiResult, ErrorCode> {
         match op_ {
             TxnOp::Create(c) => {
@@ -571,9 +593,10 @@ impl DataTree {
                 n.set_data_and_meta(s.data.as_deref(), &meta);
                 let new = s.data.as_ref().map_or(0, |d| d.len());
                 let stat = meta.client_stat(new, n.children().len());
+                let acl = n.acl().clone();
                 let new = new as u64;
                 self.data_size = self.data_size - old + new;
-                events.push(event(event_type::NODE_DATA_CHANGED, &s.path));
+                events.push(event_type::NODE_DATA_CHANGED, &s.path, acl);
                 Ok(MultiResult::SetData(StatResponse { stat }))
             }
             TxnOp::SetAcl(s) => {
@@ -608,7 +631,7 @@ impl DataTree {
         &mut self,
         m: &proto::MultiTxn,
         txn: &proto::Txn,
-        events: &mut Vec<WatchEvent>,
+        events: &mut Triggers,
     ) -> MultiResponse {
         let is_err = |b: &proto::TxnBody| matches!(b.op, Some(TxnOp::Error(_)));
         if let Some(first) = m.ops.iter().position(is_err) {
@@ -644,7 +667,7 @@ impl DataTree {
         c: &proto::CreateTxn,
         zxid: i64,
         time: i64,
-        events: &mut Vec<WatchEvent>,
+        events: &mut Triggers,
     ) -> Result<Stat, ErrorCode> {
         let (parent_path, name) = path::split(&c.path).ok_or(ErrorCode::BadArguments)?;
         if name.is_empty() || c.path == path::ROOT {
@@ -657,7 +680,7 @@ impl DataTree {
         let node = Node::new(
             name,
             c.data.as_deref(),
-            acl,
+            acl.clone(),
             NodeMeta {
                 czxid: zxid,
                 mzxid: zxid,
@@ -686,6 +709,7 @@ impl DataTree {
             parent.set_meta(&meta);
         }
         parent.children_mut().insert(node);
+        let parent_acl = parent.acl().clone();
         self.data_size += size;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
             self.ephemerals
@@ -694,19 +718,14 @@ impl DataTree {
                 .insert(c.path.clone());
         }
         self.count += 1;
-        events.push(event(event_type::NODE_CREATED, &c.path));
-        events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
+        events.push(event_type::NODE_CREATED, &c.path, acl);
+        events.push(event_type::NODE_CHILDREN_CHANGED, parent_path, parent_acl);
         Ok(stat)
     }
 
     /// `DataTree.deleteNode` (reference D.3). Refuses to orphan children or
     /// delete the root, so a bad txn cannot corrupt the tree.
-    fn delete_node(
-        &mut self,
-        p: &str,
-        zxid: i64,
-        events: &mut Vec<WatchEvent>,
-    ) -> Result<(), ErrorCode> {
+    fn delete_node(&mut self, p: &str, zxid: i64, events: &mut Triggers) -> Result<(), ErrorCode> {
         let (parent_path, name) = path::split(p).ok_or(ErrorCode::BadArguments)?;
         if p == path::ROOT {
             return Err(ErrorCode::BadArguments);
@@ -717,8 +736,10 @@ impl DataTree {
         }
         let owner = node.meta().ephemeral_owner;
         let size = (p.len() + node.data_len()) as u64;
+        let acl = node.acl().clone();
         let parent = self.node_mut(parent_path)?;
         parent.children_mut().remove(name);
+        let parent_acl = parent.acl().clone();
         let meta = parent.meta();
         if zxid > meta.pzxid {
             parent.set_meta(&NodeMeta {
@@ -737,8 +758,8 @@ impl DataTree {
             }
         }
         // Behaviour 26: NodeDeleted(p) then NodeChildrenChanged(parent).
-        events.push(event(event_type::NODE_DELETED, p));
-        events.push(event(event_type::NODE_CHILDREN_CHANGED, parent_path));
+        events.push(event_type::NODE_DELETED, p, acl);
+        events.push(event_type::NODE_CHILDREN_CHANGED, parent_path, parent_acl);
         Ok(())
     }
 
@@ -749,7 +770,7 @@ impl DataTree {
         session: SessionId,
         paths: &[String],
         txn: &proto::Txn,
-        events: &mut Vec<WatchEvent>,
+        events: &mut Triggers,
     ) {
         for p in paths {
             let owned = self
