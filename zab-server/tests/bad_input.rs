@@ -19,6 +19,7 @@ use support::{Target, TestServer};
 const MAX_BUFFER: i32 = 0xF_FFFF;
 const OP_CREATE: i32 = 1;
 const OP_GET_DATA: i32 = 4;
+const OP_DELETE: i32 = 2;
 const OP_SET_DATA: i32 = 5;
 const OP_CHECK: i32 = 13;
 const OP_MULTI: i32 = 14;
@@ -549,6 +550,13 @@ fn odd_requests_are_answered_as_zookeeper_answers_them() {
     );
     let null = Jute::default().int(-1).boolean(false);
     assert_eq!(call(OP_GET_DATA, null).0, ERR_MARSHALLING);
+    // A delete of a null path fails the same way, as a txn (a new zxid);
+    // a setData of one is a bad path, "".
+    let (_, z, _) = call(OP_GET_DATA, path(b"/").boolean(false));
+    let (err, z_delete, _) = call(OP_DELETE, Jute::default().int(-1).int(-1));
+    assert_eq!((err, z_delete), (ERR_MARSHALLING, z + 1));
+    let set_data = Jute::default().int(-1).int(-1).int(-1);
+    assert_eq!(call(OP_SET_DATA, set_data).0, ERR_BAD_ARGUMENTS);
 
     // Inside a multi the flags pick the opcode, and so the result's type.
     let open_acl = |j: Jute| j.int(1).int(31).buffer(b"world").buffer(b"anyone");

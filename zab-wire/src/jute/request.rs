@@ -150,10 +150,12 @@ impl Request {
     /// `DecodeError::UnknownOpcode` means the server must answer
     /// UNIMPLEMENTED (-6) and close; any other error is MARSHALLINGERROR (-5).
     pub fn decode(op: i32, body: Bytes) -> Result<Request, DecodeError> {
-        // A null path reads as "" but is not "": ZooKeeper's reads fail on
-        // it (a NullPointerException, answered MARSHALLINGERROR), where ""
-        // finds the root (checked on 3.8.0).
-        let reads_a_path = matches!(
+        // A null path reads as "" but is not "": ZooKeeper's reads, creates
+        // and deletes use it before any check (a NullPointerException,
+        // answered MARSHALLINGERROR; for a write that is an error txn),
+        // where "" finds the root or is a bad path (checked on 3.8.0).
+        // setData, setACL and sync take it as ZooKeeper does, as "".
+        let uses_the_path_first = matches!(
             op,
             op::EXISTS
                 | op::GET_DATA
@@ -161,8 +163,13 @@ impl Request {
                 | op::GET_CHILDREN2
                 | op::GET_ACL
                 | op::GET_ALL_CHILDREN_NUMBER
+                | op::CREATE
+                | op::CREATE2
+                | op::CREATE_CONTAINER
+                | op::CREATE_TTL
+                | op::DELETE
         );
-        if reads_a_path && body.starts_with(&(-1i32).to_be_bytes()) {
+        if uses_the_path_first && body.starts_with(&(-1i32).to_be_bytes()) {
             return Err(DecodeError::Invalid {
                 what: "path",
                 value: -1,
@@ -575,9 +582,9 @@ mod tests {
         );
     }
 
-    /// A null path is not "" for a read: ZooKeeper fails the read
-    /// (MARSHALLINGERROR) where "" finds the root; a write's null path is
-    /// left to the write's own checks.
+    /// A null path is not "" for a read, a create or a delete: ZooKeeper
+    /// fails them (MARSHALLINGERROR) where "" finds the root or is a bad
+    /// path; setData's and sync's null path is "", as there.
     #[test]
     fn a_read_of_a_null_path_does_not_decode() {
         let null = |watch: bool| {
@@ -607,13 +614,18 @@ mod tests {
         }
         assert_eq!(reply_code(op::GET_DATA, get_data("")), None);
         assert_eq!(reply_code(op::SYNC, bare.clone()), None);
-        assert_eq!(reply_code(op::DELETE, delete_null()), None);
-    }
-
-    fn delete_null() -> Bytes {
-        let mut b = (-1i32).to_be_bytes().to_vec();
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        Bytes::from(b)
+        let path_and_version = |len: i32| {
+            let mut b = len.to_be_bytes().to_vec();
+            b.extend_from_slice(&(-1i32).to_be_bytes());
+            Bytes::from(b)
+        };
+        assert_eq!(
+            reply_code(op::DELETE, path_and_version(-1)),
+            Some(ErrorCode::MarshallingError)
+        );
+        assert_eq!(reply_code(op::DELETE, path_and_version(0)), None);
+        let set_data_null = Bytes::from_static(&[0xff; 12]);
+        assert_eq!(reply_code(op::SET_DATA, set_data_null), None);
     }
 
     #[test]
