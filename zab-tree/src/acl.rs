@@ -305,9 +305,12 @@ pub fn fixup_acl(acl: Option<&[Acl]>, auth: &AuthInfo) -> Result<Vec<Acl>, Error
             WORLD if a.id.id == ANYONE => out.push(a.clone()),
             AUTH => {
                 // Only digest identities are "authenticated"; ip is not and
-                // super has no provider (ZooKeeper logs and skips it).
+                // super has no provider (ZooKeeper logs and skips it). They
+                // come in the order of the connection's identity set, as
+                // whoAmI lists them (checked on 3.8.0 with two digests).
                 let mut any = false;
-                for id in auth.ids.iter().filter(|id| id.scheme == DIGEST) {
+                let ids = java_set_order(&auth.ids);
+                for id in ids.into_iter().filter(|id| id.scheme == DIGEST) {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -503,6 +506,19 @@ mod tests {
         assert_eq!(
             fixup_acl(Some(&Acl::creator_all()), &b),
             Ok(vec![acl(31, "digest", &digest_id("user:pw"))])
+        );
+        // Two digests: in the identity set's order, not the order added
+        // (ZooKeeper 3.8.0 gave user:wrong's first for these two).
+        let mut c = local();
+        for pw in [&b"user:pass"[..], b"user:wrong"] {
+            authenticate(&mut c, &AuthConfig::default(), "digest", pw).unwrap();
+        }
+        assert_eq!(
+            fixup_acl(Some(&Acl::creator_all()), &c),
+            Ok(vec![
+                acl(31, "digest", &digest_id("user:wrong")),
+                acl(31, "digest", &digest_id("user:pass"))
+            ])
         );
     }
 

@@ -657,21 +657,20 @@ impl Preparer {
     /// failure every op becomes an error txn (0 before, the code, -2 after)
     /// and the multi's changes are dropped (behaviour 47).
     fn prepare_multi(&mut self, tree: &DataTree, ctx: &RequestContext, ops: &[MultiOp]) -> TxnOp {
-        // A TTL mode on op 1, 15 or 19 has no ttl to go with it: ZooKeeper
-        // fails the whole request (a ClassCastException in its
-        // `PrepRequestProcessor`, answered MARSHALLINGERROR; checked on
-        // 3.8.0), not the op.
-        let ttl_without_ttl = ops.iter().any(|o| {
-            matches!(o, MultiOp::Create { req, .. }
-                if CreateMode::from_flags(req.flags).is_some_and(CreateMode::is_ttl))
-        });
-        if ttl_without_ttl {
-            return error_op(ErrorCode::MarshallingError);
-        }
         let mut ov = Overlay::default();
         let mut bodies = Vec::with_capacity(ops.len());
         let mut failed = None;
         for (i, o) in ops.iter().enumerate() {
+            // A TTL mode on op 1, 15 or 19 has no ttl to go with it: when
+            // ZooKeeper reaches that op (no earlier op failed) it fails the
+            // whole request, not the op (a ClassCastException in its
+            // `PrepRequestProcessor`, answered MARSHALLINGERROR; checked on
+            // 3.8.0).
+            if matches!(o, MultiOp::Create { req, .. }
+                if CreateMode::from_flags(req.flags).is_some_and(CreateMode::is_ttl))
+            {
+                return error_op(ErrorCode::MarshallingError);
+            }
             let res = match Write::from_multi(o) {
                 Some(w) => self.prepare_write(tree, &mut ov, ctx, &w),
                 None => Err(ErrorCode::MarshallingError),

@@ -744,10 +744,25 @@ fn a_multis_creates_take_the_opcode_their_flags_name() {
     assert_eq!(h.tree.reapable(i64::MAX), vec!["/c".to_string()]);
 
     let before = h.tree.last_zxid();
-    let a = h.write(Request::Multi(vec![mcreate("/t", 5)]));
+    let a = h.write(Request::Multi(vec![mcreate("/t", 0), mcreate("/t2", 5)]));
     assert_eq!(a.result, Err(ErrorCode::MarshallingError));
     assert_eq!(a.zxid, before.next());
     assert!(!h.tree.exists("/t"));
+    // An earlier op's failure stops the multi before that op is read.
+    let a = h.write(Request::Multi(vec![
+        mcreate("/nope/x", 0),
+        mcreate("/t2", 5),
+    ]));
+    let Ok(Response::Multi(m)) = a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert_eq!(
+        m.results,
+        [
+            MultiResult::Error(ErrorCode::NoNode.code()),
+            MultiResult::Error(ErrorCode::RuntimeInconsistency.code())
+        ]
+    );
 }
 
 /// A multi long enough that its changes are found through the overlay's
