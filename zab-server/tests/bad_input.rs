@@ -13,6 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use support::raw::{be_i32, be_i64, Jute};
 use support::{Target, TestServer};
 
 /// `jute.maxbuffer` default: 0xFFFFF bytes (reference A).
@@ -35,44 +36,6 @@ const ERR_NO_NODE: i32 = -101;
 const ERR_NODE_EXISTS: i32 = -110;
 /// How long the server gets to close a connection it should close.
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
-
-/// A tiny jute writer (reference A: big-endian ints, length-prefixed buffers).
-#[derive(Default)]
-struct Jute(Vec<u8>);
-
-impl Jute {
-    fn int(mut self, v: i32) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn long(mut self, v: i64) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn boolean(mut self, v: bool) -> Self {
-        self.0.push(u8::from(v));
-        self
-    }
-    fn buffer(self, b: &[u8]) -> Self {
-        let mut s = self.int(b.len() as i32);
-        s.0.extend_from_slice(b);
-        s
-    }
-    /// The whole record prefixed with its length: one client frame.
-    fn frame(self) -> Vec<u8> {
-        let mut out = (self.0.len() as i32).to_be_bytes().to_vec();
-        out.extend_from_slice(&self.0);
-        out
-    }
-}
-
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
 
 /// The parts of a ConnectResponse the tests look at (reference B).
 #[derive(Debug)]

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod raw;
+
 /// How long a server gets to answer `ruok` after being spawned. A JVM on a
 /// busy two-core machine can take several seconds.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -67,6 +69,12 @@ impl TestServer {
     /// `extra_cfg` holds additional `key=value` lines; a key given there
     /// replaces the harness default for the same key (e.g. `tickTime=200`).
     pub fn start(extra_cfg: &str) -> TestServer {
+        TestServer::start_target(target(), extra_cfg)
+    }
+
+    /// As [`TestServer::start`], for `target` whatever `ZAB_TEST_TARGET`
+    /// says (the differential tests run both).
+    pub fn start_target(target: Target, extra_cfg: &str) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("zab-compat-")
             .tempdir()
@@ -78,7 +86,7 @@ impl TestServer {
         let cfg_path = dir.path().join("zoo.cfg");
         fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let mut server = TestServer {
-            target: target(),
+            target,
             dir,
             cfg_path,
             port,
