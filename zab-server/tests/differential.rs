@@ -16,6 +16,8 @@
 //! order on a connection, so by its reply every event the request caused
 //! for that session has arrived.
 
+#[path = "sim/rng.rs"]
+mod rng;
 mod support;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use rng::Rng;
 use support::raw::{be_i32, be_i64, Jute};
 use support::{Target, TestServer};
 
@@ -33,26 +36,12 @@ const STEPS: usize = 300;
 
 const DIGEST: &[u8] = b"user:smGaoVKd/cQkjm7b88GyorAUz20="; // user:pass
 
-/// splitmix64: a seeded stream, the same on every machine.
-struct Rng(u64);
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.range(0, n as u64 - 1) as usize
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
+fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
+    rng.pick(items).expect("a choice")
 }
 
 const PATHS: &[&[u8]] = &[
@@ -75,9 +64,9 @@ const BAD_PATHS: &[&[u8]] = &[b"", b"a", b"/a/", b"//a", b"/a//b", b"/a/./b", b"
 
 fn path(rng: &mut Rng) -> &'static [u8] {
     if rng.chance(6) {
-        rng.pick(BAD_PATHS)
+        pick(rng, BAD_PATHS)
     } else {
-        rng.pick(PATHS)
+        pick(rng, PATHS)
     }
 }
 
@@ -85,7 +74,7 @@ fn acl(rng: &mut Rng) -> Jute {
     let one = |perms: i32, scheme: &[u8], id: &[u8]| {
         Jute::default().int(1).int(perms).buffer(scheme).buffer(id)
     };
-    match rng.below(12) {
+    match below(rng, 12) {
         0..=3 => one(31, b"world", b"anyone"),
         4 => one(1, b"world", b"anyone"),
         5 => one(31, b"digest", DIGEST),
@@ -99,27 +88,27 @@ fn acl(rng: &mut Rng) -> Jute {
 }
 
 fn data(rng: &mut Rng) -> Jute {
-    match rng.below(4) {
+    match below(rng, 4) {
         0 => Jute::default().int(-1),
         1 => Jute::default().buffer(b""),
         2 => Jute::default().buffer(b"hello"),
         _ => {
-            let len = rng.below(200) + 1;
-            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let len = below(rng, 200) + 1;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             Jute::default().buffer(&bytes)
         }
     }
 }
 
 fn version(rng: &mut Rng) -> i32 {
-    rng.pick(&[-1, -1, 0, 1, 2, 5])
+    pick(rng, &[-1, -1, 0, 1, 2, 5])
 }
 
 fn create_body(rng: &mut Rng, op: i32) -> Jute {
     let flags = match op {
-        19 => rng.pick(&[4, 4, 0]),
-        21 => rng.pick(&[5, 6, 0, 1, 7]),
-        _ => rng.pick(&[0, 0, 0, 1, 2, 3, 4, 5, 7, -1]),
+        19 => pick(rng, &[4, 4, 0]),
+        21 => pick(rng, &[5, 6, 0, 1, 7]),
+        _ => pick(rng, &[0, 0, 0, 1, 2, 3, 4, 5, 7, -1]),
     };
     let body = Jute::default()
         .buffer(path(rng))
@@ -129,7 +118,7 @@ fn create_body(rng: &mut Rng, op: i32) -> Jute {
     if op != 21 {
         return body;
     }
-    let ttl = rng.pick(&[1i64, 1000, 100_000, 0, 1 << 41]);
+    let ttl = pick(rng, &[1i64, 1000, 100_000, 0, 1 << 41]);
     // A plain mode with a negative ttl makes ZooKeeper 3.8.0 exit.
     body.long(ttl)
 }
@@ -137,9 +126,9 @@ fn create_body(rng: &mut Rng, op: i32) -> Jute {
 /// One request: its opcode and body.
 fn request(rng: &mut Rng) -> (i32, Jute) {
     let watch = rng.chance(50);
-    match rng.below(26) {
+    match below(rng, 26) {
         0..=4 => {
-            let op = rng.pick(&[1, 15, 19, 21]);
+            let op = pick(rng, &[1, 15, 19, 21]);
             (op, create_body(rng, op))
         }
         5..=7 => (2, Jute::default().buffer(path(rng)).int(version(rng))),
@@ -161,21 +150,21 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
             (7, body)
         }
         18..=19 => {
-            let op = rng.pick(&[8, 12]);
+            let op = pick(rng, &[8, 12]);
             (op, Jute::default().buffer(path(rng)).boolean(watch))
         }
         20 => (9, Jute::default().buffer(path(rng))),
         21 => (14, multi(rng, false)),
         22 => (22, multi(rng, true)),
         23 => {
-            let prefix = rng.pick(&[&b"/"[..], b"/a", b"/c", b"/x"]);
+            let prefix = pick(rng, &[&b"/"[..], b"/a", b"/c", b"/x"]);
             (103, Jute::default().buffer(prefix))
         }
         24 => (104, Jute::default().buffer(path(rng))),
-        _ => match rng.below(3) {
+        _ => match below(rng, 3) {
             0 => (107, Jute::default()),
             _ => {
-                let auth = rng.pick(&[&b"user:pass"[..], b"user:wrong"]);
+                let auth = pick(rng, &[&b"user:pass"[..], b"user:wrong"]);
                 let body = Jute::default().int(0).buffer(b"digest").buffer(auth);
                 (100, body)
             }
@@ -185,12 +174,12 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
 
 fn multi(rng: &mut Rng, reads: bool) -> Jute {
     let mut body = Jute::default();
-    for _ in 0..rng.below(4) {
+    for _ in 0..below(rng, 4) {
         let (op, sub) = if reads {
-            let op = rng.pick(&[4, 8]);
+            let op = pick(rng, &[4, 8]);
             (op, Jute::default().buffer(path(rng)).boolean(false))
         } else {
-            match rng.below(5) {
+            match below(rng, 5) {
                 0 => (1, create_body(rng, 1)),
                 1 => (21, create_body(rng, 21)),
                 2 => (2, Jute::default().buffer(path(rng)).int(version(rng))),
@@ -411,7 +400,7 @@ impl Masked<'_> {
 /// sessions got because of it.
 fn transcript(target: Target, seed: u64) -> Vec<String> {
     let server = TestServer::start_target(target, "tickTime=2000\nextendedTypesEnabled=true");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut sessions = [Session::open(&server), Session::open(&server)];
     let mut known: BTreeMap<i64, usize> = BTreeMap::new();
     for s in &sessions {
@@ -420,7 +409,7 @@ fn transcript(target: Target, seed: u64) -> Vec<String> {
     }
     let mut out = Vec::new();
     for step in 0..STEPS {
-        let who = rng.below(2);
+        let who = below(&mut rng, 2);
         let (op, body) = request(&mut rng);
         let request_hex: String = body.0.iter().map(|b| format!("{b:02x}")).collect();
         let line = match sessions[who].call(op, body) {
