@@ -169,13 +169,29 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
             (103, Jute::default().buffer(prefix))
         }
         24 => (104, Jute::default().buffer(path(rng))),
-        _ => match below(rng, 3) {
+        _ => match below(rng, 6) {
             0 => (107, Jute::default()),
-            _ => {
+            1 | 2 => {
                 let auth = pick(rng, &[&b"user:pass"[..], b"user:wrong"]);
                 let body = Jute::default().int(0).buffer(b"digest").buffer(auth);
                 (100, body)
             }
+            // setWatches as after a reconnect: from zxid 0 every watched
+            // node that exists (or not) gets its event at once.
+            3 | 4 => {
+                let mut body = Jute::default().long(pick(rng, &[0, 1, 5, 20]));
+                for _ in 0..3 {
+                    let n = below(rng, 3);
+                    body = body.int(n as i32);
+                    for _ in 0..n {
+                        body = body.buffer(path(rng));
+                    }
+                }
+                (101, body)
+            }
+            // closeSession: its ephemerals go, and the server closes the
+            // connection; a new session stands in.
+            _ => (-11, Jute::default()),
         },
     }
 }
@@ -253,6 +269,7 @@ impl Session {
         let xid = match op {
             11 => -2,
             100 => -4,
+            101 => -8,
             _ => {
                 self.xid += 1;
                 self.xid

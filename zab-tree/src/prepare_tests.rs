@@ -245,7 +245,8 @@ fn reads_do_not_validate_but_exists_rejects_nul() {
 }
 
 /// ZooKeeper's `DataTree` keeps the root under "" as well as "/", and
-/// reads do not validate paths: a read of "" answers with the root, and
+/// reads and setWatches do not validate paths: a read of "" answers with
+/// the root, and
 /// getAllChildrenNumber counts "/" itself among the keys under "" + "/".
 #[test]
 fn reads_of_the_empty_path_find_the_root() {
@@ -270,6 +271,9 @@ fn reads_of_the_empty_path_find_the_root() {
     };
     assert_eq!(count(&h, "/"), 4);
     assert_eq!(count(&h, ""), 5);
+    // setWatches looks its paths up the same way: a watch on "" sees the
+    // root, so it is re-registered, not answered NodeDeleted.
+    assert_eq!(h.tree.stat(""), h.tree.stat("/"));
 }
 
 #[test]

@@ -240,7 +240,14 @@ impl DataTree {
 
     /// Walks `p`'s components from the root. Malformed paths (relative,
     /// empty components, trailing `/`) name no node.
+    /// The node at `p`. ZooKeeper's `DataTree` keeps the root under "" as
+    /// well as "/", and looks paths up without validating them (reads,
+    /// setWatches), so "" finds the root here too (checked on 3.8.0);
+    /// writes validate their paths before they look anything up.
     pub(crate) fn node(&self, p: &str) -> Option<&Node> {
+        if p.is_empty() {
+            return Some(&self.root);
+        }
         let rest = p.strip_prefix('/')?;
         let mut cur = &self.root;
         if rest.is_empty() {
@@ -369,7 +376,7 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 // Behaviour 42: exists is never ACL-checked.
-                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::Stat(StatResponse { stat: n.stat() }))
             }
             Request::GetData(r) => self.get_data(r, auth).map(Response::GetData),
@@ -380,7 +387,7 @@ impl DataTree {
                 Response::GetChildren2(GetChildren2Response { children, stat })
             }),
             Request::GetAcl(r) => {
-                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 // Behaviour 43: READ or ADMIN; digest ids redacted without ADMIN.
                 if !self.allowed(n.acl(), acl::READ_OR_ADMIN, auth) {
                     return Err(ErrorCode::NoAuth);
@@ -396,7 +403,7 @@ impl DataTree {
                 }))
             }
             Request::GetAllChildrenNumber(r) => {
-                let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 if !self.allowed(n.acl(), perms::READ, auth) {
                     return Err(ErrorCode::NoAuth);
                 }
@@ -461,7 +468,7 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<GetDataResponse, ErrorCode> {
-        let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
+        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
@@ -477,7 +484,7 @@ impl DataTree {
         r: &PathWatchRequest,
         auth: &AuthInfo,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
-        let n = self.read_node(&r.path).ok_or(ErrorCode::NoNode)?;
+        let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
         if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
@@ -485,17 +492,6 @@ impl DataTree {
             n.children().keys().map(|c| c.to_string()).collect(),
             n.stat(),
         ))
-    }
-
-    /// The node a read of `p` finds. Reads do not validate paths, and
-    /// ZooKeeper's `DataTree` keeps the root under "" as well as "/", so a
-    /// read of "" answers with the root (checked on 3.8.0).
-    fn read_node(&self, p: &str) -> Option<&Node> {
-        if p.is_empty() {
-            Some(&self.root)
-        } else {
-            self.node(p)
-        }
     }
 
     fn count_descendants(&self, p: &str) -> usize {
