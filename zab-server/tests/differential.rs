@@ -2,9 +2,10 @@
 //! requests, sent as raw frames by two sessions, goes to Debian's ZooKeeper
 //! 3.8 and to zab (standalone, and through a follower or an observer of
 //! an ensemble; the same zoo.cfg), and every reply — header and body — and
-//! every watch event must match. Only what differs by nature is masked:
-//! times, session ids, the order of unordered lists, the ports in
-//! `/zookeeper/config`.
+//! every watch event must match, and so must what the four-letter words
+//! report of the server's state at the end (counts, watches, ephemerals).
+//! Only what differs by nature is masked: times, session ids, the order of
+//! unordered lists, the ports in `/zookeeper/config`.
 //!
 //! ZooKeeper is the oracle here, so this proves behaviour this project's
 //! own expectations may have missed. The generator keeps to requests on
@@ -481,7 +482,65 @@ fn transcript(addr: SocketAddr, seed: u64) -> Vec<String> {
             "step {step}, session {who}, op {op} {request_hex}\n  {line}\n  events {events:?}"
         ));
     }
+    out.push(server_state(addr, &known));
     out
+}
+
+/// What the server reports of its state after the sequence, through the
+/// four-letter words an operator reads: counts from `mntr` and `srvr`, the
+/// watch table by session and by path, the ephemerals by session.
+fn server_state(addr: SocketAddr, sessions: &BTreeMap<i64, usize>) -> String {
+    let word = |w: &str| support::four_letter_word(addr, w).expect("four-letter word");
+    let name_sessions = |text: String| {
+        let mut text = text;
+        for (id, i) in sessions {
+            text = text.replace(&format!("0x{id:x}"), &format!("session{i}"));
+        }
+        text
+    };
+    let mntr = word("mntr");
+    // mntr's keys come in a hash order on ZooKeeper: sorted.
+    let mut counts: Vec<&str> = mntr
+        .lines()
+        .filter(|l| {
+            [
+                "zk_znode_count",
+                "zk_watch_count",
+                "zk_ephemerals_count",
+                "zk_approximate_data_size",
+                "zk_global_sessions",
+                "zk_outstanding_requests",
+            ]
+            .iter()
+            .any(|k| l.split('\t').next() == Some(k))
+        })
+        .collect();
+    counts.sort();
+    let srvr = word("srvr");
+    let zxid = srvr
+        .lines()
+        .filter(|l| l.starts_with("Zxid") || l.starts_with("Node count"));
+    // wchc and wchp list sessions and paths in hash order: sorted lines.
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let dump = word("dump");
+    let ephemerals = dump
+        .split("ephemeral nodes dump:\n")
+        .nth(1)
+        .and_then(|d| d.split("Connections dump:").next())
+        .unwrap_or_default()
+        .to_owned();
+    format!(
+        "state: {counts:?} {:?}\n  wchs {:?}\n  wchc {:?}\n  wchp {:?}\n  ephemerals {:?}",
+        zxid.collect::<Vec<_>>(),
+        word("wchs"),
+        sorted(name_sessions(word("wchc"))),
+        sorted(name_sessions(word("wchp"))),
+        sorted(name_sessions(ephemerals)),
+    )
 }
 
 /// The first differences between two transcripts of one seed, if any.

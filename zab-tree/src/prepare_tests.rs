@@ -589,6 +589,21 @@ fn sessions_unknown_or_closing_are_expired() {
     assert_eq!(h.tree.sessions().count(), 1);
 }
 
+/// A session whose ephemerals are all deleted keeps its (empty) entry
+/// until it ends, as ZooKeeper's `DataTree.deleteNode` leaves it: `dump`
+/// lists it with no paths (checked on 3.8.0).
+#[test]
+fn a_session_keeps_its_ephemerals_entry_until_it_ends() {
+    let mut h = Harness::new();
+    h.mk("/e", 1);
+    h.res(delete("/e", -1)).unwrap();
+    let listed: Vec<(SessionId, Vec<String>)> = h.tree.ephemerals().collect();
+    assert_eq!(listed, [(h.session, vec![])]);
+    assert_eq!(h.tree.ephemeral_count(), 0);
+    h.write(Request::CloseSession);
+    assert!(h.tree.ephemerals().next().is_none());
+}
+
 #[test]
 fn close_session_includes_pending_ephemerals() {
     let mut h = Harness::new();

@@ -746,11 +746,11 @@ impl DataTree {
         self.count -= 1;
         self.data_size -= size;
         if let Some(s) = Owner::session(owner) {
+            // The session keeps its (maybe now empty) entry until it ends,
+            // as ZooKeeper's `DataTree.deleteNode` leaves it, so `dump`
+            // lists it (checked on 3.8.0).
             if let Some(set) = self.ephemerals.get_mut(&s) {
                 set.remove(p);
-                if set.is_empty() {
-                    self.ephemerals.remove(&s);
-                }
             }
         }
         // Behaviour 26: NodeDeleted(p) then NodeChildrenChanged(parent).
@@ -781,6 +781,7 @@ impl DataTree {
                 let _ = self.delete_node(&p, txn.zxid, events);
             }
         }
+        self.ephemerals.remove(&session);
         self.sessions.remove(&session);
     }
 }

@@ -211,7 +211,14 @@ impl WatchTable {
                 out.push(conn);
                 *modes = modes.without(Modes::STANDARD);
                 if modes.is_empty() {
-                    Self::unindex(by_conn, conn, path);
+                    // The connection keeps its (maybe now empty) entry:
+                    // ZooKeeper's `triggerWatch` takes the path out of the
+                    // watcher's set and leaves the set, so `wchs` still
+                    // counts the connection and `wchc` lists it until it
+                    // closes (3.8 and 3.9; checked on 3.8.0).
+                    if let Some(paths) = by_conn.get_mut(&conn) {
+                        paths.remove(path);
+                    }
                     *pairs -= 1;
                     false
                 } else {
@@ -463,7 +470,8 @@ impl WatchManager {
         self.data.by_path.len()
     }
 
-    /// `wchs` "N connections": connections with a data-table watch.
+    /// `wchs` "N connections": connections with a data-table watch, or
+    /// whose data-table watches have all fired (see `WatchTable::trigger`).
     pub fn data_watch_connections(&self) -> usize {
         self.data.by_conn.len()
     }
@@ -852,6 +860,11 @@ mod tests {
         assert!(wm.trigger(&children("/a")).is_empty());
         assert!(wm.trigger(&created("/z")).is_empty());
         assert_eq!(wm.total_watch_count(), 0);
+        // C2's watch fired, but as in ZooKeeper it stays counted, and
+        // listed with no paths, until it closes.
+        assert_eq!(wm.data_watch_connections(), 1);
+        assert_eq!(wm.data_watches_by_connection(), BTreeMap::from([(C2, vec![])]));
+        wm.remove_connection(C2);
         assert_eq!(wm.data_watch_connections(), 0);
         wm.remove_connection(C3);
     }
@@ -931,6 +944,10 @@ mod tests {
         struct Model {
             /// (is child table, connection, path) → mode flags.
             entries: BTreeMap<(bool, u64, String), u8>,
+            /// Connections `wchs` counts: every one that added a data-table
+            /// watch, until it closes or a removal empties its watches (a
+            /// watch that fires leaves it counted, as in ZooKeeper).
+            data_conns: BTreeSet<u64>,
         }
 
         fn is_ancestor(anc: &str, path: &str) -> bool {
@@ -945,6 +962,9 @@ mod tests {
         impl Model {
             fn add_mode(&mut self, table: bool, c: u64, p: &str, m: u8) {
                 *self.entries.entry((table, c, p.to_string())).or_insert(0) |= m;
+                if table == DATA {
+                    self.data_conns.insert(c);
+                }
             }
             fn add(&mut self, c: u64, p: &str, kind: WatchKind) {
                 match kind {
@@ -1005,6 +1025,10 @@ mod tests {
                 let new = old & !m;
                 if new == 0 {
                     self.entries.remove(&key);
+                    let left = self.entries.keys().any(|k| k.0 == DATA && k.1 == c);
+                    if table == DATA && !left {
+                        self.data_conns.remove(&c);
+                    }
                 } else {
                     self.entries.insert(key, new);
                 }
@@ -1030,6 +1054,7 @@ mod tests {
             }
             fn remove_connection(&mut self, conn: u64) {
                 self.entries.retain(|&(_, c, _), _| c != conn);
+                self.data_conns.remove(&conn);
             }
             fn data_by_path(&self) -> BTreeMap<String, Vec<ConnectionId>> {
                 let mut out: BTreeMap<String, Vec<ConnectionId>> = BTreeMap::new();
@@ -1184,12 +1209,10 @@ mod tests {
                         m.entries.keys().filter(|k| k.0 == DATA).count()
                     );
                     prop_assert_eq!(wm.total_watch_count(), m.entries.len());
-                    let conns: BTreeSet<u64> =
-                        m.entries.keys().filter(|k| k.0 == DATA).map(|k| k.1).collect();
-                    prop_assert_eq!(wm.data_watch_connections(), conns.len());
+                    prop_assert_eq!(wm.data_watch_connections(), m.data_conns.len());
                     prop_assert_eq!(
                         wm.data_watches_by_connection().keys().map(|c| c.0).collect::<BTreeSet<_>>(),
-                        conns
+                        m.data_conns.clone()
                     );
                     // The recursive counter never drifts from the table.
                     let recursive = m.entries.values().filter(|&&v| v & RECURSIVE != 0).count();
