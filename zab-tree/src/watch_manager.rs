@@ -863,7 +863,10 @@ mod tests {
         // C2's watch fired, but as in ZooKeeper it stays counted, and
         // listed with no paths, until it closes.
         assert_eq!(wm.data_watch_connections(), 1);
-        assert_eq!(wm.data_watches_by_connection(), BTreeMap::from([(C2, vec![])]));
+        assert_eq!(
+            wm.data_watches_by_connection(),
+            BTreeMap::from([(C2, vec![])])
+        );
         wm.remove_connection(C2);
         assert_eq!(wm.data_watch_connections(), 0);
         wm.remove_connection(C3);
