@@ -248,8 +248,28 @@ impl ConnectionStats {
 /// connection's and the server's statistics record.
 #[derive(Clone, Copy, Debug)]
 struct Answered {
-    op: i32,
+    /// What `cons` shows as `lop`.
+    op: &'static str,
     received_ms: i64,
+}
+
+impl Answered {
+    fn new(op: i32, received_ms: i64) -> Answered {
+        Answered {
+            op: crate::four_letter::op_tag(op),
+            received_ms,
+        }
+    }
+
+    /// A write answered by an error txn: ZooKeeper's
+    /// `FinalRequestProcessor` throws before it names the op, so `lop`
+    /// stays `NA` (checked on 3.8.0).
+    fn failed_write(received_ms: i64) -> Answered {
+        Answered {
+            op: "NA",
+            received_ms,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -1060,7 +1080,10 @@ impl Pipeline {
             self.last_processed_zxid().0,
             err,
             &body,
-            Some(Answered { op, received_ms }),
+            Some(match result {
+                Some(Err(_)) => Answered::failed_write(received_ms),
+                _ => Answered::new(op, received_ms),
+            }),
             out,
         );
         if op == op::CLOSE_SESSION {
@@ -1114,10 +1137,7 @@ impl Pipeline {
                     zxid,
                     ErrorCode::MarshallingError.code(),
                     &Response::Empty,
-                    Some(Answered {
-                        op: header.op,
-                        received_ms,
-                    }),
+                    Some(Answered::new(header.op, received_ms)),
                     out,
                 );
                 return;
@@ -1243,10 +1263,7 @@ impl Pipeline {
             Ok(r) => (0, r),
             Err(e) => (e.code(), Response::Empty),
         };
-        let answered = Answered {
-            op: header.op,
-            received_ms,
-        };
+        let answered = Answered::new(header.op, received_ms);
         self.send_reply(conn, header.xid, zxid, err, &body, Some(answered), out);
     }
 
@@ -1284,6 +1301,11 @@ impl Pipeline {
         out: &mut Vec<Action>,
     ) {
         for e in events {
+            // Every event is a packet sent, as ZooKeeper counts them.
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.stats.sent += 1;
+            }
+            self.stats.packets_sent += 1;
             out.push(Action::Send {
                 conn,
                 frame: event_frame(e, zxid),
@@ -1325,9 +1347,8 @@ impl Pipeline {
             c.stats.sent += 1;
             if let Some(a) = answered {
                 let latency = (self.now_ms - a.received_ms).max(0);
-                let op = crate::four_letter::op_tag(a.op);
                 c.stats
-                    .answered(op, i64::from(xid), zxid, self.now_ms, latency);
+                    .answered(a.op, i64::from(xid), zxid, self.now_ms, latency);
                 self.stats.record_latency(latency);
             }
         }

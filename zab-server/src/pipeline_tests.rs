@@ -11,7 +11,7 @@ use zab_tree::{DataTree, PrepareConfig};
 use zab_wire::jute::{
     event_type, op, Acl, AddWatchRequest, AuthPacket, ConnectRequest, ConnectResponse,
     CreateRequest, DecodeError, ErrorCode, GetDataResponse, Jute, PathWatchRequest, Reader,
-    ReplyHeader, Request, RequestHeader, SetAclRequest, SetDataRequest, WatcherEvent,
+    ReplyHeader, Request, RequestHeader, SetAclRequest, SetDataRequest, SetWatches, WatcherEvent,
     WatchesRequest,
 };
 use zab_wire::{ServerId, SessionId, Zxid};
@@ -593,6 +593,41 @@ fn connection_figures_follow_the_answers_as_zookeeper_records_them() {
         (s.last_op, s.last_cxid, s.last_zxid, s.last_response_ms),
         ("null", 0, 0, 0)
     );
+}
+
+/// A write answered by an error txn leaves `lop` at `NA` (ZooKeeper throws
+/// before it names the op), and events sent for setWatches count as sent
+/// packets like any other (checked on 3.8.0 by the differential test).
+#[test]
+fn failed_writes_show_na_and_set_watches_events_count_as_sent() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/x", "", 0));
+    h.request(conn, 2, create("/x", "", 0));
+    h.sync();
+    h.take(conn);
+    let stats = |h: &Harness| {
+        let (.., s) = h.p.connections().next().expect("the connection");
+        s.clone()
+    };
+    let s = stats(&h);
+    assert_eq!((s.last_op, s.last_cxid), ("NA", 2));
+
+    let sent = s.sent;
+    h.request(
+        conn,
+        -8,
+        Request::SetWatches(SetWatches {
+            relative_zxid: 0,
+            data_watches: vec!["/x".into(), "/gone".into()],
+            exist_watches: vec![],
+            child_watches: vec![],
+        }),
+    );
+    let got = h.take(conn);
+    assert_eq!(got.len(), 3, "two events and the reply: {got:?}");
+    let s = stats(&h);
+    assert_eq!((s.sent - sent, s.last_op), (3, "SETW"));
 }
 
 #[test]

@@ -533,8 +533,30 @@ fn server_state(addr: SocketAddr, sessions: &BTreeMap<i64, usize>) -> String {
         .and_then(|d| d.split("Connections dump:").next())
         .unwrap_or_default()
         .to_owned();
+    // Each session's connection in `cons`: what it counted and last
+    // answered (ports, times and latencies left out).
+    let mut cons: Vec<String> = name_sessions(word("cons"))
+        .lines()
+        .filter_map(|l| {
+            let fields = l.split_once('(')?.1.trim_end_matches(')');
+            let kept: Vec<&str> = fields
+                .split(',')
+                .filter(|f| {
+                    [
+                        "recved=", "sent=", "sid=", "lop=", "to=", "lcxid=", "lzxid=",
+                    ]
+                    .iter()
+                    .any(|k| f.starts_with(k))
+                })
+                .collect();
+            kept.iter()
+                .any(|f| f.starts_with("sid="))
+                .then(|| kept.join(","))
+        })
+        .collect();
+    cons.sort();
     format!(
-        "state: {counts:?} {:?}\n  wchs {:?}\n  wchc {:?}\n  wchp {:?}\n  ephemerals {:?}",
+        "state: {counts:?} {:?}\n  cons {cons:?}\n  wchs {:?}\n  wchc {:?}\n  wchp {:?}\n  ephemerals {:?}",
         zxid.collect::<Vec<_>>(),
         word("wchs"),
         sorted(name_sessions(word("wchc"))),
