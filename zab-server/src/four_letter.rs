@@ -107,6 +107,18 @@ impl Default for BufferSizes {
     }
 }
 
+impl BufferSizes {
+    /// `BufferStats.setLastBufferSize`.
+    pub fn record(&mut self, size: usize) {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        self.last = size;
+        if self.min == -1 || size < self.min {
+            self.min = size;
+        }
+        self.max = self.max.max(size);
+    }
+}
+
 /// One client connection (`ServerCnxn.dumpConnectionInfo`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConnectionStatus {
@@ -1278,6 +1290,17 @@ mod tests {
         for line in &lines {
             assert_eq!(line.matches('\t').count(), 1, "{line}");
         }
+    }
+
+    /// `BufferStats`: -1 until the first size, then last, least, largest.
+    #[test]
+    fn buffer_sizes_record_last_min_and_max() {
+        let mut b = BufferSizes::default();
+        assert_eq!((b.last, b.min, b.max), (-1, -1, -1));
+        for size in [48, 387, 51] {
+            b.record(size);
+        }
+        assert_eq!((b.last, b.min, b.max), (51, 48, 387));
     }
 
     /// An observer names the server it learns from, as

@@ -11,6 +11,7 @@ pub mod durable_mark;
 pub mod four_letter;
 pub mod held_clients;
 pub mod pipeline;
+pub mod proposal_size;
 pub mod quorum;
 pub mod quorum_transport;
 pub mod server;

@@ -37,6 +37,8 @@ use zab_wire::jute::{
 use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
+use crate::four_letter::BufferSizes;
+
 /// First capacity of a reply frame or a forwarded request: a setData's
 /// reply (88 bytes), a small getData's or a create's fits, where 64 bytes
 /// made most of them grow once or twice while being written (issue 4).
@@ -306,7 +308,12 @@ pub struct ServerStats {
     pub max_latency_ms: i64,
     pub total_latency_ms: i64,
     pub latency_count: u64,
-    pub last_proposal_size: i64,
+    /// Each txn a leader proposes, by the size ZooKeeper would give it
+    /// (`crate::proposal_size`).
+    pub proposal_sizes: BufferSizes,
+    /// Each reply and event sent to a client, without its length prefix
+    /// (`ServerCnxn.serialize`); the ConnectResponse is not one.
+    pub response_sizes: BufferSizes,
 }
 
 /// The standalone request pipeline. See the module docs.
@@ -952,7 +959,11 @@ impl Pipeline {
             // is not; kept correct regardless.
             Err(_) => Bytes::from(txn.encode_to_vec()),
         };
-        self.stats.last_proposal_size = bytes.len() as i64;
+        if matches!(self.mode, Mode::Leader { .. }) {
+            self.stats
+                .proposal_sizes
+                .record(crate::proposal_size::proposal_size(&txn));
+        }
         out.push(Action::Append { zxid, txn: bytes });
         self.in_flight.push_back(InFlight { txn, origin });
     }
@@ -1285,6 +1296,7 @@ impl Pipeline {
                 }
                 c.stats.sent += 1;
                 self.stats.packets_sent += 1;
+                self.stats.response_sizes.record(f.len() - 4);
                 out.push(Action::Send {
                     conn,
                     frame: f.clone(),
@@ -1305,11 +1317,10 @@ impl Pipeline {
             if let Some(c) = self.connections.get_mut(&conn) {
                 c.stats.sent += 1;
             }
+            let frame = event_frame(e, zxid);
             self.stats.packets_sent += 1;
-            out.push(Action::Send {
-                conn,
-                frame: event_frame(e, zxid),
-            });
+            self.stats.response_sizes.record(frame.len() - 4);
+            out.push(Action::Send { conn, frame });
         }
     }
 
@@ -1343,6 +1354,7 @@ impl Pipeline {
         }
         let frame = finish_frame(w);
         self.stats.packets_sent += 1;
+        self.stats.response_sizes.record(frame.len() - 4);
         if let Some(c) = self.connections.get_mut(&conn) {
             c.stats.sent += 1;
             if let Some(a) = answered {

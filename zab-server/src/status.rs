@@ -83,7 +83,10 @@ pub fn four_letter(
     }
     status.mode = mode;
     status.peer_state = quorum.peer_state;
-    status.leader = quorum.leader;
+    status.leader = quorum.leader.map(|mut l| {
+        l.proposal_sizes = pipeline.stats().proposal_sizes;
+        l
+    });
     status.observer_master_id = quorum.observer_master;
     if mode != ServerMode::Standalone {
         status.server_id = cfg.my_id.unwrap_or_default();
@@ -191,6 +194,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         open_file_descriptor_count: open_fds(),
         max_file_descriptor_count: max_fds(),
         uptime_ms: now_ms() - started_ms,
+        client_response_sizes: stats.response_sizes,
         environment: Environment::from_process(),
         ..ServerStatus::default()
     }

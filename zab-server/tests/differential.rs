@@ -510,6 +510,9 @@ fn server_state(addr: SocketAddr, sessions: &BTreeMap<i64, usize>) -> String {
                 "zk_approximate_data_size",
                 "zk_global_sessions",
                 "zk_outstanding_requests",
+                "zk_last_client_response_size",
+                "zk_min_client_response_size",
+                "zk_max_client_response_size",
             ]
             .iter()
             .any(|k| l.split('\t').next() == Some(k))

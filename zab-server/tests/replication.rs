@@ -1140,6 +1140,12 @@ async fn observer_forwards_writes_and_serves_reads() {
             if i == leader {
                 assert!(sessions_part.starts_with("Session Sets ("), "{dump}");
                 assert_eq!(master, None, "{mntr}");
+                // Proposal sizes as ZooKeeper measures them (jute txn,
+                // header and digest): a createSession is the smallest, 48.
+                assert!(
+                    mntr.lines().any(|l| l == "zk_min_proposal_size\t48"),
+                    "{mntr}"
+                );
             } else {
                 assert_eq!(sessions_part, global, "server {i}: {dump}");
                 let expected = cluster.sid(leader).to_string();
