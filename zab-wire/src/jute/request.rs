@@ -586,7 +586,7 @@ mod tests {
     /// fails them (MARSHALLINGERROR) where "" finds the root or is a bad
     /// path; setData's and sync's null path is "", as there.
     #[test]
-    fn a_read_of_a_null_path_does_not_decode() {
+    fn a_null_path_to_a_read_create_or_delete_does_not_decode() {
         let null = |watch: bool| {
             let mut b = (-1i32).to_be_bytes().to_vec();
             b.push(u8::from(watch));
