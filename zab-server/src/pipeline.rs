@@ -983,7 +983,10 @@ impl Pipeline {
     }
 
     fn apply(&mut self, now_ms: i64, f: InFlight, out: &mut Vec<Action>) {
-        let applied = self.tree.apply(&f.txn);
+        // While no connection watches anything there is nothing to deliver,
+        // and the tree need not hand over an ACL per event.
+        let watching = self.watches.total_watch_count() > 0;
+        let applied = self.tree.apply_with(&f.txn, watching);
         self.preparer.applied(applied.zxid);
 
         // Events before replies: a client sees the notification before any

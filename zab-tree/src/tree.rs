@@ -39,9 +39,9 @@ pub struct Applied {
     pub result: Result<Response, ErrorCode>,
     /// Watch triggers in order (D.5; multi sub-ops in order, D.6).
     pub events: Vec<WatchEvent>,
-    /// The ACL each of `events` is delivered under, index for index: the
-    /// changed, created or deleted node's, or for NodeChildrenChanged the
-    /// parent's. A watcher without READ on it is not told (ZooKeeper
+    /// The ACL each of `events` is delivered under, index for index (empty
+    /// from [`DataTree::apply_with`] without ACLs): the changed, created or
+    /// deleted node's, or for NodeChildrenChanged the parent's. A watcher without READ on it is not told (ZooKeeper
     /// ≥ 3.8.4 and 3.9.2, `ServerCnxn.process`, CVE-2024-23944).
     pub event_acls: Vec<AclList>,
     /// Set by closeSession txns, so the server drops that connection.
@@ -102,15 +102,23 @@ pub fn acl_from_proto(acl: &[proto::Acl]) -> Vec<Acl> {
 struct Triggers {
     events: Vec<WatchEvent>,
     acls: Vec<AclList>,
+    /// Whether the caller wants the ACLs (see [`DataTree::apply_with`]).
+    with_acls: bool,
 }
 
 impl Triggers {
-    fn push(&mut self, event_type: i32, path: &str, acl: AclList) {
+    /// `acl` is `Some` exactly when `with_acls` is set.
+    fn push(&mut self, event_type: i32, path: &str, acl: Option<AclList>) {
         self.events.push(WatchEvent {
             event_type,
             path: path.to_owned(),
         });
-        self.acls.push(acl);
+        self.acls.extend(acl);
+    }
+
+    /// `acl`, cloned, if the caller wants ACLs.
+    fn keep(&self, acl: &AclList) -> Option<AclList> {
+        self.with_acls.then(|| acl.clone())
     }
 }
 
@@ -509,9 +517,19 @@ impl DataTree {
     /// Applies a committed txn. Deterministic: the same txns in the same
     /// order give the same tree on every server and on replay.
     pub fn apply(&mut self, txn: &proto::Txn) -> Applied {
+        self.apply_with(txn, true)
+    }
+
+    /// [`DataTree::apply`], leaving `Applied::event_acls` empty unless
+    /// `event_acls` is set: a server with no watch at all has no event to
+    /// deliver, and need not clone an ACL per event.
+    pub fn apply_with(&mut self, txn: &proto::Txn, event_acls: bool) -> Applied {
         let zxid = Zxid(txn.zxid);
         let session = SessionId(txn.session_id);
-        let mut events = Triggers::default();
+        let mut events = Triggers {
+            with_acls: event_acls,
+            ..Triggers::default()
+        };
         let mut closed_session = None;
         let result = match txn.body.as_ref().and_then(|b| b.op.as_ref()) {
             Some(TxnOp::CreateSession(cs)) => {
@@ -589,10 +607,9 @@ impl DataTree {
                 n.set_data_and_meta(s.data.as_deref(), &meta);
                 let new = s.data.as_ref().map_or(0, |d| d.len());
                 let stat = meta.client_stat(new, n.children().len());
-                let acl = n.acl().clone();
+                events.push(event_type::NODE_DATA_CHANGED, &s.path, events.keep(n.acl()));
                 let new = new as u64;
                 self.data_size = self.data_size - old + new;
-                events.push(event_type::NODE_DATA_CHANGED, &s.path, acl);
                 Ok(MultiResult::SetData(StatResponse { stat }))
             }
             TxnOp::SetAcl(s) => {
@@ -673,10 +690,11 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
+        let event_acl = events.keep(&acl);
         let node = Node::new(
             name,
             c.data.as_deref(),
-            acl.clone(),
+            acl,
             NodeMeta {
                 czxid: zxid,
                 mzxid: zxid,
@@ -705,7 +723,7 @@ impl DataTree {
             parent.set_meta(&meta);
         }
         parent.children_mut().insert(node);
-        let parent_acl = parent.acl().clone();
+        let parent_acl = events.keep(parent.acl());
         self.data_size += size;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
             self.ephemerals
@@ -714,7 +732,7 @@ impl DataTree {
                 .insert(c.path.clone());
         }
         self.count += 1;
-        events.push(event_type::NODE_CREATED, &c.path, acl);
+        events.push(event_type::NODE_CREATED, &c.path, event_acl);
         events.push(event_type::NODE_CHILDREN_CHANGED, parent_path, parent_acl);
         Ok(stat)
     }
@@ -732,10 +750,10 @@ impl DataTree {
         }
         let owner = node.meta().ephemeral_owner;
         let size = (p.len() + node.data_len()) as u64;
-        let acl = node.acl().clone();
+        let acl = events.keep(node.acl());
         let parent = self.node_mut(parent_path)?;
         parent.children_mut().remove(name);
-        let parent_acl = parent.acl().clone();
+        let parent_acl = events.keep(parent.acl());
         let meta = parent.meta();
         if zxid > meta.pzxid {
             parent.set_meta(&NodeMeta {
