@@ -637,19 +637,8 @@ fn random_requests_through_a_learner_are_answered_as_zookeeper_answers_them() {
                 .unwrap_or_else(|| panic!("no {learner:?}"));
             transcript(ensemble.addr(at), seed)
         };
-        let zookeeper = run(ServerCommand::with_args("java", ZOOKEEPER_JVM));
+        let zookeeper = run(ServerCommand::zookeeper());
         let zab = run(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")));
         assert_same(seed, &zookeeper, &zab);
     }
 }
-
-/// How the ensemble's ZooKeeper servers run (as in `tests/replication.rs`).
-const ZOOKEEPER_JVM: [&str; 7] = [
-    "-Xmx256m",
-    "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",
-    "-Dzookeeper.root.logger=WARN,CONSOLE",
-    "-cp",
-    "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
-    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-];

@@ -40,18 +40,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// the tests' expectations against the real thing.
 fn spec(participants: usize) -> ClusterSpec {
     let command = match std::env::var("ZAB_TEST_TARGET").as_deref() {
-        Ok("zookeeper") | Ok("zk") => ServerCommand::with_args(
-            "java",
-            [
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Dzookeeper.root.logger=WARN,CONSOLE",
-                "-cp",
-                "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            ],
-        ),
+        Ok("zookeeper") | Ok("zk") => ServerCommand::zookeeper(),
         _ => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
     };
     let mut spec = ClusterSpec::new(command, participants);

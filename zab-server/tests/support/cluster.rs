@@ -56,6 +56,24 @@ impl ServerCommand {
         }
     }
 
+    /// Apache ZooKeeper 3.8 from the Debian package, the JVM started directly
+    /// (so a kill hits the server, not a shell) with a small heap and a
+    /// quick start.
+    pub fn zookeeper() -> ServerCommand {
+        ServerCommand::with_args(
+            "java",
+            [
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Dzookeeper.root.logger=WARN,CONSOLE",
+                "-cp",
+                "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            ],
+        )
+    }
+
     /// `program args… zoo.cfg`.
     pub fn with_args(
         program: impl Into<PathBuf>,
