@@ -36,8 +36,8 @@ use support::raw::{be_i32, be_i64, Jute};
 use support::{Target, TestServer};
 
 /// Seeds per run and requests per seed: about 10 s against both servers
-/// (130 seeds of 300–400 passed standalone, and 28 through a learner,
-/// when the test was written).
+/// (about 230 seeds of 300–500 passed standalone, and about 40 through a
+/// learner, when the test was written).
 const SEEDS: u64 = 6;
 const STEPS: usize = 300;
 /// Seeds through a learner (an ensemble of JVMs takes a few seconds).
