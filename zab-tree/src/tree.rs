@@ -41,8 +41,9 @@ pub struct Applied {
     pub events: Vec<WatchEvent>,
     /// The ACL each of `events` is delivered under, index for index (empty
     /// from [`DataTree::apply_with`] without ACLs): the changed, created or
-    /// deleted node's, or for NodeChildrenChanged the parent's. A watcher without READ on it is not told (ZooKeeper
-    /// ≥ 3.8.4 and 3.9.2, `ServerCnxn.process`, CVE-2024-23944).
+    /// deleted node's, or for NodeChildrenChanged the parent's. A watcher
+    /// without READ on it is not told (ZooKeeper ≥ 3.8.4 and 3.9.2,
+    /// `ServerCnxn.process`, CVE-2024-23944).
     pub event_acls: Vec<AclList>,
     /// Set by closeSession txns, so the server drops that connection.
     pub closed_session: Option<SessionId>,
