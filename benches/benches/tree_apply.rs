@@ -33,6 +33,7 @@ impl Fixture {
             zxid: f.zxid,
             time_ms: 1,
             auth: &f.auth,
+            session_moved: false,
         };
         let txn = f.prep.prepare_create_session(&f.tree, &ctx, 30_000);
         f.tree.apply(&txn);
@@ -49,6 +50,7 @@ impl Fixture {
             zxid: self.zxid,
             time_ms: 2,
             auth: &self.auth,
+            session_moved: false,
         };
         let txn = self.prep.prepare(&self.tree, &ctx, req);
         let applied = self.tree.apply(&txn);

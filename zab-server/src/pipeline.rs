@@ -25,7 +25,9 @@ use bytes::{Bytes, BytesMut};
 use foldhash::{HashMap, HashMapExt};
 use prost::Message;
 use zab_tree::acl::{self, AuthConfig, AuthInfo};
-use zab_tree::session_tracker::{negotiate_timeout, session_password, SessionTracker};
+use zab_tree::session_tracker::{
+    negotiate_timeout, session_password, SessionOwner, SessionTracker,
+};
 use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
 use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
 use zab_wire::jute::Id;
@@ -115,10 +117,13 @@ pub enum Input {
     SyncDone { session: SessionId, cxid: i32 },
     /// Learner: the leader's answer to a revalidation (reference F.8).
     Revalidated { session: SessionId, valid: bool },
-    /// Leader: a request a learner forwarded for one of its clients.
+    /// Leader: a request a learner forwarded for one of its clients;
+    /// `from` names the learner's link (the session's owner if it created
+    /// or revalidated the session there).
     Forwarded {
         request: ForwardedRequest,
         auth: Vec<Id>,
+        from: SessionOwner,
     },
 }
 
@@ -464,10 +469,16 @@ impl Pipeline {
     }
 
     /// Leader: a learner asks whether a resumed session is alive; answering
-    /// touches it (ZooKeeper's `revalidateSession`).
-    pub fn revalidate(&mut self, session: SessionId, timeout_ms: i32) -> bool {
+    /// touches it and, if it is, makes `from` its owner (ZooKeeper's
+    /// `Leader.revalidateSession`), so requests still coming through its
+    /// old server are SESSIONMOVED.
+    pub fn revalidate(&mut self, session: SessionId, timeout_ms: i32, from: SessionOwner) -> bool {
         let _ = timeout_ms;
-        self.sessions.touch(session, self.now_ms)
+        let valid = self.sessions.touch(session, self.now_ms);
+        if valid {
+            self.sessions.set_owner(session, from);
+        }
+        valid
     }
 
     /// Leader: sessions a learner's clients touched since its last ping.
@@ -516,7 +527,11 @@ impl Pipeline {
             Input::Revalidated { session, valid } => {
                 self.on_revalidated(now_ms, session, valid, out)
             }
-            Input::Forwarded { request, auth } => self.on_forwarded(now_ms, request, auth, out),
+            Input::Forwarded {
+                request,
+                auth,
+                from,
+            } => self.on_forwarded(now_ms, request, auth, from, out),
         }
     }
 
@@ -575,10 +590,11 @@ impl Pipeline {
                 return;
             }
             self.sessions.add(id, timeout, now_ms);
+            self.sessions.set_owner(id, SessionOwner::Local);
             // Field-wise so `c` (borrowed from `connections`) stays usable.
             self.last_assigned = self.last_assigned.next();
             let zxid = self.last_assigned;
-            let ctx = context(id, 0, zxid, now_ms, &c.auth);
+            let ctx = context(id, 0, zxid, now_ms, &c.auth, false);
             let txn = self
                 .preparer
                 .prepare_create_session(&self.tree, &ctx, timeout);
@@ -613,6 +629,9 @@ impl Pipeline {
             self.refuse_session(conn, out);
             return;
         }
+        // ZooKeeper's `revalidateSession` on the leader (or standalone):
+        // the session is now this server's.
+        self.sessions.set_owner(id, SessionOwner::Local);
         if let Some(c) = self.connections.get_mut(&conn) {
             c.session = Some(id);
         }
@@ -803,6 +822,10 @@ impl Pipeline {
                 // close, so it is neither touched nor expired again.
                 self.sessions.set_closing(session);
             }
+            // closeSession is not checked: the expirer submits it too,
+            // with no owner (ZooKeeper's `PrepRequestProcessor`).
+            let moved = !matches!(request, Request::CloseSession)
+                && !owned_here(self.mode, &mut self.sessions, session);
             let Some(c) = self.connections.get_mut(&conn) else {
                 return;
             };
@@ -835,7 +858,7 @@ impl Pipeline {
             }
             self.last_assigned = self.last_assigned.next();
             let zxid = self.last_assigned;
-            let ctx = context(session, header.xid, zxid, now_ms, &c.auth);
+            let ctx = context(session, header.xid, zxid, now_ms, &c.auth, moved);
             let txn = self.preparer.prepare(&self.tree, &ctx, &request);
             self.log(txn, Some((conn, header.xid)), out);
         } else if c.queue.is_empty() {
@@ -886,7 +909,14 @@ impl Pipeline {
         }
         // Field-wise so `c` (borrowed from `connections`) stays usable.
         self.last_assigned = self.last_assigned.next();
-        let ctx = context(session, header.xid, self.last_assigned, now_ms, &c.auth);
+        let ctx = context(
+            session,
+            header.xid,
+            self.last_assigned,
+            now_ms,
+            &c.auth,
+            false,
+        );
         let txn = error_txn(&ctx, ErrorCode::MarshallingError);
         self.log(txn, Some((conn, header.xid)), out);
     }
@@ -898,12 +928,13 @@ impl Pipeline {
         now_ms: i64,
         req: ForwardedRequest,
         auth: Vec<Id>,
+        from: SessionOwner,
         out: &mut Vec<Action>,
     ) {
         let session = SessionId(req.session_id);
         let zxid = self.next_zxid();
         let auth = AuthInfo::from_ids(auth);
-        let ctx = context(session, req.cxid, zxid, now_ms, &auth);
+        let mut ctx = context(session, req.cxid, zxid, now_ms, &auth, false);
         let txn = if req.op == op::CREATE_SESSION {
             let timeout = req
                 .body
@@ -911,6 +942,7 @@ impl Pipeline {
                 .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                 .unwrap_or(self.cfg.min_session_timeout_ms);
             self.sessions.add(session, timeout, now_ms);
+            self.sessions.set_owner(session, from);
             self.preparer
                 .prepare_create_session(&self.tree, &ctx, timeout)
         } else {
@@ -918,6 +950,8 @@ impl Pipeline {
                 Ok(request) if request.is_write() => {
                     if matches!(request, Request::CloseSession) {
                         self.sessions.set_closing(session);
+                    } else {
+                        ctx.session_moved = !self.sessions.check_owner(session, from);
                     }
                     self.preparer.prepare(&self.tree, &ctx, &request)
                 }
@@ -1078,6 +1112,10 @@ impl Pipeline {
                 return;
             }
         };
+        if result.is_some_and(is_session_moved) {
+            self.close_moved(conn, out);
+            return;
+        }
         let (err, body) = match (result, sync_path) {
             (Some(Ok(r)), _) => (0, r.clone()),
             (Some(Err(e)), _) => (e.code(), Response::Empty),
@@ -1140,6 +1178,12 @@ impl Pipeline {
         out: &mut Vec<Action>,
     ) {
         let _ = now_ms;
+        if let Some(session) = self.connections.get(&conn).and_then(|c| c.session) {
+            if !owned_here(self.mode, &mut self.sessions, session) {
+                self.close_moved(conn, out);
+                return;
+            }
+        }
         let zxid = self.last_processed_zxid().0;
         let request = match body {
             Ok(r) => r,
@@ -1392,7 +1436,7 @@ impl Pipeline {
             tracing::info!(session = %id, "session expired");
             let zxid = self.next_zxid();
             let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
-            let ctx = context(id, 0, zxid, now_ms, &auth);
+            let ctx = context(id, 0, zxid, now_ms, &auth, false);
             let txn = self
                 .preparer
                 .prepare(&self.tree, &ctx, &Request::CloseSession);
@@ -1408,7 +1452,7 @@ impl Pipeline {
                 .take(self.cfg.container_max_per_minute)
             {
                 let zxid = self.next_zxid();
-                let ctx = context(SessionId(0), 0, zxid, now_ms, &auth);
+                let ctx = context(SessionId(0), 0, zxid, now_ms, &auth, false);
                 let txn = self.preparer.prepare(
                     &self.tree,
                     &ctx,
@@ -1417,6 +1461,19 @@ impl Pipeline {
                 self.log(txn, None, out);
             }
         }
+    }
+
+    /// SESSIONMOVED is an error of the connection, not of the request:
+    /// ZooKeeper closes the connection without an answer
+    /// (`FinalRequestProcessor`, ZOOKEEPER-710), and the session lives on
+    /// where the client took it.
+    fn close_moved(&mut self, conn: ConnectionId, out: &mut Vec<Action>) {
+        tracing::info!(
+            conn = conn.0,
+            "session moved to another server; closing the connection it left"
+        );
+        self.drop_connection(conn);
+        out.push(Action::Close { conn });
     }
 
     fn drop_connection(&mut self, conn: ConnectionId) {
@@ -1437,6 +1494,7 @@ fn context(
     zxid: Zxid,
     now_ms: i64,
     auth: &AuthInfo,
+    session_moved: bool,
 ) -> RequestContext<'_> {
     RequestContext {
         session_id: session,
@@ -1444,7 +1502,32 @@ fn context(
         zxid,
         time_ms: now_ms,
         auth,
+        session_moved,
     }
+}
+
+/// True for a write's result that is SESSIONMOVED, for a multi in any of
+/// its ops (ZooKeeper's `FinalRequestProcessor` throws it from the op's
+/// error result).
+fn is_session_moved(result: &Result<Response, ErrorCode>) -> bool {
+    let moved = ErrorCode::SessionMoved;
+    match result {
+        Err(e) => *e == moved,
+        Ok(Response::Multi(m)) => m
+            .results
+            .iter()
+            .any(|r| *r == jute::MultiResult::Error(moved.code())),
+        Ok(_) => false,
+    }
+}
+
+/// False if a request from one of this server's own connections comes for
+/// a session the leader knows to be owned by a learner now: the client
+/// moved and this is a connection it left (ZooKeeper's `checkSession`,
+/// which a leader runs on every request; learners check nothing and a
+/// standalone server owns every session).
+fn owned_here(mode: Mode, sessions: &mut SessionTracker, session: SessionId) -> bool {
+    !matches!(mode, Mode::Leader { .. }) || sessions.check_owner(session, SessionOwner::Local)
 }
 
 /// A txn that only reports `code` to the client (ZooKeeper's error txn).

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use zab_tree::acl::AuthConfig;
-use zab_tree::session_tracker::session_password;
+use zab_tree::session_tracker::{session_password, SessionOwner};
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::{DataTree, PrepareConfig};
 use zab_wire::jute::{
@@ -725,6 +725,9 @@ fn snapshots_are_requested_after_about_snap_count_txns() {
     );
 }
 
+/// The leader's id for the link of [`Duo`]'s learner.
+const LINK: SessionOwner = SessionOwner::Learner(1);
+
 /// A leader pipeline and a learner pipeline wired by hand: what the learner
 /// forwards is prepared by the leader, and what the leader commits is handed
 /// to the learner as committed, as the ZAB layer will do.
@@ -768,7 +771,11 @@ impl Duo {
     /// the committed txns to the learner.
     fn round_trip(&mut self) {
         for (request, auth) in std::mem::take(&mut self.learner.forwarded) {
-            self.leader.feed(Input::Forwarded { request, auth });
+            self.leader.feed(Input::Forwarded {
+                request,
+                auth,
+                from: LINK,
+            });
         }
         self.leader.sync();
         let txns: Vec<Txn> = self.leader.txns[self.delivered..].to_vec();
@@ -1074,7 +1081,7 @@ fn learner_revalidates_resumed_sessions_with_the_leader() {
     assert_eq!(d.learner.revalidations, vec![(session, 10_000)]);
     assert!(d.learner.take(again).is_empty());
     assert!(
-        d.leader.p.revalidate(session, 10_000),
+        d.leader.p.revalidate(session, 10_000, LINK),
         "the leader knows the session"
     );
     d.learner.feed(Input::Revalidated {
@@ -1114,4 +1121,164 @@ fn learner_never_expires_sessions_itself() {
         d.learner.forwarded.is_empty() && d.learner.appended.is_empty(),
         "only the leader expires sessions"
     );
+}
+
+/// Resumes `session` on a new connection `id` of learner `h`, the leader
+/// revalidating it for `from`.
+fn resume_on_learner(
+    leader: &mut Harness,
+    h: &mut Harness,
+    id: u64,
+    session: SessionId,
+    from: SessionOwner,
+) -> ConnectionId {
+    let conn = h.accept(id);
+    let mut req = connect_request(session.0, 0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    h.feed(Input::Connect { conn, request: req });
+    let valid = leader.p.revalidate(session, 10_000, from);
+    h.feed(Input::Revalidated { session, valid });
+    assert!(matches!(h.take(conn).as_slice(), [Got::Connected(_)]));
+    conn
+}
+
+/// A client resumes its session on a second learner while its connection
+/// to the first is still open (ZooKeeper's ZOOKEEPER-710 case). The leader
+/// made the second learner the owner; a write still coming through the
+/// first becomes an error txn with SESSIONMOVED, and the first learner
+/// closes that connection without an answer (reference D.11,
+/// `FinalRequestProcessor`). Reads there are a learner's own and are not
+/// checked, as on ZooKeeper.
+#[test]
+fn a_write_through_the_learner_a_session_left_closes_that_connection() {
+    let mut d = Duo::new();
+    let (old, session) = d.learner_session(1);
+    let mut other = Harness::in_mode(
+        PipelineConfig {
+            server_id: ServerId(3),
+            ..config()
+        },
+        Mode::Learner,
+    );
+    for txn in d.leader.txns.clone() {
+        other.feed(Input::Committed { txn });
+    }
+    let new = resume_on_learner(
+        &mut d.leader,
+        &mut other,
+        1,
+        session,
+        SessionOwner::Learner(2),
+    );
+
+    d.learner.request(old, 1, get_data("/", false));
+    assert_eq!(reply(&d.learner.take(old)[0]).0.err, 0);
+
+    let before = d.leader.p.tree().last_zxid();
+    d.learner.request(old, 2, create("/stale", "x", 0));
+    d.round_trip();
+    assert_eq!(
+        d.leader.p.tree().last_zxid(),
+        before.next(),
+        "a zxid is taken"
+    );
+    assert!(!d.leader.p.tree().exists("/stale"));
+    assert_eq!(d.learner.take(old), vec![Got::Closed], "no answer");
+
+    // The session lives on where the client took it.
+    let txn = d.leader.txns.last().cloned().expect("a txn");
+    other.feed(Input::Committed { txn });
+    other.request(new, 3, create("/fresh", "x", 0));
+    for (request, auth) in std::mem::take(&mut other.forwarded) {
+        d.leader.feed(Input::Forwarded {
+            request,
+            auth,
+            from: SessionOwner::Learner(2),
+        });
+    }
+    d.leader.sync();
+    assert!(d.leader.p.tree().exists("/fresh"));
+    let txn = d.leader.txns.last().cloned().expect("a txn");
+    other.feed(Input::Committed { txn });
+    assert_eq!(reply(&other.take(new)[0]).0.err, 0);
+}
+
+/// A multi's SESSIONMOVED closes the connection too (reference D.7).
+#[test]
+fn a_multi_from_a_connection_the_session_left_closes_it() {
+    let mut d = Duo::new();
+    let (old, session) = d.learner_session(1);
+    let mut other = Harness::in_mode(config(), Mode::Learner);
+    resume_on_learner(
+        &mut d.leader,
+        &mut other,
+        1,
+        session,
+        SessionOwner::Learner(2),
+    );
+    d.learner.request(old, 1, Request::Multi(vec![]));
+    d.learner.request(
+        old,
+        2,
+        Request::Multi(vec![zab_wire::jute::MultiOp::Delete(
+            zab_wire::jute::DeleteRequest {
+                path: "/zookeeper".into(),
+                version: -1,
+            },
+        )]),
+    );
+    d.round_trip();
+    let got = d.learner.take(old);
+    // The empty multi checks no session and is answered; the other closes.
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(reply(&got[0]).0.err, 0);
+    assert_eq!(got[1], Got::Closed);
+}
+
+/// On the leader every request checks the session (ZooKeeper's leader runs
+/// all of them through `PrepRequestProcessor`): once a learner revalidated
+/// it, a ping or read on the leader's old connection closes it, and a
+/// resume on the leader makes the session the leader's again.
+#[test]
+fn the_leaders_own_connection_a_session_left_is_closed_at_its_next_request() {
+    let mut d = Duo::new();
+    let (old, session) = d.leader.session(1);
+    d.leader.request(old, -2, Request::Ping);
+    assert_eq!(reply(&d.leader.take(old)[0]).0.err, 0);
+    for txn in d.leader.txns.clone() {
+        d.learner.feed(Input::Committed { txn });
+    }
+    d.delivered = d.leader.txns.len();
+    resume_on_learner(&mut d.leader, &mut d.learner, 2, session, LINK);
+
+    d.leader.request(old, -2, Request::Ping);
+    assert_eq!(d.leader.take(old), vec![Got::Closed]);
+
+    // Back on the leader: its own again, and the learner's writes now fail.
+    let back = d.leader.accept(3);
+    let mut req = connect_request(session.0, 0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    d.leader.feed(Input::Connect {
+        conn: back,
+        request: req,
+    });
+    assert!(matches!(
+        d.leader.take(back).as_slice(),
+        [Got::Connected(_)]
+    ));
+    d.leader.request(back, 1, get_data("/", false));
+    assert_eq!(reply(&d.leader.take(back)[0]).0.err, 0);
+    let moved_code = ErrorCode::SessionMoved.code();
+    d.learner
+        .request(ConnectionId(2), 2, create("/from-learner", "", 0));
+    d.round_trip();
+    let last = d.leader.txns.last().expect("an error txn");
+    assert!(
+        matches!(
+            last.body.as_ref().and_then(|b| b.op.as_ref()),
+            Some(zab_wire::proto::txn_body::Op::Error(e)) if e.err == moved_code
+        ),
+        "{last:?}"
+    );
+    assert_eq!(d.learner.take(ConnectionId(2)), vec![Got::Closed]);
 }

@@ -32,6 +32,7 @@ use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, Timing,
 };
 use zab_store::Store;
+use zab_tree::session_tracker::SessionOwner;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
 use zab_wire::jute::op;
@@ -970,6 +971,7 @@ impl Peer {
                     auth,
                     ..
                 } => {
+                    let from = SessionOwner::Learner(conn.0);
                     if request.op == op::SYNC {
                         let more = l.leader.sync_request(conn, request);
                         queue.extend(more);
@@ -981,7 +983,11 @@ impl Peer {
                                 id: id.id,
                             })
                             .collect();
-                        self.pipeline_input(Input::Forwarded { request, auth });
+                        self.pipeline_input(Input::Forwarded {
+                            request,
+                            auth,
+                            from,
+                        });
                     }
                 }
                 LeaderAction::Revalidate {
@@ -990,10 +996,9 @@ impl Peer {
                     timeout,
                     ..
                 } => {
-                    let valid = self
-                        .state
-                        .pipeline()
-                        .is_some_and(|p| p.revalidate(session_id, timeout));
+                    let valid = self.state.pipeline().is_some_and(|p| {
+                        p.revalidate(session_id, timeout, SessionOwner::Learner(conn.0))
+                    });
                     if let Role::Leading(l) = &mut self.role {
                         queue.extend(l.leader.revalidate_reply(conn, session_id, valid));
                     }

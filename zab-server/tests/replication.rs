@@ -15,6 +15,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/raw.rs"]
+mod raw;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::{ClusterSpec, Mode, ServerCommand, TestCluster};
+use raw::{be_i32, be_i64, Jute};
 use tokio::task::JoinSet;
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error, SessionState, Stat};
 
@@ -1038,6 +1041,135 @@ async fn session_and_ephemeral_move_between_servers() {
         );
     })
     .await;
+}
+
+/// One raw client connection (the session-moved test must hold two
+/// connections of one session open at once, which no client library does).
+struct RawConnection {
+    stream: std::net::TcpStream,
+    session: i64,
+    password: Vec<u8>,
+    xid: i32,
+}
+
+impl RawConnection {
+    /// Opens a new session (`session` 0) or resumes one.
+    fn open(addr: std::net::SocketAddr, session: i64, password: &[u8]) -> RawConnection {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let connect = Jute::default()
+            .int(0)
+            .long(0)
+            .int(30_000)
+            .long(session)
+            .buffer(password);
+        stream.write_all(&connect.frame()).expect("send connect");
+        let mut c = RawConnection {
+            stream,
+            session: 0,
+            password: Vec::new(),
+            xid: 0,
+        };
+        let reply = c.frame().expect("a ConnectResponse");
+        assert!(be_i32(&reply, 4) > 0, "session refused");
+        c.session = be_i64(&reply, 8);
+        c.password = reply[20..36].to_vec();
+        c
+    }
+
+    fn frame(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut body = vec![0; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(body)
+    }
+
+    /// Sends a request; its reply's zxid and error code, or how the
+    /// connection ended. A timeout fails the test: the server must either
+    /// answer or close.
+    fn call(&mut self, op: i32, body: Jute) -> Result<(i64, i32), std::io::ErrorKind> {
+        use std::io::Write;
+        self.xid += 1;
+        let frame = Jute::default().int(self.xid).int(op).then(body).frame();
+        self.stream.write_all(&frame).map_err(|e| e.kind())?;
+        match self.frame() {
+            Ok(reply) => Ok((be_i64(&reply, 4), be_i32(&reply, 12))),
+            Err(e) => {
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+                assert!(!timed_out, "neither answered nor closed");
+                Err(e.kind())
+            }
+        }
+    }
+
+    fn create(&mut self, path: &str) -> Result<(i64, i32), std::io::ErrorKind> {
+        let world_anyone = Jute::default()
+            .int(1)
+            .int(31)
+            .buffer(b"world")
+            .buffer(b"anyone");
+        let body = Jute::default()
+            .buffer(path.as_bytes())
+            .buffer(b"")
+            .then(world_anyone)
+            .int(0);
+        self.call(1, body)
+    }
+
+    fn get_data(&mut self, path: &str) -> Result<(i64, i32), std::io::ErrorKind> {
+        self.call(4, Jute::default().buffer(path.as_bytes()).boolean(false))
+    }
+}
+
+/// A client that resumed its session elsewhere while a connection it left
+/// is still open (ZOOKEEPER-710): the leader made the new server the
+/// session's owner, so a write through the old connection is an error txn
+/// with SESSIONMOVED, and the old server closes that connection without an
+/// answer (reference D.11). A follower answers its own reads unchecked; a
+/// leader checks every request, reads included. Checked against ZooKeeper
+/// 3.8 with `ZAB_TEST_TARGET=zookeeper`.
+#[test]
+fn a_connection_its_session_left_is_closed_by_its_next_write() {
+    let mut cluster = TestCluster::start(spec(3));
+    cluster.wait_until_serving(SERVE_WITHIN);
+    let leader = cluster.leader().expect("one leader");
+    let followers: Vec<usize> = cluster.indices().filter(|&i| i != leader).collect();
+    let (a, b) = (cluster.addr(followers[0]), cluster.addr(followers[1]));
+
+    // From one follower to the other.
+    let mut old = RawConnection::open(a, 0, &[0; 16]);
+    let mut new = RawConnection::open(b, old.session, &old.password.clone());
+    assert_eq!(new.session, old.session, "the session was resumed");
+    let (before, err) = new.create("/before-move").expect("answered");
+    assert_eq!(err, 0);
+    assert_eq!(old.get_data("/").map(|r| r.1), Ok(0), "reads stay local");
+    let closed = old.create("/through-the-old-server");
+    assert!(closed.is_err(), "closed without an answer: {closed:?}");
+    let (after, err) = new.create("/after-move").expect("answered");
+    assert_eq!(err, 0);
+    assert_eq!(after, before + 2, "the refused write took a zxid");
+    assert_eq!(
+        new.get_data("/through-the-old-server").map(|r| r.1),
+        Ok(-101),
+        "and changed nothing"
+    );
+
+    // From the leader to a follower: the leader's next read closes.
+    let mut on_leader = RawConnection::open(cluster.addr(leader), 0, &[0; 16]);
+    assert_eq!(on_leader.get_data("/").map(|r| r.1), Ok(0));
+    let mut moved = RawConnection::open(a, on_leader.session, &on_leader.password.clone());
+    assert_eq!(moved.get_data("/").map(|r| r.1), Ok(0));
+    let closed = on_leader.get_data("/");
+    assert!(closed.is_err(), "closed without an answer: {closed:?}");
+    assert_eq!(moved.create("/moved-from-the-leader").map(|r| r.1), Ok(0));
 }
 
 /// 3 voters + 1 observer: the observer says so, forwards writes and serves

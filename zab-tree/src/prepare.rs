@@ -43,6 +43,11 @@ pub struct RequestContext<'a> {
     /// Leader wall clock, ms since the epoch (becomes ctime/mtime).
     pub time_ms: i64,
     pub auth: &'a AuthInfo,
+    /// The request came from a connection the session has left: the
+    /// leader found another owner (ZooKeeper's `checkSession`, reference
+    /// D.11). Every write checks it where it checks the session, so it
+    /// fails with SESSIONMOVED in ZooKeeper's order of checks.
+    pub session_moved: bool,
 }
 
 /// ZooKeeper's `ChangeRecord`: what prepare needs to know of a node.
@@ -353,16 +358,20 @@ impl Preparer {
     }
 
     /// A session is usable unless unknown or closing (`checkSession` throws
-    /// SessionExpired for both).
-    fn check_session(&self, tree: &DataTree, s: SessionId) -> Result<(), ErrorCode> {
+    /// SessionExpired for both), or moved away from where the request came
+    /// from (SessionMoved, checked last).
+    fn check_session(&self, tree: &DataTree, ctx: &RequestContext) -> Result<(), ErrorCode> {
+        let s = ctx.session_id;
         let open = match self.session_latest.get(&s) {
             Some((_, open)) => *open,
             None => tree.session_timeout(s).is_some(),
         };
-        if open {
-            Ok(())
-        } else {
+        if !open {
             Err(ErrorCode::SessionExpired)
+        } else if ctx.session_moved {
+            Err(ErrorCode::SessionMoved)
+        } else {
+            Ok(())
         }
     }
 
@@ -430,7 +439,7 @@ impl Preparer {
         // after those checks instead.
         let plain_mode_as_ttl = op_code == op::CREATE_TTL && !mode.is_ttl();
         // 2. Session.
-        self.check_session(tree, ctx.session_id)?;
+        self.check_session(tree, ctx)?;
         // 3. Shape: a '/' and no NUL.
         if !p.contains('/') || p.contains('\0') {
             return Err(ErrorCode::BadArguments);
@@ -525,7 +534,7 @@ impl Preparer {
         ctx: &RequestContext,
         r: &DeleteRequest,
     ) -> Result<TxnOp, ErrorCode> {
-        self.check_session(tree, ctx.session_id)?;
+        self.check_session(tree, ctx)?;
         let p = r.path.as_str();
         let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
         if p.contains('\0') || path::is_special(p) {
@@ -593,7 +602,7 @@ impl Preparer {
         ctx: &RequestContext,
         r: &SetDataRequest,
     ) -> Result<TxnOp, ErrorCode> {
-        self.check_session(tree, ctx.session_id)?;
+        self.check_session(tree, ctx)?;
         path::validate(&r.path)?;
         let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
         self.check_perm(&node.acl, perms::WRITE, ctx.auth)?;
@@ -618,7 +627,7 @@ impl Preparer {
         ctx: &RequestContext,
         r: &SetAclRequest,
     ) -> Result<TxnOp, ErrorCode> {
-        self.check_session(tree, ctx.session_id)?;
+        self.check_session(tree, ctx)?;
         path::validate(&r.path)?;
         let acl = acl::fixup_acl(r.acl.as_deref(), ctx.auth)?;
         let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
@@ -642,7 +651,7 @@ impl Preparer {
         ctx: &RequestContext,
         r: &CheckVersionRequest,
     ) -> Result<TxnOp, ErrorCode> {
-        self.check_session(tree, ctx.session_id)?;
+        self.check_session(tree, ctx)?;
         path::validate(&r.path)?;
         let node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
         self.check_perm(&node.acl, perms::READ, ctx.auth)?;

@@ -589,6 +589,58 @@ fn sessions_unknown_or_closing_are_expired() {
     assert_eq!(h.tree.sessions().count(), 1);
 }
 
+/// A write from a connection the session has left (the leader knows
+/// another owner) fails with SESSIONMOVED where ZooKeeper's `checkSession`
+/// runs: after the create's mode and TTL checks, before everything else,
+/// and after the session's own liveness (reference D.11). It still takes
+/// a zxid, as every failed write does.
+#[test]
+fn writes_from_a_connection_the_session_left_are_session_moved() {
+    let mut h = Harness::new();
+    h.mk("/n", 0);
+    let moved = |h: &mut Harness, req: Request| {
+        let before = h.tree.last_zxid();
+        let txn = h.prepare_from(S1, &req, true);
+        let a = h.apply(txn);
+        assert_eq!(a.zxid, before.next(), "{req:?} takes a zxid");
+        a.result
+    };
+    // Even where the request would fail for another reason later on.
+    for req in [
+        create("/n", None, 0),
+        create("/new", None, 0),
+        delete("/n", 7),
+        set_data("/missing", b"x", -1),
+        set_acl("/n", vec![acl(perms::ALL, "world", "anyone")], -1),
+    ] {
+        assert_eq!(moved(&mut h, req), Err(ErrorCode::SessionMoved));
+    }
+    assert!(!h.tree.exists("/new"));
+    assert!(h.tree.exists("/n"));
+    // Mode and TTL are checked first.
+    assert_eq!(
+        moved(&mut h, create("/x", None, 99)),
+        Err(ErrorCode::BadArguments)
+    );
+    // An unknown session is expired, wherever the request came from.
+    let txn = h.prepare_from(S2, &create("/y", None, 0), true);
+    assert_eq!(h.apply(txn).result, Err(ErrorCode::SessionExpired));
+    // In a multi the first op fails with it and the rest are rolled back;
+    // the pipeline closes the connection when it sees it (D.7).
+    let ops = vec![mcreate("/m", 0), mcreate("/m/c", 0)];
+    let Ok(Response::Multi(m)) = moved(&mut h, Request::Multi(ops)) else {
+        panic!("a multi answers per op")
+    };
+    assert_eq!(
+        m.results,
+        vec![
+            MultiResult::Error(ErrorCode::SessionMoved.code()),
+            MultiResult::Error(ErrorCode::RuntimeInconsistency.code())
+        ]
+    );
+    assert!(!h.tree.exists("/m"));
+}
+
 /// A session whose ephemerals are all deleted keeps its (empty) entry
 /// until it ends, as ZooKeeper's `DataTree.deleteNode` leaves it: `dump`
 /// lists it with no paths (checked on 3.8.0).

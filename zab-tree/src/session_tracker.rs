@@ -8,7 +8,8 @@
 //! sessions whose deadline has passed and marks them closing. Submitting the
 //! `closeSession` txn for them, and removing them once it is applied, is the
 //! caller's job. The replicated sessions table (id → timeout, ephemerals)
-//! lives in the data tree, not here.
+//! lives in the data tree, not here. Nor is the owner replicated: each
+//! leader learns it anew from the requests it sees.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,6 +57,21 @@ pub fn negotiate_timeout(requested: i32, min: i32, max: i32) -> i32 {
     timeout
 }
 
+/// Where a session's requests may come from: the server or learner that
+/// last created or revalidated it (ZooKeeper's `SessionImpl.owner`,
+/// reference D.11). A request from anywhere else is from a connection the
+/// client has left, and gets SESSIONMOVED (-118).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionOwner {
+    /// A client connection of this server (ZooKeeper's `ServerCnxn.me`:
+    /// one owner for all of them, so a move between two connections of the
+    /// same server is not a move).
+    Local,
+    /// A learner, by the leader's id for its link: a learner that links
+    /// again is a new owner, as ZooKeeper's owner is the `LearnerHandler`.
+    Learner(u64),
+}
+
 /// One tracked session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Session {
@@ -63,6 +79,9 @@ struct Session {
     /// Set on expiry or when a closeSession is under way: the session can no
     /// longer be touched and its requests get SESSIONEXPIRED (-112).
     closing: bool,
+    /// `None` until a request or a revalidation names one, as for every
+    /// session a new leader inherits from the tree.
+    owner: Option<SessionOwner>,
     /// The bucket the session sits in, `None` once its bucket was expired.
     deadline: Option<i64>,
 }
@@ -128,6 +147,7 @@ impl SessionTracker {
         let session = self.sessions.entry(id).or_insert(Session {
             timeout_ms,
             closing: false,
+            owner: None,
             deadline: None,
         });
         if session.closing {
@@ -155,6 +175,28 @@ impl SessionTracker {
     pub fn set_closing(&mut self, id: SessionId) {
         if let Some(s) = self.sessions.get_mut(&id) {
             s.closing = true;
+        }
+    }
+
+    /// Makes `owner` the session's owner, as a createSession or a
+    /// revalidation does (ZooKeeper's `setOwner`). Unknown and closing
+    /// sessions are left alone.
+    pub fn set_owner(&mut self, id: SessionId, owner: SessionOwner) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            if !s.closing {
+                s.owner = Some(owner);
+            }
+        }
+    }
+
+    /// False if a request from `owner` comes from a connection the session
+    /// has left (ZooKeeper's `checkSession` throwing SessionMoved). A
+    /// session without an owner yet takes `owner` as its own. Unknown and
+    /// closing sessions pass: their requests fail as expired instead.
+    pub fn check_owner(&mut self, id: SessionId, owner: SessionOwner) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) if !s.closing => *s.owner.get_or_insert(owner) == owner,
+            _ => true,
         }
     }
 
@@ -504,5 +546,46 @@ mod tests {
         t.add(SessionId(1), 0, i64::MAX);
         assert!(t.next_deadline().is_some());
         assert_eq!(t.expire(i64::MAX), vec![SessionId(1)]);
+    }
+
+    #[test]
+    fn first_request_claims_an_ownerless_session_and_others_are_moved() {
+        // A leader inherits sessions without owners; the first request
+        // names it (`checkSession`: `if (session.owner == null)`).
+        let mut t = SessionTracker::new(ServerId(1), 0, TICK);
+        let s = SessionId(1);
+        t.add(s, 4000, 0);
+        assert!(t.check_owner(s, SessionOwner::Learner(7)));
+        assert!(t.check_owner(s, SessionOwner::Learner(7)));
+        assert!(!t.check_owner(s, SessionOwner::Local));
+        assert!(!t.check_owner(s, SessionOwner::Learner(8)));
+    }
+
+    #[test]
+    fn revalidation_moves_the_session() {
+        let mut t = SessionTracker::new(ServerId(1), 0, TICK);
+        let s = SessionId(1);
+        t.add(s, 4000, 0);
+        t.set_owner(s, SessionOwner::Local);
+        t.set_owner(s, SessionOwner::Learner(3));
+        assert!(!t.check_owner(s, SessionOwner::Local));
+        assert!(t.check_owner(s, SessionOwner::Learner(3)));
+    }
+
+    #[test]
+    fn unknown_and_closing_sessions_are_never_moved() {
+        // Their requests fail as expired, which `checkSession` checks first.
+        let mut t = SessionTracker::new(ServerId(1), 0, TICK);
+        let s = SessionId(1);
+        assert!(t.check_owner(s, SessionOwner::Local));
+        t.add(s, 4000, 0);
+        t.set_owner(s, SessionOwner::Learner(3));
+        t.set_closing(s);
+        assert!(t.check_owner(s, SessionOwner::Local));
+        t.set_owner(s, SessionOwner::Local);
+        t.remove(s);
+        t.add(s, 4000, 0);
+        // Re-added after removal: a new session, without an owner.
+        assert!(t.check_owner(s, SessionOwner::Local));
     }
 }

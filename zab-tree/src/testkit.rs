@@ -61,6 +61,7 @@ impl Harness {
             zxid: self.zxid,
             time_ms: self.time,
             auth: &auth,
+            session_moved: false,
         };
         let txn = self.prep.prepare_create_session(&self.tree, &ctx, timeout);
         self.apply(txn)
@@ -68,6 +69,12 @@ impl Harness {
 
     /// Prepares without applying (to test pending changes).
     pub fn prepare(&mut self, session: SessionId, req: &Request) -> Txn {
+        self.prepare_from(session, req, false)
+    }
+
+    /// As [`Harness::prepare`], from a connection the session has left
+    /// when `moved`.
+    pub fn prepare_from(&mut self, session: SessionId, req: &Request, moved: bool) -> Txn {
         self.zxid = self.zxid.next();
         let auth = self.auth.clone();
         let ctx = RequestContext {
@@ -76,6 +83,7 @@ impl Harness {
             zxid: self.zxid,
             time_ms: self.time,
             auth: &auth,
+            session_moved: moved,
         };
         self.prep.prepare(&self.tree, &ctx, req)
     }

@@ -177,6 +177,7 @@ fn run(actions: &[Action]) -> (DataTree, Vec<Txn>, Vec<Applied>) {
                     zxid,
                     time_ms: time,
                     auth: &a,
+                    session_moved: false,
                 };
                 pending.push(prep.prepare_create_session(&tree, &ctx, 5000));
             }
@@ -188,6 +189,7 @@ fn run(actions: &[Action]) -> (DataTree, Vec<Txn>, Vec<Applied>) {
                     zxid,
                     time_ms: time,
                     auth: &a,
+                    session_moved: false,
                 };
                 pending.push(prep.prepare(&tree, &ctx, &req));
             }
@@ -253,7 +255,7 @@ proptest! {
         let mut zxid = Zxid::ZERO;
         let mut step = |tree: &mut DataTree, prep: &mut Preparer, req: &Request| {
             zxid = zxid.next();
-            let ctx = RequestContext { session_id: SessionId(0), cxid: 0, zxid, time_ms: 0, auth: &a };
+            let ctx = RequestContext { session_id: SessionId(0), cxid: 0, zxid, time_ms: 0, auth: &a, session_moved: false };
             let t = prep.prepare(tree, &ctx, req);
             tree.apply(&t);
             prep.applied(zxid);

@@ -657,6 +657,7 @@ impl Node {
                     zxid,
                     time_ms: now as i64,
                     auth: &auth,
+                    session_moved: false,
                 };
                 l.preparer.prepare_create_session(&self.tree, &ctx, 30_000)
             }
@@ -668,6 +669,7 @@ impl Node {
                     zxid,
                     time_ms: now as i64,
                     auth: &auth,
+                    session_moved: false,
                 };
                 let req = Request::Create {
                     op: op::CREATE,
