@@ -1308,10 +1308,21 @@ impl Pipeline {
                 }
                 res
             }
-            Request::GetAcl(_)
-            | Request::GetAllChildrenNumber(_)
-            | Request::GetEphemerals(_)
-            | Request::MultiRead(_) => self.tree.read(&request, session, &c.auth),
+            Request::GetAcl(_) | Request::GetAllChildrenNumber(_) | Request::GetEphemerals(_) => {
+                self.tree.read(&request, session, &c.auth)
+            }
+            Request::MultiRead(ops) => match self.tree.multi_read(ops, &c.auth) {
+                Ok(results) => Ok(Response::Multi(results)),
+                // The one error answer with a body (see `DataTree::multi_read`).
+                Err(before) => {
+                    let zxid = self.last_processed_zxid().0;
+                    let code = ErrorCode::MarshallingError.code();
+                    let body = Response::Multi(before);
+                    let answered = Answered::new(header.op, received_ms);
+                    self.send_reply(conn, header.xid, zxid, code, &body, Some(answered), out);
+                    return;
+                }
+            },
             // Writes never reach here; Auth, Check, DeleteContainer and Sasl
             // were answered in `on_request_at`.
             _ => Err(ErrorCode::Unimplemented),
@@ -1396,9 +1407,9 @@ impl Pipeline {
         let mut w = Writer::with_capacity(FRAME_CAPACITY);
         w.write_i32(0); // length, patched below
         ReplyHeader { xid, zxid, err }.write(&mut w);
-        if err == 0 {
-            body.write_body(&mut w);
-        }
+        // An error's body is `Response::Empty` but for one case that
+        // ZooKeeper answers with a body (`DataTree::multi_read`).
+        body.write_body(&mut w);
         let frame = finish_frame(w);
         self.stats.packets_sent += 1;
         self.stats.response_sizes.record(frame.len() - 4);

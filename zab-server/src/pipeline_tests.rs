@@ -1282,3 +1282,36 @@ fn the_leaders_own_connection_a_session_left_is_closed_at_its_next_request() {
     );
     assert_eq!(d.learner.take(ConnectionId(2)), vec![Got::Closed]);
 }
+
+/// A multiRead of writes: ZooKeeper decodes it (its ops are of one kind)
+/// and, running it, answers MARSHALLINGERROR with an empty MultiResponse,
+/// the terminator alone, as the body (`FinalRequestProcessor`; seen by the
+/// differential test on 3.8.0). Nothing is written.
+#[test]
+fn a_multi_read_of_writes_is_answered_with_an_empty_multi_response() {
+    use zab_wire::jute::{DeleteRequest, MultiOp, MultiResponse};
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    let delete = |p: &str| {
+        MultiOp::Delete(DeleteRequest {
+            path: p.into(),
+            version: -1,
+        })
+    };
+    h.request(
+        conn,
+        1,
+        Request::MultiRead(vec![delete("/zookeeper"), delete("/")]),
+    );
+    let got = h.take(conn);
+    let (header, body) = reply(&got[0]);
+    assert_eq!(header.err, ErrorCode::MarshallingError.code());
+    let m = MultiResponse::decode(body.clone()).expect("a MultiResponse body");
+    assert!(m.results.is_empty(), "{m:?}");
+    assert_eq!(
+        body.len(),
+        9,
+        "the terminator: MultiHeader {{-1, true, -1}}"
+    );
+    assert_eq!(h.appended.len(), 1, "no txn besides the session's");
+}

@@ -447,29 +447,40 @@ impl DataTree {
                     .unwrap_or_default();
                 Ok(Response::StringList(StringListResponse { items }))
             }
-            Request::MultiRead(ops) => {
-                // Each op answers on its own; a failure does not stop the rest.
-                let results = ops
-                    .iter()
-                    .map(|o| match o {
-                        MultiOp::GetData(r) => match self.get_data(r, auth) {
-                            Ok(d) => MultiResult::GetData(d),
-                            Err(e) => MultiResult::Error(e.code()),
-                        },
-                        MultiOp::GetChildren(r) => match self.get_children(r, auth) {
-                            Ok((items, _)) => {
-                                MultiResult::GetChildren(StringListResponse { items })
-                            }
-                            Err(e) => MultiResult::Error(e.code()),
-                        },
-                        // Mixing is refused by the decoder (behaviour 48).
-                        _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
-                    })
-                    .collect();
-                Ok(Response::Multi(MultiResponse { results }))
-            }
+            Request::MultiRead(ops) => self
+                .multi_read(ops, auth)
+                .map(Response::Multi)
+                .map_err(|_| ErrorCode::MarshallingError),
             _ => Err(ErrorCode::Unimplemented),
         }
+    }
+
+    /// multiRead: each op answers on its own, and a failure does not stop
+    /// the rest. A write op stops it: `Err` holds the results before it,
+    /// which ZooKeeper sends as the body of its MARSHALLINGERROR reply
+    /// (`FinalRequestProcessor` throws from inside the loop). The decoder
+    /// lets writes through only when every op is one, so that body is an
+    /// empty `MultiResponse` (checked on 3.8.0).
+    pub fn multi_read(
+        &self,
+        ops: &[MultiOp],
+        auth: &AuthInfo,
+    ) -> Result<MultiResponse, MultiResponse> {
+        let mut results = Vec::with_capacity(ops.len());
+        for o in ops {
+            results.push(match o {
+                MultiOp::GetData(r) => match self.get_data(r, auth) {
+                    Ok(d) => MultiResult::GetData(d),
+                    Err(e) => MultiResult::Error(e.code()),
+                },
+                MultiOp::GetChildren(r) => match self.get_children(r, auth) {
+                    Ok((items, _)) => MultiResult::GetChildren(StringListResponse { items }),
+                    Err(e) => MultiResult::Error(e.code()),
+                },
+                _ => return Err(MultiResponse { results }),
+            });
+        }
+        Ok(MultiResponse { results })
     }
 
     fn get_data(
