@@ -27,6 +27,8 @@ use zab_store::GroupCommit;
 use zab_wire::jute::FourLetterWord;
 use zab_wire::types::ServerId;
 
+use crate::tls::{ClientAuth, TlsConfig, X509_PROVIDER_CLASS};
+
 /// The largest server id usable with extended types (TTL nodes): the top
 /// byte 0xff of an ephemeral owner marks an extended type (reference H).
 pub const MAX_EXTENDED_SERVER_ID: u64 = 0xfe;
@@ -57,6 +59,8 @@ pub enum ConfigError {
     SessionTimeoutRange { min: i32, max: i32 },
     #[error("clientPortAddress is set but clientPort is not set")]
     ClientPortAddressWithoutPort,
+    #[error("secureClientPortAddress is set but secureClientPort is not set")]
+    SecureClientPortAddressWithoutPort,
     #[error("initLimit is not set")]
     MissingInitLimit,
     #[error("syncLimit is not set")]
@@ -349,6 +353,8 @@ pub struct Config {
     pub peer_type: PeerType,
     /// From `dataDir/myid`; required in distributed mode.
     pub my_id: Option<ServerId>,
+    /// The TLS client port and its `ssl.*` settings (`secureClientPort`).
+    pub tls: TlsConfig,
     /// Keys accepted but not implemented, and unknown keys, in file order,
     /// each as `key (reason)`. Logged in one start-up line.
     pub unsupported: Vec<String>,
@@ -546,6 +552,9 @@ impl Config {
         if self.client_port.is_none() && self.client_port_address.is_some() {
             return Err(ConfigError::ClientPortAddressWithoutPort);
         }
+        if self.tls.secure_client_port.is_none() && self.tls.secure_client_port_address.is_some() {
+            return Err(ConfigError::SecureClientPortAddressWithoutPort);
+        }
         if self.tick_time_ms == 0 {
             return Err(ConfigError::TickTimeZero);
         }
@@ -666,6 +675,28 @@ const SUPPORTED_KEYS: &[&str] = &[
     "leaderServes",
     "peerType",
     "dynamicConfigFile",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.authProvider",
+    "X509AuthenticationProvider.superUser",
+    // Hostname checks of the peer's certificate: ZooKeeper makes none of a
+    // client's (`ClientX509Util` turns client hostname verification off),
+    // so on the client port they change nothing.
+    "ssl.hostnameVerification",
+    "ssl.clientHostnameVerification",
+    // Netty's is the listener zab's behaves like (connections in `dump`);
+    // ZooKeeper needs it for TLS.
+    "serverCnxnFactory",
     // Accepted when they ask for what zab does anyway (their defaults).
     "reconfigEnabled",
     "localSessionsEnabled",
@@ -683,17 +714,17 @@ const SUPPORTED_KEYS: &[&str] = &[
 /// Keys ZooKeeper knows that zab accepts but does not implement, with why.
 fn unsupported_reason(key: &str) -> Option<&'static str> {
     let exact = match key {
-        "secureClientPort" | "secureClientPortAddress" => "no TLS client port",
         "observerMasterPort" => "observers sync from the leader only",
         "preAllocSize" => "the txn log is RocksDB, no preallocation",
         "closeSessionTxn.enabled" => "close-session txns always carry paths",
         "quorum.cnxn.threads.size" => "no SASL quorum authentication",
         "oraclePath" => "no quorum oracle",
-        "serverCnxnFactory" => "zab has its own client listener",
         "authProvider" => "pluggable auth providers are Java classes",
         "requireClientAuthScheme" => "not implemented",
-        "ssl.quorum.hostnameVerification" => "no TLS",
-        "sslQuorumReloadCertFiles" => "no TLS",
+        "ssl.quorum.hostnameVerification" => "no TLS between servers",
+        "sslQuorumReloadCertFiles" => "no TLS between servers",
+        "ssl.ciphersuites" => "rustls's own suites are offered",
+        "ssl.crl" | "ssl.ocsp" => "no revocation checks",
         "clientCnxnSocket" => "a client setting",
         "admin.serverAddress" | "admin.serverPort" | "admin.commandURL" | "admin.idleTimeout" => {
             "no embedded admin server"
@@ -715,9 +746,10 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         return Some(exact);
     }
     const PREFIXES: &[(&str, &str)] = &[
-        ("ssl.", "no TLS"),
+        ("ssl.quorum.", "no TLS between servers"),
+        ("ssl.", "not implemented"),
         ("quorum.auth.", "no SASL quorum authentication"),
-        ("quorum.ssl.", "no TLS"),
+        ("quorum.ssl.", "no TLS between servers"),
         ("admin.", "no embedded admin server"),
         ("metricsProvider.", "metrics are built in"),
         ("multiAddress.", "one address per server"),
@@ -896,6 +928,7 @@ impl Default for Builder {
                 membership_version: 0,
                 peer_type: PeerType::Participant,
                 my_id: None,
+                tls: TlsConfig::default(),
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1003,6 +1036,62 @@ impl Builder {
             "syncEnabled" => c.sync_enabled = parse_bool(raw_key, value)?,
             "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
             "dynamicConfigFile" => {}
+            "secureClientPort" => c.tls.secure_client_port = Some(parse_port(raw_key, value)?),
+            "secureClientPortAddress" => {
+                c.tls.secure_client_port_address = Some(ip_of(value).ok_or_else(|| {
+                    invalid(
+                        raw_key,
+                        value,
+                        "not an IP address or localhost (zab does not resolve host names here)",
+                    )
+                })?);
+            }
+            "ssl.keyStore.location" => c.tls.key_store.location = Some(PathBuf::from(value)),
+            "ssl.keyStore.password" => c.tls.key_store.password = Some(value.to_owned()),
+            "ssl.keyStore.type" => c.tls.key_store.kind = Some(value.to_owned()),
+            "ssl.trustStore.location" => c.tls.trust_store.location = Some(PathBuf::from(value)),
+            "ssl.trustStore.password" => c.tls.trust_store.password = Some(value.to_owned()),
+            "ssl.trustStore.type" => c.tls.trust_store.kind = Some(value.to_owned()),
+            "ssl.clientAuth" => {
+                c.tls.client_auth = ClientAuth::parse(value)
+                    .ok_or_else(|| invalid(raw_key, value, "not NONE, WANT or NEED"))?
+            }
+            "ssl.protocol" => c.tls.protocol = value.trim().to_owned(),
+            "ssl.enabledProtocols" => {
+                c.tls.enabled_protocols =
+                    Some(value.split(',').map(|p| p.trim().to_owned()).collect())
+            }
+            "ssl.handshakeDetectionTimeoutMillis" => {
+                c.tls.handshake_timeout_ms = parse_num(raw_key, value)?
+            }
+            "ssl.authProvider" => {
+                if value.trim() != "x509" {
+                    c.unsupported.push(format!(
+                        "{raw_key}={value} (client certificates go to the x509 provider)"
+                    ));
+                }
+            }
+            "X509AuthenticationProvider.superUser" => {
+                c.tls.x509_super_user = Some(value.to_owned())
+            }
+            "ssl.hostnameVerification" | "ssl.clientHostnameVerification" => {
+                parse_bool(raw_key, value)?;
+            }
+            "serverCnxnFactory" => {
+                if !value.ends_with("NettyServerCnxnFactory")
+                    && !value.ends_with("NIOServerCnxnFactory")
+                {
+                    c.unsupported.push(format!(
+                        "{raw_key}={value} (zab has its own client listener)"
+                    ));
+                }
+            }
+            // ZooKeeper registers a provider for every `zookeeper.
+            // authProvider.*` property; only the x509 one is a provider zab
+            // has (digest and ip are always there).
+            k if k.starts_with("authProvider.") && value.trim() == X509_PROVIDER_CLASS => {
+                c.tls.x509_provider = true
+            }
             "reconfigEnabled" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
@@ -1622,31 +1711,82 @@ clientPort=2181
     #[test]
     fn unsupported_and_unknown_keys_are_listed_in_order() {
         let c = parse(
-            "dataDir=/d\nsecureClientPort=2281\nssl.keyStore.location=/k\nreconfigEnabled=true\n\
-             reconfigEnabled=false\nadmin.serverPort=8081\nmetricsProvider.className=x\n\
-             localSessionsEnabled=true\nreadonlymode.enabled=true\nnoSuchKey=1\npreAllocSize=10\n",
+            "dataDir=/d\nssl.ciphersuites=TLS_AES_128_GCM_SHA256\nssl.quorum.keyStore.location=/k\n\
+             reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
+             metricsProvider.className=x\nlocalSessionsEnabled=true\nreadonlymode.enabled=true\n\
+             noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
         );
         assert_eq!(
             c.unsupported,
             [
-                "secureClientPort (no TLS client port)",
-                "ssl.keyStore.location (no TLS)",
+                "ssl.ciphersuites (rustls's own suites are offered)",
+                "ssl.quorum.keyStore.location (no TLS between servers)",
                 "admin.serverPort (no embedded admin server)",
                 "metricsProvider.className (metrics are built in)",
                 "localSessionsEnabled=true (every session is global)",
                 "readonlymode.enabled=true (not implemented)",
                 "noSuchKey (unknown key)",
                 "preAllocSize (the txn log is RocksDB, no preallocation)",
+                "authProvider.sasl (pluggable auth providers are Java classes)",
             ]
         );
         let line = c.unsupported_summary().unwrap_or_default();
         assert!(
-            line.starts_with("zoo.cfg keys that zab does not support (ignored): secureClientPort")
+            line.starts_with("zoo.cfg keys that zab does not support (ignored): ssl.ciphersuites")
         );
         assert!(!line.contains('\n'));
         // Defaults of those features are not "unsupported".
         let d = parse("dataDir=/d\nreconfigEnabled=false\nlocalSessionsEnabled=false\nsslQuorum=false\nadmin.enableServer=false\n");
         assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
+    }
+
+    /// The client port's TLS keys, as ZooKeeper's admin guide sets them up
+    /// (with or without the `zookeeper.` prefix of their system properties).
+    #[test]
+    fn tls_keys_configure_the_secure_client_port() {
+        let c = parse(
+            "dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n\
+             secureClientPortAddress=127.0.0.1\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location=/k.pem\nzookeeper.ssl.keyStore.password=pw\n\
+             ssl.trustStore.location=/t.pem\nssl.trustStore.type=PEM\nssl.clientAuth=want\n\
+             ssl.enabledProtocols=TLSv1.3,TLSv1.2\nssl.hostnameVerification=false\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             zookeeper.X509AuthenticationProvider.superUser=CN=admin\n",
+        );
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        let t = &c.tls;
+        assert_eq!(t.secure_client_port, Some(2281));
+        assert_eq!(
+            t.secure_client_port_address,
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(t.key_store.location.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(t.key_store.password.as_deref(), Some("pw"));
+        assert_eq!(t.trust_store.kind.as_deref(), Some("PEM"));
+        assert_eq!(t.client_auth, ClientAuth::Want);
+        assert_eq!(
+            t.enabled_protocols,
+            Some(vec!["TLSv1.3".to_owned(), "TLSv1.2".to_owned()])
+        );
+        assert!(t.x509_provider);
+        assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
+        // ZooKeeper's defaults: client certificates required, TLS 1.2.
+        let d = parse("dataDir=/d\nsecureClientPort=2281\n").tls;
+        assert_eq!(d.client_auth, ClientAuth::Need);
+        assert_eq!(d.protocol, "TLSv1.2");
+        assert!(!d.x509_provider);
+        assert!(matches!(
+            Config::parse("dataDir=/d\nclientPort=1\nssl.clientAuth=maybe\n", None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            Config::parse(
+                "dataDir=/d\nclientPort=1\nsecureClientPortAddress=127.0.0.1\n",
+                None
+            ),
+            Err(ConfigError::SecureClientPortAddressWithoutPort)
+        ));
     }
 
     #[test]

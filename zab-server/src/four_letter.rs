@@ -613,8 +613,8 @@ fn connection_line(out: &mut String, c: &ConnectionStatus, brief: bool) {
 fn conf(out: &mut String, s: &ServerStatus, cfg: &Config) {
     let port = s.client_port.map_or(-1, i32::from);
     let _ = writeln!(out, "clientPort={port}");
-    // zab has no TLS client port.
-    out.push_str("secureClientPort=-1\n");
+    let secure = cfg.tls.secure_client_port.map_or(-1, i32::from);
+    let _ = writeln!(out, "secureClientPort={secure}");
     let _ = writeln!(out, "dataDir={}", s.data_dir.display());
     let _ = writeln!(out, "dataDirSize={}", s.data_dir_size);
     let _ = writeln!(out, "dataLogDir={}", s.log_dir.display());

@@ -149,6 +149,7 @@ mod tests {
         Input::Accepted {
             conn: ConnectionId(c),
             remote: "127.0.0.1:5000".parse().expect("addr"),
+            identities: Vec::new(),
         }
     }
 

@@ -18,3 +18,4 @@ pub mod server;
 pub mod snap_link;
 pub mod stage_trace;
 pub mod status;
+pub mod tls;

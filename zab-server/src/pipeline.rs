@@ -89,10 +89,13 @@ pub struct PipelineConfig {
 /// Something that happened to the server.
 #[derive(Debug)]
 pub enum Input {
-    /// A TCP connection was accepted.
+    /// A TCP connection was accepted. `identities` are those its TLS
+    /// handshake proved (a client certificate's `x509` id), added after
+    /// the connection's `ip` id as ZooKeeper adds them.
     Accepted {
         conn: ConnectionId,
         remote: SocketAddr,
+        identities: Vec<Id>,
     },
     /// The connection's first frame.
     Connect {
@@ -497,8 +500,15 @@ impl Pipeline {
     pub fn handle(&mut self, now_ms: i64, input: Input, out: &mut Vec<Action>) {
         self.now_ms = now_ms;
         match input {
-            Input::Accepted { conn, remote } => {
-                let auth = AuthInfo::new(remote.ip());
+            Input::Accepted {
+                conn,
+                remote,
+                identities,
+            } => {
+                let mut auth = AuthInfo::new(remote.ip());
+                for id in identities {
+                    auth.add(id);
+                }
                 self.connections.insert(
                     conn,
                     Connection {

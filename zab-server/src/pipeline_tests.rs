@@ -155,7 +155,11 @@ impl Harness {
     fn accept(&mut self, id: u64) -> ConnectionId {
         let conn = ConnectionId(id);
         let remote = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000 + id as u16));
-        self.feed(Input::Accepted { conn, remote });
+        self.feed(Input::Accepted {
+            conn,
+            remote,
+            identities: Vec::new(),
+        });
         conn
     }
 

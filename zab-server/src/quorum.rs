@@ -46,7 +46,8 @@ use crate::held_clients::{HeldClients, Hold};
 use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
-    accept_loop, now_ms, open_state, recover, spawn_snapshot, start_autopurge, CoreMsg, Outgoing,
+    now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners, CoreMsg,
+    Outgoing,
 };
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
@@ -107,15 +108,8 @@ impl QuorumServer {
             }
         });
 
-        let client_addr = SocketAddr::new(
-            cfg.client_port_address
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            cfg.client_port.context("clientPort is not set")?,
-        );
-        let listener = tokio::net::TcpListener::bind(client_addr)
-            .await
-            .with_context(|| format!("binding {client_addr}"))?;
-        let client_addr = listener.local_addr()?;
+        let listeners = ClientListeners::bind(&cfg).await?;
+        let client_addr = listeners.local_addr;
 
         let clock = tx.clone();
         tokio::spawn(async move {
@@ -154,7 +148,7 @@ impl QuorumServer {
             last_tick_ms: 0,
         };
         tokio::spawn(peer.run(rx));
-        let accept = tokio::spawn(accept_loop(listener, cfg, tx.clone()));
+        let accept = listeners.spawn(&cfg, &tx);
         tracing::info!(%client_addr, "serving clients when in a serving role");
         Ok(QuorumServer {
             client_addr,

@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use zab_store::{Store, StoreOptions};
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::{DataTree, TreeSnapshot};
 use zab_wire::jute::frame::{four_letter_word, FourLetterWord, FrameDecoder};
-use zab_wire::jute::{ConnectRequest, Jute, Reader, Request, RequestHeader};
+use zab_wire::jute::{ConnectRequest, Id, Jute, Reader, Request, RequestHeader};
 use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
 use crate::status;
+use crate::tls::ClientTls;
 
 /// Messages to the core task.
 pub(crate) enum CoreMsg {
@@ -185,16 +186,8 @@ impl Server {
         let (store, tree) = open_state(&cfg)?;
         let purge = start_autopurge(&store, &cfg);
 
-        let addr = SocketAddr::new(
-            cfg.client_port_address
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            cfg.client_port.context("clientPort is not set")?,
-        );
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        let local_addr = listener.local_addr()?;
-        tracing::info!(%local_addr, "serving clients");
+        let listeners = ClientListeners::bind(&cfg).await?;
+        let local_addr = listeners.local_addr;
 
         let pipeline_cfg = PipelineConfig::from_config(&cfg);
         let pipeline = Pipeline::new(pipeline_cfg, tree, now_ms());
@@ -210,7 +203,7 @@ impl Server {
         ));
         spawn_ticker(core_tx.clone(), cfg.tick_time_ms as u64);
 
-        let accept = tokio::spawn(accept_loop(listener, cfg.clone(), core_tx.clone()));
+        let accept = listeners.spawn(&cfg, &core_tx);
         Ok(Server {
             local_addr,
             _purge: purge,
@@ -226,6 +219,80 @@ impl Server {
         if self.core.send(CoreMsg::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+}
+
+/// The client ports: `clientPort`, `secureClientPort`, or both.
+pub(crate) struct ClientListeners {
+    plain: Option<TcpListener>,
+    secure: Option<(TcpListener, Arc<ClientTls>)>,
+    /// The plain port's address, else the secure one's.
+    pub local_addr: SocketAddr,
+}
+
+impl ClientListeners {
+    /// Binds the configured ports; the TLS stores are read here, so a bad
+    /// one stops the server at start-up.
+    pub async fn bind(cfg: &Config) -> anyhow::Result<ClientListeners> {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let plain = match cfg.client_port {
+            Some(port) => {
+                let addr = SocketAddr::new(cfg.client_port_address.unwrap_or(any), port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                tracing::info!(local_addr = %l.local_addr()?, "client port");
+                Some(l)
+            }
+            None => None,
+        };
+        let secure = match cfg.tls.secure_client_port {
+            Some(port) => {
+                let tls = ClientTls::new(&cfg.tls).context("secureClientPort")?;
+                let addr = SocketAddr::new(cfg.tls.secure_client_port_address.unwrap_or(any), port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                tracing::info!(local_addr = %l.local_addr()?, "secure client port (TLS)");
+                Some((l, Arc::new(tls)))
+            }
+            None => None,
+        };
+        let local_addr = match (&plain, &secure) {
+            (Some(l), _) | (None, Some((l, _))) => l.local_addr()?,
+            (None, None) => anyhow::bail!("neither clientPort nor secureClientPort is set"),
+        };
+        Ok(ClientListeners {
+            plain,
+            secure,
+            local_addr,
+        })
+    }
+
+    /// Starts accepting on every port; the handle stops them all.
+    pub fn spawn(
+        self,
+        cfg: &Arc<Config>,
+        core: &mpsc::UnboundedSender<CoreMsg>,
+    ) -> tokio::task::JoinHandle<()> {
+        let cfg = cfg.clone();
+        let core = core.clone();
+        tokio::spawn(async move {
+            let plain = self
+                .plain
+                .map(|l| accept_loop(l, None, cfg.clone(), core.clone()));
+            let secure = self
+                .secure
+                .map(|(l, tls)| accept_loop(l, Some(tls), cfg.clone(), core.clone()));
+            match (plain, secure) {
+                (Some(p), Some(s)) => {
+                    tokio::join!(p, s);
+                }
+                (Some(p), None) => p.await,
+                (None, Some(s)) => s.await,
+                (None, None) => {}
+            }
+        })
     }
 }
 
@@ -380,8 +447,13 @@ pub(crate) fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
     });
 }
 
+/// Accepts client connections on one port, the plain one or (with `tls`)
+/// the secure one. Each port counts its own connections against
+/// `maxClientCnxns` and `maxCnxns`, as each of ZooKeeper's connection
+/// factories does.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<ClientTls>>,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,
 ) {
@@ -419,8 +491,22 @@ pub(crate) async fn accept_loop(
         let per_ip = per_ip.clone();
         open.fetch_add(1, Ordering::Relaxed);
         let open = open.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, remote, conn, cfg, core).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let (rd, wr) = stream.into_split();
+                    serve_connection(rd, wr, remote, conn, Vec::new(), cfg, core).await;
+                }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok((stream, identities)) => {
+                        let (rd, wr) = tokio::io::split(stream);
+                        serve_connection(rd, wr, remote, conn, identities, cfg, core).await;
+                    }
+                    Err(e) => tracing::info!(%remote, error = %e, "closing TLS connection"),
+                },
+            }
             open.fetch_sub(1, Ordering::Relaxed);
             let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = counts.get_mut(&remote.ip()) {
@@ -433,15 +519,20 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// Serves one client connection, plain or TLS, from its first bytes on;
+/// `identities` are those its TLS handshake proved.
+async fn serve_connection<R, W>(
+    mut rd: R,
+    mut wr: W,
     remote: SocketAddr,
     conn: ConnectionId,
+    identities: Vec<Id>,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(4096);
 
     // A connection that never sends a ConnectRequest is closed after
@@ -494,7 +585,11 @@ async fn serve_connection(
     if core.send(CoreMsg::Register { conn, out: out_tx }).is_err() {
         return;
     }
-    let _ = core.send(CoreMsg::Input(Input::Accepted { conn, remote }));
+    let _ = core.send(CoreMsg::Input(Input::Accepted {
+        conn,
+        remote,
+        identities,
+    }));
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     tokio::spawn(write_loop(wr, out_rx, closed_tx));
 
@@ -566,7 +661,7 @@ async fn serve_connection(
 
 /// Writes frames as they come, many per syscall when they queue up.
 async fn write_loop(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     closed: oneshot::Sender<()>,
 ) {
@@ -588,7 +683,8 @@ async fn write_loop(
             next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
-            if wr.write_all(&batch).await.is_err() {
+            // A TLS stream holds records until flushed; a TCP flush is free.
+            if wr.write_all(&batch).await.is_err() || wr.flush().await.is_err() {
                 break 'outer;
             }
             batch.clear();
@@ -615,6 +711,7 @@ impl PipelineConfig {
             prepare: zab_tree::PrepareConfig {
                 extended_types_enabled: cfg.extended_types_enabled,
                 skip_acl: cfg.skip_acl,
+                x509_provider: cfg.tls.x509_provider,
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),

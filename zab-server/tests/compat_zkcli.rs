@@ -7,70 +7,13 @@
 
 mod support;
 
-use std::fs::File;
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
+use support::zkcli::{self, assert_lines_in_order};
 use support::TestServer;
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
-/// A zkCli batch starts a JVM, connects, runs its commands and quits.
-const ZKCLI_DEADLINE: Duration = Duration::from_secs(90);
-
 /// Runs `commands` (one per line) in one zkCli session and returns what it
-/// printed (stdout and stderr interleaved, as a user would see them).
+/// printed.
 fn zkcli(server: &TestServer, commands: &str) -> String {
-    let out_dir = tempfile::tempdir().expect("temp dir");
-    let out_path = out_dir.path().join("zkcli.out");
-    let out = File::create(&out_path).expect("create output file");
-    let err = out.try_clone().expect("clone output handle");
-    let mut child = Command::new(ZKCLI)
-        .arg("-server")
-        .arg(server.connect_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("spawn zkCli.sh");
-    {
-        let mut stdin = child.stdin.take().expect("zkCli stdin");
-        stdin
-            .write_all(format!("{commands}\nquit\n").as_bytes())
-            .expect("write zkCli commands");
-    }
-    let deadline = Instant::now() + ZKCLI_DEADLINE;
-    loop {
-        // The exit status is not checked: zkCli exits with 1 when its last
-        // command failed, and several batches end with an expected failure.
-        if child.try_wait().expect("wait for zkCli").is_some() {
-            return std::fs::read_to_string(&out_path).expect("read zkCli output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-            panic!("zkCli did not finish within {ZKCLI_DEADLINE:?}:\n{output}");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Asserts that `expected` lines appear in `output`, in this order (other
-/// lines may come between them).
-fn assert_lines_in_order(output: &str, expected: &[&str]) {
-    let lines: Vec<&str> = output.lines().map(str::trim_end).collect();
-    let mut from = 0;
-    for want in expected {
-        match lines[from..].iter().position(|line| line == want) {
-            Some(at) => from += at + 1,
-            None => panic!("line {want:?} missing (after line {from}) in zkCli output:\n{output}"),
-        }
-    }
-    assert!(
-        !output.contains("Exception"),
-        "zkCli reported an exception:\n{output}"
-    );
+    zkcli::run(&server.connect_string(), commands, &[])
 }
 
 /// The value of `key = value` stat lines, in order of appearance.

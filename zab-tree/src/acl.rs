@@ -22,9 +22,14 @@ const DIGEST: &str = "digest";
 const IP: &str = "ip";
 const AUTH: &str = "auth";
 const SUPER: &str = "super";
+/// Identities from TLS client certificates (ZooKeeper's
+/// `X509AuthenticationProvider`): the certificate's subject.
+const X509: &str = "x509";
 
 /// The identities of one connection: it starts with `ip:<remote address>`;
-/// `auth` adds `digest:` ids and possibly `super:` (reference D.9).
+/// a TLS client certificate adds `x509:` (and `super:` for the configured
+/// super user); `auth` adds `digest:` ids and possibly `super:` (reference
+/// D.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthInfo {
     ids: Vec<Id>,
@@ -191,7 +196,7 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
             .iter()
             .filter(|id| id.scheme == a.id.scheme)
             .any(|id| match a.id.scheme.as_str() {
-                DIGEST => id.id == a.id.id,
+                DIGEST | X509 => id.id == a.id.id,
                 IP => ip_matches(&id.id, &a.id.id),
                 _ => false,
             })
@@ -284,11 +289,109 @@ fn digest_valid(id: &str) -> bool {
     parts.len() == 2
 }
 
+/// `X509AuthenticationProvider.isValid`: whether `new X500Principal(id)`
+/// accepts it. Attribute values are separated by `,`, `;` or `+` outside
+/// quotes and escapes; each is `type=value`, the type a keyword or an OID,
+/// the value quoted, `#` and an even number of hex digits, or a string.
+/// The empty name is valid.
+fn distinguished_name_valid(dn: &str) -> bool {
+    if dn.trim().is_empty() {
+        return true;
+    }
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    let mut avas = Vec::new();
+    for (i, c) in dn.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' | ';' | '+' if !quoted => {
+                avas.push(&dn[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if escaped || quoted {
+        return false;
+    }
+    avas.push(&dn[start..]);
+    avas.into_iter().all(attribute_valid)
+}
+
+fn attribute_valid(ava: &str) -> bool {
+    /// The keywords Java's `AVAKeyword` table knows.
+    const KEYWORDS: &[&str] = &[
+        "CN",
+        "C",
+        "L",
+        "S",
+        "ST",
+        "O",
+        "OU",
+        "T",
+        "IP",
+        "STREET",
+        "DC",
+        "DNQUALIFIER",
+        "DNQ",
+        "SURNAME",
+        "GIVENNAME",
+        "INITIALS",
+        "GENERATION",
+        "EMAIL",
+        "EMAILADDRESS",
+        "UID",
+        "SERIALNUMBER",
+    ];
+    let Some((ty, value)) = ava.split_once('=') else {
+        return false;
+    };
+    let ty = ty.trim();
+    let oid = ty
+        .strip_prefix("OID.")
+        .or_else(|| ty.strip_prefix("oid."))
+        .unwrap_or(ty);
+    let keyword = KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(ty));
+    let oid = oid.split('.').count() >= 2
+        && oid
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !keyword && !oid {
+        return false;
+    }
+    let value = value.trim();
+    if let Some(hex) = value.strip_prefix('#') {
+        return !hex.is_empty() && hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+        return true;
+    }
+    // Unquoted: `"`, `<` and `>` only escaped.
+    let mut escaped = false;
+    value.chars().all(|c| {
+        let ok = escaped || !matches!(c, '"' | '<' | '>');
+        escaped = !escaped && c == '\\';
+        ok
+    })
+}
+
 /// `PrepRequestProcessor.fixupACL` (reference D.9, behaviour 44): drops
 /// duplicates, expands `auth` to the connection's authenticated (non-ip)
 /// identities, and refuses (InvalidACL, -114) an empty list, an `auth`
 /// entry with nothing to expand to, an unknown scheme or a malformed id.
-pub fn fixup_acl(acl: Option<&[Acl]>, auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
+///
+/// `x509_provider`: the x509 provider is registered, so `x509` ids are
+/// valid in ACLs (any name `X500Principal` parses) and count as
+/// authenticated for `auth`; without it ZooKeeper has no such scheme.
+pub fn fixup_acl(
+    acl: Option<&[Acl]>,
+    auth: &AuthInfo,
+    x509_provider: bool,
+) -> Result<Vec<Acl>, ErrorCode> {
     let acl = match acl {
         Some(a) if !a.is_empty() => a,
         _ => return Err(ErrorCode::InvalidAcl),
@@ -304,13 +407,16 @@ pub fn fixup_acl(acl: Option<&[Acl]>, auth: &AuthInfo) -> Result<Vec<Acl>, Error
         match a.id.scheme.as_str() {
             WORLD if a.id.id == ANYONE => out.push(a.clone()),
             AUTH => {
-                // Only digest identities are "authenticated"; ip is not and
-                // super has no provider (ZooKeeper logs and skips it). They
-                // come in the order of the connection's identity set, as
-                // whoAmI lists them (checked on 3.8.0 with two digests).
+                // Only digest and x509 identities are "authenticated"; ip
+                // is not and super has no provider (ZooKeeper logs and
+                // skips it). They come in the order of the connection's
+                // identity set, as whoAmI lists them (checked on 3.8.0 with
+                // two digests).
                 let mut any = false;
                 let ids = java_set_order(&auth.ids);
-                for id in ids.into_iter().filter(|id| id.scheme == DIGEST) {
+                let authenticated =
+                    |id: &&Id| id.scheme == DIGEST || (x509_provider && id.scheme == X509);
+                for id in ids.into_iter().filter(authenticated) {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -323,6 +429,7 @@ pub fn fixup_acl(acl: Option<&[Acl]>, auth: &AuthInfo) -> Result<Vec<Acl>, Error
             }
             DIGEST if digest_valid(&a.id.id) => out.push(a.clone()),
             IP if ip_expr(&a.id.id).is_some() => out.push(a.clone()),
+            X509 if x509_provider && distinguished_name_valid(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -476,10 +583,10 @@ mod tests {
     #[test]
     fn fixup_rules() {
         let a = local();
-        assert_eq!(fixup_acl(None, &a), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(Some(&[]), &a), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(None, &a, false), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(Some(&[]), &a, false), Err(ErrorCode::InvalidAcl));
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &a),
+            fixup_acl(Some(&Acl::creator_all()), &a, false),
             Err(ErrorCode::InvalidAcl)
         );
         for bad in [
@@ -493,18 +600,18 @@ mod tests {
             acl(31, "ip", "host.example"),
         ] {
             assert_eq!(
-                fixup_acl(Some(std::slice::from_ref(&bad)), &a),
+                fixup_acl(Some(std::slice::from_ref(&bad)), &a, false),
                 Err(ErrorCode::InvalidAcl),
                 "{bad:?}"
             );
         }
         let open = Acl::open_unsafe();
         let dup = [open[0].clone(), open[0].clone()];
-        assert_eq!(fixup_acl(Some(&dup), &a), Ok(open.clone()));
+        assert_eq!(fixup_acl(Some(&dup), &a, false), Ok(open.clone()));
         let mut b = local();
         authenticate(&mut b, &AuthConfig::default(), "digest", b"user:pw").unwrap();
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &b),
+            fixup_acl(Some(&Acl::creator_all()), &b, false),
             Ok(vec![acl(31, "digest", &digest_id("user:pw"))])
         );
         // Two digests: in the identity set's order, not the order added
@@ -514,7 +621,7 @@ mod tests {
             authenticate(&mut c, &AuthConfig::default(), "digest", pw).unwrap();
         }
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &c),
+            fixup_acl(Some(&Acl::creator_all()), &c, false),
             Ok(vec![
                 acl(31, "digest", &digest_id("user:wrong")),
                 acl(31, "digest", &digest_id("user:pass"))
@@ -535,5 +642,86 @@ mod tests {
         let x = c.intern(&Acl::open_unsafe());
         let y = c.intern(&Acl::open_unsafe());
         assert!(Arc::ptr_eq(&x, &y));
+    }
+
+    /// What Java 17's `new X500Principal(s)` accepted and refused, checked
+    /// one by one (`X509AuthenticationProvider.isValid` is that call).
+    #[test]
+    fn distinguished_names_are_valid_where_java_parses_them() {
+        let valid = [
+            "",
+            "CN=a",
+            "CN=",
+            "cn=a,o=b",
+            "CN=a;O=b",
+            "CN=a+OU=b",
+            "CN=\"quoted, value\"",
+            "CN=#0403616263",
+            "2.5.4.3=x",
+            "OID.2.5.4.3=x",
+            "1.2=x",
+            "CN=a=b",
+            "CN=a\\,b",
+            " CN = a ",
+            "CN=a b ",
+        ];
+        let invalid = [
+            "foo",
+            "CN=a,",
+            ",CN=a",
+            "CN=a,,O=b",
+            "CN=\"open",
+            "CN=#123",
+            "CN=#zz",
+            "1..2=x",
+            "X-Y=z",
+            "9A=x",
+            "CN=a\\",
+            "CN=a<b",
+            "UNKNOWNKW=x",
+            "CN=a\"b",
+        ];
+        for dn in valid {
+            assert!(distinguished_name_valid(dn), "{dn:?} is valid");
+        }
+        for dn in invalid {
+            assert!(!distinguished_name_valid(dn), "{dn:?} is invalid");
+        }
+    }
+
+    /// With the x509 provider, `x509` ACLs are kept and `auth` expands to
+    /// the connection's certificate identity; without it the scheme is
+    /// unknown (-114), as in ZooKeeper.
+    #[test]
+    fn x509_acls_need_the_provider() {
+        let mut auth = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        auth.add(Id::new("x509", "CN=client"));
+        let x509 = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("x509", "CN=client"),
+        }];
+        assert_eq!(
+            fixup_acl(Some(&x509), &auth, false),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(fixup_acl(Some(&x509), &auth, true), Ok(x509.clone()));
+        let by_auth = vec![Acl {
+            perms: perms::READ,
+            id: Id::new("auth", ""),
+        }];
+        assert_eq!(
+            fixup_acl(Some(&by_auth), &auth, false),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(Some(&by_auth), &auth, true),
+            Ok(vec![Acl {
+                perms: perms::READ,
+                id: Id::new("x509", "CN=client"),
+            }])
+        );
+        assert!(check_acl(&x509, perms::READ, &auth));
+        let other = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        assert!(!check_acl(&x509, perms::READ, &other));
     }
 }

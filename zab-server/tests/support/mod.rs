@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod raw;
+pub mod zkcli;
 
 /// How long a server gets to answer `ruok` after being spawned. A JVM on a
 /// busy two-core machine can take several seconds.
@@ -300,7 +301,8 @@ fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
         .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
         .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
         .arg("-cp")
-        .arg("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
+        // With the Netty jars its TLS port needs.
+        .arg(zkcli::NETTY_CLASS_PATH)
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(cfg);
     cmd

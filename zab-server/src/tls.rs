@@ -1,0 +1,536 @@
+//! Client TLS: ZooKeeper's `secureClientPort`.
+//!
+//! This module owns the settings ZooKeeper reads for it (`ClientX509Util`'s
+//! `ssl.*` keys and the `x509` authentication provider), turning them into
+//! a rustls server configuration, the TLS handshake with its timeout, and a
+//! client certificate's `x509` identity as ZooKeeper's
+//! `X509AuthenticationProvider` names it. It does not own the connection:
+//! once the handshake is done a TLS stream is served as a plain one.
+//!
+//! Stores are read in PEM form only (`ssl.keyStore.type=PEM`, or a file
+//! ending in `.pem`): the key store holds the private key and the
+//! certificate chain, the trust store the accepted CA certificates, as in
+//! ZooKeeper's `PEMFileLoader`. JKS and PKCS#12 stores, encrypted keys,
+//! CRL and OCSP checks and cipher suite lists are refused or named at
+//! start-up rather than silently ignored.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+use zab_wire::jute::Id;
+
+/// ZooKeeper's `X509AuthenticationProvider`: the class an `authProvider.*`
+/// key must name for client certificates to become `x509` identities.
+pub const X509_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// `ssl.clientAuth` (ZooKeeper's `X509Util.ClientAuth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificate asked for.
+    None,
+    /// Asked for; a client without one is let in without an `x509` id.
+    Want,
+    /// Required: ZooKeeper's default when the key is unset.
+    #[default]
+    Need,
+}
+
+impl ClientAuth {
+    /// `ClientAuth.fromPropertyValue`: case-insensitive, empty means NEED.
+    pub fn parse(value: &str) -> Option<ClientAuth> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "" | "NEED" => Some(ClientAuth::Need),
+            "WANT" => Some(ClientAuth::Want),
+            "NONE" => Some(ClientAuth::None),
+            _ => None,
+        }
+    }
+}
+
+/// A key or trust store: `ssl.keyStore.*` or `ssl.trustStore.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Store {
+    pub location: Option<PathBuf>,
+    pub password: Option<String>,
+    /// `PEM`, `JKS`, `PKCS12` or `BCFKS`; when unset, ZooKeeper goes by the
+    /// file name's extension (`KeyStoreFileType.fromPropertyValueOrFileName`).
+    pub kind: Option<String>,
+}
+
+/// The client port's TLS settings, as zoo.cfg (or `zookeeper.*` properties)
+/// give them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `secureClientPort`: no TLS listener when unset.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`; `None` = all interfaces.
+    pub secure_client_port_address: Option<IpAddr>,
+    pub key_store: Store,
+    pub trust_store: Store,
+    pub client_auth: ClientAuth,
+    /// `ssl.protocol`, default `TLSv1.2` (`X509Util.DEFAULT_PROTOCOL`).
+    pub protocol: String,
+    /// `ssl.enabledProtocols`; unset means `ssl.protocol` alone, as in
+    /// ZooKeeper 3.8 (so TLS 1.3 only when asked for).
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.handshakeDetectionTimeoutMillis`, default 5000.
+    pub handshake_timeout_ms: u64,
+    /// Some `authProvider.*` key names [`X509_PROVIDER_CLASS`]. Without it
+    /// ZooKeeper closes a connection that presents a certificate
+    /// (`NettyServerCnxnFactory.CertificateVerifier`), and ACLs of the
+    /// `x509` scheme are invalid.
+    pub x509_provider: bool,
+    /// `X509AuthenticationProvider.superUser`: the identity that is also
+    /// `super`.
+    pub x509_super_user: Option<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            secure_client_port: None,
+            secure_client_port_address: None,
+            key_store: Store::default(),
+            trust_store: Store::default(),
+            client_auth: ClientAuth::default(),
+            protocol: "TLSv1.2".to_owned(),
+            enabled_protocols: None,
+            handshake_timeout_ms: 5_000,
+            x509_provider: false,
+            x509_super_user: None,
+        }
+    }
+}
+
+/// Why the TLS listener cannot be set up; reported at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("secureClientPort needs ssl.keyStore.location")]
+    NoKeyStore,
+    #[error("ssl.clientAuth={0:?} needs ssl.trustStore.location (zab has no default trust store)")]
+    NoTrustStore(ClientAuth),
+    #[error("{key}: {kind} stores are not supported, only PEM (convert with `openssl pkcs12 -nodes` or `keytool -importkeystore`)")]
+    StoreType { key: &'static str, kind: String },
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {what}")]
+    Pem { path: PathBuf, what: String },
+    #[error("unknown TLS protocol {0:?} (zab offers TLSv1.2 and TLSv1.3)")]
+    Protocol(String),
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
+}
+
+/// The TLS side of the secure client port, ready to accept.
+pub struct ClientTls {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    x509_provider: bool,
+    x509_super_user: Option<String>,
+}
+
+/// Why a TLS connection was dropped before it was served.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("TLS handshake: {0}")]
+    Handshake(io::Error),
+    #[error("no TLS handshake within {0:?}")]
+    Timeout(Duration),
+    #[error("a client certificate, but no x509 authentication provider (authProvider.x509)")]
+    NoX509Provider,
+    #[error("client certificate without a readable subject")]
+    Subject,
+}
+
+impl ClientTls {
+    /// Loads the stores and builds the server configuration.
+    pub fn new(cfg: &TlsConfig) -> Result<ClientTls, TlsError> {
+        let versions = protocol_versions(cfg)?;
+        let key_path = pem_store(&cfg.key_store, "ssl.keyStore")?.ok_or(TlsError::NoKeyStore)?;
+        let (chain, key) = read_key_store(key_path)?;
+        // rustls deprecates its `ring` provider for lacking post-quantum
+        // key exchange, which ZooKeeper's Java clients do not offer either;
+        // its other provider (aws-lc-rs) needs a CMake build of AWS-LC on
+        // every machine that builds zab.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)?;
+        let builder = match cfg.client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            auth => {
+                let trust = pem_store(&cfg.trust_store, "ssl.trustStore")?
+                    .ok_or(TlsError::NoTrustStore(auth))?;
+                let roots = read_trust_store(trust)?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = match auth {
+                    ClientAuth::Want => verifier.allow_unauthenticated(),
+                    _ => verifier,
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let server = builder.with_single_cert(chain, key)?;
+        Ok(ClientTls {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            handshake_timeout: Duration::from_millis(cfg.handshake_timeout_ms.max(1)),
+            x509_provider: cfg.x509_provider,
+            x509_super_user: cfg.x509_super_user.clone(),
+        })
+    }
+
+    /// The handshake, then the identities the client's certificate proves:
+    /// `x509:<subject>`, and `super:<subject>` for the configured super
+    /// user, added in ZooKeeper's order (`X509AuthenticationProvider.
+    /// handleAuthentication`).
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+    ) -> Result<(TlsStream<TcpStream>, Vec<Id>), Refused> {
+        let stream = match tokio::time::timeout(
+            self.handshake_timeout,
+            self.acceptor.accept(stream),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Refused::Handshake(e)),
+            Err(_) => return Err(Refused::Timeout(self.handshake_timeout)),
+        };
+        let Some(leaf) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        else {
+            return Ok((stream, Vec::new()));
+        };
+        if !self.x509_provider {
+            return Err(Refused::NoX509Provider);
+        }
+        let subject = x509_identity(leaf).ok_or(Refused::Subject)?;
+        let mut ids = Vec::with_capacity(2);
+        if self.x509_super_user.as_deref() == Some(subject.as_str()) {
+            ids.push(Id::new("super", &subject));
+        }
+        ids.push(Id::new("x509", &subject));
+        Ok((stream, ids))
+    }
+}
+
+/// The rustls versions `ssl.enabledProtocols` (or `ssl.protocol`) names.
+fn protocol_versions(
+    cfg: &TlsConfig,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    let names: Vec<&str> = match &cfg.enabled_protocols {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => vec![cfg.protocol.as_str()],
+    };
+    names
+        .into_iter()
+        .map(|name| match name.trim() {
+            "TLSv1.2" => Ok(&rustls::version::TLS12),
+            "TLSv1.3" => Ok(&rustls::version::TLS13),
+            other => Err(TlsError::Protocol(other.to_owned())),
+        })
+        .collect()
+}
+
+/// The store's path if it is set, refusing types other than PEM.
+fn pem_store<'a>(store: &'a Store, key: &'static str) -> Result<Option<&'a Path>, TlsError> {
+    let Some(path) = store.location.as_deref() else {
+        return Ok(None);
+    };
+    let kind = match &store.kind {
+        Some(kind) => kind.to_ascii_uppercase(),
+        // ZooKeeper's file-name rule; anything else defaults to JKS.
+        None => match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("pem") => "PEM".to_owned(),
+            Some(e) if e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx") => {
+                "PKCS12".to_owned()
+            }
+            Some(e) if e.eq_ignore_ascii_case("bcfks") => "BCFKS".to_owned(),
+            _ => "JKS".to_owned(),
+        },
+    };
+    if kind != "PEM" {
+        return Err(TlsError::StoreType { key, kind });
+    }
+    Ok(Some(path))
+}
+
+fn read_pem(path: &Path) -> Result<Vec<rustls_pemfile::Item>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    rustls_pemfile::read_all(&mut bytes.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            what: format!("not PEM: {e}"),
+        })
+}
+
+/// A PEM key store: the private key and its certificate chain, leaf first.
+fn read_key_store(
+    path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let pem_error = |what: &str| TlsError::Pem {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
+    let mut chain = Vec::new();
+    let mut key = None;
+    for item in read_pem(path)? {
+        match item {
+            rustls_pemfile::Item::X509Certificate(c) => chain.push(c),
+            rustls_pemfile::Item::Pkcs8Key(k) if key.is_none() => key = Some(k.into()),
+            rustls_pemfile::Item::Pkcs1Key(k) if key.is_none() => key = Some(k.into()),
+            rustls_pemfile::Item::Sec1Key(k) if key.is_none() => key = Some(k.into()),
+            _ => {}
+        }
+    }
+    if std::fs::read_to_string(path).is_ok_and(|t| t.contains("ENCRYPTED PRIVATE KEY")) {
+        return Err(pem_error(
+            "encrypted private keys are not supported; decrypt it with `openssl pkcs8`",
+        ));
+    }
+    let key = key.ok_or_else(|| pem_error("no private key"))?;
+    if chain.is_empty() {
+        return Err(pem_error("no certificate"));
+    }
+    Ok((chain, key))
+}
+
+/// A PEM trust store: the CA certificates client certificates must chain to.
+fn read_trust_store(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for item in read_pem(path)? {
+        if let rustls_pemfile::Item::X509Certificate(c) = item {
+            roots.add(c).map_err(|e| TlsError::Pem {
+                path: path.to_owned(),
+                what: format!("unusable CA certificate: {e}"),
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            what: "no certificate".to_owned(),
+        });
+    }
+    Ok(roots)
+}
+
+/// A certificate's `x509` identity: its subject as Java's
+/// `X500Principal.getName()` prints it (RFC 2253), which is what
+/// ZooKeeper's `X509AuthenticationProvider.getClientId` returns.
+pub fn x509_identity(cert_der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    Some(rfc2253(cert.subject()))
+}
+
+/// Java's RFC 2253 form: RDNs last first, joined by `,`; the values of a
+/// multi-valued RDN in their encoded order, joined by `+`.
+fn rfc2253(name: &X509Name) -> String {
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| rdn.iter().map(ava).collect::<Vec<_>>().join("+"))
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// One `type=value`: the RFC 2253 keyword Java knows for the type, with the
+/// value escaped; any other type as its OID with the value's DER in hex
+/// (`AVA.toRFC2253String`).
+fn ava(a: &AttributeTypeAndValue) -> String {
+    let oid = a.attr_type().to_id_string();
+    let keyword = match oid.as_str() {
+        "2.5.4.3" => Some("CN"),
+        "2.5.4.6" => Some("C"),
+        "2.5.4.7" => Some("L"),
+        "2.5.4.8" => Some("ST"),
+        "2.5.4.10" => Some("O"),
+        "2.5.4.11" => Some("OU"),
+        "2.5.4.9" => Some("STREET"),
+        "0.9.2342.19200300.100.1.25" => Some("DC"),
+        "0.9.2342.19200300.100.1.1" => Some("UID"),
+        _ => None,
+    };
+    match (keyword, a.as_str()) {
+        (Some(k), Ok(value)) => format!("{k}={}", escape_rfc2253(value)),
+        (k, _) => {
+            let any = a.attr_value();
+            let mut der = Vec::with_capacity(any.data.len() + 6);
+            der.push(any.tag().0 as u8 | if any.header.is_constructed() { 0x20 } else { 0 });
+            let len = any.data.len();
+            if len < 0x80 {
+                der.push(len as u8);
+            } else {
+                let bytes: Vec<u8> = len
+                    .to_be_bytes()
+                    .into_iter()
+                    .skip_while(|b| *b == 0)
+                    .collect();
+                der.push(0x80 | bytes.len() as u8);
+                der.extend(bytes);
+            }
+            der.extend_from_slice(any.data);
+            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}=#{hex}", k.map(str::to_owned).unwrap_or(oid))
+        }
+    }
+}
+
+/// RFC 2253 §2.4 as Java applies it: a backslash before `,=+<>#;"\`, and
+/// before a leading or trailing space.
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 4);
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = ",=+<>#;\"\\".contains(c) || (c == ' ' && (i == 0 || i == last));
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_auth_is_parsed_as_zookeeper_does() {
+        assert_eq!(ClientAuth::parse(""), Some(ClientAuth::Need));
+        assert_eq!(ClientAuth::parse("want"), Some(ClientAuth::Want));
+        assert_eq!(ClientAuth::parse("NONE"), Some(ClientAuth::None));
+        assert_eq!(ClientAuth::parse("maybe"), None);
+    }
+
+    #[test]
+    fn stores_other_than_pem_are_refused_by_name() {
+        let store = |loc: &str, kind: Option<&str>| Store {
+            location: Some(loc.into()),
+            password: None,
+            kind: kind.map(str::to_owned),
+        };
+        assert!(pem_store(&store("a.pem", None), "k").unwrap().is_some());
+        assert!(pem_store(&store("a.crt", Some("pem")), "k")
+            .unwrap()
+            .is_some());
+        for (loc, kind, want) in [
+            ("a.jks", None, "JKS"),
+            ("a.p12", None, "PKCS12"),
+            ("a.crt", None, "JKS"),
+            ("a.pem", Some("PKCS12"), "PKCS12"),
+        ] {
+            match pem_store(&store(loc, kind), "k") {
+                Err(TlsError::StoreType { kind, .. }) => assert_eq!(kind, want),
+                other => panic!("{loc}: {other:?}"),
+            }
+        }
+        assert!(pem_store(&Store::default(), "k").unwrap().is_none());
+    }
+
+    #[test]
+    fn protocols_default_to_tls_1_2_alone() {
+        let cfg = TlsConfig::default();
+        let v = protocol_versions(&cfg).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].version, rustls::ProtocolVersion::TLSv1_2);
+        let both = TlsConfig {
+            enabled_protocols: Some(vec!["TLSv1.3".into(), "TLSv1.2".into()]),
+            ..TlsConfig::default()
+        };
+        assert_eq!(protocol_versions(&both).unwrap().len(), 2);
+        let old = TlsConfig {
+            protocol: "TLSv1.1".into(),
+            ..TlsConfig::default()
+        };
+        assert!(matches!(protocol_versions(&old), Err(TlsError::Protocol(p)) if p == "TLSv1.1"));
+    }
+
+    #[test]
+    fn values_are_escaped_as_java_escapes_them() {
+        assert_eq!(escape_rfc2253("zab, test"), "zab\\, test");
+        assert_eq!(
+            escape_rfc2253("a=b+c<d>e#f;g\"h\\i"),
+            "a\\=b\\+c\\<d\\>e\\#f\\;g\\\"h\\\\i"
+        );
+        assert_eq!(escape_rfc2253(" x "), "\\ x\\ ");
+        assert_eq!(escape_rfc2253("plain"), "plain");
+    }
+
+    /// Self-signed certificates made with `openssl req -subj` for these
+    /// tests; the expected names are what Java 17's
+    /// `X509Certificate.getSubjectX500Principal().getName()` printed for
+    /// them. The first is the subject ZooKeeper 3.8.0's `whoami` showed
+    /// over TLS; the second has an escaped value, a UTF-8 one, and types
+    /// Java prints as OIDs with the value's DER in hex.
+    const MULTI_VALUED: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIB9jCCAZugAwIBAgIUbX6eg2NTF3LZh3NkuquNB7O4G6MwCgYIKoZIzj0EAwIw\n\
+UDELMAkGA1UEBhMCVVMxEjAQBgNVBAoMCXphYiwgdGVzdDEYMAoGA1UECwwDZGV2\n\
+MAoGA1UECwwDb3BzMRMwEQYDVQQDDApjbGllbnQgb25lMB4XDTI2MTIwNjA0MzUy\n\
+MVoXDTI2MTIwOTA0MzUyMVowUDELMAkGA1UEBhMCVVMxEjAQBgNVBAoMCXphYiwg\n\
+dGVzdDEYMAoGA1UECwwDZGV2MAoGA1UECwwDb3BzMRMwEQYDVQQDDApjbGllbnQg\n\
+b25lMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE46iWmmLjbjqev6YcurmB0h3y\n\
+efBV0GGNh8e9inZuHvblYe/UKV7nx9wBA1dUa3aQ3enrr095Yf7JOv0pyQrEsaNT\n\
+MFEwHQYDVR0OBBYEFAF9yUSYuNK3DKQfhwZNcnaR1l4pMB8GA1UdIwQYMBaAFAF9\n\
+yUSYuNK3DKQfhwZNcnaR1l4pMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID\n\
+SQAwRgIhALgUXF+RSw+olysIyps0qu2OQIg1pmeC5lgdKx4luq57AiEAm41x+kAg\n\
+kC3O3+IrIWoyuEpU/0vWKb3ntTOP91x2AMs=\n\
+-----END CERTIFICATE-----";
+    const SPECIAL: &str = "-----BEGIN CERTIFICATE-----\n\
+MIICUDCCAfegAwIBAgIUTkim0scDyMPrQzcLfFQ1r836UP0wCgYIKoZIzj0EAwIw\n\
+fjEXMBUGCgmSJomT8ixkARkWB2V4YW1wbGUxEjAQBgoJkiaJk/IsZAEBDAJ1MTEL\n\
+MAkGA1UEBRMCNDIxFDASBgkqhkiG9w0BCQEWBWFAYi5jMRAwDgYDVQQIDAdaw7xy\n\
+aWNoMRowGAYDVQQDDBEgbGVhZCN4PXk8ej47InFcIDAeFw0yNjEyMDYwNDM1MjFa\n\
+Fw0yNjEyMDkwNDM1MjFaMH4xFzAVBgoJkiaJk/IsZAEZFgdleGFtcGxlMRIwEAYK\n\
+CZImiZPyLGQBAQwCdTExCzAJBgNVBAUTAjQyMRQwEgYJKoZIhvcNAQkBFgVhQGIu\n\
+YzEQMA4GA1UECAwHWsO8cmljaDEaMBgGA1UEAwwRIGxlYWQjeD15PHo+OyJxXCAw\n\
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARrh1nFtFWZNlUtJLt8hV6Ew7k5+oYi\n\
+JU5UZcaETUc+lY4DPNHvic439AWpNxJEdFZndWFF+4IOi5hCIge3fRbeo1MwUTAd\n\
+BgNVHQ4EFgQUfoziH73HD/GCMisKzmpMIwdKx54wHwYDVR0jBBgwFoAUfoziH73H\n\
+D/GCMisKzmpMIwdKx54wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBE\n\
+AiBnXP5UGiS5rBtfB7KyRSptaBBnEma4L7ZVBvDmItrx/wIgQjQrkXJq/LX+BI3M\n\
+drOfW0lm4ElfPHP7ZdIFSpsmpPM=\n\
+-----END CERTIFICATE-----";
+
+    #[test]
+    fn subjects_read_as_java_prints_them() {
+        let der = |pem: &str| match rustls_pemfile::read_one(&mut pem.as_bytes()) {
+            Ok(Some(rustls_pemfile::Item::X509Certificate(c))) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            x509_identity(&der(MULTI_VALUED)).unwrap(),
+            "CN=client one,OU=dev+OU=ops,O=zab\\, test,C=US"
+        );
+        assert_eq!(
+            x509_identity(&der(SPECIAL)).unwrap(),
+            "CN=\\ lead\\#x\\=y\\<z\\>\\;\\\"q\\\\\\ ,ST=Zürich,\
+             1.2.840.113549.1.9.1=#16056140622e63,2.5.4.5=#13023432,UID=u1,DC=example"
+        );
+        assert_eq!(x509_identity(b"not a certificate"), None);
+    }
+}

@@ -1,0 +1,341 @@
+//! The TLS client port (`secureClientPort`) end to end. ZooKeeper's own
+//! `zkCli.sh` connects over TLS with a client certificate, and the `x509`
+//! identity the certificate gives decides ACLs as on ZooKeeper; clients
+//! without a trusted certificate, or without TLS, are refused. The
+//! certificates are made afresh by every run.
+//!
+//! `ZAB_TEST_TARGET=zookeeper` runs the same against ZooKeeper 3.8, whose
+//! TLS needs its Netty connection factory (set in the zoo.cfg below, which
+//! zab accepts as it is).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use support::raw::Jute;
+use support::zkcli::{self, assert_lines_in_order, NETTY_CLASS_PATH};
+use support::{bounded, free_port, TestServer};
+
+/// The client certificate's subject, in the order it is encoded; Java
+/// prints it last RDN first, with the comma escaped.
+const CLIENT_SUBJECT: &[(DnType, &str)] = &[
+    (DnType::OrganizationName, "zab, test"),
+    (DnType::CommonName, "client one"),
+];
+const CLIENT_ID: &str = "CN=client one,O=zab\\, test";
+
+/// A CA, the server's key store and two clients' key stores (PEM files):
+/// one signed by the CA, one by a CA the server does not trust.
+struct Pki {
+    dir: TempDir,
+    client: Identity,
+    stranger: Identity,
+}
+
+/// A key store file, and its certificate and key for a Rust client.
+struct Identity {
+    key_store: PathBuf,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca = ca_params("zab test CA").self_signed(&ca_key).expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+
+        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("server params");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let server_key = KeyPair::generate().expect("server key");
+        let server = server
+            .signed_by(&server_key, &ca, &ca_key)
+            .expect("server certificate");
+        std::fs::write(
+            dir.path().join("server.pem"),
+            format!("{}{}", server_key.serialize_pem(), server.pem()),
+        )
+        .expect("write server key store");
+
+        let issue = |name: &str, subject: &[(DnType, &str)], ca: &rcgen::Certificate, ca_key| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.distinguished_name = DistinguishedName::new();
+            for (ty, value) in subject {
+                params.distinguished_name.push(ty.clone(), *value);
+            }
+            let key = KeyPair::generate().expect("client key");
+            let cert = params
+                .signed_by(&key, ca, ca_key)
+                .expect("client certificate");
+            let key_store = dir.path().join(format!("{name}.pem"));
+            std::fs::write(&key_store, format!("{}{}", key.serialize_pem(), cert.pem()))
+                .expect("write client key store");
+            Identity {
+                key_store,
+                chain: vec![cert.der().clone()],
+                key: PrivateKeyDer::try_from(key.serialize_der()).expect("client key DER"),
+            }
+        };
+        let client = issue("client", CLIENT_SUBJECT, &ca, &ca_key);
+        let other_key = KeyPair::generate().expect("other CA key");
+        let other = ca_params("another CA")
+            .self_signed(&other_key)
+            .expect("other CA");
+        let stranger = issue("stranger", CLIENT_SUBJECT, &other, &other_key);
+        Pki {
+            dir,
+            client,
+            stranger,
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// zoo.cfg lines for a TLS port on `port`; `more` adds or overrides.
+    fn server_cfg(&self, port: u16, more: &str) -> String {
+        format!(
+            "secureClientPort={port}\n\
+             secureClientPortAddress=127.0.0.1\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location={}\n\
+             ssl.keyStore.type=PEM\n\
+             ssl.trustStore.location={}\n\
+             ssl.trustStore.type=PEM\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             {more}",
+            self.dir.path().join("server.pem").display(),
+            self.ca().display(),
+        )
+    }
+
+    /// `CLIENT_JVMFLAGS` for a zkCli over TLS, with `key_store` as its
+    /// certificate if given (ZooKeeper's client settings for TLS).
+    fn zkcli_flags(&self, key_store: Option<&Path>) -> Vec<String> {
+        let mut flags = vec![
+            "-cp".to_owned(),
+            NETTY_CLASS_PATH.to_owned(),
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_owned(),
+            "-Dzookeeper.client.secure=true".to_owned(),
+            format!(
+                "-Dzookeeper.ssl.trustStore.location={}",
+                self.ca().display()
+            ),
+            "-Dzookeeper.ssl.trustStore.type=PEM".to_owned(),
+        ];
+        if let Some(k) = key_store {
+            flags.push(format!("-Dzookeeper.ssl.keyStore.location={}", k.display()));
+            flags.push("-Dzookeeper.ssl.keyStore.type=PEM".to_owned());
+        }
+        flags
+    }
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
+}
+
+fn secure(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// Starts a server with a TLS port on `port` and waits until that port
+/// accepts: ZooKeeper opens it after the plain port the harness polls.
+fn start(pki: &Pki, port: u16, more: &str) -> TestServer {
+    let server = TestServer::start(&pki.server_cfg(port, more));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the TLS port {port} never opened\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    server
+}
+
+/// zkCli over TLS with a certificate: its session is the certificate's
+/// `x509` identity (whoami), `auth` ACLs expand to it, and it is what lets
+/// the same certificate back in, while a plain connection is refused by
+/// the ACL. `conf` names the secure port.
+#[test]
+fn zkcli_over_tls_is_its_certificates_x509_identity() {
+    let pki = Pki::new();
+    let port = free_port();
+    let server = start(&pki, port, "");
+    let with_cert = pki.zkcli_flags(Some(&pki.client.key_store));
+    let output = zkcli::run(
+        &secure(port),
+        "create /tls hello\nget /tls\nwhoami\nsetAcl /tls auth::cdrwa\ngetAcl /tls",
+        &with_cert,
+    );
+    let x509_line = format!("x509: {CLIENT_ID}");
+    // zkCli's getAcl prints an id's commas as `%2C`.
+    let acl_line = format!("'x509,'{}", CLIENT_ID.replace(',', "%2C"));
+    assert_lines_in_order(
+        &output,
+        &[
+            "Created /tls",
+            "hello",
+            "Auth scheme: User",
+            // In ZooKeeper's order of the identity set.
+            &x509_line,
+            "ip: 127.0.0.1",
+            &acl_line,
+            ": cdrwa",
+        ],
+    );
+
+    let plain = zkcli::run(&server.connect_string(), "get /tls", &[]);
+    assert_lines_in_order(&plain, &["Insufficient permission : /tls"]);
+    let again = zkcli::run(&secure(port), "get /tls", &with_cert);
+    assert_lines_in_order(&again, &["hello"]);
+
+    let conf = server.four_letter_word("conf").expect("conf");
+    assert!(
+        conf.lines()
+            .any(|l| l == format!("secureClientPort={port}")),
+        "{conf}"
+    );
+}
+
+/// `ssl.clientAuth=want`: a client without a certificate is served, with
+/// no `x509` identity.
+#[test]
+fn with_client_auth_wanted_a_client_without_a_certificate_is_served() {
+    let pki = Pki::new();
+    let port = free_port();
+    let _server = start(&pki, port, "ssl.clientAuth=want\n");
+    let output = zkcli::run(
+        &secure(port),
+        "create /anon x\nwhoami",
+        &pki.zkcli_flags(None),
+    );
+    assert_lines_in_order(
+        &output,
+        &["Created /anon", "Auth scheme: User", "ip: 127.0.0.1"],
+    );
+    assert!(!output.contains("x509:"), "{output}");
+}
+
+/// A ConnectRequest, sent after the TLS handshake if there is one: whether
+/// the server answered it. The handshake may fail on the client's side
+/// (TLS 1.2 refuses a missing certificate in the handshake) or the server
+/// may close right after it; both count as refused.
+async fn served(port: u16, tls: Option<Option<&Identity>>, ca: &Path) -> bool {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let connect = Jute::default()
+        .int(0)
+        .long(0)
+        .int(30_000)
+        .long(0)
+        .buffer(&[0; 16])
+        .frame();
+    let Some(identity) = tls else {
+        return answered(tcp, &connect).await;
+    };
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(ca).expect("read CA");
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => config
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .expect("client certificate"),
+        None => config.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    match TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+    {
+        Ok(stream) => answered(stream, &connect).await,
+        Err(_) => false,
+    }
+}
+
+async fn answered(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &[u8],
+) -> bool {
+    if stream.write_all(request).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    // A ConnectResponse is 36 or 37 bytes; a TLS alert the server sends
+    // before closing does not read as one.
+    let read = async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await?;
+        let len = i32::from_be_bytes(len);
+        if !(36..=37).contains(&len) {
+            return Ok(false);
+        }
+        let mut body = vec![0; len as usize];
+        stream.read_exact(&mut body).await?;
+        Ok::<_, std::io::Error>(true)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), read).await {
+        Ok(Ok(answered)) => answered,
+        Ok(Err(_)) => false,
+        Err(_) => panic!("the server neither answered nor closed"),
+    }
+}
+
+/// With ZooKeeper's default `ssl.clientAuth` (NEED) only a certificate the
+/// trust store vouches for gets a session; so does nothing that does not
+/// speak TLS. A certificate with no x509 provider configured is refused
+/// too (ZooKeeper's `CertificateVerifier`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_a_trusted_certificate_are_refused() {
+    bounded(async {
+        let pki = Pki::new();
+        let port = free_port();
+        let _server = start(&pki, port, "");
+        let ca = pki.ca();
+        assert!(
+            served(port, Some(Some(&pki.client)), &ca).await,
+            "the trusted client"
+        );
+        assert!(!served(port, Some(None), &ca).await, "no certificate");
+        assert!(
+            !served(port, Some(Some(&pki.stranger)), &ca).await,
+            "a certificate from another CA"
+        );
+        assert!(!served(port, None, &ca).await, "no TLS");
+
+        let port = free_port();
+        let _server = start(&pki, port, "authProvider.x509=\n");
+        assert!(
+            !served(port, Some(Some(&pki.client)), &ca).await,
+            "a certificate without the x509 provider"
+        );
+    })
+    .await;
+}
