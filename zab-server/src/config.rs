@@ -27,7 +27,42 @@ use zab_store::GroupCommit;
 use zab_wire::jute::FourLetterWord;
 use zab_wire::types::ServerId;
 
+use crate::sasl::SaslConfig;
 use crate::tls::{ClientAuth, TlsConfig, X509_PROVIDER_CLASS};
+
+/// ZooKeeper's `SASLAuthenticationProvider`: the class an `authProvider.*`
+/// key names for `sasl` ids to be valid in ACLs.
+pub const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+
+/// SASL settings. ZooKeeper reads the JAAS file from the JVM property
+/// `java.security.auth.login.config`; zab reads it from zoo.cfg under the
+/// same name, and [`Config::load`] loads its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `java.security.auth.login.config`: the JAAS file; no SASL without.
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: its section, default `Server`.
+    pub section: String,
+    /// The users and `zookeeper.superUser`.
+    pub server: SaslConfig,
+    /// Some `authProvider.*` names [`SASL_PROVIDER_CLASS`].
+    pub provider: bool,
+    /// `zookeeper.allowSaslFailedClients`: a client that fails SASL keeps
+    /// its connection (without a `sasl` id) instead of being closed.
+    pub allow_failed_clients: bool,
+}
+
+impl Default for SaslSettings {
+    fn default() -> Self {
+        SaslSettings {
+            jaas_file: None,
+            section: "Server".to_owned(),
+            server: SaslConfig::default(),
+            provider: false,
+            allow_failed_clients: false,
+        }
+    }
+}
 
 /// The largest server id usable with extended types (TTL nodes): the top
 /// byte 0xff of an ephemeral owner marks an extended type (reference H).
@@ -51,6 +86,8 @@ pub enum ConfigError {
     },
     #[error("serverid {0:?} in myid is not a number")]
     BadMyId(String),
+    #[error("JAAS configuration: {0}")]
+    Jaas(#[from] crate::sasl::JaasError),
     #[error("dataDir is not set")]
     MissingDataDir,
     #[error("tickTime is not set (or is 0)")]
@@ -355,6 +392,8 @@ pub struct Config {
     pub my_id: Option<ServerId>,
     /// The TLS client port and its `ssl.*` settings (`secureClientPort`).
     pub tls: TlsConfig,
+    /// SASL for clients (DIGEST-MD5 users from a JAAS file).
+    pub sasl: SaslSettings,
     /// Keys accepted but not implemented, and unknown keys, in file order,
     /// each as `key (reason)`. Logged in one start-up line.
     pub unsupported: Vec<String>,
@@ -398,11 +437,15 @@ impl Config {
             }
             None => None,
         };
-        Config::parse_parts(
+        let mut cfg = Config::parse_parts(
             &props,
             dynamic.as_ref().map(|(t, v)| (t.as_str(), *v)),
             myid_text.as_deref(),
-        )
+        )?;
+        if let Some(jaas) = &cfg.sasl.jaas_file {
+            cfg.sasl.server.users = crate::sasl::load_jaas(jaas, &cfg.sasl.section)?;
+        }
+        Ok(cfg)
     }
 
     /// Parses zoo.cfg text and the content of `myid` (if the file exists),
@@ -689,6 +732,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.handshakeDetectionTimeoutMillis",
     "ssl.authProvider",
     "X509AuthenticationProvider.superUser",
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "superUser",
+    "allowSaslFailedClients",
     // Hostname checks of the peer's certificate: ZooKeeper makes none of a
     // client's (`ClientX509Util` turns client hostname verification off),
     // so on the client port they change nothing.
@@ -754,8 +801,8 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         ("metricsProvider.", "metrics are built in"),
         ("multiAddress.", "one address per server"),
         ("authProvider.", "pluggable auth providers are Java classes"),
-        ("kerberos.", "no SASL"),
-        ("sasl.", "no SASL"),
+        ("kerberos.", "no Kerberos (SASL is DIGEST-MD5 only)"),
+        ("sasl.", "no Kerberos (SASL is DIGEST-MD5 only)"),
         ("jute.", "not implemented"),
     ];
     PREFIXES
@@ -929,6 +976,7 @@ impl Default for Builder {
                 peer_type: PeerType::Participant,
                 my_id: None,
                 tls: TlsConfig::default(),
+                sasl: SaslSettings::default(),
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1092,6 +1140,13 @@ impl Builder {
             k if k.starts_with("authProvider.") && value.trim() == X509_PROVIDER_CLASS => {
                 c.tls.x509_provider = true
             }
+            k if k.starts_with("authProvider.") && value.trim() == SASL_PROVIDER_CLASS => {
+                c.sasl.provider = true
+            }
+            "java.security.auth.login.config" => c.sasl.jaas_file = Some(PathBuf::from(value)),
+            "sasl.serverconfig" => c.sasl.section = value.trim().to_owned(),
+            "superUser" => c.sasl.server.super_user = Some(value.trim().to_owned()),
+            "allowSaslFailedClients" => c.sasl.allow_failed_clients = parse_bool(raw_key, value)?,
             "reconfigEnabled" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
@@ -1787,6 +1842,42 @@ clientPort=2181
             ),
             Err(ConfigError::SecureClientPortAddressWithoutPort)
         ));
+    }
+
+    /// SASL: the JAAS file named in zoo.cfg is loaded with the rest, its
+    /// `Server` section (or `sasl.serverconfig`'s) giving the users.
+    #[test]
+    fn sasl_users_come_from_the_jaas_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Zab { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };",
+        )
+        .unwrap();
+        let cfg_path = dir.path().join("zoo.cfg");
+        let text = format!(
+            "dataDir={}\nclientPort=2181\njava.security.auth.login.config={}\n\
+             zookeeper.sasl.serverconfig=Zab\nzookeeper.superUser=bob\n\
+             authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            dir.path().display(),
+            jaas.display()
+        );
+        std::fs::write(&cfg_path, &text).unwrap();
+        let c = Config::load(&cfg_path).unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(
+            c.sasl.server.users.get("bob").map(String::as_str),
+            Some("pw")
+        );
+        assert_eq!(c.sasl.server.super_user.as_deref(), Some("bob"));
+        assert!(c.sasl.provider);
+        std::fs::write(
+            &cfg_path,
+            text.replace("serverconfig=Zab", "serverconfig=Other"),
+        )
+        .unwrap();
+        assert!(matches!(Config::load(&cfg_path), Err(ConfigError::Jaas(_))));
     }
 
     #[test]

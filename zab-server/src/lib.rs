@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod proposal_size;
 pub mod quorum;
 pub mod quorum_transport;
+pub mod sasl;
 pub mod server;
 pub mod snap_link;
 pub mod stage_trace;

@@ -34,12 +34,13 @@ use zab_wire::jute::Id;
 use zab_wire::jute::{
     self, add_watch_mode, op, watcher_type, xid, Acl, ConnectRequest, ConnectResponse, DecodeError,
     ErrorCode, ErrorResponse, Jute, PathRequest, ReplyHeader, Request, RequestHeader, Response,
-    SyncResponse, WatcherEvent, WhoAmIResponse, Writer,
+    SaslToken, SyncResponse, WatcherEvent, WhoAmIResponse, Writer,
 };
 use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
 use crate::four_letter::BufferSizes;
+use crate::sasl::{DigestMd5, SaslConfig};
 
 /// First capacity of a reply frame or a forwarded request: a setData's
 /// reply (88 bytes), a small getData's or a create's fits, where 64 bytes
@@ -84,6 +85,10 @@ pub struct PipelineConfig {
     pub container_max_per_minute: usize,
     pub prepare: PrepareConfig,
     pub auth: AuthConfig,
+    /// SASL users and super user; `None` when no JAAS file is configured.
+    pub sasl: Option<std::sync::Arc<SaslConfig>>,
+    /// `zookeeper.allowSaslFailedClients`.
+    pub allow_sasl_failed_clients: bool,
 }
 
 /// Something that happened to the server.
@@ -298,6 +303,8 @@ struct Connection {
     /// from it.
     connect_ms: i64,
     stats: ConnectionStats,
+    /// The connection's SASL exchange, from its first SASL request on.
+    sasl: Option<DigestMd5>,
 }
 
 /// A txn that is logged but not yet applied.
@@ -522,6 +529,7 @@ impl Pipeline {
                         parked: Vec::new(),
                         connect_ms: now_ms,
                         stats: ConnectionStats::new(now_ms),
+                        sasl: None,
                     },
                 );
             }
@@ -780,11 +788,14 @@ impl Pipeline {
                 out.push(Action::Close { conn });
                 return;
             }
-            Ok(Request::Check(_)) | Ok(Request::DeleteContainer(_)) | Ok(Request::Sasl(_)) => {
+            Ok(Request::Sasl(sasl)) => {
+                self.on_sasl(conn, header.xid, sasl.token.unwrap_or_default(), out);
+                return;
+            }
+            Ok(Request::Check(_)) | Ok(Request::DeleteContainer(_)) => {
                 // A bare `check` (ZooKeeper ≥ 3.8.5 refuses it: 3.8.0 logged
                 // it and could not restart, behaviour 19) and the reaper's
-                // internal deleteContainer are not for clients; SASL is not
-                // supported.
+                // internal deleteContainer are not for clients.
                 self.reply_error(conn, header.xid, ErrorCode::Unimplemented, out);
                 out.push(Action::Close { conn });
                 return;
@@ -879,6 +890,51 @@ impl Pipeline {
                 body: request,
                 received_ms,
             });
+        }
+    }
+
+    /// A SASL token (ZooKeeper's `processSasl`): answered at once with zxid
+    /// 0, outside the request order, as `auth` is. A completed exchange
+    /// adds `sasl:<user>`, and `super:` for `zookeeper.superUser`.
+    fn on_sasl(&mut self, conn: ConnectionId, xid: i32, token: Bytes, out: &mut Vec<Action>) {
+        let answer = |token: Option<Vec<u8>>| {
+            Response::Sasl(SaslToken {
+                token: token.map(Bytes::from),
+            })
+        };
+        let Some(cfg) = self.cfg.sasl.clone() else {
+            // No JAAS configuration: ZooKeeper's connection has no SASL
+            // server, its NullPointerException is caught, and the answer
+            // is OK with a null token.
+            self.send_reply(conn, xid, 0, 0, &answer(None), None, out);
+            return;
+        };
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let exchange = c.sasl.get_or_insert_with(|| DigestMd5::new(sasl_nonce()));
+        match exchange.step(&token, &cfg) {
+            Ok(step) => {
+                if let Some(user) = step.authenticated {
+                    tracing::info!(conn = conn.0, user, "SASL authenticated");
+                    c.auth.add(Id::new("sasl", &user));
+                    if cfg.super_user.as_deref() == Some(user.as_str()) {
+                        c.auth.add(Id::new("super", ""));
+                    }
+                }
+                self.send_reply(conn, xid, 0, 0, &answer(Some(step.token)), None, out);
+            }
+            Err(why) => {
+                tracing::warn!(conn = conn.0, why, "SASL authentication failed");
+                if self.cfg.allow_sasl_failed_clients {
+                    self.send_reply(conn, xid, 0, 0, &answer(None), None, out);
+                } else {
+                    let code = ErrorCode::AuthFailed.code();
+                    self.send_reply(conn, xid, 0, code, &answer(None), None, out);
+                    self.drop_connection(conn);
+                    out.push(Action::Close { conn });
+                }
+            }
         }
     }
 
@@ -1525,6 +1581,25 @@ fn context(
         auth,
         session_moved,
     }
+}
+
+/// A DIGEST-MD5 nonce: 16 bytes from the OS, hex (the JDK's server uses
+/// random bytes too).
+fn sasl_nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // The OS refused randomness: a nonce from the clock still differs
+        // per exchange, if predictably.
+        bytes = now_nanos().to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// True for a write's result that is SESSIONMOVED, for a multi in any of

@@ -36,6 +36,8 @@ fn config() -> PipelineConfig {
         container_max_per_minute: 10_000,
         prepare: PrepareConfig::default(),
         auth: AuthConfig::default(),
+        sasl: None,
+        allow_sasl_failed_clients: false,
     }
 }
 
@@ -1318,4 +1320,97 @@ fn a_multi_read_of_writes_is_answered_with_an_empty_multi_response() {
         "the terminator: MultiHeader {{-1, true, -1}}"
     );
     assert_eq!(h.appended.len(), 1, "no txn besides the session's");
+}
+
+/// Without a JAAS file ZooKeeper has no SASL server for the connection and
+/// answers a SASL token with OK and a null token (its NullPointerException
+/// is caught in `processSasl`); the connection stays.
+#[test]
+fn sasl_without_a_jaas_file_answers_ok_with_a_null_token() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(
+        conn,
+        1,
+        Request::Sasl(zab_wire::jute::SaslToken {
+            token: Some(Bytes::new()),
+        }),
+    );
+    let got = h.take(conn);
+    let (header, body) = reply(&got[0]);
+    assert_eq!((header.xid, header.zxid, header.err), (1, 0, 0));
+    assert_eq!(&body[..], &[0xff; 4], "a null buffer");
+    h.request(conn, 2, get_data("/", false));
+    assert_eq!(reply(&h.take(conn)[0]).0.err, 0, "still connected");
+}
+
+/// DIGEST-MD5 through the pipeline: the challenge, then the identity
+/// `sasl:bob` (and `super:` for the super user) once the response checks
+/// out; a wrong password gets AUTHFAILED with a null token and a close.
+#[test]
+fn sasl_digest_md5_adds_the_users_identity() {
+    use crate::sasl::SaslConfig;
+    use std::sync::Arc;
+    use zab_wire::jute::SaslToken;
+    let sasl = SaslConfig {
+        users: [("bob".to_owned(), "bobsecret".to_owned())].into(),
+        super_user: Some("bob".to_owned()),
+    };
+    let mut h = Harness::with(PipelineConfig {
+        sasl: Some(Arc::new(sasl)),
+        ..config()
+    });
+    let token = |t: Vec<u8>| {
+        Request::Sasl(SaslToken {
+            token: Some(Bytes::from(t)),
+        })
+    };
+    let challenge = |h: &mut Harness, conn| {
+        h.request(conn, 1, token(Vec::new()));
+        let got = h.take(conn);
+        let body = reply(&got[0]).1.clone();
+        SaslToken::decode(body)
+            .expect("a token")
+            .token
+            .expect("not null")
+    };
+    let (conn, _) = h.session(1);
+    let c = challenge(&mut h, conn);
+    h.request(
+        conn,
+        2,
+        token(crate::sasl::client_response(&c, "bob", "bobsecret")),
+    );
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.err, 0);
+    h.request(conn, 3, Request::WhoAmI);
+    let got = h.take(conn);
+    let who = zab_wire::jute::WhoAmIResponse::decode(reply(&got[0]).1.clone()).expect("whoAmI");
+    let mut ids: Vec<(String, String)> = who
+        .client_info
+        .into_iter()
+        .map(|i| (i.auth_scheme, i.user))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("ip".to_owned(), "127.0.0.1".to_owned()),
+            ("sasl".to_owned(), "bob".to_owned()),
+            ("super".to_owned(), String::new())
+        ]
+    );
+
+    let (other, _) = h.session(2);
+    let c = challenge(&mut h, other);
+    h.request(
+        other,
+        2,
+        token(crate::sasl::client_response(&c, "bob", "wrong")),
+    );
+    let got = h.take(other);
+    let (header, body) = reply(&got[0]);
+    assert_eq!(header.err, ErrorCode::AuthFailed.code());
+    assert_eq!(&body[..], &[0xff; 4]);
+    assert_eq!(got[1], Got::Closed);
 }

@@ -711,11 +711,20 @@ impl PipelineConfig {
             prepare: zab_tree::PrepareConfig {
                 extended_types_enabled: cfg.extended_types_enabled,
                 skip_acl: cfg.skip_acl,
-                x509_provider: cfg.tls.x509_provider,
+                providers: zab_tree::acl::Providers {
+                    x509: cfg.tls.x509_provider,
+                    sasl: cfg.sasl.provider,
+                },
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),
             },
+            sasl: cfg
+                .sasl
+                .jaas_file
+                .is_some()
+                .then(|| Arc::new(cfg.sasl.server.clone())),
+            allow_sasl_failed_clients: cfg.sasl.allow_failed_clients,
         }
     }
 }

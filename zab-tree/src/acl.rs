@@ -25,6 +25,21 @@ const SUPER: &str = "super";
 /// Identities from TLS client certificates (ZooKeeper's
 /// `X509AuthenticationProvider`): the certificate's subject.
 const X509: &str = "x509";
+/// Identities from SASL (ZooKeeper's `SASLAuthenticationProvider`): the
+/// authenticated user.
+const SASL: &str = "sasl";
+
+/// The authentication providers registered beside `ip` and `digest`
+/// (ZooKeeper's `zookeeper.authProvider.*` classes): their schemes are
+/// valid in ACLs, and their ids count as authenticated when `auth` ACLs
+/// expand. Without one, ZooKeeper knows no such scheme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `X509AuthenticationProvider`.
+    pub x509: bool,
+    /// `SASLAuthenticationProvider`.
+    pub sasl: bool,
+}
 
 /// The identities of one connection: it starts with `ip:<remote address>`;
 /// a TLS client certificate adds `x509:` (and `super:` for the configured
@@ -197,6 +212,9 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
             .filter(|id| id.scheme == a.id.scheme)
             .any(|id| match a.id.scheme.as_str() {
                 DIGEST | X509 => id.id == a.id.id,
+                // `SASLAuthenticationProvider.matches`: a user named
+                // `super` matches every sasl entry.
+                SASL => id.id == a.id.id || id.id == SUPER,
                 IP => ip_matches(&id.id, &a.id.id),
                 _ => false,
             })
@@ -287,6 +305,15 @@ fn digest_valid(id: &str) -> bool {
         parts.pop();
     }
     parts.len() == 2
+}
+
+/// `SASLAuthenticationProvider.isValid` (`new KerberosName(id)`): a name
+/// without `@`, or `service[/host]@realm` with no further `/` or `@`.
+fn kerberos_name_valid(id: &str) -> bool {
+    let Some((principal, realm)) = id.split_once('@') else {
+        return true;
+    };
+    !realm.contains(['/', '@']) && principal.matches('/').count() <= 1
 }
 
 /// `X509AuthenticationProvider.isValid`: whether `new X500Principal(id)`
@@ -384,13 +411,13 @@ fn attribute_valid(ava: &str) -> bool {
 /// identities, and refuses (InvalidACL, -114) an empty list, an `auth`
 /// entry with nothing to expand to, an unknown scheme or a malformed id.
 ///
-/// `x509_provider`: the x509 provider is registered, so `x509` ids are
-/// valid in ACLs (any name `X500Principal` parses) and count as
-/// authenticated for `auth`; without it ZooKeeper has no such scheme.
+/// `providers` adds the x509 scheme (names `X500Principal` parses) and the
+/// sasl scheme (Kerberos-shaped names), whose ids also count as
+/// authenticated for `auth`.
 pub fn fixup_acl(
     acl: Option<&[Acl]>,
     auth: &AuthInfo,
-    x509_provider: bool,
+    providers: Providers,
 ) -> Result<Vec<Acl>, ErrorCode> {
     let acl = match acl {
         Some(a) if !a.is_empty() => a,
@@ -407,15 +434,19 @@ pub fn fixup_acl(
         match a.id.scheme.as_str() {
             WORLD if a.id.id == ANYONE => out.push(a.clone()),
             AUTH => {
-                // Only digest and x509 identities are "authenticated"; ip
-                // is not and super has no provider (ZooKeeper logs and
-                // skips it). They come in the order of the connection's
+                // Only digest, x509 and sasl identities are
+                // "authenticated"; ip is not and super has no provider
+                // (ZooKeeper logs and skips it). They come in the order of the connection's
                 // identity set, as whoAmI lists them (checked on 3.8.0 with
                 // two digests).
                 let mut any = false;
                 let ids = java_set_order(&auth.ids);
-                let authenticated =
-                    |id: &&Id| id.scheme == DIGEST || (x509_provider && id.scheme == X509);
+                let authenticated = |id: &&Id| match id.scheme.as_str() {
+                    DIGEST => true,
+                    X509 => providers.x509,
+                    SASL => providers.sasl,
+                    _ => false,
+                };
                 for id in ids.into_iter().filter(authenticated) {
                     any = true;
                     out.push(Acl {
@@ -429,7 +460,8 @@ pub fn fixup_acl(
             }
             DIGEST if digest_valid(&a.id.id) => out.push(a.clone()),
             IP if ip_expr(&a.id.id).is_some() => out.push(a.clone()),
-            X509 if x509_provider && distinguished_name_valid(&a.id.id) => out.push(a.clone()),
+            X509 if providers.x509 && distinguished_name_valid(&a.id.id) => out.push(a.clone()),
+            SASL if providers.sasl && kerberos_name_valid(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -583,10 +615,16 @@ mod tests {
     #[test]
     fn fixup_rules() {
         let a = local();
-        assert_eq!(fixup_acl(None, &a, false), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(Some(&[]), &a, false), Err(ErrorCode::InvalidAcl));
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &a, false),
+            fixup_acl(None, &a, Providers::default()),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(Some(&[]), &a, Providers::default()),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(Some(&Acl::creator_all()), &a, Providers::default()),
             Err(ErrorCode::InvalidAcl)
         );
         for bad in [
@@ -600,18 +638,21 @@ mod tests {
             acl(31, "ip", "host.example"),
         ] {
             assert_eq!(
-                fixup_acl(Some(std::slice::from_ref(&bad)), &a, false),
+                fixup_acl(Some(std::slice::from_ref(&bad)), &a, Providers::default()),
                 Err(ErrorCode::InvalidAcl),
                 "{bad:?}"
             );
         }
         let open = Acl::open_unsafe();
         let dup = [open[0].clone(), open[0].clone()];
-        assert_eq!(fixup_acl(Some(&dup), &a, false), Ok(open.clone()));
+        assert_eq!(
+            fixup_acl(Some(&dup), &a, Providers::default()),
+            Ok(open.clone())
+        );
         let mut b = local();
         authenticate(&mut b, &AuthConfig::default(), "digest", b"user:pw").unwrap();
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &b, false),
+            fixup_acl(Some(&Acl::creator_all()), &b, Providers::default()),
             Ok(vec![acl(31, "digest", &digest_id("user:pw"))])
         );
         // Two digests: in the identity set's order, not the order added
@@ -621,7 +662,7 @@ mod tests {
             authenticate(&mut c, &AuthConfig::default(), "digest", pw).unwrap();
         }
         assert_eq!(
-            fixup_acl(Some(&Acl::creator_all()), &c, false),
+            fixup_acl(Some(&Acl::creator_all()), &c, Providers::default()),
             Ok(vec![
                 acl(31, "digest", &digest_id("user:wrong")),
                 acl(31, "digest", &digest_id("user:pass"))
@@ -689,6 +730,11 @@ mod tests {
         }
     }
 
+    const X509_ONLY: Providers = Providers {
+        x509: true,
+        sasl: false,
+    };
+
     /// With the x509 provider, `x509` ACLs are kept and `auth` expands to
     /// the connection's certificate identity; without it the scheme is
     /// unknown (-114), as in ZooKeeper.
@@ -701,20 +747,20 @@ mod tests {
             id: Id::new("x509", "CN=client"),
         }];
         assert_eq!(
-            fixup_acl(Some(&x509), &auth, false),
+            fixup_acl(Some(&x509), &auth, Providers::default()),
             Err(ErrorCode::InvalidAcl)
         );
-        assert_eq!(fixup_acl(Some(&x509), &auth, true), Ok(x509.clone()));
+        assert_eq!(fixup_acl(Some(&x509), &auth, X509_ONLY), Ok(x509.clone()));
         let by_auth = vec![Acl {
             perms: perms::READ,
             id: Id::new("auth", ""),
         }];
         assert_eq!(
-            fixup_acl(Some(&by_auth), &auth, false),
+            fixup_acl(Some(&by_auth), &auth, Providers::default()),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup_acl(Some(&by_auth), &auth, true),
+            fixup_acl(Some(&by_auth), &auth, X509_ONLY),
             Ok(vec![Acl {
                 perms: perms::READ,
                 id: Id::new("x509", "CN=client"),
@@ -723,5 +769,41 @@ mod tests {
         assert!(check_acl(&x509, perms::READ, &auth));
         let other = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
         assert!(!check_acl(&x509, perms::READ, &other));
+    }
+
+    /// `sasl` ACLs need the SASL provider and a Kerberos-shaped name; a
+    /// sasl user named `super` matches every sasl entry.
+    #[test]
+    fn sasl_acls_need_the_provider() {
+        let sasl = Providers {
+            x509: false,
+            sasl: true,
+        };
+        let entry = |id: &str| Acl {
+            perms: perms::ALL,
+            id: Id::new("sasl", id),
+        };
+        let auth = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        for ok in ["bob", "bob@EXAMPLE.COM", "zk/host@EXAMPLE.COM", ""] {
+            assert!(fixup_acl(Some(&[entry(ok)]), &auth, sasl).is_ok(), "{ok:?}");
+        }
+        for bad in ["a@b@c", "a/b/c@R", "a@R/x"] {
+            assert_eq!(
+                fixup_acl(Some(&[entry(bad)]), &auth, sasl),
+                Err(ErrorCode::InvalidAcl),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            fixup_acl(Some(&[entry("bob")]), &auth, Providers::default()),
+            Err(ErrorCode::InvalidAcl)
+        );
+        let mut bob = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        bob.add(Id::new("sasl", "bob"));
+        assert!(check_acl(&[entry("bob")], perms::READ, &bob));
+        assert!(!check_acl(&[entry("alice")], perms::READ, &bob));
+        let mut root = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        root.add(Id::new("sasl", "super"));
+        assert!(check_acl(&[entry("alice")], perms::READ, &root));
     }
 }

@@ -32,10 +32,8 @@ pub struct PrepareConfig {
     pub extended_types_enabled: bool,
     /// `zookeeper.skipACL=yes`: no permission checks.
     pub skip_acl: bool,
-    /// ZooKeeper's x509 authentication provider is registered
-    /// (`authProvider.*`): ACLs of the `x509` scheme are valid, and `auth`
-    /// expands to a connection's `x509` identities too.
-    pub x509_provider: bool,
+    /// The authentication providers registered beside ip and digest.
+    pub providers: acl::Providers,
 }
 
 /// Who sent a write, and the zxid and time the leader gives its txn.
@@ -449,7 +447,7 @@ impl Preparer {
             return Err(ErrorCode::BadArguments);
         }
         // 4. ACL fix-up.
-        let acl = acl::fixup_acl(acl, ctx.auth, self.cfg.x509_provider)?;
+        let acl = acl::fixup_acl(acl, ctx.auth, self.cfg.providers)?;
         // 5–6. Parent (pending changes included) and CREATE on it.
         let (parent_path, _) = path::split(p).ok_or(ErrorCode::BadArguments)?;
         let mut parent = self
@@ -633,7 +631,7 @@ impl Preparer {
     ) -> Result<TxnOp, ErrorCode> {
         self.check_session(tree, ctx)?;
         path::validate(&r.path)?;
-        let acl = acl::fixup_acl(r.acl.as_deref(), ctx.auth, self.cfg.x509_provider)?;
+        let acl = acl::fixup_acl(r.acl.as_deref(), ctx.auth, self.cfg.providers)?;
         let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
         self.check_perm(&node.acl, perms::ADMIN, ctx.auth)?;
         let version = check_version(node.meta.aversion, r.version)?;

@@ -534,7 +534,7 @@ fn create_needs_create_on_parent() {
     let mut s = Harness::with_config(PrepareConfig {
         extended_types_enabled: false,
         skip_acl: true,
-        x509_provider: false,
+        providers: Default::default(),
     });
     s.res(create_op(op::CREATE, "/ro", None, 0, Acl::read_unsafe()))
         .unwrap();

@@ -35,7 +35,7 @@ impl Harness {
         Harness::with_config(PrepareConfig {
             extended_types_enabled: true,
             skip_acl: false,
-            x509_provider: false,
+            providers: Default::default(),
         })
     }
 

@@ -252,7 +252,7 @@ fn request() -> impl Strategy<Value = Request> {
         auth_packet().prop_map(Request::Auth),
         set_watches().prop_map(Request::SetWatches),
         set_watches2().prop_map(Request::SetWatches2),
-        data().prop_map(|token| Request::Sasl(SaslToken { token })),
+        nullable_data().prop_map(|token| Request::Sasl(SaslToken { token })),
         path_req().prop_map(Request::GetEphemerals),
         path_req().prop_map(Request::GetAllChildrenNumber),
         add_watch_req().prop_map(Request::AddWatch),
@@ -351,7 +351,7 @@ fn response() -> impl Strategy<Value = (i32, Response)> {
             Response::WhoAmI(WhoAmIResponse { client_info })
         )),
         any::<i32>().prop_map(|err| (op::ADD_WATCH, Response::AddWatch(ErrorResponse { err }))),
-        data().prop_map(|token| (op::SASL, Response::Sasl(SaslToken { token }))),
+        nullable_data().prop_map(|token| (op::SASL, Response::Sasl(SaslToken { token }))),
     ]
 }
 
@@ -390,7 +390,7 @@ proptest! {
         c in create_request(), t in create_ttl_request(), d in delete_req(),
         pw in path_watch(), sd in set_data_req(), cv in check_req(), p in path_req(),
         sa in set_acl_req(), rc in reconfig_req(), w in watches_req(), aw in add_watch_req(),
-        ap in auth_packet(), sw in set_watches(), sw2 in set_watches2(), tok in data(),
+        ap in auth_packet(), sw in set_watches(), sw2 in set_watches2(), tok in nullable_data(),
     ) {
         roundtrip(&c)?;
         roundtrip(&t)?;

@@ -432,7 +432,7 @@ impl Node {
             preparer: Preparer::new(PrepareConfig {
                 extended_types_enabled: false,
                 skip_acl: true,
-                x509_provider: false,
+                providers: Default::default(),
             }),
             session: None,
             cxid: 0,

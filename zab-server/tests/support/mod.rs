@@ -277,6 +277,8 @@ const JVM_ONLY_KEYS: &[&str] = &[
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
     "jute.maxbuffer",
+    // zab reads it from zoo.cfg; for ZooKeeper it is a JVM property.
+    "java.security.auth.login.config",
 ];
 
 /// The JVM command line the Debian scripts would build, run directly so that

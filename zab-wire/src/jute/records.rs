@@ -216,7 +216,9 @@ jute_record! {
 }
 
 jute_record! {
-    pub struct SaslToken { pub token: Bytes }
+    /// `GetSASLRequest` / `SetSASLResponse`: a null token (length -1) is
+    /// what ZooKeeper answers when it has nothing to send.
+    pub struct SaslToken { pub token: Option<Bytes> }
 }
 
 jute_record! {
