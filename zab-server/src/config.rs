@@ -50,6 +50,11 @@ pub struct SaslSettings {
     /// `zookeeper.allowSaslFailedClients`: a client that fails SASL keeps
     /// its connection (without a `sasl` id) instead of being closed.
     pub allow_failed_clients: bool,
+    /// `zookeeper.enforce.auth.enabled` with `zookeeper.enforce.auth.
+    /// schemes` (or `zookeeper.sessionRequireClientSASLAuth`, which means
+    /// `sasl`): a connection must hold an id of one of these schemes before
+    /// any request but auth and SASL (ZooKeeper's `AuthenticationHelper`).
+    pub enforce_auth: Option<Vec<String>>,
 }
 
 impl Default for SaslSettings {
@@ -60,6 +65,7 @@ impl Default for SaslSettings {
             server: SaslConfig::default(),
             provider: false,
             allow_failed_clients: false,
+            enforce_auth: None,
         }
     }
 }
@@ -88,6 +94,10 @@ pub enum ConfigError {
     BadMyId(String),
     #[error("JAAS configuration: {0}")]
     Jaas(#[from] crate::sasl::JaasError),
+    #[error("enforce.auth.enabled is true: enforce.auth.schemes must be configured")]
+    EnforceAuthWithoutSchemes,
+    #[error("enforce.auth.schemes: authentication scheme {0} is not available")]
+    EnforceAuthScheme(String),
     #[error("dataDir is not set")]
     MissingDataDir,
     #[error("tickTime is not set (or is 0)")]
@@ -672,6 +682,7 @@ fn is_known_key(key: &str) -> bool {
     SUPPORTED_KEYS.contains(&key)
         || unsupported_reason(key).is_some()
         || key.starts_with("server.")
+        || key.starts_with("superUser.")
         || key.starts_with("group.")
         || key.starts_with("weight.")
 }
@@ -736,6 +747,9 @@ const SUPPORTED_KEYS: &[&str] = &[
     "sasl.serverconfig",
     "superUser",
     "allowSaslFailedClients",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "sessionRequireClientSASLAuth",
     // Hostname checks of the peer's certificate: ZooKeeper makes none of a
     // client's (`ClientX509Util` turns client hostname verification off),
     // so on the client port they change nothing.
@@ -927,6 +941,9 @@ struct Builder {
     /// Which keys were given without the `zookeeper.` prefix: those win over
     /// the prefixed spelling, as the zoo.cfg key overwrites the property.
     plain_keys: BTreeSet<String>,
+    enforce_auth: bool,
+    enforce_schemes: Vec<String>,
+    require_sasl: bool,
 }
 
 impl Default for Builder {
@@ -986,6 +1003,9 @@ impl Default for Builder {
             config_peer_type: PeerType::Participant,
             membership_version: 0,
             plain_keys: BTreeSet::new(),
+            enforce_auth: false,
+            enforce_schemes: Vec::new(),
+            require_sasl: false,
         }
     }
 }
@@ -1145,7 +1165,16 @@ impl Builder {
             }
             "java.security.auth.login.config" => c.sasl.jaas_file = Some(PathBuf::from(value)),
             "sasl.serverconfig" => c.sasl.section = value.trim().to_owned(),
-            "superUser" => c.sasl.server.super_user = Some(value.trim().to_owned()),
+            // `isSaslSuperUser`: `zookeeper.superUser` and any
+            // `zookeeper.superUser.*` name a super user.
+            k if k == "superUser" || k.starts_with("superUser.") => {
+                c.sasl.server.super_users.push(value.trim().to_owned())
+            }
+            "enforce.auth.enabled" => self.enforce_auth = parse_bool(raw_key, value)?,
+            "enforce.auth.schemes" => {
+                self.enforce_schemes = value.split(',').map(|s| s.trim().to_owned()).collect()
+            }
+            "sessionRequireClientSASLAuth" => self.require_sasl = parse_bool(raw_key, value)?,
             "allowSaslFailedClients" => c.sasl.allow_failed_clients = parse_bool(raw_key, value)?,
             "reconfigEnabled" => {
                 if parse_bool(raw_key, value)? {
@@ -1253,6 +1282,30 @@ impl Builder {
         };
         c.my_id = my_id;
         c.membership_version = self.membership_version;
+        // `AuthenticationHelper`: sessionRequireClientSASLAuth means sasl;
+        // every scheme needs its provider.
+        let enforce = if self.require_sasl {
+            Some(vec!["sasl".to_owned()])
+        } else {
+            self.enforce_auth.then_some(self.enforce_schemes)
+        };
+        if let Some(schemes) = &enforce {
+            if schemes.iter().all(|s| s.is_empty()) {
+                return Err(ConfigError::EnforceAuthWithoutSchemes);
+            }
+            for scheme in schemes.iter().filter(|s| !s.is_empty()) {
+                let available = match scheme.as_str() {
+                    "ip" | "digest" => true,
+                    "x509" => c.tls.x509_provider,
+                    "sasl" => c.sasl.provider,
+                    _ => false,
+                };
+                if !available {
+                    return Err(ConfigError::EnforceAuthScheme(scheme.clone()));
+                }
+            }
+        }
+        c.sasl.enforce_auth = enforce;
         // setupPeerType: the server list's role wins over `peerType`.
         c.peer_type = match my_id.and_then(|id| c.servers.get(&id)) {
             Some(s) => s.peer_type,
@@ -1870,7 +1923,7 @@ clientPort=2181
             c.sasl.server.users.get("bob").map(String::as_str),
             Some("pw")
         );
-        assert_eq!(c.sasl.server.super_user.as_deref(), Some("bob"));
+        assert_eq!(c.sasl.server.super_users, ["bob"]);
         assert!(c.sasl.provider);
         std::fs::write(
             &cfg_path,
@@ -1878,6 +1931,49 @@ clientPort=2181
         )
         .unwrap();
         assert!(matches!(Config::load(&cfg_path), Err(ConfigError::Jaas(_))));
+    }
+
+    /// `AuthenticationHelper`'s settings: the enforced schemes, which must
+    /// be named and have providers; `sessionRequireClientSASLAuth` means
+    /// sasl. Several super users as `superUser.*`.
+    #[test]
+    fn enforced_auth_needs_schemes_with_providers() {
+        let c = parse("dataDir=/d\nenforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n");
+        assert_eq!(
+            c.sasl.enforce_auth,
+            Some(vec!["digest".to_owned(), "ip".to_owned()])
+        );
+        assert_eq!(
+            parse("dataDir=/d\nenforce.auth.schemes=digest\n")
+                .sasl
+                .enforce_auth,
+            None
+        );
+        for (text, why) in [
+            ("enforce.auth.enabled=true\n", "no schemes"),
+            (
+                "enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n",
+                "no sasl provider",
+            ),
+            ("sessionRequireClientSASLAuth=true\n", "no sasl provider"),
+            (
+                "enforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n",
+                "unknown",
+            ),
+        ] {
+            assert!(
+                Config::parse(&format!("dataDir=/d\n{text}"), None).is_err(),
+                "{why}"
+            );
+        }
+        let c = parse(
+            "dataDir=/d\nsessionRequireClientSASLAuth=true\n\
+             authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+             zookeeper.superUser.1=alice\nsuperUser.2=bob\n",
+        );
+        assert_eq!(c.sasl.enforce_auth, Some(vec!["sasl".to_owned()]));
+        assert_eq!(c.sasl.server.super_users, ["alice", "bob"]);
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
     }
 
     #[test]

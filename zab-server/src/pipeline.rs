@@ -89,6 +89,9 @@ pub struct PipelineConfig {
     pub sasl: Option<std::sync::Arc<SaslConfig>>,
     /// `zookeeper.allowSaslFailedClients`.
     pub allow_sasl_failed_clients: bool,
+    /// `zookeeper.enforce.auth.*`: the schemes one of which a connection
+    /// must hold before any request but auth and SASL.
+    pub enforce_auth: Option<Vec<String>>,
 }
 
 /// Something that happened to the server.
@@ -765,6 +768,18 @@ impl Pipeline {
         body: Result<Request, DecodeError>,
         out: &mut Vec<Action>,
     ) {
+        // Before the touch: ZooKeeper touches the session when it submits
+        // the request, after this check.
+        if !self.authenticated_enough(conn, header.op) {
+            // `AuthenticationHelper.enforceAuthentication`: the error, then
+            // the close; the session stays until it expires.
+            tracing::info!(conn = conn.0, "request before authentication; closing");
+            let code = ErrorCode::SessionClosedRequireSaslAuth.code();
+            self.send_reply(conn, header.xid, 0, code, &Response::Empty, None, out);
+            self.drop_connection(conn);
+            out.push(Action::Close { conn });
+            return;
+        }
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -893,6 +908,24 @@ impl Pipeline {
         }
     }
 
+    /// Whether `op` may run on the connection under `enforce.auth`: auth
+    /// and SASL always may, anything else once the connection holds an id
+    /// of an enforced scheme.
+    fn authenticated_enough(&self, conn: ConnectionId, op: i32) -> bool {
+        let Some(schemes) = &self.cfg.enforce_auth else {
+            return true;
+        };
+        if op == op::AUTH || op == op::SASL {
+            return true;
+        }
+        self.connections.get(&conn).is_some_and(|c| {
+            c.auth
+                .ids()
+                .iter()
+                .any(|id| schemes.iter().any(|s| *s == id.scheme))
+        })
+    }
+
     /// A SASL token (ZooKeeper's `processSasl`): answered at once with zxid
     /// 0, outside the request order, as `auth` is. A completed exchange
     /// adds `sasl:<user>`, and `super:` for `zookeeper.superUser`.
@@ -918,7 +951,7 @@ impl Pipeline {
                 if let Some(user) = step.authenticated {
                     tracing::info!(conn = conn.0, user, "SASL authenticated");
                     c.auth.add(Id::new("sasl", &user));
-                    if cfg.super_user.as_deref() == Some(user.as_str()) {
+                    if cfg.super_users.contains(&user) {
                         c.auth.add(Id::new("super", ""));
                     }
                 }

@@ -38,6 +38,7 @@ fn config() -> PipelineConfig {
         auth: AuthConfig::default(),
         sasl: None,
         allow_sasl_failed_clients: false,
+        enforce_auth: None,
     }
 }
 
@@ -1354,7 +1355,7 @@ fn sasl_digest_md5_adds_the_users_identity() {
     use zab_wire::jute::SaslToken;
     let sasl = SaslConfig {
         users: [("bob".to_owned(), "bobsecret".to_owned())].into(),
-        super_user: Some("bob".to_owned()),
+        super_users: vec!["bob".to_owned()],
     };
     let mut h = Harness::with(PipelineConfig {
         sasl: Some(Arc::new(sasl)),
@@ -1413,4 +1414,38 @@ fn sasl_digest_md5_adds_the_users_identity() {
     assert_eq!(header.err, ErrorCode::AuthFailed.code());
     assert_eq!(&body[..], &[0xff; 4]);
     assert_eq!(got[1], Got::Closed);
+}
+
+/// `enforce.auth.enabled` with `digest`: a ping before `auth` gets
+/// SESSIONCLOSEDREQUIRESASLAUTH (-124) and the close; after `auth` the
+/// same requests run.
+#[test]
+fn enforced_auth_refuses_requests_until_the_connection_authenticates() {
+    let mut h = Harness::with(PipelineConfig {
+        enforce_auth: Some(vec!["digest".to_owned()]),
+        ..config()
+    });
+    let (conn, _) = h.session(1);
+    h.request(conn, -2, Request::Ping);
+    let got = h.take(conn);
+    assert_eq!(
+        reply(&got[0]).0.err,
+        ErrorCode::SessionClosedRequireSaslAuth.code()
+    );
+    assert_eq!(got[1], Got::Closed);
+
+    let (conn, _) = h.session(2);
+    h.request(
+        conn,
+        -4,
+        Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Bytes::from_static(b"user:pw"),
+        }),
+    );
+    h.request(conn, 1, get_data("/", false));
+    let got = h.take(conn);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|g| reply(g).0.err == 0), "{got:?}");
 }

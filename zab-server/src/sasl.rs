@@ -23,8 +23,9 @@ const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
 pub struct SaslConfig {
     /// `user_<name>="<password>"` options of the JAAS section.
     pub users: HashMap<String, String>,
-    /// `zookeeper.superUser`: the authenticated user that is also `super`.
-    pub super_user: Option<String>,
+    /// `zookeeper.superUser` (and `zookeeper.superUser.*`): authenticated
+    /// users that are also `super`.
+    pub super_users: Vec<String>,
 }
 
 /// Why a JAAS file gives no users.
@@ -429,7 +430,7 @@ mod tests {
     fn cfg() -> SaslConfig {
         SaslConfig {
             users: [("bob".to_owned(), "bobsecret".to_owned())].into(),
-            super_user: None,
+            super_users: Vec::new(),
         }
     }
 

@@ -725,6 +725,7 @@ impl PipelineConfig {
                 .is_some()
                 .then(|| Arc::new(cfg.sasl.server.clone())),
             allow_sasl_failed_clients: cfg.sasl.allow_failed_clients,
+            enforce_auth: cfg.sasl.enforce_auth.clone(),
         }
     }
 }

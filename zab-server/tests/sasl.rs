@@ -81,3 +81,27 @@ fn zkcli_authenticates_with_digest_md5_and_sasl_acls_hold() {
     );
     assert!(!refused.lines().any(|l| l == "mine"), "{refused}");
 }
+
+/// `enforce.auth.enabled` (ZooKeeper's `AuthenticationHelper`): a request
+/// from a connection without an id of an enforced scheme is answered with
+/// SESSIONCLOSEDREQUIRESASLAUTH and the connection closes; `addauth`
+/// first lets the same requests through.
+#[test]
+fn enforced_auth_closes_connections_that_have_not_authenticated() {
+    let server = TestServer::start("enforce.auth.enabled=true\nenforce.auth.schemes=digest\n");
+    let anonymous = zkcli::run(&server.connect_string(), "ls /", &[]);
+    assert!(
+        !anonymous.lines().any(|l| l == "[zookeeper]"),
+        "served without authentication:\n{anonymous}"
+    );
+    assert_lines_in_order(
+        &anonymous,
+        &["KeeperErrorCode = Session closed because client failed to authenticate for /"],
+    );
+    let authenticated = zkcli::run(
+        &server.connect_string(),
+        "addauth digest user:pw\nls /",
+        &[],
+    );
+    assert_lines_in_order(&authenticated, &["[zookeeper]"]);
+}
