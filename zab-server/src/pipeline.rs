@@ -922,7 +922,7 @@ impl Pipeline {
             c.auth
                 .ids()
                 .iter()
-                .any(|id| schemes.iter().any(|s| *s == id.scheme))
+                .any(|id| schemes.contains(&id.scheme))
         })
     }
 
