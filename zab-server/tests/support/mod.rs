@@ -303,8 +303,15 @@ fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
         .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
         .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
         .arg("-cp")
-        // With the Netty jars its TLS port needs.
-        .arg(zkcli::NETTY_CLASS_PATH)
+        // With the Netty jars its TLS port needs, only for a TLS port: with
+        // them on every run, bad_input's maxClientCnxns test failed 3 runs
+        // of 4 against ZooKeeper (a write to a held connection found it
+        // closed) and passes without them; the cause was not pinned down.
+        .arg(if text.contains("secureClientPort") {
+            zkcli::NETTY_CLASS_PATH
+        } else {
+            "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+        })
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(cfg);
     cmd
