@@ -681,7 +681,12 @@ async fn far_behind_follower_gets_a_snap_once_the_leader_has_snapshots() {
 
 /// Node `i`'s second run synced by SNAP. Only that run's log counts: any
 /// server's first run may have had a SNAP too, when it joined at start-up.
+/// zab's log says how a learner synced; ZooKeeper's, at the WARN level the
+/// harness runs it at, does not, so against ZooKeeper this checks nothing.
 fn assert_restart_synced_by_snap(cluster: &TestCluster, i: usize) {
+    if !target_is_zab() {
+        return;
+    }
     let log = cluster.output(i);
     let restarted = log.rsplit("--- node").next().unwrap_or_default();
     assert!(
