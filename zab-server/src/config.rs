@@ -741,6 +741,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.protocol",
     "ssl.enabledProtocols",
     "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.ciphersuites",
     "ssl.authProvider",
     "X509AuthenticationProvider.superUser",
     "java.security.auth.login.config",
@@ -784,7 +785,6 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         "requireClientAuthScheme" => "not implemented",
         "ssl.quorum.hostnameVerification" => "no TLS between servers",
         "sslQuorumReloadCertFiles" => "no TLS between servers",
-        "ssl.ciphersuites" => "rustls's own suites are offered",
         "ssl.crl" | "ssl.ocsp" => "no revocation checks",
         "clientCnxnSocket" => "a client setting",
         "admin.serverAddress" | "admin.serverPort" | "admin.commandURL" | "admin.idleTimeout" => {
@@ -1131,6 +1131,9 @@ impl Builder {
             }
             "ssl.handshakeDetectionTimeoutMillis" => {
                 c.tls.handshake_timeout_ms = parse_num(raw_key, value)?
+            }
+            "ssl.ciphersuites" => {
+                c.tls.cipher_suites = Some(value.split(',').map(|p| p.trim().to_owned()).collect())
             }
             "ssl.authProvider" => {
                 if value.trim() != "x509" {
@@ -1819,7 +1822,7 @@ clientPort=2181
     #[test]
     fn unsupported_and_unknown_keys_are_listed_in_order() {
         let c = parse(
-            "dataDir=/d\nssl.ciphersuites=TLS_AES_128_GCM_SHA256\nssl.quorum.keyStore.location=/k\n\
+            "dataDir=/d\nssl.ocsp=true\nssl.quorum.keyStore.location=/k\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
              metricsProvider.className=x\nlocalSessionsEnabled=true\nreadonlymode.enabled=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
@@ -1827,7 +1830,7 @@ clientPort=2181
         assert_eq!(
             c.unsupported,
             [
-                "ssl.ciphersuites (rustls's own suites are offered)",
+                "ssl.ocsp (no revocation checks)",
                 "ssl.quorum.keyStore.location (no TLS between servers)",
                 "admin.serverPort (no embedded admin server)",
                 "metricsProvider.className (metrics are built in)",
@@ -1839,9 +1842,7 @@ clientPort=2181
             ]
         );
         let line = c.unsupported_summary().unwrap_or_default();
-        assert!(
-            line.starts_with("zoo.cfg keys that zab does not support (ignored): ssl.ciphersuites")
-        );
+        assert!(line.starts_with("zoo.cfg keys that zab does not support (ignored): ssl.ocsp"));
         assert!(!line.contains('\n'));
         // Defaults of those features are not "unsupported".
         let d = parse("dataDir=/d\nreconfigEnabled=false\nlocalSessionsEnabled=false\nsslQuorum=false\nadmin.enableServer=false\n");

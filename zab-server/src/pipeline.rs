@@ -918,12 +918,9 @@ impl Pipeline {
         if op == op::AUTH || op == op::SASL {
             return true;
         }
-        self.connections.get(&conn).is_some_and(|c| {
-            c.auth
-                .ids()
-                .iter()
-                .any(|id| schemes.contains(&id.scheme))
-        })
+        self.connections
+            .get(&conn)
+            .is_some_and(|c| c.auth.ids().iter().any(|id| schemes.contains(&id.scheme)))
     }
 
     /// A SASL token (ZooKeeper's `processSasl`): answered at once with zxid

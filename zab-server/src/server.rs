@@ -249,6 +249,12 @@ impl ClientListeners {
         let secure = match cfg.tls.secure_client_port {
             Some(port) => {
                 let tls = ClientTls::new(&cfg.tls).context("secureClientPort")?;
+                if !tls.unsupported_suites.is_empty() {
+                    tracing::warn!(
+                        suites = tls.unsupported_suites.join(","),
+                        "ssl.ciphersuites names suites zab does not have; they are not offered"
+                    );
+                }
                 let addr = SocketAddr::new(cfg.tls.secure_client_port_address.unwrap_or(any), port);
                 let l = TcpListener::bind(addr)
                     .await

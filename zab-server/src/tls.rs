@@ -11,8 +11,9 @@
 //! ending in `.pem`): the key store holds the private key and the
 //! certificate chain, the trust store the accepted CA certificates, as in
 //! ZooKeeper's `PEMFileLoader`. JKS and PKCS#12 stores, encrypted keys,
-//! CRL and OCSP checks and cipher suite lists are refused or named at
-//! start-up rather than silently ignored.
+//! and CRL and OCSP checks are refused or named at start-up rather than
+//! silently ignored; so are listed cipher suites rustls does not have (the
+//! CBC ones).
 
 use std::io;
 use std::net::IpAddr;
@@ -86,6 +87,9 @@ pub struct TlsConfig {
     pub enabled_protocols: Option<Vec<String>>,
     /// `ssl.handshakeDetectionTimeoutMillis`, default 5000.
     pub handshake_timeout_ms: u64,
+    /// `ssl.ciphersuites`, Java's names; unset means ZooKeeper's default
+    /// list ([`DEFAULT_CIPHER_SUITES`]).
+    pub cipher_suites: Option<Vec<String>>,
     /// Some `authProvider.*` key names [`X509_PROVIDER_CLASS`]. Without it
     /// ZooKeeper closes a connection that presents a certificate
     /// (`NettyServerCnxnFactory.CertificateVerifier`), and ACLs of the
@@ -107,6 +111,7 @@ impl Default for TlsConfig {
             protocol: "TLSv1.2".to_owned(),
             enabled_protocols: None,
             handshake_timeout_ms: 5_000,
+            cipher_suites: None,
             x509_provider: false,
             x509_super_user: None,
         }
@@ -128,15 +133,30 @@ pub enum TlsError {
     Pem { path: PathBuf, what: String },
     #[error("unknown TLS protocol {0:?} (zab offers TLSv1.2 and TLSv1.3)")]
     Protocol(String),
+    #[error("ssl.ciphersuites leaves no suite for {0} that zab has (it has the GCM and ChaCha20 suites)")]
+    NoCipherSuite(&'static str),
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("client certificate verifier: {0}")]
     Verifier(String),
 }
 
+/// ZooKeeper 3.8's default for Java 9 and later
+/// (`X509Util.DEFAULT_CIPHERS_JAVA9`) without its CBC suites, which rustls
+/// does not implement. It has no TLS 1.3 suite, as ZooKeeper's has none.
+pub const DEFAULT_CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+];
+
 /// The TLS side of the secure client port, ready to accept.
 pub struct ClientTls {
     acceptor: TlsAcceptor,
+    /// Suites `ssl.ciphersuites` names that rustls does not have: named in
+    /// a start-up warning, as Java would refuse them.
+    pub unsupported_suites: Vec<String>,
     handshake_timeout: Duration,
     x509_provider: bool,
     x509_super_user: Option<String>,
@@ -166,7 +186,29 @@ impl ClientTls {
         // its other provider (aws-lc-rs) needs a CMake build of AWS-LC on
         // every machine that builds zab.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let ring = rustls::crypto::ring::default_provider();
+        let (suites, unsupported_suites) = cipher_suites(cfg, &ring.cipher_suites);
+        for v in &versions {
+            if !suites.iter().any(|s| s.version() == *v) {
+                let name = if v.version == rustls::ProtocolVersion::TLSv1_3 {
+                    "TLSv1.3"
+                } else {
+                    "TLSv1.2"
+                };
+                // Java would negotiate another enabled version; with none
+                // left, every handshake would fail. Refused at start-up.
+                if versions.len() == 1 {
+                    return Err(TlsError::NoCipherSuite(name));
+                }
+            }
+        }
+        if suites.is_empty() {
+            return Err(TlsError::NoCipherSuite("any version"));
+        }
+        let provider = Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: suites,
+            ..ring
+        });
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)?;
         let builder = match cfg.client_auth {
@@ -190,6 +232,7 @@ impl ClientTls {
         let server = builder.with_single_cert(chain, key)?;
         Ok(ClientTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
+            unsupported_suites,
             handshake_timeout: Duration::from_millis(cfg.handshake_timeout_ms.max(1)),
             x509_provider: cfg.x509_provider,
             x509_super_user: cfg.x509_super_user.clone(),
@@ -251,6 +294,44 @@ fn protocol_versions(
             other => Err(TlsError::Protocol(other.to_owned())),
         })
         .collect()
+}
+
+/// The suites `ssl.ciphersuites` (or ZooKeeper's default) names, in its
+/// order, from those rustls has; and the names it does not have. Java's
+/// TLS 1.3 names (`TLS_AES_128_GCM_SHA256`) are rustls's `TLS13_` ones.
+fn cipher_suites(
+    cfg: &TlsConfig,
+    available: &[rustls::SupportedCipherSuite],
+) -> (Vec<rustls::SupportedCipherSuite>, Vec<String>) {
+    let names: Vec<&str> = match &cfg.cipher_suites {
+        Some(list) => list
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        None => DEFAULT_CIPHER_SUITES.to_vec(),
+    };
+    let mut chosen = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        let rustls_name = match name.strip_prefix("TLS_") {
+            Some(rest) if !rest.starts_with("ECDHE") && !rest.starts_with("RSA") => {
+                format!("TLS13_{rest}")
+            }
+            _ => name.to_owned(),
+        };
+        match available
+            .iter()
+            .find(|s| s.suite().as_str() == Some(rustls_name.as_str()))
+        {
+            Some(s) if !chosen.contains(s) => chosen.push(*s),
+            Some(_) => {}
+            // The default's CBC suites are left out without a word.
+            None if cfg.cipher_suites.is_some() => missing.push(name.to_owned()),
+            None => {}
+        }
+    }
+    (chosen, missing)
 }
 
 /// The store's path if it is set, refusing types other than PEM.
@@ -468,6 +549,35 @@ mod tests {
             ..TlsConfig::default()
         };
         assert!(matches!(protocol_versions(&old), Err(TlsError::Protocol(p)) if p == "TLSv1.1"));
+    }
+
+    #[test]
+    fn cipher_suites_follow_zookeeper_and_name_what_rustls_lacks() {
+        #[allow(deprecated)]
+        let ring = rustls::crypto::ring::default_provider();
+        let names = |suites: &[rustls::SupportedCipherSuite]| -> Vec<&str> {
+            suites.iter().filter_map(|s| s.suite().as_str()).collect()
+        };
+        let (default, missing) = cipher_suites(&TlsConfig::default(), &ring.cipher_suites);
+        assert_eq!(names(&default), DEFAULT_CIPHER_SUITES);
+        assert!(missing.is_empty());
+        let cfg = TlsConfig {
+            cipher_suites: Some(vec![
+                "TLS_AES_256_GCM_SHA384".into(),
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256".into(),
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".into(),
+            ]),
+            ..TlsConfig::default()
+        };
+        let (chosen, missing) = cipher_suites(&cfg, &ring.cipher_suites);
+        assert_eq!(
+            names(&chosen),
+            [
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+            ]
+        );
+        assert_eq!(missing, ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"]);
     }
 
     #[test]

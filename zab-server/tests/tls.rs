@@ -241,6 +241,18 @@ fn with_client_auth_wanted_a_client_without_a_certificate_is_served() {
 /// (TLS 1.2 refuses a missing certificate in the handshake) or the server
 /// may close right after it; both count as refused.
 async fn served(port: u16, tls: Option<Option<&Identity>>, ca: &Path) -> bool {
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    served_with(port, tls, ca, ring).await
+}
+
+/// As [`served`], the client offering what `provider` has.
+async fn served_with(
+    port: u16,
+    tls: Option<Option<&Identity>>,
+    ca: &Path,
+    provider: rustls::crypto::CryptoProvider,
+) -> bool {
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -254,8 +266,7 @@ async fn served(port: u16, tls: Option<Option<&Identity>>, ca: &Path) -> bool {
     let Some(identity) = tls else {
         return answered(tcp, &connect).await;
     };
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider);
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(ca).expect("read CA");
     for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
@@ -335,6 +346,52 @@ async fn clients_without_a_trusted_certificate_are_refused() {
         assert!(
             !served(port, Some(Some(&pki.client)), &ca).await,
             "a certificate without the x509 provider"
+        );
+    })
+    .await;
+}
+
+/// `ssl.ciphersuites` limits what the server accepts: a client offering
+/// only another suite is refused, one offering the listed suite served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_listed_cipher_suites_are_accepted() {
+    bounded(async {
+        let pki = Pki::new();
+        let port = free_port();
+        let _server = start(
+            &pki,
+            port,
+            "ssl.ciphersuites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n",
+        );
+        #[allow(deprecated)]
+        let offering = |name: &str| {
+            let mut ring = rustls::crypto::ring::default_provider();
+            ring.cipher_suites
+                .retain(|s| s.suite().as_str() == Some(name));
+            assert_eq!(ring.cipher_suites.len(), 1, "{name}");
+            ring
+        };
+        let ca = pki.ca();
+        let client = Some(Some(&pki.client));
+        assert!(
+            served_with(
+                port,
+                client,
+                &ca,
+                offering("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")
+            )
+            .await,
+            "the listed suite"
+        );
+        assert!(
+            !served_with(
+                port,
+                client,
+                &ca,
+                offering("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+            )
+            .await,
+            "another suite"
         );
     })
     .await;
