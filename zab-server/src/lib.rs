@@ -20,3 +20,4 @@ pub mod snap_link;
 pub mod stage_trace;
 pub mod status;
 pub mod tls;
+pub mod zookeeper_import;

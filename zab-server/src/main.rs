@@ -1,5 +1,9 @@
 //! `zab-server path/to/zoo.cfg`: starts a server as ZooKeeper's
 //! `QuorumPeerMain zoo.cfg` would.
+//!
+//! `zab-server --import-zookeeper DIR path/to/zoo.cfg`: imports a ZooKeeper
+//! `dataDir` (its newest snapshot and the txns logged after it) into the
+//! empty store of that zoo.cfg's `dataDir`, then exits.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -18,7 +22,7 @@ use zab_server::server::Server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: zab-server path/to/zoo.cfg";
+const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR path/to/zoo.cfg";
 
 fn main() -> anyhow::Result<()> {
     fix_malloc_mmap_threshold();
@@ -30,9 +34,12 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let mut args = std::env::args_os().skip(1);
-    let path = match (args.next(), args.next()) {
-        (Some(p), None) if p != "-h" && p != "--help" => PathBuf::from(p),
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let (import_from, path) = match args.as_slice() {
+        [p] if p != "-h" && p != "--help" => (None, PathBuf::from(p)),
+        [flag, dir, p] if flag == "--import-zookeeper" => {
+            (Some(PathBuf::from(dir)), PathBuf::from(p))
+        }
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -41,6 +48,19 @@ fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&path).with_context(|| format!("reading {}", path.display()))?;
     cfg.validate()
         .with_context(|| format!("invalid configuration in {}", path.display()))?;
+    if let Some(dir) = import_from {
+        let done = zab_server::zookeeper_import::import(&dir, &cfg)
+            .with_context(|| format!("importing {}", dir.display()))?;
+        tracing::info!(
+            snapshot = ?done.snapshot,
+            zxid = %done.zxid,
+            nodes = done.nodes,
+            sessions = done.sessions,
+            replayed = done.replayed,
+            "imported ZooKeeper's data"
+        );
+        return Ok(());
+    }
     if !cfg.unsupported.is_empty() {
         tracing::warn!(
             "zoo.cfg keys zab does not support (ignored): {}",

@@ -118,6 +118,11 @@ impl TestServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The server's `zoo.cfg`.
+    pub fn cfg_path(&self) -> &Path {
+        &self.cfg_path
+    }
+
     /// The server's `dataDir`.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -67,6 +67,11 @@ impl Reader {
     pub fn rest(&self) -> Bytes {
         self.buf.slice(self.pos..)
     }
+    /// `n` bytes as they are, without a length prefix: a record its
+    /// container frames (a txn log entry, for one).
+    pub fn read_raw(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        self.take(n)
+    }
     fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated {

@@ -1,0 +1,508 @@
+//! Importing a ZooKeeper data directory, so that an ensemble's data moves
+//! to zab: `zab-server --import-zookeeper DIR zoo.cfg`.
+//!
+//! This module owns ZooKeeper 3.x's on-disk formats — the newest
+//! `snapshot.<zxid>` (`FileSnap`, `SerializeUtils.serializeSnapshot`) and
+//! the `log.<zxid>` files after it (`FileTxnLog`) — and the mapping of
+//! ZooKeeper's txn records onto zab's. The tree (`zab-tree`) applies them
+//! as ZooKeeper's `FileTxnSnapLog.restore` would, and the store
+//! (`zab-store`) keeps the result as its first snapshot, with the epoch of
+//! the last txn. Compressed snapshots (`snapshot.compression.method`) are
+//! refused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use prost::Message;
+use zab_store::{Store, StoreOptions};
+use zab_tree::node::{ttl_owner, CONTAINER_OWNER};
+use zab_tree::DataTree;
+use zab_wire::jute::{Acl, DecodeError, Jute, Reader};
+use zab_wire::proto::{self, txn_body::Op, SessionEntry, SnapshotHeader, Txn, TxnBody, Znode};
+use zab_wire::{Epoch, Zxid};
+
+use crate::config::Config;
+
+/// `FileSnap.SNAP_MAGIC` ("ZKSN") and `FileTxnLog.TXNLOG_MAGIC` ("ZKLG").
+const SNAP_MAGIC: i32 = 0x5a4b_534e;
+const LOG_MAGIC: i32 = 0x5a4b_4c47;
+
+/// What an import did.
+#[derive(Debug)]
+pub struct Imported {
+    /// The snapshot read, if the directory had one.
+    pub snapshot: Option<PathBuf>,
+    pub zxid: Zxid,
+    pub nodes: usize,
+    pub sessions: usize,
+    /// Txns applied from the logs after the snapshot.
+    pub replayed: u64,
+}
+
+/// Imports ZooKeeper's data from `zk_dir` (a `dataDir`, or its `version-2`)
+/// into the store of `cfg` (`dataDir/zab`), which must be empty.
+pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
+    let dir = if zk_dir.join("version-2").is_dir() {
+        zk_dir.join("version-2")
+    } else {
+        zk_dir.to_owned()
+    };
+    let (tree, snapshot) = newest_snapshot(&dir)?;
+    let mut tree = tree.unwrap_or_default();
+    let mut replayed = 0;
+    for log in log_files(&dir)? {
+        replayed +=
+            replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?;
+    }
+
+    let store_dir = cfg.data_dir.join("zab");
+    let store = Store::open(
+        &store_dir,
+        StoreOptions {
+            sync: cfg.force_sync,
+            wal_dir: (cfg.data_log_dir != cfg.data_dir).then(|| cfg.data_log_dir.join("zab")),
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening the store in {}", store_dir.display()))?;
+    if store.snapshots().latest()?.is_some() || store.log().last_zxid() != Zxid::ZERO {
+        bail!(
+            "{} already holds data; import into an empty dataDir",
+            store_dir.display()
+        );
+    }
+    let zxid = tree.last_zxid();
+    let mut stream = Vec::new();
+    tree.snapshot().write_to(&mut stream)?;
+    store
+        .snapshots()
+        .save(zxid, &mut stream.as_slice())
+        .context("saving the imported snapshot")?;
+    // A quorum's epochs: what ZooKeeper recorded, or the last txn's.
+    let epoch_file = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let epoch = [
+        Some(zxid.epoch().0),
+        epoch_file("currentEpoch"),
+        epoch_file("acceptedEpoch"),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    store.set_accepted_epoch(Epoch(epoch))?;
+    store.set_current_epoch(Epoch(epoch))?;
+    Ok(Imported {
+        snapshot,
+        zxid,
+        nodes: tree.node_count(),
+        sessions: tree.sessions().count(),
+        replayed,
+    })
+}
+
+/// The zxid in a `snapshot.<hex>` or `log.<hex>` file name.
+fn file_zxid(path: &Path, prefix: &str) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let hex = name.strip_prefix(prefix)?.strip_prefix('.')?;
+    i64::from_str_radix(hex, 16).ok()
+}
+
+fn files(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(i64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if let Some(z) = file_zxid(&path, prefix) {
+            out.push((z, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The newest snapshot that reads whole, as ZooKeeper's `FileSnap`
+/// deserialize tries the newest few.
+fn newest_snapshot(dir: &Path) -> anyhow::Result<(Option<DataTree>, Option<PathBuf>)> {
+    let snaps = files(dir, "snapshot")?;
+    if snaps.is_empty() {
+        let compressed = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with("snapshot."));
+        if compressed {
+            bail!("only compressed snapshots in {}; zab reads uncompressed ones (snapshot.compression.method unset)", dir.display());
+        }
+        return Ok((None, None));
+    }
+    let mut last_error = None;
+    for (zxid, path) in snaps.into_iter().rev() {
+        match read_snapshot(&path, Zxid(zxid)) {
+            Ok(tree) => return Ok((Some(tree), Some(path))),
+            Err(e) => {
+                tracing::warn!(snapshot = %path.display(), error = %e, "skipping unreadable snapshot");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no snapshot")))
+}
+
+/// One ZooKeeper snapshot: header, sessions, the ACL cache, then the nodes
+/// in pre-order until the path `/` (`DataTree.serialize`).
+fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<DataTree> {
+    let bytes = Bytes::from(std::fs::read(path)?);
+    let mut r = Reader::new(bytes);
+    let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
+    if magic != SNAP_MAGIC {
+        bail!("not a ZooKeeper snapshot (magic {magic:#x})");
+    }
+    let sessions = (0..r.read_i32()?.max(0))
+        .map(|_| {
+            Ok(SessionEntry {
+                session_id: r.read_i64()?,
+                timeout: r.read_i32()?,
+            })
+        })
+        .collect::<Result<Vec<_>, DecodeError>>()?;
+    // `ReferenceCountedACLCache.serialize`: id → ACL list.
+    let mut acls = std::collections::HashMap::new();
+    for _ in 0..r.read_i32()?.max(0) {
+        let id = r.read_i64()?;
+        let list = read_acls(&mut r)?;
+        acls.insert(id, list);
+    }
+    let mut nodes = Vec::new();
+    loop {
+        let path = r.read_string()?;
+        if path == "/" {
+            break;
+        }
+        let data = r.read_buffer()?;
+        let acl_id = r.read_i64()?;
+        let mut z = Znode {
+            path: if path.is_empty() { "/".into() } else { path },
+            data,
+            acl: Vec::new(),
+            czxid: r.read_i64()?,
+            mzxid: r.read_i64()?,
+            ctime: r.read_i64()?,
+            mtime: r.read_i64()?,
+            version: r.read_i32()?,
+            cversion: r.read_i32()?,
+            aversion: r.read_i32()?,
+            ephemeral_owner: r.read_i64()?,
+            pzxid: r.read_i64()?,
+        };
+        // -1 is `OPEN_ACL_UNSAFE` (`ReferenceCountedACLCache.convertLong`).
+        let acl = match acl_id {
+            -1 => Acl::open_unsafe(),
+            id => acls
+                .get(&id)
+                .cloned()
+                .with_context(|| format!("{}: ACL {id} missing from the cache", z.path))?,
+        };
+        z.acl = acl.iter().map(acl_proto).collect();
+        nodes.push(z);
+    }
+    let mut stream = Vec::new();
+    SnapshotHeader {
+        zxid: zxid.0,
+        sessions,
+        node_count: nodes.len() as u64,
+    }
+    .encode_length_delimited(&mut stream)?;
+    for z in &nodes {
+        z.encode_length_delimited(&mut stream)?;
+    }
+    Ok(DataTree::restore(&mut stream.as_slice())?)
+}
+
+fn read_acls(r: &mut Reader) -> Result<Vec<Acl>, DecodeError> {
+    let n = r.read_count()?.unwrap_or(0);
+    (0..n).map(|_| Acl::read(r)).collect()
+}
+
+fn acl_proto(a: &Acl) -> proto::Acl {
+    proto::Acl {
+        perms: a.perms,
+        id: Some(proto::Id {
+            scheme: a.id.scheme.clone(),
+            id: a.id.id.clone(),
+        }),
+    }
+}
+
+/// The log files that may hold txns, oldest first.
+fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(files(dir, "log")?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Applies a log's txns newer than the tree; returns how many. A log ends
+/// at its preallocated zeros, or at a torn last record (as ZooKeeper reads
+/// it: a record whose checksum or end marker is wrong ends the log).
+fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
+    let bytes = Bytes::from(std::fs::read(path)?);
+    let mut r = Reader::new(bytes);
+    let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
+    if magic != LOG_MAGIC {
+        bail!("not a ZooKeeper txn log (magic {magic:#x})");
+    }
+    let mut applied = 0;
+    while r.remaining() >= 12 {
+        let crc = r.read_i64()?;
+        let len = r.read_i32()?;
+        if len <= 0 || r.remaining() < len as usize + 1 {
+            break;
+        }
+        let entry = r.read_raw(len as usize)?;
+        if r.read_u8()? != b'B' {
+            break;
+        }
+        if adler32(&entry) as i64 != crc {
+            tracing::warn!(log = %path.display(), "checksum mismatch; the log ends here");
+            break;
+        }
+        let txn = convert(entry).context("a logged txn")?;
+        if txn.zxid <= tree.last_zxid().0 {
+            continue;
+        }
+        tree.apply(&txn);
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Adler-32, the checksum `FileTxnLog` keeps per record.
+fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65_521;
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5_552) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
+}
+
+/// One log record (`TxnHeader` and its txn record) as a zab txn.
+fn convert(entry: Bytes) -> anyhow::Result<Txn> {
+    let mut r = Reader::new(entry);
+    let session_id = r.read_i64()?;
+    let cxid = r.read_i32()?;
+    let zxid = r.read_i64()?;
+    let time = r.read_i64()?;
+    let kind = r.read_i32()?;
+    let op = body(kind, session_id, &mut r)?;
+    Ok(Txn {
+        session_id,
+        cxid,
+        zxid,
+        time,
+        body: Some(TxnBody { op: Some(op) }),
+    })
+}
+
+/// ZooKeeper's txn record of type `kind` (`SerializeUtils.deserializeTxn`).
+fn body(kind: i32, session: i64, r: &mut Reader) -> anyhow::Result<Op> {
+    let acl = |r: &mut Reader| -> Result<Vec<proto::Acl>, DecodeError> {
+        Ok(read_acls(r)?.iter().map(acl_proto).collect())
+    };
+    Ok(match kind {
+        // createSession, closeSession
+        -10 => Op::CreateSession(proto::CreateSessionTxn {
+            timeout: r.read_i32()?,
+        }),
+        -11 => {
+            // Without `closeSessionTxn.enabled` (before 3.6) the body is
+            // empty; the tree then deletes the session's ephemerals itself.
+            let paths = if r.remaining() >= 4 {
+                let n = r.read_count()?.unwrap_or(0);
+                (0..n).map(|_| r.read_string()).collect::<Result<_, _>>()?
+            } else {
+                Vec::new()
+            };
+            Op::CloseSession(proto::CloseSessionTxn {
+                paths_to_delete: paths,
+            })
+        }
+        -1 => Op::Error(proto::ErrorTxn { err: r.read_i32()? }),
+        // create, create2: CreateTxn; createContainer; createTTL
+        1 | 15 | 19 | 21 => {
+            let path = r.read_string()?;
+            let data = r.read_buffer()?;
+            let acl = acl(r)?;
+            let (owner, parent_cversion) = match kind {
+                19 => (CONTAINER_OWNER, r.read_i32()?),
+                21 => {
+                    let parent_cversion = r.read_i32()?;
+                    (ttl_owner(r.read_i64()?), parent_cversion)
+                }
+                _ => {
+                    let ephemeral = r.read_bool()?;
+                    (if ephemeral { session } else { 0 }, r.read_i32()?)
+                }
+            };
+            Op::Create(proto::CreateTxn {
+                path,
+                data,
+                acl,
+                op: kind,
+                ephemeral_owner: owner,
+                parent_cversion,
+            })
+        }
+        // delete, deleteContainer
+        2 | 20 => Op::Delete(proto::DeleteTxn {
+            path: r.read_string()?,
+            op: kind,
+        }),
+        // setData, and reconfig (a setData of /zookeeper/config)
+        5 | 16 => Op::SetData(proto::SetDataTxn {
+            path: r.read_string()?,
+            data: r.read_buffer()?,
+            version: r.read_i32()?,
+        }),
+        7 => Op::SetAcl(proto::SetAclTxn {
+            path: r.read_string()?,
+            acl: acl(r)?,
+            version: r.read_i32()?,
+        }),
+        13 => Op::Check(proto::CheckTxn {
+            path: r.read_string()?,
+            version: r.read_i32()?,
+        }),
+        14 => {
+            let n = r.read_count()?.unwrap_or(0);
+            // The count is the file's word: no allocation of its size.
+            let mut ops = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                let kind = r.read_i32()?;
+                let data = r.read_buffer()?.unwrap_or_default();
+                let op = body(kind, session, &mut Reader::new(data))?;
+                ops.push(TxnBody { op: Some(op) });
+            }
+            Op::Multi(proto::MultiTxn { ops })
+        }
+        other => bail!("unknown txn type {other}"),
+    })
+}
+
+/// Paths of a tree, for comparisons in tests.
+#[cfg(test)]
+fn paths(tree: &DataTree) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec!["/".to_owned()];
+    while let Some(p) = stack.pop() {
+        for c in tree.children(&p).unwrap_or_default() {
+            stack.push(zab_tree::path::join(&p, &c));
+        }
+        out.insert(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adler32_matches_known_values() {
+        // RFC 1950's checksum: "Wikipedia" is 0x11E60398.
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+        assert_eq!(adler32(b""), 1);
+        let long = vec![0xffu8; 100_000];
+        let naive = long.iter().fold((1u64, 0u64), |(a, b), &x| {
+            let a = (a + u64::from(x)) % 65_521;
+            (a, (b + a) % 65_521)
+        });
+        assert_eq!(adler32(&long), ((naive.1 << 16) | naive.0) as u32);
+    }
+
+    #[test]
+    fn file_names_carry_hex_zxids() {
+        assert_eq!(
+            file_zxid(Path::new("/d/snapshot.100000002"), "snapshot"),
+            Some(0x1_0000_0002)
+        );
+        assert_eq!(file_zxid(Path::new("log.1"), "log"), Some(1));
+        assert_eq!(file_zxid(Path::new("snapshot.1.snappy"), "snapshot"), None);
+        assert_eq!(file_zxid(Path::new("logfile"), "log"), None);
+    }
+
+    #[test]
+    fn an_empty_directory_imports_an_empty_tree() {
+        let zk = tempfile::tempdir().unwrap();
+        let (tree, snap) = newest_snapshot(zk.path()).unwrap();
+        assert!(tree.is_none() && snap.is_none());
+        assert!(log_files(zk.path()).unwrap().is_empty());
+        assert_eq!(
+            paths(&DataTree::default()),
+            ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        );
+    }
+
+    /// Damaged files are errors, never a panic or a huge allocation: a
+    /// snapshot cut anywhere, a snapshot and a log of garbage after a
+    /// valid header, and a log record whose checksum is wrong (which ends
+    /// the log, as in ZooKeeper).
+    #[test]
+    fn damaged_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = |magic: i32| {
+            let mut h = magic.to_be_bytes().to_vec();
+            h.extend_from_slice(&2i32.to_be_bytes());
+            h.extend_from_slice(&0i64.to_be_bytes());
+            h
+        };
+        let snap = dir.path().join("snapshot.5");
+        let mut bytes = header(SNAP_MAGIC);
+        bytes.extend_from_slice(&[0x7f; 64]);
+        std::fs::write(&snap, &bytes).unwrap();
+        assert!(read_snapshot(&snap, Zxid(5)).is_err());
+        for cut in 0..bytes.len() {
+            std::fs::write(&snap, &bytes[..cut]).unwrap();
+            assert!(read_snapshot(&snap, Zxid(5)).is_err(), "cut at {cut}");
+        }
+        std::fs::write(&snap, header(LOG_MAGIC)).unwrap();
+        assert!(
+            read_snapshot(&snap, Zxid(5)).is_err(),
+            "a log is no snapshot"
+        );
+
+        let log = dir.path().join("log.1");
+        let mut bytes = header(LOG_MAGIC);
+        let entry = [0u8; 40];
+        bytes.extend_from_slice(&(adler32(&entry) as i64 ^ 1).to_be_bytes());
+        bytes.extend_from_slice(&(entry.len() as i32).to_be_bytes());
+        bytes.extend_from_slice(&entry);
+        bytes.push(b'B');
+        std::fs::write(&log, &bytes).unwrap();
+        let mut tree = DataTree::new();
+        assert_eq!(replay_log(&log, &mut tree).unwrap(), 0);
+        // A good checksum over a txn of an unknown type is an error.
+        let mut entry = Vec::new();
+        entry.extend_from_slice(&1i64.to_be_bytes()); // session
+        entry.extend_from_slice(&1i32.to_be_bytes()); // cxid
+        entry.extend_from_slice(&1i64.to_be_bytes()); // zxid
+        entry.extend_from_slice(&1i64.to_be_bytes()); // time
+        entry.extend_from_slice(&999i32.to_be_bytes()); // type
+        let mut bytes = header(LOG_MAGIC);
+        bytes.extend_from_slice(&(adler32(&entry) as i64).to_be_bytes());
+        bytes.extend_from_slice(&(entry.len() as i32).to_be_bytes());
+        bytes.extend_from_slice(&entry);
+        bytes.push(b'B');
+        std::fs::write(&log, &bytes).unwrap();
+        assert!(replay_log(&log, &mut tree).is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Importing a ZooKeeper data directory (`zab-server --import-zookeeper`)
+//! end to end. Debian's ZooKeeper 3.8 writes the data — every kind of node,
+//! ACLs, a multi, deletes, a closed session and an open one, enough txns
+//! for several snapshots and logs — and is killed with `kill -9`, so the
+//! newest txns are only in its log. zab imports the directory, and every
+//! node must then read back the same through zab as it did through
+//! ZooKeeper: data, the whole `Stat`, the ACL; the open session's
+//! ephemerals too.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use cluster::{ClusterSpec, ServerCommand, TestCluster};
+use support::{bounded, Target, TestServer};
+use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, CreateOptions, Permission, Stat};
+
+fn open() -> CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+async fn connect(server: &TestServer) -> Client {
+    Client::connector()
+        .with_session_timeout(Duration::from_secs(30))
+        .connect(&server.connect_string())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", server.connect_string()))
+}
+
+/// Every node: data, stat and ACL, read through `client`.
+async fn tree(client: &Client) -> BTreeMap<String, (Vec<u8>, Stat, Vec<Acl>)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec!["/".to_owned()];
+    while let Some(path) = todo.pop() {
+        let (data, stat) = client.get_data(&path).await.expect("getData");
+        let (acl, _) = client.get_acl(&path).await.expect("getACL");
+        let (children, _) = client.get_children(&path).await.expect("getChildren");
+        for c in children {
+            todo.push(if path == "/" {
+                format!("/{c}")
+            } else {
+                format!("{path}/{c}")
+            });
+        }
+        out.insert(path, (data, stat, acl));
+    }
+    out
+}
+
+/// ZooKeeper's history: ~400 txns, so that with `snapCount=100` there are
+/// several snapshots and logs, and the last txns after the newest snapshot.
+async fn write_history(zk: &TestServer) -> Client {
+    let a = connect(zk).await;
+    a.create("/app", b"root", &open()).await.unwrap();
+    for i in 0..120 {
+        let path = format!("/app/n{i}");
+        a.create(&path, format!("v{i}").as_bytes(), &open())
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            a.set_data(&path, b"changed", None).await.unwrap();
+        }
+        if i % 7 == 0 {
+            a.delete(&path, None).await.unwrap();
+        }
+    }
+    let seq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
+    for _ in 0..5 {
+        a.create("/app/seq-", b"", &seq).await.unwrap();
+    }
+    let container = CreateMode::Container.with_acls(Acls::anyone_all());
+    a.create("/box", b"", &container).await.unwrap();
+    a.create("/box/item", b"x", &open()).await.unwrap();
+    let ttl = CreateMode::Persistent
+        .with_acls(Acls::anyone_all())
+        .with_ttl(Duration::from_secs(3600));
+    a.create("/ttl", b"t", &ttl).await.unwrap();
+
+    // ACLs: a digest user's node, and a changed ACL.
+    a.auth("digest", b"alice:secret").await.unwrap();
+    let mine = CreateMode::Persistent.with_acls(Acls::creator_all());
+    a.create("/alice", b"private", &mine).await.unwrap();
+    let read_only = [Acl::new(Permission::READ, AuthId::new("world", "anyone"))];
+    a.create("/shared", b"s", &open()).await.unwrap();
+    a.set_acl("/shared", &read_only, None).await.unwrap();
+
+    let mut multi = a.new_multi_writer();
+    multi.add_create("/m", b"", &open()).unwrap();
+    multi.add_create("/m/a", b"a", &open()).unwrap();
+    multi.add_set_data("/m/a", b"a1", Some(0)).unwrap();
+    multi.commit().await.unwrap();
+
+    // A session that ends takes its ephemerals; one that stays keeps them.
+    let gone = connect(zk).await;
+    let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    gone.create("/app/gone", b"", &eph).await.unwrap();
+    drop(gone);
+    let stays = connect(zk).await;
+    stays.create("/app/stays", b"e", &eph).await.unwrap();
+    let eseq = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    stays.create("/app/eseq-", b"", &eseq).await.unwrap();
+    for i in 0..150 {
+        a.set_data("/app", format!("{i}").as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    stays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
+    bounded(async {
+        let cfg = "tickTime=2000\nsnapCount=100\nextendedTypesEnabled=true\n";
+        let mut zk = TestServer::start_target(Target::ZooKeeper, cfg);
+        let stays = write_history(&zk).await;
+        let session = stays.session_id().0;
+        let reader = connect(&zk).await;
+        reader.auth("digest", b"alice:secret").await.unwrap();
+        let before = tree(&reader).await;
+        drop(reader);
+        zk.kill9();
+        drop(stays);
+
+        let version2 = zk.data_dir().join("version-2");
+        let snapshots = std::fs::read_dir(&version2)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("snapshot."))
+            })
+            .count();
+        assert!(snapshots >= 2, "ZooKeeper took {snapshots} snapshots");
+
+        let mut zab = TestServer::start_target(Target::Zab, cfg);
+        zab.kill9();
+        std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+            .arg("--import-zookeeper")
+            .arg(zk.data_dir())
+            .arg(zab.cfg_path())
+            .output()
+            .expect("run the import");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "import failed:\n{log}");
+        assert!(log.contains("imported ZooKeeper's data"), "{log}");
+        // The newest txns came from the log, after the snapshot.
+        let replayed: u64 = log
+            .split("replayed=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no replayed count in:\n{log}"));
+        assert!(replayed > 0, "{log}");
+        eprintln!("{log}");
+        zab.restart();
+
+        let reader = connect(&zab).await;
+        reader.auth("digest", b"alice:secret").await.unwrap();
+        let after = tree(&reader).await;
+        // /zookeeper/config is each server's own (empty on a standalone
+        // ZooKeeper, and zab's is set when it serves); the rest must match.
+        let differ: Vec<_> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|p| !p.starts_with("/zookeeper"))
+            .filter(|p| before.get(*p) != after.get(*p))
+            .map(|p| format!("{p}: {:?}\n   vs {:?}", before.get(p), after.get(p)))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "differs after import:\n{}",
+            differ.join("\n")
+        );
+        assert!(before.len() > 100, "{} nodes", before.len());
+        assert!(before.contains_key("/app/stays") && before.contains_key("/ttl"));
+        assert!(!after.contains_key("/app/gone"));
+        assert_eq!(after["/app/stays"].1.ephemeral_owner, session);
+        // The open session came along: its ephemerals are listed under it.
+        let dump = zab.four_letter_word("dump").unwrap();
+        assert!(dump.contains(&format!("0x{session:x}")), "{dump}");
+        drop(zab);
+
+        // An ensemble: the same import into every server's empty store.
+        let command = ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server"));
+        let mut spec = ClusterSpec::new(command, 3);
+        spec.extra_cfg = "extendedTypesEnabled=true\n".into();
+        let mut ensemble = TestCluster::start(spec);
+        ensemble.wait_until_serving(Duration::from_secs(60));
+        for i in ensemble.indices() {
+            ensemble.stop(i);
+            let data = ensemble.data_dir(i);
+            std::fs::remove_dir_all(data.join("zab")).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+                .arg("--import-zookeeper")
+                .arg(zk.data_dir())
+                .arg(data.parent().unwrap().join("zoo.cfg"))
+                .output()
+                .expect("run the import");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for i in ensemble.indices() {
+            ensemble.restart(i);
+        }
+        ensemble.wait_until_serving(Duration::from_secs(60));
+        for i in ensemble.indices() {
+            let client = Client::connector()
+                .with_session_timeout(Duration::from_secs(30))
+                .connect(&ensemble.connect_string_of(i))
+                .await
+                .expect("connect to one server");
+            client.auth("digest", b"alice:secret").await.unwrap();
+            client.sync("/").await.unwrap();
+            let got = tree(&client).await;
+            let differ: Vec<_> = before
+                .keys()
+                .chain(got.keys())
+                .filter(|p| !p.starts_with("/zookeeper"))
+                .filter(|p| before.get(*p) != got.get(*p))
+                .collect();
+            assert!(differ.is_empty(), "server {i} differs at {differ:?}");
+        }
+    })
+    .await;
+}
