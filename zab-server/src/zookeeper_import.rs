@@ -7,8 +7,10 @@
 //! ZooKeeper's txn records onto zab's. The tree (`zab-tree`) applies them
 //! as ZooKeeper's `FileTxnSnapLog.restore` would, and the store
 //! (`zab-store`) keeps the result as its first snapshot, with the epoch of
-//! the last txn. Compressed snapshots (`snapshot.compression.method`) are
-//! refused.
+//! the last txn. Snapshots may be compressed (`snapshot.compression.
+//! method`: `.gz`, or `.snappy` in snappy-java's stream format); every
+//! snapshot's seal (the Adler-32 of its content) is checked, so a torn or
+//! damaged one gives way to the one before, as in ZooKeeper.
 
 use std::path::{Path, PathBuf};
 
@@ -107,11 +109,57 @@ pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
     })
 }
 
-/// The zxid in a `snapshot.<hex>` or `log.<hex>` file name.
+/// The zxid in a `snapshot.<hex>[.gz|.snappy]` or `log.<hex>` file name.
 fn file_zxid(path: &Path, prefix: &str) -> Option<i64> {
     let name = path.file_name()?.to_str()?;
-    let hex = name.strip_prefix(prefix)?.strip_prefix('.')?;
-    i64::from_str_radix(hex, 16).ok()
+    let rest = name.strip_prefix(prefix)?.strip_prefix('.')?;
+    let (hex, suffix) = rest.split_once('.').unwrap_or((rest, ""));
+    let known = match prefix {
+        "snapshot" => ["", "gz", "snappy"].contains(&suffix),
+        _ => suffix.is_empty(),
+    };
+    known.then(|| i64::from_str_radix(hex, 16).ok()).flatten()
+}
+
+/// A snapshot's content, decompressed as its name says (`SnapStream`).
+fn snapshot_content(path: &Path) -> anyhow::Result<Bytes> {
+    use std::io::Read as _;
+    let raw = std::fs::read(path)?;
+    let name = path.to_string_lossy();
+    if name.ends_with(".gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out)?;
+        Ok(out.into())
+    } else if name.ends_with(".snappy") {
+        Ok(snappy_java_stream(&raw)?.into())
+    } else {
+        Ok(raw.into())
+    }
+}
+
+/// snappy-java's `SnappyOutputStream` format: an 8-byte magic, two
+/// version ints, then blocks of a big-endian length and a raw snappy block.
+fn snappy_java_stream(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    let mut rest = raw
+        .strip_prefix(MAGIC)
+        .context("not a snappy-java stream")?
+        .get(8..)
+        .context("snappy-java header cut short")?;
+    let mut out = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_at_checked(4)
+            .context("snappy block length cut short")?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (block, tail) = tail
+            .split_at_checked(len)
+            .context("snappy block cut short")?;
+        out.extend_from_slice(&decoder.decompress_vec(block)?);
+        rest = tail;
+    }
+    Ok(out)
 }
 
 fn files(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(i64, PathBuf)>> {
@@ -131,12 +179,6 @@ fn files(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(i64, PathBuf)>> {
 fn newest_snapshot(dir: &Path) -> anyhow::Result<(Option<DataTree>, Option<PathBuf>)> {
     let snaps = files(dir, "snapshot")?;
     if snaps.is_empty() {
-        let compressed = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().starts_with("snapshot."));
-        if compressed {
-            bail!("only compressed snapshots in {}; zab reads uncompressed ones (snapshot.compression.method unset)", dir.display());
-        }
         return Ok((None, None));
     }
     let mut last_error = None;
@@ -155,8 +197,8 @@ fn newest_snapshot(dir: &Path) -> anyhow::Result<(Option<DataTree>, Option<PathB
 /// One ZooKeeper snapshot: header, sessions, the ACL cache, then the nodes
 /// in pre-order until the path `/` (`DataTree.serialize`).
 fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<DataTree> {
-    let bytes = Bytes::from(std::fs::read(path)?);
-    let mut r = Reader::new(bytes);
+    let bytes = snapshot_content(path)?;
+    let mut r = Reader::new(bytes.clone());
     let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
     if magic != SNAP_MAGIC {
         bail!("not a ZooKeeper snapshot (magic {magic:#x})");
@@ -180,6 +222,12 @@ fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<DataTree> {
     loop {
         let path = r.read_string()?;
         if path == "/" {
+            // The seal: the checksum of everything before it
+            // (`SnapStream.checkSealIntegrity`).
+            let sealed = adler32(&bytes[..r.position()]);
+            if r.read_i64()? != i64::from(sealed) {
+                bail!("checksum mismatch: the snapshot is damaged");
+            }
             break;
         }
         let data = r.read_buffer()?;
@@ -433,7 +481,13 @@ mod tests {
             Some(0x1_0000_0002)
         );
         assert_eq!(file_zxid(Path::new("log.1"), "log"), Some(1));
-        assert_eq!(file_zxid(Path::new("snapshot.1.snappy"), "snapshot"), None);
+        assert_eq!(
+            file_zxid(Path::new("snapshot.1.snappy"), "snapshot"),
+            Some(1)
+        );
+        assert_eq!(file_zxid(Path::new("snapshot.1.gz"), "snapshot"), Some(1));
+        assert_eq!(file_zxid(Path::new("snapshot.1.zip"), "snapshot"), None);
+        assert_eq!(file_zxid(Path::new("log.1.gz"), "log"), None);
         assert_eq!(file_zxid(Path::new("logfile"), "log"), None);
     }
 
@@ -504,5 +558,81 @@ mod tests {
         bytes.push(b'B');
         std::fs::write(&log, &bytes).unwrap();
         assert!(replay_log(&log, &mut tree).is_err());
+    }
+
+    /// A snapshot as ZooKeeper writes one: the root ("") with data, no
+    /// sessions, one ACL in the cache, then "/" and the seal.
+    fn minimal_snapshot() -> Vec<u8> {
+        let mut b = Vec::new();
+        let string = |b: &mut Vec<u8>, s: &str| {
+            b.extend_from_slice(&(s.len() as i32).to_be_bytes());
+            b.extend_from_slice(s.as_bytes());
+        };
+        b.extend_from_slice(&SNAP_MAGIC.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // sessions
+        b.extend_from_slice(&0i32.to_be_bytes()); // ACL cache entries
+        string(&mut b, ""); // the root
+        string(&mut b, "root data");
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // OPEN_ACL_UNSAFE
+        for v in [0i64, 0, 0, 0] {
+            b.extend_from_slice(&v.to_be_bytes()); // czxid mzxid ctime mtime
+        }
+        for v in [0i32, 0, 0] {
+            b.extend_from_slice(&v.to_be_bytes()); // version cversion aversion
+        }
+        b.extend_from_slice(&0i64.to_be_bytes()); // ephemeralOwner
+        b.extend_from_slice(&0i64.to_be_bytes()); // pzxid
+        string(&mut b, "/");
+        let seal = adler32(&b);
+        b.extend_from_slice(&i64::from(seal).to_be_bytes());
+        string(&mut b, "/");
+        b
+    }
+
+    #[test]
+    fn a_snapshot_reads_plain_gzipped_and_snappy_and_its_seal_is_checked() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = minimal_snapshot();
+        let root_data = |tree: &DataTree| tree.data("/").map(|d| d.to_vec());
+
+        let path = dir.path().join("snapshot.0");
+        std::fs::write(&path, &plain).unwrap();
+        let tree = read_snapshot(&path, Zxid(0)).unwrap();
+        assert_eq!(root_data(&tree), Some(b"root data".to_vec()));
+
+        let gz = dir.path().join("snapshot.0.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&plain).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(
+            root_data(&read_snapshot(&gz, Zxid(0)).unwrap()),
+            Some(b"root data".to_vec())
+        );
+
+        let sn = dir.path().join("snapshot.0.snappy");
+        let mut framed = b"\x82SNAPPY\x00".to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        for part in plain.chunks(40) {
+            let block = snap::raw::Encoder::new().compress_vec(part).unwrap();
+            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&block);
+        }
+        std::fs::write(&sn, framed).unwrap();
+        assert_eq!(
+            root_data(&read_snapshot(&sn, Zxid(0)).unwrap()),
+            Some(b"root data".to_vec())
+        );
+
+        // One flipped byte of data breaks the seal.
+        let mut damaged = plain.clone();
+        let at = damaged.windows(4).position(|w| w == b"root").unwrap();
+        damaged[at] ^= 0x20;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = read_snapshot(&path, Zxid(0)).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
     }
 }

@@ -230,3 +230,68 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
     })
     .await;
 }
+
+/// ZooKeeper's compressed snapshots (`snapshot.compression.method`): a
+/// restart makes ZooKeeper snapshot its data compressed, a few writes
+/// after it go to the log, and the import reads both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_snapshots_import_too() {
+    bounded(async {
+        for method in ["gz", "snappy"] {
+            let cfg = format!("tickTime=2000\nsnapshot.compression.method={method}\n");
+            let mut zk = TestServer::start_target(Target::ZooKeeper, &cfg);
+            let a = connect(&zk).await;
+            for i in 0..20 {
+                a.create(
+                    &format!("/c{i}"),
+                    format!("{method}{i}").as_bytes(),
+                    &open(),
+                )
+                .await
+                .unwrap();
+            }
+            drop(a);
+            zk.restart();
+            let a = connect(&zk).await;
+            a.set_data("/c3", b"after the snapshot", None)
+                .await
+                .unwrap();
+            let before = tree(&a).await;
+            drop(a);
+            zk.kill9();
+            let suffix = format!(".{method}");
+            let compressed = std::fs::read_dir(zk.data_dir().join("version-2"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(&suffix));
+            assert!(compressed, "ZooKeeper wrote no {suffix} snapshot");
+
+            let mut zab = TestServer::start_target(Target::Zab, "tickTime=2000\n");
+            zab.kill9();
+            std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+                .arg("--import-zookeeper")
+                .arg(zk.data_dir())
+                .arg(zab.cfg_path())
+                .output()
+                .expect("run the import");
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{method}: {log}");
+            assert!(
+                log.contains(&suffix),
+                "{method}: no {suffix} snapshot read: {log}"
+            );
+            zab.restart();
+            let after = tree(&connect(&zab).await).await;
+            let differ: Vec<_> = before
+                .keys()
+                .chain(after.keys())
+                .filter(|p| !p.starts_with("/zookeeper"))
+                .filter(|p| before.get(*p) != after.get(*p))
+                .collect();
+            assert!(differ.is_empty(), "{method}: differs at {differ:?}");
+            assert_eq!(after["/c3"].0, b"after the snapshot");
+        }
+    })
+    .await;
+}
