@@ -258,8 +258,7 @@ fn verify(response: &str, nonce: &str, cfg: &SaslConfig) -> Result<Step, String>
         .users
         .get(username)
         .ok_or_else(|| format!("user {username:?} not found"))?;
-    let authzid = get("authzid");
-    let expected = response_value(
+    let digest = Digest {
         username,
         realm,
         password,
@@ -267,23 +266,13 @@ fn verify(response: &str, nonce: &str, cfg: &SaslConfig) -> Result<Step, String>
         cnonce,
         nc,
         qop,
-        authzid,
-        &format!("AUTHENTICATE:{uri}"),
-    );
+        authzid: get("authzid"),
+    };
+    let expected = digest.response(&format!("AUTHENTICATE:{uri}"));
     if !expected.eq_ignore_ascii_case(client_digest) {
         return Err(format!("wrong password for {username:?}"));
     }
-    let rspauth = response_value(
-        username,
-        realm,
-        password,
-        nonce,
-        cnonce,
-        nc,
-        qop,
-        authzid,
-        &format!(":{uri}"),
-    );
+    let rspauth = digest.response(&format!(":{uri}"));
     // ZooKeeper's `SaslServerCallbackHandler` authorizes the authenticated
     // name itself (its Kerberos short name: the name, for a plain user).
     Ok(Step {
@@ -292,30 +281,45 @@ fn verify(response: &str, nonce: &str, cfg: &SaslConfig) -> Result<Step, String>
     })
 }
 
-/// `HEX(KD(HEX(H(A1)), nonce:nc:cnonce:qop:HEX(H(A2))))` with md5-sess.
-#[allow(clippy::too_many_arguments)]
-fn response_value(
-    username: &str,
-    realm: &str,
-    password: &str,
-    nonce: &str,
-    cnonce: &str,
-    nc: &str,
-    qop: &str,
-    authzid: Option<&str>,
-    a2: &str,
-) -> String {
-    let secret = Md5::digest(format!("{username}:{realm}:{password}").as_bytes());
-    let mut a1 = secret.to_vec();
-    a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
-    if let Some(z) = authzid {
-        a1.extend_from_slice(format!(":{z}").as_bytes());
+/// What both sides of one exchange put into its digests.
+struct Digest<'a> {
+    username: &'a str,
+    realm: &'a str,
+    password: &'a str,
+    nonce: &'a str,
+    cnonce: &'a str,
+    nc: &'a str,
+    qop: &'a str,
+    authzid: Option<&'a str>,
+}
+
+impl Digest<'_> {
+    /// `HEX(KD(HEX(H(A1)), nonce:nc:cnonce:qop:HEX(H(A2))))` with md5-sess:
+    /// the client's response for A2 = `AUTHENTICATE:uri`, the server's
+    /// rspauth for A2 = `:uri`.
+    fn response(&self, a2: &str) -> String {
+        let Digest {
+            username,
+            realm,
+            password,
+            nonce,
+            cnonce,
+            nc,
+            qop,
+            authzid,
+        } = self;
+        let secret = Md5::digest(format!("{username}:{realm}:{password}").as_bytes());
+        let mut a1 = secret.to_vec();
+        a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
+        if let Some(z) = authzid {
+            a1.extend_from_slice(format!(":{z}").as_bytes());
+        }
+        let ha1 = hex(&Md5::digest(&a1));
+        let ha2 = hex(&Md5::digest(a2.as_bytes()));
+        hex(&Md5::digest(
+            format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes(),
+        ))
     }
-    let ha1 = hex(&Md5::digest(&a1));
-    let ha2 = hex(&Md5::digest(a2.as_bytes()));
-    hex(&Md5::digest(
-        format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes(),
-    ))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -377,17 +381,17 @@ fn directives(s: &str) -> Result<HashMap<String, String>, String> {
 pub(crate) fn client_response(challenge: &[u8], user: &str, password: &str) -> Vec<u8> {
     let d = directives(std::str::from_utf8(challenge).expect("UTF-8")).expect("directives");
     let (realm, nonce) = (&d["realm"], &d["nonce"]);
-    let response = response_value(
-        user,
+    let response = Digest {
+        username: user,
         realm,
         password,
         nonce,
-        "cnonce1",
-        "00000001",
-        "auth",
-        None,
-        &format!("AUTHENTICATE:{DIGEST_URI}"),
-    );
+        cnonce: "cnonce1",
+        nc: "00000001",
+        qop: "auth",
+        authzid: None,
+    }
+    .response(&format!("AUTHENTICATE:{DIGEST_URI}"));
     format!(
         "charset=utf-8,username=\"{user}\",realm=\"{realm}\",nonce=\"{nonce}\",nc=00000001,\
          cnonce=\"cnonce1\",digest-uri=\"{DIGEST_URI}\",maxbuf=65536,response={response},qop=auth"
@@ -403,20 +407,17 @@ mod tests {
     /// the rspauth the server answers.
     #[test]
     fn the_rfc_example_computes() {
-        let args = (
-            "chris",
-            "elwood.innosoft.com",
-            "secret",
-            "OA6MG9tEQGm2hh",
-            "OA6MHXh6VqTrRk",
-            "00000001",
-            "auth",
-        );
-        let value = |a2: &str| {
-            response_value(
-                args.0, args.1, args.2, args.3, args.4, args.5, args.6, None, a2,
-            )
+        let digest = Digest {
+            username: "chris",
+            realm: "elwood.innosoft.com",
+            password: "secret",
+            nonce: "OA6MG9tEQGm2hh",
+            cnonce: "OA6MHXh6VqTrRk",
+            nc: "00000001",
+            qop: "auth",
+            authzid: None,
         };
+        let value = |a2: &str| digest.response(a2);
         assert_eq!(
             value("AUTHENTICATE:imap/elwood.innosoft.com"),
             "d388dad90d4bbd760a152321f2143af7"

@@ -32,7 +32,7 @@ async fn connect(server: &TestServer) -> Client {
 }
 
 /// Every node: data, stat and ACL, read through `client`.
-async fn tree(client: &Client) -> BTreeMap<String, (Vec<u8>, Stat, Vec<Acl>)> {
+async fn tree(client: &Client) -> Tree {
     let mut out = BTreeMap::new();
     let mut todo = vec!["/".to_owned()];
     while let Some(path) = todo.pop() {
@@ -49,6 +49,45 @@ async fn tree(client: &Client) -> BTreeMap<String, (Vec<u8>, Stat, Vec<Acl>)> {
         out.insert(path, (data, stat, acl));
     }
     out
+}
+
+type Tree = BTreeMap<String, (Vec<u8>, Stat, Vec<Acl>)>;
+
+/// The paths where two trees differ, `/zookeeper` aside: its config node
+/// is each server's own (empty on a standalone ZooKeeper; zab sets it when
+/// it serves).
+fn differences(before: &Tree, after: &Tree) -> Vec<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| !p.starts_with("/zookeeper"))
+        .filter(|p| before.get(*p) != after.get(*p))
+        .map(|p| format!("{p}: {:?}\n   vs {:?}", before.get(p), after.get(p)))
+        .collect()
+}
+
+/// A stopped zab server with an empty store, then `zab-server
+/// --import-zookeeper` of `zk`'s data into it; returns the server (not
+/// started) and what the import logged.
+fn import_into_new_zab(zk: &TestServer, cfg: &str) -> (TestServer, String) {
+    let mut zab = TestServer::start_target(Target::Zab, cfg);
+    zab.kill9();
+    std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
+    let log = import(&zk.data_dir(), zab.cfg_path());
+    (zab, log)
+}
+
+/// Runs the import; returns its log, failing the test if it failed.
+fn import(zk_data: &std::path::Path, zab_cfg: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+        .arg("--import-zookeeper")
+        .arg(zk_data)
+        .arg(zab_cfg)
+        .output()
+        .expect("run the import");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "import failed:\n{log}");
+    log
 }
 
 /// ZooKeeper's history: ~400 txns, so that with `snapCount=100` there are
@@ -135,17 +174,7 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
             .count();
         assert!(snapshots >= 2, "ZooKeeper took {snapshots} snapshots");
 
-        let mut zab = TestServer::start_target(Target::Zab, cfg);
-        zab.kill9();
-        std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
-            .arg("--import-zookeeper")
-            .arg(zk.data_dir())
-            .arg(zab.cfg_path())
-            .output()
-            .expect("run the import");
-        let log = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "import failed:\n{log}");
+        let (mut zab, log) = import_into_new_zab(&zk, cfg);
         assert!(log.contains("imported ZooKeeper's data"), "{log}");
         // The newest txns came from the log, after the snapshot.
         let replayed: u64 = log
@@ -161,15 +190,7 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
         let reader = connect(&zab).await;
         reader.auth("digest", b"alice:secret").await.unwrap();
         let after = tree(&reader).await;
-        // /zookeeper/config is each server's own (empty on a standalone
-        // ZooKeeper, and zab's is set when it serves); the rest must match.
-        let differ: Vec<_> = before
-            .keys()
-            .chain(after.keys())
-            .filter(|p| !p.starts_with("/zookeeper"))
-            .filter(|p| before.get(*p) != after.get(*p))
-            .map(|p| format!("{p}: {:?}\n   vs {:?}", before.get(p), after.get(p)))
-            .collect();
+        let differ = differences(&before, &after);
         assert!(
             differ.is_empty(),
             "differs after import:\n{}",
@@ -194,17 +215,7 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
             ensemble.stop(i);
             let data = ensemble.data_dir(i);
             std::fs::remove_dir_all(data.join("zab")).unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
-                .arg("--import-zookeeper")
-                .arg(zk.data_dir())
-                .arg(data.parent().unwrap().join("zoo.cfg"))
-                .output()
-                .expect("run the import");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            import(&zk.data_dir(), &data.parent().unwrap().join("zoo.cfg"));
         }
         for i in ensemble.indices() {
             ensemble.restart(i);
@@ -218,13 +229,7 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
                 .expect("connect to one server");
             client.auth("digest", b"alice:secret").await.unwrap();
             client.sync("/").await.unwrap();
-            let got = tree(&client).await;
-            let differ: Vec<_> = before
-                .keys()
-                .chain(got.keys())
-                .filter(|p| !p.starts_with("/zookeeper"))
-                .filter(|p| before.get(*p) != got.get(*p))
-                .collect();
+            let differ = differences(&before, &tree(&client).await);
             assert!(differ.is_empty(), "server {i} differs at {differ:?}");
         }
     })
@@ -266,29 +271,14 @@ async fn compressed_snapshots_import_too() {
                 .any(|e| e.file_name().to_string_lossy().ends_with(&suffix));
             assert!(compressed, "ZooKeeper wrote no {suffix} snapshot");
 
-            let mut zab = TestServer::start_target(Target::Zab, "tickTime=2000\n");
-            zab.kill9();
-            std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
-                .arg("--import-zookeeper")
-                .arg(zk.data_dir())
-                .arg(zab.cfg_path())
-                .output()
-                .expect("run the import");
-            let log = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{method}: {log}");
+            let (mut zab, log) = import_into_new_zab(&zk, "tickTime=2000\n");
             assert!(
                 log.contains(&suffix),
                 "{method}: no {suffix} snapshot read: {log}"
             );
             zab.restart();
             let after = tree(&connect(&zab).await).await;
-            let differ: Vec<_> = before
-                .keys()
-                .chain(after.keys())
-                .filter(|p| !p.starts_with("/zookeeper"))
-                .filter(|p| before.get(*p) != after.get(*p))
-                .collect();
+            let differ = differences(&before, &after);
             assert!(differ.is_empty(), "{method}: differs at {differ:?}");
             assert_eq!(after["/c3"].0, b"after the snapshot");
         }
