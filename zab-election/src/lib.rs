@@ -24,5 +24,5 @@ pub mod vote;
 pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 pub use responder::Responder;
 
-pub use transport::{ElectionTransport, TransportError};
+pub use transport::{ElectionTransport, PeerTls, TransportError};
 pub use vote::{Notification, NotificationError, ServerState, Vote};

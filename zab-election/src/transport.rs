@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 use zab_wire::proto;
@@ -62,6 +62,8 @@ pub enum TransportError {
     },
     #[error("cannot read the listener's address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("TLS between servers: {0}")]
+    Tls(tonic::transport::Error),
 }
 
 /// Why one attempt to open a link failed (logged, then retried).
@@ -151,6 +153,44 @@ struct Shared {
     links: BTreeMap<ServerId, Arc<Link>>,
     inbound: mpsc::Sender<Notification>,
     runtime: tokio::runtime::Handle,
+    tls: Option<PeerTls>,
+}
+
+/// TLS between servers (ZooKeeper's `sslQuorum`), for the election links
+/// and the leader ⇄ learner links alike: each end presents its
+/// certificate, and the dialing end checks the listener's against the
+/// peer's address.
+#[derive(Clone, Debug)]
+pub struct PeerTls {
+    /// The listening side: its identity, and the CAs a dialer's
+    /// certificate must chain to (a certificate is required).
+    pub server: ServerTlsConfig,
+    /// The dialing side: its identity and the CAs; the server name to
+    /// verify is set per peer from its address.
+    pub client: ClientTlsConfig,
+}
+
+impl PeerTls {
+    /// An endpoint to `addr`: `https` with the peer's address as the name
+    /// its certificate must carry, or plain `http` without TLS.
+    pub fn endpoint(
+        tls: Option<&PeerTls>,
+        addr: SocketAddr,
+    ) -> Result<Endpoint, tonic::transport::Error> {
+        match tls {
+            None => Endpoint::from_shared(format!("http://{addr}")),
+            Some(t) => Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(t.client.clone().domain_name(addr.ip().to_string())),
+        }
+    }
+
+    /// A server builder, with TLS if configured.
+    pub fn server(tls: Option<&PeerTls>) -> Result<Server, tonic::transport::Error> {
+        match tls {
+            None => Ok(Server::builder()),
+            Some(t) => Server::builder().tls_config(t.server.clone()),
+        }
+    }
 }
 
 /// A running election transport. Dropping it stops its tasks.
@@ -168,6 +208,7 @@ impl ElectionTransport {
         me: ServerId,
         listen: SocketAddr,
         peers: BTreeMap<ServerId, SocketAddr>,
+        tls: Option<PeerTls>,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let listener = TcpListener::bind(listen)
             .await
@@ -175,14 +216,25 @@ impl ElectionTransport {
                 addr: listen,
                 source,
             })?;
-        ElectionTransport::start_with_listener(me, listener, peers)
+        ElectionTransport::start_secured(me, listener, peers, tls)
     }
 
-    /// [`ElectionTransport::start`] on a listener the caller already bound.
+    /// [`ElectionTransport::start`] on a listener the caller already bound,
+    /// without TLS.
     pub fn start_with_listener(
         me: ServerId,
         listener: TcpListener,
         peers: BTreeMap<ServerId, SocketAddr>,
+    ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
+        ElectionTransport::start_secured(me, listener, peers, None)
+    }
+
+    /// [`ElectionTransport::start_with_listener`], with TLS if `tls` is set.
+    pub fn start_secured(
+        me: ServerId,
+        listener: TcpListener,
+        peers: BTreeMap<ServerId, SocketAddr>,
+        tls: Option<PeerTls>,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let local_addr = listener.local_addr().map_err(TransportError::LocalAddr)?;
         let (tx, rx) = mpsc::channel(INBOUND_CAPACITY);
@@ -205,17 +257,20 @@ impl ElectionTransport {
             links,
             inbound: tx,
             runtime: tokio::runtime::Handle::current(),
+            tls,
         });
         let mut tasks = Vec::new();
         let service = ElectionServer::new(Service {
             shared: shared.clone(),
         });
+        let server = PeerTls::server(shared.tls.as_ref()).map_err(TransportError::Tls)?;
         tasks.push(tokio::spawn(async move {
             // `serve_with_incoming` does not apply the builder's socket
             // options: ask for TCP_NODELAY here, as the dialing side does.
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            if let Err(e) = Server::builder()
+            let mut server = server;
+            if let Err(e) = server
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await
@@ -282,9 +337,9 @@ impl ElectionTransport {
         if hello {
             // Ask the higher peer to dial us: it closes this stream and
             // dials back.
-            let (me, addr) = (self.shared.me, link.addr);
+            let (me, addr, tls) = (self.shared.me, link.addr, self.shared.tls.clone());
             self.shared.runtime.spawn(async move {
-                if let Err(e) = open(addr, me).await {
+                if let Err(e) = open(addr, me, tls.as_ref()).await {
                     debug!(sid = %me, peer = %to, "dial-back request failed: {e}");
                 }
             });
@@ -304,7 +359,7 @@ impl Drop for ElectionTransport {
 async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match open(link.addr, shared.me).await {
+        match open(link.addr, shared.me, shared.tls.as_ref()).await {
             Ok((out, inbound)) => {
                 backoff = MIN_BACKOFF;
                 run_session(&shared, &link, out, inbound).await;
@@ -323,6 +378,7 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
 async fn open(
     addr: SocketAddr,
     me: ServerId,
+    tls: Option<&PeerTls>,
 ) -> Result<
     (
         mpsc::Sender<proto::Notification>,
@@ -330,7 +386,7 @@ async fn open(
     ),
     DialError,
 > {
-    let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))?
+    let channel: Channel = PeerTls::endpoint(tls, addr)?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await?;

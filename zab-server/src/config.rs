@@ -28,7 +28,7 @@ use zab_wire::jute::FourLetterWord;
 use zab_wire::types::ServerId;
 
 use crate::sasl::SaslConfig;
-use crate::tls::{ClientAuth, TlsConfig, X509_PROVIDER_CLASS};
+use crate::tls::{ClientAuth, QuorumTlsConfig, TlsConfig, X509_PROVIDER_CLASS};
 
 /// ZooKeeper's `SASLAuthenticationProvider`: the class an `authProvider.*`
 /// key names for `sasl` ids to be valid in ACLs.
@@ -404,6 +404,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// SASL for clients (DIGEST-MD5 users from a JAAS file).
     pub sasl: SaslSettings,
+    /// TLS between servers (`sslQuorum`).
+    pub quorum_tls: QuorumTlsConfig,
     /// Keys accepted but not implemented, and unknown keys, in file order,
     /// each as `key (reason)`. Logged in one start-up line.
     pub unsupported: Vec<String>,
@@ -742,6 +744,13 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.enabledProtocols",
     "ssl.handshakeDetectionTimeoutMillis",
     "ssl.ciphersuites",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.hostnameVerification",
     "ssl.authProvider",
     "X509AuthenticationProvider.superUser",
     "java.security.auth.login.config",
@@ -783,8 +792,7 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         "oraclePath" => "no quorum oracle",
         "authProvider" => "pluggable auth providers are Java classes",
         "requireClientAuthScheme" => "not implemented",
-        "ssl.quorum.hostnameVerification" => "no TLS between servers",
-        "sslQuorumReloadCertFiles" => "no TLS between servers",
+        "sslQuorumReloadCertFiles" => "certificates are read at start-up",
         "ssl.crl" | "ssl.ocsp" => "no revocation checks",
         "clientCnxnSocket" => "a client setting",
         "admin.serverAddress" | "admin.serverPort" | "admin.commandURL" | "admin.idleTimeout" => {
@@ -807,10 +815,10 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         return Some(exact);
     }
     const PREFIXES: &[(&str, &str)] = &[
-        ("ssl.quorum.", "no TLS between servers"),
+        ("ssl.quorum.", "not implemented for TLS between servers"),
         ("ssl.", "not implemented"),
         ("quorum.auth.", "no SASL quorum authentication"),
-        ("quorum.ssl.", "no TLS between servers"),
+        ("quorum.ssl.", "not implemented for TLS between servers"),
         ("admin.", "no embedded admin server"),
         ("metricsProvider.", "metrics are built in"),
         ("multiAddress.", "one address per server"),
@@ -994,6 +1002,7 @@ impl Default for Builder {
                 my_id: None,
                 tls: TlsConfig::default(),
                 sasl: SaslSettings::default(),
+                quorum_tls: QuorumTlsConfig::default(),
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1191,8 +1200,25 @@ impl Builder {
                         .push(format!("{raw_key}=true (every session is global)"));
                 }
             }
+            "sslQuorum" => c.quorum_tls.enabled = parse_bool(raw_key, value)?,
+            "ssl.quorum.keyStore.location" => {
+                c.quorum_tls.key_store.location = Some(PathBuf::from(value))
+            }
+            "ssl.quorum.keyStore.password" => {
+                c.quorum_tls.key_store.password = Some(value.to_owned())
+            }
+            "ssl.quorum.keyStore.type" => c.quorum_tls.key_store.kind = Some(value.to_owned()),
+            "ssl.quorum.trustStore.location" => {
+                c.quorum_tls.trust_store.location = Some(PathBuf::from(value))
+            }
+            "ssl.quorum.trustStore.password" => {
+                c.quorum_tls.trust_store.password = Some(value.to_owned())
+            }
+            "ssl.quorum.trustStore.type" => c.quorum_tls.trust_store.kind = Some(value.to_owned()),
+            "ssl.quorum.hostnameVerification" => {
+                c.quorum_tls.hostname_verification = parse_bool(raw_key, value)?
+            }
             "readonlymode.enabled"
-            | "sslQuorum"
             | "portUnification"
             | "multiAddress.enabled"
             | "enforceQuota" => {
@@ -1822,7 +1848,7 @@ clientPort=2181
     #[test]
     fn unsupported_and_unknown_keys_are_listed_in_order() {
         let c = parse(
-            "dataDir=/d\nssl.ocsp=true\nssl.quorum.keyStore.location=/k\n\
+            "dataDir=/d\nssl.ocsp=true\nssl.quorum.ciphersuites=x\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
              metricsProvider.className=x\nlocalSessionsEnabled=true\nreadonlymode.enabled=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
@@ -1831,7 +1857,7 @@ clientPort=2181
             c.unsupported,
             [
                 "ssl.ocsp (no revocation checks)",
-                "ssl.quorum.keyStore.location (no TLS between servers)",
+                "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
                 "admin.serverPort (no embedded admin server)",
                 "metricsProvider.className (metrics are built in)",
                 "localSessionsEnabled=true (every session is global)",
@@ -1846,6 +1872,24 @@ clientPort=2181
         assert!(!line.contains('\n'));
         // Defaults of those features are not "unsupported".
         let d = parse("dataDir=/d\nreconfigEnabled=false\nlocalSessionsEnabled=false\nsslQuorum=false\nadmin.enableServer=false\n");
+        // TLS between servers: its stores, and a hostname check that zab
+        // cannot turn off.
+        let q = parse(
+            "dataDir=/d\nsslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n\
+             zookeeper.ssl.quorum.trustStore.location=/t.pem\n",
+        );
+        assert!(q.unsupported.is_empty(), "{:?}", q.unsupported);
+        assert!(q.quorum_tls.enabled && q.quorum_tls.hostname_verification);
+        assert_eq!(
+            q.quorum_tls.trust_store.location.as_deref(),
+            Some(Path::new("/t.pem"))
+        );
+        let off = parse("dataDir=/d\nsslQuorum=true\nssl.quorum.hostnameVerification=false\n");
+        assert!(matches!(
+            crate::tls::peer_tls(&off.quorum_tls),
+            Err(crate::tls::TlsError::QuorumHostnameVerification)
+        ));
+        assert!(crate::tls::peer_tls(&d.quorum_tls).unwrap().is_none());
         assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
     }
 

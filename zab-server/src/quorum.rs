@@ -95,8 +95,9 @@ impl QuorumServer {
             quorum_addrs.insert(s.id, resolve(&s.host, s.quorum_port)?);
         }
         let election_listen = listen_addr(&cfg, &my_line.host, my_line.election_port)?;
+        let peer_tls = crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?;
         let (election, mut notifications) =
-            ElectionTransport::start(me, election_listen, election_peers)
+            ElectionTransport::start(me, election_listen, election_peers, peer_tls.clone())
                 .await
                 .with_context(|| format!("election port {election_listen}"))?;
         let fwd = tx.clone();
@@ -128,6 +129,7 @@ impl QuorumServer {
             verifier,
             quorum_listen: listen_addr(&cfg, &my_line.host, my_line.quorum_port)?,
             quorum_addrs,
+            peer_tls,
             cfg: cfg.clone(),
             store,
             election,
@@ -313,6 +315,8 @@ struct Peer {
     verifier: QuorumVerifier,
     quorum_listen: SocketAddr,
     quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    /// TLS on the leader ⇄ learner links (`sslQuorum`).
+    peer_tls: Option<zab_election::PeerTls>,
     cfg: Arc<Config>,
     store: Arc<Store>,
     election: ElectionTransport,
@@ -725,8 +729,9 @@ impl Peer {
         let listen = self.quorum_listen;
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         let fail = self.tx.clone();
+        let tls = self.peer_tls.clone();
         let listener = tokio::spawn(async move {
-            match quorum_transport::listen(listen, events, max_message).await {
+            match quorum_transport::listen(listen, events, max_message, tls.as_ref()).await {
                 // Aborting this task drops the server and frees the port.
                 Ok(server) => server.await,
                 Err(e) => {
@@ -755,6 +760,7 @@ impl Peer {
             return self.look();
         };
         let tx = self.tx.clone();
+        let tls = self.peer_tls.clone();
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         let limit =
             Duration::from_millis(self.cfg.tick_time_ms as u64 * self.cfg.init_limit.max(1) as u64);
@@ -772,7 +778,7 @@ impl Peer {
                 if left.is_zero() {
                     break;
                 }
-                match quorum_transport::connect(addr, left, max_message).await {
+                match quorum_transport::connect(addr, left, max_message, tls.as_ref()).await {
                     Ok(mut link) => {
                         if tx
                             .send(CoreMsg::LeaderLinkUp { gen, out: link.out })

@@ -25,6 +25,7 @@ use zab_wire::proto::quorum_peer_server::{QuorumPeer, QuorumPeerServer};
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 
 use crate::stage_trace::{self, Direction};
+use zab_election::PeerTls;
 
 /// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
@@ -174,6 +175,7 @@ pub async fn listen(
     addr: SocketAddr,
     events: impl EventSink,
     max_message: usize,
+    tls: Option<&PeerTls>,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself
@@ -185,7 +187,7 @@ pub async fn listen(
         events: Arc::new(events),
         next: Arc::new(AtomicU64::new(1)),
     };
-    let server = tonic::transport::Server::builder()
+    let server = PeerTls::server(tls)?
         .add_service(
             QuorumPeerServer::new(service)
                 .max_decoding_message_size(max_message)
@@ -237,8 +239,9 @@ pub async fn connect(
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
+    tls: Option<&PeerTls>,
 ) -> anyhow::Result<LeaderLink> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+    let endpoint = PeerTls::endpoint(tls, addr)?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     let channel = tokio::time::timeout(timeout, endpoint.connect()).await??;
@@ -289,8 +292,10 @@ pub(crate) mod tests {
     ) {
         let (tx, events) = channel_sink();
         let addr = free_addr();
-        let server = tokio::spawn(listen(addr, tx, limit).await.unwrap());
-        let link = connect(addr, Duration::from_secs(5), limit).await.unwrap();
+        let server = tokio::spawn(listen(addr, tx, limit, None).await.unwrap());
+        let link = connect(addr, Duration::from_secs(5), limit, None)
+            .await
+            .unwrap();
         (server, link, events)
     }
 
@@ -400,8 +405,8 @@ pub(crate) mod tests {
     async fn a_message_above_the_limit_breaks_the_link_with_a_reason() {
         let (tx, mut events) = channel_sink();
         let addr = free_addr();
-        let server = tokio::spawn(listen(addr, tx, 4 << 20).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5), 1 << 20)
+        let server = tokio::spawn(listen(addr, tx, 4 << 20, None).await.unwrap());
+        let mut link = connect(addr, Duration::from_secs(5), 1 << 20, None)
             .await
             .unwrap();
         let out = match events.recv().await {
@@ -435,11 +440,11 @@ mod listener_tests {
         drop(probe);
         let (tx, _events) = super::tests::channel_sink();
         let limit = max_message_bytes(0xfffff);
-        let task = tokio::spawn(listen(addr, tx.clone(), limit).await.unwrap());
+        let task = tokio::spawn(listen(addr, tx.clone(), limit, None).await.unwrap());
         task.abort();
         let _ = task.await;
         // A leader that steps down and wins again binds the same port.
-        let again = listen(addr, tx, limit).await;
+        let again = listen(addr, tx, limit, None).await;
         assert!(
             again.is_ok(),
             "the quorum port is still bound after the server was dropped"

@@ -118,11 +118,79 @@ impl Default for TlsConfig {
     }
 }
 
+/// TLS between servers: ZooKeeper's `sslQuorum` with its
+/// `ssl.quorum.keyStore.*` and `ssl.quorum.trustStore.*` (PEM, as for
+/// clients). Every election and leader ⇄ learner link is TLS with a
+/// certificate at each end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// `sslQuorum`.
+    pub enabled: bool,
+    pub key_store: Store,
+    pub trust_store: Store,
+    /// `ssl.quorum.hostnameVerification`, default true: zab always checks
+    /// the listener's certificate against the peer's address, so `false`
+    /// is refused rather than ignored.
+    pub hostname_verification: bool,
+}
+
+impl Default for QuorumTlsConfig {
+    fn default() -> Self {
+        QuorumTlsConfig {
+            enabled: false,
+            key_store: Store::default(),
+            trust_store: Store::default(),
+            hostname_verification: true,
+        }
+    }
+}
+
+/// The peer links' TLS, or `None` without `sslQuorum`. The stores are read
+/// here, so a bad one stops the server at start-up.
+pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, TlsError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    if !cfg.hostname_verification {
+        return Err(TlsError::QuorumHostnameVerification);
+    }
+    let key = pem_store(&cfg.key_store, "ssl.quorum.keyStore")?
+        .ok_or(TlsError::NoQuorumStore("ssl.quorum.keyStore.location"))?;
+    let trust = pem_store(&cfg.trust_store, "ssl.quorum.trustStore")?
+        .ok_or(TlsError::NoQuorumStore("ssl.quorum.trustStore.location"))?;
+    // Read with the client port's readers first: their errors name what
+    // is wrong with a store.
+    read_key_store(key)?;
+    read_trust_store(trust)?;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let (pem, ca) = (read(key)?, read(trust)?);
+    // One PEM file holds both: the certificates are read from it for the
+    // chain, the private key for the key.
+    let identity = Identity::from_pem(&pem, &pem);
+    let ca = Certificate::from_pem(ca);
+    Ok(Some(zab_election::PeerTls {
+        server: ServerTlsConfig::new()
+            .identity(identity.clone())
+            .client_ca_root(ca.clone()),
+        client: ClientTlsConfig::new().ca_certificate(ca).identity(identity),
+    }))
+}
+
 /// Why the TLS listener cannot be set up; reported at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("secureClientPort needs ssl.keyStore.location")]
     NoKeyStore,
+    #[error("sslQuorum needs {0}")]
+    NoQuorumStore(&'static str),
+    #[error("ssl.quorum.hostnameVerification=false: zab always checks a peer's certificate against its address; give the certificates the servers' addresses")]
+    QuorumHostnameVerification,
     #[error("ssl.clientAuth={0:?} needs ssl.trustStore.location (zab has no default trust store)")]
     NoTrustStore(ClientAuth),
     #[error("{key}: {kind} stores are not supported, only PEM (convert with `openssl pkcs12 -nodes` or `keytool -importkeystore`)")]

@@ -4,10 +4,16 @@
 //! without a trusted certificate, or without TLS, are refused. The
 //! certificates are made afresh by every run.
 //!
-//! `ZAB_TEST_TARGET=zookeeper` runs the same against ZooKeeper 3.8, whose
+//! Between servers (`sslQuorum`) a zab ensemble elects and replicates over
+//! TLS and its peer ports speak nothing else; that part is zab's own (zab
+//! servers do not talk to ZooKeeper's).
+//!
+//! `ZAB_TEST_TARGET=zookeeper` runs the client tests against ZooKeeper 3.8, whose
 //! TLS needs its Netty connection factory (set in the zoo.cfg below, which
 //! zab accepts as it is).
 
+#[path = "support/cluster.rs"]
+mod cluster;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use cluster::{ClusterSpec, ServerCommand, TestCluster};
 use support::raw::Jute;
 use support::zkcli::{self, assert_lines_in_order, NETTY_CLASS_PATH};
 use support::{bounded, free_port, TestServer};
@@ -393,6 +400,87 @@ async fn only_the_listed_cipher_suites_are_accepted() {
             .await,
             "another suite"
         );
+    })
+    .await;
+}
+
+/// Whether a TLS client with `identity` completes a handshake at `addr`.
+async fn tls_handshake(addr: std::net::SocketAddr, pki: &Pki, identity: &Identity) -> bool {
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(pki.ca()).expect("read CA");
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+        .expect("client certificate");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .is_ok()
+}
+
+/// Whether a plain HTTP/2 (gRPC) client gets the server's SETTINGS frame
+/// back at `addr`, as it would from a peer port without TLS.
+async fn plain_http2_answers(addr: std::net::SocketAddr) -> bool {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+    if tcp.write_all(&hello).await.is_err() {
+        return false;
+    }
+    let mut frame = [0u8; 9];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut frame)).await {
+        Ok(Ok(_)) => frame[3] == 4, // a SETTINGS frame
+        Ok(Err(_)) => false,
+        Err(_) => panic!("the peer port neither answered nor closed"),
+    }
+}
+
+/// `sslQuorum`: the ensemble elects a leader and replicates over TLS
+/// links, and its election and quorum ports take a TLS client with a
+/// trusted certificate but not plain HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
+    if !matches!(support::target(), support::Target::Zab) {
+        return; // zab's own peer protocol
+    }
+    bounded(async {
+        let pki = Pki::new();
+        let server_pem = pki.dir.path().join("server.pem");
+        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
+        spec.extra_cfg = format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
+             ssl.quorum.trustStore.location={}\n",
+            server_pem.display(),
+            pki.ca().display()
+        );
+        let mut ensemble = TestCluster::start(spec);
+        ensemble.wait_until_serving(Duration::from_secs(60));
+        let write = zkcli::run(
+            &ensemble.connect_string_of(0),
+            "create /over-tls peers",
+            &[],
+        );
+        assert_lines_in_order(&write, &["Created /over-tls"]);
+        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /over-tls", &[]);
+        assert_lines_in_order(&read, &["peers"]);
+
+        let leader = ensemble.leader().expect("a leader");
+        for addr in [ensemble.election_addr(0), ensemble.quorum_addr(leader)] {
+            assert!(
+                tls_handshake(addr, &pki, &pki.client).await,
+                "TLS at {addr}"
+            );
+            assert!(!plain_http2_answers(addr).await, "plain HTTP/2 at {addr}");
+        }
     })
     .await;
 }

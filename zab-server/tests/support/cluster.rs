@@ -336,6 +336,16 @@ impl TestCluster {
         SocketAddr::from(([127, 0, 0, 1], self.nodes[i].client_port))
     }
 
+    /// Node `i`'s election port.
+    pub fn election_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].election_port))
+    }
+
+    /// Node `i`'s quorum (leader ⇄ learner) port.
+    pub fn quorum_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].quorum_port))
+    }
+
     /// `127.0.0.1:PORT` of node `i` alone.
     pub fn connect_string_of(&self, i: usize) -> String {
         self.addr(i).to_string()
