@@ -495,4 +495,20 @@ mod tests {
             Err(JaasParse::Syntax(_))
         ));
     }
+
+    proptest::proptest! {
+        /// Any bytes as the client's response, and any JAAS text, are an
+        /// answer or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            token in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            text in ".{0,200}",
+        ) {
+            let mut s = DigestMd5::new("n".into());
+            let _ = s.step(b"", &cfg());
+            let _ = s.step(&token, &cfg());
+            let _ = parse_jaas(&text, "Server");
+            let _ = directives(&String::from_utf8_lossy(&token));
+        }
+    }
 }
