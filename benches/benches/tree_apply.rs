@@ -34,6 +34,7 @@ impl Fixture {
             time_ms: 1,
             auth: &f.auth,
             session_moved: false,
+            session_local: false,
         };
         let txn = f.prep.prepare_create_session(&f.tree, &ctx, 30_000);
         f.tree.apply(&txn);
@@ -51,6 +52,7 @@ impl Fixture {
             time_ms: 2,
             auth: &self.auth,
             session_moved: false,
+            session_local: false,
         };
         let txn = self.prep.prepare(&self.tree, &ctx, req);
         let applied = self.tree.apply(&txn);

@@ -406,6 +406,10 @@ pub struct Config {
     pub sasl: SaslSettings,
     /// TLS between servers (`sslQuorum`).
     pub quorum_tls: QuorumTlsConfig,
+    /// `localSessionsEnabled`, default false.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`, default false.
+    pub local_sessions_upgrading: bool,
     /// Keys accepted but not implemented, and unknown keys, in file order,
     /// each as `key (reason)`. Logged in one start-up line.
     pub unsupported: Vec<String>,
@@ -1003,6 +1007,8 @@ impl Default for Builder {
                 tls: TlsConfig::default(),
                 sasl: SaslSettings::default(),
                 quorum_tls: QuorumTlsConfig::default(),
+                local_sessions: false,
+                local_sessions_upgrading: false,
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1194,11 +1200,9 @@ impl Builder {
                         .push(format!("{raw_key}=true (no dynamic reconfiguration)"));
                 }
             }
-            "localSessionsEnabled" | "localSessionsUpgradingEnabled" => {
-                if parse_bool(raw_key, value)? {
-                    c.unsupported
-                        .push(format!("{raw_key}=true (every session is global)"));
-                }
+            "localSessionsEnabled" => c.local_sessions = parse_bool(raw_key, value)?,
+            "localSessionsUpgradingEnabled" => {
+                c.local_sessions_upgrading = parse_bool(raw_key, value)?
             }
             "sslQuorum" => c.quorum_tls.enabled = parse_bool(raw_key, value)?,
             "ssl.quorum.keyStore.location" => {
@@ -1850,7 +1854,7 @@ clientPort=2181
         let c = parse(
             "dataDir=/d\nssl.ocsp=true\nssl.quorum.ciphersuites=x\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
-             metricsProvider.className=x\nlocalSessionsEnabled=true\nreadonlymode.enabled=true\n\
+             metricsProvider.className=x\nreadonlymode.enabled=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
         );
         assert_eq!(
@@ -1860,7 +1864,6 @@ clientPort=2181
                 "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
                 "admin.serverPort (no embedded admin server)",
                 "metricsProvider.className (metrics are built in)",
-                "localSessionsEnabled=true (every session is global)",
                 "readonlymode.enabled=true (not implemented)",
                 "noSuchKey (unknown key)",
                 "preAllocSize (the txn log is RocksDB, no preallocation)",

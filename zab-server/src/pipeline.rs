@@ -92,6 +92,14 @@ pub struct PipelineConfig {
     /// `zookeeper.enforce.auth.*`: the schemes one of which a connection
     /// must hold before any request but auth and SASL.
     pub enforce_auth: Option<Vec<String>>,
+    /// `localSessionsEnabled` (quorum servers only): new sessions live on
+    /// the server that made them, with no txn, until they create an
+    /// ephemeral node.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an
+    /// ephemeral is made global first; without it the create fails with
+    /// EPHEMERALONLOCALSESSION.
+    pub local_sessions_upgrading: bool,
 }
 
 /// Something that happened to the server.
@@ -169,6 +177,10 @@ enum Queued {
         received_ms: i64,
         /// The path a forwarded sync echoes.
         sync_path: Option<String>,
+        /// An ephemeral create of a local session that could not be made
+        /// global: the leader's SESSIONEXPIRED is answered as
+        /// EPHEMERALONLOCALSESSION, as ZooKeeper's learner answers it.
+        ephemeral_on_local: bool,
     },
     Other {
         header: RequestHeader,
@@ -344,6 +356,9 @@ pub struct Pipeline {
     preparer: Preparer,
     watches: WatchManager,
     sessions: SessionTracker,
+    /// Local sessions (`localSessionsEnabled`): this server's alone, with
+    /// their own expiry; never in the tree.
+    local: SessionTracker,
     connections: HashMap<ConnectionId, Connection>,
     /// Which connection holds each session on this server.
     session_owner: HashMap<SessionId, ConnectionId>,
@@ -377,6 +392,7 @@ impl Pipeline {
         // A new leader proposes from `epoch << 32 | 1` (reference F.1).
         let last_assigned = last_processed(mode, &tree);
         let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
+        let local = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         Pipeline {
             mode,
             touched: HashMap::new(),
@@ -385,6 +401,7 @@ impl Pipeline {
             tree,
             watches: WatchManager::new(),
             sessions,
+            local,
             connections: HashMap::new(),
             session_owner: HashMap::new(),
             in_flight: VecDeque::new(),
@@ -590,6 +607,19 @@ impl Pipeline {
             self.cfg.max_session_timeout_ms,
         );
         c.timeout_ms = timeout;
+        let local_sessions = self.cfg.local_sessions && self.mode != Mode::Standalone;
+        if req.session_id == 0 && local_sessions {
+            // A local session: no txn, answered at once
+            // (`QuorumZooKeeperServer.setLocalSessionFlag`).
+            let id = self.sessions.next_session_id();
+            c.session = Some(id);
+            self.local.add(id, timeout, now_ms);
+            self.session_owner.insert(id, conn);
+            let zxid = self.last_processed_zxid();
+            self.session_created(conn, zxid, now_ms);
+            self.establish(now_ms, conn, out);
+            return;
+        }
         if req.session_id == 0 {
             // The session id carries this server's id in its top byte, on
             // a learner too (reference F.8).
@@ -632,6 +662,16 @@ impl Pipeline {
             }
         }
         let password_ok = req.passwd.as_ref() == session_password(id).as_slice();
+        if password_ok && self.local_sessions() && self.local.touch(id, now_ms) {
+            // A local session resumed where it lives
+            // (`LearnerZooKeeperServer.revalidateSession`).
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.session = Some(id);
+            }
+            self.session_owner.insert(id, conn);
+            self.establish(now_ms, conn, out);
+            return;
+        }
         if password_ok && self.mode == Mode::Learner {
             // Only the leader knows whether the session is alive: ask it.
             if let Some(c) = self.connections.get_mut(&conn) {
@@ -785,10 +825,14 @@ impl Pipeline {
         };
         let Some(session) = c.session else { return };
         // Any packet from the client keeps its session alive (reference B);
-        // a learner reports the touch to the leader with its next ping.
-        self.sessions.touch(session, now_ms);
-        if self.mode == Mode::Learner {
-            self.touched.insert(session, c.timeout_ms);
+        // a learner reports the touch to the leader with its next ping,
+        // unless the session is local.
+        let local = self.cfg.local_sessions && self.local.touch(session, now_ms);
+        if !local {
+            self.sessions.touch(session, now_ms);
+            if self.mode == Mode::Learner {
+                self.touched.insert(session, c.timeout_ms);
+            }
         }
 
         let request = match body {
@@ -845,7 +889,10 @@ impl Pipeline {
             }
             other => other,
         };
-        let is_write = matches!(&request, Ok(r) if r.is_write());
+        // A local session's close is this server's alone: answered in
+        // order with the other requests, no txn.
+        let is_write = matches!(&request, Ok(r) if r.is_write())
+            && !(local && matches!(request, Ok(Request::CloseSession)));
         // On a learner a sync goes through the leader, in order with the
         // session's writes (reference D.8).
         let forwarded_sync = self.mode == Mode::Learner && matches!(&request, Ok(Request::Sync(_)));
@@ -857,6 +904,14 @@ impl Pipeline {
                 // ZooKeeper marks the session closing when it prepares the
                 // close, so it is neither touched nor expired again.
                 self.sessions.set_closing(session);
+            }
+            let mut ephemeral_on_local = false;
+            if local && creates_ephemeral(&request) {
+                if self.cfg.local_sessions_upgrading {
+                    self.upgrade(now_ms, session, out);
+                } else {
+                    ephemeral_on_local = true;
+                }
             }
             // closeSession is not checked: the expirer submits it too,
             // with no owner (ZooKeeper's `PrepRequestProcessor`).
@@ -874,6 +929,7 @@ impl Pipeline {
                 op: header.op,
                 received_ms,
                 sync_path,
+                ephemeral_on_local,
             });
             if self.mode == Mode::Learner {
                 // Sized for a typical write (a path and a short value) so
@@ -894,7 +950,8 @@ impl Pipeline {
             }
             self.last_assigned = self.last_assigned.next();
             let zxid = self.last_assigned;
-            let ctx = context(session, header.xid, zxid, now_ms, &c.auth, moved);
+            let mut ctx = context(session, header.xid, zxid, now_ms, &c.auth, moved);
+            ctx.session_local = local;
             let txn = self.preparer.prepare(&self.tree, &ctx, &request);
             self.log(txn, Some((conn, header.xid)), out);
         } else if c.queue.is_empty() {
@@ -906,6 +963,63 @@ impl Pipeline {
                 received_ms,
             });
         }
+    }
+
+    /// `localSessionsEnabled` applies: quorum servers only, as ZooKeeper's
+    /// standalone server has no local sessions.
+    fn local_sessions(&self) -> bool {
+        self.cfg.local_sessions && self.mode != Mode::Standalone
+    }
+
+    /// Makes a local session global before its first ephemeral create
+    /// (`makeUpgradeRequest`): a createSession with its timeout, cxid 0,
+    /// answered to nobody. The session stops being local at once.
+    fn upgrade(&mut self, now_ms: i64, session: SessionId, out: &mut Vec<Action>) {
+        let Some(timeout) = self.local.timeout(session) else {
+            return;
+        };
+        self.local.remove(session);
+        tracing::info!(%session, "upgrading a local session to a global one");
+        if self.mode == Mode::Learner {
+            out.push(Action::Forward {
+                request: ForwardedRequest {
+                    session_id: session.0,
+                    cxid: 0,
+                    op: op::CREATE_SESSION,
+                    body: Bytes::copy_from_slice(&timeout.to_be_bytes()),
+                },
+                auth: Vec::new(),
+            });
+            return;
+        }
+        self.sessions.add(session, timeout, now_ms);
+        self.sessions.set_owner(session, SessionOwner::Local);
+        let zxid = self.next_zxid();
+        let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
+        let ctx = context(session, 0, zxid, now_ms, &auth, false);
+        let txn = self
+            .preparer
+            .prepare_create_session(&self.tree, &ctx, timeout);
+        self.log(txn, None, out);
+    }
+
+    /// A local session's closeSession: removed here, answered, and the
+    /// connection closed; no txn (`setLocalSessionFlag`).
+    fn close_local(
+        &mut self,
+        conn: ConnectionId,
+        xid: i32,
+        received_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(session) = self.session_of(conn) {
+            self.local.remove(session);
+        }
+        let zxid = self.last_processed_zxid().0;
+        let answered = Answered::new(op::CLOSE_SESSION, received_ms);
+        self.send_reply(conn, xid, zxid, 0, &Response::Empty, Some(answered), out);
+        self.drop_connection(conn);
+        out.push(Action::Close { conn });
     }
 
     /// Whether `op` may run on the connection under `enforce.auth`: auth
@@ -988,6 +1102,7 @@ impl Pipeline {
             op: header.op,
             received_ms,
             sync_path: None,
+            ephemeral_on_local: false,
         });
         if self.mode == Mode::Learner {
             // The leader logs it: an empty body decodes for none of these
@@ -1049,6 +1164,12 @@ impl Pipeline {
                     } else {
                         ctx.session_moved = !self.sessions.check_owner(session, from);
                     }
+                    // `LeaderSessionTracker.checkSession`: a session this
+                    // leader does not know, made by another server, may be
+                    // that server's local session.
+                    ctx.session_local = self.local_sessions()
+                        && session_server(session) != self.cfg.server_id
+                        && !self.sessions.is_active(session);
                     self.preparer.prepare(&self.tree, &ctx, &request)
                 }
                 // A body that does not decode still gets a txn, as
@@ -1185,14 +1306,23 @@ impl Pipeline {
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
+        let mut ephemeral_answer = None;
         let (op, received_ms, sync_path) = match c.queue.front() {
             Some(Queued::Write { xid: x, .. }) if *x == xid => match c.queue.pop_front() {
                 Some(Queued::Write {
                     op,
                     received_ms,
                     sync_path,
+                    ephemeral_on_local,
                     ..
-                }) => (op, received_ms, sync_path),
+                }) => {
+                    if ephemeral_on_local
+                        && result.is_some_and(|r| *r == Err(ErrorCode::SessionExpired))
+                    {
+                        ephemeral_answer = Some(Err(ErrorCode::EphemeralOnLocalSession));
+                    }
+                    (op, received_ms, sync_path)
+                }
                 _ => return,
             },
             // On a learner, a txn of this session prepared for another
@@ -1208,6 +1338,7 @@ impl Pipeline {
                 return;
             }
         };
+        let result = ephemeral_answer.as_ref().or(result);
         if result.is_some_and(is_session_moved) {
             self.close_moved(conn, out);
             return;
@@ -1302,6 +1433,11 @@ impl Pipeline {
         };
         let Some(session) = c.session else { return };
         let result: Result<Response, ErrorCode> = match &request {
+            // Only a local session's close comes here (see `on_request_at`).
+            Request::CloseSession => {
+                self.close_local(conn, header.xid, received_ms, out);
+                return;
+            }
             Request::Ping => Ok(Response::Empty),
             // Standalone: every txn is applied before its reply, so a sync
             // has nothing to wait for (reference D.8).
@@ -1533,6 +1669,16 @@ impl Pipeline {
     }
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        // Every server expires its own local sessions: their connections
+        // close, and there is no txn.
+        for id in self.local.expire(now_ms) {
+            tracing::info!(session = %id, "local session expired");
+            self.local.remove(id);
+            if let Some(conn) = self.session_owner.remove(&id) {
+                self.drop_connection(conn);
+                out.push(Action::Close { conn });
+            }
+        }
         // Only the standalone server or the leader expires sessions and
         // reaps containers; expiry is a closeSession txn like a client's own
         // (reference B, D.4).
@@ -1610,6 +1756,7 @@ fn context(
         time_ms: now_ms,
         auth,
         session_moved,
+        session_local: false,
     }
 }
 
@@ -1630,6 +1777,27 @@ fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+/// Whether a write creates an ephemeral node, so that a local session must
+/// become global first (`QuorumZooKeeperServer.checkUpgradeSession`: a
+/// create, create2 or multi with an ephemeral mode).
+fn creates_ephemeral(req: &Request) -> bool {
+    let ephemeral =
+        |flags: i32| jute::CreateMode::from_flags(flags).is_some_and(|m| m.is_ephemeral());
+    match req {
+        Request::Create { req, .. } => ephemeral(req.flags),
+        Request::Multi(ops) => ops.iter().any(|o| match o {
+            jute::MultiOp::Create { req, .. } => ephemeral(req.flags),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+/// The server a session id was made by: its top byte (reference B).
+fn session_server(s: SessionId) -> ServerId {
+    ServerId((s.0 as u64) >> 56)
 }
 
 /// True for a write's result that is SESSIONMOVED, for a multi in any of

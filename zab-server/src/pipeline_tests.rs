@@ -39,6 +39,8 @@ fn config() -> PipelineConfig {
         sasl: None,
         allow_sasl_failed_clients: false,
         enforce_auth: None,
+        local_sessions: false,
+        local_sessions_upgrading: false,
     }
 }
 
@@ -1448,4 +1450,129 @@ fn enforced_auth_refuses_requests_until_the_connection_authenticates() {
     let got = h.take(conn);
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|g| reply(g).0.err == 0), "{got:?}");
+}
+
+/// A leader and a learner with `localSessionsEnabled` (and upgrading as
+/// given), wired as [`Duo`] wires them.
+fn local_duo(upgrading: bool) -> Duo {
+    let local = PipelineConfig {
+        local_sessions: true,
+        local_sessions_upgrading: upgrading,
+        ..config()
+    };
+    Duo {
+        leader: Harness::in_mode(local.clone(), Mode::Leader { epoch: Epoch(1) }),
+        learner: Harness::in_mode(
+            PipelineConfig {
+                server_id: ServerId(2),
+                ..local
+            },
+            Mode::Learner,
+        ),
+        delivered: 0,
+    }
+}
+
+/// `localSessionsEnabled`: a learner's new session is its own — answered
+/// at once, no txn, nothing forwarded — and its writes still go through
+/// the leader, which takes a session it does not know from another server
+/// as that server's local one. Its close is the learner's alone too.
+#[test]
+fn a_local_session_lives_on_its_learner_and_still_writes() {
+    let mut d = local_duo(false);
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    let got = d.learner.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("answered at once: {got:?}")
+    };
+    assert!(r.time_out > 0);
+    assert!(
+        d.learner.forwarded.is_empty(),
+        "no createSession for the leader"
+    );
+    assert_eq!(d.learner.p.take_touched(), vec![], "no touches to report");
+
+    d.learner.request(conn, 1, create("/from-local", "x", 0));
+    d.round_trip();
+    assert_eq!(reply(&d.learner.take(conn)[0]).0.err, 0);
+    assert!(d.leader.p.tree().exists("/from-local"));
+    assert!(
+        d.learner.p.take_touched().is_empty(),
+        "touches of a local session stay here"
+    );
+
+    d.learner.request(conn, 2, Request::CloseSession);
+    assert!(
+        d.learner.forwarded.is_empty(),
+        "no closeSession for the leader"
+    );
+    let got = d.learner.take(conn);
+    assert_eq!(reply(&got[0]).0.err, 0);
+    assert_eq!(got[1], Got::Closed);
+    assert_eq!(d.leader.appended.len(), 1, "one txn: the create");
+}
+
+/// An ephemeral needs a global session: without upgrading, the leader's
+/// SESSIONEXPIRED error txn is answered as EPHEMERALONLOCALSESSION; with
+/// it, the learner first sends a createSession for the same id.
+#[test]
+fn an_ephemeral_upgrades_a_local_session_or_fails() {
+    let mut d = local_duo(false);
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.learner.take(conn);
+    d.learner.request(conn, 1, create("/eph", "", 1));
+    d.round_trip();
+    assert_eq!(
+        reply(&d.learner.take(conn)[0]).0.err,
+        ErrorCode::EphemeralOnLocalSession.code()
+    );
+    assert!(!d.leader.p.tree().exists("/eph"));
+
+    let mut d = local_duo(true);
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    let Got::Connected(r) = &d.learner.take(conn)[0] else {
+        panic!("connected")
+    };
+    let session = SessionId(r.session_id);
+    d.learner.request(conn, 1, create("/eph", "", 1));
+    let ops: Vec<i32> = d.learner.forwarded.iter().map(|(f, _)| f.op).collect();
+    assert_eq!(ops, [op::CREATE_SESSION, op::CREATE]);
+    d.round_trip();
+    assert_eq!(reply(&d.learner.take(conn)[0]).0.err, 0);
+    assert_eq!(d.leader.p.tree().session_timeout(session), Some(10_000));
+    let owner = d.leader.p.tree().stat("/eph").map(|s| s.ephemeral_owner);
+    assert_eq!(owner, Some(session.0));
+    // Global now: its touches go to the leader.
+    d.learner.request(conn, -2, Request::Ping);
+    assert_eq!(d.learner.p.take_touched(), vec![(session, 10_000)]);
+}
+
+/// A local session expires where it lives, closing its connection, with
+/// no txn anywhere.
+#[test]
+fn a_local_session_expires_on_its_server_without_a_txn() {
+    let mut d = local_duo(false);
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    d.learner.take(conn);
+    d.learner.now += 60_000;
+    d.learner.feed(Input::Tick);
+    assert_eq!(d.learner.take(conn), vec![Got::Closed]);
+    assert!(d.learner.forwarded.is_empty());
+    assert!(d.leader.appended.is_empty());
 }

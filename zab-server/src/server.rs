@@ -732,6 +732,8 @@ impl PipelineConfig {
                 .then(|| Arc::new(cfg.sasl.server.clone())),
             allow_sasl_failed_clients: cfg.sasl.allow_failed_clients,
             enforce_auth: cfg.sasl.enforce_auth.clone(),
+            local_sessions: cfg.local_sessions,
+            local_sessions_upgrading: cfg.local_sessions_upgrading,
         }
     }
 }

@@ -1116,6 +1116,11 @@ impl RawConnection {
     }
 
     fn create(&mut self, path: &str) -> Result<(i64, i32), std::io::ErrorKind> {
+        self.create_with(path, 0)
+    }
+
+    /// A create with `flags` (1: ephemeral).
+    fn create_with(&mut self, path: &str, flags: i32) -> Result<(i64, i32), std::io::ErrorKind> {
         let world_anyone = Jute::default()
             .int(1)
             .int(31)
@@ -1125,7 +1130,7 @@ impl RawConnection {
             .buffer(path.as_bytes())
             .buffer(b"")
             .then(world_anyone)
-            .int(0);
+            .int(flags);
         self.call(1, body)
     }
 
@@ -1175,6 +1180,61 @@ fn a_connection_its_session_left_is_closed_by_its_next_write() {
     let closed = on_leader.get_data("/");
     assert!(closed.is_err(), "closed without an answer: {closed:?}");
     assert_eq!(moved.create("/moved-from-the-leader").map(|r| r.1), Ok(0));
+}
+
+/// `localSessionsEnabled`: sessions are their server's own, so creating
+/// and closing one takes no zxid; an ephemeral makes the session global
+/// first (one createSession txn) with `localSessionsUpgradingEnabled`, and
+/// fails with EPHEMERALONLOCALSESSION (-120) without it, still taking a
+/// zxid (the leader's error txn). Zxids are read from the replies of
+/// writes through a follower. Checked against ZooKeeper 3.8 with
+/// `ZAB_TEST_TARGET=zookeeper`.
+#[test]
+fn local_sessions_take_no_txn_until_they_need_to_be_global() {
+    for upgrading in [true, false] {
+        let mut spec = spec(3);
+        spec.extra_cfg =
+            format!("localSessionsEnabled=true\nlocalSessionsUpgradingEnabled={upgrading}\n");
+        let mut cluster = TestCluster::start(spec);
+        cluster.wait_until_serving(SERVE_WITHIN);
+        let leader = cluster.leader().expect("one leader");
+        let follower = cluster
+            .indices()
+            .find(|&i| i != leader)
+            .expect("a follower");
+        let at = cluster.addr(follower);
+
+        let mut a = RawConnection::open(at, 0, &[0; 16]);
+        let (z1, err) = a.create("/local-1").expect("answered");
+        assert_eq!(err, 0);
+        let mut b = RawConnection::open(at, 0, &[0; 16]);
+        let (z2, _) = a.create("/local-2").expect("answered");
+        assert_eq!(z2, z1 + 1, "a new local session is no txn");
+
+        let (_, err) = b.create_with("/ephemeral", 1).expect("answered");
+        let (z3, _) = a.create("/local-3").expect("answered");
+        if upgrading {
+            assert_eq!(err, 0, "the session became global");
+            assert_eq!(z3, z2 + 3, "its createSession and the create");
+        } else {
+            assert_eq!(err, -120, "EPHEMERALONLOCALSESSION");
+            assert_eq!(z3, z2 + 2, "the refused create took a zxid");
+        }
+        // closeSession: a txn for the global session, none for a local one.
+        assert_eq!(b.call(-11, Jute::default()).map(|r| r.1), Ok(0));
+        let (z4, _) = a.create("/local-4").expect("answered");
+        let close_txn = if upgrading { 1 } else { 0 };
+        assert_eq!(
+            z4,
+            z3 + 1 + close_txn,
+            "closeSession of a global or a local session"
+        );
+        // And a local session's own close takes none either.
+        assert_eq!(a.call(-11, Jute::default()).map(|r| r.1), Ok(0));
+        let mut c = RawConnection::open(at, 0, &[0; 16]);
+        let (z5, _) = c.create("/local-5").expect("answered");
+        assert_eq!(z5, z4 + 1);
+    }
 }
 
 /// 3 voters + 1 observer: the observer says so, forwards writes and serves

@@ -50,6 +50,10 @@ pub struct RequestContext<'a> {
     /// D.11). Every write checks it where it checks the session, so it
     /// fails with SESSIONMOVED in ZooKeeper's order of checks.
     pub session_moved: bool,
+    /// The session may be a local one (`localSessionsEnabled`): not in the
+    /// tree, yet valid for every write but an ephemeral create, which
+    /// needs a global session (`checkGlobalSession`).
+    pub session_local: bool,
 }
 
 /// ZooKeeper's `ChangeRecord`: what prepare needs to know of a node.
@@ -363,10 +367,21 @@ impl Preparer {
     /// SessionExpired for both), or moved away from where the request came
     /// from (SessionMoved, checked last).
     fn check_session(&self, tree: &DataTree, ctx: &RequestContext) -> Result<(), ErrorCode> {
+        self.check_session_of(tree, ctx, false)
+    }
+
+    /// [`Preparer::check_session`]; `global` for an ephemeral create, which
+    /// a local session may not make.
+    fn check_session_of(
+        &self,
+        tree: &DataTree,
+        ctx: &RequestContext,
+        global: bool,
+    ) -> Result<(), ErrorCode> {
         let s = ctx.session_id;
         let open = match self.session_latest.get(&s) {
             Some((_, open)) => *open,
-            None => tree.session_timeout(s).is_some(),
+            None => tree.session_timeout(s).is_some() || (ctx.session_local && !global),
         };
         if !open {
             Err(ErrorCode::SessionExpired)
@@ -440,8 +455,8 @@ impl Preparer {
         // then fails to apply (the server exits, checked). zab refuses it
         // after those checks instead.
         let plain_mode_as_ttl = op_code == op::CREATE_TTL && !mode.is_ttl();
-        // 2. Session.
-        self.check_session(tree, ctx)?;
+        // 2. Session: a global one for an ephemeral (`checkGlobalSession`).
+        self.check_session_of(tree, ctx, mode.is_ephemeral())?;
         // 3. Shape: a '/' and no NUL.
         if !p.contains('/') || p.contains('\0') {
             return Err(ErrorCode::BadArguments);

@@ -63,6 +63,7 @@ impl Harness {
             time_ms: self.time,
             auth: &auth,
             session_moved: false,
+            session_local: false,
         };
         let txn = self.prep.prepare_create_session(&self.tree, &ctx, timeout);
         self.apply(txn)
@@ -85,6 +86,7 @@ impl Harness {
             time_ms: self.time,
             auth: &auth,
             session_moved: moved,
+            session_local: false,
         };
         self.prep.prepare(&self.tree, &ctx, req)
     }

@@ -179,6 +179,7 @@ fn run(actions: &[Action]) -> (DataTree, Vec<Txn>, Vec<Applied>) {
                     time_ms: time,
                     auth: &a,
                     session_moved: false,
+                    session_local: false,
                 };
                 pending.push(prep.prepare_create_session(&tree, &ctx, 5000));
             }
@@ -191,6 +192,7 @@ fn run(actions: &[Action]) -> (DataTree, Vec<Txn>, Vec<Applied>) {
                     time_ms: time,
                     auth: &a,
                     session_moved: false,
+                    session_local: false,
                 };
                 pending.push(prep.prepare(&tree, &ctx, &req));
             }
@@ -256,7 +258,7 @@ proptest! {
         let mut zxid = Zxid::ZERO;
         let mut step = |tree: &mut DataTree, prep: &mut Preparer, req: &Request| {
             zxid = zxid.next();
-            let ctx = RequestContext { session_id: SessionId(0), cxid: 0, zxid, time_ms: 0, auth: &a, session_moved: false };
+            let ctx = RequestContext { session_id: SessionId(0), cxid: 0, zxid, time_ms: 0, auth: &a, session_moved: false, session_local: false };
             let t = prep.prepare(tree, &ctx, req);
             tree.apply(&t);
             prep.applied(zxid);

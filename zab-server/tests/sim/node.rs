@@ -659,6 +659,7 @@ impl Node {
                     time_ms: now as i64,
                     auth: &auth,
                     session_moved: false,
+                    session_local: false,
                 };
                 l.preparer.prepare_create_session(&self.tree, &ctx, 30_000)
             }
@@ -671,6 +672,7 @@ impl Node {
                     time_ms: now as i64,
                     auth: &auth,
                     session_moved: false,
+                    session_local: false,
                 };
                 let req = Request::Create {
                     op: op::CREATE,
