@@ -408,6 +408,9 @@ pub struct Config {
     pub quorum_tls: QuorumTlsConfig,
     /// `localSessionsEnabled`, default false.
     pub local_sessions: bool,
+    /// `readonlymode.enabled` (a JVM property in ZooKeeper): a server cut
+    /// off from its quorum serves read-only clients.
+    pub read_only_mode: bool,
     /// `localSessionsUpgradingEnabled`, default false.
     pub local_sessions_upgrading: bool,
     /// Keys accepted but not implemented, and unknown keys, in file order,
@@ -1009,6 +1012,7 @@ impl Default for Builder {
                 quorum_tls: QuorumTlsConfig::default(),
                 local_sessions: false,
                 local_sessions_upgrading: false,
+                read_only_mode: false,
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1222,10 +1226,8 @@ impl Builder {
             "ssl.quorum.hostnameVerification" => {
                 c.quorum_tls.hostname_verification = parse_bool(raw_key, value)?
             }
-            "readonlymode.enabled"
-            | "portUnification"
-            | "multiAddress.enabled"
-            | "enforceQuota" => {
+            "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
+            "portUnification" | "multiAddress.enabled" | "enforceQuota" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
                         .push(format!("{raw_key}=true (not implemented)"));
@@ -1854,7 +1856,7 @@ clientPort=2181
         let c = parse(
             "dataDir=/d\nssl.ocsp=true\nssl.quorum.ciphersuites=x\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
-             metricsProvider.className=x\nreadonlymode.enabled=true\n\
+             metricsProvider.className=x\nportUnification=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
         );
         assert_eq!(
@@ -1864,7 +1866,7 @@ clientPort=2181
                 "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
                 "admin.serverPort (no embedded admin server)",
                 "metricsProvider.className (metrics are built in)",
-                "readonlymode.enabled=true (not implemented)",
+                "portUnification=true (not implemented)",
                 "noSuchKey (unknown key)",
                 "preAllocSize (the txn log is RocksDB, no preallocation)",
                 "authProvider.sasl (pluggable auth providers are Java classes)",

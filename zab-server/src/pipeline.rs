@@ -57,7 +57,7 @@ const TXN_BUF_CAPACITY: usize = 64 << 10;
 fn last_processed(mode: Mode, tree: &DataTree) -> Zxid {
     match mode {
         Mode::Leader { epoch } => Zxid::new(epoch, 0).max(tree.last_zxid()),
-        Mode::Standalone | Mode::Learner => tree.last_zxid(),
+        Mode::Standalone | Mode::Learner | Mode::ReadOnly => tree.last_zxid(),
     }
 }
 
@@ -70,6 +70,10 @@ pub enum Mode {
     Leader { epoch: Epoch },
     /// Forwards writes to the leader and applies what it commits.
     Learner,
+    /// No quorum (`readonlymode.enabled`): serves reads to clients that
+    /// allow a read-only server, refuses writes with NOTREADONLY, and
+    /// keeps its sessions to itself (ZooKeeper's `ReadOnlyZooKeeperServer`).
+    ReadOnly,
 }
 
 /// Settings the pipeline needs from zoo.cfg.
@@ -601,13 +605,31 @@ impl Pipeline {
             return;
         }
         c.read_only = req.read_only;
+        if self.mode == Mode::ReadOnly
+            && (req.read_only != Some(true)
+                || self
+                    .tree
+                    .session_timeout(SessionId(req.session_id))
+                    .is_some())
+        {
+            // `ReadOnlyZooKeeperServer`: a client that does not allow a
+            // read-only server, or a global session, is closed unanswered.
+            tracing::info!(
+                conn = conn.0,
+                "read-only mode: closing a client it may not serve"
+            );
+            out.push(Action::Close { conn });
+            return;
+        }
         let timeout = negotiate_timeout(
             req.time_out,
             self.cfg.min_session_timeout_ms,
             self.cfg.max_session_timeout_ms,
         );
         c.timeout_ms = timeout;
-        let local_sessions = self.cfg.local_sessions && self.mode != Mode::Standalone;
+        // Field by field: `c` still borrows `connections`.
+        let local_sessions = (self.cfg.local_sessions && self.mode != Mode::Standalone)
+            || self.mode == Mode::ReadOnly;
         if req.session_id == 0 && local_sessions {
             // A local session: no txn, answered at once
             // (`QuorumZooKeeperServer.setLocalSessionFlag`).
@@ -749,6 +771,7 @@ impl Pipeline {
     /// Sends the ConnectResponse and runs the requests the client pipelined
     /// behind its ConnectRequest.
     fn establish(&mut self, now_ms: i64, conn: ConnectionId, out: &mut Vec<Action>) {
+        let mode = self.mode;
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -759,7 +782,7 @@ impl Pipeline {
             time_out: c.timeout_ms,
             session_id: id.0,
             passwd: Bytes::copy_from_slice(&session_password(id)),
-            read_only: c.read_only.map(|_| false),
+            read_only: c.read_only.map(|_| mode == Mode::ReadOnly),
         };
         c.stats.sent += 1;
         self.stats.packets_sent += 1;
@@ -835,6 +858,14 @@ impl Pipeline {
             }
         }
 
+        if self.mode == Mode::ReadOnly && refused_when_read_only(header.op) {
+            // `ReadOnlyRequestProcessor`: answered at once, the connection
+            // stays.
+            let zxid = self.last_processed_zxid().0;
+            let code = ErrorCode::NotReadOnly.code();
+            self.send_reply(conn, header.xid, zxid, code, &Response::Empty, None, out);
+            return;
+        }
         let request = match body {
             Err(DecodeError::UnknownOpcode(code)) => {
                 // Behaviour 17: UNIMPLEMENTED, then close.
@@ -968,7 +999,7 @@ impl Pipeline {
     /// `localSessionsEnabled` applies: quorum servers only, as ZooKeeper's
     /// standalone server has no local sessions.
     fn local_sessions(&self) -> bool {
-        self.cfg.local_sessions && self.mode != Mode::Standalone
+        (self.cfg.local_sessions && self.mode != Mode::Standalone) || self.mode == Mode::ReadOnly
     }
 
     /// Makes a local session global before its first ephemeral create
@@ -1682,7 +1713,7 @@ impl Pipeline {
         // Only the standalone server or the leader expires sessions and
         // reaps containers; expiry is a closeSession txn like a client's own
         // (reference B, D.4).
-        if self.mode == Mode::Learner {
+        if matches!(self.mode, Mode::Learner | Mode::ReadOnly) {
             return;
         }
         for id in self.sessions.expire(now_ms) {
@@ -1777,6 +1808,26 @@ fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+/// The ops a read-only server refuses with NOTREADONLY
+/// (`ReadOnlyRequestProcessor`): every write, sync and check.
+fn refused_when_read_only(code: i32) -> bool {
+    matches!(
+        code,
+        op::SYNC
+            | op::CREATE
+            | op::CREATE2
+            | op::CREATE_TTL
+            | op::CREATE_CONTAINER
+            | op::DELETE
+            | op::DELETE_CONTAINER
+            | op::SET_DATA
+            | op::RECONFIG
+            | op::SET_ACL
+            | op::MULTI
+            | op::CHECK
+    )
 }
 
 /// Whether a write creates an ephemeral node, so that a local session must

@@ -1576,3 +1576,52 @@ fn a_local_session_expires_on_its_server_without_a_txn() {
     assert!(d.learner.forwarded.is_empty());
     assert!(d.leader.appended.is_empty());
 }
+
+/// Read-only mode (no quorum, `readonlymode.enabled`): a client that sent
+/// readOnly=true gets a session of this server's own and a ConnectResponse
+/// saying read-only; its reads are served, writes, sync and check refused
+/// with NOTREADONLY on an open connection; a client that does not allow
+/// a read-only server, or resumes a global session, is closed unanswered.
+#[test]
+fn a_read_only_server_serves_reads_to_read_only_clients_only() {
+    let mut old = Harness::new();
+    let (_, global) = old.session(9);
+    old.request(ConnectionId(9), 1, create("/kept", "x", 0));
+    old.sync();
+    let mut h = Harness::over(config(), Mode::ReadOnly, old.p.tree().clone());
+
+    let plain = h.accept(1);
+    h.feed(Input::Connect {
+        conn: plain,
+        request: connect_request(0, 0, Some(false)),
+    });
+    assert_eq!(h.take(plain), vec![Got::Closed]);
+
+    let resume = h.accept(2);
+    let mut req = connect_request(global.0, 0, Some(true));
+    req.passwd = Bytes::copy_from_slice(&session_password(global));
+    h.feed(Input::Connect {
+        conn: resume,
+        request: req,
+    });
+    assert_eq!(h.take(resume), vec![Got::Closed], "a global session");
+
+    let conn = h.accept(3);
+    h.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(true)),
+    });
+    let got = h.take(conn);
+    let [Got::Connected(r)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.read_only, Some(true));
+    h.request(conn, 1, get_data("/kept", false));
+    h.request(conn, 2, create("/new", "x", 0));
+    h.request(conn, 3, Request::Sync(PathRequest { path: "/".into() }));
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.err, 0);
+    assert_eq!(reply(&got[1]).0.err, ErrorCode::NotReadOnly.code());
+    assert_eq!(reply(&got[2]).0.err, ErrorCode::NotReadOnly.code());
+    assert!(h.appended.is_empty(), "no txn in read-only mode");
+}

@@ -148,6 +148,7 @@ impl QuorumServer {
             proposals: Vec::new(),
             now: None,
             last_tick_ms: 0,
+            looking_since_ms: now_ms(),
         };
         tokio::spawn(peer.run(rx));
         let accept = listeners.spawn(&cfg, &tx);
@@ -267,6 +268,14 @@ impl State {
         matches!(self, State::Serving(_))
     }
 
+    /// The serving pipeline's mode.
+    fn mode(&self) -> Option<Mode> {
+        match self {
+            State::Serving(p) => Some(p.mode()),
+            State::Idle(_) => None,
+        }
+    }
+
     fn pipeline(&mut self) -> Option<&mut Pipeline> {
         match self {
             State::Serving(p) => Some(p),
@@ -338,6 +347,9 @@ struct Peer {
     durable: Arc<DurableMark>,
     durable_gen: u64,
     last_tick_ms: i64,
+    /// When this server last started LOOKING: read-only mode starts a
+    /// grace period after it (`readonlymode.enabled`).
+    looking_since_ms: i64,
     /// The leader's proposals of the message being handled, in zxid order:
     /// logged as one append when it is done (`append_proposals`), so the
     /// writes of a batch a follower forwarded take one trip through the
@@ -431,6 +443,9 @@ impl Peer {
     }
 
     fn server_mode(&self) -> ServerMode {
+        if self.state.mode() == Some(Mode::ReadOnly) {
+            return ServerMode::ReadOnly;
+        }
         match &self.role {
             Role::Leading(_) => ServerMode::Leader,
             Role::Learning(l) if l.role == LearnerRole::Observer => ServerMode::Observer,
@@ -609,6 +624,7 @@ impl Peer {
             election.set_current_vote(v);
         }
         tracing::info!(sid = %self.me, clock = election.logical_clock(), %last_logged, "LOOKING");
+        self.looking_since_ms = now_ms();
         self.role = Role::Looking(Box::new(election));
         self.election_outputs(outputs);
     }
@@ -678,6 +694,7 @@ impl Peer {
                     });
                     self.last_vote = Some(vote);
                     tracing::info!(sid = %self.me, ?state, leader = %vote.leader, "election decided");
+                    self.stop_read_only();
                     match state {
                         ServerState::Leading => self.lead(),
                         ServerState::Following => self.follow(vote.leader, LearnerRole::Follower),
@@ -1276,7 +1293,13 @@ impl Peer {
                 out = e.on_timer(now as u64);
             }
             self.election_outputs(out);
-            return;
+            if !matches!(self.role, Role::Looking(_)) {
+                return;
+            }
+            self.maybe_read_only(now);
+            if !self.state.is_serving() {
+                return;
+            }
         }
         // Everything else runs on ZooKeeper's half-tick beat.
         if now - self.last_tick_ms < self.cfg.tick_time_ms as i64 / 2 {
@@ -1321,6 +1344,41 @@ impl Peer {
         if let Some(w) = self.writers.remove(&conn) {
             let _ = w.send(Outgoing::Close);
         }
+    }
+
+    /// `readonlymode.enabled`: a server still LOOKING after a grace period
+    /// of max(2 s, tickTime) takes itself for partitioned and serves
+    /// read-only clients from the data it has (ZooKeeper's `QuorumPeer`
+    /// starts its `ReadOnlyZooKeeperServer` so).
+    fn maybe_read_only(&mut self, now: i64) {
+        let grace = (self.cfg.tick_time_ms as i64).max(2_000);
+        if !self.cfg.read_only_mode
+            || self.state.is_serving()
+            || now - self.looking_since_ms < grace
+        {
+            return;
+        }
+        tracing::info!(sid = %self.me, "no quorum: serving read-only clients");
+        self.serve_clients(Mode::ReadOnly);
+        self.release_held_clients();
+    }
+
+    /// Read-only mode ends with the election: its clients are closed (they
+    /// reconnect to a server that serves writes) and the tree comes back.
+    fn stop_read_only(&mut self) {
+        if self.state.mode() != Some(Mode::ReadOnly) {
+            return;
+        }
+        tracing::info!(sid = %self.me, "leaving read-only mode");
+        self.state.stop_serving();
+        let held = &self.held;
+        self.writers.retain(|conn, w| {
+            let keep = held.contains(*conn);
+            if !keep {
+                let _ = w.send(Outgoing::Close);
+            }
+            keep
+        });
     }
 
     /// Now serving: the clients held meanwhile get their answers.

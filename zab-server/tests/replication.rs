@@ -17,6 +17,8 @@
 mod cluster;
 #[path = "support/raw.rs"]
 mod raw;
+#[path = "support/zkcli.rs"]
+mod zkcli;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -1234,6 +1236,76 @@ fn local_sessions_take_no_txn_until_they_need_to_be_global() {
         let mut c = RawConnection::open(at, 0, &[0; 16]);
         let (z5, _) = c.create("/local-5").expect("answered");
         assert_eq!(z5, z4 + 1);
+    }
+}
+
+/// `readonlymode.enabled`: a server left without its quorum serves
+/// read-only clients after a grace period — reads of the data it has,
+/// NOTREADONLY for writes, nothing for clients that do not allow a
+/// read-only server — and `isro` says `ro`; once the others are back it
+/// serves writes again. Checked against ZooKeeper 3.8, which takes the
+/// setting as a JVM property, with local sessions on: ZooKeeper 3.8.0's
+/// read-only server answers a new session that is not local with a
+/// NOTREADONLY reply header where the ConnectResponse belongs (checked),
+/// which no client can read; zab's read-only sessions are always local.
+#[test]
+fn a_server_without_its_quorum_serves_read_only_clients() {
+    let mut spec = spec(3);
+    spec.extra_cfg = "localSessionsEnabled=true\n".into();
+    if target_is_zab() {
+        spec.extra_cfg.push_str("readonlymode.enabled=true\n");
+    } else {
+        spec.command = ServerCommand::zookeeper_with(&["readonlymode.enabled=true"]);
+    }
+    let mut cluster = TestCluster::start(spec);
+    cluster.wait_until_serving(SERVE_WITHIN);
+    let write = zkcli::run(&cluster.connect_string(), "create /ro-data kept", &[]);
+    assert!(write.contains("Created /ro-data"), "{write}");
+    cluster.wait_until_converged(CATCH_UP_WITHIN);
+
+    let survivor = 0;
+    for i in 1..3 {
+        cluster.kill9(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.four_letter_word(survivor, "isro").ok().as_deref() != Some("ro") {
+        assert!(
+            Instant::now() < deadline,
+            "never read-only:\n{}",
+            cluster.output(survivor)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let srvr = cluster.four_letter_word(survivor, "srvr").unwrap();
+    assert!(srvr.contains("Mode: read-only"), "{srvr}");
+
+    let at = cluster.connect_string_of(survivor);
+    let read_only = zkcli::run_with(&["-r"], &at, "get /ro-data\ncreate /ro-new x", &[]);
+    assert!(
+        read_only.lines().any(|l| l == "kept"),
+        "{read_only}\n{}",
+        cluster.output(survivor)
+    );
+    assert!(
+        read_only
+            .lines()
+            .any(|l| l == "Not a read-only call: /ro-new"),
+        "{read_only}"
+    );
+    let refused = zkcli::run(&at, "get /ro-data", &[]);
+    assert!(
+        !refused.lines().any(|l| l == "kept"),
+        "served a read-write client:\n{refused}"
+    );
+
+    for i in 1..3 {
+        cluster.restart(i);
+    }
+    cluster.wait_until_serving(SERVE_WITHIN);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.four_letter_word(survivor, "isro").ok().as_deref() != Some("rw") {
+        assert!(Instant::now() < deadline, "still read-only");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -74,6 +74,17 @@ impl ServerCommand {
         )
     }
 
+    /// As [`ServerCommand::zookeeper`] with JVM system properties
+    /// (`-Dkey=value`) that ZooKeeper does not read from zoo.cfg, such as
+    /// `readonlymode.enabled`.
+    pub fn zookeeper_with(properties: &[&str]) -> ServerCommand {
+        let mut c = ServerCommand::zookeeper();
+        for p in properties {
+            c.args.insert(0, format!("-D{p}").into());
+        }
+        c
+    }
+
     /// `program args… zoo.cfg`.
     pub fn with_args(
         program: impl Into<PathBuf>,

@@ -2,6 +2,9 @@
 //! non-interactively: commands fed on stdin, one JVM per batch, its printed
 //! output returned for the test to check.
 
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
+
 use std::fs::File;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -24,11 +27,18 @@ pub const NETTY_CLASS_PATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeepe
 /// `CLIENT_JVMFLAGS`, which `zkCli.sh` puts after its own class path, so a
 /// `-cp` there replaces it.
 pub fn run(servers: &str, commands: &str, jvm_flags: &[String]) -> String {
+    run_with(&[], servers, commands, jvm_flags)
+}
+
+/// As [`run`], with `options` before `-server` (`-r`: a read-only server
+/// will do).
+pub fn run_with(options: &[&str], servers: &str, commands: &str, jvm_flags: &[String]) -> String {
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out_path = out_dir.path().join("zkcli.out");
     let out = File::create(&out_path).expect("create output file");
     let err = out.try_clone().expect("clone output handle");
     let mut child = Command::new(ZKCLI)
+        .args(options)
         .arg("-server")
         .arg(servers)
         .env("CLIENT_JVMFLAGS", jvm_flags.join(" "))
