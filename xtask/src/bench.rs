@@ -407,6 +407,10 @@ struct Measured {
     setup_s: Vec<Option<f64>>,
     rss_start_kib: Vec<Option<u64>>,
     rss_end_kib: Vec<Option<u64>>,
+    /// The CPUs this system's idle servers used, on average, while the
+    /// other system ran its loads (compare mode): what they took from the
+    /// machine the other was measured on.
+    idle_cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -569,6 +573,7 @@ fn finish(mut r: Running, loads: Vec<Option<Figures>>, setup_s: Vec<Option<f64>>
         setup_s,
         rss_start_kib: r.rss_start_kib,
         rss_end_kib,
+        idle_cpus: None,
     }
 }
 
@@ -663,6 +668,9 @@ fn measure_interleaved(
     }
     // [system][load][round]
     let mut runs: Vec<Vec<Vec<Run>>> = vec![vec![Vec::new(); loads.len()]; running.len()];
+    // Per system: CPU ticks its servers used while another system's
+    // measured rounds ran, and over how many seconds.
+    let mut idle = vec![(0u64, 0f64); running.len()];
     let warmups = warmup_rounds(opts, systems);
     for (i, load) in loads.iter().enumerate() {
         for w in 0..warmups {
@@ -678,12 +686,22 @@ fn measure_interleaved(
             // cache, the other's background flushes).
             for k in turn_order(running.len(), round) {
                 let run = format!("{i}-{round}");
+                let before: Vec<Option<u64>> =
+                    running.iter().map(|r| r.ensemble.cpu_ticks()).collect();
+                let started = Instant::now();
                 runs[k][i].push(run_load(&mut running[k], load, &run, load_bin, root)?);
+                let secs = started.elapsed().as_secs_f64();
+                for (j, r) in running.iter().enumerate() {
+                    if let (true, Some(b), Some(a)) = (j != k, before[j], r.ensemble.cpu_ticks()) {
+                        idle[j].0 += a.saturating_sub(b);
+                        idle[j].1 += secs;
+                    }
+                }
             }
         }
     }
     let mut results = Vec::new();
-    for (r, per_load) in running.into_iter().zip(runs) {
+    for ((r, per_load), (ticks, secs)) in running.into_iter().zip(runs).zip(idle) {
         let rounds: Vec<Vec<Option<Figures>>> = per_load
             .iter()
             .map(|rs| rs.iter().map(|(f, _)| *f).collect())
@@ -695,6 +713,7 @@ fn measure_interleaved(
             .collect();
         let mut m = finish(r, medians, setup_s);
         m.rounds = rounds;
+        m.idle_cpus = (secs > 0.0).then(|| ticks as f64 / clock_ticks_per_sec() / secs);
         results.push(m);
     }
     Ok(results)
@@ -914,6 +933,16 @@ fn side_by_side(opts: &Options, loads: &[Load], results: &[Measured]) -> String 
             })
             .collect();
         s.push_str(&format!("  {:<10} {}\n", m.system.name(), list.join(", ")));
+    }
+    let idle: Vec<String> = results
+        .iter()
+        .filter_map(|m| m.idle_cpus.map(|c| format!("{} {c:.3}", m.system.name())))
+        .collect();
+    if !idle.is_empty() {
+        s.push_str(&format!(
+            "CPUs the idle servers used while the other system ran: {}\n",
+            idle.join(", ")
+        ));
     }
     s
 }
@@ -1304,6 +1333,7 @@ mod tests {
                 setup_s: vec![Some(1.0)],
                 rss_start_kib: vec![Some(20 * 1024)],
                 rss_end_kib: vec![Some(100 * 1024)],
+                idle_cpus: None,
             },
             Measured {
                 system: System::ZooKeeper,
@@ -1312,9 +1342,14 @@ mod tests {
                 setup_s: vec![Some(2.0)],
                 rss_start_kib: vec![None],
                 rss_end_kib: vec![Some(300 * 1024)],
+                idle_cpus: Some(0.125),
             },
         ];
         let text = side_by_side(&o, &loads, &results);
+        assert!(
+            text.contains("CPUs the idle servers used while the other system ran: zookeeper 0.125"),
+            "{text}"
+        );
         let row = text.lines().find(|l| l.starts_with("set 32x8")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
@@ -1337,6 +1372,7 @@ mod tests {
             setup_s: vec![None],
             rss_start_kib: vec![],
             rss_end_kib: vec![],
+            idle_cpus: None,
         }
     }
 
