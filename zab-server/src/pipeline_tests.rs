@@ -1473,6 +1473,18 @@ fn local_duo(upgrading: bool) -> Duo {
     }
 }
 
+/// A new session on the learner of `d`: its connection and what the
+/// learner answered.
+fn learner_connect(d: &mut Duo) -> (ConnectionId, Vec<Got>) {
+    let conn = d.learner.accept(1);
+    d.learner.feed(Input::Connect {
+        conn,
+        request: connect_request(0, 0, Some(false)),
+    });
+    let got = d.learner.take(conn);
+    (conn, got)
+}
+
 /// `localSessionsEnabled`: a learner's new session is its own — answered
 /// at once, no txn, nothing forwarded — and its writes still go through
 /// the leader, which takes a session it does not know from another server
@@ -1480,12 +1492,7 @@ fn local_duo(upgrading: bool) -> Duo {
 #[test]
 fn a_local_session_lives_on_its_learner_and_still_writes() {
     let mut d = local_duo(false);
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    let got = d.learner.take(conn);
+    let (conn, got) = learner_connect(&mut d);
     let [Got::Connected(r)] = got.as_slice() else {
         panic!("answered at once: {got:?}")
     };
@@ -1522,12 +1529,7 @@ fn a_local_session_lives_on_its_learner_and_still_writes() {
 #[test]
 fn an_ephemeral_upgrades_a_local_session_or_fails() {
     let mut d = local_duo(false);
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.learner.take(conn);
+    let (conn, _) = learner_connect(&mut d);
     d.learner.request(conn, 1, create("/eph", "", 1));
     d.round_trip();
     assert_eq!(
@@ -1537,12 +1539,8 @@ fn an_ephemeral_upgrades_a_local_session_or_fails() {
     assert!(!d.leader.p.tree().exists("/eph"));
 
     let mut d = local_duo(true);
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    let Got::Connected(r) = &d.learner.take(conn)[0] else {
+    let (conn, got) = learner_connect(&mut d);
+    let Got::Connected(r) = &got[0] else {
         panic!("connected")
     };
     let session = SessionId(r.session_id);
@@ -1564,12 +1562,7 @@ fn an_ephemeral_upgrades_a_local_session_or_fails() {
 #[test]
 fn a_local_session_expires_on_its_server_without_a_txn() {
     let mut d = local_duo(false);
-    let conn = d.learner.accept(1);
-    d.learner.feed(Input::Connect {
-        conn,
-        request: connect_request(0, 0, Some(false)),
-    });
-    d.learner.take(conn);
+    let (conn, _) = learner_connect(&mut d);
     d.learner.now += 60_000;
     d.learner.feed(Input::Tick);
     assert_eq!(d.learner.take(conn), vec![Got::Closed]);

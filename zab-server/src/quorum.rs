@@ -527,15 +527,7 @@ impl Peer {
         }
         self.state.stop_serving();
         self.fast_forward();
-        // Clients of the ended role go; clients held for the next one stay.
-        let held = &self.held;
-        self.writers.retain(|conn, w| {
-            let keep = held.contains(*conn);
-            if !keep {
-                let _ = w.send(Outgoing::Close);
-            }
-            keep
-        });
+        self.close_unheld_clients();
         self.responder = None;
     }
 
@@ -1371,6 +1363,11 @@ impl Peer {
         }
         tracing::info!(sid = %self.me, "leaving read-only mode");
         self.state.stop_serving();
+        self.close_unheld_clients();
+    }
+
+    /// Clients of the ended role go; clients held for the next one stay.
+    fn close_unheld_clients(&mut self) {
         let held = &self.held;
         self.writers.retain(|conn, w| {
             let keep = held.contains(*conn);
