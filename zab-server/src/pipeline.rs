@@ -850,7 +850,10 @@ impl Pipeline {
         // Any packet from the client keeps its session alive (reference B);
         // a learner reports the touch to the leader with its next ping,
         // unless the session is local.
-        let local = self.cfg.local_sessions && self.local.touch(session, now_ms);
+        // Field by field (`c` borrows `connections`): `local_sessions()`.
+        let local = ((self.cfg.local_sessions && self.mode != Mode::Standalone)
+            || self.mode == Mode::ReadOnly)
+            && self.local.touch(session, now_ms);
         if !local {
             self.sessions.touch(session, now_ms);
             if self.mode == Mode::Learner {

@@ -1616,5 +1616,27 @@ fn a_read_only_server_serves_reads_to_read_only_clients_only() {
     assert_eq!(reply(&got[0]).0.err, 0);
     assert_eq!(reply(&got[1]).0.err, ErrorCode::NotReadOnly.code());
     assert_eq!(reply(&got[2]).0.err, ErrorCode::NotReadOnly.code());
+
+    // Requests keep the session alive past its timeout; idle, it expires
+    // here; a close is answered and takes no txn either.
+    for _ in 0..3 {
+        h.now += 6_000;
+        h.request(conn, -2, Request::Ping);
+        h.feed(Input::Tick);
+    }
+    assert!(!h.take(conn).contains(&Got::Closed), "a busy session stays");
+    h.request(conn, 4, Request::CloseSession);
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.err, 0);
+    assert_eq!(got[1], Got::Closed);
+    let idle = h.accept(4);
+    h.feed(Input::Connect {
+        conn: idle,
+        request: connect_request(0, 0, Some(true)),
+    });
+    h.take(idle);
+    h.now += 60_000;
+    h.feed(Input::Tick);
+    assert_eq!(h.take(idle), vec![Got::Closed], "an idle session expires");
     assert!(h.appended.is_empty(), "no txn in read-only mode");
 }
