@@ -726,8 +726,9 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     line("uptime", Metric::Int(s.uptime_ms));
     line("global_sessions", int(s.global_sessions));
     line("local_sessions", int(s.local_sessions));
-    // zab never drops connections at random, has no TLS port, and so no
-    // handshakes in flight or non-mTLS connections to count.
+    // zab never drops connections at random, and it does not count TLS
+    // handshakes in flight or TLS connections without a client
+    // certificate: those gauges stay 0.
     line("connection_drop_probability", Metric::Double(0.0));
     line(
         "last_client_response_size",

@@ -489,6 +489,12 @@ impl Pipeline {
             c.stats.reset();
         }
     }
+    /// Sessions this server keeps to itself (local sessions, read-only
+    /// mode's): mntr's `zk_local_sessions`.
+    pub fn local_session_count(&self) -> usize {
+        self.local.len()
+    }
+
     pub fn session_of(&self, conn: ConnectionId) -> Option<SessionId> {
         self.connections.get(&conn).and_then(|c| c.session)
     }

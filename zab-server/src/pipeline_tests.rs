@@ -1502,6 +1502,11 @@ fn a_local_session_lives_on_its_learner_and_still_writes() {
         "no createSession for the leader"
     );
     assert_eq!(d.learner.p.take_touched(), vec![], "no touches to report");
+    assert_eq!(
+        d.learner.p.local_session_count(),
+        1,
+        "mntr's zk_local_sessions"
+    );
 
     d.learner.request(conn, 1, create("/from-local", "x", 0));
     d.round_trip();

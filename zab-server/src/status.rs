@@ -185,6 +185,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         // `zkDb.getSessionCount()` in ZooKeeper: the sessions in the data
         // tree, so a learner counts the sessions on other servers too.
         global_sessions: tree.session_count() as u64,
+        local_sessions: pipeline.local_session_count() as u64,
         client_port: cfg.client_port,
         data_dir: store.dir().to_path_buf(),
         data_dir_size: disk,
