@@ -430,6 +430,15 @@ fn read_pem(path: &Path) -> Result<Vec<rustls_pemfile::Item>, TlsError> {
         path: path.to_owned(),
         source,
     })?;
+    // rustls-pemfile skips an encrypted key as an unknown section; say why
+    // the store has no usable key instead.
+    if bytes.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            what: "encrypted private keys are not supported; decrypt it with `openssl pkcs8`"
+                .to_owned(),
+        });
+    }
     rustls_pemfile::read_all(&mut bytes.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
@@ -456,11 +465,6 @@ fn read_key_store(
             rustls_pemfile::Item::Sec1Key(k) if key.is_none() => key = Some(k.into()),
             _ => {}
         }
-    }
-    if std::fs::read_to_string(path).is_ok_and(|t| t.contains("ENCRYPTED PRIVATE KEY")) {
-        return Err(pem_error(
-            "encrypted private keys are not supported; decrypt it with `openssl pkcs8`",
-        ));
     }
     let key = key.ok_or_else(|| pem_error("no private key"))?;
     if chain.is_empty() {
@@ -646,6 +650,21 @@ mod tests {
             ]
         );
         assert_eq!(missing, ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"]);
+    }
+
+    #[test]
+    fn an_encrypted_key_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.pem");
+        std::fs::write(
+            &path,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        match read_key_store(&path) {
+            Err(TlsError::Pem { what, .. }) => assert!(what.contains("encrypted"), "{what}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
