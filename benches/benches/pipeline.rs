@@ -97,7 +97,7 @@ async fn start_ensemble(max_batch: usize) -> Ensemble {
         let dir = tempfile::tempdir().expect("data dir");
         let text = format!(
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
-             clientPortAddress=127.0.0.1\nmaxBatchSize={max_batch}\n{lines}",
+             clientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxBatchSize={max_batch}\n{lines}",
             dir.path().display()
         );
         let id = (i + 1).to_string();

@@ -18,7 +18,8 @@ usage: cargo xtask cluster [options]
   --nodes N        voting servers (default 3; 1 runs a standalone server)
   --observers M    observers in addition (default 0)
   --data-dir DIR   keep data here between runs (default: a fresh temporary directory)
-  --base-port P    client ports P, P+1, ...; quorum ports P+100+i, election ports P+200+i
+  --base-port P    client ports P, P+1, ...; quorum ports P+100+i, election ports P+200+i,
+                   admin server ports P+300+i
                    (default: free ports picked at start)
   --tick-time MS   tickTime (default 2000)
   --release        build zab-server with the release profile
@@ -140,6 +141,8 @@ struct Node {
     client_port: u16,
     quorum_port: u16,
     election_port: u16,
+    /// The admin server's port (ZooKeeper's AdminServer, on 127.0.0.1).
+    admin_port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -173,18 +176,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let total = opts.nodes + opts.observers;
     let picked = match opts.base_port {
         Some(_) => Vec::new(),
-        None => free_ports(3 * total)?,
+        None => free_ports(4 * total)?,
     };
     let mut nodes = Vec::new();
     for id in 1..=total {
-        let (client_port, quorum_port, election_port) = match opts.base_port {
+        let (client_port, quorum_port, election_port, admin_port) = match opts.base_port {
             Some(p) => {
                 let i = id as u16 - 1;
-                (p + i, p + 100 + i, p + 200 + i)
+                (p + i, p + 100 + i, p + 200 + i, p + 300 + i)
             }
             None => {
-                let at = 3 * (id - 1);
-                (picked[at], picked[at + 1], picked[at + 2])
+                let at = 4 * (id - 1);
+                (picked[at], picked[at + 1], picked[at + 2], picked[at + 3])
             }
         };
         nodes.push(Node {
@@ -193,6 +196,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             client_port,
             quorum_port,
             election_port,
+            admin_port,
             dir: root.join(format!("node{id}")),
             child: None,
         });
@@ -209,12 +213,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .collect();
     for n in &nodes {
         println!(
-            "node {}{}: client 127.0.0.1:{}, quorum {}, election {}, data {}",
+            "node {}{}: client 127.0.0.1:{}, quorum {}, election {}, admin http://127.0.0.1:{}/commands, data {}",
             n.id,
             if n.observer { " (observer)" } else { "" },
             n.client_port,
             n.quorum_port,
             n.election_port,
+            n.admin_port,
             n.dir.display()
         );
     }
@@ -335,10 +340,11 @@ fn srvr_summary(port: u16) -> String {
 fn write_node_files(n: &Node, all: &[Node], opts: &Options) -> Result<(), String> {
     std::fs::create_dir_all(&n.dir).map_err(|e| format!("{}: {e}", n.dir.display()))?;
     let mut cfg = format!(
-        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nzab.workerThreads={}\n",
+        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\nzab.workerThreads={}\n",
         opts.tick_time,
         n.dir.display(),
         n.client_port,
+        n.admin_port,
         colocated_threads(all.len()),
     );
     if all.len() > 1 {

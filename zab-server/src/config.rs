@@ -195,6 +195,31 @@ impl fmt::Display for HostPort {
     }
 }
 
+/// ZooKeeper's AdminServer settings (`admin.*`, `JettyAdminServer`'s
+/// defaults): on, on every interface, port 8080, under `/commands`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminServerConfig {
+    /// `admin.enableServer`, default true.
+    pub enabled: bool,
+    /// `admin.serverAddress`, default 0.0.0.0.
+    pub address: IpAddr,
+    /// `admin.serverPort`, default 8080.
+    pub port: u16,
+    /// `admin.commandURL`, default `/commands` (kept without a trailing `/`).
+    pub command_url: String,
+}
+
+impl Default for AdminServerConfig {
+    fn default() -> Self {
+        AdminServerConfig {
+            enabled: true,
+            address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            command_url: "/commands".to_owned(),
+        }
+    }
+}
+
 /// One `server.N=host:quorumPort:electionPort[:type][;[clientHost:]clientPort]`
 /// line (ZooKeeper's `QuorumPeer.QuorumServer`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,6 +438,13 @@ pub struct Config {
     pub read_only_mode: bool,
     /// `localSessionsUpgradingEnabled`, default false.
     pub local_sessions_upgrading: bool,
+    /// ZooKeeper's AdminServer: the four-letter words as JSON over HTTP
+    /// (`admin.*`).
+    pub admin: AdminServerConfig,
+    /// The zoo.cfg text as read, for the admin server's
+    /// `initial_configuration` (ZooKeeper's `QuorumPeerConfig` keeps the
+    /// file's bytes); empty when the config did not come from a file.
+    pub initial_config: String,
     /// Keys accepted but not implemented, and unknown keys, in file order,
     /// each as `key (reason)`. Logged in one start-up line.
     pub unsupported: Vec<String>,
@@ -461,6 +493,7 @@ impl Config {
             dynamic.as_ref().map(|(t, v)| (t.as_str(), *v)),
             myid_text.as_deref(),
         )?;
+        cfg.initial_config = text;
         if let Some(jaas) = &cfg.sasl.jaas_file {
             cfg.sasl.server.users = crate::sasl::load_jaas(jaas, &cfg.sasl.section)?;
         }
@@ -787,6 +820,11 @@ const SUPPORTED_KEYS: &[&str] = &[
     "digest.enabled",
     "snapshot.compression.method",
     "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "admin.commandURL",
+    "admin.portUnification",
+    "admin.forceHttps",
 ];
 
 /// Keys ZooKeeper knows that zab accepts but does not implement, with why.
@@ -802,9 +840,8 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         "sslQuorumReloadCertFiles" => "certificates are read at start-up",
         "ssl.crl" | "ssl.ocsp" => "no revocation checks",
         "clientCnxnSocket" => "a client setting",
-        "admin.serverAddress" | "admin.serverPort" | "admin.commandURL" | "admin.idleTimeout" => {
-            "no embedded admin server"
-        }
+        "admin.idleTimeout" => "idle admin connections stay open until the client closes them",
+        "admin.httpVersion" => "the admin server speaks HTTP/1.1",
         "jvm.pause.info-threshold.ms"
         | "jvm.pause.warn-threshold.ms"
         | "jvm.pause.sleep-time.ms"
@@ -826,7 +863,7 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         ("ssl.", "not implemented"),
         ("quorum.auth.", "no SASL quorum authentication"),
         ("quorum.ssl.", "not implemented for TLS between servers"),
-        ("admin.", "no embedded admin server"),
+        ("admin.", "not implemented"),
         ("metricsProvider.", "metrics are built in"),
         ("multiAddress.", "one address per server"),
         ("authProvider.", "pluggable auth providers are Java classes"),
@@ -1013,6 +1050,8 @@ impl Default for Builder {
                 local_sessions: false,
                 local_sessions_upgrading: false,
                 read_only_mode: false,
+                admin: AdminServerConfig::default(),
+                initial_config: String::new(),
                 unsupported: Vec::new(),
             },
             data_dir: None,
@@ -1239,10 +1278,28 @@ impl Builder {
                         .push(format!("{raw_key}=false (digests are always kept)"));
                 }
             }
-            "admin.enableServer" => {
+            "admin.enableServer" => c.admin.enabled = parse_bool(raw_key, value)?,
+            "admin.serverAddress" => {
+                c.admin.address = ip_of(value).ok_or_else(|| {
+                    invalid(
+                        raw_key,
+                        value,
+                        "not an IP address or localhost (zab does not resolve host names here)",
+                    )
+                })?
+            }
+            "admin.serverPort" => c.admin.port = parse_num(raw_key, value)?,
+            "admin.commandURL" => {
+                if !value.starts_with('/') {
+                    return Err(invalid(raw_key, value, "must start with /"));
+                }
+                c.admin.command_url = value.trim_end_matches('/').to_owned()
+            }
+            "admin.portUnification" | "admin.forceHttps" => {
                 if parse_bool(raw_key, value)? {
-                    c.unsupported
-                        .push(format!("{raw_key}=true (no embedded admin server)"));
+                    c.unsupported.push(format!(
+                        "{raw_key}=true (the admin server speaks plain HTTP)"
+                    ));
                 }
             }
             "snapshot.compression.method" => {
@@ -1852,10 +1909,34 @@ clientPort=2181
     }
 
     #[test]
+    fn the_admin_server_is_on_at_8080_unless_configured() {
+        let d = parse("dataDir=/d");
+        assert_eq!(d.admin, AdminServerConfig::default());
+        assert!(d.admin.enabled && d.admin.port == 8080 && d.admin.command_url == "/commands");
+        let c = parse(
+            "dataDir=/d\nadmin.enableServer=false\nzookeeper.admin.serverPort=9090\n\
+             admin.serverAddress=127.0.0.1\nadmin.commandURL=/zk/\n",
+        );
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(
+            c.admin,
+            AdminServerConfig {
+                enabled: false,
+                address: "127.0.0.1".parse().unwrap(),
+                port: 9090,
+                command_url: "/zk".into(),
+            }
+        );
+        assert!(Config::parse("dataDir=/d\nadmin.serverPort=80800", None).is_err());
+        assert!(Config::parse("dataDir=/d\nadmin.commandURL=commands", None).is_err());
+        assert!(Config::parse("dataDir=/d\nadmin.serverAddress=zk.example", None).is_err());
+    }
+
+    #[test]
     fn unsupported_and_unknown_keys_are_listed_in_order() {
         let c = parse(
             "dataDir=/d\nssl.ocsp=true\nssl.quorum.ciphersuites=x\n\
-             reconfigEnabled=true\nreconfigEnabled=false\nadmin.serverPort=8081\n\
+             reconfigEnabled=true\nreconfigEnabled=false\nadmin.forceHttps=true\n\
              metricsProvider.className=x\nportUnification=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
         );
@@ -1864,7 +1945,7 @@ clientPort=2181
             [
                 "ssl.ocsp (no revocation checks)",
                 "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
-                "admin.serverPort (no embedded admin server)",
+                "admin.forceHttps=true (the admin server speaks plain HTTP)",
                 "metricsProvider.className (metrics are built in)",
                 "portUnification=true (not implemented)",
                 "noSuchKey (unknown key)",

@@ -30,6 +30,22 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 /// warnings (`gtmk` prints it).
 pub const DEFAULT_TRACE_MASK: i64 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8);
 
+/// The trace mask `stmk` sets and `gtmk` prints: one per process, as
+/// ZooKeeper's static `ZooTrace` level. zab traces nothing by it; it is
+/// kept so that tools which set it read back what they set.
+static TRACE_MASK: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(DEFAULT_TRACE_MASK);
+
+/// The process's trace mask (see [`set_trace_mask`]).
+pub fn trace_mask() -> i64 {
+    TRACE_MASK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `ZooTrace.setTextTraceLevel`.
+pub fn set_trace_mask(mask: i64) {
+    TRACE_MASK.store(mask, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The ZooKeeper release whose client protocol and outputs zab reproduces.
 pub const ZOOKEEPER_VERSION: &str = "3.8.0";
 
@@ -409,7 +425,7 @@ impl Default for ServerStatus {
             open_file_descriptor_count: 0,
             max_file_descriptor_count: 0,
             uptime_ms: 0,
-            trace_mask: DEFAULT_TRACE_MASK,
+            trace_mask: trace_mask(),
             digests: Vec::new(),
             environment: Environment::default(),
             extra_metrics: Vec::new(),
@@ -655,6 +671,16 @@ fn conf(out: &mut String, s: &ServerStatus, cfg: &Config) {
 
 /// `EnvCommand` over `Environment.list`.
 fn envi(s: &ServerStatus) -> String {
+    let mut out = String::from("Environment:\n");
+    for (k, v) in environment_entries(s) {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+/// ZooKeeper's `Environment.list`: what `envi` prints and the admin
+/// server's `environment` lists.
+pub fn environment_entries(s: &ServerStatus) -> Vec<(String, String)> {
     let e = &s.environment;
     let na = "n/a";
     let entries: [(&str, &str); 15] = [
@@ -674,23 +700,30 @@ fn envi(s: &ServerStatus) -> String {
         ("user.home", &e.user_home),
         ("user.dir", &e.user_dir),
     ];
-    let mut out = String::from("Environment:\n");
-    for (k, v) in entries {
-        let _ = writeln!(out, "{k}={v}");
-    }
-    let _ = writeln!(out, "os.memory.free={}MB", e.memory_free_mb);
-    let _ = writeln!(out, "os.memory.max={}MB", e.memory_max_mb);
-    let _ = writeln!(out, "os.memory.total={}MB", e.memory_total_mb);
-    out
+    let mut list: Vec<(String, String)> = entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    list.push(("os.memory.free".into(), format!("{}MB", e.memory_free_mb)));
+    list.push(("os.memory.max".into(), format!("{}MB", e.memory_max_mb)));
+    list.push(("os.memory.total".into(), format!("{}MB", e.memory_total_mb)));
+    list
 }
 
 /// `MonitorCommand`: `zk_<key>\t<value>` lines, `zk_version` and
 /// `zk_server_state` first, integers as integers, other numbers as Java
 /// doubles.
 fn mntr(out: &mut String, s: &ServerStatus) {
-    let mut line = |key: &str, value: Metric| {
+    for (key, value) in monitor_values(s) {
         let _ = writeln!(out, "zk_{key}\t{}", value.render());
-    };
+    }
+}
+
+/// The figures `mntr` prints and the admin server's `monitor` lists
+/// (ZooKeeper's `dumpMonitorValues`), keys without `zk_`, in order.
+pub fn monitor_values(s: &ServerStatus) -> Vec<(String, Metric)> {
+    let mut values = Vec::new();
+    let mut line = |key: &str, value: Metric| values.push((key.to_owned(), value));
     let int = |v: u64| Metric::Int(i64::try_from(v).unwrap_or(i64::MAX));
     line("version", Metric::Text(s.version.clone()));
     line("server_state", Metric::Text(s.mode.as_str().to_owned()));
@@ -766,6 +799,7 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     for (key, value) in &s.extra_metrics {
         line(key, value.clone());
     }
+    values
 }
 
 /// `DumpCommand`: sessions, ephemerals, connections.

@@ -6,6 +6,8 @@
 //! Protocol logic lives in the crates below: the jute codec in `zab-wire`, the
 //! tree in `zab-tree`, durability in `zab-store`.
 
+pub mod admin;
+pub mod admin_server;
 pub mod config;
 pub mod durable_mark;
 pub mod four_letter;

@@ -61,6 +61,9 @@ const CLOCK_MS: u64 = 25;
 pub struct QuorumServer {
     pub client_addr: SocketAddr,
     _purge: Option<zab_store::AutoPurge>,
+    /// The admin server, when `admin.enableServer` (the default) and its
+    /// port could be bound.
+    pub admin: Option<crate::admin_server::AdminServer>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -151,11 +154,29 @@ impl QuorumServer {
             looking_since_ms: now_ms(),
         };
         tokio::spawn(peer.run(rx));
+        // A quorum member whose admin server cannot start serves without it
+        // (`QuorumPeer.start`: "Problem starting AdminServer").
+        let admin = match cfg.admin.enabled {
+            true => match crate::admin_server::AdminServer::start(&cfg.admin, tx.clone()).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(
+                        address = %cfg.admin.address,
+                        port = cfg.admin.port,
+                        error = %e,
+                        "Problem starting AdminServer; serving without it"
+                    );
+                    None
+                }
+            },
+            false => None,
+        };
         let accept = listeners.spawn(&cfg, &tx);
         tracing::info!(%client_addr, "serving clients when in a serving role");
         Ok(QuorumServer {
             client_addr,
             _purge: purge,
+            admin,
             core: tx,
             accept,
         })
@@ -406,6 +427,25 @@ impl Peer {
                 );
                 let _ = reply.send(text);
             }
+            CoreMsg::Admin {
+                command,
+                args,
+                reply,
+            } => {
+                let mode = self.server_mode();
+                let quorum = self.quorum_status();
+                let text = status::admin(
+                    &command,
+                    &args,
+                    self.state.pipeline(),
+                    mode,
+                    quorum,
+                    &self.cfg,
+                    &self.store,
+                    self.started_ms,
+                );
+                let _ = reply.send(text);
+            }
             CoreMsg::LogFailed(e) => {
                 tracing::error!(error = %e, "txn log write failed; stopping");
                 std::process::exit(2);
@@ -469,6 +509,15 @@ impl Peer {
                         .count() as u64
                 };
                 status::QuorumStatus {
+                    leader_id: Some(self.me),
+                    observers: learners
+                        .iter()
+                        .filter(|s| {
+                            s.kind == Some(LearnerKind::Observer)
+                                && s.state == HandlerState::Broadcasting
+                        })
+                        .filter_map(|s| Some((s.sid?, s.in_flight as u64)))
+                        .collect(),
                     peer_state: Some(format!("leading - {phase}")),
                     leader: Some(LeaderStatus {
                         leader_uptime_ms: l.established_ms.map_or(0, |t| now_ms() - t),
@@ -491,11 +540,12 @@ impl Peer {
                 )),
                 leader: None,
                 observer_master: (l.role == LearnerRole::Observer).then_some(l.leader_sid),
+                leader_id: Some(l.leader_sid),
+                observers: Vec::new(),
             },
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),
-                leader: None,
-                observer_master: None,
+                ..status::QuorumStatus::default()
             },
         }
     }

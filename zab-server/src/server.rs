@@ -22,6 +22,7 @@ use zab_wire::jute::{ConnectRequest, Id, Jute, Reader, Request, RequestHeader};
 use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
+use crate::admin_server::AdminServer;
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
@@ -41,6 +42,13 @@ pub(crate) enum CoreMsg {
         word: FourLetterWord,
         /// The asking connection, which the answer lists and counts.
         asker: SocketAddr,
+        reply: oneshot::Sender<String>,
+    },
+    /// An admin server command (`/commands/<command>?<args>`): the reply
+    /// is its JSON document.
+    Admin {
+        command: String,
+        args: std::collections::BTreeMap<String, String>,
         reply: oneshot::Sender<String>,
     },
     LogFailed(String),
@@ -175,6 +183,8 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)>
 pub struct Server {
     pub local_addr: SocketAddr,
     _purge: Option<zab_store::AutoPurge>,
+    /// The admin server, when `admin.enableServer` (the default).
+    pub admin: Option<AdminServer>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -203,10 +213,28 @@ impl Server {
         ));
         spawn_ticker(core_tx.clone(), cfg.tick_time_ms as u64);
 
+        // A standalone ZooKeeper that cannot start its admin server exits
+        // ("Unable to start AdminServer, exiting abnormally",
+        // `ZooKeeperServerMain`); a quorum member only warns.
+        let admin = match cfg.admin.enabled {
+            true => Some(
+                AdminServer::start(&cfg.admin, core_tx.clone())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "Unable to start AdminServer on {}:{} (admin.enableServer=false \
+                             turns it off)",
+                            cfg.admin.address, cfg.admin.port
+                        )
+                    })?,
+            ),
+            false => None,
+        };
         let accept = listeners.spawn(&cfg, &core_tx);
         Ok(Server {
             local_addr,
             _purge: purge,
+            admin,
             core: core_tx,
             accept,
         })
@@ -354,6 +382,23 @@ async fn core_loop(
                 let text = status::four_letter(
                     word,
                     asker,
+                    Some(&mut pipeline),
+                    crate::four_letter::ServerMode::Standalone,
+                    status::QuorumStatus::default(),
+                    &cfg,
+                    &store,
+                    started_ms,
+                );
+                let _ = reply.send(text);
+            }
+            CoreMsg::Admin {
+                command,
+                args,
+                reply,
+            } => {
+                let text = status::admin(
+                    &command,
+                    &args,
                     Some(&mut pipeline),
                     crate::four_letter::ServerMode::Standalone,
                     status::QuorumStatus::default(),
@@ -556,13 +601,17 @@ async fn serve_connection<R, W>(
     let first4 = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = four_letter_word(first4) {
         if word == FourLetterWord::Stmk {
-            // `stmk` carries an 8-byte trace mask; zab has no trace mask to
-            // set, but the bytes must be consumed before answering.
+            // `stmk` carries the new trace mask: 8 bytes, big-endian.
             while buf.len() < 12 {
                 match tokio::time::timeout_at(handshake_deadline, rd.read_buf(&mut buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
                     _ => return,
                 }
+            }
+            if cfg.four_letter_whitelist.allows(word.as_str()) {
+                let mut mask = [0u8; 8];
+                mask.copy_from_slice(&buf[4..12]);
+                crate::four_letter::set_trace_mask(i64::from_be_bytes(mask));
             }
         }
         let text = if cfg.four_letter_whitelist.allows(word.as_str()) {

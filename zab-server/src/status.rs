@@ -23,6 +23,10 @@ pub struct QuorumStatus {
     pub leader: Option<crate::four_letter::LeaderStatus>,
     /// On an observer, the id of the server it learns from.
     pub observer_master: Option<ServerId>,
+    /// The leader followed or led (the admin server's `leader`).
+    pub leader_id: Option<ServerId>,
+    /// On a leader, its observers: id and packets queued to each.
+    pub observers: Vec<(ServerId, u64)>,
 }
 
 /// Answers a four-letter word asked on the connection from `asker`;
@@ -62,6 +66,8 @@ pub fn four_letter(
         _ => {}
     }
     let mut status = collect(pipeline, cfg, store, started_ms);
+    // The asking connection is one of the server's (not so for the admin
+    // server's HTTP connections).
     status.connections.push(ConnectionStatus {
         remote: asker,
         // ZooKeeper cancels the asking connection's selection key before
@@ -73,6 +79,91 @@ pub fn four_letter(
         session: None,
     });
     status.connections.sort_by_key(|c| c.remote);
+    complete(&mut status, pipeline, mode, quorum, cfg);
+    let text = four_letter::render(word, &status, cfg);
+    pipeline.count_four_letter_answer(text.len());
+    text
+}
+
+/// Answers the admin server's `command` (any of its names) with
+/// `args` from the URL's query: the JSON document, after the resets and
+/// trace mask it asks for. `pipeline` is `None` while the server is not
+/// serving. Unlike a four-letter word, an admin command is no client
+/// packet: it moves none of the packet counters.
+#[allow(clippy::too_many_arguments)]
+pub fn admin(
+    command: &str,
+    args: &std::collections::BTreeMap<String, String>,
+    pipeline: Option<&mut Pipeline>,
+    mode: ServerMode,
+    quorum: QuorumStatus,
+    cfg: &Config,
+    store: &Store,
+    started_ms: i64,
+) -> String {
+    use crate::admin::{self, AdminView, Effect};
+    let zab_state = match quorum.peer_state.as_deref() {
+        _ if mode == ServerMode::Standalone => "",
+        // `detailedPeerState` is `<state> - <zab state>`.
+        Some(p) => match p.rsplit(" - ").next() {
+            Some("broadcast") => "broadcast",
+            Some("synchronization") => "synchronization",
+            Some("discovery") => "discovery",
+            _ => "election",
+        },
+        None => "election",
+    };
+    let view = AdminView {
+        leader_id: quorum.leader_id,
+        zab_state,
+        last_snapshot: store
+            .snapshots()
+            .list()
+            .ok()
+            .and_then(|l| l.iter().map(|i| i.zxid).max()),
+        observers: quorum.observers.clone(),
+    };
+    let effect = admin::find(command).map_or(Effect::None, |c| admin::effect(c, args));
+    if let Effect::SetTraceMask(mask) = effect {
+        four_letter::set_trace_mask(mask);
+    }
+    let Some(pipeline) = pipeline else {
+        let status = ServerStatus {
+            serving: false,
+            mode,
+            peer_state: quorum.peer_state,
+            ..ServerStatus::default()
+        };
+        return admin::render(command, args, &status, &view, cfg);
+    };
+    match effect {
+        Effect::ResetStats => pipeline.reset_stats(),
+        Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
+        Effect::SetTraceMask(_) | Effect::None => {}
+    }
+    let mut status = collect(pipeline, cfg, store, started_ms);
+    complete(&mut status, pipeline, mode, quorum, cfg);
+    if let SessionDump::Expiry(buckets) = &mut status.sessions {
+        // `dump`'s keys are the expiry queue's own times: ZooKeeper's
+        // `Time.currentElapsedTime()`, the monotonic clock, where zab
+        // keeps wall-clock milliseconds.
+        let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
+        for b in buckets {
+            b.expire_at_ms = monotonic_now - (wall_now - b.expire_at_ms);
+        }
+    }
+    admin::render(command, args, &status, &view, cfg)
+}
+
+/// What [`collect`] leaves to the role: its mode, the sessions a learner
+/// lists, the quorum's figures.
+fn complete(
+    status: &mut ServerStatus,
+    pipeline: &Pipeline,
+    mode: ServerMode,
+    quorum: QuorumStatus,
+    cfg: &Config,
+) {
     if matches!(mode, ServerMode::Follower | ServerMode::Observer) {
         // A learner's `LearnerSessionTracker` dumps the global sessions with
         // their timeouts instead of an expiry queue, and its map is the
@@ -92,9 +183,6 @@ pub fn four_letter(
         status.server_id = cfg.my_id.unwrap_or_default();
         status.quorum_size = Some(cfg.voters().count() as u64);
     }
-    let text = four_letter::render(word, &status, cfg);
-    pipeline.count_four_letter_answer(text.len());
-    text
 }
 
 fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) -> ServerStatus {

@@ -74,6 +74,22 @@ impl ServerCommand {
         )
     }
 
+    /// As [`ServerCommand::zookeeper`] with the servlet API on the class
+    /// path, for an ensemble whose AdminServer is on: Debian's
+    /// `zookeeper.jar` manifest leaves `servlet-api.jar` out (as
+    /// `support::ADMIN_CLASS_PATH` says; this file is also built alone).
+    pub fn zookeeper_with_admin_server() -> ServerCommand {
+        let mut c = ServerCommand::zookeeper();
+        for a in c.args.iter_mut() {
+            if a.to_str() == Some("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar") {
+                *a = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:\
+                      /usr/share/java/servlet-api.jar"
+                    .into();
+            }
+        }
+        c
+    }
+
     /// As [`ServerCommand::zookeeper`] with JVM system properties
     /// (`-Dkey=value`) that ZooKeeper does not read from zoo.cfg, such as
     /// `readonlymode.enabled`.

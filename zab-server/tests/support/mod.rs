@@ -312,15 +312,28 @@ fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
         // them on every run, bad_input's maxClientCnxns test failed 3 runs
         // of 4 against ZooKeeper (a write to a held connection found it
         // closed) and passes without them; the cause was not pinned down.
-        .arg(if text.contains("secureClientPort") {
-            zkcli::NETTY_CLASS_PATH
-        } else {
-            "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
-        })
+        .arg(
+            match (
+                text.contains("secureClientPort"),
+                text.contains("admin.enableServer=true"),
+            ) {
+                (true, _) => zkcli::NETTY_CLASS_PATH.to_owned(),
+                (false, true) => ADMIN_CLASS_PATH.to_owned(),
+                (false, false) => "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar".to_owned(),
+            },
+        )
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(cfg);
     cmd
 }
+
+/// ZooKeeper's class path with the servlet API its AdminServer needs:
+/// Debian's `zookeeper.jar` manifest names Jetty's jars but not
+/// `servlet-api.jar` (package libservlet-api-java, which Jetty's package
+/// pulls in), so without it ZooKeeper falls back to its `DummyAdminServer`
+/// and serves no HTTP at all.
+pub const ADMIN_CLASS_PATH: &str =
+    "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/servlet-api.jar";
 
 /// A port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).
 pub fn free_port() -> u16 {

@@ -1,0 +1,420 @@
+//! The admin server (ZooKeeper's AdminServer): `/commands/<name>` over
+//! HTTP, JSON answers.
+//!
+//! Runs against zab, or against ZooKeeper 3.8 with
+//! `ZAB_TEST_TARGET=zookeeper`: every assertion here holds on both.
+
+mod support;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use cluster::{ClusterSpec, ServerCommand, TestCluster};
+use serde_json::Value;
+use support::{bounded, free_port, target, Target, TestServer};
+use zookeeper_client::{Acls, Client, CreateMode};
+
+/// One HTTP/1.1 exchange: status, headers (names lower case), body.
+struct Http {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Http {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str) -> Http {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Http {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+fn get(addr: SocketAddr, path: &str) -> Http {
+    request(addr, "GET", path)
+}
+
+/// `GET /commands/<name>`: 200, JSON, and its document.
+fn command(addr: SocketAddr, name: &str) -> Value {
+    let r = get(addr, &format!("/commands/{name}"));
+    assert_eq!(r.status, 200, "{name}: {}", r.body);
+    assert_eq!(
+        r.header("content-type")
+            .map(|v| v.starts_with("application/json")),
+        Some(true),
+        "{name}: {:?}",
+        r.headers
+    );
+    r.json()
+}
+
+fn admin_cfg(port: u16) -> String {
+    format!("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}\n")
+}
+
+/// The `mntr` keys, in order, without `zk_`.
+fn mntr_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split('\t').next())
+        .filter_map(|k| k.strip_prefix("zk_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_answer_json_with_the_servers_figures() {
+    let port = free_port();
+    let server = TestServer::start(&admin_cfg(port));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    bounded(async {
+        let client = Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&server.connect_string())
+            .await
+            .expect("connect");
+        let sid = client.session_id().0;
+        let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        client.create("/a", b"x", &opts).await.unwrap();
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        client.create("/e", b"", &eph).await.unwrap();
+        let (_, _, _w1) = client.get_and_watch_data("/a").await.unwrap();
+        let (_, _w2) = client.check_and_watch_stat("/nope").await.unwrap();
+
+        tokio::task::spawn_blocking(move || {
+            // The listing: a link per command, sorted.
+            let list = get(addr, "/commands");
+            assert_eq!(list.status, 200);
+            for name in ["configuration", "monitor", "ruok", "voting_view", "zabstate"] {
+                let link = format!("<a href=\"/commands/{name}\">{name}</a>");
+                assert!(list.body.contains(&link), "{}", list.body);
+            }
+            assert_eq!(list.body.matches("<a href").count(), 26, "{}", list.body);
+
+            // Byte for byte, Jackson's layout.
+            let ruok = get(addr, "/commands/ruok");
+            assert_eq!(
+                ruok.body,
+                "{\n  \"command\" : \"ruok\",\n  \"error\" : null\n}"
+            );
+            let unknown = get(addr, "/commands/nosuch");
+            assert_eq!(unknown.status, 200);
+            assert_eq!(
+                unknown.body,
+                "{\n  \"command\" : \"nosuch\",\n  \"error\" : \"Unknown command: nosuch\"\n}"
+            );
+
+            // Aliases answer under the primary name.
+            assert_eq!(command(addr, "isro")["command"], "is_read_only");
+            assert_eq!(command(addr, "isro")["read_only"], false);
+
+            let sid_key = sid.to_string();
+            let watches = command(addr, "watches");
+            assert_eq!(
+                watches["session_id_to_watched_paths"][&sid_key],
+                serde_json::json!(["/a", "/nope"])
+            );
+            let by_path = command(addr, "wchp");
+            assert_eq!(by_path["path_to_session_ids"]["/a"], serde_json::json!([sid]));
+            assert_eq!(
+                by_path["path_to_session_ids"]["/nope"],
+                serde_json::json!([sid])
+            );
+            let summary = command(addr, "watch_summary");
+            assert_eq!(
+                (
+                    &summary["num_connections"],
+                    &summary["num_paths"],
+                    &summary["num_total_watches"]
+                ),
+                (&serde_json::json!(1), &serde_json::json!(2), &serde_json::json!(2))
+            );
+
+            let dump = command(addr, "dump");
+            assert_eq!(
+                dump["session_id_to_ephemeral_paths"][&sid_key],
+                serde_json::json!(["/e"])
+            );
+            let expiring: Vec<&Value> = dump["expiry_time_to_session_ids"]
+                .as_object()
+                .expect("an expiry map")
+                .values()
+                .flat_map(|ids| ids.as_array().expect("ids"))
+                .collect();
+            assert_eq!(expiring, [&serde_json::json!(sid)]);
+
+            let cons = command(addr, "connections");
+            let conns = cons["connections"].as_array().expect("connections");
+            assert_eq!(conns.len(), 1, "{cons}");
+            assert_eq!(conns[0]["session_id"], serde_json::json!(sid));
+            assert_eq!(conns[0]["session_timeout"], 10000);
+            assert_eq!(cons["secure_connections"], serde_json::json!([]));
+            // `stats` lists them briefly.
+            let stats = command(addr, "stats");
+            let brief = &stats["connections"][0];
+            assert!(brief.get("remote_socket_address").is_some() && brief.get("session_id").is_none());
+
+            let conf = command(addr, "conf");
+            assert_eq!(conf["client_port"], serde_json::json!(server.port()));
+            assert_eq!(conf["tick_time"], 500);
+            assert_eq!(conf["server_id"], 0);
+            assert_eq!(conf["max_client_cnxns"], 60);
+
+            // `monitor` lists what `mntr` prints, under the same keys.
+            let monitor = command(addr, "monitor");
+            let mntr = server.four_letter_word("mntr").expect("mntr");
+            let keys: Vec<String> = monitor
+                .as_object()
+                .expect("an object")
+                .keys()
+                .filter(|k| *k != "command" && *k != "error")
+                .cloned()
+                .collect();
+            let mut from_mntr = mntr_keys(&mntr);
+            let mut from_monitor = keys.clone();
+            from_mntr.sort();
+            from_monitor.sort();
+            assert_eq!(from_monitor, from_mntr);
+            assert_eq!(monitor["server_state"], "standalone");
+            assert_eq!(monitor["ephemerals_count"], 1);
+
+            let srvr = command(addr, "srvr");
+            assert_eq!(srvr["server_stats"]["server_state"], "standalone");
+            assert_eq!(srvr["read_only"], false);
+            assert_eq!(srvr["node_count"], monitor["znode_count"]);
+            assert!(srvr.get("proposal_stats").is_none());
+
+            // Standalone: no leader, no voters.
+            let leader = get(addr, "/commands/leader");
+            assert_eq!(
+                leader.body,
+                "{\n  \"error\" : \"server is not initialized\",\n  \"command\" : \"leader\"\n}"
+            );
+            assert_eq!(command(addr, "voting_view")["current_config"], serde_json::json!({}));
+            let zab = command(addr, "zabstate");
+            assert_eq!((&zab["voting"], &zab["zabstate"]), (&serde_json::json!(false), &serde_json::json!("")));
+
+            // The trace mask is the process's: what is set is read back,
+            // by the admin server and by `gtmk`.
+            let set = command(addr, "set_trace_mask?traceMask=42");
+            assert_eq!(set["tracemask"], 42);
+            assert_eq!(command(addr, "gtmk")["tracemask"], 42);
+            assert_eq!(server.four_letter_word("gtmk").unwrap(), "42");
+            let missing = get(addr, "/commands/stmk");
+            assert_eq!(
+                missing.body,
+                "{\n  \"error\" : \"setTraceMask requires long traceMask argument\",\n  \"command\" : \"set_trace_mask\"\n}"
+            );
+            let bad = command(addr, "stmk?traceMask=x");
+            assert_eq!(bad["error"], "setTraceMask requires long traceMask argument, got x");
+            assert_eq!(command(addr, "stmk?traceMask=306")["tracemask"], 306);
+
+            // Resets answer nothing else.
+            for reset in ["stat_reset", "crst", "orst"] {
+                let r = command(addr, reset);
+                assert_eq!(r["error"], Value::Null, "{reset}: {r}");
+            }
+            let srvr = command(addr, "srvr");
+            assert_eq!(srvr["server_stats"]["max_latency"], 0, "{srvr}");
+
+            let snap = command(addr, "last_snapshot");
+            let zxid = snap["zxid"].as_str().expect("a hex zxid");
+            assert!(u64::from_str_radix(zxid, 16).is_ok(), "{snap}");
+            let icfg = command(addr, "initial_configuration");
+            let text = icfg["initial_configuration"].as_str().expect("text");
+            assert!(text.contains(&format!("admin.serverPort={port}")), "{text}");
+            assert!(command(addr, "environment")["os.name"].is_string());
+            assert!(command(addr, "dirs")["datadir_size"].is_u64());
+            assert!(command(addr, "hash")["digests"].is_array());
+            assert_eq!(command(addr, "observers")["synced_observers"], 0);
+
+            // Outside the command URL: 404.
+            assert_eq!(get(addr, "/nowhere").status, 404);
+        })
+        .await
+        .unwrap();
+        drop(client);
+    })
+    .await;
+}
+
+/// A standalone server that cannot bind its admin port does not start
+/// (ZooKeeper: "Unable to start AdminServer, exiting abnormally").
+#[test]
+fn a_standalone_server_whose_admin_port_is_taken_exits() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{}",
+            data.display(),
+            free_port(),
+            admin_cfg(port)
+        ),
+    )
+    .unwrap();
+    let mut child = match target() {
+        Target::Zab => std::process::Command::new(env!("CARGO_BIN_EXE_zab-server"))
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        Target::ZooKeeper => std::process::Command::new("java")
+            .args(["-Xmx256m", "-cp", support::ADMIN_CLASS_PATH])
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server kept running with its admin port taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{status}");
+    drop(taken);
+}
+
+/// In an ensemble every member answers: one leader, named alike by all,
+/// the voters' addresses, the ZAB phase.
+#[test]
+fn an_ensemble_reports_its_leader_voters_and_zab_state() {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut spec = ClusterSpec::new(
+        match target() {
+            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
+            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+        },
+        3,
+    );
+    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    let mut cluster = TestCluster::start(spec);
+    cluster.wait_until_serving(Duration::from_secs(60));
+    let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], ports[i]).into() };
+
+    // The phase reaches broadcast on every member (polled: a follower may
+    // still be syncing when the first answers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let states = loop {
+        let states: Vec<Value> = (0..3).map(|i| command(addr(i), "zabstate")).collect();
+        if states.iter().all(|s| s["zabstate"] == "broadcast") {
+            break states;
+        }
+        assert!(std::time::Instant::now() < deadline, "{states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let leaders: Vec<Value> = (0..3).map(|i| command(addr(i), "leader")).collect();
+    let leader_id = &leaders[0]["leader_id"];
+    assert!(
+        leader_id.as_u64().is_some_and(|id| (1..=3).contains(&id)),
+        "{leaders:?}"
+    );
+    for (i, l) in leaders.iter().enumerate() {
+        assert_eq!(&l["leader_id"], leader_id, "{leaders:?}");
+        assert_eq!(l["leader_ip"], "127.0.0.1");
+        let me = i as u64 + 1;
+        assert_eq!(l["is_leader"], Value::Bool(leader_id.as_u64() == Some(me)));
+        assert_eq!(states[i]["myid"], me);
+        assert_eq!(states[i]["is_leader"], l["is_leader"]);
+        assert_eq!(states[i]["voting"], true);
+        let zxid = states[i]["last_zxid"].as_str().expect("a zxid");
+        assert!(zxid.starts_with("0x"), "{zxid}");
+        let quorum = cluster.quorum_addr(i).to_string();
+        assert_eq!(states[i]["quorum_address"]["one"], quorum.as_str());
+        assert_eq!(
+            states[i]["election_address"]["all_addresses"],
+            serde_json::json!([cluster.election_addr(i).to_string()])
+        );
+    }
+    let view = command(addr(0), "voting_view");
+    let current = view["current_config"].as_object().expect("a map");
+    assert_eq!(current.len(), 3, "{view}");
+    for i in 0..3 {
+        let entry = &current[&(i + 1).to_string()];
+        assert_eq!(
+            entry["server_addresses"],
+            serde_json::json!([cluster.quorum_addr(i).to_string()])
+        );
+        assert_eq!(entry["learner_type"], "participant");
+    }
+    // Only the leader reports proposal sizes.
+    let leader = leader_id.as_u64().unwrap() as usize - 1;
+    for i in 0..3 {
+        let srvr = command(addr(i), "srvr");
+        assert_eq!(srvr.get("proposal_stats").is_some(), i == leader, "{srvr}");
+        let state = if i == leader { "leader" } else { "follower" };
+        assert_eq!(srvr["server_stats"]["server_state"], state);
+    }
+}
