@@ -4,7 +4,12 @@
 //!   (see `.cargo/config.toml`) instead of building its bundled C++;
 //! * `libclang1-14`, `libclang-common-14-dev`: bindgen, for `librocksdb-sys`;
 //! * `zookeeper`, `libzookeeper-mt-dev`: ZooKeeper's Java `zkCli.sh` and its C
-//!   client, which the compatibility tests run against zab.
+//!   client, which the compatibility tests run against zab;
+//! * `python3-kazoo`: kazoo, the Python client, for the same (run with
+//!   Debian's `/usr/bin/python3`);
+//! * `libcurator-recipes-java` and `openjdk-17-jdk-headless`: Apache
+//!   Curator, the Java client framework, for the same (its scenarios run
+//!   from source, which needs the JDK's compiler).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +24,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("zookeeper", "/usr/share/zookeeper/bin/zkCli.sh"),
     ("libzookeeper-mt-dev", "/usr/include/zookeeper/zookeeper.h"),
+    (
+        "python3-kazoo",
+        "/usr/lib/python3/dist-packages/kazoo/__init__.py",
+    ),
+    (
+        "libcurator-recipes-java",
+        "/usr/share/java/curator-recipes.jar",
+    ),
+    ("openjdk-17-jdk-headless", "/usr/bin/javac"),
 ];
 
 pub fn ensure_packages() -> Result<(), String> {

@@ -335,6 +335,48 @@ fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
 pub const ADMIN_CLASS_PATH: &str =
     "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/servlet-api.jar";
 
+/// Runs a client program of another project (kazoo, Curator) against
+/// `server` for one scenario: it must exit 0 within `within` and print
+/// `ok <scenario>`; otherwise the test fails with the program's output and
+/// the server's log. The program is killed if it overruns.
+pub fn run_client_scenario(
+    mut program: Command,
+    scenario: &str,
+    server: &TestServer,
+    within: Duration,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("out");
+    let out = File::create(&log).expect("client log");
+    let mut child = program
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("client log"))
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program:?}: {e}"));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "scenario {scenario} still running after {within:?}\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success() && output.contains(&format!("ok {scenario}")),
+        "scenario {scenario} failed ({status}):\n{output}\n--- server log ---\n{}",
+        server.output()
+    );
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
