@@ -1,5 +1,8 @@
-//! The admin server's HTTP listener: ZooKeeper's `JettyAdminServer`
-//! (`admin.enableServer`, on by default at `0.0.0.0:8080/commands`).
+//! The HTTP listeners beside the client port: ZooKeeper's
+//! `JettyAdminServer` (`admin.enableServer`, on by default at
+//! `0.0.0.0:8080/commands`) and the `/metrics` endpoint of its
+//! `PrometheusMetricsProvider` (off unless `metricsProvider.className`
+//! names it; `0.0.0.0:7000`).
 //!
 //! `GET <commandURL>` lists the commands as links; `GET
 //! <commandURL>/<name>?k=v` runs one on the server's core and answers its
@@ -19,10 +22,24 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::AdminServerConfig;
+use crate::config::{AdminServerConfig, PrometheusConfig};
 use crate::server::CoreMsg;
 
-/// A running admin server; dropping it stops it.
+/// What an HTTP request asks of the server's core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// `/commands/<name>?<args>`: the command's JSON document.
+    Command {
+        name: String,
+        args: BTreeMap<String, String>,
+    },
+    /// `/metrics?name[]=…`: the Prometheus exposition, of the named
+    /// families only when `names` is not empty.
+    Metrics { names: Vec<String> },
+}
+
+/// A running HTTP listener (the admin server or the metrics endpoint);
+/// dropping it stops it.
 pub struct AdminServer {
     pub local_addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -58,14 +75,47 @@ impl AdminServer {
             .route(&format!("{url}/"), get(list))
             .route(&format!("{url}/{{*command}}"), get(command))
             .with_state(shared);
+        tracing::info!(%local_addr, command_url = %cfg.command_url, "admin server");
+        Ok(AdminServer::serve(listener, router))
+    }
+
+    /// Binds `cfg`'s address and serves `/metrics` through `core`.
+    pub(crate) async fn start_metrics(
+        cfg: &PrometheusConfig,
+        core: mpsc::UnboundedSender<CoreMsg>,
+    ) -> std::io::Result<AdminServer> {
+        let listener = TcpListener::bind(SocketAddr::new(cfg.host, cfg.port)).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Shared {
+            core,
+            command_url: String::new(),
+        };
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(shared);
+        tracing::info!(%local_addr, "Prometheus /metrics endpoint");
+        Ok(AdminServer::serve(listener, router))
+    }
+
+    fn serve(listener: TcpListener, router: Router) -> AdminServer {
+        let local_addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
-                tracing::warn!(error = %e, "admin server stopped");
+                tracing::warn!(error = %e, "HTTP listener stopped");
             }
         });
-        tracing::info!(%local_addr, command_url = %cfg.command_url, "admin server");
-        Ok(AdminServer { local_addr, task })
+        AdminServer { local_addr, task }
     }
+}
+
+/// Asks the core and waits for its answer; `None` once the core is gone
+/// (the server is shutting down).
+async fn ask(core: &mpsc::UnboundedSender<CoreMsg>, request: AdminRequest) -> Option<String> {
+    let (reply, answer) = oneshot::channel();
+    core.send(CoreMsg::Admin { request, reply }).ok()?;
+    answer.await.ok()
 }
 
 async fn list(State(s): State<Shared>) -> Response {
@@ -82,16 +132,35 @@ async fn command(
     RawQuery(query): RawQuery,
 ) -> Response {
     let args = query_args(query.as_deref().unwrap_or(""));
-    let (reply, answer) = oneshot::channel();
-    let asked = s.core.send(CoreMsg::Admin {
-        command,
-        args,
-        reply,
-    });
-    match (asked, answer.await) {
-        (Ok(()), Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        // The core has stopped: the server is shutting down.
-        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    match ask(
+        &s.core,
+        AdminRequest::Command {
+            name: command,
+            args,
+        },
+    )
+    .await
+    {
+        Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn metrics(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let names = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "name[]")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    match ask(&s.core, AdminRequest::Metrics { names }).await {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 

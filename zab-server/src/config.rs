@@ -195,6 +195,38 @@ impl fmt::Display for HostPort {
     }
 }
 
+/// The class `metricsProvider.className` names to turn on ZooKeeper's
+/// Prometheus endpoint.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// ZooKeeper's Prometheus metrics provider (`metricsProvider.*`,
+/// `PrometheusMetricsProvider`'s defaults): off unless
+/// `metricsProvider.className` names it; then `/metrics` on
+/// `0.0.0.0:7000`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub enabled: bool,
+    /// `metricsProvider.httpHost`, default 0.0.0.0.
+    pub host: IpAddr,
+    /// `metricsProvider.httpPort`, default 7000.
+    pub port: u16,
+    /// `metricsProvider.exportJvmInfo`, default true: for zab, the
+    /// standard `process_*` metrics of the JVM's exports.
+    pub export_process_info: bool,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            enabled: false,
+            host: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 7000,
+            export_process_info: true,
+        }
+    }
+}
+
 /// ZooKeeper's AdminServer settings (`admin.*`, `JettyAdminServer`'s
 /// defaults): on, on every interface, port 8080, under `/commands`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -441,6 +473,8 @@ pub struct Config {
     /// ZooKeeper's AdminServer: the four-letter words as JSON over HTTP
     /// (`admin.*`).
     pub admin: AdminServerConfig,
+    /// ZooKeeper's Prometheus metrics provider (`metricsProvider.*`).
+    pub prometheus: PrometheusConfig,
     /// The zoo.cfg text as read, for the admin server's
     /// `initial_configuration` (ZooKeeper's `QuorumPeerConfig` keeps the
     /// file's bytes); empty when the config did not come from a file.
@@ -825,6 +859,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "admin.commandURL",
     "admin.portUnification",
     "admin.forceHttps",
+    "metricsProvider.className",
+    "metricsProvider.httpHost",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
 ];
 
 /// Keys ZooKeeper knows that zab accepts but does not implement, with why.
@@ -864,7 +902,7 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         ("quorum.auth.", "no SASL quorum authentication"),
         ("quorum.ssl.", "not implemented for TLS between servers"),
         ("admin.", "not implemented"),
-        ("metricsProvider.", "metrics are built in"),
+        ("metricsProvider.", "not implemented"),
         ("multiAddress.", "one address per server"),
         ("authProvider.", "pluggable auth providers are Java classes"),
         ("kerberos.", "no Kerberos (SASL is DIGEST-MD5 only)"),
@@ -1051,6 +1089,7 @@ impl Default for Builder {
                 local_sessions_upgrading: false,
                 read_only_mode: false,
                 admin: AdminServerConfig::default(),
+                prometheus: PrometheusConfig::default(),
                 initial_config: String::new(),
                 unsupported: Vec::new(),
             },
@@ -1294,6 +1333,30 @@ impl Builder {
                     return Err(invalid(raw_key, value, "must start with /"));
                 }
                 c.admin.command_url = value.trim_end_matches('/').to_owned()
+            }
+            "metricsProvider.className" => match value {
+                PROMETHEUS_PROVIDER => c.prometheus.enabled = true,
+                // ZooKeeper's default: no provider.
+                "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+                | "org.apache.zookeeper.metrics.impl.NullMetricsProvider" => {
+                    c.prometheus.enabled = false
+                }
+                _ => c
+                    .unsupported
+                    .push(format!("{raw_key}={value} (only {PROMETHEUS_PROVIDER})")),
+            },
+            "metricsProvider.httpHost" => {
+                c.prometheus.host = ip_of(value).ok_or_else(|| {
+                    invalid(
+                        raw_key,
+                        value,
+                        "not an IP address or localhost (zab does not resolve host names here)",
+                    )
+                })?
+            }
+            "metricsProvider.httpPort" => c.prometheus.port = parse_num(raw_key, value)?,
+            "metricsProvider.exportJvmInfo" => {
+                c.prometheus.export_process_info = parse_bool(raw_key, value)?
             }
             "admin.portUnification" | "admin.forceHttps" => {
                 if parse_bool(raw_key, value)? {
@@ -1928,6 +1991,23 @@ clientPort=2181
             }
         );
         assert!(Config::parse("dataDir=/d\nadmin.serverPort=80800", None).is_err());
+        // The Prometheus endpoint: off unless its provider is named.
+        assert!(!d.prometheus.enabled);
+        let p = parse(
+            "dataDir=/d\nmetricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=7001\n\
+             metricsProvider.exportJvmInfo=false\n",
+        );
+        assert!(p.unsupported.is_empty(), "{:?}", p.unsupported);
+        assert_eq!(
+            p.prometheus,
+            PrometheusConfig {
+                enabled: true,
+                host: "127.0.0.1".parse().unwrap(),
+                port: 7001,
+                export_process_info: false,
+            }
+        );
         assert!(Config::parse("dataDir=/d\nadmin.commandURL=commands", None).is_err());
         assert!(Config::parse("dataDir=/d\nadmin.serverAddress=zk.example", None).is_err());
     }
@@ -1946,7 +2026,7 @@ clientPort=2181
                 "ssl.ocsp (no revocation checks)",
                 "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
                 "admin.forceHttps=true (the admin server speaks plain HTTP)",
-                "metricsProvider.className (metrics are built in)",
+                "metricsProvider.className=x (only org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider)",
                 "portUnification=true (not implemented)",
                 "noSuchKey (unknown key)",
                 "preAllocSize (the txn log is RocksDB, no preallocation)",

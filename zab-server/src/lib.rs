@@ -13,6 +13,7 @@ pub mod durable_mark;
 pub mod four_letter;
 pub mod held_clients;
 pub mod pipeline;
+pub mod prometheus;
 pub mod proposal_size;
 pub mod quorum;
 pub mod quorum_transport;

@@ -64,6 +64,8 @@ pub struct QuorumServer {
     /// The admin server, when `admin.enableServer` (the default) and its
     /// port could be bound.
     pub admin: Option<crate::admin_server::AdminServer>,
+    /// The Prometheus `/metrics` endpoint, when configured.
+    pub metrics: Option<crate::admin_server::AdminServer>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -171,12 +173,14 @@ impl QuorumServer {
             },
             false => None,
         };
+        let metrics = crate::server::start_metrics(&cfg, &tx).await?;
         let accept = listeners.spawn(&cfg, &tx);
         tracing::info!(%client_addr, "serving clients when in a serving role");
         Ok(QuorumServer {
             client_addr,
             _purge: purge,
             admin,
+            metrics,
             core: tx,
             accept,
         })
@@ -427,16 +431,11 @@ impl Peer {
                 );
                 let _ = reply.send(text);
             }
-            CoreMsg::Admin {
-                command,
-                args,
-                reply,
-            } => {
+            CoreMsg::Admin { request, reply } => {
                 let mode = self.server_mode();
                 let quorum = self.quorum_status();
                 let text = status::admin(
-                    &command,
-                    &args,
+                    &request,
                     self.state.pipeline(),
                     mode,
                     quorum,

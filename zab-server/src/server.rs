@@ -44,11 +44,10 @@ pub(crate) enum CoreMsg {
         asker: SocketAddr,
         reply: oneshot::Sender<String>,
     },
-    /// An admin server command (`/commands/<command>?<args>`): the reply
-    /// is its JSON document.
+    /// An HTTP request of the admin server or the metrics endpoint: the
+    /// reply is the response's body.
     Admin {
-        command: String,
-        args: std::collections::BTreeMap<String, String>,
+        request: crate::admin_server::AdminRequest,
         reply: oneshot::Sender<String>,
     },
     LogFailed(String),
@@ -185,6 +184,8 @@ pub struct Server {
     _purge: Option<zab_store::AutoPurge>,
     /// The admin server, when `admin.enableServer` (the default).
     pub admin: Option<AdminServer>,
+    /// The Prometheus `/metrics` endpoint, when configured.
+    pub metrics: Option<AdminServer>,
     core: mpsc::UnboundedSender<CoreMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -230,11 +231,13 @@ impl Server {
             ),
             false => None,
         };
+        let metrics = start_metrics(&cfg, &core_tx).await?;
         let accept = listeners.spawn(&cfg, &core_tx);
         Ok(Server {
             local_addr,
             _purge: purge,
             admin,
+            metrics,
             core: core_tx,
             accept,
         })
@@ -248,6 +251,24 @@ impl Server {
             let _ = rx.await;
         }
     }
+}
+
+/// Starts the Prometheus endpoint when `metricsProvider.className` names
+/// it. ZooKeeper does not start without a metrics provider it was asked
+/// for ("Cannot boot MetricsProvider"), standalone or not: neither does
+/// zab.
+pub(crate) async fn start_metrics(
+    cfg: &Config,
+    core: &mpsc::UnboundedSender<CoreMsg>,
+) -> anyhow::Result<Option<AdminServer>> {
+    if !cfg.prometheus.enabled {
+        return Ok(None);
+    }
+    let p = &cfg.prometheus;
+    AdminServer::start_metrics(p, core.clone())
+        .await
+        .map(Some)
+        .with_context(|| format!("Cannot start /metrics on {}:{}", p.host, p.port))
 }
 
 /// The client ports: `clientPort`, `secureClientPort`, or both.
@@ -391,14 +412,9 @@ async fn core_loop(
                 );
                 let _ = reply.send(text);
             }
-            CoreMsg::Admin {
-                command,
-                args,
-                reply,
-            } => {
+            CoreMsg::Admin { request, reply } => {
                 let text = status::admin(
-                    &command,
-                    &args,
+                    &request,
                     Some(&mut pipeline),
                     crate::four_letter::ServerMode::Standalone,
                     status::QuorumStatus::default(),

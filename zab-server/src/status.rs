@@ -85,15 +85,15 @@ pub fn four_letter(
     text
 }
 
-/// Answers the admin server's `command` (any of its names) with
-/// `args` from the URL's query: the JSON document, after the resets and
-/// trace mask it asks for. `pipeline` is `None` while the server is not
-/// serving. Unlike a four-letter word, an admin command is no client
-/// packet: it moves none of the packet counters.
+/// Answers an HTTP request: an admin server command (any of its names,
+/// with `args` from the URL's query) with its JSON document, after the
+/// resets and trace mask it asks for; `/metrics` with the Prometheus
+/// exposition. `pipeline` is `None` while the server is not serving.
+/// Unlike a four-letter word, neither is a client packet: they move none
+/// of the packet counters.
 #[allow(clippy::too_many_arguments)]
 pub fn admin(
-    command: &str,
-    args: &std::collections::BTreeMap<String, String>,
+    request: &crate::admin_server::AdminRequest,
     pipeline: Option<&mut Pipeline>,
     mode: ServerMode,
     quorum: QuorumStatus,
@@ -102,6 +102,21 @@ pub fn admin(
     started_ms: i64,
 ) -> String {
     use crate::admin::{self, AdminView, Effect};
+    use crate::admin_server::AdminRequest;
+    let (command, args) = match request {
+        AdminRequest::Command { name, args } => (name.as_str(), args),
+        AdminRequest::Metrics { names } => {
+            let status = pipeline.map(|pipeline| {
+                let mut status = collect(pipeline, cfg, store, started_ms);
+                complete(&mut status, pipeline, mode, quorum, cfg);
+                status
+            });
+            let process = cfg.prometheus.export_process_info.then(|| {
+                crate::prometheus::ProcessMetrics::read(started_ms, open_fds(), max_fds())
+            });
+            return crate::prometheus::render(status.as_ref(), process.as_ref(), names);
+        }
+    };
     let zab_state = match quorum.peer_state.as_deref() {
         _ if mode == ServerMode::Standalone => "",
         // `detailedPeerState` is `<state> - <zab state>`.

@@ -296,10 +296,9 @@ async fn commands_answer_json_with_the_servers_figures() {
     .await;
 }
 
-/// A standalone server that cannot bind its admin port does not start
-/// (ZooKeeper: "Unable to start AdminServer, exiting abnormally").
-#[test]
-fn a_standalone_server_whose_admin_port_is_taken_exits() {
+/// Starts a standalone server whose zoo.cfg gets `extra(port)` for a port
+/// that is taken, and returns how it exited (it must not keep running).
+fn exit_with_a_taken_port(extra: impl Fn(u16) -> String) -> std::process::ExitStatus {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -309,10 +308,11 @@ fn a_standalone_server_whose_admin_port_is_taken_exits() {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=500\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{}",
+            "tickTime=500\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n{}",
             data.display(),
             free_port(),
-            admin_cfg(port)
+            extra(port)
         ),
     )
     .unwrap();
@@ -339,12 +339,33 @@ fn a_standalone_server_whose_admin_port_is_taken_exits() {
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the server kept running with its admin port taken");
+            panic!("the server kept running with its port taken");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(!status.success(), "{status}");
     drop(taken);
+    status
+}
+
+/// A standalone server that cannot bind its admin port does not start
+/// (ZooKeeper: "Unable to start AdminServer, exiting abnormally").
+#[test]
+fn a_standalone_server_whose_admin_port_is_taken_exits() {
+    // The later `admin.enableServer=true` wins over the line before it.
+    let status = exit_with_a_taken_port(admin_cfg);
+    assert!(!status.success(), "{status}");
+}
+
+/// Nor one that cannot bind its metrics port (ZooKeeper: "Cannot boot
+/// MetricsProvider"; zab only, as above).
+#[test]
+fn a_server_whose_metrics_port_is_taken_exits() {
+    if target() == Target::ZooKeeper {
+        eprintln!("skipped: Debian's ZooKeeper has no Prometheus provider");
+        return;
+    }
+    let status = exit_with_a_taken_port(prometheus_cfg);
+    assert!(!status.success(), "{status}");
 }
 
 /// In an ensemble every member answers: one leader, named alike by all,
@@ -417,4 +438,86 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
         let state = if i == leader { "leader" } else { "follower" };
         assert_eq!(srvr["server_stats"]["server_state"], state);
     }
+}
+
+fn prometheus_cfg(port: u16) -> String {
+    format!(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
+    )
+}
+
+/// ZooKeeper's Prometheus endpoint: its gauges are `mntr`'s numbers. zab
+/// only: Debian's ZooKeeper lacks the provider's jar
+/// (`zookeeper-prometheus-metrics`), so this is checked against
+/// ZooKeeper's source (`PrometheusMetricsProvider`, `registerGauge`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_endpoint_serves_mntrs_gauges() {
+    if target() == Target::ZooKeeper {
+        eprintln!("skipped: Debian's ZooKeeper has no Prometheus provider");
+        return;
+    }
+    let port = free_port();
+    let server = TestServer::start(&prometheus_cfg(port));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    bounded(async {
+        let client = Client::connector()
+            .connect(&server.connect_string())
+            .await
+            .expect("connect");
+        let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        for p in ["/m1", "/m2", "/m3"] {
+            client.create(p, b"", &opts).await.unwrap();
+        }
+        tokio::task::spawn_blocking(move || {
+            let r = get(addr, "/metrics");
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.header("content-type"),
+                Some("text/plain; version=0.0.4; charset=utf-8")
+            );
+            let value = |name: &str| -> f64 {
+                let prefix = format!("{name} ");
+                r.body
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in\n{}", r.body))
+            };
+            let mntr = server.four_letter_word("mntr").expect("mntr");
+            let mntr_value = |key: &str| -> f64 {
+                mntr.lines()
+                    .find_map(|l| l.strip_prefix(&format!("zk_{key}\t")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no zk_{key} in\n{mntr}"))
+            };
+            assert_eq!(value("znode_count"), mntr_value("znode_count"));
+            assert!(value("znode_count") >= 8.0, "{}", r.body);
+            assert_eq!(value("global_sessions"), 1.0);
+            // Every number `mntr` prints is a gauge; its text lines are not.
+            for key in mntr_keys(&mntr) {
+                let is_number = mntr
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("zk_{key}\t")))
+                    .is_some_and(|v| v.parse::<f64>().is_ok());
+                let gauge = format!("# TYPE {key} gauge\n");
+                assert_eq!(r.body.contains(&gauge), is_number, "{key}");
+            }
+            assert!(value("process_resident_memory_bytes") > 1e6);
+            assert!(value("process_open_fds") > 0.0);
+            // The Java client's `name[]` filter.
+            let only = get(addr, "/metrics?name[]=znode_count&name[]=process_max_fds");
+            let families: Vec<&str> = only
+                .body
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .collect();
+            assert_eq!(families, ["znode_count gauge", "process_max_fds gauge"]);
+            assert_eq!(get(addr, "/").status, 404);
+        })
+        .await
+        .unwrap();
+        drop(client);
+    })
+    .await;
 }

@@ -1,0 +1,194 @@
+//! The Prometheus endpoint of ZooKeeper's `PrometheusMetricsProvider`:
+//! `/metrics` in the text exposition format (0.0.4).
+//!
+//! Pure rendering. The gauges are the ones ZooKeeper 3.8 registers with
+//! its metrics provider (`registerGauge` in `ZooKeeperServer`,
+//! `LeaderZooKeeperServer`, `QuorumZooKeeperServer`): the numeric figures
+//! `mntr` prints, under the same names, each `# HELP <name> <name>` and
+//! `# TYPE <name> gauge` as the Prometheus Java client writes them, values
+//! as Java doubles. ZooKeeper's own counters and summaries (`readlatency`,
+//! `fsynctime`, …) are internal to its request processors and zab has no
+//! equivalent: they are absent. With `metricsProvider.exportJvmInfo` (the
+//! default), the Java client's standard `process_*` metrics follow, from
+//! `/proc`; its `jvm_*` ones have no meaning here.
+
+use std::fmt::Write as _;
+
+use crate::four_letter::{java_double, monitor_values, Metric, ServerStatus};
+
+/// This process's figures for the standard `process_*` metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessMetrics {
+    pub cpu_seconds: f64,
+    pub start_time_seconds: f64,
+    pub open_fds: i64,
+    pub max_fds: i64,
+    pub virtual_memory_bytes: u64,
+    pub resident_memory_bytes: u64,
+}
+
+impl ProcessMetrics {
+    /// Reads `/proc/self` (Linux); what cannot be read stays 0.
+    pub fn read(start_time_ms: i64, open_fds: i64, max_fds: i64) -> ProcessMetrics {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command (which may hold spaces) and its `)`:
+        // state is field 3, utime 14 and stime 15, vsize 23, rss 24.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let cpu_ticks = field(14).unwrap_or(0) + field(15).unwrap_or(0);
+        ProcessMetrics {
+            cpu_seconds: if ticks > 0 {
+                cpu_ticks as f64 / ticks as f64
+            } else {
+                0.0
+            },
+            start_time_seconds: start_time_ms as f64 / 1000.0,
+            open_fds,
+            max_fds,
+            virtual_memory_bytes: field(23).unwrap_or(0),
+            resident_memory_bytes: field(24).unwrap_or(0) * page.max(0) as u64,
+        }
+    }
+}
+
+/// The exposition: the server's gauges when it serves (`status`), then
+/// the process metrics when exported. `names`, when not empty, keeps only
+/// those metric families (the Java client's `name[]` query parameter).
+pub fn render(
+    status: Option<&ServerStatus>,
+    process: Option<&ProcessMetrics>,
+    names: &[String],
+) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, value: f64| {
+        if names.is_empty() || names.iter().any(|n| n == name) {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", go_double(value));
+        }
+    };
+    if let Some(status) = status {
+        for (key, value) in monitor_values(status) {
+            let v = match value {
+                Metric::Int(i) => i as f64,
+                Metric::Double(d) => d,
+                // `version`, `server_state`, `peer_state`: text, no gauge.
+                Metric::Text(_) => continue,
+            };
+            family(&key, "gauge", &key, v);
+        }
+    }
+    if let Some(p) = process {
+        family(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        );
+        family(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds,
+        );
+        family(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds as f64,
+        );
+        family(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds as f64,
+        );
+        family(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_memory_bytes as f64,
+        );
+        family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_memory_bytes as f64,
+        );
+    }
+    out
+}
+
+/// The Java client's `Collector.doubleToGoString`: `+Inf`, `-Inf`, `NaN`,
+/// else Java's `Double.toString`.
+fn go_double(v: f64) -> String {
+    if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        java_double(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::four_letter::ServerMode;
+
+    #[test]
+    fn gauges_are_mntrs_numbers_and_text_is_left_out() {
+        let status = ServerStatus {
+            node_count: 5,
+            mode: ServerMode::Standalone,
+            ..ServerStatus::default()
+        };
+        let text = render(Some(&status), None, &[]);
+        assert!(text.contains(
+            "# HELP znode_count znode_count\n# TYPE znode_count gauge\nznode_count 5.0\n"
+        ));
+        assert!(text.contains("\nconnection_drop_probability 0.0\n"));
+        assert!(!text.contains("version") && !text.contains("server_state"));
+        assert!(!text.contains("process_"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{line}"
+            );
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn process_metrics_and_the_name_filter() {
+        let p = ProcessMetrics::read(1_700_000_000_000, 40, 1024);
+        assert!(
+            p.resident_memory_bytes > 0 && p.virtual_memory_bytes > 0,
+            "{p:?}"
+        );
+        let text = render(None, Some(&p), &[]);
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+        assert!(
+            text.contains("\nprocess_start_time_seconds 1.7E9\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_open_fds 40.0\n"));
+        let only = render(None, Some(&p), &["process_max_fds".into()]);
+        assert_eq!(
+            only,
+            "# HELP process_max_fds Maximum number of open file descriptors.\n\
+             # TYPE process_max_fds gauge\nprocess_max_fds 1024.0\n"
+        );
+        assert_eq!(go_double(f64::INFINITY), "+Inf");
+        assert_eq!(go_double(f64::NAN), "NaN");
+    }
+}
