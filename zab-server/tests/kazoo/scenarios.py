@@ -271,7 +271,44 @@ def server_info():
     zk.stop()
 
 
+def failover():
+    """Against an ensemble: the server the client is on is killed (by
+    the test, on our request over stdout/stdin); kazoo moves the session to
+    another server, which keeps its ephemeral node, its lock and its
+    DataWatch. (A plain one-shot watch would not do: kazoo fires it with the
+    connection's state change, on ZooKeeper as on zab.)"""
+    states = []
+    zk = client()
+    zk.add_listener(states.append)
+    zk.ensure_path(ROOT)
+    zk.create(ROOT + "/mine", b"", ephemeral=True)
+    lock = zk.Lock(ROOT + "/lock", "me")
+    assert lock.acquire(timeout=WITHIN)
+    seen = []
+    zk.DataWatch(ROOT, lambda data, stat: seen.append(data))
+    wait_for(lambda: seen == [b""], "the DataWatch's first call")
+    session = zk.client_id[0]
+    host, port = zk._connection._socket.getpeername()[:2]
+    print("kill %s:%d" % (host, port), flush=True)
+    assert sys.stdin.readline().strip() == "killed"
+    wait_for(lambda: "SUSPENDED" in states, "the client to notice")
+    wait_for(lambda: states[-1] == "CONNECTED", "the client to reconnect")
+    assert "LOST" not in states, states
+    assert zk.client_id[0] == session
+    new_port = zk._connection._socket.getpeername()[1]
+    assert new_port != port, (port, new_port)
+    # The session's ephemeral node and lock survived the move.
+    assert zk.exists(ROOT + "/mine").ephemeralOwner == session
+    assert lock.contenders() == ["me"], lock.contenders()
+    # Writes work, and the DataWatch set before the move sees them.
+    zk.set(ROOT, b"after")
+    wait_for(lambda: seen[-1:] == [b"after"], "the DataWatch after the move")
+    lock.release()
+    zk.stop()
+
+
 SCENARIOS = {
+    "failover": failover,
     "crud": crud,
     "watches": watches,
     "transactions": transactions,
