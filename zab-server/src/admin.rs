@@ -197,10 +197,13 @@ pub fn render(
         }
         "dump" => {
             // A learner's `LearnerSessionTracker` has no expiry queue: an
-            // empty map (ZooKeeper's `getSessionExpiryMap`).
+            // empty map (ZooKeeper's `getSessionExpiryMap`). A leader's
+            // lists its local sessions' buckets, then the global ones over
+            // them (`LeaderSessionTracker.getSessionExpiryMap`).
             let mut expiry = Map::new();
             if let SessionDump::Expiry(buckets) = &status.sessions {
-                for b in buckets {
+                let local = status.local_sessions_dump.iter().flatten();
+                for b in local.chain(buckets) {
                     let ids = b.elements.iter().map(|s| json!(s.0)).collect();
                     expiry.insert(b.expire_at_ms.to_string(), Value::Array(ids));
                 }

@@ -362,6 +362,9 @@ pub struct ServerStatus {
     /// Every watch, data and child (`zk_watch_count`).
     pub watch_count: u64,
     pub sessions: SessionDump,
+    /// The local sessions' expiry queue, when the server keeps local
+    /// sessions (`localSessionsEnabled`, read-only mode).
+    pub local_sessions_dump: Option<Vec<ExpiryBucket<SessionId>>>,
     /// Sessions with their ephemeral node paths.
     pub ephemerals: BTreeMap<SessionId, Vec<String>>,
     /// Connections by expiry time; `None` prints nothing under
@@ -412,6 +415,7 @@ impl Default for ServerStatus {
             data_watches: BTreeMap::new(),
             watch_count: 0,
             sessions: SessionDump::default(),
+            local_sessions_dump: None,
             ephemerals: BTreeMap::new(),
             connection_expiry: None,
             global_sessions: 0,
@@ -805,8 +809,18 @@ pub fn monitor_values(s: &ServerStatus) -> Vec<(String, Metric)> {
 /// `DumpCommand`: sessions, ephemerals, connections.
 fn dump(out: &mut String, s: &ServerStatus) {
     out.push_str("SessionTracker dump:\n");
+    // With local sessions, ZooKeeper's leader and learner session trackers
+    // print the local tracker's queue first, as `Local Session Sets …`,
+    // and the leader's global one after `Global `.
+    if let Some(local) = &s.local_sessions_dump {
+        out.push_str("Local Session ");
+        expiry_queue(out, local, |id| format!("0x{:x}", id.0));
+    }
     match &s.sessions {
         SessionDump::Expiry(buckets) => {
+            if s.local_sessions_dump.is_some() {
+                out.push_str("Global ");
+            }
             out.push_str("Session ");
             expiry_queue(out, buckets, |id| format!("0x{:x}", id.0));
         }
@@ -1022,6 +1036,7 @@ mod tests {
                 expire_at_ms: 1795436256000,
                 elements: vec![s1, s2],
             }]),
+            local_sessions_dump: None,
             ephemerals: BTreeMap::from([(s2, vec!["/e1".to_owned()])]),
             connection_expiry: Some(vec![ExpiryBucket {
                 expire_at_ms: 1795436262000,
@@ -1448,6 +1463,54 @@ mod tests {
         };
         assert!(
             render(FourLetterWord::Dump, &netty, &quorum_cfg()).ends_with("Connections dump:\n")
+        );
+    }
+
+    /// With local sessions, as Debian's ZooKeeper 3.8.0 printed with
+    /// `localSessionsEnabled=true` and one kazoo session per server.
+    #[test]
+    fn dump_lists_local_sessions_first() {
+        let local = Some(vec![
+            ExpiryBucket {
+                expire_at_ms: 1795436262000,
+                elements: vec![SessionId(0x10003f5f7d20000)],
+            },
+            ExpiryBucket {
+                expire_at_ms: 1795436256000,
+                elements: vec![],
+            },
+        ]);
+        let follower = ServerStatus {
+            mode: ServerMode::Follower,
+            sessions: SessionDump::Global(BTreeMap::new()),
+            local_sessions_dump: local.clone(),
+            ephemerals: BTreeMap::new(),
+            connection_expiry: None,
+            ..status()
+        };
+        let local_text = "SessionTracker dump:\n\
+                          Local Session Sets (2)/(1):\n\
+                          0 expire at Mon Nov 23 12:17:36 UTC 2026:\n\
+                          1 expire at Mon Nov 23 12:17:42 UTC 2026:\n\
+                          \t0x10003f5f7d20000\n";
+        assert_eq!(
+            render(FourLetterWord::Dump, &follower, &quorum_cfg()),
+            format!(
+                "{local_text}Global Sessions(0):\nephemeral nodes dump:\n\
+                 Sessions with Ephemerals (0):\nConnections dump:\n"
+            )
+        );
+        let leader = ServerStatus {
+            mode: ServerMode::Leader,
+            sessions: SessionDump::Expiry(Vec::new()),
+            ..follower
+        };
+        assert_eq!(
+            render(FourLetterWord::Dump, &leader, &quorum_cfg()),
+            format!(
+                "{local_text}Global Session Sets (0)/(0):\nephemeral nodes dump:\n\
+                 Sessions with Ephemerals (0):\nConnections dump:\n"
+            )
         );
     }
 

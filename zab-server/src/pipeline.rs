@@ -495,6 +495,12 @@ impl Pipeline {
         self.local.len()
     }
 
+    /// The local sessions' tracker, when this server keeps local sessions
+    /// (`dump` lists them apart, as ZooKeeper's `localSessionTracker`).
+    pub fn local_sessions_tracker(&self) -> Option<&SessionTracker> {
+        self.local_sessions().then_some(&self.local)
+    }
+
     pub fn session_of(&self, conn: ConnectionId) -> Option<SessionId> {
         self.connections.get(&conn).and_then(|c| c.session)
     }

@@ -158,14 +158,20 @@ pub fn admin(
     }
     let mut status = collect(pipeline, cfg, store, started_ms);
     complete(&mut status, pipeline, mode, quorum, cfg);
-    if let SessionDump::Expiry(buckets) = &mut status.sessions {
-        // `dump`'s keys are the expiry queue's own times: ZooKeeper's
-        // `Time.currentElapsedTime()`, the monotonic clock, where zab
-        // keeps wall-clock milliseconds.
-        let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
-        for b in buckets {
-            b.expire_at_ms = monotonic_now - (wall_now - b.expire_at_ms);
-        }
+    // `dump`'s keys are the expiry queues' own times: ZooKeeper's
+    // `Time.currentElapsedTime()`, the monotonic clock, where zab keeps
+    // wall-clock milliseconds.
+    let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
+    let global = match &mut status.sessions {
+        SessionDump::Expiry(buckets) => Some(buckets),
+        SessionDump::Global(_) => None,
+    };
+    for b in global
+        .into_iter()
+        .chain(status.local_sessions_dump.as_mut())
+        .flatten()
+    {
+        b.expire_at_ms = monotonic_now - (wall_now - b.expire_at_ms);
     }
     admin::render(command, args, &status, &view, cfg)
 }
@@ -252,15 +258,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         }
     }
 
-    let buckets = pipeline
-        .sessions()
-        .expiry_buckets()
-        .into_iter()
-        .map(|(expire_at_ms, elements)| ExpiryBucket {
-            expire_at_ms,
-            elements,
-        })
-        .collect();
+    let buckets = expiry_buckets(pipeline.sessions());
 
     let disk = store.disk_usage();
     let avg = if stats.latency_count > 0 {
@@ -284,6 +282,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         data_watches,
         watch_count: watches.total_watch_count() as u64,
         sessions: SessionDump::Expiry(buckets),
+        local_sessions_dump: pipeline.local_sessions_tracker().map(expiry_buckets),
         ephemerals: tree.ephemerals().collect(),
         // `zkDb.getSessionCount()` in ZooKeeper: the sessions in the data
         // tree, so a learner counts the sessions on other servers too.
@@ -302,6 +301,20 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         environment: Environment::from_process(),
         ..ServerStatus::default()
     }
+}
+
+/// A session tracker's expiry queue, for `dump`.
+fn expiry_buckets(
+    tracker: &zab_tree::session_tracker::SessionTracker,
+) -> Vec<ExpiryBucket<SessionId>> {
+    tracker
+        .expiry_buckets()
+        .into_iter()
+        .map(|(expire_at_ms, elements)| ExpiryBucket {
+            expire_at_ms,
+            elements,
+        })
+        .collect()
 }
 
 /// Milliseconds on `CLOCK_MONOTONIC`, which Java's `System.nanoTime`

@@ -1212,6 +1212,16 @@ fn local_sessions_take_no_txn_until_they_need_to_be_global() {
         let mut b = RawConnection::open(at, 0, &[0; 16]);
         let (z2, _) = a.create("/local-2").expect("answered");
         assert_eq!(z2, z1 + 1, "a new local session is no txn");
+        // `dump` lists them in the local tracker's queue, before the
+        // global sessions (`LearnerSessionTracker.dumpSessions`).
+        let dump = cluster.four_letter_word(follower, "dump").expect("dump");
+        assert!(
+            dump.starts_with("SessionTracker dump:\nLocal Session Sets (")
+                && dump.contains(&format!("\t0x{:x}\n", a.session))
+                && dump.contains(&format!("\t0x{:x}\n", b.session))
+                && dump.contains("Global Sessions(0):\n"),
+            "{dump}"
+        );
 
         let (_, err) = b.create_with("/ephemeral", 1).expect("answered");
         let (z3, _) = a.create("/local-3").expect("answered");
