@@ -21,6 +21,7 @@ use zab_wire::jute::FourLetterWord;
 use zab_wire::types::{ServerId, SessionId, Zxid};
 
 use crate::config::{Config, PeerType};
+use crate::latency_summary::LatencySummary;
 
 /// ZooKeeper's reply for most words while no server is running (during
 /// election, for instance), without its line end.
@@ -346,6 +347,9 @@ pub struct ServerStatus {
     pub outstanding_requests: u64,
     /// Sizes of the responses sent to clients.
     pub client_response_sizes: BufferSizes,
+    /// `readlatency` and `updatelatency` (see [`crate::latency_summary`]).
+    pub read_latency: LatencySummary,
+    pub update_latency: LatencySummary,
     /// Failed authentications (`zk_auth_failed_count`).
     pub auth_failed_count: u64,
     /// Every open client connection, the one asking included (as in
@@ -408,6 +412,8 @@ impl Default for ServerStatus {
             packets_sent: 0,
             outstanding_requests: 0,
             client_response_sizes: BufferSizes::default(),
+            read_latency: LatencySummary::default(),
+            update_latency: LatencySummary::default(),
             auth_failed_count: 0,
             connections: Vec::new(),
             leader: None,
@@ -724,8 +730,18 @@ fn mntr(out: &mut String, s: &ServerStatus) {
 }
 
 /// The figures `mntr` prints and the admin server's `monitor` lists
-/// (ZooKeeper's `dumpMonitorValues`), keys without `zk_`, in order.
+/// (ZooKeeper's `dumpMonitorValues`, then its metrics provider's
+/// summaries), keys without `zk_`, in order.
 pub fn monitor_values(s: &ServerStatus) -> Vec<(String, Metric)> {
+    let mut values = gauge_values(s);
+    values.extend(s.read_latency.metrics("readlatency"));
+    values.extend(s.update_latency.metrics("updatelatency"));
+    values
+}
+
+/// The single-valued figures of [`monitor_values`]: ZooKeeper's
+/// `dumpMonitorValues` and registered gauges, without the summaries.
+pub fn gauge_values(s: &ServerStatus) -> Vec<(String, Metric)> {
     let mut values = Vec::new();
     let mut line = |key: &str, value: Metric| values.push((key.to_owned(), value));
     let int = |v: u64| Metric::Int(i64::try_from(v).unwrap_or(i64::MAX));
@@ -989,6 +1005,16 @@ mod tests {
             packets_received: 12,
             packets_sent: 11,
             outstanding_requests: 1,
+            read_latency: LatencySummary::default(),
+            // What ZooKeeper 3.8.0 printed after three writes of 1, 4 and
+            // 6 ms (see `latency_summary`).
+            update_latency: {
+                let mut s = LatencySummary::default();
+                for ms in [6, 1, 4] {
+                    s.record(ms);
+                }
+                s
+            },
             client_response_sizes: BufferSizes {
                 last: 16,
                 min: 16,
@@ -1309,7 +1335,25 @@ mod tests {
              zk_auth_failed_count\t1\n\
              zk_non_mtls_remote_conn_count\t0\n\
              zk_non_mtls_local_conn_count\t0\n\
-             zk_avg_fsynctime\t0.0\n"
+             zk_avg_fsynctime\t0.0\n\
+             zk_avg_readlatency\t0.0\n\
+             zk_min_readlatency\t0\n\
+             zk_max_readlatency\t0\n\
+             zk_cnt_readlatency\t0\n\
+             zk_sum_readlatency\t0\n\
+             zk_p50_readlatency\t0\n\
+             zk_p95_readlatency\t0\n\
+             zk_p99_readlatency\t0\n\
+             zk_p999_readlatency\t0\n\
+             zk_avg_updatelatency\t3.6667\n\
+             zk_min_updatelatency\t1\n\
+             zk_max_updatelatency\t6\n\
+             zk_cnt_updatelatency\t3\n\
+             zk_sum_updatelatency\t11\n\
+             zk_p50_updatelatency\t4\n\
+             zk_p95_updatelatency\t6\n\
+             zk_p99_updatelatency\t6\n\
+             zk_p999_updatelatency\t6\n"
         );
     }
 
@@ -1321,7 +1365,10 @@ mod tests {
         assert_eq!(lines[1], "zk_server_state\tleader");
         assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
         assert_eq!(lines[3], "zk_avg_latency\t0.0");
-        let tail = &lines[lines.len() - 10..];
+        // The leader's keys end the gauges; the two latency summaries
+        // (nine lines each) follow.
+        let gauges = &lines[..lines.len() - 18];
+        let tail = &gauges[gauges.len() - 10..];
         assert_eq!(
             tail,
             [

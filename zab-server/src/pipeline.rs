@@ -40,6 +40,7 @@ use zab_wire::proto::{txn_body, ErrorTxn, ForwardedRequest, Txn, TxnBody};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
 use crate::four_letter::BufferSizes;
+use crate::latency_summary::LatencySummary;
 use crate::sasl::{DigestMd5, SaslConfig};
 
 /// First capacity of a reply frame or a forwarded request: a setData's
@@ -285,6 +286,9 @@ struct Answered {
     /// What `cons` shows as `lop`.
     op: &'static str,
     received_ms: i64,
+    /// Answered by a txn: an update for the latency summaries (ZooKeeper's
+    /// `request.getHdr() != null`), else a read.
+    update: bool,
 }
 
 impl Answered {
@@ -292,6 +296,15 @@ impl Answered {
         Answered {
             op: crate::four_letter::op_tag(op),
             received_ms,
+            update: false,
+        }
+    }
+
+    /// As [`Answered::new`], for a reply to a txn.
+    fn update(op: i32, received_ms: i64) -> Answered {
+        Answered {
+            update: true,
+            ..Answered::new(op, received_ms)
         }
     }
 
@@ -302,6 +315,7 @@ impl Answered {
         Answered {
             op: "NA",
             received_ms,
+            update: true,
         }
     }
 }
@@ -348,6 +362,10 @@ pub struct ServerStats {
     /// Each reply and event sent to a client, without its length prefix
     /// (`ServerCnxn.serialize`); the ConnectResponse is not one.
     pub response_sizes: BufferSizes,
+    /// Latencies of requests answered without a txn (`readlatency`).
+    pub read_latency: LatencySummary,
+    /// Latencies of requests answered by a txn (`updatelatency`).
+    pub update_latency: LatencySummary,
 }
 
 /// The standalone request pipeline. See the module docs.
@@ -1407,7 +1425,9 @@ impl Pipeline {
             &body,
             Some(match result {
                 Some(Err(_)) => Answered::failed_write(received_ms),
-                _ => Answered::new(op, received_ms),
+                Some(Ok(_)) => Answered::update(op, received_ms),
+                // A sync carries no txn.
+                None => Answered::new(op, received_ms),
             }),
             out,
         );
@@ -1697,7 +1717,7 @@ impl Pipeline {
                 let latency = (self.now_ms - a.received_ms).max(0);
                 c.stats
                     .answered(a.op, i64::from(xid), zxid, self.now_ms, latency);
-                self.stats.record_latency(latency);
+                self.stats.record_latency(latency, a.update);
             }
         }
         out.push(Action::Send { conn, frame });
@@ -1710,7 +1730,8 @@ impl Pipeline {
         if let Some(c) = self.connections.get_mut(&conn) {
             let latency = (now_ms - c.connect_ms).max(0);
             c.stats.answered("SESS", 0, zxid.0, now_ms, latency);
-            self.stats.record_latency(latency);
+            // A createSession txn.
+            self.stats.record_latency(latency, true);
         }
     }
 
@@ -1904,13 +1925,18 @@ fn error_txn(ctx: &RequestContext<'_>, code: ErrorCode) -> Txn {
 }
 
 impl ServerStats {
-    fn record_latency(&mut self, lat: i64) {
+    fn record_latency(&mut self, lat: i64, update: bool) {
         if self.latency_count == 0 || lat < self.min_latency_ms {
             self.min_latency_ms = lat;
         }
         self.max_latency_ms = self.max_latency_ms.max(lat);
         self.total_latency_ms += lat;
         self.latency_count += 1;
+        if update {
+            self.update_latency.record(lat);
+        } else {
+            self.read_latency.record(lat);
+        }
     }
 }
 

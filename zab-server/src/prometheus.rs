@@ -6,15 +6,17 @@
 //! `LeaderZooKeeperServer`, `QuorumZooKeeperServer`): the numeric figures
 //! `mntr` prints, under the same names, each `# HELP <name> <name>` and
 //! `# TYPE <name> gauge` as the Prometheus Java client writes them, values
-//! as Java doubles. ZooKeeper's own counters and summaries (`readlatency`,
-//! `fsynctime`, …) are internal to its request processors and zab has no
-//! equivalent: they are absent. With `metricsProvider.exportJvmInfo` (the
+//! as Java doubles; then the `readlatency` and `updatelatency` summaries.
+//! ZooKeeper's other counters and summaries (`fsynctime`,
+//! `proposal_count`, …) are internal to its request processors and zab
+//! has no equivalent: they are absent. With `metricsProvider.exportJvmInfo` (the
 //! default), the Java client's standard `process_*` metrics follow, from
 //! `/proc`; its `jvm_*` ones have no meaning here.
 
 use std::fmt::Write as _;
 
-use crate::four_letter::{java_double, monitor_values, Metric, ServerStatus};
+use crate::four_letter::{gauge_values, java_double, Metric, ServerStatus};
+use crate::latency_summary::LatencySummary;
 
 /// This process's figures for the standard `process_*` metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -59,72 +61,101 @@ impl ProcessMetrics {
     }
 }
 
-/// The exposition: the server's gauges when it serves (`status`), then
-/// the process metrics when exported. `names`, when not empty, keeps only
-/// those metric families (the Java client's `name[]` query parameter).
+/// The exposition: the server's gauges and latency summaries when it
+/// serves (`status`), then the process metrics when exported. `names`,
+/// when not empty, keeps only those metric families (the Java client's
+/// `name[]` query parameter).
 pub fn render(
     status: Option<&ServerStatus>,
     process: Option<&ProcessMetrics>,
     names: &[String],
 ) -> String {
+    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: f64| {
-        if names.is_empty() || names.iter().any(|n| n == name) {
+    let family = |out: &mut String, name: &str, kind: &str, help: &str, value: f64| {
+        if wanted(name) {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", go_double(value));
         }
     };
     if let Some(status) = status {
-        for (key, value) in monitor_values(status) {
+        for (key, value) in gauge_values(status) {
             let v = match value {
                 Metric::Int(i) => i as f64,
                 Metric::Double(d) => d,
                 // `version`, `server_state`, `peer_state`: text, no gauge.
                 Metric::Text(_) => continue,
             };
-            family(&key, "gauge", &key, v);
+            family(&mut out, &key, "gauge", &key, v);
+        }
+        for (name, s) in [
+            ("readlatency", &status.read_latency),
+            ("updatelatency", &status.update_latency),
+        ] {
+            if wanted(name) {
+                summary(&mut out, name, s);
+            }
         }
     }
     if let Some(p) = process {
-        family(
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-            p.cpu_seconds,
-        );
-        family(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            p.start_time_seconds,
-        );
-        family(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            p.open_fds as f64,
-        );
-        family(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            p.max_fds as f64,
-        );
-        family(
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            p.virtual_memory_bytes as f64,
-        );
-        family(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            p.resident_memory_bytes as f64,
-        );
+        let standard: [(&str, &str, &str, f64); 6] = [
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                p.cpu_seconds,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                p.start_time_seconds,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                p.open_fds as f64,
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                p.max_fds as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                p.virtual_memory_bytes as f64,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                p.resident_memory_bytes as f64,
+            ),
+        ];
+        for (name, kind, help, value) in standard {
+            family(&mut out, name, kind, help, value);
+        }
     }
     out
+}
+
+/// One summary family as ZooKeeper's `PrometheusSummary` exports an
+/// advanced one: quantiles 0.5, 0.9 and 0.99, then `_count` and `_sum`
+/// (the Java client writes a label list with a trailing comma).
+fn summary(out: &mut String, name: &str, s: &LatencySummary) {
+    let _ = writeln!(out, "# HELP {name} {name}");
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for q in ["0.5", "0.9", "0.99"] {
+        let v = s.quantile(q.parse().unwrap_or(0.5));
+        let _ = writeln!(out, "{name}{{quantile=\"{q}\",}} {}", go_double(v));
+    }
+    let _ = writeln!(out, "{name}_count {}", go_double(s.count() as f64));
+    let _ = writeln!(out, "{name}_sum {}", go_double(s.sum() as f64));
 }
 
 /// The Java client's `Collector.doubleToGoString`: `+Inf`, `-Inf`, `NaN`,
@@ -160,12 +191,36 @@ mod tests {
         assert!(!text.contains("process_"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.split_once(' ').unwrap();
+            // A summary's quantiles carry a label.
+            let name = name.split('{').next().unwrap();
             assert!(
                 name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
                 "{line}"
             );
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn latency_summaries_as_the_java_client_writes_them() {
+        let mut status = ServerStatus::default();
+        for ms in [6, 1, 4] {
+            status.update_latency.record(ms);
+        }
+        assert_eq!(
+            render(Some(&status), None, &["updatelatency".into()]),
+            "# HELP updatelatency updatelatency\n# TYPE updatelatency summary\n\
+             updatelatency{quantile=\"0.5\",} 4.0\n\
+             updatelatency{quantile=\"0.9\",} 6.0\n\
+             updatelatency{quantile=\"0.99\",} 6.0\n\
+             updatelatency_count 3.0\nupdatelatency_sum 11.0\n"
+        );
+        let all = render(Some(&status), None, &[]);
+        assert!(all.contains("# TYPE readlatency summary\n"));
+        assert!(
+            !all.contains("avg_updatelatency"),
+            "summaries are no gauges"
+        );
     }
 
     #[test]

@@ -298,6 +298,8 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         max_file_descriptor_count: max_fds(),
         uptime_ms: now_ms() - started_ms,
         client_response_sizes: stats.response_sizes,
+        read_latency: stats.read_latency.clone(),
+        update_latency: stats.update_latency.clone(),
         environment: Environment::from_process(),
         ..ServerStatus::default()
     }

@@ -494,8 +494,21 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
             assert_eq!(value("znode_count"), mntr_value("znode_count"));
             assert!(value("znode_count") >= 8.0, "{}", r.body);
             assert_eq!(value("global_sessions"), 1.0);
-            // Every number `mntr` prints is a gauge; its text lines are not.
+            // The latency summaries are Prometheus summaries: the updates
+            // are the session's creation and the three creates.
+            assert!(r.body.contains("# TYPE updatelatency summary\n"));
+            assert!(r.body.contains("# TYPE readlatency summary\n"));
+            assert_eq!(
+                value("updatelatency_count"),
+                mntr_value("cnt_updatelatency")
+            );
+            assert_eq!(value("updatelatency_count"), 4.0);
+            // Every other number `mntr` prints is a gauge; its text lines
+            // are not.
             for key in mntr_keys(&mntr) {
+                if key.ends_with("readlatency") || key.ends_with("updatelatency") {
+                    continue;
+                }
                 let is_number = mntr
                     .lines()
                     .find_map(|l| l.strip_prefix(&format!("zk_{key}\t")))
