@@ -362,16 +362,17 @@ impl Masked<'_> {
             None => format!("{owner:#x}"),
         };
         let (len, children, pzxid) = (self.int(), self.int(), self.long());
-        self.put((
-            czxid,
-            mzxid,
-            ctime == mtime,
-            versions,
-            owner,
-            len,
-            children,
-            pzxid,
-        ));
+        // A node's ctime and mtime are equal while its creation is its last
+        // change; after a later change they are equal only if both came in
+        // the same millisecond, which depends on speed, not behaviour
+        // (seed 111: zab did both in one millisecond, ZooKeeper not): then
+        // only their order is compared.
+        let times = if czxid == mzxid {
+            ctime == mtime
+        } else {
+            mtime >= ctime
+        };
+        self.put((czxid, mzxid, times, versions, owner, len, children, pzxid));
     }
     /// A vector of strings, sorted: ZooKeeper lists children in hash order.
     fn strings(&mut self) {
