@@ -417,33 +417,10 @@ impl Peer {
                 self.writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, asker, reply } => {
-                let mode = self.server_mode();
-                let quorum = self.quorum_status();
-                let text = status::four_letter(
-                    word,
-                    asker,
-                    self.state.pipeline(),
-                    mode,
-                    quorum,
-                    &self.cfg,
-                    &self.store,
-                    self.started_ms,
-                );
-                let _ = reply.send(text);
+                let _ = reply.send(status::four_letter(word, asker, self.status_source()));
             }
             CoreMsg::Admin { request, reply } => {
-                let mode = self.server_mode();
-                let quorum = self.quorum_status();
-                let text = status::admin(
-                    &request,
-                    self.state.pipeline(),
-                    mode,
-                    quorum,
-                    &self.cfg,
-                    &self.store,
-                    self.started_ms,
-                );
-                let _ = reply.send(text);
+                let _ = reply.send(status::admin(&request, self.status_source()));
             }
             CoreMsg::LogFailed(e) => {
                 tracing::error!(error = %e, "txn log write failed; stopping");
@@ -489,6 +466,21 @@ impl Peer {
             Role::Leading(_) => ServerMode::Leader,
             Role::Learning(l) if l.role == LearnerRole::Observer => ServerMode::Observer,
             _ => ServerMode::Follower,
+        }
+    }
+
+    /// What the status answers (four-letter words, admin commands,
+    /// `/metrics`) read of this server.
+    fn status_source(&mut self) -> status::StatusSource<'_> {
+        let mode = self.server_mode();
+        let quorum = self.quorum_status();
+        status::StatusSource {
+            pipeline: self.state.pipeline(),
+            mode,
+            quorum,
+            cfg: &self.cfg,
+            store: &self.store,
+            started_ms: self.started_ms,
         }
     }
 

@@ -253,6 +253,23 @@ impl Server {
     }
 }
 
+/// What a standalone server's status answers read.
+fn standalone_source<'a>(
+    pipeline: &'a mut Pipeline,
+    cfg: &'a Config,
+    store: &'a Store,
+    started_ms: i64,
+) -> status::StatusSource<'a> {
+    status::StatusSource {
+        pipeline: Some(pipeline),
+        mode: crate::four_letter::ServerMode::Standalone,
+        quorum: status::QuorumStatus::default(),
+        cfg,
+        store,
+        started_ms,
+    }
+}
+
 /// Starts the Prometheus endpoint when `metricsProvider.className` names
 /// it. ZooKeeper does not start without a metrics provider it was asked
 /// for ("Cannot boot MetricsProvider"), standalone or not: neither does
@@ -400,29 +417,12 @@ async fn core_loop(
                 writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, asker, reply } => {
-                let text = status::four_letter(
-                    word,
-                    asker,
-                    Some(&mut pipeline),
-                    crate::four_letter::ServerMode::Standalone,
-                    status::QuorumStatus::default(),
-                    &cfg,
-                    &store,
-                    started_ms,
-                );
-                let _ = reply.send(text);
+                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms);
+                let _ = reply.send(status::four_letter(word, asker, src));
             }
             CoreMsg::Admin { request, reply } => {
-                let text = status::admin(
-                    &request,
-                    Some(&mut pipeline),
-                    crate::four_letter::ServerMode::Standalone,
-                    status::QuorumStatus::default(),
-                    &cfg,
-                    &store,
-                    started_ms,
-                );
-                let _ = reply.send(text);
+                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms);
+                let _ = reply.send(status::admin(&request, src));
             }
             CoreMsg::LogFailed(e) => {
                 // ZooKeeper exits when it cannot write its log: a server that

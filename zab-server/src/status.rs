@@ -29,6 +29,30 @@ pub struct QuorumStatus {
     pub observers: Vec<(ServerId, u64)>,
 }
 
+/// What a status answer reads: the server's pipeline (`None` while it is
+/// not serving: election, sync), its role and quorum figures, its config
+/// and store, and when it started.
+pub struct StatusSource<'a> {
+    pub pipeline: Option<&'a mut Pipeline>,
+    pub mode: ServerMode,
+    pub quorum: QuorumStatus,
+    pub cfg: &'a Config,
+    pub store: &'a Store,
+    pub started_ms: i64,
+}
+
+impl StatusSource<'_> {
+    /// The status of a server that is not serving: its role alone.
+    fn not_serving(mode: ServerMode, quorum: QuorumStatus) -> ServerStatus {
+        ServerStatus {
+            serving: false,
+            mode,
+            peer_state: quorum.peer_state,
+            ..ServerStatus::default()
+        }
+    }
+}
+
 /// Answers a four-letter word asked on the connection from `asker`;
 /// `srst` and `crst` also reset the counters. `pipeline` is `None` while
 /// the server is not serving (election, sync).
@@ -39,24 +63,17 @@ pub struct QuorumStatus {
 /// the asking connection is one of the server's connections: `srvr` on an
 /// idle server shows `Connections: 1`, `cons` and `stat` list it in the
 /// brief form with interest ops 0 (`/127.0.0.1:46774[0](queued=0,recved=1,sent=0)`).
-#[allow(clippy::too_many_arguments)]
-pub fn four_letter(
-    word: FourLetterWord,
-    asker: SocketAddr,
-    pipeline: Option<&mut Pipeline>,
-    mode: ServerMode,
-    quorum: QuorumStatus,
-    cfg: &Config,
-    store: &Store,
-    started_ms: i64,
-) -> String {
+pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_>) -> String {
+    let StatusSource {
+        pipeline,
+        mode,
+        quorum,
+        cfg,
+        store,
+        started_ms,
+    } = src;
     let Some(pipeline) = pipeline else {
-        let status = ServerStatus {
-            serving: false,
-            mode,
-            peer_state: quorum.peer_state,
-            ..ServerStatus::default()
-        };
+        let status = StatusSource::not_serving(mode, quorum);
         return four_letter::render(word, &status, cfg);
     };
     pipeline.count_four_letter_word();
@@ -91,18 +108,17 @@ pub fn four_letter(
 /// exposition. `pipeline` is `None` while the server is not serving.
 /// Unlike a four-letter word, neither is a client packet: they move none
 /// of the packet counters.
-#[allow(clippy::too_many_arguments)]
-pub fn admin(
-    request: &crate::admin_server::AdminRequest,
-    pipeline: Option<&mut Pipeline>,
-    mode: ServerMode,
-    quorum: QuorumStatus,
-    cfg: &Config,
-    store: &Store,
-    started_ms: i64,
-) -> String {
+pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>) -> String {
     use crate::admin::{self, AdminView, Effect};
     use crate::admin_server::AdminRequest;
+    let StatusSource {
+        pipeline,
+        mode,
+        quorum,
+        cfg,
+        store,
+        started_ms,
+    } = src;
     let (command, args) = match request {
         AdminRequest::Command { name, args } => (name.as_str(), args),
         AdminRequest::Metrics { names } => {
@@ -143,12 +159,7 @@ pub fn admin(
         four_letter::set_trace_mask(mask);
     }
     let Some(pipeline) = pipeline else {
-        let status = ServerStatus {
-            serving: false,
-            mode,
-            peer_state: quorum.peer_state,
-            ..ServerStatus::default()
-        };
+        let status = StatusSource::not_serving(mode, quorum);
         return admin::render(command, args, &status, &view, cfg);
     };
     match effect {
