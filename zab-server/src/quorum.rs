@@ -500,6 +500,7 @@ impl Peer {
                         .count() as u64
                 };
                 status::QuorumStatus {
+                    zab_state: phase,
                     leader_id: Some(self.me),
                     observers: learners
                         .iter()
@@ -521,6 +522,7 @@ impl Peer {
                 }
             }
             Role::Learning(l) => status::QuorumStatus {
+                zab_state: phase,
                 peer_state: Some(format!(
                     "{} - {phase}",
                     if l.role == LearnerRole::Observer {
@@ -536,6 +538,7 @@ impl Peer {
             },
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),
+                zab_state: "election",
                 ..status::QuorumStatus::default()
             },
         }

@@ -20,6 +20,9 @@ use crate::server::now_ms;
 pub struct QuorumStatus {
     /// e.g. `following - broadcast` (ZooKeeper's `detailedPeerState`).
     pub peer_state: Option<String>,
+    /// The ZAB phase, as ZooKeeper's `ZabState` in lower case (`election`,
+    /// `synchronization`, `broadcast`); empty when standalone.
+    pub zab_state: &'static str,
     pub leader: Option<crate::four_letter::LeaderStatus>,
     /// On an observer, the id of the server it learns from.
     pub observer_master: Option<ServerId>,
@@ -133,20 +136,9 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
             return crate::prometheus::render(status.as_ref(), process.as_ref(), names);
         }
     };
-    let zab_state = match quorum.peer_state.as_deref() {
-        _ if mode == ServerMode::Standalone => "",
-        // `detailedPeerState` is `<state> - <zab state>`.
-        Some(p) => match p.rsplit(" - ").next() {
-            Some("broadcast") => "broadcast",
-            Some("synchronization") => "synchronization",
-            Some("discovery") => "discovery",
-            _ => "election",
-        },
-        None => "election",
-    };
     let view = AdminView {
         leader_id: quorum.leader_id,
-        zab_state,
+        zab_state: quorum.zab_state,
         last_snapshot: store
             .snapshots()
             .list()
