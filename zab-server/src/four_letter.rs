@@ -21,7 +21,7 @@ use zab_wire::jute::FourLetterWord;
 use zab_wire::types::{ServerId, SessionId, Zxid};
 
 use crate::config::{Config, PeerType};
-use crate::latency_summary::LatencySummary;
+use crate::latency_summary::{BasicSummary, LatencySummary};
 
 /// ZooKeeper's reply for most words while no server is running (during
 /// election, for instance), without its line end.
@@ -310,6 +310,41 @@ impl Metric {
     }
 }
 
+/// Figures of ZooKeeper's metrics provider (`ServerMetrics`) that zab
+/// measures the same way; `mntr`, `monitor` and `/metrics` list them on
+/// every server, 0 where they do not apply, as ZooKeeper does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProviderMetrics {
+    /// Times the server started looking for a leader (`looking_count`).
+    pub looking_count: u64,
+    /// Txns this server proposed as leader (`proposal_count`).
+    pub proposal_count: u64,
+    /// Learners this leader synced by DIFF and by SNAP (`diff_count`,
+    /// `snap_count`; TRUNC counts as neither, as in ZooKeeper).
+    pub diff_count: u64,
+    pub snap_count: u64,
+    /// ms from looking to a decided election (`election_time`).
+    pub election_time: BasicSummary,
+    /// ms per synced write of the txn log (`fsynctime`).
+    pub fsync_time: BasicSummary,
+}
+
+impl ProviderMetrics {
+    /// The counters, then the basic summaries, as `mntr` lists them.
+    pub fn values(&self) -> Vec<(String, Metric)> {
+        let int = |v: u64| Metric::Int(i64::try_from(v).unwrap_or(i64::MAX));
+        let mut values = vec![
+            ("looking_count".to_owned(), int(self.looking_count)),
+            ("proposal_count".to_owned(), int(self.proposal_count)),
+            ("diff_count".to_owned(), int(self.diff_count)),
+            ("snap_count".to_owned(), int(self.snap_count)),
+        ];
+        values.extend(self.election_time.metrics("election_time"));
+        values.extend(self.fsync_time.metrics("fsynctime"));
+        values
+    }
+}
+
 /// Leader-only figures for `mntr`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaderStatus {
@@ -350,6 +385,9 @@ pub struct ServerStatus {
     /// `readlatency` and `updatelatency` (see [`crate::latency_summary`]).
     pub read_latency: LatencySummary,
     pub update_latency: LatencySummary,
+    /// Counters and basic summaries of ZooKeeper's metrics provider that
+    /// zab keeps too.
+    pub provider: ProviderMetrics,
     /// Failed authentications (`zk_auth_failed_count`).
     pub auth_failed_count: u64,
     /// Every open client connection, the one asking included (as in
@@ -392,8 +430,6 @@ pub struct ServerStatus {
     /// `hash`: recent tree digests by zxid.
     pub digests: Vec<(Zxid, i64)>,
     pub environment: Environment,
-    /// More `mntr` lines, printed after the standard ones (without `zk_`).
-    pub extra_metrics: Vec<(String, Metric)>,
 }
 
 impl Default for ServerStatus {
@@ -414,6 +450,7 @@ impl Default for ServerStatus {
             client_response_sizes: BufferSizes::default(),
             read_latency: LatencySummary::default(),
             update_latency: LatencySummary::default(),
+            provider: ProviderMetrics::default(),
             auth_failed_count: 0,
             connections: Vec::new(),
             leader: None,
@@ -438,7 +475,6 @@ impl Default for ServerStatus {
             trace_mask: trace_mask(),
             digests: Vec::new(),
             environment: Environment::default(),
-            extra_metrics: Vec::new(),
         }
     }
 }
@@ -734,6 +770,7 @@ fn mntr(out: &mut String, s: &ServerStatus) {
 /// summaries), keys without `zk_`, in order.
 pub fn monitor_values(s: &ServerStatus) -> Vec<(String, Metric)> {
     let mut values = gauge_values(s);
+    values.extend(s.provider.values());
     values.extend(s.read_latency.metrics("readlatency"));
     values.extend(s.update_latency.metrics("updatelatency"));
     values
@@ -815,9 +852,6 @@ pub fn gauge_values(s: &ServerStatus) -> Vec<(String, Metric)> {
         line("last_proposal_size", Metric::Int(l.proposal_sizes.last));
         line("max_proposal_size", Metric::Int(l.proposal_sizes.max));
         line("min_proposal_size", Metric::Int(l.proposal_sizes.min));
-    }
-    for (key, value) in &s.extra_metrics {
-        line(key, value.clone());
     }
     values
 }
@@ -1005,6 +1039,16 @@ mod tests {
             packets_received: 12,
             packets_sent: 11,
             outstanding_requests: 1,
+            provider: ProviderMetrics {
+                looking_count: 1,
+                election_time: BasicSummary {
+                    count: 1,
+                    sum: 212,
+                    min: 212,
+                    max: 212,
+                },
+                ..ProviderMetrics::default()
+            },
             read_latency: LatencySummary::default(),
             // What ZooKeeper 3.8.0 printed after three writes of 1, 4 and
             // 6 ms (see `latency_summary`).
@@ -1094,7 +1138,6 @@ mod tests {
                 memory_max_mb: 1024,
                 memory_total_mb: 512,
             },
-            extra_metrics: vec![("avg_fsynctime".into(), Metric::Double(0.0))],
         }
     }
 
@@ -1115,7 +1158,6 @@ mod tests {
                 leader_uptime_ms: 4000,
                 proposal_sizes: BufferSizes::default(),
             }),
-            extra_metrics: Vec::new(),
             ..status()
         }
     }
@@ -1335,7 +1377,20 @@ mod tests {
              zk_auth_failed_count\t1\n\
              zk_non_mtls_remote_conn_count\t0\n\
              zk_non_mtls_local_conn_count\t0\n\
+             zk_looking_count\t1\n\
+             zk_proposal_count\t0\n\
+             zk_diff_count\t0\n\
+             zk_snap_count\t0\n\
+             zk_avg_election_time\t212.0\n\
+             zk_min_election_time\t212\n\
+             zk_max_election_time\t212\n\
+             zk_cnt_election_time\t1\n\
+             zk_sum_election_time\t212\n\
              zk_avg_fsynctime\t0.0\n\
+             zk_min_fsynctime\t0\n\
+             zk_max_fsynctime\t0\n\
+             zk_cnt_fsynctime\t0\n\
+             zk_sum_fsynctime\t0\n\
              zk_avg_readlatency\t0.0\n\
              zk_min_readlatency\t0\n\
              zk_max_readlatency\t0\n\
@@ -1365,9 +1420,10 @@ mod tests {
         assert_eq!(lines[1], "zk_server_state\tleader");
         assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
         assert_eq!(lines[3], "zk_avg_latency\t0.0");
-        // The leader's keys end the gauges; the two latency summaries
+        // The leader's keys end the gauges; the provider's counters and
+        // basic summaries (4 + 2 × 5 lines) and the two latency summaries
         // (nine lines each) follow.
-        let gauges = &lines[..lines.len() - 18];
+        let gauges = &lines[..lines.len() - 14 - 18];
         let tail = &gauges[gauges.len() - 10..];
         assert_eq!(
             tail,

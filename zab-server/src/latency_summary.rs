@@ -16,6 +16,56 @@ use std::collections::BTreeMap;
 
 use crate::four_letter::Metric;
 
+/// ZooKeeper's `AvgMinMaxCounter`, a summary of the basic detail level
+/// (`election_time`, `fsynctime`): count, total, min and max, reported as
+/// `avg_`/`min_`/`max_`/`cnt_`/`sum_`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BasicSummary {
+    pub count: u64,
+    pub sum: u64,
+    /// 0 before the first value, as ZooKeeper reports it.
+    pub min: u64,
+    pub max: u64,
+}
+
+impl BasicSummary {
+    pub fn record(&mut self, value: u64) {
+        self.min = if self.count == 0 {
+            value
+        } else {
+            self.min.min(value)
+        };
+        self.max = self.max.max(value);
+        self.count += 1;
+        self.sum = self.sum.saturating_add(value);
+    }
+
+    /// `AvgMinMaxCounter.values()`, in its order.
+    pub fn metrics(&self, name: &str) -> Vec<(String, Metric)> {
+        let int = |v: u64| Metric::Int(i64::try_from(v).unwrap_or(i64::MAX));
+        vec![
+            (
+                format!("avg_{name}"),
+                Metric::Double(avg4(self.sum as i64, self.count)),
+            ),
+            (format!("min_{name}"), int(self.min)),
+            (format!("max_{name}"), int(self.max)),
+            (format!("cnt_{name}"), int(self.count)),
+            (format!("sum_{name}"), int(self.sum)),
+        ]
+    }
+}
+
+/// `AvgMinMaxCounter.getAvg`: the mean rounded half up to 4 decimals, 0
+/// when empty.
+fn avg4(sum: i64, count: u64) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    let avg = sum as f64 / count as f64;
+    (avg * 10_000.0).round() / 10_000.0
+}
+
 /// Latencies below this many ms are counted in an array (one increment on
 /// the request path); longer ones, rare, in a map.
 const SHORT: usize = 64;
@@ -107,12 +157,7 @@ impl LatencySummary {
 
     /// `AvgMinMaxPercentileCounter.values()`, in its order.
     pub fn metrics(&self, name: &str) -> Vec<(String, Metric)> {
-        let avg = if self.count > 0 {
-            let avg = self.sum as f64 / self.count as f64;
-            (avg * 10_000.0).round() / 10_000.0
-        } else {
-            0.0
-        };
+        let avg = avg4(self.sum, self.count);
         let first = self.counts().next().map_or(0, |(l, _)| l);
         let last = self.counts().last().map_or(0, |(l, _)| l);
         // Java's `Math.round`: half up.
@@ -191,6 +236,39 @@ mod tests {
         assert_eq!(s.quantile(0.05), 1.0);
         assert_eq!(s.quantile(0.999), 10.0);
         assert_eq!((s.count(), s.sum()), (10, 55));
+    }
+
+    #[test]
+    fn basic_summaries_report_five_figures() {
+        let mut b = BasicSummary::default();
+        assert_eq!(
+            b.metrics("election_time")[1],
+            ("min_election_time".into(), Metric::Int(0))
+        );
+        for v in [30, 10, 20] {
+            b.record(v);
+        }
+        let m = b.metrics("election_time");
+        assert_eq!(
+            m.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            [
+                "avg_election_time",
+                "min_election_time",
+                "max_election_time",
+                "cnt_election_time",
+                "sum_election_time"
+            ]
+        );
+        assert_eq!(
+            m.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            [
+                Metric::Double(20.0),
+                Metric::Int(10),
+                Metric::Int(30),
+                Metric::Int(3),
+                Metric::Int(60)
+            ]
+        );
     }
 
     #[test]

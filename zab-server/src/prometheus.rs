@@ -6,10 +6,12 @@
 //! `LeaderZooKeeperServer`, `QuorumZooKeeperServer`): the numeric figures
 //! `mntr` prints, under the same names, each `# HELP <name> <name>` and
 //! `# TYPE <name> gauge` as the Prometheus Java client writes them, values
-//! as Java doubles; then the `readlatency` and `updatelatency` summaries.
-//! ZooKeeper's other counters and summaries (`fsynctime`,
-//! `proposal_count`, …) are internal to its request processors and zab
-//! has no equivalent: they are absent. With `metricsProvider.exportJvmInfo` (the
+//! as Java doubles; then the counters and summaries of ZooKeeper's
+//! `ServerMetrics` that zab measures the same way (`looking_count`,
+//! `proposal_count`, `diff_count`, `snap_count`, `election_time`,
+//! `fsynctime`, `readlatency`, `updatelatency`). Its other counters and
+//! summaries are internal to its Java request processors and zab has no
+//! equivalent: they are absent. With `metricsProvider.exportJvmInfo` (the
 //! default), the Java client's standard `process_*` metrics follow, from
 //! `/proc`; its `jvm_*` ones have no meaning here.
 
@@ -88,6 +90,27 @@ pub fn render(
                 Metric::Text(_) => continue,
             };
             family(&mut out, &key, "gauge", &key, v);
+        }
+        let p = &status.provider;
+        for (name, v) in [
+            ("looking_count", p.looking_count),
+            ("proposal_count", p.proposal_count),
+            ("diff_count", p.diff_count),
+            ("snap_count", p.snap_count),
+        ] {
+            family(&mut out, name, "counter", name, v as f64);
+        }
+        for (name, s) in [
+            ("election_time", &p.election_time),
+            ("fsynctime", &p.fsync_time),
+        ] {
+            if wanted(name) {
+                // A basic summary: no quantiles.
+                let _ = writeln!(out, "# HELP {name} {name}");
+                let _ = writeln!(out, "# TYPE {name} summary");
+                let _ = writeln!(out, "{name}_count {}", go_double(s.count as f64));
+                let _ = writeln!(out, "{name}_sum {}", go_double(s.sum as f64));
+            }
         }
         for (name, s) in [
             ("readlatency", &status.read_latency),

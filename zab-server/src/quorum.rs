@@ -154,6 +154,7 @@ impl QuorumServer {
             now: None,
             last_tick_ms: 0,
             looking_since_ms: now_ms(),
+            provider: Default::default(),
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -375,6 +376,9 @@ struct Peer {
     /// When this server last started LOOKING: read-only mode starts a
     /// grace period after it (`readonlymode.enabled`).
     looking_since_ms: i64,
+    /// ZooKeeper's quorum counters (`looking_count`, `election_time`,
+    /// `proposal_count`, `diff_count`, `snap_count`); `srst` resets them.
+    provider: crate::four_letter::ProviderMetrics,
     /// The leader's proposals of the message being handled, in zxid order:
     /// logged as one append when it is done (`append_proposals`), so the
     /// writes of a batch a follower forwarded take one trip through the
@@ -418,9 +422,15 @@ impl Peer {
             }
             CoreMsg::FourLetter { word, asker, reply } => {
                 let _ = reply.send(status::four_letter(word, asker, self.status_source()));
+                if word == zab_wire::jute::frame::FourLetterWord::Srst {
+                    self.provider = Default::default();
+                }
             }
             CoreMsg::Admin { request, reply } => {
                 let _ = reply.send(status::admin(&request, self.status_source()));
+                if status::resets_stats(&request) {
+                    self.provider = Default::default();
+                }
             }
             CoreMsg::LogFailed(e) => {
                 tracing::error!(error = %e, "txn log write failed; stopping");
@@ -501,6 +511,7 @@ impl Peer {
                 };
                 status::QuorumStatus {
                     zab_state: phase,
+                    provider: self.provider,
                     leader_id: Some(self.me),
                     observers: learners
                         .iter()
@@ -523,6 +534,7 @@ impl Peer {
             }
             Role::Learning(l) => status::QuorumStatus {
                 zab_state: phase,
+                provider: self.provider,
                 peer_state: Some(format!(
                     "{} - {phase}",
                     if l.role == LearnerRole::Observer {
@@ -539,6 +551,7 @@ impl Peer {
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),
                 zab_state: "election",
+                provider: self.provider,
                 ..status::QuorumStatus::default()
             },
         }
@@ -661,6 +674,7 @@ impl Peer {
         }
         tracing::info!(sid = %self.me, clock = election.logical_clock(), %last_logged, "LOOKING");
         self.looking_since_ms = now_ms();
+        self.provider.looking_count += 1;
         self.role = Role::Looking(Box::new(election));
         self.election_outputs(outputs);
     }
@@ -730,6 +744,8 @@ impl Peer {
                     });
                     self.last_vote = Some(vote);
                     tracing::info!(sid = %self.me, ?state, leader = %vote.leader, "election decided");
+                    let took = (now_ms() - self.looking_since_ms).max(0) as u64;
+                    self.provider.election_time.record(took);
                     self.stop_read_only();
                     match state {
                         ServerState::Leading => self.lead(),
@@ -950,11 +966,15 @@ impl Peer {
             };
             match a {
                 LeaderAction::Send { conn, packet } => {
+                    if packet.r#type == PacketType::Diff as i32 {
+                        self.provider.diff_count += 1;
+                    }
                     if let Some(link) = l.links.get_mut(&LinkId(conn.0)) {
                         link.send(packet);
                     }
                 }
                 LeaderAction::SendSnapshot { conn, zxid, .. } => {
+                    self.provider.snap_count += 1;
                     // The copy-on-write tree makes taking the snapshot O(1);
                     // it is serialized on a blocking thread, chunk by chunk
                     // onto the learner's stream as fast as the link takes
@@ -1474,7 +1494,10 @@ impl Peer {
                     return;
                 };
                 let actions = match l.leader.propose_encoded(zxid, txn.clone()) {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        self.provider.proposal_count += 1;
+                        a
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, %zxid, "cannot propose");
                         return;

@@ -9,9 +9,10 @@ use zab_wire::{ServerId, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::four_letter::{
-    self, ConnectionSession, ConnectionStatus, Environment, ExpiryBucket, Latency, ServerMode,
-    ServerStatus, SessionDump,
+    self, ConnectionSession, ConnectionStatus, Environment, ExpiryBucket, Latency, ProviderMetrics,
+    ServerMode, ServerStatus, SessionDump,
 };
+use crate::latency_summary::BasicSummary;
 use crate::pipeline::Pipeline;
 use crate::server::now_ms;
 
@@ -30,6 +31,9 @@ pub struct QuorumStatus {
     pub leader_id: Option<ServerId>,
     /// On a leader, its observers: id and packets queued to each.
     pub observers: Vec<(ServerId, u64)>,
+    /// The quorum's counters (`looking_count`, `election_time`, …); the
+    /// txn log's `fsynctime` is added from the store.
+    pub provider: ProviderMetrics,
 }
 
 /// What a status answer reads: the server's pipeline (`None` while it is
@@ -81,7 +85,10 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
     };
     pipeline.count_four_letter_word();
     match word {
-        FourLetterWord::Srst => pipeline.reset_stats(),
+        FourLetterWord::Srst => {
+            pipeline.reset_stats();
+            store.log().reset_sync_times();
+        }
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
@@ -155,7 +162,10 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         return admin::render(command, args, &status, &view, cfg);
     };
     match effect {
-        Effect::ResetStats => pipeline.reset_stats(),
+        Effect::ResetStats => {
+            pipeline.reset_stats();
+            store.log().reset_sync_times();
+        }
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
     }
@@ -179,6 +189,18 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
     admin::render(command, args, &status, &view, cfg)
 }
 
+/// Whether `request` is the admin server's `stat_reset` (by any name),
+/// which resets the quorum's counters too.
+pub fn resets_stats(request: &crate::admin_server::AdminRequest) -> bool {
+    use crate::admin::{effect, find, Effect};
+    match request {
+        crate::admin_server::AdminRequest::Command { name, args } => {
+            find(name).is_some_and(|c| effect(c, args) == Effect::ResetStats)
+        }
+        crate::admin_server::AdminRequest::Metrics { .. } => false,
+    }
+}
+
 /// What [`collect`] leaves to the role: its mode, the sessions a learner
 /// lists, the quorum's figures.
 fn complete(
@@ -188,6 +210,10 @@ fn complete(
     quorum: QuorumStatus,
     cfg: &Config,
 ) {
+    status.provider = ProviderMetrics {
+        fsync_time: status.provider.fsync_time,
+        ..quorum.provider
+    };
     if matches!(mode, ServerMode::Follower | ServerMode::Observer) {
         // A learner's `LearnerSessionTracker` dumps the global sessions with
         // their timeouts instead of an expiry queue, and its map is the
@@ -301,6 +327,18 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         max_file_descriptor_count: max_fds(),
         uptime_ms: now_ms() - started_ms,
         client_response_sizes: stats.response_sizes,
+        provider: ProviderMetrics {
+            fsync_time: {
+                let log = store.log().stats();
+                BasicSummary {
+                    count: log.syncs_timed,
+                    sum: log.sync_ms_total,
+                    min: log.sync_ms_min,
+                    max: log.sync_ms_max,
+                }
+            },
+            ..ProviderMetrics::default()
+        },
         read_latency: stats.read_latency.clone(),
         update_latency: stats.update_latency.clone(),
         environment: Environment::from_process(),

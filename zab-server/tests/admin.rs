@@ -235,6 +235,10 @@ async fn commands_answer_json_with_the_servers_figures() {
             assert_eq!(from_monitor, from_mntr);
             assert_eq!(monitor["server_state"], "standalone");
             assert_eq!(monitor["ephemerals_count"], 1);
+            // The creates were synced to the txn log, and timed.
+            assert!(monitor["cnt_fsynctime"].as_u64() >= Some(1), "{monitor}");
+            assert!(monitor["cnt_updatelatency"].as_u64() >= Some(3), "{monitor}");
+            assert_eq!(monitor["looking_count"], 0);
 
             let srvr = command(addr, "srvr");
             assert_eq!(srvr["server_stats"]["server_state"], "standalone");
@@ -430,8 +434,17 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
         );
         assert_eq!(entry["learner_type"], "participant");
     }
-    // Only the leader reports proposal sizes.
+    // Every member looked for a leader and timed its election; the leader
+    // synced each follower once, by DIFF or SNAP.
     let leader = leader_id.as_u64().unwrap() as usize - 1;
+    for i in 0..3 {
+        let m = command(addr(i), "monitor");
+        assert!(m["looking_count"].as_u64() >= Some(1), "{m}");
+        assert!(m["cnt_election_time"].as_u64() >= Some(1), "{m}");
+        let synced = m["diff_count"].as_u64().unwrap_or(0) + m["snap_count"].as_u64().unwrap_or(0);
+        assert_eq!(synced, if i == leader { 2 } else { 0 }, "{m}");
+    }
+    // Only the leader reports proposal sizes.
     for i in 0..3 {
         let srvr = command(addr(i), "srvr");
         assert_eq!(srvr.get("proposal_stats").is_some(), i == leader, "{srvr}");
@@ -497,6 +510,10 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
             // The latency summaries are Prometheus summaries: the updates
             // are the session's creation and the three creates.
             assert!(r.body.contains("# TYPE updatelatency summary\n"));
+            assert!(r
+                .body
+                .contains("# TYPE looking_count counter\nlooking_count 0.0\n"));
+            assert_eq!(value("fsynctime_count"), mntr_value("cnt_fsynctime"));
             assert!(r.body.contains("# TYPE readlatency summary\n"));
             assert_eq!(
                 value("updatelatency_count"),
@@ -505,8 +522,17 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
             assert_eq!(value("updatelatency_count"), 4.0);
             // Every other number `mntr` prints is a gauge; its text lines
             // are not.
+            let counters = [
+                "looking_count",
+                "proposal_count",
+                "diff_count",
+                "snap_count",
+            ];
             for key in mntr_keys(&mntr) {
-                if key.ends_with("readlatency") || key.ends_with("updatelatency") {
+                let summary = ["readlatency", "updatelatency", "election_time", "fsynctime"]
+                    .iter()
+                    .any(|s| key.ends_with(s));
+                if summary || counters.contains(&key.as_str()) {
                     continue;
                 }
                 let is_number = mntr

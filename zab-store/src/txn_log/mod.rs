@@ -55,6 +55,13 @@ pub struct LogStats {
     pub txns: u64,
     /// Txn bytes made durable.
     pub bytes: u64,
+    /// The journal's synced writes (under `forceSync`), in whole ms each,
+    /// as ZooKeeper times its log's `fsync` (`fsynctime`): how many, their
+    /// total, the shortest and the longest (0 before the first).
+    pub syncs_timed: u64,
+    pub sync_ms_total: u64,
+    pub sync_ms_min: u64,
+    pub sync_ms_max: u64,
 }
 
 /// A handle on the txn log. Cheap to clone; `Send + Sync`.
@@ -95,6 +102,12 @@ struct LogCore {
     sync_writes: AtomicU64,
     txns: AtomicU64,
     bytes: AtomicU64,
+    /// Timed syncs: count, total, min and max ms (see [`LogStats`]); only
+    /// the writer thread records, and a reset may race a record harmlessly.
+    syncs_timed: AtomicU64,
+    sync_ms_total: AtomicU64,
+    sync_ms_min: AtomicU64,
+    sync_ms_max: AtomicU64,
     /// Lets tests hold the writer so that appends pile up deterministically.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -161,6 +174,10 @@ impl TxnLog {
             generation: AtomicU64::new(0),
             purged_below: AtomicI64::new(0),
             sync_writes: AtomicU64::new(0),
+            syncs_timed: AtomicU64::new(0),
+            sync_ms_total: AtomicU64::new(0),
+            sync_ms_min: AtomicU64::new(u64::MAX),
+            sync_ms_max: AtomicU64::new(0),
             txns: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             #[cfg(test)]
@@ -327,7 +344,24 @@ impl TxnLog {
             sync_writes: core.sync_writes.load(Ordering::SeqCst),
             txns: core.txns.load(Ordering::SeqCst),
             bytes: core.bytes.load(Ordering::SeqCst),
+            syncs_timed: core.syncs_timed.load(Ordering::Relaxed),
+            sync_ms_total: core.sync_ms_total.load(Ordering::Relaxed),
+            sync_ms_min: match core.sync_ms_min.load(Ordering::Relaxed) {
+                u64::MAX => 0,
+                ms => ms,
+            },
+            sync_ms_max: core.sync_ms_max.load(Ordering::Relaxed),
         }
+    }
+
+    /// Starts the sync timings afresh (the `srst` four-letter word, as
+    /// ZooKeeper's resets its `fsynctime`).
+    pub fn reset_sync_times(&self) {
+        let core = self.core();
+        core.syncs_timed.store(0, Ordering::Relaxed);
+        core.sync_ms_total.store(0, Ordering::Relaxed);
+        core.sync_ms_min.store(u64::MAX, Ordering::Relaxed);
+        core.sync_ms_max.store(0, Ordering::Relaxed);
     }
 
     /// Removes the entries older than the newest entry `<= snapshot`; returns
@@ -492,7 +526,11 @@ impl LogCore {
             if !journal.fits(&refs) {
                 self.next_round(&mut journal)?;
             }
+            let started = Instant::now();
             journal.append(&refs)?;
+            if self.sync {
+                self.record_sync(started.elapsed().as_millis() as u64);
+            }
         }
         let mut batch = WriteBatch::default();
         for (k, v) in &puts {
@@ -510,6 +548,13 @@ impl LogCore {
         // Before the callbacks run: whoever hears "durable" sees last_zxid >= it.
         self.last_durable.store(last.0, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn record_sync(&self, ms: u64) {
+        self.syncs_timed.fetch_add(1, Ordering::Relaxed);
+        self.sync_ms_total.fetch_add(ms, Ordering::Relaxed);
+        self.sync_ms_min.fetch_min(ms, Ordering::Relaxed);
+        self.sync_ms_max.fetch_max(ms, Ordering::Relaxed);
     }
 
     fn maintain(&self, cmd: Command) {

@@ -189,6 +189,21 @@ fn no_sync_covers_more_than_max_batch_txns() {
     assert_eq!(after.txns - before.txns, 250);
     assert_eq!(after.sync_writes - before.sync_writes, 3, "100 + 100 + 50");
     assert_eq!(zxids(&read_all(&log, Zxid::ZERO)).len(), 250);
+    // Each synced write is timed (`fsynctime`); a reset starts afresh.
+    assert_eq!(after.syncs_timed - before.syncs_timed, 3);
+    assert!(after.sync_ms_min <= after.sync_ms_max);
+    assert!(after.sync_ms_total >= after.sync_ms_max);
+    log.reset_sync_times();
+    let reset = log.stats();
+    assert_eq!(
+        (
+            reset.syncs_timed,
+            reset.sync_ms_total,
+            reset.sync_ms_min,
+            reset.sync_ms_max
+        ),
+        (0, 0, 0, 0)
+    );
 }
 
 #[test]
