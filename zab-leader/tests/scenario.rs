@@ -32,6 +32,7 @@ fn txn_bytes(zxid: Zxid) -> Bytes {
 
 fn txn(zxid: Zxid) -> proto::Txn {
     proto::Txn {
+        origin: 0,
         session_id: 0x1234,
         cxid: zxid.counter() as i32,
         zxid: zxid.0,

@@ -35,6 +35,7 @@ fn config(role: Role) -> LearnerConfig {
 
 fn txn(zxid: Zxid) -> Txn {
     Txn {
+        origin: 0,
         session_id: 0x42,
         cxid: zxid.counter() as i32,
         zxid: zxid.0,

@@ -27,6 +27,7 @@ fn z(epoch: u64, counter: u32) -> Zxid {
 /// A txn that sets `/k<counter>` to `value`.
 fn txn(zxid: Zxid, value: &str) -> Txn {
     Txn {
+        origin: 0,
         session_id: 0x100,
         cxid: zxid.counter() as i32,
         zxid: zxid.0,

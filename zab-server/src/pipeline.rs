@@ -148,6 +148,8 @@ pub enum Input {
         request: ForwardedRequest,
         auth: Vec<Id>,
         from: SessionOwner,
+        /// The learner's id, which the txn carries as its `origin`.
+        origin: ServerId,
     },
 }
 
@@ -603,7 +605,8 @@ impl Pipeline {
                 request,
                 auth,
                 from,
-            } => self.on_forwarded(now_ms, request, auth, from, out),
+                origin,
+            } => self.on_forwarded(now_ms, request, auth, from, origin, out),
         }
     }
 
@@ -1204,6 +1207,7 @@ impl Pipeline {
         req: ForwardedRequest,
         auth: Vec<Id>,
         from: SessionOwner,
+        origin: ServerId,
         out: &mut Vec<Action>,
     ) {
         let session = SessionId(req.session_id);
@@ -1247,6 +1251,12 @@ impl Pipeline {
                     error_txn(&ctx, code)
                 }
             }
+        };
+        // Only the learner that forwarded it answers its client (see
+        // `apply`).
+        let txn = Txn {
+            origin: origin.0,
+            ..txn
         };
         self.log(txn, None, out);
     }
@@ -1311,9 +1321,13 @@ impl Pipeline {
         }
 
         // The connection to answer: known on the server that prepared the
-        // txn; on a learner, the local connection holding the session.
+        // txn; on a learner, the local connection holding the session, if
+        // this learner forwarded the request. Another server's txn of the
+        // same session can carry the same cxid: a client that moved its
+        // session here left a connection elsewhere that sent a write with
+        // it (its SESSIONMOVED error txn would close this connection).
         let origin = f.origin.map(|(conn, _)| conn).or_else(|| {
-            (self.mode == Mode::Learner)
+            (self.mode == Mode::Learner && f.txn.origin == self.cfg.server_id.0)
                 .then(|| {
                     self.session_owner
                         .get(&SessionId(f.txn.session_id))
@@ -1914,6 +1928,7 @@ fn owned_here(mode: Mode, sessions: &mut SessionTracker, session: SessionId) -> 
 /// A txn that only reports `code` to the client (ZooKeeper's error txn).
 fn error_txn(ctx: &RequestContext<'_>, code: ErrorCode) -> Txn {
     Txn {
+        origin: 0,
         session_id: ctx.session_id.0,
         cxid: ctx.cxid,
         zxid: ctx.zxid.0,

@@ -736,6 +736,8 @@ fn snapshots_are_requested_after_about_snap_count_txns() {
 
 /// The leader's id for the link of [`Duo`]'s learner.
 const LINK: SessionOwner = SessionOwner::Learner(1);
+/// The duo's learner's server id, which its forwarded txns carry.
+const LEARNER: ServerId = ServerId(2);
 
 /// A leader pipeline and a learner pipeline wired by hand: what the learner
 /// forwards is prepared by the leader, and what the leader commits is handed
@@ -753,7 +755,7 @@ impl Duo {
             leader: Harness::in_mode(config(), Mode::Leader { epoch: Epoch(1) }),
             learner: Harness::in_mode(
                 PipelineConfig {
-                    server_id: ServerId(2),
+                    server_id: LEARNER,
                     ..config()
                 },
                 Mode::Learner,
@@ -784,6 +786,7 @@ impl Duo {
                 request,
                 auth,
                 from: LINK,
+                origin: LEARNER,
             });
         }
         self.leader.sync();
@@ -1203,6 +1206,7 @@ fn a_write_through_the_learner_a_session_left_closes_that_connection() {
             request,
             auth,
             from: SessionOwner::Learner(2),
+            origin: ServerId(3),
         });
     }
     d.leader.sync();
@@ -1210,6 +1214,58 @@ fn a_write_through_the_learner_a_session_left_closes_that_connection() {
     let txn = d.leader.txns.last().cloned().expect("a txn");
     other.feed(Input::Committed { txn });
     assert_eq!(reply(&other.take(new)[0]).0.err, 0);
+}
+
+/// The race behind a flaky end-to-end run: the session's new connection,
+/// on another learner, sends a write with the same cxid as the stale one
+/// before that learner has applied the stale write's SESSIONMOVED error
+/// txn. By (session, cxid) the error txn looks like the new write's
+/// answer; it is not this learner's (its `origin` is the other learner),
+/// so the new connection stays open and gets its own answer.
+#[test]
+fn another_learners_txn_with_the_same_cxid_is_not_this_connections_answer() {
+    let mut d = Duo::new();
+    let (old, session) = d.learner_session(1);
+    let mut other = Harness::in_mode(
+        PipelineConfig {
+            server_id: ServerId(3),
+            ..config()
+        },
+        Mode::Learner,
+    );
+    for txn in d.leader.txns.clone() {
+        other.feed(Input::Committed { txn });
+    }
+    let new = resume_on_learner(
+        &mut d.leader,
+        &mut other,
+        1,
+        session,
+        SessionOwner::Learner(2),
+    );
+    d.learner.request(old, 2, create("/stale", "x", 0));
+    d.round_trip();
+    assert_eq!(d.learner.take(old), vec![Got::Closed], "no answer");
+    let stale = d.leader.txns.last().cloned().expect("the error txn");
+
+    // The new connection's write, cxid 2 as well, is forwarded before the
+    // error txn reaches this learner.
+    other.request(new, 2, create("/fresh", "x", 0));
+    other.feed(Input::Committed { txn: stale });
+    assert_eq!(other.take(new), vec![], "neither answered nor closed");
+    for (request, auth) in std::mem::take(&mut other.forwarded) {
+        d.leader.feed(Input::Forwarded {
+            request,
+            auth,
+            from: SessionOwner::Learner(2),
+            origin: ServerId(3),
+        });
+    }
+    d.leader.sync();
+    let txn = d.leader.txns.last().cloned().expect("a txn");
+    other.feed(Input::Committed { txn });
+    assert_eq!(reply(&other.take(new)[0]).0.err, 0);
+    assert!(other.p.tree().exists("/fresh"));
 }
 
 /// A multi's SESSIONMOVED closes the connection too (reference D.7).

@@ -1040,9 +1040,9 @@ impl Peer {
                 }
                 LeaderAction::ForwardedRequest {
                     conn,
+                    from: learner,
                     request,
                     auth,
-                    ..
                 } => {
                     let from = SessionOwner::Learner(conn.0);
                     if request.op == op::SYNC {
@@ -1060,6 +1060,7 @@ impl Peer {
                             request,
                             auth,
                             from,
+                            origin: learner,
                         });
                     }
                 }

@@ -350,6 +350,7 @@ fn convert(entry: Bytes) -> anyhow::Result<Txn> {
     let kind = r.read_i32()?;
     let op = body(kind, session_id, &mut r)?;
     Ok(Txn {
+        origin: 0,
         session_id,
         cxid,
         zxid,

@@ -312,6 +312,7 @@ impl Preparer {
 
     fn txn(&self, ctx: &RequestContext, op: TxnOp) -> Txn {
         Txn {
+            origin: 0,
             session_id: ctx.session_id.0,
             cxid: ctx.cxid,
             zxid: ctx.zxid.0,

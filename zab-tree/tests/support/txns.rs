@@ -6,6 +6,7 @@ use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn, TxnBody};
 /// A txn of session 1 at `zxid` (time 0) carrying `op`.
 pub fn txn(zxid: i64, op: TxnOp) -> Txn {
     Txn {
+        origin: 0,
         session_id: 1,
         cxid: 0,
         zxid,
