@@ -317,8 +317,14 @@ impl Metric {
 pub struct ProviderMetrics {
     /// Times the server started looking for a leader (`looking_count`).
     pub looking_count: u64,
-    /// Txns this server proposed as leader (`proposal_count`).
+    /// Txns this server proposed as leader (`proposal_count`), and
+    /// committed (`commit_count`).
     pub proposal_count: u64,
+    pub commit_count: u64,
+    /// PROPOSAL and COMMIT packets this follower received
+    /// (`learner_proposal_received_count`, `learner_commit_received_count`).
+    pub learner_proposals_received: u64,
+    pub learner_commits_received: u64,
     /// Learners this leader synced by DIFF and by SNAP (`diff_count`,
     /// `snap_count`; TRUNC counts as neither, as in ZooKeeper).
     pub diff_count: u64,
@@ -336,6 +342,15 @@ impl ProviderMetrics {
         let mut values = vec![
             ("looking_count".to_owned(), int(self.looking_count)),
             ("proposal_count".to_owned(), int(self.proposal_count)),
+            ("commit_count".to_owned(), int(self.commit_count)),
+            (
+                "learner_proposal_received_count".to_owned(),
+                int(self.learner_proposals_received),
+            ),
+            (
+                "learner_commit_received_count".to_owned(),
+                int(self.learner_commits_received),
+            ),
             ("diff_count".to_owned(), int(self.diff_count)),
             ("snap_count".to_owned(), int(self.snap_count)),
         ];
@@ -1379,6 +1394,9 @@ mod tests {
              zk_non_mtls_local_conn_count\t0\n\
              zk_looking_count\t1\n\
              zk_proposal_count\t0\n\
+             zk_commit_count\t0\n\
+             zk_learner_proposal_received_count\t0\n\
+             zk_learner_commit_received_count\t0\n\
              zk_diff_count\t0\n\
              zk_snap_count\t0\n\
              zk_avg_election_time\t212.0\n\
@@ -1421,9 +1439,9 @@ mod tests {
         assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
         assert_eq!(lines[3], "zk_avg_latency\t0.0");
         // The leader's keys end the gauges; the provider's counters and
-        // basic summaries (4 + 2 × 5 lines) and the two latency summaries
+        // basic summaries (7 + 2 × 5 lines) and the two latency summaries
         // (nine lines each) follow.
-        let gauges = &lines[..lines.len() - 14 - 18];
+        let gauges = &lines[..lines.len() - 17 - 18];
         let tail = &gauges[gauges.len() - 10..];
         assert_eq!(
             tail,

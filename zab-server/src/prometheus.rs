@@ -95,6 +95,12 @@ pub fn render(
         for (name, v) in [
             ("looking_count", p.looking_count),
             ("proposal_count", p.proposal_count),
+            ("commit_count", p.commit_count),
+            (
+                "learner_proposal_received_count",
+                p.learner_proposals_received,
+            ),
+            ("learner_commit_received_count", p.learner_commits_received),
             ("diff_count", p.diff_count),
             ("snap_count", p.snap_count),
         ] {

@@ -1030,6 +1030,7 @@ impl Peer {
                     self.release_held_clients();
                 }
                 LeaderAction::Commit { zxid } => {
+                    self.provider.commit_count += 1;
                     if stage_trace::sampled(zxid) {
                         stage_trace::record(Stage::Committed, zxid.0, 0);
                     }
@@ -1135,6 +1136,13 @@ impl Peer {
             return;
         };
         let traced = stage_trace::ENABLED.then(|| stage_trace::newest(&packets));
+        for p in &packets {
+            if p.r#type == PacketType::Proposal as i32 {
+                self.provider.learner_proposals_received += 1;
+            } else if p.r#type == PacketType::Commit as i32 {
+                self.provider.learner_commits_received += 1;
+            }
+        }
         let actions = learner.on_packets(now as u64, packets);
         if let Some(newest) = traced {
             stage_trace::handled(newest);

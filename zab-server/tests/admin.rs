@@ -451,6 +451,37 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
         let state = if i == leader { "leader" } else { "follower" };
         assert_eq!(srvr["server_stats"]["server_state"], state);
     }
+
+    // A write: the leader proposes and commits it, each follower receives
+    // its PROPOSAL and COMMIT (counted once each, as ZooKeeper counts).
+    let at = cluster.connect_string_of(leader);
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async move {
+            let client = Client::connector().connect(&at).await.expect("connect");
+            let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            client.create("/counted", b"", &opts).await.expect("create");
+        });
+    let m = command(addr(leader), "monitor");
+    assert!(
+        m["proposal_count"].as_u64() >= Some(2),
+        "createSession and create: {m}"
+    );
+    assert!(m["commit_count"].as_u64() >= Some(2), "{m}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for i in (0..3).filter(|&i| i != leader) {
+        loop {
+            let m = command(addr(i), "monitor");
+            let got = |k: &str| m[k].as_u64().unwrap_or(0);
+            if got("learner_proposal_received_count") >= 2
+                && got("learner_commit_received_count") >= 2
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{m}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn prometheus_cfg(port: u16) -> String {
@@ -525,6 +556,9 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
             let counters = [
                 "looking_count",
                 "proposal_count",
+                "commit_count",
+                "learner_proposal_received_count",
+                "learner_commit_received_count",
                 "diff_count",
                 "snap_count",
             ];
