@@ -1165,23 +1165,7 @@ fn resume_on_learner(
 fn a_write_through_the_learner_a_session_left_closes_that_connection() {
     let mut d = Duo::new();
     let (old, session) = d.learner_session(1);
-    let mut other = Harness::in_mode(
-        PipelineConfig {
-            server_id: ServerId(3),
-            ..config()
-        },
-        Mode::Learner,
-    );
-    for txn in d.leader.txns.clone() {
-        other.feed(Input::Committed { txn });
-    }
-    let new = resume_on_learner(
-        &mut d.leader,
-        &mut other,
-        1,
-        session,
-        SessionOwner::Learner(2),
-    );
+    let (mut other, new) = d.resume_on_another_learner(session);
 
     d.learner.request(old, 1, get_data("/", false));
     assert_eq!(reply(&d.learner.take(old)[0]).0.err, 0);
@@ -1201,19 +1185,49 @@ fn a_write_through_the_learner_a_session_left_closes_that_connection() {
     let txn = d.leader.txns.last().cloned().expect("a txn");
     other.feed(Input::Committed { txn });
     other.request(new, 3, create("/fresh", "x", 0));
-    for (request, auth) in std::mem::take(&mut other.forwarded) {
-        d.leader.feed(Input::Forwarded {
-            request,
-            auth,
-            from: SessionOwner::Learner(2),
-            origin: ServerId(3),
-        });
-    }
-    d.leader.sync();
+    d.forward_from_another_learner(&mut other);
     assert!(d.leader.p.tree().exists("/fresh"));
     let txn = d.leader.txns.last().cloned().expect("a txn");
     other.feed(Input::Committed { txn });
     assert_eq!(reply(&other.take(new)[0]).0.err, 0);
+}
+
+impl Duo {
+    /// A second learner (id 3, link 2), caught up with the leader, on
+    /// which the client resumes `session`: the learner and the connection.
+    fn resume_on_another_learner(&mut self, session: SessionId) -> (Harness, ConnectionId) {
+        let mut other = Harness::in_mode(
+            PipelineConfig {
+                server_id: ServerId(3),
+                ..config()
+            },
+            Mode::Learner,
+        );
+        for txn in self.leader.txns.clone() {
+            other.feed(Input::Committed { txn });
+        }
+        let new = resume_on_learner(
+            &mut self.leader,
+            &mut other,
+            1,
+            session,
+            SessionOwner::Learner(2),
+        );
+        (other, new)
+    }
+
+    /// Hands what the second learner queued to the leader and commits it.
+    fn forward_from_another_learner(&mut self, other: &mut Harness) {
+        for (request, auth) in std::mem::take(&mut other.forwarded) {
+            self.leader.feed(Input::Forwarded {
+                request,
+                auth,
+                from: SessionOwner::Learner(2),
+                origin: ServerId(3),
+            });
+        }
+        self.leader.sync();
+    }
 }
 
 /// The race behind a flaky end-to-end run: the session's new connection,
@@ -1226,23 +1240,7 @@ fn a_write_through_the_learner_a_session_left_closes_that_connection() {
 fn another_learners_txn_with_the_same_cxid_is_not_this_connections_answer() {
     let mut d = Duo::new();
     let (old, session) = d.learner_session(1);
-    let mut other = Harness::in_mode(
-        PipelineConfig {
-            server_id: ServerId(3),
-            ..config()
-        },
-        Mode::Learner,
-    );
-    for txn in d.leader.txns.clone() {
-        other.feed(Input::Committed { txn });
-    }
-    let new = resume_on_learner(
-        &mut d.leader,
-        &mut other,
-        1,
-        session,
-        SessionOwner::Learner(2),
-    );
+    let (mut other, new) = d.resume_on_another_learner(session);
     d.learner.request(old, 2, create("/stale", "x", 0));
     d.round_trip();
     assert_eq!(d.learner.take(old), vec![Got::Closed], "no answer");
@@ -1253,15 +1251,7 @@ fn another_learners_txn_with_the_same_cxid_is_not_this_connections_answer() {
     other.request(new, 2, create("/fresh", "x", 0));
     other.feed(Input::Committed { txn: stale });
     assert_eq!(other.take(new), vec![], "neither answered nor closed");
-    for (request, auth) in std::mem::take(&mut other.forwarded) {
-        d.leader.feed(Input::Forwarded {
-            request,
-            auth,
-            from: SessionOwner::Learner(2),
-            origin: ServerId(3),
-        });
-    }
-    d.leader.sync();
+    d.forward_from_another_learner(&mut other);
     let txn = d.leader.txns.last().cloned().expect("a txn");
     other.feed(Input::Committed { txn });
     assert_eq!(reply(&other.take(new)[0]).0.err, 0);
