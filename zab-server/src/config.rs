@@ -398,6 +398,8 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// `extendedTypesEnabled` (TTL nodes), default false.
     pub extended_types_enabled: bool,
+    /// `enforceQuota`: hard quotas refuse writes past them, default false.
+    pub enforce_quota: bool,
     /// `znode.container.checkIntervalMs`, default 60000.
     pub container_check_interval_ms: u64,
     /// `znode.container.maxPerMinute`, default 10000.
@@ -786,6 +788,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "jute.maxbuffer",
     "standaloneEnabled",
     "extendedTypesEnabled",
+    "enforceQuota",
     "znode.container.checkIntervalMs",
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
@@ -850,7 +853,6 @@ const SUPPORTED_KEYS: &[&str] = &[
     "sslQuorum",
     "portUnification",
     "multiAddress.enabled",
-    "enforceQuota",
     "digest.enabled",
     "snapshot.compression.method",
     "admin.enableServer",
@@ -1061,6 +1063,7 @@ impl Default for Builder {
                 jute_max_buffer: 0xfffff,
                 standalone_enabled: true,
                 extended_types_enabled: false,
+                enforce_quota: false,
                 container_check_interval_ms: 60_000,
                 container_max_per_minute: 10_000,
                 container_max_never_used_interval_ms: 0,
@@ -1305,7 +1308,8 @@ impl Builder {
                 c.quorum_tls.hostname_verification = parse_bool(raw_key, value)?
             }
             "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
-            "portUnification" | "multiAddress.enabled" | "enforceQuota" => {
+            "enforceQuota" => c.enforce_quota = parse_bool(raw_key, value)?,
+            "portUnification" | "multiAddress.enabled" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
                         .push(format!("{raw_key}=true (not implemented)"));
@@ -1927,6 +1931,8 @@ clientPort=2181
                 c.four_letter_whitelist.allows("mntr")
             }),
             ("zookeeper.skipACL=yes", |c| c.skip_acl),
+            ("enforceQuota=true", |c| c.enforce_quota),
+            ("zookeeper.enforceQuota=true", |c| c.enforce_quota),
             ("zookeeper.forceSync=no", |c| !c.force_sync),
             ("zookeeper.globalOutstandingLimit=9", |c| {
                 c.global_outstanding_limit == 9

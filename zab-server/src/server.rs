@@ -786,6 +786,7 @@ impl PipelineConfig {
                     x509: cfg.tls.x509_provider,
                     sasl: cfg.sasl.provider,
                 },
+                enforce_quota: cfg.enforce_quota,
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),

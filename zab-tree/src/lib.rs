@@ -11,12 +11,14 @@
 //! * [`prepare`]: [`Preparer`] — ZooKeeper's `PrepRequestProcessor`;
 //! * [`acl`]: identities, `auth`, permission checks, ACL fix-up;
 //! * [`path`]: path validation;
+//! * [`quota`]: quota limits and the usage the tree keeps for them;
 //! * [`snapshot`]: [`TreeSnapshot`] and [`DataTree::restore`].
 
 pub mod acl;
 pub mod node;
 pub mod path;
 pub mod prepare;
+pub mod quota;
 pub mod session_tracker;
 pub mod snapshot;
 pub mod tree;

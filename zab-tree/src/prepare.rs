@@ -34,6 +34,9 @@ pub struct PrepareConfig {
     pub skip_acl: bool,
     /// The authentication providers registered beside ip and digest.
     pub providers: acl::Providers,
+    /// `enforceQuota`: creates and setData past a hard quota fail with
+    /// QUOTAEXCEEDED (ZooKeeper ≥ 3.7).
+    pub enforce_quota: bool,
 }
 
 /// Who sent a write, and the zxid and time the leader gives its txn.
@@ -62,6 +65,8 @@ struct Record {
     meta: NodeMeta,
     num_children: i32,
     acl: AclList,
+    /// The data's length: a setData's quota check counts from it.
+    data_len: usize,
 }
 
 /// One pending change, in prepare order. The path is shared with its key
@@ -203,6 +208,9 @@ pub struct Preparer {
     /// Pending createSession (true) / closeSession (false), in order.
     session_changes: VecDeque<(Zxid, SessionId, bool)>,
     session_latest: HashMap<SessionId, (Zxid, bool)>,
+    /// Writes refused with QUOTAEXCEEDED, by the top component of their
+    /// path: ZooKeeper's `quota_exceeded_error_per_namespace`.
+    quota_exceeded: std::collections::BTreeMap<String, u64>,
 }
 
 fn body(op: TxnOp) -> TxnBody {
@@ -211,6 +219,11 @@ fn body(op: TxnOp) -> TxnBody {
 
 fn error_op(code: ErrorCode) -> TxnOp {
     TxnOp::Error(proto::ErrorTxn { err: code.code() })
+}
+
+/// A request's data length, null counting as 0.
+fn data_len(data: &Option<Bytes>) -> usize {
+    data.as_ref().map_or(0, Bytes::len)
 }
 
 /// `checkAndIncVersion`: -1 matches any version (reference D.3).
@@ -256,7 +269,10 @@ impl Preparer {
                             self.commit(ctx.zxid, ov);
                             op
                         }
-                        Err(e) => error_op(e),
+                        Err(e) => {
+                            self.count_refusal(&w, e);
+                            error_op(e)
+                        }
                     }
                 }
             },
@@ -299,6 +315,33 @@ impl Preparer {
             if self.session_latest.get(&s).is_some_and(|(lz, _)| *lz == z) {
                 self.session_latest.remove(&s);
             }
+        }
+    }
+
+    /// Writes refused for a hard quota, by namespace (the first component
+    /// of their path).
+    pub fn quota_exceeded(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.quota_exceeded
+    }
+
+    /// `srst`: the counts go to 0, and their namespaces stay listed, as
+    /// ZooKeeper's counter sets keep their keys.
+    pub fn reset_quota_exceeded(&mut self) {
+        self.quota_exceeded.values_mut().for_each(|n| *n = 0);
+    }
+
+    fn count_refusal(&mut self, w: &Write, e: ErrorCode) {
+        if e != ErrorCode::QuotaExceeded {
+            return;
+        }
+        let path = match *w {
+            Write::Create { path, .. } => path,
+            Write::SetData(r) => &r.path,
+            _ => return,
+        };
+        // `PathUtils.getTopNamespace`.
+        if let Some(ns) = path.split('/').nth(1).filter(|ns| !ns.is_empty()) {
+            *self.quota_exceeded.entry(ns.to_owned()).or_default() += 1;
         }
     }
 
@@ -361,6 +404,7 @@ impl Preparer {
             meta: n.meta(),
             num_children: n.children().len() as i32,
             acl: n.acl().clone(),
+            data_len: n.data_len(),
         })
     }
 
@@ -399,6 +443,36 @@ impl Preparer {
         } else {
             Err(ErrorCode::NoAuth)
         }
+    }
+
+    /// `ZooKeeperServer.checkQuota`, with `enforceQuota` on: a write that
+    /// would take the deepest quota above `p` past a hard limit fails.
+    /// Usage and limits are read from the applied tree, not the pending
+    /// changes, as ZooKeeper reads them; a soft limit only makes ZooKeeper
+    /// log, and limit or stats nodes it cannot read let the write pass.
+    fn check_quota(
+        &self,
+        tree: &DataTree,
+        p: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+    ) -> Result<(), ErrorCode> {
+        if !self.cfg.enforce_quota {
+            return Ok(());
+        }
+        let Some((limits, usage)) = tree.quota_of(p) else {
+            return Ok(());
+        };
+        let check_count =
+            count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
+        let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
+        let past = |used: i64, diff: i64, hard: i64| hard > -1 && used + diff > hard;
+        if (check_count && past(usage.count(), count_diff, limits.count_hard_limit()))
+            || (check_bytes && past(usage.bytes(), bytes_diff, limits.byte_hard_limit()))
+        {
+            return Err(ErrorCode::QuotaExceeded);
+        }
+        Ok(())
     }
 
     fn prepare_write(
@@ -485,6 +559,7 @@ impl Preparer {
         if Owner::session(parent.meta.ephemeral_owner).is_some() {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        self.check_quota(tree, &full, data_len(data) as i64, 1)?;
         if plain_mode_as_ttl {
             return Err(ErrorCode::BadArguments);
         }
@@ -517,6 +592,7 @@ impl Preparer {
                 },
                 num_children: 0,
                 acl: acl.clone().into(),
+                data_len: data_len(data),
             }),
         );
         Ok(TxnOp::Create(proto::CreateTxn {
@@ -624,8 +700,11 @@ impl Preparer {
         path::validate(&r.path)?;
         let mut node = self.record(tree, ov, &r.path).ok_or(ErrorCode::NoNode)?;
         self.check_perm(&node.acl, perms::WRITE, ctx.auth)?;
+        let new_len = data_len(&r.data);
+        self.check_quota(tree, &r.path, new_len as i64 - node.data_len as i64, 0)?;
         let version = check_version(node.meta.version, r.version)?;
         node.meta.version = version;
+        node.data_len = new_len;
         node.meta.mzxid = ctx.zxid.0;
         node.meta.mtime = ctx.time_ms;
         ov.add(&r.path, Some(node));
@@ -705,6 +784,9 @@ impl Preparer {
             match res {
                 Ok(op) => bodies.push(body(op)),
                 Err(e) => {
+                    if let Some(w) = Write::from_multi(o) {
+                        self.count_refusal(&w, e);
+                    }
                     failed = Some((i, e));
                     break;
                 }

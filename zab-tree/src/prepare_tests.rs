@@ -535,6 +535,7 @@ fn create_needs_create_on_parent() {
         extended_types_enabled: false,
         skip_acl: true,
         providers: Default::default(),
+        enforce_quota: false,
     });
     s.res(create_op(op::CREATE, "/ro", None, 0, Acl::read_unsafe()))
         .unwrap();

@@ -113,6 +113,9 @@ impl DataTree {
         if tree.count == 0 {
             return Err(SnapshotError::Corrupt("no root".into()));
         }
+        // As ZooKeeper's `DataTree.deserialize`: quotas come from the
+        // limit nodes, and their usage is counted anew.
+        tree.setup_quotas();
         Ok(tree)
     }
 }

@@ -36,6 +36,7 @@ impl Harness {
             extended_types_enabled: true,
             skip_acl: false,
             providers: Default::default(),
+            enforce_quota: false,
         })
     }
 

@@ -24,6 +24,7 @@ use zab_wire::{SessionId, Zxid};
 use crate::acl::{self, AclCache, AclList, AuthInfo};
 use crate::node::{Node, NodeMeta, Owner};
 use crate::path;
+use crate::quota::{self, QuotaPaths, StatsTrack};
 use crate::WatchEvent;
 
 /// The outcome of applying one committed txn.
@@ -61,6 +62,8 @@ pub struct DataTree {
     /// Σ (path length + data length), as `zk_approximate_data_size`.
     pub(crate) data_size: u64,
     pub(crate) acl_cache: AclCache,
+    /// The paths with a quota (ZooKeeper's `pTrie`), rebuilt on restore.
+    pub(crate) quotas: QuotaPaths,
     skip_acl: bool,
 }
 
@@ -137,6 +140,7 @@ impl DataTree {
             last_zxid: Zxid::ZERO,
             data_size: 0,
             acl_cache: AclCache::default(),
+            quotas: QuotaPaths::default(),
             skip_acl: false,
         };
         let open = t.acl_cache.intern(&Acl::open_unsafe());
@@ -621,7 +625,8 @@ impl DataTree {
                 let stat = meta.client_stat(new, n.children().len());
                 events.push(event_type::NODE_DATA_CHANGED, &s.path, events.keep(n.acl()));
                 let new = new as u64;
-                self.data_size = self.data_size - old + new;
+                self.data_size = self.data_size.saturating_sub(old) + new;
+                self.count_quota_usage(&s.path, new as i64 - old as i64, 0);
                 Ok(MultiResult::SetData(StatResponse { stat }))
             }
             TxnOp::SetAcl(s) => {
@@ -744,6 +749,8 @@ impl DataTree {
                 .insert(c.path.clone());
         }
         self.count += 1;
+        self.quotas_after_create(parent_path, name);
+        self.count_quota_usage(&c.path, c.data.as_ref().map_or(0, |d| d.len() as i64), 1);
         events.push(event_type::NODE_CREATED, &c.path, event_acl);
         events.push(event_type::NODE_CHILDREN_CHANGED, parent_path, parent_acl);
         Ok(stat)
@@ -761,7 +768,8 @@ impl DataTree {
             return Err(ErrorCode::NotEmpty);
         }
         let owner = node.meta().ephemeral_owner;
-        let size = (p.len() + node.data_len()) as u64;
+        let data_len = node.data_len();
+        let size = (p.len() + data_len) as u64;
         let acl = events.keep(node.acl());
         let parent = self.node_mut(parent_path)?;
         parent.children_mut().remove(name);
@@ -774,7 +782,17 @@ impl DataTree {
             });
         }
         self.count -= 1;
-        self.data_size -= size;
+        // Saturating: a quota's stats node grows in place, uncounted, as
+        // in ZooKeeper's `nodeDataSize`.
+        self.data_size = self.data_size.saturating_sub(size);
+        if parent_path.starts_with(path::ZOOKEEPER) && name == quota::LIMIT_NODE {
+            // ZooKeeper cuts `/zookeeper/quota`'s length off any parent
+            // under `/zookeeper` here (`Quotas.trimQuotaPath`).
+            if let Some(quoted) = parent_path.get(path::QUOTA.len()..) {
+                self.quotas.remove(quoted);
+            }
+        }
+        self.count_quota_usage(p, -(data_len as i64), -1);
         if let Some(s) = Owner::session(owner) {
             // The session keeps its (maybe now empty) entry until it ends,
             // as ZooKeeper's `DataTree.deleteNode` leaves it, so `dump`
@@ -787,6 +805,145 @@ impl DataTree {
         events.push(event_type::NODE_DELETED, p, acl);
         events.push(event_type::NODE_CHILDREN_CHANGED, parent_path, parent_acl);
         Ok(())
+    }
+
+    /// `DataTree.createNode` on a child of `/zookeeper/quota…`: a limit
+    /// node sets a quota, a stats node gets its subtree's usage at once
+    /// (so the client's `count=0,bytes=0` is replaced).
+    fn quotas_after_create(&mut self, parent_path: &str, name: &str) {
+        let Some(quoted) = parent_path.strip_prefix(path::QUOTA) else {
+            return;
+        };
+        if name == quota::LIMIT_NODE {
+            self.quotas.add(quoted);
+        }
+        if name == quota::STAT_NODE {
+            let (count, bytes) = self.usage(quoted);
+            let mut stats = StatsTrack::default();
+            stats.set_bytes(bytes);
+            stats.set_count(count);
+            self.rewrite_stats(quoted, |_| Some(stats));
+        }
+    }
+
+    /// `updateQuotaStat`: adds a write's change to the usage of the
+    /// deepest quota at or above `p`, if there is one.
+    fn count_quota_usage(&mut self, p: &str, bytes: i64, count: i64) {
+        let Some(quoted) = self.quotas.max_prefix(p) else {
+            return;
+        };
+        self.rewrite_stats(&quoted, |data| {
+            // ZooKeeper throws from the middle of its apply on stats it
+            // cannot parse; zab leaves them as they are.
+            let mut stats = StatsTrack::parse(data?)?;
+            stats.set_count(stats.count() + count);
+            stats.set_bytes(stats.bytes() + bytes);
+            Some(stats)
+        });
+    }
+
+    /// Rewrites the data of `quoted`'s stats node in place, keeping its
+    /// Stat, if the node exists and `f` gives new stats.
+    fn rewrite_stats(&mut self, quoted: &str, f: impl FnOnce(Option<&[u8]>) -> Option<StatsTrack>) {
+        let Ok(node) = self.node_mut(&quota::stat_path(quoted)) else {
+            return;
+        };
+        let (meta, data) = node.meta_and_data();
+        if let Some(stats) = f(data) {
+            node.set_data_and_meta(Some(stats.to_string().as_bytes()), &meta);
+        }
+    }
+
+    /// `getCounts`: the nodes at and below `p` and their data bytes; none
+    /// if `p` does not exist. `""` is the root, as in ZooKeeper's map.
+    fn usage(&self, p: &str) -> (i64, i64) {
+        let Some(top) = self.node(p) else {
+            return (0, 0);
+        };
+        let (mut count, mut bytes) = (0, 0);
+        let mut stack = vec![top];
+        while let Some(n) = stack.pop() {
+            count += 1;
+            bytes += n.data_len() as i64;
+            stack.extend(n.children().values());
+        }
+        (count, bytes)
+    }
+
+    /// The limits and usage of the deepest quota at or above `p`, if it
+    /// has one and both its nodes parse.
+    pub fn quota_of(&self, p: &str) -> Option<(StatsTrack, StatsTrack)> {
+        let quoted = self.quotas.max_prefix(p)?;
+        let read = |at: String| StatsTrack::parse(self.node(&at)?.data()?);
+        Some((
+            read(quota::limit_path(&quoted))?,
+            read(quota::stat_path(&quoted))?,
+        ))
+    }
+
+    /// ZooKeeper's per-namespace quota gauges (`QuotaMetricsUtils`): every
+    /// leaf under `/zookeeper/quota` named `zookeeper_limits` adds its
+    /// limits (hard before soft), every leaf `zookeeper_stats` its usage,
+    /// to the namespace of the first component of the path it is for.
+    pub fn quota_gauges(&self) -> quota::QuotaGauges {
+        let mut g = quota::QuotaGauges::default();
+        let mut stack = vec![path::QUOTA.to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.node(&p) else { continue };
+            if !n.children().is_empty() {
+                stack.extend(n.children().keys().map(|c| format!("{p}/{c}")));
+                continue;
+            }
+            let quoted = &p[path::QUOTA.len()..];
+            let Some(ns) = quoted.split('/').nth(1).filter(|ns| !ns.is_empty()) else {
+                continue;
+            };
+            let Some(stats) = n.data().and_then(StatsTrack::parse) else {
+                continue;
+            };
+            let add = |m: &mut BTreeMap<String, i64>, v: i64| {
+                *m.entry(ns.to_owned()).or_default() += v;
+            };
+            if p.ends_with(&format!("/{}", quota::LIMIT_NODE)) {
+                add(&mut g.count_limit, stats.count_limit());
+                add(&mut g.bytes_limit, stats.bytes_limit());
+            } else if p.ends_with(&format!("/{}", quota::STAT_NODE)) {
+                add(&mut g.count_usage, stats.count());
+                add(&mut g.bytes_usage, stats.bytes());
+            }
+        }
+        g
+    }
+
+    /// `setupQuota`, after a restore: every leaf under `/zookeeper/quota`
+    /// named `zookeeper_limits` sets a quota, and its stats node (if any)
+    /// gets the subtree's usage recounted.
+    pub(crate) fn setup_quotas(&mut self) {
+        self.quotas.clear();
+        let mut limits = Vec::new();
+        let mut stack = vec![path::QUOTA.to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.node(&p) else { continue };
+            if n.children().is_empty() {
+                let end = format!("/{}", quota::LIMIT_NODE);
+                if p.ends_with(&end) {
+                    // `indexOf`: the first occurrence, as ZooKeeper cuts it.
+                    if let Some(i) = p.find(&end) {
+                        limits.push(p[path::QUOTA.len()..i].to_owned());
+                    }
+                }
+                continue;
+            }
+            stack.extend(n.children().keys().map(|c| format!("{p}/{c}")));
+        }
+        for quoted in limits {
+            let (count, bytes) = self.usage(&quoted);
+            let mut stats = StatsTrack::default();
+            stats.set_bytes(bytes);
+            stats.set_count(count);
+            self.rewrite_stats(&quoted, |_| Some(stats));
+            self.quotas.add(&quoted);
+        }
     }
 
     /// Deletes the listed ephemerals, then any the session still owns (a

@@ -145,8 +145,7 @@ fn run(actions: &[Action]) -> (DataTree, Vec<Txn>, Vec<Applied>) {
     let mut tree = DataTree::new();
     let mut prep = Preparer::new(PrepareConfig {
         extended_types_enabled: true,
-        skip_acl: false,
-        providers: Default::default(),
+        ..PrepareConfig::default()
     });
     let a = auth();
     let mut zxid = Zxid::ZERO;
@@ -253,7 +252,7 @@ proptest! {
     #[test]
     fn arbitrary_paths_never_panic(path in any::<String>(), flags in any::<i32>(), ttl in any::<i64>(), version in any::<i32>()) {
         let mut tree = DataTree::new();
-        let mut prep = Preparer::new(PrepareConfig { extended_types_enabled: true, skip_acl: false, providers: Default::default() });
+        let mut prep = Preparer::new(PrepareConfig { extended_types_enabled: true, ..PrepareConfig::default() });
         let a = auth();
         let mut zxid = Zxid::ZERO;
         let mut step = |tree: &mut DataTree, prep: &mut Preparer, req: &Request| {

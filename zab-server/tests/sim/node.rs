@@ -432,7 +432,7 @@ impl Node {
             preparer: Preparer::new(PrepareConfig {
                 extended_types_enabled: false,
                 skip_acl: true,
-                providers: Default::default(),
+                ..PrepareConfig::default()
             }),
             session: None,
             cxid: 0,

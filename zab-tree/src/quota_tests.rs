@@ -1,0 +1,270 @@
+//! Quotas through prepare and apply, as zkCli's `setquota` sets them up
+//! and as ZooKeeper 3.8's `DataTree` keeps their usage.
+
+use zab_wire::jute::{op, ErrorCode, MultiOp, Request, Response};
+
+use super::*;
+use crate::testkit::{create, delete, set_data, Harness};
+use crate::{DataTree, PrepareConfig};
+
+/// What zkCli 3.8's `setquota -n 10 /app` leaves in the limit node.
+const SOFT_COUNT_10: &[u8] = b"count=10,bytes=-1=;byteHardLimit=-1;countHardLimit=-1";
+
+fn stats(h: &Harness, quoted: &str) -> String {
+    let data = h.tree.data(&stat_path(quoted)).expect("a stats node");
+    String::from_utf8(data.to_vec()).expect("text")
+}
+
+/// `setquota`'s writes: the nodes on the way (null data), the limit node,
+/// then the stats node with `count=0,bytes=0`.
+fn set_quota(h: &mut Harness, p: &str, limits: &[u8]) {
+    let mut at = path::QUOTA.to_owned();
+    for part in p[1..].split('/') {
+        at = format!("{at}/{part}");
+        if !h.tree.exists(&at) {
+            h.res(create(&at, None, 0)).expect("quota path");
+        }
+    }
+    h.res(create(&limit_path(p), Some(limits), 0))
+        .expect("limit node");
+    h.res(create(&stat_path(p), Some(b"count=0,bytes=0"), 0))
+        .expect("stats node");
+}
+
+fn enforcing() -> Harness {
+    Harness::with_config(PrepareConfig {
+        enforce_quota: true,
+        ..Harness::new().prep.config()
+    })
+}
+
+#[test]
+fn the_stats_node_gets_the_usage_when_made_and_then_follows_writes() {
+    let mut h = Harness::new();
+    h.res(create("/app", Some(b"d"), 0)).unwrap();
+    h.res(create("/app/x", Some(b"abc"), 0)).unwrap();
+    h.res(create("/other", Some(b"zzzz"), 0)).unwrap();
+    set_quota(&mut h, "/app", SOFT_COUNT_10);
+    // The client wrote `count=0,bytes=0`; the tree counted /app and /app/x.
+    assert_eq!(stats(&h, "/app"), "count=2,bytes=4");
+    let made = h.tree.stat(&stat_path("/app")).unwrap();
+    assert_eq!(made.data_length, "count=2,bytes=4".len() as i32);
+
+    h.res(create("/app/y", Some(b"12345"), 0)).unwrap();
+    assert_eq!(stats(&h, "/app"), "count=3,bytes=9");
+    h.res(create("/app/y/z", None, 0)).unwrap();
+    assert_eq!(stats(&h, "/app"), "count=4,bytes=9");
+    h.res(set_data("/app/x", b"a", -1)).unwrap();
+    assert_eq!(stats(&h, "/app"), "count=4,bytes=7");
+    h.res(delete("/app/y/z", -1)).unwrap();
+    h.res(delete("/app/y", -1)).unwrap();
+    assert_eq!(stats(&h, "/app"), "count=2,bytes=2");
+    // Writes elsewhere leave it alone.
+    h.res(set_data("/other", b"", -1)).unwrap();
+    assert_eq!(stats(&h, "/app"), "count=2,bytes=2");
+
+    // Rewritten in place: the stats node's version and zxids never move.
+    let now = h.tree.stat(&stat_path("/app")).unwrap();
+    assert_eq!(
+        (now.version, now.mzxid, now.czxid, now.mtime),
+        (made.version, made.mzxid, made.czxid, made.mtime)
+    );
+    assert_eq!(now.data_length, "count=2,bytes=2".len() as i32);
+}
+
+#[test]
+fn the_deepest_quota_counts_a_write_and_a_deleted_limit_ends_a_quota() {
+    let mut h = Harness::new();
+    h.mk("/a", 0);
+    h.mk("/a/b", 0);
+    set_quota(&mut h, "/a", SOFT_COUNT_10);
+    set_quota(&mut h, "/a/b", SOFT_COUNT_10);
+    // Both counted /a/b when made: ZooKeeper recounts the whole subtree.
+    assert_eq!(stats(&h, "/a"), "count=2,bytes=2");
+    assert_eq!(stats(&h, "/a/b"), "count=1,bytes=1");
+    h.mk("/a/b/c", 0);
+    h.mk("/a/bc", 0);
+    assert_eq!(stats(&h, "/a/b"), "count=2,bytes=2");
+    assert_eq!(stats(&h, "/a"), "count=3,bytes=3");
+
+    h.res(delete(&limit_path("/a/b"), -1)).unwrap();
+    h.mk("/a/b/d", 0);
+    assert_eq!(stats(&h, "/a/b"), "count=2,bytes=2", "no quota any more");
+    assert_eq!(stats(&h, "/a"), "count=4,bytes=4", "the next quota up");
+}
+
+#[test]
+fn stats_that_do_not_parse_are_left_as_they_are() {
+    let mut h = Harness::new();
+    h.mk("/app", 0);
+    set_quota(&mut h, "/app", SOFT_COUNT_10);
+    h.res(set_data(&stat_path("/app"), b"count=1;bytes=5;other=7", -1))
+        .unwrap();
+    h.mk("/app/x", 0);
+    // Re-written by `StatsTrack.toString`, with the key it did not know.
+    assert_eq!(stats(&h, "/app"), "count=2,bytes=6=;other=7");
+    h.res(set_data(&stat_path("/app"), b"not stats", -1))
+        .unwrap();
+    h.mk("/app/y", 0);
+    assert_eq!(stats(&h, "/app"), "not stats");
+}
+
+#[test]
+fn a_restored_tree_recounts_its_quotas() {
+    let mut h = Harness::new();
+    h.mk("/app", 0);
+    h.mk("/app/x", 0);
+    set_quota(&mut h, "/app", SOFT_COUNT_10);
+    // A client overwrites the usage; a restart counts it anew.
+    h.res(set_data(&stat_path("/app"), b"count=40,bytes=40", -1))
+        .unwrap();
+    let mut out = Vec::new();
+    h.tree.snapshot().write_to(&mut out).unwrap();
+    let mut restored = DataTree::restore(&mut &out[..]).unwrap();
+    let stats_of = |t: &DataTree| t.data(&stat_path("/app")).unwrap().to_vec();
+    assert_eq!(stats_of(&restored), b"count=2,bytes=2");
+    // And the quota is live again.
+    h.tree = restored.clone();
+    h.mk("/app/y", 0);
+    assert_eq!(stats(&h, "/app"), "count=3,bytes=3");
+    restored = h.tree.clone();
+    assert_eq!(
+        restored.quota_gauges().count_usage.get("app"),
+        Some(&3),
+        "gauges read the same nodes"
+    );
+}
+
+#[test]
+fn gauges_add_up_per_namespace_hard_limits_first() {
+    let mut h = Harness::new();
+    h.mk("/app", 0);
+    h.mk("/app/a", 0);
+    h.mk("/app/b", 0);
+    h.mk("/web", 0);
+    set_quota(&mut h, "/app/a", SOFT_COUNT_10);
+    set_quota(
+        &mut h,
+        "/app/b",
+        b"count=-1,bytes=-1=;byteHardLimit=50;countHardLimit=4",
+    );
+    set_quota(&mut h, "/web", b"count=-1,bytes=100");
+    let g = h.tree.quota_gauges();
+    let pairs = |m: &BTreeMap<String, i64>| m.clone().into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        pairs(&g.count_limit),
+        [("app".into(), 14), ("web".into(), -1)]
+    );
+    assert_eq!(
+        pairs(&g.bytes_limit),
+        [("app".into(), 49), ("web".into(), 100)]
+    );
+    assert_eq!(
+        pairs(&g.count_usage),
+        [("app".into(), 2), ("web".into(), 1)]
+    );
+    assert_eq!(
+        pairs(&g.bytes_usage),
+        [("app".into(), 2), ("web".into(), 1)]
+    );
+}
+
+#[test]
+fn hard_limits_refuse_writes_only_when_enforced() {
+    let hard = b"count=-1,bytes=-1=;byteHardLimit=6;countHardLimit=3";
+    for enforced in [false, true] {
+        let mut h = if enforced {
+            enforcing()
+        } else {
+            Harness::new()
+        };
+        h.mk("/app", 0); // "d": count 1, bytes 1
+        set_quota(&mut h, "/app", hard);
+        h.mk("/app/x", 0);
+        h.mk("/app/y", 0);
+        assert_eq!(stats(&h, "/app"), "count=3,bytes=3");
+        let fourth = h.write(create("/app/z", None, 0)).result;
+        let big = h.write(set_data("/app/x", b"12345", -1)).result;
+        if !enforced {
+            assert!(fourth.is_ok() && big.is_ok(), "{fourth:?} {big:?}");
+            continue;
+        }
+        assert_eq!(fourth, Err(ErrorCode::QuotaExceeded));
+        assert_eq!(big, Err(ErrorCode::QuotaExceeded));
+        // Up to the limit is allowed, and shrinking always is.
+        h.res(set_data("/app/x", b"1234", -1)).unwrap();
+        assert_eq!(stats(&h, "/app"), "count=3,bytes=6");
+        h.res(set_data("/app/x", b"", -1)).unwrap();
+        // QUOTAEXCEEDED comes before BADVERSION, as in ZooKeeper's
+        // `PrepRequestProcessor`, and after NODEEXISTS.
+        assert_eq!(
+            h.err(set_data("/app/y", b"1234567", 99)),
+            ErrorCode::QuotaExceeded
+        );
+        assert_eq!(h.err(create("/app/x", None, 0)), ErrorCode::NodeExists);
+        // A multi fails at the op past the limit.
+        let multi = Request::Multi(vec![
+            MultiOp::SetData(zab_wire::jute::SetDataRequest {
+                path: "/app/y".into(),
+                data: None,
+                version: -1,
+            }),
+            MultiOp::Create {
+                op: op::CREATE,
+                req: zab_wire::jute::CreateRequest {
+                    path: "/app/z".into(),
+                    data: None,
+                    acl: Some(zab_wire::jute::Acl::open_unsafe()),
+                    flags: 0,
+                },
+            },
+        ]);
+        match h.res(multi) {
+            Ok(Response::Multi(m)) => assert_eq!(
+                m.results
+                    .iter()
+                    .map(|r| match r {
+                        zab_wire::jute::MultiResult::Error(e) => *e,
+                        _ => 0,
+                    })
+                    .collect::<Vec<_>>(),
+                [0, ErrorCode::QuotaExceeded.code()]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(h.prep.quota_exceeded().get("app"), Some(&4));
+        h.prep.reset_quota_exceeded();
+        assert_eq!(h.prep.quota_exceeded().get("app"), Some(&0));
+    }
+}
+
+#[test]
+fn soft_limits_never_refuse() {
+    let mut h = enforcing();
+    h.mk("/app", 0);
+    set_quota(&mut h, "/app", b"count=1,bytes=1");
+    h.mk("/app/x", 0);
+    h.res(set_data("/app/x", b"far more than a byte", -1))
+        .unwrap();
+    assert_eq!(stats(&h, "/app"), "count=2,bytes=21");
+    assert!(h.prep.quota_exceeded().is_empty());
+}
+
+#[test]
+fn usage_is_read_from_the_applied_tree_not_pending_writes() {
+    // ZooKeeper's `checkQuota` reads the stats node of its `ZKDatabase`,
+    // so writes prepared but not applied do not count yet.
+    let mut h = enforcing();
+    h.mk("/app", 0);
+    set_quota(
+        &mut h,
+        "/app",
+        b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2",
+    );
+    let first = h.prepare(h.session, &create("/app/x", None, 0));
+    let second = h.prepare(h.session, &create("/app/y", None, 0));
+    assert!(h.apply(first).result.is_ok());
+    assert!(h.apply(second).result.is_ok());
+    assert_eq!(stats(&h, "/app"), "count=3,bytes=1");
+    assert_eq!(h.err(create("/app/z", None, 0)), ErrorCode::QuotaExceeded);
+}
