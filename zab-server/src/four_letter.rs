@@ -403,6 +403,11 @@ pub struct ServerStatus {
     /// Counters and basic summaries of ZooKeeper's metrics provider that
     /// zab keeps too.
     pub provider: ProviderMetrics,
+    /// The quota gauge sets, by namespace.
+    pub quota: zab_tree::quota::QuotaGauges,
+    /// `quota_exceeded_error_per_namespace`: writes this server (as
+    /// leader or standalone) refused for a hard quota.
+    pub quota_exceeded: BTreeMap<String, u64>,
     /// Failed authentications (`zk_auth_failed_count`).
     pub auth_failed_count: u64,
     /// Every open client connection, the one asking included (as in
@@ -466,6 +471,8 @@ impl Default for ServerStatus {
             read_latency: LatencySummary::default(),
             update_latency: LatencySummary::default(),
             provider: ProviderMetrics::default(),
+            quota: Default::default(),
+            quota_exceeded: BTreeMap::new(),
             auth_failed_count: 0,
             connections: Vec::new(),
             leader: None,
@@ -785,10 +792,37 @@ fn mntr(out: &mut String, s: &ServerStatus) {
 /// summaries), keys without `zk_`, in order.
 pub fn monitor_values(s: &ServerStatus) -> Vec<(String, Metric)> {
     let mut values = gauge_values(s);
+    // The default metrics provider names a set's values `<key>_<set>`.
+    for (set, by_namespace) in quota_gauge_sets(&s.quota) {
+        for (ns, v) in by_namespace {
+            values.push((format!("{ns}_{set}"), Metric::Int(*v)));
+        }
+    }
     values.extend(s.provider.values());
+    for (ns, n) in &s.quota_exceeded {
+        values.push((
+            format!("{ns}_{QUOTA_EXCEEDED}"),
+            Metric::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
+        ));
+    }
     values.extend(s.read_latency.metrics("readlatency"));
     values.extend(s.update_latency.metrics("updatelatency"));
     values
+}
+
+/// The counter set of writes refused for a hard quota, by namespace.
+pub const QUOTA_EXCEEDED: &str = "quota_exceeded_error_per_namespace";
+
+/// ZooKeeper's four quota gauge sets (`QuotaMetricsUtils`), by name.
+pub fn quota_gauge_sets(
+    q: &zab_tree::quota::QuotaGauges,
+) -> [(&'static str, &BTreeMap<String, i64>); 4] {
+    [
+        ("quota_count_limit_per_namespace", &q.count_limit),
+        ("quota_bytes_limit_per_namespace", &q.bytes_limit),
+        ("quota_count_usage_per_namespace", &q.count_usage),
+        ("quota_bytes_usage_per_namespace", &q.bytes_usage),
+    ]
 }
 
 /// The single-valued figures of [`monitor_values`]: ZooKeeper's
@@ -1064,6 +1098,8 @@ mod tests {
                 },
                 ..ProviderMetrics::default()
             },
+            quota: Default::default(),
+            quota_exceeded: BTreeMap::new(),
             read_latency: LatencySummary::default(),
             // What ZooKeeper 3.8.0 printed after three writes of 1, 4 and
             // 6 ms (see `latency_summary`).
@@ -1428,6 +1464,39 @@ mod tests {
              zk_p99_updatelatency\t6\n\
              zk_p999_updatelatency\t6\n"
         );
+    }
+
+    /// ZooKeeper 3.8 with a quota on /app (`setquota -N 3 /app`, one
+    /// create refused): the gauge sets after the gauges, the counter set
+    /// after the counters, each named `<namespace>_<set>`.
+    #[test]
+    fn mntr_names_quota_sets_by_namespace() {
+        let mut s = status();
+        s.quota.count_limit.insert("app".into(), 3);
+        s.quota.bytes_limit.insert("app".into(), -1);
+        s.quota.count_usage.insert("app".into(), 3);
+        s.quota.bytes_usage.insert("app".into(), 5);
+        s.quota_exceeded.insert("app".into(), 1);
+        let values = monitor_values(&s);
+        let keys: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+        let at = |k: &str| {
+            keys.iter()
+                .position(|x| *x == k)
+                .unwrap_or_else(|| panic!("{k}"))
+        };
+        assert!(at("app_quota_count_limit_per_namespace") > at("max_latency"));
+        assert!(at("app_quota_bytes_usage_per_namespace") < at("looking_count"));
+        assert!(at("app_quota_exceeded_error_per_namespace") > at("snap_count"));
+        let text = render(FourLetterWord::Mntr, &s, &standalone_cfg());
+        for line in [
+            "zk_app_quota_count_limit_per_namespace\t3\n",
+            "zk_app_quota_bytes_limit_per_namespace\t-1\n",
+            "zk_app_quota_count_usage_per_namespace\t3\n",
+            "zk_app_quota_bytes_usage_per_namespace\t5\n",
+            "zk_app_quota_exceeded_error_per_namespace\t1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -462,6 +462,12 @@ impl Pipeline {
     }
     pub fn reset_stats(&mut self) {
         self.stats = ServerStats::default();
+        self.preparer.reset_quota_exceeded();
+    }
+    /// Writes refused for a hard quota, by namespace (see
+    /// [`Preparer::quota_exceeded`]).
+    pub fn quota_exceeded(&self) -> &std::collections::BTreeMap<String, u64> {
+        self.preparer.quota_exceeded()
     }
     /// Counts a four-letter word as a received packet: ZooKeeper counts
     /// them like any other (`NIOServerCnxn.checkFourLetterWord`'s

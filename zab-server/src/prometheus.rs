@@ -106,6 +106,33 @@ pub fn render(
         ] {
             family(&mut out, name, "counter", name, v as f64);
         }
+        // Gauge and counter sets are labelled by `key`, as ZooKeeper's
+        // provider registers them.
+        let labelled = |out: &mut String, name: &str, kind: &str, values: Vec<(&String, f64)>| {
+            if wanted(name) {
+                let _ = writeln!(out, "# HELP {name} {name}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (key, v) in values {
+                    let key = escape_label(key);
+                    let _ = writeln!(out, "{name}{{key=\"{key}\",}} {}", go_double(v));
+                }
+            }
+        };
+        for (name, by_namespace) in crate::four_letter::quota_gauge_sets(&status.quota) {
+            let values = by_namespace.iter().map(|(k, v)| (k, *v as f64)).collect();
+            labelled(&mut out, name, "gauge", values);
+        }
+        let exceeded = status
+            .quota_exceeded
+            .iter()
+            .map(|(k, v)| (k, *v as f64))
+            .collect();
+        labelled(
+            &mut out,
+            crate::four_letter::QUOTA_EXCEEDED,
+            "counter",
+            exceeded,
+        );
         for (name, s) in [
             ("election_time", &p.election_time),
             ("fsynctime", &p.fsync_time),
@@ -187,6 +214,13 @@ fn summary(out: &mut String, name: &str, s: &LatencySummary) {
     let _ = writeln!(out, "{name}_sum {}", go_double(s.sum() as f64));
 }
 
+/// The text format's escapes in a label value (`TextFormat.writeEscapedLabelValue`).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// The Java client's `Collector.doubleToGoString`: `+Inf`, `-Inf`, `NaN`,
 /// else Java's `Double.toString`.
 fn go_double(v: f64) -> String {
@@ -228,6 +262,35 @@ mod tests {
             );
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn quota_sets_are_labelled_by_namespace() {
+        let mut status = ServerStatus::default();
+        status.quota.count_limit.insert("app".into(), 10);
+        status.quota.count_limit.insert("we\"b".into(), -1);
+        status.quota_exceeded.insert("app".into(), 2);
+        let text = render(
+            Some(&status),
+            None,
+            &[
+                "quota_count_limit_per_namespace".into(),
+                "quota_bytes_usage_per_namespace".into(),
+                "quota_exceeded_error_per_namespace".into(),
+            ],
+        );
+        assert_eq!(
+            text,
+            "# HELP quota_count_limit_per_namespace quota_count_limit_per_namespace\n\
+             # TYPE quota_count_limit_per_namespace gauge\n\
+             quota_count_limit_per_namespace{key=\"app\",} 10.0\n\
+             quota_count_limit_per_namespace{key=\"we\\\"b\",} -1.0\n\
+             # HELP quota_bytes_usage_per_namespace quota_bytes_usage_per_namespace\n\
+             # TYPE quota_bytes_usage_per_namespace gauge\n\
+             # HELP quota_exceeded_error_per_namespace quota_exceeded_error_per_namespace\n\
+             # TYPE quota_exceeded_error_per_namespace counter\n\
+             quota_exceeded_error_per_namespace{key=\"app\",} 2.0\n"
+        );
     }
 
     #[test]

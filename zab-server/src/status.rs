@@ -341,6 +341,8 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         },
         read_latency: stats.read_latency.clone(),
         update_latency: stats.update_latency.clone(),
+        quota: tree.quota_gauges(),
+        quota_exceeded: pipeline.quota_exceeded().clone(),
         environment: Environment::from_process(),
         ..ServerStatus::default()
     }
