@@ -170,3 +170,82 @@ get /secure",
         ],
     );
 }
+
+/// Quotas as zkCli sets and reads them: the server counts a quota's
+/// subtree into its stats node from the moment zkCli creates it, follows
+/// every write below, and with `enforceQuota=true` refuses writes past a
+/// hard limit; `mntr` adds them up by namespace. Checked on ZooKeeper
+/// 3.8.0, which printed the same to the byte (ctime and mtime aside).
+#[test]
+fn zkcli_quotas_count_usage_and_enforce_hard_limits() {
+    let server = TestServer::start("enforceQuota=true");
+    let output = zkcli(
+        &server,
+        "create /q a
+create /q/x bcd
+setquota -n 5 /q
+listquota /q
+get -s /zookeeper/quota/q/zookeeper_stats
+create /q/y 12345
+setquota -N 4 /q
+setquota -B 20 /q
+listquota /q
+create /q/z 1
+create /q/w 1
+set /q/x 12345678901234567890
+create /q/z/deeper
+get -s /zookeeper/quota/q/zookeeper_stats
+create /r
+create /r/s
+setquota -b 3 /r/s
+create /r/s/t four
+listquota /r/s",
+    );
+    assert_lines_in_order(
+        &output,
+        &[
+            "Created /q/x",
+            "absolute path is /zookeeper/quota/q/zookeeper_limits",
+            "Output quota for /q count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1",
+            // zkCli wrote `count=0,bytes=0`; the server counted /q and /q/x.
+            "Output stat for /q count=2,bytes=4",
+            "count=2,bytes=4",
+            "dataVersion = 0",
+            "dataLength = 15",
+            "Created /q/y",
+            "Output quota for /q count=5,bytes=-1=;byteHardLimit=20;countHardLimit=4",
+            "Output stat for /q count=3,bytes=9",
+            "Created /q/z",
+            "Quota has exceeded : /q/w",
+            "Quota has exceeded : /q/x",
+            "Quota has exceeded : /q/z/deeper",
+            // Rewritten in place: still version 0, one byte longer.
+            "count=4,bytes=10",
+            "dataVersion = 0",
+            "dataLength = 16",
+            "Created /r/s",
+            // A soft limit only: the create past it succeeds.
+            "Created /r/s/t",
+            "Output quota for /r/s count=-1,bytes=3=;byteHardLimit=-1;countHardLimit=-1",
+            "Output stat for /r/s count=2,bytes=4",
+        ],
+    );
+    let mntr = server.four_letter_word("mntr").expect("mntr");
+    // ZooKeeper prints its metrics in hash order.
+    let mut quota: Vec<&str> = mntr.lines().filter(|l| l.contains("quota")).collect();
+    quota.sort_unstable();
+    assert_eq!(
+        quota,
+        [
+            "zk_q_quota_bytes_limit_per_namespace\t20",
+            "zk_q_quota_bytes_usage_per_namespace\t10",
+            "zk_q_quota_count_limit_per_namespace\t4",
+            "zk_q_quota_count_usage_per_namespace\t4",
+            "zk_q_quota_exceeded_error_per_namespace\t3",
+            "zk_r_quota_bytes_limit_per_namespace\t3",
+            "zk_r_quota_bytes_usage_per_namespace\t4",
+            "zk_r_quota_count_limit_per_namespace\t-1",
+            "zk_r_quota_count_usage_per_namespace\t2",
+        ]
+    );
+}
