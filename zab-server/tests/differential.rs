@@ -13,7 +13,13 @@
 //! not (reference §0): no persistent watches, checkWatches or
 //! removeWatches; inside a multi only op 1 and 21 creates; no
 //! stand-alone `check` (3.8.0 cannot restart after one); no createTTL with
-//! a plain mode and a negative ttl (3.8.0 exits on it).
+//! a plain mode and a negative ttl (3.8.0 exits on it); quota limit and
+//! stats nodes hold only text ZooKeeper can parse (it fails mid-apply on
+//! anything else).
+//!
+//! Both servers run with `enforceQuota=true`, and odd seeds begin by
+//! setting quotas up, so that usage counting and hard limits are compared
+//! too.
 //!
 //! After each request, the other session sends a ping: events are sent in
 //! order on a connection, so by its reply every event the request caused
@@ -84,6 +90,25 @@ const PATHS: &[&[u8]] = &[
     b"/",
     b"/a/b0000000000",
     b"/c/d/e",
+    // Quotas on /a and /c/d: the servers keep their usage in the stats
+    // nodes, and enforce their hard limits (`enforceQuota=true`).
+    b"/zookeeper/quota/a",
+    b"/zookeeper/quota/a/zookeeper_limits",
+    b"/zookeeper/quota/a/zookeeper_stats",
+    b"/zookeeper/quota/c",
+    b"/zookeeper/quota/c/d",
+    b"/zookeeper/quota/c/d/zookeeper_limits",
+    b"/zookeeper/quota/c/d/zookeeper_stats",
+];
+/// What limit and stats nodes hold. ZooKeeper fails in the middle of
+/// applying a txn when a stats node does not parse (and in its prepare
+/// when a limit node holds null), so these nodes get nothing else.
+const QUOTA_DATA: &[&[u8]] = &[
+    b"count=0,bytes=0",
+    b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2",
+    b"count=-1,bytes=-1=;byteHardLimit=60;countHardLimit=-1",
+    b"count=2,bytes=10",
+    b"",
 ];
 /// Paths ZooKeeper refuses or cannot find, each for its own reason.
 const BAD_PATHS: &[&[u8]] = &[b"", b"a", b"/a/", b"//a", b"/a//b", b"/a/./b", b"/.."];
@@ -113,7 +138,11 @@ fn acl(rng: &mut Rng) -> Jute {
     }
 }
 
-fn data(rng: &mut Rng) -> Jute {
+/// Data for a write to `path`.
+fn data(rng: &mut Rng, path: &[u8]) -> Jute {
+    if path.ends_with(b"/zookeeper_limits") || path.ends_with(b"/zookeeper_stats") {
+        return Jute::default().buffer(pick(rng, QUOTA_DATA));
+    }
     match below(rng, 4) {
         0 => Jute::default().int(-1),
         1 => Jute::default().buffer(b""),
@@ -136,9 +165,10 @@ fn create_body(rng: &mut Rng, op: i32) -> Jute {
         21 => pick(rng, &[5, 6, 0, 1, 7]),
         _ => pick(rng, &[0, 0, 0, 1, 2, 3, 4, 5, 7, -1]),
     };
+    let at = path(rng);
     let body = Jute::default()
-        .buffer(path(rng))
-        .then(data(rng))
+        .buffer(at)
+        .then(data(rng, at))
         .then(acl(rng))
         .int(flags);
     if op != 21 {
@@ -161,9 +191,10 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
         8..=9 => (3, Jute::default().buffer(path(rng)).boolean(watch)),
         10..=12 => (4, Jute::default().buffer(path(rng)).boolean(watch)),
         13..=15 => {
+            let at = path(rng);
             let body = Jute::default()
-                .buffer(path(rng))
-                .then(data(rng))
+                .buffer(at)
+                .then(data(rng, at))
                 .int(version(rng));
             (5, body)
         }
@@ -233,9 +264,10 @@ fn multi(rng: &mut Rng, reads: bool) -> Jute {
                 1 => (21, create_body(rng, 21)),
                 2 => (2, Jute::default().buffer(path(rng)).int(version(rng))),
                 3 => {
+                    let at = path(rng);
                     let set = Jute::default()
-                        .buffer(path(rng))
-                        .then(data(rng))
+                        .buffer(at)
+                        .then(data(rng, at))
                         .int(version(rng));
                     (5, set)
                 }
@@ -245,6 +277,54 @@ fn multi(rng: &mut Rng, reads: bool) -> Jute {
         body = body.int(op).boolean(false).int(-1).then(sub);
     }
     body.int(-1).boolean(true).int(-1)
+}
+
+/// Odd seeds start with quotas, as zkCli's `setquota` makes them: a hard
+/// limit of 2 nodes on /a (two seeds in three) and of 60 bytes on /c/d
+/// (one seed in two, by `seed / 2`), so that the random writes below them
+/// move their usage and run into their limits.
+fn quota_preamble(seed: u64) -> Vec<(i32, Jute)> {
+    if seed % 2 == 0 {
+        return Vec::new();
+    }
+    let create = |path: &[u8], data: Option<&[u8]>| {
+        let body = Jute::default().buffer(path);
+        let body = match data {
+            Some(d) => body.buffer(d),
+            None => body.int(-1),
+        };
+        let open = Jute::default()
+            .int(1)
+            .int(31)
+            .buffer(b"world")
+            .buffer(b"anyone");
+        (1, body.then(open).int(0))
+    };
+    let mut steps = vec![
+        create(b"/a", Some(b"d")),
+        create(b"/c", None),
+        create(b"/c/d", Some(b"0123456789")),
+        create(b"/zookeeper/quota/a", None),
+        create(b"/zookeeper/quota/c", None),
+        create(b"/zookeeper/quota/c/d", None),
+    ];
+    for (on, limits, wanted) in [
+        ("a", QUOTA_DATA[1], seed % 3 != 0),
+        ("c/d", QUOTA_DATA[2], (seed / 2) % 2 == 0),
+    ] {
+        if wanted {
+            let at = format!("/zookeeper/quota/{on}");
+            steps.push(create(
+                format!("{at}/zookeeper_limits").as_bytes(),
+                Some(limits),
+            ));
+            steps.push(create(
+                format!("{at}/zookeeper_stats").as_bytes(),
+                Some(QUOTA_DATA[0]),
+            ));
+        }
+    }
+    steps
 }
 
 /// A raw session.
@@ -464,9 +544,12 @@ fn transcript(addr: SocketAddr, seed: u64) -> Vec<String> {
         known.insert(s.id, n);
     }
     let mut out = Vec::new();
+    let mut preamble = quota_preamble(seed).into_iter();
     for step in 0..STEPS {
-        let who = below(&mut rng, 2);
-        let (op, body) = request(&mut rng);
+        let (who, (op, body)) = match preamble.next() {
+            Some(set_up) => (0, set_up),
+            None => (below(&mut rng, 2), request(&mut rng)),
+        };
         let request_hex: String = body.0.iter().map(|b| format!("{b:02x}")).collect();
         let line = match sessions[who].call(op, body) {
             None => {
@@ -556,6 +639,8 @@ fn server_state(addr: SocketAddr, sessions: &BTreeMap<i64, usize>) -> String {
             ]
             .iter()
             .any(|k| l.split('\t').next() == Some(k))
+                // The quota gauge and counter sets, by namespace.
+                || l.contains("_quota_")
         })
         .collect();
     counts.sort();
@@ -630,7 +715,7 @@ fn assert_same(seed: u64, zookeeper: &[String], zab: &[String]) {
     );
 }
 
-const CFG: &str = "tickTime=2000\nextendedTypesEnabled=true";
+const CFG: &str = "tickTime=2000\nextendedTypesEnabled=true\nenforceQuota=true";
 
 /// The two tests take turns: each starts JVMs, and a machine kept busy by
 /// both could stall a server long enough to matter.
@@ -668,7 +753,7 @@ fn random_requests_through_a_learner_are_answered_as_zookeeper_answers_them() {
             // Sessions of 30 s: no session of the test may expire on a
             // busy machine, or its closeSession would be an extra txn.
             spec.tick_time_ms = 2000;
-            spec.extra_cfg = "extendedTypesEnabled=true\n".into();
+            spec.extra_cfg = "extendedTypesEnabled=true\nenforceQuota=true\n".into();
             let mut ensemble = TestCluster::start(spec);
             ensemble.wait_until_serving(Duration::from_secs(60));
             let at = ensemble

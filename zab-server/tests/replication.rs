@@ -1483,3 +1483,86 @@ async fn five_nodes_survive_two_failures() {
     })
     .await;
 }
+
+/// Quotas in an ensemble: every member rewrites a quota's stats node alike
+/// as it applies the writes below it, and with `enforceQuota=true` a write
+/// forwarded by a follower past a hard limit fails with QUOTAEXCEEDED,
+/// counted by the leader, which refused it (ZooKeeper's
+/// `quota_exceeded_error_per_namespace`), and by no one else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quotas_are_counted_alike_everywhere_and_enforced_by_the_leader() {
+    let mut spec = spec(3);
+    spec.extra_cfg = "enforceQuota=true".into();
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let follower = (leader + 1) % 3;
+        let client = connect(&cluster.connect_string_of(follower), Duration::from_secs(4)).await;
+        client.create("/qa", b"root", &persistent()).await.unwrap();
+        // zkCli's `setquota -N 4 /qa`, write by write.
+        client
+            .create("/zookeeper/quota/qa", b"", &persistent())
+            .await
+            .unwrap();
+        let limits = b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=4";
+        client
+            .create(
+                "/zookeeper/quota/qa/zookeeper_limits",
+                limits,
+                &persistent(),
+            )
+            .await
+            .unwrap();
+        client
+            .create(
+                "/zookeeper/quota/qa/zookeeper_stats",
+                b"count=0,bytes=0",
+                &persistent(),
+            )
+            .await
+            .unwrap();
+        for i in 0..3 {
+            client
+                .create(&format!("/qa/c{i}"), b"12", &persistent())
+                .await
+                .unwrap();
+        }
+        let refused = client.create("/qa/c3", b"", &persistent()).await;
+        assert!(matches!(refused, Err(Error::QuotaExceeded)), "{refused:?}");
+        client.set_data("/qa/c0", b"", None).await.unwrap();
+        client.delete("/qa/c1", None).await.unwrap();
+        blocking(|| cluster.wait_until_converged(CATCH_UP_WITHIN));
+        for i in cluster.indices() {
+            let c = connect(&cluster.connect_string_of(i), Duration::from_secs(4)).await;
+            c.sync("/").await.unwrap();
+            let (data, stat) = c
+                .get_data("/zookeeper/quota/qa/zookeeper_stats")
+                .await
+                .unwrap();
+            // /qa, /qa/c0 (now empty) and /qa/c2: 3 nodes, 4 + 0 + 2 bytes.
+            assert_eq!(
+                String::from_utf8_lossy(&data),
+                "count=3,bytes=6",
+                "node {i}"
+            );
+            assert_eq!(stat.version, 0, "node {i}: rewritten in place");
+            let mntr = cluster.four_letter_word(i, "mntr").unwrap();
+            let has = |line: &str| mntr.lines().any(|l| l == line);
+            assert!(
+                has("zk_qa_quota_count_usage_per_namespace\t3"),
+                "node {i}: {mntr}"
+            );
+            assert!(
+                has("zk_qa_quota_count_limit_per_namespace\t4"),
+                "node {i}: {mntr}"
+            );
+            assert_eq!(
+                has("zk_qa_quota_exceeded_error_per_namespace\t1"),
+                i == leader,
+                "node {i} (leader {leader}): {mntr}"
+            );
+        }
+    })
+    .await;
+}
