@@ -284,7 +284,7 @@ fn multi(rng: &mut Rng, reads: bool) -> Jute {
 /// (one seed in two, by `seed / 2`), so that the random writes below them
 /// move their usage and run into their limits.
 fn quota_preamble(seed: u64) -> Vec<(i32, Jute)> {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         return Vec::new();
     }
     let create = |path: &[u8], data: Option<&[u8]>| {
@@ -309,8 +309,8 @@ fn quota_preamble(seed: u64) -> Vec<(i32, Jute)> {
         create(b"/zookeeper/quota/c/d", None),
     ];
     for (on, limits, wanted) in [
-        ("a", QUOTA_DATA[1], seed % 3 != 0),
-        ("c/d", QUOTA_DATA[2], (seed / 2) % 2 == 0),
+        ("a", QUOTA_DATA[1], !seed.is_multiple_of(3)),
+        ("c/d", QUOTA_DATA[2], (seed / 2).is_multiple_of(2)),
     ] {
         if wanted {
             let at = format!("/zookeeper/quota/{on}");
