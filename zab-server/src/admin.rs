@@ -414,7 +414,7 @@ fn server_stats(s: &ServerStatus) -> Value {
     json!({
         "packets_sent": s.packets_sent,
         "packets_received": s.packets_received,
-        "fsync_threshold_exceed_count": 0,
+        "fsync_threshold_exceed_count": s.fsync_threshold_exceed_count,
         "client_response_stats": buffer_sizes(s.client_response_sizes),
         "data_dir_size": s.data_dir_size,
         "log_dir_size": s.log_dir_size,

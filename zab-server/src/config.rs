@@ -400,6 +400,9 @@ pub struct Config {
     pub extended_types_enabled: bool,
     /// `enforceQuota`: hard quotas refuse writes past them, default false.
     pub enforce_quota: bool,
+    /// `fsync.warningthresholdms`: a log sync slower than this is warned
+    /// of and counted, default 1000.
+    pub fsync_warning_threshold_ms: u64,
     /// `znode.container.checkIntervalMs`, default 60000.
     pub container_check_interval_ms: u64,
     /// `znode.container.maxPerMinute`, default 10000.
@@ -789,6 +792,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "standaloneEnabled",
     "extendedTypesEnabled",
     "enforceQuota",
+    "fsync.warningthresholdms",
     "znode.container.checkIntervalMs",
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
@@ -886,7 +890,6 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         | "jvm.pause.warn-threshold.ms"
         | "jvm.pause.sleep-time.ms"
         | "jvm.pause.monitor" => "no JVM",
-        "fsync.warningthresholdms" => "not implemented",
         "maxWriteQueuePollTime" => {
             "a held group is synced once it is as large as the previous one instead"
         }
@@ -1064,6 +1067,7 @@ impl Default for Builder {
                 standalone_enabled: true,
                 extended_types_enabled: false,
                 enforce_quota: false,
+                fsync_warning_threshold_ms: 1000,
                 container_check_interval_ms: 60_000,
                 container_max_per_minute: 10_000,
                 container_max_never_used_interval_ms: 0,
@@ -1309,6 +1313,7 @@ impl Builder {
             }
             "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
             "enforceQuota" => c.enforce_quota = parse_bool(raw_key, value)?,
+            "fsync.warningthresholdms" => c.fsync_warning_threshold_ms = parse_num(raw_key, value)?,
             "portUnification" | "multiAddress.enabled" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
@@ -1933,6 +1938,12 @@ clientPort=2181
             ("zookeeper.skipACL=yes", |c| c.skip_acl),
             ("enforceQuota=true", |c| c.enforce_quota),
             ("zookeeper.enforceQuota=true", |c| c.enforce_quota),
+            ("fsync.warningthresholdms=20", |c| {
+                c.fsync_warning_threshold_ms == 20
+            }),
+            ("zookeeper.fsync.warningthresholdms=20", |c| {
+                c.fsync_warning_threshold_ms == 20
+            }),
             ("zookeeper.forceSync=no", |c| !c.force_sync),
             ("zookeeper.globalOutstandingLimit=9", |c| {
                 c.global_outstanding_limit == 9

@@ -408,6 +408,8 @@ pub struct ServerStatus {
     /// `quota_exceeded_error_per_namespace`: writes this server (as
     /// leader or standalone) refused for a hard quota.
     pub quota_exceeded: BTreeMap<String, u64>,
+    /// Log syncs slower than `fsync.warningthresholdms` since start-up.
+    pub fsync_threshold_exceed_count: u64,
     /// Failed authentications (`zk_auth_failed_count`).
     pub auth_failed_count: u64,
     /// Every open client connection, the one asking included (as in
@@ -473,6 +475,7 @@ impl Default for ServerStatus {
             provider: ProviderMetrics::default(),
             quota: Default::default(),
             quota_exceeded: BTreeMap::new(),
+            fsync_threshold_exceed_count: 0,
             auth_failed_count: 0,
             connections: Vec::new(),
             leader: None,
@@ -1100,6 +1103,7 @@ mod tests {
             },
             quota: Default::default(),
             quota_exceeded: BTreeMap::new(),
+            fsync_threshold_exceed_count: 0,
             read_latency: LatencySummary::default(),
             // What ZooKeeper 3.8.0 printed after three writes of 1, 4 and
             // 6 ms (see `latency_summary`).

@@ -161,6 +161,7 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)>
         StoreOptions {
             sync: cfg.force_sync,
             group_commit: cfg.group_commit(),
+            fsync_warning_threshold_ms: cfg.fsync_warning_threshold_ms,
             wal_dir: (cfg.data_log_dir != cfg.data_dir).then(|| cfg.data_log_dir.join("zab")),
             ..Default::default()
         },

@@ -327,6 +327,7 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         max_file_descriptor_count: max_fds(),
         uptime_ms: now_ms() - started_ms,
         client_response_sizes: stats.response_sizes,
+        fsync_threshold_exceed_count: store.log().stats().syncs_over_threshold,
         provider: ProviderMetrics {
             fsync_time: {
                 let log = store.log().stats();

@@ -65,6 +65,10 @@ pub struct StoreOptions {
     /// `dataLogDir`). Changing it between opens moves the log; see
     /// `wal_dir.rs`.
     pub wal_dir: Option<PathBuf>,
+    /// A synced write of the log taking longer than this many ms is
+    /// warned of and counted (zoo.cfg `fsync.warningthresholdms`, default
+    /// 1000, as ZooKeeper's `FileTxnLog`).
+    pub fsync_warning_threshold_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +78,7 @@ impl Default for StoreOptions {
             snapshot_chunk_size: 1 << 20,
             group_commit: GroupCommit::default(),
             wal_dir: None,
+            fsync_warning_threshold_ms: 1000,
         }
     }
 }
@@ -172,7 +177,13 @@ impl Store {
         // The txn log's journal lives with the WAL: on `dataLogDir`'s device
         // when there is one, as ZooKeeper's txn log does.
         let journal_dir = wal.as_deref().unwrap_or(&home);
-        let log = TxnLog::open(Arc::clone(&db), journal_dir, opts.sync, opts.group_commit)?;
+        let log = TxnLog::open(
+            Arc::clone(&db),
+            journal_dir,
+            opts.sync,
+            opts.group_commit,
+            opts.fsync_warning_threshold_ms,
+        )?;
         let snapshots = SnapshotStore::open(Arc::clone(&db), opts.snapshot_chunk_size, opts.sync)?;
         Ok(Store {
             db,

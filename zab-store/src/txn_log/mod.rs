@@ -62,6 +62,10 @@ pub struct LogStats {
     pub sync_ms_total: u64,
     pub sync_ms_min: u64,
     pub sync_ms_max: u64,
+    /// Syncs that took longer than `fsync.warningthresholdms` since the
+    /// log opened (ZooKeeper's `fsync_threshold_exceed_count`, which `srst`
+    /// does not reset).
+    pub syncs_over_threshold: u64,
 }
 
 /// A handle on the txn log. Cheap to clone; `Send + Sync`.
@@ -108,6 +112,10 @@ struct LogCore {
     sync_ms_total: AtomicU64,
     sync_ms_min: AtomicU64,
     sync_ms_max: AtomicU64,
+    /// Syncs longer than this many ms are warned of and counted in
+    /// `syncs_over_threshold`.
+    fsync_warning_ms: u64,
+    syncs_over_threshold: AtomicU64,
     /// Lets tests hold the writer so that appends pile up deterministically.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -143,6 +151,7 @@ impl TxnLog {
         dir: &Path,
         sync: bool,
         group_commit: GroupCommit,
+        fsync_warning_ms: u64,
     ) -> Result<TxnLog, StoreError> {
         let journal = recover(&db, dir, sync)?;
         let (first, last) = {
@@ -178,6 +187,8 @@ impl TxnLog {
             sync_ms_total: AtomicU64::new(0),
             sync_ms_min: AtomicU64::new(u64::MAX),
             sync_ms_max: AtomicU64::new(0),
+            fsync_warning_ms,
+            syncs_over_threshold: AtomicU64::new(0),
             txns: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             #[cfg(test)]
@@ -351,6 +362,7 @@ impl TxnLog {
                 ms => ms,
             },
             sync_ms_max: core.sync_ms_max.load(Ordering::Relaxed),
+            syncs_over_threshold: core.syncs_over_threshold.load(Ordering::Relaxed),
         }
     }
 
@@ -551,6 +563,17 @@ impl LogCore {
     }
 
     fn record_sync(&self, ms: u64) {
+        if ms > self.fsync_warning_ms {
+            // ZooKeeper's `FileTxnLog.commit` warning, word for word, for
+            // operators who grep for it.
+            self.syncs_over_threshold.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "fsync-ing the write ahead log in {} took {ms}ms which will adversely effect \
+                 operation latency. File size is {JOURNAL_SEGMENT_BYTES} bytes. See the \
+                 ZooKeeper troubleshooting guide",
+                std::thread::current().name().unwrap_or("the log writer"),
+            );
+        }
         self.syncs_timed.fetch_add(1, Ordering::Relaxed);
         self.sync_ms_total.fetch_add(ms, Ordering::Relaxed);
         self.sync_ms_min.fetch_min(ms, Ordering::Relaxed);

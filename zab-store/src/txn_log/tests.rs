@@ -206,6 +206,23 @@ fn no_sync_covers_more_than_max_batch_txns() {
     );
 }
 
+/// ZooKeeper counts (and warns of) every sync slower than
+/// `fsync.warningthresholdms`, 1000 ms by default, and `srst` leaves the
+/// count alone.
+#[test]
+fn syncs_past_the_warning_threshold_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    for ms in [0, 1000, 1001, 5000] {
+        log.core().record_sync(ms);
+    }
+    assert_eq!(log.stats().syncs_over_threshold, 2);
+    assert_eq!(log.stats().syncs_timed, 4);
+    log.reset_sync_times();
+    assert_eq!(log.stats().syncs_over_threshold, 2);
+}
+
 #[test]
 fn append_batch_is_one_unit() {
     let dir = tempfile::tempdir().unwrap();
