@@ -111,6 +111,28 @@ pub fn effect(command: &Command, args: &BTreeMap<String, String>) -> Effect {
     }
 }
 
+/// One observer as the leader's `observers` command lists it: ZooKeeper's
+/// `LearnerHandler.getLearnerHandlerInfo`, field for field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LearnerHandlerInfo {
+    /// `/ip:port`, as Java prints a socket address.
+    pub remote_socket_address: String,
+    pub sid: ServerId,
+    /// When its link opened, ms since the epoch.
+    pub established_ms: i64,
+    /// Packets the leader holds for it and has not handed to its link yet
+    /// (those queued behind a snapshot being streamed), and their size as
+    /// ZooKeeper estimates a packet's (28 bytes and its data).
+    pub queued_packets: u64,
+    pub queued_packets_size: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    /// Writes it forwarded (REQUEST packets).
+    pub requests: u64,
+    /// The zxid of the last packet sent that carried one, -1 before.
+    pub last_zxid: i64,
+}
+
 /// What only the admin commands show, besides the [`ServerStatus`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdminView {
@@ -121,8 +143,8 @@ pub struct AdminView {
     pub zab_state: &'static str,
     /// The newest snapshot's zxid.
     pub last_snapshot: Option<Zxid>,
-    /// On a leader, the observers it syncs: id and packets queued to it.
-    pub observers: Vec<(ServerId, u64)>,
+    /// On a leader, the observers it syncs.
+    pub observers: Vec<LearnerHandlerInfo>,
 }
 
 /// The listing ZooKeeper serves at the command URL itself: a link per
@@ -258,7 +280,19 @@ pub fn render(
             let list = view
                 .observers
                 .iter()
-                .map(|(sid, queued)| json!({"sid": sid.0, "queued_packets": queued}))
+                .map(|o| {
+                    json!({
+                        "remote_socket_address": o.remote_socket_address,
+                        "sid": o.sid.0,
+                        "established": o.established_ms,
+                        "queued_packets": o.queued_packets,
+                        "queued_packets_size": o.queued_packets_size,
+                        "packets_received": o.packets_received,
+                        "packets_sent": o.packets_sent,
+                        "requests": o.requests,
+                        "last_zxid": o.last_zxid,
+                    })
+                })
                 .collect();
             put("synced_observers", json!(view.observers.len()));
             put("observers", Value::Array(list));

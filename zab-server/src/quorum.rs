@@ -234,6 +234,15 @@ struct Leading {
 /// The leader's end of one learner's link.
 struct LearnerLink {
     out: mpsc::UnboundedSender<QuorumPacket>,
+    /// For the admin server's `observers` (ZooKeeper's `LearnerHandler`
+    /// info): the peer's address, when the link opened, packets each way,
+    /// REQUEST packets among those received, the last zxid sent.
+    remote: Option<SocketAddr>,
+    established_ms: i64,
+    packets_sent: u64,
+    packets_received: u64,
+    requests: u64,
+    last_zxid: i64,
     /// While a snapshot for this learner is serialized off the core: what
     /// the leader sends it meanwhile, held to go out after SNAP_END.
     held: Option<Vec<QuorumPacket>>,
@@ -249,9 +258,15 @@ impl Drop for LearnerLink {
 }
 
 impl LearnerLink {
-    fn new(out: mpsc::UnboundedSender<QuorumPacket>) -> LearnerLink {
+    fn new(out: mpsc::UnboundedSender<QuorumPacket>, remote: Option<SocketAddr>) -> LearnerLink {
         LearnerLink {
             out,
+            remote,
+            established_ms: now_ms(),
+            packets_sent: 0,
+            packets_received: 0,
+            requests: 0,
+            last_zxid: -1,
             held: None,
             dropped: Arc::new(AtomicBool::new(false)),
         }
@@ -260,9 +275,43 @@ impl LearnerLink {
     fn send(&mut self, packet: QuorumPacket) {
         match &mut self.held {
             Some(held) => held.push(packet),
-            None => {
-                let _ = self.out.send(packet);
-            }
+            None => self.hand_over(packet),
+        }
+    }
+
+    /// Gives `packet` to the link, counted as ZooKeeper's `LearnerHandler`
+    /// counts what its sender thread writes.
+    fn hand_over(&mut self, packet: QuorumPacket) {
+        self.packets_sent += 1;
+        if packet.zxid > 0 {
+            self.last_zxid = packet.zxid;
+        }
+        let _ = self.out.send(packet);
+    }
+
+    fn received(&mut self, packet: &QuorumPacket) {
+        self.packets_received += 1;
+        if packet.r#type == PacketType::Request as i32 {
+            self.requests += 1;
+        }
+    }
+
+    fn info(&self, sid: ServerId) -> crate::admin::LearnerHandlerInfo {
+        let held = self.held.as_deref().unwrap_or_default();
+        crate::admin::LearnerHandlerInfo {
+            remote_socket_address: self
+                .remote
+                .map_or_else(|| "<null>".to_owned(), |a| format!("/{a}")),
+            sid,
+            established_ms: self.established_ms,
+            queued_packets: held.len() as u64,
+            // `LearnerHandler.packetSize`: int, long and two references,
+            // and the data.
+            queued_packets_size: held.iter().map(|p| 28 + p.data.len() as u64).sum(),
+            packets_received: self.packets_received,
+            packets_sent: self.packets_sent,
+            requests: self.requests,
+            last_zxid: self.last_zxid,
         }
     }
 }
@@ -519,7 +568,7 @@ impl Peer {
                             s.kind == Some(LearnerKind::Observer)
                                 && s.state == HandlerState::Broadcasting
                         })
-                        .filter_map(|s| Some((s.sid?, s.in_flight as u64)))
+                        .filter_map(|s| Some(l.links.get(&LinkId(s.conn.0))?.info(s.sid?)))
                         .collect(),
                     peer_state: Some(format!("leading - {phase}")),
                     leader: Some(LeaderStatus {
@@ -897,7 +946,7 @@ impl Peer {
             return;
         };
         let actions = match event {
-            LinkEvent::Opened { link, out, .. } => {
+            LinkEvent::Opened { link, out, remote } => {
                 // DIFF or SNAP weighs the log against the newest snapshot
                 // as it is when the learner syncs (ZooKeeper reads its size
                 // for every sync), not as it was when this server began
@@ -907,7 +956,7 @@ impl Peer {
                 // learner.
                 l.leader
                     .set_snapshot_size(newest_snapshot_size(&self.store));
-                l.links.insert(link, LearnerLink::new(out));
+                l.links.insert(link, LearnerLink::new(out, remote));
                 l.leader.on_learner_connected(ConnId(link.0))
             }
             LinkEvent::Packets { link, packets } => {
@@ -921,6 +970,9 @@ impl Peer {
                     let Role::Leading(l) = &mut self.role else {
                         return;
                     };
+                    if let Some(counted) = l.links.get_mut(&link) {
+                        counted.received(&packet);
+                    }
                     let actions = l.leader.on_packet(ConnId(link.0), packet);
                     self.leader_actions(actions);
                 }
@@ -945,7 +997,7 @@ impl Peer {
                 tracing::info!(conn = id.0, %zxid, bytes, "sent snapshot");
                 if let Some(link) = l.links.get_mut(&id) {
                     for packet in link.held.take().unwrap_or_default() {
-                        let _ = link.out.send(packet);
+                        link.hand_over(packet);
                     }
                 }
             }

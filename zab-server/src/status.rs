@@ -29,8 +29,8 @@ pub struct QuorumStatus {
     pub observer_master: Option<ServerId>,
     /// The leader followed or led (the admin server's `leader`).
     pub leader_id: Option<ServerId>,
-    /// On a leader, its observers: id and packets queued to each.
-    pub observers: Vec<(ServerId, u64)>,
+    /// On a leader, its observers.
+    pub observers: Vec<crate::admin::LearnerHandlerInfo>,
     /// The quorum's counters (`looking_count`, `election_time`, …); the
     /// txn log's `fsynctime` is added from the store.
     pub provider: ProviderMetrics,

@@ -594,3 +594,99 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
     })
     .await;
 }
+
+/// The leader's `observers` lists each synced observer with the nine
+/// fields of ZooKeeper's `LearnerHandler.getLearnerHandlerInfo`, in its
+/// order; a follower, which is no observer master here, lists none.
+#[test]
+fn the_leader_lists_its_observers_as_learner_handlers() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut spec = ClusterSpec::new(
+        match target() {
+            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
+            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+        },
+        3,
+    )
+    .with_observers(1);
+    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut cluster = TestCluster::start(spec);
+    let leader = cluster.wait_until_serving(Duration::from_secs(60));
+    let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], ports[i]).into() };
+    let observer = 3;
+    assert_eq!(cluster.sid(observer), 4);
+
+    // Three writes forwarded by the observer: its session, two creates.
+    let at = cluster.connect_string_of(observer);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async move {
+            let client = loop {
+                match Client::connector().connect(&at).await {
+                    Ok(c) => break c,
+                    Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            client.create("/o1", b"", &opts).await.expect("create");
+            client.create("/o2", b"", &opts).await.expect("create");
+        });
+    // The last zxid sent to the observer catches up with the leader's
+    // (the session's closeSession may still be on its way).
+    let listed = loop {
+        let o = command(addr(leader), "observers");
+        let last_zxid = cluster.zxid(leader).expect("the leader's zxid");
+        if o["synced_observers"] == 1 && o["observers"][0]["last_zxid"] == last_zxid {
+            break o;
+        }
+        assert!(std::time::Instant::now() < deadline, "{o}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let info = listed["observers"][0].as_object().expect("an object");
+    assert_eq!(
+        info.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "remote_socket_address",
+            "sid",
+            "established",
+            "queued_packets",
+            "queued_packets_size",
+            "packets_received",
+            "packets_sent",
+            "requests",
+            "last_zxid"
+        ]
+    );
+    let remote = info["remote_socket_address"].as_str().expect("text");
+    assert!(remote.starts_with("/127.0.0.1:"), "{remote}");
+    assert_eq!(info["sid"], 4);
+    let established = info["established"].as_u64().expect("ms");
+    assert!(
+        established >= before_ms / 1000 * 1000,
+        "{established} < {before_ms}"
+    );
+    // ZooKeeper 3.8.0's size can go below 0 (it counts the sync's packets
+    // out but never in): only the count is compared.
+    assert_eq!(info["queued_packets"], 0);
+    assert!(info["queued_packets_size"].is_i64(), "{info:?}");
+    assert!(info["requests"].as_u64() >= Some(3), "{info:?}");
+    let received = info["packets_received"].as_u64().unwrap_or(0);
+    assert!(
+        received >= info["requests"].as_u64().unwrap_or(0),
+        "{info:?}"
+    );
+    // At least an INFORM for each of the three writes.
+    assert!(info["packets_sent"].as_u64() >= Some(3), "{info:?}");
+
+    for i in (0..3).filter(|&i| i != leader) {
+        let o = command(addr(i), "obsr");
+        assert_eq!(o["synced_observers"], 0, "{o}");
+        assert_eq!(o["observers"], serde_json::json!([]), "{o}");
+    }
+}
