@@ -289,11 +289,10 @@ impl LearnerLink {
         let _ = self.out.send(packet);
     }
 
-    fn received(&mut self, packet: &QuorumPacket) {
-        self.packets_received += 1;
-        if packet.r#type == PacketType::Request as i32 {
-            self.requests += 1;
-        }
+    fn received(&mut self, packets: &[QuorumPacket]) {
+        self.packets_received += packets.len() as u64;
+        let request = PacketType::Request as i32;
+        self.requests += packets.iter().filter(|p| p.r#type == request).count() as u64;
     }
 
     fn info(&self, sid: ServerId) -> crate::admin::LearnerHandlerInfo {
@@ -963,6 +962,9 @@ impl Peer {
                 // Each packet's actions before the next packet: as if they
                 // had come one by one, but in one step of the core, so the
                 // writes forwarded in one batch are logged as one append.
+                if let Some(counted) = l.links.get_mut(&link) {
+                    counted.received(&packets);
+                }
                 for packet in packets {
                     if packet.r#type == PacketType::Ack as i32 {
                         stage_trace::record(Stage::AckHandled, link.0 as i64, packet.zxid);
@@ -970,9 +972,6 @@ impl Peer {
                     let Role::Leading(l) = &mut self.role else {
                         return;
                     };
-                    if let Some(counted) = l.links.get_mut(&link) {
-                        counted.received(&packet);
-                    }
                     let actions = l.leader.on_packet(ConnId(link.0), packet);
                     self.leader_actions(actions);
                 }
