@@ -814,6 +814,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "dynamicConfigFile",
     "secureClientPort",
     "secureClientPortAddress",
+    "client.portUnification",
     "ssl.keyStore.location",
     "ssl.keyStore.password",
     "ssl.keyStore.type",
@@ -1209,6 +1210,7 @@ impl Builder {
             "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
             "dynamicConfigFile" => {}
             "secureClientPort" => c.tls.secure_client_port = Some(parse_port(raw_key, value)?),
+            "client.portUnification" => c.tls.port_unification = parse_bool(raw_key, value)?,
             "secureClientPortAddress" => {
                 c.tls.secure_client_port_address = Some(ip_of(value).ok_or_else(|| {
                     invalid(
@@ -1937,6 +1939,10 @@ clientPort=2181
             }),
             ("zookeeper.skipACL=yes", |c| c.skip_acl),
             ("enforceQuota=true", |c| c.enforce_quota),
+            ("client.portUnification=true", |c| c.tls.port_unification),
+            ("zookeeper.client.portUnification=true", |c| {
+                c.tls.port_unification
+            }),
             ("zookeeper.enforceQuota=true", |c| c.enforce_quota),
             ("fsync.warningthresholdms=20", |c| {
                 c.fsync_warning_threshold_ms == 20

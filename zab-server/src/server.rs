@@ -291,7 +291,7 @@ pub(crate) async fn start_metrics(
 
 /// The client ports: `clientPort`, `secureClientPort`, or both.
 pub(crate) struct ClientListeners {
-    plain: Option<TcpListener>,
+    plain: Option<(TcpListener, ClientPortTls)>,
     secure: Option<(TcpListener, Arc<ClientTls>)>,
     /// The plain port's address, else the secure one's.
     pub local_addr: SocketAddr,
@@ -304,24 +304,28 @@ impl ClientListeners {
         let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let plain = match cfg.client_port {
             Some(port) => {
+                let tls = if cfg.tls.port_unification {
+                    let tls = client_tls(cfg).context("client.portUnification")?;
+                    ClientPortTls::Unified(Arc::new(tls))
+                } else {
+                    ClientPortTls::None
+                };
                 let addr = SocketAddr::new(cfg.client_port_address.unwrap_or(any), port);
                 let l = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
-                tracing::info!(local_addr = %l.local_addr()?, "client port");
-                Some(l)
+                tracing::info!(
+                    local_addr = %l.local_addr()?,
+                    tls_too = cfg.tls.port_unification,
+                    "client port"
+                );
+                Some((l, tls))
             }
             None => None,
         };
         let secure = match cfg.tls.secure_client_port {
             Some(port) => {
-                let tls = ClientTls::new(&cfg.tls).context("secureClientPort")?;
-                if !tls.unsupported_suites.is_empty() {
-                    tracing::warn!(
-                        suites = tls.unsupported_suites.join(","),
-                        "ssl.ciphersuites names suites zab does not have; they are not offered"
-                    );
-                }
+                let tls = client_tls(cfg).context("secureClientPort")?;
                 let addr = SocketAddr::new(cfg.tls.secure_client_port_address.unwrap_or(any), port);
                 let l = TcpListener::bind(addr)
                     .await
@@ -332,7 +336,7 @@ impl ClientListeners {
             None => None,
         };
         let local_addr = match (&plain, &secure) {
-            (Some(l), _) | (None, Some((l, _))) => l.local_addr()?,
+            (Some((l, _)), _) | (None, Some((l, _))) => l.local_addr()?,
             (None, None) => anyhow::bail!("neither clientPort nor secureClientPort is set"),
         };
         Ok(ClientListeners {
@@ -353,10 +357,10 @@ impl ClientListeners {
         tokio::spawn(async move {
             let plain = self
                 .plain
-                .map(|l| accept_loop(l, None, cfg.clone(), core.clone()));
-            let secure = self
-                .secure
-                .map(|(l, tls)| accept_loop(l, Some(tls), cfg.clone(), core.clone()));
+                .map(|(l, tls)| accept_loop(l, tls, cfg.clone(), core.clone()));
+            let secure = self.secure.map(|(l, tls)| {
+                accept_loop(l, ClientPortTls::Only(tls), cfg.clone(), core.clone())
+            });
             match (plain, secure) {
                 (Some(p), Some(s)) => {
                     tokio::join!(p, s);
@@ -519,9 +523,38 @@ pub(crate) fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
 /// the secure one. Each port counts its own connections against
 /// `maxClientCnxns` and `maxCnxns`, as each of ZooKeeper's connection
 /// factories does.
+/// What a client port does with TLS.
+#[derive(Clone)]
+pub(crate) enum ClientPortTls {
+    /// Plain connections only (`clientPort`).
+    None,
+    /// TLS only (`secureClientPort`).
+    Only(Arc<ClientTls>),
+    /// Both, told apart by the first byte (`client.portUnification`).
+    Unified(Arc<ClientTls>),
+}
+
+/// The TLS of the client ports, read from the `ssl.*` keys; a bad key or
+/// trust store stops the server at start-up.
+fn client_tls(cfg: &Config) -> anyhow::Result<ClientTls> {
+    let tls = ClientTls::new(&cfg.tls)?;
+    if !tls.unsupported_suites.is_empty() {
+        tracing::warn!(
+            suites = tls.unsupported_suites.join(","),
+            "ssl.ciphersuites names suites zab does not have; they are not offered"
+        );
+    }
+    Ok(tls)
+}
+
+/// A TLS record of type handshake: the first byte of every TLS client's
+/// first message, and never of a ZooKeeper client's (a frame length of
+/// 0x16xxxxxx is far above `jute.maxbuffer`) or of a four-letter word.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    tls: Option<Arc<ClientTls>>,
+    tls: ClientPortTls,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,
 ) {
@@ -562,6 +595,21 @@ pub(crate) async fn accept_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            let tls = match tls {
+                ClientPortTls::None => None,
+                ClientPortTls::Only(tls) => Some(tls),
+                ClientPortTls::Unified(tls) => {
+                    // As Netty's `DualModeSslHandler` decides: by the first
+                    // byte the client sends.
+                    let mut first = [0u8; 1];
+                    // A client that closed or failed before sending a
+                    // byte is served as plain, which reads its end.
+                    match stream.peek(&mut first).await {
+                        Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
+                        _ => None,
+                    }
+                }
+            };
             match tls {
                 None => {
                     let (rd, wr) = stream.into_split();

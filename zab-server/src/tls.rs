@@ -77,6 +77,10 @@ pub struct TlsConfig {
     pub secure_client_port: Option<u16>,
     /// `secureClientPortAddress`; `None` = all interfaces.
     pub secure_client_port_address: Option<IpAddr>,
+    /// `client.portUnification`: the plain `clientPort` takes TLS clients
+    /// too, told apart by their first byte (ZooKeeper's Netty
+    /// `DualModeSslHandler`).
+    pub port_unification: bool,
     pub key_store: Store,
     pub trust_store: Store,
     pub client_auth: ClientAuth,
@@ -105,6 +109,7 @@ impl Default for TlsConfig {
         TlsConfig {
             secure_client_port: None,
             secure_client_port_address: None,
+            port_unification: false,
             key_store: Store::default(),
             trust_store: Store::default(),
             client_auth: ClientAuth::default(),

@@ -484,3 +484,51 @@ async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
     })
     .await;
 }
+
+/// `client.portUnification=true`: the plain client port serves TLS clients
+/// too, each by what it sends first — zkCli over TLS gets its certificate's
+/// identity there, and a plain zkCli is served as before. Without it, the
+/// plain port refuses a TLS client.
+#[test]
+fn port_unification_serves_tls_and_plain_clients_on_the_client_port() {
+    let pki = Pki::new();
+    let port = free_port();
+    let server = start(&pki, port, "client.portUnification=true\n");
+    let plain_port = server.addr().port();
+    let over_tls = zkcli::run(
+        &server.connect_string(),
+        "create /unified hello\nwhoami",
+        &pki.zkcli_flags(Some(&pki.client.key_store)),
+    );
+    let x509_line = format!("x509: {CLIENT_ID}");
+    assert_lines_in_order(
+        &over_tls,
+        &[
+            "Created /unified",
+            "Auth scheme: User",
+            &x509_line,
+            "ip: 127.0.0.1",
+        ],
+    );
+    let plain = zkcli::run(&server.connect_string(), "get /unified\nwhoami", &[]);
+    assert_lines_in_order(&plain, &["hello", "Auth scheme: User", "ip: 127.0.0.1"]);
+    assert!(!plain.contains("x509:"), "{plain}");
+    assert_eq!(server.four_letter_word("ruok").expect("ruok"), "imok");
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let ca = pki.ca();
+    runtime.block_on(bounded(async {
+        assert!(served(plain_port, Some(Some(&pki.client)), &ca).await);
+        assert!(served(plain_port, None, &ca).await);
+        // A certificate the trust store does not vouch for is refused here
+        // as on the secure port.
+        assert!(!served(plain_port, Some(Some(&pki.stranger)), &ca).await);
+    }));
+
+    let separate = start(&pki, free_port(), "");
+    let separate_port = separate.addr().port();
+    runtime.block_on(bounded(async {
+        assert!(!served(separate_port, Some(Some(&pki.client)), &ca).await);
+        assert!(served(separate_port, None, &ca).await);
+    }));
+}
