@@ -333,6 +333,17 @@ pub struct ProviderMetrics {
     pub election_time: BasicSummary,
     /// ms per synced write of the txn log (`fsynctime`).
     pub fsync_time: BasicSummary,
+    /// ms per snapshot saved (`snapshottime`).
+    pub snapshot_time: BasicSummary,
+    /// At start-up: ms to load the data (`dbinittime`), of that the
+    /// snapshot's part (`startup_snap_load_time`), and the txns replayed
+    /// after it and their ms (`startup_txns_loaded`,
+    /// `startup_txns_load_time`, only when there were any, as in
+    /// ZooKeeper's `FileTxnSnapLog.fastForwardFromEdits`).
+    pub db_init_time: BasicSummary,
+    pub startup_snap_load_time: BasicSummary,
+    pub startup_txns_loaded: BasicSummary,
+    pub startup_txns_load_time: BasicSummary,
 }
 
 impl ProviderMetrics {
@@ -354,9 +365,23 @@ impl ProviderMetrics {
             ("diff_count".to_owned(), int(self.diff_count)),
             ("snap_count".to_owned(), int(self.snap_count)),
         ];
-        values.extend(self.election_time.metrics("election_time"));
-        values.extend(self.fsync_time.metrics("fsynctime"));
+        for (name, summary) in self.basic_summaries() {
+            values.extend(summary.metrics(name));
+        }
         values
+    }
+
+    /// The basic summaries by their metric names.
+    pub fn basic_summaries(&self) -> [(&'static str, &BasicSummary); 7] {
+        [
+            ("election_time", &self.election_time),
+            ("fsynctime", &self.fsync_time),
+            ("snapshottime", &self.snapshot_time),
+            ("dbinittime", &self.db_init_time),
+            ("startup_snap_load_time", &self.startup_snap_load_time),
+            ("startup_txns_loaded", &self.startup_txns_loaded),
+            ("startup_txns_load_time", &self.startup_txns_load_time),
+        ]
     }
 }
 
@@ -1449,6 +1474,31 @@ mod tests {
              zk_max_fsynctime\t0\n\
              zk_cnt_fsynctime\t0\n\
              zk_sum_fsynctime\t0\n\
+             zk_avg_snapshottime\t0.0\n\
+             zk_min_snapshottime\t0\n\
+             zk_max_snapshottime\t0\n\
+             zk_cnt_snapshottime\t0\n\
+             zk_sum_snapshottime\t0\n\
+             zk_avg_dbinittime\t0.0\n\
+             zk_min_dbinittime\t0\n\
+             zk_max_dbinittime\t0\n\
+             zk_cnt_dbinittime\t0\n\
+             zk_sum_dbinittime\t0\n\
+             zk_avg_startup_snap_load_time\t0.0\n\
+             zk_min_startup_snap_load_time\t0\n\
+             zk_max_startup_snap_load_time\t0\n\
+             zk_cnt_startup_snap_load_time\t0\n\
+             zk_sum_startup_snap_load_time\t0\n\
+             zk_avg_startup_txns_loaded\t0.0\n\
+             zk_min_startup_txns_loaded\t0\n\
+             zk_max_startup_txns_loaded\t0\n\
+             zk_cnt_startup_txns_loaded\t0\n\
+             zk_sum_startup_txns_loaded\t0\n\
+             zk_avg_startup_txns_load_time\t0.0\n\
+             zk_min_startup_txns_load_time\t0\n\
+             zk_max_startup_txns_load_time\t0\n\
+             zk_cnt_startup_txns_load_time\t0\n\
+             zk_sum_startup_txns_load_time\t0\n\
              zk_avg_readlatency\t0.0\n\
              zk_min_readlatency\t0\n\
              zk_max_readlatency\t0\n\
@@ -1512,9 +1562,9 @@ mod tests {
         assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
         assert_eq!(lines[3], "zk_avg_latency\t0.0");
         // The leader's keys end the gauges; the provider's counters and
-        // basic summaries (7 + 2 × 5 lines) and the two latency summaries
+        // basic summaries (7 + 7 × 5 lines) and the two latency summaries
         // (nine lines each) follow.
-        let gauges = &lines[..lines.len() - 17 - 18];
+        let gauges = &lines[..lines.len() - 42 - 18];
         let tail = &gauges[gauges.len() - 10..];
         assert_eq!(
             tail,

@@ -28,6 +28,18 @@ pub struct BasicSummary {
     pub max: u64,
 }
 
+/// What the store timed (log syncs, snapshot saves), in ms.
+impl From<zab_store::Timings> for BasicSummary {
+    fn from(t: zab_store::Timings) -> Self {
+        BasicSummary {
+            count: t.count,
+            sum: t.total_ms,
+            min: t.min_ms,
+            max: t.max_ms,
+        }
+    }
+}
+
 impl BasicSummary {
     pub fn record(&mut self, value: u64) {
         self.min = if self.count == 0 {

@@ -133,10 +133,7 @@ pub fn render(
             "counter",
             exceeded,
         );
-        for (name, s) in [
-            ("election_time", &p.election_time),
-            ("fsynctime", &p.fsync_time),
-        ] {
+        for (name, s) in p.basic_summaries() {
             if wanted(name) {
                 // A basic summary: no quantiles.
                 let _ = writeln!(out, "# HELP {name} {name}");

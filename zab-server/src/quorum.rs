@@ -84,7 +84,7 @@ impl QuorumServer {
         let verifier =
             QuorumVerifier::new(cfg.voters().map(|s| s.id), cfg.observers().map(|s| s.id));
 
-        let (store, tree) = open_state(&cfg)?;
+        let (store, tree, recovery) = open_state(&cfg)?;
         let purge = start_autopurge(&store, &cfg);
         let epochs = store
             .recover_epochs(tree.last_zxid())
@@ -154,7 +154,7 @@ impl QuorumServer {
             now: None,
             last_tick_ms: 0,
             looking_since_ms: now_ms(),
-            provider: Default::default(),
+            provider: recovery.startup_metrics(),
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -1234,7 +1234,10 @@ impl Peer {
                         .log()
                         .truncate_after(after)
                         .map_err(anyhow::Error::from)
-                        .and_then(|()| crate::server::blocking(|| recover(&self.store)));
+                        // A reload after TRUNC: no start-up metrics, as
+                        // ZooKeeper's learner truncates in place.
+                        .and_then(|()| crate::server::blocking(|| recover(&self.store)))
+                        .map(|(tree, _)| tree);
                     match result {
                         Ok(mut tree) if tree.last_zxid() <= after => {
                             tree.set_skip_acl(self.cfg.skip_acl);

@@ -107,9 +107,35 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long rebuilding the tree took, and what it replayed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub total_ms: u64,
+    pub snapshot_ms: u64,
+    pub txns_replayed: u64,
+    pub txns_ms: u64,
+}
+
+impl Recovery {
+    /// The metrics ZooKeeper records when it loads its database at
+    /// start-up (`ZKDatabase.loadDataBase`, `FileTxnSnapLog.restore`).
+    pub fn startup_metrics(&self) -> crate::four_letter::ProviderMetrics {
+        let mut m = crate::four_letter::ProviderMetrics::default();
+        m.db_init_time.record(self.total_ms);
+        m.startup_snap_load_time.record(self.snapshot_ms);
+        if self.txns_replayed > 0 {
+            m.startup_txns_loaded.record(self.txns_replayed);
+            m.startup_txns_load_time.record(self.txns_ms);
+        }
+        m
+    }
+}
+
 /// Opens the store and rebuilds the tree: the newest snapshot, then every
 /// logged txn after it (ZooKeeper's `FileTxnSnapLog.restore`).
-pub fn recover(store: &Store) -> anyhow::Result<DataTree> {
+pub fn recover(store: &Store) -> anyhow::Result<(DataTree, Recovery)> {
+    let started = std::time::Instant::now();
+    let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
     let mut tree = match store
         .snapshots()
         .latest()
@@ -123,6 +149,8 @@ pub fn recover(store: &Store) -> anyhow::Result<DataTree> {
         }
         None => DataTree::new(),
     };
+    let snapshot_ms = ms(started);
+    let replay_started = std::time::Instant::now();
     let from = tree.last_zxid().next();
     let mut replayed = 0u64;
     for entry in store.log().read_from(from).context("reading the txn log")? {
@@ -135,7 +163,13 @@ pub fn recover(store: &Store) -> anyhow::Result<DataTree> {
         replayed += 1;
     }
     tracing::info!(zxid = %tree.last_zxid(), replayed, "recovered");
-    Ok(tree)
+    let recovery = Recovery {
+        total_ms: ms(started),
+        snapshot_ms,
+        txns_replayed: replayed,
+        txns_ms: ms(replay_started),
+    };
+    Ok((tree, recovery))
 }
 
 /// `autopurge.purgeInterval` (hours; 0 = off) keeping
@@ -154,7 +188,7 @@ pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::
 /// Opens the store under `dataDir/zab` (its write-ahead log under
 /// `dataLogDir/zab` when that is another directory) and rebuilds the tree
 /// from it.
-pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)> {
+pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, Recovery)> {
     let store_dir = cfg.data_dir.join("zab");
     let store = Store::open(
         &store_dir,
@@ -173,10 +207,10 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree)>
         "store opened"
     );
     let store = Arc::new(store);
-    let mut tree = blocking(|| recover(&store))?;
+    let (mut tree, recovery) = blocking(|| recover(&store))?;
     // Reads check ACLs in the tree itself; writes in the preparer.
     tree.set_skip_acl(cfg.skip_acl);
-    Ok((store, tree))
+    Ok((store, tree, recovery))
 }
 
 /// A running standalone server.
@@ -195,7 +229,7 @@ impl Server {
     /// Recovers state from `cfg.data_dir` and starts serving on the client port.
     pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let cfg = Arc::new(cfg);
-        let (store, tree) = open_state(&cfg)?;
+        let (store, tree, recovery) = open_state(&cfg)?;
         let purge = start_autopurge(&store, &cfg);
 
         let listeners = ClientListeners::bind(&cfg).await?;
@@ -209,9 +243,9 @@ impl Server {
             pipeline,
             store,
             cfg.clone(),
-            core_rx,
-            core_tx.clone(),
+            (core_rx, core_tx.clone()),
             started,
+            recovery.startup_metrics(),
         ));
         spawn_ticker(core_tx.clone(), cfg.tick_time_ms as u64);
 
@@ -260,11 +294,15 @@ fn standalone_source<'a>(
     cfg: &'a Config,
     store: &'a Store,
     started_ms: i64,
+    provider: crate::four_letter::ProviderMetrics,
 ) -> status::StatusSource<'a> {
     status::StatusSource {
         pipeline: Some(pipeline),
         mode: crate::four_letter::ServerMode::Standalone,
-        quorum: status::QuorumStatus::default(),
+        quorum: status::QuorumStatus {
+            provider,
+            ..status::QuorumStatus::default()
+        },
         cfg,
         store,
         started_ms,
@@ -387,13 +425,18 @@ pub(crate) fn spawn_ticker(core: mpsc::UnboundedSender<CoreMsg>, tick_ms: u64) {
     });
 }
 
+/// The standalone server's core: `provider` holds what of ZooKeeper's
+/// provider metrics a standalone server has (the start-up load's).
 async fn core_loop(
     mut pipeline: Pipeline,
     store: Arc<Store>,
     cfg: Arc<Config>,
-    mut rx: mpsc::UnboundedReceiver<CoreMsg>,
-    tx: mpsc::UnboundedSender<CoreMsg>,
+    (mut rx, tx): (
+        mpsc::UnboundedReceiver<CoreMsg>,
+        mpsc::UnboundedSender<CoreMsg>,
+    ),
     started_ms: i64,
+    mut provider: crate::four_letter::ProviderMetrics,
 ) {
     let log = store.log();
     let durable = Arc::new(DurableMark::default());
@@ -422,12 +465,18 @@ async fn core_loop(
                 writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, asker, reply } => {
-                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms);
+                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms, provider);
                 let _ = reply.send(status::four_letter(word, asker, src));
+                if word == zab_wire::jute::frame::FourLetterWord::Srst {
+                    provider = Default::default();
+                }
             }
             CoreMsg::Admin { request, reply } => {
-                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms);
+                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms, provider);
                 let _ = reply.send(status::admin(&request, src));
+                if status::resets_stats(&request) {
+                    provider = Default::default();
+                }
             }
             CoreMsg::LogFailed(e) => {
                 // ZooKeeper exits when it cannot write its log: a server that

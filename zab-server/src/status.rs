@@ -12,7 +12,6 @@ use crate::four_letter::{
     self, ConnectionSession, ConnectionStatus, Environment, ExpiryBucket, Latency, ProviderMetrics,
     ServerMode, ServerStatus, SessionDump,
 };
-use crate::latency_summary::BasicSummary;
 use crate::pipeline::Pipeline;
 use crate::server::now_ms;
 
@@ -88,6 +87,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         FourLetterWord::Srst => {
             pipeline.reset_stats();
             store.log().reset_sync_times();
+            store.snapshots().reset_save_times();
         }
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
@@ -165,6 +165,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         Effect::ResetStats => {
             pipeline.reset_stats();
             store.log().reset_sync_times();
+            store.snapshots().reset_save_times();
         }
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
@@ -212,6 +213,7 @@ fn complete(
 ) {
     status.provider = ProviderMetrics {
         fsync_time: status.provider.fsync_time,
+        snapshot_time: status.provider.snapshot_time,
         ..quorum.provider
     };
     if matches!(mode, ServerMode::Follower | ServerMode::Observer) {
@@ -329,15 +331,8 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         client_response_sizes: stats.response_sizes,
         fsync_threshold_exceed_count: store.log().stats().syncs_over_threshold,
         provider: ProviderMetrics {
-            fsync_time: {
-                let log = store.log().stats();
-                BasicSummary {
-                    count: log.syncs_timed,
-                    sum: log.sync_ms_total,
-                    min: log.sync_ms_min,
-                    max: log.sync_ms_max,
-                }
-            },
+            fsync_time: store.log().stats().sync_times.into(),
+            snapshot_time: store.snapshots().save_times().into(),
             ..ProviderMetrics::default()
         },
         read_latency: stats.read_latency.clone(),

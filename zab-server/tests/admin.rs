@@ -690,3 +690,72 @@ fn the_leader_lists_its_observers_as_learner_handlers() {
         assert_eq!(o["observers"], serde_json::json!([]), "{o}");
     }
 }
+
+/// ZooKeeper's start-up and snapshot summaries: loading the database is
+/// timed once (`dbinittime`, `startup_snap_load_time`), the txns replayed
+/// after the snapshot only when there were any (`startup_txns_loaded`);
+/// snapshots are timed as they are taken (`snapshottime`); `srst` starts
+/// them all afresh.
+#[test]
+fn start_up_and_snapshots_are_timed() {
+    let cnt = |m: &Value, key: &str| {
+        m[format!("cnt_{key}")]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {m}"))
+    };
+    let write = |at: String, n: usize| {
+        tokio::runtime::Runtime::new()
+            .expect("a runtime")
+            .block_on(async move {
+                let client = Client::connector().connect(&at).await.expect("connect");
+                let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                for i in 0..n {
+                    client
+                        .create(&format!("/t{i}"), b"", &opts)
+                        .await
+                        .expect("create");
+                }
+            })
+    };
+
+    // The default snapCount: no snapshot after start-up, so a restart
+    // replays every txn since.
+    let port = free_port();
+    let mut server = TestServer::start(&admin_cfg(port));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let fresh = command(addr, "monitor");
+    assert_eq!(cnt(&fresh, "dbinittime"), 1, "{fresh}");
+    assert_eq!(cnt(&fresh, "startup_snap_load_time"), 1, "{fresh}");
+    assert_eq!(cnt(&fresh, "startup_txns_loaded"), 0, "{fresh}");
+    assert_eq!(cnt(&fresh, "startup_txns_load_time"), 0, "{fresh}");
+    write(server.connect_string(), 5);
+    server.restart();
+    let m = command(addr, "monitor");
+    assert_eq!(cnt(&m, "dbinittime"), 1, "{m}");
+    assert_eq!(cnt(&m, "startup_txns_loaded"), 1, "{m}");
+    // The session's createSession and five creates, at least.
+    assert!(m["max_startup_txns_loaded"].as_u64() >= Some(6), "{m}");
+    command(addr, "srst");
+    let reset = command(addr, "monitor");
+    for key in [
+        "dbinittime",
+        "startup_snap_load_time",
+        "startup_txns_loaded",
+    ] {
+        assert_eq!(cnt(&reset, key), 0, "{key}: {reset}");
+    }
+
+    // A snapshot every 10 txns or so, written off the request path.
+    let port = free_port();
+    let server = TestServer::start(&format!("{}snapCount=10\n", admin_cfg(port)));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    write(server.connect_string(), 30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cnt(&command(addr, "monitor"), "snapshottime") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot was timed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -28,6 +28,7 @@ mod error;
 mod layout;
 mod purge;
 mod snapshot;
+mod timings;
 mod txn_log;
 mod wal_dir;
 
@@ -41,6 +42,7 @@ pub use epochs::{EpochError, Epochs};
 pub use error::StoreError;
 pub use purge::{AutoPurge, PurgeReport, MIN_RETAIN};
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
+pub use timings::Timings;
 pub use txn_log::{GroupCommit, LogIter, LogStats, TxnLog};
 
 use layout::{

@@ -32,6 +32,7 @@ use crate::layout::{
     chunk_key, chunk_range, decode_chunk_id, decode_manifest_key, is_manifest_key, manifest_key,
     Manifest, CF_SNAPSHOTS, CHUNK_START, MANIFEST_END, MANIFEST_START,
 };
+use crate::timings::{TimingRecorder, Timings};
 use crate::{cf, StoreError};
 
 /// Where save `id` writes its SST file before RocksDB ingests it: in the
@@ -78,6 +79,8 @@ pub struct SnapshotStore {
     /// same zxid simple.
     save_lock: Arc<Mutex<()>>,
     next_id: Arc<AtomicU64>,
+    /// Each snapshot saved, timed (ZooKeeper's `snapshottime`).
+    save_times: Arc<TimingRecorder>,
 }
 
 impl SnapshotStore {
@@ -122,13 +125,35 @@ impl SnapshotStore {
             sync,
             save_lock: Arc::new(Mutex::new(())),
             next_id: Arc::new(AtomicU64::new(max_id + 1)),
+            save_times: Arc::default(),
         })
     }
 
     /// Streams a snapshot in and makes it visible atomically once complete
     /// (see the module docs). A snapshot already saved at `zxid` is replaced.
     /// If `data` fails, nothing becomes visible and the chunks are dropped.
+    ///
+    /// A save that succeeds is timed, from its first read of `data` to its
+    /// snapshot being visible: with `data` a tree being serialized, as
+    /// ZooKeeper's `takeSnapshot` times serializing it to its file.
     pub fn save(&self, zxid: Zxid, data: &mut impl Read) -> Result<SnapshotInfo, StoreError> {
+        let started = std::time::Instant::now();
+        let info = self.save_untimed(zxid, data)?;
+        self.save_times.record(started.elapsed().as_millis() as u64);
+        Ok(info)
+    }
+
+    /// How long the saves since the last reset took.
+    pub fn save_times(&self) -> Timings {
+        self.save_times.read()
+    }
+
+    /// Starts the save timings afresh (`srst`).
+    pub fn reset_save_times(&self) {
+        self.save_times.reset();
+    }
+
+    fn save_untimed(&self, zxid: Zxid, data: &mut impl Read) -> Result<SnapshotInfo, StoreError> {
         if zxid.0 < 0 {
             return Err(StoreError::InvalidZxid(zxid));
         }

@@ -558,3 +558,27 @@ fn a_store_of_a_layout_this_version_does_not_open_is_refused_untouched() {
         assert_eq!(stamped_layout(dir.path()), layout);
     }
 }
+
+/// Saved snapshots are timed (`snapshottime`); a failed save is not, and
+/// a reset starts afresh.
+#[test]
+fn snapshot_saves_are_timed() {
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the serializer failed"))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    assert_eq!(snaps.save_times(), crate::Timings::default());
+    snaps.save(Zxid(5), &mut &b"tree"[..]).unwrap();
+    snaps.save(Zxid(9), &mut &b"tree"[..]).unwrap();
+    assert!(snaps.save(Zxid(12), &mut Failing).is_err());
+    let t = snaps.save_times();
+    assert_eq!(t.count, 2);
+    assert!(t.min_ms <= t.max_ms && t.max_ms <= t.total_ms);
+    snaps.reset_save_times();
+    assert_eq!(snaps.save_times(), crate::Timings::default());
+}

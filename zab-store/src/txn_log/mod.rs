@@ -40,6 +40,7 @@ use rocksdb::{FlushOptions, WriteBatch, WriteOptions, DB};
 use zab_wire::Zxid;
 
 use crate::layout::{decode_log_key, log_key, LogGroup, CF_LOG, LOG_KEY_END};
+use crate::timings::{TimingRecorder, Timings};
 use crate::{cf, StoreError};
 pub use group_commit::GroupCommit;
 use journal::Journal;
@@ -55,13 +56,9 @@ pub struct LogStats {
     pub txns: u64,
     /// Txn bytes made durable.
     pub bytes: u64,
-    /// The journal's synced writes (under `forceSync`), in whole ms each,
-    /// as ZooKeeper times its log's `fsync` (`fsynctime`): how many, their
-    /// total, the shortest and the longest (0 before the first).
-    pub syncs_timed: u64,
-    pub sync_ms_total: u64,
-    pub sync_ms_min: u64,
-    pub sync_ms_max: u64,
+    /// The journal's synced writes (under `forceSync`), timed as ZooKeeper
+    /// times its log's `fsync` (`fsynctime`).
+    pub sync_times: Timings,
     /// Syncs that took longer than `fsync.warningthresholdms` since the
     /// log opened (ZooKeeper's `fsync_threshold_exceed_count`, which `srst`
     /// does not reset).
@@ -106,12 +103,8 @@ struct LogCore {
     sync_writes: AtomicU64,
     txns: AtomicU64,
     bytes: AtomicU64,
-    /// Timed syncs: count, total, min and max ms (see [`LogStats`]); only
-    /// the writer thread records, and a reset may race a record harmlessly.
-    syncs_timed: AtomicU64,
-    sync_ms_total: AtomicU64,
-    sync_ms_min: AtomicU64,
-    sync_ms_max: AtomicU64,
+    /// Timed syncs (see [`LogStats`]); only the writer thread records.
+    sync_times: TimingRecorder,
     /// Syncs longer than this many ms are warned of and counted in
     /// `syncs_over_threshold`.
     fsync_warning_ms: u64,
@@ -183,10 +176,7 @@ impl TxnLog {
             generation: AtomicU64::new(0),
             purged_below: AtomicI64::new(0),
             sync_writes: AtomicU64::new(0),
-            syncs_timed: AtomicU64::new(0),
-            sync_ms_total: AtomicU64::new(0),
-            sync_ms_min: AtomicU64::new(u64::MAX),
-            sync_ms_max: AtomicU64::new(0),
+            sync_times: TimingRecorder::default(),
             fsync_warning_ms,
             syncs_over_threshold: AtomicU64::new(0),
             txns: AtomicU64::new(0),
@@ -355,13 +345,7 @@ impl TxnLog {
             sync_writes: core.sync_writes.load(Ordering::SeqCst),
             txns: core.txns.load(Ordering::SeqCst),
             bytes: core.bytes.load(Ordering::SeqCst),
-            syncs_timed: core.syncs_timed.load(Ordering::Relaxed),
-            sync_ms_total: core.sync_ms_total.load(Ordering::Relaxed),
-            sync_ms_min: match core.sync_ms_min.load(Ordering::Relaxed) {
-                u64::MAX => 0,
-                ms => ms,
-            },
-            sync_ms_max: core.sync_ms_max.load(Ordering::Relaxed),
+            sync_times: core.sync_times.read(),
             syncs_over_threshold: core.syncs_over_threshold.load(Ordering::Relaxed),
         }
     }
@@ -369,11 +353,7 @@ impl TxnLog {
     /// Starts the sync timings afresh (the `srst` four-letter word, as
     /// ZooKeeper's resets its `fsynctime`).
     pub fn reset_sync_times(&self) {
-        let core = self.core();
-        core.syncs_timed.store(0, Ordering::Relaxed);
-        core.sync_ms_total.store(0, Ordering::Relaxed);
-        core.sync_ms_min.store(u64::MAX, Ordering::Relaxed);
-        core.sync_ms_max.store(0, Ordering::Relaxed);
+        self.core().sync_times.reset();
     }
 
     /// Removes the entries older than the newest entry `<= snapshot`; returns
@@ -574,10 +554,7 @@ impl LogCore {
                 std::thread::current().name().unwrap_or("the log writer"),
             );
         }
-        self.syncs_timed.fetch_add(1, Ordering::Relaxed);
-        self.sync_ms_total.fetch_add(ms, Ordering::Relaxed);
-        self.sync_ms_min.fetch_min(ms, Ordering::Relaxed);
-        self.sync_ms_max.fetch_max(ms, Ordering::Relaxed);
+        self.sync_times.record(ms);
     }
 
     fn maintain(&self, cmd: Command) {

@@ -190,20 +190,13 @@ fn no_sync_covers_more_than_max_batch_txns() {
     assert_eq!(after.sync_writes - before.sync_writes, 3, "100 + 100 + 50");
     assert_eq!(zxids(&read_all(&log, Zxid::ZERO)).len(), 250);
     // Each synced write is timed (`fsynctime`); a reset starts afresh.
-    assert_eq!(after.syncs_timed - before.syncs_timed, 3);
-    assert!(after.sync_ms_min <= after.sync_ms_max);
-    assert!(after.sync_ms_total >= after.sync_ms_max);
+    let (t, t0) = (after.sync_times, before.sync_times);
+    assert_eq!(t.count - t0.count, 3);
+    assert!(t.min_ms <= t.max_ms);
+    assert!(t.total_ms >= t.max_ms);
     log.reset_sync_times();
     let reset = log.stats();
-    assert_eq!(
-        (
-            reset.syncs_timed,
-            reset.sync_ms_total,
-            reset.sync_ms_min,
-            reset.sync_ms_max
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_eq!(reset.sync_times, crate::Timings::default());
 }
 
 /// ZooKeeper counts (and warns of) every sync slower than
@@ -218,7 +211,7 @@ fn syncs_past_the_warning_threshold_are_counted() {
         log.core().record_sync(ms);
     }
     assert_eq!(log.stats().syncs_over_threshold, 2);
-    assert_eq!(log.stats().syncs_timed, 4);
+    assert_eq!(log.stats().sync_times.count, 4);
     log.reset_sync_times();
     assert_eq!(log.stats().syncs_over_threshold, 2);
 }
