@@ -563,9 +563,19 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
                 "snap_count",
             ];
             for key in mntr_keys(&mntr) {
-                let summary = ["readlatency", "updatelatency", "election_time", "fsynctime"]
-                    .iter()
-                    .any(|s| key.ends_with(s));
+                let summary = [
+                    "readlatency",
+                    "updatelatency",
+                    "election_time",
+                    "fsynctime",
+                    "snapshottime",
+                    "dbinittime",
+                    "startup_snap_load_time",
+                    "startup_txns_loaded",
+                    "startup_txns_load_time",
+                ]
+                .iter()
+                .any(|s| key.ends_with(s));
                 if summary || counters.contains(&key.as_str()) {
                     continue;
                 }
