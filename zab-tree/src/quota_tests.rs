@@ -268,3 +268,108 @@ fn usage_is_read_from_the_applied_tree_not_pending_writes() {
     assert_eq!(stats(&h, "/app"), "count=3,bytes=1");
     assert_eq!(h.err(create("/app/z", None, 0)), ErrorCode::QuotaExceeded);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn stats_text() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"count=0,bytes=0".to_vec()),
+            Just(SOFT_COUNT_10.to_vec()),
+            Just(b"count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=3".to_vec()),
+            Just(b"".to_vec()),
+            Just(b"not stats".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    /// A write of the quota machinery's own nodes or of nodes below them.
+    fn write(paths: &'static [&'static str]) -> impl Strategy<Value = Request> {
+        let path = prop::sample::select(paths);
+        prop_oneof![
+            3 => (path.clone(), prop::option::of(stats_text()))
+                .prop_map(|(p, d)| create(p, d.as_deref(), 0)),
+            1 => path.clone().prop_map(|p| delete(p, -1)),
+            2 => (path, stats_text()).prop_map(|(p, d)| set_data(p, &d, -1)),
+        ]
+    }
+
+    const EVERYWHERE: &[&str] = &[
+        "/a",
+        "/a/b",
+        "/a/b/c",
+        "/b",
+        "/zookeeper/quota/a",
+        "/zookeeper/quota/a/zookeeper_limits",
+        "/zookeeper/quota/a/zookeeper_stats",
+        "/zookeeper/quota/a/b",
+        "/zookeeper/quota/a/b/zookeeper_limits",
+        "/zookeeper/quota/a/b/zookeeper_stats",
+        "/zookeeper/quota/zookeeper_limits",
+        "/zookeeper/quota/zookeeper_stats",
+    ];
+
+    const BELOW_A: &[&str] = &["/a/x", "/a/x/y", "/a/z", "/b", "/b/x"];
+
+    fn snapshot_bytes(t: &DataTree) -> Vec<u8> {
+        let mut out = Vec::new();
+        t.snapshot().write_to(&mut out).expect("write to a Vec");
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any writes of limit and stats nodes, nested quotas, stats that
+        /// do not parse: nothing panics, replaying the log gives the same
+        /// tree, and a snapshot restores.
+        #[test]
+        fn any_quota_writes_apply_alike_and_never_panic(
+            enforce in any::<bool>(),
+            writes in prop::collection::vec(write(EVERYWHERE), 0..60),
+        ) {
+            let mut h = if enforce { enforcing() } else { Harness::new() };
+            for w in writes {
+                let _ = h.write(w);
+            }
+            let mut replica = DataTree::new();
+            for txn in &h.log {
+                replica.apply(txn);
+            }
+            prop_assert_eq!(snapshot_bytes(&replica), snapshot_bytes(&h.tree));
+            prop_assert_eq!(replica.approximate_data_size(), h.tree.approximate_data_size());
+            let _ = h.tree.quota_gauges();
+            let bytes = snapshot_bytes(&h.tree);
+            prop_assert!(DataTree::restore(&mut &bytes[..]).is_ok());
+        }
+
+        /// With one quota, on /a, whose stats no client writes: what the
+        /// tree keeps up to date write by write is what a recount finds,
+        /// and hard limits hold.
+        #[test]
+        fn usage_kept_write_by_write_is_the_recount(
+            writes in prop::collection::vec(write(BELOW_A), 0..80),
+        ) {
+            let mut h = enforcing();
+            h.mk("/a", 0);
+            set_quota(
+                &mut h,
+                "/a",
+                b"count=-1,bytes=-1=;byteHardLimit=20;countHardLimit=4",
+            );
+            for w in writes {
+                let _ = h.write(w);
+            }
+            let kept = StatsTrack::parse(&h.tree.data(&stat_path("/a")).unwrap()).unwrap();
+            let (count, bytes) = h.tree.usage("/a");
+            prop_assert_eq!((kept.count(), kept.bytes()), (count, bytes));
+            prop_assert!(count <= 4 && bytes <= 20, "{count} nodes, {bytes} bytes");
+            let mut out = Vec::new();
+            h.tree.snapshot().write_to(&mut out).unwrap();
+            let restored = DataTree::restore(&mut &out[..]).unwrap();
+            prop_assert_eq!(restored.data(&stat_path("/a")), h.tree.data(&stat_path("/a")));
+        }
+    }
+}

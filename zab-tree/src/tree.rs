@@ -856,7 +856,7 @@ impl DataTree {
 
     /// `getCounts`: the nodes at and below `p` and their data bytes; none
     /// if `p` does not exist. `""` is the root, as in ZooKeeper's map.
-    fn usage(&self, p: &str) -> (i64, i64) {
+    pub(crate) fn usage(&self, p: &str) -> (i64, i64) {
         let Some(top) = self.node(p) else {
             return (0, 0);
         };
