@@ -818,12 +818,18 @@ impl DataTree {
             self.quotas.add(quoted);
         }
         if name == quota::STAT_NODE {
-            let (count, bytes) = self.usage(quoted);
-            let mut stats = StatsTrack::default();
-            stats.set_bytes(bytes);
-            stats.set_count(count);
-            self.rewrite_stats(quoted, |_| Some(stats));
+            self.recount_quota(quoted);
         }
+    }
+
+    /// `updateQuotaForPath`: the stats node of `quoted` gets the usage
+    /// counted afresh, `count` and `bytes` alone.
+    fn recount_quota(&mut self, quoted: &str) {
+        let (count, bytes) = self.usage(quoted);
+        let mut stats = StatsTrack::default();
+        stats.set_bytes(bytes);
+        stats.set_count(count);
+        self.rewrite_stats(quoted, |_| Some(stats));
     }
 
     /// `updateQuotaStat`: adds a write's change to the usage of the
@@ -937,11 +943,7 @@ impl DataTree {
             stack.extend(n.children().keys().map(|c| format!("{p}/{c}")));
         }
         for quoted in limits {
-            let (count, bytes) = self.usage(&quoted);
-            let mut stats = StatsTrack::default();
-            stats.set_bytes(bytes);
-            stats.set_count(count);
-            self.rewrite_stats(&quoted, |_| Some(stats));
+            self.recount_quota(&quoted);
             self.quotas.add(&quoted);
         }
     }
