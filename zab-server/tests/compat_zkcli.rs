@@ -249,3 +249,105 @@ listquota /r/s",
         ]
     );
 }
+
+/// The rest of zkCli's commands, each as ZooKeeper 3.8.0 answers it
+/// (checked: the whole output was the same on both systems, times and
+/// ids aside, except for the order of `getEphemerals`, which ZooKeeper
+/// lists in its `HashSet`'s order and zab sorted).
+#[test]
+fn zkcli_other_commands_print_what_zookeeper_prints() {
+    let server = TestServer::start("extendedTypesEnabled=true");
+    let output = zkcli(
+        &server,
+        "create /m one
+create /m/a 1
+create /m/a/b 2
+create -e /m/e eph
+create -c /m/cont c
+create -t 60000 /m/ttl t
+create -s -e /m/se- x
+getAllChildrenNumber /m
+getAllChildrenNumber /
+getEphemerals /m
+ls -R /m
+ls -s /m
+stat -w /m
+get -w /m/a
+set /m/a 11
+addWatch -m PERSISTENT_RECURSIVE /m
+create /m/a/c 3
+removewatches /m
+sync /m
+version
+whoami
+ls /zookeeper
+deleteall -b 2 /m/a
+ls /m
+delete -v 5 /m
+set -s /m two
+stat /m/missing
+create -s /m/seq
+create /m/bad/child x
+delete /
+close
+ls /m",
+    );
+    assert_lines_in_order(
+        &output,
+        &[
+            "Created /m/se-0000000004",
+            // getAllChildrenNumber: the descendants, not the node.
+            "6",
+            "10",
+        ],
+    );
+    // ZooKeeper lists a session's ephemerals in hash order.
+    assert!(
+        output.contains("[/m/e, /m/se-0000000004]") || output.contains("[/m/se-0000000004, /m/e]"),
+        "{output}"
+    );
+    assert_lines_in_order(
+        &output,
+        &[
+            // ls -R: breadth first.
+            "/m",
+            "/m/a",
+            "/m/cont",
+            "/m/e",
+            "/m/se-0000000004",
+            "/m/ttl",
+            "/m/a/b",
+            "[a, cont, e, se-0000000004, ttl]",
+            "cversion = 5",
+            "numChildren = 5",
+            "1",
+            "Created /m/a/c",
+            "Sync is OK",
+            "Auth scheme: User",
+            "ip: 127.0.0.1",
+            "[config, quota]",
+            "[cont, e, se-0000000004, ttl]",
+            "version No is not valid : /m",
+            "dataVersion = 1",
+            "numChildren = 4",
+            "Node does not exist: /m/missing",
+            // A delete does not move the parent's cversion.
+            "Created /m/seq0000000005",
+            "Node does not exist: /m/bad/child",
+            "Arguments are not valid : /",
+            "Not connected",
+        ],
+    );
+    // The watcher prints events from its own thread, so they interleave
+    // with the commands' output in no fixed order.
+    for event in [
+        "state:SyncConnected type:NodeDataChanged path:/m/a",
+        "state:SyncConnected type:NodeCreated path:/m/a/c",
+        "state:SyncConnected type:PersistentWatchRemoved path:/m",
+        "state:SyncConnected type:DataWatchRemoved path:/m",
+        "state:Closed type:None path:null",
+    ] {
+        let line = format!("WatchedEvent {event}");
+        assert!(output.lines().any(|l| l == line), "{event}: {output}");
+    }
+}
