@@ -351,3 +351,90 @@ ls /m",
         assert!(output.lines().any(|l| l == line), "{event}: {output}");
     }
 }
+
+/// Quotas at their edges, as zkCli and ZooKeeper 3.8.0 handle them (the
+/// output and mntr's quota, size and count lines were the same on both):
+/// nested quotas refused, partial `delquota`, a hard limit set below the
+/// usage, and a stats node whose ACL no client may write is still kept.
+#[test]
+fn zkcli_quota_edges() {
+    let server = TestServer::start("enforceQuota=true");
+    let output = zkcli(
+        &server,
+        "create /p a
+create /p/q b
+create /p/q/r c
+setquota -n 10 /p/q
+setquota -n 5 /p
+setquota -n 5 /p/q/r
+setquota -b 100 /nothere
+setquota -n 3 /zookeeper/quota/p
+setquota -n 0 /p/q
+setquota -B 8 /p/q
+listquota /p/q
+delquota -n /p/q
+listquota /p/q
+delquota -B /p/q
+listquota /p/q
+delquota /p/q
+listquota /p/q
+delquota /p/q
+listquota /nothere
+create /p/q/s x
+setquota -N 2 /p
+ls -R /zookeeper/quota
+get /zookeeper/quota/p/zookeeper_stats
+create /p/t x
+create /p/u x
+delete /p/q/r
+get /zookeeper/quota/p/zookeeper_stats
+setAcl /zookeeper/quota/p/zookeeper_stats world:anyone:r
+create /p/v x
+get /zookeeper/quota/p/zookeeper_stats",
+    );
+    assert_lines_in_order(
+        &output,
+        &[
+            "Created /p/q/r",
+            "/p has a child /p/q which has a quota",
+            "/p/q/r has a parent /p/q which has a quota",
+            "/nothere does not exist.",
+            "cannot set a quota under the path: /zookeeper/quota",
+            "the num quota must be greater than zero",
+            "Output quota for /p/q count=10,bytes=-1=;byteHardLimit=8;countHardLimit=-1",
+            "Output stat for /p/q count=2,bytes=2",
+            "Output quota for /p/q count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=-1",
+            "Output stat for /p/q count=2,bytes=2",
+            "Output quota for /p/q count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=-1",
+            "quota for /p/q does not exist.",
+            "Quota does not exist for /p/q",
+            "quota for /nothere does not exist.",
+            "Created /p/q/s",
+            "[Warning]: the count quota you create is less than the existing count:4",
+            "/zookeeper/quota/p/zookeeper_stats",
+            "count=4,bytes=4",
+            "Quota has exceeded : /p/t",
+            "Quota has exceeded : /p/u",
+            "count=3,bytes=3",
+            "Quota has exceeded : /p/v",
+            "count=3,bytes=3",
+        ],
+    );
+    let mntr = server.four_letter_word("mntr").expect("mntr");
+    let mut lines: Vec<&str> = mntr
+        .lines()
+        .filter(|l| l.contains("quota") || l.starts_with("zk_approximate_data_size"))
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "zk_approximate_data_size\t213",
+            "zk_p_quota_bytes_limit_per_namespace\t-1",
+            "zk_p_quota_bytes_usage_per_namespace\t3",
+            "zk_p_quota_count_limit_per_namespace\t2",
+            "zk_p_quota_count_usage_per_namespace\t3",
+            "zk_p_quota_exceeded_error_per_namespace\t3",
+        ]
+    );
+}
