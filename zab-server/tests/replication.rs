@@ -1566,3 +1566,71 @@ async fn quotas_are_counted_alike_everywhere_and_enforced_by_the_leader() {
     })
     .await;
 }
+
+/// zkCli on a follower and on an observer of an ensemble: `config` reads
+/// the membership, `reconfig` is refused (reconfigEnabled=false, as
+/// ZooKeeper 3.8's default), and what one learner wrote the other reads,
+/// quota usage included (the whole output was the same on both systems,
+/// ports and times aside).
+#[test]
+fn zkcli_on_learners_reads_the_membership_and_is_refused_reconfig() {
+    let mut cluster = TestCluster::start(spec(3).with_observers(1));
+    let leader = cluster.wait_until_serving(SERVE_WITHIN);
+    let follower = (leader + 1) % 3;
+    let observer = 3;
+    let membership: Vec<String> = cluster
+        .indices()
+        .map(|i| {
+            let role = if i == observer {
+                "observer"
+            } else {
+                "participant"
+            };
+            format!(
+                "server.{}=127.0.0.1:{}:{}:{role}",
+                i + 1,
+                cluster.quorum_addr(i).port(),
+                cluster.election_addr(i).port()
+            )
+        })
+        .collect();
+    let on_follower = zkcli::run(
+        &cluster.connect_string_of(follower),
+        "config
+create /x a
+create -e /x/e b
+getEphemerals
+reconfig -remove 3
+reconfig -add server.5=127.0.0.1:1:2;3
+setquota -n 2 /x
+create /x/y c
+listquota /x",
+        &[],
+    );
+    let mut expected: Vec<&str> = membership.iter().map(String::as_str).collect();
+    expected.extend([
+        "version=0",
+        "Created /x/e",
+        "[/x/e]",
+        "KeeperErrorCode = Reconfig is disabled",
+        "KeeperErrorCode = Reconfig is disabled",
+        "Created /x/y",
+        "Output stat for /x count=3,bytes=3",
+    ]);
+    zkcli::assert_lines_in_order(&on_follower, &expected);
+    // The follower's session is closed: its ephemeral is gone, and with it
+    // one node of the quota's usage.
+    let on_observer = zkcli::run(
+        &cluster.connect_string_of(observer),
+        "sync /x
+get /x
+ls /x
+config
+listquota /x",
+        &[],
+    );
+    let mut expected = vec!["a", "[y]"];
+    expected.extend(membership.iter().map(String::as_str));
+    expected.extend(["version=0", "Output stat for /x count=2,bytes=2"]);
+    zkcli::assert_lines_in_order(&on_observer, &expected);
+}
