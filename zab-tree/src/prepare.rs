@@ -466,7 +466,8 @@ impl Preparer {
         let check_count =
             count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
         let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
-        let past = |used: i64, diff: i64, hard: i64| hard > -1 && used + diff > hard;
+        // Java's longs wrap; a client can write any number into the stats.
+        let past = |used: i64, diff: i64, hard: i64| hard > -1 && used.wrapping_add(diff) > hard;
         if (check_count && past(usage.count(), count_diff, limits.count_hard_limit()))
             || (check_bytes && past(usage.bytes(), bytes_diff, limits.byte_hard_limit()))
         {

@@ -109,6 +109,30 @@ fn stats_that_do_not_parse_are_left_as_they_are() {
     assert_eq!(stats(&h, "/app"), "not stats");
 }
 
+/// A client may write any long into the stats: the sums wrap as Java's
+/// longs do, and nothing panics.
+#[test]
+fn stats_at_the_edge_of_a_long_wrap() {
+    let mut h = enforcing();
+    h.mk("/app", 0);
+    set_quota(
+        &mut h,
+        "/app",
+        b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=5",
+    );
+    let max = i64::MAX.to_string();
+    let text = format!("count={max},bytes={max}");
+    h.res(set_data(&stat_path("/app"), text.as_bytes(), -1))
+        .unwrap();
+    // i64::MAX + 1 wraps below the limit of 5: ZooKeeper lets it pass.
+    h.mk("/app/x", 0);
+    assert_eq!(
+        stats(&h, "/app"),
+        format!("count={},bytes={}", i64::MIN, i64::MIN)
+    );
+    let _ = h.tree.quota_gauges();
+}
+
 #[test]
 fn a_restored_tree_recounts_its_quotas() {
     let mut h = Harness::new();
@@ -281,6 +305,7 @@ mod properties {
             Just(b"count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=3".to_vec()),
             Just(b"".to_vec()),
             Just(b"not stats".to_vec()),
+            Just(b"count=9223372036854775807,bytes=-9223372036854775808".to_vec()),
             prop::collection::vec(any::<u8>(), 0..12),
         ]
     }

@@ -842,8 +842,10 @@ impl DataTree {
             // ZooKeeper throws from the middle of its apply on stats it
             // cannot parse; zab leaves them as they are.
             let mut stats = StatsTrack::parse(data?)?;
-            stats.set_count(stats.count() + count);
-            stats.set_bytes(stats.bytes() + bytes);
+            // Java's longs wrap; a client can write any number into the
+            // stats node.
+            stats.set_count(stats.count().wrapping_add(count));
+            stats.set_bytes(stats.bytes().wrapping_add(bytes));
             Some(stats)
         });
     }
@@ -908,7 +910,8 @@ impl DataTree {
                 continue;
             };
             let add = |m: &mut BTreeMap<String, i64>, v: i64| {
-                *m.entry(ns.to_owned()).or_default() += v;
+                let sum = m.entry(ns.to_owned()).or_default();
+                *sum = sum.wrapping_add(v);
             };
             if p.ends_with(&format!("/{}", quota::LIMIT_NODE)) {
                 add(&mut g.count_limit, stats.count_limit());
