@@ -22,7 +22,7 @@ use zab_server::server::Server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR path/to/zoo.cfg";
+const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR path/to/zoo.cfg\n       zab-server --version";
 
 fn main() -> anyhow::Result<()> {
     fix_malloc_mmap_threshold();
@@ -36,7 +36,20 @@ fn main() -> anyhow::Result<()> {
 
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let (import_from, path) = match args.as_slice() {
-        [p] if p != "-h" && p != "--help" => (None, PathBuf::from(p)),
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        [flag] if flag == "-V" || flag == "--version" => {
+            // As `zkServer.sh version` words it.
+            println!(
+                "zab-server, version {}",
+                zab_server::four_letter::full_version()
+            );
+            return Ok(());
+        }
+        // An option this binary does not know is not a zoo.cfg path.
+        [p] if !p.to_string_lossy().starts_with('-') => (None, PathBuf::from(p)),
         [flag, dir, p] if flag == "--import-zookeeper" => {
             (Some(PathBuf::from(dir)), PathBuf::from(p))
         }
