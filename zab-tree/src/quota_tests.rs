@@ -133,6 +133,40 @@ fn stats_at_the_edge_of_a_long_wrap() {
     let _ = h.tree.quota_gauges();
 }
 
+/// Stats rewritten in place are not counted in `approximate_data_size`
+/// (ZooKeeper's `nodeDataSize` misses them too), so a client that makes
+/// them grow and then overwrites them drives the figure down. ZooKeeper's
+/// goes negative; zab's stops at 0, and nothing that subtracts from it
+/// panics.
+#[test]
+fn a_drifting_data_size_never_wraps() {
+    let mut h = Harness::new();
+    let config = bytes::Bytes::from(vec![b'#'; 1000]);
+    h.tree.set_config(config.clone(), 0, 1);
+    h.mk("/app", 0);
+    set_quota(&mut h, "/app", SOFT_COUNT_10);
+    let honest = h.tree.approximate_data_size();
+    let big = vec![b'x'; 100_000];
+    let reset = |h: &mut Harness| {
+        h.res(set_data(&stat_path("/app"), b"count=0,bytes=0", -1))
+            .unwrap();
+    };
+    for _ in 0..200 {
+        // Each write below lengthens the stats in place (to
+        // `count=1,bytes=100000`, then `count=-1,bytes=-100000`); each
+        // overwrite takes the longer text off the figure.
+        reset(&mut h);
+        h.res(create("/app/x", Some(&big), 0)).unwrap();
+        reset(&mut h);
+        h.res(delete("/app/x", -1)).unwrap();
+    }
+    let drifted = h.tree.approximate_data_size();
+    assert!(drifted < 1000 && drifted < honest, "{drifted}");
+    // Replacing the 1000-byte membership subtracts more than is left.
+    h.tree.set_config(config, 0, 2);
+    assert!(h.tree.approximate_data_size() >= 1000);
+}
+
 #[test]
 fn a_restored_tree_recounts_its_quotas() {
     let mut h = Harness::new();

@@ -221,7 +221,9 @@ impl DataTree {
             ..n.meta()
         };
         n.set_data_and_meta(Some(&data[..]), &meta);
-        self.data_size = self.data_size - old + data.len() as u64;
+        // Saturating, as every subtraction from it: quota stats rewritten
+        // in place leave it short, as ZooKeeper's `nodeDataSize` is.
+        self.data_size = self.data_size.saturating_sub(old) + data.len() as u64;
     }
 
     pub fn last_zxid(&self) -> Zxid {
