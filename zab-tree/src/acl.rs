@@ -11,6 +11,8 @@ use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 use zab_wire::jute::{perms, Acl, ClientInfo, ErrorCode, Id, Jute as _};
 
+use crate::java_hash_set::java_string_hash;
+
 /// An interned, immutable ACL list shared by every znode that uses it. An
 /// `Arc` of a `Vec` rather than of a slice: a thin pointer, 8 bytes in
 /// every znode instead of 16.
@@ -144,12 +146,6 @@ pub fn authenticate(
         IP => Ok(()),
         _ => Err(ErrorCode::AuthFailed),
     }
-}
-
-/// Java's `String.hashCode` (over UTF-16 code units).
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
 }
 
 /// The jute-generated `Id.hashCode`.

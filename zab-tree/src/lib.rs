@@ -15,6 +15,7 @@
 //! * [`snapshot`]: [`TreeSnapshot`] and [`DataTree::restore`].
 
 pub mod acl;
+mod java_hash_set;
 pub mod node;
 pub mod path;
 pub mod prepare;

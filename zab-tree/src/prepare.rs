@@ -8,7 +8,7 @@
 //! zxid (D.10); a failed multi becomes a multi of error txns (D.7).
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use zab_wire::proto::{self, txn_body::Op as TxnOp, Txn, TxnBody};
 use zab_wire::{SessionId, Zxid};
 
 use crate::acl::{self, AclList, AuthInfo};
+use crate::java_hash_set::JavaHashSet;
 use crate::node::{ttl_owner, NodeMeta, Owner, CONTAINER_OWNER, MAX_TTL};
 use crate::path;
 use crate::tree::{acl_to_proto, DataTree};
@@ -817,20 +818,25 @@ impl Preparer {
     /// the session is marked closing so its later writes get SessionExpired.
     fn prepare_close_session(&mut self, tree: &DataTree, ctx: &RequestContext) -> TxnOp {
         let s = ctx.session_id;
-        let mut paths: BTreeSet<String> = tree.ephemerals_of(s).cloned().unwrap_or_default();
-        for p in self.latest.keys() {
-            let Some(c) = self.latest_change(p) else {
-                continue;
-            };
+        // As ZooKeeper builds the list: a copy of the session's set, each
+        // pending change in order, then the set's order — which is the
+        // order the paths are deleted and their events fire in.
+        let mut set = tree
+            .ephemerals_of(s)
+            .map(JavaHashSet::java_clone)
+            .unwrap_or_default();
+        for c in &self.changes {
             match &c.record {
+                None => {
+                    set.remove(&c.path);
+                }
                 Some(r) if Owner::session(r.meta.ephemeral_owner) == Some(s) => {
-                    paths.insert(p.to_string());
+                    set.insert(&c.path);
                 }
-                _ => {
-                    paths.remove(&**p);
-                }
+                Some(_) => {}
             }
         }
+        let paths: Vec<String> = set.iter().map(str::to_owned).collect();
         let mut ov = Overlay::default();
         for p in &paths {
             if let Some((parent_path, _)) = path::split(p) {

@@ -10,7 +10,7 @@
 //! snapshot still shares, so [`DataTree::snapshot`] is O(1) (one clone of
 //! the root's handle). ACL lists are interned ([`crate::acl`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use zab_wire::jute::{
@@ -22,6 +22,7 @@ use zab_wire::proto::{self, txn_body::Op as TxnOp};
 use zab_wire::{SessionId, Zxid};
 
 use crate::acl::{self, AclCache, AclList, AuthInfo};
+use crate::java_hash_set::JavaHashSet;
 use crate::node::{Node, NodeMeta, Owner};
 use crate::path;
 use crate::quota::{self, QuotaPaths, StatsTrack};
@@ -56,7 +57,10 @@ pub struct DataTree {
     pub(crate) root: Node,
     /// Number of znodes (the root once).
     pub(crate) count: usize,
-    pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Each session's ephemerals, in the `HashSet` ZooKeeper keeps them
+    /// in, whose order its closeSession txns, `getEphemerals` and `dump`
+    /// show.
+    pub(crate) ephemerals: BTreeMap<SessionId, JavaHashSet>,
     pub(crate) sessions: BTreeMap<SessionId, i32>,
     pub(crate) last_zxid: Zxid,
     /// Σ (path length + data length), as `zk_approximate_data_size`.
@@ -176,10 +180,7 @@ impl DataTree {
     ) {
         self.data_size += (p.len() + data.map_or(0, <[u8]>::len)) as u64;
         if let Some(owner) = Owner::session(meta.ephemeral_owner) {
-            self.ephemerals
-                .entry(owner)
-                .or_default()
-                .insert(p.to_owned());
+            self.ephemerals.entry(owner).or_default().insert(p);
         }
         if p == path::ROOT {
             self.count += usize::from(self.count == 0);
@@ -318,18 +319,20 @@ impl DataTree {
         self.data_size
     }
 
-    /// Session ephemerals by owner (for `dump` and closeSession).
+    /// Session ephemerals by owner, for `dump`: each session's in the
+    /// order of the copy ZooKeeper's `getEphemerals` makes of its set.
     pub fn ephemerals(&self) -> impl Iterator<Item = (SessionId, Vec<String>)> + '_ {
-        self.ephemerals
-            .iter()
-            .map(|(s, paths)| (*s, paths.iter().cloned().collect()))
+        self.ephemerals.iter().map(|(s, paths)| {
+            let copy = paths.java_clone();
+            (*s, copy.iter().map(str::to_owned).collect())
+        })
     }
 
     pub fn ephemeral_count(&self) -> usize {
         self.ephemerals.values().map(|s| s.len()).sum()
     }
 
-    pub(crate) fn ephemerals_of(&self, s: SessionId) -> Option<&BTreeSet<String>> {
+    pub(crate) fn ephemerals_of(&self, s: SessionId) -> Option<&JavaHashSet> {
         self.ephemerals.get(&s)
     }
 
@@ -441,13 +444,15 @@ impl DataTree {
                 } else {
                     r.path.as_str()
                 };
+                // In the order of the set's copy (`DataTree.getEphemerals`).
                 let items = self
                     .ephemerals
                     .get(&session)
                     .map(|set| {
-                        set.iter()
+                        set.java_clone()
+                            .iter()
                             .filter(|p| p.starts_with(prefix))
-                            .cloned()
+                            .map(str::to_owned)
                             .collect()
                     })
                     .unwrap_or_default();
@@ -745,10 +750,7 @@ impl DataTree {
         let parent_acl = events.keep(parent.acl());
         self.data_size += size;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
-            self.ephemerals
-                .entry(owner)
-                .or_default()
-                .insert(c.path.clone());
+            self.ephemerals.entry(owner).or_default().insert(&c.path);
         }
         self.count += 1;
         self.quotas_after_create(parent_path, name);
@@ -971,8 +973,8 @@ impl DataTree {
             }
         }
         if let Some(rest) = self.ephemerals.get(&session).cloned() {
-            for p in rest {
-                let _ = self.delete_node(&p, txn.zxid, events);
+            for p in rest.iter() {
+                let _ = self.delete_node(p, txn.zxid, events);
             }
         }
         self.ephemerals.remove(&session);

@@ -1,0 +1,234 @@
+//! Java's `HashSet<String>`, kept as `java.util.HashMap` keeps its keys —
+//! table size, resizes, bucket lists — so that iterating it gives Java's
+//! order. ZooKeeper exposes that order where it lists a session's
+//! ephemerals: the paths of a closeSession txn, and so the order their
+//! NodeDeleted and NodeChildrenChanged events fire in; `getEphemerals`;
+//! `dump`. Checked against OpenJDK 17's `HashSet` (the unit tests hold
+//! orders it printed).
+//!
+//! Not modelled: a bucket of 8 or more keys in a table of 64 or more
+//! becomes a tree in Java, which orders later keys of that bucket
+//! differently.
+
+/// Java's `String.hashCode`, over UTF-16 code units.
+pub(crate) fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+}
+
+/// `HashMap.hash`: the high half folded into the low one.
+fn spread(s: &str) -> u32 {
+    let h = java_string_hash(s) as u32;
+    h ^ (h >> 16)
+}
+
+const DEFAULT_CAPACITY: usize = 16;
+const LOAD_FACTOR: f32 = 0.75;
+/// A bucket reaching this many keys makes Java grow a small table.
+const TREEIFY_THRESHOLD: usize = 8;
+const MIN_TREEIFY_CAPACITY: usize = 64;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct JavaHashSet {
+    /// The buckets, each in Java's list order; empty until the first
+    /// insert, as Java's table is null.
+    table: Vec<Vec<(u32, Box<str>)>>,
+    len: usize,
+    threshold: usize,
+}
+
+impl JavaHashSet {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The keys in Java's iteration order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.table.iter().flatten().map(|(_, k)| &**k)
+    }
+
+    /// `HashMap.putVal`; false if the key was there.
+    pub(crate) fn insert(&mut self, key: &str) -> bool {
+        if self.table.is_empty() {
+            self.resize();
+        }
+        let h = spread(key);
+        let cap = self.table.len();
+        let bucket = &mut self.table[h as usize & (cap - 1)];
+        if bucket.iter().any(|(kh, k)| *kh == h && &**k == key) {
+            return false;
+        }
+        let before = bucket.len();
+        bucket.push((h, key.into()));
+        // `treeifyBin` grows a table below 64 instead of making a tree.
+        if before >= TREEIFY_THRESHOLD && cap < MIN_TREEIFY_CAPACITY {
+            self.resize();
+        }
+        self.len += 1;
+        if self.len > self.threshold {
+            self.resize();
+        }
+        true
+    }
+
+    /// `HashMap.removeNode`; false if the key was not there.
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
+        let h = spread(key);
+        let cap = self.table.len();
+        if cap == 0 {
+            return false;
+        }
+        let bucket = &mut self.table[h as usize & (cap - 1)];
+        match bucket.iter().position(|(kh, k)| *kh == h && &**k == key) {
+            Some(i) => {
+                bucket.remove(i);
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `HashSet.clone`: a new table sized for the keys alone
+    /// (`HashMap.putMapEntries`), filled in this set's order.
+    pub(crate) fn java_clone(&self) -> JavaHashSet {
+        let mut copy = JavaHashSet::default();
+        if self.len > 0 {
+            let wanted = (self.len as f32 / LOAD_FACTOR + 1.0) as usize;
+            copy.threshold = wanted.next_power_of_two();
+            for key in self.iter() {
+                copy.insert(key);
+            }
+        }
+        copy
+    }
+
+    /// `HashMap.resize`: the first table, or twice the size, each bucket
+    /// split in order between its old index and that plus the old size.
+    fn resize(&mut self) {
+        let old_cap = self.table.len();
+        let (new_cap, new_threshold) = if old_cap > 0 {
+            let doubled = (old_cap >= DEFAULT_CAPACITY).then(|| self.threshold * 2);
+            (old_cap * 2, doubled)
+        } else if self.threshold > 0 {
+            (self.threshold, None)
+        } else {
+            (DEFAULT_CAPACITY, Some(12))
+        };
+        self.threshold = new_threshold.unwrap_or((new_cap as f32 * LOAD_FACTOR) as usize);
+        let mut table = vec![Vec::new(); new_cap];
+        for (j, bucket) in std::mem::take(&mut self.table).into_iter().enumerate() {
+            for (h, k) in bucket {
+                let to = if h as usize & old_cap == 0 {
+                    j
+                } else {
+                    j + old_cap
+                };
+                table[to].push((h, k));
+            }
+        }
+        self.table = table;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: &[&str]) -> JavaHashSet {
+        let mut s = JavaHashSet::default();
+        for k in keys {
+            s.insert(k);
+        }
+        s
+    }
+
+    fn order(s: &JavaHashSet) -> Vec<&str> {
+        s.iter().collect()
+    }
+
+    /// Orders OpenJDK 17 printed for the same operations.
+    #[test]
+    fn iterates_in_javas_order() {
+        let paths = [
+            "/zookeeper/quota/c",
+            "/zookeeper/quota/a/zookeeper_limits",
+            "/a/b",
+            "/e",
+            "/t/x",
+            "/c/d/e",
+            "/a",
+            "/a/b0000000000",
+            "/zookeeper/quota/a",
+        ];
+        let mut s = set(&paths);
+        let java = [
+            "/zookeeper/quota/c",
+            "/zookeeper/quota/a/zookeeper_limits",
+            "/c/d/e",
+            "/a",
+            "/a/b",
+            "/zookeeper/quota/a",
+            "/e",
+            "/t/x",
+            "/a/b0000000000",
+        ];
+        assert_eq!(order(&s), java);
+        assert_eq!(order(&s.java_clone()), java);
+        s.remove("/a/b");
+        s.remove("/e");
+        let mut c = s.java_clone();
+        c.insert("/new/one");
+        c.insert("/x");
+        assert_eq!(
+            order(&c),
+            [
+                "/zookeeper/quota/c",
+                "/zookeeper/quota/a/zookeeper_limits",
+                "/c/d/e",
+                "/a",
+                "/zookeeper/quota/a",
+                "/t/x",
+                "/x",
+                "/new/one",
+                "/a/b0000000000",
+            ]
+        );
+    }
+
+    #[test]
+    fn grows_and_clones_small_as_java_does() {
+        let mut big = JavaHashSet::default();
+        for i in 0..40 {
+            big.insert(&format!("/n{i}"));
+        }
+        for i in 0..30 {
+            big.remove(&format!("/n{}", i * 7 % 40));
+        }
+        assert_eq!(
+            order(&big),
+            ["/n19", "/n17", "/n38", "/n12", "/n33", "/n10", "/n31", "/n26", "/n5", "/n24"]
+        );
+        assert_eq!(
+            order(&big.java_clone()),
+            ["/n19", "/n17", "/n38", "/n26", "/n5", "/n24", "/n12", "/n33", "/n10", "/n31"]
+        );
+        let two = set(&["/zookeeper/quota/a/zookeeper_limits", "/zookeeper/quota/c"]);
+        assert_eq!(
+            order(&two.java_clone()),
+            ["/zookeeper/quota/a/zookeeper_limits", "/zookeeper/quota/c"]
+        );
+        let two = set(&["/zookeeper/quota/a/zookeeper_stats", "/zookeeper/quota/c"]);
+        assert_eq!(
+            order(&two.java_clone()),
+            ["/zookeeper/quota/c", "/zookeeper/quota/a/zookeeper_stats"]
+        );
+        let mut grown = JavaHashSet::default().java_clone();
+        for i in 0..5 {
+            grown.insert(&format!("/p{i}"));
+        }
+        assert_eq!(order(&grown), ["/p1", "/p2", "/p3", "/p4", "/p0"]);
+        assert!(!grown.insert("/p3") && grown.remove("/p3") && !grown.remove("/p3"));
+        assert_eq!(grown.len(), 4);
+    }
+}
