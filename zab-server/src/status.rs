@@ -84,11 +84,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
     };
     pipeline.count_four_letter_word();
     match word {
-        FourLetterWord::Srst => {
-            pipeline.reset_stats();
-            store.log().reset_sync_times();
-            store.snapshots().reset_save_times();
-        }
+        FourLetterWord::Srst => reset_stats(pipeline, store),
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
@@ -162,11 +158,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         return admin::render(command, args, &status, &view, cfg);
     };
     match effect {
-        Effect::ResetStats => {
-            pipeline.reset_stats();
-            store.log().reset_sync_times();
-            store.snapshots().reset_save_times();
-        }
+        Effect::ResetStats => reset_stats(pipeline, store),
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
     }
@@ -188,6 +180,15 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         b.expire_at_ms = monotonic_now - (wall_now - b.expire_at_ms);
     }
     admin::render(command, args, &status, &view, cfg)
+}
+
+/// `srst` (as a four-letter word or `stat_reset`): the server's counters
+/// and the store's timings start afresh, as ZooKeeper's `ServerStats.reset`
+/// resets its metrics.
+fn reset_stats(pipeline: &mut Pipeline, store: &Store) {
+    pipeline.reset_stats();
+    store.log().reset_sync_times();
+    store.snapshots().reset_save_times();
 }
 
 /// Whether `request` is the admin server's `stat_reset` (by any name),
