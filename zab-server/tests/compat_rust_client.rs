@@ -167,6 +167,64 @@ async fn get_children_and_exists() {
     .await;
 }
 
+/// ZooKeeper lists a node's children in its `HashSet`'s order, which
+/// depends on the names, on how large the set has ever been and on the
+/// order the children came in; clients hand that order on. The orders here
+/// are the ones ZooKeeper 3.8 answers (and OpenJDK's `HashSet` prints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_come_in_zookeepers_order() {
+    let server = TestServer::start("");
+    bounded(async {
+        let client = connect(&server).await;
+        client.create("/order", b"", &persistent()).await.unwrap();
+        for i in 0..20 {
+            let path = format!("/order/c{i}");
+            client.create(&path, b"", &persistent()).await.unwrap();
+        }
+        let listed = |children: Vec<String>| children.join(",");
+        assert_eq!(
+            listed(client.list_children("/order").await.unwrap()),
+            "c11,c10,c13,c12,c15,c14,c17,c16,c19,c18,c0,c1,c2,c3,c4,c5,c6,c7,c8,c9"
+        );
+        for i in (0..20).step_by(3) {
+            client.delete(&format!("/order/c{i}"), None).await.unwrap();
+        }
+        for name in ["x", "c3"] {
+            let path = format!("/order/{name}");
+            client.create(&path, b"", &persistent()).await.unwrap();
+        }
+        let (children, _) = client.get_children("/order").await.unwrap();
+        assert_eq!(
+            listed(children),
+            "c11,c10,c13,c14,c17,c16,c19,c1,c2,c3,c4,c5,c7,c8,x"
+        );
+        // The set keeps the table it grew for 20: with three children
+        // left, `c1` still comes before `c7` (a fresh set puts it after).
+        for name in [
+            "c2", "c3", "c4", "c5", "c8", "c10", "c13", "c14", "c16", "c17", "c19", "x",
+        ] {
+            client
+                .delete(&format!("/order/{name}"), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            listed(client.list_children("/order").await.unwrap()),
+            "c11,c1,c7"
+        );
+        client.create("/fresh", b"", &persistent()).await.unwrap();
+        for name in ["c1", "c7", "c11"] {
+            let path = format!("/fresh/{name}");
+            client.create(&path, b"", &persistent()).await.unwrap();
+        }
+        assert_eq!(
+            listed(client.list_children("/fresh").await.unwrap()),
+            "c11,c7,c1"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_create_mode() {
     // Fast container/TTL sweeps so the test does not wait the default minute.

@@ -454,11 +454,12 @@ impl Masked<'_> {
         };
         self.put((czxid, mzxid, times, versions, owner, len, children, pzxid));
     }
-    /// A vector of strings, sorted: ZooKeeper lists children in hash order.
+    /// A vector of strings, in the order it came: children and a
+    /// session's ephemerals come in the order of ZooKeeper's hash sets,
+    /// which zab keeps.
     fn strings(&mut self) {
         let n = self.int();
-        let mut items: Vec<Option<Vec<u8>>> = (0..n.max(0)).map(|_| self.buffer()).collect();
-        items.sort();
+        let items: Vec<Option<Vec<u8>>> = (0..n.max(0)).map(|_| self.buffer()).collect();
         self.put((n, items));
     }
     fn result(&mut self, op: i32) {

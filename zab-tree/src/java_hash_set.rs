@@ -22,6 +22,80 @@ fn spread(s: &str) -> u32 {
     h ^ (h >> 16)
 }
 
+/// The table `new HashSet<String>(8)` starts with: ZooKeeper's
+/// `DataNode.addChild` creates a node's children set so.
+pub(crate) const CHILDREN_INITIAL_CAPACITY: usize = 8;
+
+/// How large the table of a `HashSet<String>(initial)` is once the set has
+/// held `peak` keys at once: Java grows it at 3/4 full and never shrinks it.
+/// (A table below 64 also grows when one bucket gets a ninth key; the
+/// callers that know the keys check for that.)
+pub(crate) fn table_capacity(initial: usize, peak: usize) -> usize {
+    let mut cap = initial.next_power_of_two();
+    while peak > (cap as f32 * LOAD_FACTOR) as usize {
+        cap *= 2;
+    }
+    cap
+}
+
+/// `keys` in the order Java iterates a `HashSet<String>(initial)`
+/// holding them, given the most keys it ever held at once (`peak`) and
+/// each key's insertion `rank`: bucket by bucket, each bucket's keys in
+/// the order they were inserted (a resize splits a bucket in order, and a
+/// removal keeps the others' order). That is the order of ZooKeeper's
+/// `DataNode.getChildren`, and so of getChildren's reply, where a child's
+/// rank is its czxid.
+///
+/// Not modelled, beside tree bins: a table below 64 that Java grew for a
+/// ninth key in one bucket that has since gone (this replays the inserts
+/// of the keys given alone), and the order of keys inserted by one txn
+/// (equal ranks: they are put in name order).
+pub(crate) fn in_java_order<T>(
+    initial: usize,
+    peak: usize,
+    keys: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> (&str, i64),
+) -> Vec<T> {
+    let mut hashed: Vec<(u32, T)> = keys.into_iter().map(|k| (spread(key(&k).0), k)).collect();
+    // Insertion order: rank, then name for keys one txn inserted.
+    hashed.sort_by(|(_, a), (_, b)| {
+        let ((name_a, rank_a), (name_b, rank_b)) = (key(a), key(b));
+        (rank_a, name_a).cmp(&(rank_b, name_b))
+    });
+    // Replay the inserts while the table is small: Java grows it at 3/4
+    // full, and `treeifyBin` grows it when a key joins a bucket of 8. From
+    // 64 on only the first rule applies, and a table grown for more keys
+    // than are left stays as large.
+    let mut cap = initial.next_power_of_two();
+    let mut counts = vec![0usize; cap];
+    for i in 0..hashed.len() {
+        if cap >= MIN_TREEIFY_CAPACITY {
+            break;
+        }
+        let bucket = hashed[i].0 as usize & (cap - 1);
+        let treeify = counts[bucket] >= TREEIFY_THRESHOLD;
+        counts[bucket] += 1;
+        let mut grown = cap;
+        if treeify {
+            grown *= 2;
+        }
+        if i + 1 > (grown as f32 * LOAD_FACTOR) as usize {
+            grown *= 2;
+        }
+        if grown != cap {
+            cap = grown;
+            counts = vec![0usize; cap];
+            for (h, _) in &hashed[..=i] {
+                counts[*h as usize & (cap - 1)] += 1;
+            }
+        }
+    }
+    let cap = cap.max(table_capacity(initial, peak.max(hashed.len())));
+    // Stable: each bucket keeps its keys in insertion order.
+    hashed.sort_by_key(|(h, _)| *h as usize & (cap - 1));
+    hashed.into_iter().map(|(_, k)| k).collect()
+}
+
 const DEFAULT_CAPACITY: usize = 16;
 const LOAD_FACTOR: f32 = 0.75;
 /// A bucket reaching this many keys makes Java grow a small table.
@@ -194,6 +268,56 @@ mod tests {
                 "/a/b0000000000",
             ]
         );
+    }
+
+    /// `keys` (ranked in the order given) in a children set that held
+    /// `peak` at most.
+    fn children<'a>(peak: usize, keys: &[&'a str]) -> Vec<&'a str> {
+        let ranked = keys.iter().enumerate().map(|(i, k)| (*k, i as i64));
+        in_java_order(CHILDREN_INITIAL_CAPACITY, peak, ranked, |(k, r)| (*k, *r))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Orders OpenJDK 17 printed for a `new HashSet<String>(8)` (a
+    /// ZooKeeper node's children) after the same adds and removes.
+    #[test]
+    fn orders_children_as_javas_set_of_eight() {
+        let names: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let twenty: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(
+            children(20, &twenty).join(","),
+            "c11,c10,c13,c12,c15,c14,c17,c16,c19,c18,c0,c1,c2,c3,c4,c5,c6,c7,c8,c9"
+        );
+        // Every third removed, then `x` and `c3` added again.
+        let mut thinned: Vec<&str> = (0..20).filter(|i| i % 3 != 0).map(|i| twenty[i]).collect();
+        thinned.extend(["x", "c3"]);
+        assert_eq!(
+            children(20, &thinned).join(","),
+            "c11,c10,c13,c14,c17,c16,c19,c1,c2,c3,c4,c5,c7,c8,x"
+        );
+        // The table stays as large with three left (in a table of 8 `c7`
+        // would come before `c1`).
+        assert_eq!(children(20, &["c1", "c7", "c11"]), ["c11", "c1", "c7"]);
+        assert_eq!(children(3, &["c1", "c7", "c11"]), ["c11", "c7", "c1"]);
+        assert_eq!(
+            children(5, &["e", "d", "c", "b", "a"]).join(","),
+            "a,b,c,d,e"
+        );
+        // Nine keys in one bucket of 8 and of 16: Java grew the table for
+        // the ninth rather than make the bucket a tree.
+        let colliding = [
+            "k0", "k70", "k81", "k92", "k120", "k131", "k142", "k153", "k164", "zz",
+        ];
+        assert_eq!(
+            children(10, &colliding).join(","),
+            "zz,k0,k70,k81,k92,k120,k131,k142,k153,k164"
+        );
+        // Nine added and all removed: the table of 16 stays.
+        assert_eq!(children(9, &["q", "r", "s"]), ["q", "r", "s"]);
+        assert_eq!(table_capacity(CHILDREN_INITIAL_CAPACITY, 9), 16);
+        assert_eq!(table_capacity(CHILDREN_INITIAL_CAPACITY, 6), 8);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use zab_wire::jute::Stat;
 use zab_wire::SessionId;
 
 use crate::acl::AclList;
+use crate::java_hash_set::{in_java_order, table_capacity, CHILDREN_INITIAL_CAPACITY};
 
 /// Stored owner of a container (`Long.MIN_VALUE`, reference D.4).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -566,6 +567,10 @@ type Chunk = triomphe::Arc<Vec<Node>>;
 #[derive(Debug, Clone, Default)]
 struct ChildChunks {
     len: usize,
+    /// The most children this node has held at once since it was created
+    /// or restored: ZooKeeper's children `HashSet` keeps the table it grew
+    /// for them, and that table orders getChildren's reply.
+    peak: usize,
     /// Non-empty chunks; every name in chunk `i` sorts before chunk `i + 1`.
     chunks: Vec<Chunk>,
     /// The last name of each chunk, so that finding the chunk reads one
@@ -876,6 +881,7 @@ impl Children {
             Err(at) => at,
         };
         c.len += 1;
+        c.peak = c.peak.max(c.len);
         // The name's key in chunk `ci`, if it shares the chunk's prefix (read
         // before the chunk and its last name change).
         let key = match (c.keys.get(ci), c.lasts.get(ci)) {
@@ -951,10 +957,31 @@ impl Children {
                 c.rebuild_keys(ci - 1);
             }
         }
-        if c.len == 0 {
+        // An emptied set whose table Java had grown stays, to remember it.
+        if c.len == 0
+            && table_capacity(CHILDREN_INITIAL_CAPACITY, c.peak) == CHILDREN_INITIAL_CAPACITY
+        {
             self.0 = None;
         }
         Some(removed)
+    }
+    /// The most children held at once (see [`ChildChunks::peak`]).
+    pub fn peak(&self) -> usize {
+        self.0.as_ref().map_or(0, |c| c.peak)
+    }
+    /// The children in the order ZooKeeper lists them: its children
+    /// `HashSet`'s, each child ranked by its czxid (when it was added).
+    pub fn in_java_order(&self) -> Vec<&Node> {
+        let ranked: Vec<(&Node, i64)> = self.values().map(|n| (n, n.meta().czxid)).collect();
+        in_java_order(
+            CHILDREN_INITIAL_CAPACITY,
+            self.peak(),
+            ranked,
+            |(n, czxid)| (n.name(), *czxid),
+        )
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
     }
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.values().map(|n| n.name())
@@ -1299,6 +1326,24 @@ mod tests {
         );
         for name in model.clone() {
             assert!(c.remove(&name).is_some());
+        }
+        // Emptied, it keeps its peak (ZooKeeper's set keeps its table):
+        // the 2,453 distinct names inserted before the removals.
+        assert!(c.is_empty() && c.0.as_ref().is_some_and(|c| c.chunks.is_empty()));
+        assert_eq!(c.peak(), 2453);
+    }
+
+    #[test]
+    fn a_set_java_never_grew_is_dropped_when_emptied() {
+        let mut c = Children::default();
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            c.insert(leaf(name));
+        }
+        c.remove("a");
+        c.insert(leaf("g"));
+        assert_eq!((c.len(), c.peak()), (6, 6));
+        for name in ["b", "c", "d", "e", "f", "g"] {
+            c.remove(name);
         }
         assert!(c.0.is_none());
     }

@@ -519,8 +519,11 @@ impl DataTree {
         if !self.allowed(n.acl(), perms::READ, auth) {
             return Err(ErrorCode::NoAuth);
         }
+        // In ZooKeeper's order, not ours: clients see it (kazoo and the C
+        // client hand it on as it came).
+        let children = n.children().in_java_order();
         Ok((
-            n.children().keys().map(|c| c.to_string()).collect(),
+            children.iter().map(|c| c.name().to_string()).collect(),
             n.stat(),
         ))
     }
