@@ -11,7 +11,8 @@
 //! own expectations may have missed. The generator keeps to requests on
 //! which ZooKeeper 3.8 and 3.9 agree, since zab follows 3.9 where they do
 //! not (reference §0): no persistent watches, checkWatches or
-//! removeWatches; inside a multi only op 1 and 21 creates; no
+//! removeWatches; inside a multi only op 1 and 21 creates, none of them
+//! under `/s` (see `known_path`); no
 //! stand-alone `check` (3.8.0 cannot restart after one); no createTTL with
 //! a plain mode and a negative ttl (3.8.0 exits on it); quota limit and
 //! stats nodes hold only text ZooKeeper can parse (it fails mid-apply on
@@ -90,6 +91,7 @@ const PATHS: &[&[u8]] = &[
     b"/",
     b"/a/b0000000000",
     b"/c/d/e",
+    b"/s",
     // Quotas on /a and /c/d: the servers keep their usage in the stats
     // nodes, and enforce their hard limits (`enforceQuota=true`).
     b"/zookeeper/quota/a",
@@ -113,7 +115,26 @@ const QUOTA_DATA: &[&[u8]] = &[
 /// Paths ZooKeeper refuses or cannot find, each for its own reason.
 const BAD_PATHS: &[&[u8]] = &[b"", b"a", b"/a/", b"//a", b"/a//b", b"/a/./b", b"/.."];
 
+/// Twelve names under `/s`: their creates and deletes grow its children
+/// set past a table of 8 and shrink it again, so that getChildren's order
+/// (ZooKeeper's `HashSet`'s) is compared across resizes.
+const SIBLINGS: &[&[u8]] = &[
+    b"/s/0", b"/s/1", b"/s/2", b"/s/3", b"/s/4", b"/s/5", b"/s/6", b"/s/7", b"/s/8", b"/s/9",
+    b"/s/a", b"/s/b",
+];
+
 fn path(rng: &mut Rng) -> &'static [u8] {
+    if rng.chance(25) {
+        pick(rng, SIBLINGS)
+    } else {
+        known_path(rng)
+    }
+}
+
+/// A path of [`PATHS`] or [`BAD_PATHS`]. Creates inside a multi keep to
+/// these: children one txn creates share their czxid, and zab orders
+/// those by name where ZooKeeper's set has them in the multi's order.
+fn known_path(rng: &mut Rng) -> &'static [u8] {
     if rng.chance(6) {
         pick(rng, BAD_PATHS)
     } else {
@@ -159,13 +180,12 @@ fn version(rng: &mut Rng) -> i32 {
     pick(rng, &[-1, -1, 0, 1, 2, 5])
 }
 
-fn create_body(rng: &mut Rng, op: i32) -> Jute {
+fn create_body(rng: &mut Rng, op: i32, at: &[u8]) -> Jute {
     let flags = match op {
         19 => pick(rng, &[4, 4, 0]),
         21 => pick(rng, &[5, 6, 0, 1, 7]),
         _ => pick(rng, &[0, 0, 0, 1, 2, 3, 4, 5, 7, -1]),
     };
-    let at = path(rng);
     let body = Jute::default()
         .buffer(at)
         .then(data(rng, at))
@@ -185,7 +205,8 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
     match below(rng, 26) {
         0..=4 => {
             let op = pick(rng, &[1, 15, 19, 21]);
-            (op, create_body(rng, op))
+            let at = path(rng);
+            (op, create_body(rng, op, at))
         }
         5..=7 => (2, Jute::default().buffer(path(rng)).int(version(rng))),
         8..=9 => (3, Jute::default().buffer(path(rng)).boolean(watch)),
@@ -208,7 +229,9 @@ fn request(rng: &mut Rng) -> (i32, Jute) {
         }
         18..=19 => {
             let op = pick(rng, &[8, 12]);
-            (op, Jute::default().buffer(path(rng)).boolean(watch))
+            // Half of them list `/s`, whose children come and go.
+            let at = if rng.chance(50) { b"/s" } else { path(rng) };
+            (op, Jute::default().buffer(at).boolean(watch))
         }
         20 => (9, Jute::default().buffer(path(rng))),
         21 => (14, multi(rng, false)),
@@ -260,8 +283,11 @@ fn multi(rng: &mut Rng, reads: bool) -> Jute {
             }
         } else {
             match below(rng, 5) {
-                0 => (1, create_body(rng, 1)),
-                1 => (21, create_body(rng, 21)),
+                0 | 1 => {
+                    let op = pick(rng, &[1, 21]);
+                    let at = known_path(rng);
+                    (op, create_body(rng, op, at))
+                }
                 2 => (2, Jute::default().buffer(path(rng)).int(version(rng))),
                 3 => {
                     let at = path(rng);
@@ -279,35 +305,41 @@ fn multi(rng: &mut Rng, reads: bool) -> Jute {
     body.int(-1).boolean(true).int(-1)
 }
 
+/// A persistent node open to anyone.
+fn plain_create(path: &[u8], data: Option<&[u8]>) -> (i32, Jute) {
+    let body = Jute::default().buffer(path);
+    let body = match data {
+        Some(d) => body.buffer(d),
+        None => body.int(-1),
+    };
+    let open = Jute::default()
+        .int(1)
+        .int(31)
+        .buffer(b"world")
+        .buffer(b"anyone");
+    (1, body.then(open).int(0))
+}
+
 /// Odd seeds start with quotas, as zkCli's `setquota` makes them: a hard
 /// limit of 2 nodes on /a (two seeds in three) and of 60 bytes on /c/d
 /// (one seed in two, by `seed / 2`), so that the random writes below them
 /// move their usage and run into their limits.
-fn quota_preamble(seed: u64) -> Vec<(i32, Jute)> {
+///
+/// Every seed first creates `/s`, the parent of [`SIBLINGS`].
+fn preamble(seed: u64) -> Vec<(i32, Jute)> {
+    let mut steps = vec![plain_create(b"/s", None)];
     if seed.is_multiple_of(2) {
-        return Vec::new();
+        return steps;
     }
-    let create = |path: &[u8], data: Option<&[u8]>| {
-        let body = Jute::default().buffer(path);
-        let body = match data {
-            Some(d) => body.buffer(d),
-            None => body.int(-1),
-        };
-        let open = Jute::default()
-            .int(1)
-            .int(31)
-            .buffer(b"world")
-            .buffer(b"anyone");
-        (1, body.then(open).int(0))
-    };
-    let mut steps = vec![
+    let create = plain_create;
+    steps.extend([
         create(b"/a", Some(b"d")),
         create(b"/c", None),
         create(b"/c/d", Some(b"0123456789")),
         create(b"/zookeeper/quota/a", None),
         create(b"/zookeeper/quota/c", None),
         create(b"/zookeeper/quota/c/d", None),
-    ];
+    ]);
     for (on, limits, wanted) in [
         ("a", QUOTA_DATA[1], !seed.is_multiple_of(3)),
         ("c/d", QUOTA_DATA[2], (seed / 2).is_multiple_of(2)),
@@ -545,7 +577,7 @@ fn transcript(addr: SocketAddr, seed: u64) -> Vec<String> {
         known.insert(s.id, n);
     }
     let mut out = Vec::new();
-    let mut preamble = quota_preamble(seed).into_iter();
+    let mut preamble = preamble(seed).into_iter();
     for step in 0..STEPS {
         let (who, (op, body)) = match preamble.next() {
             Some(set_up) => (0, set_up),
