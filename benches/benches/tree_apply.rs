@@ -103,6 +103,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(f.tree.read(&get, SESSION, &f.auth).expect("read")))
     });
 
+    // getChildren of a parent of 100 (a lock or election directory): the
+    // list comes in ZooKeeper's hash-set order, computed per call.
+    let mut f = Fixture::new();
+    for i in 0..100 {
+        f.write(&create(&format!("/bench/lock-{i:010}")));
+    }
+    let list = Request::GetChildren(PathWatchRequest {
+        path: "/bench".into(),
+        watch: false,
+    });
+    g.bench_function("read/getChildren-of-100", |b| {
+        b.iter(|| black_box(f.tree.read(&list, SESSION, &f.auth).expect("read")))
+    });
+
     // Children of a single parent (a flat namespace, as zab-load builds):
     // the lookup's binary search over the parent's children dominates.
     // "1-of" hits one child again and again (its search path stays in
@@ -166,6 +180,11 @@ fn bench(c: &mut Criterion) {
                 black_box(f.tree.read(&req, SESSION, &f.auth).expect("read"))
             })
         });
+        if n <= 10_000 {
+            g.bench_function(format!("read/getChildren-of-{label}"), |b| {
+                b.iter(|| black_box(f.tree.read(&list, SESSION, &f.auth).expect("read")))
+            });
+        }
     }
 
     g.bench_function("snapshot/10k-nodes", |b| {

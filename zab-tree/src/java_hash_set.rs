@@ -12,8 +12,12 @@
 
 /// Java's `String.hashCode`, over UTF-16 code units.
 pub(crate) fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+    let step = |h: i32, u: i32| h.wrapping_mul(31).wrapping_add(u);
+    if s.is_ascii() {
+        // One UTF-16 unit per byte.
+        return s.bytes().fold(0, |h, b| step(h, i32::from(b)));
+    }
+    s.encode_utf16().fold(0, |h, u| step(h, i32::from(u)))
 }
 
 /// `HashMap.hash`: the high half folded into the low one.
@@ -56,44 +60,54 @@ pub(crate) fn in_java_order<T>(
     keys: impl IntoIterator<Item = T>,
     key: impl Fn(&T) -> (&str, i64),
 ) -> Vec<T> {
-    let mut hashed: Vec<(u32, T)> = keys.into_iter().map(|k| (spread(key(&k).0), k)).collect();
-    // Insertion order: rank, then name for keys one txn inserted.
-    hashed.sort_by(|(_, a), (_, b)| {
-        let ((name_a, rank_a), (name_b, rank_b)) = (key(a), key(b));
-        (rank_a, name_a).cmp(&(rank_b, name_b))
-    });
-    // Replay the inserts while the table is small: Java grows it at 3/4
-    // full, and `treeifyBin` grows it when a key joins a bucket of 8. From
-    // 64 on only the first rule applies, and a table grown for more keys
-    // than are left stays as large.
-    let mut cap = initial.next_power_of_two();
-    let mut counts = vec![0usize; cap];
-    for i in 0..hashed.len() {
-        if cap >= MIN_TREEIFY_CAPACITY {
-            break;
-        }
-        let bucket = hashed[i].0 as usize & (cap - 1);
-        let treeify = counts[bucket] >= TREEIFY_THRESHOLD;
-        counts[bucket] += 1;
-        let mut grown = cap;
-        if treeify {
-            grown *= 2;
-        }
-        if i + 1 > (grown as f32 * LOAD_FACTOR) as usize {
-            grown *= 2;
-        }
-        if grown != cap {
-            cap = grown;
-            counts = vec![0usize; cap];
-            for (h, _) in &hashed[..=i] {
-                counts[*h as usize & (cap - 1)] += 1;
+    let mut hashed: Vec<(u32, i64, T)> = keys
+        .into_iter()
+        .map(|k| {
+            let (name, rank) = key(&k);
+            (spread(name), rank, k)
+        })
+        .collect();
+    // Keys one txn inserted share a rank: then by name.
+    let by_name = |a: &T, b: &T| key(a).0.cmp(key(b).0);
+    let largest = peak.max(hashed.len());
+    let mut cap = table_capacity(initial, largest);
+    // While a table is below 64, Java also grows it when a key joins a
+    // bucket of 8 (`treeifyBin`): replay the inserts to see whether, and
+    // how often, that happened. Past 24 keys the table is 64 or more
+    // whatever happened, and only the 3/4 rule counts.
+    if table_capacity(initial, largest) < MIN_TREEIFY_CAPACITY {
+        hashed.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| by_name(&a.2, &b.2)));
+        cap = initial.next_power_of_two();
+        let mut counts = vec![0usize; cap];
+        for i in 0..hashed.len() {
+            let bucket = hashed[i].0 as usize & (cap - 1);
+            let treeify = counts[bucket] >= TREEIFY_THRESHOLD && cap < MIN_TREEIFY_CAPACITY;
+            counts[bucket] += 1;
+            let mut grown = cap;
+            if treeify {
+                grown *= 2;
+            }
+            if i + 1 > (grown as f32 * LOAD_FACTOR) as usize {
+                grown *= 2;
+            }
+            if grown != cap {
+                cap = grown;
+                counts = vec![0usize; cap];
+                for (h, _, _) in &hashed[..=i] {
+                    counts[*h as usize & (cap - 1)] += 1;
+                }
             }
         }
+        // A table grown for more keys than are left stays as large.
+        cap = cap.max(table_capacity(initial, largest));
     }
-    let cap = cap.max(table_capacity(initial, peak.max(hashed.len())));
-    // Stable: each bucket keeps its keys in insertion order.
-    hashed.sort_by_key(|(h, _)| *h as usize & (cap - 1));
-    hashed.into_iter().map(|(_, k)| k).collect()
+    let mask = cap as u32 - 1;
+    hashed.sort_unstable_by(|a, b| {
+        (a.0 & mask, a.1)
+            .cmp(&(b.0 & mask, b.1))
+            .then_with(|| by_name(&a.2, &b.2))
+    });
+    hashed.into_iter().map(|(_, _, k)| k).collect()
 }
 
 const DEFAULT_CAPACITY: usize = 16;
@@ -313,6 +327,24 @@ mod tests {
         assert_eq!(
             children(10, &colliding).join(","),
             "zz,k0,k70,k81,k92,k120,k131,k142,k153,k164"
+        );
+        // Past 24 keys (a table of 64 or more), with a non-ASCII name.
+        let mut locks: Vec<String> = (0..40)
+            .filter(|i| i % 4 != 0)
+            .map(|i| format!("lock-{i:010}"))
+            .collect();
+        locks.extend(["ünï".to_string(), "lock-0000000000".to_string()]);
+        let locks: Vec<&str> = locks.iter().map(String::as_str).collect();
+        assert_eq!(
+            children(40, &locks).join(","),
+            "lock-0000000030,lock-0000000009,lock-0000000007,lock-0000000029,\
+             lock-0000000006,lock-0000000001,lock-0000000023,lock-0000000022,\
+             lock-0000000000,lock-0000000021,lock-0000000005,lock-0000000027,\
+             lock-0000000026,lock-0000000003,lock-0000000025,lock-0000000002,\
+             lock-0000000019,lock-0000000018,lock-0000000017,lock-0000000039,\
+             lock-0000000034,lock-0000000011,lock-0000000033,lock-0000000010,\
+             lock-0000000031,lock-0000000038,lock-0000000015,lock-0000000037,\
+             lock-0000000014,ünï,lock-0000000013,lock-0000000035"
         );
         // Nine added and all removed: the table of 16 stays.
         assert_eq!(children(9, &["q", "r", "s"]), ["q", "r", "s"]);

@@ -414,6 +414,15 @@ impl Node {
         self.meta_and_data().0
     }
 
+    /// The meta's czxid alone: it follows the presence bits.
+    pub fn czxid(&self) -> i64 {
+        let l = self.layout();
+        let bytes = self.0.slice.get(l.meta_at()..).unwrap_or_default();
+        let mut r = Reader { bytes, at: 0 };
+        r.varint();
+        r.i64()
+    }
+
     /// `None` is null data (behaviour 9).
     pub fn data(&self) -> Option<&[u8]> {
         self.meta_and_data().1
@@ -972,16 +981,9 @@ impl Children {
     /// The children in the order ZooKeeper lists them: its children
     /// `HashSet`'s, each child ranked by its czxid (when it was added).
     pub fn in_java_order(&self) -> Vec<&Node> {
-        let ranked: Vec<(&Node, i64)> = self.values().map(|n| (n, n.meta().czxid)).collect();
-        in_java_order(
-            CHILDREN_INITIAL_CAPACITY,
-            self.peak(),
-            ranked,
-            |(n, czxid)| (n.name(), *czxid),
-        )
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect()
+        in_java_order(CHILDREN_INITIAL_CAPACITY, self.peak(), self.values(), |n| {
+            (n.name(), n.czxid())
+        })
     }
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.values().map(|n| n.name())
@@ -1158,6 +1160,7 @@ mod tests {
                 for data in datas {
                     let n = Node::new(name, data, Vec::new().into(), m);
                     assert_eq!((n.name(), n.meta(), n.data()), (name, m, data));
+                    assert_eq!(n.czxid(), m.czxid);
                     assert_eq!(n.stat(), m.client_stat(data.map_or(0, <[u8]>::len), 0));
                     assert_eq!(n.data_and_stat(), (data, n.stat()));
                 }
