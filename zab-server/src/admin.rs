@@ -141,8 +141,9 @@ pub struct AdminView {
     /// ZooKeeper's `ZabState`, lower case: `election`, `discovery`,
     /// `synchronization` or `broadcast`.
     pub zab_state: &'static str,
-    /// The newest snapshot's zxid.
-    pub last_snapshot: Option<Zxid>,
+    /// The newest snapshot's zxid, and when it was saved (Unix seconds;
+    /// `None` if a build that kept no time saved it).
+    pub last_snapshot: Option<(Zxid, Option<u64>)>,
     /// On a leader, the observers it syncs.
     pub observers: Vec<LearnerHandlerInfo>,
 }
@@ -248,11 +249,12 @@ pub fn render(
         "is_read_only" => put("read_only", json!(status.mode == ServerMode::ReadOnly)),
         "last_snapshot" => {
             // `Long.toHexString`, -1 when there is none. ZooKeeper's
-            // timestamp is the snapshot file's mtime in seconds; zab's
-            // snapshots live in RocksDB and carry no time: -1.
-            let zxid = view.last_snapshot.map_or(-1, |z| z.0);
+            // timestamp is the snapshot file's mtime in seconds; zab's is
+            // the time the store recorded with the snapshot.
+            let zxid = view.last_snapshot.map_or(-1, |(z, _)| z.0);
+            let saved = view.last_snapshot.and_then(|(_, t)| t);
             put("zxid", json!(format!("{:x}", zxid)));
-            put("timestamp", json!(-1));
+            put("timestamp", json!(saved.map_or(-1, |t| t as i64)));
         }
         "leader" => {
             if !quorum {

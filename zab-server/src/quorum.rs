@@ -812,6 +812,10 @@ impl Peer {
         let gen = self.gen;
         let tree = self.state.tree();
         let last_processed = tree.last_zxid();
+        // ZooKeeper's `Leader.lead` starts with `loadData`, which takes a
+        // snapshot of the tree as it stands; zab writes it in the
+        // background (the tree's copy is cheap), so leading waits for none.
+        spawn_snapshot(self.store.clone(), tree.snapshot());
         let epochs = match (self.store.accepted_epoch(), self.store.current_epoch()) {
             (Ok(a), Ok(c)) => (a.unwrap_or(Epoch(0)), c.unwrap_or(Epoch(0))),
             _ => {

@@ -208,6 +208,16 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     );
     let store = Arc::new(store);
     let (mut tree, recovery) = blocking(|| recover(&store))?;
+    // An empty database gets its first snapshot at once, as ZooKeeper's
+    // `FileTxnSnapLog.restore` saves `snapshot.0` when it finds neither
+    // snapshot nor log (with `zookeeper.db.autocreate`, its default).
+    if tree.last_zxid() == Zxid::ZERO && store.snapshots().list()?.is_empty() {
+        let mut bytes = Vec::new();
+        tree.snapshot().write_to(&mut bytes)?;
+        store
+            .snapshots()
+            .save_untimed(Zxid::ZERO, &mut &bytes[..])?;
+    }
     // Reads check ACLs in the tree itself; writes in the preparer.
     tree.set_skip_acl(cfg.skip_acl);
     Ok((store, tree, recovery))
@@ -230,6 +240,10 @@ impl Server {
     pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let cfg = Arc::new(cfg);
         let (store, tree, recovery) = open_state(&cfg)?;
+        // ZooKeeper's `startdata` → `loadData` takes a snapshot of the
+        // recovered tree before serving ("Make a clean snapshot"); zab
+        // writes it in the background from a cheap copy of the tree.
+        spawn_snapshot(store.clone(), tree.snapshot());
         let purge = start_autopurge(&store, &cfg);
 
         let listeners = ClientListeners::bind(&cfg).await?;

@@ -146,7 +146,8 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
             .snapshots()
             .list()
             .ok()
-            .and_then(|l| l.iter().map(|i| i.zxid).max()),
+            .and_then(|l| l.iter().map(|i| i.zxid).max())
+            .map(|zxid| (zxid, store.snapshots().saved_at(zxid).ok().flatten())),
         observers: quorum.observers.clone(),
     };
     let effect = admin::find(command).map_or(Effect::None, |c| admin::effect(c, args));

@@ -68,7 +68,13 @@ pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
         },
     )
     .with_context(|| format!("opening the store in {}", store_dir.display()))?;
-    if store.snapshots().latest()?.is_some() || store.log().last_zxid() != Zxid::ZERO {
+    // A server started on the dataDir and stopped before any write left
+    // only the empty snapshot at zxid 0: that holds no data.
+    let snapshot_has_data = store
+        .snapshots()
+        .latest()?
+        .is_some_and(|(info, _)| info.zxid != Zxid::ZERO);
+    if snapshot_has_data || store.log().last_zxid() != Zxid::ZERO {
         bail!(
             "{} already holds data; import into an empty dataDir",
             store_dir.display()

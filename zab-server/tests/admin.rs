@@ -89,6 +89,13 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
+}
+
 fn get(addr: SocketAddr, path: &str) -> Http {
     request(addr, "GET", path)
 }
@@ -123,6 +130,7 @@ fn mntr_keys(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_answer_json_with_the_servers_figures() {
     let port = free_port();
+    let started_secs = unix_secs();
     let server = TestServer::start(&admin_cfg(port));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     bounded(async {
@@ -140,6 +148,26 @@ async fn commands_answer_json_with_the_servers_figures() {
         let (_, _w2) = client.check_and_watch_stat("/nope").await.unwrap();
 
         tokio::task::spawn_blocking(move || {
+            // A server snapshots its tree at start-up, before any write
+            // (ZooKeeper's `loadData`, after `restore` saved `snapshot.0`
+            // for the empty database); `last_snapshot` gives its zxid and
+            // the second it was saved. That save is timed in
+            // `snapshottime` (the restore's is not).
+            let snap = command(addr, "last_snapshot");
+            assert_eq!(snap["zxid"], "0", "{snap}");
+            let saved = snap["timestamp"].as_i64().expect("a timestamp");
+            assert!((started_secs - 1..=unix_secs() + 1).contains(&saved), "{snap}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let snapshots = loop {
+                let m = command(addr, "monitor");
+                if m["cnt_snapshottime"] == 1 {
+                    break m;
+                }
+                assert!(std::time::Instant::now() < deadline, "the start-up snapshot timed: {m}");
+                std::thread::sleep(Duration::from_millis(25));
+            };
+            assert!(snapshots["max_snapshottime"].as_u64().is_some(), "{snapshots}");
+
             // The listing: a link per command, sorted.
             let list = get(addr, "/commands");
             assert_eq!(list.status, 200);
@@ -279,9 +307,6 @@ async fn commands_answer_json_with_the_servers_figures() {
             let srvr = command(addr, "srvr");
             assert_eq!(srvr["server_stats"]["max_latency"], 0, "{srvr}");
 
-            let snap = command(addr, "last_snapshot");
-            let zxid = snap["zxid"].as_str().expect("a hex zxid");
-            assert!(u64::from_str_radix(zxid, 16).is_ok(), "{snap}");
             let icfg = command(addr, "initial_configuration");
             let text = icfg["initial_configuration"].as_str().expect("text");
             assert!(text.contains(&format!("admin.serverPort={port}")), "{text}");
@@ -443,6 +468,28 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
         assert!(m["cnt_election_time"].as_u64() >= Some(1), "{m}");
         let synced = m["diff_count"].as_u64().unwrap_or(0) + m["snap_count"].as_u64().unwrap_or(0);
         assert_eq!(synced, if i == leader { 2 } else { 0 }, "{m}");
+    }
+    // Every member saved the empty database as a snapshot at zxid 0 when
+    // it first opened it (ZooKeeper's `restore`), and the leader took one
+    // again, timed, on taking the lead (`Leader.lead` → `loadData`). A
+    // follower that joined after the quorum was established was sent a
+    // SNAP of the new epoch's start, and saved that.
+    for i in 0..3 {
+        let snap = command(addr(i), "last_snapshot");
+        let zxid = snap["zxid"]
+            .as_str()
+            .and_then(|z| u64::from_str_radix(z, 16).ok());
+        let allowed = if i == leader { 0 } else { u32::MAX as u64 };
+        assert!(zxid.is_some_and(|z| z & allowed == 0), "{snap}");
+        assert!(snap["timestamp"].as_i64() > Some(0), "{snap}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while command(addr(leader), "monitor")["cnt_snapshottime"].as_u64() < Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader's snapshot was not timed"
+        );
+        std::thread::sleep(Duration::from_millis(25));
     }
     // Only the leader reports proposal sizes.
     for i in 0..3 {
@@ -755,13 +802,16 @@ fn start_up_and_snapshots_are_timed() {
         assert_eq!(cnt(&reset, key), 0, "{key}: {reset}");
     }
 
-    // A snapshot every 10 txns or so, written off the request path.
+    // A snapshot every 10 txns or so, written off the request path: one
+    // past the start-up snapshot (zxid 0), timed as that one is.
     let port = free_port();
     let server = TestServer::start(&format!("{}snapCount=10\n", admin_cfg(port)));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     write(server.connect_string(), 30);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while cnt(&command(addr, "monitor"), "snapshottime") == 0 {
+    while cnt(&command(addr, "monitor"), "snapshottime") < 2
+        || command(addr, "last_snapshot")["zxid"] == "0"
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "no snapshot was timed"

@@ -42,6 +42,7 @@ pub(crate) const ACCEPTED_EPOCH_KEY: &[u8] = b"acceptedEpoch";
 
 const MANIFEST_PREFIX: u8 = b'M';
 const CHUNK_PREFIX: u8 = b'C';
+const SAVED_AT_PREFIX: u8 = b'T';
 const MANIFEST_VERSION: u8 = 1;
 
 /// Key of a log entry. Zxids are validated non-negative before they get here.
@@ -180,6 +181,17 @@ pub(crate) fn decode_manifest_key(key: &[u8]) -> Result<Zxid, StoreError> {
         Some((&MANIFEST_PREFIX, rest)) => decode_log_key(rest),
         _ => Err(StoreError::Corrupt("not a snapshot manifest key".into())),
     }
+}
+
+/// Key of the time the snapshot at `zxid` was saved, in Unix seconds
+/// (ZooKeeper's `last_snapshot` reports its snapshot file's mtime so). It
+/// sorts after the manifests and chunks, which builds before it scan
+/// alone: they pass it by.
+pub(crate) fn saved_at_key(zxid: Zxid) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = SAVED_AT_PREFIX;
+    k[1..].copy_from_slice(&log_key(zxid));
+    k
 }
 
 /// Key of chunk `index` of the snapshot save `id`.
@@ -372,5 +384,6 @@ mod tests {
         assert!(chunk_key(u64::MAX, u32::MAX) < e_max);
         assert!(manifest_key(Zxid(i64::MAX)).as_slice() < MANIFEST_END.as_slice());
         assert!(CHUNK_START.as_slice() < MANIFEST_START.as_slice());
+        assert!(MANIFEST_END.as_slice() < saved_at_key(Zxid(0)).as_slice());
     }
 }

@@ -30,7 +30,7 @@ use zab_wire::Zxid;
 
 use crate::layout::{
     chunk_key, chunk_range, decode_chunk_id, decode_manifest_key, is_manifest_key, manifest_key,
-    Manifest, CF_SNAPSHOTS, CHUNK_START, MANIFEST_END, MANIFEST_START,
+    saved_at_key, Manifest, CF_SNAPSHOTS, CHUNK_START, MANIFEST_END, MANIFEST_START,
 };
 use crate::timings::{TimingRecorder, Timings};
 use crate::{cf, StoreError};
@@ -153,7 +153,14 @@ impl SnapshotStore {
         self.save_times.reset();
     }
 
-    fn save_untimed(&self, zxid: Zxid, data: &mut impl Read) -> Result<SnapshotInfo, StoreError> {
+    /// [`SnapshotStore::save`] without counting it in the save timings, as
+    /// ZooKeeper's `FileTxnSnapLog.restore` saves an empty database's first
+    /// snapshot outside `takeSnapshot` (and its `snapshottime`).
+    pub fn save_untimed(
+        &self,
+        zxid: Zxid,
+        data: &mut impl Read,
+    ) -> Result<SnapshotInfo, StoreError> {
         if zxid.0 < 0 {
             return Err(StoreError::InvalidZxid(zxid));
         }
@@ -242,6 +249,10 @@ impl SnapshotStore {
             batch.delete_range_cf(cf, start, end);
         }
         batch.put_cf(cf, key, manifest.encode());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        batch.put_cf(cf, saved_at_key(zxid), now.to_be_bytes());
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
@@ -313,9 +324,29 @@ impl SnapshotStore {
         let (start, end) = chunk_range(old.id);
         let mut batch = WriteBatch::default();
         batch.delete_cf(cf, key);
+        batch.delete_cf(cf, saved_at_key(zxid));
         batch.delete_range_cf(cf, start, end);
         self.db.write(batch)?;
         Ok(Some(old.id))
+    }
+
+    /// When the snapshot at `zxid` was saved, in Unix seconds: `None` if
+    /// there is no such snapshot, or it was saved by a build that did not
+    /// record the time.
+    pub fn saved_at(&self, zxid: Zxid) -> Result<Option<u64>, StoreError> {
+        let cf = cf(&self.db, CF_SNAPSHOTS)?;
+        if zxid.0 < 0 || self.db.get_pinned_cf(cf, manifest_key(zxid))?.is_none() {
+            return Ok(None);
+        }
+        match self.db.get_pinned_cf(cf, saved_at_key(zxid))? {
+            Some(v) => {
+                let raw: [u8; 8] = v[..].try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("snapshot time of {} bytes", v.len()))
+                })?;
+                Ok(Some(u64::from_be_bytes(raw)))
+            }
+            None => Ok(None),
+        }
     }
 
     fn reader_for(&self, zxid: Zxid, manifest: Manifest) -> SnapshotReader {

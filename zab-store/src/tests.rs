@@ -110,6 +110,53 @@ fn snapshots_save_latest_list_and_reopen() {
     assert!(snaps.read(Zxid(25)).unwrap().is_none());
 }
 
+/// `last_snapshot` reports when a snapshot was saved, as ZooKeeper
+/// reports its snapshot file's mtime: the time lives beside the manifest,
+/// survives a reopen, and goes with the snapshot.
+#[test]
+fn a_snapshot_keeps_the_time_it_was_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = now();
+    {
+        let store = open(dir.path());
+        store
+            .snapshots()
+            .save(Zxid(5), &mut &pattern(5, 100)[..])
+            .unwrap();
+    }
+    let after = now();
+    let store = open(dir.path());
+    let snaps = store.snapshots();
+    let saved = snaps.saved_at(Zxid(5)).unwrap().expect("a time");
+    assert!(
+        (before..=after).contains(&saved),
+        "{before} <= {saved} <= {after}"
+    );
+    assert_eq!(snaps.saved_at(Zxid(6)).unwrap(), None);
+    assert!(snaps.delete(Zxid(5)).unwrap());
+    assert_eq!(snaps.saved_at(Zxid(5)).unwrap(), None);
+    // The time is neither a manifest nor a chunk: listing and reopening
+    // pass it by.
+    snaps.save(Zxid(9), &mut &pattern(9, 10)[..]).unwrap();
+    drop((snaps, store));
+    let store = open(dir.path());
+    let listed: Vec<Zxid> = store
+        .snapshots()
+        .list()
+        .unwrap()
+        .iter()
+        .map(|s| s.zxid)
+        .collect();
+    assert_eq!(listed, [Zxid(9)]);
+    assert!(store.snapshots().saved_at(Zxid(9)).unwrap().is_some());
+}
+
 #[test]
 fn saving_the_same_zxid_again_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
