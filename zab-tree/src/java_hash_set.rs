@@ -73,9 +73,9 @@ pub(crate) fn in_java_order<T>(
     let mut cap = table_capacity(initial, largest);
     // While a table is below 64, Java also grows it when a key joins a
     // bucket of 8 (`treeifyBin`): replay the inserts to see whether, and
-    // how often, that happened. Past 24 keys the table is 64 or more
-    // whatever happened, and only the 3/4 rule counts.
-    if table_capacity(initial, largest) < MIN_TREEIFY_CAPACITY {
+    // how often, that happened. Where the 3/4 rule alone makes it 64 or
+    // more (past 24 keys), nothing else can have grown it further.
+    if cap < MIN_TREEIFY_CAPACITY {
         hashed.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| by_name(&a.2, &b.2)));
         cap = initial.next_power_of_two();
         let mut counts = vec![0usize; cap];
