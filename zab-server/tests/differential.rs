@@ -611,17 +611,19 @@ fn transcript(addr: SocketAddr, seed: u64) -> Vec<String> {
             }
         };
         let other = 1 - who;
+        let mut dropped = "";
         if sessions[other].call(11, Jute::default()).is_none() {
             sessions[other] = Session::open(addr);
             let n = known.len();
             known.insert(sessions[other].id, n);
+            dropped = DROPPED;
         }
         let events: Vec<_> = sessions
             .iter_mut()
             .map(|s| std::mem::take(&mut s.events))
             .collect();
         out.push(format!(
-            "step {step}, session {who}, op {op} {request_hex}\n  {line}\n  events {events:?}"
+            "step {step}, session {who}, op {op} {request_hex}\n  {line}\n  events {events:?}{dropped}"
         ));
     }
     out.push(server_state(addr, &known));
@@ -732,6 +734,32 @@ fn server_state(addr: SocketAddr, sessions: &BTreeMap<i64, usize>) -> String {
     )
 }
 
+/// Marks a step after which the other session's connection was found
+/// closed. Nothing the test sends on one session closes the other's, so the
+/// server dropped it.
+const DROPPED: &str = "\n  the other session's connection was dropped";
+
+/// Runs `seed` on both servers (`run` gives a target's transcript) and
+/// asserts they answered alike. ZooKeeper, the oracle, drops a client
+/// connection when a starved machine stalls it: under two CPU hogs its
+/// learner closed a session's connection mid-seed (seed 114), and the test
+/// opened another session in its place. A seed whose ZooKeeper transcript
+/// differs and shows such a drop is run again on both, at most twice more;
+/// the last run must match. zab is never excused: a drop on its side is
+/// compared like any other answer, and a run again repeats it.
+fn assert_same_runs(seed: u64, run: impl Fn(Target) -> Vec<String>) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (zookeeper, zab) = (run(Target::ZooKeeper), run(Target::Zab));
+        let oracle_dropped = zookeeper.iter().any(|l| l.ends_with(DROPPED));
+        if zookeeper == zab || !oracle_dropped || attempts == 3 {
+            return assert_same(seed, &zookeeper, &zab);
+        }
+        eprintln!("seed {seed}: ZooKeeper dropped a connection; running the seed again");
+    }
+}
+
 /// The first differences between two transcripts of one seed, if any.
 fn assert_same(seed: u64, zookeeper: &[String], zab: &[String]) {
     let differences: Vec<String> = zookeeper
@@ -758,13 +786,12 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn random_requests_are_answered_as_zookeeper_answers_them() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for seed in seeds(1, SEEDS) {
-        let run = |target| {
+        assert_same_runs(seed, |target| {
             let server = TestServer::start_target(target, CFG);
             let out = transcript(server.addr(), seed);
             assert!(server.four_letter_word("ruok").expect("ruok") == "imok");
             out
-        };
-        assert_same(seed, &run(Target::ZooKeeper), &run(Target::Zab));
+        });
     }
 }
 
@@ -781,7 +808,11 @@ fn random_requests_through_a_learner_are_answered_as_zookeeper_answers_them() {
         } else {
             Mode::Observer
         };
-        let run = |command| {
+        assert_same_runs(seed, |target| {
+            let command = match target {
+                Target::ZooKeeper => ServerCommand::zookeeper(),
+                Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+            };
             let mut spec = ClusterSpec::new(command, 3).with_observers(1);
             // Sessions of 30 s: no session of the test may expire on a
             // busy machine, or its closeSession would be an extra txn.
@@ -794,9 +825,43 @@ fn random_requests_through_a_learner_are_answered_as_zookeeper_answers_them() {
                 .find(|&i| ensemble.status(i).map(|s| s.mode) == Some(learner))
                 .unwrap_or_else(|| panic!("no {learner:?}"));
             transcript(ensemble.addr(at), seed)
-        };
-        let zookeeper = run(ServerCommand::zookeeper());
-        let zab = run(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")));
-        assert_same(seed, &zookeeper, &zab);
+        });
     }
+}
+
+/// The retry rule itself, on made-up transcripts: a drop on ZooKeeper's
+/// side earns the seed another run; the same drop on zab's side fails.
+#[test]
+fn only_the_oracles_dropped_connections_earn_a_run_again() {
+    use std::cell::Cell;
+    let step = |dropped: bool| {
+        let mark = if dropped { DROPPED } else { "" };
+        vec![format!(
+            "step 0, session 0, op 4 00\n  xid 1\n  events [[], []]{mark}"
+        )]
+    };
+    // ZooKeeper drops on its first run only: the second run is compared.
+    let zk_runs = Cell::new(0);
+    assert_same_runs(1, |target| match target {
+        Target::ZooKeeper => {
+            zk_runs.set(zk_runs.get() + 1);
+            step(zk_runs.get() == 1)
+        }
+        Target::Zab => step(false),
+    });
+    assert_eq!(zk_runs.get(), 2);
+    // zab drops: no run again, and the difference is reported.
+    let zab_drops =
+        std::panic::catch_unwind(|| assert_same_runs(2, |target| step(target == Target::Zab)));
+    assert!(zab_drops.is_err());
+    // ZooKeeper drops every time: after three runs the difference stands.
+    let zk_runs = Cell::new(0);
+    let oracle_always = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_same_runs(3, |target| {
+            zk_runs.set(zk_runs.get() + u32::from(target == Target::ZooKeeper));
+            step(target == Target::ZooKeeper)
+        })
+    }));
+    assert!(oracle_always.is_err());
+    assert_eq!(zk_runs.get(), 3);
 }
