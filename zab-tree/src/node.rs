@@ -829,8 +829,10 @@ impl ChildChunks {
     }
 }
 
-/// A node's children by name, sorted. Absent (one null pointer) when empty:
-/// most znodes are leaves.
+/// A node's children by name, sorted. Absent (one null pointer) when empty,
+/// as most znodes are leaves, unless the node once held so many children
+/// that ZooKeeper's set would have grown its table (see
+/// [`ChildChunks::peak`]): then an empty list stays, to remember it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Children(Option<Box<ChildChunks>>);
 
