@@ -819,3 +819,67 @@ fn start_up_and_snapshots_are_timed() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A session's ephemerals, after a restart from a snapshot, come in the
+/// order ZooKeeper's `DataTree.deserialize` adds them to the session's
+/// `HashSet` (the snapshot's pre-order, each node's children in their own
+/// set's order), not in the order the session created them; a restart
+/// that replays them from the log keeps the creation order. "/e0" and
+/// "/e17" share a bucket of the session's set, and the root's set lists
+/// "e17" first. `last_snapshot` tells when a snapshot holds them.
+#[test]
+fn a_session_restored_from_a_snapshot_lists_its_ephemerals_in_its_order() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut server = TestServer::start(&admin_cfg(port));
+    let client = runtime.block_on(bounded(async {
+        Client::connector()
+            .with_session_timeout(Duration::from_secs(30))
+            .connect(&server.connect_string())
+            .await
+            .expect("connect")
+    }));
+    let ephemerals = |what: &str| {
+        runtime.block_on(bounded(support::eventually(
+            Duration::from_secs(30),
+            what,
+            || async { client.list_ephemerals("/").await.ok() },
+        )))
+    };
+    let czxid = runtime.block_on(bounded(async {
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        client.create("/e0", b"", &eph).await.unwrap();
+        let (stat, _) = client.create("/e17", b"", &eph).await.unwrap();
+        stat.czxid
+    }));
+    assert_eq!(ephemerals("the created ephemerals"), ["/e0", "/e17"]);
+
+    // Restarted from the log: the creates are replayed in their order.
+    server.restart();
+    assert_eq!(ephemerals("the ephemerals replayed"), ["/e0", "/e17"]);
+    // Both servers snapshot the tree they started with.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let snap = command(addr, "last_snapshot");
+        let zxid = snap["zxid"]
+            .as_str()
+            .and_then(|z| i64::from_str_radix(z, 16).ok());
+        if zxid >= Some(czxid) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot holds the ephemerals: {snap}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+
+    // Restarted from that snapshot: its order.
+    server.restart();
+    assert_eq!(ephemerals("the ephemerals restored"), ["/e17", "/e0"]);
+}

@@ -6,6 +6,7 @@
 //! so the caller can write the snapshot on another thread while writers keep
 //! applying txns (they copy the nodes they touch).
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 
 use prost::Message;
@@ -13,6 +14,7 @@ use zab_wire::proto::{SessionEntry, SnapshotHeader, Znode};
 use zab_wire::{SessionId, Zxid};
 
 use crate::acl::AclCache;
+use crate::java_hash_set::JavaHashSet;
 use crate::node::{Node, NodeMeta};
 use crate::path;
 use crate::tree::{acl_from_proto, acl_to_proto, DataTree};
@@ -52,7 +54,8 @@ impl DataTree {
 
     /// Rebuilds a tree from a snapshot stream. Pass a buffered reader: the
     /// stream is read message by message and nothing past the last node is
-    /// consumed.
+    /// consumed. Each session's ephemerals come back in the order
+    /// ZooKeeper's restore gives them (see `ephemerals_in_restore_order`).
     pub fn restore(input: &mut impl Read) -> Result<DataTree, SnapshotError> {
         let header_bytes = read_delimited(input)?.ok_or(SnapshotError::Truncated("no header"))?;
         let header = SnapshotHeader::decode(header_bytes.as_slice())?;
@@ -113,11 +116,75 @@ impl DataTree {
         if tree.count == 0 {
             return Err(SnapshotError::Corrupt("no root".into()));
         }
+        tree.ephemerals = ephemerals_in_restore_order(&tree);
         // As ZooKeeper's `DataTree.deserialize`: quotas come from the
         // limit nodes, and their usage is counted anew.
         tree.setup_quotas();
         Ok(tree)
     }
+}
+
+/// Each session's ephemerals as ZooKeeper's `DataTree.deserialize` leaves
+/// them: added to a fresh `HashSet` in the order its snapshot lists nodes,
+/// which is pre-order with each node's children in the order of its own
+/// `HashSet` (`serializeNode`). A restored session lists them in that
+/// order (getEphemerals, the paths of its closeSession), not in the order
+/// it created them. zab's snapshots list children by name, so the order is
+/// taken from the restored children's sets; these agree with the ones the
+/// snapshot was written from except where a set had grown past what it now
+/// holds and Java's table stayed large.
+fn ephemerals_in_restore_order(tree: &DataTree) -> BTreeMap<SessionId, JavaHashSet> {
+    let mut ranks = HashMap::new();
+    tree.ephemerals
+        .iter()
+        .map(|(&session, paths)| {
+            if paths.len() < 2 {
+                return (session, paths.clone());
+            }
+            let mut listed: Vec<(Vec<usize>, &str)> = paths
+                .iter()
+                .map(|p| (snapshot_position(tree, &mut ranks, p), p))
+                .collect();
+            listed.sort_unstable();
+            let mut set = JavaHashSet::default();
+            for (_, p) in listed {
+                set.insert(p);
+            }
+            (session, set)
+        })
+        .collect()
+}
+
+/// Where ZooKeeper's snapshot of `tree` would list `p`: the rank of each of
+/// its components among its siblings in Java's order. `ranks` caches each
+/// parent's ranks.
+fn snapshot_position<'t>(
+    tree: &'t DataTree,
+    ranks: &mut HashMap<&'t str, HashMap<&'t str, usize>>,
+    p: &'t str,
+) -> Vec<usize> {
+    let mut key = Vec::new();
+    let mut parent_end = 0;
+    for name in p.split('/').skip(1) {
+        let parent = if parent_end == 0 {
+            path::ROOT
+        } else {
+            &p[..parent_end]
+        };
+        let ranked = ranks.entry(parent).or_insert_with(|| {
+            tree.node(parent).map_or_else(HashMap::new, |n| {
+                let order = n.children().in_java_order();
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.name(), i))
+                    .collect()
+            })
+        });
+        key.push(ranked.get(name).copied().unwrap_or(usize::MAX));
+        parent_end += 1 + name.len();
+    }
+    key
 }
 
 /// Writes one node as a length-delimited `Znode` message.
@@ -274,6 +341,49 @@ mod tests {
         let restored = DataTree::restore(&mut &now[..]).unwrap();
         assert_eq!(restored.stat("/a"), h.tree.stat("/a"));
         assert_eq!(restored.node_count(), h.tree.node_count());
+    }
+
+    fn ephemerals_of(tree: &DataTree) -> Vec<String> {
+        tree.ephemerals().flat_map(|(_, paths)| paths).collect()
+    }
+
+    /// A restored session lists its ephemerals in the order ZooKeeper's
+    /// `deserialize` adds them, not the order they were created in. "/e0"
+    /// and "/e17" share a bucket of the session's set, and the root's set
+    /// lists "e17" first. OpenJDK 17 printed, for the same adds: the live
+    /// session set `[/e0, /e17]`, the root's `[e17, e0, zookeeper]`, and the
+    /// set `deserialize` rebuilds `[/e17, /e0]`.
+    #[test]
+    fn a_restored_session_lists_its_ephemerals_in_snapshot_order() {
+        let mut h = Harness::new();
+        h.mk("/e0", 1);
+        h.mk("/e17", 1);
+        assert_eq!(ephemerals_of(&h.tree), ["/e0", "/e17"]);
+        let restored = DataTree::restore(&mut &bytes(&h.tree.snapshot())[..]).unwrap();
+        assert_eq!(ephemerals_of(&restored), ["/e17", "/e0"]);
+        // A second restart keeps the order: the restored sets are the ones
+        // the next snapshot is listed from.
+        let again = DataTree::restore(&mut &bytes(&restored.snapshot())[..]).unwrap();
+        assert_eq!(ephemerals_of(&again), ["/e17", "/e0"]);
+    }
+
+    /// A deeper path goes by each component's rank among its siblings.
+    #[test]
+    fn snapshot_order_ranks_every_component() {
+        let mut h = Harness::new();
+        h.mk("/p", 0);
+        h.mk("/e0", 1);
+        h.mk("/p/e17", 1);
+        let restored = DataTree::restore(&mut &bytes(&h.tree.snapshot())[..]).unwrap();
+        let ranks = |t: &DataTree, p: &str| {
+            let mut cache = HashMap::new();
+            snapshot_position(t, &mut cache, p)
+        };
+        let root_order = restored.node("/").unwrap().children().in_java_order();
+        let rank_of = |name: &str| root_order.iter().position(|c| c.name() == name).unwrap();
+        assert_eq!(ranks(&restored, "/e0"), [rank_of("e0")]);
+        assert_eq!(ranks(&restored, "/p/e17"), [rank_of("p"), 0]);
+        assert_eq!(ranks(&restored, "/missing"), [usize::MAX]);
     }
 
     /// A hand-made snapshot stream: a header claiming `paths.len()` nodes.
