@@ -145,7 +145,7 @@ impl QuorumServer {
             responder: None,
             gen: 0,
             role: Role::Stopped,
-            state: State::Idle(tree),
+            state: State::Idle(Box::new(tree)),
             writers: HashMap::new(),
             held: HeldClients::new(cfg.connect_hold_ms),
             durable: Arc::new(DurableMark::default()),
@@ -326,7 +326,7 @@ struct Learning {
 /// Where the replicated tree lives: idle while no role serves clients
 /// (election, sync), handed to a [`Pipeline`] while one does.
 enum State {
-    Idle(DataTree),
+    Idle(Box<DataTree>),
     Serving(Box<Pipeline>),
 }
 
@@ -368,7 +368,7 @@ impl State {
     /// TRUNC / SNAP rebuilt the tree while syncing.
     fn replace_idle_tree(&mut self, tree: DataTree) {
         if let State::Idle(t) = self {
-            *t = tree;
+            **t = tree;
         }
     }
 
@@ -377,8 +377,8 @@ impl State {
         if self.is_serving() {
             return;
         }
-        if let State::Idle(tree) = std::mem::replace(self, State::Idle(DataTree::new())) {
-            *self = State::Serving(Box::new(make(tree)));
+        if let State::Idle(tree) = std::mem::replace(self, State::Idle(Box::default())) {
+            *self = State::Serving(Box::new(make(*tree)));
         }
     }
 
@@ -387,8 +387,8 @@ impl State {
         if !self.is_serving() {
             return;
         }
-        if let State::Serving(p) = std::mem::replace(self, State::Idle(DataTree::new())) {
-            *self = State::Idle(p.into_tree());
+        if let State::Serving(p) = std::mem::replace(self, State::Idle(Box::default())) {
+            *self = State::Idle(Box::new(p.into_tree()));
         }
     }
 }

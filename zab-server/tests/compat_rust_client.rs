@@ -466,6 +466,61 @@ async fn persistent_watch() {
     .await;
 }
 
+/// The reaper deletes the containers and TTL nodes one check finds in the
+/// order of ZooKeeper's `ContainerManager.getCandidates` set: containers,
+/// then TTL nodes, added to a Java `HashSet`. One multi empties all eight
+/// at once, so one check finds them all. "/t1" shares a bucket with "/c0",
+/// and "/t12" with "/c5"; the containers come first in each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_deletes_in_zookeepers_order() {
+    let server =
+        TestServer::start("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
+    bounded(async {
+        let client = connect(&server).await;
+        let ttl = CreateMode::Persistent
+            .with_acls(Acls::anyone_all())
+            .with_ttl(Duration::from_millis(1));
+        let container = CreateMode::Container.with_acls(Acls::anyone_all());
+        let mut parents = Vec::new();
+        client.create("/t1", b"", &ttl).await.unwrap();
+        parents.push("/t1".to_string());
+        for c in 0..6 {
+            let p = format!("/c{c}");
+            client.create(&p, b"", &container).await.unwrap();
+            parents.push(p);
+        }
+        client.create("/t12", b"", &ttl).await.unwrap();
+        parents.push("/t12".to_string());
+        for p in &parents {
+            client
+                .create(&format!("{p}/x"), b"", &persistent())
+                .await
+                .unwrap();
+        }
+        let mut watch = client
+            .watch("/", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let mut multi = client.new_multi_writer();
+        for p in &parents {
+            multi.add_delete(&format!("{p}/x"), None).unwrap();
+        }
+        multi.commit().await.unwrap();
+        let mut reaped = Vec::new();
+        while reaped.len() < parents.len() {
+            let e = next_persistent(&mut watch).await;
+            if e.event_type == EventType::NodeDeleted && parents.contains(&e.path) {
+                reaped.push(e.path);
+            }
+        }
+        assert_eq!(
+            reaped,
+            ["/c4", "/c5", "/t12", "/c0", "/t1", "/c1", "/c2", "/c3"]
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_recursive_watch() {
     let server = TestServer::start("");

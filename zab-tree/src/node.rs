@@ -995,9 +995,6 @@ impl Children {
             .iter()
             .flat_map(|c| c.chunks.iter().flat_map(|chunk| chunk.iter()))
     }
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Node)> + '_ {
-        self.values().map(|n| (n.name(), n))
-    }
     /// The children held by no one else: those in chunks this list alone
     /// holds (a shared chunk is released, its nodes stay with the other
     /// holder). For dropping a subtree without recursion.
@@ -1309,9 +1306,9 @@ mod tests {
         assert_eq!(c.len(), model.len());
         assert!(c.keys().eq(model.iter().map(String::as_str)));
         assert!(c
-            .iter()
+            .values()
             .rev()
-            .map(|(k, _)| k)
+            .map(Node::name)
             .eq(model.iter().rev().map(String::as_str)));
         for i in 0..3000 {
             let name = format!("k{i}");

@@ -329,6 +329,57 @@ fn ttl_nodes_are_reaped_when_idle() {
     assert!(!h.tree.exists("/t"));
 }
 
+/// The reaper deletes in the order of ZooKeeper's `getCandidates` set: the
+/// containers, then the TTL nodes, added to a `HashSet`. OpenJDK 17 printed
+/// `[/c4, /c5, /t12, /c0, /t1, /c1, /c2, /c3]` for the same adds: "/t1"
+/// shares "/c0"'s bucket and follows it, though it was created first.
+#[test]
+fn the_reaper_lists_candidates_in_zookeepers_order() {
+    let mut h = Harness::new();
+    h.res(create_ttl("/t1", 5, 10)).unwrap();
+    for c in 0..6 {
+        let p = format!("/c{c}");
+        h.res(create_op(
+            op::CREATE_CONTAINER,
+            &p,
+            None,
+            4,
+            Acl::open_unsafe(),
+        ))
+        .unwrap();
+        h.mk(&format!("{p}/x"), 0);
+        h.res(delete(&format!("{p}/x"), -1)).unwrap();
+    }
+    h.res(create_ttl("/t12", 5, 10)).unwrap();
+    // Neither a persistent node nor a container never used is a candidate.
+    h.mk("/p", 0);
+    h.res(create_op(
+        op::CREATE_CONTAINER,
+        "/unused",
+        None,
+        4,
+        Acl::open_unsafe(),
+    ))
+    .unwrap();
+    assert_eq!(
+        h.tree.reapable(h.time + 11),
+        ["/c4", "/c5", "/t12", "/c0", "/t1", "/c1", "/c2", "/c3"]
+    );
+    // A deleted candidate is gone from the reaper's list, and a node
+    // created at its path in its place is not a candidate.
+    h.write_as(
+        SessionId(0),
+        Request::DeleteContainer(PathRequest { path: "/c0".into() }),
+    );
+    assert!(!h.tree.reapers.contains("/c0"));
+    h.mk("/c0", 0);
+    assert!(!h.tree.reapers.contains("/c0"));
+    assert_eq!(
+        h.tree.reapable(h.time + 11),
+        ["/c4", "/c5", "/t12", "/t1", "/c1", "/c2", "/c3"]
+    );
+}
+
 #[test]
 fn containers_are_reaped_once_used_and_empty() {
     // Behaviour 22.

@@ -10,7 +10,7 @@
 //! snapshot still shares, so [`DataTree::snapshot`] is O(1) (one clone of
 //! the root's handle). ACL lists are interned ([`crate::acl`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use zab_wire::jute::{
@@ -68,6 +68,9 @@ pub struct DataTree {
     pub(crate) acl_cache: AclCache,
     /// The paths with a quota (ZooKeeper's `pTrie`), rebuilt on restore.
     pub(crate) quotas: QuotaPaths,
+    /// The containers and TTL nodes (ZooKeeper's `containers` and `ttls`),
+    /// so the reaper looks at these alone, not at every node.
+    pub(crate) reapers: BTreeSet<String>,
     skip_acl: bool,
 }
 
@@ -145,6 +148,7 @@ impl DataTree {
             data_size: 0,
             acl_cache: AclCache::default(),
             quotas: QuotaPaths::default(),
+            reapers: BTreeSet::new(),
             skip_acl: false,
         };
         let open = t.acl_cache.intern(&Acl::open_unsafe());
@@ -181,6 +185,9 @@ impl DataTree {
         self.data_size += (p.len() + data.map_or(0, <[u8]>::len)) as u64;
         if let Some(owner) = Owner::session(meta.ephemeral_owner) {
             self.ephemerals.entry(owner).or_default().insert(p);
+        }
+        if is_reaped(meta.ephemeral_owner) {
+            self.reapers.insert(p.to_owned());
         }
         if p == path::ROOT {
             self.count += usize::from(self.count == 0);
@@ -352,18 +359,32 @@ impl DataTree {
     /// Paths the container/TTL reaper should delete (reference D.4,
     /// behaviours 21–22): containers with no children that had one once
     /// (stored counter > 0), and childless TTL nodes not modified for longer
-    /// than their TTL. Sorted.
+    /// than their TTL.
+    ///
+    /// In the order ZooKeeper's `ContainerManager.checkContainers` deletes
+    /// them: `getCandidates` adds the containers, then the TTL nodes, to a
+    /// `HashSet` and the deletes follow its order. It takes each kind from
+    /// a `ConcurrentHashMap` key set; here a kind's paths go in creation
+    /// order, which is that set's order within one of its bins until it
+    /// resizes, so two candidates that share a bucket may come in the
+    /// other order in ZooKeeper.
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![(path::ROOT.to_owned(), &self.root)];
-        while let Some((p, n)) = stack.pop() {
-            if is_reapable(n, now_ms) {
-                out.push(p.clone());
-            }
-            stack.extend(n.children().iter().map(|(c, n)| (path::join(&p, c), n)));
+        let mut due: Vec<(bool, i64, &str)> = self
+            .reapers
+            .iter()
+            .filter_map(|p| {
+                let n = self.node(p)?;
+                let meta = n.meta();
+                let ttl = matches!(Owner::of(meta.ephemeral_owner), Owner::Ttl(_));
+                is_reapable(n, now_ms).then_some((ttl, meta.czxid, p.as_str()))
+            })
+            .collect();
+        due.sort_unstable();
+        let mut candidates = JavaHashSet::default();
+        for (_, _, p) in due {
+            candidates.insert(p);
         }
-        out.sort();
-        out
+        candidates.iter().map(str::to_owned).collect()
     }
 
     fn allowed(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
@@ -755,6 +776,9 @@ impl DataTree {
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
             self.ephemerals.entry(owner).or_default().insert(&c.path);
         }
+        if is_reaped(c.ephemeral_owner) {
+            self.reapers.insert(c.path.clone());
+        }
         self.count += 1;
         self.quotas_after_create(parent_path, name);
         self.count_quota_usage(&c.path, c.data.as_ref().map_or(0, |d| d.len() as i64), 1);
@@ -807,6 +831,9 @@ impl DataTree {
             if let Some(set) = self.ephemerals.get_mut(&s) {
                 set.remove(p);
             }
+        }
+        if is_reaped(owner) {
+            self.reapers.remove(p);
         }
         // Behaviour 26: NodeDeleted(p) then NodeChildrenChanged(parent).
         events.push(event_type::NODE_DELETED, p, acl);
@@ -983,6 +1010,11 @@ impl DataTree {
         self.ephemerals.remove(&session);
         self.sessions.remove(&session);
     }
+}
+
+/// Whether a node with this stored owner is a container or a TTL node.
+fn is_reaped(stored_owner: i64) -> bool {
+    matches!(Owner::of(stored_owner), Owner::Container | Owner::Ttl(_))
 }
 
 pub(crate) fn is_reapable(n: &Node, now_ms: i64) -> bool {
