@@ -180,6 +180,11 @@ fn bench(c: &mut Criterion) {
                 black_box(f.tree.read(&req, SESSION, &f.auth).expect("read"))
             })
         });
+        // The leader's container/TTL check, every containerCheckIntervalMs
+        // on its pipeline: a tree of plain nodes holds no candidate.
+        g.bench_function(format!("reaper/candidates-among-{label}"), |b| {
+            b.iter(|| black_box(f.tree.reapable(i64::MAX)))
+        });
         if n <= 10_000 {
             g.bench_function(format!("read/getChildren-of-{label}"), |b| {
                 b.iter(|| black_box(f.tree.read(&list, SESSION, &f.auth).expect("read")))
