@@ -183,7 +183,7 @@ fn bench(c: &mut Criterion) {
         // The leader's container/TTL check, every containerCheckIntervalMs
         // on its pipeline: a tree of plain nodes holds no candidate.
         g.bench_function(format!("reaper/candidates-among-{label}"), |b| {
-            b.iter(|| black_box(f.tree.reapable(i64::MAX)))
+            b.iter(|| black_box(f.tree.reapable(i64::MAX, 0)))
         });
         if n <= 10_000 {
             g.bench_function(format!("read/getChildren-of-{label}"), |b| {

@@ -415,8 +415,6 @@ pub struct Config {
     pub skip_acl: bool,
     /// `forceSync` (`no` skips fsync of the txn log).
     pub force_sync: bool,
-    /// `globalOutstandingLimit`, default 1000.
-    pub global_outstanding_limit: u32,
     /// `commitLogCount`, default 500 (reference F.4).
     pub commit_log_count: u32,
     /// `snapshotSizeFactor`, default 0.33; < 0 disables txn-log sync.
@@ -449,10 +447,6 @@ pub struct Config {
     pub election_alg: u32,
     /// `quorumListenOnAllIPs`.
     pub quorum_listen_on_all_ips: bool,
-    /// `syncEnabled`: observers log and snapshot.
-    pub sync_enabled: bool,
-    /// `leaderServes`: the leader accepts clients.
-    pub leader_serves: bool,
     /// Membership: every `server.N` line (voters and observers).
     pub servers: BTreeMap<ServerId, QuorumServer>,
     /// Membership version: 0 for a static config, else the hex suffix of
@@ -636,6 +630,17 @@ impl Config {
         }
         out.push_str(&format!("version={:x}", self.membership_version));
         out
+    }
+
+    /// How long a learner keeps trying to connect to its leader:
+    /// `connectToLearnerMasterLimit` ticks when set, else `initLimit`
+    /// (ZooKeeper's `Learner.connectToLeader`).
+    pub fn leader_connect_limit(&self) -> Duration {
+        let ticks = match self.connect_to_learner_master_limit {
+            n if n > 0 => n,
+            _ => self.init_limit.max(1),
+        };
+        Duration::from_millis(self.tick_time_ms.max(0) as u64 * ticks as u64)
     }
 
     /// The single start-up line naming every unsupported key, or `None`.
@@ -1075,7 +1080,6 @@ impl Default for Builder {
                 super_digest: None,
                 skip_acl: false,
                 force_sync: true,
-                global_outstanding_limit: 1000,
                 commit_log_count: 500,
                 snapshot_size_factor: 0.33,
                 connect_hold_ms: crate::held_clients::HOLD_MS,
@@ -1084,8 +1088,6 @@ impl Default for Builder {
                 max_batch_size: 1000,
                 election_alg: 3,
                 quorum_listen_on_all_ips: false,
-                sync_enabled: true,
-                leader_serves: true,
                 servers: BTreeMap::new(),
                 membership_version: 0,
                 peer_type: PeerType::Participant,
@@ -1186,8 +1188,20 @@ impl Builder {
             // refused here rather than silently read as the default.
             "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
             "forceSync" => c.force_sync = parse_yes_no(raw_key, value)?,
-            "leaderServes" => c.leader_serves = parse_yes_no(raw_key, value)?,
-            "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(raw_key, value)?,
+            // Read, so a bad value is an error as in ZooKeeper; zab has
+            // no setting to give them.
+            "leaderServes" => {
+                if !parse_yes_no(raw_key, value)? {
+                    c.unsupported
+                        .push(format!("{raw_key}=no (the leader always serves clients)"));
+                }
+            }
+            "globalOutstandingLimit" => {
+                if parse_num::<u32>(raw_key, value)? != 1000 {
+                    c.unsupported
+                        .push(format!("{raw_key} (no throttling of outstanding requests)"));
+                }
+            }
             // ZKDatabase keeps at least 500 committed txns for DIFF sync.
             "commitLogCount" => c.commit_log_count = parse_num::<u32>(raw_key, value)?.max(500),
             "snapshotSizeFactor" => {
@@ -1206,7 +1220,13 @@ impl Builder {
                 c.election_alg = 3;
             }
             "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(raw_key, value)?,
-            "syncEnabled" => c.sync_enabled = parse_bool(raw_key, value)?,
+            "syncEnabled" => {
+                if !parse_bool(raw_key, value)? {
+                    c.unsupported.push(format!(
+                        "{raw_key}=false (observers always log and snapshot)"
+                    ));
+                }
+            }
             "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
             "dynamicConfigFile" => {}
             "secureClientPort" => c.tls.secure_client_port = Some(parse_port(raw_key, value)?),
@@ -1769,13 +1789,10 @@ clientPort=2181
         assert_eq!(c.super_digest, None);
         assert!(!c.skip_acl);
         assert!(c.force_sync);
-        assert_eq!(c.global_outstanding_limit, 1000);
         assert_eq!(c.commit_log_count, 500);
         assert_eq!(c.snapshot_size_factor, 0.33);
         assert_eq!(c.election_alg, 3);
         assert!(!c.quorum_listen_on_all_ips);
-        assert!(c.sync_enabled);
-        assert!(c.leader_serves);
         assert_eq!(c.membership_version, 0);
         assert_eq!(c.peer_type, PeerType::Participant);
         assert_eq!(c.my_id, None);
@@ -1839,14 +1856,19 @@ clientPort=2181
         assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
         assert!(c.skip_acl);
         assert!(!c.force_sync);
-        assert_eq!(c.global_outstanding_limit, 3);
         assert_eq!(c.commit_log_count, 900);
         assert_eq!(c.snapshot_size_factor, -1.0);
         assert!(c.quorum_listen_on_all_ips);
-        assert!(!c.sync_enabled);
-        assert!(!c.leader_serves);
         assert_eq!(c.peer_type, PeerType::Observer);
-        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        // Read and checked, but zab has nothing to set with them.
+        assert_eq!(
+            c.unsupported,
+            [
+                "globalOutstandingLimit (no throttling of outstanding requests)",
+                "syncEnabled=false (observers always log and snapshot)",
+                "leaderServes=no (the leader always serves clients)",
+            ]
+        );
     }
 
     #[test]
@@ -1951,9 +1973,6 @@ clientPort=2181
                 c.fsync_warning_threshold_ms == 20
             }),
             ("zookeeper.forceSync=no", |c| !c.force_sync),
-            ("zookeeper.globalOutstandingLimit=9", |c| {
-                c.global_outstanding_limit == 9
-            }),
             ("zookeeper.commitLogCount=501", |c| {
                 c.commit_log_count == 501
             }),
@@ -1972,6 +1991,23 @@ clientPort=2181
             assert!(check(&c), "{key} was not applied: {c:?}");
             assert!(c.unsupported.is_empty(), "{key}: {:?}", c.unsupported);
         }
+    }
+
+    #[test]
+    fn defaults_spelled_out_are_not_named_as_unsupported() {
+        let c =
+            parse("dataDir=/d\nglobalOutstandingLimit=1000\nsyncEnabled=true\nleaderServes=yes\n");
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        let refused = parse_err("dataDir=/d\nleaderServes=maybe\n", None);
+        assert!(refused.to_string().contains("leaderServes"), "{refused}");
+    }
+
+    #[test]
+    fn a_learner_tries_its_leader_for_connect_to_learner_master_limit_ticks() {
+        let init = parse("dataDir=/d\ntickTime=100\ninitLimit=5\n");
+        assert_eq!(init.leader_connect_limit(), Duration::from_millis(500));
+        let own = parse("dataDir=/d\ntickTime=100\ninitLimit=5\nconnectToLearnerMasterLimit=2\n");
+        assert_eq!(own.leader_connect_limit(), Duration::from_millis(200));
     }
 
     #[test]

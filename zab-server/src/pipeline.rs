@@ -86,6 +86,10 @@ pub struct PipelineConfig {
     pub max_session_timeout_ms: i32,
     /// ZooKeeper snapshots after `snapCount/2 + random(snapCount/2)` txns.
     pub snap_count: u64,
+    /// `snapSizeLimitInKb` in bytes, 0 = off: ZooKeeper also snapshots once
+    /// the txns logged since the last snapshot pass `limit/2 +
+    /// random(limit/2)` bytes (`SyncRequestProcessor.shouldSnapshot`).
+    pub snap_size_limit_bytes: u64,
     pub container_check_interval_ms: i64,
     pub container_max_per_minute: usize,
     pub prepare: PrepareConfig,
@@ -393,6 +397,10 @@ pub struct Pipeline {
     last_assigned: Zxid,
     txns_since_snapshot: u64,
     snapshot_threshold: u64,
+    /// Bytes of the txns applied since the last snapshot, as zab encodes
+    /// them (ZooKeeper counts its log file's bytes).
+    bytes_since_snapshot: u64,
+    snapshot_size_threshold: u64,
     last_reap_ms: i64,
     now_ms: i64,
     stats: ServerStats,
@@ -415,7 +423,8 @@ impl Pipeline {
         }
         // A new leader proposes from `epoch << 32 | 1` (reference F.1).
         let last_assigned = last_processed(mode, &tree);
-        let snapshot_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
+        let count_threshold = snapshot_threshold(cfg.snap_count, last_assigned);
+        let size_threshold = snapshot_threshold(cfg.snap_size_limit_bytes, last_assigned);
         let local = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         Pipeline {
             mode,
@@ -432,7 +441,9 @@ impl Pipeline {
             txn_buf: BytesMut::new(),
             last_assigned,
             txns_since_snapshot: 0,
-            snapshot_threshold,
+            snapshot_threshold: count_threshold,
+            bytes_since_snapshot: 0,
+            snapshot_size_threshold: size_threshold,
             last_reap_ms: now_ms,
             now_ms,
             stats: ServerStats::default(),
@@ -1369,9 +1380,18 @@ impl Pipeline {
         }
 
         self.txns_since_snapshot += 1;
-        if self.txns_since_snapshot >= self.snapshot_threshold {
+        let size_limited = self.cfg.snap_size_limit_bytes > 0;
+        if size_limited {
+            self.bytes_since_snapshot += f.txn.encoded_len() as u64;
+        }
+        if self.txns_since_snapshot >= self.snapshot_threshold
+            || (size_limited && self.bytes_since_snapshot > self.snapshot_size_threshold)
+        {
             self.txns_since_snapshot = 0;
+            self.bytes_since_snapshot = 0;
             self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count, applied.zxid);
+            self.snapshot_size_threshold =
+                snapshot_threshold(self.cfg.snap_size_limit_bytes, applied.zxid);
             out.push(Action::Snapshot(self.tree.snapshot()));
         }
     }
@@ -1787,7 +1807,7 @@ impl Pipeline {
             let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
             for path in self
                 .tree
-                .reapable(now_ms)
+                .reapable(now_ms, self.cfg.prepare.container_max_never_used_ms)
                 .into_iter()
                 .take(self.cfg.container_max_per_minute)
             {
@@ -1961,10 +1981,11 @@ impl ServerStats {
     }
 }
 
-/// ZooKeeper's `snapCount/2 + random(snapCount/2)`, with the randomness
-/// derived from the zxid so the pipeline stays deterministic.
-fn snapshot_threshold(snap_count: u64, zxid: Zxid) -> u64 {
-    let half = (snap_count / 2).max(1);
+/// ZooKeeper's `limit/2 + random(limit/2)` for `snapCount` (`randRoll`)
+/// and `snapSizeLimitInKb` (`randSize`), with the randomness derived from
+/// the zxid so the pipeline stays deterministic.
+fn snapshot_threshold(limit: u64, zxid: Zxid) -> u64 {
+    let half = (limit / 2).max(1);
     let mut x = zxid.0 as u64 ^ 0x9E37_79B9_7F4A_7C15;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);

@@ -32,6 +32,7 @@ fn config() -> PipelineConfig {
         min_session_timeout_ms: 4000,
         max_session_timeout_ms: 40000,
         snap_count: 100_000,
+        snap_size_limit_bytes: 4 << 40,
         container_check_interval_ms: 60_000,
         container_max_per_minute: 10_000,
         prepare: PrepareConfig::default(),
@@ -732,6 +733,37 @@ fn snapshots_are_requested_after_about_snap_count_txns() {
         h.snapshots >= 1,
         "snapCount/2 + random(snapCount/2) txns trigger a snapshot"
     );
+}
+
+/// `snapSizeLimitInKb`: large txns trigger a snapshot long before
+/// `snapCount` does, once their bytes pass `limit/2 + random(limit/2)`.
+#[test]
+fn snapshots_are_requested_after_about_snap_size_limit_bytes() {
+    let write_big = |h: &mut Harness, conn, n: i32| {
+        for i in 0..n {
+            let data = "x".repeat(10_000);
+            h.request(conn, i + 1, create(&format!("/n{i}"), &data, 0));
+            h.sync();
+        }
+    };
+    let mut h = Harness::with(PipelineConfig {
+        snap_count: 100_000,
+        snap_size_limit_bytes: 100_000,
+        ..config()
+    });
+    let (conn, _) = h.session(1);
+    // 20 × 10 kB: each threshold is 50–100 kB, so one to three snapshots.
+    write_big(&mut h, conn, 20);
+    assert!((1..=3).contains(&h.snapshots), "{}", h.snapshots);
+    // Turned off (snapSizeLimitInKb ≤ 0), only snapCount counts.
+    let mut off = Harness::with(PipelineConfig {
+        snap_count: 100_000,
+        snap_size_limit_bytes: 0,
+        ..config()
+    });
+    let (conn, _) = off.session(1);
+    write_big(&mut off, conn, 20);
+    assert_eq!(off.snapshots, 0);
 }
 
 /// The leader's id for the link of [`Duo`]'s learner.

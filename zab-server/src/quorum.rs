@@ -883,8 +883,7 @@ impl Peer {
         let tx = self.tx.clone();
         let tls = self.peer_tls.clone();
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
-        let limit =
-            Duration::from_millis(self.cfg.tick_time_ms as u64 * self.cfg.init_limit.max(1) as u64);
+        let limit = self.cfg.leader_connect_limit();
         // ZooKeeper retries every 100 ms within initLimit. The elected
         // leader binds its quorum port only once it has decided, usually a
         // moment after its followers do, so zab retries sooner at first

@@ -889,6 +889,10 @@ impl PipelineConfig {
             min_session_timeout_ms: cfg.min_session_timeout_ms,
             max_session_timeout_ms: cfg.max_session_timeout_ms,
             snap_count: cfg.snap_count as u64,
+            // ≤ 0 turns the size trigger off, as in ZooKeeper.
+            snap_size_limit_bytes: u64::try_from(cfg.snap_size_limit_kb)
+                .unwrap_or(0)
+                .saturating_mul(1024),
             container_check_interval_ms: cfg.container_check_interval_ms as i64,
             container_max_per_minute: cfg.container_max_per_minute as usize,
             prepare: zab_tree::PrepareConfig {
@@ -899,6 +903,10 @@ impl PipelineConfig {
                     sasl: cfg.sasl.provider,
                 },
                 enforce_quota: cfg.enforce_quota,
+                container_max_never_used_ms: i64::try_from(
+                    cfg.container_max_never_used_interval_ms,
+                )
+                .unwrap_or(i64::MAX),
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),

@@ -466,6 +466,37 @@ async fn persistent_watch() {
     .await;
 }
 
+/// `znode.container.maxNeverUsedIntervalMs` (a JVM property for
+/// ZooKeeper, a zoo.cfg key for zab): a container that never had a child
+/// is reaped once that long has passed since it was last modified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_used_container_is_reaped_after_its_interval() {
+    let server = TestServer::start(
+        "znode.container.checkIntervalMs=100\nznode.container.maxNeverUsedIntervalMs=300",
+    );
+    bounded(async {
+        let client = connect(&server).await;
+        let container = CreateMode::Container.with_acls(Acls::anyone_all());
+        let started = std::time::Instant::now();
+        client.create("/idle", b"", &container).await.unwrap();
+        eventually(
+            EVENT_WITHIN,
+            "never-used container /idle removed",
+            || async {
+                client
+                    .check_stat("/idle")
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+        assert!(started.elapsed() > Duration::from_millis(300));
+    })
+    .await;
+}
+
 /// The reaper deletes the containers and TTL nodes one check finds in the
 /// order of ZooKeeper's `ContainerManager.getCandidates` set: containers,
 /// then TTL nodes, added to a Java `HashSet`. One multi empties all eight

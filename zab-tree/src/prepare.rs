@@ -24,7 +24,7 @@ use crate::acl::{self, AclList, AuthInfo};
 use crate::java_hash_set::JavaHashSet;
 use crate::node::{ttl_owner, NodeMeta, Owner, CONTAINER_OWNER, MAX_TTL};
 use crate::path;
-use crate::tree::{acl_to_proto, DataTree};
+use crate::tree::{acl_to_proto, is_due, DataTree};
 
 /// Server settings that change how writes are validated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub struct PrepareConfig {
     /// `enforceQuota`: creates and setData past a hard quota fail with
     /// QUOTAEXCEEDED (ZooKeeper ≥ 3.7).
     pub enforce_quota: bool,
+    /// `znode.container.maxNeverUsedIntervalMs`: how long a container that
+    /// never had a child lives before the reaper takes it; 0 = for ever.
+    pub container_max_never_used_ms: i64,
 }
 
 /// Who sent a write, and the zxid and time the leader gives its txn.
@@ -672,12 +675,8 @@ impl Preparer {
         // ZooKeeper refuses session ephemerals with BadVersion; we also
         // refuse anything no longer reapable (a TTL node renewed by setData
         // since the scan, a plain node), so a stale scan cannot delete it.
-        let reapable = match Owner::of(node.meta.ephemeral_owner) {
-            Owner::Container => node.meta.cversion > 0,
-            Owner::Ttl(ttl) => ctx.time_ms.saturating_sub(node.meta.mtime) > ttl,
-            Owner::Session(_) | Owner::Persistent => false,
-        };
-        if !reapable {
+        let never_used = self.cfg.container_max_never_used_ms;
+        if !is_due(&node.meta, ctx.time_ms, never_used) {
             return Err(ErrorCode::BadVersion);
         }
         let parent = self

@@ -315,11 +315,11 @@ fn ttl_nodes_are_reaped_when_idle() {
     // Behaviour 21, reference D.4.
     let mut h = Harness::new();
     h.res(create_ttl("/t", 5, 1000)).unwrap();
-    assert!(h.tree.reapable(h.time + 1000).is_empty());
-    assert_eq!(h.tree.reapable(h.time + 1001), vec!["/t".to_string()]);
+    assert!(h.tree.reapable(h.time + 1000, 0).is_empty());
+    assert_eq!(h.tree.reapable(h.time + 1001, 0), vec!["/t".to_string()]);
     h.time += 900;
     h.res(set_data("/t", b"renew", -1)).unwrap();
-    assert!(h.tree.reapable(h.time + 1000).is_empty());
+    assert!(h.tree.reapable(h.time + 1000, 0).is_empty());
     // The reaper's txn re-checks at prep time.
     let req = Request::DeleteContainer(PathRequest { path: "/t".into() });
     assert_eq!(h.err(req.clone()), ErrorCode::BadVersion);
@@ -362,7 +362,7 @@ fn the_reaper_lists_candidates_in_zookeepers_order() {
     ))
     .unwrap();
     assert_eq!(
-        h.tree.reapable(h.time + 11),
+        h.tree.reapable(h.time + 11, 0),
         ["/c4", "/c5", "/t12", "/c0", "/t1", "/c1", "/c2", "/c3"]
     );
     // A deleted candidate is gone from the reaper's list, and a node
@@ -375,9 +375,36 @@ fn the_reaper_lists_candidates_in_zookeepers_order() {
     h.mk("/c0", 0);
     assert!(!h.tree.reapers.contains("/c0"));
     assert_eq!(
-        h.tree.reapable(h.time + 11),
+        h.tree.reapable(h.time + 11, 0),
         ["/c4", "/c5", "/t12", "/t1", "/c1", "/c2", "/c3"]
     );
+}
+
+/// `znode.container.maxNeverUsedIntervalMs`: a container that never had a
+/// child goes once that long has passed since its mtime (ZooKeeper's
+/// `getCandidates`); with 0, the default, it stays.
+#[test]
+fn a_never_used_container_goes_after_its_interval() {
+    let mut h = Harness::with_config(PrepareConfig {
+        container_max_never_used_ms: 1000,
+        ..PrepareConfig::default()
+    });
+    h.res(create_op(
+        op::CREATE_CONTAINER,
+        "/c",
+        None,
+        4,
+        Acl::open_unsafe(),
+    ))
+    .unwrap();
+    assert!(h.tree.reapable(h.time + 1000, 1000).is_empty());
+    assert!(h.tree.reapable(h.time + 1001, 0).is_empty());
+    assert_eq!(h.tree.reapable(h.time + 1001, 1000), ["/c"]);
+    let del = Request::DeleteContainer(PathRequest { path: "/c".into() });
+    assert_eq!(h.err(del.clone()), ErrorCode::BadVersion, "not yet due");
+    h.time += 1001;
+    assert_eq!(h.write_as(SessionId(0), del).result, Ok(Response::Empty));
+    assert!(!h.tree.exists("/c"));
 }
 
 #[test]
@@ -392,13 +419,13 @@ fn containers_are_reaped_once_used_and_empty() {
         Acl::open_unsafe(),
     ))
     .unwrap();
-    assert!(h.tree.reapable(i64::MAX).is_empty());
+    assert!(h.tree.reapable(i64::MAX, 0).is_empty());
     h.mk("/c/x", 0);
-    assert!(h.tree.reapable(i64::MAX).is_empty());
+    assert!(h.tree.reapable(i64::MAX, 0).is_empty());
     let del = Request::DeleteContainer(PathRequest { path: "/c".into() });
     assert_eq!(h.err(del.clone()), ErrorCode::NotEmpty);
     h.res(delete("/c/x", -1)).unwrap();
-    assert_eq!(h.tree.reapable(0), vec!["/c".to_string()]);
+    assert_eq!(h.tree.reapable(0, 0), vec!["/c".to_string()]);
     let a = h.write_as(SessionId(0), del);
     assert_eq!(a.result, Ok(Response::Empty));
     assert_eq!(
@@ -587,6 +614,7 @@ fn create_needs_create_on_parent() {
         skip_acl: true,
         providers: Default::default(),
         enforce_quota: false,
+        container_max_never_used_ms: 0,
     });
     s.res(create_op(op::CREATE, "/ro", None, 0, Acl::read_unsafe()))
         .unwrap();
@@ -865,7 +893,7 @@ fn a_multis_creates_take_the_opcode_their_flags_name() {
     assert!(matches!(&m.results[2], MultiResult::Create2(c) if c.path == "/two"));
     // /c is a container (reaped once emptied), /p a plain node.
     h.res(delete("/c/x", -1)).unwrap();
-    assert_eq!(h.tree.reapable(i64::MAX), vec!["/c".to_string()]);
+    assert_eq!(h.tree.reapable(i64::MAX, 0), vec!["/c".to_string()]);
 
     let before = h.tree.last_zxid();
     let a = h.write(Request::Multi(vec![mcreate("/t", 0), mcreate("/t2", 5)]));

@@ -37,6 +37,7 @@ impl Harness {
             skip_acl: false,
             providers: Default::default(),
             enforce_quota: false,
+            container_max_never_used_ms: 0,
         })
     }
 

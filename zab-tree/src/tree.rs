@@ -357,9 +357,9 @@ impl DataTree {
     }
 
     /// Paths the container/TTL reaper should delete (reference D.4,
-    /// behaviours 21–22): containers with no children that had one once
-    /// (stored counter > 0), and childless TTL nodes not modified for longer
-    /// than their TTL.
+    /// behaviours 21–22): childless containers and TTL nodes that are due
+    /// (see [`is_due`]; `never_used_ms` is
+    /// `znode.container.maxNeverUsedIntervalMs`).
     ///
     /// In the order ZooKeeper's `ContainerManager.checkContainers` deletes
     /// them: `getCandidates` adds the containers, then the TTL nodes, to a
@@ -368,7 +368,7 @@ impl DataTree {
     /// order, which is that set's order within one of its bins until it
     /// resizes, so two candidates that share a bucket may come in the
     /// other order in ZooKeeper.
-    pub fn reapable(&self, now_ms: i64) -> Vec<String> {
+    pub fn reapable(&self, now_ms: i64, never_used_ms: i64) -> Vec<String> {
         let mut due: Vec<(bool, i64, &str)> = self
             .reapers
             .iter()
@@ -376,7 +376,7 @@ impl DataTree {
                 let n = self.node(p)?;
                 let meta = n.meta();
                 let ttl = matches!(Owner::of(meta.ephemeral_owner), Owner::Ttl(_));
-                is_reapable(n, now_ms).then_some((ttl, meta.czxid, p.as_str()))
+                is_reapable(n, now_ms, never_used_ms).then_some((ttl, meta.czxid, p.as_str()))
             })
             .collect();
         due.sort_unstable();
@@ -1017,14 +1017,21 @@ fn is_reaped(stored_owner: i64) -> bool {
     matches!(Owner::of(stored_owner), Owner::Container | Owner::Ttl(_))
 }
 
-pub(crate) fn is_reapable(n: &Node, now_ms: i64) -> bool {
-    if !n.children().is_empty() {
-        return false;
-    }
-    let meta = n.meta();
+fn is_reapable(n: &Node, now_ms: i64, never_used_ms: i64) -> bool {
+    n.children().is_empty() && is_due(&n.meta(), now_ms, never_used_ms)
+}
+
+/// Whether the reaper takes a childless node with this meta at `now_ms`,
+/// as ZooKeeper's `ContainerManager.getCandidates` decides: a container
+/// that had a child once (stored counter > 0), or one never used for
+/// longer than `znode.container.maxNeverUsedIntervalMs` (`never_used_ms`,
+/// 0 = never) since its mtime; a TTL node unmodified for longer than its
+/// TTL.
+pub(crate) fn is_due(meta: &NodeMeta, now_ms: i64, never_used_ms: i64) -> bool {
+    let idle = now_ms.saturating_sub(meta.mtime);
     match Owner::of(meta.ephemeral_owner) {
-        Owner::Container => meta.cversion > 0,
-        Owner::Ttl(ttl) => now_ms.saturating_sub(meta.mtime) > ttl,
+        Owner::Container => meta.cversion > 0 || (never_used_ms != 0 && idle > never_used_ms),
+        Owner::Ttl(ttl) => idle > ttl,
         _ => false,
     }
 }

@@ -250,7 +250,7 @@ proptest! {
         // The reaper's candidates, kept write by write in the live tree,
         // match those rebuilt from the nodes, in the same order.
         for now in [0, 1 << 40, i64::MAX] {
-            prop_assert_eq!(restored.reapable(now), tree.reapable(now));
+            prop_assert_eq!(restored.reapable(now, 0), tree.reapable(now, 0));
         }
         // A second restart lists them as the first did.
         let again = DataTree::restore(&mut &snapshot_bytes(&restored)[..]).expect("restore");
@@ -295,7 +295,7 @@ proptest! {
         ] {
             let _ = tree.read(&r, SessionId(0), &a);
         }
-        let _ = tree.reapable(ttl);
+        let _ = tree.reapable(ttl, ttl);
     }
 
     #[test]
