@@ -447,6 +447,9 @@ pub struct Config {
     pub election_alg: u32,
     /// `quorumListenOnAllIPs`.
     pub quorum_listen_on_all_ips: bool,
+    /// `leaderServes` (`no`: the leader takes no clients; its followers
+    /// and observers serve them all).
+    pub leader_serves: bool,
     /// Membership: every `server.N` line (voters and observers).
     pub servers: BTreeMap<ServerId, QuorumServer>,
     /// Membership version: 0 for a static config, else the hex suffix of
@@ -1088,6 +1091,7 @@ impl Default for Builder {
                 max_batch_size: 1000,
                 election_alg: 3,
                 quorum_listen_on_all_ips: false,
+                leader_serves: true,
                 servers: BTreeMap::new(),
                 membership_version: 0,
                 peer_type: PeerType::Participant,
@@ -1188,14 +1192,9 @@ impl Builder {
             // refused here rather than silently read as the default.
             "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
             "forceSync" => c.force_sync = parse_yes_no(raw_key, value)?,
+            "leaderServes" => c.leader_serves = parse_yes_no(raw_key, value)?,
             // Read, so a bad value is an error as in ZooKeeper; zab has
-            // no setting to give them.
-            "leaderServes" => {
-                if !parse_yes_no(raw_key, value)? {
-                    c.unsupported
-                        .push(format!("{raw_key}=no (the leader always serves clients)"));
-                }
-            }
+            // nothing to set with it.
             "globalOutstandingLimit" => {
                 if parse_num::<u32>(raw_key, value)? != 1000 {
                     c.unsupported
@@ -1860,13 +1859,13 @@ clientPort=2181
         assert_eq!(c.snapshot_size_factor, -1.0);
         assert!(c.quorum_listen_on_all_ips);
         assert_eq!(c.peer_type, PeerType::Observer);
+        assert!(!c.leader_serves);
         // Read and checked, but zab has nothing to set with them.
         assert_eq!(
             c.unsupported,
             [
                 "globalOutstandingLimit (no throttling of outstanding requests)",
                 "syncEnabled=false (observers always log and snapshot)",
-                "leaderServes=no (the leader always serves clients)",
             ]
         );
     }

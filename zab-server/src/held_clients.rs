@@ -123,6 +123,12 @@ impl HeldClients {
         expired
     }
 
+    /// Forgets every held connection and returns them, for the caller to
+    /// close.
+    pub fn drop_all(&mut self) -> Vec<ConnectionId> {
+        std::mem::take(&mut self.conns).into_keys().collect()
+    }
+
     /// Every held input, connection by connection in arrival order of the
     /// connections, each connection's inputs in the order they came.
     pub fn release(&mut self) -> Vec<Input> {
@@ -233,6 +239,20 @@ mod tests {
         assert_eq!(h.hold(0, ping(9, 1)), Hold::Ignored);
         assert_eq!(h.hold(0, Input::Tick), Hold::Ignored);
         assert!(h.is_empty());
+    }
+
+    /// A leader with `leaderServes=no` closes what it held.
+    #[test]
+    fn drop_all_forgets_every_connection() {
+        let mut h = HeldClients::default();
+        h.hold(0, accepted(1));
+        h.hold(1, accepted(2));
+        h.hold(2, connect(2));
+        let mut dropped = h.drop_all();
+        dropped.sort_by_key(|c| c.0);
+        assert_eq!(dropped, [ConnectionId(1), ConnectionId(2)]);
+        assert!(h.is_empty());
+        assert!(h.release().is_empty());
     }
 
     #[test]

@@ -469,7 +469,14 @@ impl Peer {
                 self.writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, asker, reply } => {
-                let _ = reply.send(status::four_letter(word, asker, self.status_source()));
+                let takes_clients = self.takes_clients();
+                let mut source = self.status_source();
+                if !takes_clients {
+                    // Its admin server still serves (ZooKeeper sets it up
+                    // either way).
+                    source.pipeline = None;
+                }
+                let _ = reply.send(status::four_letter(word, asker, source));
                 if word == zab_wire::jute::frame::FourLetterWord::Srst {
                     self.provider = Default::default();
                 }
@@ -1081,7 +1088,13 @@ impl Peer {
                         l.established_ms.get_or_insert_with(now_ms);
                     }
                     self.serve_clients(Mode::Leader { epoch });
-                    self.release_held_clients();
+                    if self.takes_clients() {
+                        self.release_held_clients();
+                    } else {
+                        for conn in self.held.drop_all() {
+                            self.close_client(conn);
+                        }
+                    }
                 }
                 LeaderAction::Commit { zxid } => {
                     self.provider.commit_count += 1;
@@ -1459,7 +1472,24 @@ impl Peer {
             }
             return;
         }
+        if !self.takes_clients() {
+            // Closed on its first frame, as ZooKeeper closes it on the
+            // ConnectRequest it cannot serve.
+            if let Input::Connect { conn, .. } | Input::Request { conn, .. } = input {
+                self.close_client(conn);
+            }
+            return;
+        }
         self.pipeline_input(input);
+    }
+
+    /// `leaderServes=no`: a leader runs its pipeline for the requests its
+    /// learners forward, but closes its own client connections, as
+    /// ZooKeeper's leader does when it leaves its server off its connection
+    /// factory (`Leader.lead`; a client sees "ZooKeeperServer not
+    /// running"), and its four-letter words say it is not serving.
+    fn takes_clients(&self) -> bool {
+        self.cfg.leader_serves || !matches!(self.role, Role::Leading(_))
     }
 
     fn close_client(&mut self, conn: ConnectionId) {

@@ -1634,3 +1634,60 @@ listquota /x",
     expected.extend(["version=0", "Output stat for /x count=2,bytes=2"]);
     zkcli::assert_lines_in_order(&on_observer, &expected);
 }
+
+/// `leaderServes=no`: the leader leads (the writes its followers forward
+/// commit) but takes no clients. A ConnectRequest to it is answered by a
+/// close, as ZooKeeper's leader, which leaves its server off the connection
+/// factory (`Leader.lead`), closes it ("ZooKeeperServer not running"), and
+/// its `srvr` says it is not serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_does_not_serve_leaves_its_clients_to_its_followers() {
+    let mut spec = spec(3);
+    spec.extra_cfg = "leaderServes=no".into();
+    let c = blocking(|| TestCluster::start(spec));
+    // Two followers and a node that is not serving: the leader.
+    let leader = eventually(SERVE_WITHIN, "two followers and a silent leader", || {
+        let modes: Vec<Option<Mode>> =
+            blocking(|| c.indices().map(|i| c.status(i).map(|s| s.mode)).collect());
+        let followers = modes.iter().filter(|m| **m == Some(Mode::Follower)).count();
+        let silent: Vec<usize> = (0..modes.len())
+            .filter(|&i| modes[i] == Some(Mode::NotServing))
+            .collect();
+        async move { (followers == 2 && silent.len() == 1).then(|| silent[0]) }
+    })
+    .await;
+    let srvr = blocking(|| c.four_letter_word(leader, "srvr")).expect("srvr");
+    assert_eq!(
+        srvr.trim_end(),
+        "This ZooKeeper instance is not currently serving requests"
+    );
+
+    bounded(async {
+        let followers: Vec<usize> = c.indices().filter(|&i| i != leader).collect();
+        let client = connect(&c.connect_string_of(followers[0]), Duration::from_secs(10)).await;
+        client.create("/led", b"x", &persistent()).await.unwrap();
+        let other = connect(&c.connect_string_of(followers[1]), Duration::from_secs(10)).await;
+        other.sync("/").await.unwrap();
+        assert_eq!(other.get_data("/led").await.unwrap().0, b"x");
+
+        let mut sock = tokio::net::TcpStream::connect(c.addr(leader))
+            .await
+            .unwrap();
+        let request = Jute(Vec::new())
+            .int(0)
+            .long(0)
+            .int(10_000)
+            .long(0)
+            .buffer(&[0; 16])
+            .boolean(false)
+            .frame();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = sock.write_all(&request).await;
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(OP_TIMEOUT, sock.read(&mut buf))
+            .await
+            .expect("the leader closes the connection");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    })
+    .await;
+}
