@@ -679,12 +679,7 @@ fn poll_connect(server: &TestServer) -> Raw {
     let deadline = Instant::now() + CLOSE_WITHIN;
     loop {
         let mut raw = Raw::open(server.addr());
-        let connect = Jute::default()
-            .int(0)
-            .long(0)
-            .int(10_000)
-            .long(0)
-            .buffer(&[0; 16])
+        let connect = support::raw::connect_request(10_000, 0, &[0; 16])
             .boolean(false)
             .frame();
         raw.send(&connect);

@@ -374,12 +374,7 @@ impl Session {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        let connect = Jute::default()
-            .int(0)
-            .long(0)
-            .int(30_000)
-            .long(0)
-            .buffer(&[0; 16]);
+        let connect = support::raw::connect_request(30_000, 0, &[0; 16]);
         stream.write_all(&connect.frame()).expect("send connect");
         let mut s = Session {
             stream,

@@ -1067,12 +1067,7 @@ impl RawConnection {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("read timeout");
-        let connect = Jute::default()
-            .int(0)
-            .long(0)
-            .int(30_000)
-            .long(session)
-            .buffer(password);
+        let connect = raw::connect_request(30_000, session, password);
         stream.write_all(&connect.frame()).expect("send connect");
         let mut c = RawConnection {
             stream,
@@ -1673,12 +1668,7 @@ async fn a_leader_that_does_not_serve_leaves_its_clients_to_its_followers() {
         let mut sock = tokio::net::TcpStream::connect(c.addr(leader))
             .await
             .unwrap();
-        let request = Jute(Vec::new())
-            .int(0)
-            .long(0)
-            .int(10_000)
-            .long(0)
-            .buffer(&[0; 16])
+        let request = raw::connect_request(10_000, 0, &[0; 16])
             .boolean(false)
             .frame();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

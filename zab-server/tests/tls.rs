@@ -28,7 +28,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use cluster::{ClusterSpec, ServerCommand, TestCluster};
-use support::raw::Jute;
 use support::zkcli::{self, assert_lines_in_order, NETTY_CLASS_PATH};
 use support::{bounded, free_port, TestServer};
 
@@ -263,13 +262,7 @@ async fn served_with(
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    let connect = Jute::default()
-        .int(0)
-        .long(0)
-        .int(30_000)
-        .long(0)
-        .buffer(&[0; 16])
-        .frame();
+    let connect = support::raw::connect_request(30_000, 0, &[0; 16]).frame();
     let Some(identity) = tls else {
         return answered(tcp, &connect).await;
     };

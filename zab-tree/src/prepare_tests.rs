@@ -329,6 +329,18 @@ fn ttl_nodes_are_reaped_when_idle() {
     assert!(!h.tree.exists("/t"));
 }
 
+/// A container at `p`, open to all.
+fn mk_container(h: &mut Harness, p: &str) {
+    h.res(create_op(
+        op::CREATE_CONTAINER,
+        p,
+        None,
+        4,
+        Acl::open_unsafe(),
+    ))
+    .unwrap();
+}
+
 /// The reaper deletes in the order of ZooKeeper's `getCandidates` set: the
 /// containers, then the TTL nodes, added to a `HashSet`. OpenJDK 17 printed
 /// `[/c4, /c5, /t12, /c0, /t1, /c1, /c2, /c3]` for the same adds: "/t1"
@@ -339,28 +351,14 @@ fn the_reaper_lists_candidates_in_zookeepers_order() {
     h.res(create_ttl("/t1", 5, 10)).unwrap();
     for c in 0..6 {
         let p = format!("/c{c}");
-        h.res(create_op(
-            op::CREATE_CONTAINER,
-            &p,
-            None,
-            4,
-            Acl::open_unsafe(),
-        ))
-        .unwrap();
+        mk_container(&mut h, &p);
         h.mk(&format!("{p}/x"), 0);
         h.res(delete(&format!("{p}/x"), -1)).unwrap();
     }
     h.res(create_ttl("/t12", 5, 10)).unwrap();
     // Neither a persistent node nor a container never used is a candidate.
     h.mk("/p", 0);
-    h.res(create_op(
-        op::CREATE_CONTAINER,
-        "/unused",
-        None,
-        4,
-        Acl::open_unsafe(),
-    ))
-    .unwrap();
+    mk_container(&mut h, "/unused");
     assert_eq!(
         h.tree.reapable(h.time + 11, 0),
         ["/c4", "/c5", "/t12", "/c0", "/t1", "/c1", "/c2", "/c3"]
@@ -389,14 +387,7 @@ fn a_never_used_container_goes_after_its_interval() {
         container_max_never_used_ms: 1000,
         ..PrepareConfig::default()
     });
-    h.res(create_op(
-        op::CREATE_CONTAINER,
-        "/c",
-        None,
-        4,
-        Acl::open_unsafe(),
-    ))
-    .unwrap();
+    mk_container(&mut h, "/c");
     assert!(h.tree.reapable(h.time + 1000, 1000).is_empty());
     assert!(h.tree.reapable(h.time + 1001, 0).is_empty());
     assert_eq!(h.tree.reapable(h.time + 1001, 1000), ["/c"]);
@@ -411,14 +402,7 @@ fn a_never_used_container_goes_after_its_interval() {
 fn containers_are_reaped_once_used_and_empty() {
     // Behaviour 22.
     let mut h = Harness::new();
-    h.res(create_op(
-        op::CREATE_CONTAINER,
-        "/c",
-        None,
-        4,
-        Acl::open_unsafe(),
-    ))
-    .unwrap();
+    mk_container(&mut h, "/c");
     assert!(h.tree.reapable(i64::MAX, 0).is_empty());
     h.mk("/c/x", 0);
     assert!(h.tree.reapable(i64::MAX, 0).is_empty());

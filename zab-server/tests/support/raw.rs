@@ -36,6 +36,18 @@ impl Jute {
     }
 }
 
+/// A ConnectRequest (reference B) without its trailing readOnly flag:
+/// protocol 0, lastZxidSeen 0, the session timeout, and the session and
+/// password to resume (0 and 16 zero bytes for a new session).
+pub fn connect_request(timeout_ms: i32, session: i64, password: &[u8]) -> Jute {
+    Jute::default()
+        .int(0)
+        .long(0)
+        .int(timeout_ms)
+        .long(session)
+        .buffer(password)
+}
+
 pub fn be_i32(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
