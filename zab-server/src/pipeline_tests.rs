@@ -739,31 +739,26 @@ fn snapshots_are_requested_after_about_snap_count_txns() {
 /// `snapCount` does, once their bytes pass `limit/2 + random(limit/2)`.
 #[test]
 fn snapshots_are_requested_after_about_snap_size_limit_bytes() {
-    let write_big = |h: &mut Harness, conn, n: i32| {
-        for i in 0..n {
+    // Twenty creates of 10 kB each; the snapshots they trigger.
+    let snapshots_with = |snap_size_limit_bytes| {
+        let mut h = Harness::with(PipelineConfig {
+            snap_count: 100_000,
+            snap_size_limit_bytes,
+            ..config()
+        });
+        let (conn, _) = h.session(1);
+        for i in 0..20 {
             let data = "x".repeat(10_000);
             h.request(conn, i + 1, create(&format!("/n{i}"), &data, 0));
             h.sync();
         }
+        h.snapshots
     };
-    let mut h = Harness::with(PipelineConfig {
-        snap_count: 100_000,
-        snap_size_limit_bytes: 100_000,
-        ..config()
-    });
-    let (conn, _) = h.session(1);
-    // 20 × 10 kB: each threshold is 50–100 kB, so one to three snapshots.
-    write_big(&mut h, conn, 20);
-    assert!((1..=3).contains(&h.snapshots), "{}", h.snapshots);
+    // Each threshold is 50–100 kB, so one to three snapshots.
+    let limited = snapshots_with(100_000);
+    assert!((1..=3).contains(&limited), "{limited}");
     // Turned off (snapSizeLimitInKb ≤ 0), only snapCount counts.
-    let mut off = Harness::with(PipelineConfig {
-        snap_count: 100_000,
-        snap_size_limit_bytes: 0,
-        ..config()
-    });
-    let (conn, _) = off.session(1);
-    write_big(&mut off, conn, 20);
-    assert_eq!(off.snapshots, 0);
+    assert_eq!(snapshots_with(0), 0);
 }
 
 /// The leader's id for the link of [`Duo`]'s learner.
