@@ -433,6 +433,10 @@ pub struct Config {
     /// idle workers woken to steal work cost more than they gain when the
     /// CPUs are already shared.
     pub worker_threads: usize,
+    /// `globalOutstandingLimit` (ZooKeeper's `zookeeper.globalOutstandingLimit`,
+    /// default 1000): past this many requests read and not yet answered, a
+    /// connection with requests outstanding is not read (`client_flow`).
+    pub global_outstanding_limit: u32,
     /// `flushDelay` (ZooKeeper's `zookeeper.flushDelay`), in ms: the longest
     /// the txn log holds a group of appends open before its sync. zab's
     /// default is 1, ZooKeeper's 0 (sync at once), and zab holds only while
@@ -1087,6 +1091,7 @@ impl Default for Builder {
                 snapshot_size_factor: 0.33,
                 connect_hold_ms: crate::held_clients::HOLD_MS,
                 worker_threads: 0,
+                global_outstanding_limit: 1000,
                 flush_delay_ms: 1,
                 max_batch_size: 1000,
                 election_alg: 3,
@@ -1193,14 +1198,7 @@ impl Builder {
             "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
             "forceSync" => c.force_sync = parse_yes_no(raw_key, value)?,
             "leaderServes" => c.leader_serves = parse_yes_no(raw_key, value)?,
-            // Read, so a bad value is an error as in ZooKeeper; zab has
-            // nothing to set with it.
-            "globalOutstandingLimit" => {
-                if parse_num::<u32>(raw_key, value)? != 1000 {
-                    c.unsupported
-                        .push(format!("{raw_key} (no throttling of outstanding requests)"));
-                }
-            }
+            "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(raw_key, value)?,
             // ZKDatabase keeps at least 500 committed txns for DIFF sync.
             "commitLogCount" => c.commit_log_count = parse_num::<u32>(raw_key, value)?.max(500),
             "snapshotSizeFactor" => {
@@ -1860,13 +1858,11 @@ clientPort=2181
         assert!(c.quorum_listen_on_all_ips);
         assert_eq!(c.peer_type, PeerType::Observer);
         assert!(!c.leader_serves);
-        // Read and checked, but zab has nothing to set with them.
+        assert_eq!(c.global_outstanding_limit, 3);
+        // Read and checked, but zab has nothing to set with it.
         assert_eq!(
             c.unsupported,
-            [
-                "globalOutstandingLimit (no throttling of outstanding requests)",
-                "syncEnabled=false (observers always log and snapshot)",
-            ]
+            ["syncEnabled=false (observers always log and snapshot)"]
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod admin_server;
+pub mod client_flow;
 pub mod config;
 pub mod durable_mark;
 pub mod four_letter;

@@ -39,6 +39,7 @@ use zab_wire::jute::op;
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
+use crate::client_flow::ReplySender;
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::four_letter::{LeaderStatus, ServerMode};
@@ -414,7 +415,7 @@ struct Peer {
     role: Role,
     /// The replicated tree, idle or serving clients.
     state: State,
-    writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>>,
+    writers: HashMap<ConnectionId, ReplySender>,
     /// Clients that connected while not serving, waiting for it.
     held: HeldClients,
     /// What the log made durable for the role `durable_gen`.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -23,6 +23,8 @@ use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
 use crate::admin_server::AdminServer;
+pub(crate) use crate::client_flow::Outgoing;
+use crate::client_flow::{ConnFlow, ReplySender, ServerFlow};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
@@ -36,7 +38,7 @@ pub(crate) enum CoreMsg {
     Inputs(Vec<Input>),
     Register {
         conn: ConnectionId,
-        out: mpsc::UnboundedSender<Outgoing>,
+        out: ReplySender,
     },
     FourLetter {
         word: FourLetterWord,
@@ -90,12 +92,6 @@ pub(crate) enum CoreMsg {
     },
     /// Quorum mode: the clock moved (every few tens of ms).
     Clock,
-}
-
-/// Messages to a connection's writer.
-pub(crate) enum Outgoing {
-    Frame(Bytes),
-    Close,
 }
 
 const SESSIONLESS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -406,12 +402,16 @@ impl ClientListeners {
     ) -> tokio::task::JoinHandle<()> {
         let cfg = cfg.clone();
         let core = core.clone();
+        // Both ports count into one server-wide limit, as ZooKeeper's
+        // connection factories share one ZooKeeperServer.
+        let flow = ServerFlow::new(ServerFlow::limit_for(&cfg));
         tokio::spawn(async move {
             let plain = self
                 .plain
-                .map(|(l, tls)| accept_loop(l, tls, cfg.clone(), core.clone()));
+                .map(|(l, tls)| accept_loop(l, tls, cfg.clone(), core.clone(), flow.clone()));
             let secure = self.secure.map(|(l, tls)| {
-                accept_loop(l, ClientPortTls::Only(tls), cfg.clone(), core.clone())
+                let only = ClientPortTls::Only(tls);
+                accept_loop(l, only, cfg.clone(), core.clone(), flow.clone())
             });
             match (plain, secure) {
                 (Some(p), Some(s)) => {
@@ -454,7 +454,7 @@ async fn core_loop(
 ) {
     let log = store.log();
     let durable = Arc::new(DurableMark::default());
-    let mut writers: HashMap<ConnectionId, mpsc::UnboundedSender<Outgoing>> = HashMap::new();
+    let mut writers: HashMap<ConnectionId, ReplySender> = HashMap::new();
     let mut actions = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -620,6 +620,7 @@ pub(crate) async fn accept_loop(
     tls: ClientPortTls,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,
+    flow: Arc<ServerFlow>,
 ) {
     static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
     let open = Arc::new(AtomicUsize::new(0));
@@ -656,6 +657,7 @@ pub(crate) async fn accept_loop(
         open.fetch_add(1, Ordering::Relaxed);
         let open = open.clone();
         let tls = tls.clone();
+        let flow = ConnFlow::new(&flow);
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let tls = match tls {
@@ -676,16 +678,19 @@ pub(crate) async fn accept_loop(
             match tls {
                 None => {
                     let (rd, wr) = stream.into_split();
-                    serve_connection(rd, wr, remote, conn, Vec::new(), cfg, core).await;
+                    let id = (remote, conn);
+                    serve_connection(rd, wr, id, Vec::new(), cfg, core, &flow).await;
                 }
                 Some(tls) => match tls.accept(stream).await {
                     Ok((stream, identities)) => {
                         let (rd, wr) = tokio::io::split(stream);
-                        serve_connection(rd, wr, remote, conn, identities, cfg, core).await;
+                        let id = (remote, conn);
+                        serve_connection(rd, wr, id, identities, cfg, core, &flow).await;
                     }
                     Err(e) => tracing::info!(%remote, error = %e, "closing TLS connection"),
                 },
             }
+            flow.closed();
             open.fetch_sub(1, Ordering::Relaxed);
             let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = counts.get_mut(&remote.ip()) {
@@ -703,11 +708,11 @@ pub(crate) async fn accept_loop(
 async fn serve_connection<R, W>(
     mut rd: R,
     mut wr: W,
-    remote: SocketAddr,
-    conn: ConnectionId,
+    (remote, conn): (SocketAddr, ConnectionId),
     identities: Vec<Id>,
     cfg: Arc<Config>,
     core: mpsc::UnboundedSender<CoreMsg>,
+    flow: &Arc<ConnFlow>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -765,7 +770,8 @@ async fn serve_connection<R, W>(
     }
 
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    if core.send(CoreMsg::Register { conn, out: out_tx }).is_err() {
+    let out = ReplySender::new(out_tx, Arc::clone(flow));
+    if core.send(CoreMsg::Register { conn, out }).is_err() {
         return;
     }
     let _ = core.send(CoreMsg::Input(Input::Accepted {
@@ -774,7 +780,7 @@ async fn serve_connection<R, W>(
         identities,
     }));
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
-    tokio::spawn(write_loop(wr, out_rx, closed_tx));
+    tokio::spawn(write_loop(wr, out_rx, closed_tx, Arc::clone(flow)));
 
     let decoder = FrameDecoder::new(cfg.jute_max_buffer as usize);
     let mut connected = false;
@@ -783,6 +789,7 @@ async fn serve_connection<R, W>(
         // trip through its queue, and the writes among them are proposed
         // and logged in one step of the core.
         let mut inputs = Vec::new();
+        let mut requests = 0;
         let closing = loop {
             let payload = match decoder.decode(&mut buf) {
                 Ok(Some(p)) => p,
@@ -815,17 +822,27 @@ async fn serve_connection<R, W>(
                     }
                 };
                 let body = Request::decode(header.op, r.rest());
+                // Only these are answered by xid (see `client_flow`).
+                requests += i64::from(header.xid > 0);
                 Input::Request { conn, header, body }
             };
             inputs.push(input);
         };
         // What came before a bad frame is still served, as it was when
         // each request went to the core on its own.
+        // Counted before the core can answer them.
+        flow.requests_read(requests);
         if !inputs.is_empty() && core.send(CoreMsg::Inputs(inputs)).is_err() {
             break 'conn;
         }
         if closing {
             break 'conn;
+        }
+        if flow.must_pause() {
+            tokio::select! {
+                () = flow.wait_until_readable() => {}
+                _ = &mut closed_rx => break 'conn,
+            }
         }
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {
@@ -847,6 +864,7 @@ async fn write_loop(
     mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     closed: oneshot::Sender<()>,
+    flow: Arc<ConnFlow>,
 ) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
     'outer: while let Some(first) = rx.recv().await {
@@ -870,6 +888,7 @@ async fn write_loop(
             if wr.write_all(&batch).await.is_err() || wr.flush().await.is_err() {
                 break 'outer;
             }
+            flow.written(batch.len());
             batch.clear();
         }
         if close {

@@ -690,3 +690,119 @@ fn poll_connect(server: &TestServer) -> Raw {
         }
     }
 }
+
+/// The `recved` count `cons` lists for the connection of `session`.
+fn packets_received(server: &TestServer, session: i64) -> u64 {
+    let cons = server.four_letter_word("cons").expect("cons");
+    let line = cons
+        .lines()
+        .find(|l| l.contains(&format!("sid=0x{session:x}")))
+        .unwrap_or_else(|| panic!("no connection of session 0x{session:x} in:\n{cons}"));
+    let at = line.find("recved=").expect("recved=") + "recved=".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("recved count")
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_no_longer_read() {
+    // ZooKeeper keeps reading such a client and queues its replies without
+    // bound; zab stops reading it once its unwritten replies pass a few MiB
+    // (zab-server `client_flow`), so its requests wait in the socket.
+    let server = server();
+    if server.target() == Target::ZooKeeper {
+        return;
+    }
+    let (mut raw, session) = Raw::connect(server.addr(), None);
+    let value = vec![b'v'; 256 << 10];
+    assert_eq!(raw.create(1, "/big", &value), 0);
+    // 4,000 reads of 256 KiB: 1 GiB of replies, from 84 KB of requests
+    // that the socket buffers take without the server reading them.
+    const READS: i32 = 4_000;
+    let mut requests = Vec::new();
+    for xid in 2..2 + READS {
+        let req = Jute::default()
+            .int(xid)
+            .int(OP_GET_DATA)
+            .buffer(b"/big")
+            .boolean(false);
+        requests.extend_from_slice(&req.frame());
+    }
+    raw.send(&requests);
+    // A server that kept reading would have read all of them within this
+    // deadline; one that stops reads a buffer's worth (≈ 200) at most.
+    let before = 2; // the ConnectRequest and the create
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut most = 0;
+    while Instant::now() < deadline {
+        most = most.max(packets_received(&server, session.id));
+        assert!(
+            most < before + READS as u64 / 2,
+            "the server read {most} packets from a client that reads nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(most > before, "the server read none of the requests");
+    // Reading the replies lets the server read the rest: every one comes,
+    // in order, and other clients were served meanwhile.
+    let (mut other, _) = Raw::connect(server.addr(), None);
+    assert_eq!(other.get_data(1, "/zookeeper/quota").map(|_| ()), Ok(()));
+    for xid in 2..2 + READS {
+        let reply = raw.read_frame().expect("read reply").expect("reply");
+        assert_eq!((be_i32(&reply, 0), be_i32(&reply, 12)), (xid, 0));
+        assert_eq!(be_i32(&reply, 16), value.len() as i32);
+    }
+    assert_eq!(packets_received(&server, session.id), before + READS as u64);
+}
+
+#[test]
+fn a_tiny_global_outstanding_limit_still_answers_every_request_in_order() {
+    // globalOutstandingLimit=1: past one outstanding request server-wide,
+    // a connection with requests of its own outstanding is not read until
+    // one is answered (ZooKeeper's ServerCnxn throttle). Two clients
+    // pipelining writes and reads must still get every answer, in order.
+    let server = TestServer::start("tickTime=2000\nglobalOutstandingLimit=1");
+    let mut clients: Vec<Raw> = (0..2)
+        .map(|_| Raw::connect(server.addr(), None).0)
+        .collect();
+    const REQUESTS: i32 = 300;
+    for (c, raw) in clients.iter_mut().enumerate() {
+        let mut batch = Vec::new();
+        for xid in 1..=REQUESTS {
+            // Odd xids create a node; each even one reads the one before.
+            let path = format!("/throttled-{c}-{}", xid - 1 + xid % 2);
+            let req = if xid % 2 == 1 {
+                Jute::default()
+                    .int(xid)
+                    .int(OP_CREATE)
+                    .buffer(path.as_bytes())
+                    .buffer(b"d")
+                    .int(1)
+                    .int(31)
+                    .buffer(b"world")
+                    .buffer(b"anyone")
+                    .int(0)
+            } else {
+                Jute::default()
+                    .int(xid)
+                    .int(OP_GET_DATA)
+                    .buffer(path.as_bytes())
+                    .boolean(false)
+            };
+            batch.extend_from_slice(&req.frame());
+        }
+        raw.send(&batch);
+    }
+    for raw in &mut clients {
+        for xid in 1..=REQUESTS {
+            let reply = raw.read_frame().expect("read reply").expect("reply");
+            assert_eq!(
+                (be_i32(&reply, 0), be_i32(&reply, 12)),
+                (xid, 0),
+                "xid {xid}"
+            );
+        }
+    }
+}

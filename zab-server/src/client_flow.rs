@@ -1,0 +1,338 @@
+//! When a client connection's requests stop being read.
+//!
+//! Two rules, both checked by a connection's reader after each read:
+//!
+//! - **ZooKeeper's `globalOutstandingLimit`** (default 1000). While the
+//!   server holds more requests than that which it has read and not yet
+//!   answered, a connection with a request of its own among them is not
+//!   read; it is read again once one of its requests is answered and the
+//!   server is back under the limit, or it has none left
+//!   (`ServerCnxn.incrOutstandingAndCheckThrottle`/`decrOutstanding…`,
+//!   `ZooKeeperServer.shouldThrottle`). As there, only requests with a
+//!   positive xid count (not pings, auth or set-watches packets), a request
+//!   counts as answered once its reply is queued, and a follower or leader
+//!   of an ensemble of more than two voters divides the limit by the
+//!   voters less one (`FollowerZooKeeperServer`/`LeaderZooKeeperServer.
+//!   getGlobalOutstandingLimit`). This bounds what a flood of requests
+//!   costs while the pipeline is behind.
+//! - **zab's own: replies waiting to be written.** A connection whose
+//!   queued, unwritten replies pass [`REPLY_BACKLOG_BYTES`] is not read
+//!   until the client has read enough of them. ZooKeeper keeps reading and
+//!   queues replies without bound, so a client that sends requests and
+//!   never reads the replies grows the server's memory until it fails.
+//!
+//! A request read in the same read as the one that tipped a rule is still
+//! served: the reader hands the core everything one read brought.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::{Config, PeerType};
+
+/// Unwritten reply bytes past which a connection is not read. Several of
+/// the largest replies (`jute.maxbuffer`'s default is 1 MiB) fit under it,
+/// so a client that reads its replies as they come never waits on it.
+pub const REPLY_BACKLOG_BYTES: i64 = 4 << 20;
+
+/// What every client connection of a server shares: its requests read and
+/// not yet answered, and the limit on them.
+#[derive(Debug)]
+pub struct ServerFlow {
+    in_process: AtomicI64,
+    limit: i64,
+}
+
+impl ServerFlow {
+    pub fn new(limit: i64) -> Arc<ServerFlow> {
+        Arc::new(ServerFlow {
+            in_process: AtomicI64::new(0),
+            limit,
+        })
+    }
+
+    /// `globalOutstandingLimit` as this server applies it (see the module
+    /// documentation).
+    pub fn limit_for(cfg: &Config) -> i64 {
+        let limit = i64::from(cfg.global_outstanding_limit);
+        let voters = cfg.voters().count() as i64;
+        if cfg.is_distributed() && cfg.peer_type == PeerType::Participant && voters > 2 {
+            limit / (voters - 1)
+        } else {
+            limit
+        }
+    }
+
+    /// Requests read and not yet answered, server-wide.
+    pub fn in_process(&self) -> i64 {
+        self.in_process.load(Ordering::SeqCst)
+    }
+
+    /// `ZooKeeperServer.shouldThrottle`: over the limit, a connection with
+    /// requests of its own outstanding waits.
+    fn should_throttle(&self, own: i64) -> bool {
+        self.limit < self.in_process() && own > 0
+    }
+}
+
+/// One connection's side of the flow: its outstanding requests, its
+/// unwritten reply bytes, and the wake-up of its paused reader.
+#[derive(Debug)]
+pub struct ConnFlow {
+    server: Arc<ServerFlow>,
+    outstanding: AtomicI64,
+    unwritten: AtomicI64,
+    /// The reader is waiting, or about to: answers and writes wake it.
+    paused: AtomicBool,
+    resume: Notify,
+}
+
+impl ConnFlow {
+    pub fn new(server: &Arc<ServerFlow>) -> Arc<ConnFlow> {
+        Arc::new(ConnFlow {
+            server: Arc::clone(server),
+            outstanding: AtomicI64::new(0),
+            unwritten: AtomicI64::new(0),
+            paused: AtomicBool::new(false),
+            resume: Notify::new(),
+        })
+    }
+
+    /// The reader handed the core `n` requests with positive xids.
+    pub fn requests_read(&self, n: i64) {
+        if n > 0 {
+            self.outstanding.fetch_add(n, Ordering::SeqCst);
+            self.server.in_process.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
+    /// A reply frame (length prefix included) was queued for writing.
+    fn reply_queued(&self, frame: &[u8]) {
+        self.unwritten
+            .fetch_add(frame.len() as i64, Ordering::SeqCst);
+        if reply_xid(frame).is_some_and(|xid| xid > 0) {
+            // After the connection closed its requests were given back;
+            // a late answer must not give them back twice.
+            let answered = self
+                .outstanding
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n > 0).then(|| n - 1)
+                })
+                .is_ok();
+            if answered {
+                self.server.in_process.fetch_sub(1, Ordering::SeqCst);
+                self.wake_if_paused();
+            }
+        }
+    }
+
+    /// The writer put `bytes` of queued replies on the socket.
+    pub fn written(&self, bytes: usize) {
+        self.unwritten.fetch_sub(bytes as i64, Ordering::SeqCst);
+        self.wake_if_paused();
+    }
+
+    /// Whether the reader must wait before reading more.
+    pub fn must_pause(&self) -> bool {
+        self.unwritten.load(Ordering::SeqCst) > REPLY_BACKLOG_BYTES
+            || self
+                .server
+                .should_throttle(self.outstanding.load(Ordering::SeqCst))
+    }
+
+    /// Waits until neither rule holds the reader back. The flag is raised
+    /// before the rules are checked, and an answer or a write lowers the
+    /// counters before it reads the flag, so one of the two sees the other.
+    pub async fn wait_until_readable(&self) {
+        loop {
+            self.paused.store(true, Ordering::SeqCst);
+            if !self.must_pause() {
+                self.paused.store(false, Ordering::SeqCst);
+                return;
+            }
+            // A permit stored by a wake-up since the flag went up ends this
+            // at once, and the rules are checked again.
+            self.resume.notified().await;
+        }
+    }
+
+    /// The connection is gone: its unanswered requests leave the server's
+    /// count.
+    pub fn closed(&self) {
+        let n = self.outstanding.swap(0, Ordering::SeqCst);
+        self.server.in_process.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    fn wake_if_paused(&self) {
+        if self.paused.load(Ordering::SeqCst) {
+            self.resume.notify_one();
+        }
+    }
+}
+
+/// The xid of a framed reply: the first field of its header, after the
+/// 4-byte length.
+fn reply_xid(frame: &[u8]) -> Option<i32> {
+    let xid: [u8; 4] = frame.get(4..8)?.try_into().ok()?;
+    Some(i32::from_be_bytes(xid))
+}
+
+/// What the core sends a client connection's writer.
+pub(crate) enum Outgoing {
+    /// A complete frame, length prefix included.
+    Frame(bytes::Bytes),
+    /// Close after everything queued before this.
+    Close,
+}
+
+/// The core's handle on a connection's writer: queues frames and counts
+/// them into the connection's flow.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplySender {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    flow: Arc<ConnFlow>,
+}
+
+impl ReplySender {
+    pub fn new(tx: mpsc::UnboundedSender<Outgoing>, flow: Arc<ConnFlow>) -> ReplySender {
+        ReplySender { tx, flow }
+    }
+
+    /// Queues `msg`; an error means the writer is gone.
+    pub fn send(&self, msg: Outgoing) -> Result<(), ()> {
+        if let Outgoing::Frame(frame) = &msg {
+            self.flow.reply_queued(frame);
+        }
+        self.tx.send(msg).map_err(|_| ())
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outgoing::Frame(b) => write!(f, "Frame({} bytes)", b.len()),
+            Outgoing::Close => write!(f, "Close"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(xid: i32, body: usize) -> Vec<u8> {
+        let mut f = ((12 + body) as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&xid.to_be_bytes());
+        f.extend_from_slice(&7i64.to_be_bytes());
+        f.resize(4 + 12 + body, 0);
+        f
+    }
+
+    #[test]
+    fn over_the_limit_only_connections_with_requests_of_their_own_wait() {
+        let server = ServerFlow::new(2);
+        let (a, b) = (ConnFlow::new(&server), ConnFlow::new(&server));
+        a.requests_read(2);
+        assert!(!a.must_pause(), "2 in process is not over a limit of 2");
+        a.requests_read(1);
+        assert_eq!(server.in_process(), 3);
+        assert!(a.must_pause());
+        assert!(!b.must_pause(), "b has nothing outstanding");
+        b.requests_read(1);
+        assert!(b.must_pause());
+        // An answer to a: 3 in process, still over; a waits on.
+        a.reply_queued(&reply(1, 0));
+        assert!(a.must_pause());
+        // b's answer brings the server back to the limit.
+        b.reply_queued(&reply(1, 0));
+        assert_eq!(server.in_process(), 2);
+        assert!(!a.must_pause() && !b.must_pause());
+    }
+
+    #[test]
+    fn only_replies_with_positive_xids_answer_requests() {
+        let server = ServerFlow::new(0);
+        let c = ConnFlow::new(&server);
+        c.requests_read(1);
+        for xid in [0, -1, -2, -4, -8] {
+            c.reply_queued(&reply(xid, 0));
+        }
+        assert_eq!(server.in_process(), 1);
+        assert!(c.must_pause());
+        c.reply_queued(&reply(5, 0));
+        assert_eq!(server.in_process(), 0);
+        assert!(!c.must_pause());
+        // A frame too short for a header answers nothing.
+        c.requests_read(1);
+        c.reply_queued(&[0, 0, 0, 1, 9]);
+        assert_eq!(server.in_process(), 1);
+    }
+
+    #[test]
+    fn unwritten_replies_past_the_backlog_pause_the_reader_until_written() {
+        let server = ServerFlow::new(1000);
+        let c = ConnFlow::new(&server);
+        let big = reply(1, REPLY_BACKLOG_BYTES as usize);
+        c.requests_read(1);
+        c.reply_queued(&big);
+        assert!(c.must_pause());
+        c.written(big.len() / 2);
+        assert!(!c.must_pause());
+    }
+
+    #[test]
+    fn a_closed_connection_gives_its_requests_back_once() {
+        let server = ServerFlow::new(1000);
+        let c = ConnFlow::new(&server);
+        c.requests_read(3);
+        c.reply_queued(&reply(1, 0));
+        c.closed();
+        assert_eq!(server.in_process(), 0);
+        // Answers the core queued before it saw the close.
+        c.reply_queued(&reply(2, 0));
+        c.reply_queued(&reply(3, 0));
+        assert_eq!(server.in_process(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_paused_reader_wakes_when_its_request_is_answered() {
+        let server = ServerFlow::new(0);
+        let c = ConnFlow::new(&server);
+        c.requests_read(1);
+        let waiter = {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move { c.wait_until_readable().await })
+        };
+        // The reader is parked (or about to be): answering wakes it.
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        c.reply_queued(&reply(1, 0));
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("the reader was not woken")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_voter_of_a_larger_ensemble_divides_the_limit() {
+        let limit = |extra: &str, id: Option<&str>| {
+            let text = format!("dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n{extra}");
+            ServerFlow::limit_for(&Config::parse(&text, id).unwrap())
+        };
+        let server = |n: u32| format!("server.{n}=127.0.0.1:{}:{}\n", 2 * n, 2 * n + 1);
+        let servers = |n: u32| (1..=n).map(server).collect::<String>();
+        assert_eq!(limit("", None), 1000);
+        assert_eq!(limit(&servers(3), Some("1")), 500);
+        let five = format!("globalOutstandingLimit=10\n{}", servers(5));
+        assert_eq!(limit(&five, Some("1")), 2);
+        // Two voters: no division (ZooKeeper divides only above two).
+        assert_eq!(limit(&servers(2), Some("1")), 1000);
+        // An observer keeps the whole limit.
+        let observer = format!(
+            "{}server.4=127.0.0.1:8:9:observer\npeerType=observer\n",
+            servers(3)
+        );
+        assert_eq!(limit(&observer, Some("4")), 1000);
+    }
+}
