@@ -1,6 +1,8 @@
 //! When a client connection's requests stop being read.
 //!
-//! Two rules, both checked by a connection's reader after each read:
+//! Three rules, checked by a connection's reader before it hands the core
+//! each request it decoded (requests already read from the socket wait in
+//! the reader's buffer):
 //!
 //! - **ZooKeeper's `globalOutstandingLimit`** (default 1000). While the
 //!   server holds more requests than that which it has read and not yet
@@ -20,9 +22,14 @@
 //!   until the client has read enough of them. ZooKeeper keeps reading and
 //!   queues replies without bound, so a client that sends requests and
 //!   never reads the replies grows the server's memory until it fails.
-//!
-//! A request read in the same read as the one that tipped a rule is still
-//! served: the reader hands the core everything one read brought.
+//! - **zab's own: requests per connection.** A connection hands the core at
+//!   most [`MAX_UNANSWERED`] requests not yet answered. Without it, one
+//!   read of a pipelining client could bring thousands of requests whose
+//!   replies all land in the backlog before the rule above can see them;
+//!   with it, a connection's unwritten replies stay under the backlog plus
+//!   that many replies. Clients pipeline far fewer (the Java client's
+//!   recipes a few, `cargo xtask bench` 8), and a deeper pipeline is still
+//!   served, that many at a time.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -35,6 +42,9 @@ use crate::config::{Config, PeerType};
 /// the largest replies (`jute.maxbuffer`'s default is 1 MiB) fit under it,
 /// so a client that reads its replies as they come never waits on it.
 pub const REPLY_BACKLOG_BYTES: i64 = 4 << 20;
+
+/// Requests a connection hands the core before one of them is answered.
+pub const MAX_UNANSWERED: i64 = 64;
 
 /// What every client connection of a server shares: its requests read and
 /// not yet answered, and the limit on them.
@@ -70,9 +80,10 @@ impl ServerFlow {
     }
 
     /// `ZooKeeperServer.shouldThrottle`: over the limit, a connection with
-    /// requests of its own outstanding waits.
-    fn should_throttle(&self, own: i64) -> bool {
-        self.limit < self.in_process() && own > 0
+    /// requests of its own outstanding waits. `batched` are requests the
+    /// reader decoded and has not counted yet.
+    fn should_throttle(&self, own: i64, batched: i64) -> bool {
+        self.limit < self.in_process() + batched && own + batched > 0
     }
 }
 
@@ -133,15 +144,21 @@ impl ConnFlow {
         self.wake_if_paused();
     }
 
-    /// Whether the reader must wait before reading more.
-    pub fn must_pause(&self) -> bool {
-        self.unwritten.load(Ordering::SeqCst) > REPLY_BACKLOG_BYTES
-            || self
-                .server
-                .should_throttle(self.outstanding.load(Ordering::SeqCst))
+    /// Whether the reader must stop before handing the core another
+    /// request, with `batched` decoded and not yet counted.
+    pub fn holds_back(&self, batched: i64) -> bool {
+        let own = self.outstanding.load(Ordering::SeqCst);
+        own + batched >= MAX_UNANSWERED
+            || self.unwritten.load(Ordering::SeqCst) > REPLY_BACKLOG_BYTES
+            || self.server.should_throttle(own, batched)
     }
 
-    /// Waits until neither rule holds the reader back. The flag is raised
+    /// Whether the reader must wait before it goes on.
+    pub fn must_pause(&self) -> bool {
+        self.holds_back(0)
+    }
+
+    /// Waits until no rule holds the reader back. The flag is raised
     /// before the rules are checked, and an answer or a write lowers the
     /// counters before it reads the flag, so one of the two sees the other.
     pub async fn wait_until_readable(&self) {
@@ -267,6 +284,24 @@ mod tests {
         c.requests_read(1);
         c.reply_queued(&[0, 0, 0, 1, 9]);
         assert_eq!(server.in_process(), 1);
+    }
+
+    #[test]
+    fn a_connection_hands_the_core_at_most_max_unanswered_requests() {
+        let server = ServerFlow::new(1000);
+        let c = ConnFlow::new(&server);
+        assert!(!c.holds_back(MAX_UNANSWERED - 1));
+        assert!(c.holds_back(MAX_UNANSWERED));
+        c.requests_read(MAX_UNANSWERED);
+        assert!(c.must_pause());
+        c.reply_queued(&reply(1, 0));
+        assert!(!c.must_pause());
+        assert!(c.holds_back(1));
+        // The server-wide limit counts what is decoded but not yet handed.
+        let tight = ServerFlow::new(3);
+        let d = ConnFlow::new(&tight);
+        assert!(!d.holds_back(3));
+        assert!(d.holds_back(4));
     }
 
     #[test]

@@ -790,7 +790,13 @@ async fn serve_connection<R, W>(
         // and logged in one step of the core.
         let mut inputs = Vec::new();
         let mut requests = 0;
+        // A rule of `client_flow` stopped the decoding with frames left.
+        let mut held_back = false;
         let closing = loop {
+            if connected && flow.holds_back(requests) {
+                held_back = true;
+                break false;
+            }
             let payload = match decoder.decode(&mut buf) {
                 Ok(Some(p)) => p,
                 Ok(None) => break false,
@@ -843,6 +849,9 @@ async fn serve_connection<R, W>(
                 () = flow.wait_until_readable() => {}
                 _ = &mut closed_rx => break 'conn,
             }
+        }
+        if held_back {
+            continue; // decode what is already buffered before reading more
         }
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {

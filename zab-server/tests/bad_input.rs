@@ -731,16 +731,19 @@ fn a_client_that_never_reads_its_replies_is_no_longer_read() {
         requests.extend_from_slice(&req.frame());
     }
     raw.send(&requests);
-    // A server that kept reading would have read all of them within this
-    // deadline; one that stops reads a buffer's worth (≈ 200) at most.
+    // A server that kept reading would take all of them within this
+    // deadline. zab hands its core 64 at a time (16 MiB of replies) and
+    // only while under 4 MiB are unwritten, so what the sockets' kernel
+    // buffers (a few MiB each way on loopback) drain lets a few batches
+    // through at most.
     let before = 2; // the ConnectRequest and the create
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut most = 0;
     while Instant::now() < deadline {
         most = most.max(packets_received(&server, session.id));
         assert!(
-            most < before + READS as u64 / 2,
-            "the server read {most} packets from a client that reads nothing"
+            most <= before + 512,
+            "the server took {most} requests from a client that reads nothing"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
