@@ -1,7 +1,8 @@
 //! The zab server: the thin composition of the zab crates.
 //!
 //! It owns `zoo.cfg` and `myid` ([`config`]), the client listener and the
-//! per-connection tasks ([`server`]), the standalone request pipeline
+//! per-connection tasks ([`server`]) and their flow control
+//! ([`client_flow`]), the standalone request pipeline
 //! ([`pipeline`]) and the four-letter words ([`four_letter`], [`status`]).
 //! Protocol logic lives in the crates below: the jute codec in `zab-wire`, the
 //! tree in `zab-tree`, durability in `zab-store`.
