@@ -223,7 +223,6 @@ pub(crate) enum Outgoing {
 /// The core's handle on a connection's writer: queues frames and counts
 /// them into the connection's flow. Only the core holds it (not `Clone`):
 /// the queued-bytes count relies on one writer.
-#[derive(Debug)]
 pub(crate) struct ReplySender {
     tx: mpsc::UnboundedSender<Outgoing>,
     flow: Arc<ConnFlow>,
@@ -234,21 +233,13 @@ impl ReplySender {
         ReplySender { tx, flow }
     }
 
-    /// Queues `msg`; an error means the writer is gone.
-    pub fn send(&self, msg: Outgoing) -> Result<(), ()> {
+    /// Queues `msg`; once the writer is gone there is no one to send to,
+    /// and the connection's reader ends too.
+    pub fn send(&self, msg: Outgoing) {
         if let Outgoing::Frame(frame) = &msg {
             self.flow.reply_queued(frame);
         }
-        self.tx.send(msg).map_err(|_| ())
-    }
-}
-
-impl std::fmt::Debug for Outgoing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outgoing::Frame(b) => write!(f, "Frame({} bytes)", b.len()),
-            Outgoing::Close => write!(f, "Close"),
-        }
+        let _ = self.tx.send(msg);
     }
 }
 

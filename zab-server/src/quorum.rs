@@ -39,7 +39,7 @@ use zab_wire::jute::op;
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
-use crate::client_flow::ReplySender;
+use crate::client_flow::{Outgoing, ReplySender};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::four_letter::{LeaderStatus, ServerMode};
@@ -48,7 +48,6 @@ use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
     now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners, CoreMsg,
-    Outgoing,
 };
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
@@ -1495,7 +1494,7 @@ impl Peer {
 
     fn close_client(&mut self, conn: ConnectionId) {
         if let Some(w) = self.writers.remove(&conn) {
-            let _ = w.send(Outgoing::Close);
+            w.send(Outgoing::Close);
         }
     }
 
@@ -1533,7 +1532,7 @@ impl Peer {
         self.writers.retain(|conn, w| {
             let keep = held.contains(*conn);
             if !keep {
-                let _ = w.send(Outgoing::Close);
+                w.send(Outgoing::Close);
             }
             keep
         });
@@ -1575,12 +1574,12 @@ impl Peer {
         match action {
             Action::Send { conn, frame } => {
                 if let Some(w) = self.writers.get(&conn) {
-                    let _ = w.send(Outgoing::Frame(frame));
+                    w.send(Outgoing::Frame(frame));
                 }
             }
             Action::Close { conn } => {
                 if let Some(w) = self.writers.remove(&conn) {
-                    let _ = w.send(Outgoing::Close);
+                    w.send(Outgoing::Close);
                 }
             }
             Action::Snapshot(snap) => spawn_snapshot(self.store.clone(), snap),

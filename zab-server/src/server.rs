@@ -23,8 +23,7 @@ use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
 use crate::admin_server::AdminServer;
-pub(crate) use crate::client_flow::Outgoing;
-use crate::client_flow::{ConnFlow, ReplySender, ServerFlow};
+use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
@@ -500,7 +499,7 @@ async fn core_loop(
             }
             CoreMsg::Shutdown(done) => {
                 for (_, w) in writers.drain() {
-                    let _ = w.send(Outgoing::Close);
+                    w.send(Outgoing::Close);
                 }
                 let _ = done.send(());
                 return;
@@ -518,12 +517,12 @@ async fn core_loop(
             match action {
                 Action::Send { conn, frame } => {
                     if let Some(w) = writers.get(&conn) {
-                        let _ = w.send(Outgoing::Frame(frame));
+                        w.send(Outgoing::Frame(frame));
                     }
                 }
                 Action::Close { conn } => {
                     if let Some(w) = writers.remove(&conn) {
-                        let _ = w.send(Outgoing::Close);
+                        w.send(Outgoing::Close);
                     }
                 }
                 Action::Append { zxid, txn } => {
