@@ -51,30 +51,49 @@ pub const MAX_UNANSWERED: i64 = 64;
 #[derive(Debug)]
 pub struct ServerFlow {
     in_process: AtomicI64,
-    limit: i64,
+    /// Set again when the server starts serving in another role (see
+    /// [`ServerFlow::limit_for`]).
+    limit: AtomicI64,
 }
 
 impl ServerFlow {
     pub fn new(limit: i64) -> Arc<ServerFlow> {
         Arc::new(ServerFlow {
             in_process: AtomicI64::new(0),
-            limit,
+            limit: AtomicI64::new(limit),
         })
     }
 
-    /// `globalOutstandingLimit` as this server applies it (see the module
-    /// documentation).
-    pub fn limit_for(cfg: &Config) -> i64 {
+    /// `globalOutstandingLimit` as this server applies it while it serves
+    /// as `role` (see the module documentation). ZooKeeper's leader and
+    /// follower servers divide it; its observer and read-only servers keep
+    /// `ZooKeeperServer.getGlobalOutstandingLimit` as it is, so a voter
+    /// cut off from its quorum gets the whole limit back while read-only.
+    pub fn limit_for(cfg: &Config, role: ServingRole) -> i64 {
         let limit = i64::from(cfg.global_outstanding_limit);
         let voters = cfg.voters().count() as i64;
-        if cfg.is_distributed() && cfg.peer_type == PeerType::Participant && voters > 2 {
+        let divides = match role {
+            ServingRole::Configured => {
+                cfg.is_distributed() && cfg.peer_type == PeerType::Participant
+            }
+            ServingRole::Voter => true,
+            ServingRole::ObserverOrAlone => false,
+        };
+        if divides && voters > 2 {
             limit / (voters - 1)
         } else {
             limit
         }
     }
 
-    /// Requests read and not yet answered, server-wide.
+    /// The limit from now on: the server serves in a new role.
+    pub fn set_limit(&self, limit: i64) {
+        self.limit.store(limit, Ordering::SeqCst);
+    }
+
+    /// Requests read and not yet answered, server-wide: ZooKeeper's
+    /// `requestsInProcess`, which `mntr` reports as
+    /// `zk_outstanding_requests` and `srvr` as `Outstanding`.
     pub fn in_process(&self) -> i64 {
         self.in_process.load(Ordering::SeqCst)
     }
@@ -83,8 +102,20 @@ impl ServerFlow {
     /// requests of its own outstanding waits. `batched` are requests the
     /// reader decoded and has not counted yet.
     fn should_throttle(&self, own: i64, batched: i64) -> bool {
-        self.limit < self.in_process() + batched && own + batched > 0
+        self.limit.load(Ordering::Relaxed) < self.in_process() + batched && own + batched > 0
     }
+}
+
+/// Which of ZooKeeper's servers the limit is taken for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServingRole {
+    /// The role zoo.cfg gives this server (before it serves at all).
+    Configured,
+    /// A leader or follower (`LeaderZooKeeperServer`,
+    /// `FollowerZooKeeperServer`).
+    Voter,
+    /// An observer, a read-only server, or a standalone one.
+    ObserverOrAlone,
 }
 
 /// One connection's side of the flow: its outstanding requests, its
@@ -360,10 +391,11 @@ mod tests {
 
     #[test]
     fn a_voter_of_a_larger_ensemble_divides_the_limit() {
-        let limit = |extra: &str, id: Option<&str>| {
+        let limit_as = |role: ServingRole, extra: &str, id: Option<&str>| {
             let text = format!("dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n{extra}");
-            ServerFlow::limit_for(&Config::parse(&text, id).unwrap())
+            ServerFlow::limit_for(&Config::parse(&text, id).unwrap(), role)
         };
+        let limit = |extra: &str, id: Option<&str>| limit_as(ServingRole::Configured, extra, id);
         let server = |n: u32| format!("server.{n}=127.0.0.1:{}:{}\n", 2 * n, 2 * n + 1);
         let servers = |n: u32| (1..=n).map(server).collect::<String>();
         assert_eq!(limit("", None), 1000);
@@ -378,5 +410,22 @@ mod tests {
             servers(3)
         );
         assert_eq!(limit(&observer, Some("4")), 1000);
+        // A voter serving read-only keeps the whole limit too; serving as
+        // a leader or follower, the divided one.
+        let voter = |role| limit_as(role, &servers(3), Some("1"));
+        assert_eq!(voter(ServingRole::ObserverOrAlone), 1000);
+        assert_eq!(voter(ServingRole::Voter), 500);
+    }
+
+    #[test]
+    fn a_new_limit_applies_to_the_next_request() {
+        let server = ServerFlow::new(1);
+        let a = ConnFlow::new(&server);
+        let b = ConnFlow::new(&server);
+        a.requests_read(1);
+        b.requests_read(1);
+        assert!(b.holds_back(0), "over a limit of 1");
+        server.set_limit(1000);
+        assert!(!b.holds_back(0), "under a limit of 1000");
     }
 }

@@ -494,9 +494,6 @@ impl Pipeline {
         const WRITER_BUFFER: usize = 8192;
         self.stats.packets_sent += len.div_ceil(WRITER_BUFFER) as u64;
     }
-    pub fn outstanding(&self) -> usize {
-        self.in_flight.len()
-    }
     /// `(connection, remote address, session, timeout, queued, stats)` for `cons`.
     pub fn connections(
         &self,

@@ -39,7 +39,7 @@ use zab_wire::jute::op;
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
-use crate::client_flow::{Outgoing, ReplySender};
+use crate::client_flow::{Outgoing, ReplySender, ServerFlow, ServingRole};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::four_letter::{LeaderStatus, ServerMode};
@@ -116,6 +116,7 @@ impl QuorumServer {
 
         let listeners = ClientListeners::bind(&cfg).await?;
         let client_addr = listeners.local_addr;
+        let flow = listeners.flow.clone();
 
         let clock = tx.clone();
         tokio::spawn(async move {
@@ -155,6 +156,7 @@ impl QuorumServer {
             last_tick_ms: 0,
             looking_since_ms: now_ms(),
             provider: recovery.startup_metrics(),
+            flow,
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -435,6 +437,9 @@ struct Peer {
     /// The wall clock as first read while handling the current message
     /// (see `now`).
     now: Option<i64>,
+    /// The client connections' shared flow control: its count answers
+    /// `mntr`, its limit follows the role served (see `serve_clients`).
+    flow: Arc<ServerFlow>,
 }
 
 impl Peer {
@@ -541,6 +546,7 @@ impl Peer {
         let quorum = self.quorum_status();
         status::StatusSource {
             pipeline: self.state.pipeline(),
+            requests_in_process: self.flow.in_process(),
             mode,
             quorum,
             cfg: &self.cfg,
@@ -1384,8 +1390,18 @@ impl Peer {
     /// `/zookeeper/config` holding the ensemble's membership: ZooKeeper
     /// keeps it there on every quorum member (`ZKDatabase.
     /// initConfigInZKDatabase`, at start-up and after a SNAP; reference D.3).
-    /// The node is local, not a txn, so every server sets its own.
+    /// The node is local, not a txn, so every server sets its own. The
+    /// clients' `globalOutstandingLimit` becomes the one of the ZooKeeper
+    /// server that serves in this role (see `ServerFlow::limit_for`).
     fn serve_clients(&mut self, mode: Mode) {
+        let role = match (mode, &self.role) {
+            (Mode::ReadOnly, _) => ServingRole::ObserverOrAlone,
+            (_, Role::Learning(l)) if l.role == LearnerRole::Observer => {
+                ServingRole::ObserverOrAlone
+            }
+            _ => ServingRole::Voter,
+        };
+        self.flow.set_limit(ServerFlow::limit_for(&self.cfg, role));
         let cfg = self.pipeline_config();
         let membership = Bytes::from(self.cfg.membership_text());
         let version = self.cfg.membership_version as i64;

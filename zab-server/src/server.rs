@@ -23,7 +23,7 @@ use zab_wire::proto::Txn;
 use zab_wire::Zxid;
 
 use crate::admin_server::AdminServer;
-use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow};
+use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow, ServingRole};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
@@ -255,6 +255,7 @@ impl Server {
             (core_rx, core_tx.clone()),
             started,
             recovery.startup_metrics(),
+            listeners.flow.clone(),
         ));
         spawn_ticker(core_tx.clone(), cfg.tick_time_ms as u64);
 
@@ -304,9 +305,11 @@ fn standalone_source<'a>(
     store: &'a Store,
     started_ms: i64,
     provider: crate::four_letter::ProviderMetrics,
+    flow: &ServerFlow,
 ) -> status::StatusSource<'a> {
     status::StatusSource {
         pipeline: Some(pipeline),
+        requests_in_process: flow.in_process(),
         mode: crate::four_letter::ServerMode::Standalone,
         quorum: status::QuorumStatus {
             provider,
@@ -342,6 +345,10 @@ pub(crate) struct ClientListeners {
     secure: Option<(TcpListener, Arc<ClientTls>)>,
     /// The plain port's address, else the secure one's.
     pub local_addr: SocketAddr,
+    /// Both ports count into one server-wide limit, as ZooKeeper's
+    /// connection factories share one ZooKeeperServer; the core reads it
+    /// for `mntr` and sets its limit when the server's role changes.
+    pub flow: Arc<ServerFlow>,
 }
 
 impl ClientListeners {
@@ -390,6 +397,7 @@ impl ClientListeners {
             plain,
             secure,
             local_addr,
+            flow: ServerFlow::new(ServerFlow::limit_for(cfg, ServingRole::Configured)),
         })
     }
 
@@ -401,9 +409,7 @@ impl ClientListeners {
     ) -> tokio::task::JoinHandle<()> {
         let cfg = cfg.clone();
         let core = core.clone();
-        // Both ports count into one server-wide limit, as ZooKeeper's
-        // connection factories share one ZooKeeperServer.
-        let flow = ServerFlow::new(ServerFlow::limit_for(&cfg));
+        let flow = self.flow;
         tokio::spawn(async move {
             let plain = self
                 .plain
@@ -450,6 +456,7 @@ async fn core_loop(
     ),
     started_ms: i64,
     mut provider: crate::four_letter::ProviderMetrics,
+    flow: Arc<ServerFlow>,
 ) {
     let log = store.log();
     let durable = Arc::new(DurableMark::default());
@@ -478,14 +485,16 @@ async fn core_loop(
                 writers.insert(conn, out);
             }
             CoreMsg::FourLetter { word, asker, reply } => {
-                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms, provider);
+                let src =
+                    standalone_source(&mut pipeline, &cfg, &store, started_ms, provider, &flow);
                 let _ = reply.send(status::four_letter(word, asker, src));
                 if word == zab_wire::jute::frame::FourLetterWord::Srst {
                     provider = Default::default();
                 }
             }
             CoreMsg::Admin { request, reply } => {
-                let src = standalone_source(&mut pipeline, &cfg, &store, started_ms, provider);
+                let src =
+                    standalone_source(&mut pipeline, &cfg, &store, started_ms, provider, &flow);
                 let _ = reply.send(status::admin(&request, src));
                 if status::resets_stats(&request) {
                     provider = Default::default();

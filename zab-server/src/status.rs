@@ -40,6 +40,9 @@ pub struct QuorumStatus {
 /// and store, and when it started.
 pub struct StatusSource<'a> {
     pub pipeline: Option<&'a mut Pipeline>,
+    /// The server's client requests read and not yet answered (see
+    /// [`crate::client_flow::ServerFlow::in_process`]).
+    pub requests_in_process: i64,
     pub mode: ServerMode,
     pub quorum: QuorumStatus,
     pub cfg: &'a Config,
@@ -72,6 +75,7 @@ impl StatusSource<'_> {
 pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_>) -> String {
     let StatusSource {
         pipeline,
+        requests_in_process,
         mode,
         quorum,
         cfg,
@@ -88,7 +92,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
-    let mut status = collect(pipeline, cfg, store, started_ms);
+    let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
     // The asking connection is one of the server's (not so for the admin
     // server's HTTP connections).
     status.connections.push(ConnectionStatus {
@@ -119,6 +123,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
     use crate::admin_server::AdminRequest;
     let StatusSource {
         pipeline,
+        requests_in_process,
         mode,
         quorum,
         cfg,
@@ -129,7 +134,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         AdminRequest::Command { name, args } => (name.as_str(), args),
         AdminRequest::Metrics { names } => {
             let status = pipeline.map(|pipeline| {
-                let mut status = collect(pipeline, cfg, store, started_ms);
+                let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
                 complete(&mut status, pipeline, mode, quorum, cfg);
                 status
             });
@@ -163,7 +168,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
     }
-    let mut status = collect(pipeline, cfg, store, started_ms);
+    let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
     complete(&mut status, pipeline, mode, quorum, cfg);
     // `dump`'s keys are the expiry queues' own times: ZooKeeper's
     // `Time.currentElapsedTime()`, the monotonic clock, where zab keeps
@@ -239,7 +244,13 @@ fn complete(
     }
 }
 
-fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) -> ServerStatus {
+fn collect(
+    pipeline: &Pipeline,
+    cfg: &Config,
+    store: &Store,
+    started_ms: i64,
+    requests_in_process: i64,
+) -> ServerStatus {
     let tree = pipeline.tree();
     let stats = pipeline.stats();
     let watches = pipeline.watches();
@@ -310,7 +321,10 @@ fn collect(pipeline: &Pipeline, cfg: &Config, store: &Store, started_ms: i64) ->
         },
         packets_received: stats.packets_received,
         packets_sent: stats.packets_sent,
-        outstanding_requests: pipeline.outstanding() as u64,
+        // ZooKeeper's `requestsInProcess`: this server's clients' requests,
+        // not the txns its pipeline has in flight (on a follower most of
+        // those are other servers' clients').
+        outstanding_requests: requests_in_process.max(0) as u64,
         connections,
         data_watches,
         watch_count: watches.total_watch_count() as u64,

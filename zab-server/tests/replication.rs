@@ -1095,10 +1095,7 @@ impl RawConnection {
     /// connection ended. A timeout fails the test: the server must either
     /// answer or close.
     fn call(&mut self, op: i32, body: Jute) -> Result<(i64, i32), std::io::ErrorKind> {
-        use std::io::Write;
-        self.xid += 1;
-        let frame = Jute::default().int(self.xid).int(op).then(body).frame();
-        self.stream.write_all(&frame).map_err(|e| e.kind())?;
+        self.send(op, body).map_err(|e| e.kind())?;
         match self.frame() {
             Ok(reply) => Ok((be_i64(&reply, 4), be_i32(&reply, 12))),
             Err(e) => {
@@ -1112,28 +1109,114 @@ impl RawConnection {
         }
     }
 
+    /// Sends a request with the next xid, without waiting for its reply.
+    fn send(&mut self, op: i32, body: Jute) -> std::io::Result<()> {
+        use std::io::Write;
+        self.xid += 1;
+        let frame = Jute::default().int(self.xid).int(op).then(body).frame();
+        self.stream.write_all(&frame)
+    }
+
+    /// The next reply's xid, zxid and error code.
+    fn reply(&mut self) -> std::io::Result<(i32, i64, i32)> {
+        let reply = self.frame()?;
+        Ok((be_i32(&reply, 0), be_i64(&reply, 4), be_i32(&reply, 12)))
+    }
+
     fn create(&mut self, path: &str) -> Result<(i64, i32), std::io::ErrorKind> {
         self.create_with(path, 0)
     }
 
     /// A create with `flags` (1: ephemeral).
     fn create_with(&mut self, path: &str, flags: i32) -> Result<(i64, i32), std::io::ErrorKind> {
-        let world_anyone = Jute::default()
-            .int(1)
-            .int(31)
-            .buffer(b"world")
-            .buffer(b"anyone");
-        let body = Jute::default()
-            .buffer(path.as_bytes())
-            .buffer(b"")
-            .then(world_anyone)
-            .int(flags);
-        self.call(1, body)
+        self.call(1, create_body(path, flags))
     }
 
     fn get_data(&mut self, path: &str) -> Result<(i64, i32), std::io::ErrorKind> {
         self.call(4, Jute::default().buffer(path.as_bytes()).boolean(false))
     }
+}
+
+/// A create request's body: empty data, world:anyone with every
+/// permission, `flags` (1: ephemeral).
+fn create_body(path: &str, flags: i32) -> Jute {
+    let world_anyone = Jute::default()
+        .int(1)
+        .int(31)
+        .buffer(b"world")
+        .buffer(b"anyone");
+    Jute::default()
+        .buffer(path.as_bytes())
+        .buffer(b"")
+        .then(world_anyone)
+        .int(flags)
+}
+
+/// `mntr`'s `zk_outstanding_requests` and `srvr`'s `Outstanding` count the
+/// server's own clients' requests read and not yet answered (ZooKeeper's
+/// `requestsInProcess`). Writes a follower forwarded to a frozen leader
+/// stay in that count until the leader resumes and they are answered; the
+/// other follower, without clients, reports 0. Checked against ZooKeeper
+/// 3.8 with `ZAB_TEST_TARGET=zookeeper`.
+#[test]
+fn a_servers_outstanding_requests_are_its_own_clients_unanswered_requests() {
+    let mut s = spec(3);
+    // Long ticks, so the follower keeps its frozen leader (syncLimit × tickTime
+    // = 10 s) for longer than the test needs it frozen.
+    s.tick_time_ms = 2_000;
+    let mut cluster = TestCluster::start(s);
+    cluster.wait_until_serving(SERVE_WITHIN);
+    let leader = cluster.leader().expect("one leader");
+    let followers: Vec<usize> = cluster.indices().filter(|&i| i != leader).collect();
+    let (follower, idle) = (followers[0], followers[1]);
+    let outstanding = |i: usize| -> (i64, i64) {
+        let word = |w| cluster.four_letter_word(i, w).expect("four-letter word");
+        let value = |text: String, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or_else(|| panic!("no {key:?} in {text}"))
+        };
+        (
+            value(word("mntr"), "zk_outstanding_requests"),
+            value(word("srvr"), "Outstanding:"),
+        )
+    };
+    let wait_for = |i: usize, want: i64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = outstanding(i);
+            if seen == (want, want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i}: outstanding (mntr, srvr) {seen:?}, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    let mut client = RawConnection::open(cluster.addr(follower), 0, &[0; 16]);
+    assert_eq!(client.create("/before").map(|r| r.1), Ok(0));
+    wait_for(follower, 0);
+
+    let frozen = cluster.freeze(leader);
+    for i in 0..3 {
+        client
+            .send(1, create_body(&format!("/waiting-{i}"), 0))
+            .expect("send a create");
+    }
+    wait_for(follower, 3);
+    // The other follower has no clients: nothing of its own is in process.
+    assert_eq!(outstanding(idle), (0, 0));
+    drop(frozen);
+
+    for want in 2..=4 {
+        let (xid, _, err) = client.reply().expect("the create's reply");
+        assert_eq!((xid, err), (want, 0), "answered in order, and created");
+    }
+    wait_for(follower, 0);
 }
 
 /// A client that resumed its session elsewhere while a connection it left

@@ -19,7 +19,8 @@
 //! end: every server holds exactly the committed history and the same tree.
 //!
 //! `SIM_SEED=<n>` replays one seed, `SIM_SEEDS=<n>` runs that many seeds
-//! (default 200, spread over every core), `SIM_TRACE=<n>` keeps more of
+//! (default 200, spread over every core; `SIM_SEEDS=<a>..<b>` seeds a to b,
+//! b excluded), `SIM_TRACE=<n>` keeps more of
 //! the trace. A failure prints the seed, its faults and the last events.
 
 mod sim;
@@ -354,6 +355,25 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// `SIM_SEEDS`: a count from 0 (`3000`), or a range (`3000..6000`) to sweep
+/// seeds no earlier run has covered; 200 from 0 by default.
+fn seed_range() -> std::ops::Range<u64> {
+    let Ok(v) = std::env::var("SIM_SEEDS") else {
+        return 0..200;
+    };
+    let parse = |s: &str| s.trim().parse::<u64>().ok();
+    match v.split_once("..") {
+        None => match parse(&v) {
+            Some(n) => 0..n,
+            None => panic!("SIM_SEEDS must be N or FIRST..END, not {v:?}"),
+        },
+        Some((a, b)) => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) if a <= b => a..b,
+            _ => panic!("SIM_SEEDS must be N or FIRST..END, not {v:?}"),
+        },
+    }
+}
+
 /// Runs `seeds` on every core (each run is single-threaded and depends on
 /// its seed only); returns the summed stats, or the report of the lowest
 /// failing seed.
@@ -395,7 +415,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
 fn seeded_fault_schedules_keep_every_committed_txn() {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(s) => vec![s],
-        None => (0..env_u64("SIM_SEEDS").unwrap_or(200)).collect(),
+        None => seed_range().collect(),
     };
     let total = match sweep(&seeds) {
         Ok(t) => t,

@@ -30,6 +30,29 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+/// A node frozen by [`TestCluster::freeze`]; dropping it resumes the node.
+#[must_use = "the node resumes when this is dropped"]
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // No assertion here: this may run while a failed test unwinds.
+        signal(self.pid, "-CONT");
+    }
+}
+
+/// Sends a signal with `kill(1)` (no libc in the tests' dependencies);
+/// whether it was delivered.
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// What `srvr` prints while a server elects or syncs (reference E).
 const NOT_SERVING: &str = "not currently serving requests";
 
@@ -412,6 +435,16 @@ impl TestCluster {
     /// The process id of node `i`, if it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].child.as_ref().map(Child::id)
+    }
+
+    /// Freezes node `i` with SIGSTOP: its sockets stay open and nothing it
+    /// was sent is answered, as with a server stuck in a long pause. The
+    /// guard resumes it (SIGCONT) when dropped, so a failing test does not
+    /// leave it frozen.
+    pub fn freeze(&self, i: usize) -> Frozen {
+        let pid = self.pid(i).expect("a running node to freeze");
+        assert!(signal(pid, "-STOP"), "kill -STOP {pid} failed");
+        Frozen { pid }
     }
 
     /// Kills node `i` with SIGKILL (no chance to flush or say goodbye) and
