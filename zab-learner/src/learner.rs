@@ -53,6 +53,11 @@ pub struct LearnerConfig {
     /// The version of the membership this server knows, sent in LearnerInfo
     /// (a leader rejects a learner whose version exceeds its own, F.3 step 1).
     pub config_version: i64,
+    /// zoo.cfg's `syncEnabled`: whether an observer logs the txns it
+    /// applies. Without it an observer applies them and logs nothing, during
+    /// sync as after (`ObserverZooKeeperServer.commitRequest` skips its sync
+    /// processor). A follower logs regardless: its ACKs promise its log.
+    pub observer_logs: bool,
 }
 
 impl LearnerConfig {
@@ -62,7 +67,13 @@ impl LearnerConfig {
             role,
             timing: Timing::default(),
             config_version: 0,
+            observer_logs: true,
         }
+    }
+
+    /// Whether committed txns go to the log before they are applied.
+    fn logs_txns(&self) -> bool {
+        self.role == Role::Follower || self.observer_logs
     }
 }
 
@@ -749,14 +760,18 @@ impl Learner {
         Ok(held)
     }
 
+    /// Logs committed txns (unless this observer does not log) and
+    /// applies them.
     fn log_and_apply(&mut self, txns: Vec<HeldTxn>, out: &mut Vec<LearnerAction>) {
         let Some(last) = txns.last().map(|h| h.zxid) else {
             return;
         };
-        out.push(LearnerAction::AppendLog(
-            txns.iter().map(|h| (h.zxid, h.raw.clone())).collect(),
-        ));
-        self.last_appended = Some(last);
+        if self.config.logs_txns() {
+            out.push(LearnerAction::AppendLog(
+                txns.iter().map(|h| (h.zxid, h.raw.clone())).collect(),
+            ));
+            self.last_appended = Some(last);
+        }
         out.push(LearnerAction::Apply(
             txns.into_iter().map(|h| h.txn).collect(),
         ));

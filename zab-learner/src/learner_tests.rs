@@ -30,6 +30,7 @@ fn config(role: Role) -> LearnerConfig {
             sync_limit: 5,
         },
         config_version: 0,
+        observer_logs: true,
     }
 }
 
@@ -576,6 +577,48 @@ fn observer_sync_applies_committed_and_drops_uncommitted_at_uptodate() {
         .on_durable(6, z(1, 7))
         .iter()
         .all(|a| !matches!(a, A::Send(_))));
+}
+
+/// `syncEnabled=false`: the same sync and broadcast as above, with nothing
+/// logged, so nothing is waited for: NEWLEADER is acked at once.
+#[test]
+fn an_observer_without_sync_applies_everything_and_logs_nothing() {
+    let mut cfg = config(Role::Observer);
+    cfg.observer_logs = false;
+    let (mut l, _) = Learner::new(cfg, Epoch(1), Epoch(1), z(1, 5), 0);
+    l.on_packet(1, bare(PacketType::Leaderinfo, z(2, 0)));
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(2, proposal(z(1, 6)));
+    l.on_packet(2, commit(z(1, 6)));
+    let out = l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
+    assert_eq!(applied(&out), [z(1, 6)]);
+    assert!(appended(&out).is_empty());
+    assert_eq!(sent(&out), [(PacketType::Ack, z(2, 0))]);
+    l.on_packet(4, inform(z(1, 7)));
+    let out = l.on_packet(5, bare(PacketType::Uptodate, Zxid(-1)));
+    assert_eq!(applied(&out), [z(1, 7)]);
+    assert!(appended(&out).is_empty());
+    assert_eq!(l.phase(), Phase::Broadcasting);
+    let out = l.on_packet(10, inform(z(2, 1)));
+    assert_eq!(applied(&out), [z(2, 1)]);
+    assert!(appended(&out).is_empty());
+    assert!(sent(&out).is_empty());
+}
+
+/// `syncEnabled` is an observer's setting: a follower logs regardless, as
+/// its ACKs promise.
+#[test]
+fn a_follower_logs_whatever_observer_logs_says() {
+    let mut cfg = config(Role::Follower);
+    cfg.observer_logs = false;
+    let (mut l, _) = Learner::new(cfg, Epoch(1), Epoch(1), z(1, 5), 0);
+    l.on_packet(1, bare(PacketType::Leaderinfo, z(2, 0)));
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(2, proposal(z(1, 6)));
+    l.on_packet(2, commit(z(1, 6)));
+    let out = l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
+    assert_eq!(appended(&out), [z(1, 6)]);
+    assert!(sent(&out).is_empty(), "NEWLEADER waits for the log");
 }
 
 // ------------------------------------------------------------ clients

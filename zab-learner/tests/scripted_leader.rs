@@ -106,6 +106,7 @@ impl Node {
                 sync_limit: 5,
             },
             config_version: 0,
+            observer_logs: true,
         };
         let (learner, actions) = Learner::new(config, accepted, current, last, 0);
         let mut node = Node {

@@ -90,6 +90,10 @@ pub struct PipelineConfig {
     /// the txns logged since the last snapshot pass `limit/2 +
     /// random(limit/2)` bytes (`SyncRequestProcessor.shouldSnapshot`).
     pub snap_size_limit_bytes: u64,
+    /// Whether the two triggers above take snapshots at all: an observer
+    /// with `syncEnabled=false` takes none, as ZooKeeper's, whose snapshots
+    /// come from the sync processor it then does not run.
+    pub periodic_snapshots: bool,
     pub container_check_interval_ms: i64,
     pub container_max_per_minute: usize,
     pub prepare: PrepareConfig,
@@ -1381,9 +1385,9 @@ impl Pipeline {
         if size_limited {
             self.bytes_since_snapshot += f.txn.encoded_len() as u64;
         }
-        if self.txns_since_snapshot >= self.snapshot_threshold
-            || (size_limited && self.bytes_since_snapshot > self.snapshot_size_threshold)
-        {
+        let due = self.txns_since_snapshot >= self.snapshot_threshold
+            || (size_limited && self.bytes_since_snapshot > self.snapshot_size_threshold);
+        if due && self.cfg.periodic_snapshots {
             self.txns_since_snapshot = 0;
             self.bytes_since_snapshot = 0;
             self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count, applied.zxid);

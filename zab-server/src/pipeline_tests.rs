@@ -33,6 +33,7 @@ fn config() -> PipelineConfig {
         max_session_timeout_ms: 40000,
         snap_count: 100_000,
         snap_size_limit_bytes: 4 << 40,
+        periodic_snapshots: true,
         container_check_interval_ms: 60_000,
         container_max_per_minute: 10_000,
         prepare: PrepareConfig::default(),

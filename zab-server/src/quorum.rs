@@ -621,7 +621,14 @@ impl Peer {
     fn pipeline_config(&self) -> PipelineConfig {
         let mut c = PipelineConfig::from_config(&self.cfg);
         c.server_id = self.me;
+        c.periodic_snapshots = self.cfg.sync_enabled || !self.is_observer();
         c
+    }
+
+    /// Whether this server observes a leader (and so may skip its log,
+    /// `syncEnabled=false`).
+    fn is_observer(&self) -> bool {
+        matches!(&self.role, Role::Learning(l) if l.role == LearnerRole::Observer)
     }
 
     // ------------------------------------------------------------ roles
@@ -1193,6 +1200,7 @@ impl Peer {
             init_limit: self.cfg.init_limit as u32,
             sync_limit: self.cfg.sync_limit as u32,
         };
+        config.observer_logs = self.cfg.sync_enabled;
         let (learner, actions) =
             Learner::new(config, accepted, current, last_logged, now_ms() as u64);
         l.learner = Some(learner);
@@ -1262,8 +1270,20 @@ impl Peer {
                         .map(|(tree, _)| tree);
                     match result {
                         Ok(mut tree) if tree.last_zxid() <= after => {
+                            let behind = tree.last_zxid() < after;
                             tree.set_skip_acl(self.cfg.skip_acl);
                             self.state.replace_idle_tree(tree);
+                            if behind {
+                                // An observer that does not log
+                                // (`syncEnabled=false`) had applied txns its
+                                // disk lacks; the leader would go on after
+                                // `after` without them. Syncing again from
+                                // what the disk holds gets them back.
+                                tracing::warn!(%after, "TRUNC below what the disk holds; syncing again");
+                                self.leave_role("TRUNC below what the disk holds");
+                                self.look();
+                                return;
+                            }
                         }
                         Ok(tree) => {
                             // A snapshot newer than the truncation point:
@@ -1396,9 +1416,7 @@ impl Peer {
     fn serve_clients(&mut self, mode: Mode) {
         let role = match (mode, &self.role) {
             (Mode::ReadOnly, _) => ServingRole::ObserverOrAlone,
-            (_, Role::Learning(l)) if l.role == LearnerRole::Observer => {
-                ServingRole::ObserverOrAlone
-            }
+            _ if self.is_observer() => ServingRole::ObserverOrAlone,
             _ => ServingRole::Voter,
         };
         self.flow.set_limit(ServerFlow::limit_for(&self.cfg, role));

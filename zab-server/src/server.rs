@@ -929,6 +929,7 @@ impl PipelineConfig {
             snap_size_limit_bytes: u64::try_from(cfg.snap_size_limit_kb)
                 .unwrap_or(0)
                 .saturating_mul(1024),
+            periodic_snapshots: true,
             container_check_interval_ms: cfg.container_check_interval_ms as i64,
             container_max_per_minute: cfg.container_max_per_minute as usize,
             prepare: zab_tree::PrepareConfig {

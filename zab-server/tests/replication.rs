@@ -1506,6 +1506,89 @@ async fn observer_forwards_writes_and_serves_reads() {
     .await;
 }
 
+/// `syncEnabled=false` (ZooKeeper's observer without its sync processor):
+/// the observer serves every write, its own and others', while its txn log
+/// takes none — `mntr`'s `zk_cnt_fsynctime` stays 0 there and grows on the
+/// voters, which ignore the key. Killed with SIGKILL, it restarts from
+/// what its disk holds and catches up from the leader. Checked against
+/// ZooKeeper 3.8 with `ZAB_TEST_TARGET=zookeeper`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_without_sync_logs_nothing_and_catches_up_after_a_crash() {
+    let mut s = spec(3).with_observers(1);
+    s.extra_cfg.push_str("syncEnabled=false\n");
+    let mut cluster = TestCluster::start(s);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let observer = 3;
+        assert!(cluster.is_observer(observer));
+        let syncs = |cluster: &TestCluster, i: usize| -> u64 {
+            let mntr = cluster.four_letter_word(i, "mntr").unwrap();
+            mntr.lines()
+                .find_map(|l| l.strip_prefix("zk_cnt_fsynctime\t"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("server {i}: no zk_cnt_fsynctime in {mntr}"))
+        };
+
+        let via_observer =
+            connect(&cluster.connect_string_of(observer), Duration::from_secs(4)).await;
+        let via_leader = connect(&cluster.connect_string_of(leader), Duration::from_secs(4)).await;
+        via_observer
+            .create("/nosync", b"", &persistent())
+            .await
+            .unwrap();
+        for n in 0..40 {
+            let (client, side) = match n % 2 {
+                0 => (&via_observer, "o"),
+                _ => (&via_leader, "l"),
+            };
+            client
+                .create(&format!("/nosync/{side}{n}"), b"", &persistent())
+                .await
+                .unwrap();
+        }
+        via_observer.sync("/nosync").await.unwrap();
+        assert_eq!(
+            via_observer.list_children("/nosync").await.unwrap().len(),
+            40
+        );
+        assert_eq!(syncs(cluster, observer), 0, "the observer synced its log");
+        assert!(
+            syncs(cluster, leader) > 0,
+            "the leader did not sync its log"
+        );
+        drop(via_observer);
+
+        blocking(|| cluster.kill9(observer));
+        for n in 40..60 {
+            via_leader
+                .create(&format!("/nosync/l{n}"), b"", &persistent())
+                .await
+                .unwrap();
+        }
+        blocking(|| {
+            cluster.restart(observer);
+            cluster.wait_until_converged(CATCH_UP_WITHIN)
+        });
+        let via_observer =
+            connect(&cluster.connect_string_of(observer), Duration::from_secs(4)).await;
+        via_observer.sync("/nosync").await.unwrap();
+        let mut children = via_observer.list_children("/nosync").await.unwrap();
+        children.sort();
+        let mut want: Vec<String> = (0..60)
+            .map(|n| format!("{}{n}", if n < 40 && n % 2 == 0 { "o" } else { "l" }))
+            .collect();
+        want.sort();
+        assert_eq!(children, want);
+        assert_eq!(
+            syncs(cluster, observer),
+            0,
+            "the restarted observer synced its log"
+        );
+    })
+    .await;
+}
+
 /// A 5-voter ensemble keeps serving writes with 2 servers (the leader among
 /// them) killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

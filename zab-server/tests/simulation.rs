@@ -62,7 +62,7 @@ struct Run {
     faults: Vec<Fault>,
 }
 
-fn config(rng: &mut Rng) -> NodeConfig {
+fn config(rng: &mut Rng, seed: u64) -> NodeConfig {
     NodeConfig {
         tick_ms: 100,
         init_limit: 10,
@@ -73,6 +73,10 @@ fn config(rng: &mut Rng) -> NodeConfig {
         snapshot_size_factor: if rng.chance(40) { -1.0 } else { 0.33 },
         snapshot_every: rng.range(150, 700) as usize,
         fsync_ms: (1, 4),
+        // Half the seeds' observers run with `syncEnabled=false`. Drawn
+        // from a stream of its own, so the schedules of earlier sweeps'
+        // seeds stay as they were.
+        observer_logs: Rng::new(seed ^ 0x0B5E_4E11).chance(50),
     }
 }
 
@@ -85,7 +89,7 @@ impl Run {
         // Some ensembles have an observer (INFORM instead of
         // PROPOSAL/COMMIT; never counted in a quorum).
         let observers = u64::from(rng.chance(25));
-        let cfg = config(&mut rng);
+        let cfg = config(&mut rng, seed);
         let world = World::new(seed, voters, observers, cfg);
         Run {
             world,
@@ -406,6 +410,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.snap += s.snap;
         total.established += s.established;
         total.step_downs += s.step_downs;
+        total.unlogged_observer_syncs += s.unlogged_observer_syncs;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -427,6 +432,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(total.diff > 0, "no DIFF sync in {} seeds", seeds.len());
         assert!(total.trunc > 0, "no TRUNC sync in {} seeds", seeds.len());
         assert!(total.snap > 0, "no SNAP sync in {} seeds", seeds.len());
+        assert!(
+            total.unlogged_observer_syncs > 0,
+            "no observer without a log (syncEnabled=false) synced in {} seeds",
+            seeds.len()
+        );
     }
 }
 
@@ -461,7 +471,7 @@ fn a_seed_replays_the_same_run() {
 /// already held the txn) and their trees lacked a committed txn for good.
 fn leader_crashes_right_after_a_commit(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
-    let mut world = World::new(seed, 3, 0, config(&mut rng));
+    let mut world = World::new(seed, 3, 0, config(&mut rng, seed));
     leader_crash_script(&mut world).map_err(|e| {
         let trace: Vec<String> = world.io.trace.iter().cloned().collect();
         format!("{e}\nlast events:\n  {}", trace.join("\n  "))
@@ -559,7 +569,7 @@ fn until_decided_without(world: &mut World, gone: ServerId, max_ms: u64) -> Resu
 fn the_finalize_wait_is_cut_short_only_for_a_voter_whose_link_went_down() {
     for seed in 0..10 {
         let mut rng = Rng::new(seed);
-        let mut world = World::new(seed, 3, 0, config(&mut rng));
+        let mut world = World::new(seed, 3, 0, config(&mut rng, seed));
         world.writes_paused = true;
         // 1 and 2 start afresh while 3 is down: neither has been linked to 3.
         for s in [3, 1, 2] {
@@ -631,7 +641,7 @@ fn in_sync_within(world: &mut World, ms: u64) -> Result<(), String> {
 fn an_ensemble_started_at_once_settles_on_one_leader() {
     for seed in 0..env_u64("SIM_START_SEEDS").unwrap_or(300) {
         let mut rng = Rng::new(seed);
-        let cfg = config(&mut rng);
+        let cfg = config(&mut rng, seed);
         let give_up_ms = cfg.tick_ms * u64::from(cfg.init_limit);
         let voters = if seed % 3 == 0 { 5 } else { 3 };
         let mut world = World::new(seed, voters, 0, cfg);
@@ -661,7 +671,7 @@ fn an_ensemble_started_at_once_settles_on_one_leader() {
 fn a_leader_restarting_during_the_survivors_election_is_not_left_alone() {
     for seed in 0..env_u64("SIM_START_SEEDS").unwrap_or(2_000) {
         let mut rng = Rng::new(seed);
-        let cfg = config(&mut rng);
+        let cfg = config(&mut rng, seed);
         let give_up_ms = cfg.tick_ms * u64::from(cfg.init_limit);
         let mut world = World::new(seed, 3, 0, cfg);
         world.writes_paused = true;

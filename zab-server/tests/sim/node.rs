@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub snapshot_every: usize,
     /// fsync latency bounds (ms).
     pub fsync_ms: (u64, u64),
+    /// `syncEnabled`: with false an observer neither logs nor snapshots
+    /// (what it applies lives in memory only until its next SNAP).
+    pub observer_logs: bool,
 }
 
 /// Counters the seed sweep asserts on (every sync mode must be exercised).
@@ -58,6 +61,8 @@ pub struct Stats {
     pub established: u64,
     pub step_downs: u64,
     pub proposed: u64,
+    /// Syncs of an observer that does not log (`syncEnabled=false`).
+    pub unlogged_observer_syncs: u64,
 }
 
 pub enum Role {
@@ -256,12 +261,19 @@ impl Node {
         if let Err(e) = self.history.push(Zxid(txn.zxid), digest(&bytes)) {
             io.violation(format!("{}: {e}", self.sid));
         }
-        if self.serving {
+        if self.serving && self.logs() {
             self.applied_since_snapshot += 1;
             if self.applied_since_snapshot >= self.cfg.snapshot_every {
                 self.take_snapshot(io);
             }
         }
+    }
+
+    /// Whether this node logs and snapshots what it applies (quorum.rs:
+    /// all but an observer with `syncEnabled=false`).
+    fn logs(&self) -> bool {
+        let observing = matches!(&self.role, Role::Learning(l) if l.role == LearnerRole::Observer);
+        self.cfg.observer_logs || !observing
     }
 
     /// The pipeline's periodic snapshot (taken only while serving: the tree
@@ -728,6 +740,7 @@ impl Node {
             init_limit: self.cfg.init_limit,
             sync_limit: self.cfg.sync_limit,
         };
+        config.observer_logs = self.cfg.observer_logs;
         let (learner, actions) = Learner::new(config, accepted, current, last_logged, io.now);
         l.learner = Some(learner);
         l.stream = Some(stream);
@@ -797,6 +810,21 @@ impl Node {
                             self.sid,
                             self.tree.last_zxid()
                         ));
+                    } else if self.tree.last_zxid() < after {
+                        if self.logs() {
+                            // Its log held everything it had applied.
+                            io.violation(format!(
+                                "{} reloaded {} for a TRUNC to {after}",
+                                self.sid,
+                                self.tree.last_zxid()
+                            ));
+                        }
+                        // quorum.rs: an observer that does not log had
+                        // applied what its disk lacks; it syncs again from
+                        // what the disk holds.
+                        self.leave_role(io, "TRUNC below what the disk holds");
+                        self.look(io);
+                        return;
                     }
                 }
                 LearnerAction::InstallSnapshot { zxid, data } => {
@@ -844,6 +872,9 @@ impl Node {
                         Some(SyncMode::Trunc) => io.stats.trunc += 1,
                         Some(SyncMode::Snap) => io.stats.snap += 1,
                         None => {}
+                    }
+                    if l.role == LearnerRole::Observer && !self.cfg.observer_logs {
+                        io.stats.unlogged_observer_syncs += 1;
                     }
                     io.log(format!(
                         "{} serving under {} after {:?}, at {}",
