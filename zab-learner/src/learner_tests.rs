@@ -579,17 +579,24 @@ fn observer_sync_applies_committed_and_drops_uncommitted_at_uptodate() {
         .all(|a| !matches!(a, A::Send(_))));
 }
 
-/// `syncEnabled=false`: the same sync and broadcast as above, with nothing
-/// logged, so nothing is waited for: NEWLEADER is acked at once.
-#[test]
-fn an_observer_without_sync_applies_everything_and_logs_nothing() {
-    let mut cfg = config(Role::Observer);
+/// A learner configured with `observer_logs` false, in a DIFF of one
+/// committed txn (1:6), before NEWLEADER.
+fn unlogged_diff_of_one(role: Role) -> Learner {
+    let mut cfg = config(role);
     cfg.observer_logs = false;
     let (mut l, _) = Learner::new(cfg, Epoch(1), Epoch(1), z(1, 5), 0);
     l.on_packet(1, bare(PacketType::Leaderinfo, z(2, 0)));
     l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
     l.on_packet(2, proposal(z(1, 6)));
     l.on_packet(2, commit(z(1, 6)));
+    l
+}
+
+/// `syncEnabled=false`: the same sync and broadcast as above, with nothing
+/// logged, so nothing is waited for: NEWLEADER is acked at once.
+#[test]
+fn an_observer_without_sync_applies_everything_and_logs_nothing() {
+    let mut l = unlogged_diff_of_one(Role::Observer);
     let out = l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
     assert_eq!(applied(&out), [z(1, 6)]);
     assert!(appended(&out).is_empty());
@@ -609,13 +616,7 @@ fn an_observer_without_sync_applies_everything_and_logs_nothing() {
 /// its ACKs promise.
 #[test]
 fn a_follower_logs_whatever_observer_logs_says() {
-    let mut cfg = config(Role::Follower);
-    cfg.observer_logs = false;
-    let (mut l, _) = Learner::new(cfg, Epoch(1), Epoch(1), z(1, 5), 0);
-    l.on_packet(1, bare(PacketType::Leaderinfo, z(2, 0)));
-    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
-    l.on_packet(2, proposal(z(1, 6)));
-    l.on_packet(2, commit(z(1, 6)));
+    let mut l = unlogged_diff_of_one(Role::Follower);
     let out = l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
     assert_eq!(appended(&out), [z(1, 6)]);
     assert!(sent(&out).is_empty(), "NEWLEADER waits for the log");
