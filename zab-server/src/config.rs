@@ -456,7 +456,8 @@ pub struct Config {
     /// ZooKeeper's `ObserverZooKeeperServer` without its sync processor: it
     /// spares the observer's disk, and a restarted observer catches up
     /// from the leader (DIFF, or SNAP if it is too far behind). Voters
-    /// always log.
+    /// always log. `observer.syncEnabled` (ZooKeeper's system property
+    /// `zookeeper.observer.syncEnabled`) wins over it.
     pub sync_enabled: bool,
     /// `leaderServes` (`no`: the leader takes no clients; its followers
     /// and observers serve them all).
@@ -828,6 +829,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "electionAlg",
     "quorumListenOnAllIPs",
     "syncEnabled",
+    "observer.syncEnabled",
     "leaderServes",
     "peerType",
     "dynamicConfigFile",
@@ -1052,6 +1054,9 @@ struct Builder {
     min_session_timeout: i32,
     max_session_timeout: i32,
     config_peer_type: PeerType,
+    /// `observer.syncEnabled` (the system property
+    /// `zookeeper.observer.syncEnabled`), which wins over `syncEnabled`.
+    observer_sync_property: Option<bool>,
     membership_version: u64,
     /// Which keys were given without the `zookeeper.` prefix: those win over
     /// the prefixed spelling, as the zoo.cfg key overwrites the property.
@@ -1125,6 +1130,7 @@ impl Default for Builder {
             min_session_timeout: -1,
             max_session_timeout: -1,
             config_peer_type: PeerType::Participant,
+            observer_sync_property: None,
             membership_version: 0,
             plain_keys: BTreeSet::new(),
             enforce_auth: false,
@@ -1226,6 +1232,12 @@ impl Builder {
             }
             "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(raw_key, value)?,
             "syncEnabled" => c.sync_enabled = parse_bool(raw_key, value)?,
+            // ZooKeeper's unknown keys become `zookeeper.`-prefixed system
+            // properties, and `QuorumPeer.getSyncEnabled` prefers this one,
+            // read with `Boolean.getBoolean`: "true" in any case, else false.
+            "observer.syncEnabled" => {
+                self.observer_sync_property = Some(value.eq_ignore_ascii_case("true"));
+            }
             "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
             "dynamicConfigFile" => {}
             "secureClientPort" => c.tls.secure_client_port = Some(parse_port(raw_key, value)?),
@@ -1467,6 +1479,9 @@ impl Builder {
         };
         c.my_id = my_id;
         c.membership_version = self.membership_version;
+        if let Some(sync) = self.observer_sync_property {
+            c.sync_enabled = sync;
+        }
         // `AuthenticationHelper`: sessionRequireClientSASLAuth means sasl;
         // every scheme needs its provider.
         let enforce = if self.require_sasl {
@@ -1984,6 +1999,25 @@ clientPort=2181
             let c = parse(&format!("dataDir=/d\n{key}\n"));
             assert!(check(&c), "{key} was not applied: {c:?}");
             assert!(c.unsupported.is_empty(), "{key}: {:?}", c.unsupported);
+        }
+    }
+
+    #[test]
+    fn the_observer_sync_property_wins_over_sync_enabled() {
+        assert!(parse("dataDir=/d\n").sync_enabled);
+        assert!(!parse("dataDir=/d\nsyncEnabled=false\n").sync_enabled);
+        for (text, want) in [
+            ("observer.syncEnabled=false\nsyncEnabled=true\n", false),
+            (
+                "syncEnabled=false\nzookeeper.observer.syncEnabled=TRUE\n",
+                true,
+            ),
+            // Boolean.getBoolean: anything but "true" is false.
+            ("observer.syncEnabled=yes\n", false),
+        ] {
+            let c = parse(&format!("dataDir=/d\n{text}"));
+            assert_eq!(c.sync_enabled, want, "{text}");
+            assert!(c.unsupported.is_empty(), "{text}: {:?}", c.unsupported);
         }
     }
 
