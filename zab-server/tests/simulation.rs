@@ -411,6 +411,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.established += s.established;
         total.step_downs += s.step_downs;
         total.unlogged_observer_syncs += s.unlogged_observer_syncs;
+        total.trunc_resyncs += s.trunc_resyncs;
         total.proposed += s.proposed;
     }
     Ok(total)

@@ -63,6 +63,9 @@ pub struct Stats {
     pub proposed: u64,
     /// Syncs of an observer that does not log (`syncEnabled=false`).
     pub unlogged_observer_syncs: u64,
+    /// TRUNCs that reloaded less than they truncate to, so the learner
+    /// synced again (only an observer that does not log can get there).
+    pub trunc_resyncs: u64,
 }
 
 pub enum Role {
@@ -822,6 +825,7 @@ impl Node {
                         // quorum.rs: an observer that does not log had
                         // applied what its disk lacks; it syncs again from
                         // what the disk holds.
+                        io.stats.trunc_resyncs += 1;
                         self.leave_role(io, "TRUNC below what the disk holds");
                         self.look(io);
                         return;
