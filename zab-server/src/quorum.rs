@@ -1414,10 +1414,10 @@ impl Peer {
     /// clients' `globalOutstandingLimit` becomes the one of the ZooKeeper
     /// server that serves in this role (see `ServerFlow::limit_for`).
     fn serve_clients(&mut self, mode: Mode) {
-        let role = match (mode, &self.role) {
-            (Mode::ReadOnly, _) => ServingRole::ObserverOrAlone,
-            _ if self.is_observer() => ServingRole::ObserverOrAlone,
-            _ => ServingRole::Voter,
+        let role = if mode == Mode::ReadOnly || self.is_observer() {
+            ServingRole::ObserverOrAlone
+        } else {
+            ServingRole::Voter
         };
         self.flow.set_limit(ServerFlow::limit_for(&self.cfg, role));
         let cfg = self.pipeline_config();

@@ -842,10 +842,10 @@ async fn serve_connection<R, W>(
             };
             inputs.push(input);
         };
-        // What came before a bad frame is still served, as it was when
-        // each request went to the core on its own.
         // Counted before the core can answer them.
         flow.requests_read(requests);
+        // What came before a bad frame is still served, as it was when
+        // each request went to the core on its own.
         if !inputs.is_empty() && core.send(CoreMsg::Inputs(inputs)).is_err() {
             break 'conn;
         }
