@@ -86,7 +86,7 @@ impl LeaderConfig {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             init_ms: self.tick_ms.saturating_mul(self.init_limit as u64),
             sync_ms: self.tick_ms.saturating_mul(self.sync_limit as u64),
@@ -211,6 +211,19 @@ pub struct LearnerStatus {
     pub in_flight: usize,
 }
 
+impl LearnerStatus {
+    pub(crate) fn of(h: &LearnerHandler) -> LearnerStatus {
+        LearnerStatus {
+            conn: h.conn(),
+            sid: h.sid(),
+            kind: h.kind(),
+            state: h.state(),
+            sync_mode: h.sync_mode(),
+            in_flight: h.in_flight(),
+        }
+    }
+}
+
 /// The leader state machine; see the module docs for the contract.
 pub struct Leader {
     cfg: LeaderConfig,
@@ -312,17 +325,7 @@ impl Leader {
     }
 
     pub fn learners(&self) -> Vec<LearnerStatus> {
-        self.handlers
-            .values()
-            .map(|h| LearnerStatus {
-                conn: h.conn(),
-                sid: h.sid(),
-                kind: h.kind(),
-                state: h.state(),
-                sync_mode: h.sync_mode(),
-                in_flight: h.in_flight(),
-            })
-            .collect()
+        self.handlers.values().map(LearnerStatus::of).collect()
     }
 
     /// A new snapshot was saved: rule 5 (b) compares against its size.

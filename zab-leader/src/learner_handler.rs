@@ -109,6 +109,20 @@ pub(crate) fn packet(kind: PacketType, zxid: Zxid, data: Bytes) -> QuorumPacket 
     }
 }
 
+/// A committed txn as the sync sends it: PROPOSAL then COMMIT.
+fn committed_pair(out: &mut Vec<Outbound>, zxid: Zxid, data: &Bytes) {
+    out.push(Outbound::Packet(packet(
+        PacketType::Proposal,
+        zxid,
+        data.clone(),
+    )));
+    out.push(Outbound::Packet(packet(
+        PacketType::Commit,
+        zxid,
+        Bytes::new(),
+    )));
+}
+
 pub(crate) fn decode<M: Message + Default>(
     what: &'static str,
     data: &Bytes,
@@ -320,42 +334,7 @@ impl LearnerHandler {
         now_ms: u64,
     ) -> Vec<Outbound> {
         let mut out = Vec::new();
-        let last_queued = plan.last_queued();
-        let committed_pair = |out: &mut Vec<Outbound>, zxid: Zxid, data: &Bytes| {
-            out.push(Outbound::Packet(packet(
-                PacketType::Proposal,
-                zxid,
-                data.clone(),
-            )));
-            out.push(Outbound::Packet(packet(
-                PacketType::Commit,
-                zxid,
-                Bytes::new(),
-            )));
-        };
-        match &plan {
-            SyncPlan::Diff { to, txns } | SyncPlan::Trunc { to, then: txns } => {
-                let kind = if matches!(plan, SyncPlan::Diff { .. }) {
-                    PacketType::Diff
-                } else {
-                    PacketType::Trunc
-                };
-                self.sync_mode = Some(kind);
-                out.push(Outbound::Packet(packet(kind, *to, Bytes::new())));
-                for (zxid, data) in txns {
-                    committed_pair(&mut out, *zxid, data);
-                }
-            }
-            SyncPlan::Snap { zxid } => {
-                self.sync_mode = Some(PacketType::Snap);
-                out.push(Outbound::Packet(packet(
-                    PacketType::Snap,
-                    *zxid,
-                    Bytes::new(),
-                )));
-                out.push(Outbound::Snapshot { zxid: *zxid });
-            }
-        }
+        let last_queued = self.queue_sync(&plan, &mut out);
         // startForwarding(lastQueued).
         if pipeline.last_proposed() > last_queued {
             for (zxid, data) in pipeline.to_be_applied_above(last_queued) {
@@ -372,13 +351,68 @@ impl LearnerHandler {
                 }
             }
         }
+        self.queue_newleader(epoch, membership, now_ms, &mut out);
+        out
+    }
+
+    /// [`LearnerHandler::sync`] for a master whose every txn is applied
+    /// when it syncs a learner: a follower hosting observers
+    /// ([`crate::ObserverMaster`]) sends only what it has committed, so
+    /// nothing waits above the plan's last txn.
+    pub fn sync_committed(
+        &mut self,
+        plan: SyncPlan,
+        epoch: Epoch,
+        membership: &Bytes,
+        now_ms: u64,
+    ) -> Vec<Outbound> {
+        let mut out = Vec::new();
+        self.queue_sync(&plan, &mut out);
+        self.queue_newleader(epoch, membership, now_ms, &mut out);
+        out
+    }
+
+    /// The sync packet and what follows it; returns the last zxid queued.
+    fn queue_sync(&mut self, plan: &SyncPlan, out: &mut Vec<Outbound>) -> Zxid {
+        match plan {
+            SyncPlan::Diff { to, txns } | SyncPlan::Trunc { to, then: txns } => {
+                let kind = if matches!(plan, SyncPlan::Diff { .. }) {
+                    PacketType::Diff
+                } else {
+                    PacketType::Trunc
+                };
+                self.sync_mode = Some(kind);
+                out.push(Outbound::Packet(packet(kind, *to, Bytes::new())));
+                for (zxid, data) in txns {
+                    committed_pair(out, *zxid, data);
+                }
+            }
+            SyncPlan::Snap { zxid } => {
+                self.sync_mode = Some(PacketType::Snap);
+                out.push(Outbound::Packet(packet(
+                    PacketType::Snap,
+                    *zxid,
+                    Bytes::new(),
+                )));
+                out.push(Outbound::Snapshot { zxid: *zxid });
+            }
+        }
+        plan.last_queued()
+    }
+
+    fn queue_newleader(
+        &mut self,
+        epoch: Epoch,
+        membership: &Bytes,
+        now_ms: u64,
+        out: &mut Vec<Outbound>,
+    ) {
         out.push(Outbound::Packet(packet(
             PacketType::Newleader,
             Zxid::new(epoch, 0),
             membership.clone(),
         )));
         self.set_state(HandlerState::AwaitingNewLeaderAck, now_ms);
-        out
     }
 
     /// The first packet after NEWLEADER must be an ACK. Returns whether it

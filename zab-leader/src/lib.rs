@@ -1,6 +1,7 @@
 //! The ZAB leader.
 //!
-//! This crate owns everything a server does while LEADING (reference F.3–F.9),
+//! This crate owns everything a server does as the master of learners — while
+//! LEADING (reference F.3–F.9), and as a follower hosting observers —
 //! as deterministic cores with no I/O, async or clocks:
 //!
 //! * [`discovery`]: epoch agreement — a new epoch above every accepted one,
@@ -15,16 +16,21 @@
 //!   toBeApplied and pending syncs;
 //! * [`leader`]: the aggregate [`Leader`] the server drives with inputs and
 //!   whose [`LeaderAction`]s it executes;
+//! * [`observer_master`]: a follower hosting observers (`observerMasterPort`):
+//!   the same handlers and sync selection, fed with what the follower has
+//!   applied, relaying its observers' requests to the leader;
 //! * [`snap_stream`]: the SNAP payload as SNAP_CHUNK/SNAP_END packets;
 //! * [`store_view`]: the txn-log view over zab-store.
 //!
-//! It holds no follower logic: the other side of every packet is
-//! zab-learner's.
+//! It holds no learner logic: the other side of every packet is
+//! zab-learner's (a follower runs zab-learner toward its leader, and may
+//! run an [`ObserverMaster`] toward its observers).
 
 pub mod broadcast;
 pub mod discovery;
 pub mod leader;
 pub mod learner_handler;
+pub mod observer_master;
 pub mod snap_stream;
 pub mod store_view;
 pub mod sync_mode;
@@ -37,6 +43,7 @@ pub use leader::{
 pub use learner_handler::{
     ConnId, HandlerState, LearnerHandler, LearnerKind, Limits, Outbound, ProtocolError,
 };
+pub use observer_master::{ObserverMaster, ObserverMasterAction};
 pub use snap_stream::{SnapChunks, SNAP_CHUNK_SIZE};
 pub use store_view::StoreTxnLog;
 pub use sync_mode::{select, select_with, CommittedLog, NoTxnLog, SyncPlan, TxnLogView};

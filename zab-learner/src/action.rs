@@ -75,6 +75,11 @@ pub enum LearnerAction {
     SyncDone { req: ForwardedRequest },
     /// The leader's answer to a [`Learner::revalidate`](crate::Learner::revalidate).
     RevalidateResult { session: SessionId, valid: bool },
+    /// A SYNC or REVALIDATE answer for none of this server's own requests:
+    /// on a follower hosting observers, one of theirs (see
+    /// [`Learner::relay`](crate::Learner::relay)); otherwise a stray, which
+    /// ZooKeeper logs and drops.
+    Unclaimed(QuorumPacket),
     /// UPTODATE: start serving clients.
     StartServing,
     /// Stop following this leader: close the stream and client connections,

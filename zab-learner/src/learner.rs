@@ -305,6 +305,17 @@ impl Learner {
         self.relay.send_or_hold(self.is_serving(), p)
     }
 
+    /// Sends a packet of an observer this follower hosts (its REQUEST or
+    /// REVALIDATE, ZooKeeper's `ObserverMaster` relaying to the leader) on
+    /// to the leader as it came. The leader's answers to it come back as
+    /// [`LearnerAction::Unclaimed`].
+    pub fn relay(&mut self, p: QuorumPacket) -> Vec<LearnerAction> {
+        if matches!(self.stage, Stage::Stopped) {
+            return Vec::new();
+        }
+        self.relay.send_or_hold(self.is_serving(), p)
+    }
+
     /// Records client activity on a session; reported to the leader in the
     /// next PING reply so that it keeps the session alive (reference F.8).
     pub fn touch(&mut self, session: SessionId, timeout_ms: i32) {
@@ -720,10 +731,10 @@ impl Learner {
             // An empty payload is accepted: the link is FIFO (ZooKeeper's
             // SYNC carries nothing).
             self.relay
-                .on_sync(decode(p).ok().filter(|_| !p.data.is_empty()))
+                .on_sync(decode(p).ok().filter(|_| !p.data.is_empty()), p.clone())
         } else {
             match decode(p) {
-                Ok(reply) => self.relay.on_revalidate_reply(reply),
+                Ok(reply) => self.relay.on_revalidate_reply(reply, p.clone()),
                 Err(e) => {
                     warn!(error = %e, "ignoring an undecodable REVALIDATE reply");
                     None

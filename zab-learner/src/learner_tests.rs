@@ -777,3 +777,28 @@ fn any_packet_counts_as_hearing_from_the_leader() {
     l.on_packet(1000 + 5 * TICK, commit(z(2, 1)));
     assert!(l.on_tick(1000 + 10 * TICK).is_empty());
 }
+
+#[test]
+fn an_observers_packets_are_relayed_as_they_came_and_the_answers_handed_back() {
+    // Before UPTODATE the relay holds, as for the follower's own requests.
+    let mut l = registered(Role::Follower);
+    let observers = pkt(PacketType::Request, Zxid(-1), Bytes::from_static(b"req"));
+    assert!(l.relay(observers.clone()).is_empty());
+
+    let mut l = broadcasting(Role::Follower);
+    let mut with_auth = observers.clone();
+    with_auth.authinfo = vec![Id {
+        scheme: "digest".into(),
+        id: "u:x".into(),
+    }];
+    assert_eq!(l.relay(with_auth.clone()), vec![A::Send(with_auth.clone())]);
+    // The leader's answer to it is not this follower's own: handed back.
+    let sync = ForwardedRequest {
+        session_id: 0x77,
+        cxid: 3,
+        op: op::SYNC,
+        body: Bytes::new(),
+    };
+    let answer = pkt(PacketType::Sync, Zxid(0), sync.encode_to_vec().into());
+    assert_eq!(l.on_packet(10, answer.clone()), vec![A::Unclaimed(answer)]);
+}

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use tracing::warn;
 use zab_wire::jute::op;
 use zab_wire::proto::{ForwardedRequest, QuorumPacket, RevalidateReply, SessionEntry};
 use zab_wire::SessionId;
@@ -75,7 +74,14 @@ impl ClientRelay {
     /// (an empty or undecodable payload) the oldest pending sync is the one
     /// answered, as ZooKeeper's `FollowerZooKeeperServer.sync` assumes (the
     /// link is FIFO).
-    pub fn on_sync(&mut self, answered: Option<ForwardedRequest>) -> Option<LearnerAction> {
+    /// A SYNC that answers none of this server's own syncs is handed back
+    /// as [`LearnerAction::Unclaimed`]: an observer's, when this follower
+    /// relays for observers.
+    pub fn on_sync(
+        &mut self,
+        answered: Option<ForwardedRequest>,
+        packet: QuorumPacket,
+    ) -> Option<LearnerAction> {
         let pos = match &answered {
             Some(a) => self
                 .syncs
@@ -85,14 +91,17 @@ impl ClientRelay {
         };
         match pos.and_then(|i| self.syncs.remove(i)) {
             Some(req) => Some(LearnerAction::SyncDone { req }),
-            None => {
-                warn!(?answered, "SYNC from the leader matches no forwarded sync");
-                None
-            }
+            None => Some(LearnerAction::Unclaimed(packet)),
         }
     }
 
-    pub fn on_revalidate_reply(&mut self, reply: RevalidateReply) -> Option<LearnerAction> {
+    /// The answer to a REVALIDATE; one for a session this server did not
+    /// revalidate itself is handed back as [`LearnerAction::Unclaimed`].
+    pub fn on_revalidate_reply(
+        &mut self,
+        reply: RevalidateReply,
+        packet: QuorumPacket,
+    ) -> Option<LearnerAction> {
         let session = SessionId(reply.session_id);
         match self.revalidations.get_mut(&session) {
             Some(n) => {
@@ -105,11 +114,7 @@ impl ClientRelay {
                     valid: reply.valid,
                 })
             }
-            None => {
-                // ZooKeeper: "Missing session 0x.. for validation".
-                warn!(%session, "REVALIDATE reply for a session not being revalidated");
-                None
-            }
+            None => Some(LearnerAction::Unclaimed(packet)),
         }
     }
 }
@@ -155,43 +160,62 @@ mod tests {
             op: op::CREATE,
             ..sync_req(9, 9)
         });
+        let sync = QuorumPacket::default;
         assert_eq!(
-            r.on_sync(Some(sync_req(2, 20))),
+            r.on_sync(Some(sync_req(2, 20)), sync()),
             Some(LearnerAction::SyncDone {
                 req: sync_req(2, 20)
             })
         );
         assert_eq!(
-            r.on_sync(None),
+            r.on_sync(None, sync()),
             Some(LearnerAction::SyncDone {
                 req: sync_req(1, 10)
             })
         );
-        assert_eq!(r.on_sync(Some(sync_req(9, 9))), None);
+        // Not this server's: handed back, e.g. for an observer it hosts.
+        let other = QuorumPacket {
+            zxid: 99,
+            ..QuorumPacket::default()
+        };
         assert_eq!(
-            r.on_sync(None),
+            r.on_sync(Some(sync_req(9, 9)), other.clone()),
+            Some(LearnerAction::Unclaimed(other.clone()))
+        );
+        assert_eq!(
+            r.on_sync(None, sync()),
             Some(LearnerAction::SyncDone {
                 req: sync_req(3, 30)
             })
         );
-        assert_eq!(r.on_sync(None), None);
+        assert_eq!(
+            r.on_sync(None, other.clone()),
+            Some(LearnerAction::Unclaimed(other))
+        );
     }
 
     #[test]
-    fn revalidate_replies_only_for_pending_sessions() {
+    fn revalidate_replies_for_pending_sessions_and_the_rest_handed_back() {
         let mut r = ClientRelay::default();
         r.note_revalidate(SessionId(7));
         let reply = |valid| RevalidateReply {
             session_id: 7,
             valid,
         };
+        let p = QuorumPacket {
+            zxid: 5,
+            ..QuorumPacket::default()
+        };
         assert_eq!(
-            r.on_revalidate_reply(reply(false)),
+            r.on_revalidate_reply(reply(false), p.clone()),
             Some(LearnerAction::RevalidateResult {
                 session: SessionId(7),
                 valid: false
             })
         );
-        assert_eq!(r.on_revalidate_reply(reply(true)), None);
+        assert_eq!(
+            r.on_revalidate_reply(reply(true), p.clone()),
+            Some(LearnerAction::Unclaimed(p))
+        );
     }
 }

@@ -1339,6 +1339,14 @@ impl Peer {
                 LearnerAction::RevalidateResult { session, valid } => {
                     self.pipeline_input(Input::Revalidated { session, valid })
                 }
+                LearnerAction::Unclaimed(p) => {
+                    // ZooKeeper: "Missing session 0x.. for validation", or a
+                    // SYNC with no pending sync.
+                    tracing::warn!(
+                        kind = p.r#type,
+                        "an answer from the leader to no request of this server's"
+                    );
+                }
                 LearnerAction::StartServing => {
                     let epoch = l.learner.as_ref().and_then(|x| x.leader_epoch());
                     tracing::info!(sid = %self.me, leader = %l.leader_sid, ?epoch, "in sync with the leader: serving clients");
