@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
+use prost::Message;
 use zab_wire::proto::{self, PacketType, QuorumPacket};
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
@@ -320,7 +321,7 @@ impl ObserverMaster {
                 out.push(ObserverMasterAction::ToLeader(pkt));
             }
             Ok(PacketType::Request) => {
-                let r: proto::ForwardedRequest = decode("ForwardedRequest", &pkt.data)?;
+                let mut r: proto::ForwardedRequest = decode("ForwardedRequest", &pkt.data)?;
                 if r.op == op::SYNC {
                     self.syncs.push_back(RelayedSync {
                         session: r.session_id,
@@ -328,6 +329,13 @@ impl ObserverMaster {
                         conn,
                     });
                 }
+                // The observer answers its client when the txn commits:
+                // the txn must name it as its origin, not this follower.
+                if let Some(sid) = self.handlers.get(&conn).and_then(|h| h.sid()) {
+                    r.origin = sid.0;
+                }
+                let mut pkt = pkt;
+                pkt.data = Bytes::from(r.encode_to_vec());
                 out.push(ObserverMasterAction::ToLeader(pkt));
             }
             // The ACK a learner sends after UPTODATE; ZooKeeper's

@@ -298,12 +298,14 @@ fn requests_go_to_the_leader_and_its_answers_back_to_the_observer_that_asked() {
     connect(&mut m, ConnId(1), &mut a);
     connect(&mut m, ConnId(2), &mut b);
 
-    // A write and a sync from each: all go to the leader as they came.
+    // A write and a sync from each: all go to the leader, naming the
+    // observer as the origin whose client the txn answers.
     let request = |session: i64, cxid: i32, op: i32| proto::ForwardedRequest {
         session_id: session,
         cxid,
         op,
         body: Bytes::from_static(b"\0\0\0\x01/"),
+        origin: 0,
     };
     let mut to_leader = Vec::new();
     for (obs, conn, session) in [(&mut a, ConnId(1), 0x71), (&mut b, ConnId(2), 0x81)] {
@@ -312,18 +314,21 @@ fn requests_go_to_the_leader_and_its_answers_back_to_the_observer_that_asked() {
         obs.execute(actions);
         to_leader.extend(pump(&mut m, conn, obs, Vec::new()));
     }
-    let forwarded: Vec<(i64, i32)> = to_leader
+    let forwarded: Vec<(i64, i32, u64)> = to_leader
         .iter()
         .map(|a| match a {
             ObserverMasterAction::ToLeader(p) => {
                 assert_eq!(p.r#type, PacketType::Request as i32);
                 let r = proto::ForwardedRequest::decode(p.data.clone()).unwrap();
-                (r.session_id, r.cxid)
+                (r.session_id, r.cxid, r.origin)
             }
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(forwarded, [(0x71, 1), (0x71, 2), (0x81, 1), (0x81, 2)]);
+    assert_eq!(
+        forwarded,
+        [(0x71, 1, 7), (0x71, 2, 7), (0x81, 1, 8), (0x81, 2, 8)]
+    );
 
     // The leader answers b's sync first; each answer reaches its observer,
     // after the INFORM of what committed before it.

@@ -490,6 +490,7 @@ fn discovery_sync_broadcast_liveness_and_step_down() {
         cxid: 9,
         op: 9,
         body: Bytes::from_static(b"\0\0\0\x01/"),
+        origin: 0,
     };
     let req = pkt(
         PacketType::Request,

@@ -686,6 +686,7 @@ fn forwarded_writes_carry_auth_and_a_forwarded_sync_is_released_by_sync() {
         cxid: 1,
         op: op::CREATE,
         body: Bytes::from_static(b"body"),
+        origin: 0,
     };
     let auth = vec![Id {
         scheme: "digest".into(),
@@ -718,6 +719,7 @@ fn requests_before_uptodate_are_held_back_until_serving() {
         cxid: 1,
         op: op::SET_DATA,
         body: Bytes::new(),
+        origin: 0,
     };
     assert!(l.forward(req, vec![]).is_empty());
     assert!(l.revalidate(SessionId(1), 3000).is_empty());
@@ -798,6 +800,7 @@ fn an_observers_packets_are_relayed_as_they_came_and_the_answers_handed_back() {
         cxid: 3,
         op: op::SYNC,
         body: Bytes::new(),
+        origin: 0,
     };
     let answer = pkt(PacketType::Sync, Zxid(0), sync.encode_to_vec().into());
     assert_eq!(l.on_packet(10, answer.clone()), vec![A::Unclaimed(answer)]);

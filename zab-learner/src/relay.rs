@@ -130,6 +130,7 @@ mod tests {
             cxid,
             op: op::SYNC,
             body: Bytes::from_static(b"\0\0\0\x01/"),
+            origin: 0,
         }
     }
 

@@ -459,6 +459,11 @@ pub struct Config {
     /// always log. `observer.syncEnabled` (ZooKeeper's system property
     /// `zookeeper.observer.syncEnabled`) wins over it.
     pub sync_enabled: bool,
+    /// `observerMasterPort`: a follower in sync listens on this port (on
+    /// its quorum address) for observers, and an observer syncs from a
+    /// voter on it instead of from the leader (ZooKeeper 3.6+'s
+    /// `ObserverMaster`). Unset, or 0 or below as ZooKeeper reads it: off.
+    pub observer_master_port: Option<u16>,
     /// `leaderServes` (`no`: the leader takes no clients; its followers
     /// and observers serve them all).
     pub leader_serves: bool,
@@ -830,6 +835,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "quorumListenOnAllIPs",
     "syncEnabled",
     "observer.syncEnabled",
+    "observerMasterPort",
     "leaderServes",
     "peerType",
     "dynamicConfigFile",
@@ -896,7 +902,6 @@ const SUPPORTED_KEYS: &[&str] = &[
 /// Keys ZooKeeper knows that zab accepts but does not implement, with why.
 fn unsupported_reason(key: &str) -> Option<&'static str> {
     let exact = match key {
-        "observerMasterPort" => "observers sync from the leader only",
         "preAllocSize" => "the txn log is RocksDB, no preallocation",
         "closeSessionTxn.enabled" => "close-session txns always carry paths",
         "quorum.cnxn.threads.size" => "no SASL quorum authentication",
@@ -1109,6 +1114,7 @@ impl Default for Builder {
                 election_alg: 3,
                 quorum_listen_on_all_ips: false,
                 sync_enabled: true,
+                observer_master_port: None,
                 leader_serves: true,
                 servers: BTreeMap::new(),
                 membership_version: 0,
@@ -1231,6 +1237,14 @@ impl Builder {
                 c.election_alg = 3;
             }
             "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(raw_key, value)?,
+            "observerMasterPort" => {
+                let port: i32 = parse_num(raw_key, value)?;
+                c.observer_master_port = match port {
+                    ..=0 => None,
+                    1..=65535 => Some(port as u16),
+                    _ => return Err(invalid(raw_key, value, "not a port number (0-65535)")),
+                };
+            }
             "syncEnabled" => c.sync_enabled = parse_bool(raw_key, value)?,
             // ZooKeeper's unknown keys become `zookeeper.`-prefixed system
             // properties, and `QuorumPeer.getSyncEnabled` prefers this one,
@@ -1999,6 +2013,30 @@ clientPort=2181
             let c = parse(&format!("dataDir=/d\n{key}\n"));
             assert!(check(&c), "{key} was not applied: {c:?}");
             assert!(c.unsupported.is_empty(), "{key}: {:?}", c.unsupported);
+        }
+    }
+
+    #[test]
+    fn observer_master_port_is_read_as_zookeeper_reads_it() {
+        assert_eq!(parse("dataDir=/d\n").observer_master_port, None);
+        assert_eq!(
+            parse("dataDir=/d\nobserverMasterPort=2191\n").observer_master_port,
+            Some(2191)
+        );
+        // `QuorumPeerConfig`: 0 or below leaves it unset.
+        for off in ["0", "-1"] {
+            let cfg = format!("dataDir=/d\nobserverMasterPort={off}\n");
+            assert_eq!(parse(&cfg).observer_master_port, None, "{off}");
+        }
+        for bad in ["65536", "x", "2191.0"] {
+            let text = format!("dataDir=/d\nobserverMasterPort={bad}\n");
+            assert!(
+                matches!(
+                    Config::parse(&text, None),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -706,6 +706,7 @@ impl Pipeline {
                     cxid: 0,
                     op: op::CREATE_SESSION,
                     body: Bytes::copy_from_slice(&timeout.to_be_bytes()),
+                    origin: 0,
                 };
                 out.push(Action::Forward {
                     request,
@@ -1026,6 +1027,7 @@ impl Pipeline {
                     cxid: header.xid,
                     op: header.op,
                     body: w.into_bytes(),
+                    origin: 0,
                 };
                 out.push(Action::Forward {
                     request: forwarded,
@@ -1072,6 +1074,7 @@ impl Pipeline {
                     cxid: 0,
                     op: op::CREATE_SESSION,
                     body: Bytes::copy_from_slice(&timeout.to_be_bytes()),
+                    origin: 0,
                 },
                 auth: Vec::new(),
             });
@@ -1198,6 +1201,7 @@ impl Pipeline {
                     cxid: header.xid,
                     op: header.op,
                     body: Bytes::new(),
+                    origin: 0,
                 },
                 auth: c.auth.ids().to_vec(),
             });

@@ -53,6 +53,9 @@ use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
 use crate::status;
 
+mod hosted_observers;
+use hosted_observers::HostedObservers;
+
 /// How often the event loop looks at the clock (election timers need
 /// better than `tickTime / 2`).
 const CLOCK_MS: u64 = 25;
@@ -157,6 +160,7 @@ impl QuorumServer {
             looking_since_ms: now_ms(),
             provider: recovery.startup_metrics(),
             flow,
+            next_observer_master: random_start(),
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -319,10 +323,15 @@ impl LearnerLink {
 
 struct Learning {
     role: LearnerRole,
+    /// The server learned from: the leader, or for an observer with
+    /// `observerMasterPort` the follower hosting it (ZooKeeper's observer
+    /// records its learner master as its leader, `setLeaderAddressAndId`).
     leader_sid: ServerId,
     learner: Option<Learner>,
     out: Option<mpsc::UnboundedSender<QuorumPacket>>,
     link_task: tokio::task::JoinHandle<()>,
+    /// A follower's observers, with `observerMasterPort`, once it is in sync.
+    observers: Option<Box<HostedObservers>>,
 }
 
 /// Where the replicated tree lives: idle while no role serves clients
@@ -440,6 +449,9 @@ struct Peer {
     /// The client connections' shared flow control: its count answers
     /// `mntr`, its limit follows the role served (see `serve_clients`).
     flow: Arc<ServerFlow>,
+    /// An observer's turn through the voters for its observer master
+    /// (`observerMasterPort`); starts at random.
+    next_observer_master: usize,
 }
 
 impl Peer {
@@ -607,7 +619,7 @@ impl Peer {
                 leader: None,
                 observer_master: (l.role == LearnerRole::Observer).then_some(l.leader_sid),
                 leader_id: Some(l.leader_sid),
-                observers: Vec::new(),
+                observers: l.observers.as_ref().map(|h| h.synced()).unwrap_or_default(),
             },
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),
@@ -896,14 +908,26 @@ impl Peer {
     fn follow(&mut self, leader_sid: ServerId, role: LearnerRole) {
         self.gen += 1;
         let gen = self.gen;
-        let Some(&addr) = self.quorum_addrs.get(&leader_sid) else {
-            tracing::error!(%leader_sid, "elected leader has no server line; looking again");
-            return self.look();
+        let master = match role {
+            LearnerRole::Observer => self.next_observer_master(),
+            LearnerRole::Follower => None,
+        };
+        let (learn_from, addr, limit) = match master {
+            Some((sid, addr)) => {
+                let limit = self.cfg.leader_connect_limit();
+                (sid, addr, limit.min(hosted_observers::MASTER_CONNECT_LIMIT))
+            }
+            None => {
+                let Some(&addr) = self.quorum_addrs.get(&leader_sid) else {
+                    tracing::error!(%leader_sid, "elected leader has no server line; looking again");
+                    return self.look();
+                };
+                (leader_sid, addr, self.cfg.leader_connect_limit())
+            }
         };
         let tx = self.tx.clone();
         let tls = self.peer_tls.clone();
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
-        let limit = self.cfg.leader_connect_limit();
         // ZooKeeper retries every 100 ms within initLimit. The elected
         // leader binds its quorum port only once it has decided, usually a
         // moment after its followers do, so zab retries sooner at first
@@ -951,19 +975,23 @@ impl Peer {
                 reason: format!("cannot connect to {addr}: {last_err}"),
             });
         });
-        tracing::info!(sid = %self.me, %leader_sid, ?role, "following");
+        tracing::info!(sid = %self.me, %leader_sid, %learn_from, %addr, ?role, "following");
         self.role = Role::Learning(Box::new(Learning {
             role,
-            leader_sid,
+            leader_sid: learn_from,
             learner: None,
             out: None,
             link_task,
+            observers: None,
         }));
     }
 
     // ------------------------------------------------------------ leader
 
     fn on_link(&mut self, event: LinkEvent) {
+        if matches!(self.role, Role::Learning(_)) {
+            return self.on_observer_link(event);
+        }
         let Role::Leading(l) = &mut self.role else {
             return;
         };
@@ -1011,13 +1039,18 @@ impl Peer {
     /// A learner's snapshot is on its stream (or failed to be): release
     /// what was held behind it.
     fn on_snapshot_queued(&mut self, id: LinkId, zxid: Zxid, result: Result<u64, String>) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
+        let links = match &mut self.role {
+            Role::Leading(l) => &mut l.links,
+            Role::Learning(l) => match l.observers.as_deref_mut() {
+                Some(h) => &mut h.links,
+                None => return,
+            },
+            _ => return,
         };
         match result {
             Ok(bytes) => {
                 tracing::info!(conn = id.0, %zxid, bytes, "sent snapshot");
-                if let Some(link) = l.links.get_mut(&id) {
+                if let Some(link) = links.get_mut(&id) {
                     for packet in link.held.take().unwrap_or_default() {
                         link.hand_over(packet);
                     }
@@ -1027,7 +1060,7 @@ impl Peer {
                 // No SNAP_END: the learner must not take a torn snapshot;
                 // dropping the link ends its stream.
                 tracing::error!(conn = id.0, error = %e, "streaming a snapshot to a learner");
-                l.links.remove(&id);
+                links.remove(&id);
             }
         }
     }
@@ -1061,24 +1094,8 @@ impl Peer {
                     let Some(link) = l.links.get_mut(&id) else {
                         continue;
                     };
-                    link.held.get_or_insert_with(Vec::new);
-                    let out = link.out.clone();
-                    let credit = ChunkCredit::new(CHUNKS_IN_FLIGHT, Arc::clone(&link.dropped));
                     let snap = self.state.tree().snapshot();
-                    let (tx, gen) = (self.tx.clone(), self.gen);
-                    tokio::task::spawn_blocking(move || {
-                        let mut chunks = ChunkSink::new(&out, credit);
-                        let result = snap
-                            .write_to(&mut chunks)
-                            .and_then(|()| chunks.finish())
-                            .map_err(|e| e.to_string());
-                        let _ = tx.send(CoreMsg::SnapshotQueued {
-                            gen,
-                            link: id,
-                            zxid,
-                            result,
-                        });
-                    });
+                    stream_snapshot(link, id, zxid, snap, self.tx.clone(), self.gen);
                 }
                 LeaderAction::PersistAcceptedEpoch(e) => {
                     if let Err(err) = self.store.set_accepted_epoch(e) {
@@ -1137,11 +1154,17 @@ impl Peer {
                                 id: id.id,
                             })
                             .collect();
+                        // A follower relaying for its observers names the
+                        // observer, whose client the txn answers.
+                        let origin = match request.origin {
+                            0 => learner,
+                            sid => ServerId(sid),
+                        };
                         self.pipeline_input(Input::Forwarded {
                             request,
                             auth,
                             from,
-                            origin: learner,
+                            origin,
                         });
                     }
                 }
@@ -1323,10 +1346,15 @@ impl Peer {
                     self.store.log().append_batch(entries, on_durable);
                 }
                 LearnerAction::Apply(txns) => {
+                    let hosting = l.observers.is_some();
                     for txn in txns {
                         match self.state.idle_tree() {
                             Some(tree) => {
                                 tree.apply(&txn);
+                            }
+                            None if hosting => {
+                                self.pipeline_input(Input::Committed { txn: txn.clone() });
+                                self.inform_observers(&txn);
                             }
                             None => self.pipeline_input(Input::Committed { txn }),
                         }
@@ -1339,22 +1367,19 @@ impl Peer {
                 LearnerAction::RevalidateResult { session, valid } => {
                     self.pipeline_input(Input::Revalidated { session, valid })
                 }
-                LearnerAction::Unclaimed(p) => {
-                    // ZooKeeper: "Missing session 0x.. for validation", or a
-                    // SYNC with no pending sync.
-                    tracing::warn!(
-                        kind = p.r#type,
-                        "an answer from the leader to no request of this server's"
-                    );
-                }
+                LearnerAction::Unclaimed(p) => self.answer_observer(p),
                 LearnerAction::StartServing => {
                     let epoch = l.learner.as_ref().and_then(|x| x.leader_epoch());
                     tracing::info!(sid = %self.me, leader = %l.leader_sid, ?epoch, "in sync with the leader: serving clients");
                     if let (Some(r), Some(e)) = (self.responder.as_mut(), epoch) {
                         r.set_peer_epoch(e);
                     }
+                    let follower = l.role == LearnerRole::Follower;
                     self.serve_clients(Mode::Learner);
                     self.release_held_clients();
+                    if follower {
+                        self.host_observers();
+                    }
                 }
                 LearnerAction::GiveUp { reason } => {
                     self.leave_role(&reason.to_string());
@@ -1493,6 +1518,7 @@ impl Peer {
                     let actions = learner.on_tick(now as u64);
                     self.learner_actions(actions);
                 }
+                self.observers_tick(now as u64);
             }
             _ => {}
         }
@@ -1679,6 +1705,44 @@ impl Peer {
             }
         }
     }
+}
+
+/// Streams `snap` onto a learner's link off the core, chunk by chunk as
+/// fast as the link takes them; what is sent to the learner meanwhile is
+/// held and follows SNAP_END (`CoreMsg::SnapshotQueued`).
+fn stream_snapshot(
+    link: &mut LearnerLink,
+    id: LinkId,
+    zxid: Zxid,
+    snap: zab_tree::snapshot::TreeSnapshot,
+    tx: mpsc::UnboundedSender<CoreMsg>,
+    gen: u64,
+) {
+    link.held.get_or_insert_with(Vec::new);
+    let out = link.out.clone();
+    let credit = ChunkCredit::new(CHUNKS_IN_FLIGHT, Arc::clone(&link.dropped));
+    tokio::task::spawn_blocking(move || {
+        let mut chunks = ChunkSink::new(&out, credit);
+        let result = snap
+            .write_to(&mut chunks)
+            .and_then(|()| chunks.finish())
+            .map_err(|e| e.to_string());
+        let _ = tx.send(CoreMsg::SnapshotQueued {
+            gen,
+            link: id,
+            zxid,
+            result,
+        });
+    });
+}
+
+/// A start that differs between servers and runs, without a random
+/// number generator: the clock's nanoseconds mixed with the process id.
+fn random_start() -> usize {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos ^ std::process::id().rotate_left(16)) as usize
 }
 
 /// Bytes of the newest snapshot in the store (0 if none).

@@ -866,7 +866,9 @@ impl Node {
                         }
                     }
                 }
-                LearnerAction::SyncDone { .. } | LearnerAction::RevalidateResult { .. } => {}
+                LearnerAction::SyncDone { .. }
+                | LearnerAction::RevalidateResult { .. }
+                | LearnerAction::Unclaimed(_) => {}
                 LearnerAction::StartServing => {
                     let Some(learner) = l.learner.as_ref() else {
                         continue;
