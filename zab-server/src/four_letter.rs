@@ -443,6 +443,10 @@ pub struct ServerStatus {
     pub connections: Vec<ConnectionStatus>,
     /// `Some` on a leader.
     pub leader: Option<LeaderStatus>,
+    /// On a follower hosting observers (`observerMasterPort`), how many
+    /// are in sync with it: ZooKeeper's follower reports
+    /// `zk_synced_observers` only then (its `ObserverMaster` exists).
+    pub hosted_observers: Option<u64>,
     /// Voters in the quorum (`zk_quorum_size`), quorum members only.
     pub quorum_size: Option<u64>,
     /// Data/exists watches per session (behaviour 32: child watches are not
@@ -488,6 +492,7 @@ impl Default for ServerStatus {
             server_id: ServerId(0),
             peer_state: None,
             observer_master_id: None,
+            hosted_observers: None,
             last_zxid: Zxid::ZERO,
             node_count: 0,
             latency: Latency::default(),
@@ -916,6 +921,9 @@ pub fn gauge_values(s: &ServerStatus) -> Vec<(String, Metric)> {
     if let Some(q) = s.quorum_size {
         line("quorum_size", int(q));
     }
+    if let Some(n) = s.hosted_observers {
+        line("synced_observers", int(n));
+    }
     if let Some(l) = &s.leader {
         line("learners", int(l.learners));
         line("synced_followers", int(l.synced_followers));
@@ -1106,6 +1114,7 @@ mod tests {
             server_id: ServerId(0),
             peer_state: None,
             observer_master_id: None,
+            hosted_observers: None,
             last_zxid: Zxid(0x54),
             node_count: 5,
             latency: Latency {
@@ -1615,6 +1624,27 @@ mod tests {
         assert_eq!(lines[3], "zk_observer_master_id\t3");
         let leader = render(FourLetterWord::Mntr, &leader_status(), &quorum_cfg());
         assert!(!leader.contains("observer_master_id"), "{leader}");
+    }
+
+    /// A follower reports its synced observers only when it hosts them
+    /// (`observerMasterPort`), as ZooKeeper's follower gauge does.
+    #[test]
+    fn mntr_follower_counts_its_observers_only_when_it_hosts_them() {
+        let follower = |hosted| ServerStatus {
+            mode: ServerMode::Follower,
+            peer_state: Some("following - broadcast".into()),
+            hosted_observers: hosted,
+            leader: None,
+            ..leader_status()
+        };
+        let text = render(FourLetterWord::Mntr, &follower(Some(2)), &quorum_cfg());
+        let synced: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("zk_synced_observers"))
+            .collect();
+        assert_eq!(synced, ["zk_synced_observers\t2"]);
+        let text = render(FourLetterWord::Mntr, &follower(None), &quorum_cfg());
+        assert!(!text.contains("synced_observers"), "{text}");
     }
 
     #[test]

@@ -603,6 +603,7 @@ impl Peer {
                         ..LeaderStatus::default()
                     }),
                     observer_master: None,
+                    hosted_observers: None,
                 }
             }
             Role::Learning(l) => status::QuorumStatus {
@@ -620,6 +621,10 @@ impl Peer {
                 observer_master: (l.role == LearnerRole::Observer).then_some(l.leader_sid),
                 leader_id: Some(l.leader_sid),
                 observers: l.observers.as_ref().map(|h| h.synced()).unwrap_or_default(),
+                hosted_observers: l
+                    .observers
+                    .as_ref()
+                    .map(|h| h.master.synced_observers() as u64),
             },
             _ => status::QuorumStatus {
                 peer_state: Some("looking - election".into()),

@@ -26,6 +26,8 @@ pub struct QuorumStatus {
     pub leader: Option<crate::four_letter::LeaderStatus>,
     /// On an observer, the id of the server it learns from.
     pub observer_master: Option<ServerId>,
+    /// On a follower hosting observers, how many are in sync with it.
+    pub hosted_observers: Option<u64>,
     /// The leader followed or led (the admin server's `leader`).
     pub leader_id: Option<ServerId>,
     /// On a leader, its observers.
@@ -238,6 +240,7 @@ fn complete(
         l
     });
     status.observer_master_id = quorum.observer_master;
+    status.hosted_observers = quorum.hosted_observers;
     if mode != ServerMode::Standalone {
         status.server_id = cfg.my_id.unwrap_or_default();
         status.quorum_size = Some(cfg.voters().count() as u64);

@@ -77,6 +77,8 @@ fn config(rng: &mut Rng, seed: u64) -> NodeConfig {
         // from a stream of its own, so the schedules of earlier sweeps'
         // seeds stay as they were.
         observer_logs: Rng::new(seed ^ 0x0B5E_4E11).chance(50),
+        // And half of them learn through followers (observerMasterPort).
+        observer_masters: Rng::new(seed ^ 0x0B5E_3A57).chance(50),
     }
 }
 
@@ -412,6 +414,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.step_downs += s.step_downs;
         total.unlogged_observer_syncs += s.unlogged_observer_syncs;
         total.trunc_resyncs += s.trunc_resyncs;
+        total.observer_master_syncs += s.observer_master_syncs;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -436,6 +439,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.unlogged_observer_syncs > 0,
             "no observer without a log (syncEnabled=false) synced in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.observer_master_syncs > 0,
+            "no observer synced from a follower (observerMasterPort) in {} seeds",
             seeds.len()
         );
     }

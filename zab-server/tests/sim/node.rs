@@ -7,13 +7,17 @@
 //! later, a Commit is applied and reported with `on_applied`, a learner's
 //! Apply is applied — so that the checks judge the production composition.
 //! Leaving a role replays logged-but-unapplied txns into the tree
-//! (`Peer::fast_forward`, ZooKeeper's `fastForwardDataBase`).
+//! (`Peer::fast_forward`, ZooKeeper's `fastForwardDataBase`). With
+//! `observerMasterPort`, a follower in sync hosts observers through
+//! zab-leader's `ObserverMaster` (quorum.rs's `hosted_observers`), and an
+//! observer learns from a voter in turn.
 
 use bytes::Bytes;
 use prost::Message;
 use zab_election::{Election, Notification, Output, Responder, ServerState, Vote};
 use zab_leader::{
-    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, SnapChunks,
+    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, ObserverMaster,
+    ObserverMasterAction, SnapChunks,
 };
 use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, SyncMode,
@@ -50,6 +54,9 @@ pub struct NodeConfig {
     /// `syncEnabled`: with false an observer neither logs nor snapshots
     /// (what it applies lives in memory only until its next SNAP).
     pub observer_logs: bool,
+    /// `observerMasterPort`: followers host observers, observers learn
+    /// from a voter in turn instead of from the leader.
+    pub observer_masters: bool,
 }
 
 /// Counters the seed sweep asserts on (every sync mode must be exercised).
@@ -66,6 +73,8 @@ pub struct Stats {
     /// TRUNCs that reloaded less than they truncate to, so the learner
     /// synced again (only an observer that does not log can get there).
     pub trunc_resyncs: u64,
+    /// Syncs of an observer by a follower (`observerMasterPort`).
+    pub observer_master_syncs: u64,
 }
 
 pub enum Role {
@@ -87,11 +96,24 @@ pub struct Leading {
 }
 
 pub struct Learning {
+    /// The elected leader.
     pub leader_sid: ServerId,
     pub role: LearnerRole,
+    /// The server learned from: the leader, or the follower an observer
+    /// learns from through its observer master port (`to_master`).
+    pub learn_from: ServerId,
+    pub to_master: bool,
     learner: Option<Learner>,
     stream: Option<StreamId>,
     connect_deadline: u64,
+    /// A follower's observers, once it is in sync (`observer_masters`).
+    observers: Option<Hosted>,
+}
+
+/// quorum.rs's `HostedObservers`: the master core and its streams.
+pub struct Hosted {
+    master: ObserverMaster,
+    streams: std::collections::BTreeSet<StreamId>,
 }
 
 pub struct Node {
@@ -114,6 +136,8 @@ pub struct Node {
     /// Serving clients: an established leader, or a learner after UPTODATE.
     pub serving: bool,
     applied_since_snapshot: usize,
+    /// An observer's turn through the voters for its observer master.
+    next_master: usize,
 }
 
 impl Node {
@@ -134,6 +158,7 @@ impl Node {
             last_tick_ms: 0,
             serving: false,
             applied_since_snapshot: 0,
+            next_master: 0,
         }
     }
 
@@ -165,6 +190,12 @@ impl Node {
             Role::Down => "down".into(),
             Role::Looking(_) => "looking".into(),
             Role::Leading(l) => format!("leading({:?})", l.leader.phase()),
+            Role::Learning(l) if l.to_master => format!(
+                "following {} via {} ({:?})",
+                l.leader_sid,
+                l.learn_from,
+                l.learner.as_ref().map(|x| x.phase())
+            ),
             Role::Learning(l) => format!(
                 "following {} ({:?})",
                 l.leader_sid,
@@ -296,6 +327,9 @@ impl Node {
         });
         if let Role::Leading(l) = &mut self.role {
             l.leader.set_snapshot_size(size);
+        }
+        if let Some(h) = self.hosted() {
+            h.master.set_snapshot_size(size);
         }
     }
 
@@ -458,12 +492,29 @@ impl Node {
     fn follow(&mut self, io: &mut Io, leader_sid: ServerId, role: LearnerRole) {
         self.gen += 1;
         let limit = self.cfg.tick_ms * u64::from(self.cfg.init_limit.max(1));
+        // quorum.rs's `next_observer_master`: the voters in turn from a
+        // random start, a second for each.
+        let master = (role == LearnerRole::Observer && self.cfg.observer_masters).then(|| {
+            let voters: Vec<ServerId> = self.verifier.voters().iter().copied().collect();
+            if self.next_master == 0 {
+                self.next_master = io.rng.range(1, 1 << 16) as usize;
+            }
+            self.next_master += 1;
+            voters[self.next_master % voters.len()]
+        });
+        let (learn_from, limit) = match master {
+            Some(sid) => (sid, limit.min(1_000)),
+            None => (leader_sid, limit),
+        };
         self.role = Role::Learning(Box::new(Learning {
             leader_sid,
             role,
+            learn_from,
+            to_master: master.is_some(),
             learner: None,
             stream: None,
             connect_deadline: io.now + limit,
+            observers: None,
         }));
         let dial = io.rng.range(0, 5);
         io.schedule(
@@ -475,9 +526,14 @@ impl Node {
         );
     }
 
-    /// Is this node's quorum port accepting learners?
-    pub fn accepts_learners(&self) -> bool {
-        matches!(self.role, Role::Leading(_))
+    /// Is this node accepting learners: on its quorum port (a leader), or
+    /// on its observer master port (a follower in sync hosting observers)?
+    pub fn accepts_learners(&self, to_master: bool) -> bool {
+        match &self.role {
+            Role::Leading(_) => !to_master,
+            Role::Learning(l) => to_master && l.observers.is_some(),
+            _ => false,
+        }
     }
 
     /// A connect attempt failed (the leader is not listening or not
@@ -495,16 +551,19 @@ impl Node {
                 },
             );
         } else {
-            let reason = format!("cannot connect to {}", l.leader_sid);
+            let reason = format!("cannot connect to {}", l.learn_from);
             self.leave_role(io, &reason);
             self.look(io);
         }
     }
 
     /// Wants to connect: following, no stream yet, same role generation.
-    pub fn wants_connect(&self, gen: u64) -> Option<ServerId> {
+    /// Also says whether to the target's observer master port.
+    pub fn wants_connect(&self, gen: u64) -> Option<(ServerId, bool)> {
         match &self.role {
-            Role::Learning(l) if gen == self.gen && l.stream.is_none() => Some(l.leader_sid),
+            Role::Learning(l) if gen == self.gen && l.stream.is_none() => {
+                Some((l.learn_from, l.to_master))
+            }
             _ => None,
         }
     }
@@ -512,6 +571,11 @@ impl Node {
     // ------------------------------------------------------------ leader
 
     pub fn learner_connected(&mut self, io: &mut Io, stream: StreamId) {
+        if let Some(h) = self.hosted() {
+            h.streams.insert(stream);
+            h.master.on_connected(ConnId(stream));
+            return;
+        }
         let Role::Leading(l) = &mut self.role else {
             return;
         };
@@ -521,6 +585,13 @@ impl Node {
     }
 
     pub fn packet_from_learner(&mut self, io: &mut Io, stream: StreamId, packet: QuorumPacket) {
+        if let Some(h) = self.hosted() {
+            if h.streams.contains(&stream) {
+                let actions = h.master.on_packet(ConnId(stream), packet);
+                self.observer_master_actions(io, actions);
+            }
+            return;
+        }
         let Role::Leading(l) = &mut self.role else {
             return;
         };
@@ -532,6 +603,12 @@ impl Node {
     }
 
     pub fn learner_gone(&mut self, io: &mut Io, stream: StreamId) {
+        if let Some(h) = self.hosted() {
+            if h.streams.remove(&stream) {
+                h.master.on_disconnected(ConnId(stream));
+            }
+            return;
+        }
         let Role::Leading(l) = &mut self.role else {
             return;
         };
@@ -859,6 +936,11 @@ impl Node {
                 LearnerAction::Apply(txns) => {
                     for txn in txns {
                         self.apply(io, &txn);
+                        if let Some(h) = self.hosted() {
+                            let bytes = Bytes::from(txn.encode_to_vec());
+                            let actions = h.master.on_committed(Zxid(txn.zxid), bytes);
+                            self.observer_master_actions(io, actions);
+                        }
                     }
                     if self.serving {
                         if let Err(e) = io.check.serving(self.sid, &self.history) {
@@ -866,9 +948,13 @@ impl Node {
                         }
                     }
                 }
-                LearnerAction::SyncDone { .. }
-                | LearnerAction::RevalidateResult { .. }
-                | LearnerAction::Unclaimed(_) => {}
+                LearnerAction::SyncDone { .. } | LearnerAction::RevalidateResult { .. } => {}
+                LearnerAction::Unclaimed(p) => {
+                    if let Some(h) = self.hosted() {
+                        let actions = h.master.on_leader_reply(p);
+                        self.observer_master_actions(io, actions);
+                    }
+                }
                 LearnerAction::StartServing => {
                     let Some(learner) = l.learner.as_ref() else {
                         continue;
@@ -882,19 +968,28 @@ impl Node {
                     if l.role == LearnerRole::Observer && !self.cfg.observer_logs {
                         io.stats.unlogged_observer_syncs += 1;
                     }
+                    if l.to_master {
+                        io.stats.observer_master_syncs += 1;
+                    }
                     io.log(format!(
                         "{} serving under {} after {:?}, at {}",
                         self.sid,
-                        l.leader_sid,
+                        l.learn_from,
                         learner.sync_mode(),
                         self.tree.last_zxid()
                     ));
                     if let (Some(r), Some(e)) = (self.responder.as_mut(), learner.leader_epoch()) {
                         r.set_peer_epoch(e);
                     }
+                    let epoch = learner.leader_epoch();
+                    let follower = l.role == LearnerRole::Follower;
                     self.serving = true;
                     if let Err(e) = io.check.serving(self.sid, &self.history) {
                         io.violation(e);
+                    }
+                    if let (true, true, Some(epoch)) = (follower, self.cfg.observer_masters, epoch)
+                    {
+                        self.host_observers(io, epoch);
                     }
                 }
                 LearnerAction::GiveUp { reason } => {
@@ -956,8 +1051,123 @@ impl Node {
                     let actions = learner.on_tick(now);
                     self.learner_actions(io, actions);
                 }
+                if let Some(h) = self.hosted() {
+                    let actions = h.master.on_tick(now);
+                    self.observer_master_actions(io, actions);
+                }
             }
             _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------ observer master
+
+    fn hosted(&mut self) -> Option<&mut Hosted> {
+        match &mut self.role {
+            Role::Learning(l) => l.observers.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// quorum.rs's `host_observers`: a follower now in sync.
+    fn host_observers(&mut self, io: &mut Io, epoch: Epoch) {
+        let last = self.tree.last_zxid();
+        let window = self.cfg.commit_window.max(500);
+        let committed = CommittedLog::from_entries(window, self.disk.window(last, window));
+        let snapshot_size = self
+            .disk
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.bytes.len() as u64);
+        let mut lc = LeaderConfig::new(
+            self.sid,
+            self.verifier.clone(),
+            self.cfg.tick_ms,
+            self.cfg.init_limit,
+            self.cfg.sync_limit,
+        );
+        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        let master = ObserverMaster::new(
+            lc,
+            epoch,
+            last,
+            committed,
+            Box::new(self.disk.view()),
+            snapshot_size,
+            io.now,
+        );
+        io.log(format!("{} hosts observers at {last}", self.sid));
+        if let Role::Learning(l) = &mut self.role {
+            l.observers = Some(Hosted {
+                master,
+                streams: Default::default(),
+            });
+        }
+    }
+
+    fn observer_master_actions(&mut self, io: &mut Io, actions: Vec<ObserverMasterAction>) {
+        for a in actions {
+            let Role::Learning(l) = &mut self.role else {
+                return;
+            };
+            let Some(h) = l.observers.as_mut() else {
+                return;
+            };
+            match a {
+                ObserverMasterAction::Send { conn, packet } => {
+                    if h.streams.contains(&conn.0) {
+                        io.stream_send(conn.0, false, packet);
+                    }
+                }
+                ObserverMasterAction::SendSnapshot { conn, zxid } => {
+                    if zxid != self.tree.last_zxid() {
+                        io.violation(format!(
+                            "{}: an observer's snapshot at {zxid} but the tree is at {}",
+                            self.sid,
+                            self.tree.last_zxid()
+                        ));
+                    }
+                    let mut bytes = Vec::new();
+                    if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
+                        io.violation(format!("{}: serializing a snapshot: {e}", self.sid));
+                        continue;
+                    }
+                    io.snapshot_sent(digest(&bytes), self.history.clone());
+                    io.log(format!(
+                        "{} sends a snapshot at {zxid} to observer conn {}",
+                        self.sid, conn.0
+                    ));
+                    if h.streams.contains(&conn.0) {
+                        for chunk in SnapChunks::with_chunk_size(&bytes[..], 4096) {
+                            match chunk {
+                                Ok(p) => io.stream_send(conn.0, false, p),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                ObserverMasterAction::ToLeader(p) => {
+                    if let Some(learner) = l.learner.as_mut() {
+                        let actions = learner.relay(p);
+                        self.learner_actions(io, actions);
+                    }
+                }
+                ObserverMasterAction::TouchSessions(sessions) => {
+                    if let Some(learner) = l.learner.as_mut() {
+                        for (session, timeout) in sessions {
+                            learner.touch(session, timeout);
+                        }
+                    }
+                }
+                ObserverMasterAction::CloseObserver { conn, reason } => {
+                    io.log(format!(
+                        "{} drops observer conn {}: {reason}",
+                        self.sid, conn.0
+                    ));
+                    h.streams.remove(&conn.0);
+                    io.kill_stream(conn.0, 5);
+                }
+            }
         }
     }
 }

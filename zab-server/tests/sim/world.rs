@@ -226,11 +226,12 @@ impl World {
         else {
             return;
         };
+        let (target, to_master) = target;
         let accepting = self.io.connected(sid, target)
             && self
                 .nodes
                 .get(&target)
-                .is_some_and(|t| t.up && t.accepts_learners());
+                .is_some_and(|t| t.up && t.accepts_learners(to_master));
         if !accepting {
             if let Some(n) = self.nodes.get_mut(&sid) {
                 n.connect_failed(&mut self.io);
@@ -332,6 +333,12 @@ impl World {
                 && n.history.is_prefix_of(committed)
                 && match &n.role {
                     Role::Leading(_) => n.sid == leader,
+                    // An observer learning through a follower is in sync
+                    // when that follower is: the leader it elected does not
+                    // matter then (ZooKeeper's observer ignores it too).
+                    Role::Learning(l) if l.to_master => self.nodes.get(&l.learn_from).is_some_and(
+                        |m| matches!(&m.role, Role::Learning(ml) if ml.leader_sid == leader),
+                    ),
                     Role::Learning(l) => l.leader_sid == leader,
                     _ => false,
                 }

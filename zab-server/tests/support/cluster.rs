@@ -4,12 +4,15 @@
 //!
 //! [`TestCluster`] owns one temporary directory per ensemble; each node gets
 //! its own `zoo.cfg`, `dataDir/myid`, process log per run, and three free
-//! ports (client, quorum, election). Nodes are started, killed with SIGKILL,
-//! stopped with SIGTERM and restarted individually; the state of the
-//! ensemble is read only through the four-letter words `srvr` and `cons`, as
-//! an operator would (reference E). Nothing here sleeps for a fixed time:
-//! every wait polls with a deadline. Dropping the cluster kills every process
-//! and removes the directory.
+//! ports (client, quorum, election). With
+//! [`ClusterSpec::with_distinct_hosts`] node `i` also gets its own loopback
+//! address, 127.0.0.(i+1), for its quorum and election ports, so that every
+//! node can listen on one shared port (e.g. `observerMasterPort`). Nodes
+//! are started, killed with SIGKILL, stopped with SIGTERM and restarted
+//! individually; the state of the ensemble is read only through the
+//! four-letter words `srvr` and `cons`, as an operator would (reference E).
+//! Nothing here sleeps for a fixed time: every wait polls with a deadline.
+//! Dropping the cluster kills every process and removes the directory.
 //!
 //! The file is self-contained (no `super::` imports) so that the example can
 //! include it with `#[path]` as well; it does not know how the server binary
@@ -23,7 +26,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -155,6 +158,13 @@ pub struct ClusterSpec {
     /// Lines for one node's `zoo.cfg` only (index `i` for node `i`;
     /// nodes beyond the list get none).
     pub node_cfg: Vec<String>,
+    /// Whether node `i`'s quorum and election ports (its `server.N=` line)
+    /// are on 127.0.0.(i+1) rather than all on 127.0.0.1. A port that every
+    /// node listens on — ZooKeeper's `observerMasterPort`, bound by each
+    /// follower on its own quorum address — needs a different address per
+    /// node on one machine; Linux routes all of 127.0.0.0/8 to the loopback
+    /// interface with no setup. Client ports stay on 127.0.0.1.
+    pub distinct_hosts: bool,
     /// How to start a server.
     pub command: ServerCommand,
 }
@@ -171,8 +181,41 @@ impl ClusterSpec {
             sync_limit: 5,
             extra_cfg: String::new(),
             node_cfg: Vec::new(),
+            distinct_hosts: false,
             command,
         }
+    }
+
+    /// The same ensemble with each node's quorum and election ports on its
+    /// own loopback address (see [`ClusterSpec::distinct_hosts`]).
+    pub fn with_distinct_hosts(mut self) -> ClusterSpec {
+        self.distinct_hosts = true;
+        self
+    }
+
+    /// The address of node `i`'s quorum and election ports: 127.0.0.(i+1)
+    /// with distinct hosts, else 127.0.0.1. Known before the cluster starts,
+    /// so a test can pick a port free on every node's address
+    /// ([`free_ports_on`]) for its `extra_cfg`.
+    pub fn host(&self, i: usize) -> Ipv4Addr {
+        if self.distinct_hosts {
+            let last = u8::try_from(i + 1)
+                .ok()
+                .filter(|&b| b < 255)
+                .expect("at most 254 nodes with distinct hosts");
+            Ipv4Addr::new(127, 0, 0, last)
+        } else {
+            Ipv4Addr::LOCALHOST
+        }
+    }
+
+    /// Every node's [`ClusterSpec::host`], voters first, each address once.
+    pub fn hosts(&self) -> Vec<Ipv4Addr> {
+        let mut hosts: Vec<Ipv4Addr> = (0..self.participants + self.observers)
+            .map(|i| self.host(i))
+            .collect();
+        hosts.dedup();
+        hosts
     }
 
     /// The same ensemble with `observers` observers added after the voters.
@@ -249,6 +292,8 @@ struct Node {
     /// `myid`.
     sid: u64,
     observer: bool,
+    /// The address of the quorum and election ports.
+    host: Ipv4Addr,
     client_port: u16,
     quorum_port: u16,
     election_port: u16,
@@ -285,7 +330,13 @@ impl TestCluster {
             .tempdir()
             .expect("create the cluster's temp dir");
         let total = spec.participants + spec.observers;
-        let ports = free_ports(total * 3);
+        // Free on every node's address: a node's quorum and election ports
+        // are bound on its own, and the client port on 127.0.0.1.
+        let mut hosts = spec.hosts();
+        if !hosts.contains(&Ipv4Addr::LOCALHOST) {
+            hosts.push(Ipv4Addr::LOCALHOST);
+        }
+        let ports = free_ports_on(&hosts, total * 3);
         let mut nodes = Vec::with_capacity(total);
         for i in 0..total {
             let dir = root.path().join(format!("node{}", i + 1));
@@ -293,6 +344,7 @@ impl TestCluster {
             nodes.push(Node {
                 sid: i as u64 + 1,
                 observer: i >= spec.participants,
+                host: spec.host(i),
                 client_port: ports[3 * i],
                 quorum_port: ports[3 * i + 1],
                 election_port: ports[3 * i + 2],
@@ -305,8 +357,9 @@ impl TestCluster {
             .iter()
             .map(|n| {
                 format!(
-                    "server.{}=127.0.0.1:{}:{}:{}\n",
+                    "server.{}={}:{}:{}:{}\n",
                     n.sid,
+                    n.host,
                     n.quorum_port,
                     n.election_port,
                     if n.observer {
@@ -386,14 +439,20 @@ impl TestCluster {
         SocketAddr::from(([127, 0, 0, 1], self.nodes[i].client_port))
     }
 
+    /// The address of node `i`'s quorum and election ports (its
+    /// `server.N=` line): see [`ClusterSpec::host`].
+    pub fn host(&self, i: usize) -> Ipv4Addr {
+        self.nodes[i].host
+    }
+
     /// Node `i`'s election port.
     pub fn election_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].election_port))
+        SocketAddr::from((self.nodes[i].host, self.nodes[i].election_port))
     }
 
     /// Node `i`'s quorum (leader ⇄ learner) port.
     pub fn quorum_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].quorum_port))
+        SocketAddr::from((self.nodes[i].host, self.nodes[i].quorum_port))
     }
 
     /// `127.0.0.1:PORT` of node `i` alone.
@@ -612,9 +671,10 @@ impl TestCluster {
             let running = self.is_running(i);
             let status = if running { self.status(i) } else { None };
             out.push_str(&format!(
-                "== node {} ({}) running={running} status={status:?}\n",
+                "== node {} (client {}, quorum {}) running={running} status={status:?}\n",
                 self.nodes[i].sid,
-                self.addr(i)
+                self.addr(i),
+                self.quorum_addr(i)
             ));
             out.push_str(&sockets_on(&[
                 self.nodes[i].client_port,
@@ -717,6 +777,21 @@ impl Drop for TestCluster {
 /// and the server elected leader then fails to listen with "Address
 /// already in use" for as long as that connection lives.
 pub fn free_ports(n: usize) -> Vec<u16> {
+    free_ports_on(&[Ipv4Addr::LOCALHOST], n)
+}
+
+/// As [`free_ports`], each port free on every one of `hosts` at once: a
+/// port that every node of a [`ClusterSpec::with_distinct_hosts`] ensemble
+/// binds on its own address (pass [`ClusterSpec::hosts`]).
+///
+/// One process never gets the same port twice (the record of ports handed
+/// out is cleared once it holds half the range): a test picks a port for
+/// its `extra_cfg` (say `observerMasterPort`) before [`TestCluster::start`]
+/// picks the nodes' ports, and nobody listens on it in between.
+pub fn free_ports_on(hosts: &[Ipv4Addr], n: usize) -> Vec<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    assert!(!hosts.is_empty(), "free ports on no address");
     let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
@@ -724,11 +799,16 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     let low: u16 = 10_000;
     let high = ephemeral_low.max(low + 1_000);
     let span = u64::from(high - low);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    if handed_out.len() as u64 + n as u64 > span / 2 {
+        handed_out.clear();
+    }
     let mut seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    // One group of listeners (one per host) per chosen port.
+    let mut listeners: Vec<Vec<TcpListener>> = Vec::with_capacity(n);
     let mut attempts = 0;
     while listeners.len() < n {
         attempts += 1;
@@ -738,14 +818,23 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let port = low + (seed % span) as u16;
-        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-            listeners.push(l);
+        if handed_out.contains(&port) {
+            continue;
+        }
+        let bound: Vec<TcpListener> = hosts
+            .iter()
+            .map_while(|&h| TcpListener::bind((h, port)).ok())
+            .collect();
+        if bound.len() == hosts.len() {
+            listeners.push(bound);
         }
     }
-    listeners
+    let ports: Vec<u16> = listeners
         .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+        .map(|group| group[0].local_addr().expect("local addr").port())
+        .collect();
+    handed_out.extend(&ports);
+    ports
 }
 
 /// The sockets using any of `ports` as `ss -tanp` lists them (empty if `ss`
