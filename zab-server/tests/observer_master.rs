@@ -350,3 +350,63 @@ async fn an_observer_moves_to_another_follower_when_its_master_dies() {
     })
     .await;
 }
+
+/// The observer's sessions live on the leader, which hears of them only
+/// through the follower in between: their touches must go up in the
+/// follower's own PING replies, and a session moving to the observer is
+/// revalidated through the follower too (ZooKeeper's `ObserverMaster.touch`
+/// and `revalidateSession`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_on_the_observer_are_kept_and_moved_through_its_master() {
+    let mut cluster = TestCluster::start(spec());
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        wait_for_follower_master(cluster, leader).await;
+
+        // A session held by the observer alone outlives twice its timeout:
+        // only the touches the follower relays keep it on the leader.
+        let on_observer = connect(&cluster.connect_string_of(OBSERVER)).await;
+        let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        on_observer.create("/held", b"", &ephemeral).await.unwrap();
+        let timeout = on_observer.session_timeout();
+        let kept_until = Instant::now() + 2 * timeout;
+        while Instant::now() < kept_until {
+            on_observer.check_stat("/held").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let via_leader = synced_client(cluster, leader, "/held").await;
+        let stat = via_leader
+            .check_stat("/held")
+            .await
+            .unwrap()
+            .expect("the observer's ephemeral outlives its session timeout");
+        assert_eq!(stat.ephemeral_owner, on_observer.session_id().0);
+
+        // A session made on the leader moves to the observer: the observer
+        // asks the leader, through the follower, whether it is still valid.
+        let moving = connect(&cluster.connect_string_of(leader)).await;
+        let session = moving.session().clone();
+        let moving_id = moving.session_id();
+        let moved = tokio::time::timeout(
+            Duration::from_secs(10),
+            Client::connector()
+                .with_session(session)
+                .with_session_timeout(Duration::from_secs(4))
+                .connect(&cluster.connect_string_of(OBSERVER)),
+        )
+        .await
+        .expect("the observer answers a reconnecting session")
+        .expect("the session is still valid");
+        assert_eq!(moved.session_id(), moving_id);
+        moved.create("/moved", b"", &ephemeral).await.unwrap();
+        via_leader.sync("/moved").await.unwrap();
+        let stat = via_leader
+            .check_stat("/moved")
+            .await
+            .unwrap()
+            .expect("the moved session's ephemeral");
+        assert_eq!(stat.ephemeral_owner, moving_id.0);
+    })
+    .await;
+}
