@@ -32,7 +32,7 @@
 //! * After `StepDown`, every input is ignored: the caller closes all learner
 //!   and client connections and goes back to LOOKING.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use prost::Message;
@@ -42,8 +42,8 @@ use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 use crate::broadcast::{BroadcastError, Committed, Proposals};
 use crate::discovery::{AckDecision, EpochAgreement, EpochDecision, StateSummary};
 use crate::learner_handler::{
-    decode, packet, ConnId, HandlerState, LearnerHandler, LearnerKind, Limits, Outbound,
-    ProtocolError,
+    packet, ConnId, FromLearner, HandlerState, Handlers, LearnerHandler, LearnerKind, Limits,
+    Outbound, ProtocolError,
 };
 use crate::sync_mode::{self, CommittedLog, TxnLogView, DEFAULT_SNAPSHOT_SIZE_FACTOR};
 
@@ -230,8 +230,7 @@ pub struct Leader {
     phase: Phase,
     agreement: EpochAgreement,
     epoch: Option<Epoch>,
-    handlers: BTreeMap<ConnId, LearnerHandler>,
-    by_sid: BTreeMap<ServerId, ConnId>,
+    handlers: Handlers,
     proposals: Proposals<PendingSync>,
     newleader_acks: BTreeSet<ServerId>,
     committed: CommittedLog,
@@ -265,8 +264,7 @@ impl Leader {
             phase: Phase::EpochProposal { since_ms: now_ms },
             agreement,
             epoch: None,
-            handlers: BTreeMap::new(),
-            by_sid: BTreeMap::new(),
+            handlers: Handlers::default(),
             proposals,
             newleader_acks: BTreeSet::new(),
             committed: start.committed,
@@ -347,10 +345,7 @@ impl Leader {
                 reason: "leader stepped down".into(),
             }];
         }
-        let limits = self.cfg.limits();
-        self.handlers
-            .entry(conn)
-            .or_insert_with(|| LearnerHandler::new(conn, self.now_ms, limits));
+        self.handlers.open(conn, self.now_ms, self.cfg.limits());
         Vec::new()
     }
 
@@ -362,12 +357,9 @@ impl Leader {
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<LearnerHandler> {
-        let h = self.handlers.remove(&conn)?;
-        if let Some(sid) = h.sid() {
-            if self.by_sid.get(&sid) == Some(&conn) {
-                self.by_sid.remove(&sid);
-                self.proposals.forget(sid);
-            }
+        let (h, current) = self.handlers.remove(conn)?;
+        if let Some(sid) = current {
+            self.proposals.forget(sid);
         }
         Some(h)
     }
@@ -423,17 +415,12 @@ impl Leader {
         };
         let reg = h.on_info(pkt, me, version, now)?;
         tracing::info!(%conn, sid = %reg.sid, kind = ?reg.kind, accepted = %reg.accepted_epoch, "learner registered");
-        // One connection per server: a new one means the old is dead.
-        if let Some(old) = self.by_sid.insert(reg.sid, conn) {
-            if old != conn {
-                if let Some(h) = self.handlers.remove(&old) {
-                    out.push(LeaderAction::CloseLearner {
-                        conn: h.conn(),
-                        reason: format!("server {} reconnected", reg.sid),
-                    });
-                }
-                self.proposals.forget(reg.sid);
-            }
+        if let Some(old) = self.handlers.register(conn, reg.sid) {
+            out.push(LeaderAction::CloseLearner {
+                conn: old,
+                reason: format!("server {} reconnected", reg.sid),
+            });
+            self.proposals.forget(reg.sid);
         }
         match self.agreement.on_epoch(reg.sid, reg.accepted_epoch) {
             EpochDecision::Pending => {}
@@ -616,9 +603,8 @@ impl Leader {
             return Ok(());
         };
         let Some(from) = h.sid() else { return Ok(()) };
-        let zxid = Zxid(pkt.zxid);
-        match PacketType::try_from(pkt.r#type) {
-            Ok(PacketType::Ack) => {
+        match FromLearner::decode(&pkt)? {
+            FromLearner::Ack(zxid) => {
                 h.acked(zxid);
                 if h.kind() == Some(LearnerKind::Observer) {
                     tracing::debug!(%from, %zxid, "ACK from an observer ignored");
@@ -626,30 +612,20 @@ impl Leader {
                 let committed = self.proposals.ack(from, zxid);
                 self.emit_commits(committed, out);
             }
-            Ok(PacketType::Ping) => {
-                let touches: proto::SessionTouches = decode("SessionTouches", &pkt.data)?;
-                if !touches.sessions.is_empty() {
-                    out.push(LeaderAction::TouchSessions {
-                        from,
-                        sessions: touches
-                            .sessions
-                            .iter()
-                            .map(|s| (SessionId(s.session_id), s.timeout))
-                            .collect(),
-                    });
+            FromLearner::Touches(sessions) => {
+                if !sessions.is_empty() {
+                    out.push(LeaderAction::TouchSessions { from, sessions });
                 }
             }
-            Ok(PacketType::Revalidate) => {
-                let r: proto::Revalidate = decode("Revalidate", &pkt.data)?;
+            FromLearner::Revalidate { session, timeout } => {
                 out.push(LeaderAction::Revalidate {
                     conn,
                     from,
-                    session_id: SessionId(r.session_id),
-                    timeout: r.timeout,
+                    session_id: session,
+                    timeout,
                 });
             }
-            Ok(PacketType::Request) => {
-                let request: proto::ForwardedRequest = decode("ForwardedRequest", &pkt.data)?;
+            FromLearner::Request(request) => {
                 out.push(LeaderAction::ForwardedRequest {
                     conn,
                     from,
@@ -657,9 +633,9 @@ impl Leader {
                     auth: pkt.authinfo,
                 });
             }
-            _ => {
+            FromLearner::Other(kind) => {
                 // ZooKeeper logs and carries on.
-                tracing::warn!(%from, kind = pkt.r#type, "unexpected quorum packet ignored");
+                tracing::warn!(%from, kind, "unexpected quorum packet ignored");
             }
         }
         Ok(())
@@ -853,13 +829,7 @@ impl Leader {
                 return self.step_down(reason.into());
             }
         }
-        let silent: Vec<ConnId> = self
-            .handlers
-            .values()
-            .filter(|h| h.read_timed_out(now, limits))
-            .map(|h| h.conn())
-            .collect();
-        for conn in silent {
+        for conn in self.handlers.silent(now, limits) {
             self.close(conn, "read timed out".into(), &mut out);
         }
         if self.phase != Phase::Broadcast {

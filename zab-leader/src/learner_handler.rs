@@ -11,12 +11,12 @@
 //! proposals it has not acknowledged (reference F.6). Decisions that span
 //! learners (quorums, commits) belong to [`crate::Leader`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use prost::Message;
 use zab_wire::proto::{self, PacketType, QuorumPacket};
-use zab_wire::{Epoch, ServerId, Zxid};
+use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
 use crate::broadcast::Proposals;
 use crate::discovery::StateSummary;
@@ -145,6 +145,114 @@ fn expect(
             expected,
             got: pkt.r#type,
         })
+    }
+}
+
+/// What a learner says once it is in sync (ZooKeeper's `LearnerHandler`
+/// main loop), decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum FromLearner {
+    Ack(Zxid),
+    /// A PING reply: the sessions its clients touched, with their timeouts.
+    Touches(Vec<(SessionId, i32)>),
+    Revalidate {
+        session: SessionId,
+        timeout: i32,
+    },
+    Request(proto::ForwardedRequest),
+    /// Any other packet type: ZooKeeper logs it and carries on.
+    Other(i32),
+}
+
+impl FromLearner {
+    pub(crate) fn decode(pkt: &QuorumPacket) -> Result<FromLearner, ProtocolError> {
+        Ok(match PacketType::try_from(pkt.r#type) {
+            Ok(PacketType::Ack) => FromLearner::Ack(Zxid(pkt.zxid)),
+            Ok(PacketType::Ping) => {
+                let touches: proto::SessionTouches = decode("SessionTouches", &pkt.data)?;
+                FromLearner::Touches(
+                    touches
+                        .sessions
+                        .iter()
+                        .map(|s| (SessionId(s.session_id), s.timeout))
+                        .collect(),
+                )
+            }
+            Ok(PacketType::Revalidate) => {
+                let r: proto::Revalidate = decode("Revalidate", &pkt.data)?;
+                FromLearner::Revalidate {
+                    session: SessionId(r.session_id),
+                    timeout: r.timeout,
+                }
+            }
+            Ok(PacketType::Request) => FromLearner::Request(decode("ForwardedRequest", &pkt.data)?),
+            _ => FromLearner::Other(pkt.r#type),
+        })
+    }
+}
+
+/// One master's learner connections — the leader's, or a follower's
+/// observers' — by connection, and which connection is each server's.
+#[derive(Debug, Default)]
+pub(crate) struct Handlers {
+    by_conn: BTreeMap<ConnId, LearnerHandler>,
+    by_sid: BTreeMap<ServerId, ConnId>,
+}
+
+impl Handlers {
+    /// A learner opened a connection (a second call changes nothing).
+    pub(crate) fn open(&mut self, conn: ConnId, now_ms: u64, limits: Limits) {
+        self.by_conn
+            .entry(conn)
+            .or_insert_with(|| LearnerHandler::new(conn, now_ms, limits));
+    }
+
+    pub(crate) fn get(&self, conn: &ConnId) -> Option<&LearnerHandler> {
+        self.by_conn.get(conn)
+    }
+
+    pub(crate) fn get_mut(&mut self, conn: &ConnId) -> Option<&mut LearnerHandler> {
+        self.by_conn.get_mut(conn)
+    }
+
+    pub(crate) fn contains_key(&self, conn: &ConnId) -> bool {
+        self.by_conn.contains_key(conn)
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &LearnerHandler> {
+        self.by_conn.values()
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut LearnerHandler> {
+        self.by_conn.values_mut()
+    }
+
+    /// Drops a connection. The server it was the connection of, if it
+    /// still was, comes back with it.
+    pub(crate) fn remove(&mut self, conn: ConnId) -> Option<(LearnerHandler, Option<ServerId>)> {
+        let h = self.by_conn.remove(&conn)?;
+        let current = h.sid().filter(|sid| self.by_sid.get(sid) == Some(&conn));
+        if let Some(sid) = current {
+            self.by_sid.remove(&sid);
+        }
+        Some((h, current))
+    }
+
+    /// `conn` registered as `sid`. One connection per server: a new one
+    /// means the old is dead, so the old one, if any, is dropped and
+    /// returned.
+    pub(crate) fn register(&mut self, conn: ConnId, sid: ServerId) -> Option<ConnId> {
+        let old = self.by_sid.insert(sid, conn).filter(|&old| old != conn)?;
+        self.by_conn.remove(&old).map(|_| old)
+    }
+
+    /// The connections whose read timed out.
+    pub(crate) fn silent(&self, now_ms: u64, limits: Limits) -> Vec<ConnId> {
+        self.by_conn
+            .values()
+            .filter(|h| h.read_timed_out(now_ms, limits))
+            .map(|h| h.conn())
+            .collect()
     }
 }
 

@@ -24,16 +24,16 @@
 //! `LearnerHandler` refuses "Non observer attempting to connect to
 //! ObserverMaster".
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use prost::Message;
 use zab_wire::proto::{self, PacketType, QuorumPacket};
-use zab_wire::{Epoch, ServerId, SessionId, Zxid};
+use zab_wire::{Epoch, SessionId, Zxid};
 
 use crate::leader::{LeaderConfig, LearnerStatus};
 use crate::learner_handler::{
-    decode, packet, ConnId, HandlerState, LearnerHandler, Outbound, ProtocolError,
+    decode, packet, ConnId, FromLearner, HandlerState, Handlers, Outbound, ProtocolError,
 };
 use crate::sync_mode::{self, CommittedLog, TxnLogView};
 use zab_wire::jute::op;
@@ -77,8 +77,7 @@ pub struct ObserverMaster {
     cfg: LeaderConfig,
     /// The follower's current epoch: the epoch of the leader it follows.
     epoch: Epoch,
-    handlers: BTreeMap<ConnId, LearnerHandler>,
-    by_sid: BTreeMap<ServerId, ConnId>,
+    handlers: Handlers,
     committed: CommittedLog,
     txn_log: Box<dyn TxnLogView + Send>,
     snapshot_size: u64,
@@ -106,8 +105,7 @@ impl ObserverMaster {
         ObserverMaster {
             cfg,
             epoch,
-            handlers: BTreeMap::new(),
-            by_sid: BTreeMap::new(),
+            handlers: Handlers::default(),
             committed,
             txn_log,
             snapshot_size,
@@ -145,30 +143,17 @@ impl ObserverMaster {
 
     /// An observer opened a link.
     pub fn on_connected(&mut self, conn: ConnId) {
-        let limits = self.cfg.limits();
-        self.handlers
-            .entry(conn)
-            .or_insert_with(|| LearnerHandler::new(conn, self.now_ms, limits));
+        self.handlers.open(conn, self.now_ms, self.cfg.limits());
     }
 
     /// An observer's link ended. Answers still owed to it are dropped when
     /// they come.
     pub fn on_disconnected(&mut self, conn: ConnId) {
-        self.remove(conn);
-    }
-
-    fn remove(&mut self, conn: ConnId) -> Option<LearnerHandler> {
-        let h = self.handlers.remove(&conn)?;
-        if let Some(sid) = h.sid() {
-            if self.by_sid.get(&sid) == Some(&conn) {
-                self.by_sid.remove(&sid);
-            }
-        }
-        Some(h)
+        self.handlers.remove(conn);
     }
 
     fn close(&mut self, conn: ConnId, reason: String, out: &mut Vec<ObserverMasterAction>) {
-        if self.remove(conn).is_some() {
+        if self.handlers.remove(conn).is_some() {
             tracing::warn!(%conn, %reason, "closing observer");
             out.push(ObserverMasterAction::CloseObserver { conn, reason });
         }
@@ -228,14 +213,11 @@ impl ObserverMaster {
         let reg = h.on_info(pkt, me, version, now)?;
         let packet = h.leader_info(epoch, now);
         tracing::info!(%conn, sid = %reg.sid, accepted = %reg.accepted_epoch, "observer registered");
-        // One connection per server: a new one means the old is dead.
-        if let Some(old) = self.by_sid.insert(reg.sid, conn) {
-            if old != conn && self.handlers.remove(&old).is_some() {
-                out.push(ObserverMasterAction::CloseObserver {
-                    conn: old,
-                    reason: format!("server {} reconnected", reg.sid),
-                });
-            }
+        if let Some(old) = self.handlers.register(conn, reg.sid) {
+            out.push(ObserverMasterAction::CloseObserver {
+                conn: old,
+                reason: format!("server {} reconnected", reg.sid),
+            });
         }
         out.push(ObserverMasterAction::Send { conn, packet });
         Ok(())
@@ -298,30 +280,21 @@ impl ObserverMaster {
         pkt: QuorumPacket,
         out: &mut Vec<ObserverMasterAction>,
     ) -> Result<(), ProtocolError> {
-        match PacketType::try_from(pkt.r#type) {
-            Ok(PacketType::Ping) => {
-                let touches: proto::SessionTouches = decode("SessionTouches", &pkt.data)?;
-                if !touches.sessions.is_empty() {
-                    out.push(ObserverMasterAction::TouchSessions(
-                        touches
-                            .sessions
-                            .iter()
-                            .map(|s| (SessionId(s.session_id), s.timeout))
-                            .collect(),
-                    ));
+        match FromLearner::decode(&pkt)? {
+            FromLearner::Touches(sessions) => {
+                if !sessions.is_empty() {
+                    out.push(ObserverMasterAction::TouchSessions(sessions));
                 }
             }
-            Ok(PacketType::Revalidate) => {
-                let r: proto::Revalidate = decode("Revalidate", &pkt.data)?;
+            FromLearner::Revalidate { session, timeout } => {
                 self.revalidations.push_back(RelayedRevalidation {
-                    session: SessionId(r.session_id),
-                    timeout: r.timeout,
+                    session,
+                    timeout,
                     conn,
                 });
                 out.push(ObserverMasterAction::ToLeader(pkt));
             }
-            Ok(PacketType::Request) => {
-                let mut r: proto::ForwardedRequest = decode("ForwardedRequest", &pkt.data)?;
+            FromLearner::Request(mut r) => {
                 if r.op == op::SYNC {
                     self.syncs.push_back(RelayedSync {
                         session: r.session_id,
@@ -340,9 +313,9 @@ impl ObserverMaster {
             }
             // The ACK a learner sends after UPTODATE; ZooKeeper's
             // ObserverMaster ignores it too.
-            Ok(PacketType::Ack) => {}
-            _ => {
-                tracing::warn!(%conn, kind = pkt.r#type, "unexpected packet from an observer ignored")
+            FromLearner::Ack(_) => {}
+            FromLearner::Other(kind) => {
+                tracing::warn!(%conn, kind, "unexpected packet from an observer ignored")
             }
         }
         Ok(())

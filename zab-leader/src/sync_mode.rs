@@ -128,6 +128,21 @@ impl TxnLogView for NoTxnLog {
     }
 }
 
+/// A log held in memory, in zxid order (a test's or a simulation's); a
+/// txn's size is its encoding's.
+impl TxnLogView for Vec<(Zxid, Bytes)> {
+    fn read_from(&self, from: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
+        Ok(self.iter().filter(|(z, _)| *z >= from).cloned().collect())
+    }
+    fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, String> {
+        Ok(self
+            .iter()
+            .filter(|(z, _)| (from..=to).contains(z))
+            .map(|(_, d)| d.len() as u64)
+            .sum())
+    }
+}
+
 /// How a learner is brought up to date, and the committed txns that follow
 /// the sync packet (each sent as PROPOSAL then COMMIT).
 #[derive(Clone, Debug, PartialEq)]

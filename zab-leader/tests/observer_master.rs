@@ -8,9 +8,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use prost::Message;
-use zab_leader::{
-    CommittedLog, ConnId, LeaderConfig, ObserverMaster, ObserverMasterAction, TxnLogView,
-};
+use zab_leader::{CommittedLog, ConnId, LeaderConfig, ObserverMaster, ObserverMasterAction};
 use zab_learner::{Learner, LearnerAction, LearnerConfig, Role, SyncMode, Timing};
 use zab_wire::jute::op;
 use zab_wire::proto::{self, PacketType, QuorumPacket};
@@ -43,23 +41,6 @@ fn txn_bytes(zxid: Zxid) -> Bytes {
     Bytes::from(txn.encode_to_vec())
 }
 
-/// The follower's log: everything it logged.
-struct MemLog(Vec<(Zxid, Bytes)>);
-
-impl TxnLogView for MemLog {
-    fn read_from(&self, from: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
-        Ok(self.0.iter().filter(|(z, _)| *z >= from).cloned().collect())
-    }
-    fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, String> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|(z, _)| *z >= from && *z <= to)
-            .map(|(_, d)| d.len() as u64)
-            .sum())
-    }
-}
-
 /// Servers 1–3 vote, 7 and 8 observe; this follower is 2.
 fn config() -> LeaderConfig {
     let voters = [ServerId(1), ServerId(2), ServerId(3)];
@@ -82,7 +63,7 @@ fn master(applied: u32, window: usize) -> ObserverMaster {
         EPOCH,
         z(3, applied),
         committed,
-        Box::new(MemLog(txns)),
+        Box::new(txns),
         1 << 20,
         0,
     )
@@ -268,7 +249,7 @@ fn an_observer_far_behind_gets_the_followers_snapshot_and_one_ahead_truncates() 
         EPOCH,
         z(3, 5),
         CommittedLog::new(500),
-        Box::new(MemLog(Vec::new())),
+        Box::new(Vec::<(Zxid, Bytes)>::new()),
         1 << 20,
         0,
     );

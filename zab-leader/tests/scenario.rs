@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use prost::Message;
-use zab_leader::{
-    CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, Phase, TxnLogView,
-};
+use zab_leader::{CommittedLog, ConnId, Leader, LeaderAction, LeaderConfig, LeaderStart, Phase};
 use zab_wire::proto::{self, PacketType, QuorumPacket};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
@@ -61,23 +59,6 @@ fn pkt(kind: PacketType, zxid: Zxid, data: Bytes) -> QuorumPacket {
 
 fn kind_of(p: &QuorumPacket) -> PacketType {
     PacketType::try_from(p.r#type).expect("known packet type")
-}
-
-/// The leader's on-disk log: everything it ever logged.
-struct MemLog(Vec<(Zxid, Bytes)>);
-
-impl TxnLogView for MemLog {
-    fn read_from(&self, from: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
-        Ok(self.0.iter().filter(|(z, _)| *z >= from).cloned().collect())
-    }
-    fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, String> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|(z, _)| *z >= from && *z <= to)
-            .map(|(_, d)| d.len() as u64)
-            .sum())
-    }
 }
 
 /// A learner as the shared protocol describes it.
@@ -322,7 +303,7 @@ fn start(voters: &[u64], observers: &[u64]) -> (Net, Vec<LeaderAction>) {
         last_processed: z(1, 10),
         committed: CommittedLog::from_entries(500, history.clone()),
         // The log was purged below (1,3): an empty learner cannot DIFF.
-        txn_log: Box::new(MemLog(history[2..].to_vec())),
+        txn_log: Box::new(history[2..].to_vec()),
         snapshot_size: 1 << 20,
     };
     let (leader, actions) = Leader::start(cfg, start, 0);

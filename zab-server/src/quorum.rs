@@ -863,15 +863,7 @@ impl Peer {
         let window = self.cfg.commit_log_count.max(500) as usize;
         let committed = committed_window(&self.store, last_processed, window);
         let snapshot_size = newest_snapshot_size(&self.store);
-        let mut lc = LeaderConfig::new(
-            self.me,
-            self.verifier.clone(),
-            self.cfg.tick_time_ms as u64,
-            self.cfg.init_limit as u32,
-            self.cfg.sync_limit as u32,
-        );
-        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
-        lc.membership = Bytes::from(self.cfg.membership_text());
+        let lc = self.learner_master_config();
         let start = LeaderStart {
             accepted_epoch: epochs.0,
             current_epoch: epochs.1,
@@ -908,6 +900,21 @@ impl Peer {
             established_ms: None,
         }));
         self.leader_actions(actions);
+    }
+
+    /// The settings a master of learners runs with, as a leader or as a
+    /// follower hosting observers.
+    fn learner_master_config(&self) -> LeaderConfig {
+        let mut lc = LeaderConfig::new(
+            self.me,
+            self.verifier.clone(),
+            self.cfg.tick_time_ms as u64,
+            self.cfg.init_limit as u32,
+            self.cfg.sync_limit as u32,
+        );
+        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        lc.membership = Bytes::from(self.cfg.membership_text());
+        lc
     }
 
     fn follow(&mut self, leader_sid: ServerId, role: LearnerRole) {

@@ -16,9 +16,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use prost::Message;
-use zab_leader::{
-    ConnId, LeaderConfig, LearnerKind, ObserverMaster, ObserverMasterAction, StoreTxnLog,
-};
+use zab_leader::{ConnId, LearnerKind, ObserverMaster, ObserverMasterAction, StoreTxnLog};
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::ServerId;
 
@@ -94,17 +92,8 @@ impl Peer {
         };
         let last_applied = self.state.tree().last_zxid();
         let window = self.cfg.commit_log_count.max(500) as usize;
-        let mut cfg = LeaderConfig::new(
-            self.me,
-            self.verifier.clone(),
-            self.cfg.tick_time_ms as u64,
-            self.cfg.init_limit as u32,
-            self.cfg.sync_limit as u32,
-        );
-        cfg.snapshot_size_factor = self.cfg.snapshot_size_factor;
-        cfg.membership = Bytes::from(self.cfg.membership_text());
         let master = ObserverMaster::new(
-            cfg,
+            self.learner_master_config(),
             epoch,
             last_applied,
             committed_window(&self.store, last_applied, window),

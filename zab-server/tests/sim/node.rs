@@ -446,12 +446,13 @@ impl Node {
         }
     }
 
-    fn lead(&mut self, io: &mut Io) {
-        self.gen += 1;
-        let last_processed = self.tree.last_zxid();
+    /// What a master of learners starts from, as a leader or as a follower
+    /// hosting observers: its settings, the window of its newest applied
+    /// txns, and the size of its newest snapshot.
+    fn learner_master_start(&self) -> (LeaderConfig, CommittedLog, u64) {
+        let last = self.tree.last_zxid();
         let window = self.cfg.commit_window.max(500);
-        let committed =
-            CommittedLog::from_entries(window, self.disk.window(last_processed, window));
+        let committed = CommittedLog::from_entries(window, self.disk.window(last, window));
         let snapshot_size = self
             .disk
             .snapshot
@@ -465,6 +466,13 @@ impl Node {
             self.cfg.sync_limit,
         );
         lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        (lc, committed, snapshot_size)
+    }
+
+    fn lead(&mut self, io: &mut Io) {
+        self.gen += 1;
+        let last_processed = self.tree.last_zxid();
+        let (lc, committed, snapshot_size) = self.learner_master_start();
         let start = LeaderStart {
             accepted_epoch: self.disk.accepted_epoch(),
             current_epoch: self.disk.current_epoch(),
@@ -636,33 +644,8 @@ impl Node {
                     zxid,
                     applied_through,
                 } => {
-                    if applied_through != self.tree.last_zxid() {
-                        io.violation(format!(
-                            "{}: SendSnapshot applied_through {applied_through} but the tree is at {}",
-                            self.sid,
-                            self.tree.last_zxid()
-                        ));
-                    }
-                    let mut bytes = Vec::new();
-                    if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
-                        io.violation(format!("{}: serializing a snapshot: {e}", self.sid));
-                        continue;
-                    }
-                    io.snapshot_sent(digest(&bytes), self.history.clone());
-                    io.log(format!(
-                        "{} sends a snapshot at {zxid} to conn {}",
-                        self.sid, conn.0
-                    ));
-                    if l.streams.contains(&conn.0) {
-                        // Small chunks: the stream and its reassembly are
-                        // exercised with several packets.
-                        for chunk in SnapChunks::with_chunk_size(&bytes[..], 4096) {
-                            match chunk {
-                                Ok(p) => io.stream_send(conn.0, false, p),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                    let open = l.streams.contains(&conn.0);
+                    self.send_snapshot(io, conn.0, open, zxid, applied_through);
                 }
                 LeaderAction::PersistAcceptedEpoch(e) => {
                     if let Err(err) = self.disk.set_accepted_epoch(e) {
@@ -790,6 +773,46 @@ impl Node {
         l.proposed.insert(zxid, txn);
         self.append(io, zxid, bytes);
         self.leader_actions(io, actions);
+    }
+
+    /// quorum.rs's `stream_snapshot`: the tree as it is, which must hold
+    /// exactly the txns through `applied_through`, to the learner on
+    /// `stream` (if still `open`) as SNAP_CHUNKs and SNAP_END.
+    fn send_snapshot(
+        &self,
+        io: &mut Io,
+        stream: StreamId,
+        open: bool,
+        zxid: Zxid,
+        applied_through: Zxid,
+    ) {
+        if applied_through != self.tree.last_zxid() {
+            io.violation(format!(
+                "{}: a snapshot applied through {applied_through} but the tree is at {}",
+                self.sid,
+                self.tree.last_zxid()
+            ));
+        }
+        let mut bytes = Vec::new();
+        if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
+            io.violation(format!("{}: serializing a snapshot: {e}", self.sid));
+            return;
+        }
+        io.snapshot_sent(digest(&bytes), self.history.clone());
+        io.log(format!(
+            "{} sends a snapshot at {zxid} to conn {stream}",
+            self.sid
+        ));
+        if open {
+            // Small chunks: the stream and its reassembly are exercised
+            // with several packets.
+            for chunk in SnapChunks::with_chunk_size(&bytes[..], 4096) {
+                match chunk {
+                    Ok(p) => io.stream_send(stream, false, p),
+                    Err(_) => break,
+                }
+            }
+        }
     }
 
     fn append(&mut self, io: &mut Io, zxid: Zxid, bytes: Bytes) {
@@ -1072,21 +1095,7 @@ impl Node {
     /// quorum.rs's `host_observers`: a follower now in sync.
     fn host_observers(&mut self, io: &mut Io, epoch: Epoch) {
         let last = self.tree.last_zxid();
-        let window = self.cfg.commit_window.max(500);
-        let committed = CommittedLog::from_entries(window, self.disk.window(last, window));
-        let snapshot_size = self
-            .disk
-            .snapshot
-            .as_ref()
-            .map_or(0, |s| s.bytes.len() as u64);
-        let mut lc = LeaderConfig::new(
-            self.sid,
-            self.verifier.clone(),
-            self.cfg.tick_ms,
-            self.cfg.init_limit,
-            self.cfg.sync_limit,
-        );
-        lc.snapshot_size_factor = self.cfg.snapshot_size_factor;
+        let (lc, committed, snapshot_size) = self.learner_master_start();
         let master = ObserverMaster::new(
             lc,
             epoch,
@@ -1120,31 +1129,9 @@ impl Node {
                     }
                 }
                 ObserverMasterAction::SendSnapshot { conn, zxid } => {
-                    if zxid != self.tree.last_zxid() {
-                        io.violation(format!(
-                            "{}: an observer's snapshot at {zxid} but the tree is at {}",
-                            self.sid,
-                            self.tree.last_zxid()
-                        ));
-                    }
-                    let mut bytes = Vec::new();
-                    if let Err(e) = self.tree.snapshot().write_to(&mut bytes) {
-                        io.violation(format!("{}: serializing a snapshot: {e}", self.sid));
-                        continue;
-                    }
-                    io.snapshot_sent(digest(&bytes), self.history.clone());
-                    io.log(format!(
-                        "{} sends a snapshot at {zxid} to observer conn {}",
-                        self.sid, conn.0
-                    ));
-                    if h.streams.contains(&conn.0) {
-                        for chunk in SnapChunks::with_chunk_size(&bytes[..], 4096) {
-                            match chunk {
-                                Ok(p) => io.stream_send(conn.0, false, p),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                    // The follower's tree holds exactly what it applied.
+                    let open = h.streams.contains(&conn.0);
+                    self.send_snapshot(io, conn.0, open, zxid, zxid);
                 }
                 ObserverMasterAction::ToLeader(p) => {
                     if let Some(learner) = l.learner.as_mut() {
