@@ -410,3 +410,75 @@ async fn sessions_on_the_observer_are_kept_and_moved_through_its_master() {
     })
     .await;
 }
+
+/// An observer too far behind for a DIFF gets a snapshot of its follower's
+/// tree, streamed by the follower (`snapshotSizeFactor=-1`: nothing is
+/// replayed from the txn log, so beyond the 500-txn committed window only
+/// a SNAP will do). The follower counts it in `zk_snap_count`, as
+/// ZooKeeper's `LearnerHandler` does on whichever server runs it; no other
+/// voter counts one. (A voter may have counted a SNAP before: with the
+/// factor at -1 a follower that registers after the leader is established
+/// gets one too, on ZooKeeper as on zab.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_far_behind_gets_its_followers_snapshot() {
+    let mut spec = spec();
+    spec.extra_cfg.push_str("snapshotSizeFactor=-1\n");
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        wait_for_follower_master(cluster, leader).await;
+        let writer = connect(&cluster.connect_string_of(leader)).await;
+        writer.create("/far", b"", &persistent()).await.unwrap();
+
+        blocking(|| cluster.kill9(OBSERVER));
+        // 700 txns: past the committed window the follower keeps for DIFF.
+        let mut writes = tokio::task::JoinSet::new();
+        for lane in 0..8 {
+            let writer = writer.clone();
+            writes.spawn(async move {
+                for n in (lane..700).step_by(8) {
+                    let path = format!("/far/n{n:04}");
+                    writer.create(&path, b"x", &persistent()).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.unwrap();
+        }
+
+        let snaps = |cluster: &TestCluster| -> Vec<u64> {
+            (0..OBSERVER)
+                .map(|i| {
+                    let text = mntr(cluster, i).expect("every voter serves");
+                    let count = metric(&text, "zk_snap_count").expect("zk_snap_count");
+                    count.parse().expect("a count")
+                })
+                .collect()
+        };
+        let before = snaps(cluster);
+        blocking(|| cluster.restart(OBSERVER));
+        let master = wait_for_follower_master(cluster, leader).await;
+        let mut expected = before.clone();
+        expected[master] += 1;
+        assert_eq!(snaps(cluster), expected, "zk_snap_count of each voter");
+        if target() == Target::Zab {
+            let log = cluster.output(OBSERVER);
+            let restarted = log.rsplit("--- node").next().unwrap_or_default();
+            assert!(
+                restarted.contains("SNAP: installing"),
+                "the restarted observer was expected to sync by snapshot:\n{log}"
+            );
+        }
+
+        let on_observer = synced_client(cluster, OBSERVER, "/far").await;
+        let (mut children, stat) = on_observer.get_children("/far").await.unwrap();
+        children.sort();
+        let want: Vec<String> = (0..700).map(|n| format!("n{n:04}")).collect();
+        assert_eq!(children, want);
+        writer.sync("/far").await.unwrap();
+        let (_, on_leader) = writer.get_children("/far").await.unwrap();
+        assert_eq!(stat, on_leader);
+    })
+    .await;
+}
