@@ -17,6 +17,10 @@ usage: cargo xtask cluster [options]
 
   --nodes N        voting servers (default 3; 1 runs a standalone server)
   --observers M    observers in addition (default 0)
+  --observer-master
+                   observers sync from followers (observerMasterPort): node N's quorum
+                   and election ports move to its own address 127.0.0.N, and every
+                   node gets one observer master port (P+400 with --base-port)
   --data-dir DIR   keep data here between runs (default: a fresh temporary directory)
   --base-port P    client ports P, P+1, ...; quorum ports P+100+i, election ports P+200+i,
                    admin server ports P+300+i
@@ -39,6 +43,7 @@ Ctrl-C stops every node cleanly.
 struct Options {
     nodes: usize,
     observers: usize,
+    observer_master: bool,
     data_dir: Option<PathBuf>,
     base_port: Option<u16>,
     tick_time: u32,
@@ -49,6 +54,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         nodes: 3,
         observers: 0,
+        observer_master: false,
         data_dir: None,
         base_port: None,
         tick_time: 2000,
@@ -60,6 +66,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         match a.as_str() {
             "--nodes" => o.nodes = number(&value("--nodes")?, "--nodes")?,
             "--observers" => o.observers = number(&value("--observers")?, "--observers")?,
+            "--observer-master" => o.observer_master = true,
             "--data-dir" => o.data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--base-port" => o.base_port = Some(number(&value("--base-port")?, "--base-port")?),
             "--tick-time" => o.tick_time = number(&value("--tick-time")?, "--tick-time")?,
@@ -77,6 +84,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     if o.nodes == 1 && o.observers > 0 {
         // ZooKeeper refuses one voter plus observers with standaloneEnabled.
         return Err("observers need at least 2 voting nodes".into());
+    }
+    if o.observer_master && o.observers == 0 {
+        return Err("--observer-master needs observers (--observers M)".into());
+    }
+    if o.observer_master && o.nodes + o.observers > 254 {
+        return Err("--observer-master gives each node an address 127.0.0.N: at most 254".into());
     }
     Ok(Some(o))
 }
@@ -138,6 +151,10 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 struct Node {
     id: usize,
     observer: bool,
+    /// The address of its quorum and election ports: 127.0.0.1, or
+    /// 127.0.0.`id` with `--observer-master` (every follower listens on the
+    /// same observer master port at its own quorum address).
+    host: Ipv4Addr,
     client_port: u16,
     quorum_port: u16,
     election_port: u16,
@@ -176,8 +193,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let total = opts.nodes + opts.observers;
     let picked = match opts.base_port {
         Some(_) => Vec::new(),
-        None => free_ports(4 * total)?,
+        None => free_ports(4 * total + 1)?,
     };
+    let observer_master_port = opts.observer_master.then(|| match opts.base_port {
+        Some(p) => p + 400,
+        None => picked[4 * total],
+    });
     let mut nodes = Vec::new();
     for id in 1..=total {
         let (client_port, quorum_port, election_port, admin_port) = match opts.base_port {
@@ -193,6 +214,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         nodes.push(Node {
             id,
             observer: id > opts.nodes,
+            host: match opts.observer_master {
+                true => Ipv4Addr::new(127, 0, 0, id as u8),
+                false => Ipv4Addr::LOCALHOST,
+            },
             client_port,
             quorum_port,
             election_port,
@@ -202,7 +227,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         });
     }
     for n in &nodes {
-        write_node_files(n, &nodes, &opts)?;
+        write_node_files(n, &nodes, &opts, observer_master_port)?;
     }
     for n in nodes.iter_mut() {
         start(&bin, n)?;
@@ -213,17 +238,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .collect();
     for n in &nodes {
         println!(
-            "node {}{}: client 127.0.0.1:{}, quorum {}, election {}, admin http://127.0.0.1:{}/commands, data {}",
+            "node {}{}: client 127.0.0.1:{}, quorum {}:{}, election {}:{}, admin http://127.0.0.1:{}/commands, data {}",
             n.id,
             if n.observer { " (observer)" } else { "" },
             n.client_port,
+            n.host,
             n.quorum_port,
+            n.host,
             n.election_port,
             n.admin_port,
             n.dir.display()
         );
     }
     println!("connect string: {}", connect.join(","));
+    if let Some(port) = observer_master_port {
+        println!("observerMasterPort {port}: observers sync from followers");
+    }
     println!("type `help` for commands; Ctrl-C stops the cluster");
 
     install_signal_handlers();
@@ -337,7 +367,12 @@ fn srvr_summary(port: u16) -> String {
     }
 }
 
-fn write_node_files(n: &Node, all: &[Node], opts: &Options) -> Result<(), String> {
+fn write_node_files(
+    n: &Node,
+    all: &[Node],
+    opts: &Options,
+    observer_master_port: Option<u16>,
+) -> Result<(), String> {
     std::fs::create_dir_all(&n.dir).map_err(|e| format!("{}: {e}", n.dir.display()))?;
     let mut cfg = format!(
         "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\nzab.workerThreads={}\n",
@@ -347,11 +382,15 @@ fn write_node_files(n: &Node, all: &[Node], opts: &Options) -> Result<(), String
         n.admin_port,
         colocated_threads(all.len()),
     );
+    if let Some(port) = observer_master_port {
+        cfg.push_str(&format!("observerMasterPort={port}\n"));
+    }
     if all.len() > 1 {
         for m in all {
             cfg.push_str(&format!(
-                "server.{}=127.0.0.1:{}:{}{}\n",
+                "server.{}={}:{}:{}{}\n",
                 m.id,
+                m.host,
                 m.quorum_port,
                 m.election_port,
                 if m.observer { ":observer" } else { "" }
@@ -460,6 +499,15 @@ mod tests {
         if ephemeral_low > 11_000 {
             assert!(ports.iter().all(|&p| p < ephemeral_low), "{ports:?}");
         }
+    }
+
+    #[test]
+    fn observer_master_needs_observers() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = parse(&args(&["--observer-master"])).err();
+        assert!(err.is_some_and(|e| e.contains("needs observers")));
+        let ok = parse(&args(&["--observers", "1", "--observer-master"]));
+        assert!(ok.is_ok_and(|o| o.is_some_and(|o| o.observer_master && o.observers == 1)));
     }
 
     #[test]
