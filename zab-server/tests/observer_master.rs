@@ -482,3 +482,48 @@ async fn an_observer_far_behind_gets_its_followers_snapshot() {
     })
     .await;
 }
+
+/// A follower that cannot bind the observer master port keeps following
+/// and hosts nobody; the observer syncs from the other follower. This is
+/// zab's choice: ZooKeeper's follower stops following instead (its
+/// `ObserverMaster.start` throws inside `Follower.followLeader`) and stays
+/// out of the quorum until the port is free, so the test runs on zab only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_whose_observer_port_is_taken_still_follows() {
+    if target() != Target::Zab {
+        return;
+    }
+    let spec = spec();
+    let port: u16 = spec
+        .extra_cfg
+        .trim()
+        .strip_prefix("observerMasterPort=")
+        .and_then(|p| p.parse().ok())
+        .expect("spec() sets observerMasterPort");
+    // Node 0 (sid 1) finds its port taken. A fresh ensemble elects the
+    // highest sid, so node 0 follows.
+    let _squatter = std::net::TcpListener::bind((spec.host(0), port)).expect("bind the port");
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        assert_ne!(leader, 0, "sid 1 leads a fresh ensemble of 3");
+        let master = wait_for_follower_master(cluster, leader).await;
+        assert_ne!(
+            master, 0,
+            "the observer learned from the follower without a port"
+        );
+        assert_eq!(mode(cluster, 0), Some(Mode::Follower));
+        let idle = mntr(cluster, 0).expect("node 0 serves");
+        assert_eq!(metric(&idle, "zk_synced_observers"), Some("0"), "{idle}");
+        assert!(
+            cluster.output(0).contains("cannot listen for observers"),
+            "{}",
+            cluster.output(0)
+        );
+        // It still votes and serves: a write through it commits.
+        let client = connect(&cluster.connect_string_of(0)).await;
+        client.create("/still", b"", &persistent()).await.unwrap();
+    })
+    .await;
+}

@@ -112,9 +112,15 @@ impl Peer {
         let listener = tokio::spawn(async move {
             match quorum_transport::listen(listen, events, max_message, tls.as_ref()).await {
                 Ok(server) => server.await,
-                // ZooKeeper's follower goes on following without its
-                // ObserverMaster when the port cannot be bound.
-                Err(e) => tracing::error!(%listen, error = %e, "cannot listen for observers"),
+                // A deliberate difference: ZooKeeper's follower stops
+                // following when the port cannot be bound (`om.start()`
+                // throws inside `Follower.followLeader`), and so leaves the
+                // quorum until the port is free. zab keeps following and
+                // hosts nobody: a voter counts for more than its observers,
+                // which move on to the next voter.
+                Err(e) => {
+                    tracing::error!(%listen, error = %e, "cannot listen for observers; following without hosting them")
+                }
             }
         });
         tracing::info!(%listen, %epoch, %last_applied, "hosting observers");
