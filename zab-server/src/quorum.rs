@@ -1311,9 +1311,12 @@ impl Peer {
                             if behind {
                                 // An observer that does not log
                                 // (`syncEnabled=false`) had applied txns its
-                                // disk lacks; the leader would go on after
-                                // `after` without them. Syncing again from
-                                // what the disk holds gets them back.
+                                // disk lacks; the server it learns from
+                                // would go on after `after` without them.
+                                // Syncing again from what the disk holds
+                                // gets them back. (It gets here when it had
+                                // learned more from one follower than the
+                                // next one has applied: `observerMasterPort`.)
                                 tracing::warn!(%after, "TRUNC below what the disk holds; syncing again");
                                 self.leave_role("TRUNC below what the disk holds");
                                 self.look();
