@@ -879,4 +879,88 @@ mod tests {
         assert_eq!(h.in_flight(), 0);
         assert!(!h.transaction_timed_out(1_000_000, LIMITS));
     }
+
+    /// One connection per server: a second registration of a server drops
+    /// its first connection, and only the current connection's removal
+    /// names the server (whose acks then stop counting).
+    #[test]
+    fn handlers_keep_one_connection_per_server() {
+        let mut hs = Handlers::default();
+        for c in [1, 2, 3] {
+            hs.open(ConnId(c), 0, LIMITS);
+        }
+        let register = |hs: &mut Handlers, c: u64, sid: u64| {
+            let h = hs.get_mut(&ConnId(c)).unwrap();
+            h.on_info(
+                &info(PacketType::Followerinfo, sid, 1, 0),
+                ServerId(9),
+                0,
+                0,
+            )
+            .unwrap();
+            hs.register(ConnId(c), ServerId(sid))
+        };
+        assert_eq!(register(&mut hs, 1, 5), None);
+        assert_eq!(register(&mut hs, 3, 6), None);
+        // Server 5 again, on connection 2: connection 1 is dead.
+        assert_eq!(register(&mut hs, 2, 5), Some(ConnId(1)));
+        assert!(!hs.contains_key(&ConnId(1)));
+        let (_, current) = hs.remove(ConnId(2)).unwrap();
+        assert_eq!(current, Some(ServerId(5)));
+        assert!(hs.remove(ConnId(2)).is_none());
+        // Silent past initLimit before the sync: connection 3.
+        assert_eq!(hs.silent(10_001, LIMITS), [ConnId(3)]);
+        assert!(hs.silent(10_000, LIMITS).is_empty());
+    }
+
+    #[test]
+    fn what_a_learner_says_in_sync_is_decoded_or_refused() {
+        let touches = proto::SessionTouches {
+            sessions: vec![proto::SessionEntry {
+                session_id: 7,
+                timeout: 4000,
+            }],
+        };
+        let ping = packet(
+            PacketType::Ping,
+            z(2, 3),
+            Bytes::from(touches.encode_to_vec()),
+        );
+        assert_eq!(
+            FromLearner::decode(&ping),
+            Ok(FromLearner::Touches(vec![(SessionId(7), 4000)]))
+        );
+        let ack = packet(PacketType::Ack, z(2, 3), Bytes::new());
+        assert_eq!(FromLearner::decode(&ack), Ok(FromLearner::Ack(z(2, 3))));
+        let revalidate = proto::Revalidate {
+            session_id: 8,
+            timeout: 3000,
+        };
+        let p = packet(
+            PacketType::Revalidate,
+            Zxid(-1),
+            Bytes::from(revalidate.encode_to_vec()),
+        );
+        assert_eq!(
+            FromLearner::decode(&p),
+            Ok(FromLearner::Revalidate {
+                session: SessionId(8),
+                timeout: 3000
+            })
+        );
+        let uptodate = packet(PacketType::Uptodate, Zxid(-1), Bytes::new());
+        assert_eq!(
+            FromLearner::decode(&uptodate),
+            Ok(FromLearner::Other(PacketType::Uptodate as i32))
+        );
+        let garbage = packet(
+            PacketType::Request,
+            Zxid(-1),
+            Bytes::from_static(b"\xff\xff"),
+        );
+        assert!(matches!(
+            FromLearner::decode(&garbage),
+            Err(ProtocolError::Malformed { .. })
+        ));
+    }
 }
