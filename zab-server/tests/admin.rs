@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cluster::{ClusterSpec, ServerCommand, TestCluster};
+use cluster::{free_ports_on, ClusterSpec, ServerCommand, TestCluster};
 use serde_json::Value;
 use support::{bounded, free_port, target, Target, TestServer};
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -663,6 +663,19 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
     .await;
 }
 
+/// ZooKeeper's `LearnerHandler.getLearnerHandlerInfo` fields, in its order.
+const LEARNER_HANDLER_INFO: [&str; 9] = [
+    "remote_socket_address",
+    "sid",
+    "established",
+    "queued_packets",
+    "queued_packets_size",
+    "packets_received",
+    "packets_sent",
+    "requests",
+    "last_zxid",
+];
+
 /// The leader's `observers` lists each synced observer with the nine
 /// fields of ZooKeeper's `LearnerHandler.getLearnerHandlerInfo`, in its
 /// order; a follower, which is no observer master here, lists none.
@@ -719,17 +732,7 @@ fn the_leader_lists_its_observers_as_learner_handlers() {
     let info = listed["observers"][0].as_object().expect("an object");
     assert_eq!(
         info.keys().map(String::as_str).collect::<Vec<_>>(),
-        [
-            "remote_socket_address",
-            "sid",
-            "established",
-            "queued_packets",
-            "queued_packets_size",
-            "packets_received",
-            "packets_sent",
-            "requests",
-            "last_zxid"
-        ]
+        LEARNER_HANDLER_INFO
     );
     let remote = info["remote_socket_address"].as_str().expect("text");
     assert!(remote.starts_with("/127.0.0.1:"), "{remote}");
@@ -756,6 +759,58 @@ fn the_leader_lists_its_observers_as_learner_handlers() {
         let o = command(addr(i), "obsr");
         assert_eq!(o["synced_observers"], 0, "{o}");
         assert_eq!(o["observers"], serde_json::json!([]), "{o}");
+    }
+}
+
+/// With `observerMasterPort` the follower an observer syncs from lists it in
+/// `observers` (ZooKeeper's `SyncedObserverConsCommand` asks the follower's
+/// `ObserverMaster`), with the same nine fields; the leader lists none.
+#[test]
+fn a_follower_hosting_an_observer_lists_it() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut spec = ClusterSpec::new(
+        match target() {
+            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
+            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+        },
+        3,
+    )
+    .with_observers(1)
+    .with_distinct_hosts();
+    let master_port = free_ports_on(&spec.hosts(), 1)[0];
+    spec.extra_cfg = format!("observerMasterPort={master_port}\n");
+    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    let mut cluster = TestCluster::start(spec);
+    let leader = cluster.wait_until_serving(Duration::from_secs(60));
+    let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], ports[i]).into() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let (master, listed) = loop {
+        let hosting = (0..3).filter(|&i| i != leader).find_map(|i| {
+            let o = command(addr(i), "observers");
+            (o["synced_observers"] == 1).then_some((i, o))
+        });
+        if let Some(found) = hosting {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no follower lists the observer\n{}",
+            cluster.report()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let info = listed["observers"][0].as_object().expect("an object");
+    assert_eq!(
+        info.keys().map(String::as_str).collect::<Vec<_>>(),
+        LEARNER_HANDLER_INFO
+    );
+    assert_eq!(info["sid"], 4, "{listed}");
+    let lead = command(addr(leader), "observers");
+    assert_eq!(lead["synced_observers"], 0, "{lead}");
+    assert_eq!(lead["observers"], serde_json::json!([]), "{lead}");
+    for i in (0..3).filter(|&i| i != leader && i != master) {
+        let o = command(addr(i), "obsr");
+        assert_eq!(o["synced_observers"], 0, "{o}");
     }
 }
 
