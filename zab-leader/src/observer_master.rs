@@ -130,10 +130,6 @@ impl ObserverMaster {
             .count()
     }
 
-    pub fn last_applied(&self) -> Zxid {
-        self.last_applied
-    }
-
     /// A new snapshot was saved: rule 5 (b) compares against its size.
     pub fn set_snapshot_size(&mut self, bytes: u64) {
         self.snapshot_size = bytes;

@@ -1361,17 +1361,17 @@ impl Peer {
                     self.store.log().append_batch(entries, on_durable);
                 }
                 LearnerAction::Apply(txns) => {
-                    let hosting = l.observers.is_some();
                     for txn in txns {
                         match self.state.idle_tree() {
                             Some(tree) => {
                                 tree.apply(&txn);
                             }
-                            None if hosting => {
-                                self.pipeline_input(Input::Committed { txn: txn.clone() });
+                            None => {
+                                // Committed: its observers may have it
+                                // before this server's tree does.
                                 self.inform_observers(&txn);
+                                self.pipeline_input(Input::Committed { txn });
                             }
-                            None => self.pipeline_input(Input::Committed { txn }),
                         }
                     }
                 }

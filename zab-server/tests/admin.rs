@@ -118,6 +118,20 @@ fn admin_cfg(port: u16) -> String {
     format!("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}\n")
 }
 
+/// Three voters and `observers` observers, zab or ZooKeeper (with its
+/// admin server), each with its own admin port on 127.0.0.1; the ports
+/// come back in node order.
+fn admin_ensemble(observers: usize) -> (ClusterSpec, Vec<u16>) {
+    let command = match target() {
+        Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
+        Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
+    };
+    let mut spec = ClusterSpec::new(command, 3).with_observers(observers);
+    let ports: Vec<u16> = (0..3 + observers).map(|_| free_port()).collect();
+    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    (spec, ports)
+}
+
 /// The `mntr` keys, in order, without `zk_`.
 fn mntr_keys(text: &str) -> Vec<String> {
     text.lines()
@@ -401,15 +415,7 @@ fn a_server_whose_metrics_port_is_taken_exits() {
 /// the voters' addresses, the ZAB phase.
 #[test]
 fn an_ensemble_reports_its_leader_voters_and_zab_state() {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut spec = ClusterSpec::new(
-        match target() {
-            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
-            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
-        },
-        3,
-    );
-    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    let (spec, ports) = admin_ensemble(0);
     let mut cluster = TestCluster::start(spec);
     cluster.wait_until_serving(Duration::from_secs(60));
     let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], ports[i]).into() };
@@ -681,16 +687,7 @@ const LEARNER_HANDLER_INFO: [&str; 9] = [
 /// order; a follower, which is no observer master here, lists none.
 #[test]
 fn the_leader_lists_its_observers_as_learner_handlers() {
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let mut spec = ClusterSpec::new(
-        match target() {
-            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
-            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
-        },
-        3,
-    )
-    .with_observers(1);
-    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
+    let (spec, ports) = admin_ensemble(1);
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -767,19 +764,10 @@ fn the_leader_lists_its_observers_as_learner_handlers() {
 /// `ObserverMaster`), with the same nine fields; the leader lists none.
 #[test]
 fn a_follower_hosting_an_observer_lists_it() {
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let mut spec = ClusterSpec::new(
-        match target() {
-            Target::ZooKeeper => ServerCommand::zookeeper_with_admin_server(),
-            Target::Zab => ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")),
-        },
-        3,
-    )
-    .with_observers(1)
-    .with_distinct_hosts();
+    let (spec, ports) = admin_ensemble(1);
+    let mut spec = spec.with_distinct_hosts();
     let master_port = free_ports_on(&spec.hosts(), 1)[0];
     spec.extra_cfg = format!("observerMasterPort={master_port}\n");
-    spec.node_cfg = ports.iter().map(|p| admin_cfg(*p)).collect();
     let mut cluster = TestCluster::start(spec);
     let leader = cluster.wait_until_serving(Duration::from_secs(60));
     let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], ports[i]).into() };

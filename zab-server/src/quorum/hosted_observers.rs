@@ -142,13 +142,19 @@ impl Peer {
 
     /// A link event on the observer master's port.
     pub(super) fn on_observer_link(&mut self, event: LinkEvent) {
-        let snapshot_size = newest_snapshot_size(&self.store);
+        // DIFF or SNAP weighs against the newest snapshot as it is when
+        // the observer syncs, as for the leader's learners: read once per
+        // link, not per batch of packets.
+        let snapshot_size =
+            matches!(event, LinkEvent::Opened { .. }).then(|| newest_snapshot_size(&self.store));
         let Some(h) = self.hosted() else {
             return;
         };
         let actions = match event {
             LinkEvent::Opened { link, out, remote } => {
-                h.master.set_snapshot_size(snapshot_size);
+                if let Some(size) = snapshot_size {
+                    h.master.set_snapshot_size(size);
+                }
                 h.links.insert(link, LearnerLink::new(out, remote));
                 h.master.on_connected(ConnId(link.0));
                 Vec::new()
@@ -205,9 +211,8 @@ impl Peer {
 
     fn observer_master_actions(&mut self, actions: Vec<ObserverMasterAction>) {
         for a in actions {
-            let (gen, tx) = (self.gen, self.tx.clone());
             let snapshot = matches!(a, ObserverMasterAction::SendSnapshot { .. })
-                .then(|| self.state.tree().snapshot());
+                .then(|| (self.state.tree().snapshot(), self.tx.clone(), self.gen));
             let Role::Learning(l) = &mut self.role else {
                 return;
             };
@@ -227,7 +232,7 @@ impl Peer {
                 ObserverMasterAction::SendSnapshot { conn, zxid } => {
                     self.provider.snap_count += 1;
                     let id = LinkId(conn.0);
-                    if let (Some(link), Some(snap)) = (h.links.get_mut(&id), snapshot) {
+                    if let (Some(link), Some((snap, tx, gen))) = (h.links.get_mut(&id), snapshot) {
                         stream_snapshot(link, id, zxid, snap, tx, gen);
                     }
                 }

@@ -958,12 +958,13 @@ impl Node {
                 }
                 LearnerAction::Apply(txns) => {
                     for txn in txns {
-                        self.apply(io, &txn);
+                        // As quorum.rs: its observers first, then the tree.
                         if let Some(h) = self.hosted() {
                             let bytes = Bytes::from(txn.encode_to_vec());
                             let actions = h.master.on_committed(Zxid(txn.zxid), bytes);
                             self.observer_master_actions(io, actions);
                         }
+                        self.apply(io, &txn);
                     }
                     if self.serving {
                         if let Err(e) = io.check.serving(self.sid, &self.history) {
