@@ -120,6 +120,9 @@ pub enum NotificationError {
     /// ZooKeeper's receiver thread drops such a message.
     #[error("notification from {sender} has unknown peer state {state}")]
     UnknownState { sender: ServerId, state: i32 },
+    /// A SASL step (`quorum.auth.*`) once the link's exchange was over.
+    #[error("a SASL step from {sender} after the link opened")]
+    UnexpectedAuth { sender: ServerId },
 }
 
 impl TryFrom<proto::Notification> for Notification {
@@ -127,6 +130,9 @@ impl TryFrom<proto::Notification> for Notification {
 
     fn try_from(p: proto::Notification) -> Result<Self, Self::Error> {
         let sender = ServerId(p.sender);
+        if p.auth.is_some() {
+            return Err(NotificationError::UnexpectedAuth { sender });
+        }
         let state = proto::PeerState::try_from(p.state)
             .map_err(|_| NotificationError::UnknownState {
                 sender,
@@ -157,6 +163,7 @@ impl From<Notification> for proto::Notification {
             peer_epoch: n.vote.peer_epoch.0,
             sender: n.sender.0,
             config_version: n.config_version,
+            auth: None,
         }
     }
 }

@@ -41,7 +41,8 @@ use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
 use crate::four_letter::BufferSizes;
 use crate::latency_summary::LatencySummary;
-use crate::sasl::{DigestMd5, SaslConfig};
+use crate::sasl::SaslConfig;
+use zab_wire::digest_md5::{self, ServerExchange};
 
 /// First capacity of a reply frame or a forwarded request: a setData's
 /// reply (88 bytes), a small getData's or a create's fits, where 64 bytes
@@ -347,7 +348,7 @@ struct Connection {
     connect_ms: i64,
     stats: ConnectionStats,
     /// The connection's SASL exchange, from its first SASL request on.
-    sasl: Option<DigestMd5>,
+    sasl: Option<ServerExchange>,
 }
 
 /// A txn that is logged but not yet applied.
@@ -1144,8 +1145,10 @@ impl Pipeline {
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        let exchange = c.sasl.get_or_insert_with(|| DigestMd5::new(sasl_nonce()));
-        match exchange.step(&token, &cfg) {
+        let exchange = c.sasl.get_or_insert_with(|| {
+            ServerExchange::new(digest_md5::CLIENT_PORT, digest_md5::nonce())
+        });
+        match exchange.step(&token, &cfg.users) {
             Ok(step) => {
                 if let Some(user) = step.authenticated {
                     tracing::info!(conn = conn.0, user, "SASL authenticated");
@@ -1870,25 +1873,6 @@ fn context(
         session_moved,
         session_local: false,
     }
-}
-
-/// A DIGEST-MD5 nonce: 16 bytes from the OS, hex (the JDK's server uses
-/// random bytes too).
-fn sasl_nonce() -> String {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 16];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        // The OS refused randomness: a nonce from the clock still differs
-        // per exchange, if predictably.
-        bytes = now_nanos().to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }
 
 /// The ops a read-only server refuses with NOTREADONLY
