@@ -14,9 +14,12 @@
 //! * [`responder`]: [`Responder`], what a FOLLOWING / LEADING / OBSERVING
 //!   server answers to LOOKING peers;
 //! * [`transport`]: the async edge, a tonic `Election.Exchange` link per
-//!   pair of servers, opened by the higher sid.
+//!   pair of servers, opened by the higher sid;
+//! * [`quorum_sasl`]: SASL between servers (`quorum.auth.*`) on a link just
+//!   opened, for the election links and the leader ⇄ learner links alike.
 
 pub mod election;
+pub mod quorum_sasl;
 pub mod responder;
 pub mod transport;
 pub mod vote;
@@ -24,5 +27,5 @@ pub mod vote;
 pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 pub use responder::Responder;
 
-pub use transport::{ElectionTransport, PeerTls, TransportError};
+pub use transport::{ElectionTransport, PeerSecurity, PeerTls, TransportError};
 pub use vote::{Notification, NotificationError, ServerState, Vote};

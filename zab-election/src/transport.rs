@@ -19,6 +19,12 @@
 //! The dialler names itself in the `zab-sid` request header; the sender of
 //! every notification received on a link is taken from the link, not from
 //! the message.
+//!
+//! Under `quorum.auth.*` the dialler is the SASL client and the listener the
+//! SASL server ([`crate::quorum_sasl`]): the exchange runs before anything
+//! else on the link, dial-back requests included, as ZooKeeper's
+//! `QuorumCnxManager` authenticates every connection before it looks at
+//! which side should keep it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,10 +40,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use zab_wire::proto;
 use zab_wire::proto::election_client::ElectionClient;
 use zab_wire::proto::election_server::{Election as ElectionService, ElectionServer};
+use zab_wire::quorum_auth::{self, Admission, Credentials, QuorumSasl};
 use zab_wire::ServerId;
 
 use crate::vote::Notification;
@@ -73,6 +80,8 @@ enum DialError {
     Endpoint(#[from] tonic::transport::Error),
     #[error("exchange refused: {0}")]
     Status(#[from] Status),
+    #[error("SASL authentication failed: {0}")]
+    Auth(String),
 }
 
 #[derive(Debug, Default)]
@@ -153,7 +162,7 @@ struct Shared {
     links: BTreeMap<ServerId, Arc<Link>>,
     inbound: mpsc::Sender<Notification>,
     runtime: tokio::runtime::Handle,
-    tls: Option<PeerTls>,
+    security: PeerSecurity,
 }
 
 /// TLS between servers (ZooKeeper's `sslQuorum`), for the election links
@@ -193,6 +202,46 @@ impl PeerTls {
     }
 }
 
+/// How a server secures its links to the others, the election links and
+/// the leader ⇄ learner links alike: TLS (`sslQuorum`) and SASL
+/// (`quorum.auth.*`, present when `quorum.auth.enableSasl=true`).
+#[derive(Clone, Debug, Default)]
+pub struct PeerSecurity {
+    pub tls: Option<PeerTls>,
+    pub sasl: Option<Arc<QuorumSasl>>,
+}
+
+impl PeerSecurity {
+    /// What this server authenticates as when it opens a link, if it does
+    /// (`quorum.auth.learnerRequireSasl`).
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.sasl.as_ref().and_then(|s| s.learner.as_ref())
+    }
+
+    /// Says in `request`'s headers that its opener will authenticate, if
+    /// this server does.
+    pub fn mark<T>(&self, request: &mut Request<T>) {
+        if self.credentials().is_some() {
+            request.metadata_mut().insert(
+                quorum_auth::HEADER,
+                tonic::metadata::MetadataValue::from_static(quorum_auth::MECHANISM),
+            );
+        }
+    }
+
+    /// How a link opened to this server with `request` begins.
+    pub fn admit<T>(&self, request: &Request<T>) -> Admission {
+        let asks = request.metadata().get(quorum_auth::HEADER);
+        if asks.is_some_and(|m| m.as_bytes() != quorum_auth::MECHANISM.as_bytes()) {
+            return Admission::Refuse(format!(
+                "unsupported SASL mechanism {:?}",
+                String::from_utf8_lossy(asks.map_or(&[][..], |m| m.as_bytes()))
+            ));
+        }
+        quorum_auth::admit(self.sasl.as_ref(), asks.is_some())
+    }
+}
+
 /// A running election transport. Dropping it stops its tasks.
 pub struct ElectionTransport {
     shared: Arc<Shared>,
@@ -208,7 +257,7 @@ impl ElectionTransport {
         me: ServerId,
         listen: SocketAddr,
         peers: BTreeMap<ServerId, SocketAddr>,
-        tls: Option<PeerTls>,
+        security: PeerSecurity,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let listener = TcpListener::bind(listen)
             .await
@@ -216,25 +265,26 @@ impl ElectionTransport {
                 addr: listen,
                 source,
             })?;
-        ElectionTransport::start_secured(me, listener, peers, tls)
+        ElectionTransport::start_secured(me, listener, peers, security)
     }
 
     /// [`ElectionTransport::start`] on a listener the caller already bound,
-    /// without TLS.
+    /// without TLS or SASL.
     pub fn start_with_listener(
         me: ServerId,
         listener: TcpListener,
         peers: BTreeMap<ServerId, SocketAddr>,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
-        ElectionTransport::start_secured(me, listener, peers, None)
+        ElectionTransport::start_secured(me, listener, peers, PeerSecurity::default())
     }
 
-    /// [`ElectionTransport::start_with_listener`], with TLS if `tls` is set.
+    /// [`ElectionTransport::start_with_listener`], secured as `security`
+    /// says.
     pub fn start_secured(
         me: ServerId,
         listener: TcpListener,
         peers: BTreeMap<ServerId, SocketAddr>,
-        tls: Option<PeerTls>,
+        security: PeerSecurity,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let local_addr = listener.local_addr().map_err(TransportError::LocalAddr)?;
         let (tx, rx) = mpsc::channel(INBOUND_CAPACITY);
@@ -257,13 +307,13 @@ impl ElectionTransport {
             links,
             inbound: tx,
             runtime: tokio::runtime::Handle::current(),
-            tls,
+            security,
         });
         let mut tasks = Vec::new();
         let service = ElectionServer::new(Service {
             shared: shared.clone(),
         });
-        let server = PeerTls::server(shared.tls.as_ref()).map_err(TransportError::Tls)?;
+        let server = PeerTls::server(shared.security.tls.as_ref()).map_err(TransportError::Tls)?;
         tasks.push(tokio::spawn(async move {
             // `serve_with_incoming` does not apply the builder's socket
             // options: ask for TCP_NODELAY here, as the dialing side does.
@@ -337,9 +387,9 @@ impl ElectionTransport {
         if hello {
             // Ask the higher peer to dial us: it closes this stream and
             // dials back.
-            let (me, addr, tls) = (self.shared.me, link.addr, self.shared.tls.clone());
+            let (me, addr, security) = (self.shared.me, link.addr, self.shared.security.clone());
             self.shared.runtime.spawn(async move {
-                if let Err(e) = open(addr, me, tls.as_ref()).await {
+                if let Err(e) = open(addr, me, &security).await {
                     debug!(sid = %me, peer = %to, "dial-back request failed: {e}");
                 }
             });
@@ -359,11 +409,14 @@ impl Drop for ElectionTransport {
 async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match open(link.addr, shared.me, shared.tls.as_ref()).await {
+        match open(link.addr, shared.me, &shared.security).await {
             Ok((out, inbound)) => {
                 backoff = MIN_BACKOFF;
                 run_session(&shared, &link, out, inbound).await;
             }
+            // An operator's mistake (credentials that do not match), not
+            // a peer that is down: worth saying each time.
+            Err(e @ DialError::Auth(_)) => warn!(sid = %shared.me, peer = %link.peer, "{e}"),
             Err(e) => debug!(sid = %shared.me, peer = %link.peer, "dial failed: {e}"),
         }
         tokio::select! {
@@ -374,11 +427,12 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     }
 }
 
-/// Opens an `Exchange` stream to `addr`, naming ourselves as `me`.
+/// Opens an `Exchange` stream to `addr`, naming ourselves as `me`, and
+/// authenticates on it if this server does.
 async fn open(
     addr: SocketAddr,
     me: ServerId,
-    tls: Option<&PeerTls>,
+    security: &PeerSecurity,
 ) -> Result<
     (
         mpsc::Sender<proto::Notification>,
@@ -386,7 +440,7 @@ async fn open(
     ),
     DialError,
 > {
-    let channel: Channel = PeerTls::endpoint(tls, addr)?
+    let channel: Channel = PeerTls::endpoint(security.tls.as_ref(), addr)?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await?;
@@ -394,8 +448,49 @@ async fn open(
     let mut req = Request::new(ReceiverStream::new(rx));
     req.metadata_mut()
         .insert(SID_HEADER, tonic::metadata::MetadataValue::from(me.0));
-    let resp = ElectionClient::new(channel).exchange(req).await?;
-    Ok((tx, resp.into_inner()))
+    security.mark(&mut req);
+    let mut inbound = ElectionClient::new(channel)
+        .exchange(req)
+        .await?
+        .into_inner();
+    if let Some(credentials) = security.credentials() {
+        let mut steps = ElectionSteps {
+            tx: &tx,
+            inbound: &mut inbound,
+        };
+        crate::quorum_sasl::authenticate(credentials, &mut steps)
+            .await
+            .map_err(DialError::Auth)?;
+    }
+    Ok((tx, inbound))
+}
+
+/// An election link during its SASL exchange: the steps travel as
+/// notifications with only `auth` set.
+struct ElectionSteps<'a> {
+    tx: &'a mpsc::Sender<proto::Notification>,
+    inbound: &'a mut Streaming<proto::Notification>,
+}
+
+impl crate::quorum_sasl::Steps for ElectionSteps<'_> {
+    fn send(&mut self, step: proto::QuorumAuth) -> Result<(), String> {
+        let n = proto::Notification {
+            auth: Some(step),
+            ..Default::default()
+        };
+        // The link's queue is fresh: a step never waits for room.
+        self.tx.try_send(n).map_err(|e| format!("link closed: {e}"))
+    }
+
+    async fn recv(&mut self) -> Result<proto::QuorumAuth, String> {
+        match self.inbound.message().await {
+            Ok(Some(n)) => n
+                .auth
+                .ok_or_else(|| "a notification before the SASL exchange ended".into()),
+            Ok(None) => Err("the link closed during the SASL exchange".into()),
+            Err(status) => Err(format!("{}: {}", status.code(), status.message())),
+        }
+    }
 }
 
 /// Moves notifications both ways on one link until it drops or a newer
@@ -464,6 +559,47 @@ impl ElectionService for Service {
         let Some(link) = self.shared.links.get(&sid).cloned() else {
             return Err(Status::permission_denied(format!("{sid} is not a peer")));
         };
+        let handshake = match self.shared.security.admit(&request) {
+            Admission::Open => None,
+            Admission::Refuse(why) => {
+                warn!(sid = %self.shared.me, peer = %sid, "election link refused: {why}");
+                return Err(Status::unauthenticated(why));
+            }
+            Admission::Authenticate(h) => Some(h),
+        };
+        if let Some(handshake) = handshake {
+            // The exchange answers on the response stream, so the response
+            // goes back first and the rest of the link waits for the verdict.
+            let (tx, rx) = mpsc::channel(16);
+            let shared = self.shared.clone();
+            let mut inbound = request.into_inner();
+            tokio::spawn(async move {
+                let mut steps = ElectionSteps {
+                    tx: &tx,
+                    inbound: &mut inbound,
+                };
+                let verdict = crate::quorum_sasl::admit(handshake, &mut steps).await;
+                match &verdict.result {
+                    Ok(user) => {
+                        info!(sid = %shared.me, peer = %sid, user, "election peer authenticated")
+                    }
+                    Err(why) => warn!(
+                        sid = %shared.me, peer = %sid, keep = verdict.keep,
+                        "election peer failed SASL authentication: {why}"
+                    ),
+                }
+                if !verdict.keep {
+                    return;
+                }
+                if sid < shared.me {
+                    link.dial_now.notify_one();
+                    return;
+                }
+                run_session(&shared, &link, tx, inbound).await;
+            });
+            let stream: NotificationStream = Box::pin(ReceiverStream::new(rx).map(Ok));
+            return Ok(Response::new(stream));
+        }
         if sid < self.shared.me {
             // A lower sid may not keep a link to us: close it and dial back.
             link.dial_now.notify_one();

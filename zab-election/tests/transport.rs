@@ -6,9 +6,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use zab_election::{Election, ElectionTransport, Output, Responder, ServerState, Vote};
+
+use zab_election::{
+    Election, ElectionTransport, Output, PeerSecurity, Responder, ServerState, Vote,
+};
+use zab_wire::quorum_auth::{Credentials, QuorumSasl};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, Zxid};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -90,10 +95,14 @@ impl Cluster {
     }
 
     fn start(&mut self, id: u64, last_zxid: Zxid) {
+        self.start_secured(id, last_zxid, PeerSecurity::default());
+    }
+
+    fn start_secured(&mut self, id: u64, last_zxid: Zxid, security: PeerSecurity) {
         let me = ServerId(id);
         let listener = self.listeners.remove(&me).expect("not started yet");
         let (transport, inbox) =
-            ElectionTransport::start_with_listener(me, listener, self.addrs.clone())
+            ElectionTransport::start_secured(me, listener, self.addrs.clone(), security)
                 .expect("transport starts");
         self.tasks.push(tokio::spawn(run_server(
             me,
@@ -192,4 +201,84 @@ async fn is_linked_and_may_still_vote_follow_the_link_up_and_down() {
     eventually("1 sees the link to 2 drop", || !t1.is_linked(ServerId(2))).await;
     // A link that was up and went down: 2 is gone, it will not vote.
     assert!(!t1.may_still_vote(ServerId(2)));
+}
+
+/// `quorum.auth.*` as one server holds it: the `QuorumServer` users are
+/// `test`/`server_password`; `learner` is the password it logs in with
+/// (`learnerRequireSasl`), if any.
+fn sasl(server_password: &str, learner: Option<&str>, server_require: bool) -> PeerSecurity {
+    PeerSecurity {
+        tls: None,
+        sasl: Some(Arc::new(QuorumSasl {
+            learner: learner.map(|password| Credentials {
+                user: "test".into(),
+                password: password.into(),
+            }),
+            users: [("test".to_owned(), server_password.to_owned())].into(),
+            server_require,
+        })),
+    }
+}
+
+/// Every server requires SASL both ways and knows the password: the
+/// election runs as without it (server 2 has the latest log and wins; the
+/// links, dial-backs included, all authenticated first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_authenticate_each_other_elect_as_without_sasl() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    for (id, n) in [(1, 4), (2, 9), (3, 4)] {
+        c.start_secured(id, Zxid::new(Epoch(1), n), sasl("pw", Some("pw"), true));
+    }
+    let d = c.decisions(3).await;
+    assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
+    assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
+    assert_eq!(d[&ServerId(3)], (ServerState::Following, ServerId(2)));
+}
+
+/// Server 3 has the latest log, so any vote of its that arrived would win
+/// it the lead; its password is wrong, so 1 and 2 refuse its links and it
+/// cannot answer theirs, and they elect 2 without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_the_wrong_password_is_kept_out_of_the_election() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    c.start_secured(1, Zxid::new(Epoch(1), 4), sasl("pw", Some("pw"), true));
+    c.start_secured(2, Zxid::new(Epoch(1), 4), sasl("pw", Some("pw"), true));
+    c.start_secured(
+        3,
+        Zxid::new(Epoch(1), 9),
+        sasl("guess", Some("guess"), true),
+    );
+    let d = c.decisions(2).await;
+    assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
+    assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
+}
+
+/// A rolling upgrade's first step: 1 and 2 have SASL on but require
+/// nothing and do not authenticate themselves, 3 has none at all; 3's
+/// links go through and its better log wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_require_nothing_link_with_one_without_sasl() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    c.start_secured(1, Zxid::new(Epoch(1), 4), sasl("pw", None, false));
+    c.start_secured(2, Zxid::new(Epoch(1), 4), sasl("pw", None, false));
+    c.start(3, Zxid::new(Epoch(1), 9));
+    let d = c.decisions(3).await;
+    for id in [1, 2, 3] {
+        assert_eq!(d[&ServerId(id)].1, ServerId(3), "{d:?}");
+    }
+}
+
+/// 3 requires SASL of the servers that link to it and authenticates its
+/// own links; 1 and 2 have SASL off. 3's links are refused (a server
+/// without SASL cannot answer an exchange), theirs to 3 are refused (they
+/// do not authenticate): 1 and 2 elect without 3's better log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_requiring_sasl_cannot_link_with_servers_without_it() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    c.start(1, Zxid::new(Epoch(1), 4));
+    c.start(2, Zxid::new(Epoch(1), 4));
+    c.start_secured(3, Zxid::new(Epoch(1), 9), sasl("pw", Some("pw"), true));
+    let d = c.decisions(2).await;
+    assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
+    assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
 }

@@ -45,6 +45,11 @@ pub struct SaslSettings {
     pub section: String,
     /// The users and `zookeeper.superUser`.
     pub server: SaslConfig,
+    /// The JAAS file has the section: clients may authenticate. As in
+    /// ZooKeeper's `ServerCnxnFactory.configureSaslLogin`, a file without
+    /// it (one with only the quorum sections, say) leaves client SASL off
+    /// rather than stopping the server.
+    pub for_clients: bool,
     /// Some `authProvider.*` names [`SASL_PROVIDER_CLASS`].
     pub provider: bool,
     /// `zookeeper.allowSaslFailedClients`: a client that fails SASL keeps
@@ -63,9 +68,44 @@ impl Default for SaslSettings {
             jaas_file: None,
             section: "Server".to_owned(),
             server: SaslConfig::default(),
+            for_clients: false,
             provider: false,
             allow_failed_clients: false,
             enforce_auth: None,
+        }
+    }
+}
+
+/// SASL between servers: ZooKeeper's `quorum.auth.*` keys (its
+/// `QuorumPeerConfig` reads them from zoo.cfg), with DIGEST-MD5 users from
+/// the same JAAS file as clients'. [`Config::load`] turns them into
+/// [`Config::quorum_sasl`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumAuthSettings {
+    /// `quorum.auth.enableSasl`, default false.
+    pub enable_sasl: bool,
+    /// `quorum.auth.learnerRequireSasl`, default false: the links this
+    /// server opens authenticate, and fail if refused.
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`, default false: links opened to this
+    /// server must authenticate.
+    pub server_require: bool,
+    /// `quorum.auth.learner.saslLoginContext`: the JAAS section with this
+    /// server's own `username` and `password`, default `QuorumLearner`.
+    pub learner_context: String,
+    /// `quorum.auth.server.saslLoginContext`: the JAAS section with the
+    /// users other servers may authenticate as, default `QuorumServer`.
+    pub server_context: String,
+}
+
+impl Default for QuorumAuthSettings {
+    fn default() -> Self {
+        QuorumAuthSettings {
+            enable_sasl: false,
+            learner_require: false,
+            server_require: false,
+            learner_context: "QuorumLearner".to_owned(),
+            server_context: "QuorumServer".to_owned(),
         }
     }
 }
@@ -98,6 +138,15 @@ pub enum ConfigError {
     EnforceAuthWithoutSchemes,
     #[error("enforce.auth.schemes: authentication scheme {0} is not available")]
     EnforceAuthScheme(String),
+    /// ZooKeeper's `QuorumPeerConfig` refuses these three combinations.
+    #[error("quorum.auth.enableSasl is disabled, so cannot enable {0}")]
+    QuorumSaslNotEnabled(&'static str),
+    #[error(
+        "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl"
+    )]
+    QuorumServerSaslWithoutLearnerSasl,
+    #[error("quorum.auth.enableSasl needs a JAAS file: set java.security.auth.login.config")]
+    QuorumSaslWithoutJaas,
     #[error("dataDir is not set")]
     MissingDataDir,
     #[error("tickTime is not set (or is 0)")]
@@ -482,6 +531,12 @@ pub struct Config {
     pub sasl: SaslSettings,
     /// TLS between servers (`sslQuorum`).
     pub quorum_tls: QuorumTlsConfig,
+    /// SASL between servers, as configured (`quorum.auth.*`).
+    pub quorum_auth: QuorumAuthSettings,
+    /// SASL between servers with its users and credentials read from the
+    /// JAAS file: set by [`Config::load`] on a distributed server with
+    /// `quorum.auth.enableSasl=true`.
+    pub quorum_sasl: Option<std::sync::Arc<zab_wire::quorum_auth::QuorumSasl>>,
     /// `localSessionsEnabled`, default false.
     pub local_sessions: bool,
     /// `readonlymode.enabled` (a JVM property in ZooKeeper): a server cut
@@ -548,9 +603,49 @@ impl Config {
         )?;
         cfg.initial_config = text;
         if let Some(jaas) = &cfg.sasl.jaas_file {
-            cfg.sasl.server.users = crate::sasl::load_jaas(jaas, &cfg.sasl.section)?;
+            match crate::sasl::load_jaas(jaas, &cfg.sasl.section) {
+                Ok(users) => {
+                    cfg.sasl.server.users = users;
+                    cfg.sasl.for_clients = true;
+                }
+                Err(crate::sasl::JaasError::NoSection { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        cfg.quorum_sasl = cfg.load_quorum_sasl()?.map(std::sync::Arc::new);
         Ok(cfg)
+    }
+
+    /// `quorum.auth.*` with the JAAS file's sections, on a distributed
+    /// server (ZooKeeper's standalone server has no quorum and reads none).
+    /// As in ZooKeeper's `QuorumPeer.initialize`, both sections must exist
+    /// whenever SASL is on, and the server does not start without them.
+    fn load_quorum_sasl(&self) -> Result<Option<zab_wire::quorum_auth::QuorumSasl>, ConfigError> {
+        let qa = &self.quorum_auth;
+        if !qa.enable_sasl || !self.is_distributed() {
+            return Ok(None);
+        }
+        let jaas = self
+            .sasl
+            .jaas_file
+            .as_deref()
+            .ok_or(ConfigError::QuorumSaslWithoutJaas)?;
+        let users = crate::sasl::load_jaas(jaas, &qa.server_context)?;
+        let login = crate::sasl::load_jaas_login(jaas, &qa.learner_context);
+        let learner = match login {
+            Ok(credentials) if qa.learner_require => Some(credentials),
+            Ok(_) => None,
+            // Without learnerRequireSasl the section's login is never
+            // used (ZooKeeper's learner then skips SASL), but the section
+            // must be there.
+            Err(crate::sasl::JaasError::NoLogin { .. }) if !qa.learner_require => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(zab_wire::quorum_auth::QuorumSasl {
+            learner,
+            users,
+            server_require: qa.server_require,
+        }))
     }
 
     /// Parses zoo.cfg text and the content of `myid` (if the file exists),
@@ -708,6 +803,20 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::MissingDataDir);
         }
+        let qa = &self.quorum_auth;
+        if !qa.enable_sasl && qa.server_require {
+            return Err(ConfigError::QuorumSaslNotEnabled(
+                "quorum.auth.serverRequireSasl",
+            ));
+        }
+        if !qa.enable_sasl && qa.learner_require {
+            return Err(ConfigError::QuorumSaslNotEnabled(
+                "quorum.auth.learnerRequireSasl",
+            ));
+        }
+        if !qa.learner_require && qa.server_require {
+            return Err(ConfigError::QuorumServerSaslWithoutLearnerSasl);
+        }
         if self.client_port.is_none() && self.client_port_address.is_some() {
             return Err(ConfigError::ClientPortAddressWithoutPort);
         }
@@ -864,6 +973,11 @@ const SUPPORTED_KEYS: &[&str] = &[
     "X509AuthenticationProvider.superUser",
     "java.security.auth.login.config",
     "sasl.serverconfig",
+    "quorum.auth.enableSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.serverRequireSasl",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
     "superUser",
     "allowSaslFailedClients",
     "enforce.auth.enabled",
@@ -904,7 +1018,8 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
     let exact = match key {
         "preAllocSize" => "the txn log is RocksDB, no preallocation",
         "closeSessionTxn.enabled" => "close-session txns always carry paths",
-        "quorum.cnxn.threads.size" => "no SASL quorum authentication",
+        "quorum.cnxn.threads.size" => "each election link authenticates on a task of its own",
+        "quorum.auth.kerberos.servicePrincipal" => "no Kerberos (SASL is DIGEST-MD5 only)",
         "oraclePath" => "no quorum oracle",
         "authProvider" => "pluggable auth providers are Java classes",
         "requireClientAuthScheme" => "not implemented",
@@ -931,7 +1046,6 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
     const PREFIXES: &[(&str, &str)] = &[
         ("ssl.quorum.", "not implemented for TLS between servers"),
         ("ssl.", "not implemented"),
-        ("quorum.auth.", "no SASL quorum authentication"),
         ("quorum.ssl.", "not implemented for TLS between servers"),
         ("admin.", "not implemented"),
         ("metricsProvider.", "not implemented"),
@@ -1123,6 +1237,8 @@ impl Default for Builder {
                 tls: TlsConfig::default(),
                 sasl: SaslSettings::default(),
                 quorum_tls: QuorumTlsConfig::default(),
+                quorum_auth: QuorumAuthSettings::default(),
+                quorum_sasl: None,
                 local_sessions: false,
                 local_sessions_upgrading: false,
                 read_only_mode: false,
@@ -1339,6 +1455,19 @@ impl Builder {
             "localSessionsEnabled" => c.local_sessions = parse_bool(raw_key, value)?,
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading = parse_bool(raw_key, value)?
+            }
+            "quorum.auth.enableSasl" => c.quorum_auth.enable_sasl = parse_bool(raw_key, value)?,
+            "quorum.auth.learnerRequireSasl" => {
+                c.quorum_auth.learner_require = parse_bool(raw_key, value)?
+            }
+            "quorum.auth.serverRequireSasl" => {
+                c.quorum_auth.server_require = parse_bool(raw_key, value)?
+            }
+            "quorum.auth.learner.saslLoginContext" => {
+                c.quorum_auth.learner_context = value.trim().to_owned()
+            }
+            "quorum.auth.server.saslLoginContext" => {
+                c.quorum_auth.server_context = value.trim().to_owned()
             }
             "sslQuorum" => c.quorum_tls.enabled = parse_bool(raw_key, value)?,
             "ssl.quorum.keyStore.location" => {
@@ -2261,12 +2390,107 @@ clientPort=2181
         );
         assert_eq!(c.sasl.server.super_users, ["bob"]);
         assert!(c.sasl.provider);
+        assert!(c.sasl.for_clients);
+        // ZooKeeper starts without client SASL when the file lacks the
+        // section (`configureSaslLogin` returns), and refuses a file it
+        // cannot read.
         std::fs::write(
             &cfg_path,
             text.replace("serverconfig=Zab", "serverconfig=Other"),
         )
         .unwrap();
+        let c = Config::load(&cfg_path).unwrap();
+        assert!(!c.sasl.for_clients && c.sasl.server.users.is_empty());
+        std::fs::write(&jaas, "Zab { unclosed").unwrap();
         assert!(matches!(Config::load(&cfg_path), Err(ConfigError::Jaas(_))));
+    }
+
+    /// `quorum.auth.*`: ZooKeeper's three refused combinations, then the
+    /// JAAS sections read at load on a distributed server: the server
+    /// section's users always, the learner section's login only under
+    /// learnerRequireSasl, both sections required.
+    #[test]
+    fn quorum_sasl_comes_from_its_keys_and_the_jaas_file() {
+        for (keys, want) in [
+            (
+                "quorum.auth.serverRequireSasl=true\n",
+                "cannot enable quorum.auth.serverRequireSasl",
+            ),
+            (
+                "quorum.auth.learnerRequireSasl=true\n",
+                "cannot enable quorum.auth.learnerRequireSasl",
+            ),
+            (
+                "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+                "learnerRequireSasl is disabled",
+            ),
+        ] {
+            let err = Config::parse(&format!("dataDir=/d\n{keys}"), None).unwrap_err();
+            assert!(err.to_string().contains(want), "{keys}: {err}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             user_test=\"pw\"; };\n\
+             QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             username=\"test\" password=\"pw\"; };\n\
+             Anonymous { org.apache.zookeeper.server.auth.DigestLoginModule required; };\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("myid"), "1\n").unwrap();
+        let cfg_path = dir.path().join("zoo.cfg");
+        let load = |extra: &str| {
+            let text = format!(
+                "dataDir={}\ntickTime=2000\ninitLimit=5\nsyncLimit=2\n\
+                 server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+                 quorum.auth.enableSasl=true\n{extra}",
+                dir.path().display(),
+            );
+            std::fs::write(&cfg_path, text).unwrap();
+            Config::load(&cfg_path)
+        };
+        assert!(matches!(load(""), Err(ConfigError::QuorumSaslWithoutJaas)));
+        let jaas_line = format!("java.security.auth.login.config={}\n", jaas.display());
+        let c = load(&format!(
+            "{jaas_line}quorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n"
+        ))
+        .unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        let q = c.quorum_sasl.as_deref().expect("quorum SASL on");
+        assert_eq!(q.users["test"], "pw");
+        assert_eq!(q.learner.as_ref().map(|l| l.user.as_str()), Some("test"));
+        assert!(q.server_require);
+        // Without learnerRequireSasl this server does not authenticate; a
+        // learner section without a login is then fine, a missing one not.
+        let c = load(&format!(
+            "{jaas_line}quorum.auth.learner.saslLoginContext=Anonymous\n"
+        ))
+        .unwrap();
+        let q = c.quorum_sasl.as_deref().expect("quorum SASL on");
+        assert!(q.learner.is_none() && !q.server_require);
+        for missing in [
+            "quorum.auth.learner.saslLoginContext=Nowhere\n",
+            "quorum.auth.server.saslLoginContext=Nowhere\n",
+            "quorum.auth.learnerRequireSasl=true\nquorum.auth.learner.saslLoginContext=Anonymous\n",
+        ] {
+            assert!(
+                matches!(
+                    load(&format!("{jaas_line}{missing}")),
+                    Err(ConfigError::Jaas(_))
+                ),
+                "{missing}"
+            );
+        }
+        // A standalone server has no quorum links to secure.
+        let text = format!(
+            "dataDir={}\nclientPort=2181\nquorum.auth.enableSasl=true\n",
+            dir.path().display()
+        );
+        std::fs::write(&cfg_path, text).unwrap();
+        assert!(Config::load(&cfg_path).unwrap().quorum_sasl.is_none());
     }
 
     /// `AuthenticationHelper`'s settings: the enforced schemes, which must

@@ -23,7 +23,9 @@ use bytes::Bytes;
 use foldhash::{HashMap, HashMapExt};
 use prost::Message;
 use tokio::sync::mpsc;
-use zab_election::{Election, ElectionTransport, Notification, Output, Responder, ServerState};
+use zab_election::{
+    Election, ElectionTransport, Notification, Output, PeerSecurity, Responder, ServerState,
+};
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
     LearnerKind, StoreTxnLog,
@@ -103,9 +105,12 @@ impl QuorumServer {
             quorum_addrs.insert(s.id, resolve(&s.host, s.quorum_port)?);
         }
         let election_listen = listen_addr(&cfg, &my_line.host, my_line.election_port)?;
-        let peer_tls = crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?;
+        let peer_security = PeerSecurity {
+            tls: crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?,
+            sasl: cfg.quorum_sasl.clone(),
+        };
         let (election, mut notifications) =
-            ElectionTransport::start(me, election_listen, election_peers, peer_tls.clone())
+            ElectionTransport::start(me, election_listen, election_peers, peer_security.clone())
                 .await
                 .with_context(|| format!("election port {election_listen}"))?;
         let fwd = tx.clone();
@@ -138,7 +143,7 @@ impl QuorumServer {
             verifier,
             quorum_listen: listen_addr(&cfg, &my_line.host, my_line.quorum_port)?,
             quorum_addrs,
-            peer_tls,
+            peer_security,
             cfg: cfg.clone(),
             store,
             election,
@@ -409,8 +414,9 @@ struct Peer {
     verifier: QuorumVerifier,
     quorum_listen: SocketAddr,
     quorum_addrs: BTreeMap<ServerId, SocketAddr>,
-    /// TLS on the leader ⇄ learner links (`sslQuorum`).
-    peer_tls: Option<zab_election::PeerTls>,
+    /// TLS (`sslQuorum`) and SASL (`quorum.auth.*`) on the leader ⇄
+    /// learner links.
+    peer_security: PeerSecurity,
     cfg: Arc<Config>,
     store: Arc<Store>,
     election: ElectionTransport,
@@ -879,9 +885,9 @@ impl Peer {
         let listen = self.quorum_listen;
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         let fail = self.tx.clone();
-        let tls = self.peer_tls.clone();
+        let security = self.peer_security.clone();
         let listener = tokio::spawn(async move {
-            match quorum_transport::listen(listen, events, max_message, tls.as_ref()).await {
+            match quorum_transport::listen(listen, events, max_message, &security).await {
                 // Aborting this task drops the server and frees the port.
                 Ok(server) => server.await,
                 Err(e) => {
@@ -938,7 +944,7 @@ impl Peer {
             }
         };
         let tx = self.tx.clone();
-        let tls = self.peer_tls.clone();
+        let security = self.peer_security.clone();
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
         // ZooKeeper retries every 100 ms within initLimit. The elected
         // leader binds its quorum port only once it has decided, usually a
@@ -954,7 +960,7 @@ impl Peer {
                 if left.is_zero() {
                     break;
                 }
-                match quorum_transport::connect(addr, left, max_message, tls.as_ref()).await {
+                match quorum_transport::connect(addr, left, max_message, &security).await {
                     Ok(mut link) => {
                         if tx
                             .send(CoreMsg::LeaderLinkUp { gen, out: link.out })

@@ -8,7 +8,14 @@
 //! Packets go from the caller's queue into tonic and from tonic to the
 //! caller without tasks of their own in between: on the critical path of a
 //! write (PROPOSAL, ACK, COMMIT) every extra task is another wake-up.
+//!
+//! Under `quorum.auth.*` a link opens with the SASL exchange
+//! (`zab_election::quorum_sasl`, its steps as QUORUM_AUTH packets), as
+//! ZooKeeper's `Learner.connectToLeader` and `LearnerHandler.run` do before
+//! the first protocol packet; the listener reports the link only once it is
+//! admitted.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +32,10 @@ use zab_wire::proto::quorum_peer_server::{QuorumPeer, QuorumPeerServer};
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 
 use crate::stage_trace::{self, Direction};
-use zab_election::PeerTls;
+use zab_election::quorum_sasl::{self, Steps};
+use zab_election::{PeerSecurity, PeerTls};
+use zab_wire::proto;
+use zab_wire::quorum_auth::{self, Admission};
 
 /// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
@@ -78,6 +88,7 @@ impl<F: Fn(LinkEvent) -> bool + Send + Sync + 'static> EventSink for F {}
 struct Service {
     events: Arc<dyn EventSink>,
     next: Arc<AtomicU64>,
+    security: PeerSecurity,
 }
 
 /// Why a link's inbound stream ended, for the log: a clean close, or the
@@ -100,19 +111,69 @@ impl QuorumPeer for Service {
         &self,
         request: Request<Streaming<QuorumBatch>>,
     ) -> Result<Response<Self::LearnStream>, Status> {
+        let handshake = match self.security.admit(&request) {
+            Admission::Open => None,
+            Admission::Refuse(why) => {
+                tracing::warn!(remote = ?request.remote_addr(), "learner link refused: {why}");
+                return Err(Status::unauthenticated(why));
+            }
+            Admission::Authenticate(h) => Some(h),
+        };
         let link = LinkId(self.next.fetch_add(1, Ordering::Relaxed));
         let remote = request.remote_addr();
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        if !(self.events)(LinkEvent::Opened {
-            link,
-            remote,
-            out: out_tx,
-        }) {
+        let mut early = Vec::new();
+        if handshake.is_none()
+            && !(self.events)(LinkEvent::Opened {
+                link,
+                remote,
+                out: out_tx.clone(),
+            })
+        {
             return Err(Status::unavailable("not leading"));
         }
         let events = self.events.clone();
         tokio::spawn(async move {
+            if let Some(handshake) = handshake {
+                // The exchange answers on the response stream, so the
+                // response goes back first and the link is reported only
+                // once the opener is admitted.
+                let mut steps = LinkSteps {
+                    out: &out_tx,
+                    inbound: &mut inbound,
+                    queued: VecDeque::new(),
+                };
+                let verdict = quorum_sasl::admit(handshake, &mut steps).await;
+                early.extend(steps.queued);
+                match &verdict.result {
+                    Ok(user) => tracing::info!(?link, ?remote, user, "learner authenticated"),
+                    Err(why) => tracing::warn!(
+                        ?link,
+                        ?remote,
+                        keep = verdict.keep,
+                        "learner failed SASL authentication: {why}"
+                    ),
+                }
+                if !verdict.keep
+                    || !events(LinkEvent::Opened {
+                        link,
+                        remote,
+                        out: out_tx.clone(),
+                    })
+                {
+                    return;
+                }
+            }
+            drop(out_tx);
+            if !early.is_empty()
+                && !events(LinkEvent::Packets {
+                    link,
+                    packets: early,
+                })
+            {
+                return;
+            }
             let end = loop {
                 match inbound.next().await {
                     Some(Ok(batch)) if batch.packets.is_empty() => {}
@@ -175,7 +236,7 @@ pub async fn listen(
     addr: SocketAddr,
     events: impl EventSink,
     max_message: usize,
-    tls: Option<&PeerTls>,
+    security: &PeerSecurity,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself
@@ -186,8 +247,9 @@ pub async fn listen(
     let service = Service {
         events: Arc::new(events),
         next: Arc::new(AtomicU64::new(1)),
+        security: security.clone(),
     };
-    let server = PeerTls::server(tls)?
+    let server = PeerTls::server(security.tls.as_ref())?
         .add_service(
             QuorumPeerServer::new(service)
                 .max_decoding_message_size(max_message)
@@ -212,6 +274,8 @@ pub struct LeaderLink {
 /// stream.
 pub struct Inbound {
     stream: Streaming<QuorumBatch>,
+    /// Packets that came in one batch with the last SASL step.
+    early: Vec<QuorumPacket>,
 }
 
 impl Inbound {
@@ -220,6 +284,9 @@ impl Inbound {
     /// The core handles a batch in one step, so the proposals in it reach
     /// the txn log as one append.
     pub async fn recv_batch(&mut self) -> Result<Vec<QuorumPacket>, String> {
+        if !self.early.is_empty() {
+            return Ok(std::mem::take(&mut self.early));
+        }
         loop {
             match self.stream.next().await {
                 Some(Ok(batch)) if batch.packets.is_empty() => {}
@@ -239,9 +306,9 @@ pub async fn connect(
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
-    tls: Option<&PeerTls>,
+    security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
-    let endpoint = PeerTls::endpoint(tls, addr)?
+    let endpoint = PeerTls::endpoint(security.tls.as_ref(), addr)?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     let channel = tokio::time::timeout(timeout, endpoint.connect()).await??;
@@ -249,13 +316,53 @@ pub async fn connect(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let response = tokio::time::timeout(timeout, client.learn(Batches { rx: out_rx })).await??;
+    let mut request = Request::new(Batches { rx: out_rx });
+    security.mark(&mut request);
+    let response = tokio::time::timeout(timeout, client.learn(request)).await??;
+    let mut stream = response.into_inner();
+    let mut early = Vec::new();
+    if let Some(credentials) = security.credentials() {
+        let mut steps = LinkSteps {
+            out: &out_tx,
+            inbound: &mut stream,
+            queued: VecDeque::new(),
+        };
+        let authenticated = quorum_sasl::authenticate(credentials, &mut steps).await;
+        early.extend(steps.queued);
+        authenticated.map_err(|why| anyhow::anyhow!("SASL authentication with {addr}: {why}"))?;
+    }
     Ok(LeaderLink {
         out: out_tx,
-        inbound: Inbound {
-            stream: response.into_inner(),
-        },
+        inbound: Inbound { stream, early },
     })
+}
+
+/// A link during its SASL exchange: each step is a QUORUM_AUTH packet.
+/// Packets that arrive in a batch after a step are kept for the link's
+/// protocol (`queued`).
+struct LinkSteps<'a> {
+    out: &'a mpsc::UnboundedSender<QuorumPacket>,
+    inbound: &'a mut Streaming<QuorumBatch>,
+    queued: VecDeque<QuorumPacket>,
+}
+
+impl Steps for LinkSteps<'_> {
+    fn send(&mut self, step: proto::QuorumAuth) -> Result<(), String> {
+        self.out
+            .send(quorum_auth::to_packet(&step))
+            .map_err(|_| "link closed".to_owned())
+    }
+
+    async fn recv(&mut self) -> Result<proto::QuorumAuth, String> {
+        while self.queued.is_empty() {
+            match self.inbound.next().await {
+                Some(Ok(batch)) => self.queued.extend(batch.packets),
+                end => return Err(end_reason(end)),
+            }
+        }
+        let packet = self.queued.pop_front().expect("not empty");
+        quorum_auth::from_packet(&packet)
+    }
 }
 
 #[cfg(test)]
@@ -292,10 +399,19 @@ pub(crate) mod tests {
     ) {
         let (tx, events) = channel_sink();
         let addr = free_addr();
-        let server = tokio::spawn(listen(addr, tx, limit, None).await.unwrap());
-        let link = connect(addr, Duration::from_secs(5), limit, None)
-            .await
-            .unwrap();
+        let server = tokio::spawn(
+            listen(addr, tx, limit, &PeerSecurity::default())
+                .await
+                .unwrap(),
+        );
+        let link = connect(
+            addr,
+            Duration::from_secs(5),
+            limit,
+            &PeerSecurity::default(),
+        )
+        .await
+        .unwrap();
         (server, link, events)
     }
 
@@ -405,10 +521,19 @@ pub(crate) mod tests {
     async fn a_message_above_the_limit_breaks_the_link_with_a_reason() {
         let (tx, mut events) = channel_sink();
         let addr = free_addr();
-        let server = tokio::spawn(listen(addr, tx, 4 << 20, None).await.unwrap());
-        let mut link = connect(addr, Duration::from_secs(5), 1 << 20, None)
-            .await
-            .unwrap();
+        let server = tokio::spawn(
+            listen(addr, tx, 4 << 20, &PeerSecurity::default())
+                .await
+                .unwrap(),
+        );
+        let mut link = connect(
+            addr,
+            Duration::from_secs(5),
+            1 << 20,
+            &PeerSecurity::default(),
+        )
+        .await
+        .unwrap();
         let out = match events.recv().await {
             Some(LinkEvent::Opened { out, .. }) => out,
             other => panic!("{other:?}"),
@@ -440,11 +565,15 @@ mod listener_tests {
         drop(probe);
         let (tx, _events) = super::tests::channel_sink();
         let limit = max_message_bytes(0xfffff);
-        let task = tokio::spawn(listen(addr, tx.clone(), limit, None).await.unwrap());
+        let task = tokio::spawn(
+            listen(addr, tx.clone(), limit, &PeerSecurity::default())
+                .await
+                .unwrap(),
+        );
         task.abort();
         let _ = task.await;
         // A leader that steps down and wins again binds the same port.
-        let again = listen(addr, tx, limit, None).await;
+        let again = listen(addr, tx, limit, &PeerSecurity::default()).await;
         assert!(
             again.is_ok(),
             "the quorum port is still bound after the server was dropped"

@@ -38,6 +38,12 @@ pub enum JaasError {
         section: String,
         what: String,
     },
+    #[error("{path}: section {section:?} has no {key}=\"...\" to log in with")]
+    NoLogin {
+        path: String,
+        section: String,
+        key: &'static str,
+    },
 }
 
 /// The options of JAAS section `section` in the file at `path`.
@@ -79,16 +85,16 @@ fn users(options: Vec<(String, String)>) -> HashMap<String, String> {
 /// this server authenticates as when it opens a link to another.
 pub fn load_jaas_login(path: &Path, section: &str) -> Result<Credentials, JaasError> {
     let options = load_section(path, section)?;
-    let get = |key: &str| {
+    let get = |key: &'static str| {
         options
             .iter()
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-            .ok_or_else(|| JaasError::Syntax {
+            .ok_or_else(|| JaasError::NoLogin {
                 path: path.display().to_string(),
                 section: section.to_owned(),
-                what: format!("no {key}=\"...\" to log in with"),
+                key,
             })
     };
     Ok(Credentials {

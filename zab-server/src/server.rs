@@ -950,8 +950,7 @@ impl PipelineConfig {
             },
             sasl: cfg
                 .sasl
-                .jaas_file
-                .is_some()
+                .for_clients
                 .then(|| Arc::new(cfg.sasl.server.clone())),
             allow_sasl_failed_clients: cfg.sasl.allow_failed_clients,
             enforce_auth: cfg.sasl.enforce_auth.clone(),

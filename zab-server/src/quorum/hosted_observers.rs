@@ -108,9 +108,9 @@ impl Peer {
         let to_core = self.tx.clone();
         let events = move |event| to_core.send(CoreMsg::Link { gen, event }).is_ok();
         let max_message = quorum_transport::max_message_bytes(self.cfg.jute_max_buffer);
-        let tls = self.peer_tls.clone();
+        let security = self.peer_security.clone();
         let listener = tokio::spawn(async move {
-            match quorum_transport::listen(listen, events, max_message, tls.as_ref()).await {
+            match quorum_transport::listen(listen, events, max_message, &security).await {
                 Ok(server) => server.await,
                 // A deliberate difference: ZooKeeper's follower stops
                 // following when the port cannot be bound (`om.start()`
