@@ -71,7 +71,15 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct ServerCommand {
     program: PathBuf,
     args: Vec<OsString>,
+    /// A JVM: the zoo.cfg keys in [`JVM_PROPERTIES`] are passed to it as
+    /// `-Dkey=value` as well (ZooKeeper reads them only as system
+    /// properties; zab reads them from zoo.cfg).
+    jvm: bool,
 }
+
+/// zoo.cfg keys a JVM server gets as system properties, from each node's
+/// own zoo.cfg (so nodes may differ, e.g. in their JAAS files).
+const JVM_PROPERTIES: &[&str] = &["java.security.auth.login.config"];
 
 impl ServerCommand {
     /// `program zoo.cfg`, e.g. the `zab-server` binary.
@@ -79,6 +87,7 @@ impl ServerCommand {
         ServerCommand {
             program: program.into(),
             args: Vec::new(),
+            jvm: false,
         }
     }
 
@@ -86,7 +95,7 @@ impl ServerCommand {
     /// (so a kill hits the server, not a shell) with a small heap and a
     /// quick start.
     pub fn zookeeper() -> ServerCommand {
-        ServerCommand::with_args(
+        let mut c = ServerCommand::with_args(
             "java",
             [
                 "-Xmx256m",
@@ -97,7 +106,9 @@ impl ServerCommand {
                 "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             ],
-        )
+        );
+        c.jvm = true;
+        c
     }
 
     /// As [`ServerCommand::zookeeper`] with the servlet API on the class
@@ -135,6 +146,7 @@ impl ServerCommand {
         ServerCommand {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
+            jvm: false,
         }
     }
 }
@@ -716,7 +728,19 @@ impl TestCluster {
         node.runs += 1;
         let log = File::create(node.log_path(node.runs)).expect("create server log");
         let log_err = log.try_clone().expect("clone log handle");
+        let mut properties = Vec::new();
+        if self.spec.command.jvm {
+            let cfg = fs::read_to_string(node.cfg_path()).expect("read zoo.cfg");
+            for line in cfg.lines() {
+                if let Some((key, value)) = line.split_once('=') {
+                    if JVM_PROPERTIES.contains(&key.trim()) {
+                        properties.push(format!("-D{}={}", key.trim(), value.trim()));
+                    }
+                }
+            }
+        }
         let child = Command::new(&self.spec.command.program)
+            .args(&properties)
             .args(&self.spec.command.args)
             .arg(node.cfg_path())
             .env(
