@@ -17,7 +17,7 @@ mod cluster;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cluster::{ClusterSpec, Mode, ServerCommand, TestCluster};
+use cluster::{free_ports_on, ClusterSpec, Mode, ServerCommand, TestCluster};
 use support::{bounded, target, Target};
 use zookeeper_client::{Acls, Client, CreateMode};
 
@@ -249,6 +249,36 @@ async fn a_rolling_upgrade_to_sasl_keeps_the_ensemble_serving() {
     bounded(async move {
         blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
         replicates(cluster, 2, &[0, 1], "/step-three").await;
+    })
+    .await;
+}
+
+/// An observer under `observerMasterPort` learns from a follower, never
+/// from the leader (which does not listen on the port): with SASL required
+/// everywhere, it authenticates to the follower that hosts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_authenticates_to_the_follower_hosting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = jaas(dir.path(), "quorum.jaas", "secret");
+    let mut spec = spec(vec![jaas_line(&file); 4])
+        .with_observers(1)
+        .with_distinct_hosts();
+    let port = free_ports_on(&spec.hosts(), 1)[0];
+    spec.extra_cfg = format!("{REQUIRED}observerMasterPort={port}\n");
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let observer = 3;
+        assert!(cluster.is_observer(observer));
+        replicates(cluster, observer, &[0, 1, 2], "/observed").await;
+        if target() == Target::Zab {
+            let hosts = (0..3)
+                .filter(|&i| i != leader)
+                .filter(|&i| cluster.output(i).contains("learner authenticated"))
+                .count();
+            assert_eq!(hosts, 1, "one follower admitted the observer");
+        }
     })
     .await;
 }
