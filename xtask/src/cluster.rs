@@ -21,6 +21,8 @@ usage: cargo xtask cluster [options]
                    observers sync from followers (observerMasterPort): node N's quorum
                    and election ports move to its own address 127.0.0.N, and every
                    node gets one observer master port (P+400 with --base-port)
+  --quorum-sasl    servers authenticate each other (quorum.auth.*, DIGEST-MD5): every
+                   node requires it both ways, with a JAAS file written beside the data
   --data-dir DIR   keep data here between runs (default: a fresh temporary directory)
   --base-port P    client ports P, P+1, ...; quorum ports P+100+i, election ports P+200+i,
                    admin server ports P+300+i
@@ -44,6 +46,7 @@ struct Options {
     nodes: usize,
     observers: usize,
     observer_master: bool,
+    quorum_sasl: bool,
     data_dir: Option<PathBuf>,
     base_port: Option<u16>,
     tick_time: u32,
@@ -55,6 +58,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         nodes: 3,
         observers: 0,
         observer_master: false,
+        quorum_sasl: false,
         data_dir: None,
         base_port: None,
         tick_time: 2000,
@@ -67,6 +71,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--nodes" => o.nodes = number(&value("--nodes")?, "--nodes")?,
             "--observers" => o.observers = number(&value("--observers")?, "--observers")?,
             "--observer-master" => o.observer_master = true,
+            "--quorum-sasl" => o.quorum_sasl = true,
             "--data-dir" => o.data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--base-port" => o.base_port = Some(number(&value("--base-port")?, "--base-port")?),
             "--tick-time" => o.tick_time = number(&value("--tick-time")?, "--tick-time")?,
@@ -84,6 +89,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     if o.nodes == 1 && o.observers > 0 {
         // ZooKeeper refuses one voter plus observers with standaloneEnabled.
         return Err("observers need at least 2 voting nodes".into());
+    }
+    if o.quorum_sasl && o.nodes == 1 {
+        return Err("--quorum-sasl needs at least 2 voting nodes".into());
     }
     if o.observer_master && o.observers == 0 {
         return Err("--observer-master needs observers (--observers M)".into());
@@ -226,8 +234,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
             child: None,
         });
     }
+    let jaas = match opts.quorum_sasl {
+        true => Some(write_quorum_jaas(&root)?),
+        false => None,
+    };
     for n in &nodes {
-        write_node_files(n, &nodes, &opts, observer_master_port)?;
+        write_node_files(n, &nodes, &opts, observer_master_port, jaas.as_deref())?;
     }
     for n in nodes.iter_mut() {
         start(&bin, n)?;
@@ -253,6 +265,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("connect string: {}", connect.join(","));
     if let Some(port) = observer_master_port {
         println!("observerMasterPort {port}: observers sync from followers");
+    }
+    if let Some(jaas) = &jaas {
+        println!(
+            "quorum SASL required both ways; users in {}",
+            jaas.display()
+        );
     }
     println!("type `help` for commands; Ctrl-C stops the cluster");
 
@@ -367,11 +385,33 @@ fn srvr_summary(port: u16) -> String {
     }
 }
 
+/// A JAAS file with ZooKeeper's quorum sections, one user `zab` with a
+/// password drawn for this cluster: what every node both accepts and logs
+/// in with.
+fn write_quorum_jaas(root: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!(
+        "QuorumServer {{\n    org.apache.zookeeper.server.auth.DigestLoginModule required\n    \
+         user_zab=\"{password}\";\n}};\n\
+         QuorumLearner {{\n    org.apache.zookeeper.server.auth.DigestLoginModule required\n    \
+         username=\"zab\"\n    password=\"{password}\";\n}};\n"
+    );
+    let path = root.join("quorum.jaas");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn write_node_files(
     n: &Node,
     all: &[Node],
     opts: &Options,
     observer_master_port: Option<u16>,
+    quorum_jaas: Option<&Path>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&n.dir).map_err(|e| format!("{}: {e}", n.dir.display()))?;
     let mut cfg = format!(
@@ -384,6 +424,13 @@ fn write_node_files(
     );
     if let Some(port) = observer_master_port {
         cfg.push_str(&format!("observerMasterPort={port}\n"));
+    }
+    if let Some(jaas) = quorum_jaas {
+        cfg.push_str(&format!(
+            "java.security.auth.login.config={}\nquorum.auth.enableSasl=true\n\
+             quorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n",
+            jaas.display()
+        ));
     }
     if all.len() > 1 {
         for m in all {
@@ -508,6 +555,43 @@ mod tests {
         assert!(err.is_some_and(|e| e.contains("needs observers")));
         let ok = parse(&args(&["--observers", "1", "--observer-master"]));
         assert!(ok.is_ok_and(|o| o.is_some_and(|o| o.observer_master && o.observers == 1)));
+    }
+
+    /// `--quorum-sasl` needs a quorum, and gives every node the JAAS file
+    /// and the keys that require SASL both ways.
+    #[test]
+    fn quorum_sasl_writes_a_jaas_file_and_requires_it_everywhere() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = parse(&args(&["--nodes", "1", "--quorum-sasl"])).err();
+        assert!(err.is_some_and(|e| e.contains("at least 2")));
+        let opts = parse(&args(&["--quorum-sasl"])).unwrap().unwrap();
+        let root = std::env::temp_dir().join(format!("xtask-sasl-{}", std::process::id()));
+        let jaas = write_quorum_jaas(&root).unwrap();
+        let text = std::fs::read_to_string(&jaas).unwrap();
+        assert!(text.contains("QuorumServer {") && text.contains("QuorumLearner {"));
+        assert!(text.contains("user_zab=") && text.contains("username=\"zab\""));
+        let node = Node {
+            id: 1,
+            observer: false,
+            host: Ipv4Addr::LOCALHOST,
+            client_port: 1,
+            quorum_port: 2,
+            election_port: 3,
+            admin_port: 4,
+            dir: root.join("node1"),
+            child: None,
+        };
+        write_node_files(&node, std::slice::from_ref(&node), &opts, None, Some(&jaas)).unwrap();
+        let cfg = std::fs::read_to_string(root.join("node1/zoo.cfg")).unwrap();
+        for key in [
+            "quorum.auth.enableSasl=true",
+            "quorum.auth.learnerRequireSasl=true",
+            "quorum.auth.serverRequireSasl=true",
+        ] {
+            assert!(cfg.contains(key), "{cfg}");
+        }
+        assert!(cfg.contains(&format!("java.security.auth.login.config={}", jaas.display())));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
