@@ -590,7 +590,10 @@ mod tests {
         ] {
             assert!(cfg.contains(key), "{cfg}");
         }
-        assert!(cfg.contains(&format!("java.security.auth.login.config={}", jaas.display())));
+        assert!(cfg.contains(&format!(
+            "java.security.auth.login.config={}",
+            jaas.display()
+        )));
         std::fs::remove_dir_all(&root).unwrap();
     }
 
