@@ -149,22 +149,7 @@ async fn wait_for_follower_master(cluster: &TestCluster, leader: usize) -> usize
 
 /// Connects to `connect_string`, retrying until a server grants a session.
 async fn connect(connect_string: &str) -> Client {
-    let deadline = Instant::now() + SERVE_WITHIN;
-    loop {
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(10),
-            Client::connector()
-                .with_session_timeout(Duration::from_secs(4))
-                .connect(connect_string),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(client)) => return client,
-            Ok(Err(e)) if Instant::now() > deadline => panic!("connect to {connect_string}: {e}"),
-            Err(_) if Instant::now() > deadline => panic!("connect to {connect_string}: timed out"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    support::connect_until(connect_string, Duration::from_secs(4), SERVE_WITHIN).await
 }
 
 /// A client of node `i` alone, which reads after a `sync` so that it sees

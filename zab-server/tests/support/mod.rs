@@ -403,6 +403,31 @@ pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
     }
 }
 
+/// Connects to `connect_string` with the Rust `zookeeper-client`, retrying
+/// until a server grants a session; panics after `within`.
+pub async fn connect_until(
+    connect_string: &str,
+    session_timeout: Duration,
+    within: Duration,
+) -> zookeeper_client::Client {
+    let deadline = Instant::now() + within;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10),
+            zookeeper_client::Client::connector()
+                .with_session_timeout(session_timeout)
+                .connect(connect_string),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(client)) => return client,
+            Ok(Err(e)) if Instant::now() > deadline => panic!("connect to {connect_string}: {e}"),
+            Err(_) if Instant::now() > deadline => panic!("connect to {connect_string}: timed out"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
 /// once `within` has passed.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
