@@ -478,6 +478,46 @@ async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
     .await;
 }
 
+/// `sslQuorum` and `quorum.auth.*` together: the SASL exchange runs inside
+/// the TLS links, and the ensemble replicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_quorum_and_quorum_sasl_work_together() {
+    if !matches!(support::target(), support::Target::Zab) {
+        return; // zab's own peer protocol
+    }
+    bounded(async {
+        let pki = Pki::new();
+        let jaas = pki.dir.path().join("quorum.jaas");
+        std::fs::write(
+            &jaas,
+            "QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             user_test=\"pw\"; };\n\
+             QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             username=\"test\" password=\"pw\"; };\n",
+        )
+        .unwrap();
+        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
+        spec.extra_cfg = format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
+             ssl.quorum.trustStore.location={}\n\
+             java.security.auth.login.config={}\nquorum.auth.enableSasl=true\n\
+             quorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n",
+            pki.dir.path().join("server.pem").display(),
+            pki.ca().display(),
+            jaas.display(),
+        );
+        let mut ensemble = TestCluster::start(spec);
+        let leader = ensemble.wait_until_serving(Duration::from_secs(60));
+        let write = zkcli::run(&ensemble.connect_string_of(0), "create /tls-sasl both", &[]);
+        assert_lines_in_order(&write, &["Created /tls-sasl"]);
+        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /tls-sasl", &[]);
+        assert_lines_in_order(&read, &["both"]);
+        let log = ensemble.output(leader);
+        assert_eq!(log.matches("learner authenticated").count(), 2, "{log}");
+    })
+    .await;
+}
+
 /// `client.portUnification=true`: the plain client port serves TLS clients
 /// too, each by what it sends first — zkCli over TLS gets its certificate's
 /// identity there, and a plain zkCli is served as before. Without it, the
