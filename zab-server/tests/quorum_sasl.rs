@@ -125,6 +125,38 @@ async fn an_ensemble_that_requires_sasl_serves_and_replicates() {
     .await;
 }
 
+/// Links re-open through the exchange after a crash: the leader is killed
+/// with kill -9, the other two elect a new one over authenticated links and
+/// take a write, and the old leader restarts, authenticates and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_leader_rejoins_over_authenticated_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = jaas(dir.path(), "quorum.jaas", "secret");
+    let mut spec = spec(vec![jaas_line(&file); 3]);
+    spec.extra_cfg = REQUIRED.to_owned();
+    let mut cluster = TestCluster::start(spec);
+    let cluster = &mut cluster;
+    bounded(async move {
+        let old = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        let others: Vec<usize> = cluster.indices().filter(|&i| i != old).collect();
+        replicates(cluster, others[0], &[old, others[1]], "/before").await;
+        blocking(|| cluster.kill9(old));
+        let new = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        assert_ne!(new, old);
+        replicates(cluster, others[0], &others, "/after").await;
+        blocking(|| cluster.restart(old));
+        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+        blocking(|| cluster.wait_until_converged(SERVE_WITHIN));
+        let back = connect(&cluster.connect_string_of(old)).await;
+        back.sync("/after").await.unwrap();
+        assert_eq!(
+            back.get_data("/after").await.unwrap().0,
+            b"over sasl".to_vec()
+        );
+    })
+    .await;
+}
+
 /// Node 3's password is wrong: 1 and 2 refuse its links, and it cannot
 /// answer theirs, so they serve as a quorum of two while it stays out.
 /// Once its password is right and it restarts, it joins and catches up.
