@@ -9,7 +9,11 @@
 //!   Debian's `/usr/bin/python3`);
 //! * `libcurator-recipes-java` and `openjdk-17-jdk-headless`: Apache
 //!   Curator, the Java client framework, for the same (its scenarios run
-//!   from source, which needs the JDK's compiler).
+//!   from source, which needs the JDK's compiler);
+//! * `libkrb5-dev` and `pkgconf`: MIT's GSS-API library, which `zab-server`
+//!   links for Kerberos (`libgssapi-sys` finds it with pkg-config);
+//! * `krb5-kdc` and `krb5-admin-server`: a KDC and `kadmin.local`, which the
+//!   Kerberos tests run a realm of their own with.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +37,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "/usr/share/java/curator-recipes.jar",
     ),
     ("openjdk-17-jdk-headless", "/usr/bin/javac"),
+    ("libkrb5-dev", "/usr/include/gssapi/gssapi.h"),
+    ("pkgconf", "/usr/bin/pkg-config"),
+    ("krb5-kdc", "/usr/sbin/krb5kdc"),
+    ("krb5-admin-server", "/usr/sbin/kadmin.local"),
 ];
 
 pub fn ensure_packages() -> Result<(), String> {

@@ -45,6 +45,15 @@ pub struct SaslSettings {
     pub section: String,
     /// The users and `zookeeper.superUser`.
     pub server: SaslConfig,
+    /// The section logs in with `Krb5LoginModule`: clients authenticate
+    /// with Kerberos (GSSAPI) instead of DIGEST-MD5.
+    pub kerberos: Option<crate::sasl_gssapi::KerberosSettings>,
+    /// `java.security.krb5.conf` (a JVM property for ZooKeeper).
+    pub krb5_conf: Option<PathBuf>,
+    /// `kerberos.removeHostFromPrincipal` and
+    /// `kerberos.removeRealmFromPrincipal`, default false.
+    pub kerberos_remove_host: bool,
+    pub kerberos_remove_realm: bool,
     /// The JAAS file has the section: clients may authenticate. As in
     /// ZooKeeper's `ServerCnxnFactory.configureSaslLogin`, a file without
     /// it (one with only the quorum sections, say) leaves client SASL off
@@ -68,6 +77,10 @@ impl Default for SaslSettings {
             jaas_file: None,
             section: "Server".to_owned(),
             server: SaslConfig::default(),
+            kerberos: None,
+            krb5_conf: None,
+            kerberos_remove_host: false,
+            kerberos_remove_realm: false,
             for_clients: false,
             provider: false,
             allow_failed_clients: false,
@@ -603,9 +616,19 @@ impl Config {
         )?;
         cfg.initial_config = text;
         if let Some(jaas) = &cfg.sasl.jaas_file {
-            match crate::sasl::load_jaas(jaas, &cfg.sasl.section) {
-                Ok(users) => {
+            match crate::sasl::load_server_login(jaas, &cfg.sasl.section) {
+                Ok(crate::sasl::ServerLogin::Digest(users)) => {
                     cfg.sasl.server.users = users;
+                    cfg.sasl.for_clients = true;
+                }
+                Ok(crate::sasl::ServerLogin::Kerberos { principal, keytab }) => {
+                    cfg.sasl.kerberos = Some(crate::sasl_gssapi::KerberosSettings {
+                        principal,
+                        keytab,
+                        krb5_conf: cfg.sasl.krb5_conf.clone(),
+                        remove_host: cfg.sasl.kerberos_remove_host,
+                        remove_realm: cfg.sasl.kerberos_remove_realm,
+                    });
                     cfg.sasl.for_clients = true;
                 }
                 Err(crate::sasl::JaasError::NoSection { .. }) => {}
@@ -973,6 +996,9 @@ const SUPPORTED_KEYS: &[&str] = &[
     "X509AuthenticationProvider.superUser",
     "java.security.auth.login.config",
     "sasl.serverconfig",
+    "java.security.krb5.conf",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
@@ -1019,7 +1045,9 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         "preAllocSize" => "the txn log is RocksDB, no preallocation",
         "closeSessionTxn.enabled" => "close-session txns always carry paths",
         "quorum.cnxn.threads.size" => "each election link authenticates on a task of its own",
-        "quorum.auth.kerberos.servicePrincipal" => "no Kerberos (SASL is DIGEST-MD5 only)",
+        "quorum.auth.kerberos.servicePrincipal" => {
+            "no Kerberos between servers (SASL there is DIGEST-MD5 only)"
+        }
         "oraclePath" => "no quorum oracle",
         "authProvider" => "pluggable auth providers are Java classes",
         "requireClientAuthScheme" => "not implemented",
@@ -1051,8 +1079,8 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         ("metricsProvider.", "not implemented"),
         ("multiAddress.", "one address per server"),
         ("authProvider.", "pluggable auth providers are Java classes"),
-        ("kerberos.", "no Kerberos (SASL is DIGEST-MD5 only)"),
-        ("sasl.", "no Kerberos (SASL is DIGEST-MD5 only)"),
+        ("kerberos.", "not implemented"),
+        ("sasl.", "not implemented"),
         ("jute.", "not implemented"),
     ];
     PREFIXES
@@ -1435,6 +1463,13 @@ impl Builder {
             }
             "java.security.auth.login.config" => c.sasl.jaas_file = Some(PathBuf::from(value)),
             "sasl.serverconfig" => c.sasl.section = value.trim().to_owned(),
+            "java.security.krb5.conf" => c.sasl.krb5_conf = Some(PathBuf::from(value.trim())),
+            "kerberos.removeHostFromPrincipal" => {
+                c.sasl.kerberos_remove_host = parse_bool(raw_key, value)?
+            }
+            "kerberos.removeRealmFromPrincipal" => {
+                c.sasl.kerberos_remove_realm = parse_bool(raw_key, value)?
+            }
             // `isSaslSuperUser`: `zookeeper.superUser` and any
             // `zookeeper.superUser.*` name a super user.
             k if k == "superUser" || k.starts_with("superUser.") => {

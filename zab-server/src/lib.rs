@@ -21,6 +21,7 @@ pub mod proposal_size;
 pub mod quorum;
 pub mod quorum_transport;
 pub mod sasl;
+pub mod sasl_gssapi;
 pub mod server;
 pub mod snap_link;
 pub mod stage_trace;

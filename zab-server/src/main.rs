@@ -74,6 +74,16 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(k) = &cfg.sasl.kerberos {
+        // Before the runtime and RocksDB start their threads: the library
+        // takes its krb5.conf and keytab from the environment.
+        zab_server::sasl_gssapi::install(k).map_err(|e| {
+            anyhow::anyhow!(
+                "Could not configure server because SASL configuration did not allow the \
+                 ZooKeeper server to authenticate itself properly: {e}"
+            )
+        })?;
+    }
     if !cfg.unsupported.is_empty() {
         tracing::warn!(
             "zoo.cfg keys zab does not support (ignored): {}",

@@ -101,6 +101,9 @@ pub struct PipelineConfig {
     pub auth: AuthConfig,
     /// SASL users and super user; `None` when no JAAS file is configured.
     pub sasl: Option<std::sync::Arc<SaslConfig>>,
+    /// Kerberos: set when the JAAS section logs in with `Krb5LoginModule`,
+    /// and then clients authenticate with GSSAPI instead of DIGEST-MD5.
+    pub kerberos: Option<std::sync::Arc<crate::sasl_gssapi::Acceptor>>,
     /// `zookeeper.allowSaslFailedClients`.
     pub allow_sasl_failed_clients: bool,
     /// `zookeeper.enforce.auth.*`: the schemes one of which a connection
@@ -348,7 +351,22 @@ struct Connection {
     connect_ms: i64,
     stats: ConnectionStats,
     /// The connection's SASL exchange, from its first SASL request on.
-    sasl: Option<ServerExchange>,
+    sasl: Option<SaslExchange>,
+}
+
+/// A connection's SASL exchange, by the server's mechanism.
+enum SaslExchange {
+    DigestMd5(ServerExchange),
+    Gssapi(crate::sasl_gssapi::GssapiExchange),
+}
+
+impl std::fmt::Debug for SaslExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SaslExchange::DigestMd5(_) => "DigestMd5",
+            SaslExchange::Gssapi(_) => "Gssapi",
+        })
+    }
 }
 
 /// A txn that is logged but not yet applied.
@@ -1145,19 +1163,37 @@ impl Pipeline {
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        let exchange = c.sasl.get_or_insert_with(|| {
-            ServerExchange::new(digest_md5::CLIENT_PORT, digest_md5::nonce())
+        let kerberos = self.cfg.kerberos.clone();
+        let exchange = c.sasl.get_or_insert_with(|| match &kerberos {
+            Some(k) => SaslExchange::Gssapi(k.exchange()),
+            None => SaslExchange::DigestMd5(ServerExchange::new(
+                digest_md5::CLIENT_PORT,
+                digest_md5::nonce(),
+            )),
         });
-        match exchange.step(&token, &cfg.users) {
-            Ok(step) => {
-                if let Some(user) = step.authenticated {
+        // (the token to answer with, the id once authenticated)
+        let stepped = match exchange {
+            SaslExchange::DigestMd5(d) => d
+                .step(&token, &cfg.users)
+                .map(|s| (Some(s.token), s.authenticated)),
+            SaslExchange::Gssapi(g) => g.step(&token).map(|s| {
+                let id = s
+                    .principal
+                    .zip(kerberos.as_ref())
+                    .map(|(p, k)| k.authorized_id(&p));
+                (s.token, id)
+            }),
+        };
+        match stepped {
+            Ok((reply, authenticated)) => {
+                if let Some(user) = authenticated {
                     tracing::info!(conn = conn.0, user, "SASL authenticated");
                     c.auth.add(Id::new("sasl", &user));
                     if cfg.super_users.contains(&user) {
                         c.auth.add(Id::new("super", ""));
                     }
                 }
-                self.send_reply(conn, xid, 0, 0, &answer(Some(step.token)), None, out);
+                self.send_reply(conn, xid, 0, 0, &answer(reply), None, out);
             }
             Err(why) => {
                 tracing::warn!(conn = conn.0, why, "SASL authentication failed");

@@ -39,6 +39,7 @@ fn config() -> PipelineConfig {
         prepare: PrepareConfig::default(),
         auth: AuthConfig::default(),
         sasl: None,
+        kerberos: None,
         allow_sasl_failed_clients: false,
         enforce_auth: None,
         local_sessions: false,

@@ -46,8 +46,26 @@ pub enum JaasError {
     },
 }
 
-/// The options of JAAS section `section` in the file at `path`.
-fn load_section(path: &Path, section: &str) -> Result<Vec<(String, String)>, JaasError> {
+/// One login module line of a JAAS section: the module's class and its
+/// `key="value"` options, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JaasEntry {
+    module: String,
+    options: Vec<(String, String)>,
+}
+
+impl JaasEntry {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The entries of JAAS section `section` in the file at `path`.
+fn load_section(path: &Path, section: &str) -> Result<Vec<JaasEntry>, JaasError> {
     let text = std::fs::read_to_string(path).map_err(|source| JaasError::Read {
         path: path.display().to_string(),
         source,
@@ -65,6 +83,41 @@ fn load_section(path: &Path, section: &str) -> Result<Vec<(String, String)>, Jaa
     })
 }
 
+/// ZooKeeper's Kerberos login module, whose entry makes the server's SASL
+/// mechanism GSSAPI.
+const KRB5_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
+
+/// How the server logs in for its clients, from its JAAS section:
+/// ZooKeeper's `ZooKeeperSaslServer` offers GSSAPI when the login has a
+/// Kerberos principal (a `Krb5LoginModule` entry), DIGEST-MD5 with the
+/// section's users otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLogin {
+    Digest(HashMap<String, String>),
+    /// The entry's `principal` and `keyTab`.
+    Kerberos {
+        principal: String,
+        keytab: Option<std::path::PathBuf>,
+    },
+}
+
+/// Reads the server's login for clients from JAAS section `section`.
+pub fn load_server_login(path: &Path, section: &str) -> Result<ServerLogin, JaasError> {
+    let entries = load_section(path, section)?;
+    if let Some(krb5) = entries.iter().find(|e| e.module == KRB5_LOGIN_MODULE) {
+        let principal = krb5.get("principal").ok_or_else(|| JaasError::NoLogin {
+            path: path.display().to_string(),
+            section: section.to_owned(),
+            key: "principal",
+        })?;
+        return Ok(ServerLogin::Kerberos {
+            principal: principal.to_owned(),
+            keytab: krb5.get("keyTab").map(std::path::PathBuf::from),
+        });
+    }
+    Ok(ServerLogin::Digest(users(entries)))
+}
+
 /// The users (`user_<name>="<password>"`) of JAAS section `section`:
 /// ZooKeeper's `zookeeper.sasl.serverconfig` (default `Server`) for
 /// clients, `quorum.auth.server.saslLoginContext` (default `QuorumServer`)
@@ -73,9 +126,10 @@ pub fn load_jaas(path: &Path, section: &str) -> Result<HashMap<String, String>, 
     Ok(users(load_section(path, section)?))
 }
 
-fn users(options: Vec<(String, String)>) -> HashMap<String, String> {
-    options
+fn users(entries: Vec<JaasEntry>) -> HashMap<String, String> {
+    entries
         .into_iter()
+        .flat_map(|e| e.options)
         .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_owned(), v)))
         .collect()
 }
@@ -84,7 +138,10 @@ fn users(options: Vec<(String, String)>) -> HashMap<String, String> {
 /// (`quorum.auth.learner.saslLoginContext`, default `QuorumLearner`): what
 /// this server authenticates as when it opens a link to another.
 pub fn load_jaas_login(path: &Path, section: &str) -> Result<Credentials, JaasError> {
-    let options = load_section(path, section)?;
+    let options: Vec<(String, String)> = load_section(path, section)?
+        .into_iter()
+        .flat_map(|e| e.options)
+        .collect();
     let get = |key: &'static str| {
         options
             .iter()
@@ -112,7 +169,7 @@ enum JaasParse {
 /// The options of one section of a JAAS login configuration, in order:
 /// `Name { module flag key="value" ...; ... };`, with `//` and `/* */`
 /// comments.
-fn parse_jaas(text: &str, section: &str) -> Result<Vec<(String, String)>, JaasParse> {
+fn parse_jaas(text: &str, section: &str) -> Result<Vec<JaasEntry>, JaasParse> {
     let tokens = jaas_tokens(text).map_err(JaasParse::Syntax)?;
     let mut i = 0;
     while i < tokens.len() {
@@ -126,11 +183,15 @@ fn parse_jaas(text: &str, section: &str) -> Result<Vec<(String, String)>, JaasPa
             .map(|p| p + i)
             .ok_or_else(|| JaasParse::Syntax("unclosed section".into()))?;
         if name == section {
-            let mut options = Vec::new();
+            let mut entries = Vec::new();
             let body = &tokens[i + 2..end];
             // Each entry: module, flag, key = value ..., `;`.
             let mut j = 0;
             while j < body.len() {
+                let mut entry = JaasEntry {
+                    module: body[j].clone(),
+                    options: Vec::new(),
+                };
                 j += 2;
                 while j < body.len() && body[j] != ";" {
                     let (Some(key), Some("="), Some(value)) = (
@@ -140,12 +201,13 @@ fn parse_jaas(text: &str, section: &str) -> Result<Vec<(String, String)>, JaasPa
                     ) else {
                         return Err(JaasParse::Syntax("expected key=\"value\"".into()));
                     };
-                    options.push((key.clone(), value.clone()));
+                    entry.options.push((key.clone(), value.clone()));
                     j += 3;
                 }
+                entries.push(entry);
                 j += 1;
             }
-            return Ok(options);
+            return Ok(entries);
         }
         // `};` closes a section.
         i = end + 1;
@@ -253,6 +315,48 @@ mod tests {
         assert!(matches!(
             parse_jaas("Server { m required user_a=\"x\" ", "Server"),
             Err(JaasParse::Syntax(_))
+        ));
+    }
+
+    /// A `Krb5LoginModule` entry makes the login Kerberos, with its
+    /// principal and keytab (ZooKeeper's admin guide's example).
+    #[test]
+    fn a_krb5_entry_makes_the_server_login_kerberos() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jaas.conf");
+        std::fs::write(
+            &path,
+            r#"
+            Server {
+              com.sun.security.auth.module.Krb5LoginModule required
+              useKeyTab=true
+              keyTab="/path/to/server/keytab"
+              storeKey=true
+              useTicketCache=false
+              principal="zookeeper/yourzkhostname@EXAMPLE.COM";
+            };
+            Digest { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob="pw"; };
+            NoPrincipal { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };
+        "#,
+        )
+        .unwrap();
+        assert_eq!(
+            load_server_login(&path, "Server").unwrap(),
+            ServerLogin::Kerberos {
+                principal: "zookeeper/yourzkhostname@EXAMPLE.COM".into(),
+                keytab: Some("/path/to/server/keytab".into()),
+            }
+        );
+        assert_eq!(
+            load_server_login(&path, "Digest").unwrap(),
+            ServerLogin::Digest([("bob".to_owned(), "pw".to_owned())].into())
+        );
+        assert!(matches!(
+            load_server_login(&path, "NoPrincipal"),
+            Err(JaasError::NoLogin {
+                key: "principal",
+                ..
+            })
         ));
     }
 

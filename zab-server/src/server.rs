@@ -952,6 +952,7 @@ impl PipelineConfig {
                 .sasl
                 .for_clients
                 .then(|| Arc::new(cfg.sasl.server.clone())),
+            kerberos: crate::sasl_gssapi::installed(),
             allow_sasl_failed_clients: cfg.sasl.allow_failed_clients,
             enforce_auth: cfg.sasl.enforce_auth.clone(),
             local_sessions: cfg.local_sessions,

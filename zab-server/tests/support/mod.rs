@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod kdc;
 pub mod raw;
 pub mod zkcli;
 
@@ -282,8 +283,9 @@ const JVM_ONLY_KEYS: &[&str] = &[
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
     "jute.maxbuffer",
-    // zab reads it from zoo.cfg; for ZooKeeper it is a JVM property.
+    // zab reads them from zoo.cfg; for ZooKeeper they are JVM properties.
     "java.security.auth.login.config",
+    "java.security.krb5.conf",
 ];
 
 /// The JVM command line the Debian scripts would build, run directly so that
