@@ -93,6 +93,21 @@ async fn replicates(cluster: &TestCluster, from: usize, on: &[usize], path: &str
     }
 }
 
+/// Restarts node `i`, waits until every node serves at the same zxid, and
+/// reads through it `path`, written ([`replicates`]) while it was away.
+async fn rejoins(cluster: &mut TestCluster, i: usize, path: &str) {
+    blocking(|| cluster.restart(i));
+    blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
+    blocking(|| cluster.wait_until_converged(SERVE_WITHIN));
+    let late = connect(&cluster.connect_string_of(i)).await;
+    late.sync(path).await.unwrap();
+    assert_eq!(
+        late.get_data(path).await.unwrap().0,
+        b"over sasl".to_vec(),
+        "node {i}"
+    );
+}
+
 /// How long node 3 must have stayed out while 1 and 2 serve, on
 /// ZooKeeper, whose harness logs nothing (no SLF4J binding on Debian's
 /// class path) to show the refusals: `initLimit` (10 ticks of 200 ms), well
@@ -144,15 +159,7 @@ async fn a_killed_leader_rejoins_over_authenticated_links() {
         let new = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
         assert_ne!(new, old);
         replicates(cluster, others[0], &others, "/after").await;
-        blocking(|| cluster.restart(old));
-        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
-        blocking(|| cluster.wait_until_converged(SERVE_WITHIN));
-        let back = connect(&cluster.connect_string_of(old)).await;
-        back.sync("/after").await.unwrap();
-        assert_eq!(
-            back.get_data("/after").await.unwrap().0,
-            b"over sasl".to_vec()
-        );
+        rejoins(cluster, old, "/after").await;
     })
     .await;
 }
@@ -215,15 +222,7 @@ async fn a_server_with_the_wrong_password_stays_out_until_it_is_fixed() {
         );
 
         write_jaas(&bad, "secret");
-        blocking(|| cluster.restart(2));
-        blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
-        blocking(|| cluster.wait_until_converged(SERVE_WITHIN));
-        let late = connect(&cluster.connect_string_of(2)).await;
-        late.sync("/without-3").await.unwrap();
-        assert_eq!(
-            late.get_data("/without-3").await.unwrap().0,
-            b"over sasl".to_vec()
-        );
+        rejoins(cluster, 2, "/without-3").await;
     })
     .await;
 }
