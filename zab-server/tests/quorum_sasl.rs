@@ -57,6 +57,15 @@ fn spec(node_cfg: Vec<String>) -> ClusterSpec {
     spec
 }
 
+/// Three voters sharing one JAAS file (written in `dir`), every one
+/// requiring SASL both ways.
+fn required_everywhere(dir: &Path) -> TestCluster {
+    let file = jaas(dir, "quorum.jaas", "secret");
+    let mut spec = spec(vec![jaas_line(&file); 3]);
+    spec.extra_cfg = REQUIRED.to_owned();
+    TestCluster::start(spec)
+}
+
 fn jaas_line(path: &Path) -> String {
     format!("java.security.auth.login.config={}\n", path.display())
 }
@@ -117,10 +126,7 @@ const STAYED_OUT_FOR: Duration = Duration::from_secs(2);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ensemble_that_requires_sasl_serves_and_replicates() {
     let dir = tempfile::tempdir().unwrap();
-    let file = jaas(dir.path(), "quorum.jaas", "secret");
-    let mut spec = spec(vec![jaas_line(&file); 3]);
-    spec.extra_cfg = REQUIRED.to_owned();
-    let mut cluster = TestCluster::start(spec);
+    let mut cluster = required_everywhere(dir.path());
     let cluster = &mut cluster;
     bounded(async move {
         let leader = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
@@ -146,10 +152,7 @@ async fn an_ensemble_that_requires_sasl_serves_and_replicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_leader_rejoins_over_authenticated_links() {
     let dir = tempfile::tempdir().unwrap();
-    let file = jaas(dir.path(), "quorum.jaas", "secret");
-    let mut spec = spec(vec![jaas_line(&file); 3]);
-    spec.extra_cfg = REQUIRED.to_owned();
-    let mut cluster = TestCluster::start(spec);
+    let mut cluster = required_everywhere(dir.path());
     let cluster = &mut cluster;
     bounded(async move {
         let old = blocking(|| cluster.wait_until_serving(SERVE_WITHIN));
