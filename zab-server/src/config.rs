@@ -45,9 +45,10 @@ pub struct SaslSettings {
     pub section: String,
     /// The users and `zookeeper.superUser`.
     pub server: SaslConfig,
-    /// The section logs in with `Krb5LoginModule`: clients authenticate
-    /// with Kerberos (GSSAPI) instead of DIGEST-MD5.
-    pub kerberos: Option<crate::sasl_gssapi::KerberosSettings>,
+    /// The section's `Krb5LoginModule` entry (principal, keytab), if it
+    /// logs in with one: clients then authenticate with Kerberos (GSSAPI)
+    /// instead of DIGEST-MD5 ([`SaslSettings::kerberos`]).
+    pub kerberos_login: Option<(String, Option<PathBuf>)>,
     /// `java.security.krb5.conf` (a JVM property for ZooKeeper).
     pub krb5_conf: Option<PathBuf>,
     /// `kerberos.removeHostFromPrincipal` and
@@ -71,13 +72,27 @@ pub struct SaslSettings {
     pub enforce_auth: Option<Vec<String>>,
 }
 
+impl SaslSettings {
+    /// Kerberos for clients, when the JAAS section logs in with it.
+    pub fn kerberos(&self) -> Option<crate::sasl_gssapi::KerberosSettings> {
+        let (principal, keytab) = self.kerberos_login.clone()?;
+        Some(crate::sasl_gssapi::KerberosSettings {
+            principal,
+            keytab,
+            krb5_conf: self.krb5_conf.clone(),
+            remove_host: self.kerberos_remove_host,
+            remove_realm: self.kerberos_remove_realm,
+        })
+    }
+}
+
 impl Default for SaslSettings {
     fn default() -> Self {
         SaslSettings {
             jaas_file: None,
             section: "Server".to_owned(),
             server: SaslConfig::default(),
-            kerberos: None,
+            kerberos_login: None,
             krb5_conf: None,
             kerberos_remove_host: false,
             kerberos_remove_realm: false,
@@ -622,13 +637,7 @@ impl Config {
                     cfg.sasl.for_clients = true;
                 }
                 Ok(crate::sasl::ServerLogin::Kerberos { principal, keytab }) => {
-                    cfg.sasl.kerberos = Some(crate::sasl_gssapi::KerberosSettings {
-                        principal,
-                        keytab,
-                        krb5_conf: cfg.sasl.krb5_conf.clone(),
-                        remove_host: cfg.sasl.kerberos_remove_host,
-                        remove_realm: cfg.sasl.kerberos_remove_realm,
-                    });
+                    cfg.sasl.kerberos_login = Some((principal, keytab));
                     cfg.sasl.for_clients = true;
                 }
                 Err(crate::sasl::JaasError::NoSection { .. }) => {}
@@ -2438,6 +2447,46 @@ clientPort=2181
         assert!(!c.sasl.for_clients && c.sasl.server.users.is_empty());
         std::fs::write(&jaas, "Zab { unclosed").unwrap();
         assert!(matches!(Config::load(&cfg_path), Err(ConfigError::Jaas(_))));
+    }
+
+    /// A `Krb5LoginModule` entry in the client section makes Kerberos the
+    /// clients' mechanism, with the krb5.conf and name rules of zoo.cfg
+    /// (ZooKeeper's system properties, with or without `zookeeper.`).
+    #[test]
+    fn kerberos_for_clients_comes_from_the_jaas_entry_and_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true \
+             keyTab=\"/k/zk.keytab\" principal=\"zookeeper/host@EXAMPLE.COM\"; };",
+        )
+        .unwrap();
+        let cfg_path = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg_path,
+            format!(
+                "dataDir={}\nclientPort=2181\njava.security.auth.login.config={}\n\
+                 java.security.krb5.conf=/k/krb5.conf\n\
+                 zookeeper.kerberos.removeRealmFromPrincipal=true\n",
+                dir.path().display(),
+                jaas.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&cfg_path).unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert!(c.sasl.for_clients);
+        assert_eq!(
+            c.sasl.kerberos(),
+            Some(crate::sasl_gssapi::KerberosSettings {
+                principal: "zookeeper/host@EXAMPLE.COM".into(),
+                keytab: Some("/k/zk.keytab".into()),
+                krb5_conf: Some("/k/krb5.conf".into()),
+                remove_host: false,
+                remove_realm: true,
+            })
+        );
     }
 
     /// `quorum.auth.*`: ZooKeeper's three refused combinations, then the

@@ -74,10 +74,10 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if let Some(k) = &cfg.sasl.kerberos {
+    if let Some(k) = cfg.sasl.kerberos() {
         // Before the runtime and RocksDB start their threads: the library
         // takes its krb5.conf and keytab from the environment.
-        zab_server::sasl_gssapi::install(k).map_err(|e| {
+        zab_server::sasl_gssapi::install(&k).map_err(|e| {
             anyhow::anyhow!(
                 "Could not configure server because SASL configuration did not allow the \
                  ZooKeeper server to authenticate itself properly: {e}"
