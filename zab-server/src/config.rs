@@ -51,10 +51,9 @@ pub struct SaslSettings {
     pub kerberos_login: Option<(String, Option<PathBuf>)>,
     /// `java.security.krb5.conf` (a JVM property for ZooKeeper).
     pub krb5_conf: Option<PathBuf>,
-    /// `kerberos.removeHostFromPrincipal` and
-    /// `kerberos.removeRealmFromPrincipal`, default false.
-    pub kerberos_remove_host: bool,
-    pub kerberos_remove_realm: bool,
+    /// `security.auth_to_local`, `kerberos.removeHostFromPrincipal` and
+    /// `kerberos.removeRealmFromPrincipal` (ZooKeeper's system properties).
+    pub kerberos_names: crate::kerberos_name::NameMapping,
     /// The JAAS file has the section: clients may authenticate. As in
     /// ZooKeeper's `ServerCnxnFactory.configureSaslLogin`, a file without
     /// it (one with only the quorum sections, say) leaves client SASL off
@@ -80,8 +79,7 @@ impl SaslSettings {
             principal,
             keytab,
             krb5_conf: self.krb5_conf.clone(),
-            remove_host: self.kerberos_remove_host,
-            remove_realm: self.kerberos_remove_realm,
+            names: self.kerberos_names.clone(),
         })
     }
 }
@@ -94,8 +92,7 @@ impl Default for SaslSettings {
             server: SaslConfig::default(),
             kerberos_login: None,
             krb5_conf: None,
-            kerberos_remove_host: false,
-            kerberos_remove_realm: false,
+            kerberos_names: crate::kerberos_name::NameMapping::default(),
             for_clients: false,
             provider: false,
             allow_failed_clients: false,
@@ -1008,6 +1005,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "java.security.krb5.conf",
     "kerberos.removeHostFromPrincipal",
     "kerberos.removeRealmFromPrincipal",
+    "security.auth_to_local",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
@@ -1474,10 +1472,14 @@ impl Builder {
             "sasl.serverconfig" => c.sasl.section = value.trim().to_owned(),
             "java.security.krb5.conf" => c.sasl.krb5_conf = Some(PathBuf::from(value.trim())),
             "kerberos.removeHostFromPrincipal" => {
-                c.sasl.kerberos_remove_host = parse_bool(raw_key, value)?
+                c.sasl.kerberos_names.remove_host = parse_bool(raw_key, value)?
             }
             "kerberos.removeRealmFromPrincipal" => {
-                c.sasl.kerberos_remove_realm = parse_bool(raw_key, value)?
+                c.sasl.kerberos_names.remove_realm = parse_bool(raw_key, value)?
+            }
+            "security.auth_to_local" => {
+                c.sasl.kerberos_names.rules = crate::kerberos_name::Rules::parse(value)
+                    .map_err(|reason| invalid(raw_key, value, &reason))?
             }
             // `isSaslSuperUser`: `zookeeper.superUser` and any
             // `zookeeper.superUser.*` name a super user.
@@ -2468,7 +2470,8 @@ clientPort=2181
             format!(
                 "dataDir={}\nclientPort=2181\njava.security.auth.login.config={}\n\
                  java.security.krb5.conf=/k/krb5.conf\n\
-                 zookeeper.kerberos.removeRealmFromPrincipal=true\n",
+                 zookeeper.kerberos.removeRealmFromPrincipal=true\n\
+                 zookeeper.security.auth_to_local=RULE:[2:$1] DEFAULT\n",
                 dir.path().display(),
                 jaas.display()
             ),
@@ -2483,8 +2486,11 @@ clientPort=2181
                 principal: "zookeeper/host@EXAMPLE.COM".into(),
                 keytab: Some("/k/zk.keytab".into()),
                 krb5_conf: Some("/k/krb5.conf".into()),
-                remove_host: false,
-                remove_realm: true,
+                names: crate::kerberos_name::NameMapping {
+                    rules: crate::kerberos_name::Rules::parse("RULE:[2:$1] DEFAULT").unwrap(),
+                    remove_host: false,
+                    remove_realm: true,
+                },
             })
         );
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod durable_mark;
 pub mod four_letter;
 pub mod held_clients;
+pub mod kerberos_name;
 pub mod latency_summary;
 pub mod pipeline;
 pub mod prometheus;

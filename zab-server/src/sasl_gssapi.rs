@@ -17,6 +17,8 @@ use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
 use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL, GSS_NT_USER_NAME};
 
+use crate::kerberos_name::NameMapping;
+
 /// What the JAAS `Server` section's `Krb5LoginModule` entry and zoo.cfg
 /// say about the server's Kerberos login.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,10 +31,9 @@ pub struct KerberosSettings {
     /// key for zab): the Kerberos configuration; the library's default
     /// (`KRB5_CONFIG`, else `/etc/krb5.conf`) without it.
     pub krb5_conf: Option<PathBuf>,
-    /// `kerberos.removeHostFromPrincipal`: `svc/host@REALM` → `svc@REALM`.
-    pub remove_host: bool,
-    /// `kerberos.removeRealmFromPrincipal`: `user@REALM` → `user`.
-    pub remove_realm: bool,
+    /// How principals become `sasl` ids: `security.auth_to_local`,
+    /// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal`.
+    pub names: NameMapping,
 }
 
 /// Points MIT's library at the configured krb5.conf and keytab. It reads
@@ -70,8 +71,7 @@ pub fn installed() -> Option<Arc<Acceptor>> {
 pub struct Acceptor {
     cred: Cred,
     default_realm: String,
-    remove_host: bool,
-    remove_realm: bool,
+    names: NameMapping,
 }
 
 impl std::fmt::Debug for Acceptor {
@@ -106,8 +106,7 @@ impl Acceptor {
         Ok(Acceptor {
             cred,
             default_realm,
-            remove_host: k.remove_host,
-            remove_realm: k.remove_realm,
+            names: k.names.clone(),
         })
     }
 
@@ -119,50 +118,10 @@ impl Acceptor {
         }
     }
 
-    /// The `sasl` id of an authenticated principal, as ZooKeeper's
-    /// `SaslServerCallbackHandler` derives it with `KerberosName` and its
-    /// DEFAULT rule: in the default realm the short name is the first
-    /// component, then `/host` and `@realm` are added back unless removed
-    /// by `kerberos.removeHostFromPrincipal` and
-    /// `kerberos.removeRealmFromPrincipal`. A principal of another realm
-    /// matches no rule, and ZooKeeper then keeps it whole.
+    /// The `sasl` id of an authenticated principal ([`NameMapping`]).
     pub fn authorized_id(&self, principal: &str) -> String {
-        authorized_id(
-            &self.default_realm,
-            self.remove_host,
-            self.remove_realm,
-            principal,
-        )
+        self.names.id(&self.default_realm, principal)
     }
-}
-
-/// [`Acceptor::authorized_id`] with its settings spelled out.
-fn authorized_id(
-    default_realm: &str,
-    remove_host: bool,
-    remove_realm: bool,
-    principal: &str,
-) -> String {
-    let Some((name, realm)) = principal.split_once('@') else {
-        return principal.to_owned();
-    };
-    if realm != default_realm {
-        return principal.to_owned();
-    }
-    let (short, host) = match name.split_once('/') {
-        Some((s, h)) => (s, Some(h)),
-        None => (name, None),
-    };
-    let mut id = short.to_owned();
-    if let Some(h) = host.filter(|_| !remove_host) {
-        id.push('/');
-        id.push_str(h);
-    }
-    if !remove_realm {
-        id.push('@');
-        id.push_str(realm);
-    }
-    id
 }
 
 /// Where a connection's exchange is (the JDK's `GssKrb5Server` stages).
@@ -278,25 +237,5 @@ fn reply(token: Option<Vec<u8>>) -> GssapiStep {
     GssapiStep {
         token: Some(token.unwrap_or_default()),
         principal: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(principal: &str, remove_host: bool, remove_realm: bool) -> String {
-        authorized_id("ZAB.TEST", remove_host, remove_realm, principal)
-    }
-
-    #[test]
-    fn principals_map_to_ids_as_zookeepers_kerberos_name_does() {
-        assert_eq!(id("client@ZAB.TEST", false, false), "client@ZAB.TEST");
-        assert_eq!(id("client@ZAB.TEST", false, true), "client");
-        assert_eq!(id("svc/host@ZAB.TEST", false, false), "svc/host@ZAB.TEST");
-        assert_eq!(id("svc/host@ZAB.TEST", true, false), "svc@ZAB.TEST");
-        assert_eq!(id("svc/host@ZAB.TEST", true, true), "svc");
-        // Another realm matches no rule: kept whole.
-        assert_eq!(id("client@OTHER.REALM", true, true), "client@OTHER.REALM");
     }
 }

@@ -137,6 +137,30 @@ fn remove_realm_from_principal_gives_the_short_name() {
     assert!(!output.contains("sasl: client@"), "{output}");
 }
 
+/// `security.auth_to_local` (ZooKeeper's `zookeeper.security.auth_to_local`):
+/// the first rule that maps the principal gives the short name, the realm
+/// is added back; a principal the rules do not map keeps its whole name.
+#[test]
+fn auth_to_local_rules_map_principals() {
+    let realm = Realm::new();
+    let server =
+        TestServer::start(&realm.server_cfg(
+            "security.auth_to_local=RULE:[1:$1@$0](client@ZAB.TEST)s/client@.*/mapped/\n",
+        ));
+    let mapped = zkcli::run(
+        &server.connect_string(),
+        "whoami",
+        &realm.client_flags("client"),
+    );
+    assert_lines_in_order(&mapped, &["Auth scheme: User", "sasl: mapped@ZAB.TEST"]);
+    let unmapped = zkcli::run(
+        &server.connect_string(),
+        "whoami",
+        &realm.client_flags("other"),
+    );
+    assert_lines_in_order(&unmapped, &["Auth scheme: User", "sasl: other@ZAB.TEST"]);
+}
+
 /// The server's keytab is stale (its principal was given a new key after
 /// the keytab was written), so it cannot read the client's ticket: the
 /// client fails to authenticate and is not served as `sasl`.

@@ -11,6 +11,7 @@ use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
 use support::kdc::Kdc;
+use zab_server::kerberos_name::NameMapping;
 use zab_server::sasl_gssapi::KerberosSettings;
 
 /// A client's context for `zookeeper@localhost`, from the client keytab
@@ -41,8 +42,10 @@ fn the_gssapi_exchange_authenticates_and_refuses_broken_clients() {
         principal: "zookeeper/localhost@ZAB.TEST".into(),
         keytab: Some(server_keytab),
         krb5_conf: Some(kdc.krb5_conf().to_owned()),
-        remove_host: false,
-        remove_realm: true,
+        names: NameMapping {
+            remove_realm: true,
+            ..NameMapping::default()
+        },
     };
     zab_server::sasl_gssapi::install(&settings).expect("the server's key");
     let acceptor = zab_server::sasl_gssapi::installed().expect("installed");
