@@ -552,7 +552,8 @@ pub struct Config {
     pub my_id: Option<ServerId>,
     /// The TLS client port and its `ssl.*` settings (`secureClientPort`).
     pub tls: TlsConfig,
-    /// SASL for clients (DIGEST-MD5 users from a JAAS file).
+    /// SASL for clients (DIGEST-MD5 users, or a Kerberos login, from a
+    /// JAAS file).
     pub sasl: SaslSettings,
     /// TLS between servers (`sslQuorum`).
     pub quorum_tls: QuorumTlsConfig,

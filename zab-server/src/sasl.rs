@@ -1,11 +1,13 @@
-//! SASL: the JAAS file ZooKeeper's `DigestLoginModule` reads, for
-//! clients (the `Server` section's users; reference D.9: a success adds
-//! `sasl:<user>`) and between servers (`quorum.auth.*`: the `QuorumServer`
-//! section's users and the `QuorumLearner` section's own credentials).
+//! SASL: the JAAS file ZooKeeper's login modules read, for clients (the
+//! `Server` section: `DigestLoginModule` users, or a `Krb5LoginModule`
+//! principal and keytab; reference D.9: a success adds `sasl:<user>`) and
+//! between servers (`quorum.auth.*`: the `QuorumServer` section's users and
+//! the `QuorumLearner` section's own credentials).
 //!
-//! The DIGEST-MD5 exchange itself is `zab_wire::digest_md5`'s; the pipeline
+//! The exchanges themselves are elsewhere: DIGEST-MD5 in
+//! `zab_wire::digest_md5`, Kerberos in [`crate::sasl_gssapi`]. The pipeline
 //! moves a client's tokens and adds the identities, the quorum transports
-//! move the servers'. Kerberos (GSSAPI) is not here.
+//! move the servers'.
 
 use std::collections::HashMap;
 use std::path::Path;
