@@ -9,12 +9,14 @@
 //! link's slot.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zab_wire::proto;
 use zab_wire::quorum_auth::{
-    Credentials, LearnerHandshake, LearnerOutcome, ServerHandshake, ServerOutcome,
+    LearnerHandshake, LearnerOutcome, QuorumSasl, ServerHandshake, ServerOutcome,
 };
+use zab_wire::ServerId;
 
 /// Longest an exchange may take, either side.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,15 +29,38 @@ pub trait Steps: Send {
     fn recv(&mut self) -> impl Future<Output = Result<proto::QuorumAuth, String>> + Send;
 }
 
-/// The opener's side: authenticates as `credentials` on `link`. `Err`
-/// says why the link must close.
-pub async fn authenticate(credentials: &Credentials, link: &mut impl Steps) -> Result<(), String> {
+/// Runs one step of an exchange off the runtime: a Kerberos step may
+/// read a keytab or ask the KDC for a ticket, and a server's runtime has
+/// one thread that must not wait for that. Exchanges run only when links
+/// open, so the hand-off costs nothing that matters.
+async fn off_runtime<T: Send + 'static>(
+    step: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|e| format!("SASL step: {e}"))
+}
+
+/// The opener's side: authenticates with `sasl`'s learner login on `link`,
+/// a link to server `peer`. `Err` says why the link must close.
+pub async fn authenticate(
+    sasl: Arc<QuorumSasl>,
+    peer: ServerId,
+    link: &mut impl Steps,
+) -> Result<(), String> {
     let run = async {
-        let (mut handshake, first) = LearnerHandshake::start(credentials);
+        let (mut handshake, first) =
+            off_runtime(move || LearnerHandshake::start(&sasl, peer)).await??;
         link.send(first)?;
         loop {
             let msg = link.recv().await?;
-            match handshake.on_message(&msg) {
+            let outcome;
+            (handshake, outcome) = off_runtime(move || {
+                let outcome = handshake.on_message(&msg);
+                (handshake, outcome)
+            })
+            .await?;
+            match outcome {
                 LearnerOutcome::Send(next) => link.send(next)?,
                 LearnerOutcome::Authenticated => return Ok(()),
                 LearnerOutcome::Failed(why) => return Err(why),
@@ -63,7 +88,13 @@ pub async fn admit(mut handshake: ServerHandshake, link: &mut impl Steps) -> Ver
     let run = async {
         loop {
             let msg = link.recv().await?;
-            match handshake.on_message(&msg) {
+            let outcome;
+            (handshake, outcome) = off_runtime(move || {
+                let outcome = handshake.on_message(&msg);
+                (handshake, outcome)
+            })
+            .await?;
+            match outcome {
                 ServerOutcome::Continue(reply) => link.send(reply)?,
                 ServerOutcome::Done {
                     reply,

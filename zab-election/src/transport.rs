@@ -44,7 +44,7 @@ use tracing::{debug, info, warn};
 use zab_wire::proto;
 use zab_wire::proto::election_client::ElectionClient;
 use zab_wire::proto::election_server::{Election as ElectionService, ElectionServer};
-use zab_wire::quorum_auth::{self, Admission, Credentials, QuorumSasl};
+use zab_wire::quorum_auth::{self, Admission, QuorumSasl};
 use zab_wire::ServerId;
 
 use crate::vote::Notification;
@@ -212,33 +212,45 @@ pub struct PeerSecurity {
 }
 
 impl PeerSecurity {
-    /// What this server authenticates as when it opens a link, if it does
-    /// (`quorum.auth.learnerRequireSasl`).
-    pub fn credentials(&self) -> Option<&Credentials> {
-        self.sasl.as_ref().and_then(|s| s.learner.as_ref())
+    /// The mechanism this server authenticates with when it opens a link,
+    /// if it does (`quorum.auth.learnerRequireSasl`).
+    pub fn opener_mechanism(&self) -> Option<&'static str> {
+        self.sasl.as_ref().and_then(|s| s.opener_mechanism())
     }
 
-    /// Says in `request`'s headers that its opener will authenticate, if
-    /// this server does.
+    /// Says in `request`'s headers that its opener will authenticate, and
+    /// how, if this server does.
     pub fn mark<T>(&self, request: &mut Request<T>) {
-        if self.credentials().is_some() {
+        if let Some(mechanism) = self.opener_mechanism() {
             request.metadata_mut().insert(
                 quorum_auth::HEADER,
-                tonic::metadata::MetadataValue::from_static(quorum_auth::MECHANISM),
+                tonic::metadata::MetadataValue::from_static(mechanism),
             );
         }
     }
 
     /// How a link opened to this server with `request` begins.
     pub fn admit<T>(&self, request: &Request<T>) -> Admission {
-        let asks = request.metadata().get(quorum_auth::HEADER);
-        if asks.is_some_and(|m| m.as_bytes() != quorum_auth::MECHANISM.as_bytes()) {
-            return Admission::Refuse(format!(
-                "unsupported SASL mechanism {:?}",
-                String::from_utf8_lossy(asks.map_or(&[][..], |m| m.as_bytes()))
-            ));
+        let asks = request
+            .metadata()
+            .get(quorum_auth::HEADER)
+            .map(|m| m.to_str().unwrap_or("(not text)"));
+        quorum_auth::admit(self.sasl.as_ref(), asks)
+    }
+
+    /// Authenticates a link this server opened to `peer`, if this server
+    /// authenticates its links. `Err` says why the link must close.
+    pub async fn authenticate(
+        &self,
+        peer: ServerId,
+        link: &mut impl crate::quorum_sasl::Steps,
+    ) -> Result<(), String> {
+        match &self.sasl {
+            Some(sasl) if sasl.learner.is_some() => {
+                crate::quorum_sasl::authenticate(sasl.clone(), peer, link).await
+            }
+            _ => Ok(()),
         }
-        quorum_auth::admit(self.sasl.as_ref(), asks.is_some())
     }
 }
 
@@ -389,7 +401,7 @@ impl ElectionTransport {
             // dials back.
             let (me, addr, security) = (self.shared.me, link.addr, self.shared.security.clone());
             self.shared.runtime.spawn(async move {
-                if let Err(e) = open(addr, me, &security).await {
+                if let Err(e) = open(to, addr, me, &security).await {
                     debug!(sid = %me, peer = %to, "dial-back request failed: {e}");
                 }
             });
@@ -409,7 +421,7 @@ impl Drop for ElectionTransport {
 async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match open(link.addr, shared.me, &shared.security).await {
+        match open(link.peer, link.addr, shared.me, &shared.security).await {
             Ok((out, inbound)) => {
                 backoff = MIN_BACKOFF;
                 run_session(&shared, &link, out, inbound).await;
@@ -427,9 +439,10 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     }
 }
 
-/// Opens an `Exchange` stream to `addr`, naming ourselves as `me`, and
-/// authenticates on it if this server does.
+/// Opens an `Exchange` stream to `peer` at `addr`, naming ourselves as
+/// `me`, and authenticates on it if this server does.
 async fn open(
+    peer: ServerId,
     addr: SocketAddr,
     me: ServerId,
     security: &PeerSecurity,
@@ -453,15 +466,14 @@ async fn open(
         .exchange(req)
         .await?
         .into_inner();
-    if let Some(credentials) = security.credentials() {
-        let mut steps = ElectionSteps {
-            tx: &tx,
-            inbound: &mut inbound,
-        };
-        crate::quorum_sasl::authenticate(credentials, &mut steps)
-            .await
-            .map_err(DialError::Auth)?;
-    }
+    let mut steps = ElectionSteps {
+        tx: &tx,
+        inbound: &mut inbound,
+    };
+    security
+        .authenticate(peer, &mut steps)
+        .await
+        .map_err(DialError::Auth)?;
     Ok((tx, inbound))
 }
 

@@ -209,14 +209,14 @@ async fn is_linked_and_may_still_vote_follow_the_link_up_and_down() {
 fn sasl(server_password: &str, learner: Option<&str>, server_require: bool) -> PeerSecurity {
     PeerSecurity {
         tls: None,
-        sasl: Some(Arc::new(QuorumSasl {
-            learner: learner.map(|password| Credentials {
+        sasl: Some(Arc::new(QuorumSasl::digest(
+            learner.map(|password| Credentials {
                 user: "test".into(),
                 password: password.into(),
             }),
-            users: [("test".to_owned(), server_password.to_owned())].into(),
+            [("test".to_owned(), server_password.to_owned())].into(),
             server_require,
-        })),
+        ))),
     }
 }
 

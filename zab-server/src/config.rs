@@ -121,6 +121,10 @@ pub struct QuorumAuthSettings {
     /// `quorum.auth.server.saslLoginContext`: the JAAS section with the
     /// users other servers may authenticate as, default `QuorumServer`.
     pub server_context: String,
+    /// `quorum.auth.kerberos.servicePrincipal`, default
+    /// `zkquorum/localhost`: the principal a Kerberos learner asks for,
+    /// `_HOST` standing for the host of the server it connects to.
+    pub service_principal: String,
 }
 
 impl Default for QuorumAuthSettings {
@@ -131,6 +135,7 @@ impl Default for QuorumAuthSettings {
             server_require: false,
             learner_context: "QuorumLearner".to_owned(),
             server_context: "QuorumServer".to_owned(),
+            service_principal: zab_wire::quorum_auth::DEFAULT_SERVICE_PRINCIPAL.to_owned(),
         }
     }
 }
@@ -660,10 +665,28 @@ impl Config {
             .jaas_file
             .as_deref()
             .ok_or(ConfigError::QuorumSaslWithoutJaas)?;
-        let users = crate::sasl::load_jaas(jaas, &qa.server_context)?;
-        let login = crate::sasl::load_jaas_login(jaas, &qa.learner_context);
-        let learner = match login {
-            Ok(credentials) if qa.learner_require => Some(credentials),
+        use zab_wire::quorum_auth::{LearnerLogin, QuorumSasl, ServerLogin};
+        // Each side's mechanism follows its own section, as in ZooKeeper
+        // (`SecurityUtils.createSaslServer` / `createSaslClient`: a login
+        // with a Kerberos principal means GSSAPI).
+        let server = match crate::sasl::load_server_login(jaas, &qa.server_context)? {
+            crate::sasl::ServerLogin::Digest(users) => ServerLogin::Digest(users),
+            crate::sasl::ServerLogin::Kerberos { principal, keytab } => ServerLogin::Kerberos(
+                std::sync::Arc::new(crate::sasl_gssapi::QuorumAcceptor::new(principal, keytab)),
+            ),
+        };
+        let learner = match crate::sasl::load_learner_login(jaas, &qa.learner_context) {
+            Ok(login) if qa.learner_require => Some(match login {
+                crate::sasl::LearnerLogin::Digest(credentials) => LearnerLogin::Digest(credentials),
+                crate::sasl::LearnerLogin::Kerberos { principal, keytab } => {
+                    LearnerLogin::Kerberos {
+                        initiator: std::sync::Arc::new(crate::sasl_gssapi::QuorumInitiator::new(
+                            principal, keytab,
+                        )),
+                        service_principal: qa.service_principal.clone(),
+                    }
+                }
+            }),
             Ok(_) => None,
             // Without learnerRequireSasl the section's login is never
             // used (ZooKeeper's learner then skips SASL), but the section
@@ -671,10 +694,17 @@ impl Config {
             Err(crate::sasl::JaasError::NoLogin { .. }) if !qa.learner_require => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(Some(zab_wire::quorum_auth::QuorumSasl {
+        Ok(Some(QuorumSasl {
             learner,
-            users,
+            server,
             server_require: qa.server_require,
+            // ZooKeeper's `authzHosts` are its view's hostnames, observers'
+            // included (`QuorumPeer.initialize`).
+            hosts: self
+                .servers
+                .values()
+                .map(|s| (s.id, s.host.clone()))
+                .collect(),
         }))
     }
 
@@ -1012,6 +1042,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "quorum.auth.serverRequireSasl",
     "quorum.auth.learner.saslLoginContext",
     "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal",
     "superUser",
     "allowSaslFailedClients",
     "enforce.auth.enabled",
@@ -1512,6 +1543,9 @@ impl Builder {
             }
             "quorum.auth.learner.saslLoginContext" => {
                 c.quorum_auth.learner_context = value.trim().to_owned()
+            }
+            "quorum.auth.kerberos.servicePrincipal" => {
+                c.quorum_auth.service_principal = value.trim().to_owned()
             }
             "quorum.auth.server.saslLoginContext" => {
                 c.quorum_auth.server_context = value.trim().to_owned()
@@ -2528,7 +2562,11 @@ clientPort=2181
              user_test=\"pw\"; };\n\
              QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required \
              username=\"test\" password=\"pw\"; };\n\
-             Anonymous { org.apache.zookeeper.server.auth.DigestLoginModule required; };\n",
+             Anonymous { org.apache.zookeeper.server.auth.DigestLoginModule required; };\n\
+             KrbServer { com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true keyTab=\"/k/server.keytab\" principal=\"zkquorum/h1@R\"; };\n\
+             KrbLearner { com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true keyTab=\"/k/learner.keytab\" principal=\"zkquorum/h1@R\"; };\n",
         )
         .unwrap();
         std::fs::write(dir.path().join("myid"), "1\n").unwrap();
@@ -2551,9 +2589,50 @@ clientPort=2181
         .unwrap();
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
         let q = c.quorum_sasl.as_deref().expect("quorum SASL on");
-        assert_eq!(q.users["test"], "pw");
-        assert_eq!(q.learner.as_ref().map(|l| l.user.as_str()), Some("test"));
+        use zab_wire::quorum_auth::{LearnerLogin, ServerLogin};
+        assert!(matches!(&q.server, ServerLogin::Digest(users) if users["test"] == "pw"));
+        assert!(matches!(&q.learner, Some(LearnerLogin::Digest(c)) if c.user == "test"));
         assert!(q.server_require);
+        assert_eq!(
+            q.hosts,
+            [
+                (ServerId(1), "127.0.0.1".to_owned()),
+                (ServerId(2), "127.0.0.2".to_owned())
+            ]
+            .into()
+        );
+        // Sections that log in with Kerberos: GSSAPI both ways, and the
+        // service principal from its key (default zkquorum/localhost).
+        let kerberos = |extra: &str| {
+            load(&format!(
+                "{jaas_line}quorum.auth.learnerRequireSasl=true
+                 quorum.auth.server.saslLoginContext=KrbServer
+                 quorum.auth.learner.saslLoginContext=KrbLearner
+{extra}"
+            ))
+            .unwrap()
+            .quorum_sasl
+            .expect("quorum SASL on")
+        };
+        let q = kerberos("");
+        assert!(matches!(&q.server, ServerLogin::Kerberos(a) if a.principal() == "zkquorum/h1@R"));
+        let Some(LearnerLogin::Kerberos {
+            initiator,
+            service_principal,
+        }) = &q.learner
+        else {
+            panic!("{:?}", q.learner);
+        };
+        assert_eq!(initiator.principal(), "zkquorum/h1@R");
+        assert_eq!(service_principal, "zkquorum/localhost");
+        let q = kerberos(
+            "quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST
+",
+        );
+        assert!(matches!(
+            &q.learner,
+            Some(LearnerLogin::Kerberos { service_principal, .. }) if service_principal == "zkquorum/_HOST"
+        ));
         // Without learnerRequireSasl this server does not authenticate; a
         // learner section without a login is then fine, a missing one not.
         let c = load(&format!(

@@ -74,6 +74,17 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let quorum_kerberos = cfg
+        .quorum_sasl
+        .as_deref()
+        .filter(|q| zab_server::sasl_gssapi::quorum_uses_kerberos(q));
+    if let Some(q) = quorum_kerberos {
+        // Before any thread starts, as below.
+        zab_server::sasl_gssapi::use_krb5_conf(cfg.sasl.krb5_conf.as_deref());
+        zab_server::sasl_gssapi::check_quorum_logins(q).map_err(|e| {
+            anyhow::anyhow!("Failed to initialize authentication mechanism using SASL: {e}")
+        })?;
+    }
     if let Some(k) = cfg.sasl.kerberos() {
         // Before the runtime and RocksDB start their threads: the library
         // takes its krb5.conf and keytab from the environment.

@@ -960,7 +960,9 @@ impl Peer {
                 if left.is_zero() {
                     break;
                 }
-                match quorum_transport::connect(addr, left, max_message, &security).await {
+                match quorum_transport::connect(learn_from, addr, left, max_message, &security)
+                    .await
+                {
                     Ok(mut link) => {
                         if tx
                             .send(CoreMsg::LeaderLinkUp { gen, out: link.out })

@@ -36,6 +36,7 @@ use zab_election::quorum_sasl::{self, Steps};
 use zab_election::{PeerSecurity, PeerTls};
 use zab_wire::proto;
 use zab_wire::quorum_auth::{self, Admission};
+use zab_wire::ServerId;
 
 /// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
@@ -300,9 +301,11 @@ impl Inbound {
     }
 }
 
-/// Opens the stream to the leader at `addr`, within `timeout`; messages
-/// above `max_message` bytes break it.
+/// Opens the stream to the leader (or the follower hosting observers)
+/// `peer` at `addr`, within `timeout`; messages above `max_message` bytes
+/// break it.
 pub async fn connect(
+    peer: ServerId,
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
@@ -320,17 +323,14 @@ pub async fn connect(
     security.mark(&mut request);
     let response = tokio::time::timeout(timeout, client.learn(request)).await??;
     let mut stream = response.into_inner();
-    let mut early = Vec::new();
-    if let Some(credentials) = security.credentials() {
-        let mut steps = LinkSteps {
-            out: &out_tx,
-            inbound: &mut stream,
-            queued: VecDeque::new(),
-        };
-        let authenticated = quorum_sasl::authenticate(credentials, &mut steps).await;
-        early.extend(steps.queued);
-        authenticated.map_err(|why| anyhow::anyhow!("SASL authentication with {addr}: {why}"))?;
-    }
+    let mut steps = LinkSteps {
+        out: &out_tx,
+        inbound: &mut stream,
+        queued: VecDeque::new(),
+    };
+    let authenticated = security.authenticate(peer, &mut steps).await;
+    let early = Vec::from(steps.queued);
+    authenticated.map_err(|why| anyhow::anyhow!("SASL authentication with {addr}: {why}"))?;
     Ok(LeaderLink {
         out: out_tx,
         inbound: Inbound { stream, early },
@@ -405,6 +405,7 @@ pub(crate) mod tests {
                 .unwrap(),
         );
         let link = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             limit,
@@ -527,6 +528,7 @@ pub(crate) mod tests {
                 .unwrap(),
         );
         let mut link = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             1 << 20,
@@ -566,14 +568,14 @@ mod sasl_tests {
     fn security(password: Option<&str>, server_require: bool) -> PeerSecurity {
         PeerSecurity {
             tls: None,
-            sasl: Some(Arc::new(QuorumSasl {
-                learner: password.map(|p| Credentials {
+            sasl: Some(Arc::new(QuorumSasl::digest(
+                password.map(|p| Credentials {
                     user: "test".into(),
                     password: p.into(),
                 }),
-                users: [("test".to_owned(), "pw".to_owned())].into(),
+                [("test".to_owned(), "pw".to_owned())].into(),
                 server_require,
-            })),
+            ))),
         }
     }
 
@@ -598,6 +600,7 @@ mod sasl_tests {
     async fn an_authenticated_link_carries_packets() {
         let (addr, server, mut events) = listener(&security(None, true)).await;
         let mut link = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -630,6 +633,7 @@ mod sasl_tests {
     async fn a_wrong_password_or_none_is_refused_before_the_link_opens() {
         let (addr, server, mut events) = listener(&security(None, true)).await;
         let err = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -640,6 +644,7 @@ mod sasl_tests {
         .expect("refused");
         assert!(err.to_string().contains("SASL"), "{err}");
         let err = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -665,6 +670,7 @@ mod sasl_tests {
     async fn a_lenient_listener_admits_a_learner_without_sasl() {
         let (addr, server, mut events) = listener(&security(None, false)).await;
         let _link = connect(
+            ServerId(1),
             addr,
             Duration::from_secs(5),
             LIMIT,

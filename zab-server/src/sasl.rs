@@ -136,6 +136,30 @@ fn users(entries: Vec<JaasEntry>) -> HashMap<String, String> {
         .collect()
 }
 
+/// How this server logs in when it opens a link to another, from its
+/// `QuorumLearner` section: Kerberos with a `Krb5LoginModule` entry
+/// (ZooKeeper's `SecurityUtils.createSaslClient` picks GSSAPI when the
+/// login has a principal), DIGEST-MD5 with `username` and `password`
+/// otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LearnerLogin {
+    Digest(Credentials),
+    Kerberos {
+        principal: String,
+        keytab: Option<std::path::PathBuf>,
+    },
+}
+
+/// Reads the learner login of JAAS section `section`.
+pub fn load_learner_login(path: &Path, section: &str) -> Result<LearnerLogin, JaasError> {
+    match load_server_login(path, section)? {
+        ServerLogin::Kerberos { principal, keytab } => {
+            Ok(LearnerLogin::Kerberos { principal, keytab })
+        }
+        ServerLogin::Digest(_) => load_jaas_login(path, section).map(LearnerLogin::Digest),
+    }
+}
+
 /// The `username` and `password` of JAAS section `section`
 /// (`quorum.auth.learner.saslLoginContext`, default `QuorumLearner`): what
 /// this server authenticates as when it opens a link to another.

@@ -8,14 +8,27 @@
 //! `sasl` id; [`GssapiExchange`] is one connection's exchange: a token in,
 //! a token (or none) out, and at the end the id. The pipeline moves the
 //! tokens.
+//!
+//! Kerberos between servers (`quorum.auth.*` with `Krb5LoginModule` in the
+//! `QuorumServer` and `QuorumLearner` sections) uses the same exchange on
+//! the listening side ([`QuorumAcceptor`]) and RFC 4752's client on the
+//! opening side ([`QuorumInitiator`], [`GssapiClient`]); zab-wire's
+//! `quorum_auth` runs them.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::ffi::{c_void, CString};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::{Arc, Mutex};
 
-use libgssapi::context::{SecurityContext, ServerCtx};
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::error::{Error as GssError, MajorFlags};
 use libgssapi::name::Name;
 use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL, GSS_NT_USER_NAME};
+use zab_wire::quorum_auth::{
+    Authenticated, ClientMechanism, KerberosAcceptor, KerberosInitiator, LearnerLogin, QuorumSasl,
+    ServerLogin, ServerMechanism, ServerStep,
+};
 
 use crate::kerberos_name::NameMapping;
 
@@ -153,6 +166,8 @@ pub struct GssapiStep {
     pub token: Option<Vec<u8>>,
     /// Set when the exchange completed: the client's principal.
     pub principal: Option<String>,
+    /// The authorization id the client named in its last message, if any.
+    pub authzid: Option<String>,
 }
 
 /// "No security layer", the only one ZooKeeper's server offers
@@ -208,11 +223,14 @@ impl GssapiExchange {
                         "client chose an unsupported security layer {layer}"
                     ));
                 }
-                // Any authorization id the client names is ignored:
-                // ZooKeeper authorizes the authenticated principal itself.
+                // On the client port the authorization id is ignored
+                // (ZooKeeper authorizes the principal itself); between
+                // servers it must be the principal (`quorum_auth`).
+                let authzid = String::from_utf8_lossy(&choice[4..]).into_owned();
                 Ok(GssapiStep {
                     token: None,
                     principal: Some(peer),
+                    authzid: Some(authzid).filter(|z| !z.is_empty()),
                 })
             }
             Stage::Done => Err("GSSAPI authentication already complete".into()),
@@ -237,5 +255,361 @@ fn reply(token: Option<Vec<u8>>) -> GssapiStep {
     GssapiStep {
         token: Some(token.unwrap_or_default()),
         principal: None,
+        authzid: None,
     }
+}
+
+fn gss(context: &str) -> impl Fn(GssError) -> String + '_ {
+    move |e| format!("GSS-API {context}: {e}")
+}
+
+/// Acquires `principal`'s credentials for `usage` from the credential
+/// store `store` (MIT's `gss_acquire_cred_from`; `keytab`, `client_keytab`
+/// and `ccache` entries): each login reads its own keytab, so the client
+/// port's login and the two quorum logins may each have their own, as
+/// each JAAS section has in ZooKeeper.
+fn acquire_from(
+    principal: &str,
+    usage: CredUsage,
+    store: &[(&std::ffi::CStr, CString)],
+) -> Result<Cred, String> {
+    use libgssapi_sys as sys;
+    // GSS_KRB5_NT_PRINCIPAL_NAME, 1.2.840.113554.1.2.2.1: the name is a
+    // whole principal, taken as written (no host name canonicalization).
+    let mut oid_bytes = *b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
+    let mut oid = sys::gss_OID_desc {
+        length: oid_bytes.len() as u32,
+        elements: oid_bytes.as_mut_ptr() as *mut c_void,
+    };
+    let mut text = sys::gss_buffer_desc {
+        length: principal.len(),
+        value: principal.as_ptr() as *mut c_void,
+    };
+    let mut minor = 0;
+    let mut name: sys::gss_name_t = ptr::null_mut();
+    // SAFETY: the buffer and OID point at live memory for the call; the
+    // library copies what it keeps into `name`.
+    let major = unsafe { sys::gss_import_name(&mut minor, &mut text, &mut oid, &mut name) };
+    if major != sys::GSS_S_COMPLETE {
+        return Err(format!(
+            "principal {principal:?}: {}",
+            GssError {
+                major: MajorFlags::from_bits_retain(major),
+                minor
+            }
+        ));
+    }
+    let mut elements: Vec<sys::gss_key_value_element_desc> = store
+        .iter()
+        .map(|(key, value)| sys::gss_key_value_element_desc {
+            key: key.as_ptr(),
+            value: value.as_ptr(),
+        })
+        .collect();
+    let set = sys::gss_key_value_set_desc {
+        count: elements.len() as u32,
+        elements: elements.as_mut_ptr(),
+    };
+    let usage = match usage {
+        CredUsage::Initiate => sys::GSS_C_INITIATE,
+        CredUsage::Accept => sys::GSS_C_ACCEPT,
+        CredUsage::Both => sys::GSS_C_BOTH,
+    };
+    // Kerberos alone (1.2.840.113554.1.2.2), as the client port's
+    // acceptor: with the library's default set, an acceptor would also
+    // speak SPNEGO and answer an empty token with an offer of its own.
+    let mut krb5_bytes = *b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02";
+    let mut krb5 = sys::gss_OID_desc {
+        length: krb5_bytes.len() as u32,
+        elements: krb5_bytes.as_mut_ptr() as *mut c_void,
+    };
+    let mut mechs = sys::gss_OID_set_desc {
+        count: 1,
+        elements: &mut krb5,
+    };
+    let mut cred: sys::gss_cred_id_t = ptr::null_mut();
+    // SAFETY: `name` was imported above, `set`, `mechs` and what they point
+    // at outlive the call, and the credential handle it returns becomes the
+    // `Cred`'s.
+    let major = unsafe {
+        let major = sys::gss_acquire_cred_from(
+            &mut minor,
+            name,
+            sys::_GSS_C_INDEFINITE,
+            &mut mechs,
+            usage as sys::gss_cred_usage_t,
+            &set,
+            &mut cred,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        );
+        let mut ignored = 0;
+        sys::gss_release_name(&mut ignored, &mut name);
+        major
+    };
+    if major != sys::GSS_S_COMPLETE {
+        return Err(format!(
+            "the key of {principal:?}: {}",
+            GssError {
+                major: MajorFlags::from_bits_retain(major),
+                minor
+            }
+        ));
+    }
+    // SAFETY: the handle is ours alone.
+    Ok(unsafe { Cred::from_c(cred) })
+}
+
+fn store_entry(
+    key: &'static std::ffi::CStr,
+    value: &str,
+) -> Result<(&'static std::ffi::CStr, CString), String> {
+    CString::new(value)
+        .map(|v| (key, v))
+        .map_err(|_| format!("{value:?} holds a NUL byte"))
+}
+
+fn keytab_entry(
+    key: &'static std::ffi::CStr,
+    keytab: &Option<PathBuf>,
+) -> Result<Vec<(&'static std::ffi::CStr, CString)>, String> {
+    keytab
+        .as_deref()
+        .map(Path::to_str)
+        .map(|path| store_entry(key, path.ok_or("a keytab path that is not UTF-8")?))
+        .into_iter()
+        .collect()
+}
+
+/// A Kerberos credential acquired on first use and kept: the keytab is
+/// read again by the library at each use, so a re-keyed principal is
+/// picked up without a restart.
+#[derive(Debug)]
+struct Login {
+    principal: String,
+    keytab: Option<PathBuf>,
+    cred: Mutex<Option<Cred>>,
+}
+
+impl Login {
+    fn cred(
+        &self,
+        acquire: impl FnOnce(&str, &Option<PathBuf>) -> Result<Cred, String>,
+    ) -> Result<Cred, String> {
+        let mut held = self.cred.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cred) = held.as_ref() {
+            return Ok(cred.clone());
+        }
+        let cred = acquire(&self.principal, &self.keytab)?;
+        *held = Some(cred.clone());
+        Ok(cred)
+    }
+}
+
+/// The listening side of Kerberos between servers: the `QuorumServer`
+/// section's `Krb5LoginModule` login.
+#[derive(Debug)]
+pub struct QuorumAcceptor(Login);
+
+impl QuorumAcceptor {
+    pub fn new(principal: String, keytab: Option<PathBuf>) -> QuorumAcceptor {
+        QuorumAcceptor(Login {
+            principal,
+            keytab,
+            cred: Mutex::new(None),
+        })
+    }
+}
+
+impl KerberosAcceptor for QuorumAcceptor {
+    fn principal(&self) -> &str {
+        &self.0.principal
+    }
+
+    fn accept(&self) -> Result<Box<dyn ServerMechanism>, String> {
+        let cred = self.0.cred(|principal, keytab| {
+            acquire_from(
+                principal,
+                CredUsage::Accept,
+                &keytab_entry(c"keytab", keytab)?,
+            )
+        })?;
+        Ok(Box::new(GssapiExchange {
+            ctx: ServerCtx::new(Some(cred)),
+            stage: Stage::Accepting,
+        }))
+    }
+}
+
+impl ServerMechanism for GssapiExchange {
+    fn step(&mut self, response: &[u8]) -> Result<ServerStep, String> {
+        let step = GssapiExchange::step(self, response)?;
+        Ok(ServerStep {
+            token: step.token.unwrap_or_default(),
+            authenticated: step.principal.map(|id| Authenticated {
+                id,
+                authzid: step.authzid,
+            }),
+        })
+    }
+}
+
+/// Numbers the learner logins' ticket caches (see [`QuorumInitiator`]).
+static LEARNER_CCACHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The opening side of Kerberos between servers: the `QuorumLearner`
+/// section's `Krb5LoginModule` login. Its initial ticket comes from the
+/// keytab when first needed and again when it runs out (MIT's client
+/// keytab initiation). The tickets are kept in a cache of its own in
+/// memory, so that servers run by one user on one machine never share (or
+/// overwrite) each other's, as the default file cache under `/tmp` would
+/// have them do.
+#[derive(Debug)]
+pub struct QuorumInitiator {
+    login: Login,
+    ccache: String,
+}
+
+impl QuorumInitiator {
+    pub fn new(principal: String, keytab: Option<PathBuf>) -> QuorumInitiator {
+        let n = LEARNER_CCACHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        QuorumInitiator {
+            login: Login {
+                principal,
+                keytab,
+                cred: Mutex::new(None),
+            },
+            ccache: format!("MEMORY:zab-quorum-learner-{n}"),
+        }
+    }
+}
+
+impl KerberosInitiator for QuorumInitiator {
+    fn principal(&self) -> &str {
+        &self.login.principal
+    }
+
+    fn initiate(&self, service: &str) -> Result<Box<dyn ClientMechanism>, String> {
+        let cred = self.login.cred(|principal, keytab| {
+            let mut store = keytab_entry(c"client_keytab", keytab)?;
+            store.push(store_entry(c"ccache", &self.ccache)?);
+            acquire_from(principal, CredUsage::Initiate, &store)
+        })?;
+        // The JDK's client names the whole principal as its authorization
+        // id, and ZooKeeper's server requires the two to match.
+        let authzid = cred.name().map_err(gss("name"))?.to_string();
+        let target = Name::new(service.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
+            .map_err(|e| format!("service principal {service:?}: {e}"))?;
+        Ok(Box::new(GssapiClient {
+            ctx: ClientCtx::new(
+                Some(cred),
+                target,
+                CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_INTEG_FLAG,
+                Some(GSS_MECH_KRB5),
+            ),
+            stage: ClientStage::Context,
+            authzid,
+        }))
+    }
+}
+
+/// Where the client's exchange is (the JDK's `GssKrb5Client` stages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientStage {
+    /// The context is being established (mutual authentication: the
+    /// server's reply token is checked).
+    Context,
+    /// Established; the server's wrapped offer of security layers is
+    /// awaited.
+    Established,
+    Done,
+}
+
+/// RFC 4752's client: the GSS-API context, then the answer to the
+/// server's offer (no security layer, and the authorization id).
+pub struct GssapiClient {
+    ctx: ClientCtx,
+    stage: ClientStage,
+    authzid: String,
+}
+
+impl ClientMechanism for GssapiClient {
+    fn initial(&mut self) -> Result<Vec<u8>, String> {
+        let token = self.ctx.step(None, None).map_err(gss("initiate"))?;
+        if self.ctx.is_complete() {
+            self.stage = ClientStage::Established;
+        }
+        token
+            .map(|t| t.to_vec())
+            .ok_or_else(|| "GSS-API gave no first token".to_owned())
+    }
+
+    fn step(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match self.stage {
+            ClientStage::Context => {
+                let token = self
+                    .ctx
+                    .step(Some(challenge), None)
+                    .map_err(gss("initiate"))?;
+                if self.ctx.is_complete() {
+                    self.stage = ClientStage::Established;
+                }
+                // Once established without a token of its own, the client
+                // answers with an empty one, and the server makes its offer.
+                Ok(Some(token.map(|t| t.to_vec()).unwrap_or_default()))
+            }
+            ClientStage::Established => {
+                let offer = self.ctx.unwrap(challenge).map_err(gss("unwrap"))?;
+                if offer.len() != 4 {
+                    return Err(format!("an offer of {} bytes, not 4", offer.len()));
+                }
+                if offer[0] & NO_SECURITY_LAYER == 0 {
+                    return Err(format!(
+                        "the server offers no plain layer (mask {})",
+                        offer[0]
+                    ));
+                }
+                // No security layer, so no message size (RFC 4752 §3.1).
+                let mut choice = vec![NO_SECURITY_LAYER, 0, 0, 0];
+                choice.extend_from_slice(self.authzid.as_bytes());
+                let wrapped = self.ctx.wrap(false, &choice).map_err(gss("wrap"))?;
+                self.stage = ClientStage::Done;
+                Ok(Some(wrapped.to_vec()))
+            }
+            ClientStage::Done => Err("GSSAPI authentication already complete".into()),
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.stage == ClientStage::Done
+    }
+}
+
+/// Whether `sasl` logs in with Kerberos on either side.
+pub fn quorum_uses_kerberos(sasl: &QuorumSasl) -> bool {
+    matches!(sasl.server, ServerLogin::Kerberos(_))
+        || matches!(sasl.learner, Some(LearnerLogin::Kerberos { .. }))
+}
+
+/// Points the library at `krb5.conf`. It reads it from the environment
+/// only, so this runs at start-up, before the server starts any thread.
+pub fn use_krb5_conf(krb5_conf: Option<&Path>) {
+    if let Some(conf) = krb5_conf {
+        std::env::set_var("KRB5_CONFIG", conf);
+    }
+}
+
+/// Acquires the quorum logins' keys at start-up, so that a principal
+/// missing from its keytab stops the server (ZooKeeper's
+/// `SaslQuorumAuthServer` and `SaslQuorumAuthLearner` log in when the
+/// server starts, and fail it). The learner's context built here is never
+/// stepped: no ticket is asked for.
+pub fn check_quorum_logins(sasl: &QuorumSasl) -> Result<(), String> {
+    if let ServerLogin::Kerberos(acceptor) = &sasl.server {
+        acceptor.accept()?;
+    }
+    if let Some(LearnerLogin::Kerberos { initiator, .. }) = &sasl.learner {
+        initiator.initiate(initiator.principal())?;
+    }
+    Ok(())
 }

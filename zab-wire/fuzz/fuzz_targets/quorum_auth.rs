@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use zab_wire::proto::{PacketType, QuorumPacket};
 use zab_wire::quorum_auth::{self, Admission, Credentials, LearnerHandshake, QuorumSasl};
+use zab_wire::ServerId;
 
 fuzz_target!(|data: &[u8]| {
     let packet = QuorumPacket {
@@ -20,20 +21,24 @@ fuzz_target!(|data: &[u8]| {
     let Ok(step) = quorum_auth::from_packet(&packet) else {
         return;
     };
-    let sasl = Arc::new(QuorumSasl {
-        learner: None,
-        users: [("test".to_owned(), "test".to_owned())].into(),
-        server_require: true,
-    });
-    if let Admission::Authenticate(mut listener) = quorum_auth::admit(Some(&sasl), true) {
-        let _ = listener.on_message(&step);
-        let _ = listener.on_message(&step);
-    }
     let credentials = Credentials {
         user: "test".into(),
         password: "test".into(),
     };
-    let (mut opener, _) = LearnerHandshake::start(&credentials);
+    let sasl = Arc::new(QuorumSasl::digest(
+        Some(credentials),
+        [("test".to_owned(), "test".to_owned())].into(),
+        true,
+    ));
+    if let Admission::Authenticate(mut listener) =
+        quorum_auth::admit(Some(&sasl), Some(quorum_auth::DIGEST_MD5))
+    {
+        let _ = listener.on_message(&step);
+        let _ = listener.on_message(&step);
+    }
+    let Ok((mut opener, _)) = LearnerHandshake::start(&sasl, ServerId(1)) else {
+        return;
+    };
     let _ = opener.on_message(&step);
     let _ = opener.on_message(&step);
 });
