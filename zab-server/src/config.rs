@@ -102,8 +102,9 @@ impl Default for SaslSettings {
 }
 
 /// SASL between servers: ZooKeeper's `quorum.auth.*` keys (its
-/// `QuorumPeerConfig` reads them from zoo.cfg), with DIGEST-MD5 users from
-/// the same JAAS file as clients'. [`Config::load`] turns them into
+/// `QuorumPeerConfig` reads them from zoo.cfg), with the logins of two
+/// sections of the same JAAS file as clients' (DIGEST-MD5 users, or
+/// Kerberos principals). [`Config::load`] turns them into
 /// [`Config::quorum_sasl`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumAuthSettings {
@@ -116,10 +117,12 @@ pub struct QuorumAuthSettings {
     /// server must authenticate.
     pub server_require: bool,
     /// `quorum.auth.learner.saslLoginContext`: the JAAS section with this
-    /// server's own `username` and `password`, default `QuorumLearner`.
+    /// server's own login (`username` and `password`, or a
+    /// `Krb5LoginModule` principal), default `QuorumLearner`.
     pub learner_context: String,
     /// `quorum.auth.server.saslLoginContext`: the JAAS section with the
-    /// users other servers may authenticate as, default `QuorumServer`.
+    /// users other servers may authenticate as (or the Kerberos principal
+    /// they authenticate to), default `QuorumServer`.
     pub server_context: String,
     /// `quorum.auth.kerberos.servicePrincipal`, default
     /// `zkquorum/localhost`: the principal a Kerberos learner asks for,

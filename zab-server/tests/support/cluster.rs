@@ -79,7 +79,7 @@ pub struct ServerCommand {
 
 /// zoo.cfg keys a JVM server gets as system properties, from each node's
 /// own zoo.cfg (so nodes may differ, e.g. in their JAAS files).
-const JVM_PROPERTIES: &[&str] = &["java.security.auth.login.config"];
+const JVM_PROPERTIES: &[&str] = &["java.security.auth.login.config", "java.security.krb5.conf"];
 
 impl ServerCommand {
     /// `program zoo.cfg`, e.g. the `zab-server` binary.
@@ -94,6 +94,10 @@ impl ServerCommand {
     /// Apache ZooKeeper 3.8 from the Debian package, the JVM started directly
     /// (so a kill hits the server, not a shell) with a small heap and a
     /// quick start.
+    ///
+    /// Debian's class path has no SLF4J binding, so the servers log
+    /// nothing; with `ZAB_TEST_ZOOKEEPER_LOG` set they log as
+    /// [`ServerCommand::logged`] makes them.
     pub fn zookeeper() -> ServerCommand {
         let mut c = ServerCommand::with_args(
             "java",
@@ -108,7 +112,33 @@ impl ServerCommand {
             ],
         );
         c.jvm = true;
+        if std::env::var_os("ZAB_TEST_ZOOKEEPER_LOG").is_some() {
+            c = c.logged();
+        }
         c
+    }
+
+    /// A ZooKeeper command whose servers log (at INFO, to their output):
+    /// SLF4J's simple binding joins the class path (Debian's
+    /// `libslf4j-java`, which `zookeeper` depends on). For a test that reads
+    /// ZooKeeper's log, and for reports.
+    pub fn logged(mut self) -> ServerCommand {
+        const BINDING: &str = "/usr/share/java/slf4j-simple.jar";
+        if self
+            .args
+            .iter()
+            .any(|a| a.to_str().is_some_and(|a| a.contains(BINDING)))
+        {
+            return self;
+        }
+        self.args
+            .insert(0, "-Dorg.slf4j.simpleLogger.defaultLogLevel=info".into());
+        for a in self.args.iter_mut() {
+            if let Some(path) = a.to_str().filter(|a| a.starts_with("/etc/zookeeper/conf:")) {
+                *a = format!("{path}:{BINDING}").into();
+            }
+        }
+        self
     }
 
     /// As [`ServerCommand::zookeeper`] with the servlet API on the class
@@ -118,10 +148,8 @@ impl ServerCommand {
     pub fn zookeeper_with_admin_server() -> ServerCommand {
         let mut c = ServerCommand::zookeeper();
         for a in c.args.iter_mut() {
-            if a.to_str() == Some("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar") {
-                *a = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:\
-                      /usr/share/java/servlet-api.jar"
-                    .into();
+            if let Some(path) = a.to_str().filter(|a| a.starts_with("/etc/zookeeper/conf:")) {
+                *a = format!("{path}:/usr/share/java/servlet-api.jar").into();
             }
         }
         c
