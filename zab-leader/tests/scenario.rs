@@ -726,11 +726,11 @@ fn followers_that_form_a_quorum_with_the_leader_hear_its_durability() {
     let a = net.leader.on_local_durable(z(2, 2));
     let told: Vec<ConnId> = a
         .iter()
-        .filter_map(|a| match a {
+        .map(|a| match a {
             LeaderAction::Send { conn, packet } => {
                 assert_eq!(kind_of(packet), PacketType::LeaderDurable);
                 assert_eq!(Zxid(packet.zxid), z(2, 2));
-                Some(*conn)
+                *conn
             }
             other => panic!("unexpected {other:?}"),
         })
