@@ -695,7 +695,28 @@ impl Leader {
         }
         let committed = self.proposals.ack(self.cfg.me, zxid);
         self.emit_commits(committed, &mut out);
+        self.tell_durable(zxid, &mut out);
         out
+    }
+
+    /// LEADER_DURABLE (zab's own) to every follower that forms a quorum
+    /// with this leader: such a follower commits what both hold durably as
+    /// soon as its own log has it, instead of after its ACK's way here and
+    /// the COMMIT's way back (see zab-learner's `commit_early`). With more
+    /// than three voters no single follower does, and nothing is sent.
+    fn tell_durable(&self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
+        for h in self.handlers.values() {
+            let Some(sid) = h.sid() else { continue };
+            if !h.receives_broadcast() || h.kind() != Some(LearnerKind::Follower) {
+                continue;
+            }
+            if self.cfg.verifier.contains_quorum(&[self.cfg.me, sid]) {
+                out.push(LeaderAction::Send {
+                    conn: h.conn(),
+                    packet: packet(PacketType::LeaderDurable, zxid, Bytes::new()),
+                });
+            }
+        }
     }
 
     /// Commits in zxid order: each applied locally and INFORMed to

@@ -79,6 +79,8 @@ struct Learner {
     pings: Vec<Zxid>,
     syncs: Vec<proto::ForwardedRequest>,
     revalidated: Vec<(i64, bool)>,
+    /// The last LEADER_DURABLE heard.
+    leader_durable: Option<Zxid>,
 }
 
 impl Learner {
@@ -99,6 +101,7 @@ impl Learner {
             pings: vec![],
             syncs: vec![],
             revalidated: vec![],
+            leader_durable: None,
         }
     }
 
@@ -208,6 +211,15 @@ impl Learner {
                 self.up_to_date = true;
             }
             PacketType::Ping => self.pings.push(zxid),
+            PacketType::LeaderDurable => {
+                assert!(!self.observer, "LEADER_DURABLE to an observer");
+                assert!(
+                    self.leader_durable.is_none_or(|d| zxid > d),
+                    "learner {}: LEADER_DURABLE {zxid} not increasing",
+                    self.sid
+                );
+                self.leader_durable = Some(zxid);
+            }
             PacketType::Sync => {
                 self.syncs
                     .push(proto::ForwardedRequest::decode(p.data.clone()).unwrap());
@@ -687,6 +699,58 @@ fn a_single_voter_is_established_at_once_and_observers_join_later() {
     assert_eq!(l.committed, z(2, 1));
 }
 
+/// zab's LEADER_DURABLE: with three voters each follower forms a quorum
+/// with the leader, so each hears when the leader's log holds a proposal
+/// (it then commits what its own log holds too); observers never do, and
+/// with five voters nobody does (the scenario above: the leader's durable
+/// report sends nothing).
+#[test]
+fn followers_that_form_a_quorum_with_the_leader_hear_its_durability() {
+    let (mut net, _) = start(&[1, 2, 3], &[9]);
+    for (conn, sid, observer) in [(2, 2, false), (3, 3, false), (9, 9, true)] {
+        net.connect(
+            conn,
+            Learner::new(sid, observer, 1, 1, (1..=10).map(|c| z(1, c)).collect()),
+        );
+        net.send(conn, net.l(conn).info());
+        net.send(conn, net.l(conn).ack_epoch(false));
+        net.send(conn, pkt(PacketType::Ack, z(2, 0), Bytes::new()));
+        assert!(net.l(conn).up_to_date);
+    }
+    assert!(net.leader.is_established());
+    net.take_events();
+    for c in 1..=2 {
+        let a = net.leader.propose(txn(z(2, c))).unwrap();
+        net.deliver(a);
+    }
+    let a = net.leader.on_local_durable(z(2, 2));
+    let told: Vec<ConnId> = a
+        .iter()
+        .map(|a| match a {
+            LeaderAction::Send { conn, packet } => {
+                assert_eq!(kind_of(packet), PacketType::LeaderDurable);
+                assert_eq!(Zxid(packet.zxid), z(2, 2));
+                *conn
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(told, [ConnId(2), ConnId(3)]);
+    net.deliver(a);
+    // The leader's own commit rule is unchanged: an ACK commits, and the
+    // COMMIT still goes out.
+    net.send(3, pkt(PacketType::Ack, z(2, 2), Bytes::new()));
+    assert_eq!(
+        net.take_events(),
+        vec![
+            LeaderAction::Commit { zxid: z(2, 1) },
+            LeaderAction::Commit { zxid: z(2, 2) }
+        ]
+    );
+    assert_eq!(net.l(2).committed, z(2, 2));
+    assert_eq!(net.l(9).committed, z(2, 2), "INFORMed");
+}
+
 #[test]
 fn malformed_and_out_of_order_packets_close_the_learner() {
     let (mut net, _) = start(&[1, 2, 3], &[]);
@@ -765,8 +829,12 @@ fn revalidate_round_trip_and_a_reconnecting_server_replaces_its_old_stream() {
     let a = net.leader.propose(txn(z(2, 1))).unwrap();
     assert_eq!(a.len(), 1, "one PROPOSAL, to the new stream only");
     net.deliver(a);
+    // No commit on the leader's ack alone; LEADER_DURABLE to the new stream.
     let a = net.leader.on_local_durable(z(2, 1));
-    assert!(a.is_empty());
+    assert_eq!(a.len(), 1, "{a:?}");
+    net.deliver(a);
+    assert_eq!(net.l(20).leader_durable, Some(z(2, 1)));
+    assert!(net.take_events().is_empty());
     net.send(20, pkt(PacketType::Ack, z(2, 1), Bytes::new()));
     assert_eq!(
         net.take_events(),

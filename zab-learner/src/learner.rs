@@ -154,6 +154,13 @@ pub struct Learner {
     durable: Zxid,
     /// Appended proposals not ACKed yet (followers, after UPTODATE).
     unacked: VecDeque<Zxid>,
+    /// The highest zxid the leader said its log holds durably
+    /// (LEADER_DURABLE): with this follower, a quorum.
+    leader_durable: Zxid,
+    /// The highest proposal this follower committed on its own, from its
+    /// durability and the leader's ([`Learner::commit_early`]); a COMMIT at
+    /// or below it has nothing left to do.
+    committed_early: Zxid,
     last_heard_ms: u64,
     relay: ClientRelay,
 }
@@ -188,6 +195,8 @@ impl Learner {
             last_appended: None,
             durable: Zxid::ZERO,
             unacked: VecDeque::new(),
+            leader_durable: Zxid::ZERO,
+            committed_early: Zxid::ZERO,
             last_heard_ms: now_ms,
             relay: ClientRelay::default(),
         };
@@ -245,7 +254,10 @@ impl Learner {
             Stage::PersistingNewLeader { wait_for } if self.durable >= wait_for => {
                 self.ack_new_leader(&mut out);
             }
-            Stage::Broadcasting => self.ack_durable(&mut out),
+            Stage::Broadcasting => {
+                self.ack_durable(&mut out);
+                self.commit_early(&mut out);
+            }
             _ => {}
         }
         out
@@ -552,6 +564,9 @@ impl Learner {
             // ZooKeeper ignores pings during sync; hearing one still counts
             // as hearing from the leader.
             PacketType::Ping => {}
+            // Kept for when this follower serves (proposals made after
+            // NEWLEADER reach it during sync).
+            PacketType::LeaderDurable => self.note_leader_durable(p),
             PacketType::Sync | PacketType::Revalidate => self.on_relay_reply(ty, p, out),
             _ => warn!(packet = ty.as_str_name(), "ignoring packet during sync"),
         }
@@ -671,6 +686,7 @@ impl Learner {
         info!(sid = %self.config.me, epoch = %epoch, "up to date with the leader");
         // Anything made durable before UPTODATE that still needs an ACK.
         self.ack_durable(out);
+        self.commit_early(out);
         Ok(())
     }
 
@@ -692,10 +708,18 @@ impl Learner {
                 self.proposals.push(held);
             }
             (PacketType::Commit, Role::Follower) => {
-                let committed = self.proposals.commit_through(Zxid(p.zxid))?;
+                let zxid = Zxid(p.zxid);
+                if zxid <= self.committed_early {
+                    return Ok(()); // committed here already
+                }
+                let committed = self.proposals.commit_through(zxid)?;
                 out.push(LearnerAction::Apply(
                     committed.into_iter().map(|h| h.txn).collect(),
                 ));
+            }
+            (PacketType::LeaderDurable, Role::Follower) => {
+                self.note_leader_durable(p);
+                self.commit_early(out);
             }
             (PacketType::Inform, Role::Observer) => {
                 let held = self.queue_txn(p)?;
@@ -786,6 +810,40 @@ impl Learner {
         out.push(LearnerAction::Apply(
             txns.into_iter().map(|h| h.txn).collect(),
         ));
+    }
+
+    /// LEADER_DURABLE: the leader's log holds its proposals up to the
+    /// packet's zxid. Only this leader's epoch counts.
+    fn note_leader_durable(&mut self, p: &QuorumPacket) {
+        let zxid = Zxid(p.zxid);
+        if Some(zxid.epoch()) == self.new_epoch {
+            self.leader_durable = self.leader_durable.max(zxid);
+        } else {
+            warn!(zxid = %zxid, epoch = ?self.new_epoch, "ignoring LEADER_DURABLE of another epoch");
+        }
+    }
+
+    /// Commits the proposals this follower and the leader both hold
+    /// durably, without waiting for the COMMIT (zab's own, not
+    /// ZooKeeper's). The leader sends LEADER_DURABLE only to a follower
+    /// that forms a quorum with it, so a proposal durable on both is
+    /// durable on a quorum: ZAB's commit condition, which the leader checks
+    /// with the ACKs it receives and the follower here with what it knows.
+    /// Every later leader is elected by a quorum that meets this one, and so
+    /// holds the proposal (the same argument as for the leader's commits).
+    /// It saves the ACK's way to the leader and the COMMIT's way back.
+    fn commit_early(&mut self, out: &mut Vec<LearnerAction>) {
+        if self.config.role != Role::Follower || !self.is_serving() {
+            return;
+        }
+        let through = self.durable.min(self.leader_durable);
+        let committed = self.proposals.commit_up_to(through);
+        if let Some(last) = committed.last() {
+            self.committed_early = last.zxid;
+            out.push(LearnerAction::Apply(
+                committed.into_iter().map(|h| h.txn).collect(),
+            ));
+        }
     }
 
     /// One ACK for the highest durable proposal still unacked: the leader

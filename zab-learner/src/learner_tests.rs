@@ -496,6 +496,88 @@ fn commit_of_a_txn_not_held_gives_up() {
     ));
 }
 
+fn leader_durable(zxid: Zxid) -> QuorumPacket {
+    bare(PacketType::LeaderDurable, zxid)
+}
+
+/// zab's LEADER_DURABLE: a follower applies what both its log and the
+/// leader's hold durably, in order, without waiting for the COMMIT; the
+/// COMMITs that come later are no-ops, and the usual path still works.
+#[test]
+fn a_follower_commits_what_it_and_the_leader_hold_durably() {
+    let mut l = broadcasting(Role::Follower);
+    for c in 1..=3 {
+        l.on_packet(10, proposal(z(2, c)));
+    }
+    let out = l.on_durable(11, z(2, 2));
+    assert_eq!(sent(&out), [(PacketType::Ack, z(2, 2))]);
+    assert!(
+        applied(&out).is_empty(),
+        "the leader's log is not known yet"
+    );
+    assert_eq!(
+        applied(&l.on_packet(12, leader_durable(z(2, 1)))),
+        [z(2, 1)]
+    );
+    // Only as far as this follower's own log.
+    assert_eq!(
+        applied(&l.on_packet(12, leader_durable(z(2, 3)))),
+        [z(2, 2)]
+    );
+    let out = l.on_durable(13, z(2, 3));
+    assert_eq!(sent(&out), [(PacketType::Ack, z(2, 3))]);
+    assert_eq!(applied(&out), [z(2, 3)]);
+    assert_eq!(l.uncommitted(), 0);
+    for c in [1, 3] {
+        let out = l.on_packet(14, commit(z(2, c)));
+        assert!(out.is_empty(), "{out:?}");
+    }
+    l.on_packet(15, proposal(z(2, 4)));
+    assert_eq!(applied(&l.on_packet(16, commit(z(2, 4)))), [z(2, 4)]);
+    // A COMMIT of what was never held still gives up.
+    let out = l.on_packet(17, commit(z(2, 9)));
+    assert!(matches!(
+        gave_up(&out),
+        Some(LearnerError::UnexpectedCommit { .. })
+    ));
+}
+
+/// A LEADER_DURABLE of another epoch says nothing about this leader's
+/// proposals; an observer (never part of a quorum) ignores it.
+#[test]
+fn leader_durable_counts_only_for_this_epoch_and_for_followers() {
+    let mut l = broadcasting(Role::Follower);
+    l.on_packet(10, proposal(z(2, 1)));
+    l.on_durable(11, z(2, 1));
+    assert!(applied(&l.on_packet(12, leader_durable(z(1, 9)))).is_empty());
+    assert!(applied(&l.on_packet(12, leader_durable(z(3, 1)))).is_empty());
+    assert_eq!(l.uncommitted(), 1);
+
+    let mut o = broadcasting(Role::Observer);
+    let out = o.on_packet(10, leader_durable(z(2, 1)));
+    assert!(
+        out.is_empty() && o.phase() == Phase::Broadcasting,
+        "{out:?}"
+    );
+}
+
+/// A LEADER_DURABLE heard during sync counts once the follower serves: the
+/// proposals made after NEWLEADER are committed when its log has them.
+#[test]
+fn leader_durable_heard_during_sync_counts_after_uptodate() {
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
+    l.on_packet(4, proposal(z(2, 1)));
+    assert!(applied(&l.on_packet(4, leader_durable(z(2, 1)))).is_empty());
+    let out = l.on_packet(5, bare(PacketType::Uptodate, Zxid(-1)));
+    assert_eq!(appended(&out), [z(2, 1)]);
+    assert!(applied(&out).is_empty(), "not durable here yet");
+    let out = l.on_durable(6, z(2, 1));
+    assert_eq!(sent(&out), [(PacketType::Ack, z(2, 1))]);
+    assert_eq!(applied(&out), [z(2, 1)]);
+}
+
 #[test]
 fn a_gap_in_proposals_only_warns_but_going_backwards_gives_up() {
     let mut l = broadcasting(Role::Follower);

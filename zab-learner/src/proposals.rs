@@ -60,6 +60,13 @@ impl HeldProposals {
         }
     }
 
+    /// Removes and returns every held proposal up to and including `zxid`,
+    /// which need not be one of them (a bound, not a COMMIT).
+    pub fn commit_up_to(&mut self, zxid: Zxid) -> Vec<HeldTxn> {
+        let n = self.queue.partition_point(|h| h.zxid <= zxid);
+        self.queue.drain(..n).collect()
+    }
+
     /// Everything still held, oldest first.
     pub fn take_all(&mut self) -> Vec<HeldTxn> {
         self.queue.drain(..).collect()

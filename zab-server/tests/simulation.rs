@@ -344,7 +344,10 @@ impl Run {
 fn run_seed(seed: u64) -> Result<Stats, String> {
     let mut run = Run::new(seed);
     match run.schedule() {
-        Ok(()) => Ok(run.world.io.stats.clone()),
+        Ok(()) => Ok(Stats {
+            early_commits: run.world.io.check.early_commits,
+            ..run.world.io.stats.clone()
+        }),
         Err(e) => {
             let trace: Vec<String> = run.world.io.trace.iter().cloned().collect();
             Err(format!(
@@ -415,6 +418,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.unlogged_observer_syncs += s.unlogged_observer_syncs;
         total.trunc_resyncs += s.trunc_resyncs;
         total.observer_master_syncs += s.observer_master_syncs;
+        total.early_commits += s.early_commits;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -444,6 +448,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.observer_master_syncs > 0,
             "no observer synced from a follower (observerMasterPort) in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.early_commits > 0,
+            "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
             seeds.len()
         );
     }

@@ -8,8 +8,12 @@
 //!
 //! * a newly established leader must hold the committed history as a
 //!   prefix of its own — else a committed txn was lost or reordered;
-//! * a commit must extend the committed history by exactly one txn;
-//! * a serving learner's history must always be a prefix of it;
+//! * a commit must extend the committed history by exactly one txn, or be
+//!   one a follower committed first;
+//! * a follower may commit on its own (zab's LEADER_DURABLE): what it
+//!   applies beyond the committed history must extend it, and is then
+//!   checked to be durable on a quorum like a leader's commit;
+//! * an observer's history must always be a prefix of it;
 //! * at most one server is ever established as leader of an epoch.
 
 use std::collections::BTreeMap;
@@ -29,6 +33,9 @@ pub struct Checker {
     /// The last txn each leader committed, to check that a leader cut off
     /// from a quorum commits nothing it proposed after the cut.
     pub last_commit_by: BTreeMap<ServerId, Zxid>,
+    /// Txns a follower committed before its leader did (`commits` counts
+    /// the leaders').
+    pub early_commits: u64,
 }
 
 impl Checker {
@@ -62,6 +69,13 @@ impl Checker {
         let Some(&last) = h.last() else {
             return Err(format!("{sid} committed with an empty history"));
         };
+        // A follower committed it first: the leader's history must agree.
+        if h.len() <= self.committed.len() && h.is_prefix_of(&self.committed) {
+            self.commits += 1;
+            self.last_commit_by.insert(sid, last.zxid);
+            self.to_verify.push((sid, last.zxid, last.digest));
+            return Ok(());
+        }
         if h.len() != self.committed.len() + 1 || !self.committed_prefix_of_all_but_last(h) {
             return Err(format!(
                 "{sid} committed {} which does not extend the committed history: {}",
@@ -79,6 +93,27 @@ impl Checker {
     fn committed_prefix_of_all_but_last(&self, h: &History) -> bool {
         let n = self.committed.len();
         n == 0 || h.entries()[n - 1].chain == self.committed.entries()[n - 1].chain
+    }
+
+    /// A serving follower applied: what it applied beyond the committed
+    /// history it committed itself, which must extend that history; each
+    /// such txn is then checked to be durable on a quorum.
+    pub fn follower_applied(&mut self, sid: ServerId, h: &History) -> Result<(), String> {
+        if h.len() <= self.committed.len() {
+            return self.serving(sid, h);
+        }
+        if !self.committed.is_prefix_of(h) {
+            return Err(format!(
+                "follower {sid} committed txns that do not extend the committed history: {}",
+                self.committed.divergence(h)
+            ));
+        }
+        for &entry in &h.entries()[self.committed.len()..] {
+            self.committed.push_entry(entry)?;
+            self.early_commits += 1;
+            self.to_verify.push((sid, entry.zxid, entry.digest));
+        }
+        Ok(())
     }
 
     /// A serving learner (past UPTODATE) applied, or just started serving.
@@ -143,6 +178,32 @@ mod tests {
         let one = history(&[(z(1, 1), 1)]);
         assert!(c.commit(ServerId(1), &one).is_ok());
         assert_eq!(c.to_verify, vec![(ServerId(1), z(1, 1), 1)]);
+    }
+
+    /// A follower's own commit extends the history (and is verified like
+    /// a leader's); the leader's later commit of it agrees; a follower's
+    /// history that departs from the committed one is refused.
+    #[test]
+    fn followers_may_commit_first_but_only_by_extending() {
+        let mut c = Checker::default();
+        c.established(ServerId(1), Epoch(1), &History::default())
+            .expect("leader");
+        let two = history(&[(z(1, 1), 1), (z(1, 2), 2)]);
+        c.follower_applied(ServerId(2), &two).expect("extends");
+        assert_eq!(c.early_commits, 2);
+        assert_eq!(c.to_verify.len(), 2);
+        c.commit(ServerId(1), &history(&[(z(1, 1), 1)]))
+            .expect("the leader agrees");
+        c.commit(ServerId(1), &two).expect("the leader agrees");
+        assert!(c
+            .commit(ServerId(1), &history(&[(z(1, 1), 1), (z(1, 2), 9)]))
+            .is_err());
+        assert!(c
+            .follower_applied(
+                ServerId(3),
+                &history(&[(z(1, 1), 1), (z(1, 2), 9), (z(1, 3), 3)])
+            )
+            .is_err());
     }
 
     #[test]

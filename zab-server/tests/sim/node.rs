@@ -75,6 +75,8 @@ pub struct Stats {
     pub trunc_resyncs: u64,
     /// Syncs of an observer by a follower (`observerMasterPort`).
     pub observer_master_syncs: u64,
+    /// Txns a follower committed before its leader (LEADER_DURABLE).
+    pub early_commits: u64,
 }
 
 pub enum Role {
@@ -957,6 +959,7 @@ impl Node {
                     }
                 }
                 LearnerAction::Apply(txns) => {
+                    let follower = l.role == LearnerRole::Follower;
                     for txn in txns {
                         // As quorum.rs: its observers first, then the tree.
                         if let Some(h) = self.hosted() {
@@ -967,7 +970,14 @@ impl Node {
                         self.apply(io, &txn);
                     }
                     if self.serving {
-                        if let Err(e) = io.check.serving(self.sid, &self.history) {
+                        // A follower may commit before its leader does
+                        // (LEADER_DURABLE); an observer never.
+                        let checked = if follower {
+                            io.check.follower_applied(self.sid, &self.history)
+                        } else {
+                            io.check.serving(self.sid, &self.history)
+                        };
+                        if let Err(e) = checked {
                             io.violation(e);
                         }
                     }
