@@ -32,7 +32,7 @@
 //! * After `StepDown`, every input is ignored: the caller closes all learner
 //!   and client connections and goes back to LOOKING.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use prost::Message;
@@ -232,6 +232,10 @@ pub struct Leader {
     epoch: Option<Epoch>,
     handlers: Handlers,
     proposals: Proposals<PendingSync>,
+    /// The highest LEADER_DURABLE sent to each follower, over all its
+    /// connections: it may have committed this leader's proposals up to
+    /// there on its own (see [`Leader::sync_learner`]).
+    told_durable: BTreeMap<ServerId, Zxid>,
     newleader_acks: BTreeSet<ServerId>,
     committed: CommittedLog,
     txn_log: Box<dyn TxnLogView + Send>,
@@ -266,6 +270,7 @@ impl Leader {
             epoch: None,
             handlers: Handlers::default(),
             proposals,
+            told_durable: BTreeMap::new(),
             newleader_acks: BTreeSet::new(),
             committed: start.committed,
             txn_log: start.txn_log,
@@ -504,13 +509,33 @@ impl Leader {
     }
 
     /// Sync selection (F.4) and startForwarding for one learner.
+    ///
+    /// A follower that this leader told of its durability may have
+    /// committed its proposals on its own, up to the lower of the last
+    /// zxid it logged and the highest LEADER_DURABLE it was sent. Those are
+    /// durable on it and here, a quorum, so they are committed: its ACK for
+    /// them counts now, and its log is never truncated below them (ZooKeeper
+    /// truncates a learner to the leader's committed log, which is safe only
+    /// when no follower applies past it).
     fn sync_learner(&mut self, conn: ConnId, out: &mut Vec<LeaderAction>) {
         let Some(epoch) = self.epoch else { return };
+        let Some(h) = self.handlers.get(&conn) else {
+            return;
+        };
+        let (sid, peer_last) = (h.sid(), h.peer_last());
+        let kept = sid
+            .filter(|_| peer_last.epoch() == epoch)
+            .and_then(|sid| Some((sid, (*self.told_durable.get(&sid)?).min(peer_last))));
+        if let Some((sid, kept)) = kept {
+            let committed = self.proposals.ack(sid, kept);
+            self.emit_commits(committed, out);
+        }
         let Some(h) = self.handlers.get_mut(&conn) else {
             return;
         };
         let plan = sync_mode::select_with(
             self.cfg.force_snap_sync,
+            kept.map_or(Zxid::ZERO, |(_, k)| k),
             h.peer_last(),
             self.last_processed,
             &self.committed,
@@ -704,7 +729,13 @@ impl Leader {
     /// soon as its own log has it, instead of after its ACK's way here and
     /// the COMMIT's way back (see zab-learner's `commit_early`). With more
     /// than three voters no single follower does, and nothing is sent.
-    fn tell_durable(&self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
+    fn tell_durable(&mut self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
+        // `forceSnapSync` (a test setting) syncs every learner with a
+        // snapshot of what this leader applied, which would take from a
+        // reconnecting follower what it committed on its own: tell nobody.
+        if self.cfg.force_snap_sync {
+            return;
+        }
         for h in self.handlers.values() {
             let Some(sid) = h.sid() else { continue };
             if !h.receives_broadcast() || h.kind() != Some(LearnerKind::Follower) {
@@ -715,6 +746,8 @@ impl Leader {
                     conn: h.conn(),
                     packet: packet(PacketType::LeaderDurable, zxid, Bytes::new()),
                 });
+                let told = self.told_durable.entry(sid).or_insert(zxid);
+                *told = (*told).max(zxid);
             }
         }
     }

@@ -233,6 +233,7 @@ impl ObserverMaster {
         h.on_ack_epoch(pkt, now)?;
         let plan = sync_mode::select_with(
             self.cfg.force_snap_sync,
+            Zxid::ZERO,
             h.peer_last(),
             self.last_applied,
             &self.committed,

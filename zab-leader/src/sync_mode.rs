@@ -193,6 +193,7 @@ pub fn select(
 ) -> SyncPlan {
     select_with(
         false,
+        Zxid::ZERO,
         peer_last,
         leader_last,
         committed,
@@ -202,9 +203,15 @@ pub fn select(
     )
 }
 
-/// [`select`] with ZooKeeper's test-only `forceSnapSync` flag (rule 1).
+/// [`select`] with ZooKeeper's test-only `forceSnapSync` flag (rule 1),
+/// and `kept`: what of the learner's log must stay whatever the leader has
+/// committed (zab's own: a follower may have committed the leader's
+/// proposals up to there on its own, see `Leader::sync_learner`;
+/// `Zxid::ZERO` for nothing). Rule 3 then truncates no lower, and sends
+/// DIFF instead when nothing would go.
 pub fn select_with(
     force_snap: bool,
+    kept: Zxid,
     peer_last: Zxid,
     leader_last: Zxid,
     committed: &CommittedLog,
@@ -235,8 +242,15 @@ pub fn select_with(
     // Rule 3: the peer has txns this leader never committed (an old leader).
     // A new-epoch zxid names no txn, so there is nothing to truncate.
     if peer_last > max && !peer_new_epoch {
+        let to = max.max(kept.min(peer_last));
+        if to == peer_last {
+            return SyncPlan::Diff {
+                to,
+                txns: Vec::new(),
+            };
+        }
         return SyncPlan::Trunc {
-            to: max,
+            to,
             then: Vec::new(),
         };
     }
@@ -503,7 +517,7 @@ mod tests {
     #[test]
     fn rule1_forced_snapshot_even_when_in_sync() {
         let w = window(&[z(1, 1), z(1, 2)]);
-        let plan = select_with(true, z(1, 2), z(1, 2), &w, &NoTxnLog, 0, 0.33);
+        let plan = select_with(true, Zxid::ZERO, z(1, 2), z(1, 2), &w, &NoTxnLog, 0, 0.33);
         assert_eq!(plan, SyncPlan::Snap { zxid: z(1, 2) });
     }
 

@@ -751,6 +751,68 @@ fn followers_that_form_a_quorum_with_the_leader_hear_its_durability() {
     assert_eq!(net.l(9).committed, z(2, 2), "INFORMed");
 }
 
+/// A follower told of the leader's durability may have committed on its
+/// own what both hold. When it reconnects before the leader heard its ACKs,
+/// the leader counts them from its last zxid (up to what it told it) and
+/// does not truncate those txns, as ZooKeeper's rule 3 (TRUNC to the
+/// committed log) would: it commits them and sends DIFF, or truncates only
+/// what lies beyond.
+#[test]
+fn a_reconnecting_follower_keeps_what_it_may_have_committed_on_its_own() {
+    let (mut net, _) = start(&[1, 2, 3], &[]);
+    let history: Vec<Zxid> = (1..=10).map(|c| z(1, c)).collect();
+    for conn in [2, 3] {
+        net.connect(conn, Learner::new(conn, false, 1, 1, history.clone()));
+        net.send(conn, net.l(conn).info());
+        net.send(conn, net.l(conn).ack_epoch(false));
+        net.send(conn, pkt(PacketType::Ack, z(2, 0), Bytes::new()));
+    }
+    net.take_events();
+    for c in 1..=3 {
+        let a = net.leader.propose(txn(z(2, c))).unwrap();
+        net.deliver(a);
+    }
+    // Durable here through (2,2), and both followers told so; no ACK
+    // arrives, so nothing is committed.
+    let a = net.leader.on_local_durable(z(2, 2));
+    net.deliver(a);
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.l(2).leader_durable, Some(z(2, 2)));
+
+    // Server 2 reconnects having logged through (2,2): everything it holds
+    // is committed now, and it keeps it (DIFF), then gets (2,3).
+    let mut log = history.clone();
+    log.extend([z(2, 1), z(2, 2)]);
+    net.connect(20, Learner::new(2, false, 2, 2, log.clone()));
+    net.send(20, net.l(20).info());
+    net.send(20, net.l(20).ack_epoch(true));
+    assert_eq!(
+        net.take_events(),
+        vec![
+            LeaderAction::Commit { zxid: z(2, 1) },
+            LeaderAction::Commit { zxid: z(2, 2) }
+        ]
+    );
+    assert_eq!(net.l(20).sync_mode, Some(PacketType::Diff));
+    assert_eq!(net.l(20).log.last(), Some(&z(2, 3)), "(2,3) forwarded");
+    assert_eq!(net.leader.last_committed(), z(2, 2));
+
+    // Server 3 reconnects having logged through (2,3), past what it was
+    // told: (2,3) goes (TRUNC to (2,2)) and comes again as a proposal.
+    log.push(z(2, 3));
+    net.connect(30, Learner::new(3, false, 2, 2, log));
+    net.send(30, net.l(30).info());
+    net.send(30, net.l(30).ack_epoch(true));
+    assert!(net.take_events().is_empty(), "(2,1), (2,2) were committed");
+    assert_eq!(net.l(30).sync_mode, Some(PacketType::Trunc));
+    assert_eq!(net.l(30).log.last(), Some(&z(2, 3)));
+    assert_eq!(
+        net.l(30).log.iter().filter(|&&x| x == z(2, 3)).count(),
+        1,
+        "truncated, then sent again"
+    );
+}
+
 #[test]
 fn malformed_and_out_of_order_packets_close_the_learner() {
     let (mut net, _) = start(&[1, 2, 3], &[]);
