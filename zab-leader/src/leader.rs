@@ -533,9 +533,12 @@ impl Leader {
         let Some(h) = self.handlers.get_mut(&conn) else {
             return;
         };
+        let overrides = sync_mode::Overrides {
+            force_snap: self.cfg.force_snap_sync,
+            kept: kept.map_or(Zxid::ZERO, |(_, k)| k),
+        };
         let plan = sync_mode::select_with(
-            self.cfg.force_snap_sync,
-            kept.map_or(Zxid::ZERO, |(_, k)| k),
+            overrides,
             h.peer_last(),
             self.last_processed,
             &self.committed,

@@ -231,9 +231,12 @@ impl ObserverMaster {
             return Ok(());
         };
         h.on_ack_epoch(pkt, now)?;
+        let overrides = sync_mode::Overrides {
+            force_snap: self.cfg.force_snap_sync,
+            kept: Zxid::ZERO,
+        };
         let plan = sync_mode::select_with(
-            self.cfg.force_snap_sync,
-            Zxid::ZERO,
+            overrides,
             h.peer_last(),
             self.last_applied,
             &self.committed,

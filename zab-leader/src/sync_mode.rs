@@ -192,8 +192,7 @@ pub fn select(
     size_factor: f64,
 ) -> SyncPlan {
     select_with(
-        false,
-        Zxid::ZERO,
+        Overrides::default(),
         peer_last,
         leader_last,
         committed,
@@ -203,15 +202,22 @@ pub fn select(
     )
 }
 
-/// [`select`] with ZooKeeper's test-only `forceSnapSync` flag (rule 1),
-/// and `kept`: what of the learner's log must stay whatever the leader has
-/// committed (zab's own: a follower may have committed the leader's
-/// proposals up to there on its own, see `Leader::sync_learner`;
-/// `Zxid::ZERO` for nothing). Rule 3 then truncates no lower, and sends
-/// DIFF instead when nothing would go.
+/// What may override [`select`]'s rules for one learner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// ZooKeeper's test-only `forceSnapSync` (rule 1).
+    pub force_snap: bool,
+    /// What of the learner's log must stay whatever the leader has
+    /// committed (zab's own: a follower may have committed the leader's
+    /// proposals up to there on its own, see `Leader::sync_learner`;
+    /// `Zxid::ZERO` for nothing). Rule 3 then truncates no lower, and sends
+    /// DIFF instead when nothing would go.
+    pub kept: Zxid,
+}
+
+/// [`select`] with [`Overrides`].
 pub fn select_with(
-    force_snap: bool,
-    kept: Zxid,
+    overrides: Overrides,
     peer_last: Zxid,
     leader_last: Zxid,
     committed: &CommittedLog,
@@ -228,6 +234,7 @@ pub fn select_with(
     };
     let peer_new_epoch = peer_last.is_epoch_start();
 
+    let Overrides { force_snap, kept } = overrides;
     // Rule 1.
     if force_snap {
         return snap;
@@ -517,7 +524,11 @@ mod tests {
     #[test]
     fn rule1_forced_snapshot_even_when_in_sync() {
         let w = window(&[z(1, 1), z(1, 2)]);
-        let plan = select_with(true, Zxid::ZERO, z(1, 2), z(1, 2), &w, &NoTxnLog, 0, 0.33);
+        let force = Overrides {
+            force_snap: true,
+            kept: Zxid::ZERO,
+        };
+        let plan = select_with(force, z(1, 2), z(1, 2), &w, &NoTxnLog, 0, 0.33);
         assert_eq!(plan, SyncPlan::Snap { zxid: z(1, 2) });
     }
 
@@ -549,6 +560,37 @@ mod tests {
             }
         );
         assert_eq!(plan.last_queued(), z(1, 3));
+    }
+
+    /// zab's `kept`: rule 3 truncates no lower than what the learner may
+    /// have committed on its own, and keeps everything (DIFF) when that is
+    /// all it has.
+    #[test]
+    fn rule3_keeps_what_the_learner_may_have_committed() {
+        let w = window(&[z(1, 1), z(1, 2), z(1, 3)]);
+        let with = |kept| Overrides {
+            force_snap: false,
+            kept,
+        };
+        let plan = |kept| select_with(with(kept), z(1, 7), z(1, 3), &w, &NoTxnLog, 0, 0.33);
+        let trunc = |to| SyncPlan::Trunc { to, then: vec![] };
+        assert_eq!(plan(z(1, 5)), trunc(z(1, 5)));
+        assert_eq!(plan(z(1, 5)).last_queued(), z(1, 5));
+        assert_eq!(
+            plan(z(1, 2)),
+            trunc(z(1, 3)),
+            "below the window: as ZooKeeper"
+        );
+        assert_eq!(plan(Zxid::ZERO), trunc(z(1, 3)));
+        for all in [z(1, 7), z(1, 9)] {
+            assert_eq!(
+                plan(all),
+                SyncPlan::Diff {
+                    to: z(1, 7),
+                    txns: vec![]
+                }
+            );
+        }
     }
 
     #[test]
