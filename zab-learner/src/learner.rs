@@ -830,7 +830,9 @@ impl Learner {
     /// durable on a quorum: ZAB's commit condition, which the leader checks
     /// with the ACKs it receives and the follower here with what it knows.
     /// Every later leader is elected by a quorum that meets this one, and so
-    /// holds the proposal (the same argument as for the leader's commits).
+    /// holds the proposal (the same argument as for the leader's commits);
+    /// the same leader, when this follower reconnects before its ACKs
+    /// arrive, keeps what it may have committed (`Leader::sync_learner`).
     /// It saves the ACK's way to the leader and the COMMIT's way back.
     fn commit_early(&mut self, out: &mut Vec<LearnerAction>) {
         if self.config.role != Role::Follower || !self.is_serving() {
