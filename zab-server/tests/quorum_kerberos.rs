@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use cluster::{ClusterSpec, Mode, ServerCommand, TestCluster};
 use support::kdc::{Kdc, REALM};
 use support::{bounded, target, Target};
-use zookeeper_client::{Acls, Client, CreateMode};
+use zookeeper_client::Client;
 
 const SERVE_WITHIN: Duration = Duration::from_secs(40);
 
@@ -112,25 +112,9 @@ async fn connect(connect_string: &str) -> Client {
 /// Writes `path` through node `from` and reads it back, after a sync,
 /// through every node in `on`.
 async fn replicates(cluster: &TestCluster, from: usize, on: &[usize], path: &str) {
-    let writer = connect(&cluster.connect_string_of(from)).await;
-    let (stat, _) = writer
-        .create(
-            path,
-            b"over kerberos",
-            &CreateMode::Persistent.with_acls(Acls::anyone_all()),
-        )
-        .await
-        .unwrap();
-    for &i in on {
-        let reader = connect(&cluster.connect_string_of(i)).await;
-        reader.sync(path).await.unwrap();
-        let (data, seen) = reader.get_data(path).await.unwrap();
-        assert_eq!(
-            (data.as_slice(), seen),
-            (&b"over kerberos"[..], stat),
-            "node {i}"
-        );
-    }
+    let readers: Vec<String> = on.iter().map(|&i| cluster.connect_string_of(i)).collect();
+    let writer = cluster.connect_string_of(from);
+    support::replicates(&writer, &readers, path, b"over kerberos", SERVE_WITHIN).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

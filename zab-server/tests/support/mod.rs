@@ -430,6 +430,39 @@ pub async fn connect_until(
     }
 }
 
+/// Writes `path` holding `data` through the server at `writer` and reads
+/// it back, after a sync, through each server in `readers`: the same data
+/// and Stat everywhere. Connections retry for `within`.
+pub async fn replicates(
+    writer: &str,
+    readers: &[String],
+    path: &str,
+    data: &[u8],
+    within: Duration,
+) {
+    let session = Duration::from_secs(4);
+    let client = connect_until(writer, session, within).await;
+    let (stat, _) = client
+        .create(
+            path,
+            data,
+            &zookeeper_client::CreateMode::Persistent
+                .with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    for reader in readers {
+        let client = connect_until(reader, session, within).await;
+        client.sync(path).await.unwrap();
+        let (seen, seen_stat) = client.get_data(path).await.unwrap();
+        assert_eq!(
+            (seen.as_slice(), seen_stat),
+            (data, stat),
+            "through {reader}"
+        );
+    }
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
 /// once `within` has passed.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
