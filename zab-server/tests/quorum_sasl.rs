@@ -15,7 +15,7 @@ mod support;
 mod cluster;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::{free_ports_on, ClusterSpec, Mode, ServerCommand, TestCluster};
 use support::{bounded, target, Target};
@@ -165,42 +165,13 @@ async fn a_server_with_the_wrong_password_stays_out_until_it_is_fixed() {
     let cluster = &mut cluster;
     bounded(async move {
         // 1 and 2 serve; 3 has tried and been refused.
-        let deadline = Instant::now() + SERVE_WITHIN;
-        let mut pair_since: Option<Instant> = None;
-        loop {
-            let modes: Vec<Option<Mode>> = cluster
-                .indices()
-                .map(|i| blocking(|| cluster.status(i)).map(|s| s.mode))
-                .collect();
-            let pair_serves = matches!(
-                (modes[0], modes[1]),
-                (Some(Mode::Leader), Some(Mode::Follower))
-                    | (Some(Mode::Follower), Some(Mode::Leader))
-            );
-            assert!(
-                !matches!(modes[2], Some(Mode::Leader | Mode::Follower)),
-                "node 3 joined with a wrong password: {modes:?}"
-            );
-            pair_since = pair_since
-                .filter(|_| pair_serves)
-                .or(pair_serves.then(Instant::now));
-            let refused = match target() {
+        blocking(|| {
+            cluster.wait_for_pair_without(2, SERVE_WITHIN, |c, serving| match target() {
                 // The listeners say so.
-                Target::Zab => {
-                    (0..2).any(|i| cluster.output(i).contains("failed SASL authentication"))
-                }
-                Target::ZooKeeper => pair_since.is_some_and(|t| t.elapsed() >= STAYED_OUT_FOR),
-            };
-            if pair_serves && refused {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nodes 1 and 2 did not serve, or refuse node 3, in time: {modes:?}\n{}",
-                blocking(|| cluster.report())
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                Target::Zab => (0..2).any(|i| c.output(i).contains("failed SASL authentication")),
+                Target::ZooKeeper => serving >= STAYED_OUT_FOR,
+            })
+        });
         replicates(cluster, 0, &[1], "/without-3").await;
         let status = blocking(|| cluster.status(2)).map(|s| s.mode);
         assert!(

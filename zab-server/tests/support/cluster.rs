@@ -668,6 +668,49 @@ impl TestCluster {
         }
     }
 
+    /// Polls until nodes 0 and 1 serve as leader and follower and
+    /// `refused(self, how long they have)` holds, asserting at every poll
+    /// that node `out` does not serve as either; panics with a report after
+    /// `within`. For an ensemble that must keep node `out` out.
+    pub fn wait_for_pair_without(
+        &mut self,
+        out: usize,
+        within: Duration,
+        mut refused: impl FnMut(&TestCluster, Duration) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        let mut pair_since: Option<Instant> = None;
+        loop {
+            let modes: Vec<Option<Mode>> = self
+                .indices()
+                .map(|i| self.status(i).map(|s| s.mode))
+                .collect();
+            let pair_serves = matches!(
+                (modes[0], modes[1]),
+                (Some(Mode::Leader), Some(Mode::Follower))
+                    | (Some(Mode::Follower), Some(Mode::Leader))
+            );
+            assert!(
+                !matches!(modes[out], Some(Mode::Leader | Mode::Follower)),
+                "node {} joined: {modes:?}",
+                out + 1
+            );
+            pair_since = pair_since
+                .filter(|_| pair_serves)
+                .or(pair_serves.then(Instant::now));
+            if pair_since.is_some_and(|t| refused(self, t.elapsed())) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes 1 and 2 did not serve, or refuse node {}, in time: {modes:?}\n{}",
+                out + 1,
+                self.report()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Polls until every running node serves with the same `srvr` zxid, and
     /// returns it; panics with a report after `within`.
     pub fn wait_until_converged(&mut self, within: Duration) -> u64 {
