@@ -41,6 +41,19 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| format!("SASL step: {e}"))
 }
 
+/// One message through either side's `handshake`, off the runtime.
+async fn step<H: Send + 'static, O: Send + 'static>(
+    mut handshake: H,
+    msg: proto::QuorumAuth,
+    on_message: fn(&mut H, &proto::QuorumAuth) -> O,
+) -> Result<(H, O), String> {
+    off_runtime(move || {
+        let outcome = on_message(&mut handshake, &msg);
+        (handshake, outcome)
+    })
+    .await
+}
+
 /// The opener's side: authenticates with `sasl`'s learner login on `link`,
 /// a link to server `peer`. `Err` says why the link must close.
 pub async fn authenticate(
@@ -55,11 +68,7 @@ pub async fn authenticate(
         loop {
             let msg = link.recv().await?;
             let outcome;
-            (handshake, outcome) = off_runtime(move || {
-                let outcome = handshake.on_message(&msg);
-                (handshake, outcome)
-            })
-            .await?;
+            (handshake, outcome) = step(handshake, msg, LearnerHandshake::on_message).await?;
             match outcome {
                 LearnerOutcome::Send(next) => link.send(next)?,
                 LearnerOutcome::Authenticated => return Ok(()),
@@ -89,11 +98,7 @@ pub async fn admit(mut handshake: ServerHandshake, link: &mut impl Steps) -> Ver
         loop {
             let msg = link.recv().await?;
             let outcome;
-            (handshake, outcome) = off_runtime(move || {
-                let outcome = handshake.on_message(&msg);
-                (handshake, outcome)
-            })
-            .await?;
+            (handshake, outcome) = step(handshake, msg, ServerHandshake::on_message).await?;
             match outcome {
                 ServerOutcome::Continue(reply) => link.send(reply)?,
                 ServerOutcome::Done {
