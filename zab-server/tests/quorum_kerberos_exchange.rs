@@ -111,7 +111,8 @@ fn servers_authenticate_each_other_with_kerberos() {
     let (outcome, verdict) = run(&learner, &server);
     assert_eq!(outcome, LearnerOutcome::Authenticated);
     assert_eq!(verdict, Some(Ok(principal("zkquorum/127.0.0.2"))));
-    // A second link reuses the login's ticket.
+    // A second link from the same login authenticates as well (its
+    // credential is kept; the ticket cache is the library's).
     assert_eq!(run(&learner, &server).0, LearnerOutcome::Authenticated);
 
     // A principal whose host is no server line's: authenticated by
