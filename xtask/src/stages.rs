@@ -84,10 +84,18 @@ const LEARNER_ACK: [(&str, &str); 6] = [
     ("S", "ACK queued (core)"),
     ("b", "ACK on the link"),
 ];
-const LEADER_COMMIT: [(&str, &str); 2] = [("C", "committed"), ("X", "commits on a link (first)")];
-const LEARNER_COMMIT: [(&str, &str); 2] = [
+const LEADER_COMMIT: [(&str, &str); 3] = [
+    ("C", "committed"),
+    ("X", "commits on a link (first)"),
+    ("U", "LEADER_DURABLE on a link (first)"),
+];
+/// A follower applies a txn on the COMMIT, or before it once it holds the
+/// txn durably and the leader said it does too (LEADER_DURABLE).
+const LEARNER_COMMIT: [(&str, &str); 4] = [
+    ("V", "LEADER_DURABLE off the link"),
     ("M", "commits off the link"),
     ("K", "commits handled (core)"),
+    ("Y", "applied (core)"),
 ];
 
 /// The table for the traces of `nodes` (name, file contents), counting the
@@ -150,7 +158,7 @@ pub fn report(nodes: &[(String, String)], from_ns: u64, to_ns: u64) -> Result<St
     );
     let _ = writeln!(
         out,
-        "{:<30} {:<8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<34} {:<8} {:>8} {:>8} {:>8} {:>8}",
         "stage", "server", "p10", "p50", "p90", "mean"
     );
     for (what, trace, series) in rows {
@@ -169,7 +177,7 @@ pub fn report(nodes: &[(String, String)], from_ns: u64, to_ns: u64) -> Result<St
         let mean = after.iter().sum::<f64>() / after.len() as f64;
         let _ = writeln!(
             out,
-            "{what:<30} {node:<8} {:>8.0} {:>8.0} {:>8.0} {mean:>8.0}",
+            "{what:<34} {node:<8} {:>8.0} {:>8.0} {:>8.0} {mean:>8.0}",
             percentile(&after, 0.1),
             percentile(&after, 0.5),
             percentile(&after, 0.9),
@@ -210,7 +218,8 @@ mod tests {
         let leader = "1000000 P 16 0\n2000000 P 32 0\n1500000 W 20 0\n2600000 W 40 0\n\
                       1900000 J 1 31\n3100000 J 1 40\n2100000 C 16 0\n3200000 C 32 0\n\
                       1000000 E 5000 0\n";
-        let follower = "1800000 S 31 0\n3000000 S 40 0\n";
+        // It applies 16 at 2,050 (early: before any COMMIT) and 32 at 3,300.
+        let follower = "1800000 S 31 0\n3000000 S 40 0\n2050000 Y 16 0\n3300000 Y 32 0\n";
         let nodes = [
             ("node1".to_owned(), follower.to_owned()),
             ("node3".to_owned(), leader.to_owned()),
@@ -228,6 +237,7 @@ mod tests {
         assert_eq!(row("ACK queued", "node1"), "900");
         assert_eq!(row("ACK off link 1", "node3"), "1000");
         assert_eq!(row("committed", "node3"), "1150");
+        assert_eq!(row("applied", "node1"), "1175");
         assert!(table.contains("node3    1 steps, p50 5 µs"), "{table}");
 
         // Only proposals inside the window count.

@@ -1369,6 +1369,9 @@ impl Peer {
                     self.store.log().append_batch(entries, on_durable);
                 }
                 LearnerAction::Apply(txns) => {
+                    if let Some(last) = txns.last() {
+                        stage_trace::record(Stage::Applied, last.zxid, 0);
+                    }
                     for txn in txns {
                         match self.state.idle_tree() {
                             Some(tree) => {

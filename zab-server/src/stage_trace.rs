@@ -50,6 +50,13 @@ pub enum Stage {
     CommitsIn,
     /// Leader: a batch off link `a` with ACK `b`.
     AckIn,
+    /// A batch handed to tonic: LEADER_DURABLE `a` (leader).
+    DurableOut,
+    /// Learner: a batch off the link with LEADER_DURABLE `a`.
+    DurableIn,
+    /// Learner core: committed txns up to `a` handed on to be applied,
+    /// whether on a COMMIT or on its own (zab-learner's `commit_early`).
+    Applied,
     /// Core: one message took `a` ns to handle.
     Step,
 }
@@ -71,6 +78,9 @@ impl Stage {
             Stage::ProposalsIn => 'I',
             Stage::CommitsIn => 'M',
             Stage::AckIn => 'J',
+            Stage::DurableOut => 'U',
+            Stage::DurableIn => 'V',
+            Stage::Applied => 'Y',
             Stage::Step => 'E',
         }
     }
@@ -89,14 +99,16 @@ pub fn sampled(zxid: Zxid) -> bool {
     zxid.0 % 16 == 0
 }
 
-/// The newest proposal, commit and ACK zxids in a batch (0 for none).
-pub fn newest(packets: &[QuorumPacket]) -> [i64; 3] {
-    let mut newest = [0; 3];
+/// The newest proposal, commit, ACK and LEADER_DURABLE zxids in a batch
+/// (0 for none).
+pub fn newest(packets: &[QuorumPacket]) -> [i64; 4] {
+    let mut newest = [0; 4];
     for p in packets {
         let slot = match PacketType::try_from(p.r#type) {
             Ok(PacketType::Proposal) => 0,
             Ok(PacketType::Commit) => 1,
             Ok(PacketType::Ack) => 2,
+            Ok(PacketType::LeaderDurable) => 3,
             _ => continue,
         };
         newest[slot] = newest[slot].max(p.zxid);
@@ -110,17 +122,19 @@ pub fn packets(direction: Direction, packets: &[QuorumPacket]) {
     if !ENABLED {
         return;
     }
-    let [proposal, commit, ack] = newest(packets);
+    let [proposal, commit, ack, durable] = newest(packets);
     let stages = match direction {
         Direction::Out => [
             (Stage::ProposalsOut, proposal),
             (Stage::CommitsOut, commit),
             (Stage::AckOut, ack),
+            (Stage::DurableOut, durable),
         ],
         Direction::In(_) => [
             (Stage::ProposalsIn, proposal),
             (Stage::CommitsIn, commit),
             (Stage::AckIn, ack),
+            (Stage::DurableIn, durable),
         ],
     };
     for (stage, zxid) in stages.into_iter().filter(|&(_, zxid)| zxid != 0) {
@@ -133,7 +147,7 @@ pub fn packets(direction: Direction, packets: &[QuorumPacket]) {
 
 /// A learner's core handled a batch whose [`newest`] zxids were these.
 #[inline(always)]
-pub fn handled([proposal, commit, _]: [i64; 3]) {
+pub fn handled([proposal, commit, _, _]: [i64; 4]) {
     if proposal != 0 {
         record(Stage::ProposalsHandled, proposal, 0);
     }
@@ -263,10 +277,11 @@ mod tests {
             packet(PacketType::Proposal, 8),
             packet(PacketType::Ping, 99),
             packet(PacketType::Commit, 6),
+            packet(PacketType::LeaderDurable, 7),
         ];
-        assert_eq!(newest(&batch), [8, 6, 0]);
-        assert_eq!(newest(&[packet(PacketType::Ack, 4)]), [0, 0, 4]);
-        assert_eq!(newest(&[]), [0, 0, 0]);
+        assert_eq!(newest(&batch), [8, 6, 0, 7]);
+        assert_eq!(newest(&[packet(PacketType::Ack, 4)]), [0, 0, 4, 0]);
+        assert_eq!(newest(&[]), [0, 0, 0, 0]);
     }
 
     #[test]
