@@ -1,9 +1,11 @@
-//! The leader ⇄ learner link: one tonic bidirectional stream per learner
-//! (`QuorumPeer.Learn`, opened by the learner on the leader's quorum port).
-//! Packets queued while the previous batch was being written go out
-//! together as one `QuorumBatch` (batching on the wire, as SOFAJRaft's
-//! replicator does; seed 003). Only bytes move here: the protocol is in
-//! `zab-leader` and `zab-learner`.
+//! The leader ⇄ learner link, opened by the learner on the leader's quorum
+//! port: a plain link (`plain`: length-prefixed `QuorumBatch`es on the
+//! socket) when the learner uses neither TLS nor SASL towards its leader,
+//! else one tonic bidirectional stream (`QuorumPeer.Learn`); the listener
+//! takes both on one port. Packets queued while the previous batch was
+//! being written go out together as one `QuorumBatch` (batching on the
+//! wire, as SOFAJRaft's replicator does; seed 003). Only bytes move here:
+//! the protocol is in `zab-leader` and `zab-learner`.
 //!
 //! Packets go from the caller's queue into tonic and from tonic to the
 //! caller without tasks of their own in between: on the critical path of a
@@ -32,6 +34,9 @@ use zab_wire::proto::quorum_peer_server::{QuorumPeer, QuorumPeerServer};
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 
 use crate::stage_trace::{self, Direction};
+
+mod plain;
+use plain::{connect as connect_plain, dispatch, PlainListener, PlainReader};
 use zab_election::quorum_sasl::{self, Steps};
 use zab_election::{PeerSecurity, PeerTls};
 use zab_wire::proto;
@@ -240,14 +245,20 @@ pub async fn listen(
     security: &PeerSecurity,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself
-    // (`serve`), not ones handed to `serve_with_incoming`: without this,
-    // Nagle held back small PROPOSAL/COMMIT batches behind the learners'
-    // delayed ACKs, and 1 % of writes took 40–50 ms.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Connections that are not plain links go on to tonic.
+    let (to_tonic, incoming) = mpsc::unbounded_channel::<std::io::Result<tokio::net::TcpStream>>();
+    let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(incoming);
+    let events: Arc<dyn EventSink> = Arc::new(events);
+    let next = Arc::new(AtomicU64::new(1));
+    let plain = PlainListener {
+        events: events.clone(),
+        next: next.clone(),
+        security: security.clone(),
+        max_message,
+    };
     let service = Service {
-        events: Arc::new(events),
-        next: Arc::new(AtomicU64::new(1)),
+        events,
+        next,
         security: security.clone(),
     };
     let server = PeerTls::server(security.tls.as_ref())?
@@ -257,9 +268,30 @@ pub async fn listen(
                 .max_encoding_message_size(max_message),
         )
         .serve_with_incoming(incoming);
+    let accept = async move {
+        loop {
+            match listener.accept().await {
+                Ok((sock, remote)) => {
+                    // Without it Nagle held back small PROPOSAL/COMMIT
+                    // batches behind the learners' delayed ACKs, and 1 % of
+                    // writes took 40–50 ms.
+                    let _ = sock.set_nodelay(true);
+                    tokio::spawn(dispatch(sock, remote, to_tonic.clone(), plain.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "quorum listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    // Dropping this future drops the listener and frees the port.
     Ok(async move {
-        if let Err(e) = server.await {
-            tracing::warn!(error = %e, "quorum listener stopped");
+        tokio::select! {
+            () = accept => {}
+            result = server => if let Err(e) = result {
+                tracing::warn!(error = %e, "quorum listener stopped");
+            }
         }
     })
 }
@@ -274,9 +306,14 @@ pub struct LeaderLink {
 /// The packets the leader sends, a batch at a time, straight from the
 /// stream.
 pub struct Inbound {
-    stream: Streaming<QuorumBatch>,
+    from: InboundFrom,
     /// Packets that came in one batch with the last SASL step.
     early: Vec<QuorumPacket>,
+}
+
+enum InboundFrom {
+    Tonic(Streaming<QuorumBatch>),
+    Plain(PlainReader),
 }
 
 impl Inbound {
@@ -288,8 +325,18 @@ impl Inbound {
         if !self.early.is_empty() {
             return Ok(std::mem::take(&mut self.early));
         }
+        let stream = match &mut self.from {
+            InboundFrom::Tonic(stream) => stream,
+            InboundFrom::Plain(reader) => loop {
+                let batch = reader.next().await?;
+                if !batch.packets.is_empty() {
+                    stage_trace::packets(Direction::In(0), &batch.packets);
+                    return Ok(batch.packets);
+                }
+            },
+        };
         loop {
-            match self.stream.next().await {
+            match stream.next().await {
                 Some(Ok(batch)) if batch.packets.is_empty() => {}
                 Some(Ok(batch)) => {
                     stage_trace::packets(Direction::In(0), &batch.packets);
@@ -305,6 +352,23 @@ impl Inbound {
 /// `peer` at `addr`, within `timeout`; messages above `max_message` bytes
 /// break it.
 pub async fn connect(
+    peer: ServerId,
+    addr: SocketAddr,
+    timeout: Duration,
+    max_message: usize,
+    security: &PeerSecurity,
+) -> anyhow::Result<LeaderLink> {
+    // Plain when there is nothing to secure: see `plain`.
+    if security.tls.is_none() && security.opener_mechanism().is_none() {
+        connect_plain(addr, timeout, max_message).await
+    } else {
+        connect_tonic(peer, addr, timeout, max_message, security).await
+    }
+}
+
+/// Opens a tonic stream to `peer` at `addr`: what a learner with TLS or
+/// SASL towards its leader uses.
+async fn connect_tonic(
     peer: ServerId,
     addr: SocketAddr,
     timeout: Duration,
@@ -333,7 +397,10 @@ pub async fn connect(
     authenticated.map_err(|why| anyhow::anyhow!("SASL authentication with {addr}: {why}"))?;
     Ok(LeaderLink {
         out: out_tx,
-        inbound: Inbound { stream, early },
+        inbound: Inbound {
+            from: InboundFrom::Tonic(stream),
+            early,
+        },
     })
 }
 
@@ -383,7 +450,7 @@ pub(crate) mod tests {
     const LIMIT: usize = 0xfffff + (1 << 20) + 64 * 1024;
 
     /// The listener's events, into a channel the test reads.
-    pub(super) fn channel_sink() -> (impl EventSink + Clone, mpsc::UnboundedReceiver<LinkEvent>) {
+    pub(crate) fn channel_sink() -> (impl EventSink + Clone, mpsc::UnboundedReceiver<LinkEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (move |e| tx.send(e).is_ok(), rx)
     }
