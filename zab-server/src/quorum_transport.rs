@@ -624,13 +624,13 @@ pub(crate) mod tests {
 }
 
 #[cfg(test)]
-mod sasl_tests {
+pub(crate) mod sasl_tests {
     use super::tests::{channel_sink, packet};
     use super::*;
     use zab_wire::proto::PacketType;
     use zab_wire::quorum_auth::{Credentials, QuorumSasl};
 
-    const LIMIT: usize = 4 << 20;
+    pub(crate) const LIMIT: usize = 4 << 20;
 
     fn security(password: Option<&str>, server_require: bool) -> PeerSecurity {
         PeerSecurity {
@@ -646,7 +646,9 @@ mod sasl_tests {
         }
     }
 
-    async fn listener(
+    /// A listener with `security` on a free port, its task, and its
+    /// events.
+    pub(crate) async fn listener(
         security: &PeerSecurity,
     ) -> (
         SocketAddr,

@@ -241,29 +241,14 @@ async fn write_batches(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Q
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quorum_transport::tests::{channel_sink, packet};
-    use crate::quorum_transport::{connect_tonic, listen};
+    use crate::quorum_transport::connect_tonic;
+    use crate::quorum_transport::sasl_tests::{listener, LIMIT};
+    use crate::quorum_transport::tests::packet;
     use zab_election::PeerTls;
     use zab_wire::proto::PacketType;
     use zab_wire::ServerId;
 
-    const LIMIT: usize = 4 << 20;
     const WITHIN: Duration = Duration::from_secs(5);
-
-    async fn listener(
-        security: &PeerSecurity,
-    ) -> (
-        SocketAddr,
-        tokio::task::JoinHandle<()>,
-        mpsc::UnboundedReceiver<LinkEvent>,
-    ) {
-        let (tx, events) = channel_sink();
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let server = tokio::spawn(listen(addr, tx, LIMIT, security).await.unwrap());
-        (addr, server, events)
-    }
 
     /// One self-signed certificate as every side's identity and CA.
     fn tls() -> PeerSecurity {
