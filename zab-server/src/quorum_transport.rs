@@ -360,10 +360,16 @@ pub async fn connect(
 ) -> anyhow::Result<LeaderLink> {
     // Plain when there is nothing to secure: see `plain`.
     if security.tls.is_none() && security.opener_mechanism().is_none() {
-        connect_plain(addr, timeout, max_message).await
-    } else {
-        connect_tonic(peer, addr, timeout, max_message, security).await
+        match connect_plain(addr, timeout, max_message).await {
+            Ok(link) => return Ok(link),
+            Err(e) if e.is::<plain::Refused>() => return Err(e),
+            // Closed without a verdict: a leader of an earlier zab, which
+            // takes only tonic streams (a rolling upgrade), or a link that
+            // broke; a tonic stream serves both.
+            Err(e) => tracing::debug!(%addr, error = %e, "no plain link; opening a tonic stream"),
+        }
     }
+    connect_tonic(peer, addr, timeout, max_message, security).await
 }
 
 /// Opens a tonic stream to `peer` at `addr`: what a learner with TLS or

@@ -10,10 +10,12 @@
 //! kinds meet on the quorum port: the listener tells them apart by the
 //! first byte (`Z` here, `P` for HTTP/2's preface, 0x16 for a TLS
 //! handshake). A plain link opens with [`MAGIC`]; the listener answers with
-//! one verdict — admitted, or refused with the reason — and refuses where
+//! it and one verdict — admitted, or refused with the reason — and refuses where
 //! the link would bypass what it requires: TLS (`sslQuorum`) or SASL
 //! (`quorum.auth.serverRequireSasl`, the same admission a tonic stream
-//! without SASL gets).
+//! without SASL gets). A leader of an earlier zab, which knows only tonic
+//! streams, does not answer with the magic, and the learner opens a tonic
+//! stream instead.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,13 +102,16 @@ impl PlainListener {
         }
         if let Some(why) = self.refusal() {
             tracing::warn!(%remote, "learner link refused: {why}");
-            let mut verdict = vec![REFUSED];
+            let mut verdict = MAGIC.to_vec();
+            verdict.push(REFUSED);
             verdict.extend_from_slice(&(why.len() as u32).to_be_bytes());
             verdict.extend_from_slice(why.as_bytes());
             let _ = wr.write_all(&verdict).await;
             return;
         }
-        if wr.write_all(&[ADMITTED]).await.is_err() {
+        let mut verdict = MAGIC.to_vec();
+        verdict.push(ADMITTED);
+        if wr.write_all(&verdict).await.is_err() {
             return;
         }
         let link = LinkId(self.next.fetch_add(1, Ordering::Relaxed));
@@ -154,15 +159,20 @@ pub(super) async fn connect(
         let (rd, mut wr) = sock.into_split();
         wr.write_all(&MAGIC).await?;
         let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+        // The magic comes back first: an HTTP/2 server answers with its
+        // SETTINGS frame, whose first byte would read as a verdict.
+        let mut magic = [0u8; MAGIC.len()];
+        rd.read_exact(&mut magic).await?;
+        anyhow::ensure!(magic == MAGIC, "{addr} does not take plain links");
         let verdict = rd.read_u8().await?;
         if verdict != ADMITTED {
             let len = (rd.read_u32().await? as usize).min(MAX_REASON);
             let mut why = vec![0u8; len];
             rd.read_exact(&mut why).await?;
-            anyhow::bail!(
+            return Err(anyhow::Error::new(Refused(format!(
                 "the learner link to {addr} was refused: {}",
                 String::from_utf8_lossy(&why)
-            );
+            ))));
         }
         Ok((rd, wr))
     };
@@ -177,6 +187,20 @@ pub(super) async fn connect(
         },
     })
 }
+
+/// The listener answered a plain link with a refusal (as opposed to not
+/// answering it at all, as a leader of an earlier zab that knows only
+/// tonic streams does).
+#[derive(Debug)]
+pub(super) struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// The read half of a plain link, a batch at a time.
 pub(super) struct PlainReader {
@@ -330,6 +354,44 @@ mod tests {
         server.abort();
     }
 
+    /// A leader of an earlier zab takes only tonic streams: it closes a
+    /// plain link unanswered, and the learner opens a tonic stream instead.
+    #[tokio::test]
+    async fn a_learner_falls_back_to_tonic_with_a_leader_that_knows_only_tonic() {
+        use crate::quorum_transport::Service;
+        use zab_wire::proto::quorum_peer_server::QuorumPeerServer;
+        let (tx, mut events) = crate::quorum_transport::tests::channel_sink();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = Service {
+            events: Arc::new(tx),
+            next: Arc::new(AtomicU64::new(1)),
+            security: PeerSecurity::default(),
+        };
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(QuorumPeerServer::new(service))
+                .serve_with_incoming(incoming),
+        );
+        let mut link = crate::quorum_transport::connect(
+            ServerId(1),
+            addr,
+            WITHIN,
+            LIMIT,
+            &PeerSecurity::default(),
+        )
+        .await
+        .expect("a tonic link after the plain one went unanswered");
+        assert!(matches!(
+            link.inbound.from,
+            crate::quorum_transport::InboundFrom::Tonic(_)
+        ));
+        carries(&mut link, &mut events).await;
+        server.abort();
+    }
+
     /// Something that starts like a plain link but is not one is closed
     /// without a word, and never reported.
     #[tokio::test]
@@ -354,7 +416,10 @@ mod tests {
         let (addr, server, mut events) = listener(&PeerSecurity::default()).await;
         let mut sock = TcpStream::connect(addr).await.unwrap();
         sock.write_all(&MAGIC).await.unwrap();
-        assert_eq!(sock.read_u8().await.unwrap(), ADMITTED);
+        let mut answer = [0u8; MAGIC.len() + 1];
+        sock.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer[..MAGIC.len()], MAGIC);
+        assert_eq!(answer[MAGIC.len()], ADMITTED);
         sock.write_all(&(LIMIT as u32 + 1).to_be_bytes())
             .await
             .unwrap();
