@@ -8,8 +8,9 @@
 //! the protocol is in `zab-leader` and `zab-learner`.
 //!
 //! Packets go from the caller's queue into tonic and from tonic to the
-//! caller without tasks of their own in between: on the critical path of a
-//! write (PROPOSAL, ACK, COMMIT) every extra task is another wake-up.
+//! caller without tasks of their own in between (a plain link has one
+//! writer task, where tonic has its connection task): on the critical path
+//! of a write (PROPOSAL, ACK, COMMIT) every extra task is another wake-up.
 //!
 //! Under `quorum.auth.*` a link opens with the SASL exchange
 //! (`zab_election::quorum_sasl`, its steps as QUORUM_AUTH packets), as

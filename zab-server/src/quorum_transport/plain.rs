@@ -274,6 +274,19 @@ mod tests {
 
     const WITHIN: Duration = Duration::from_secs(5);
 
+    /// A learner's link to `addr` with `security`, as `quorum::Peer`
+    /// opens one.
+    async fn open(addr: SocketAddr, security: &PeerSecurity) -> anyhow::Result<LeaderLink> {
+        crate::quorum_transport::connect(ServerId(1), addr, WITHIN, LIMIT, security).await
+    }
+
+    fn is_tonic(link: &LeaderLink) -> bool {
+        matches!(
+            link.inbound.from,
+            crate::quorum_transport::InboundFrom::Tonic(_)
+        )
+    }
+
     /// One self-signed certificate as every side's identity and CA.
     fn tls() -> PeerSecurity {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -331,25 +344,13 @@ mod tests {
     async fn a_tls_listener_refuses_a_plain_link_and_admits_tls() {
         let security = tls();
         let (addr, server, mut events) = listener(&security).await;
-        let err = crate::quorum_transport::connect(
-            ServerId(1),
-            addr,
-            WITHIN,
-            LIMIT,
-            &PeerSecurity::default(),
-        )
-        .await
-        .err()
-        .expect("refused");
+        let err = open(addr, &PeerSecurity::default())
+            .await
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("sslQuorum"), "{err}");
-        let mut link =
-            crate::quorum_transport::connect(ServerId(1), addr, WITHIN, LIMIT, &security)
-                .await
-                .expect("a TLS link");
-        assert!(matches!(
-            link.inbound.from,
-            crate::quorum_transport::InboundFrom::Tonic(_)
-        ));
+        let mut link = open(addr, &security).await.expect("a TLS link");
+        assert!(is_tonic(&link));
         carries(&mut link, &mut events).await;
         server.abort();
     }
@@ -375,19 +376,10 @@ mod tests {
                 .add_service(QuorumPeerServer::new(service))
                 .serve_with_incoming(incoming),
         );
-        let mut link = crate::quorum_transport::connect(
-            ServerId(1),
-            addr,
-            WITHIN,
-            LIMIT,
-            &PeerSecurity::default(),
-        )
-        .await
-        .expect("a tonic link after the plain one went unanswered");
-        assert!(matches!(
-            link.inbound.from,
-            crate::quorum_transport::InboundFrom::Tonic(_)
-        ));
+        let mut link = open(addr, &PeerSecurity::default())
+            .await
+            .expect("a tonic link after the plain one went unanswered");
+        assert!(is_tonic(&link));
         carries(&mut link, &mut events).await;
         server.abort();
     }
