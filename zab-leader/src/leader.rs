@@ -731,7 +731,9 @@ impl Leader {
     /// with this leader: such a follower commits what both hold durably as
     /// soon as its own log has it, instead of after its ACK's way here and
     /// the COMMIT's way back (see zab-learner's `commit_early`). With more
-    /// than three voters no single follower does, and nothing is sent.
+    /// than three voters no single follower does, and nothing is sent; nor
+    /// to a follower of an earlier zab, whose LearnerInfo does not say it
+    /// understands the packet (it would log each as of an unknown type).
     fn tell_durable(&mut self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
         // `forceSnapSync` (a test setting) syncs every learner with a
         // snapshot of what this leader applied, which would take from a
@@ -741,7 +743,10 @@ impl Leader {
         }
         for h in self.handlers.values() {
             let Some(sid) = h.sid() else { continue };
-            if !h.receives_broadcast() || h.kind() != Some(LearnerKind::Follower) {
+            if !h.receives_broadcast()
+                || h.kind() != Some(LearnerKind::Follower)
+                || !h.accepts_leader_durable()
+            {
                 continue;
             }
             if self.cfg.verifier.contains_quorum(&[self.cfg.me, sid]) {

@@ -65,6 +65,9 @@ pub struct Registration {
     pub sid: ServerId,
     pub kind: LearnerKind,
     pub accepted_epoch: Epoch,
+    /// From LearnerInfo: the learner understands LEADER_DURABLE (an
+    /// earlier zab's learner does not say so).
+    pub accepts_leader_durable: bool,
 }
 
 /// Something to put on the learner's stream, in order.
@@ -312,6 +315,11 @@ impl LearnerHandler {
         self.registration.map(|r| r.kind)
     }
 
+    /// Whether LEADER_DURABLE may be sent to this learner.
+    pub fn accepts_leader_durable(&self) -> bool {
+        self.registration.is_some_and(|r| r.accepts_leader_durable)
+    }
+
     /// The learner's last logged zxid from ACKEPOCH.
     pub fn peer_last(&self) -> Zxid {
         self.peer_last
@@ -388,6 +396,7 @@ impl LearnerHandler {
             sid,
             kind,
             accepted_epoch: Zxid(pkt.zxid).epoch(),
+            accepts_leader_durable: info.accepts_leader_durable,
         };
         self.registration = Some(reg);
         self.set_state(HandlerState::AwaitingEpoch, now_ms);
@@ -605,6 +614,7 @@ mod tests {
             sid,
             protocol_version: 0x10000,
             config_version,
+            accepts_leader_durable: true,
         };
         packet(
             kind,
@@ -648,10 +658,34 @@ mod tests {
             Registration {
                 sid: ServerId(7),
                 kind: LearnerKind::Observer,
-                accepted_epoch: Epoch(4)
+                accepted_epoch: Epoch(4),
+                accepts_leader_durable: true,
             }
         );
         assert_eq!(h.state(), HandlerState::AwaitingEpoch);
+        assert!(h.accepts_leader_durable());
+    }
+
+    /// An earlier zab's learner sends LearnerInfo without the field; the
+    /// handler reads it as "does not understand LEADER_DURABLE".
+    #[test]
+    fn an_earlier_learner_does_not_accept_leader_durable() {
+        let mut h = LearnerHandler::new(ConnId(1), 0, LIMITS);
+        assert!(!h.accepts_leader_durable(), "unregistered");
+        let li = proto::LearnerInfo {
+            sid: 2,
+            protocol_version: 0x10000,
+            config_version: 0,
+            ..Default::default()
+        };
+        let pkt = packet(
+            PacketType::Followerinfo,
+            Zxid::new(Epoch(1), 0),
+            Bytes::from(li.encode_to_vec()),
+        );
+        let reg = h.on_info(&pkt, ServerId(1), 0, 0).unwrap();
+        assert!(!reg.accepts_leader_durable);
+        assert!(!h.accepts_leader_durable());
     }
 
     #[test]

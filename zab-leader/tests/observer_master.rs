@@ -425,6 +425,7 @@ fn only_observers_may_connect() {
         sid: 3,
         protocol_version: 0x10000,
         config_version: 0,
+        accepts_leader_durable: true,
     };
     let followerinfo = QuorumPacket {
         r#type: PacketType::Followerinfo as i32,

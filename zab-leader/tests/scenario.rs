@@ -81,6 +81,9 @@ struct Learner {
     revalidated: Vec<(i64, bool)>,
     /// The last LEADER_DURABLE heard.
     leader_durable: Option<Zxid>,
+    /// A learner of an earlier zab: its LearnerInfo does not say it
+    /// understands LEADER_DURABLE.
+    earlier_zab: bool,
 }
 
 impl Learner {
@@ -102,6 +105,7 @@ impl Learner {
             syncs: vec![],
             revalidated: vec![],
             leader_durable: None,
+            earlier_zab: false,
         }
     }
 
@@ -114,6 +118,7 @@ impl Learner {
             sid: self.sid,
             protocol_version: 0x10000,
             config_version: 0,
+            accepts_leader_durable: !self.earlier_zab,
         };
         let kind = if self.observer {
             PacketType::Observerinfo
@@ -213,6 +218,7 @@ impl Learner {
             PacketType::Ping => self.pings.push(zxid),
             PacketType::LeaderDurable => {
                 assert!(!self.observer, "LEADER_DURABLE to an observer");
+                assert!(!self.earlier_zab, "LEADER_DURABLE to an earlier zab");
                 assert!(
                     self.leader_durable.is_none_or(|d| zxid > d),
                     "learner {}: LEADER_DURABLE {zxid} not increasing",
@@ -749,6 +755,46 @@ fn followers_that_form_a_quorum_with_the_leader_hear_its_durability() {
     );
     assert_eq!(net.l(2).committed, z(2, 2));
     assert_eq!(net.l(9).committed, z(2, 2), "INFORMed");
+}
+
+/// A follower of an earlier zab does not say in its LearnerInfo that it
+/// understands LEADER_DURABLE, and hears none (it would log each as a
+/// packet of unknown type, as ZooKeeper's learners do); it commits on the
+/// COMMIT as before, and the other follower is still told.
+#[test]
+fn a_follower_of_an_earlier_zab_hears_no_leader_durable() {
+    let (mut net, _) = start(&[1, 2, 3], &[]);
+    for (conn, earlier) in [(2, true), (3, false)] {
+        let mut l = Learner::new(conn, false, 1, 1, (1..=10).map(|c| z(1, c)).collect());
+        l.earlier_zab = earlier;
+        net.connect(conn, l);
+        net.send(conn, net.l(conn).info());
+        net.send(conn, net.l(conn).ack_epoch(false));
+        net.send(conn, pkt(PacketType::Ack, z(2, 0), Bytes::new()));
+        assert!(net.l(conn).up_to_date);
+    }
+    net.take_events();
+    let a = net.leader.propose(txn(z(2, 1))).unwrap();
+    net.deliver(a);
+    let a = net.leader.on_local_durable(z(2, 1));
+    let told: Vec<ConnId> = a
+        .iter()
+        .filter_map(|a| match a {
+            LeaderAction::Send { conn, packet } if kind_of(packet) == PacketType::LeaderDurable => {
+                Some(*conn)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [ConnId(3)]);
+    net.deliver(a);
+    net.send(2, pkt(PacketType::Ack, z(2, 1), Bytes::new()));
+    assert_eq!(
+        net.take_events(),
+        vec![LeaderAction::Commit { zxid: z(2, 1) }]
+    );
+    assert_eq!(net.l(2).committed, z(2, 1), "COMMIT still sent");
+    assert_eq!(net.l(2).leader_durable, None);
 }
 
 /// A follower told of the leader's durability may have committed on its

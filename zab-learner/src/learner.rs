@@ -208,6 +208,7 @@ impl Learner {
             sid: config.me.0,
             protocol_version: PROTOCOL_VERSION,
             config_version: config.config_version,
+            accepts_leader_durable: true,
         };
         let hello = packet(ty, Zxid::new(accepted_epoch, 0), encoded(&info));
         (learner, vec![LearnerAction::Send(hello)])

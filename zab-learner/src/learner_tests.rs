@@ -152,6 +152,7 @@ fn registers_with_followerinfo_or_observerinfo_at_accepted_epoch() {
         let info = LearnerInfo::decode(p.data.clone()).unwrap();
         assert_eq!(info.sid, 2);
         assert_eq!(info.protocol_version, 0x10000);
+        assert!(info.accepts_leader_durable);
         assert_eq!(l.phase(), Phase::Registering);
     }
 }
