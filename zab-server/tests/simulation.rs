@@ -79,6 +79,12 @@ fn config(rng: &mut Rng, seed: u64) -> NodeConfig {
         observer_logs: Rng::new(seed ^ 0x0B5E_4E11).chance(50),
         // And half of them learn through followers (observerMasterPort).
         observer_masters: Rng::new(seed ^ 0x0B5E_3A57).chance(50),
+        // A quarter of the seeds run one of servers 1–3 as a follower of
+        // an earlier zab (no LEADER_DURABLE for it), a rolling upgrade.
+        earlier_zab: {
+            let mut r = Rng::new(seed ^ 0x0EA2_11E2);
+            r.chance(25).then(|| ServerId(r.range(1, 3)))
+        },
     }
 }
 
@@ -419,6 +425,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.trunc_resyncs += s.trunc_resyncs;
         total.observer_master_syncs += s.observer_master_syncs;
         total.early_commits += s.early_commits;
+        total.earlier_zab_syncs += s.earlier_zab_syncs;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -453,6 +460,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.early_commits > 0,
             "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.earlier_zab_syncs > 0,
+            "no follower of an earlier zab synced in {} seeds",
             seeds.len()
         );
     }

@@ -25,7 +25,7 @@ use zab_learner::{
 };
 use zab_tree::{AuthInfo, DataTree, PrepareConfig, Preparer, RequestContext};
 use zab_wire::jute::{op, Acl, CreateRequest, Request};
-use zab_wire::proto::{QuorumPacket, Txn};
+use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 
 use super::disk::{Disk, Snapshot};
@@ -57,6 +57,11 @@ pub struct NodeConfig {
     /// `observerMasterPort`: followers host observers, observers learn
     /// from a voter in turn instead of from the leader.
     pub observer_masters: bool,
+    /// This server's learner registers as one of an earlier zab: its
+    /// FOLLOWERINFO does not say it understands LEADER_DURABLE (the only
+    /// difference on the wire), so it must commit on COMMITs alone and
+    /// never be sent a LEADER_DURABLE.
+    pub earlier_zab: Option<ServerId>,
 }
 
 /// Counters the seed sweep asserts on (every sync mode must be exercised).
@@ -77,6 +82,8 @@ pub struct Stats {
     pub observer_master_syncs: u64,
     /// Txns a follower committed before its leader (LEADER_DURABLE).
     pub early_commits: u64,
+    /// Syncs of a follower registered as one of an earlier zab.
+    pub earlier_zab_syncs: u64,
 }
 
 pub enum Role {
@@ -867,6 +874,16 @@ impl Node {
         let Some(learner) = l.learner.as_mut() else {
             return;
         };
+        if self.cfg.earlier_zab == Some(self.sid)
+            && packets
+                .iter()
+                .any(|p| p.r#type == PacketType::LeaderDurable as i32)
+        {
+            io.violation(format!(
+                "{}: LEADER_DURABLE sent to a follower of an earlier zab",
+                self.sid
+            ));
+        }
         let actions = learner.on_packets(io.now, packets);
         self.learner_actions(io, actions);
     }
@@ -888,7 +905,12 @@ impl Node {
                 return;
             };
             match a {
-                LearnerAction::Send(p) => {
+                LearnerAction::Send(mut p) => {
+                    if p.r#type == PacketType::Followerinfo as i32
+                        && self.cfg.earlier_zab == Some(self.sid)
+                    {
+                        p.data = as_earlier_zab(&p.data);
+                    }
                     if let Some(s) = l.stream {
                         io.stream_send(s, true, p);
                     }
@@ -1004,6 +1026,9 @@ impl Node {
                     }
                     if l.to_master {
                         io.stats.observer_master_syncs += 1;
+                    }
+                    if l.role == LearnerRole::Follower && self.cfg.earlier_zab == Some(self.sid) {
+                        io.stats.earlier_zab_syncs += 1;
                     }
                     io.log(format!(
                         "{} serving under {} after {:?}, at {}",
@@ -1168,4 +1193,13 @@ impl Node {
             }
         }
     }
+}
+
+/// FOLLOWERINFO's LearnerInfo as a follower of an earlier zab sends it:
+/// without `accepts_leader_durable`.
+fn as_earlier_zab(data: &Bytes) -> Bytes {
+    let mut info =
+        zab_wire::proto::LearnerInfo::decode(data.clone()).expect("our learner's LearnerInfo");
+    info.accepts_leader_durable = false;
+    Bytes::from(info.encode_to_vec())
 }
