@@ -230,7 +230,9 @@ impl PlainReader {
             .read_exact(&mut bytes)
             .await
             .map_err(|e| e.to_string())?;
-        QuorumBatch::decode(&bytes[..]).map_err(|e| format!("not a batch: {e}"))
+        // Decoded from `Bytes`, each packet's data is a slice of this
+        // frame, not a copy (zab-wire's messages hold `Bytes`).
+        QuorumBatch::decode(bytes::Bytes::from(bytes)).map_err(|e| format!("not a batch: {e}"))
     }
 }
 
