@@ -1,8 +1,8 @@
 //! The leader ⇄ learner link, opened by the learner on the leader's quorum
 //! port: a plain link (`plain`: length-prefixed `QuorumBatch`es on the
-//! socket) when the learner uses neither TLS nor SASL towards its leader,
-//! else one tonic bidirectional stream (`QuorumPeer.Learn`); the listener
-//! takes both on one port. Packets queued while the previous batch was
+//! socket) when the learner does not use TLS towards its leader, else one
+//! tonic bidirectional stream (`QuorumPeer.Learn`); the listener takes
+//! both on one port. Packets queued while the previous batch was
 //! being written go out together as one `QuorumBatch` (batching on the
 //! wire, as SOFAJRaft's replicator does; seed 003). Only bytes move here:
 //! the protocol is in `zab-leader` and `zab-learner`.
@@ -13,8 +13,8 @@
 //! of a write (PROPOSAL, ACK, COMMIT) every extra task is another wake-up.
 //!
 //! Under `quorum.auth.*` a link opens with the SASL exchange
-//! (`zab_election::quorum_sasl`, its steps as QUORUM_AUTH packets), as
-//! ZooKeeper's `Learner.connectToLeader` and `LearnerHandler.run` do before
+//! (`zab_election::quorum_sasl`, its steps as QUORUM_AUTH packets on either
+//! kind of link), as ZooKeeper's `Learner.connectToLeader` and `LearnerHandler.run` do before
 //! the first protocol packet; the listener reports the link only once it is
 //! admitted.
 
@@ -38,6 +38,7 @@ use crate::stage_trace::{self, Direction};
 
 mod plain;
 use plain::{connect as connect_plain, dispatch, PlainListener, PlainReader};
+use zab_election::quorum_sasl::Verdict;
 use zab_election::quorum_sasl::{self, Steps};
 use zab_election::{PeerSecurity, PeerTls};
 use zab_wire::proto;
@@ -146,22 +147,10 @@ impl QuorumPeer for Service {
                 // The exchange answers on the response stream, so the
                 // response goes back first and the link is reported only
                 // once the opener is admitted.
-                let mut steps = LinkSteps {
-                    out: &out_tx,
-                    inbound: &mut inbound,
-                    queued: VecDeque::new(),
-                };
+                let mut steps = LinkSteps::new(&out_tx, StepSource::Tonic(&mut inbound));
                 let verdict = quorum_sasl::admit(handshake, &mut steps).await;
                 early.extend(steps.queued);
-                match &verdict.result {
-                    Ok(user) => tracing::info!(?link, ?remote, user, "learner authenticated"),
-                    Err(why) => tracing::warn!(
-                        ?link,
-                        ?remote,
-                        keep = verdict.keep,
-                        "learner failed SASL authentication: {why}"
-                    ),
-                }
+                log_verdict(link, remote, &verdict);
                 if !verdict.keep
                     || !events(LinkEvent::Opened {
                         link,
@@ -198,6 +187,19 @@ impl QuorumPeer for Service {
             events(LinkEvent::Closed { link });
         });
         Ok(Response::new(Box::pin(Batches { rx: out_rx }.map(Ok))))
+    }
+}
+
+/// Logs how a learner's SASL exchange ended, on the leader.
+fn log_verdict(link: LinkId, remote: Option<SocketAddr>, verdict: &Verdict) {
+    match &verdict.result {
+        Ok(user) => tracing::info!(?link, ?remote, user, "learner authenticated"),
+        Err(why) => tracing::warn!(
+            ?link,
+            ?remote,
+            keep = verdict.keep,
+            "learner failed SASL authentication: {why}"
+        ),
     }
 }
 
@@ -359,9 +361,9 @@ pub async fn connect(
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
-    // Plain when there is nothing to secure: see `plain`.
-    if security.tls.is_none() && security.opener_mechanism().is_none() {
-        match connect_plain(addr, timeout, max_message).await {
+    // Plain unless the link is to carry TLS: see `plain`.
+    if security.tls.is_none() {
+        match connect_plain(peer, addr, timeout, max_message, security).await {
             Ok(link) => return Ok(link),
             Err(e) if e.is::<plain::Refused>() => return Err(e),
             // Closed without a verdict: a leader of an earlier zab, which
@@ -373,8 +375,9 @@ pub async fn connect(
     connect_tonic(peer, addr, timeout, max_message, security).await
 }
 
-/// Opens a tonic stream to `peer` at `addr`: what a learner with TLS or
-/// SASL towards its leader uses.
+/// Opens a tonic stream to `peer` at `addr`: what a learner with TLS
+/// towards its leader uses, or one whose leader does not answer a plain
+/// link.
 async fn connect_tonic(
     peer: ServerId,
     addr: SocketAddr,
@@ -394,11 +397,7 @@ async fn connect_tonic(
     security.mark(&mut request);
     let response = tokio::time::timeout(timeout, client.learn(request)).await??;
     let mut stream = response.into_inner();
-    let mut steps = LinkSteps {
-        out: &out_tx,
-        inbound: &mut stream,
-        queued: VecDeque::new(),
-    };
+    let mut steps = LinkSteps::new(&out_tx, StepSource::Tonic(&mut stream));
     let authenticated = security.authenticate(peer, &mut steps).await;
     let early = Vec::from(steps.queued);
     authenticated.map_err(|why| anyhow::anyhow!("SASL authentication with {addr}: {why}"))?;
@@ -416,8 +415,37 @@ async fn connect_tonic(
 /// protocol (`queued`).
 struct LinkSteps<'a> {
     out: &'a mpsc::UnboundedSender<QuorumPacket>,
-    inbound: &'a mut Streaming<QuorumBatch>,
+    inbound: StepSource<'a>,
     queued: VecDeque<QuorumPacket>,
+}
+
+impl<'a> LinkSteps<'a> {
+    fn new(out: &'a mpsc::UnboundedSender<QuorumPacket>, inbound: StepSource<'a>) -> Self {
+        LinkSteps {
+            out,
+            inbound,
+            queued: VecDeque::new(),
+        }
+    }
+}
+
+/// Where a link's exchange reads the other side's steps.
+enum StepSource<'a> {
+    Tonic(&'a mut Streaming<QuorumBatch>),
+    Plain(&'a mut PlainReader),
+}
+
+impl StepSource<'_> {
+    /// The packets of the next batch, or why the link ended.
+    async fn next_batch(&mut self) -> Result<Vec<QuorumPacket>, String> {
+        match self {
+            StepSource::Tonic(stream) => match stream.next().await {
+                Some(Ok(batch)) => Ok(batch.packets),
+                end => Err(end_reason(end)),
+            },
+            StepSource::Plain(reader) => reader.next().await.map(|batch| batch.packets),
+        }
+    }
 }
 
 impl Steps for LinkSteps<'_> {
@@ -429,10 +457,8 @@ impl Steps for LinkSteps<'_> {
 
     async fn recv(&mut self) -> Result<proto::QuorumAuth, String> {
         while self.queued.is_empty() {
-            match self.inbound.next().await {
-                Some(Ok(batch)) => self.queued.extend(batch.packets),
-                end => return Err(end_reason(end)),
-            }
+            let batch = self.inbound.next_batch().await?;
+            self.queued.extend(batch);
         }
         let packet = self.queued.pop_front().expect("not empty");
         quorum_auth::from_packet(&packet)
@@ -639,7 +665,9 @@ pub(crate) mod sasl_tests {
 
     pub(crate) const LIMIT: usize = 4 << 20;
 
-    fn security(password: Option<&str>, server_require: bool) -> PeerSecurity {
+    /// DIGEST-MD5 between servers: user "test", whose password is "pw",
+    /// authenticating with `password` if given.
+    pub(crate) fn security(password: Option<&str>, server_require: bool) -> PeerSecurity {
         PeerSecurity {
             tls: None,
             sasl: Some(Arc::new(QuorumSasl::digest(

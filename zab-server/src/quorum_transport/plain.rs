@@ -5,17 +5,22 @@
 //! learner links without HTTP/2"): no HTTP/2 framing, and one task fewer
 //! between the socket and the core on each side.
 //!
-//! A learner opens a plain link only when it uses neither TLS nor SASL
-//! towards its leader; otherwise it opens a tonic stream as before. Both
-//! kinds meet on the quorum port: the listener tells them apart by the
-//! first byte (`Z` here, `P` for HTTP/2's preface, 0x16 for a TLS
-//! handshake). A plain link opens with [`MAGIC`]; the listener answers with
-//! it and one verdict — admitted, or refused with the reason — and refuses where
-//! the link would bypass what it requires: TLS (`sslQuorum`) or SASL
-//! (`quorum.auth.serverRequireSasl`, the same admission a tonic stream
-//! without SASL gets). A leader of an earlier zab, which knows only tonic
-//! streams, does not answer with the magic, and the learner opens a tonic
-//! stream instead.
+//! A learner opens a plain link unless it uses TLS towards its leader
+//! (then a tonic stream, whose TLS tonic terminates). Both kinds meet on
+//! the quorum port: the listener tells them apart by the first byte (`Z`
+//! here, `P` for HTTP/2's preface, 0x16 for a TLS handshake). A plain link
+//! opens with [`MAGIC`], or, from a learner that authenticates
+//! (`quorum.auth.learnerRequireSasl`), with [`SASL_MAGIC`] and the name of
+//! its mechanism. The listener answers with the same magic and one
+//! verdict: admitted; authenticate, after which the SASL exchange runs as
+//! QUORUM_AUTH packets in the link's frames, exactly as on a tonic stream;
+//! or refused with the reason. It refuses where the link would bypass
+//! TLS (`sslQuorum`), and decides on SASL as for a tonic stream
+//! (`quorum_auth::admit`: a learner that does not authenticate to a
+//! listener with `quorum.auth.serverRequireSasl` is refused). A leader of
+//! an earlier zab does not answer a magic it does not know (before plain
+//! links: any; before SASL on them: [`SASL_MAGIC`]), and the learner opens
+//! a tonic stream instead.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,16 +36,27 @@ use zab_election::PeerSecurity;
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 use zab_wire::quorum_auth::{self, Admission};
 
-use super::{EventSink, LeaderLink, LinkEvent, LinkId, MAX_BATCH, MAX_BATCH_BYTES};
+use zab_election::quorum_sasl;
+use zab_wire::ServerId;
+
+use super::{
+    log_verdict, EventSink, LeaderLink, LinkEvent, LinkId, LinkSteps, StepSource, MAX_BATCH,
+    MAX_BATCH_BYTES,
+};
 use crate::stage_trace::{self, Direction};
 
 /// What a plain link sends first.
 pub(super) const MAGIC: [u8; 8] = *b"ZABLINK1";
+/// What a plain link whose learner authenticates sends first, followed by
+/// its mechanism's name: one length byte, then the name.
+pub(super) const SASL_MAGIC: [u8; 8] = *b"ZABLINKS";
 /// How long an accepted connection may take to show what it is.
 const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
 /// The verdict's first byte.
 const ADMITTED: u8 = 0;
 const REFUSED: u8 = 1;
+/// The SASL exchange follows, then the link's protocol.
+const AUTHENTICATE: u8 = 2;
 /// The longest refusal reason read.
 const MAX_REASON: usize = 4096;
 /// Read buffer per link.
@@ -74,48 +90,92 @@ pub(super) async fn dispatch(
     }
 }
 
+/// How a plain link opened: the magic it sent, and the mechanism its
+/// learner authenticates with, if it does.
+struct Opening {
+    magic: [u8; MAGIC.len()],
+    mechanism: Option<String>,
+}
+
+/// Reads a plain link's opening; `None` if it is not one.
+async fn read_opening(rd: &mut BufReader<OwnedReadHalf>) -> Option<Opening> {
+    let mut magic = [0u8; MAGIC.len()];
+    rd.read_exact(&mut magic).await.ok()?;
+    let mechanism = if magic == MAGIC {
+        None
+    } else if magic == SASL_MAGIC {
+        let mut name = vec![0u8; usize::from(rd.read_u8().await.ok()?)];
+        rd.read_exact(&mut name).await.ok()?;
+        // A name that is not text names no mechanism this server has;
+        // the exchange's first step says so.
+        Some(String::from_utf8_lossy(&name).into_owned())
+    } else {
+        return None;
+    };
+    Some(Opening { magic, mechanism })
+}
+
 impl PlainListener {
-    /// Why this listener refuses a plain link, if it does.
-    fn refusal(&self) -> Option<String> {
+    /// How a plain link whose learner named `mechanism` (if any) opens:
+    /// as a tonic stream would, save that it cannot carry TLS.
+    fn admission(&self, mechanism: Option<&str>) -> Admission {
         if self.security.tls.is_some() {
-            return Some("this server requires TLS on quorum links (sslQuorum)".into());
+            return Admission::Refuse(
+                "this server requires TLS on quorum links (sslQuorum)".into(),
+            );
         }
-        match quorum_auth::admit(self.security.sasl.as_ref(), None) {
-            Admission::Open => None,
-            Admission::Refuse(why) => Some(why),
-            // Only an opener that names a mechanism is asked to
-            // authenticate, and a plain link names none.
-            Admission::Authenticate(_) => Some("SASL on a plain link".into()),
-        }
+        quorum_auth::admit(self.security.sasl.as_ref(), mechanism)
     }
 
     async fn serve(self, sock: TcpStream, remote: SocketAddr) {
         let (rd, mut wr) = sock.into_split();
         let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
-        let mut magic = [0u8; MAGIC.len()];
-        match tokio::time::timeout(FIRST_BYTES_WITHIN, rd.read_exact(&mut magic)).await {
-            Ok(Ok(_)) if magic == MAGIC => {}
+        let opening = match tokio::time::timeout(FIRST_BYTES_WITHIN, read_opening(&mut rd)).await {
+            Ok(Some(opening)) => opening,
             _ => {
                 tracing::warn!(%remote, "quorum port: not a learner link, closed");
                 return;
             }
-        }
-        if let Some(why) = self.refusal() {
-            tracing::warn!(%remote, "learner link refused: {why}");
-            let mut verdict = MAGIC.to_vec();
-            verdict.push(REFUSED);
-            verdict.extend_from_slice(&(why.len() as u32).to_be_bytes());
-            verdict.extend_from_slice(why.as_bytes());
-            let _ = wr.write_all(&verdict).await;
-            return;
-        }
-        let mut verdict = MAGIC.to_vec();
-        verdict.push(ADMITTED);
-        if wr.write_all(&verdict).await.is_err() {
+        };
+        let mut answer = opening.magic.to_vec();
+        let handshake = match self.admission(opening.mechanism.as_deref()) {
+            Admission::Refuse(why) => {
+                tracing::warn!(%remote, "learner link refused: {why}");
+                answer.push(REFUSED);
+                answer.extend_from_slice(&(why.len() as u32).to_be_bytes());
+                answer.extend_from_slice(why.as_bytes());
+                let _ = wr.write_all(&answer).await;
+                return;
+            }
+            Admission::Open => {
+                answer.push(ADMITTED);
+                None
+            }
+            Admission::Authenticate(handshake) => {
+                answer.push(AUTHENTICATE);
+                Some(handshake)
+            }
+        };
+        if wr.write_all(&answer).await.is_err() {
             return;
         }
         let link = LinkId(self.next.fetch_add(1, Ordering::Relaxed));
         let (out, out_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(wr, out_rx));
+        let mut reader = PlainReader {
+            rd,
+            max_message: self.max_message,
+        };
+        let mut early = Vec::new();
+        if let Some(handshake) = handshake {
+            let mut steps = LinkSteps::new(&out, StepSource::Plain(&mut reader));
+            let verdict = quorum_sasl::admit(handshake, &mut steps).await;
+            early.extend(steps.queued);
+            log_verdict(link, Some(remote), &verdict);
+            if !verdict.keep {
+                return;
+            }
+        }
         if !(self.events)(LinkEvent::Opened {
             link,
             remote: Some(remote),
@@ -123,11 +183,14 @@ impl PlainListener {
         }) {
             return;
         }
-        tokio::spawn(write_batches(wr, out_rx));
-        let mut reader = PlainReader {
-            rd,
-            max_message: self.max_message,
-        };
+        if !early.is_empty()
+            && !(self.events)(LinkEvent::Packets {
+                link,
+                packets: early,
+            })
+        {
+            return;
+        }
         let reason = loop {
             match reader.next().await {
                 Ok(batch) if batch.packets.is_empty() => {}
@@ -146,51 +209,90 @@ impl PlainListener {
     }
 }
 
-/// Opens a plain link to the leader at `addr` within `timeout`; messages
+/// The first bytes of a plain link from a learner that authenticates
+/// with `mechanism`, if it does.
+fn opening(mechanism: Option<&str>) -> Vec<u8> {
+    match mechanism {
+        None => MAGIC.to_vec(),
+        Some(name) => {
+            let mut opening = SASL_MAGIC.to_vec();
+            // Mechanism names are a few ASCII letters ("DIGEST-MD5",
+            // "GSSAPI"); a longer one is cut and fails the exchange.
+            let name = &name.as_bytes()[..name.len().min(usize::from(u8::MAX))];
+            opening.push(name.len() as u8);
+            opening.extend_from_slice(name);
+            opening
+        }
+    }
+}
+
+/// Opens a plain link to the leader `peer` at `addr` within `timeout`,
+/// authenticating first if `security` says this server does; messages
 /// above `max_message` bytes break it.
 pub(super) async fn connect(
+    peer: ServerId,
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
+    security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
+    let mechanism = security.opener_mechanism();
     let opened = async {
         let sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
         let (rd, mut wr) = sock.into_split();
-        wr.write_all(&MAGIC).await?;
+        let hello = opening(mechanism);
+        wr.write_all(&hello).await?;
         let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
         // The magic comes back first: an HTTP/2 server answers with its
         // SETTINGS frame, whose first byte would read as a verdict.
         let mut magic = [0u8; MAGIC.len()];
         rd.read_exact(&mut magic).await?;
-        anyhow::ensure!(magic == MAGIC, "{addr} does not take plain links");
-        let verdict = rd.read_u8().await?;
-        if verdict != ADMITTED {
-            let len = (rd.read_u32().await? as usize).min(MAX_REASON);
-            let mut why = vec![0u8; len];
-            rd.read_exact(&mut why).await?;
-            return Err(anyhow::Error::new(Refused(format!(
-                "the learner link to {addr} was refused: {}",
-                String::from_utf8_lossy(&why)
-            ))));
+        anyhow::ensure!(
+            hello.starts_with(&magic),
+            "{addr} does not take this plain link"
+        );
+        match (rd.read_u8().await?, mechanism) {
+            (ADMITTED, None) | (AUTHENTICATE, Some(_)) => Ok((rd, wr)),
+            (REFUSED, _) => {
+                let len = (rd.read_u32().await? as usize).min(MAX_REASON);
+                let mut why = vec![0u8; len];
+                rd.read_exact(&mut why).await?;
+                Err(anyhow::Error::new(Refused(format!(
+                    "the learner link to {addr} was refused: {}",
+                    String::from_utf8_lossy(&why)
+                ))))
+            }
+            (verdict, _) => anyhow::bail!("{addr} answered the plain link with verdict {verdict}"),
         }
-        Ok((rd, wr))
     };
     let (rd, wr) = tokio::time::timeout(timeout, opened).await??;
     let (out, out_rx) = mpsc::unbounded_channel();
     tokio::spawn(write_batches(wr, out_rx));
+    let mut reader = PlainReader { rd, max_message };
+    let mut early = Vec::new();
+    if mechanism.is_some() {
+        let mut steps = LinkSteps::new(&out, StepSource::Plain(&mut reader));
+        let authenticated = security.authenticate(peer, &mut steps).await;
+        early.extend(steps.queued);
+        // Final: a tonic stream would fail the same exchange.
+        authenticated.map_err(|why| {
+            anyhow::Error::new(Refused(format!("SASL authentication with {addr}: {why}")))
+        })?;
+    }
     Ok(LeaderLink {
         out,
         inbound: super::Inbound {
-            from: super::InboundFrom::Plain(PlainReader { rd, max_message }),
-            early: Vec::new(),
+            from: super::InboundFrom::Plain(reader),
+            early,
         },
     })
 }
 
-/// The listener answered a plain link with a refusal (as opposed to not
-/// answering it at all, as a leader of an earlier zab that knows only
-/// tonic streams does).
+/// The listener answered a plain link and it cannot go on: refused, or
+/// the learner failed the SASL exchange (as opposed to a listener that
+/// does not answer at all, as a leader of an earlier zab that does not
+/// know this kind of plain link does).
 #[derive(Debug)]
 pub(super) struct Refused(String);
 
@@ -268,7 +370,7 @@ async fn write_batches(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Q
 mod tests {
     use super::*;
     use crate::quorum_transport::connect_tonic;
-    use crate::quorum_transport::sasl_tests::{listener, LIMIT};
+    use crate::quorum_transport::sasl_tests::{listener, security as sasl, LIMIT};
     use crate::quorum_transport::tests::packet;
     use zab_election::PeerTls;
     use zab_wire::proto::PacketType;
@@ -327,7 +429,9 @@ mod tests {
     #[tokio::test]
     async fn plain_and_tonic_links_meet_on_one_port() {
         let (addr, server, mut events) = listener(&PeerSecurity::default()).await;
-        let mut plain = connect(addr, WITHIN, LIMIT).await.expect("a plain link");
+        let mut plain = open(addr, &PeerSecurity::default())
+            .await
+            .expect("a plain link");
         assert!(matches!(
             plain.inbound.from,
             crate::quorum_transport::InboundFrom::Plain(_)
@@ -358,32 +462,99 @@ mod tests {
     }
 
     /// A leader of an earlier zab takes only tonic streams: it closes a
-    /// plain link unanswered, and the learner opens a tonic stream instead.
+    /// plain link unanswered, and the learner opens a tonic stream instead,
+    /// with SASL or without.
     #[tokio::test]
     async fn a_learner_falls_back_to_tonic_with_a_leader_that_knows_only_tonic() {
         use crate::quorum_transport::Service;
         use zab_wire::proto::quorum_peer_server::QuorumPeerServer;
-        let (tx, mut events) = crate::quorum_transport::tests::channel_sink();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = Service {
-            events: Arc::new(tx),
-            next: Arc::new(AtomicU64::new(1)),
-            security: PeerSecurity::default(),
-        };
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(QuorumPeerServer::new(service))
-                .serve_with_incoming(incoming),
-        );
-        let mut link = open(addr, &PeerSecurity::default())
+        for (leader, learner) in [
+            (PeerSecurity::default(), PeerSecurity::default()),
+            (sasl(None, true), sasl(Some("pw"), false)),
+        ] {
+            let (tx, mut events) = crate::quorum_transport::tests::channel_sink();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let service = Service {
+                events: Arc::new(tx),
+                next: Arc::new(AtomicU64::new(1)),
+                security: leader,
+            };
+            let server = tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(QuorumPeerServer::new(service))
+                    .serve_with_incoming(incoming),
+            );
+            let mut link = open(addr, &learner)
+                .await
+                .expect("a tonic link after the plain one went unanswered");
+            assert!(is_tonic(&link));
+            carries(&mut link, &mut events).await;
+            server.abort();
+        }
+    }
+
+    /// A learner that authenticates gets a plain link too: the exchange
+    /// runs in the link's frames, and the link carries packets after it.
+    #[tokio::test]
+    async fn a_learner_that_authenticates_gets_a_plain_link() {
+        for required in [true, false] {
+            let (addr, server, mut events) = listener(&sasl(None, required)).await;
+            let mut link = open(addr, &sasl(Some("pw"), false))
+                .await
+                .expect("authenticated");
+            assert!(!is_tonic(&link));
+            carries(&mut link, &mut events).await;
+            server.abort();
+        }
+    }
+
+    /// A failed exchange on a plain link is final: the learner does not
+    /// try it again on a tonic stream, and the leader never reports the
+    /// link. So is a listener without SASL refusing a learner with it.
+    #[tokio::test]
+    async fn a_failed_exchange_or_a_listener_without_sasl_is_final() {
+        let (addr, server, mut events) = listener(&sasl(None, true)).await;
+        let err = open(addr, &sasl(Some("guess"), false))
             .await
-            .expect("a tonic link after the plain one went unanswered");
-        assert!(is_tonic(&link));
-        carries(&mut link, &mut events).await;
+            .err()
+            .expect("a wrong password fails");
+        assert!(err.is::<Refused>(), "{err}");
+        assert!(err.to_string().contains("SASL authentication"), "{err}");
         server.abort();
+        let _ = server.await;
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
+        }
+        let (addr, server, _events) = listener(&PeerSecurity::default()).await;
+        let err = open(addr, &sasl(Some("pw"), false))
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.is::<Refused>(), "{err}");
+        assert!(err.to_string().contains("quorum.auth.enableSasl"), "{err}");
+        server.abort();
+    }
+
+    /// An opening cut short inside the mechanism's name is closed without
+    /// a word, and never reported.
+    #[tokio::test]
+    async fn a_truncated_sasl_opening_is_closed() {
+        let (addr, server, mut events) = listener(&sasl(None, true)).await;
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        sock.write_all(&SASL_MAGIC).await.unwrap();
+        sock.write_all(&[10, b'D', b'I']).await.unwrap();
+        sock.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(WITHIN, sock.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?} {rest:?}");
+        server.abort();
+        let _ = server.await;
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
+        }
     }
 
     /// Something that starts like a plain link but is not one is closed
