@@ -177,6 +177,12 @@ pub struct PeerTls {
     /// The dialing side: its identity and the CAs; the server name to
     /// verify is set per peer from its address.
     pub client: ClientTlsConfig,
+    /// `server` for links whose TLS zab terminates itself rather than
+    /// tonic (zab-server's plain learner links): the same identity, and a
+    /// dialer's certificate required to chain to the same CAs.
+    pub plain_server: Arc<rustls::ServerConfig>,
+    /// `client` for those links: the same identity and CAs.
+    pub plain_client: Arc<rustls::ClientConfig>,
 }
 
 impl PeerTls {

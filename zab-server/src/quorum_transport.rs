@@ -1,8 +1,8 @@
 //! The leader ⇄ learner link, opened by the learner on the leader's quorum
 //! port: a plain link (`plain`: length-prefixed `QuorumBatch`es on the
-//! socket) when the learner does not use TLS towards its leader, else one
-//! tonic bidirectional stream (`QuorumPeer.Learn`); the listener takes
-//! both on one port. Packets queued while the previous batch was
+//! socket, or inside TLS under `sslQuorum`), or, with a leader of an
+//! earlier zab that does not take one, a tonic bidirectional stream
+//! (`QuorumPeer.Learn`); the listener takes both on one port. Packets queued while the previous batch was
 //! being written go out together as one `QuorumBatch` (batching on the
 //! wire, as SOFAJRaft's replicator does; seed 003). Only bytes move here:
 //! the protocol is in `zab-leader` and `zab-learner`.
@@ -14,9 +14,9 @@
 //!
 //! Under `quorum.auth.*` a link opens with the SASL exchange
 //! (`zab_election::quorum_sasl`, its steps as QUORUM_AUTH packets on either
-//! kind of link), as ZooKeeper's `Learner.connectToLeader` and `LearnerHandler.run` do before
-//! the first protocol packet; the listener reports the link only once it is
-//! admitted.
+//! kind of link), as ZooKeeper's `Learner.connectToLeader` and
+//! `LearnerHandler.run` do before the first protocol packet; the listener
+//! reports the link only once it is admitted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -361,23 +361,20 @@ pub async fn connect(
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
-    // Plain unless the link is to carry TLS: see `plain`.
-    if security.tls.is_none() {
-        match connect_plain(peer, addr, timeout, max_message, security).await {
-            Ok(link) => return Ok(link),
-            Err(e) if e.is::<plain::Refused>() => return Err(e),
-            // Closed without a verdict: a leader of an earlier zab, which
-            // takes only tonic streams (a rolling upgrade), or a link that
-            // broke; a tonic stream serves both.
-            Err(e) => tracing::debug!(%addr, error = %e, "no plain link; opening a tonic stream"),
-        }
+    // Plain links are faster: see `plain`.
+    match connect_plain(peer, addr, timeout, max_message, security).await {
+        Ok(link) => return Ok(link),
+        Err(e) if e.is::<plain::Refused>() => return Err(e),
+        // Closed without a verdict: a leader of an earlier zab, which
+        // takes only tonic streams or plain links of fewer kinds (a rolling
+        // upgrade), or a link that broke; a tonic stream serves all.
+        Err(e) => tracing::debug!(%addr, error = %e, "no plain link; opening a tonic stream"),
     }
     connect_tonic(peer, addr, timeout, max_message, security).await
 }
 
-/// Opens a tonic stream to `peer` at `addr`: what a learner with TLS
-/// towards its leader uses, or one whose leader does not answer a plain
-/// link.
+/// Opens a tonic stream to `peer` at `addr`: what a learner uses when
+/// its leader, one of an earlier zab, does not answer a plain link.
 async fn connect_tonic(
     peer: ServerId,
     addr: SocketAddr,

@@ -166,8 +166,23 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
         .ok_or(TlsError::NoQuorumStore("ssl.quorum.trustStore.location"))?;
     // Read with the client port's readers first: their errors name what
     // is wrong with a store.
-    read_key_store(key)?;
-    read_trust_store(trust)?;
+    let (chain, private_key) = read_key_store(key)?;
+    let roots = Arc::new(read_trust_store(trust)?);
+    // The plain learner links' TLS, which zab terminates itself: the same
+    // identity and CAs as tonic's below (see `ClientTls::new` on `ring`).
+    #[allow(deprecated)]
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), ring.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let plain_server = ServerConfig::builder_with_provider(ring.clone())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.clone(), private_key.clone_key())?;
+    let plain_client = rustls::ClientConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, private_key)?;
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             path: path.to_owned(),
@@ -184,6 +199,8 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
             .identity(identity.clone())
             .client_ca_root(ca.clone()),
         client: ClientTlsConfig::new().ca_certificate(ca).identity(identity),
+        plain_server: Arc::new(plain_server),
+        plain_client: Arc::new(plain_client),
     }))
 }
 

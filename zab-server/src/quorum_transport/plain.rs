@@ -1,26 +1,34 @@
 //! Plain learner links: the same `QuorumBatch` messages as the tonic
 //! stream, each as a 4-byte big-endian length and its protobuf bytes, on
-//! the TCP socket itself. Under set 32×8 they carried 9–19 % more writes
-//! than HTTP/2 streams at 8–20 % less CPU per write (BENCHMARKS.md, "the
-//! learner links without HTTP/2"): no HTTP/2 framing, and one task fewer
-//! between the socket and the core on each side.
+//! the TCP socket itself or inside TLS. Under set 32×8 they carried 9–19 %
+//! more writes than HTTP/2 streams at 8–20 % less CPU per write
+//! (BENCHMARKS.md, "the learner links without HTTP/2"): no HTTP/2
+//! framing, and one task fewer between the socket and the core on each
+//! side.
 //!
-//! A learner opens a plain link unless it uses TLS towards its leader
-//! (then a tonic stream, whose TLS tonic terminates). Both kinds meet on
-//! the quorum port: the listener tells them apart by the first byte (`Z`
-//! here, `P` for HTTP/2's preface, 0x16 for a TLS handshake). A plain link
-//! opens with [`MAGIC`], or, from a learner that authenticates
-//! (`quorum.auth.learnerRequireSasl`), with [`SASL_MAGIC`] and the name of
-//! its mechanism. The listener answers with the same magic and one
-//! verdict: admitted; authenticate, after which the SASL exchange runs as
-//! QUORUM_AUTH packets in the link's frames, exactly as on a tonic stream;
-//! or refused with the reason. It refuses where the link would bypass
-//! TLS (`sslQuorum`), and decides on SASL as for a tonic stream
-//! (`quorum_auth::admit`: a learner that does not authenticate to a
-//! listener with `quorum.auth.serverRequireSasl` is refused). A leader of
-//! an earlier zab does not answer a magic it does not know (before plain
-//! links: any; before SASL on them: [`SASL_MAGIC`]), and the learner opens
-//! a tonic stream instead.
+//! Both kinds meet on the quorum port: the listener tells them apart by
+//! the first byte (`Z` here, `P` for HTTP/2's preface, 0x16 for a TLS
+//! handshake, which tonic terminates). A plain link opens with [`MAGIC`],
+//! or, from a learner that authenticates (`quorum.auth.learnerRequireSasl`),
+//! with [`SASL_MAGIC`] and the name of its mechanism. The listener answers
+//! with the same magic and one verdict: admitted; authenticate, after which
+//! the SASL exchange runs as QUORUM_AUTH packets in the link's frames,
+//! exactly as on a tonic stream; or refused with the reason. It decides on
+//! SASL as for a tonic stream (`quorum_auth::admit`: a learner that does not
+//! authenticate to a listener with `quorum.auth.serverRequireSasl` is
+//! refused).
+//!
+//! A learner with TLS towards its leader (`sslQuorum`) first sends
+//! [`TLS_MAGIC`] in the clear; the listener echoes it with a verdict
+//! (admitted, or refused when it has no TLS), the two run the TLS
+//! handshake with the `sslQuorum` identities and CAs tonic's streams use,
+//! and the link above opens inside it. The listener refuses a link
+//! without TLS when it has TLS, as it would bypass `sslQuorum`.
+//!
+//! A leader of an earlier zab does not answer a magic it does not know
+//! (before plain links: any; before SASL on them: [`SASL_MAGIC`]; before
+//! TLS on them: [`TLS_MAGIC`]), and the learner opens a tonic stream
+//! instead.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,15 +36,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use zab_election::quorum_sasl;
 use zab_election::PeerSecurity;
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
 use zab_wire::quorum_auth::{self, Admission};
-
-use zab_election::quorum_sasl;
 use zab_wire::ServerId;
 
 use super::{
@@ -50,7 +57,11 @@ pub(super) const MAGIC: [u8; 8] = *b"ZABLINK1";
 /// What a plain link whose learner authenticates sends first, followed by
 /// its mechanism's name: one length byte, then the name.
 pub(super) const SASL_MAGIC: [u8; 8] = *b"ZABLINKS";
-/// How long an accepted connection may take to show what it is.
+/// What a learner sends in the clear before the TLS handshake of a plain
+/// link inside TLS.
+pub(super) const TLS_MAGIC: [u8; 8] = *b"ZABLINKT";
+/// How long an accepted connection may take to show what it is, and its
+/// TLS handshake.
 const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
 /// The verdict's first byte.
 const ADMITTED: u8 = 0;
@@ -61,6 +72,23 @@ const AUTHENTICATE: u8 = 2;
 const MAX_REASON: usize = 4096;
 /// Read buffer per link.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// A link's read side: a socket's, or a TLS stream's.
+type LinkRead = Box<dyn AsyncRead + Send + Unpin>;
+/// A link's write side.
+type LinkWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A TLS stream's halves.
+fn halves<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (LinkRead, LinkWrite) {
+    let (rd, wr) = tokio::io::split(stream);
+    (Box::new(rd), Box::new(wr))
+}
+
+/// A socket's halves, which need no lock between them.
+fn socket_halves(sock: TcpStream) -> (LinkRead, LinkWrite) {
+    let (rd, wr) = sock.into_split();
+    (Box::new(rd), Box::new(wr))
+}
 
 /// The plain side of a quorum listener.
 #[derive(Clone)]
@@ -97,10 +125,9 @@ struct Opening {
     mechanism: Option<String>,
 }
 
-/// Reads a plain link's opening; `None` if it is not one.
-async fn read_opening(rd: &mut BufReader<OwnedReadHalf>) -> Option<Opening> {
-    let mut magic = [0u8; MAGIC.len()];
-    rd.read_exact(&mut magic).await.ok()?;
+/// Reads the rest of a plain link's opening, whose magic was `magic`;
+/// `None` if it is not one.
+async fn read_opening(rd: &mut BufReader<LinkRead>, magic: [u8; 8]) -> Option<Opening> {
     let mechanism = if magic == MAGIC {
         None
     } else if magic == SASL_MAGIC {
@@ -115,11 +142,29 @@ async fn read_opening(rd: &mut BufReader<OwnedReadHalf>) -> Option<Opening> {
     Some(Opening { magic, mechanism })
 }
 
+/// `magic` echoed and a refusal: why, for the learner.
+fn refusal(magic: [u8; 8], why: &str) -> Vec<u8> {
+    let mut answer = magic.to_vec();
+    answer.push(REFUSED);
+    answer.extend_from_slice(&(why.len() as u32).to_be_bytes());
+    answer.extend_from_slice(why.as_bytes());
+    answer
+}
+
+/// The reason after a refusal's verdict byte.
+async fn read_refusal(rd: &mut (impl AsyncRead + Unpin)) -> std::io::Result<String> {
+    let len = (rd.read_u32().await? as usize).min(MAX_REASON);
+    let mut why = vec![0u8; len];
+    rd.read_exact(&mut why).await?;
+    Ok(String::from_utf8_lossy(&why).into_owned())
+}
+
 impl PlainListener {
     /// How a plain link whose learner named `mechanism` (if any) opens:
-    /// as a tonic stream would, save that it cannot carry TLS.
-    fn admission(&self, mechanism: Option<&str>) -> Admission {
-        if self.security.tls.is_some() {
+    /// as a tonic stream would, save that one without TLS (`over_tls`)
+    /// would bypass `sslQuorum`.
+    fn admission(&self, mechanism: Option<&str>, over_tls: bool) -> Admission {
+        if self.security.tls.is_some() && !over_tls {
             return Admission::Refuse(
                 "this server requires TLS on quorum links (sslQuorum)".into(),
             );
@@ -127,24 +172,80 @@ impl PlainListener {
         quorum_auth::admit(self.security.sasl.as_ref(), mechanism)
     }
 
-    async fn serve(self, sock: TcpStream, remote: SocketAddr) {
-        let (rd, mut wr) = sock.into_split();
-        let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
-        let opening = match tokio::time::timeout(FIRST_BYTES_WITHIN, read_opening(&mut rd)).await {
-            Ok(Some(opening)) => opening,
-            _ => {
-                tracing::warn!(%remote, "quorum port: not a learner link, closed");
+    async fn serve(self, mut sock: TcpStream, remote: SocketAddr) {
+        let mut magic = [0u8; MAGIC.len()];
+        if !matches!(
+            tokio::time::timeout(FIRST_BYTES_WITHIN, sock.read_exact(&mut magic)).await,
+            Ok(Ok(_))
+        ) {
+            tracing::warn!(%remote, "quorum port: not a learner link, closed");
+            return;
+        }
+        if magic != TLS_MAGIC {
+            let (rd, wr) = socket_halves(sock);
+            return self.serve_link(rd, wr, remote, magic, false).await;
+        }
+        let Some(tls) = &self.security.tls else {
+            let why = "this server has no TLS between servers (sslQuorum)";
+            tracing::warn!(%remote, "learner link refused: {why}");
+            let _ = sock.write_all(&refusal(TLS_MAGIC, why)).await;
+            return;
+        };
+        let mut answer = TLS_MAGIC.to_vec();
+        answer.push(ADMITTED);
+        if sock.write_all(&answer).await.is_err() {
+            return;
+        }
+        let acceptor = TlsAcceptor::from(tls.plain_server.clone());
+        let (rd, wr) = match tokio::time::timeout(FIRST_BYTES_WITHIN, async {
+            let (mut rd, wr) = halves(acceptor.accept(sock).await?);
+            let mut magic = [0u8; MAGIC.len()];
+            rd.read_exact(&mut magic).await?;
+            std::io::Result::Ok((rd, wr, magic))
+        })
+        .await
+        {
+            Ok(Ok((rd, wr, inner))) => {
+                magic = inner;
+                (rd, wr)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%remote, error = %e, "learner link: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%remote, "learner link: no TLS handshake in time");
                 return;
             }
         };
+        self.serve_link(rd, wr, remote, magic, true).await
+    }
+
+    /// Serves a plain link that opened with `magic`, inside TLS if
+    /// `over_tls`.
+    async fn serve_link(
+        self,
+        rd: LinkRead,
+        mut wr: LinkWrite,
+        remote: SocketAddr,
+        magic: [u8; 8],
+        over_tls: bool,
+    ) {
+        let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+        let opening =
+            match tokio::time::timeout(FIRST_BYTES_WITHIN, read_opening(&mut rd, magic)).await {
+                Ok(Some(opening)) => opening,
+                _ => {
+                    tracing::warn!(%remote, "quorum port: not a learner link, closed");
+                    return;
+                }
+            };
         let mut answer = opening.magic.to_vec();
-        let handshake = match self.admission(opening.mechanism.as_deref()) {
+        let handshake = match self.admission(opening.mechanism.as_deref(), over_tls) {
             Admission::Refuse(why) => {
                 tracing::warn!(%remote, "learner link refused: {why}");
-                answer.push(REFUSED);
-                answer.extend_from_slice(&(why.len() as u32).to_be_bytes());
-                answer.extend_from_slice(why.as_bytes());
-                let _ = wr.write_all(&answer).await;
+                let _ = wr.write_all(&refusal(opening.magic, &why)).await;
+                let _ = wr.flush().await;
                 return;
             }
             Admission::Open => {
@@ -156,7 +257,7 @@ impl PlainListener {
                 Some(handshake)
             }
         };
-        if wr.write_all(&answer).await.is_err() {
+        if wr.write_all(&answer).await.is_err() || wr.flush().await.is_err() {
             return;
         }
         let link = LinkId(self.next.fetch_add(1, Ordering::Relaxed));
@@ -226,9 +327,41 @@ fn opening(mechanism: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// The TLS layer of a plain link from a learner with `sslQuorum`: the
+/// magic in the clear, the listener's verdict, then the handshake, in
+/// which the learner checks the listener's certificate against `addr`.
+async fn start_tls(
+    mut sock: TcpStream,
+    addr: SocketAddr,
+    tls: &zab_election::PeerTls,
+) -> anyhow::Result<(LinkRead, LinkWrite)> {
+    sock.write_all(&TLS_MAGIC).await?;
+    let mut magic = [0u8; MAGIC.len()];
+    sock.read_exact(&mut magic).await?;
+    anyhow::ensure!(
+        magic == TLS_MAGIC,
+        "{addr} does not take plain links in TLS"
+    );
+    match sock.read_u8().await? {
+        ADMITTED => {}
+        REFUSED => {
+            let why = read_refusal(&mut sock).await?;
+            return Err(anyhow::Error::new(Refused(format!(
+                "the learner link to {addr} was refused: {why}"
+            ))));
+        }
+        verdict => anyhow::bail!("{addr} answered TLS with verdict {verdict}"),
+    }
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let stream = TlsConnector::from(tls.plain_client.clone())
+        .connect(name, sock)
+        .await?;
+    Ok(halves(stream))
+}
+
 /// Opens a plain link to the leader `peer` at `addr` within `timeout`,
-/// authenticating first if `security` says this server does; messages
-/// above `max_message` bytes break it.
+/// inside TLS and authenticating first if `security` says this server
+/// does; messages above `max_message` bytes break it.
 pub(super) async fn connect(
     peer: ServerId,
     addr: SocketAddr,
@@ -240,9 +373,13 @@ pub(super) async fn connect(
     let opened = async {
         let sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
-        let (rd, mut wr) = sock.into_split();
+        let (rd, mut wr) = match &security.tls {
+            None => socket_halves(sock),
+            Some(tls) => start_tls(sock, addr, tls).await?,
+        };
         let hello = opening(mechanism);
         wr.write_all(&hello).await?;
+        wr.flush().await?;
         let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
         // The magic comes back first: an HTTP/2 server answers with its
         // SETTINGS frame, whose first byte would read as a verdict.
@@ -255,12 +392,9 @@ pub(super) async fn connect(
         match (rd.read_u8().await?, mechanism) {
             (ADMITTED, None) | (AUTHENTICATE, Some(_)) => Ok((rd, wr)),
             (REFUSED, _) => {
-                let len = (rd.read_u32().await? as usize).min(MAX_REASON);
-                let mut why = vec![0u8; len];
-                rd.read_exact(&mut why).await?;
+                let why = read_refusal(&mut rd).await?;
                 Err(anyhow::Error::new(Refused(format!(
-                    "the learner link to {addr} was refused: {}",
-                    String::from_utf8_lossy(&why)
+                    "the learner link to {addr} was refused: {why}"
                 ))))
             }
             (verdict, _) => anyhow::bail!("{addr} answered the plain link with verdict {verdict}"),
@@ -306,7 +440,7 @@ impl std::error::Error for Refused {}
 
 /// The read half of a plain link, a batch at a time.
 pub(super) struct PlainReader {
-    rd: BufReader<OwnedReadHalf>,
+    rd: BufReader<LinkRead>,
     max_message: usize,
 }
 
@@ -341,7 +475,7 @@ impl PlainReader {
 /// Drains a link's queue onto its socket: the first packet waits for
 /// nothing, the rest of its batch is what queued up meanwhile, as tonic's
 /// `Batches` does.
-async fn write_batches(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<QuorumPacket>) {
+async fn write_batches(mut wr: LinkWrite, mut rx: mpsc::UnboundedReceiver<QuorumPacket>) {
     let mut frame = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut bytes = first.encoded_len();
@@ -360,7 +494,9 @@ async fn write_batches(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Q
         frame.clear();
         frame.extend_from_slice(&(batch.encoded_len() as u32).to_be_bytes());
         batch.encode(&mut frame).expect("a Vec grows");
-        if wr.write_all(&frame).await.is_err() {
+        // A flush hands a TLS stream's records to the socket; on a socket
+        // it does nothing.
+        if wr.write_all(&frame).await.is_err() || wr.flush().await.is_err() {
             return;
         }
     }
@@ -391,21 +527,43 @@ mod tests {
         )
     }
 
-    /// One self-signed certificate as every side's identity and CA.
+    /// One self-signed certificate for 127.0.0.1 as every side's identity
+    /// and CA, read as `sslQuorum` reads its stores; each call makes a new
+    /// one, which the others do not trust.
     fn tls() -> PeerSecurity {
-        use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+        use crate::tls::{peer_tls, QuorumTlsConfig, Store};
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-        let (pem, key) = (cert.cert.pem(), cert.key_pair.serialize_pem());
-        let identity = Identity::from_pem(&pem, &key);
-        let ca = Certificate::from_pem(&pem);
+        let dir = tempfile::tempdir().unwrap();
+        let (key_store, trust_store) = (dir.path().join("key.pem"), dir.path().join("ca.pem"));
+        let pem = cert.cert.pem();
+        std::fs::write(
+            &key_store,
+            format!("{}{pem}", cert.key_pair.serialize_pem()),
+        )
+        .unwrap();
+        std::fs::write(&trust_store, pem).unwrap();
+        let store = |path: std::path::PathBuf| Store {
+            location: Some(path),
+            password: None,
+            kind: Some("PEM".into()),
+        };
+        let cfg = QuorumTlsConfig {
+            enabled: true,
+            key_store: store(key_store),
+            trust_store: store(trust_store),
+            hostname_verification: true,
+        };
         PeerSecurity {
-            tls: Some(PeerTls {
-                server: ServerTlsConfig::new()
-                    .identity(identity.clone())
-                    .client_ca_root(ca.clone()),
-                client: ClientTlsConfig::new().ca_certificate(ca).identity(identity),
-            }),
+            tls: peer_tls(&cfg).unwrap(),
             sasl: None,
+        }
+    }
+
+    /// `tls()` with `sasl`'s SASL.
+    fn tls_and(sasl: PeerSecurity) -> PeerSecurity {
+        PeerSecurity {
+            sasl: sasl.sasl,
+            ..tls()
         }
     }
 
@@ -444,33 +602,78 @@ mod tests {
         server.abort();
     }
 
-    /// A plain link would bypass `sslQuorum`: refused with the reason,
-    /// and never reported; a TLS learner on the same port gets in.
+    /// A plain link without TLS would bypass `sslQuorum`: refused with
+    /// the reason, and never reported. A learner with TLS gets a plain
+    /// link inside TLS, with SASL too; one of an earlier zab, a tonic
+    /// stream, which tonic's TLS carries.
     #[tokio::test]
-    async fn a_tls_listener_refuses_a_plain_link_and_admits_tls() {
-        let security = tls();
+    async fn a_tls_listener_refuses_a_link_without_tls_and_admits_tls() {
+        let security = tls_and(sasl(Some("pw"), true));
         let (addr, server, mut events) = listener(&security).await;
         let err = open(addr, &PeerSecurity::default())
             .await
             .err()
             .expect("refused");
+        assert!(err.is::<Refused>(), "{err}");
         assert!(err.to_string().contains("sslQuorum"), "{err}");
+        let learner = PeerSecurity {
+            sasl: None,
+            ..security.clone()
+        };
+        let err = open(addr, &learner).await.err().expect("refused");
+        assert!(err.to_string().contains("serverRequireSasl"), "{err}");
         let mut link = open(addr, &security).await.expect("a TLS link");
-        assert!(is_tonic(&link));
+        assert!(!is_tonic(&link));
+        carries(&mut link, &mut events).await;
+        let mut link = connect_tonic(ServerId(1), addr, WITHIN, LIMIT, &security)
+            .await
+            .expect("a tonic stream in TLS");
         carries(&mut link, &mut events).await;
         server.abort();
     }
 
+    /// A learner with TLS is refused by a listener without it, finally:
+    /// it does not try again without TLS.
+    #[tokio::test]
+    async fn a_listener_without_tls_refuses_a_learner_with_it() {
+        let (addr, server, mut events) = listener(&PeerSecurity::default()).await;
+        let err = open(addr, &tls()).await.err().expect("refused");
+        assert!(err.is::<Refused>(), "{err}");
+        assert!(err.to_string().contains("no TLS"), "{err}");
+        server.abort();
+        let _ = server.await;
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
+        }
+    }
+
+    /// A learner whose certificate the listener's CAs do not vouch for
+    /// (nor the learner the listener's) fails the handshake, on a plain
+    /// link and then on a tonic stream, and is never reported.
+    #[tokio::test]
+    async fn a_learner_with_an_untrusted_certificate_is_not_admitted() {
+        let (addr, server, mut events) = listener(&tls()).await;
+        let err = open(addr, &tls()).await.err().expect("not admitted");
+        assert!(!err.is::<Refused>(), "{err}");
+        server.abort();
+        let _ = server.await;
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
+        }
+    }
+
     /// A leader of an earlier zab takes only tonic streams: it closes a
     /// plain link unanswered, and the learner opens a tonic stream instead,
-    /// with SASL or without.
+    /// with TLS and SASL or without.
     #[tokio::test]
     async fn a_learner_falls_back_to_tonic_with_a_leader_that_knows_only_tonic() {
         use crate::quorum_transport::Service;
         use zab_wire::proto::quorum_peer_server::QuorumPeerServer;
+        let secure = tls_and(sasl(Some("pw"), true));
         for (leader, learner) in [
             (PeerSecurity::default(), PeerSecurity::default()),
             (sasl(None, true), sasl(Some("pw"), false)),
+            (secure.clone(), secure),
         ] {
             let (tx, mut events) = crate::quorum_transport::tests::channel_sink();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -482,8 +685,10 @@ mod tests {
                 next: Arc::new(AtomicU64::new(1)),
                 security: leader,
             };
+            // A leader of an earlier zab, which knows only tonic streams.
             let server = tokio::spawn(
-                tonic::transport::Server::builder()
+                PeerTls::server(service.security.tls.as_ref())
+                    .unwrap()
                     .add_service(QuorumPeerServer::new(service))
                     .serve_with_incoming(incoming),
             );
