@@ -84,6 +84,12 @@ fn halves<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (LinkRead, L
     (Box::new(rd), Box::new(wr))
 }
 
+/// A socket as a TLS stream reads it: through a buffer, as rustls asks
+/// for 4 KiB at a time, and a batch of proposals is tens of KiB.
+fn under_tls(sock: TcpStream) -> BufReader<TcpStream> {
+    BufReader::with_capacity(READ_BUFFER, sock)
+}
+
 /// A socket's halves, which need no lock between them.
 fn socket_halves(sock: TcpStream) -> (LinkRead, LinkWrite) {
     let (rd, wr) = sock.into_split();
@@ -198,7 +204,7 @@ impl PlainListener {
         }
         let acceptor = TlsAcceptor::from(tls.plain_server.clone());
         let (rd, wr) = match tokio::time::timeout(FIRST_BYTES_WITHIN, async {
-            let (mut rd, wr) = halves(acceptor.accept(sock).await?);
+            let (mut rd, wr) = halves(acceptor.accept(under_tls(sock)).await?);
             let mut magic = [0u8; MAGIC.len()];
             rd.read_exact(&mut magic).await?;
             std::io::Result::Ok((rd, wr, magic))
@@ -354,7 +360,7 @@ async fn start_tls(
     }
     let name = rustls::pki_types::ServerName::from(addr.ip());
     let stream = TlsConnector::from(tls.plain_client.clone())
-        .connect(name, sock)
+        .connect(name, under_tls(sock))
         .await?;
     Ok(halves(stream))
 }
