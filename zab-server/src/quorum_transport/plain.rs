@@ -573,6 +573,18 @@ mod tests {
         }
     }
 
+    /// Stops the listener, then checks that it never reported a link.
+    async fn none_opened(
+        server: tokio::task::JoinHandle<()>,
+        mut events: mpsc::UnboundedReceiver<LinkEvent>,
+    ) {
+        server.abort();
+        let _ = server.await;
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
+        }
+    }
+
     /// The link the next `Opened` event reports, after checking that a
     /// packet sent on `link` arrives on it and one sent back arrives too.
     async fn carries(link: &mut LeaderLink, events: &mut mpsc::UnboundedReceiver<LinkEvent>) {
@@ -642,15 +654,11 @@ mod tests {
     /// it does not try again without TLS.
     #[tokio::test]
     async fn a_listener_without_tls_refuses_a_learner_with_it() {
-        let (addr, server, mut events) = listener(&PeerSecurity::default()).await;
+        let (addr, server, events) = listener(&PeerSecurity::default()).await;
         let err = open(addr, &tls()).await.err().expect("refused");
         assert!(err.is::<Refused>(), "{err}");
         assert!(err.to_string().contains("no TLS"), "{err}");
-        server.abort();
-        let _ = server.await;
-        while let Some(event) = events.recv().await {
-            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
-        }
+        none_opened(server, events).await;
     }
 
     /// A learner whose certificate the listener's CAs do not vouch for
@@ -658,14 +666,10 @@ mod tests {
     /// link and then on a tonic stream, and is never reported.
     #[tokio::test]
     async fn a_learner_with_an_untrusted_certificate_is_not_admitted() {
-        let (addr, server, mut events) = listener(&tls()).await;
+        let (addr, server, events) = listener(&tls()).await;
         let err = open(addr, &tls()).await.err().expect("not admitted");
         assert!(!err.is::<Refused>(), "{err}");
-        server.abort();
-        let _ = server.await;
-        while let Some(event) = events.recv().await {
-            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
-        }
+        none_opened(server, events).await;
     }
 
     /// A leader of an earlier zab takes only tonic streams: it closes a
@@ -727,18 +731,14 @@ mod tests {
     /// link. So is a listener without SASL refusing a learner with it.
     #[tokio::test]
     async fn a_failed_exchange_or_a_listener_without_sasl_is_final() {
-        let (addr, server, mut events) = listener(&sasl(None, true)).await;
+        let (addr, server, events) = listener(&sasl(None, true)).await;
         let err = open(addr, &sasl(Some("guess"), false))
             .await
             .err()
             .expect("a wrong password fails");
         assert!(err.is::<Refused>(), "{err}");
         assert!(err.to_string().contains("SASL authentication"), "{err}");
-        server.abort();
-        let _ = server.await;
-        while let Some(event) = events.recv().await {
-            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
-        }
+        none_opened(server, events).await;
         let (addr, server, _events) = listener(&PeerSecurity::default()).await;
         let err = open(addr, &sasl(Some("pw"), false))
             .await
@@ -753,7 +753,7 @@ mod tests {
     /// a word, and never reported.
     #[tokio::test]
     async fn a_truncated_sasl_opening_is_closed() {
-        let (addr, server, mut events) = listener(&sasl(None, true)).await;
+        let (addr, server, events) = listener(&sasl(None, true)).await;
         let mut sock = TcpStream::connect(addr).await.unwrap();
         sock.write_all(&SASL_MAGIC).await.unwrap();
         sock.write_all(&[10, b'D', b'I']).await.unwrap();
@@ -761,28 +761,20 @@ mod tests {
         let mut rest = Vec::new();
         let read = tokio::time::timeout(WITHIN, sock.read_to_end(&mut rest)).await;
         assert!(matches!(read, Ok(Ok(0))), "{read:?} {rest:?}");
-        server.abort();
-        let _ = server.await;
-        while let Some(event) = events.recv().await {
-            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
-        }
+        none_opened(server, events).await;
     }
 
     /// Something that starts like a plain link but is not one is closed
     /// without a word, and never reported.
     #[tokio::test]
     async fn a_connection_with_the_wrong_magic_is_closed() {
-        let (addr, server, mut events) = listener(&PeerSecurity::default()).await;
+        let (addr, server, events) = listener(&PeerSecurity::default()).await;
         let mut sock = TcpStream::connect(addr).await.unwrap();
         sock.write_all(b"ZZZZZZZZ").await.unwrap();
         let mut rest = Vec::new();
         let read = tokio::time::timeout(WITHIN, sock.read_to_end(&mut rest)).await;
         assert!(matches!(read, Ok(Ok(0))), "{read:?} {rest:?}");
-        server.abort();
-        let _ = server.await;
-        while let Some(event) = events.recv().await {
-            assert!(!matches!(event, LinkEvent::Opened { .. }), "{event:?}");
-        }
+        none_opened(server, events).await;
     }
 
     /// A frame above the limit ends the link with the reason, before
