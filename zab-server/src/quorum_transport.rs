@@ -2,9 +2,10 @@
 //! port: a plain link (`plain`: length-prefixed `QuorumBatch`es on the
 //! socket, or inside TLS under `sslQuorum`), or, with a leader of an
 //! earlier zab that does not take one, a tonic bidirectional stream
-//! (`QuorumPeer.Learn`); the listener takes both on one port. Packets queued while the previous batch was
-//! being written go out together as one `QuorumBatch` (batching on the
-//! wire, as SOFAJRaft's replicator does; seed 003). Only bytes move here:
+//! (`QuorumPeer.Learn`); the listener takes both on one port. Packets
+//! queued while the previous batch was being written go out together as
+//! one `QuorumBatch` (batching on the wire, as SOFAJRaft's replicator
+//! does; seed 003). Only bytes move here:
 //! the protocol is in `zab-leader` and `zab-learner`.
 //!
 //! Packets go from the caller's queue into tonic and from tonic to the
