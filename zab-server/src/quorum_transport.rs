@@ -5,8 +5,8 @@
 //! (`QuorumPeer.Learn`); the listener takes both on one port. Packets
 //! queued while the previous batch was being written go out together as
 //! one `QuorumBatch` (batching on the wire, as SOFAJRaft's replicator
-//! does; seed 003). Only bytes move here:
-//! the protocol is in `zab-leader` and `zab-learner`.
+//! does; seed 003). Only bytes move here: the protocol is in `zab-leader`
+//! and `zab-learner`.
 //!
 //! Packets go from the caller's queue into tonic and from tonic to the
 //! caller without tasks of their own in between (a plain link has one
