@@ -62,6 +62,9 @@ bench options:
   --zk-cfg K=V         add a zoo.cfg line for ZooKeeper's servers (repeatable),
                        e.g. --zk-cfg flushDelay=1 to give it zab's group commit
                        delay (its own default is 0; zab's is 1 ms)
+  --zk-jvm K=V         a system property for ZooKeeper's JVMs (repeatable), e.g.
+                       --zk-jvm java.security.auth.login.config=FILE for the
+                       JAAS file of quorum SASL (zab reads that key from zoo.cfg)
 
 zab-load options pass through, e.g. --duration 15 --value-size 100.
 Both ensembles use forceSync=yes (fsync before ack). The servers share
@@ -127,6 +130,8 @@ struct Options {
     /// Extra zoo.cfg lines, per system.
     zab_cfg: Vec<String>,
     zk_cfg: Vec<String>,
+    /// `--zk-jvm K=V`: system properties for ZooKeeper's JVMs (`-DK=V`).
+    zk_jvm: Vec<String>,
     /// `--stage-trace`: zab's servers record their stage traces.
     stage_trace: bool,
     /// Everything else, for zab-load.
@@ -155,6 +160,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         baseline: None,
         zab_cfg: Vec::new(),
         zk_cfg: Vec::new(),
+        zk_jvm: Vec::new(),
         stage_trace: false,
         load_args: Vec::new(),
     };
@@ -209,6 +215,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             "--zab-cfg" => o.zab_cfg.push(cfg_line(&value("--zab-cfg")?)?),
             "--zk-cfg" => o.zk_cfg.push(cfg_line(&value("--zk-cfg")?)?),
+            "--zk-jvm" => o.zk_jvm.push(cfg_line(&value("--zk-jvm")?)?),
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
@@ -1066,6 +1073,7 @@ impl Ensemble {
                     c.arg("-Xmx1000m")
                         .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
                         .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
+                        .args(opts.zk_jvm.iter().map(|p| format!("-D{p}")))
                         .args(["-cp", ZK_CLASSPATH])
                         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain");
                     c
@@ -1281,7 +1289,13 @@ mod tests {
         let o = parse(&args).unwrap().unwrap();
         assert_eq!(o.zk_cfg, ["flushDelay=1"]);
         assert_eq!(o.zab_cfg, ["flushDelay=0"]);
+        assert!(o.zk_jvm.is_empty());
         assert_eq!(o.load_args, ["-d", "5"]);
+        let o = parse(&["--zk-jvm".into(), "a.b=/c".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.zk_jvm, ["a.b=/c"]);
+        assert!(o.zk_cfg.is_empty());
         assert!(parse(&["--zk-cfg".into(), "flushDelay".into()]).is_err());
         assert!(parse(&["--zk-cfg".into(), "=1".into()]).is_err());
         assert!(parse(&["--zk-cfg".into()]).is_err());
