@@ -329,24 +329,15 @@ impl Inbound {
         if !self.early.is_empty() {
             return Ok(std::mem::take(&mut self.early));
         }
-        let stream = match &mut self.from {
-            InboundFrom::Tonic(stream) => stream,
-            InboundFrom::Plain(reader) => loop {
-                let batch = reader.next().await?;
-                if !batch.packets.is_empty() {
-                    stage_trace::packets(Direction::In(0), &batch.packets);
-                    return Ok(batch.packets);
-                }
-            },
+        let mut source = match &mut self.from {
+            InboundFrom::Tonic(stream) => StepSource::Tonic(stream),
+            InboundFrom::Plain(reader) => StepSource::Plain(reader),
         };
         loop {
-            match stream.next().await {
-                Some(Ok(batch)) if batch.packets.is_empty() => {}
-                Some(Ok(batch)) => {
-                    stage_trace::packets(Direction::In(0), &batch.packets);
-                    return Ok(batch.packets);
-                }
-                end => return Err(end_reason(end)),
+            let packets = source.next_batch().await?;
+            if !packets.is_empty() {
+                stage_trace::packets(Direction::In(0), &packets);
+                return Ok(packets);
             }
         }
     }
@@ -427,7 +418,8 @@ impl<'a> LinkSteps<'a> {
     }
 }
 
-/// Where a link's exchange reads the other side's steps.
+/// Where a learner's link, or a link's SASL exchange, reads the other
+/// side's batches.
 enum StepSource<'a> {
     Tonic(&'a mut Streaming<QuorumBatch>),
     Plain(&'a mut PlainReader),
