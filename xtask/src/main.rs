@@ -11,6 +11,7 @@
 
 mod bench;
 mod cluster;
+mod disk_space;
 mod stages;
 mod system;
 
@@ -61,6 +62,7 @@ fn cargo() -> Command {
 /// compatibility tests with ZooKeeper's own clients).
 fn test(extra: &[String]) -> Result<(), String> {
     system::ensure_packages()?;
+    disk_space::check(&cluster::target_dir())?;
     let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
     let status = cargo()
         .args(["test", "--workspace", "--locked"])

@@ -114,6 +114,10 @@ fn cf_options(name: &str) -> Options {
     o
 }
 
+/// The most RocksDB's live WAL files may hold, and the disk preallocated
+/// for each.
+const WAL_BYTES_CAP: u64 = 4 << 20;
+
 /// Memtable size of the `log` column family.
 const LOG_MEMTABLE_BYTES: usize = 16 << 20;
 
@@ -318,9 +322,13 @@ fn open_db(dir: &Path, wal: Option<&Path>) -> Result<DB, StoreError> {
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
-    // `meta` is written a few times per epoch; without a cap its stale
-    // memtable would keep every WAL file alive.
-    db_opts.set_max_total_wal_size(256 << 20);
+    // Only rare, small writes go through the WAL (`meta`, snapshot
+    // manifests, log truncations and purges; the log's groups skip it, see
+    // `txn_log`). Without a cap, `meta`'s stale memtable would keep every
+    // WAL file alive. The cap also bounds the disk RocksDB preallocates for
+    // each WAL file: 1.1 × the largest write buffer otherwise, 70 MiB on
+    // disk for a file that holds a few hundred bytes.
+    db_opts.set_max_total_wal_size(WAL_BYTES_CAP);
     if let Some(wal) = wal {
         db_opts.set_wal_dir(wal);
     }
