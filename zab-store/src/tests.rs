@@ -99,6 +99,58 @@ fn a_new_store_takes_megabytes_of_disk_not_a_preallocated_wal() {
     assert!(used < 16 << 20, "a new store allocates {used} bytes");
 }
 
+/// RocksDB's WAL files (`NNNNNN.log`) in `dir`.
+fn wal_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.strip_suffix(".log")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count()
+}
+
+#[test]
+fn rarely_written_column_families_do_not_keep_wal_files_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Written through the WAL once, as at an election.
+    store.set_accepted_epoch(Epoch(1)).unwrap();
+    store.set_current_epoch(Epoch(1)).unwrap();
+    let log = store.log();
+    for round in 0..24u64 {
+        // A snapshot's manifest goes through the WAL...
+        let zxid = log.last_zxid();
+        store
+            .snapshots()
+            .save(Zxid(zxid.0.max(1)), &mut &pattern(round, 100)[..])
+            .unwrap();
+        // ...and a journal round's worth of log (16 KiB segments in tests)
+        // makes the log flush, which begins a new WAL file.
+        let (tx, rx) = channel();
+        log.append_batch(
+            (1..=20)
+                .map(|i| (Zxid(zxid.0 + i), Bytes::from(vec![round as u8; 1000])))
+                .collect(),
+            move |r| {
+                let _ = tx.send(r);
+            },
+        );
+        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    }
+    // Flushes run in the background: poll until the old files are gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut files = wal_files(dir.path());
+    while files > 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        files = wal_files(dir.path());
+    }
+    assert!(files <= 4, "{files} WAL files alive after 24 rounds");
+}
+
 #[test]
 fn a_corrupt_epoch_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,9 @@ use bytes::Bytes;
 use rocksdb::{FlushOptions, WriteBatch, WriteOptions, DB};
 use zab_wire::Zxid;
 
-use crate::layout::{decode_log_key, log_key, LogGroup, CF_LOG, LOG_KEY_END};
+use crate::layout::{
+    decode_log_key, log_key, LogGroup, CF_LOG, CF_META, CF_SNAPSHOTS, LOG_KEY_END,
+};
 use crate::timings::{TimingRecorder, Timings};
 use crate::{cf, StoreError};
 pub use group_commit::GroupCommit;
@@ -607,11 +609,11 @@ impl LogCore {
     /// must then be in RocksDB's table files: the flush asked for when
     /// that round ended has to be done (it had a whole round's time).
     fn next_round(&self, journal: &mut Journal) -> Result<(), StoreError> {
-        let cf = cf(&self.db, CF_LOG)?;
+        let log = cf(&self.db, CF_LOG)?;
         let deadline = Instant::now() + FLUSH_WAIT_LIMIT;
         while self
             .db
-            .property_int_value_cf(cf, "rocksdb.num-immutable-mem-table")?
+            .property_int_value_cf(log, "rocksdb.num-immutable-mem-table")?
             .unwrap_or(0)
             > 0
         {
@@ -627,7 +629,17 @@ impl LogCore {
         // The round ending now: flushed while the next one is written.
         let mut no_wait = FlushOptions::default();
         no_wait.set_wait(false);
-        self.db.flush_cf_opt(cf, &no_wait)?;
+        self.db.flush_cf_opt(log, &no_wait)?;
+        // So are the column families written through RocksDB's WAL, rarely
+        // and a few bytes at a time (`meta`'s epochs, snapshot manifests):
+        // a memtable keeps alive every WAL file since its oldest entry,
+        // and a flush of `log` begins a new one if the last holds anything.
+        // Unflushed, an epoch written at the last election kept alive a
+        // WAL file per snapshot (fourteen after 10 s of set 32×8) until
+        // the WAL's cap. An empty memtable is not flushed.
+        for name in [CF_META, CF_SNAPSHOTS] {
+            self.db.flush_cf_opt(cf(&self.db, name)?, &no_wait)?;
+        }
         journal.switch();
         Ok(())
     }
