@@ -118,6 +118,11 @@ fn cf_options(name: &str) -> Options {
 /// for each.
 const WAL_BYTES_CAP: u64 = 4 << 20;
 
+/// RocksDB's info `LOG` is rolled at this size...
+const INFO_LOG_BYTES: usize = 16 << 20;
+/// ...and this many of them are kept.
+const INFO_LOG_FILES: usize = 4;
+
 /// Memtable size of the `log` column family.
 const LOG_MEMTABLE_BYTES: usize = 16 << 20;
 
@@ -329,6 +334,13 @@ fn open_db(dir: &Path, wal: Option<&Path>) -> Result<DB, StoreError> {
     // each WAL file: 1.1 × the largest write buffer otherwise, 70 MiB on
     // disk for a file that holds a few hundred bytes.
     db_opts.set_max_total_wal_size(WAL_BYTES_CAP);
+    // RocksDB's own info `LOG` grows by every flush's events (≈ 8 KiB a
+    // second under a full write load) and, by default, is never rolled
+    // while the server runs, with a thousand old ones kept across
+    // restarts. ZooKeeper's log4j configuration rolls its logs; so does
+    // this: at most `INFO_LOG_FILES` files of `INFO_LOG_BYTES`.
+    db_opts.set_max_log_file_size(INFO_LOG_BYTES);
+    db_opts.set_keep_log_file_num(INFO_LOG_FILES);
     if let Some(wal) = wal {
         db_opts.set_wal_dir(wal);
     }

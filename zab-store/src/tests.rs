@@ -152,6 +152,38 @@ fn rarely_written_column_families_do_not_keep_wal_files_alive() {
 }
 
 #[test]
+fn rocksdb_rolls_its_info_log_and_keeps_a_few() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each opening starts a new info log and renames the last to LOG.old.*.
+    for _ in 0..6 {
+        drop(open(dir.path()));
+    }
+    let _store = open(dir.path());
+    // RocksDB records the options it runs with in OPTIONS-NNNNNN files.
+    let options = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+        .max_by_key(|e| e.file_name())
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("an OPTIONS file");
+    let value = |key: &str| {
+        options
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+    };
+    assert_eq!(value("max_log_file_size").as_deref(), Some("16777216"));
+    assert_eq!(value("keep_log_file_num").as_deref(), Some("4"));
+    let info_logs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("LOG"))
+        .count();
+    assert!((1..=4).contains(&info_logs), "{info_logs} info logs");
+}
+
+#[test]
 fn a_corrupt_epoch_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
