@@ -329,10 +329,11 @@ fn open_db(dir: &Path, wal: Option<&Path>) -> Result<DB, StoreError> {
     db_opts.create_missing_column_families(true);
     // Only rare, small writes go through the WAL (`meta`, snapshot
     // manifests, log truncations and purges; the log's groups skip it, see
-    // `txn_log`). Without a cap, `meta`'s stale memtable would keep every
-    // WAL file alive. The cap also bounds the disk RocksDB preallocates for
-    // each WAL file: 1.1 × the largest write buffer otherwise, 70 MiB on
-    // disk for a file that holds a few hundred bytes.
+    // `txn_log`). The cap is a backstop: `meta`'s and `snapshots`' stale
+    // memtables would keep every WAL file alive, and the txn log flushes
+    // them at each journal round. It also bounds the disk RocksDB
+    // preallocates for each WAL file: 1.1 × the largest write buffer
+    // otherwise, 70 MiB on disk for a file that holds a few hundred bytes.
     db_opts.set_max_total_wal_size(WAL_BYTES_CAP);
     // RocksDB's own info `LOG` grows by every flush's events (≈ 8 KiB a
     // second under a full write load) and, by default, is never rolled
