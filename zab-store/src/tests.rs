@@ -38,11 +38,17 @@ fn read_to_end(mut r: impl Read) -> io::Result<Vec<u8>> {
 }
 
 fn log_upto(store: &Store, n: i64) {
+    append_log(store, n, 10);
+}
+
+/// Appends txns of `len` bytes after the log's last, up to zxid `n`, and
+/// waits until they are durable.
+fn append_log(store: &Store, n: i64, len: usize) {
     let log = store.log();
     let (tx, rx) = channel();
     log.append_batch(
         (log.last_zxid().0 + 1..=n)
-            .map(|c| (Zxid(c), Bytes::from(vec![c as u8; 10])))
+            .map(|c| (Zxid(c), Bytes::from(vec![c as u8; len])))
             .collect(),
         move |r| {
             let _ = tx.send(r);
@@ -130,16 +136,7 @@ fn rarely_written_column_families_do_not_keep_wal_files_alive() {
             .unwrap();
         // ...and a journal round's worth of log (16 KiB segments in tests)
         // makes the log flush, which begins a new WAL file.
-        let (tx, rx) = channel();
-        log.append_batch(
-            (1..=20)
-                .map(|i| (Zxid(zxid.0 + i), Bytes::from(vec![round as u8; 1000])))
-                .collect(),
-            move |r| {
-                let _ = tx.send(r);
-            },
-        );
-        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+        append_log(&store, zxid.0 + 20, 1000);
     }
     // Flushes run in the background: poll until the old files are gone.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
