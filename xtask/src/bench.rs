@@ -10,8 +10,6 @@
 //! generator's JSON summary with a few string searches so that xtask keeps
 //! no dependency beyond libc.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1118,7 +1116,7 @@ impl Ensemble {
             let modes: Vec<Option<String>> = self
                 .servers
                 .iter()
-                .map(|s| srvr_mode(s.client_port))
+                .map(|s| crate::four_letter::mode(s.client_port))
                 .collect();
             let serving = modes.iter().all(|m| {
                 m.as_deref()
@@ -1230,21 +1228,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The `Mode:` line of `srvr`, if the server answers.
-fn srvr_mode(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(
-        &(Ipv4Addr::LOCALHOST, port).into(),
-        Duration::from_millis(500),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"srvr").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("Mode:").map(|m| m.trim().to_string()))
 }
 
 #[cfg(test)]

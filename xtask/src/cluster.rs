@@ -4,8 +4,8 @@
 //! prefixed with its id. Commands typed on stdin kill (`kill -9`), stop and
 //! restart nodes; Ctrl-C stops every node cleanly (SIGTERM).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -262,6 +262,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             n.dir.display()
         );
     }
+    install_signal_handlers();
+    println!("waiting for the ensemble to elect a leader and serve");
+    match wait_until_serving(&mut nodes, SERVING_WITHIN) {
+        Startup::Serving { leader } => println!("serving: node {leader} leads"),
+        Startup::Interrupted => {}
+        Startup::NotServing(why) => {
+            eprintln!("{why}; the nodes keep running: type `status`, or Ctrl-C to stop")
+        }
+    }
     println!("connect string: {}", connect.join(","));
     if let Some(port) = observer_master_port {
         println!("observerMasterPort {port}: observers sync from followers");
@@ -274,7 +283,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("type `help` for commands; Ctrl-C stops the cluster");
 
-    install_signal_handlers();
     let commands = spawn_stdin_reader();
     while !STOP.load(Ordering::SeqCst) {
         match commands.recv_timeout(Duration::from_millis(200)) {
@@ -362,27 +370,88 @@ fn command(line: &str, bin: &Path, nodes: &mut [Node]) -> Result<(), String> {
 
 /// `Mode` and `Zxid` from the node's `srvr`.
 fn srvr_summary(port: u16) -> String {
-    let answer = (|| -> std::io::Result<String> {
-        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(b"srvr")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })();
-    match answer {
+    match crate::four_letter::srvr(port) {
         Ok(text) => {
-            let pick = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-            };
-            match (pick("Mode:"), pick("Zxid:")) {
+            use crate::four_letter::field;
+            match (field(&text, "Mode"), field(&text, "Zxid")) {
                 (Some(mode), Some(zxid)) => format!("{mode}, zxid {zxid}"),
                 _ => text.trim().to_string(),
             }
         }
         Err(e) => format!("not answering ({e})"),
     }
+}
+
+/// How long a new ensemble may take to elect and serve before xtask says
+/// so. ZooKeeper's election settles in well under a second on loopback;
+/// a debug build's first start is slower, never this slow.
+const SERVING_WITHIN: Duration = Duration::from_secs(60);
+
+/// What waiting for the ensemble to serve ended with.
+#[derive(Debug, PartialEq)]
+enum Startup {
+    /// Every node answers `srvr` with its mode; this node leads (or is the
+    /// standalone server).
+    Serving { leader: usize },
+    /// Ctrl-C came first.
+    Interrupted,
+    /// A node exited, or the deadline passed: what each node answered.
+    NotServing(String),
+}
+
+/// Polls every node's `srvr` until each names its mode and one of them
+/// leads. Until then a client would be refused ("not currently serving
+/// requests"), so the connect string is printed only after it: a script
+/// that starts the cluster and reads that line can use it at once.
+fn wait_until_serving(nodes: &mut [Node], within: Duration) -> Startup {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            return Startup::Interrupted;
+        }
+        for n in nodes.iter_mut() {
+            if let Some(c) = n.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    n.child = None;
+                    return Startup::NotServing(format!("node {} exited ({status})", n.id));
+                }
+            }
+        }
+        let modes: Vec<(usize, Option<String>)> = nodes
+            .iter()
+            .map(|n| (n.id, crate::four_letter::mode(n.client_port)))
+            .collect();
+        if let Some(leader) = serving(&modes) {
+            return Startup::Serving { leader };
+        }
+        if std::time::Instant::now() > deadline {
+            let said: Vec<String> = modes
+                .iter()
+                .map(|(id, m)| format!("node {id}: {}", m.as_deref().unwrap_or("not serving")))
+                .collect();
+            return Startup::NotServing(format!(
+                "not serving after {}s ({})",
+                within.as_secs(),
+                said.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The leader's id, once every node names a serving mode and one leads.
+fn serving(modes: &[(usize, Option<String>)]) -> Option<usize> {
+    let all_serve = modes.iter().all(|(_, m)| {
+        matches!(
+            m.as_deref(),
+            Some("leader" | "follower" | "observer" | "standalone")
+        )
+    });
+    let leader = modes
+        .iter()
+        .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
+        .map(|(id, _)| *id);
+    leader.filter(|_| all_serve)
 }
 
 /// A JAAS file with ZooKeeper's quorum sections, one user `zab` with a
@@ -532,6 +601,35 @@ fn install_signal_handlers() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ensemble_serves_once_every_node_names_its_mode_and_one_leads() {
+        let modes = |m: &[Option<&str>]| -> Vec<(usize, Option<String>)> {
+            m.iter()
+                .enumerate()
+                .map(|(i, m)| (i + 1, m.map(str::to_string)))
+                .collect()
+        };
+        // Still electing: node 2 answers "not currently serving requests".
+        assert_eq!(serving(&modes(&[Some("follower"), None, Some("leader")])), None);
+        // Followers that have not heard of a leader yet do not make one.
+        assert_eq!(serving(&modes(&[Some("follower"), Some("follower")])), None);
+        assert_eq!(
+            serving(&modes(&[Some("follower"), Some("follower"), Some("leader")])),
+            Some(3)
+        );
+        assert_eq!(
+            serving(&modes(&[
+                Some("leader"),
+                Some("follower"),
+                Some("follower"),
+                Some("observer")
+            ])),
+            Some(1)
+        );
+        assert_eq!(serving(&modes(&[Some("standalone")])), Some(1));
+        assert_eq!(serving(&modes(&[Some("leader"), Some("read-only")])), None);
+    }
 
     #[test]
     fn free_ports_are_distinct_and_below_the_ephemeral_range() {

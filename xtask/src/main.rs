@@ -12,6 +12,7 @@
 mod bench;
 mod cluster;
 mod disk_space;
+mod four_letter;
 mod stages;
 mod system;
 
