@@ -5,7 +5,7 @@
 //! Observers then sync from and follow a follower instead of the leader,
 //! which takes their links off the leader. [`ObserverMaster`] is the
 //! follower's side of those links, as one deterministic state machine: the
-//! same [`LearnerHandler`] and sync selection the leader runs, with what a
+//! same [`LearnerHandler`](crate::LearnerHandler) and sync selection the leader runs, with what a
 //! follower knows in place of the leader's quorum work:
 //!
 //! * discovery needs no quorum: LEADERINFO carries the follower's current

@@ -358,7 +358,7 @@ impl DataTree {
 
     /// Paths the container/TTL reaper should delete (reference D.4,
     /// behaviours 21–22): childless containers and TTL nodes that are due
-    /// (see [`is_due`]; `never_used_ms` is
+    /// (see `is_due` below; `never_used_ms` is
     /// `znode.container.maxNeverUsedIntervalMs`).
     ///
     /// In the order ZooKeeper's `ContainerManager.checkContainers` deletes
