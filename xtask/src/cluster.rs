@@ -611,11 +611,18 @@ mod tests {
                 .collect()
         };
         // Still electing: node 2 answers "not currently serving requests".
-        assert_eq!(serving(&modes(&[Some("follower"), None, Some("leader")])), None);
+        assert_eq!(
+            serving(&modes(&[Some("follower"), None, Some("leader")])),
+            None
+        );
         // Followers that have not heard of a leader yet do not make one.
         assert_eq!(serving(&modes(&[Some("follower"), Some("follower")])), None);
         assert_eq!(
-            serving(&modes(&[Some("follower"), Some("follower"), Some("leader")])),
+            serving(&modes(&[
+                Some("follower"),
+                Some("follower"),
+                Some("leader")
+            ])),
             Some(3)
         );
         assert_eq!(
