@@ -23,6 +23,12 @@
 //!   done and that word has come: zab's early commit, a hop shorter than
 //!   ZooKeeper's COMMIT after the quorum's ACKs.
 //!
+//! The floor holds for servers that sleep in the kernel while they wait,
+//! as ZooKeeper's and zab's do: on this VM an idle vCPU halts at once, and
+//! each hop pays its wake-up. Servers that spin instead pay less per hop
+//! and burn a CPU each (BENCHMARKS.md, "servers that spin before they
+//! sleep").
+//!
 //! One shortcut could make a real server slower than this floor, never
 //! faster. The leader syncs on its only thread right after it sends the
 //! proposals, so it cannot commit on both followers' ACKs while its own
