@@ -21,13 +21,18 @@
 //!   to the leader. The leader proposes to both followers, syncs, and tells
 //!   follower 1 that it is durable. Follower 1 replies once its own sync is
 //!   done and that word has come: zab's early commit, a hop shorter than
-//!   ZooKeeper's COMMIT after the quorum's ACKs.
+//!   ZooKeeper's COMMIT after the quorum's ACKs. The followers send no ACK
+//!   here (a real one must, off this path).
 //!
 //! The floor holds for servers that sleep in the kernel while they wait,
 //! as ZooKeeper's and zab's do: on this VM an idle vCPU halts at once, and
 //! each hop pays its wake-up. Servers that spin instead pay less per hop
 //! and burn a CPU each (BENCHMARKS.md, "servers that spin before they
-//! sleep").
+//! sleep"). With `--spin` the servers never sleep in a socket call:
+//! their sockets are non-blocking, and each waits by calling
+//! `sched_yield` until its data comes, as a busy-polling server would.
+//! That is the floor for any server here; the client still sleeps, as
+//! the load generator's do.
 //!
 //! One shortcut could make a real server slower than this floor, never
 //! faster. The leader syncs on its only thread right after it sends the
@@ -39,7 +44,7 @@
 //! ```sh
 //! cargo run --release -p zab-benches --example quorum_floor -- \
 //!     [--dir DIR] [--rounds N] [--warmup N] [--record-bytes B] \
-//!     [--entry all|standalone|leader|follower]
+//!     [--entry all|standalone|leader|follower] [--spin]
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -97,6 +102,7 @@ struct Args {
     warmup: usize,
     record: usize,
     entries: Vec<Entry>,
+    spin: bool,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -106,6 +112,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         warmup: 500,
         record: 200,
         entries: Entry::parse("all")?,
+        spin: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -116,11 +123,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--warmup" => args.warmup = number(value()?)?,
             "--record-bytes" => args.record = number(value()?)?,
             "--entry" => args.entries = Entry::parse(&value()?)?,
+            "--spin" => args.spin = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: quorum_floor [--dir DIR] [--rounds N (default 5000)] \
                      [--warmup N (default 500)] [--record-bytes B (default 200)] \
-                     [--entry all|standalone|leader|follower]"
+                     [--entry all|standalone|leader|follower] [--spin]"
                         .into(),
                 )
             }
@@ -163,6 +171,50 @@ impl Log {
         self.file.write_all_at(record, self.at)?;
         self.at += record.len() as u64;
         self.file.sync_data()
+    }
+}
+
+/// A server's end of a connection. Spinning, it waits for its socket in
+/// `sched_yield` instead of in the kernel's socket wait.
+struct Conn {
+    s: TcpStream,
+    spin: bool,
+}
+
+impl Conn {
+    fn new(s: TcpStream, spin: bool) -> std::io::Result<Conn> {
+        s.set_nonblocking(spin)?;
+        Ok(Conn { s, spin })
+    }
+
+    fn retry<T>(
+        &mut self,
+        mut op: impl FnMut(&mut TcpStream) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        loop {
+            match op(&mut self.s) {
+                Err(e) if self.spin && e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::yield_now()
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.retry(|s| s.read(buf))
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.retry(|s| s.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -209,7 +261,13 @@ fn read_u64(s: &mut impl Read) -> std::io::Result<Option<u64>> {
 /// The leader: `followers` links, then one connection that brings the
 /// requests (the client's, or follower 1's forwards). Ends when that one
 /// does.
-fn leader(dir: &Path, record: usize, followers: usize, entry: Entry) -> std::io::Result<()> {
+fn leader(
+    dir: &Path,
+    record: usize,
+    followers: usize,
+    entry: Entry,
+    spin: bool,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     announce(&listener)?;
     let mut links: Vec<Option<TcpStream>> = (0..followers).map(|_| None).collect();
@@ -226,16 +284,12 @@ fn leader(dir: &Path, record: usize, followers: usize, entry: Entry) -> std::io:
             other => return Err(std::io::Error::other(format!("bad hello {other}"))),
         }
     }
-    let mut links: Vec<TcpStream> = links.into_iter().flatten().collect();
-    let mut requests = requests.expect("accepted above");
-    // With the client on follower 1, nobody here waits for the ACKs:
-    // threads drain them so the links never fill.
-    if entry == Entry::Follower {
-        for l in &links {
-            let mut r = l.try_clone()?;
-            std::thread::spawn(move || while let Ok(Some(_)) = read_u64(&mut r) {});
-        }
-    }
+    let mut links = links
+        .into_iter()
+        .flatten()
+        .map(|l| Conn::new(l, spin))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut requests = Conn::new(requests.expect("accepted above"), spin)?;
     let mut log = Log::create(&dir.join("log-leader"))?;
     let mut acked = vec![0u64; links.len()];
     let mut req = vec![0u8; record];
@@ -268,27 +322,32 @@ fn leader(dir: &Path, record: usize, followers: usize, entry: Entry) -> std::io:
     Ok(())
 }
 
-/// Blocks in `poll` on the links until one follower has acknowledged
-/// `zxid`; ACKs of earlier rounds that come meanwhile are taken as read.
-fn wait_for_an_ack(links: &mut [TcpStream], acked: &mut [u64], zxid: u64) -> std::io::Result<()> {
+/// Waits in `poll` on the links until one follower has acknowledged
+/// `zxid` (spinning, polls without waiting and yields between polls); ACKs
+/// of earlier rounds that come meanwhile are taken as read.
+fn wait_for_an_ack(links: &mut [Conn], acked: &mut [u64], zxid: u64) -> std::io::Result<()> {
     while acked.iter().all(|&a| a < zxid) {
         let mut fds: Vec<libc::pollfd> = links
             .iter()
             .map(|l| libc::pollfd {
-                fd: l.as_raw_fd(),
+                fd: l.s.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
         // SAFETY: poll(2) on descriptors owned by `links`, which outlive
         // the call; `fds` is a valid array of `fds.len()` entries.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let wait = if links.iter().any(|l| l.spin) { 0 } else { -1 };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(e);
+        }
+        if n == 0 {
+            std::thread::yield_now();
         }
         for (i, fd) in fds.iter().enumerate() {
             if fd.revents != 0 {
@@ -311,16 +370,21 @@ fn follower(
     id: u8,
     leader_port: u16,
     entry: Entry,
+    spin: bool,
 ) -> std::io::Result<()> {
     let mut link = connect(leader_port)?;
     link.write_all(&[b'0' + id])?;
+    let mut link = Conn::new(link, spin)?;
     let mut client = None;
     if entry == Entry::Follower && id == 1 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         announce(&listener)?;
         let mut forward = connect(leader_port)?;
         forward.write_all(&[HELLO_FORWARD])?;
-        client = Some((accept(&listener)?, forward));
+        client = Some((
+            Conn::new(accept(&listener)?, spin)?,
+            Conn::new(forward, spin)?,
+        ));
     }
     let mut log = Log::create(&dir.join(format!("log-follower{id}")))?;
     let mut frame = vec![0u8; 1 + 8 + record];
@@ -340,7 +404,9 @@ fn follower(
         }
         let zxid: [u8; 8] = frame[1..9].try_into().expect("8 bytes");
         log.append(&frame[9..])?;
-        link.write_all(&zxid)?;
+        if entry != Entry::Follower {
+            link.write_all(&zxid)?;
+        }
         if let Some((client, _)) = client.as_mut() {
             let mut durable = [0u8; 9];
             if !read_or_end(&mut link, &mut durable)? {
@@ -367,12 +433,13 @@ impl Drop for Servers {
 }
 
 impl Servers {
-    fn spawn(&mut self, dir: &Path, record: usize, role: &[&str]) -> std::io::Result<()> {
+    fn spawn(&mut self, args: &Args, dir: &Path, role: &[&str]) -> std::io::Result<()> {
         let child = Command::new(std::env::current_exe()?)
             .arg("--as")
             .args(role)
             .args(["--dir".as_ref(), dir.as_os_str()])
-            .args(["--record-bytes", &record.to_string()])
+            .args(["--record-bytes", &args.record.to_string()])
+            .args(["--spin", if args.spin { "yes" } else { "no" }])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -421,8 +488,8 @@ fn measure(args: &Args, entry: Entry) -> std::io::Result<Vec<Duration>> {
     let mut servers = Servers(Vec::new());
     let followers = if entry == Entry::Standalone { 0 } else { 2 };
     servers.spawn(
+        args,
         dir.path(),
-        args.record,
         &[
             "leader",
             "--followers",
@@ -435,8 +502,8 @@ fn measure(args: &Args, entry: Entry) -> std::io::Result<Vec<Duration>> {
     let mut entry_port = None;
     for id in 1..=followers {
         servers.spawn(
+            args,
             dir.path(),
-            args.record,
             &[
                 "follower",
                 "--id",
@@ -484,8 +551,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// `--as leader|follower ...`: this process is one of a run's servers.
 fn serve(mut it: impl Iterator<Item = String>) -> Result<(), String> {
     let role = it.next().ok_or("--as needs a role")?;
-    let (mut dir, mut record, mut followers, mut id, mut port, mut entry) =
-        (None, 0, 0, 0u8, 0u16, Entry::Standalone);
+    let (mut dir, mut record, mut followers, mut id, mut port, mut entry, mut spin) =
+        (None, 0, 0, 0u8, 0u16, Entry::Standalone, false);
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |e: String| format!("{flag}: {e}");
@@ -496,13 +563,14 @@ fn serve(mut it: impl Iterator<Item = String>) -> Result<(), String> {
             "--id" => id = v.parse().map_err(|e| bad(format!("{e}")))?,
             "--leader-port" => port = v.parse().map_err(|e| bad(format!("{e}")))?,
             "--entry" => entry = Entry::parse(&v)?[0],
+            "--spin" => spin = v == "yes",
             other => return Err(format!("unknown argument {other}")),
         }
     }
     let dir = dir.ok_or("--dir is needed")?;
     let run = match role.as_str() {
-        "leader" => leader(&dir, record, followers, entry),
-        "follower" => follower(&dir, record, id, port, entry),
+        "leader" => leader(&dir, record, followers, entry, spin),
+        "follower" => follower(&dir, record, id, port, entry, spin),
         other => return Err(format!("unknown role {other}")),
     };
     match run {
@@ -536,6 +604,14 @@ fn main() {
         args.warmup,
         args.record,
         args.dir.display()
+    );
+    println!(
+        "servers {}",
+        if args.spin {
+            "spin (non-blocking sockets, sched_yield)"
+        } else {
+            "sleep in socket calls"
+        }
     );
     println!(
         "{:<11} | {:>8} {:>8} {:>8} {:>9}",
