@@ -45,6 +45,22 @@ jute_record! {
     pub struct MultiHeader { pub op: i32, pub done: bool, pub err: i32 }
 }
 
+/// The readOnly byte that 3.4+ clients append to their handshake, and a
+/// server to its answer to them; older clients leave it out, and the frame
+/// ends before it.
+fn read_trailing_flag(r: &mut Reader) -> Result<Option<bool>, DecodeError> {
+    match r.remaining() {
+        0 => Ok(None),
+        _ => r.read_bool().map(Some),
+    }
+}
+
+fn write_trailing_flag(w: &mut Writer, flag: Option<bool>) {
+    if let Some(flag) = flag {
+        w.write_bool(flag);
+    }
+}
+
 /// The first frame a client sends. `read_only` is `None` for pre-3.4 clients
 /// that do not send the trailing byte; such clients must get a
 /// [`ConnectResponse`] without it (reference B, "old-client detection").
@@ -66,11 +82,7 @@ impl Jute for ConnectRequest {
             time_out: r.read_i32()?,
             session_id: r.read_i64()?,
             passwd: Bytes::read(r)?,
-            read_only: if r.remaining() > 0 {
-                Some(r.read_bool()?)
-            } else {
-                None
-            },
+            read_only: read_trailing_flag(r)?,
         })
     }
     fn write(&self, w: &mut Writer) {
@@ -79,9 +91,7 @@ impl Jute for ConnectRequest {
         w.write_i32(self.time_out);
         w.write_i64(self.session_id);
         self.passwd.write(w);
-        if let Some(ro) = self.read_only {
-            w.write_bool(ro);
-        }
+        write_trailing_flag(w, self.read_only);
     }
 }
 
@@ -103,11 +113,7 @@ impl Jute for ConnectResponse {
             time_out: r.read_i32()?,
             session_id: r.read_i64()?,
             passwd: Bytes::read(r)?,
-            read_only: if r.remaining() > 0 {
-                Some(r.read_bool()?)
-            } else {
-                None
-            },
+            read_only: read_trailing_flag(r)?,
         })
     }
     fn write(&self, w: &mut Writer) {
@@ -115,9 +121,7 @@ impl Jute for ConnectResponse {
         w.write_i32(self.time_out);
         w.write_i64(self.session_id);
         self.passwd.write(w);
-        if let Some(ro) = self.read_only {
-            w.write_bool(ro);
-        }
+        write_trailing_flag(w, self.read_only);
     }
 }
 
