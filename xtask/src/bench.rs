@@ -1113,19 +1113,13 @@ impl Ensemble {
         let deadline = Instant::now() + within;
         loop {
             self.check_alive()?;
-            let modes: Vec<Option<String>> = self
+            let modes: Vec<(usize, Option<String>)> = self
                 .servers
                 .iter()
-                .map(|s| crate::four_letter::mode(s.client_port))
+                .enumerate()
+                .map(|(i, s)| (i + 1, crate::four_letter::mode(s.client_port)))
                 .collect();
-            let serving = modes.iter().all(|m| {
-                m.as_deref()
-                    .is_some_and(|m| matches!(m, "leader" | "follower" | "standalone"))
-            });
-            let leader = modes
-                .iter()
-                .any(|m| matches!(m.as_deref(), Some("leader" | "standalone")));
-            if serving && leader {
+            if crate::four_letter::serving(&modes).is_some() {
                 println!("{} ready: {}", self.system.name(), self.hosts());
                 return Ok(());
             }

@@ -421,7 +421,7 @@ fn wait_until_serving(nodes: &mut [Node], within: Duration) -> Startup {
             .iter()
             .map(|n| (n.id, crate::four_letter::mode(n.client_port)))
             .collect();
-        if let Some(leader) = serving(&modes) {
+        if let Some(leader) = crate::four_letter::serving(&modes) {
             return Startup::Serving { leader };
         }
         if std::time::Instant::now() > deadline {
@@ -437,21 +437,6 @@ fn wait_until_serving(nodes: &mut [Node], within: Duration) -> Startup {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The leader's id, once every node names a serving mode and one leads.
-fn serving(modes: &[(usize, Option<String>)]) -> Option<usize> {
-    let all_serve = modes.iter().all(|(_, m)| {
-        matches!(
-            m.as_deref(),
-            Some("leader" | "follower" | "observer" | "standalone")
-        )
-    });
-    let leader = modes
-        .iter()
-        .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
-        .map(|(id, _)| *id);
-    leader.filter(|_| all_serve)
 }
 
 /// A JAAS file with ZooKeeper's quorum sections, one user `zab` with a
@@ -601,42 +586,6 @@ fn install_signal_handlers() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_ensemble_serves_once_every_node_names_its_mode_and_one_leads() {
-        let modes = |m: &[Option<&str>]| -> Vec<(usize, Option<String>)> {
-            m.iter()
-                .enumerate()
-                .map(|(i, m)| (i + 1, m.map(str::to_string)))
-                .collect()
-        };
-        // Still electing: node 2 answers "not currently serving requests".
-        assert_eq!(
-            serving(&modes(&[Some("follower"), None, Some("leader")])),
-            None
-        );
-        // Followers that have not heard of a leader yet do not make one.
-        assert_eq!(serving(&modes(&[Some("follower"), Some("follower")])), None);
-        assert_eq!(
-            serving(&modes(&[
-                Some("follower"),
-                Some("follower"),
-                Some("leader")
-            ])),
-            Some(3)
-        );
-        assert_eq!(
-            serving(&modes(&[
-                Some("leader"),
-                Some("follower"),
-                Some("follower"),
-                Some("observer")
-            ])),
-            Some(1)
-        );
-        assert_eq!(serving(&modes(&[Some("standalone")])), Some(1));
-        assert_eq!(serving(&modes(&[Some("leader"), Some("read-only")])), None);
-    }
 
     #[test]
     fn free_ports_are_distinct_and_below_the_ephemeral_range() {

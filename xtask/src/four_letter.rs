@@ -37,6 +37,22 @@ pub(crate) fn mode(port: u16) -> Option<String> {
     field(&answer, "Mode").map(str::to_string)
 }
 
+/// The leader's id among `(id, mode)` pairs, once every server names a
+/// serving mode and one of them leads (or serves alone).
+pub(crate) fn serving(modes: &[(usize, Option<String>)]) -> Option<usize> {
+    let all_serve = modes.iter().all(|(_, m)| {
+        matches!(
+            m.as_deref(),
+            Some("leader" | "follower" | "observer" | "standalone")
+        )
+    });
+    let leader = modes
+        .iter()
+        .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
+        .map(|(id, _)| *id);
+    leader.filter(|_| all_serve)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +73,41 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn an_ensemble_serves_once_every_node_names_its_mode_and_one_leads() {
+        let modes = |m: &[Option<&str>]| -> Vec<(usize, Option<String>)> {
+            m.iter()
+                .enumerate()
+                .map(|(i, m)| (i + 1, m.map(str::to_string)))
+                .collect()
+        };
+        // Still electing: node 2 answers "not currently serving requests".
+        assert_eq!(
+            serving(&modes(&[Some("follower"), None, Some("leader")])),
+            None
+        );
+        // Followers that have not heard of a leader yet do not make one.
+        assert_eq!(serving(&modes(&[Some("follower"), Some("follower")])), None);
+        assert_eq!(
+            serving(&modes(&[
+                Some("follower"),
+                Some("follower"),
+                Some("leader")
+            ])),
+            Some(3)
+        );
+        assert_eq!(
+            serving(&modes(&[
+                Some("leader"),
+                Some("follower"),
+                Some("follower"),
+                Some("observer")
+            ])),
+            Some(1)
+        );
+        assert_eq!(serving(&modes(&[Some("standalone")])), Some(1));
+        assert_eq!(serving(&modes(&[Some("leader"), Some("read-only")])), None);
     }
 }
