@@ -22,7 +22,13 @@
 //!   follower 1 that it is durable. Follower 1 replies once its own sync is
 //!   done and that word has come: zab's early commit, a hop shorter than
 //!   ZooKeeper's COMMIT after the quorum's ACKs. The followers send no ACK
-//!   here (a real one must, off this path).
+//!   here (a real one must, off this path);
+//! - `late-leader`: the same path, but the leader keeps its own sync off
+//!   it, so that only the followers' two syncs share the disk while the
+//!   write waits. Both followers sync and ACK; on the second ACK (the
+//!   followers are a quorum without the leader) the leader sends follower 1
+//!   a COMMIT and only then syncs its own copy. Follower 1 replies on the
+//!   COMMIT, its own sync being done before its ACK.
 //!
 //! The floor holds for servers that sleep in the kernel while they wait,
 //! as ZooKeeper's and zab's do: on this VM an idle vCPU halts at once, and
@@ -35,16 +41,17 @@
 //! the load generator's do.
 //!
 //! One shortcut could make a real server slower than this floor, never
-//! faster. The leader syncs on its only thread right after it sends the
-//! proposals, so it cannot commit on both followers' ACKs while its own
-//! sync is still running. A follower's ACK needs a hop, its sync and a
-//! hop back, all begun after the leader's sync began, so that path is
-//! seldom the shorter one.
+//! faster. In `leader` and `follower` the leader syncs on its only thread
+//! right after it sends the proposals, so it cannot commit on both
+//! followers' ACKs while its own sync is still running. A follower's ACK
+//! needs a hop, its sync and a hop back, all begun after the leader's sync
+//! began, so that path is seldom the shorter one; `late-leader` measures
+//! it with the leader's sync out of the way.
 //!
 //! ```sh
 //! cargo run --release -p zab-benches --example quorum_floor -- \
 //!     [--dir DIR] [--rounds N] [--warmup N] [--record-bytes B] \
-//!     [--entry all|standalone|leader|follower] [--spin]
+//!     [--entry all|standalone|leader|follower|late-leader] [--spin]
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -68,21 +75,29 @@ const HELLO_FORWARD: u8 = b'f';
 /// proposal the record.
 const TAG_PROPOSAL: u8 = b'p';
 const TAG_DURABLE: u8 = b'd';
+const TAG_COMMIT: u8 = b'k';
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Entry {
     Standalone,
     Leader,
     Follower,
+    LateLeader,
 }
 
 impl Entry {
     fn parse(s: &str) -> Result<Vec<Entry>, String> {
         Ok(match s {
-            "all" => vec![Entry::Standalone, Entry::Leader, Entry::Follower],
+            "all" => vec![
+                Entry::Standalone,
+                Entry::Leader,
+                Entry::Follower,
+                Entry::LateLeader,
+            ],
             "standalone" => vec![Entry::Standalone],
             "leader" => vec![Entry::Leader],
             "follower" => vec![Entry::Follower],
+            "late-leader" => vec![Entry::LateLeader],
             other => return Err(format!("--entry: unknown `{other}`")),
         })
     }
@@ -92,7 +107,13 @@ impl Entry {
             Entry::Standalone => "standalone",
             Entry::Leader => "leader",
             Entry::Follower => "follower",
+            Entry::LateLeader => "late-leader",
         }
+    }
+
+    /// Whether the client talks to follower 1.
+    fn on_follower(self) -> bool {
+        matches!(self, Entry::Follower | Entry::LateLeader)
     }
 }
 
@@ -128,7 +149,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 return Err(
                     "usage: quorum_floor [--dir DIR] [--rounds N (default 5000)] \
                      [--warmup N (default 500)] [--record-bytes B (default 200)] \
-                     [--entry all|standalone|leader|follower] [--spin]"
+                     [--entry all|standalone|leader|follower|late-leader] [--spin]"
                         .into(),
                 )
             }
@@ -304,29 +325,44 @@ fn leader(
         for l in links.iter_mut() {
             l.write_all(&proposal)?;
         }
+        if entry == Entry::LateLeader {
+            wait_for_acks(&mut links, &mut acked, zxid, 2)?;
+            links[0].write_all(&tagged(TAG_COMMIT, zxid))?;
+            log.append(&req)?;
+            continue;
+        }
         log.append(&req)?;
         match entry {
             Entry::Standalone => requests.write_all(&zxid.to_be_bytes())?,
             Entry::Leader => {
-                wait_for_an_ack(&mut links, &mut acked, zxid)?;
+                wait_for_acks(&mut links, &mut acked, zxid, 1)?;
                 requests.write_all(&zxid.to_be_bytes())?;
             }
-            Entry::Follower => {
-                let mut durable = [0u8; 9];
-                durable[0] = TAG_DURABLE;
-                durable[1..].copy_from_slice(&zxid.to_be_bytes());
-                links[0].write_all(&durable)?;
-            }
+            Entry::Follower => links[0].write_all(&tagged(TAG_DURABLE, zxid))?,
+            Entry::LateLeader => unreachable!("handled above"),
         }
     }
     Ok(())
 }
 
-/// Waits in `poll` on the links until one follower has acknowledged
+/// A frame of `tag` and `zxid`.
+fn tagged(tag: u8, zxid: u64) -> [u8; 9] {
+    let mut frame = [0u8; 9];
+    frame[0] = tag;
+    frame[1..].copy_from_slice(&zxid.to_be_bytes());
+    frame
+}
+
+/// Waits in `poll` on the links until `needed` followers have acknowledged
 /// `zxid` (spinning, polls without waiting and yields between polls); ACKs
 /// of earlier rounds that come meanwhile are taken as read.
-fn wait_for_an_ack(links: &mut [Conn], acked: &mut [u64], zxid: u64) -> std::io::Result<()> {
-    while acked.iter().all(|&a| a < zxid) {
+fn wait_for_acks(
+    links: &mut [Conn],
+    acked: &mut [u64],
+    zxid: u64,
+    needed: usize,
+) -> std::io::Result<()> {
+    while acked.iter().filter(|&&a| a >= zxid).count() < needed {
         let mut fds: Vec<libc::pollfd> = links
             .iter()
             .map(|l| libc::pollfd {
@@ -376,7 +412,7 @@ fn follower(
     link.write_all(&[b'0' + id])?;
     let mut link = Conn::new(link, spin)?;
     let mut client = None;
-    if entry == Entry::Follower && id == 1 {
+    if entry.on_follower() && id == 1 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         announce(&listener)?;
         let mut forward = connect(leader_port)?;
@@ -408,12 +444,18 @@ fn follower(
             link.write_all(&zxid)?;
         }
         if let Some((client, _)) = client.as_mut() {
-            let mut durable = [0u8; 9];
-            if !read_or_end(&mut link, &mut durable)? {
+            let mut word = [0u8; 9];
+            if !read_or_end(&mut link, &mut word)? {
                 return Ok(());
             }
-            if durable[0] != TAG_DURABLE || durable[1..] != zxid {
-                return Err(std::io::Error::other("expected the leader's durability"));
+            let expected = match entry {
+                Entry::LateLeader => TAG_COMMIT,
+                _ => TAG_DURABLE,
+            };
+            if word[0] != expected || word[1..] != zxid {
+                return Err(std::io::Error::other(
+                    "expected the leader's word on this zxid",
+                ));
             }
             client.write_all(&zxid)?;
         }
@@ -514,7 +556,7 @@ fn measure(args: &Args, entry: Entry) -> std::io::Result<Vec<Duration>> {
                 entry.name(),
             ],
         )?;
-        if entry == Entry::Follower && id == 1 {
+        if entry.on_follower() && id == 1 {
             entry_port = Some(servers.port_of_last()?);
         }
     }
