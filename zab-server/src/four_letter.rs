@@ -52,14 +52,35 @@ pub const ZOOKEEPER_VERSION: &str = "3.8.0";
 
 /// The full version string for `srvr`, `stat`, `envi` and `mntr`:
 /// `3.8.0-zab-<crate version>, built on <date>`. The date is the
-/// `ZAB_BUILD_DATE` environment variable at compile time (format
-/// `yyyy-MM-dd HH:mm UTC`, as ZooKeeper's build writes it) or the Unix epoch
-/// when the build did not set it.
+/// `ZAB_BUILD_DATE` environment variable at compile time, written as
+/// ZooKeeper's build writes it (`yyyy-MM-dd HH:mm UTC`); else the source's
+/// date that build.rs found (`SOURCE_DATE_EPOCH`, or the commit's time), so
+/// that a build never reads the clock and stays reproducible; else the Unix
+/// epoch.
 pub fn full_version() -> String {
+    let date = match option_env!("ZAB_BUILD_DATE") {
+        Some(date) => date.to_owned(),
+        None => build_date(
+            option_env!("ZAB_SOURCE_DATE_EPOCH")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        ),
+    };
     format!(
-        "{ZOOKEEPER_VERSION}-zab-{}, built on {}",
+        "{ZOOKEEPER_VERSION}-zab-{}, built on {date}",
         env!("CARGO_PKG_VERSION"),
-        option_env!("ZAB_BUILD_DATE").unwrap_or("1970-01-01 00:00 UTC")
+    )
+}
+
+/// Seconds since the Unix epoch as ZooKeeper's build stamps its version:
+/// `2022-02-25 08:49 UTC`.
+fn build_date(secs: i64) -> String {
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        sod / 3600,
+        sod % 3600 / 60
     )
 }
 
@@ -1837,6 +1858,15 @@ mod tests {
         let (head, date) = v.split_once(", built on ").unwrap_or_default();
         assert_eq!(head, format!("3.8.0-zab-{}", env!("CARGO_PKG_VERSION")));
         assert!(date.ends_with(" UTC"), "{v}");
+    }
+
+    #[test]
+    fn build_date_as_zookeeper_writes_it() {
+        assert_eq!(build_date(0), "1970-01-01 00:00 UTC");
+        // ZooKeeper 3.8.0's own: "built on 2022-02-25 08:49 UTC".
+        assert_eq!(build_date(1_645_778_940), "2022-02-25 08:49 UTC");
+        assert_eq!(build_date(1_645_778_999), "2022-02-25 08:49 UTC");
+        assert_eq!(build_date(951_782_400), "2000-02-29 00:00 UTC");
     }
 
     #[test]
