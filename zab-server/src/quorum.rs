@@ -689,22 +689,8 @@ impl Peer {
         // First let the appends still queued for group commit land: a
         // proposal this server acked (or is about to report in its vote)
         // must be in the tree too. ZooKeeper drains its SyncRequestProcessor
-        // before fastForwardDataBase. An empty batch is a barrier.
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        self.store.log().append_batch(Vec::new(), move |r| {
-            let _ = done_tx.send(r);
-        });
-        match crate::server::blocking(|| done_rx.recv_timeout(Duration::from_secs(60))) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "txn log failed while draining; stopping");
-                std::process::exit(2);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "txn log did not drain; stopping");
-                std::process::exit(2);
-            }
-        }
+        // before fastForwardDataBase.
+        self.drain_log();
         let Some(tree) = self.state.idle_tree() else {
             return;
         };
@@ -735,6 +721,27 @@ impl Peer {
         }
         if applied > 0 {
             tracing::info!(applied, zxid = %tree.last_zxid(), "applied logged txns that had not been committed yet");
+        }
+    }
+
+    /// Waits until every append queued so far is durable, and so visible
+    /// to the log's readers (zab-store shows a txn only once it is
+    /// durable). An empty batch is a barrier.
+    fn drain_log(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.store.log().append_batch(Vec::new(), move |r| {
+            let _ = done_tx.send(r);
+        });
+        match crate::server::blocking(|| done_rx.recv_timeout(Duration::from_secs(60))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "txn log failed while draining; stopping");
+                std::process::exit(2);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "txn log did not drain; stopping");
+                std::process::exit(2);
+            }
         }
     }
 

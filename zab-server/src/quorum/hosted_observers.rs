@@ -91,6 +91,14 @@ impl Peer {
             return;
         };
         let last_applied = self.state.tree().last_zxid();
+        // The txns committed while this follower synced were applied in
+        // the step that brought UPTODATE, and their appends are only
+        // queued: read now, the window would stop short of `last_applied`
+        // and `on_committed` would go on after a hole, so an observer
+        // syncing from it would get a DIFF without those txns (or a TRUNC
+        // below its own). ZooKeeper's window has no such gap: it is kept in
+        // memory as the txns are applied (`ZKDatabase.addCommittedProposal`).
+        self.drain_log();
         let window = self.cfg.commit_log_count.max(500) as usize;
         let master = ObserverMaster::new(
             self.learner_master_config(),

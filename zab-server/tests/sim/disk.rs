@@ -121,6 +121,14 @@ impl Disk {
         self.unsynced.retain(|z| *z > zxid);
     }
 
+    /// Waits until every append made so far is durable: the empty batch
+    /// quorum.rs queues as a barrier before it reads the log back
+    /// (`Peer::drain_log`). The simulation takes the wait as instant; the
+    /// fsyncs' own reports still come when they were due.
+    pub fn drain(&mut self) {
+        self.unsynced.clear();
+    }
+
     /// A crash: the un-synced tail is gone.
     pub fn crash(&mut self) {
         let mut log = lock(&self.log);
@@ -165,13 +173,16 @@ impl Disk {
         })
     }
 
-    /// The newest `window` logged txns up to `last` (quorum.rs's
+    /// The newest `window` durable txns up to `last` (quorum.rs's
     /// `committed_window`: ZooKeeper's committedLog as rebuilt on load).
+    /// zab-store's readers see a txn only once it is durable, so neither
+    /// does this.
     pub fn window(&self, last: Zxid, window: usize) -> Vec<(Zxid, Bytes)> {
         let log = lock(&self.log);
         let mut v: Vec<(Zxid, Bytes)> = log
             .range(..=last)
             .rev()
+            .filter(|(z, _)| !self.unsynced.contains(z))
             .take(window)
             .map(|(z, b)| (*z, b.clone()))
             .collect();
@@ -237,6 +248,26 @@ mod tests {
         assert_eq!(d.last_logged(), z(1));
         assert!(d.holds_durably(z(1), crate::sim::history::digest(&b)));
         assert!(!d.holds_durably(z(2), crate::sim::history::digest(&b)));
+    }
+
+    #[test]
+    fn the_window_holds_only_durable_txns_until_a_drain() {
+        let mut d = Disk::new();
+        let b = Bytes::from_static(b"txn");
+        d.append(z(1), b.clone(), 0, 3);
+        d.synced(z(1));
+        d.append(z(2), b.clone(), 1, 3);
+        let zxids = |d: &Disk| {
+            d.window(z(2), 10)
+                .into_iter()
+                .map(|e| e.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(zxids(&d), vec![z(1)], "z(2) is not durable yet");
+        d.drain();
+        assert_eq!(zxids(&d), vec![z(1), z(2)]);
+        d.crash();
+        assert_eq!(d.last_logged(), z(2), "a drained append survives a crash");
     }
 
     #[test]

@@ -285,6 +285,7 @@ impl Node {
     /// apply what the log holds beyond the tree — proposals acked but never
     /// committed under the old leader, which this server's vote offers.
     fn fast_forward(&mut self, io: &mut Io) {
+        self.disk.drain();
         for (zxid, bytes) in self.disk.log_from(self.tree.last_zxid().next()) {
             match Txn::decode(bytes.clone()) {
                 Ok(txn) => {
@@ -1130,6 +1131,9 @@ impl Node {
 
     /// quorum.rs's `host_observers`: a follower now in sync.
     fn host_observers(&mut self, io: &mut Io, epoch: Epoch) {
+        // As hosted_observers.rs: the window is read once the appends of
+        // the UPTODATE step are durable.
+        self.disk.drain();
         let last = self.tree.last_zxid();
         let (lc, committed, snapshot_size) = self.learner_master_start();
         let master = ObserverMaster::new(
