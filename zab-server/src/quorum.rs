@@ -860,12 +860,7 @@ impl Peer {
     fn lead(&mut self) {
         self.gen += 1;
         let gen = self.gen;
-        let tree = self.state.tree();
-        let last_processed = tree.last_zxid();
-        // ZooKeeper's `Leader.lead` starts with `loadData`, which takes a
-        // snapshot of the tree as it stands; zab writes it in the
-        // background (the tree's copy is cheap), so leading waits for none.
-        spawn_snapshot(self.store.clone(), tree.snapshot());
+        let last_processed = self.state.tree().last_zxid();
         let epochs = match (self.store.accepted_epoch(), self.store.current_epoch()) {
             (Ok(a), Ok(c)) => (a.unwrap_or(Epoch(0)), c.unwrap_or(Epoch(0))),
             _ => {
@@ -1144,6 +1139,17 @@ impl Peer {
                     if let Role::Leading(l) = &mut self.role {
                         l.established_ms.get_or_insert_with(now_ms);
                     }
+                    // ZooKeeper's `Leader.lead` takes a snapshot as it
+                    // starts (`loadData`). zab takes it here instead, once
+                    // a quorum holds the leader's history: before that the
+                    // tree may hold txns only this server logged, which a
+                    // leader elected without it would truncate, and a
+                    // snapshot holding them would leave this server unable
+                    // to truncate below it at every restart (ZooKeeper
+                    // reloads such a snapshot and keeps the txns,
+                    // ZOOKEEPER-1549). Written in the background from the
+                    // tree's copy, so serving waits for none of it.
+                    spawn_snapshot(self.store.clone(), self.state.tree().snapshot());
                     self.serve_clients(Mode::Leader { epoch });
                     if self.takes_clients() {
                         self.release_held_clients();

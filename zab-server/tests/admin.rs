@@ -477,7 +477,8 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
     }
     // Every member saved the empty database as a snapshot at zxid 0 when
     // it first opened it (ZooKeeper's `restore`), and the leader took one
-    // again, timed, on taking the lead (`Leader.lead` → `loadData`). A
+    // again, timed, on taking the lead (`Leader.lead` → `loadData`; zab
+    // takes it once a quorum holds its history, see quorum.rs). A
     // follower that joined after the quorum was established was sent a
     // SNAP of the new epoch's start, and saved that.
     for i in 0..3 {

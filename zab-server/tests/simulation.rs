@@ -719,3 +719,92 @@ fn a_leader_restarting_during_the_survivors_election_is_not_left_alone() {
         }
     }
 }
+
+/// A leader elected on a txn only it had logged, and gone before its
+/// followers synced it, comes back to a leader that never had that txn.
+///
+/// The txn was never committed, so the new leader truncates it away
+/// (TRUNC). A snapshot taken as the first leader took the lead would hold
+/// it: ZooKeeper's `Leader.lead` takes one there (`loadData`), and reloads
+/// it after the TRUNC with the txn still in it (ZOOKEEPER-1549). zab
+/// refuses to serve a tree below its snapshot and stops, and the old leader
+/// stopped at every restart, until its data was wiped. So zab takes the
+/// lead's snapshot once a quorum is in sync, when all it holds is
+/// committed.
+fn uncommitted_txn_leader_script(world: &mut World) -> Result<(), String> {
+    world.run_for(2_000)?;
+    world.settle(SETTLE_MS)?;
+    world.writes_paused = true;
+    let leader = world.leader().ok_or("no leader after settling")?;
+    // A session and a node first, so that the next write is one txn.
+    world.write_to(leader);
+    world.write_to(leader);
+    world.run_for(500)?;
+    let before = world.nodes[&leader].history.last_zxid();
+    // One proposal the followers never receive: they crash at once, and
+    // the leader's own log syncs it.
+    world.write_to(leader);
+    let all = world.sids();
+    for &s in all.iter().filter(|&&s| s != leader) {
+        world.crash(s);
+    }
+    world.run_for(200)?;
+    let logged = world.nodes[&leader].disk.last_logged();
+    if logged <= before {
+        return Err(format!("the leader did not log its proposal ({logged})"));
+    }
+    // Then it crashes too, and all restart at once: the old leader has the
+    // newest zxid and wins. It is stopped as soon as it leads, before NEWLEADER reaches a
+    // quorum.
+    world.crash(leader);
+    for &s in &all {
+        world.restart(s);
+    }
+    let mut led = false;
+    for _ in 0..10_000 {
+        world.run_for(1)?;
+        if matches!(world.nodes[&leader].role, Role::Leading(_)) {
+            led = true;
+            break;
+        }
+    }
+    if !led {
+        let roles: Vec<String> = world
+            .nodes
+            .values()
+            .map(|n| format!("{}: {} at {}", n.sid, n.role_name(), n.disk.last_logged()))
+            .collect();
+        return Err(format!(
+            "{leader}, with {logged}, did not lead again: {roles:?}"
+        ));
+    }
+    world.crash(leader);
+    // The other two elect one of them, which never had the txn.
+    let mut other_leads = false;
+    for _ in 0..200 {
+        world.run_for(50)?;
+        if world.leader().is_some_and(|l| l != leader) {
+            other_leads = true;
+            break;
+        }
+    }
+    if !other_leads {
+        return Err("no leader among the other two".into());
+    }
+    // The old leader comes back, is truncated, and must serve with the
+    // rest (a TRUNC below its snapshot fails the run).
+    world.restart(leader);
+    world.settle(SETTLE_MS)
+}
+
+#[test]
+fn a_leader_gone_before_its_quorum_synced_rejoins_below_its_snapshot() {
+    for seed in 0..20 {
+        let mut rng = Rng::new(seed);
+        let mut world = World::new(seed, 3, 0, config(&mut rng, seed));
+        if let Err(e) = uncommitted_txn_leader_script(&mut world) {
+            let trace: Vec<String> = world.io.trace.iter().cloned().collect();
+            panic!("seed {seed}: {e}\nlast events:\n  {}", trace.join("\n  "));
+        }
+    }
+}

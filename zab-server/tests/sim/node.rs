@@ -682,6 +682,9 @@ impl Node {
                     if let Err(e) = io.check.established(self.sid, epoch, &self.history) {
                         io.violation(e);
                     }
+                    // quorum.rs: the lead's snapshot, once a quorum holds
+                    // the history.
+                    self.take_snapshot(io);
                 }
                 LeaderAction::Commit { zxid } => {
                     let Some(txn) = l.proposed.remove(&zxid) else {
