@@ -705,6 +705,23 @@ fn a_single_voter_is_established_at_once_and_observers_join_later() {
     assert_eq!(l.committed, z(2, 1));
 }
 
+/// A zxid whose counter would roll over is not proposed: the leader steps
+/// down so that the next one starts a new epoch (reference F.1,
+/// ZooKeeper's `Leader.propose` throwing `XidRolloverException`), and the
+/// server, seeing it no longer established, does not log the txn either.
+#[test]
+fn a_rolled_over_zxid_counter_makes_the_leader_step_down_instead_of_proposing() {
+    let (mut net, _) = start(&[1], &[]);
+    assert!(net.leader.is_established());
+    let a = net.leader.propose(txn(z(2, u32::MAX))).unwrap();
+    assert!(
+        matches!(&a[..], [LeaderAction::StepDown { reason }] if reason.contains("rolled over")),
+        "{a:?}"
+    );
+    assert!(!net.leader.is_established());
+    assert!(net.leader.propose(txn(z(2, 1))).is_err());
+}
+
 /// zab's LEADER_DURABLE: with three voters each follower forms a quorum
 /// with the leader, so each hears when the leader's log holds a proposal
 /// (it then commits what its own log holds too); observers never do, and

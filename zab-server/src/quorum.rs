@@ -1709,7 +1709,12 @@ impl Peer {
                 if stage_trace::sampled(zxid) {
                     stage_trace::record(Stage::Proposed, zxid.0, 0);
                 }
-                self.proposals.push((zxid, txn));
+                // A leader whose zxid counter rolled over steps down instead
+                // of proposing (reference F.1): the txn is not logged either,
+                // as ZooKeeper's `Leader.propose` throws before it logs.
+                if l.leader.is_established() {
+                    self.proposals.push((zxid, txn));
+                }
                 self.leader_actions(actions);
             }
             Action::Forward { request, auth } => {

@@ -782,9 +782,13 @@ impl Node {
             }
         };
         io.stats.proposed += 1;
-        let bytes = Bytes::from(txn.encode_to_vec());
-        l.proposed.insert(zxid, txn);
-        self.append(io, zxid, bytes);
+        // As quorum.rs: a leader that stepped down instead (its zxid
+        // counter rolled over) does not log the txn.
+        if l.leader.is_established() {
+            let bytes = Bytes::from(txn.encode_to_vec());
+            l.proposed.insert(zxid, txn);
+            self.append(io, zxid, bytes);
+        }
         self.leader_actions(io, actions);
     }
 
