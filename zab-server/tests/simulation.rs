@@ -532,22 +532,10 @@ fn leader_crash_script(world: &mut World) -> Result<(), String> {
     world.crash(leader);
     // The two followers are a quorum: one of them must lead, with the
     // committed txn (the checker fails the run if it lacks it).
-    let mut survivor_leads = false;
-    for _ in 0..100 {
-        world.run_for(50)?;
-        if world.leader().is_some_and(|l| l != leader) {
-            survivor_leads = true;
-            break;
-        }
-    }
-    if !survivor_leads {
-        let roles: Vec<String> = world
-            .nodes
-            .values()
-            .map(|n| format!("{}: {} at {}", n.sid, n.role_name(), n.history.last_zxid()))
-            .collect();
+    if !run_until(world, 50, 100, |w| w.leader().is_some_and(|l| l != leader))? {
         return Err(format!(
-            "no leader among the survivors 5 s after the leader crashed: {roles:?}"
+            "no leader among the survivors 5 s after the leader crashed: {:?}",
+            roles(world)
         ));
     }
     // Then the old leader comes back and everyone must hold the same txns.
@@ -561,6 +549,32 @@ fn a_txn_committed_just_before_the_leader_crashes_survives() {
             panic!("seed {seed}: {e}");
         }
     }
+}
+
+/// Runs `world` in steps of `step_ms` until `done` holds, for at most
+/// `steps` steps; whether it came to hold.
+fn run_until(
+    world: &mut World,
+    step_ms: u64,
+    steps: u32,
+    done: impl Fn(&World) -> bool,
+) -> Result<bool, String> {
+    for _ in 0..steps {
+        world.run_for(step_ms)?;
+        if done(world) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Each server's role and last applied zxid, for a failure's message.
+fn roles(world: &World) -> Vec<String> {
+    world
+        .nodes
+        .values()
+        .map(|n| format!("{}: {} at {}", n.sid, n.role_name(), n.history.last_zxid()))
+        .collect()
 }
 
 /// Runs `world` in 1 ms steps until every server that is up has decided
@@ -760,36 +774,17 @@ fn uncommitted_txn_leader_script(world: &mut World) -> Result<(), String> {
     for &s in &all {
         world.restart(s);
     }
-    let mut led = false;
-    for _ in 0..10_000 {
-        world.run_for(1)?;
-        if matches!(world.nodes[&leader].role, Role::Leading(_)) {
-            led = true;
-            break;
-        }
-    }
-    if !led {
-        let roles: Vec<String> = world
-            .nodes
-            .values()
-            .map(|n| format!("{}: {} at {}", n.sid, n.role_name(), n.disk.last_logged()))
-            .collect();
+    let leads_again = |w: &World| matches!(w.nodes[&leader].role, Role::Leading(_));
+    if !run_until(world, 1, 10_000, leads_again)? {
         return Err(format!(
-            "{leader}, with {logged}, did not lead again: {roles:?}"
+            "{leader}, with {logged}, did not lead again: {:?}",
+            roles(world)
         ));
     }
     world.crash(leader);
     // The other two elect one of them, which never had the txn.
-    let mut other_leads = false;
-    for _ in 0..200 {
-        world.run_for(50)?;
-        if world.leader().is_some_and(|l| l != leader) {
-            other_leads = true;
-            break;
-        }
-    }
-    if !other_leads {
-        return Err("no leader among the other two".into());
+    if !run_until(world, 50, 200, |w| w.leader().is_some_and(|l| l != leader))? {
+        return Err(format!("no leader among the other two: {:?}", roles(world)));
     }
     // The old leader comes back, is truncated, and must serve with the
     // rest (a TRUNC below its snapshot fails the run).
