@@ -98,10 +98,10 @@ fn zkcli_authenticates_with_kerberos_and_sasl_acls_hold() {
         "whoami\ncreate /krb mine\nsetAcl /krb sasl:client@ZAB.TEST:cdrwa\ngetAcl /krb\nget /krb",
         &client,
     );
+    zkcli::assert_sasl_authenticated(&output);
     assert_lines_in_order(
         &output,
         &[
-            "WatchedEvent state:SaslAuthenticated type:None path:null",
             "Auth scheme: User",
             "sasl: client@ZAB.TEST",
             "Created /krb",

@@ -55,10 +55,10 @@ fn zkcli_authenticates_with_digest_md5_and_sasl_acls_hold() {
         "whoami\ncreate /sasl mine\nsetAcl /sasl sasl:bob:cdrwa\ngetAcl /sasl\nget /sasl",
         &bob,
     );
+    zkcli::assert_sasl_authenticated(&output);
     assert_lines_in_order(
         &output,
         &[
-            "WatchedEvent state:SaslAuthenticated type:None path:null",
             "Auth scheme: User",
             "sasl: bob",
             "Created /sasl",

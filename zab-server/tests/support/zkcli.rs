@@ -70,6 +70,19 @@ pub fn run_with(options: &[&str], servers: &str, commands: &str, jvm_flags: &[St
     }
 }
 
+/// Asserts that zkCli's session finished its SASL exchange. zkCli prints
+/// the SaslAuthenticated event from its event thread, so the line may come
+/// after the answer to a command typed first (`whoami`'s, seen once in a
+/// full test run); the client itself sends no request before the exchange
+/// ends (`ClientCnxn.SendThread.tunnelAuthInProgress`).
+pub fn assert_sasl_authenticated(output: &str) {
+    let event = "WatchedEvent state:SaslAuthenticated type:None path:null";
+    assert!(
+        output.lines().any(|line| line.trim_end() == event),
+        "no SaslAuthenticated event in zkCli output:\n{output}"
+    );
+}
+
 /// Asserts that `expected` lines appear in `output`, in this order (other
 /// lines may come between them).
 pub fn assert_lines_in_order(output: &str, expected: &[&str]) {
