@@ -40,6 +40,13 @@ pub enum LearnerError {
     #[error("txn {zxid} is not above the last queued txn {last_queued}")]
     TxnNotIncreasing { zxid: Zxid, last_queued: Zxid },
 
+    /// A proposal of the sync skips txns of the same epoch: serving after
+    /// it would leave a hole in this learner's history.
+    #[error(
+        "the sync's proposal {zxid} does not follow the last queued txn (expected {expected})"
+    )]
+    SyncGap { zxid: Zxid, expected: Zxid },
+
     /// A COMMIT that names no proposal this learner holds uncommitted
     /// (reference F.5: "a COMMIT must name the head (else the follower exits)").
     #[error("COMMIT {zxid} names no held proposal (oldest uncommitted: {head:?})")]

@@ -547,6 +547,7 @@ impl Learner {
     ) -> Result<(), LearnerError> {
         match ty {
             PacketType::Proposal => {
+                self.enforce_continuous(Zxid(p.zxid))?;
                 let held = self.queue_txn(p)?;
                 self.proposals.push(held);
             }
@@ -773,6 +774,22 @@ impl Learner {
 
     fn is_serving(&self) -> bool {
         matches!(self.stage, Stage::Broadcasting)
+    }
+
+    /// A proposal of the sync must follow the last queued txn, or start a
+    /// later epoch: a hole within an epoch would leave this learner serving
+    /// without a txn, so it gives up and syncs again instead (ZooKeeper's
+    /// `Learner.enforceContinuousProposal`: "DIFF sync got proposal …").
+    /// In broadcast a gap only warns, as in ZooKeeper (`queue_txn`).
+    fn enforce_continuous(&self, zxid: Zxid) -> Result<(), LearnerError> {
+        let last = self.last_queued;
+        if zxid > last && zxid != last.next() && zxid.epoch() <= last.epoch() {
+            return Err(LearnerError::SyncGap {
+                zxid,
+                expected: last.next(),
+            });
+        }
+        Ok(())
     }
 
     /// Decodes a PROPOSAL / INFORM and checks its place in the order.

@@ -580,6 +580,26 @@ fn leader_durable_heard_during_sync_counts_after_uptodate() {
 }
 
 #[test]
+fn a_gap_in_the_syncs_proposals_gives_up_but_a_new_epoch_may_start_anywhere() {
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    assert!(gave_up(&l.on_packet(3, proposal(z(1, 6)))).is_none());
+    let out = l.on_packet(3, proposal(z(1, 8)));
+    assert_eq!(
+        gave_up(&out),
+        Some(&LearnerError::SyncGap {
+            zxid: z(1, 8),
+            expected: z(1, 7)
+        })
+    );
+    // A later epoch's first proposal need not be counter 1 to pass here
+    // (ZooKeeper only warns: it cannot tell a loss from a new epoch).
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    assert!(gave_up(&l.on_packet(3, proposal(z(2, 3)))).is_none());
+}
+
+#[test]
 fn a_gap_in_proposals_only_warns_but_going_backwards_gives_up() {
     let mut l = broadcasting(Role::Follower);
     assert_eq!(appended(&l.on_packet(10, proposal(z(2, 1)))), [z(2, 1)]);
