@@ -725,7 +725,9 @@ impl Node {
 
     /// The client driver's write: prepared against the leader's tree (a
     /// createSession first, then creates of fresh paths), proposed, and
-    /// logged locally — in quorum.rs's order (propose, append, actions).
+    /// logged locally. quorum.rs sends the proposals first and queues the
+    /// append once the core's message is handled; appending first here
+    /// changes nothing, since no ACK and no reader of the log comes between.
     pub fn client_write(&mut self, io: &mut Io, key: u64) {
         let now = io.now;
         let Role::Leading(l) = &mut self.role else {
