@@ -15,10 +15,13 @@
 //!   server answers to LOOKING peers;
 //! * [`transport`]: the async edge, a tonic `Election.Exchange` link per
 //!   pair of servers, opened by the higher sid;
+//! * [`peer_tls`]: TLS between servers (`sslQuorum`), terminated by zab
+//!   on the tonic links as on the plain ones;
 //! * [`quorum_sasl`]: SASL between servers (`quorum.auth.*`) on a link just
 //!   opened, for the election links and the leader ⇄ learner links alike.
 
 pub mod election;
+pub mod peer_tls;
 pub mod quorum_sasl;
 pub mod responder;
 pub mod transport;
@@ -27,5 +30,6 @@ pub mod vote;
 pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 pub use responder::Responder;
 
-pub use transport::{ElectionTransport, PeerSecurity, PeerTls, TransportError};
+pub use peer_tls::PeerTls;
+pub use transport::{ElectionTransport, PeerSecurity, TransportError};
 pub use vote::{Notification, NotificationError, ServerState, Vote};

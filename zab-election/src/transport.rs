@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Server, ServerTlsConfig};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 use zab_wire::proto;
@@ -47,6 +47,7 @@ use zab_wire::proto::election_server::{Election as ElectionService, ElectionServ
 use zab_wire::quorum_auth::{self, Admission, QuorumSasl};
 use zab_wire::ServerId;
 
+use crate::peer_tls::PeerTls;
 use crate::vote::Notification;
 
 /// The request header in which the dialling server names itself.
@@ -69,8 +70,6 @@ pub enum TransportError {
     },
     #[error("cannot read the listener's address: {0}")]
     LocalAddr(std::io::Error),
-    #[error("TLS between servers: {0}")]
-    Tls(tonic::transport::Error),
 }
 
 /// Why one attempt to open a link failed (logged, then retried).
@@ -163,49 +162,6 @@ struct Shared {
     inbound: mpsc::Sender<Notification>,
     runtime: tokio::runtime::Handle,
     security: PeerSecurity,
-}
-
-/// TLS between servers (ZooKeeper's `sslQuorum`), for the election links
-/// and the leader ⇄ learner links alike: each end presents its
-/// certificate, and the dialing end checks the listener's against the
-/// peer's address.
-#[derive(Clone, Debug)]
-pub struct PeerTls {
-    /// The listening side: its identity, and the CAs a dialer's
-    /// certificate must chain to (a certificate is required).
-    pub server: ServerTlsConfig,
-    /// The dialing side: its identity and the CAs; the server name to
-    /// verify is set per peer from its address.
-    pub client: ClientTlsConfig,
-    /// `server` for links whose TLS zab terminates itself rather than
-    /// tonic (zab-server's plain learner links): the same identity, and a
-    /// dialer's certificate required to chain to the same CAs.
-    pub plain_server: Arc<rustls::ServerConfig>,
-    /// `client` for those links: the same identity and CAs.
-    pub plain_client: Arc<rustls::ClientConfig>,
-}
-
-impl PeerTls {
-    /// An endpoint to `addr`: `https` with the peer's address as the name
-    /// its certificate must carry, or plain `http` without TLS.
-    pub fn endpoint(
-        tls: Option<&PeerTls>,
-        addr: SocketAddr,
-    ) -> Result<Endpoint, tonic::transport::Error> {
-        match tls {
-            None => Endpoint::from_shared(format!("http://{addr}")),
-            Some(t) => Endpoint::from_shared(format!("https://{addr}"))?
-                .tls_config(t.client.clone().domain_name(addr.ip().to_string())),
-        }
-    }
-
-    /// A server builder, with TLS if configured.
-    pub fn server(tls: Option<&PeerTls>) -> Result<Server, tonic::transport::Error> {
-        match tls {
-            None => Ok(Server::builder()),
-            Some(t) => Server::builder().tls_config(t.server.clone()),
-        }
-    }
 }
 
 /// How a server secures its links to the others, the election links and
@@ -331,18 +287,18 @@ impl ElectionTransport {
         let service = ElectionServer::new(Service {
             shared: shared.clone(),
         });
-        let server = PeerTls::server(shared.security.tls.as_ref()).map_err(TransportError::Tls)?;
+        let tls = shared.security.tls.clone();
         tasks.push(tokio::spawn(async move {
             // `serve_with_incoming` does not apply the builder's socket
             // options: ask for TCP_NODELAY here, as the dialing side does.
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            let mut server = server;
-            if let Err(e) = server
-                .add_service(service)
-                .serve_with_incoming(incoming)
-                .await
-            {
+            let router = Server::builder().add_service(service);
+            let served = match &tls {
+                None => router.serve_with_incoming(incoming).await,
+                Some(tls) => router.serve_with_incoming(tls.accept(incoming)).await,
+            };
+            if let Err(e) = served {
                 warn!(sid = %me, "election listener stopped: {e}");
             }
         }));
@@ -459,10 +415,7 @@ async fn open(
     ),
     DialError,
 > {
-    let channel: Channel = PeerTls::endpoint(security.tls.as_ref(), addr)?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect()
-        .await?;
+    let channel: Channel = PeerTls::connect(security.tls.as_ref(), addr, CONNECT_TIMEOUT).await?;
     let (tx, rx) = mpsc::channel(16);
     let mut req = Request::new(ReceiverStream::new(rx));
     req.metadata_mut()

@@ -1032,6 +1032,9 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.quorum.trustStore.password",
     "ssl.quorum.trustStore.type",
     "ssl.quorum.hostnameVerification",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
     "ssl.authProvider",
     "X509AuthenticationProvider.superUser",
     "java.security.auth.login.config",
@@ -1461,17 +1464,12 @@ impl Builder {
                 c.tls.client_auth = ClientAuth::parse(value)
                     .ok_or_else(|| invalid(raw_key, value, "not NONE, WANT or NEED"))?
             }
-            "ssl.protocol" => c.tls.protocol = value.trim().to_owned(),
-            "ssl.enabledProtocols" => {
-                c.tls.enabled_protocols =
-                    Some(value.split(',').map(|p| p.trim().to_owned()).collect())
-            }
+            "ssl.protocol" => c.tls.offer.protocol = value.trim().to_owned(),
+            "ssl.enabledProtocols" => c.tls.offer.enabled_protocols = Some(list(value)),
             "ssl.handshakeDetectionTimeoutMillis" => {
                 c.tls.handshake_timeout_ms = parse_num(raw_key, value)?
             }
-            "ssl.ciphersuites" => {
-                c.tls.cipher_suites = Some(value.split(',').map(|p| p.trim().to_owned()).collect())
-            }
+            "ssl.ciphersuites" => c.tls.offer.cipher_suites = Some(list(value)),
             "ssl.authProvider" => {
                 if value.trim() != "x509" {
                     c.unsupported.push(format!(
@@ -1568,6 +1566,11 @@ impl Builder {
                 c.quorum_tls.trust_store.password = Some(value.to_owned())
             }
             "ssl.quorum.trustStore.type" => c.quorum_tls.trust_store.kind = Some(value.to_owned()),
+            "ssl.quorum.protocol" => c.quorum_tls.offer.protocol = value.trim().to_owned(),
+            "ssl.quorum.enabledProtocols" => {
+                c.quorum_tls.offer.enabled_protocols = Some(list(value))
+            }
+            "ssl.quorum.ciphersuites" => c.quorum_tls.offer.cipher_suites = Some(list(value)),
             "ssl.quorum.hostnameVerification" => {
                 c.quorum_tls.hostname_verification = parse_bool(raw_key, value)?
             }
@@ -1894,6 +1897,12 @@ fn parse_port(key: &str, value: &str) -> Result<u16, ConfigError> {
         .trim()
         .parse::<u16>()
         .map_err(|_| invalid(key, value, "not a port number (0-65535)"))
+}
+
+/// A comma-separated list (`X509Util` splits `enabledProtocols` and
+/// `ciphersuites` at commas), each item trimmed.
+fn list(value: &str) -> Vec<String> {
+    value.split(',').map(|p| p.trim().to_owned()).collect()
 }
 
 /// `QuorumPeerConfig.parseBoolean`: `true`/`false`, any case.
@@ -2353,7 +2362,7 @@ clientPort=2181
     #[test]
     fn unsupported_and_unknown_keys_are_listed_in_order() {
         let c = parse(
-            "dataDir=/d\nssl.ocsp=true\nssl.quorum.ciphersuites=x\n\
+            "dataDir=/d\nssl.ocsp=true\nssl.quorum.clientAuth=none\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.forceHttps=true\n\
              metricsProvider.className=x\nportUnification=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
@@ -2362,7 +2371,7 @@ clientPort=2181
             c.unsupported,
             [
                 "ssl.ocsp (no revocation checks)",
-                "ssl.quorum.ciphersuites (not implemented for TLS between servers)",
+                "ssl.quorum.clientAuth (not implemented for TLS between servers)",
                 "admin.forceHttps=true (the admin server speaks plain HTTP)",
                 "metricsProvider.className=x (only org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider)",
                 "portUnification=true (not implemented)",
@@ -2380,9 +2389,22 @@ clientPort=2181
         // cannot turn off.
         let q = parse(
             "dataDir=/d\nsslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n\
-             zookeeper.ssl.quorum.trustStore.location=/t.pem\n",
+             zookeeper.ssl.quorum.trustStore.location=/t.pem\n\
+             ssl.quorum.enabledProtocols=TLSv1.3, TLSv1.2\n\
+             ssl.quorum.ciphersuites=TLS_AES_128_GCM_SHA256\n",
         );
         assert!(q.unsupported.is_empty(), "{:?}", q.unsupported);
+        assert_eq!(
+            q.quorum_tls.offer.enabled_protocols,
+            Some(vec!["TLSv1.3".to_owned(), "TLSv1.2".to_owned()])
+        );
+        assert_eq!(
+            q.quorum_tls.offer.cipher_suites,
+            Some(vec!["TLS_AES_128_GCM_SHA256".to_owned()])
+        );
+        assert_eq!(q.quorum_tls.offer.protocol, "TLSv1.2");
+        // The client port's offer is its own.
+        assert_eq!(q.tls.offer, crate::tls::Offer::default());
         assert!(q.quorum_tls.enabled && q.quorum_tls.hostname_verification);
         assert_eq!(
             q.quorum_tls.trust_store.location.as_deref(),
@@ -2423,7 +2445,7 @@ clientPort=2181
         assert_eq!(t.trust_store.kind.as_deref(), Some("PEM"));
         assert_eq!(t.client_auth, ClientAuth::Want);
         assert_eq!(
-            t.enabled_protocols,
+            t.offer.enabled_protocols,
             Some(vec!["TLSv1.3".to_owned(), "TLSv1.2".to_owned()])
         );
         assert!(t.x509_provider);
@@ -2431,7 +2453,7 @@ clientPort=2181
         // ZooKeeper's defaults: client certificates required, TLS 1.2.
         let d = parse("dataDir=/d\nsecureClientPort=2281\n").tls;
         assert_eq!(d.client_auth, ClientAuth::Need);
-        assert_eq!(d.protocol, "TLSv1.2");
+        assert_eq!(d.offer.protocol, "TLSv1.2");
         assert!(!d.x509_provider);
         assert!(matches!(
             Config::parse("dataDir=/d\nclientPort=1\nssl.clientAuth=maybe\n", None),

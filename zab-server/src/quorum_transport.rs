@@ -265,13 +265,16 @@ pub async fn listen(
         next,
         security: security.clone(),
     };
-    let server = PeerTls::server(security.tls.as_ref())?
-        .add_service(
-            QuorumPeerServer::new(service)
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .serve_with_incoming(incoming);
+    let router = tonic::transport::Server::builder().add_service(
+        QuorumPeerServer::new(service)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
+    );
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match &security.tls
+    {
+        None => Box::pin(router.serve_with_incoming(incoming)),
+        Some(tls) => Box::pin(router.serve_with_incoming(tls.accept(incoming))),
+    };
     let accept = async move {
         loop {
             match listener.accept().await {
@@ -374,10 +377,11 @@ async fn connect_tonic(
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
-    let endpoint = PeerTls::endpoint(security.tls.as_ref(), addr)?
-        .connect_timeout(timeout)
-        .tcp_nodelay(true);
-    let channel = tokio::time::timeout(timeout, endpoint.connect()).await??;
+    let channel = tokio::time::timeout(
+        timeout,
+        PeerTls::connect(security.tls.as_ref(), addr, timeout),
+    )
+    .await??;
     let mut client = QuorumPeerClient::new(channel)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);

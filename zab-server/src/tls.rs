@@ -1,11 +1,13 @@
-//! Client TLS: ZooKeeper's `secureClientPort`.
+//! TLS: ZooKeeper's `secureClientPort`, and `sslQuorum` between servers.
 //!
-//! This module owns the settings ZooKeeper reads for it (`ClientX509Util`'s
-//! `ssl.*` keys and the `x509` authentication provider), turning them into
-//! a rustls server configuration, the TLS handshake with its timeout, and a
-//! client certificate's `x509` identity as ZooKeeper's
-//! `X509AuthenticationProvider` names it. It does not own the connection:
-//! once the handshake is done a TLS stream is served as a plain one.
+//! This module owns the settings ZooKeeper reads for them (`ClientX509Util`'s
+//! `ssl.*` keys and the `x509` authentication provider; `QuorumX509Util`'s
+//! `ssl.quorum.*`), turning them into rustls configurations, the client
+//! port's TLS handshake with its timeout, and a client certificate's `x509`
+//! identity as ZooKeeper's `X509AuthenticationProvider` names it. It does
+//! not own the connection: once the handshake is done a TLS stream is
+//! served as a plain one; the links between servers use the configurations
+//! [`peer_tls`] builds.
 //!
 //! Stores are read in PEM form only (`ssl.keyStore.type=PEM`, or a file
 //! ending in `.pem`): the key store holds the private key and the
@@ -69,6 +71,32 @@ pub struct Store {
     pub kind: Option<String>,
 }
 
+/// What one side of TLS offers to negotiate: `ssl.protocol`,
+/// `ssl.enabledProtocols` and `ssl.ciphersuites` for the client port, or
+/// their `ssl.quorum.*` twins between servers (ZooKeeper's `X509Util`
+/// reads the same three keys under either prefix, with the same defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// `protocol`, default `TLSv1.2` (`X509Util.DEFAULT_PROTOCOL`).
+    pub protocol: String,
+    /// `enabledProtocols`; unset means `protocol` alone, as in ZooKeeper
+    /// 3.8 (so TLS 1.3 only when asked for).
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ciphersuites`, Java's names; unset means ZooKeeper's default list
+    /// ([`DEFAULT_CIPHER_SUITES`]).
+    pub cipher_suites: Option<Vec<String>>,
+}
+
+impl Default for Offer {
+    fn default() -> Self {
+        Offer {
+            protocol: "TLSv1.2".to_owned(),
+            enabled_protocols: None,
+            cipher_suites: None,
+        }
+    }
+}
+
 /// The client port's TLS settings, as zoo.cfg (or `zookeeper.*` properties)
 /// give them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,16 +112,10 @@ pub struct TlsConfig {
     pub key_store: Store,
     pub trust_store: Store,
     pub client_auth: ClientAuth,
-    /// `ssl.protocol`, default `TLSv1.2` (`X509Util.DEFAULT_PROTOCOL`).
-    pub protocol: String,
-    /// `ssl.enabledProtocols`; unset means `ssl.protocol` alone, as in
-    /// ZooKeeper 3.8 (so TLS 1.3 only when asked for).
-    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.protocol`, `ssl.enabledProtocols` and `ssl.ciphersuites`.
+    pub offer: Offer,
     /// `ssl.handshakeDetectionTimeoutMillis`, default 5000.
     pub handshake_timeout_ms: u64,
-    /// `ssl.ciphersuites`, Java's names; unset means ZooKeeper's default
-    /// list ([`DEFAULT_CIPHER_SUITES`]).
-    pub cipher_suites: Option<Vec<String>>,
     /// Some `authProvider.*` key names [`X509_PROVIDER_CLASS`]. Without it
     /// ZooKeeper closes a connection that presents a certificate
     /// (`NettyServerCnxnFactory.CertificateVerifier`), and ACLs of the
@@ -113,10 +135,8 @@ impl Default for TlsConfig {
             key_store: Store::default(),
             trust_store: Store::default(),
             client_auth: ClientAuth::default(),
-            protocol: "TLSv1.2".to_owned(),
-            enabled_protocols: None,
+            offer: Offer::default(),
             handshake_timeout_ms: 5_000,
-            cipher_suites: None,
             x509_provider: false,
             x509_super_user: None,
         }
@@ -137,6 +157,10 @@ pub struct QuorumTlsConfig {
     /// the listener's certificate against the peer's address, so `false`
     /// is refused rather than ignored.
     pub hostname_verification: bool,
+    /// `ssl.quorum.protocol`, `ssl.quorum.enabledProtocols` and
+    /// `ssl.quorum.ciphersuites`: on the election links and the leader ⇄
+    /// learner links alike, at both ends.
+    pub offer: Offer,
 }
 
 impl Default for QuorumTlsConfig {
@@ -146,6 +170,7 @@ impl Default for QuorumTlsConfig {
             key_store: Store::default(),
             trust_store: Store::default(),
             hostname_verification: true,
+            offer: Offer::default(),
         }
     }
 }
@@ -153,7 +178,6 @@ impl Default for QuorumTlsConfig {
 /// The peer links' TLS, or `None` without `sslQuorum`. The stores are read
 /// here, so a bad one stops the server at start-up.
 pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, TlsError> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
     if !cfg.enabled {
         return Ok(None);
     }
@@ -168,40 +192,26 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
     // is wrong with a store.
     let (chain, private_key) = read_key_store(key)?;
     let roots = Arc::new(read_trust_store(trust)?);
-    // The plain learner links' TLS, which zab terminates itself: the same
-    // identity and CAs as tonic's below (see `ClientTls::new` on `ring`).
-    #[allow(deprecated)]
-    let ring = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), ring.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let plain_server = ServerConfig::builder_with_provider(ring.clone())
-        .with_safe_default_protocol_versions()?
+    let offered = offered(&cfg.offer, "ssl.quorum.")?;
+    if !offered.unsupported_suites.is_empty() {
+        tracing::warn!(
+            suites = offered.unsupported_suites.join(","),
+            "ssl.quorum.ciphersuites names suites zab does not have; they are not offered"
+        );
+    }
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), offered.provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let server = ServerConfig::builder_with_provider(offered.provider.clone())
+        .with_protocol_versions(&offered.versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), private_key.clone_key())?;
-    let plain_client = rustls::ClientConfig::builder_with_provider(ring)
-        .with_safe_default_protocol_versions()?
+    let client = rustls::ClientConfig::builder_with_provider(offered.provider)
+        .with_protocol_versions(&offered.versions)?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, private_key)?;
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let (pem, ca) = (read(key)?, read(trust)?);
-    // One PEM file holds both: the certificates are read from it for the
-    // chain, the private key for the key.
-    let identity = Identity::from_pem(&pem, &pem);
-    let ca = Certificate::from_pem(ca);
-    Ok(Some(zab_election::PeerTls {
-        server: ServerTlsConfig::new()
-            .identity(identity.clone())
-            .client_ca_root(ca.clone()),
-        client: ClientTlsConfig::new().ca_certificate(ca).identity(identity),
-        plain_server: Arc::new(plain_server),
-        plain_client: Arc::new(plain_client),
-    }))
+    Ok(Some(zab_election::PeerTls::new(server, client)))
 }
 
 /// Why the TLS listener cannot be set up; reported at start-up.
@@ -223,8 +233,11 @@ pub enum TlsError {
     Pem { path: PathBuf, what: String },
     #[error("unknown TLS protocol {0:?} (zab offers TLSv1.2 and TLSv1.3)")]
     Protocol(String),
-    #[error("ssl.ciphersuites leaves no suite for {0} that zab has (it has the GCM and ChaCha20 suites)")]
-    NoCipherSuite(&'static str),
+    #[error("{prefix}ciphersuites leaves no suite for {version} that zab has (it has the GCM and ChaCha20 suites)")]
+    NoCipherSuite {
+        prefix: &'static str,
+        version: &'static str,
+    },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("client certificate verifier: {0}")]
@@ -268,37 +281,13 @@ pub enum Refused {
 impl ClientTls {
     /// Loads the stores and builds the server configuration.
     pub fn new(cfg: &TlsConfig) -> Result<ClientTls, TlsError> {
-        let versions = protocol_versions(cfg)?;
+        let Offered {
+            provider,
+            versions,
+            unsupported_suites,
+        } = offered(&cfg.offer, "ssl.")?;
         let key_path = pem_store(&cfg.key_store, "ssl.keyStore")?.ok_or(TlsError::NoKeyStore)?;
         let (chain, key) = read_key_store(key_path)?;
-        // rustls deprecates its `ring` provider for lacking post-quantum
-        // key exchange, which ZooKeeper's Java clients do not offer either;
-        // its other provider (aws-lc-rs) needs a CMake build of AWS-LC on
-        // every machine that builds zab.
-        #[allow(deprecated)]
-        let ring = rustls::crypto::ring::default_provider();
-        let (suites, unsupported_suites) = cipher_suites(cfg, &ring.cipher_suites);
-        for v in &versions {
-            if !suites.iter().any(|s| s.version() == *v) {
-                let name = if v.version == rustls::ProtocolVersion::TLSv1_3 {
-                    "TLSv1.3"
-                } else {
-                    "TLSv1.2"
-                };
-                // Java would negotiate another enabled version; with none
-                // left, every handshake would fail. Refused at start-up.
-                if versions.len() == 1 {
-                    return Err(TlsError::NoCipherSuite(name));
-                }
-            }
-        }
-        if suites.is_empty() {
-            return Err(TlsError::NoCipherSuite("any version"));
-        }
-        let provider = Arc::new(rustls::crypto::CryptoProvider {
-            cipher_suites: suites,
-            ..ring
-        });
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)?;
         let builder = match cfg.client_auth {
@@ -368,9 +357,61 @@ impl ClientTls {
     }
 }
 
-/// The rustls versions `ssl.enabledProtocols` (or `ssl.protocol`) names.
+/// What an [`Offer`] comes to in rustls.
+struct Offered {
+    /// `ring` with the offered suites only.
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    /// Suites the offer names that rustls does not have: named in a
+    /// start-up warning, as Java would refuse them.
+    unsupported_suites: Vec<String>,
+}
+
+/// The versions and suites `offer` enables, whose keys begin with `prefix`
+/// (`ssl.` or `ssl.quorum.`). An offer that leaves a version it enables
+/// alone with no suite is refused: every handshake would fail.
+fn offered(offer: &Offer, prefix: &'static str) -> Result<Offered, TlsError> {
+    let versions = protocol_versions(offer)?;
+    // rustls deprecates its `ring` provider for lacking post-quantum key
+    // exchange, which ZooKeeper's Java clients do not offer either; its
+    // other provider (aws-lc-rs) needs a CMake build of AWS-LC on every
+    // machine that builds zab.
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    let (suites, unsupported_suites) = cipher_suites(offer, &ring.cipher_suites);
+    for v in &versions {
+        if !suites.iter().any(|s| s.version() == *v) {
+            let version = if v.version == rustls::ProtocolVersion::TLSv1_3 {
+                "TLSv1.3"
+            } else {
+                "TLSv1.2"
+            };
+            // Java would negotiate another enabled version; with none
+            // left, every handshake would fail. Refused at start-up.
+            if versions.len() == 1 {
+                return Err(TlsError::NoCipherSuite { prefix, version });
+            }
+        }
+    }
+    if suites.is_empty() {
+        return Err(TlsError::NoCipherSuite {
+            prefix,
+            version: "any version",
+        });
+    }
+    Ok(Offered {
+        provider: Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: suites,
+            ..ring
+        }),
+        versions,
+        unsupported_suites,
+    })
+}
+
+/// The rustls versions `enabledProtocols` (or `protocol`) names.
 fn protocol_versions(
-    cfg: &TlsConfig,
+    cfg: &Offer,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
     let names: Vec<&str> = match &cfg.enabled_protocols {
         Some(list) => list.iter().map(String::as_str).collect(),
@@ -386,11 +427,11 @@ fn protocol_versions(
         .collect()
 }
 
-/// The suites `ssl.ciphersuites` (or ZooKeeper's default) names, in its
+/// The suites `ciphersuites` (or ZooKeeper's default) names, in its
 /// order, from those rustls has; and the names it does not have. Java's
 /// TLS 1.3 names (`TLS_AES_128_GCM_SHA256`) are rustls's `TLS13_` ones.
 fn cipher_suites(
-    cfg: &TlsConfig,
+    cfg: &Offer,
     available: &[rustls::SupportedCipherSuite],
 ) -> (Vec<rustls::SupportedCipherSuite>, Vec<String>) {
     let names: Vec<&str> = match &cfg.cipher_suites {
@@ -629,18 +670,18 @@ mod tests {
 
     #[test]
     fn protocols_default_to_tls_1_2_alone() {
-        let cfg = TlsConfig::default();
+        let cfg = Offer::default();
         let v = protocol_versions(&cfg).unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].version, rustls::ProtocolVersion::TLSv1_2);
-        let both = TlsConfig {
+        let both = Offer {
             enabled_protocols: Some(vec!["TLSv1.3".into(), "TLSv1.2".into()]),
-            ..TlsConfig::default()
+            ..Offer::default()
         };
         assert_eq!(protocol_versions(&both).unwrap().len(), 2);
-        let old = TlsConfig {
+        let old = Offer {
             protocol: "TLSv1.1".into(),
-            ..TlsConfig::default()
+            ..Offer::default()
         };
         assert!(matches!(protocol_versions(&old), Err(TlsError::Protocol(p)) if p == "TLSv1.1"));
     }
@@ -652,16 +693,16 @@ mod tests {
         let names = |suites: &[rustls::SupportedCipherSuite]| -> Vec<&str> {
             suites.iter().filter_map(|s| s.suite().as_str()).collect()
         };
-        let (default, missing) = cipher_suites(&TlsConfig::default(), &ring.cipher_suites);
+        let (default, missing) = cipher_suites(&Offer::default(), &ring.cipher_suites);
         assert_eq!(names(&default), DEFAULT_CIPHER_SUITES);
         assert!(missing.is_empty());
-        let cfg = TlsConfig {
+        let cfg = Offer {
             cipher_suites: Some(vec![
                 "TLS_AES_256_GCM_SHA384".into(),
                 "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256".into(),
                 "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".into(),
             ]),
-            ..TlsConfig::default()
+            ..Offer::default()
         };
         let (chosen, missing) = cipher_suites(&cfg, &ring.cipher_suites);
         assert_eq!(
@@ -672,6 +713,27 @@ mod tests {
             ]
         );
         assert_eq!(missing, ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"]);
+    }
+
+    /// Java would fail every handshake; zab refuses at start-up, naming
+    /// the key of the side (`ssl.` or `ssl.quorum.`) that left no suite.
+    #[test]
+    fn an_offer_without_a_suite_for_its_only_version_is_refused_by_its_key() {
+        let offer = Offer {
+            cipher_suites: Some(vec!["TLS_AES_128_GCM_SHA256".into()]),
+            ..Offer::default()
+        };
+        let err = offered(&offer, "ssl.quorum.").err().expect("refused");
+        assert!(err
+            .to_string()
+            .starts_with("ssl.quorum.ciphersuites leaves no suite for TLSv1.2"));
+        let both = Offer {
+            enabled_protocols: Some(vec!["TLSv1.2".into(), "TLSv1.3".into()]),
+            ..offer
+        };
+        let ok = offered(&both, "ssl.").expect("a suite for TLS 1.3");
+        assert_eq!(ok.versions.len(), 2);
+        assert_eq!(ok.provider.cipher_suites.len(), 1);
     }
 
     #[test]

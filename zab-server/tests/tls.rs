@@ -400,14 +400,26 @@ async fn only_the_listed_cipher_suites_are_accepted() {
 /// Whether a TLS client with `identity` completes a handshake at `addr`.
 async fn tls_handshake(addr: std::net::SocketAddr, pki: &Pki, identity: &Identity) -> bool {
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = rustls::crypto::ring::default_provider();
+    tls_handshake_offering(addr, pki, identity, provider, rustls::DEFAULT_VERSIONS).await
+}
+
+/// Whether a TLS client with `identity`, offering only `provider`'s suites
+/// and `versions`, completes a handshake at `addr`.
+async fn tls_handshake_offering(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    identity: &Identity,
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> bool {
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(pki.ca()).expect("read CA");
     for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
         roots.add(cert.expect("CA PEM")).expect("add CA");
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_root_certificates(roots)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
@@ -473,6 +485,66 @@ async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
                 "TLS at {addr}"
             );
             assert!(!plain_http2_answers(addr).await, "plain HTTP/2 at {addr}");
+        }
+    })
+    .await;
+}
+
+/// `ssl.quorum.enabledProtocols` and `ssl.quorum.ciphersuites`: the
+/// ensemble replicates over TLS 1.3 with the one listed suite, and its
+/// election and quorum ports refuse a peer that offers TLS 1.2 alone or
+/// only another suite, as ZooKeeper's `QuorumX509Util` sockets do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_quorum_offers_only_the_listed_protocols_and_suites() {
+    if !matches!(support::target(), support::Target::Zab) {
+        return; // zab's own peer protocol
+    }
+    bounded(async {
+        let pki = Pki::new();
+        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
+        spec.extra_cfg = format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
+             ssl.quorum.trustStore.location={}\n\
+             ssl.quorum.enabledProtocols=TLSv1.3\n\
+             ssl.quorum.ciphersuites=TLS_AES_256_GCM_SHA384\n",
+            pki.dir.path().join("server.pem").display(),
+            pki.ca().display()
+        );
+        let mut ensemble = TestCluster::start(spec);
+        let leader = ensemble.wait_until_serving(Duration::from_secs(60));
+        let write = zkcli::run(&ensemble.connect_string_of(0), "create /tls13 only", &[]);
+        assert_lines_in_order(&write, &["Created /tls13"]);
+        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /tls13", &[]);
+        assert_lines_in_order(&read, &["only"]);
+        let log = ensemble.output(leader);
+        assert!(!log.contains("names suites zab does not have"), "{log}");
+
+        #[allow(deprecated)]
+        let offering = |name: &str| {
+            let mut ring = rustls::crypto::ring::default_provider();
+            ring.cipher_suites
+                .retain(|s| s.suite().as_str() == Some(name));
+            assert_eq!(ring.cipher_suites.len(), 1, "{name}");
+            ring
+        };
+        let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+        for addr in [ensemble.election_addr(0), ensemble.quorum_addr(leader)] {
+            let handshake = |suite: &str, versions| {
+                tls_handshake_offering(addr, &pki, &pki.client, offering(suite), versions)
+            };
+            assert!(
+                handshake("TLS13_AES_256_GCM_SHA384", tls13).await,
+                "the listed version and suite at {addr}"
+            );
+            assert!(
+                !handshake("TLS13_AES_128_GCM_SHA256", tls13).await,
+                "another TLS 1.3 suite at {addr}"
+            );
+            assert!(
+                !handshake("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", tls12).await,
+                "TLS 1.2 at {addr}"
+            );
         }
     })
     .await;

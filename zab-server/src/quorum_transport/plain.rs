@@ -202,7 +202,7 @@ impl PlainListener {
         if sock.write_all(&answer).await.is_err() {
             return;
         }
-        let acceptor = TlsAcceptor::from(tls.plain_server.clone());
+        let acceptor = TlsAcceptor::from(tls.server.clone());
         let (rd, wr) = match tokio::time::timeout(FIRST_BYTES_WITHIN, async {
             let (mut rd, wr) = halves(acceptor.accept(under_tls(sock)).await?);
             let mut magic = [0u8; MAGIC.len()];
@@ -359,7 +359,7 @@ async fn start_tls(
         verdict => anyhow::bail!("{addr} answered TLS with verdict {verdict}"),
     }
     let name = rustls::pki_types::ServerName::from(addr.ip());
-    let stream = TlsConnector::from(tls.plain_client.clone())
+    let stream = TlsConnector::from(tls.client.clone())
         .connect(name, under_tls(sock))
         .await?;
     Ok(halves(stream))
@@ -514,7 +514,6 @@ mod tests {
     use crate::quorum_transport::connect_tonic;
     use crate::quorum_transport::sasl_tests::{listener, security as sasl, LIMIT};
     use crate::quorum_transport::tests::packet;
-    use zab_election::PeerTls;
     use zab_wire::proto::PacketType;
     use zab_wire::ServerId;
 
@@ -557,7 +556,7 @@ mod tests {
             enabled: true,
             key_store: store(key_store),
             trust_store: store(trust_store),
-            hostname_verification: true,
+            ..QuorumTlsConfig::default()
         };
         PeerSecurity {
             tls: peer_tls(&cfg).unwrap(),
@@ -623,7 +622,7 @@ mod tests {
     /// A plain link without TLS would bypass `sslQuorum`: refused with
     /// the reason, and never reported. A learner with TLS gets a plain
     /// link inside TLS, with SASL too; one of an earlier zab, a tonic
-    /// stream, which tonic's TLS carries.
+    /// stream, which the same TLS carries.
     #[tokio::test]
     async fn a_tls_listener_refuses_a_link_without_tls_and_admits_tls() {
         let security = tls_and(sasl(Some("pw"), true));
@@ -696,12 +695,15 @@ mod tests {
                 security: leader,
             };
             // A leader of an earlier zab, which knows only tonic streams.
-            let server = tokio::spawn(
-                PeerTls::server(service.security.tls.as_ref())
-                    .unwrap()
-                    .add_service(QuorumPeerServer::new(service))
-                    .serve_with_incoming(incoming),
-            );
+            let tls = service.security.tls.clone();
+            let router =
+                tonic::transport::Server::builder().add_service(QuorumPeerServer::new(service));
+            let server = tokio::spawn(async move {
+                match &tls {
+                    None => router.serve_with_incoming(incoming).await,
+                    Some(tls) => router.serve_with_incoming(tls.accept(incoming)).await,
+                }
+            });
             let mut link = open(addr, &learner)
                 .await
                 .expect("a tonic link after the plain one went unanswered");
