@@ -6,8 +6,8 @@
 //! the `log.<zxid>` files after it (`FileTxnLog`) — and the mapping of
 //! ZooKeeper's txn records onto zab's. The tree (`zab-tree`) applies them
 //! as ZooKeeper's `FileTxnSnapLog.restore` would, and the store
-//! (`zab-store`) keeps the result as its first snapshot, with the epoch of
-//! the last txn. Snapshots may be compressed (`snapshot.compression.
+//! (`zab-store`) keeps the result as its first snapshot, with the
+//! server's `currentEpoch` and `acceptedEpoch` as ZooKeeper reads them. Snapshots may be compressed (`snapshot.compression.
 //! method`: `.gz`, or `.snappy` in snappy-java's stream format); every
 //! snapshot's seal (the Adler-32 of its content) is checked, so a torn or
 //! damaged one gives way to the one before, as in ZooKeeper.
@@ -87,25 +87,9 @@ pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
         .snapshots()
         .save(zxid, &mut stream.as_slice())
         .context("saving the imported snapshot")?;
-    // A quorum's epochs: what ZooKeeper recorded, or the last txn's.
-    let epoch_file = |name: &str| -> Option<u64> {
-        std::fs::read_to_string(dir.join(name))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let epoch = [
-        Some(zxid.epoch().0),
-        epoch_file("currentEpoch"),
-        epoch_file("acceptedEpoch"),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(0);
-    store.set_accepted_epoch(Epoch(epoch))?;
-    store.set_current_epoch(Epoch(epoch))?;
+    let (current, accepted) = epochs(&dir, zxid)?;
+    store.set_accepted_epoch(accepted)?;
+    store.set_current_epoch(current)?;
     Ok(Imported {
         snapshot,
         zxid,
@@ -113,6 +97,46 @@ pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
         sessions: tree.sessions().count(),
         replayed,
     })
+}
+
+/// The server's `(currentEpoch, acceptedEpoch)`, as ZooKeeper's
+/// `QuorumPeer.loadDataBase` reads them from `dir` for data ending at
+/// `last`: each file, or the last zxid's epoch where it is missing; a
+/// `currentEpoch.tmp` (a write that a crash cut short) stands for a
+/// current epoch older than the data, and without one such a directory is
+/// refused, as ZooKeeper refuses to start on it.
+///
+/// The two are kept apart: a server that ACKed a new leader's epoch which
+/// never took over has acceptedEpoch above currentEpoch, and taking the
+/// higher for both would let its possibly shorter history win the
+/// election and truncate committed txns on the others.
+fn epochs(dir: &Path, last: Zxid) -> anyhow::Result<(Epoch, Epoch)> {
+    let read = |name: &str| -> anyhow::Result<Option<Epoch>> {
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(|e| Some(Epoch(e)))
+                .with_context(|| format!("{} is not an epoch", dir.join(name).display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", dir.join(name).display())),
+        }
+    };
+    let of_data = last.epoch();
+    let mut current = read("currentEpoch")?.unwrap_or(of_data);
+    if of_data > current {
+        current = read("currentEpoch.tmp")?.with_context(|| {
+            format!(
+                "currentEpoch {current} is older than the last zxid {last}; \
+                 ZooKeeper would not start on this directory either"
+            )
+        })?;
+    }
+    let accepted = read("acceptedEpoch")?.unwrap_or(of_data);
+    if accepted < current {
+        bail!("acceptedEpoch {accepted} is below currentEpoch {current}; ZooKeeper would not start on this directory either");
+    }
+    Ok((current, accepted))
 }
 
 /// The zxid in a `snapshot.<hex>[.gz|.snappy]` or `log.<hex>` file name.
@@ -479,6 +503,30 @@ mod tests {
             (a, (b + a) % 65_521)
         });
         assert_eq!(adler32(&long), ((naive.1 << 16) | naive.0) as u32);
+    }
+
+    #[test]
+    fn epochs_are_read_apart_as_zookeeper_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, v: &str| std::fs::write(dir.path().join(name), v).unwrap();
+        let last = Zxid::new(Epoch(4), 10);
+        // No files: both from the data.
+        assert_eq!(epochs(dir.path(), last).unwrap(), (Epoch(4), Epoch(4)));
+        // A server that ACKed epoch 5 whose leader never took over keeps
+        // currentEpoch 4 (it was 5 for both before).
+        write("currentEpoch", "4\n");
+        write("acceptedEpoch", "5\n");
+        assert_eq!(epochs(dir.path(), last).unwrap(), (Epoch(4), Epoch(5)));
+        // Data newer than currentEpoch: refused, unless a cut-short write
+        // left currentEpoch.tmp.
+        write("currentEpoch", "3");
+        assert!(epochs(dir.path(), last).is_err());
+        write("currentEpoch.tmp", "4");
+        assert_eq!(epochs(dir.path(), last).unwrap(), (Epoch(4), Epoch(5)));
+        write("acceptedEpoch", "3");
+        assert!(epochs(dir.path(), last).is_err());
+        write("acceptedEpoch", "x");
+        assert!(epochs(dir.path(), last).is_err());
     }
 
     #[test]
