@@ -29,6 +29,7 @@ use zab_tree::session_tracker::{
     negotiate_timeout, session_password, SessionOwner, SessionTracker,
 };
 use zab_tree::watch_manager::{ConnectionId, WatchKind, WatchManager};
+use zab_tree::MultiReadStop;
 use zab_tree::{DataTree, PrepareConfig, Preparer, RequestContext, TreeSnapshot, WatchEvent};
 use zab_wire::jute::Id;
 use zab_wire::jute::{
@@ -1693,18 +1694,33 @@ impl Pipeline {
             Request::GetAcl(_) | Request::GetAllChildrenNumber(_) | Request::GetEphemerals(_) => {
                 self.tree.read(&request, session, &c.auth)
             }
-            Request::MultiRead(ops) => match self.tree.multi_read(ops, &c.auth) {
-                Ok(results) => Ok(Response::Multi(results)),
-                // The one error answer with a body (see `DataTree::multi_read`).
-                Err(before) => {
-                    let zxid = self.last_processed_zxid().0;
-                    let code = ErrorCode::MarshallingError.code();
-                    let body = Response::Multi(before);
-                    let answered = Answered::new(header.op, received_ms);
-                    self.send_reply(conn, header.xid, zxid, code, &body, Some(answered), out);
-                    return;
+            Request::MultiRead(ops) => {
+                match self
+                    .tree
+                    .multi_read(ops, &c.auth, zab_tree::MULTI_READ_MAX_BYTES)
+                {
+                    Ok(results) => Ok(Response::Multi(results)),
+                    Err(MultiReadStop::TooLarge { bytes }) => {
+                        tracing::warn!(
+                            conn = conn.0,
+                            ops = ops.len(),
+                            bytes,
+                            "multiRead answer too large; closing the connection"
+                        );
+                        out.push(Action::Close { conn });
+                        return;
+                    }
+                    // The one error answer with a body (see `DataTree::multi_read`).
+                    Err(MultiReadStop::Write(before)) => {
+                        let zxid = self.last_processed_zxid().0;
+                        let code = ErrorCode::MarshallingError.code();
+                        let body = Response::Multi(before);
+                        let answered = Answered::new(header.op, received_ms);
+                        self.send_reply(conn, header.xid, zxid, code, &body, Some(answered), out);
+                        return;
+                    }
                 }
-            },
+            }
             // Writes never reach here; Auth, Check, DeleteContainer and Sasl
             // were answered in `on_request_at`.
             _ => Err(ErrorCode::Unimplemented),

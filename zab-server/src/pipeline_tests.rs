@@ -1400,6 +1400,46 @@ fn a_multi_read_of_writes_is_answered_with_an_empty_multi_response() {
     assert_eq!(h.appended.len(), 1, "no txn besides the session's");
 }
 
+/// A multiRead whose answer would pass `MULTI_READ_MAX_BYTES` closes the
+/// connection instead of building it: a few thousand getData ops on one
+/// large node would otherwise take gigabytes. One below the limit is
+/// answered in full.
+#[test]
+fn a_multi_read_too_large_to_answer_closes_the_connection() {
+    use zab_wire::jute::{MultiOp, MultiResponse, MultiResult};
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    let big = "x".repeat(512 * 1024);
+    h.request(conn, 1, create("/big", &big, 0));
+    h.sync();
+    assert_eq!(reply(&h.take(conn)[0]).0.err, 0);
+    let reads = |n: usize| {
+        Request::MultiRead(
+            (0..n)
+                .map(|_| {
+                    MultiOp::GetData(PathWatchRequest {
+                        path: "/big".into(),
+                        watch: false,
+                    })
+                })
+                .collect(),
+        )
+    };
+    let fits = zab_tree::MULTI_READ_MAX_BYTES / (big.len() + 100);
+    h.request(conn, 2, reads(fits));
+    let got = h.take(conn);
+    let (header, body) = reply(&got[0]);
+    assert_eq!(header.err, 0);
+    let m = MultiResponse::decode(body.clone()).expect("a MultiResponse");
+    assert_eq!(m.results.len(), fits);
+    assert!(
+        matches!(&m.results[0], MultiResult::GetData(d) if d.data.as_ref().map(|b| b.len()) == Some(big.len()))
+    );
+    // 20,000 reads of 512 KiB: 10 GB, were it built.
+    h.request(conn, 3, reads(20_000));
+    assert!(matches!(h.take(conn).as_slice(), [Got::Closed]));
+}
+
 /// Without a JAAS file ZooKeeper has no SASL server for the connection and
 /// answers a SASL token with OK and a null token (its NullPointerException
 /// is caught in `processSasl`); the connection stays.

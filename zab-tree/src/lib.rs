@@ -30,7 +30,7 @@ pub use watch_event::WatchEvent;
 pub use acl::{authenticate, check_acl, who_am_i, AuthConfig, AuthInfo};
 pub use prepare::{PrepareConfig, Preparer, RequestContext};
 pub use snapshot::{SnapshotError, TreeSnapshot};
-pub use tree::{Applied, DataTree};
+pub use tree::{Applied, DataTree, MultiReadStop, MULTI_READ_MAX_BYTES};
 
 #[cfg(test)]
 mod testkit;

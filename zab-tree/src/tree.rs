@@ -51,6 +51,21 @@ pub struct Applied {
     pub closed_session: Option<SessionId>,
 }
 
+/// The most bytes a multiRead answers with unless its caller says
+/// otherwise: 32 × ZooKeeper's default `jute.maxbuffer`, far above what
+/// ZooKeeper's Java client takes in one answer.
+pub const MULTI_READ_MAX_BYTES: usize = 32 << 20;
+
+/// Why [`DataTree::multi_read`] stopped short of answering every op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MultiReadStop {
+    /// A write op, with the results before it (answered as the body of a
+    /// MARSHALLINGERROR reply).
+    Write(MultiResponse),
+    /// The answer would pass the byte limit: `bytes` so far.
+    TooLarge { bytes: usize },
+}
+
 /// ZooKeeper's `DataTree` plus its sessions table.
 #[derive(Debug, Clone)]
 pub struct DataTree {
@@ -480,7 +495,7 @@ impl DataTree {
                 Ok(Response::StringList(StringListResponse { items }))
             }
             Request::MultiRead(ops) => self
-                .multi_read(ops, auth)
+                .multi_read(ops, auth, MULTI_READ_MAX_BYTES)
                 .map(Response::Multi)
                 .map_err(|_| ErrorCode::MarshallingError),
             _ => Err(ErrorCode::Unimplemented),
@@ -488,29 +503,52 @@ impl DataTree {
     }
 
     /// multiRead: each op answers on its own, and a failure does not stop
-    /// the rest. A write op stops it: `Err` holds the results before it,
-    /// which ZooKeeper sends as the body of its MARSHALLINGERROR reply
-    /// (`FinalRequestProcessor` throws from inside the loop). The decoder
-    /// lets writes through only when every op is one, so that body is an
-    /// empty `MultiResponse` (checked on 3.8.0).
+    /// the rest. A write op stops it: [`MultiReadStop::Write`] holds the
+    /// results before it, which ZooKeeper sends as the body of its
+    /// MARSHALLINGERROR reply (`FinalRequestProcessor` throws from inside
+    /// the loop). The decoder lets writes through only when every op is
+    /// one, so that body is an empty `MultiResponse` (checked on 3.8.0).
+    ///
+    /// An answer past `max_bytes` stops it too ([`MultiReadStop::TooLarge`]):
+    /// one request of a few thousand getData ops on a large node would
+    /// otherwise copy gigabytes. ZooKeeper has no such limit and runs out
+    /// of heap instead; its Java client refuses any answer above its own
+    /// `jute.maxbuffer` (1 MiB) anyway.
     pub fn multi_read(
         &self,
         ops: &[MultiOp],
         auth: &AuthInfo,
-    ) -> Result<MultiResponse, MultiResponse> {
-        let mut results = Vec::with_capacity(ops.len());
+        max_bytes: usize,
+    ) -> Result<MultiResponse, MultiReadStop> {
+        // A result's header (type, done, err) and a GetData's Stat and
+        // length prefix: what each result adds beside its data.
+        const RESULT_BYTES: usize = 9;
+        const STAT_BYTES: usize = 68;
+        let mut results = Vec::with_capacity(ops.len().min(1024));
+        let mut bytes = 0usize;
         for o in ops {
-            results.push(match o {
+            let result = match o {
                 MultiOp::GetData(r) => match self.get_data(r, auth) {
-                    Ok(d) => MultiResult::GetData(d),
+                    Ok(d) => {
+                        bytes += 4 + STAT_BYTES + d.data.as_ref().map_or(0, Bytes::len);
+                        MultiResult::GetData(d)
+                    }
                     Err(e) => MultiResult::Error(e.code()),
                 },
                 MultiOp::GetChildren(r) => match self.get_children(r, auth) {
-                    Ok((items, _)) => MultiResult::GetChildren(StringListResponse { items }),
+                    Ok((items, _)) => {
+                        bytes += 4 + items.iter().map(|c| 4 + c.len()).sum::<usize>();
+                        MultiResult::GetChildren(StringListResponse { items })
+                    }
                     Err(e) => MultiResult::Error(e.code()),
                 },
-                _ => return Err(MultiResponse { results }),
-            });
+                _ => return Err(MultiReadStop::Write(MultiResponse { results })),
+            };
+            bytes += RESULT_BYTES;
+            if bytes > max_bytes {
+                return Err(MultiReadStop::TooLarge { bytes });
+            }
+            results.push(result);
         }
         Ok(MultiResponse { results })
     }
