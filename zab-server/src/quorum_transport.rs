@@ -49,22 +49,66 @@ use zab_wire::ServerId;
 /// Most packets in one batch: bounds a batch's latency.
 const MAX_BATCH: usize = 1024;
 
-/// A batch takes no further packet once it holds this many bytes. Without
-/// a byte bound, a snapshot queued whole as 256 KiB SNAP_CHUNKs went out as
-/// one message of up to 1024 chunks, which the learner refused as
-/// oversized: a learner that needed a SNAP of more than a few MiB could
-/// never join.
+/// A batch takes no packet that would take it past this many bytes; a
+/// larger packet goes alone. Without a byte bound, a snapshot queued whole
+/// as 256 KiB SNAP_CHUNKs went out as one message of up to 1024 chunks,
+/// which the learner refused as oversized: a learner that needed a SNAP of
+/// more than a few MiB could never join.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// The largest message either side of a link accepts, for a server whose
-/// clients may send requests of up to `jute_max_buffer` bytes: a batch is
-/// under `MAX_BATCH_BYTES` (1 MiB) before its last packet, and one packet carries
-/// at most a client request or txn (bounded by `jute.maxbuffer`, as
-/// ZooKeeper bounds a quorum packet) or a SNAP_CHUNK, plus its framing.
+/// clients may send requests of up to `jute_max_buffer` bytes: a batch of
+/// several packets is at most `MAX_BATCH_BYTES` (1 MiB), and a packet alone
+/// carries a client request, a txn or a SNAP_CHUNK, plus its framing. A
+/// txn may be larger than the request behind it (a closeSession lists the
+/// session's ephemerals; `auth` ACLs expand to the session's ids), so a
+/// packet may take twice `jute.maxbuffer`, as ZooKeeper's learners accept
+/// (`jute.maxbuffer` plus `zookeeper.jute.maxbuffer.extrasize`, which
+/// defaults to the same).
 pub fn max_message_bytes(jute_max_buffer: u32) -> usize {
     const FRAMING: usize = 64 * 1024;
-    let packet = (jute_max_buffer as usize).max(zab_leader::SNAP_CHUNK_SIZE);
-    MAX_BATCH_BYTES + packet + FRAMING
+    let packet = (2 * jute_max_buffer as usize).max(zab_leader::SNAP_CHUNK_SIZE);
+    MAX_BATCH_BYTES.max(packet) + FRAMING
+}
+
+/// Cuts a link's queue into batches: the first packet waits for nothing,
+/// the rest of its batch is what queued up meanwhile (while the previous
+/// batch was being written), up to [`MAX_BATCH`] packets and
+/// [`MAX_BATCH_BYTES`]. A packet that would take a batch past the byte
+/// bound waits for the next batch, so a batch is either within the bound
+/// or one packet alone, which [`max_message_bytes`] bounds.
+#[derive(Default)]
+struct Batcher {
+    held: Option<QuorumPacket>,
+}
+
+impl Batcher {
+    /// The packet held back from the last batch, which starts the next.
+    fn take_held(&mut self) -> Option<QuorumPacket> {
+        self.held.take()
+    }
+
+    /// The batch that starts with `first`.
+    fn batch(
+        &mut self,
+        first: QuorumPacket,
+        rx: &mut mpsc::UnboundedReceiver<QuorumPacket>,
+    ) -> Vec<QuorumPacket> {
+        let mut bytes = first.encoded_len();
+        let mut packets = vec![first];
+        while packets.len() < MAX_BATCH {
+            let Ok(p) = rx.try_recv() else { break };
+            let len = p.encoded_len();
+            if bytes + len > MAX_BATCH_BYTES {
+                self.held = Some(p);
+                break;
+            }
+            bytes += len;
+            packets.push(p);
+        }
+        stage_trace::packets(Direction::Out, &packets);
+        packets
+    }
 }
 
 /// One learner connection on the leader.
@@ -187,7 +231,7 @@ impl QuorumPeer for Service {
             tracing::info!(?link, reason = %end_reason(end), "learner link closed");
             events(LinkEvent::Closed { link });
         });
-        Ok(Response::new(Box::pin(Batches { rx: out_rx }.map(Ok))))
+        Ok(Response::new(Box::pin(Batches::new(out_rx).map(Ok))))
     }
 }
 
@@ -204,35 +248,36 @@ fn log_verdict(link: LinkId, remote: Option<SocketAddr>, verdict: &Verdict) {
     }
 }
 
-/// The queue of outgoing packets as a stream of batches: the first packet
-/// waits for nothing, the rest of its batch is what queued up meanwhile
-/// (while tonic was writing the previous batch), up to [`MAX_BATCH`]
-/// packets or [`MAX_BATCH_BYTES`].
+/// The queue of outgoing packets as a stream of batches ([`Batcher`]),
+/// for tonic.
 struct Batches {
     rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    batcher: Batcher,
+}
+
+impl Batches {
+    fn new(rx: mpsc::UnboundedReceiver<QuorumPacket>) -> Batches {
+        Batches {
+            rx,
+            batcher: Batcher::default(),
+        }
+    }
 }
 
 impl Stream for Batches {
     type Item = QuorumBatch;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<QuorumBatch>> {
-        let first = match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(p)) => p,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+        let this = &mut *self;
+        let first = match this.batcher.take_held() {
+            Some(p) => p,
+            None => match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(p)) => p,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
         };
-        let mut bytes = first.encoded_len();
-        let mut packets = vec![first];
-        while packets.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            match self.rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.encoded_len();
-                    packets.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        stage_trace::packets(Direction::Out, &packets);
+        let packets = this.batcher.batch(first, &mut this.rx);
         Poll::Ready(Some(QuorumBatch { packets }))
     }
 }
@@ -386,7 +431,7 @@ async fn connect_tonic(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let mut request = Request::new(Batches { rx: out_rx });
+    let mut request = Request::new(Batches::new(out_rx));
     security.mark(&mut request);
     let response = tokio::time::timeout(timeout, client.learn(request)).await??;
     let mut stream = response.into_inner();
@@ -607,6 +652,33 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(got, (1..=64).map(|z| (z, size)).collect::<Vec<_>>());
+        server.abort();
+    }
+
+    /// A txn may be larger than the request behind it, up to twice
+    /// `jute.maxbuffer` (ZooKeeper's learners take that much): queued
+    /// behind 990 KiB of smaller packets, a 1.9 MiB one goes in a batch of
+    /// its own and arrives. (Batches that took a packet while under 1 MiB
+    /// put it in a 2.9 MiB message the learner refused, and the link broke
+    /// at every resync.)
+    #[tokio::test]
+    async fn a_packet_up_to_twice_jute_maxbuffer_goes_through_behind_others() {
+        let limit = max_message_bytes(0xfffff);
+        let (server, mut link, mut events) = linked(limit).await;
+        let out = match events.recv().await {
+            Some(LinkEvent::Opened { out, .. }) => out,
+            other => panic!("{other:?}"),
+        };
+        let sizes = [330 << 10, 330 << 10, 330 << 10, 2 * 0xfffff - 128 * 1024];
+        for (z, &size) in (1..).zip(&sizes) {
+            out.send(chunk(z, size)).unwrap();
+        }
+        let got: Vec<usize> = read(&mut link.inbound, sizes.len())
+            .await
+            .iter()
+            .map(|p| p.data.len())
+            .collect();
+        assert_eq!(got, sizes);
         server.abort();
     }
 

@@ -47,8 +47,7 @@ use zab_wire::quorum_auth::{self, Admission};
 use zab_wire::ServerId;
 
 use super::{
-    log_verdict, EventSink, LeaderLink, LinkEvent, LinkId, LinkSteps, StepSource, MAX_BATCH,
-    MAX_BATCH_BYTES,
+    log_verdict, Batcher, EventSink, LeaderLink, LinkEvent, LinkId, LinkSteps, StepSource,
 };
 use crate::stage_trace::{self, Direction};
 
@@ -478,25 +477,22 @@ impl PlainReader {
     }
 }
 
-/// Drains a link's queue onto its socket: the first packet waits for
-/// nothing, the rest of its batch is what queued up meanwhile, as tonic's
-/// `Batches` does.
+/// Drains a link's queue onto its socket in [`Batcher`]'s batches, as
+/// tonic's `Batches` does.
 async fn write_batches(mut wr: LinkWrite, mut rx: mpsc::UnboundedReceiver<QuorumPacket>) {
     let mut frame = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut bytes = first.encoded_len();
-        let mut packets = vec![first];
-        while packets.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.encoded_len();
-                    packets.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        stage_trace::packets(Direction::Out, &packets);
-        let batch = QuorumBatch { packets };
+    let mut batcher = Batcher::default();
+    loop {
+        let first = match batcher.take_held() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let batch = QuorumBatch {
+            packets: batcher.batch(first, &mut rx),
+        };
         frame.clear();
         frame.extend_from_slice(&(batch.encoded_len() as u32).to_be_bytes());
         batch.encode(&mut frame).expect("a Vec grows");
