@@ -120,6 +120,31 @@ pub struct PipelineConfig {
     pub local_sessions_upgrading: bool,
 }
 
+/// The time as the pipeline reads it, from two clocks (ZOOKEEPER-1366):
+/// the wall clock for what txns record (ctime, mtime, and so TTLs) and for
+/// the figures the four-letter words show; a monotonic clock for session
+/// deadlines, so that a step of the system clock (a VM resumed, NTP
+/// stepping) neither expires every session at once nor keeps dead ones,
+/// as ZooKeeper's `ExpiryQueue` reads `Time.currentElapsedTime()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Milliseconds since the Unix epoch.
+    pub wall_ms: i64,
+    /// Milliseconds of a clock that never steps (`CLOCK_MONOTONIC`).
+    pub elapsed_ms: i64,
+}
+
+impl Now {
+    /// Both clocks reading `ms`: for tests and simulations, whose one
+    /// clock never steps.
+    pub fn at(ms: i64) -> Now {
+        Now {
+            wall_ms: ms,
+            elapsed_ms: ms,
+        }
+    }
+}
+
 /// Something that happened to the server.
 #[derive(Debug)]
 pub enum Input {
@@ -427,23 +452,28 @@ pub struct Pipeline {
     snapshot_size_threshold: u64,
     last_reap_ms: i64,
     now_ms: i64,
+    /// `Now::elapsed_ms` of the input being handled: the sessions' clock.
+    elapsed_ms: i64,
     stats: ServerStats,
 }
 
 impl Pipeline {
     /// A pipeline over a recovered tree. `last_logged` is the last zxid in the
     /// txn log (the tree has applied it already).
-    pub fn new(cfg: PipelineConfig, tree: DataTree, now_ms: i64) -> Pipeline {
-        Pipeline::with_mode(cfg, Mode::Standalone, tree, now_ms)
+    pub fn new(cfg: PipelineConfig, tree: DataTree, now: Now) -> Pipeline {
+        Pipeline::with_mode(cfg, Mode::Standalone, tree, now)
     }
 
     /// A pipeline serving clients in `mode`.
-    pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now_ms: i64) -> Pipeline {
+    pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now: Now) -> Pipeline {
+        // Session ids start from the wall clock, as ZooKeeper's
+        // `initializeNextSessionId` does; deadlines run on the other.
+        let now_ms = now.wall_ms;
         let mut sessions = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         // Sessions survive a restart (behaviour 40): every session in the
         // recovered tree gets a fresh timeout from now.
         for (id, timeout) in tree.sessions() {
-            sessions.add(id, timeout, now_ms);
+            sessions.add(id, timeout, now.elapsed_ms);
         }
         // A new leader proposes from `epoch << 32 | 1` (reference F.1).
         let last_assigned = last_processed(mode, &tree);
@@ -470,6 +500,7 @@ impl Pipeline {
             snapshot_size_threshold: size_threshold,
             last_reap_ms: now_ms,
             now_ms,
+            elapsed_ms: now.elapsed_ms,
             stats: ServerStats::default(),
         }
     }
@@ -577,8 +608,9 @@ impl Pipeline {
     /// `Leader.revalidateSession`), so requests still coming through its
     /// old server are SESSIONMOVED.
     pub fn revalidate(&mut self, session: SessionId, timeout_ms: i32, from: SessionOwner) -> bool {
-        let _ = timeout_ms;
-        let valid = self.sessions.touch(session, self.now_ms);
+        let valid = self
+            .sessions
+            .touch_for(session, timeout_ms, self.elapsed_ms);
         if valid {
             self.sessions.set_owner(session, from);
         }
@@ -586,9 +618,9 @@ impl Pipeline {
     }
 
     /// Leader: sessions a learner's clients touched since its last ping.
-    pub fn touch_sessions(&mut self, now_ms: i64, sessions: &[(SessionId, i32)]) {
-        for (id, _) in sessions {
-            self.sessions.touch(*id, now_ms);
+    pub fn touch_sessions(&mut self, now: Now, sessions: &[(SessionId, i32)]) {
+        for &(id, timeout_ms) in sessions {
+            self.sessions.touch_for(id, timeout_ms, now.elapsed_ms);
         }
     }
 
@@ -598,8 +630,10 @@ impl Pipeline {
     }
 
     /// Feeds one input; appends the resulting actions to `out`.
-    pub fn handle(&mut self, now_ms: i64, input: Input, out: &mut Vec<Action>) {
+    pub fn handle(&mut self, now: Now, input: Input, out: &mut Vec<Action>) {
+        let now_ms = now.wall_ms;
         self.now_ms = now_ms;
+        self.elapsed_ms = now.elapsed_ms;
         match input {
             Input::Accepted {
                 conn,
@@ -706,7 +740,7 @@ impl Pipeline {
             // (`QuorumZooKeeperServer.setLocalSessionFlag`).
             let id = self.sessions.next_session_id();
             c.session = Some(id);
-            self.local.add(id, timeout, now_ms);
+            self.local.add(id, timeout, self.elapsed_ms);
             self.session_owner.insert(id, conn);
             let zxid = self.last_processed_zxid();
             self.session_created(conn, zxid, now_ms);
@@ -734,7 +768,7 @@ impl Pipeline {
                 });
                 return;
             }
-            self.sessions.add(id, timeout, now_ms);
+            self.sessions.add(id, timeout, self.elapsed_ms);
             self.sessions.set_owner(id, SessionOwner::Local);
             // Field-wise so `c` (borrowed from `connections`) stays usable.
             self.last_assigned = self.last_assigned.next();
@@ -756,7 +790,7 @@ impl Pipeline {
             }
         }
         let password_ok = req.passwd.as_ref() == session_password(id).as_slice();
-        if password_ok && self.local_sessions() && self.local.touch(id, now_ms) {
+        if password_ok && self.local_sessions() && self.local.touch(id, self.elapsed_ms) {
             // A local session resumed where it lives
             // (`LearnerZooKeeperServer.revalidateSession`).
             if let Some(c) = self.connections.get_mut(&conn) {
@@ -779,7 +813,7 @@ impl Pipeline {
             });
             return;
         }
-        let valid = password_ok && self.sessions.touch(id, now_ms);
+        let valid = password_ok && self.sessions.touch_for(id, timeout, self.elapsed_ms);
         if !valid {
             self.refuse_session(conn, out);
             return;
@@ -925,11 +959,30 @@ impl Pipeline {
         // Field by field (`c` borrows `connections`): `local_sessions()`.
         let local = ((self.cfg.local_sessions && self.mode != Mode::Standalone)
             || self.mode == Mode::ReadOnly)
-            && self.local.touch(session, now_ms);
+            && self.local.touch(session, self.elapsed_ms);
         if !local {
-            self.sessions.touch(session, now_ms);
             if self.mode == Mode::Learner {
+                // Only the leader tracks global sessions' deadlines, as
+                // ZooKeeper's `LearnerSessionTracker` keeps a touch table
+                // alone (scheduling them here kept an emptied bucket per
+                // tick for as long as a session lived).
                 self.touched.insert(session, c.timeout_ms);
+            } else if !self
+                .sessions
+                .touch_for(session, c.timeout_ms, self.elapsed_ms)
+                && !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_)))
+            {
+                // A session being closed (its closeSession is under way) or
+                // gone: ZooKeeper's `submitRequest` drops the request
+                // ("Dropping request"), unanswered; the connection closes
+                // when the close applies. Auth and SASL packets never reach
+                // it.
+                tracing::debug!(
+                    conn = conn.0,
+                    xid = header.xid,
+                    "request on a closing session dropped"
+                );
+                return;
             }
         }
 
@@ -1100,7 +1153,7 @@ impl Pipeline {
             });
             return;
         }
-        self.sessions.add(session, timeout, now_ms);
+        self.sessions.add(session, timeout, self.elapsed_ms);
         self.sessions.set_owner(session, SessionOwner::Local);
         let zxid = self.next_zxid();
         let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());
@@ -1282,7 +1335,7 @@ impl Pipeline {
                 .get(..4)
                 .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                 .unwrap_or(self.cfg.min_session_timeout_ms);
-            self.sessions.add(session, timeout, now_ms);
+            self.sessions.add(session, timeout, self.elapsed_ms);
             self.sessions.set_owner(session, from);
             self.preparer
                 .prepare_create_session(&self.tree, &ctx, timeout)
@@ -1838,7 +1891,7 @@ impl Pipeline {
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
         // Every server expires its own local sessions: their connections
         // close, and there is no txn.
-        for id in self.local.expire(now_ms) {
+        for id in self.local.expire(self.elapsed_ms) {
             tracing::info!(session = %id, "local session expired");
             self.local.remove(id);
             if let Some(conn) = self.session_owner.remove(&id) {
@@ -1852,7 +1905,7 @@ impl Pipeline {
         if matches!(self.mode, Mode::Learner | Mode::ReadOnly) {
             return;
         }
-        for id in self.sessions.expire(now_ms) {
+        for id in self.sessions.expire(self.elapsed_ms) {
             tracing::info!(session = %id, "session expired");
             let zxid = self.next_zxid();
             let auth = AuthInfo::new(std::net::Ipv4Addr::LOCALHOST.into());

@@ -21,7 +21,7 @@ use zab_wire::jute::{Id, PathRequest};
 use zab_wire::proto::{ForwardedRequest, Txn};
 use zab_wire::Epoch;
 
-use super::{Action, Input, Mode, Pipeline, PipelineConfig};
+use super::{Action, Input, Mode, Now, Pipeline, PipelineConfig};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -58,7 +58,9 @@ enum Got {
 
 struct Harness {
     p: Pipeline,
+    /// The monotonic clock; the wall clock reads `now + wall_step`.
     now: i64,
+    wall_step: i64,
     /// Appends not yet reported durable.
     unsynced: Vec<Zxid>,
     appended: Vec<Zxid>,
@@ -88,11 +90,12 @@ impl Harness {
     /// A pipeline serving `tree`, as after an election or a restart.
     fn over(cfg: PipelineConfig, mode: Mode, tree: DataTree) -> Harness {
         Harness {
-            p: Pipeline::with_mode(cfg, mode, tree, T0),
+            p: Pipeline::with_mode(cfg, mode, tree, Now::at(T0)),
             txns: Vec::new(),
             forwarded: Vec::new(),
             revalidations: Vec::new(),
             now: T0,
+            wall_step: 0,
             unsynced: Vec::new(),
             appended: Vec::new(),
             snapshots: 0,
@@ -103,7 +106,11 @@ impl Harness {
 
     fn feed(&mut self, input: Input) {
         let mut out = Vec::new();
-        self.p.handle(self.now, input, &mut out);
+        let now = Now {
+            wall_ms: self.now + self.wall_step,
+            elapsed_ms: self.now,
+        };
+        self.p.handle(now, input, &mut out);
         for a in out {
             match a {
                 Action::Send { conn, frame } => {
@@ -686,6 +693,111 @@ fn expired_session_is_closed_by_a_txn_that_removes_its_ephemerals() {
         "behaviour 34: expiry removes ephemerals"
     );
     assert_eq!(h.take(conn), vec![Got::Closed]);
+}
+
+/// Session deadlines run on the monotonic clock, as ZooKeeper's
+/// `ExpiryQueue` does since ZOOKEEPER-1366: the wall clock stepped an hour
+/// forward expires nothing, stepped back keeps nothing alive; the session
+/// expires when its timeout has passed on the monotonic clock.
+#[test]
+fn a_step_of_the_wall_clock_neither_expires_sessions_nor_keeps_them() {
+    for step in [3_600_000, -3_600_000] {
+        let mut h = Harness::new();
+        let (conn, _) = h.session(1);
+        h.request(conn, 1, create("/e", "", 1));
+        h.sync();
+        h.take(conn);
+        h.wall_step = step;
+        h.now += 1_000;
+        h.feed(Input::Tick);
+        assert!(h.unsynced.is_empty(), "step {step}: expired on a wall step");
+        // The negotiated timeout is 10 s.
+        h.now += 12_000;
+        h.feed(Input::Tick);
+        assert!(!h.unsynced.is_empty(), "step {step}: not expired");
+        h.sync();
+        assert!(!h.p.tree().exists("/e"));
+        // The close txn records the wall clock, as ZooKeeper's txn times do.
+        let close = h.txns.last().unwrap();
+        assert_eq!(close.time, h.now + step);
+    }
+}
+
+/// A request on a session whose closeSession is under way is dropped,
+/// unanswered and without a txn, as ZooKeeper's `submitRequest` drops it
+/// on the leader or a standalone server; the connection closes when the
+/// close applies.
+#[test]
+fn a_request_on_a_closing_session_is_dropped() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(conn, 1, create("/e", "", 1));
+    h.sync();
+    h.take(conn);
+    h.now += 13_000;
+    h.feed(Input::Tick);
+    assert_eq!(h.unsynced.len(), 1, "the expiry's closeSession");
+    h.request(conn, 2, create("/late", "", 0));
+    h.request(conn, 3, get_data("/e", false));
+    assert_eq!(h.unsynced.len(), 1, "no txn for the late write");
+    assert!(h.take(conn).is_empty(), "no answers");
+    h.sync();
+    assert_eq!(h.take(conn), vec![Got::Closed]);
+    assert!(!h.p.tree().exists("/late"));
+}
+
+/// A touch with a timeout (a REVALIDATE's, a PING's entries) schedules the
+/// session for that timeout, as ZooKeeper's `touchSession(id, timeout)`
+/// does: a session created with 10 s and revalidated by a server that
+/// negotiated 40 s lives for 40 s from then.
+#[test]
+fn a_touch_with_a_timeout_schedules_the_session_for_it() {
+    let mut h = Harness::in_mode(config(), Mode::Leader { epoch: Epoch(1) });
+    let (_, session) = h.session(1);
+    assert!(h.p.revalidate(session, 40_000, LINK));
+    h.now += 13_000;
+    h.feed(Input::Tick);
+    assert!(h.unsynced.is_empty(), "expired on the creation timeout");
+    h.p.touch_sessions(Now::at(h.now), &[(session, 20_000)]);
+    h.now += 19_000;
+    h.feed(Input::Tick);
+    assert!(h.unsynced.is_empty(), "expired before the PING's timeout");
+    h.now += 3_000;
+    h.feed(Input::Tick);
+    assert_eq!(h.unsynced.len(), 1, "expired after it");
+}
+
+/// A learner leaves global sessions' deadlines to the leader: its clients'
+/// requests only go into the touch table its PING reply drains. (Each
+/// touch used to move the session to a new bucket, and a learner, which
+/// never expires, kept every emptied bucket: one per tick for as long as
+/// the session lived.)
+#[test]
+fn a_learner_keeps_no_deadline_per_touch() {
+    let mut d = Duo::new();
+    let (_, session) = d.learner_session(1);
+    // The learner serves again over its tree, as after a resync: the
+    // session is among the tree's, and its client comes back.
+    let cfg = PipelineConfig {
+        server_id: LEARNER,
+        ..config()
+    };
+    let tree = d.learner.p.tree().clone();
+    let mut learner = Harness::over(cfg, Mode::Learner, tree);
+    let conn = resume_on_learner(&mut d.leader, &mut learner, 2, session, LINK);
+    let before = learner.p.sessions().expiry_buckets().len();
+    for xid in 1..=500 {
+        learner.now += 2_000;
+        learner.request(conn, xid, get_data("/", false));
+    }
+    assert_eq!(learner.take(conn).len(), 500);
+    let after = learner.p.sessions().expiry_buckets().len();
+    assert!(after <= before, "{before} buckets before, {after} after");
+    assert_eq!(
+        learner.p.take_touched(),
+        vec![(session, 10_000)],
+        "the touch goes to the leader"
+    );
 }
 
 #[test]

@@ -46,10 +46,11 @@ use crate::config::Config;
 use crate::durable_mark::DurableMark;
 use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::held_clients::{HeldClients, Hold};
-use crate::pipeline::{Action, Input, Mode, Pipeline, PipelineConfig};
+use crate::pipeline::{Action, Input, Mode, Now, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
-    now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners, CoreMsg,
+    elapsed_ms, now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners,
+    CoreMsg,
 };
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
@@ -162,7 +163,7 @@ impl QuorumServer {
             proposals: Vec::new(),
             now: None,
             last_tick_ms: 0,
-            looking_since_ms: now_ms(),
+            looking_since_ms: elapsed_ms(),
             provider: recovery.startup_metrics(),
             flow,
             next_observer_master: random_start(),
@@ -449,9 +450,9 @@ struct Peer {
     /// writes of a batch a follower forwarded take one trip through the
     /// log's queue and one durability report.
     proposals: Vec<(Zxid, Bytes)>,
-    /// The wall clock as first read while handling the current message
-    /// (see `now`).
-    now: Option<i64>,
+    /// The clocks as first read while handling the current message (see
+    /// `now`).
+    now: Option<Now>,
     /// The client connections' shared flow control: its count answers
     /// `mntr`, its limit follows the role served (see `serve_clients`).
     flow: Arc<ServerFlow>,
@@ -765,13 +766,13 @@ impl Peer {
             last_logged,
             current,
             self.logical_clock,
-            now_ms() as u64,
+            elapsed_ms() as u64,
         );
         if let Some(v) = self.last_vote {
             election.set_current_vote(v);
         }
         tracing::info!(sid = %self.me, clock = election.logical_clock(), %last_logged, "LOOKING");
-        self.looking_since_ms = now_ms();
+        self.looking_since_ms = elapsed_ms();
         self.provider.looking_count += 1;
         self.role = Role::Looking(Box::new(election));
         self.election_outputs(outputs);
@@ -780,7 +781,7 @@ impl Peer {
     fn on_notification(&mut self, n: Notification) {
         match &mut self.role {
             Role::Looking(e) => {
-                let mut out = e.on_notification(now_ms() as u64, n);
+                let mut out = e.on_notification(elapsed_ms() as u64, n);
                 let transport = &self.election;
                 out.extend(e.decide_if_all_reachable_agree(|s| transport.may_still_vote(s)));
                 self.election_outputs(out);
@@ -842,7 +843,7 @@ impl Peer {
                     });
                     self.last_vote = Some(vote);
                     tracing::info!(sid = %self.me, ?state, leader = %vote.leader, "election decided");
-                    let took = (now_ms() - self.looking_since_ms).max(0) as u64;
+                    let took = (elapsed_ms() - self.looking_since_ms).max(0) as u64;
                     self.provider.election_time.record(took);
                     self.stop_read_only();
                     match state {
@@ -880,7 +881,7 @@ impl Peer {
             txn_log: Box::new(StoreTxnLog::new(self.store.log())),
             snapshot_size,
         };
-        let (leader, actions) = Leader::start(lc, start, now_ms() as u64);
+        let (leader, actions) = Leader::start(lc, start, elapsed_ms() as u64);
         // Link events go straight to the core, tagged with this role.
         let to_core = self.tx.clone();
         let events = move |event| to_core.send(CoreMsg::Link { gen, event }).is_ok();
@@ -1216,7 +1217,7 @@ impl Peer {
                 }
                 LeaderAction::TouchSessions { sessions, .. } => {
                     if let Some(p) = self.state.pipeline() {
-                        p.touch_sessions(now_ms(), &sessions);
+                        p.touch_sessions(crate::server::now(), &sessions);
                     }
                 }
                 LeaderAction::CloseLearner { conn, reason } => {
@@ -1258,7 +1259,7 @@ impl Peer {
         };
         config.observer_logs = self.cfg.sync_enabled;
         let (learner, actions) =
-            Learner::new(config, accepted, current, last_logged, now_ms() as u64);
+            Learner::new(config, accepted, current, last_logged, elapsed_ms() as u64);
         l.learner = Some(learner);
         l.out = Some(out);
         self.learner_actions(actions);
@@ -1280,7 +1281,7 @@ impl Peer {
                 self.provider.learner_commits_received += 1;
             }
         }
-        let actions = learner.on_packets(now as u64, packets);
+        let actions = learner.on_packets(now.elapsed_ms as u64, packets);
         if let Some(newest) = traced {
             stage_trace::handled(newest);
         }
@@ -1431,12 +1432,14 @@ impl Peer {
 
     // ------------------------------------------------------------ shared
 
-    /// The wall clock in ms, read once per message the core handles: a
-    /// batch of requests takes one clock read, not one each (the reads were
-    /// ≈ 1 % of the machine's CPU under write load), and they all see the
-    /// same time, as if they had arrived together — which they did.
-    fn now(&mut self) -> i64 {
-        *self.now.get_or_insert_with(now_ms)
+    /// The clocks, read once per message the core handles: a batch of
+    /// requests takes one clock read, not one each (the reads were ≈ 1 %
+    /// of the machine's CPU under write load), and they all see the same
+    /// time, as if they had arrived together — which they did. Timers
+    /// (the cores', held clients', sessions') run on `elapsed_ms`, so a
+    /// step of the wall clock moves none of them (ZOOKEEPER-1366).
+    fn now(&mut self) -> Now {
+        *self.now.get_or_insert_with(crate::server::now)
     }
 
     /// Queues the leader's gathered proposals on its log (its own ack comes
@@ -1497,7 +1500,7 @@ impl Peer {
         let version = self.cfg.membership_version as i64;
         self.state.start_serving(|mut tree| {
             tree.set_config(membership, version, now_ms());
-            Pipeline::with_mode(cfg, mode, tree, now_ms())
+            Pipeline::with_mode(cfg, mode, tree, crate::server::now())
         });
     }
 
@@ -1512,7 +1515,7 @@ impl Peer {
                 let Some(learner) = l.learner.as_mut() else {
                     return;
                 };
-                let actions = learner.on_durable(now_ms() as u64, zxid);
+                let actions = learner.on_durable(elapsed_ms() as u64, zxid);
                 self.learner_actions(actions);
             }
             _ => {}
@@ -1520,7 +1523,7 @@ impl Peer {
     }
 
     fn on_clock(&mut self) {
-        let now = now_ms();
+        let now = elapsed_ms();
         for conn in self.held.expire(now) {
             self.close_client(conn);
         }
@@ -1573,7 +1576,7 @@ impl Peer {
             self.writers.remove(conn);
         }
         if !self.state.is_serving() {
-            let now = self.now();
+            let now = self.now().elapsed_ms;
             if let Hold::Close(conn) = self.held.hold(now, input) {
                 self.close_client(conn);
             }

@@ -26,7 +26,7 @@ use crate::admin_server::AdminServer;
 use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow, ServingRole};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
-use crate::pipeline::{Action, Input, Pipeline, PipelineConfig};
+use crate::pipeline::{Action, Input, Now, Pipeline, PipelineConfig};
 use crate::status;
 use crate::tls::ClientTls;
 
@@ -95,11 +95,37 @@ pub(crate) enum CoreMsg {
 
 const SESSIONLESS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The wall clock: milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Milliseconds on `CLOCK_MONOTONIC`, which Java's `System.nanoTime` (and
+/// so ZooKeeper's `Time.currentElapsedTime()`) reads on Linux: the clock of
+/// every timer (session deadlines, election and liveness timeouts), which
+/// a step of the wall clock must not move.
+pub fn elapsed_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // `time_t` and `c_long` are narrower than i64 on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    ms
+}
+
+/// Both clocks, for the pipeline.
+pub fn now() -> Now {
+    Now {
+        wall_ms: now_ms(),
+        elapsed_ms: elapsed_ms(),
+    }
 }
 
 /// How long rebuilding the tree took, and what it replayed.
@@ -245,7 +271,7 @@ impl Server {
         let local_addr = listeners.local_addr;
 
         let pipeline_cfg = PipelineConfig::from_config(&cfg);
-        let pipeline = Pipeline::new(pipeline_cfg, tree, now_ms());
+        let pipeline = Pipeline::new(pipeline_cfg, tree, now());
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let started = now_ms();
         tokio::spawn(core_loop(
@@ -468,17 +494,17 @@ async fn core_loop(
                 if let Input::Disconnected { conn } = &input {
                     writers.remove(conn);
                 }
-                pipeline.handle(now_ms(), input, &mut actions);
+                pipeline.handle(now(), input, &mut actions);
             }
             CoreMsg::Inputs(inputs) => {
-                let now = now_ms();
+                let now = now();
                 for input in inputs {
                     pipeline.handle(now, input, &mut actions);
                 }
             }
             CoreMsg::Durable { .. } => {
                 if let Some(zxid) = durable.take() {
-                    pipeline.handle(now_ms(), Input::Durable { zxid }, &mut actions);
+                    pipeline.handle(now(), Input::Durable { zxid }, &mut actions);
                 }
             }
             CoreMsg::Register { conn, out } => {

@@ -13,7 +13,7 @@ use crate::four_letter::{
     ServerMode, ServerStatus, SessionDump,
 };
 use crate::pipeline::Pipeline;
-use crate::server::now_ms;
+use crate::server::{elapsed_ms, now_ms};
 
 /// What only a quorum member reports (`mntr`'s peer state and leader keys).
 #[derive(Debug, Default)]
@@ -172,21 +172,8 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
     }
     let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
     complete(&mut status, pipeline, mode, quorum, cfg);
-    // `dump`'s keys are the expiry queues' own times: ZooKeeper's
-    // `Time.currentElapsedTime()`, the monotonic clock, where zab keeps
-    // wall-clock milliseconds.
-    let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
-    let global = match &mut status.sessions {
-        SessionDump::Expiry(buckets) => Some(buckets),
-        SessionDump::Global(_) => None,
-    };
-    for b in global
-        .into_iter()
-        .chain(status.local_sessions_dump.as_mut())
-        .flatten()
-    {
-        b.expire_at_ms = monotonic_now - (wall_now - b.expire_at_ms);
-    }
+    // `dump`'s keys are the expiry queues' own times, on the monotonic
+    // clock (`Now::elapsed_ms`) as ZooKeeper's `Time.currentElapsedTime()`.
     admin::render(command, args, &status, &view, cfg)
 }
 
@@ -260,7 +247,7 @@ fn collect(
 
     // `lresp` is on ZooKeeper's `Time.currentElapsedTime()`, the monotonic
     // clock, where the pipeline keeps wall-clock milliseconds.
-    let (wall_now, monotonic_now) = (now_ms(), monotonic_ms());
+    let (wall_now, monotonic_now) = (now_ms(), elapsed_ms());
     let mut connections = Vec::new();
     for (_, remote, session, timeout, queued, s) in pipeline.connections() {
         let avg = if s.latency_count > 0 {
@@ -375,21 +362,6 @@ fn expiry_buckets(
             elements,
         })
         .collect()
-}
-
-/// Milliseconds on `CLOCK_MONOTONIC`, which Java's `System.nanoTime`
-/// reads on Linux.
-fn monotonic_ms() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    // `time_t` and `c_long` are narrower than i64 on some targets.
-    #[allow(clippy::unnecessary_cast)]
-    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
-    ms
 }
 
 fn open_fds() -> i64 {

@@ -154,7 +154,7 @@ impl SessionTracker {
             return;
         }
         session.timeout_ms = timeout_ms;
-        self.schedule(id, now_ms);
+        self.schedule(id, timeout_ms, now_ms);
     }
 
     /// Records activity (any packet, pings included) on a session and moves
@@ -163,7 +163,23 @@ impl SessionTracker {
     pub fn touch(&mut self, id: SessionId, now_ms: i64) -> bool {
         match self.sessions.get(&id) {
             Some(s) if !s.closing => {
-                self.schedule(id, now_ms);
+                self.schedule(id, s.timeout_ms, now_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`touch`](Self::touch) for `timeout_ms` rather than the session's
+    /// own timeout, which stays as it is: ZooKeeper's
+    /// `SessionTrackerImpl.touchSession(id, timeout)`, whose callers pass
+    /// the timeout their server negotiated with the client (a REVALIDATE's,
+    /// a PING's entries, a connection's), which may differ from the one
+    /// the session was created with when servers' limits differ.
+    pub fn touch_for(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) -> bool {
+        match self.sessions.get(&id) {
+            Some(s) if !s.closing => {
+                self.schedule(id, timeout_ms, now_ms);
                 true
             }
             _ => false,
@@ -282,13 +298,12 @@ impl SessionTracker {
             .saturating_mul(self.tick_ms)
     }
 
-    /// Moves a known session to the bucket of `now + timeout`.
-    fn schedule(&mut self, id: SessionId, now_ms: i64) {
+    /// Moves a known session to the bucket of `now + timeout_ms`.
+    fn schedule(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) {
         let Some(session) = self.sessions.get(&id).copied() else {
             return;
         };
-        let deadline =
-            self.round_to_next_tick(now_ms.saturating_add(i64::from(session.timeout_ms)));
+        let deadline = self.round_to_next_tick(now_ms.saturating_add(i64::from(timeout_ms)));
         if session.deadline == Some(deadline) {
             return;
         }

@@ -22,7 +22,7 @@ use zab_wire::ServerId;
 
 use super::{committed_window, newest_snapshot_size, stream_snapshot, LearnerLink, Peer, Role};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
-use crate::server::{now_ms, CoreMsg};
+use crate::server::CoreMsg;
 use foldhash::{HashMap, HashMapExt};
 
 /// How long an observer keeps trying one voter's observer master before it
@@ -107,7 +107,7 @@ impl Peer {
             committed_window(&self.store, last_applied, window),
             Box::new(StoreTxnLog::new(self.store.log())),
             newest_snapshot_size(&self.store),
-            now_ms() as u64,
+            crate::server::elapsed_ms() as u64,
         );
         // On the quorum address's IP, or every interface with
         // `quorumListenOnAllIPs`, as the quorum port itself.
