@@ -145,9 +145,12 @@ pub struct Learner {
     last_queued: Zxid,
     /// Proposals received but not committed.
     proposals: HeldProposals,
-    /// Txns committed during sync whose logging waits for NEWLEADER (DIFF)
-    /// or UPTODATE (ZooKeeper's `packetsCommitted`).
+    /// Txns committed during sync whose logging waits for NEWLEADER (or
+    /// UPTODATE, after NEWLEADER; ZooKeeper's `packetsCommitted`).
     committed_unlogged: Vec<HeldTxn>,
+    /// A SNAP's snapshot, reassembled and held until NEWLEADER installs it
+    /// (zxid, stream).
+    snapshot: Option<(Zxid, Bytes)>,
     /// The highest zxid this learner asked to append.
     last_appended: Option<Zxid>,
     /// The highest zxid the log reported durable.
@@ -192,6 +195,7 @@ impl Learner {
             last_queued: last_logged,
             proposals: HeldProposals::default(),
             committed_unlogged: Vec::new(),
+            snapshot: None,
             last_appended: None,
             durable: Zxid::ZERO,
             unacked: VecDeque::new(),
@@ -337,6 +341,14 @@ impl Learner {
 
     // ------------------------------------------------------------ status
 
+    /// Between NEWLEADER and its ACK, while the sync's txns become
+    /// durable: the one stretch in which this server's disk may hold data
+    /// of a newer epoch than its currentEpoch (as ZooKeeper's between the
+    /// snapshot it takes at NEWLEADER and `setCurrentEpoch`).
+    pub fn persisting_new_leader(&self) -> bool {
+        matches!(self.stage, Stage::PersistingNewLeader { .. })
+    }
+
     pub fn phase(&self) -> Phase {
         match self.stage {
             Stage::Registering => Phase::Registering,
@@ -401,7 +413,7 @@ impl Learner {
         match self.stage {
             Stage::Registering => self.on_registering(ty, &p, out),
             Stage::AwaitingSyncMode => self.on_sync_mode(ty, &p, out),
-            Stage::ReceivingSnapshot { .. } => self.on_snapshot_part(ty, p, out),
+            Stage::ReceivingSnapshot { .. } => self.on_snapshot_part(ty, p),
             Stage::Syncing | Stage::PersistingNewLeader { .. } | Stage::AwaitingUptodate => {
                 self.on_sync_packet(ty, &p, out)
             }
@@ -508,12 +520,7 @@ impl Learner {
 
     /// SNAP_CHUNK* SNAP_END: reassemble the snapshot stream; nothing else
     /// may come in between (ZooKeeper reads it raw off the socket).
-    fn on_snapshot_part(
-        &mut self,
-        ty: PacketType,
-        p: QuorumPacket,
-        out: &mut Vec<LearnerAction>,
-    ) -> Result<(), LearnerError> {
+    fn on_snapshot_part(&mut self, ty: PacketType, p: QuorumPacket) -> Result<(), LearnerError> {
         match ty {
             PacketType::SnapChunk => {
                 if let Stage::ReceivingSnapshot { buf, .. } = &mut self.stage {
@@ -521,13 +528,15 @@ impl Learner {
                 }
                 Ok(())
             }
+            // Held until NEWLEADER, as ZooKeeper's `syncWithLeader` keeps
+            // the snapshot in memory and takes its own at NEWLEADER: a
+            // server stopped before then keeps its old, consistent state
+            // (installed now, its data would run ahead of its currentEpoch
+            // and it could not start again).
             PacketType::SnapEnd => {
                 let stage = std::mem::replace(&mut self.stage, Stage::Syncing);
                 if let Stage::ReceivingSnapshot { zxid, buf } = stage {
-                    out.push(LearnerAction::InstallSnapshot {
-                        zxid,
-                        data: buf.freeze(),
-                    });
+                    self.snapshot = Some((zxid, buf.freeze()));
                     self.last_queued = zxid;
                 }
                 self.sync_mode = Some(SyncMode::Snap);
@@ -553,13 +562,13 @@ impl Learner {
             }
             PacketType::Commit => {
                 let committed = self.proposals.commit_through(Zxid(p.zxid))?;
-                self.committed_during_sync(committed, out);
+                self.committed_unlogged.extend(committed);
             }
             // An already committed txn (observers; ZooKeeper accepts it
             // from any learner during sync).
             PacketType::Inform => {
                 let held = self.queue_txn(p)?;
-                self.committed_during_sync(vec![held], out);
+                self.committed_unlogged.push(held);
             }
             PacketType::Newleader => self.on_new_leader(p, out)?,
             PacketType::Uptodate => self.on_uptodate(out)?,
@@ -575,24 +584,13 @@ impl Learner {
         Ok(())
     }
 
-    /// Committed sync txns. Before NEWLEADER after SNAP or TRUNC they are
-    /// applied right away (ZooKeeper applies them in memory and covers them
-    /// with the snapshot it takes at NEWLEADER; zab logs them instead, which
-    /// NEWLEADER then waits for). After DIFF, and after NEWLEADER in every
-    /// mode, they are held: logged at NEWLEADER (DIFF) or UPTODATE.
-    fn committed_during_sync(&mut self, txns: Vec<HeldTxn>, out: &mut Vec<LearnerAction>) {
-        let apply_now = matches!(self.stage, Stage::Syncing)
-            && matches!(self.sync_mode, Some(SyncMode::Snap | SyncMode::Trunc));
-        if apply_now {
-            self.log_and_apply(txns, out);
-        } else {
-            self.committed_unlogged.extend(txns);
-        }
-    }
-
-    /// NEWLEADER: log and apply the txns a DIFF brought, then — once they
-    /// are durable — persist currentEpoch and ACK (reference F.4, F.7;
-    /// ZOOKEEPER-3911 / 4643 / 4646 fixed exactly this order).
+    /// NEWLEADER: install a SNAP's snapshot, log and apply the txns
+    /// committed during the sync, then — once they are durable — persist
+    /// currentEpoch and ACK (reference F.4, F.7; ZOOKEEPER-3911 / 4643 /
+    /// 4646 fixed exactly this order). Nothing of the sync reaches the disk
+    /// before NEWLEADER but a TRUNC's truncation, as in ZooKeeper: txns
+    /// committed during the sync may be of the new epoch, and logged before
+    /// currentEpoch is, a server stopped in between could not start again.
     fn on_new_leader(
         &mut self,
         p: &QuorumPacket,
@@ -607,10 +605,11 @@ impl Learner {
             return Err(LearnerError::NewLeaderEpochMismatch { got, expected });
         }
         self.membership = p.data.clone();
-        if self.sync_mode == Some(SyncMode::Diff) {
-            let txns = std::mem::take(&mut self.committed_unlogged);
-            self.log_and_apply(txns, out);
+        if let Some((zxid, data)) = self.snapshot.take() {
+            out.push(LearnerAction::InstallSnapshot { zxid, data });
         }
+        let txns = std::mem::take(&mut self.committed_unlogged);
+        self.log_and_apply(txns, out);
         match self.last_appended {
             Some(wait_for) if self.durable < wait_for => {
                 debug!(zxid = %wait_for, "NEWLEADER waits for the synced txns to be durable");
@@ -902,6 +901,7 @@ impl Learner {
         self.stage = Stage::Stopped;
         self.proposals.take_all();
         self.committed_unlogged.clear();
+        self.snapshot = None;
         self.unacked.clear();
         LearnerAction::GiveUp { reason }
     }

@@ -265,29 +265,36 @@ fn empty_diff_acks_newleader_at_once() {
     );
 }
 
+/// The snapshot and the txns committed during the sync reach the disk
+/// only at NEWLEADER, as ZooKeeper's `syncWithLeader` keeps them in memory
+/// until then: a server stopped earlier keeps its old state, whose epoch
+/// agrees with its currentEpoch.
 #[test]
-fn snap_reassembles_chunks_then_applies_committed_proposals_as_they_come() {
+fn snap_reassembles_chunks_and_installs_them_at_newleader() {
     let mut l = registered(Role::Follower);
     assert!(l.on_packet(2, bare(PacketType::Snap, z(1, 9))).is_empty());
     for chunk in [&b"abc"[..], b"", b"defg"] {
         let out = l.on_packet(2, pkt(PacketType::SnapChunk, Zxid(0), Bytes::from(chunk)));
         assert!(out.is_empty());
     }
-    let out = l.on_packet(2, bare(PacketType::SnapEnd, Zxid(0)));
-    assert_eq!(
-        out,
-        vec![A::InstallSnapshot {
-            zxid: z(1, 9),
-            data: Bytes::from_static(b"abcdefg")
-        }]
-    );
+    assert!(l
+        .on_packet(2, bare(PacketType::SnapEnd, Zxid(0)))
+        .is_empty());
     assert_eq!(l.sync_mode(), Some(SyncMode::Snap));
     assert!(l.on_packet(3, proposal(z(1, 10))).is_empty());
-    let out = l.on_packet(3, commit(z(1, 10)));
+    assert!(l.on_packet(3, commit(z(1, 10))).is_empty());
+    let out = l.on_packet(4, bare(PacketType::Newleader, z(2, 0)));
+    assert_eq!(
+        out[0],
+        A::InstallSnapshot {
+            zxid: z(1, 9),
+            data: Bytes::from_static(b"abcdefg")
+        }
+    );
     assert_eq!(appended(&out), [z(1, 10)]);
     assert_eq!(applied(&out), [z(1, 10)]);
     // NEWLEADER waits for that append.
-    assert!(sent(&l.on_packet(4, bare(PacketType::Newleader, z(2, 0)))).is_empty());
+    assert!(sent(&out).is_empty());
     assert_eq!(
         sent(&l.on_durable(5, z(1, 10))),
         [(PacketType::Ack, z(2, 0))]
@@ -309,14 +316,17 @@ fn anything_inside_a_snapshot_stream_gives_up() {
 }
 
 #[test]
-fn trunc_truncates_then_applies_committed_proposals() {
+fn trunc_truncates_at_once_and_applies_committed_proposals_at_newleader() {
     let mut l = registered(Role::Follower);
     let out = l.on_packet(2, bare(PacketType::Trunc, z(1, 3)));
     assert_eq!(out, vec![A::TruncateLog { after: z(1, 3) }]);
     assert_eq!(l.sync_mode(), Some(SyncMode::Trunc));
     // 1:4 follows the truncation point even though we had logged up to 1:5.
     assert!(l.on_packet(3, proposal(z(1, 4))).is_empty());
-    let out = l.on_packet(3, commit(z(1, 4)));
+    // Committed during the sync: logged and applied at NEWLEADER.
+    assert!(l.on_packet(3, commit(z(1, 4))).is_empty());
+    let out = l.on_packet(4, bare(PacketType::Newleader, z(2, 0)));
+    assert_eq!(appended(&out), [z(1, 4)]);
     assert_eq!(applied(&out), [z(1, 4)]);
 }
 

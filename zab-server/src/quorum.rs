@@ -1359,18 +1359,30 @@ impl Peer {
                 }
                 LearnerAction::InstallSnapshot { zxid, data } => {
                     tracing::info!(%zxid, bytes = data.len(), "SNAP: installing the leader's snapshot");
-                    let restored = DataTree::restore(&mut &data[..]);
+                    // Restored before anything is written: a snapshot this
+                    // server cannot read leaves its disk as it was, as
+                    // ZooKeeper deserializes the leader's in memory first.
+                    let mut tree = match DataTree::restore(&mut &data[..]) {
+                        Ok(tree) => tree,
+                        Err(e) => {
+                            tracing::error!(error = %e, "SNAP: the leader's snapshot does not restore; stopping with the disk untouched");
+                            std::process::exit(2);
+                        }
+                    };
                     let saved = self.store.snapshots().save(zxid, &mut &data[..]);
                     // The old log may hold txns the new history replaced:
                     // drop it all; the snapshot covers everything up to zxid.
-                    let wiped = self.store.log().truncate_after(Zxid::ZERO);
-                    match (restored, saved, wiped) {
-                        (Ok(mut tree), Ok(_), Ok(())) => {
+                    let wiped = saved
+                        .as_ref()
+                        .ok()
+                        .map(|_| self.store.log().truncate_after(Zxid::ZERO));
+                    match (saved, wiped) {
+                        (Ok(_), Some(Ok(()))) => {
                             tree.set_skip_acl(self.cfg.skip_acl);
                             self.state.replace_idle_tree(tree);
                         }
-                        (r, s, w) => {
-                            tracing::error!(restore = ?r.err(), save = ?s.err(), truncate = ?w.err(), "SNAP install failed; stopping");
+                        (s, w) => {
+                            tracing::error!(save = ?s.err(), truncate = ?w.and_then(Result::err), "SNAP install failed; stopping");
                             std::process::exit(2);
                         }
                     }

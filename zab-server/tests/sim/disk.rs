@@ -68,6 +68,12 @@ impl Disk {
         self.current.unwrap_or(Epoch(0))
     }
 
+    /// currentEpoch as recorded, `None` if it never was (a server then
+    /// takes its data's epoch, as zab-store and ZooKeeper do).
+    pub fn recorded_current_epoch(&self) -> Option<Epoch> {
+        self.current
+    }
+
     /// Epochs only grow (ARCHITECTURE "Invariants").
     pub fn set_accepted_epoch(&mut self, e: Epoch) -> Result<(), String> {
         if e < self.accepted_epoch() {
@@ -143,6 +149,20 @@ impl Disk {
     pub fn truncate_after(&mut self, after: Zxid) {
         lock(&self.log).retain(|z, _| *z <= after);
         self.unsynced.retain(|z| *z <= after);
+    }
+
+    /// The newest zxid a crash now would leave: the snapshot's, or the
+    /// last durable txn's.
+    pub fn durable_last(&self) -> Zxid {
+        let logged = lock(&self.log)
+            .keys()
+            .rev()
+            .find(|z| !self.unsynced.contains(z))
+            .copied()
+            .unwrap_or(Zxid::ZERO);
+        self.snapshot
+            .as_ref()
+            .map_or(logged, |s| s.zxid.max(logged))
     }
 
     pub fn last_logged(&self) -> Zxid {

@@ -213,6 +213,11 @@ impl Node {
         }
     }
 
+    /// A learner between NEWLEADER and its ACK (see `full_check`).
+    pub fn persisting_new_leader(&self) -> bool {
+        matches!(&self.role, Role::Learning(l) if l.learner.as_ref().is_some_and(|x| x.persisting_new_leader()))
+    }
+
     // ------------------------------------------------------------ life
 
     /// Process start: recover the tree from the disk, then LOOKING.
@@ -227,6 +232,11 @@ impl Node {
         if let Err(e) = self.recover() {
             io.violation(format!("{} cannot recover: {e}", self.sid));
         }
+        // zab-store's `recover_epochs` refuses data newer than currentEpoch
+        // (`QuorumPeer.loadDataBase`). `World::full_check` holds every
+        // disk to that between steps, but for the stretch between
+        // NEWLEADER's install and its ACK, which ZooKeeper shares: a crash
+        // there restarts here where production would refuse to start.
         io.log(format!(
             "{} starts: snapshot {:?} zxid {} log {} epochs {}/{}",
             self.sid,

@@ -275,6 +275,23 @@ impl World {
     /// The whole-state check run after every schedule step: every serving
     /// node holds a prefix of the committed history.
     pub fn full_check(&self) -> Result<(), String> {
+        // A server whose durable data is of a newer epoch than its
+        // currentEpoch could not start again (zab-store's `recover_epochs`,
+        // ZooKeeper's `loadDataBase`), were it stopped now; that may only
+        // last while NEWLEADER's sync becomes durable, as in ZooKeeper.
+        for n in self.nodes.values().filter(|n| n.up) {
+            let Some(current) = n.disk.recorded_current_epoch() else {
+                continue;
+            };
+            let last = n.disk.durable_last();
+            if last.epoch() > current && !n.persisting_new_leader() {
+                return Err(format!(
+                    "{} ({}) durably holds {last}, newer than its current epoch {current}: stopped now, it could not start again",
+                    n.sid,
+                    n.role_name()
+                ));
+            }
+        }
         for n in self.nodes.values().filter(|n| n.up && n.serving) {
             if !n.history.is_prefix_of(&self.io.check.committed) {
                 return Err(format!(
