@@ -232,6 +232,12 @@ enum Queued {
         body: Result<Request, DecodeError>,
         received_ms: i64,
     },
+    /// A write (or forwarded sync) of the session's earlier connection on
+    /// this server, still in flight when that connection went: nothing
+    /// answers it, but the session's later requests wait for it, as
+    /// ZooKeeper's `CommitProcessor` queues a session's requests by
+    /// session, not by connection.
+    Earlier { xid: i32 },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -440,6 +446,10 @@ pub struct Pipeline {
     /// Which connection holds each session on this server.
     session_owner: HashMap<SessionId, ConnectionId>,
     in_flight: VecDeque<InFlight>,
+    /// Per session, the xids of writes its connections that went left in
+    /// flight, oldest first, until they apply or the session's next
+    /// connection here takes them over (as `Queued::Earlier`).
+    earlier: HashMap<SessionId, VecDeque<i32>>,
     /// Txns are encoded into this buffer and cut from it, so that a group
     /// of them shares one allocation instead of one each (see `log`).
     txn_buf: BytesMut,
@@ -492,6 +502,7 @@ impl Pipeline {
             connections: HashMap::new(),
             session_owner: HashMap::new(),
             in_flight: VecDeque::new(),
+            earlier: HashMap::new(),
             txn_buf: BytesMut::new(),
             last_assigned,
             txns_since_snapshot: 0,
@@ -883,6 +894,12 @@ impl Pipeline {
         };
         let Some(id) = c.session else { return };
         c.state = ConnState::Established;
+        // The session's writes its earlier connections here left in
+        // flight come first: its requests on this connection wait for them.
+        if let Some(xids) = self.earlier.remove(&id) {
+            c.queue
+                .extend(xids.into_iter().map(|xid| Queued::Earlier { xid }));
+        }
         let resp = ConnectResponse {
             protocol_version: 0,
             time_out: c.timeout_ms,
@@ -1378,10 +1395,8 @@ impl Pipeline {
 
     /// Learner: the leader answered a forwarded sync; reply in session order.
     fn on_sync_done(&mut self, now_ms: i64, session: SessionId, cxid: i32, out: &mut Vec<Action>) {
-        let Some(&conn) = self.session_owner.get(&session) else {
-            return;
-        };
-        self.finish_write(now_ms, conn, cxid, None, out);
+        let conn = self.session_owner.get(&session).copied();
+        self.finish_write(now_ms, conn, session, cxid, None, out);
     }
 
     /// Gives the txn its place in the log.
@@ -1465,7 +1480,9 @@ impl Pipeline {
                     self.establish(now_ms, conn, out);
                 }
             } else {
-                self.finish_write(now_ms, conn, f.txn.cxid, Some(&applied.result), out);
+                let session = SessionId(f.txn.session_id);
+                let result = Some(&applied.result);
+                self.finish_write(now_ms, Some(conn), session, f.txn.cxid, result, out);
             }
         }
 
@@ -1475,6 +1492,7 @@ impl Pipeline {
                 self.drop_connection(conn);
                 out.push(Action::Close { conn });
             }
+            self.earlier.remove(&closed);
         }
 
         self.txns_since_snapshot += 1;
@@ -1494,20 +1512,62 @@ impl Pipeline {
         }
     }
 
-    /// Replies to the write (or forwarded sync) `xid` at the head of the
-    /// connection's queue, then runs what queued behind it. `result` is
-    /// `None` for a sync.
+    /// Replies to the write (or forwarded sync) `xid` of `session` at the
+    /// head of the queue of `conn`, the connection that sent it, then runs
+    /// what queued behind it. `result` is `None` for a sync. A write of a
+    /// connection that has gone is answered by nobody; the session's
+    /// connection here now, or its list of earlier writes, stops waiting
+    /// for it.
     fn finish_write(
         &mut self,
         now_ms: i64,
-        conn: ConnectionId,
+        conn: Option<ConnectionId>,
+        session: SessionId,
         xid: i32,
         result: Option<&Result<Response, ErrorCode>>,
         out: &mut Vec<Action>,
     ) {
+        let at_head = |c: &Connection| match c.queue.front() {
+            Some(Queued::Write { xid: x, .. } | Queued::Earlier { xid: x }) => *x == xid,
+            _ => false,
+        };
+        // Another connection of the session matches only an earlier
+        // connection's write, never one of its own with the same xid
+        // (clients such as kazoo count xids from 1 on every connection).
+        let earlier_at_head = |c: &Connection| matches!(c.queue.front(), Some(Queued::Earlier { xid: x }) if *x == xid);
+        let sender = conn.filter(|c| self.connections.get(c).is_some_and(at_head));
+        let Some(conn) = sender.or_else(|| {
+            self.session_owner
+                .get(&session)
+                .copied()
+                .filter(|c| self.connections.get(c).is_some_and(earlier_at_head))
+        }) else {
+            match self.earlier.get_mut(&session) {
+                Some(xids) if xids.front() == Some(&xid) => {
+                    xids.pop_front();
+                    if xids.is_empty() {
+                        self.earlier.remove(&session);
+                    }
+                }
+                // On a learner, a txn of this session prepared for another
+                // server's connection (the session moved): nothing to answer.
+                _ if self.mode == Mode::Learner || conn.is_none() => {}
+                _ => tracing::error!(
+                    session = %session,
+                    xid,
+                    "applied write is not at the head of its connection queue"
+                ),
+            }
+            return;
+        };
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
+        if matches!(c.queue.front(), Some(Queued::Earlier { .. })) {
+            c.queue.pop_front();
+            self.drain_queue(now_ms, conn, out);
+            return;
+        }
         let mut ephemeral_answer = None;
         let (op, received_ms, sync_path) = match c.queue.front() {
             Some(Queued::Write { xid: x, .. }) if *x == xid => match c.queue.pop_front() {
@@ -1527,18 +1587,7 @@ impl Pipeline {
                 }
                 _ => return,
             },
-            // On a learner, a txn of this session prepared for another
-            // server's connection (the session moved): nothing to answer.
-            _ => {
-                if self.mode != Mode::Learner {
-                    tracing::error!(
-                        conn = conn.0,
-                        xid,
-                        "applied write is not at the head of its connection queue"
-                    );
-                }
-                return;
-            }
+            _ => return,
         };
         let result = ephemeral_answer.as_ref().or(result);
         if result.is_some_and(is_session_moved) {
@@ -1952,6 +2001,16 @@ impl Pipeline {
     fn drop_connection(&mut self, conn: ConnectionId) {
         if let Some(c) = self.connections.remove(&conn) {
             if let Some(s) = c.session {
+                // Its writes still in flight: the session's next connection
+                // here waits for them (its reads queued behind them go).
+                let xids = c.queue.iter().filter_map(|q| match q {
+                    Queued::Write { xid, .. } | Queued::Earlier { xid } => Some(*xid),
+                    Queued::Other { .. } => None,
+                });
+                let mut xids = xids.peekable();
+                if xids.peek().is_some() {
+                    self.earlier.entry(s).or_default().extend(xids);
+                }
                 if self.session_owner.get(&s) == Some(&conn) {
                     self.session_owner.remove(&s);
                 }

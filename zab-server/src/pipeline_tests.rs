@@ -649,6 +649,91 @@ fn failed_writes_show_na_and_set_watches_events_count_as_sent() {
     assert_eq!((s.sent - sent, s.last_op), (3, "SETW"));
 }
 
+/// A session's order holds across its connections on one server: a
+/// client whose write was still in flight when its connection went (its
+/// read timed out) reconnects here, and its next read waits for that
+/// write, as ZooKeeper's `CommitProcessor` holds a session's requests
+/// behind its pending writes whatever connection sent them. (A recipe
+/// looking for the node it just created would otherwise miss it.)
+#[test]
+fn a_read_on_a_sessions_new_connection_waits_for_its_old_connections_write() {
+    let mut h = Harness::new();
+    let (old, session) = h.session(1);
+    h.request(old, 1, create("/x", "", 0));
+    h.feed(Input::Disconnected { conn: old });
+    let conn = h.accept(2);
+    let mut req = connect_request(session.0, 0, Some(false));
+    req.passwd = Bytes::copy_from_slice(&session_password(session));
+    h.feed(Input::Connect { conn, request: req });
+    assert!(matches!(h.take(conn).as_slice(), [Got::Connected(_)]));
+    h.request(
+        conn,
+        1,
+        Request::Exists(PathWatchRequest {
+            path: "/x".into(),
+            watch: false,
+        }),
+    );
+    assert!(h.take(conn).is_empty(), "answered before the earlier write");
+    h.sync();
+    let got = h.take(conn);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (header, _) = reply(&got[0]);
+    assert_eq!((header.xid, header.err), (1, 0), "the node exists");
+}
+
+/// On a learner, the session's new connection reuses an xid its old one
+/// had in flight (kazoo counts from 1 on every connection): the old
+/// write's txn is nobody's answer, and the new write gets its own.
+#[test]
+fn a_learner_answers_a_new_connection_with_its_own_txn_not_an_earlier_ones() {
+    let mut d = Duo::new();
+    let (old, session) = d.learner_session(1);
+    d.learner.request(
+        old,
+        1,
+        Request::Delete(zab_wire::jute::DeleteRequest {
+            path: "/nope".into(),
+            version: -1,
+        }),
+    );
+    // The leader commits the delete; the learner has not applied it yet.
+    for (request, auth) in std::mem::take(&mut d.learner.forwarded) {
+        d.leader.feed(Input::Forwarded {
+            request,
+            auth,
+            from: LINK,
+            origin: LEARNER,
+        });
+    }
+    d.leader.sync();
+    let held: Vec<Txn> = d.leader.txns[d.delivered..].to_vec();
+    d.delivered = d.leader.txns.len();
+    d.learner.feed(Input::Disconnected { conn: old });
+    let conn = resume_on_learner(&mut d.leader, &mut d.learner, 2, session, LINK);
+    d.learner.request(
+        conn,
+        1,
+        Request::SetData(SetDataRequest {
+            path: "/".into(),
+            data: None,
+            version: 99,
+        }),
+    );
+    for txn in held {
+        d.learner.feed(Input::Committed { txn });
+    }
+    assert!(
+        d.learner.take(conn).is_empty(),
+        "the delete's NONODE answered"
+    );
+    d.round_trip();
+    let got = d.learner.take(conn);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (header, _) = reply(&got[0]);
+    assert_eq!((header.xid, header.err), (1, ErrorCode::BadVersion.code()));
+}
+
 #[test]
 fn resuming_with_the_right_password_keeps_the_session() {
     let mut h = Harness::new();
