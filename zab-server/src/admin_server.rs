@@ -70,11 +70,15 @@ impl AdminServer {
             command_url: cfg.command_url.clone(),
         };
         let url = &cfg.command_url;
-        let router = Router::new()
-            .route(url, get(list))
+        let mut router = Router::new()
             .route(&format!("{url}/"), get(list))
-            .route(&format!("{url}/{{*command}}"), get(command))
-            .with_state(shared);
+            .route(&format!("{url}/{{*command}}"), get(command));
+        // `admin.commandURL=/` is kept as "": the commands are at the root,
+        // listed at `/` alone.
+        if !url.is_empty() {
+            router = router.route(url, get(list));
+        }
+        let router = router.with_state(shared);
         tracing::info!(%local_addr, command_url = %cfg.command_url, "admin server");
         Ok(AdminServer::serve(listener, router))
     }
@@ -187,5 +191,38 @@ mod tests {
         assert_eq!(a.get("bad").map(String::as_str), Some("%zz"));
         assert_eq!(a.get("").map(String::as_str), Some("v"));
         assert!(query_args("").is_empty());
+    }
+
+    /// `admin.commandURL=/`: the commands are at the root (the router
+    /// refused an empty route, and the server panicked at start-up).
+    #[tokio::test]
+    async fn commands_at_the_root_are_listed_and_served() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let cfg = crate::config::AdminServerConfig {
+            address: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 0,
+            command_url: String::new(),
+            ..Default::default()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let server = AdminServer::start(&cfg, tx).await.unwrap();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if let CoreMsg::Admin { reply, .. } = msg {
+                    let _ = reply.send("{\"answered\":true}".into());
+                }
+            }
+        });
+        for (path, expect) in [("/", "href"), ("/ruok", "answered")] {
+            let mut sock = tokio::net::TcpStream::connect(server.local_addr)
+                .await
+                .unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            sock.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            sock.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+            assert!(answer.contains(expect), "{path}: {answer}");
+        }
     }
 }

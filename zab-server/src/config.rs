@@ -1604,6 +1604,11 @@ impl Builder {
                 if !value.starts_with('/') {
                     return Err(invalid(raw_key, value, "must start with /"));
                 }
+                // The admin server's router reads these as captures and
+                // wildcards.
+                if value.contains([':', '*', '{', '}']) {
+                    return Err(invalid(raw_key, value, "may not hold : * { or }"));
+                }
                 c.admin.command_url = value.trim_end_matches('/').to_owned()
             }
             "metricsProvider.className" => match value {
@@ -2356,6 +2361,9 @@ clientPort=2181
             }
         );
         assert!(Config::parse("dataDir=/d\nadmin.commandURL=commands", None).is_err());
+        assert!(Config::parse("dataDir=/d\nadmin.commandURL=/c/:id", None).is_err());
+        let root = parse("dataDir=/d\nadmin.commandURL=/\n");
+        assert_eq!(root.admin.command_url, "");
         assert!(Config::parse("dataDir=/d\nadmin.serverAddress=zk.example", None).is_err());
     }
 

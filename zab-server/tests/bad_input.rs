@@ -809,3 +809,25 @@ fn a_tiny_global_outstanding_limit_still_answers_every_request_in_order() {
         }
     }
 }
+
+/// `stmk` off the whitelist (as by default: ZooKeeper's default whitelist
+/// is `srvr` alone) is refused at once, before the 8 bytes of its mask: a client
+/// that sends the word alone is answered, not left waiting until the
+/// connection times out, as `NIOServerCnxn.checkFourLetterWord` checks the
+/// whitelist first.
+#[test]
+fn a_four_letter_word_off_the_whitelist_is_refused_at_once() {
+    // `ruok` for the harness, which waits on it.
+    let server = TestServer::start("4lw.commands.whitelist=srvr, ruok");
+    let mut sock = TcpStream::connect(server.addr()).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sock.write_all(b"stmk").expect("write");
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer)
+        .expect("answered within 5 s");
+    assert_eq!(
+        answer,
+        "stmk is not executed because it is not in the whitelist.\n"
+    );
+}
