@@ -1035,6 +1035,15 @@ impl Pipeline {
                 out.push(Action::Close { conn });
                 return;
             }
+            // ZooKeeper reads auth and SASL packets in `processPacket`,
+            // where a body that does not decode throws and closes the
+            // connection unanswered.
+            Err(e) if header.op == op::AUTH || header.op == op::SASL => {
+                tracing::info!(conn = conn.0, op = header.op, error = %e, "undecodable auth packet; closing");
+                self.drop_connection(conn);
+                out.push(Action::Close { conn });
+                return;
+            }
             Err(e) if Request::is_write_op(header.op) => {
                 tracing::debug!(conn = conn.0, xid = header.xid, error = %e, "undecodable write");
                 self.undecodable_write(now_ms, received_ms, conn, session, header, out);
@@ -1268,11 +1277,23 @@ impl Pipeline {
             }
             Err(why) => {
                 tracing::warn!(conn = conn.0, why, "SASL authentication failed");
-                if self.cfg.allow_sasl_failed_clients {
+                // `processSasl`: a server that requires SASL
+                // (`enforce.auth.schemes` with sasl) closes a failed client
+                // even with `allowSaslFailedClients`, with -124.
+                let required = self
+                    .cfg
+                    .enforce_auth
+                    .as_ref()
+                    .is_some_and(|schemes| schemes.iter().any(|s| s == "sasl"));
+                if self.cfg.allow_sasl_failed_clients && !required {
                     self.send_reply(conn, xid, 0, 0, &answer(None), None, out);
                 } else {
-                    let code = ErrorCode::AuthFailed.code();
-                    self.send_reply(conn, xid, 0, code, &answer(None), None, out);
+                    let code = if required {
+                        ErrorCode::SessionClosedRequireSaslAuth
+                    } else {
+                        ErrorCode::AuthFailed
+                    };
+                    self.send_reply(conn, xid, 0, code.code(), &answer(None), None, out);
                     self.drop_connection(conn);
                     out.push(Action::Close { conn });
                 }

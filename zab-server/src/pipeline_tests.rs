@@ -1730,6 +1730,70 @@ fn sasl_digest_md5_adds_the_users_identity() {
     assert_eq!(got[1], Got::Closed);
 }
 
+/// A failed SASL login on a server that requires SASL
+/// (`enforce.auth.schemes=sasl`) gets SESSIONCLOSEDREQUIRESASLAUTH (-124)
+/// and the close, even with `allowSaslFailedClients`, as ZooKeeper's
+/// `processSasl`; without the requirement that setting keeps the client.
+#[test]
+fn a_failed_sasl_login_where_sasl_is_required_is_closed_with_124() {
+    use crate::sasl::SaslConfig;
+    use std::sync::Arc;
+    use zab_wire::jute::SaslToken;
+    for required in [true, false] {
+        let mut h = Harness::with(PipelineConfig {
+            sasl: Some(Arc::new(SaslConfig {
+                users: [("bob".to_owned(), "bobsecret".to_owned())].into(),
+                super_users: Vec::new(),
+            })),
+            allow_sasl_failed_clients: true,
+            enforce_auth: required.then(|| vec!["sasl".to_owned()]),
+            ..config()
+        });
+        let token = |t: Vec<u8>| {
+            Request::Sasl(SaslToken {
+                token: Some(Bytes::from(t)),
+            })
+        };
+        let (conn, _) = h.session(1);
+        h.request(conn, 1, token(Vec::new()));
+        let got = h.take(conn);
+        let challenge = SaslToken::decode(reply(&got[0]).1.clone())
+            .expect("a token")
+            .token
+            .expect("not null");
+        let response = crate::sasl::client_response(&challenge, "bob", "wrong");
+        h.request(conn, 2, token(response));
+        let got = h.take(conn);
+        let (header, _) = reply(&got[0]);
+        if required {
+            assert_eq!(header.err, ErrorCode::SessionClosedRequireSaslAuth.code());
+            assert_eq!(got[1], Got::Closed);
+        } else {
+            assert_eq!(header.err, 0);
+            assert_eq!(got.len(), 1, "{got:?}");
+        }
+    }
+}
+
+/// An auth or SASL packet whose body does not decode closes the connection
+/// unanswered, as ZooKeeper's `processPacket` throws reading it.
+#[test]
+fn an_undecodable_auth_packet_closes_the_connection() {
+    for op in [op::AUTH, op::SASL] {
+        let mut h = Harness::new();
+        let (conn, _) = h.session(1);
+        h.feed(Input::Request {
+            conn,
+            header: RequestHeader { xid: -4, op },
+            body: Err(DecodeError::Truncated {
+                offset: 0,
+                needed: 4,
+            }),
+        });
+        assert_eq!(h.take(conn), vec![Got::Closed], "op {op}");
+    }
+}
+
 /// `enforce.auth.enabled` with `digest`: a ping before `auth` gets
 /// SESSIONCLOSEDREQUIRESASLAUTH (-124) and the close; after `auth` the
 /// same requests run.

@@ -738,9 +738,12 @@ pub(crate) async fn accept_loop(
                     // byte the client sends.
                     let mut first = [0u8; 1];
                     // A client that closed or failed before sending a
-                    // byte is served as plain, which reads its end.
-                    match stream.peek(&mut first).await {
-                        Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
+                    // byte is served as plain, which reads its end; one
+                    // that stays silent is served as plain too, whose
+                    // sessionless timeout closes it (the plain port's rule,
+                    // so a silent connection holds no slot for ever).
+                    match tokio::time::timeout(SESSIONLESS_TIMEOUT, stream.peek(&mut first)).await {
+                        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
                         _ => None,
                     }
                 }
