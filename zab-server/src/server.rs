@@ -157,19 +157,7 @@ impl Recovery {
 pub fn recover(store: &Store) -> anyhow::Result<(DataTree, Recovery)> {
     let started = std::time::Instant::now();
     let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
-    let mut tree = match store
-        .snapshots()
-        .latest()
-        .context("reading the latest snapshot")?
-    {
-        Some((info, mut reader)) => {
-            let tree = DataTree::restore(&mut reader)
-                .with_context(|| format!("restoring snapshot {}", info.zxid))?;
-            tracing::info!(zxid = %info.zxid, nodes = tree.node_count(), "loaded snapshot");
-            tree
-        }
-        None => DataTree::new(),
-    };
+    let mut tree = newest_restorable_snapshot(store)?;
     let snapshot_ms = ms(started);
     let replay_started = std::time::Instant::now();
     let from = tree.last_zxid().next();
@@ -191,6 +179,46 @@ pub fn recover(store: &Store) -> anyhow::Result<(DataTree, Recovery)> {
         txns_ms: ms(replay_started),
     };
     Ok((tree, recovery))
+}
+
+/// The tree of the newest snapshot that restores. One that does not
+/// gives way to the one before, as ZooKeeper's `FileSnap.deserialize`
+/// tries up to 100 (logging "problem reading snap file"), but only to one
+/// the txn log still covers: the log must hold a txn at or below it, or
+/// the replay after it would skip what a SNAP's wipe or a purge removed,
+/// and the server would serve less than it acknowledged.
+fn newest_restorable_snapshot(store: &Store) -> anyhow::Result<DataTree> {
+    const TRIED: usize = 100;
+    let snapshots = store.snapshots().list().context("listing snapshots")?;
+    let first_logged = store.log().first_zxid();
+    let mut refused = Vec::new();
+    for (i, info) in snapshots.iter().rev().take(TRIED).enumerate() {
+        if i > 0 && first_logged.is_none_or(|first| first > info.zxid) {
+            refused.push(format!("{}: the txn log no longer covers it", info.zxid));
+            continue;
+        }
+        let Some((_, mut reader)) = store
+            .snapshots()
+            .read(info.zxid)
+            .with_context(|| format!("reading snapshot {}", info.zxid))?
+        else {
+            continue;
+        };
+        match DataTree::restore(&mut reader) {
+            Ok(tree) => {
+                tracing::info!(zxid = %info.zxid, nodes = tree.node_count(), "loaded snapshot");
+                return Ok(tree);
+            }
+            Err(e) => {
+                tracing::error!(zxid = %info.zxid, error = %e, "problem reading snapshot; trying an older one");
+                refused.push(format!("{}: {e}", info.zxid));
+            }
+        }
+    }
+    if snapshots.is_empty() {
+        return Ok(DataTree::new());
+    }
+    anyhow::bail!("no snapshot restores ({})", refused.join("; "))
 }
 
 /// `autopurge.purgeInterval` (hours; 0 = off) keeping
@@ -1074,6 +1102,77 @@ mod tests {
     #[test]
     fn blocking_runs_outside_a_runtime() {
         assert_eq!(blocking(|| 6 * 7), 42);
+    }
+
+    /// A store whose newest snapshot does not restore falls back to the
+    /// one before while the txn log covers it, as ZooKeeper's
+    /// `FileSnap.deserialize` does, and refuses to start when it does not.
+    #[test]
+    fn a_snapshot_that_does_not_restore_gives_way_to_one_the_log_covers() {
+        use prost::Message;
+        use zab_store::{Store, StoreOptions};
+        use zab_tree::DataTree;
+        use zab_wire::proto::{txn_body::Op, CreateSessionTxn, Txn, TxnBody};
+        use zab_wire::{Epoch, Zxid};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let z = |n| Zxid::new(Epoch(1), n);
+        let txn = |n: u32| Txn {
+            session_id: i64::from(n),
+            zxid: z(n).0,
+            body: Some(TxnBody {
+                op: Some(Op::CreateSession(CreateSessionTxn { timeout: 30_000 })),
+            }),
+            ..Default::default()
+        };
+        let mut tree = DataTree::new();
+        let log = store.log();
+        for n in 1..=6 {
+            let t = txn(n);
+            tree.apply(&t);
+            let (tx, rx) = std::sync::mpsc::channel();
+            log.append(z(n), t.encode_to_vec().into(), move |r| tx.send(r).unwrap());
+            rx.recv().unwrap().unwrap();
+            if n == 2 {
+                let mut bytes = Vec::new();
+                tree.snapshot().write_to(&mut bytes).unwrap();
+                store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
+            }
+        }
+        // The newest, at 1:4, is damaged.
+        store
+            .snapshots()
+            .save(z(4), &mut &b"not a snapshot"[..])
+            .unwrap();
+        let (recovered, _) = super::recover(&store).expect("falls back to 1:2");
+        assert_eq!(recovered.last_zxid(), z(6));
+        assert_eq!(recovered.sessions().count(), 6);
+        // A log that starts after 1:2 (as after a SNAP's wipe) does not
+        // cover it: replaying it onto 1:2 would skip 1:3 and 1:4.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut tree = DataTree::new();
+        for n in 1..=2 {
+            tree.apply(&txn(n));
+        }
+        let mut bytes = Vec::new();
+        tree.snapshot().write_to(&mut bytes).unwrap();
+        store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
+        store
+            .snapshots()
+            .save(z(4), &mut &b"not a snapshot"[..])
+            .unwrap();
+        for n in 5..=6 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            store
+                .log()
+                .append(z(n), txn(n).encode_to_vec().into(), move |r| {
+                    tx.send(r).unwrap()
+                });
+            rx.recv().unwrap().unwrap();
+        }
+        let err = super::recover(&store).expect_err("refused");
+        assert!(err.to_string().contains("no longer covers"), "{err:#}");
     }
 
     /// A snapshot writer that stops part-way closes the pipe as one that
