@@ -231,6 +231,10 @@ enum Queued {
         header: RequestHeader,
         body: Result<Request, DecodeError>,
         received_ms: i64,
+        /// The connection's identities when the request came, once they
+        /// have changed since (`None`: they have not). ZooKeeper's
+        /// `Request` carries a copy of them from its submission.
+        auth: Option<Box<AuthInfo>>,
     },
     /// A write (or forwarded sync) of the session's earlier connection on
     /// this server, still in flight when that connection went: nothing
@@ -1055,6 +1059,7 @@ impl Pipeline {
                 let Some(c) = self.connections.get_mut(&conn) else {
                     return;
                 };
+                keep_queued_identities(c);
                 match acl::authenticate(&mut c.auth, &self.cfg.auth, &auth.scheme, &auth.auth) {
                     Ok(()) => self.send_reply(conn, header.xid, 0, 0, &Response::Empty, None, out),
                     Err(code) => {
@@ -1147,6 +1152,7 @@ impl Pipeline {
                 header,
                 body: request,
                 received_ms,
+                auth: None,
             });
         }
     }
@@ -1268,6 +1274,7 @@ impl Pipeline {
             Ok((reply, authenticated)) => {
                 if let Some(user) = authenticated {
                     tracing::info!(conn = conn.0, user, "SASL authenticated");
+                    keep_queued_identities(c);
                     c.auth.add(Id::new("sasl", &user));
                     if cfg.super_users.contains(&user) {
                         c.auth.add(Id::new("super", ""));
@@ -1660,11 +1667,23 @@ impl Pipeline {
                 header,
                 body,
                 received_ms,
+                auth,
             }) = c.queue.pop_front()
             else {
                 return;
             };
-            self.execute(now_ms, received_ms, conn, header, body, out);
+            match auth {
+                None => self.execute(now_ms, received_ms, conn, header, body, out),
+                Some(then) => {
+                    // Run with the identities it came with, then restore
+                    // the connection's own.
+                    let now = std::mem::replace(&mut c.auth, *then);
+                    self.execute(now_ms, received_ms, conn, header, body, out);
+                    if let Some(c) = self.connections.get_mut(&conn) {
+                        c.auth = now;
+                    }
+                }
+            }
         }
     }
 
@@ -2037,6 +2056,19 @@ impl Pipeline {
                 }
             }
             self.watches.remove_connection(conn);
+        }
+    }
+}
+
+/// Before the connection's identities change: its requests queued until
+/// then keep the ones they came with.
+fn keep_queued_identities(c: &mut Connection) {
+    for q in &mut c.queue {
+        if let Queued::Other {
+            auth: kept @ None, ..
+        } = q
+        {
+            *kept = Some(Box::new(c.auth.clone()));
         }
     }
 }

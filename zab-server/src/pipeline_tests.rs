@@ -1730,6 +1730,57 @@ fn sasl_digest_md5_adds_the_users_identity() {
     assert_eq!(got[1], Got::Closed);
 }
 
+/// A read queued behind a write runs with the identities its connection
+/// had when it came, not those an `auth` sent after it added: ZooKeeper's
+/// `Request` carries a copy of them from its submission.
+#[test]
+fn a_queued_read_keeps_the_identities_it_came_with() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    let secret = vec![Acl {
+        perms: 31,
+        id: Id::new("digest", &zab_tree::acl::digest_id("bob:pw")),
+    }];
+    h.request(
+        conn,
+        1,
+        Request::Create {
+            op: op::CREATE,
+            req: CreateRequest {
+                path: "/secret".into(),
+                data: Some(Bytes::from_static(b"s")),
+                acl: Some(secret),
+                flags: 0,
+            },
+        },
+    );
+    h.sync();
+    h.take(conn);
+    let auth = Request::Auth(AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Bytes::from_static(b"bob:pw"),
+    });
+    h.request(conn, 2, create("/a", "", 0));
+    h.request(conn, 3, get_data("/secret", false));
+    h.request(conn, -4, auth);
+    h.request(conn, 5, get_data("/secret", false));
+    let got = h.take(conn);
+    assert_eq!(got.len(), 1, "only the auth is answered at once: {got:?}");
+    assert_eq!(reply(&got[0]).0.err, 0);
+    h.sync();
+    let got = h.take(conn);
+    let answers: Vec<(i32, i32)> = got
+        .iter()
+        .map(|g| (reply(g).0.xid, reply(g).0.err))
+        .collect();
+    assert_eq!(
+        answers,
+        [(2, 0), (3, ErrorCode::NoAuth.code()), (5, 0)],
+        "the read sent before the auth runs without it"
+    );
+}
+
 /// A failed SASL login on a server that requires SASL
 /// (`enforce.auth.schemes=sasl`) gets SESSIONCLOSEDREQUIRESASLAUTH (-124)
 /// and the close, even with `allowSaslFailedClients`, as ZooKeeper's
