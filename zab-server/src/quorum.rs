@@ -246,6 +246,8 @@ struct Leading {
 /// The leader's end of one learner's link.
 struct LearnerLink {
     out: mpsc::UnboundedSender<QuorumPacket>,
+    /// Dropped with this link: its socket closes (`LinkEvent::Opened`).
+    _keep: tokio::sync::oneshot::Sender<()>,
     /// For the admin server's `observers` (ZooKeeper's `LearnerHandler`
     /// info): the peer's address, when the link opened, packets each way,
     /// REQUEST packets among those received, the last zxid sent.
@@ -270,9 +272,14 @@ impl Drop for LearnerLink {
 }
 
 impl LearnerLink {
-    fn new(out: mpsc::UnboundedSender<QuorumPacket>, remote: Option<SocketAddr>) -> LearnerLink {
+    fn new(
+        out: mpsc::UnboundedSender<QuorumPacket>,
+        remote: Option<SocketAddr>,
+        keep: tokio::sync::oneshot::Sender<()>,
+    ) -> LearnerLink {
         LearnerLink {
             out,
+            _keep: keep,
             remote,
             established_ms: now_ms(),
             packets_sent: 0,
@@ -1019,7 +1026,12 @@ impl Peer {
             return;
         };
         let actions = match event {
-            LinkEvent::Opened { link, out, remote } => {
+            LinkEvent::Opened {
+                link,
+                out,
+                remote,
+                keep,
+            } => {
                 // DIFF or SNAP weighs the log against the newest snapshot
                 // as it is when the learner syncs (ZooKeeper reads its size
                 // for every sync), not as it was when this server began
@@ -1029,7 +1041,7 @@ impl Peer {
                 // learner.
                 l.leader
                     .set_snapshot_size(newest_snapshot_size(&self.store));
-                l.links.insert(link, LearnerLink::new(out, remote));
+                l.links.insert(link, LearnerLink::new(out, remote, keep));
                 l.leader.on_learner_connected(ConnId(link.0))
             }
             LinkEvent::Packets { link, packets } => {

@@ -122,6 +122,12 @@ pub enum LinkEvent {
         link: LinkId,
         remote: Option<SocketAddr>,
         out: mpsc::UnboundedSender<QuorumPacket>,
+        /// The link lives while this is held: dropping it (the leader
+        /// drops a learner, or stops leading) closes the link's socket and
+        /// frees what is queued for it at once, as ZooKeeper's
+        /// `LearnerHandler.shutdown` closes its socket, even while its
+        /// writer is stuck on a learner that stopped reading.
+        keep: tokio::sync::oneshot::Sender<()>,
     },
     /// A batch of packets off the link, in order (never empty).
     Packets {
@@ -177,11 +183,14 @@ impl QuorumPeer for Service {
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let mut early = Vec::new();
+        // A tonic stream ends when its sender goes; it has no socket of
+        // its own to close.
         if handshake.is_none()
             && !(self.events)(LinkEvent::Opened {
                 link,
                 remote,
                 out: out_tx.clone(),
+                keep: tokio::sync::oneshot::channel().0,
             })
         {
             return Err(Status::unavailable("not leading"));
@@ -201,6 +210,7 @@ impl QuorumPeer for Service {
                         link,
                         remote,
                         out: out_tx.clone(),
+                        keep: tokio::sync::oneshot::channel().0,
                     })
                 {
                     return;
@@ -561,8 +571,9 @@ pub(crate) mod tests {
         for z in 1..=500 {
             link.out.send(packet(PacketType::Ack, z)).unwrap();
         }
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         let mut got = Vec::new();
@@ -624,8 +635,9 @@ pub(crate) mod tests {
     async fn a_queued_snapshot_of_many_chunks_goes_through() {
         let limit = max_message_bytes(0xfffff);
         let (server, mut link, mut events) = linked(limit).await;
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         let size = zab_leader::SNAP_CHUNK_SIZE;
@@ -665,8 +677,9 @@ pub(crate) mod tests {
     async fn a_packet_up_to_twice_jute_maxbuffer_goes_through_behind_others() {
         let limit = max_message_bytes(0xfffff);
         let (server, mut link, mut events) = linked(limit).await;
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         let sizes = [330 << 10, 330 << 10, 330 << 10, 2 * 0xfffff - 128 * 1024];
@@ -702,8 +715,9 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         out.send(chunk(1, 2 << 20)).unwrap();
@@ -779,8 +793,9 @@ pub(crate) mod sasl_tests {
         .await
         .expect("the learner authenticates");
         link.out.send(packet(PacketType::Followerinfo, 7)).unwrap();
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         match events.recv().await {

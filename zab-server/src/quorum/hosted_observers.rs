@@ -159,11 +159,16 @@ impl Peer {
             return;
         };
         let actions = match event {
-            LinkEvent::Opened { link, out, remote } => {
+            LinkEvent::Opened {
+                link,
+                out,
+                remote,
+                keep,
+            } => {
                 if let Some(size) = snapshot_size {
                     h.master.set_snapshot_size(size);
                 }
-                h.links.insert(link, LearnerLink::new(out, remote));
+                h.links.insert(link, LearnerLink::new(out, remote, keep));
                 h.master.on_connected(ConnId(link.0));
                 Vec::new()
             }

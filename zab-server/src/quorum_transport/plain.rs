@@ -267,7 +267,10 @@ impl PlainListener {
         }
         let link = LinkId(self.next.fetch_add(1, Ordering::Relaxed));
         let (out, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(wr, out_rx));
+        // The writer drains what is queued (a SASL refusal, say) once the
+        // link's sender goes; only a leader dropping the link aborts it.
+        let writer = tokio::spawn(write_batches(wr, out_rx));
+        let (keep, mut dropped) = tokio::sync::oneshot::channel();
         let mut reader = PlainReader {
             rd,
             max_message: self.max_message,
@@ -286,6 +289,7 @@ impl PlainListener {
             link,
             remote: Some(remote),
             out,
+            keep,
         }) {
             return;
         }
@@ -298,7 +302,15 @@ impl PlainListener {
             return;
         }
         let reason = loop {
-            match reader.next().await {
+            let next = tokio::select! {
+                next = reader.next() => next,
+                _ = &mut dropped => {
+                    tracing::info!(?link, "learner link dropped; closing its socket");
+                    writer.abort();
+                    return;
+                }
+            };
+            match next {
                 Ok(batch) if batch.packets.is_empty() => {}
                 Ok(batch) => {
                     let packets = batch.packets;
@@ -583,8 +595,9 @@ mod tests {
     /// The link the next `Opened` event reports, after checking that a
     /// packet sent on `link` arrives on it and one sent back arrives too.
     async fn carries(link: &mut LeaderLink, events: &mut mpsc::UnboundedReceiver<LinkEvent>) {
-        let out = match events.recv().await {
-            Some(LinkEvent::Opened { out, .. }) => out,
+        // The link lives while `_keep` does.
+        let (out, _keep) = match events.recv().await {
+            Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
             other => panic!("{other:?}"),
         };
         link.out.send(packet(PacketType::Followerinfo, 7)).unwrap();
@@ -789,14 +802,41 @@ mod tests {
         sock.write_all(&(LIMIT as u32 + 1).to_be_bytes())
             .await
             .unwrap();
-        assert!(matches!(
-            events.recv().await,
-            Some(LinkEvent::Opened { .. })
-        ));
+        // Held, as the leader holds it: dropped, it would close the link.
+        let opened = events.recv().await;
+        assert!(matches!(opened, Some(LinkEvent::Opened { .. })));
         assert!(matches!(
             events.recv().await,
             Some(LinkEvent::Closed { .. })
         ));
+        drop(opened);
         server.abort();
+    }
+
+    /// A link the leader drops closes at once, inside TLS too, where
+    /// dropping the write half of a split stream closes nothing: the
+    /// learner's read fails instead of waiting out its syncLimit, as
+    /// ZooKeeper's `LearnerHandler.shutdown` closes the socket.
+    #[tokio::test]
+    async fn a_link_the_leader_drops_closes_at_once() {
+        for security in [PeerSecurity::default(), tls()] {
+            let (addr, server, mut events) = listener(&security).await;
+            let mut link = open(addr, &security).await.expect("a link");
+            let (out, keep) = match events.recv().await {
+                Some(LinkEvent::Opened { out, keep, .. }) => (out, keep),
+                other => panic!("{other:?}"),
+            };
+            out.send(packet(PacketType::Leaderinfo, 8)).unwrap();
+            assert_eq!(link.inbound.recv_batch().await.unwrap()[0].zxid, 8);
+            // The leader drops the learner: its sender and its keep go.
+            drop((out, keep));
+            let closed = tokio::time::timeout(WITHIN, link.inbound.recv_batch()).await;
+            assert!(
+                matches!(closed, Ok(Err(_))),
+                "tls {}: {closed:?}",
+                security.tls.is_some()
+            );
+            server.abort();
+        }
     }
 }
