@@ -1697,6 +1697,12 @@ impl Builder {
 
     fn finish(mut self, my_id: Option<ServerId>) -> Result<Config, ConfigError> {
         let mut c = self.cfg;
+        // `FourLetterCommands.isEnabled` adds `isro` under read-only mode:
+        // clients of a read-only server ask the others with it which one
+        // serves writes again.
+        if c.read_only_mode {
+            c.four_letter_whitelist.words.insert("isro".to_owned());
+        }
         c.data_dir = self.data_dir.take().ok_or(ConfigError::MissingDataDir)?;
         c.data_log_dir = self
             .data_log_dir
@@ -2035,6 +2041,10 @@ clientPort=2181
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert_eq!(c.autopurge_purge_interval_hours, 0);
         assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::default());
+        // Read-only mode adds `isro`, which its clients ask other servers.
+        let ro = parse("dataDir=/d\nreadonlymode.enabled=true\n");
+        assert!(ro.four_letter_whitelist.allows("isro"));
+        assert!(!c.four_letter_whitelist.allows("isro"));
         assert_eq!(c.jute_max_buffer, 0xfffff);
         assert!(c.standalone_enabled);
         assert!(!c.extended_types_enabled);

@@ -239,6 +239,9 @@ pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::
 /// from it.
 pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, Recovery)> {
     let store_dir = cfg.data_dir.join("zab");
+    if !store_dir.exists() {
+        refuse_unimported_zookeeper_data(cfg)?;
+    }
     let store = Store::open(
         &store_dir,
         StoreOptions {
@@ -270,6 +273,34 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     // Reads check ACLs in the tree itself; writes in the preparer.
     tree.set_skip_acl(cfg.skip_acl);
     Ok((store, tree, recovery))
+}
+
+/// A new store on a `dataDir` (or `dataLogDir`) where ZooKeeper left its
+/// data (`version-2/snapshot.*` or `log.*`): zab does not read ZooKeeper's
+/// files, and starting empty there would serve an empty tree to clients
+/// that expect theirs (and, in an ensemble, elect a leader without it).
+/// Refused, naming the import that moves the data over.
+fn refuse_unimported_zookeeper_data(cfg: &Config) -> anyhow::Result<()> {
+    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+        let version2 = dir.join("version-2");
+        let Ok(entries) = std::fs::read_dir(&version2) else {
+            continue;
+        };
+        let zookeeper_file = entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("snapshot.") || name.starts_with("log.")
+        });
+        if zookeeper_file {
+            anyhow::bail!(
+                "{} holds ZooKeeper's data, which zab does not read: import it first \
+                 (zab-server --import-zookeeper {} <zoo.cfg>), or move it away to start empty",
+                version2.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A running standalone server.
@@ -1173,6 +1204,28 @@ mod tests {
         }
         let err = super::recover(&store).expect_err("refused");
         assert!(err.to_string().contains("no longer covers"), "{err:#}");
+    }
+
+    /// A new store where ZooKeeper left its data is refused until that data
+    /// is imported (or moved away); ZooKeeper's other files are no reason.
+    #[test]
+    fn a_new_store_on_zookeepers_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            &format!("dataDir={}\nclientPort=2181\n", dir.path().display()),
+            None,
+        )
+        .unwrap();
+        let version2 = dir.path().join("version-2");
+        std::fs::create_dir(&version2).unwrap();
+        std::fs::write(version2.join("acceptedEpoch"), "1").unwrap();
+        assert!(super::refuse_unimported_zookeeper_data(&cfg).is_ok());
+        std::fs::write(version2.join("log.100000001"), b"ZKLG").unwrap();
+        let err = super::refuse_unimported_zookeeper_data(&cfg).unwrap_err();
+        assert!(err.to_string().contains("--import-zookeeper"), "{err}");
+        let err = super::open_state(&cfg).err().expect("refused");
+        assert!(err.to_string().contains("import it first"), "{err}");
+        assert!(!dir.path().join("zab").exists(), "no store was made");
     }
 
     /// A snapshot writer that stops part-way closes the pipe as one that
