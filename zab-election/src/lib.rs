@@ -15,12 +15,15 @@
 //!   server answers to LOOKING peers;
 //! * [`transport`]: the async edge, a tonic `Election.Exchange` link per
 //!   pair of servers, opened by the higher sid;
+//! * [`peer_addr`]: a peer's address as its server line names it,
+//!   resolved at every dial;
 //! * [`peer_tls`]: TLS between servers (`sslQuorum`), terminated by zab
 //!   on the tonic links as on the plain ones;
 //! * [`quorum_sasl`]: SASL between servers (`quorum.auth.*`) on a link just
 //!   opened, for the election links and the leader ⇄ learner links alike.
 
 pub mod election;
+pub mod peer_addr;
 pub mod peer_tls;
 pub mod quorum_sasl;
 pub mod responder;
@@ -30,6 +33,7 @@ pub mod vote;
 pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 pub use responder::Responder;
 
+pub use peer_addr::PeerAddr;
 pub use peer_tls::PeerTls;
 pub use transport::{ElectionTransport, PeerSecurity, TransportError};
 pub use vote::{Notification, NotificationError, ServerState, Vote};

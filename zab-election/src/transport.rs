@@ -47,6 +47,7 @@ use zab_wire::proto::election_server::{Election as ElectionService, ElectionServ
 use zab_wire::quorum_auth::{self, Admission, QuorumSasl};
 use zab_wire::ServerId;
 
+use crate::peer_addr::PeerAddr;
 use crate::peer_tls::PeerTls;
 use crate::vote::Notification;
 
@@ -75,6 +76,8 @@ pub enum TransportError {
 /// Why one attempt to open a link failed (logged, then retried).
 #[derive(Debug, Error)]
 enum DialError {
+    #[error("cannot resolve the peer's address: {0}")]
+    Resolve(std::io::Error),
     #[error("bad endpoint: {0}")]
     Endpoint(#[from] tonic::transport::Error),
     #[error("exchange refused: {0}")]
@@ -97,7 +100,7 @@ struct LinkState {
 
 struct Link {
     peer: ServerId,
-    addr: SocketAddr,
+    addr: PeerAddr,
     state: Mutex<LinkState>,
     /// A message was queued, or the live session changed.
     wake: Notify,
@@ -227,10 +230,10 @@ impl ElectionTransport {
     /// Listens on `listen` and links to every peer in `peers` (which may
     /// include `me`; it is skipped). Received notifications come out of the
     /// returned receiver.
-    pub async fn start(
+    pub async fn start<A: Into<PeerAddr>>(
         me: ServerId,
         listen: SocketAddr,
-        peers: BTreeMap<ServerId, SocketAddr>,
+        peers: BTreeMap<ServerId, A>,
         security: PeerSecurity,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let listener = TcpListener::bind(listen)
@@ -244,20 +247,20 @@ impl ElectionTransport {
 
     /// [`ElectionTransport::start`] on a listener the caller already bound,
     /// without TLS or SASL.
-    pub fn start_with_listener(
+    pub fn start_with_listener<A: Into<PeerAddr>>(
         me: ServerId,
         listener: TcpListener,
-        peers: BTreeMap<ServerId, SocketAddr>,
+        peers: BTreeMap<ServerId, A>,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         ElectionTransport::start_secured(me, listener, peers, PeerSecurity::default())
     }
 
     /// [`ElectionTransport::start_with_listener`], secured as `security`
     /// says.
-    pub fn start_secured(
+    pub fn start_secured<A: Into<PeerAddr>>(
         me: ServerId,
         listener: TcpListener,
-        peers: BTreeMap<ServerId, SocketAddr>,
+        peers: BTreeMap<ServerId, A>,
         security: PeerSecurity,
     ) -> Result<(ElectionTransport, mpsc::Receiver<Notification>), TransportError> {
         let local_addr = listener.local_addr().map_err(TransportError::LocalAddr)?;
@@ -268,7 +271,7 @@ impl ElectionTransport {
             .map(|(peer, addr)| {
                 let link = Link {
                     peer,
-                    addr,
+                    addr: addr.into(),
                     state: Mutex::new(LinkState::default()),
                     wake: Notify::new(),
                     dial_now: Notify::new(),
@@ -361,9 +364,13 @@ impl ElectionTransport {
         if hello {
             // Ask the higher peer to dial us: it closes this stream and
             // dials back.
-            let (me, addr, security) = (self.shared.me, link.addr, self.shared.security.clone());
+            let (me, addr, security) = (
+                self.shared.me,
+                link.addr.clone(),
+                self.shared.security.clone(),
+            );
             self.shared.runtime.spawn(async move {
-                if let Err(e) = open(to, addr, me, &security).await {
+                if let Err(e) = open(to, &addr, me, &security).await {
                     debug!(sid = %me, peer = %to, "dial-back request failed: {e}");
                 }
             });
@@ -383,7 +390,7 @@ impl Drop for ElectionTransport {
 async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match open(link.peer, link.addr, shared.me, &shared.security).await {
+        match open(link.peer, &link.addr, shared.me, &shared.security).await {
             Ok((out, inbound)) => {
                 backoff = MIN_BACKOFF;
                 run_session(&shared, &link, out, inbound).await;
@@ -401,11 +408,11 @@ async fn dial_loop(shared: Arc<Shared>, link: Arc<Link>) {
     }
 }
 
-/// Opens an `Exchange` stream to `peer` at `addr`, naming ourselves as
-/// `me`, and authenticates on it if this server does.
+/// Opens an `Exchange` stream to `peer` at `addr` (resolved now), naming
+/// ourselves as `me`, and authenticates on it if this server does.
 async fn open(
     peer: ServerId,
-    addr: SocketAddr,
+    addr: &PeerAddr,
     me: ServerId,
     security: &PeerSecurity,
 ) -> Result<
@@ -415,6 +422,7 @@ async fn open(
     ),
     DialError,
 > {
+    let addr = addr.resolve().await.map_err(DialError::Resolve)?;
     let channel: Channel = PeerTls::connect(security.tls.as_ref(), addr, CONNECT_TIMEOUT).await?;
     let (tx, rx) = mpsc::channel(16);
     let mut req = Request::new(ReceiverStream::new(rx));

@@ -24,7 +24,8 @@ use foldhash::{HashMap, HashMapExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use zab_election::{
-    Election, ElectionTransport, Notification, Output, PeerSecurity, Responder, ServerState,
+    Election, ElectionTransport, Notification, Output, PeerAddr, PeerSecurity, Responder,
+    ServerState,
 };
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
@@ -101,9 +102,11 @@ impl QuorumServer {
 
         let mut election_peers = BTreeMap::new();
         let mut quorum_addrs = BTreeMap::new();
+        // Resolved at every dial, as ZooKeeper does (`PeerAddr`): a peer
+        // whose name does not resolve yet is no reason not to start.
         for s in cfg.servers.values() {
-            election_peers.insert(s.id, resolve(&s.host, s.election_port)?);
-            quorum_addrs.insert(s.id, resolve(&s.host, s.quorum_port)?);
+            election_peers.insert(s.id, PeerAddr::new(&s.host, s.election_port));
+            quorum_addrs.insert(s.id, PeerAddr::new(&s.host, s.quorum_port));
         }
         let election_listen = listen_addr(&cfg, &my_line.host, my_line.election_port)?;
         let peer_security = PeerSecurity {
@@ -421,7 +424,7 @@ struct Peer {
     me: ServerId,
     verifier: QuorumVerifier,
     quorum_listen: SocketAddr,
-    quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    quorum_addrs: BTreeMap<ServerId, PeerAddr>,
     /// TLS (`sslQuorum`) and SASL (`quorum.auth.*`) on the leader ⇄
     /// learner links.
     peer_security: PeerSecurity,
@@ -946,7 +949,7 @@ impl Peer {
                 (sid, addr, limit.min(hosted_observers::MASTER_CONNECT_LIMIT))
             }
             None => {
-                let Some(&addr) = self.quorum_addrs.get(&leader_sid) else {
+                let Some(addr) = self.quorum_addrs.get(&leader_sid).cloned() else {
                     tracing::error!(%leader_sid, "elected leader has no server line; looking again");
                     return self.look();
                 };
@@ -961,6 +964,7 @@ impl Peer {
         // moment after its followers do, so zab retries sooner at first
         // (10 ms, doubling up to 100 ms): a refused first attempt then costs
         // ~10 ms of failover instead of 100.
+        let shown = addr.to_string();
         let link_task = tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + limit;
             let mut last_err = String::new();
@@ -970,7 +974,18 @@ impl Peer {
                 if left.is_zero() {
                     break;
                 }
-                match quorum_transport::connect(learn_from, addr, left, max_message, &security)
+                // Resolved for each attempt: the leader's name may point
+                // elsewhere than when this server started.
+                let resolved = match addr.resolve().await {
+                    Ok(resolved) => resolved,
+                    Err(e) => {
+                        last_err = e.to_string();
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                match quorum_transport::connect(learn_from, resolved, left, max_message, &security)
                     .await
                 {
                     Ok(mut link) => {
@@ -1005,7 +1020,7 @@ impl Peer {
                 reason: format!("cannot connect to {addr}: {last_err}"),
             });
         });
-        tracing::info!(sid = %self.me, %leader_sid, %learn_from, %addr, ?role, "following");
+        tracing::info!(sid = %self.me, %leader_sid, %learn_from, addr = %shown, ?role, "following");
         self.role = Role::Learning(Box::new(Learning {
             role,
             leader_sid: learn_from,

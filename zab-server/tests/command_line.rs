@@ -49,3 +49,74 @@ fn unknown_options_and_no_arguments_get_the_usage_and_exit_2() {
         );
     }
 }
+
+/// A server whose peers' names do not resolve yet (a Kubernetes
+/// StatefulSet's next pods) keeps running and looks for them, as ZooKeeper
+/// does, resolving each name again at every dial; it used to exit at
+/// start-up. It answers `srvr` as a server that is not serving yet.
+#[test]
+fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+    let port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = port();
+    std::fs::write(dir.path().join("myid"), "1\n").expect("myid");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
+             clientPort={client}\nclientPortAddress=127.0.0.1\n\
+             4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+             server.1=127.0.0.1:{}:{}\n\
+             server.2=zk-2.invalid:2888:3888\nserver.3=zk-3.invalid:2888:3888\n",
+            dir.path().display(),
+            port(),
+            port()
+        ),
+    )
+    .expect("zoo.cfg");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+        .arg(&cfg)
+        .env("ZAB_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start zab-server");
+    let srvr = || -> Option<String> {
+        let mut sock = TcpStream::connect(("127.0.0.1", client)).ok()?;
+        sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        sock.write_all(b"srvr").ok()?;
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        if let Some(status) = server.try_wait().expect("poll the server") {
+            panic!("zab-server exited: {status}");
+        }
+        if let Some(answer) = srvr() {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "no answer to srvr within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Past a few election rounds it is still there.
+    std::thread::sleep(Duration::from_millis(600));
+    let still = server.try_wait().expect("poll the server");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(still.is_none(), "zab-server exited: {still:?}");
+    assert!(
+        answer.contains("not currently serving requests"),
+        "{answer}"
+    );
+}

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use prost::Message;
+use zab_election::PeerAddr;
 use zab_leader::{ConnId, LearnerKind, ObserverMaster, ObserverMasterAction, StoreTxnLog};
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
 use zab_wire::ServerId;
@@ -66,7 +67,7 @@ impl Peer {
     /// master listens: its quorum address's IP at this server's
     /// `observerMasterPort` (ZooKeeper's `updateObserverMasterList`). `None`
     /// without the key: observers learn from the leader.
-    pub(super) fn next_observer_master(&mut self) -> Option<(ServerId, SocketAddr)> {
+    pub(super) fn next_observer_master(&mut self) -> Option<(ServerId, PeerAddr)> {
         let port = self.cfg.observer_master_port?;
         let voters: Vec<ServerId> = self.verifier.voters().iter().copied().collect();
         if voters.is_empty() {
@@ -74,8 +75,8 @@ impl Peer {
         }
         let sid = voters[self.next_observer_master % voters.len()];
         self.next_observer_master = self.next_observer_master.wrapping_add(1);
-        let ip = self.quorum_addrs.get(&sid)?.ip();
-        Some((sid, SocketAddr::new(ip, port)))
+        let host = self.quorum_addrs.get(&sid)?.host.clone();
+        Some((sid, PeerAddr::new(host, port)))
     }
 
     /// A follower now in sync starts hosting observers, with `observerMasterPort`
