@@ -95,12 +95,29 @@ impl QuorumVerifier {
     pub fn is_voter(&self, id: ServerId) -> bool {
         self.voters.contains(&id)
     }
-    /// Counts only voters: acks from observers or strangers never make a quorum.
+    /// Counts only voters, each once: acks from observers or strangers,
+    /// or one voter named twice, never make a quorum (ZooKeeper's
+    /// `QuorumMaj.containsQuorum` takes a set).
     pub fn contains_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a ServerId>) -> bool {
-        let n = ids
-            .into_iter()
-            .filter(|id| self.voters.contains(id))
-            .count();
+        // Called for every commit: the first 64 voters are marked in a
+        // word, so the common case allocates nothing.
+        let mut seen = 0u64;
+        let mut beyond = BTreeSet::new();
+        let mut n = 0;
+        for id in ids {
+            let Some(pos) = self.voters.iter().position(|v| v == id) else {
+                continue;
+            };
+            let new = if pos < 64 {
+                let bit = 1u64 << pos;
+                let new = seen & bit == 0;
+                seen |= bit;
+                new
+            } else {
+                beyond.insert(id)
+            };
+            n += usize::from(new);
+        }
         n > self.voters.len() / 2
     }
 }
@@ -108,6 +125,20 @@ impl QuorumVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quorum_counts_each_voter_once() {
+        let v = QuorumVerifier::new([ServerId(1), ServerId(2), ServerId(3)], [ServerId(4)]);
+        assert!(!v.contains_quorum(&[ServerId(1), ServerId(1)]));
+        assert!(!v.contains_quorum(&[ServerId(1), ServerId(4), ServerId(9)]));
+        assert!(v.contains_quorum(&[ServerId(1), ServerId(3)]));
+        // Past 64 voters too.
+        let many = QuorumVerifier::new((1..=100).map(ServerId), []);
+        let ids: Vec<ServerId> = (40..=90).map(ServerId).collect();
+        assert!(many.contains_quorum(&ids));
+        let twice: Vec<ServerId> = (66..=90).chain(66..=90).map(ServerId).collect();
+        assert!(!many.contains_quorum(&twice));
+    }
 
     #[test]
     fn zxid_parts() {
