@@ -424,6 +424,27 @@ pub(crate) async fn start_metrics(
         .with_context(|| format!("Cannot start /metrics on {}:{}", p.host, p.port))
 }
 
+/// The address a host name in this server's own line's client address
+/// (`server.N=…;zk1-internal:2181`) resolves to, which the client port
+/// binds, as ZooKeeper binds it: never every interface for a name that
+/// was meant to limit them. `None` when the line names no host, or a
+/// wildcard.
+async fn named_client_host(cfg: &Config) -> anyhow::Result<Option<IpAddr>> {
+    let Some(named) = cfg.my_server().and_then(|s| s.client_addr.clone()) else {
+        return Ok(None);
+    };
+    let host = named.host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+        return Ok(None);
+    }
+    let resolved = tokio::net::lookup_host((host, named.port))
+        .await
+        .with_context(|| format!("resolving the client address {}", named.host))?
+        .next()
+        .with_context(|| format!("the client address {} resolves to nothing", named.host))?;
+    Ok(Some(resolved.ip()))
+}
+
 /// The client ports: `clientPort`, `secureClientPort`, or both.
 pub(crate) struct ClientListeners {
     plain: Option<(TcpListener, ClientPortTls)>,
@@ -449,7 +470,11 @@ impl ClientListeners {
                 } else {
                     ClientPortTls::None
                 };
-                let addr = SocketAddr::new(cfg.client_port_address.unwrap_or(any), port);
+                let ip = match cfg.client_port_address {
+                    Some(ip) => ip,
+                    None => named_client_host(cfg).await?.unwrap_or(any),
+                };
+                let addr = SocketAddr::new(ip, port);
                 let l = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
@@ -1204,6 +1229,33 @@ mod tests {
         }
         let err = super::recover(&store).expect_err("refused");
         assert!(err.to_string().contains("no longer covers"), "{err:#}");
+    }
+
+    /// A host name as this server's client address is bound as what it
+    /// resolves to, or not at all: never every interface, which a name
+    /// meant to limit. (A literal address is bound as it is.)
+    #[tokio::test]
+    async fn a_named_client_address_is_resolved_not_widened() {
+        let cfg = |client: &str| {
+            crate::config::Config::parse(
+                &format!(
+                    "dataDir=/d\ninitLimit=10\nsyncLimit=5\nserver.1=127.0.0.1:2888:3888;{client}\n\
+                     server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n"
+                ),
+                Some("1"),
+            )
+            .unwrap()
+        };
+        let unresolvable = cfg("zk-internal.invalid:2181");
+        assert!(super::named_client_host(&unresolvable).await.is_err());
+        assert!(super::ClientListeners::bind(&unresolvable).await.is_err());
+        assert_eq!(
+            super::named_client_host(&cfg("0.0.0.0:2181"))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(super::named_client_host(&cfg("2181")).await.unwrap(), None);
     }
 
     /// A new store where ZooKeeper left its data is refused until that data
