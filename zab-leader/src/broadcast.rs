@@ -78,6 +78,12 @@ impl<S> Proposals<S> {
         self.outstanding.len()
     }
 
+    /// How many proposals have syncs waiting on their commit (ZooKeeper's
+    /// `pendingSyncs.size()`, keyed by zxid as this is).
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.len()
+    }
+
     /// Records a proposal (ZooKeeper's `outstandingProposals.put`).
     pub fn propose(&mut self, zxid: Zxid, data: Bytes) -> Result<(), BroadcastError> {
         let expected = self.last_proposed.next();
@@ -306,6 +312,7 @@ mod tests {
         assert_eq!(p.sync("s1"), None);
         p.propose(z(3), Bytes::new()).unwrap();
         assert_eq!(p.sync("s2"), None);
+        assert_eq!(p.pending_syncs(), 2, "mntr's zk_pending_syncs");
         p.ack(ServerId(1), z(3));
         let c = p.ack(ServerId(2), z(1));
         assert_eq!(zxids(&c), vec![z(1)]);
@@ -314,6 +321,7 @@ mod tests {
         assert_eq!(zxids(&c), vec![z(2), z(3)]);
         assert_eq!(c[0].syncs, vec!["s1"]);
         assert_eq!(c[1].syncs, vec!["s2"]);
+        assert_eq!(p.pending_syncs(), 0);
     }
 
     #[test]

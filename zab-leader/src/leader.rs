@@ -327,6 +327,11 @@ impl Leader {
         self.proposals.outstanding_len()
     }
 
+    /// `mntr`'s `zk_pending_syncs`: proposals with syncs waiting on them.
+    pub fn pending_syncs(&self) -> usize {
+        self.proposals.pending_syncs()
+    }
+
     pub fn learners(&self) -> Vec<LearnerStatus> {
         self.handlers.values().map(LearnerStatus::of).collect()
     }

@@ -617,6 +617,7 @@ impl Peer {
                         learners: learners.len() as u64,
                         synced_followers: synced(LearnerKind::Follower),
                         synced_observers: synced(LearnerKind::Observer),
+                        pending_syncs: l.leader.pending_syncs() as u64,
                         ..LeaderStatus::default()
                     }),
                     observer_master: None,
