@@ -192,6 +192,16 @@ impl Harness {
         }
     }
 
+    /// A new session whose first request created the ephemeral `path`
+    /// (answered, and taken from the inbox).
+    fn session_with_ephemeral(&mut self, id: u64, path: &str) -> ConnectionId {
+        let (conn, _) = self.session(id);
+        self.request(conn, 1, create(path, "", 1));
+        self.sync();
+        assert_eq!(reply(&self.take(conn)[0]).0.err, 0, "create {path}");
+        conn
+    }
+
     fn request(&mut self, conn: ConnectionId, xid: i32, req: Request) {
         let header = RequestHeader { xid, op: req.op() };
         self.feed(Input::Request {
@@ -698,17 +708,7 @@ fn a_learner_answers_a_new_connection_with_its_own_txn_not_an_earlier_ones() {
         }),
     );
     // The leader commits the delete; the learner has not applied it yet.
-    for (request, auth) in std::mem::take(&mut d.learner.forwarded) {
-        d.leader.feed(Input::Forwarded {
-            request,
-            auth,
-            from: LINK,
-            origin: LEARNER,
-        });
-    }
-    d.leader.sync();
-    let held: Vec<Txn> = d.leader.txns[d.delivered..].to_vec();
-    d.delivered = d.leader.txns.len();
+    let held = d.commit_forwarded();
     d.learner.feed(Input::Disconnected { conn: old });
     let conn = resume_on_learner(&mut d.leader, &mut d.learner, 2, session, LINK);
     d.learner.request(
@@ -764,10 +764,7 @@ fn resuming_with_the_right_password_keeps_the_session() {
 #[test]
 fn expired_session_is_closed_by_a_txn_that_removes_its_ephemerals() {
     let mut h = Harness::new();
-    let (conn, _) = h.session(1);
-    h.request(conn, 1, create("/e", "", 1));
-    h.sync();
-    h.take(conn);
+    let conn = h.session_with_ephemeral(1, "/e");
     // The negotiated timeout is 10 s; nothing touches the session.
     h.now += 13_000;
     h.feed(Input::Tick);
@@ -788,10 +785,7 @@ fn expired_session_is_closed_by_a_txn_that_removes_its_ephemerals() {
 fn a_step_of_the_wall_clock_neither_expires_sessions_nor_keeps_them() {
     for step in [3_600_000, -3_600_000] {
         let mut h = Harness::new();
-        let (conn, _) = h.session(1);
-        h.request(conn, 1, create("/e", "", 1));
-        h.sync();
-        h.take(conn);
+        let conn = h.session_with_ephemeral(1, "/e");
         h.wall_step = step;
         h.now += 1_000;
         h.feed(Input::Tick);
@@ -815,10 +809,7 @@ fn a_step_of_the_wall_clock_neither_expires_sessions_nor_keeps_them() {
 #[test]
 fn a_request_on_a_closing_session_is_dropped() {
     let mut h = Harness::new();
-    let (conn, _) = h.session(1);
-    h.request(conn, 1, create("/e", "", 1));
-    h.sync();
-    h.take(conn);
+    let conn = h.session_with_ephemeral(1, "/e");
     h.now += 13_000;
     h.feed(Input::Tick);
     assert_eq!(h.unsynced.len(), 1, "the expiry's closeSession");
@@ -1004,9 +995,9 @@ impl Duo {
         }
     }
 
-    /// Forwards what the learner queued, commits it on the leader, and hands
-    /// the committed txns to the learner.
-    fn round_trip(&mut self) {
+    /// Forwards what the learner queued and commits it on the leader:
+    /// the committed txns the learner has not been given yet.
+    fn commit_forwarded(&mut self) -> Vec<Txn> {
         for (request, auth) in std::mem::take(&mut self.learner.forwarded) {
             self.leader.feed(Input::Forwarded {
                 request,
@@ -1018,7 +1009,13 @@ impl Duo {
         self.leader.sync();
         let txns: Vec<Txn> = self.leader.txns[self.delivered..].to_vec();
         self.delivered = self.leader.txns.len();
-        for txn in txns {
+        txns
+    }
+
+    /// Forwards what the learner queued, commits it on the leader, and hands
+    /// the committed txns to the learner.
+    fn round_trip(&mut self) {
+        for txn in self.commit_forwarded() {
             self.learner.feed(Input::Committed { txn });
         }
     }

@@ -1170,8 +1170,6 @@ mod tests {
         use zab_tree::DataTree;
         use zab_wire::proto::{txn_body::Op, CreateSessionTxn, Txn, TxnBody};
         use zab_wire::{Epoch, Zxid};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let z = |n| Zxid::new(Epoch(1), n);
         let txn = |n: u32| Txn {
             session_id: i64::from(n),
@@ -1181,52 +1179,38 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut tree = DataTree::new();
-        let log = store.log();
-        for n in 1..=6 {
-            let t = txn(n);
-            tree.apply(&t);
-            let (tx, rx) = std::sync::mpsc::channel();
-            log.append(z(n), t.encode_to_vec().into(), move |r| tx.send(r).unwrap());
-            rx.recv().unwrap().unwrap();
-            if n == 2 {
-                let mut bytes = Vec::new();
-                tree.snapshot().write_to(&mut bytes).unwrap();
-                store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
+        // A good snapshot at 1:2, a damaged newest one at 1:4, and the txns
+        // `logged` in the log.
+        let store_with = |logged: std::ops::RangeInclusive<u32>| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let mut tree = DataTree::new();
+            tree.apply(&txn(1));
+            tree.apply(&txn(2));
+            let mut bytes = Vec::new();
+            tree.snapshot().write_to(&mut bytes).unwrap();
+            store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
+            store
+                .snapshots()
+                .save(z(4), &mut &b"not a snapshot"[..])
+                .unwrap();
+            for n in logged {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let bytes = txn(n).encode_to_vec().into();
+                store
+                    .log()
+                    .append(z(n), bytes, move |r| tx.send(r).unwrap());
+                rx.recv().unwrap().unwrap();
             }
-        }
-        // The newest, at 1:4, is damaged.
-        store
-            .snapshots()
-            .save(z(4), &mut &b"not a snapshot"[..])
-            .unwrap();
+            (dir, store)
+        };
+        let (_dir, store) = store_with(1..=6);
         let (recovered, _) = super::recover(&store).expect("falls back to 1:2");
         assert_eq!(recovered.last_zxid(), z(6));
         assert_eq!(recovered.sessions().count(), 6);
         // A log that starts after 1:2 (as after a SNAP's wipe) does not
         // cover it: replaying it onto 1:2 would skip 1:3 and 1:4.
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut tree = DataTree::new();
-        for n in 1..=2 {
-            tree.apply(&txn(n));
-        }
-        let mut bytes = Vec::new();
-        tree.snapshot().write_to(&mut bytes).unwrap();
-        store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
-        store
-            .snapshots()
-            .save(z(4), &mut &b"not a snapshot"[..])
-            .unwrap();
-        for n in 5..=6 {
-            let (tx, rx) = std::sync::mpsc::channel();
-            store
-                .log()
-                .append(z(n), txn(n).encode_to_vec().into(), move |r| {
-                    tx.send(r).unwrap()
-                });
-            rx.recv().unwrap().unwrap();
-        }
+        let (_dir, store) = store_with(5..=6);
         let err = super::recover(&store).expect_err("refused");
         assert!(err.to_string().contains("no longer covers"), "{err:#}");
     }

@@ -108,6 +108,34 @@ impl Pki {
         }
     }
 
+    /// A 3-node ensemble with `sslQuorum` on these stores and `more`
+    /// settings, serving, and its leader's index: a zkCli write of `path`
+    /// through node 0 reads back through node 2 after a sync.
+    fn ssl_quorum_ensemble(&self, more: &str, path: &str) -> (TestCluster, usize) {
+        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
+        spec.extra_cfg = format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
+             ssl.quorum.trustStore.location={}\n{more}",
+            self.dir.path().join("server.pem").display(),
+            self.ca().display()
+        );
+        let mut ensemble = TestCluster::start(spec);
+        let leader = ensemble.wait_until_serving(Duration::from_secs(60));
+        let write = zkcli::run(
+            &ensemble.connect_string_of(0),
+            &format!("create {path} replicated"),
+            &[],
+        );
+        assert_lines_in_order(&write, &[&format!("Created {path}")]);
+        let read = zkcli::run(
+            &ensemble.connect_string_of(2),
+            &format!("sync /\nget {path}"),
+            &[],
+        );
+        assert_lines_in_order(&read, &["replicated"]);
+        (ensemble, leader)
+    }
+
     fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
@@ -459,26 +487,7 @@ async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
     }
     bounded(async {
         let pki = Pki::new();
-        let server_pem = pki.dir.path().join("server.pem");
-        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
-        spec.extra_cfg = format!(
-            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
-             ssl.quorum.trustStore.location={}\n",
-            server_pem.display(),
-            pki.ca().display()
-        );
-        let mut ensemble = TestCluster::start(spec);
-        ensemble.wait_until_serving(Duration::from_secs(60));
-        let write = zkcli::run(
-            &ensemble.connect_string_of(0),
-            "create /over-tls peers",
-            &[],
-        );
-        assert_lines_in_order(&write, &["Created /over-tls"]);
-        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /over-tls", &[]);
-        assert_lines_in_order(&read, &["peers"]);
-
-        let leader = ensemble.leader().expect("a leader");
+        let (ensemble, leader) = pki.ssl_quorum_ensemble("", "/over-tls");
         for addr in [ensemble.election_addr(0), ensemble.quorum_addr(leader)] {
             assert!(
                 tls_handshake(addr, &pki, &pki.client).await,
@@ -501,21 +510,11 @@ async fn ssl_quorum_offers_only_the_listed_protocols_and_suites() {
     }
     bounded(async {
         let pki = Pki::new();
-        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
-        spec.extra_cfg = format!(
-            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
-             ssl.quorum.trustStore.location={}\n\
-             ssl.quorum.enabledProtocols=TLSv1.3\n\
+        let (ensemble, leader) = pki.ssl_quorum_ensemble(
+            "ssl.quorum.enabledProtocols=TLSv1.3\n\
              ssl.quorum.ciphersuites=TLS_AES_256_GCM_SHA384\n",
-            pki.dir.path().join("server.pem").display(),
-            pki.ca().display()
+            "/tls13",
         );
-        let mut ensemble = TestCluster::start(spec);
-        let leader = ensemble.wait_until_serving(Duration::from_secs(60));
-        let write = zkcli::run(&ensemble.connect_string_of(0), "create /tls13 only", &[]);
-        assert_lines_in_order(&write, &["Created /tls13"]);
-        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /tls13", &[]);
-        assert_lines_in_order(&read, &["only"]);
         let log = ensemble.output(leader);
         assert!(!log.contains("names suites zab does not have"), "{log}");
 
@@ -568,22 +567,14 @@ async fn ssl_quorum_and_quorum_sasl_work_together() {
              username=\"test\" password=\"pw\"; };\n",
         )
         .unwrap();
-        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
-        spec.extra_cfg = format!(
-            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
-             ssl.quorum.trustStore.location={}\n\
-             java.security.auth.login.config={}\nquorum.auth.enableSasl=true\n\
-             quorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n",
-            pki.dir.path().join("server.pem").display(),
-            pki.ca().display(),
-            jaas.display(),
+        let (ensemble, leader) = pki.ssl_quorum_ensemble(
+            &format!(
+                "java.security.auth.login.config={}\nquorum.auth.enableSasl=true\n\
+                 quorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n",
+                jaas.display()
+            ),
+            "/tls-sasl",
         );
-        let mut ensemble = TestCluster::start(spec);
-        let leader = ensemble.wait_until_serving(Duration::from_secs(60));
-        let write = zkcli::run(&ensemble.connect_string_of(0), "create /tls-sasl both", &[]);
-        assert_lines_in_order(&write, &["Created /tls-sasl"]);
-        let read = zkcli::run(&ensemble.connect_string_of(2), "sync /\nget /tls-sasl", &[]);
-        assert_lines_in_order(&read, &["both"]);
         let log = ensemble.output(leader);
         assert_eq!(log.matches("learner authenticated").count(), 2, "{log}");
     })
