@@ -785,7 +785,7 @@ fn expired_session_is_closed_by_a_txn_that_removes_its_ephemerals() {
 fn a_step_of_the_wall_clock_neither_expires_sessions_nor_keeps_them() {
     for step in [3_600_000, -3_600_000] {
         let mut h = Harness::new();
-        let conn = h.session_with_ephemeral(1, "/e");
+        h.session_with_ephemeral(1, "/e");
         h.wall_step = step;
         h.now += 1_000;
         h.feed(Input::Tick);
