@@ -58,9 +58,23 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let cfg = Config::load(&path).with_context(|| format!("reading {}", path.display()))?;
-    cfg.validate()
-        .with_context(|| format!("invalid configuration in {}", path.display()))?;
+    let loaded = Config::load(&path)
+        .with_context(|| format!("reading {}", path.display()))
+        .and_then(|cfg| {
+            cfg.validate()
+                .with_context(|| format!("invalid configuration in {}", path.display()))?;
+            Ok(cfg)
+        });
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        // ZooKeeper's `QuorumPeerMain` exits with INVALID_CONFIG (2) on a
+        // configuration it cannot use; init scripts and supervisors tell
+        // it apart from a server that failed while running (1).
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::exit(2);
+        }
+    };
     if let Some(dir) = import_from {
         let done = zab_server::zookeeper_import::import(&dir, &cfg)
             .with_context(|| format!("importing {}", dir.display()))?;

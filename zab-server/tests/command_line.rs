@@ -50,6 +50,22 @@ fn unknown_options_and_no_arguments_get_the_usage_and_exit_2() {
     }
 }
 
+/// A zoo.cfg zab cannot use (here, one without `dataDir`), or none at
+/// all, exits with 2, ZooKeeper's INVALID_CONFIG, naming the file.
+#[test]
+fn an_unusable_configuration_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(&cfg, "clientPort=2181\n").expect("zoo.cfg");
+    let missing = dir.path().join("missing.cfg");
+    for path in [&cfg, &missing] {
+        let out = run(&[path.to_str().expect("a UTF-8 path")]);
+        assert_eq!(out.status.code(), Some(2), "{path:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}
+
 /// A server whose peers' names do not resolve yet (a Kubernetes
 /// StatefulSet's next pods) keeps running and looks for them, as ZooKeeper
 /// does, resolving each name again at every dial; it used to exit at
