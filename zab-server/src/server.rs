@@ -437,11 +437,10 @@ async fn named_client_host(cfg: &Config) -> anyhow::Result<Option<IpAddr>> {
     if host.is_empty() || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
         return Ok(None);
     }
-    let resolved = tokio::net::lookup_host((host, named.port))
+    let resolved = zab_election::PeerAddr::new(host, named.port)
+        .resolve()
         .await
-        .with_context(|| format!("resolving the client address {}", named.host))?
-        .next()
-        .with_context(|| format!("the client address {} resolves to nothing", named.host))?;
+        .with_context(|| format!("resolving the client address {}", named.host))?;
     Ok(Some(resolved.ip()))
 }
 

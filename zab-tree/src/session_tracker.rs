@@ -162,11 +162,8 @@ impl SessionTracker {
     /// or closing, in which case nothing changes.
     pub fn touch(&mut self, id: SessionId, now_ms: i64) -> bool {
         match self.sessions.get(&id) {
-            Some(s) if !s.closing => {
-                self.schedule(id, s.timeout_ms, now_ms);
-                true
-            }
-            _ => false,
+            Some(s) => self.touch_for(id, s.timeout_ms, now_ms),
+            None => false,
         }
     }
 
