@@ -12,6 +12,7 @@ pub mod admin_server;
 pub mod client_flow;
 pub mod config;
 pub mod durable_mark;
+pub mod exit_code;
 pub mod four_letter;
 pub mod held_clients;
 pub mod kerberos_name;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 use zab_server::config::Config;
+use zab_server::exit_code::ExitCode;
 use zab_server::quorum::QuorumServer;
 use zab_server::server::Server;
 
@@ -24,7 +25,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR path/to/zoo.cfg\n       zab-server --version";
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // As `main` returning the error prints it, with the code ZooKeeper
+        // exits with for the same failure.
+        eprintln!("Error: {e:?}");
+        ExitCode::of(&e).exit();
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     fix_malloc_mmap_threshold();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -55,7 +65,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!("{USAGE}");
-            std::process::exit(2);
+            ExitCode::InvalidInvocation.exit();
         }
     };
     let loaded = Config::load(&path)
@@ -72,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         // it apart from a server that failed while running (1).
         Err(e) => {
             eprintln!("Error: {e:?}");
-            std::process::exit(2);
+            ExitCode::InvalidInvocation.exit();
         }
     };
     if let Some(dir) = import_from {

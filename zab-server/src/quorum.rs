@@ -45,6 +45,7 @@ use zab_wire::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
 use crate::client_flow::{Outgoing, ReplySender, ServerFlow, ServingRole};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
+use crate::exit_code::ExitCode;
 use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::held_clients::{HeldClients, Hold};
 use crate::pipeline::{Action, Input, Mode, Now, Pipeline, PipelineConfig};
@@ -113,10 +114,13 @@ impl QuorumServer {
             tls: crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?,
             sasl: cfg.quorum_sasl.clone(),
         };
-        let (election, mut notifications) =
-            ElectionTransport::start(me, election_listen, election_peers, peer_security.clone())
-                .await
-                .with_context(|| format!("election port {election_listen}"))?;
+        let (election, mut notifications) = ElectionTransport::start_secured(
+            me,
+            bind_election_port(election_listen).await?,
+            election_peers,
+            peer_security.clone(),
+        )
+        .with_context(|| format!("election port {election_listen}"))?;
         let fwd = tx.clone();
         tokio::spawn(async move {
             while let Some(n) = notifications.recv().await {
@@ -217,6 +221,31 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("resolving {host}:{port}"))?
         .next()
         .with_context(|| format!("{host}:{port} resolves to nothing"))
+}
+
+/// Binds the election port, trying three times a second apart, as
+/// ZooKeeper's `QuorumCnxManager.Listener` does (ZOOKEEPER-3320: the port
+/// of a server just restarted may still be held for a moment). A server
+/// that cannot bind it could never take part in an election, and exits
+/// with ZooKeeper's UNABLE_TO_BIND_QUORUM_PORT.
+async fn bind_election_port(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    const TRIES: u32 = 3;
+    let mut tried = 0;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => {
+                tried += 1;
+                tracing::error!(%addr, error = %e, tried, "cannot bind the election port");
+                if tried == TRIES {
+                    return Err(e)
+                        .with_context(|| format!("binding the election port {addr}"))
+                        .context(ExitCode::UnableToBindQuorumPort);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// The address to bind a quorum or election port on: this server's own
@@ -523,7 +552,7 @@ impl Peer {
             }
             CoreMsg::LogFailed(e) => {
                 tracing::error!(error = %e, "txn log write failed; stopping");
-                std::process::exit(2);
+                ExitCode::UnexpectedError.exit();
             }
             CoreMsg::Shutdown(_) => {}
             CoreMsg::Durable { gen } if gen == self.gen => {
@@ -711,7 +740,7 @@ impl Peer {
             Ok(iter) => iter,
             Err(e) => {
                 tracing::error!(error = %e, "reading the txn log to fast-forward; stopping");
-                std::process::exit(2);
+                ExitCode::UnexpectedError.exit();
             }
         };
         let mut applied = 0u64;
@@ -727,7 +756,7 @@ impl Peer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "fast-forwarding from the txn log; stopping");
-                    std::process::exit(2);
+                    ExitCode::UnexpectedError.exit();
                 }
             }
         }
@@ -748,11 +777,11 @@ impl Peer {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "txn log failed while draining; stopping");
-                std::process::exit(2);
+                ExitCode::UnexpectedError.exit();
             }
             Err(e) => {
                 tracing::error!(error = %e, "txn log did not drain; stopping");
-                std::process::exit(2);
+                ExitCode::UnexpectedError.exit();
             }
         }
     }
@@ -1151,13 +1180,13 @@ impl Peer {
                 LeaderAction::PersistAcceptedEpoch(e) => {
                     if let Err(err) = self.store.set_accepted_epoch(e) {
                         tracing::error!(error = %err, "cannot persist acceptedEpoch");
-                        std::process::exit(2);
+                        ExitCode::UnexpectedError.exit();
                     }
                 }
                 LeaderAction::PersistCurrentEpoch(e) => {
                     if let Err(err) = self.store.set_current_epoch(e) {
                         tracing::error!(error = %err, "cannot persist currentEpoch");
-                        std::process::exit(2);
+                        ExitCode::UnexpectedError.exit();
                     }
                 }
                 LeaderAction::Established { epoch } => {
@@ -1333,13 +1362,13 @@ impl Peer {
                 LearnerAction::PersistAcceptedEpoch(e) => {
                     if let Err(err) = self.store.set_accepted_epoch(e) {
                         tracing::error!(error = %err, "cannot persist acceptedEpoch");
-                        std::process::exit(2);
+                        ExitCode::UnexpectedError.exit();
                     }
                 }
                 LearnerAction::PersistCurrentEpoch(e) => {
                     if let Err(err) = self.store.set_current_epoch(e) {
                         tracing::error!(error = %err, "cannot persist currentEpoch");
-                        std::process::exit(2);
+                        ExitCode::UnexpectedError.exit();
                     }
                 }
                 LearnerAction::TruncateLog { after } => {
@@ -1377,11 +1406,11 @@ impl Peer {
                             // A snapshot newer than the truncation point:
                             // ZooKeeper cannot truncate it either.
                             tracing::error!(snapshot = %tree.last_zxid(), %after, "cannot truncate below a snapshot; stopping");
-                            std::process::exit(2);
+                            ExitCode::QuorumPacketError.exit();
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "TRUNC failed; stopping");
-                            std::process::exit(2);
+                            ExitCode::QuorumPacketError.exit();
                         }
                     }
                 }
@@ -1394,7 +1423,7 @@ impl Peer {
                         Ok(tree) => tree,
                         Err(e) => {
                             tracing::error!(error = %e, "SNAP: the leader's snapshot does not restore; stopping with the disk untouched");
-                            std::process::exit(2);
+                            ExitCode::QuorumPacketError.exit();
                         }
                     };
                     let saved = self.store.snapshots().save(zxid, &mut &data[..]);
@@ -1411,7 +1440,7 @@ impl Peer {
                         }
                         (s, w) => {
                             tracing::error!(save = ?s.err(), truncate = ?w.and_then(Result::err), "SNAP install failed; stopping");
-                            std::process::exit(2);
+                            ExitCode::UnexpectedError.exit();
                         }
                     }
                 }

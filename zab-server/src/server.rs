@@ -26,6 +26,7 @@ use crate::admin_server::AdminServer;
 use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow, ServingRole};
 use crate::config::Config;
 use crate::durable_mark::DurableMark;
+use crate::exit_code::ExitCode;
 use crate::pipeline::{Action, Input, Now, Pipeline, PipelineConfig};
 use crate::status;
 use crate::tls::ClientTls;
@@ -239,8 +240,12 @@ pub(crate) fn start_autopurge(store: &Store, cfg: &Config) -> Option<zab_store::
 /// from it.
 pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, Recovery)> {
     let store_dir = cfg.data_dir.join("zab");
+    let wal_dir = (cfg.data_log_dir != cfg.data_dir).then(|| cfg.data_log_dir.join("zab"));
     if !store_dir.exists() {
-        refuse_unimported_zookeeper_data(cfg)?;
+        refuse_unimported_zookeeper_data(cfg).context(ExitCode::UnableToAccessDataDir)?;
+    }
+    for dir in std::iter::once(&store_dir).chain(&wal_dir) {
+        writable_dir(dir).context(ExitCode::UnableToAccessDataDir)?;
     }
     let store = Store::open(
         &store_dir,
@@ -248,7 +253,7 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
             sync: cfg.force_sync,
             group_commit: cfg.group_commit(),
             fsync_warning_threshold_ms: cfg.fsync_warning_threshold_ms,
-            wal_dir: (cfg.data_log_dir != cfg.data_dir).then(|| cfg.data_log_dir.join("zab")),
+            wal_dir,
             ..Default::default()
         },
     )
@@ -273,6 +278,25 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     // Reads check ACLs in the tree itself; writes in the preparer.
     tree.set_skip_acl(cfg.skip_acl);
     Ok((store, tree, recovery))
+}
+
+/// Creates `dir` if it is missing and checks that this process may write
+/// in it, as ZooKeeper's `FileTxnSnapLog` does for its `version-2`
+/// directories ("Unable to create data directory", "Cannot write to data
+/// directory"): a server that cannot write its data exits at start-up,
+/// not at its first write.
+fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("Unable to create data directory {}", dir.display()))?;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .with_context(|| format!("{} holds a NUL byte", dir.display()))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("Cannot write to data directory {}", dir.display()));
+    }
+    Ok(())
 }
 
 /// A new store on a `dataDir` (or `dataLogDir`) where ZooKeeper left its
@@ -357,7 +381,8 @@ impl Server {
                              turns it off)",
                             cfg.admin.address, cfg.admin.port
                         )
-                    })?,
+                    })
+                    .context(ExitCode::ErrorStartingAdminServer)?,
             ),
             false => None,
         };
@@ -613,7 +638,7 @@ async fn core_loop(
                 // ZooKeeper exits when it cannot write its log: a server that
                 // cannot make txns durable must not acknowledge any.
                 tracing::error!(error = %e, "txn log write failed; stopping");
-                std::process::exit(2);
+                ExitCode::UnexpectedError.exit();
             }
             CoreMsg::Shutdown(done) => {
                 for (_, w) in writers.drain() {
@@ -708,7 +733,7 @@ pub(crate) fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
             // purge either, and its log would grow until the disk is full.
             Err(e) => {
                 tracing::error!(%zxid, error = %e, "snapshot failed; stopping");
-                std::process::exit(2);
+                ExitCode::TxnLogErrorTakingSnapshot.exit();
             }
         }
     });

@@ -136,3 +136,125 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
         "{answer}"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Runs `zab-server zoo.cfg` until it exits, which it must within 30 s.
+fn run_until_exit(cfg: &std::path::Path) -> Output {
+    use std::time::{Duration, Instant};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+        .arg(cfg)
+        .env("ZAB_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start zab-server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.try_wait().expect("poll the server").is_none() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!(
+                "zab-server still running after 30 s: {:?}",
+                server.wait_with_output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.wait_with_output().expect("the server's output")
+}
+
+/// A data directory that cannot be created exits with 3, ZooKeeper's
+/// UNABLE_TO_ACCESS_DATADIR, with ZooKeeper's words and the path. (A path
+/// through a regular file: a mode bit would not stop root.)
+#[test]
+fn a_data_directory_that_cannot_be_created_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").expect("a regular file");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+            file.join("data").display(),
+            free_port()
+        ),
+    )
+    .expect("zoo.cfg");
+    let out = run_until_exit(&cfg);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unable to access datadir, exiting abnormally")
+            && err.contains(&file.join("data").display().to_string()),
+        "{err}"
+    );
+}
+
+/// A standalone server whose admin server cannot bind its port exits with
+/// 4, ZooKeeper's ERROR_STARTING_ADMIN_SERVER (`ZooKeeperServerMain`).
+#[test]
+fn a_standalone_admin_server_that_cannot_start_exits_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             admin.serverAddress=127.0.0.1\nadmin.serverPort={}\n",
+            dir.path().join("data").display(),
+            free_port(),
+            taken.local_addr().expect("its address").port()
+        ),
+    )
+    .expect("zoo.cfg");
+    let out = run_until_exit(&cfg);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unable to start AdminServer, exiting abnormally"),
+        "{err}"
+    );
+}
+
+/// A quorum member whose election port is held by someone else tries
+/// three times, a second apart, then exits with 14, ZooKeeper's
+/// UNABLE_TO_BIND_QUORUM_PORT: it could never take part in an election.
+#[test]
+fn an_election_port_that_cannot_be_bound_exits_14() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    std::fs::write(dir.path().join("myid"), "1\n").expect("myid");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
+             clientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+             server.1=127.0.0.1:{}:{}\nserver.2=127.0.0.1:{}:{}\nserver.3=127.0.0.1:{}:{}\n",
+            dir.path().display(),
+            free_port(),
+            free_port(),
+            taken.local_addr().expect("its address").port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port()
+        ),
+    )
+    .expect("zoo.cfg");
+    let out = run_until_exit(&cfg);
+    assert_eq!(out.status.code(), Some(14), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("cannot bind the election port").count(),
+        3,
+        "{err}"
+    );
+}
