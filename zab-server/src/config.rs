@@ -1352,7 +1352,9 @@ impl Builder {
         match key {
             "dataDir" => self.data_dir = Some(PathBuf::from(value)),
             "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
-            "clientPort" => c.client_port = Some(parse_port(raw_key, value)?),
+            // 0 is "not set" (`QuorumPeerConfig`: "clientPort is not set"),
+            // not a port picked at random.
+            "clientPort" => c.client_port = Some(parse_port(raw_key, value)?).filter(|&p| p != 0),
             "clientPortAddress" => {
                 c.client_port_address = Some(ip_of(value).ok_or_else(|| {
                     invalid(
@@ -1443,7 +1445,9 @@ impl Builder {
             }
             "peerType" => self.config_peer_type = PeerType::parse(raw_key, value)?,
             "dynamicConfigFile" => {}
-            "secureClientPort" => c.tls.secure_client_port = Some(parse_port(raw_key, value)?),
+            "secureClientPort" => {
+                c.tls.secure_client_port = Some(parse_port(raw_key, value)?).filter(|&p| p != 0)
+            }
             "client.portUnification" => c.tls.port_unification = parse_bool(raw_key, value)?,
             "secureClientPortAddress" => {
                 c.tls.secure_client_port_address = Some(ip_of(value).ok_or_else(|| {
@@ -2333,6 +2337,17 @@ clientPort=2181
         assert_eq!(c.snap_count, 5);
     }
 
+    /// `clientPort=0` (and `secureClientPort=0`) is 3.8's "not set", not a
+    /// port picked at random: with a client address it is refused, as
+    /// `QuorumPeerConfig` refuses "clientPortAddress is set but clientPort
+    /// is not set".
+    #[test]
+    fn a_client_port_of_0_is_not_set() {
+        let c = parse("dataDir=/d\nclientPort=2181\nclientPort=0\nsecureClientPort=0\n");
+        assert_eq!(c.client_port, None);
+        assert_eq!(c.tls.secure_client_port, None);
+    }
+
     #[test]
     fn the_admin_server_is_on_at_8080_unless_configured() {
         let d = parse("dataDir=/d");
@@ -2818,9 +2833,12 @@ clientPort=2181
                 )
             },
         );
-        check("dataDir=/d\nclientPortAddress=127.0.0.1", None, |e| {
-            matches!(e, E::ClientPortAddressWithoutPort)
-        });
+        for cfg in [
+            "dataDir=/d\nclientPortAddress=127.0.0.1",
+            "dataDir=/d\nclientPort=0\nclientPortAddress=127.0.0.1",
+        ] {
+            check(cfg, None, |e| matches!(e, E::ClientPortAddressWithoutPort));
+        }
         let no_init = QUORUM.replace("initLimit=10\n", "");
         check(&no_init, Some("1"), |e| matches!(e, E::MissingInitLimit));
         let no_sync = QUORUM.replace("syncLimit=5\n", "");
