@@ -17,6 +17,7 @@ pub mod four_letter;
 pub mod held_clients;
 pub mod kerberos_name;
 pub mod latency_summary;
+pub mod listen;
 pub mod pipeline;
 pub mod prometheus;
 pub mod proposal_size;

@@ -303,7 +303,7 @@ pub async fn listen(
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = crate::listen::bind(addr).await?;
     // Connections that are not plain links go on to tonic.
     let (to_tonic, incoming) = mpsc::unbounded_channel::<std::io::Result<tokio::net::TcpStream>>();
     let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(incoming);
@@ -334,6 +334,7 @@ pub async fn listen(
         loop {
             match listener.accept().await {
                 Ok((sock, remote)) => {
+                    let remote = crate::listen::canonical(remote);
                     // Without it Nagle held back small PROPOSAL/COMMIT
                     // batches behind the learners' delayed ACKs, and 1 % of
                     // writes took 40–50 ms.

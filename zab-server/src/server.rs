@@ -499,7 +499,7 @@ impl ClientListeners {
                     None => named_client_host(cfg).await?.unwrap_or(any),
                 };
                 let addr = SocketAddr::new(ip, port);
-                let l = TcpListener::bind(addr)
+                let l = crate::listen::bind(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(
@@ -515,7 +515,7 @@ impl ClientListeners {
             Some(port) => {
                 let tls = client_tls(cfg).context("secureClientPort")?;
                 let addr = SocketAddr::new(cfg.tls.secure_client_port_address.unwrap_or(any), port);
-                let l = TcpListener::bind(addr)
+                let l = crate::listen::bind(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(local_addr = %l.local_addr()?, "secure client port (TLS)");
@@ -805,7 +805,7 @@ pub(crate) async fn accept_loop(
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, remote) = match listener.accept().await {
-            Ok(s) => s,
+            Ok((stream, remote)) => (stream, crate::listen::canonical(remote)),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1284,7 +1284,11 @@ mod tests {
         let err = super::refuse_unimported_zookeeper_data(&cfg).unwrap_err();
         assert!(err.to_string().contains("--import-zookeeper"), "{err}");
         let err = super::open_state(&cfg).err().expect("refused");
-        assert!(err.to_string().contains("import it first"), "{err}");
+        assert!(format!("{err:#}").contains("import it first"), "{err:#}");
+        assert_eq!(
+            crate::exit_code::ExitCode::of(&err),
+            crate::exit_code::ExitCode::UnableToAccessDataDir
+        );
         assert!(!dir.path().join("zab").exists(), "no store was made");
     }
 
