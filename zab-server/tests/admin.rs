@@ -390,13 +390,14 @@ fn exit_with_a_taken_port(extra: impl Fn(u16) -> String) -> std::process::ExitSt
     status
 }
 
-/// A standalone server that cannot bind its admin port does not start
-/// (ZooKeeper: "Unable to start AdminServer, exiting abnormally").
+/// A standalone server that cannot bind its admin port does not start,
+/// and exits with 4, ERROR_STARTING_ADMIN_SERVER (ZooKeeper: "Unable to
+/// start AdminServer, exiting abnormally").
 #[test]
-fn a_standalone_server_whose_admin_port_is_taken_exits() {
+fn a_standalone_server_whose_admin_port_is_taken_exits_4() {
     // The later `admin.enableServer=true` wins over the line before it.
     let status = exit_with_a_taken_port(admin_cfg);
-    assert!(!status.success(), "{status}");
+    assert_eq!(status.code(), Some(4), "{status}");
 }
 
 /// Nor one that cannot bind its metrics port (ZooKeeper: "Cannot boot

@@ -176,14 +176,7 @@ impl TestServer {
         self.runs += 1;
         let log = File::create(self.log_path(self.runs)).expect("create server log");
         let log_err = log.try_clone().expect("clone log handle");
-        let mut cmd = match self.target {
-            Target::Zab => {
-                let mut cmd = Command::new(env!("CARGO_BIN_EXE_zab-server"));
-                cmd.arg(&self.cfg_path);
-                cmd
-            }
-            Target::ZooKeeper => zookeeper_command(self.dir.path(), &self.cfg_path),
-        };
+        let mut cmd = server_command(self.target, self.dir.path(), &self.cfg_path);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -287,6 +280,18 @@ const JVM_ONLY_KEYS: &[&str] = &[
     "java.security.auth.login.config",
     "java.security.krb5.conf",
 ];
+
+/// The command that runs `target` on `cfg`, its logs under `dir`.
+pub fn server_command(target: Target, dir: &Path, cfg: &Path) -> Command {
+    match target {
+        Target::Zab => {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_zab-server"));
+            cmd.arg(cfg);
+            cmd
+        }
+        Target::ZooKeeper => zookeeper_command(dir, cfg),
+    }
+}
 
 /// The JVM command line the Debian scripts would build, run directly so that
 /// the child we hold is the JVM itself (`kill9` must hit the server, not a
