@@ -484,9 +484,11 @@ fn delete_checks_in_order() {
     assert_eq!(after.cversion, before.cversion + 1);
 }
 
+/// `exists` on a node the caller may not READ is refused, as since
+/// ZooKeeper 3.8.4 (ZOOKEEPER-2590; behaviour 42 was 3.8.0's, which
+/// answered anyone); on a missing node it is NoNode for everyone.
 #[test]
-fn exists_is_never_acl_checked() {
-    // Behaviour 42.
+fn exists_needs_read_on_a_node_that_exists() {
     let mut h = Harness::new();
     let d = digest_id("u:p");
     h.res(create_op(
@@ -497,16 +499,25 @@ fn exists_is_never_acl_checked() {
         vec![acl(perms::ALL, "digest", &d)],
     ))
     .unwrap();
-    assert!(matches!(
-        h.read(Request::Exists(pw("/s"))),
-        Ok(Response::Stat(_))
-    ));
+    assert_eq!(h.read(Request::Exists(pw("/s"))), Err(ErrorCode::NoAuth));
+    assert_eq!(
+        h.read(Request::Exists(pw("/s/missing"))),
+        Err(ErrorCode::NoNode)
+    );
     assert_eq!(h.read(Request::GetData(pw("/s"))), Err(ErrorCode::NoAuth));
     assert_eq!(
         h.read(Request::GetChildren(pw("/s"))),
         Err(ErrorCode::NoAuth)
     );
     assert_eq!(h.err(set_data("/s", b"y", -1)), ErrorCode::NoAuth);
+    // The digest's owner, and the super user, are told.
+    for who in [Id::new("digest", &d), Id::new("super", "")] {
+        h.auth = crate::AuthInfo::from_ids(vec![who]);
+        assert!(matches!(
+            h.read(Request::Exists(pw("/s"))),
+            Ok(Response::Stat(_))
+        ));
+    }
 }
 
 #[test]

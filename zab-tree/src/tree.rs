@@ -429,8 +429,14 @@ impl DataTree {
                 if r.path.contains('\0') {
                     return Err(ErrorCode::BadArguments);
                 }
-                // Behaviour 42: exists is never ACL-checked.
                 let n = self.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                // A node's Stat only for a caller that may READ it, as
+                // ZooKeeper checks since 3.8.4 and 3.9.2 (ZOOKEEPER-2590;
+                // 3.8.0 told anyone, behaviour 42). A missing node is
+                // still NoNode, and its watch is still set.
+                if !self.allowed(n.acl(), perms::READ, auth) {
+                    return Err(ErrorCode::NoAuth);
+                }
                 Ok(Response::Stat(StatResponse { stat: n.stat() }))
             }
             Request::GetData(r) => self.get_data(r, auth).map(Response::GetData),
