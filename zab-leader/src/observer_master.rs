@@ -231,6 +231,26 @@ impl ObserverMaster {
             return Ok(());
         };
         h.on_ack_epoch(pkt, now)?;
+        if h.peer_last() > self.last_applied {
+            // An observer holds only committed txns (it learns by INFORM
+            // and from committed logs), so one ahead of this follower
+            // learned from a server further along, and this follower will
+            // apply the same txns soon. ZooKeeper's LearnerHandler sends
+            // it a TRUNC here, and the observer reloads a snapshot newer
+            // than the TRUNC point and replays txns over it; zab's observer
+            // would refuse that snapshot and stop. Refused instead: the
+            // observer tries the next voter, or this one again once it
+            // has caught up, and never takes back a txn its clients saw.
+            out.push(ObserverMasterAction::CloseObserver {
+                conn,
+                reason: format!(
+                    "the observer is ahead of this follower ({} > {}); it will learn elsewhere",
+                    h.peer_last(),
+                    self.last_applied
+                ),
+            });
+            return Ok(());
+        }
         let overrides = sync_mode::Overrides {
             force_snap: self.cfg.force_snap_sync,
             kept: Zxid::ZERO,

@@ -239,7 +239,7 @@ fn an_observer_syncs_by_diff_then_follows_the_followers_commits() {
 }
 
 #[test]
-fn an_observer_far_behind_gets_the_followers_snapshot_and_one_ahead_truncates() {
+fn an_observer_far_behind_gets_the_followers_snapshot_and_one_ahead_is_refused() {
     // Nothing in the window and a log that does not reach back: SNAP.
     let mut m = master(5, 500);
     let mut far = Observer::new(7, Epoch(1), z(1, 9));
@@ -262,13 +262,32 @@ fn an_observer_far_behind_gets_the_followers_snapshot_and_one_ahead_truncates() 
     );
 
     // An observer that holds more than the follower has applied (it synced
-    // from a server further ahead) is truncated to the follower's last,
-    // as ZooKeeper's LearnerHandler does; the rest comes as INFORM.
+    // from a server further ahead) holds only committed txns: it is not
+    // truncated (ZooKeeper's LearnerHandler would send TRUNC), but sent
+    // away to learn elsewhere, before any sync.
     let mut ahead = Observer::new(8, EPOCH, z(3, 7));
-    connect(&mut m, ConnId(2), &mut ahead);
+    let other = connect(&mut m, ConnId(2), &mut ahead);
+    assert!(
+        matches!(
+            other[..],
+            [ObserverMasterAction::CloseObserver {
+                conn: ConnId(2),
+                ..
+            }]
+        ),
+        "{other:?}"
+    );
+    assert!(!ahead.serving);
+    assert_eq!(ahead.truncated, None);
+    assert_eq!(m.synced_observers(), 0);
+
+    // Once the follower has applied as far, the observer syncs from it.
+    let mut m = master(7, 500);
+    let mut ahead = Observer::new(8, EPOCH, z(3, 7));
+    connect(&mut m, ConnId(3), &mut ahead);
     assert!(ahead.serving);
-    assert_eq!(ahead.learner.sync_mode(), Some(SyncMode::Trunc));
-    assert_eq!(ahead.truncated, Some(z(3, 5)));
+    assert_eq!(ahead.learner.sync_mode(), Some(SyncMode::Diff));
+    assert_eq!(ahead.truncated, None);
 }
 
 #[test]

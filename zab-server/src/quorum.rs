@@ -1153,7 +1153,7 @@ impl Peer {
             };
             match a {
                 LeaderAction::Send { conn, packet } => {
-                    if packet.r#type == PacketType::Diff as i32 {
+                    if crate::status::is_diff_sync(&packet) {
                         self.provider.diff_count += 1;
                     }
                     if let Some(link) = l.links.get_mut(&LinkId(conn.0)) {
@@ -1403,8 +1403,14 @@ impl Peer {
                             }
                         }
                         Ok(tree) => {
-                            // A snapshot newer than the truncation point:
-                            // ZooKeeper cannot truncate it either.
+                            // A snapshot newer than the truncation point.
+                            // ZooKeeper reloads it and replays the txns after
+                            // the TRUNC over it; zab does not apply a txn
+                            // twice. A leader never truncates a follower
+                            // below what it committed, and a follower
+                            // hosting observers refuses one ahead of it
+                            // (`ObserverMaster`), so only a broken peer gets
+                            // here.
                             tracing::error!(snapshot = %tree.last_zxid(), %after, "cannot truncate below a snapshot; stopping");
                             ExitCode::QuorumPacketError.exit();
                         }
