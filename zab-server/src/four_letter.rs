@@ -346,8 +346,9 @@ pub struct ProviderMetrics {
     /// (`learner_proposal_received_count`, `learner_commit_received_count`).
     pub learner_proposals_received: u64,
     pub learner_commits_received: u64,
-    /// Learners this leader synced by DIFF and by SNAP (`diff_count`,
-    /// `snap_count`; TRUNC counts as neither, as in ZooKeeper).
+    /// Learners this leader synced without and with a snapshot
+    /// (`diff_count`, `snap_count`: a TRUNC counts as a DIFF, as
+    /// ZooKeeper's `LearnerHandler` counts every sync that is not a SNAP).
     pub diff_count: u64,
     pub snap_count: u64,
     /// ms from looking to a decided election (`election_time`).

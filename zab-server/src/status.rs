@@ -186,6 +186,14 @@ fn reset_stats(pipeline: &mut Pipeline, store: &Store) {
     store.snapshots().reset_save_times();
 }
 
+/// Whether `packet` opens a sync without a snapshot (DIFF or TRUNC), the
+/// syncs `mntr`'s `zk_diff_count` counts, as ZooKeeper's `LearnerHandler`
+/// counts every sync that is not a SNAP.
+pub(crate) fn is_diff_sync(packet: &zab_wire::proto::QuorumPacket) -> bool {
+    use zab_wire::proto::PacketType;
+    packet.r#type == PacketType::Diff as i32 || packet.r#type == PacketType::Trunc as i32
+}
+
 /// Whether `request` is the admin server's `stat_reset` (by any name),
 /// which resets the quorum's counters too.
 pub fn resets_stats(request: &crate::admin_server::AdminRequest) -> bool {
@@ -380,4 +388,21 @@ fn max_fds() -> i64 {
                 .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use zab_wire::proto::{PacketType, QuorumPacket};
+
+    #[test]
+    fn diff_count_counts_diff_and_trunc_syncs_not_snap() {
+        let packet = |t: PacketType| QuorumPacket {
+            r#type: t as i32,
+            ..Default::default()
+        };
+        assert!(super::is_diff_sync(&packet(PacketType::Diff)));
+        assert!(super::is_diff_sync(&packet(PacketType::Trunc)));
+        assert!(!super::is_diff_sync(&packet(PacketType::Snap)));
+        assert!(!super::is_diff_sync(&packet(PacketType::Proposal)));
+    }
 }

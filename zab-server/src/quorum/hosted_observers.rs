@@ -236,7 +236,7 @@ impl Peer {
             let mut to_leader = Vec::new();
             match a {
                 ObserverMasterAction::Send { conn, packet } => {
-                    if packet.r#type == PacketType::Diff as i32 {
+                    if crate::status::is_diff_sync(&packet) {
                         self.provider.diff_count += 1;
                     }
                     if let Some(link) = h.links.get_mut(&LinkId(conn.0)) {
