@@ -18,7 +18,7 @@ use bytes::Bytes;
 use prost::Message;
 use zab_election::PeerAddr;
 use zab_leader::{ConnId, LearnerKind, ObserverMaster, ObserverMasterAction, StoreTxnLog};
-use zab_wire::proto::{PacketType, QuorumPacket, Txn};
+use zab_wire::proto::{QuorumPacket, Txn};
 use zab_wire::ServerId;
 
 use super::{committed_window, newest_snapshot_size, stream_snapshot, LearnerLink, Peer, Role};
