@@ -491,8 +491,10 @@ pub struct Config {
     pub container_max_per_minute: u32,
     /// `znode.container.maxNeverUsedIntervalMs`, default 0 = never.
     pub container_max_never_used_interval_ms: u64,
-    /// `DigestAuthenticationProvider.superDigest` (`super:<base64 sha1>`).
+    /// `DigestAuthenticationProvider.superDigest` (`super:<base64 hash>`).
     pub super_digest: Option<String>,
+    /// `DigestAuthenticationProvider.digestAlg`, default SHA1.
+    pub digest_alg: zab_tree::acl::DigestAlg,
     /// `skipACL` (`yes` disables ACL checks).
     pub skip_acl: bool,
     /// `forceSync` (`no` skips fsync of the txn log).
@@ -994,6 +996,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
     "DigestAuthenticationProvider.superDigest",
+    "DigestAuthenticationProvider.digestAlg",
+    "DigestAuthenticationProvider.enabled",
     "skipACL",
     "forceSync",
     "globalOutstandingLimit",
@@ -1289,6 +1293,7 @@ impl Default for Builder {
                 container_max_per_minute: 10_000,
                 container_max_never_used_interval_ms: 0,
                 super_digest: None,
+                digest_alg: zab_tree::acl::DigestAlg::Sha1,
                 skip_acl: false,
                 force_sync: true,
                 commit_log_count: 500,
@@ -1404,6 +1409,27 @@ impl Builder {
                 c.container_max_never_used_interval_ms = parse_num(raw_key, value)?
             }
             "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(value.to_owned()),
+            "DigestAuthenticationProvider.digestAlg" => {
+                c.digest_alg = zab_tree::acl::DigestAlg::from_java_name(value).ok_or_else(|| {
+                    invalid(
+                        raw_key,
+                        value,
+                        "zab hashes digest ids with SHA1, SHA-256, SHA-384 or SHA-512",
+                    )
+                })?
+            }
+            // `Boolean.parseBoolean`: anything but "true" is false. Turned
+            // off, ZooKeeper refuses digest logins and ACLs; zab cannot, and
+            // says so rather than keep them on behind the operator's back.
+            "DigestAuthenticationProvider.enabled" => {
+                if !value.trim().eq_ignore_ascii_case("true") {
+                    return Err(invalid(
+                        raw_key,
+                        value,
+                        "zab cannot turn digest authentication off; remove the key",
+                    ));
+                }
+            }
             // ZooKeeper compares with "yes"/"no" exactly; anything else is
             // refused here rather than silently read as the default.
             "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
@@ -2335,6 +2361,35 @@ clientPort=2181
         assert_eq!(c.tick_time_ms, 1000);
         assert_eq!(c.client_port, Some(2182), "the later duplicate wins");
         assert_eq!(c.snap_count, 5);
+    }
+
+    /// `DigestAuthenticationProvider.digestAlg` picks the digest ids' hash
+    /// (a FIPS ZooKeeper's SHA-256 ACLs keep matching); one zab cannot
+    /// compute is refused, and so is turning digest off, which zab cannot
+    /// do, rather than ignored.
+    #[test]
+    fn the_digest_algorithm_is_configured_and_digest_cannot_be_turned_off() {
+        use zab_tree::acl::DigestAlg;
+        assert_eq!(parse("dataDir=/d").digest_alg, DigestAlg::Sha1);
+        let c = parse("dataDir=/d\nzookeeper.DigestAuthenticationProvider.digestAlg=SHA-256\n");
+        assert_eq!(c.digest_alg, DigestAlg::Sha256);
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        let c = parse("dataDir=/d\nDigestAuthenticationProvider.enabled=true\n");
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        for bad in [
+            "DigestAuthenticationProvider.digestAlg=MD5",
+            "DigestAuthenticationProvider.enabled=false",
+            "zookeeper.DigestAuthenticationProvider.enabled=no",
+        ] {
+            let text = format!("dataDir=/d\n{bad}\n");
+            assert!(
+                matches!(
+                    Config::parse(&text, None),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     /// `clientPort=0` (and `secureClientPort=0`) is 3.8's "not set", not a

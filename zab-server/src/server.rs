@@ -1121,6 +1121,7 @@ impl PipelineConfig {
             },
             auth: zab_tree::acl::AuthConfig {
                 super_digest: cfg.super_digest.clone(),
+                digest_alg: cfg.digest_alg,
             },
             sasl: cfg
                 .sasl

@@ -110,12 +110,60 @@ fn java_host_address(ip: IpAddr) -> String {
 pub struct AuthConfig {
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:BASE64`.
     pub super_digest: Option<String>,
+    /// `zookeeper.DigestAuthenticationProvider.digestAlg`.
+    pub digest_alg: DigestAlg,
 }
 
-/// `digest` scheme: `user:BASE64(SHA1("user:password"))` (reference D.9).
+/// The hash of `digest` ids (`zookeeper.DigestAuthenticationProvider.
+/// digestAlg`, default SHA1). Every server of an ensemble must use the
+/// same one, as must the tools that make ids for ACLs and `superDigest`;
+/// a FIPS deployment of ZooKeeper moves to SHA-256.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DigestAlg {
+    #[default]
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl DigestAlg {
+    /// The algorithm a Java `MessageDigest.getInstance` name means, for
+    /// the SHA family zab computes (`SHA1`, `SHA-1`, `SHA-256`, …, any
+    /// case); `None` for any other, which ZooKeeper may know but zab does
+    /// not.
+    pub fn from_java_name(name: &str) -> Option<DigestAlg> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "SHA" | "SHA1" | "SHA-1" => Some(DigestAlg::Sha1),
+            "SHA256" | "SHA-256" => Some(DigestAlg::Sha256),
+            "SHA384" | "SHA-384" => Some(DigestAlg::Sha384),
+            "SHA512" | "SHA-512" => Some(DigestAlg::Sha512),
+            _ => None,
+        }
+    }
+
+    fn hash(self, bytes: &[u8]) -> Vec<u8> {
+        use ring::digest::{digest, SHA256, SHA384, SHA512};
+        match self {
+            DigestAlg::Sha1 => Sha1::digest(bytes).to_vec(),
+            DigestAlg::Sha256 => digest(&SHA256, bytes).as_ref().to_vec(),
+            DigestAlg::Sha384 => digest(&SHA384, bytes).as_ref().to_vec(),
+            DigestAlg::Sha512 => digest(&SHA512, bytes).as_ref().to_vec(),
+        }
+    }
+}
+
+/// `digest` scheme: `user:BASE64(SHA1("user:password"))` (reference D.9),
+/// with ZooKeeper's default algorithm.
 pub fn digest_id(user_password: &str) -> String {
+    digest_id_with(DigestAlg::Sha1, user_password)
+}
+
+/// `digest` scheme with `alg`: `user:BASE64(alg("user:password"))`
+/// (`DigestAuthenticationProvider.generateDigest`).
+pub fn digest_id_with(alg: DigestAlg, user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
-    let hash = Sha1::digest(user_password.as_bytes());
+    let hash = alg.hash(user_password.as_bytes());
     format!(
         "{user}:{}",
         base64::engine::general_purpose::STANDARD.encode(hash)
@@ -133,7 +181,7 @@ pub fn authenticate(
 ) -> Result<(), ErrorCode> {
     match scheme {
         DIGEST => {
-            let id = digest_id(&String::from_utf8_lossy(data));
+            let id = digest_id_with(cfg.digest_alg, &String::from_utf8_lossy(data));
             let is_super = cfg.super_digest.as_deref() == Some(id.as_str());
             auth.add(Id::new(DIGEST, &id));
             if is_super {
@@ -513,10 +561,42 @@ mod tests {
         assert_eq!(digest_id("user:pw"), "user:2Om+GBbT2q/tS6pdvACZbbm7/1A=");
     }
 
+    /// `digestAlg`: the ids ZooKeeper 3.8's own `DigestAuthenticationProvider`
+    /// prints for `user:pw` with `-Dzookeeper.DigestAuthenticationProvider.
+    /// digestAlg=SHA-256` and `SHA-512`.
+    #[test]
+    fn digest_ids_with_the_configured_algorithm() {
+        let alg = |name| DigestAlg::from_java_name(name).unwrap();
+        assert_eq!(
+            digest_id_with(alg("SHA-256"), "user:pw"),
+            "user:Fh8MmK6jIxqd61iqgh3Q7UZ5AQo6NbHt+ZWIwPHmup4="
+        );
+        assert_eq!(
+            digest_id_with(alg("sha-512"), "user:pw"),
+            "user:bxuaEbeoHON6HbuCrnA/gB8aYah2KRHyD2q5whekPmB6+BuOzxIr/1zj+fA8dbkGNlWblYgcL1Riuu4O7ljjKg=="
+        );
+        assert_eq!(digest_id_with(alg("SHA1"), "user:pw"), digest_id("user:pw"));
+        assert_eq!(DigestAlg::from_java_name("MD5"), None);
+        // `auth` hashes with it, superDigest included.
+        let cfg = AuthConfig {
+            super_digest: Some(digest_id_with(DigestAlg::Sha256, "super:secret")),
+            digest_alg: DigestAlg::Sha256,
+        };
+        let mut a = local();
+        authenticate(&mut a, &cfg, "digest", b"user:pw").unwrap();
+        assert!(a.ids().contains(&Id::new(
+            "digest",
+            "user:Fh8MmK6jIxqd61iqgh3Q7UZ5AQo6NbHt+ZWIwPHmup4="
+        )));
+        authenticate(&mut a, &cfg, "digest", b"super:secret").unwrap();
+        assert!(a.is_super());
+    }
+
     #[test]
     fn authenticate_digest_and_super() {
         let cfg = AuthConfig {
             super_digest: Some(format!("super:{}", &digest_id("super:secret")[6..])),
+            ..AuthConfig::default()
         };
         let mut a = local();
         authenticate(&mut a, &cfg, "digest", b"user:pw").unwrap();
