@@ -1119,4 +1119,10 @@ fn get_ephemerals_and_children_number() {
     assert_eq!(eph(&h, ""), vec!["/x/e2", "/e1"]);
     assert_eq!(eph(&h, "/x"), vec!["/x/e2"]);
     assert_eq!(eph(&h, "/e"), vec!["/e1"]);
+    // Blank, or "/" with blanks round it, is all once Java-trimmed; a
+    // real prefix is compared untrimmed.
+    for all in ["  ", " / ", "\t/\n"] {
+        assert_eq!(eph(&h, all), vec!["/x/e2", "/e1"], "{all:?}");
+    }
+    assert!(eph(&h, " /x").is_empty());
 }

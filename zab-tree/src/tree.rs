@@ -480,8 +480,11 @@ impl DataTree {
                 ))
             }
             Request::GetEphemerals(r) => {
-                // Plain string prefix; empty or "/" means all (reference D.2).
-                let prefix = if r.path == path::ROOT {
+                // Plain string prefix; empty or "/" means all (reference
+                // D.2), once trimmed as Java's `String.trim` does (every
+                // char up to U+0020), as `FinalRequestProcessor` compares it.
+                let trimmed = r.path.trim_matches(|c: char| c <= ' ');
+                let prefix = if trimmed.is_empty() || trimmed == path::ROOT {
                     ""
                 } else {
                     r.path.as_str()
