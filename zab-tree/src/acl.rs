@@ -230,10 +230,13 @@ pub fn who_am_i(auth: &AuthInfo) -> Vec<ClientInfo> {
         .into_iter()
         .map(|id| ClientInfo {
             auth_scheme: id.scheme.clone(),
-            user: if id.scheme == DIGEST {
-                id.id.split(':').next().unwrap_or("").to_owned()
-            } else {
-                id.id.clone()
+            user: match id.scheme.as_str() {
+                DIGEST => id.id.split(':').next().unwrap_or("").to_owned(),
+                // No provider owns `super` (`AuthUtil.getUser` is null, shown
+                // as ""), even where the x509 super user's id names the
+                // certificate.
+                SUPER => String::new(),
+                _ => id.id.clone(),
             },
         })
         .collect()
@@ -637,6 +640,15 @@ mod tests {
         );
         assert_eq!(java_string_hash("ip"), 3367);
         assert_eq!(java_string_hash("hello"), 99162322);
+        // The x509 super user's id names its certificate; whoAmI does not.
+        let x509_super = AuthInfo::from_ids(vec![Id::new("super", "CN=admin")]);
+        assert_eq!(
+            who_am_i(&x509_super),
+            [ClientInfo {
+                auth_scheme: "super".into(),
+                user: String::new()
+            }]
+        );
     }
 
     #[test]
