@@ -785,6 +785,15 @@ impl Config {
         self.my_id.and_then(|id| self.servers.get(&id))
     }
 
+    /// The authentication providers registered beside `ip` and `digest`
+    /// (`authProvider.*`): only their ACL entries can match.
+    pub fn providers(&self) -> zab_tree::acl::Providers {
+        zab_tree::acl::Providers {
+            x509: self.tls.x509_provider,
+            sasl: self.sasl.provider,
+        }
+    }
+
     /// Where to listen for clients: this server's line's client address
     /// wins over `clientPort`/`clientPortAddress` (`setupClientPort`).
     pub fn client_listen_addr(&self) -> Option<HostPort> {

@@ -1385,7 +1385,7 @@ impl Peer {
                     match result {
                         Ok(mut tree) if tree.last_zxid() <= after => {
                             let behind = tree.last_zxid() < after;
-                            tree.set_skip_acl(self.cfg.skip_acl);
+                            tree.set_acl_checks(self.cfg.skip_acl, self.cfg.providers());
                             self.state.replace_idle_tree(tree);
                             if behind {
                                 // An observer that does not log
@@ -1441,7 +1441,7 @@ impl Peer {
                         .map(|_| self.store.log().truncate_after(Zxid::ZERO));
                     match (saved, wiped) {
                         (Ok(_), Some(Ok(()))) => {
-                            tree.set_skip_acl(self.cfg.skip_acl);
+                            tree.set_acl_checks(self.cfg.skip_acl, self.cfg.providers());
                             self.state.replace_idle_tree(tree);
                         }
                         (s, w) => {

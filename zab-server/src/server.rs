@@ -276,7 +276,7 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
             .save_untimed(Zxid::ZERO, &mut &bytes[..])?;
     }
     // Reads check ACLs in the tree itself; writes in the preparer.
-    tree.set_skip_acl(cfg.skip_acl);
+    tree.set_acl_checks(cfg.skip_acl, cfg.providers());
     Ok((store, tree, recovery))
 }
 
@@ -1109,10 +1109,7 @@ impl PipelineConfig {
             prepare: zab_tree::PrepareConfig {
                 extended_types_enabled: cfg.extended_types_enabled,
                 skip_acl: cfg.skip_acl,
-                providers: zab_tree::acl::Providers {
-                    x509: cfg.tls.x509_provider,
-                    sasl: cfg.sasl.provider,
-                },
+                providers: cfg.providers(),
                 enforce_quota: cfg.enforce_quota,
                 container_max_never_used_ms: i64::try_from(
                     cfg.container_max_never_used_interval_ms,

@@ -246,7 +246,7 @@ pub fn who_am_i(auth: &AuthInfo) -> Vec<ClientInfo> {
 /// empty ACL allows everything, `super` allows everything, otherwise some
 /// entry whose perms intersect `perm` must be `world:anyone` or match one of
 /// the connection's identities of the same scheme.
-pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
+pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo, providers: Providers) -> bool {
     if acl.is_empty() || auth.is_super() {
         return true;
     }
@@ -258,10 +258,14 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
             .iter()
             .filter(|id| id.scheme == a.id.scheme)
             .any(|id| match a.id.scheme.as_str() {
-                DIGEST | X509 => id.id == a.id.id,
+                DIGEST => id.id == a.id.id,
+                // An entry of a provider that is not registered matches
+                // no one (`ZooKeeperServer.checkACL` finds no provider),
+                // even a connection that holds such an id.
+                X509 => providers.x509 && id.id == a.id.id,
                 // `SASLAuthenticationProvider.matches`: a user named
                 // `super` matches every sasl entry.
-                SASL => id.id == a.id.id || id.id == SUPER,
+                SASL => providers.sasl && (id.id == a.id.id || id.id == SUPER),
                 IP => ip_matches(&id.id, &a.id.id),
                 _ => false,
             })
@@ -544,6 +548,12 @@ pub(crate) const READ_OR_ADMIN: i32 = perms::READ | perms::ADMIN;
 
 #[cfg(test)]
 mod tests {
+    /// x509 and SASL registered, as most of these tests assume.
+    const ALL_PROVIDERS: Providers = Providers {
+        x509: true,
+        sasl: true,
+    };
+
     use super::*;
     use std::net::Ipv4Addr;
 
@@ -662,23 +672,73 @@ mod tests {
     #[test]
     fn check_acl_rules() {
         let a = local();
-        assert!(check_acl(&[], perms::ALL, &a));
-        assert!(check_acl(&Acl::read_unsafe(), perms::READ, &a));
-        assert!(!check_acl(&Acl::read_unsafe(), perms::WRITE, &a));
-        assert!(check_acl(&[acl(31, "ip", "127.0.0.1")], perms::WRITE, &a));
-        assert!(check_acl(&[acl(31, "ip", "127.0.0.0/8")], perms::WRITE, &a));
-        assert!(!check_acl(&[acl(31, "ip", "10.0.0.0/8")], perms::WRITE, &a));
-        assert!(check_acl(&[acl(31, "ip", "10.0.0.0/0")], perms::WRITE, &a));
+        assert!(check_acl(&[], perms::ALL, &a, ALL_PROVIDERS));
+        assert!(check_acl(
+            &Acl::read_unsafe(),
+            perms::READ,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(!check_acl(
+            &Acl::read_unsafe(),
+            perms::WRITE,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(check_acl(
+            &[acl(31, "ip", "127.0.0.1")],
+            perms::WRITE,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(check_acl(
+            &[acl(31, "ip", "127.0.0.0/8")],
+            perms::WRITE,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(!check_acl(
+            &[acl(31, "ip", "10.0.0.0/8")],
+            perms::WRITE,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(check_acl(
+            &[acl(31, "ip", "10.0.0.0/0")],
+            perms::WRITE,
+            &a,
+            ALL_PROVIDERS
+        ));
         let d = digest_id("user:pw");
-        assert!(!check_acl(&[acl(31, "digest", &d)], perms::READ, &a));
+        assert!(!check_acl(
+            &[acl(31, "digest", &d)],
+            perms::READ,
+            &a,
+            ALL_PROVIDERS
+        ));
         let mut b = local();
         authenticate(&mut b, &AuthConfig::default(), "digest", b"user:pw").unwrap();
-        assert!(check_acl(&[acl(31, "digest", &d)], perms::READ, &b));
+        assert!(check_acl(
+            &[acl(31, "digest", &d)],
+            perms::READ,
+            &b,
+            ALL_PROVIDERS
+        ));
         let mut wrong = local();
         authenticate(&mut wrong, &AuthConfig::default(), "digest", b"user:bad").unwrap();
-        assert!(!check_acl(&[acl(31, "digest", &d)], perms::READ, &wrong));
+        assert!(!check_acl(
+            &[acl(31, "digest", &d)],
+            perms::READ,
+            &wrong,
+            ALL_PROVIDERS
+        ));
         let s = AuthInfo::from_ids(vec![Id::new("super", "")]);
-        assert!(check_acl(&[acl(1, "digest", &d)], perms::ADMIN, &s));
+        assert!(check_acl(
+            &[acl(1, "digest", &d)],
+            perms::ADMIN,
+            &s,
+            ALL_PROVIDERS
+        ));
     }
 
     #[test]
@@ -695,9 +755,24 @@ mod tests {
     #[test]
     fn ipv6_masks() {
         let a = AuthInfo::new("fe80::1".parse().unwrap());
-        assert!(check_acl(&[acl(1, "ip", "fe80::/16")], perms::READ, &a));
-        assert!(!check_acl(&[acl(1, "ip", "fe81::/16")], perms::READ, &a));
-        assert!(!check_acl(&[acl(1, "ip", "127.0.0.1")], perms::READ, &a));
+        assert!(check_acl(
+            &[acl(1, "ip", "fe80::/16")],
+            perms::READ,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(!check_acl(
+            &[acl(1, "ip", "fe81::/16")],
+            perms::READ,
+            &a,
+            ALL_PROVIDERS
+        ));
+        assert!(!check_acl(
+            &[acl(1, "ip", "127.0.0.1")],
+            perms::READ,
+            &a,
+            ALL_PROVIDERS
+        ));
     }
 
     #[test]
@@ -854,9 +929,9 @@ mod tests {
                 id: Id::new("x509", "CN=client"),
             }])
         );
-        assert!(check_acl(&x509, perms::READ, &auth));
+        assert!(check_acl(&x509, perms::READ, &auth, ALL_PROVIDERS));
         let other = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
-        assert!(!check_acl(&x509, perms::READ, &other));
+        assert!(!check_acl(&x509, perms::READ, &other, ALL_PROVIDERS));
     }
 
     /// `sasl` ACLs need the SASL provider and a Kerberos-shaped name; a
@@ -888,10 +963,37 @@ mod tests {
         );
         let mut bob = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
         bob.add(Id::new("sasl", "bob"));
-        assert!(check_acl(&[entry("bob")], perms::READ, &bob));
-        assert!(!check_acl(&[entry("alice")], perms::READ, &bob));
+        assert!(check_acl(&[entry("bob")], perms::READ, &bob, ALL_PROVIDERS));
+        assert!(!check_acl(
+            &[entry("alice")],
+            perms::READ,
+            &bob,
+            ALL_PROVIDERS
+        ));
         let mut root = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
         root.add(Id::new("sasl", "super"));
-        assert!(check_acl(&[entry("alice")], perms::READ, &root));
+        assert!(check_acl(
+            &[entry("alice")],
+            perms::READ,
+            &root,
+            ALL_PROVIDERS
+        ));
+        // With the provider gone, its entries match no one.
+        assert!(!check_acl(
+            &[entry("bob")],
+            perms::READ,
+            &bob,
+            Providers::default()
+        ));
+        let mut x509 = AuthInfo::new(IpAddr::from([127, 0, 0, 1]));
+        x509.add(Id::new("x509", "CN=bob"));
+        let cert_entry = [acl(31, "x509", "CN=bob")];
+        assert!(check_acl(&cert_entry, perms::READ, &x509, ALL_PROVIDERS));
+        assert!(!check_acl(
+            &cert_entry,
+            perms::READ,
+            &x509,
+            Providers::default()
+        ));
     }
 }

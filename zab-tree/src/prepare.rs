@@ -442,7 +442,7 @@ impl Preparer {
     }
 
     fn check_perm(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> Result<(), ErrorCode> {
-        if self.cfg.skip_acl || acl::check_acl(acl, perm, auth) {
+        if self.cfg.skip_acl || acl::check_acl(acl, perm, auth, self.cfg.providers) {
             Ok(())
         } else {
             Err(ErrorCode::NoAuth)

@@ -87,6 +87,7 @@ pub struct DataTree {
     /// so the reaper looks at these alone, not at every node.
     pub(crate) reapers: BTreeSet<String>,
     skip_acl: bool,
+    providers: acl::Providers,
 }
 
 impl Default for DataTree {
@@ -165,6 +166,7 @@ impl DataTree {
             quotas: QuotaPaths::default(),
             reapers: BTreeSet::new(),
             skip_acl: false,
+            providers: acl::Providers::default(),
         };
         let open = t.acl_cache.intern(&Acl::open_unsafe());
         let read = t.acl_cache.intern(&Acl::read_unsafe());
@@ -222,9 +224,11 @@ impl DataTree {
         }
     }
 
-    /// ACL checks are skipped entirely (`zookeeper.skipACL=yes`).
-    pub fn set_skip_acl(&mut self, skip: bool) {
-        self.skip_acl = skip;
+    /// How reads and watch events check ACLs: not at all
+    /// (`zookeeper.skipACL=yes`), and which providers' entries can match.
+    pub fn set_acl_checks(&mut self, skip_acl: bool, providers: acl::Providers) {
+        self.skip_acl = skip_acl;
+        self.providers = providers;
     }
 
     /// Sets `/zookeeper/config` to the membership text (quorum mode shows it
@@ -403,7 +407,7 @@ impl DataTree {
     }
 
     fn allowed(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> bool {
-        self.skip_acl || acl::check_acl(acl, perm, auth)
+        self.skip_acl || acl::check_acl(acl, perm, auth, self.providers)
     }
 
     /// Whether a connection with `auth` may be told of a change under
