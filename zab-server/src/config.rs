@@ -2307,10 +2307,7 @@ clientPort=2181
         for bad in ["65536", "x", "2191.0"] {
             let text = format!("dataDir=/d\nobserverMasterPort={bad}\n");
             assert!(
-                matches!(
-                    Config::parse(&text, None),
-                    Err(ConfigError::InvalidValue { .. })
-                ),
+                matches!(parse_err(&text, None), ConfigError::InvalidValue { .. }),
                 "{bad}"
             );
         }
@@ -2392,10 +2389,7 @@ clientPort=2181
         ] {
             let text = format!("dataDir=/d\n{bad}\n");
             assert!(
-                matches!(
-                    Config::parse(&text, None),
-                    Err(ConfigError::InvalidValue { .. })
-                ),
+                matches!(parse_err(&text, None), ConfigError::InvalidValue { .. }),
                 "{bad}"
             );
         }
