@@ -208,8 +208,8 @@ fn start(pki: &Pki, port: u16, more: &str) -> TestServer {
 
 /// zkCli over TLS with a certificate: its session is the certificate's
 /// `x509` identity (whoami), `auth` ACLs expand to it, and it is what lets
-/// the same certificate back in, while a plain connection is refused by
-/// the ACL. `conf` names the secure port.
+/// the same certificate back in (after an `addauth x509` too), while a
+/// plain connection is refused by the ACL. `conf` names the secure port.
 #[test]
 fn zkcli_over_tls_is_its_certificates_x509_identity() {
     let pki = Pki::new();
@@ -240,8 +240,10 @@ fn zkcli_over_tls_is_its_certificates_x509_identity() {
 
     let plain = zkcli::run(&server.connect_string(), "get /tls", &[]);
     assert_lines_in_order(&plain, &["Insufficient permission : /tls"]);
-    let again = zkcli::run(&secure(port), "get /tls", &with_cert);
+    // `addauth x509` checks the certificate again: the session goes on.
+    let again = zkcli::run(&secure(port), "addauth x509 again\nget /tls", &with_cert);
     assert_lines_in_order(&again, &["hello"]);
+    assert!(!again.contains("AuthFailed"), "{again}");
 
     let conf = server.four_letter_word("conf").expect("conf");
     assert!(

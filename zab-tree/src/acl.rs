@@ -172,7 +172,8 @@ pub fn digest_id_with(alg: DigestAlg, user_password: &str) -> String {
 
 /// The `auth` packet (op 100). `digest` always succeeds (a wrong password
 /// simply grants nothing, behaviour 45); `ip` re-asserts the remote address;
-/// any other scheme is AuthFailed (-115) and the server closes the connection.
+/// `x509` the connection's certificate; any other scheme is AuthFailed
+/// (-115) and the server closes the connection.
 pub fn authenticate(
     auth: &mut AuthInfo,
     cfg: &AuthConfig,
@@ -192,6 +193,11 @@ pub fn authenticate(
         // IPAuthenticationProvider adds the connection's own address, which
         // every connection already carries.
         IP => Ok(()),
+        // X509AuthenticationProvider checks the connection's certificate
+        // again and adds its id: a connection holds one exactly when its
+        // TLS handshake gave a trusted certificate and the provider is
+        // registered. Without one, AuthFailed.
+        X509 if auth.ids.iter().any(|id| id.scheme == X509) => Ok(()),
         _ => Err(ErrorCode::AuthFailed),
     }
 }
@@ -572,6 +578,22 @@ mod tests {
     fn digest_matches_reference_example() {
         // Reference D.9 (verified): user:pw → user:2Om+GBbT2q/tS6pdvACZbbm7/1A=
         assert_eq!(digest_id("user:pw"), "user:2Om+GBbT2q/tS6pdvACZbbm7/1A=");
+    }
+
+    /// `addauth x509` succeeds on a connection whose certificate gave it
+    /// an x509 id, and fails (the server closes) on one without.
+    #[test]
+    fn authenticate_x509_needs_the_connections_certificate() {
+        let cfg = AuthConfig::default();
+        let mut plain = local();
+        assert_eq!(
+            authenticate(&mut plain, &cfg, "x509", b""),
+            Err(ErrorCode::AuthFailed)
+        );
+        let mut tls = local();
+        tls.add(Id::new("x509", "CN=client"));
+        assert_eq!(authenticate(&mut tls, &cfg, "x509", b""), Ok(()));
+        assert_eq!(tls.ids().len(), 2, "nothing added twice");
     }
 
     /// `digestAlg`: the ids ZooKeeper 3.8's own `DigestAuthenticationProvider`
