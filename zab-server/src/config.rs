@@ -1269,6 +1269,9 @@ struct Builder {
     enforce_auth: bool,
     enforce_schemes: Vec<String>,
     require_sasl: bool,
+    /// Whether `authProvider.x509` was given, whatever its value: without
+    /// it a TLS client port registers the x509 provider by itself.
+    x509_provider_key: bool,
 }
 
 impl Default for Builder {
@@ -1345,6 +1348,7 @@ impl Default for Builder {
             enforce_auth: false,
             enforce_schemes: Vec::new(),
             require_sasl: false,
+            x509_provider_key: false,
         }
     }
 }
@@ -1362,6 +1366,8 @@ impl Builder {
         } else if self.plain_keys.contains(key) {
             return Ok(());
         }
+        // `configureSSLAuth` looks for this key, whatever class it names.
+        self.x509_provider_key |= key == "authProvider.x509";
         let c = &mut self.cfg;
         match key {
             "dataDir" => self.data_dir = Some(PathBuf::from(value)),
@@ -1761,6 +1767,14 @@ impl Builder {
         c.membership_version = self.membership_version;
         if let Some(sync) = self.observer_sync_property {
             c.sync_enabled = sync;
+        }
+        // `QuorumPeerConfig.configureSSLAuth`: a secure client port (or
+        // port unification, `NettyServerCnxnFactory`) registers the x509
+        // provider unless `authProvider.x509` names something already, so
+        // that its clients' certificates are their identities.
+        if (c.tls.secure_client_port.is_some() || c.tls.port_unification) && !self.x509_provider_key
+        {
+            c.tls.x509_provider = true;
         }
         // `AuthenticationHelper`: sessionRequireClientSASLAuth means sasl;
         // every scheme needs its provider.
@@ -2545,7 +2559,15 @@ clientPort=2181
         let d = parse("dataDir=/d\nsecureClientPort=2281\n").tls;
         assert_eq!(d.client_auth, ClientAuth::Need);
         assert_eq!(d.offer.protocol, "TLSv1.2");
-        assert!(!d.x509_provider);
+        // `configureSSLAuth`: a TLS client port brings the x509 provider,
+        // unless `authProvider.x509` is given otherwise; a plain port does
+        // not.
+        assert!(d.x509_provider);
+        let unified = parse("dataDir=/d\nclientPort=2181\nclient.portUnification=true\n");
+        assert!(unified.tls.x509_provider);
+        assert!(!parse("dataDir=/d\nclientPort=2181\n").tls.x509_provider);
+        let off = parse("dataDir=/d\nsecureClientPort=2281\nauthProvider.x509=\n");
+        assert!(!off.tls.x509_provider);
         assert!(matches!(
             Config::parse("dataDir=/d\nclientPort=1\nssl.clientAuth=maybe\n", None),
             Err(ConfigError::InvalidValue { .. })

@@ -141,6 +141,8 @@ impl Pki {
     }
 
     /// zoo.cfg lines for a TLS port on `port`; `more` adds or overrides.
+    /// No `authProvider.x509`: a secure port brings the x509 provider by
+    /// itself, as ZooKeeper's `configureSSLAuth`.
     fn server_cfg(&self, port: u16, more: &str) -> String {
         format!(
             "secureClientPort={port}\n\
@@ -150,7 +152,6 @@ impl Pki {
              ssl.keyStore.type=PEM\n\
              ssl.trustStore.location={}\n\
              ssl.trustStore.type=PEM\n\
-             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
              {more}",
             self.dir.path().join("server.pem").display(),
             self.ca().display(),
