@@ -8,17 +8,31 @@
 //! `ssl.quorum.ciphersuites`, both ends of every link offer only what
 //! those keys allow, as ZooKeeper's `X509Util` configures both ends of a
 //! quorum socket.
+//!
+//! The dialing end checks the listener's certificate against the peer as
+//! ZooKeeper's `ZKTrustManager` and `ZKHostnameVerifier` do
+//! (`ssl.quorum.hostnameVerification`, on by default): an IP address
+//! entry matching the peer's address, else a DNS name entry matching the
+//! `server.N` host name (wildcards included), else, for a certificate with
+//! no alternative names at all, its common name (ZooKeeper's own quorum
+//! TLS recipe makes certificates with `CN=$(hostname -f)` alone). The
+//! chain is checked in the handshake ([`ChainOnly`]); the name once the
+//! handshake is done, when both the host name and the address are known.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
@@ -49,10 +63,21 @@ pub struct PeerTls {
     /// for the tonic links (a tonic peer of an earlier zab asks for it).
     h2_server: Arc<rustls::ServerConfig>,
     h2_client: Arc<rustls::ClientConfig>,
+    /// Checks a listener's certificate for a peer's names; `None` with
+    /// `ssl.quorum.hostnameVerification=false`.
+    names: Option<Arc<WebPkiServerVerifier>>,
 }
 
 impl PeerTls {
-    pub fn new(server: rustls::ServerConfig, client: rustls::ClientConfig) -> PeerTls {
+    /// `client` must check chains with [`ChainOnly`] over `verifier`;
+    /// names are checked after the handshake, with `verifier` too, unless
+    /// `verify_names` is off.
+    pub fn new(
+        server: rustls::ServerConfig,
+        client: rustls::ClientConfig,
+        verifier: Arc<WebPkiServerVerifier>,
+        verify_names: bool,
+    ) -> PeerTls {
         let h2 = vec![b"h2".to_vec()];
         let mut h2_server = server.clone();
         h2_server.alpn_protocols = h2.clone();
@@ -63,13 +88,54 @@ impl PeerTls {
             client: Arc::new(client),
             h2_server: Arc::new(h2_server),
             h2_client: Arc::new(h2_client),
+            names: verify_names.then_some(verifier),
         }
+    }
+
+    /// TLS on `sock` to the peer named `host` at `addr`, with the plain
+    /// links' configuration: the handshake, then the certificate's names.
+    pub async fn dial<S>(
+        &self,
+        host: &str,
+        addr: SocketAddr,
+        sock: S,
+    ) -> io::Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.dial_with(&self.client, host, addr, sock).await
+    }
+
+    async fn dial_with<S>(
+        &self,
+        config: &Arc<rustls::ClientConfig>,
+        host: &str,
+        addr: SocketAddr,
+        sock: S,
+    ) -> io::Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let stream = TlsConnector::from(config.clone())
+            .connect(ServerName::from(addr.ip()), sock)
+            .await?;
+        if let Some(verifier) = &self.names {
+            let certs = stream.get_ref().1.peer_certificates().unwrap_or_default();
+            if let Err(e) = check_names(verifier, certs, host, addr.ip()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("the certificate of {host} ({addr}) is not for it: {e}"),
+                ));
+            }
+        }
+        Ok(stream)
     }
 
     /// A tonic channel to `addr`, inside TLS if `tls` is set, opened
     /// within `timeout`.
     pub async fn connect(
         tls: Option<&PeerTls>,
+        host: &str,
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<Channel, tonic::transport::Error> {
@@ -80,8 +146,9 @@ impl PeerTls {
             None => endpoint.connect().await,
             Some(tls) => {
                 let dial = Dial {
+                    host: host.into(),
                     addr,
-                    tls: TlsConnector::from(tls.h2_client.clone()),
+                    tls: tls.clone(),
                 };
                 endpoint.connect_with_connector(dial).await
             }
@@ -130,12 +197,13 @@ impl PeerTls {
     }
 }
 
-/// The connector of a TLS tonic channel: TCP to the peer, then TLS with
-/// the peer's address as the name its certificate must carry.
+/// The connector of a TLS tonic channel: TCP to the peer, then TLS, its
+/// certificate checked for the peer's names.
 #[derive(Clone)]
 struct Dial {
+    host: Arc<str>,
     addr: SocketAddr,
-    tls: TlsConnector,
+    tls: PeerTls,
 }
 
 impl Service<Uri> for Dial {
@@ -148,14 +216,147 @@ impl Service<Uri> for Dial {
     }
 
     fn call(&mut self, _: Uri) -> Self::Future {
-        let Dial { addr, tls } = self.clone();
+        let Dial { host, addr, tls } = self.clone();
         Box::pin(async move {
             let sock = TcpStream::connect(addr).await?;
             // As the plain links and tonic's own connector do: small
             // messages must not wait for Nagle.
             sock.set_nodelay(true)?;
-            let stream = tls.connect(ServerName::from(addr.ip()), sock).await?;
+            let stream = tls.dial_with(&tls.h2_client, &host, addr, sock).await?;
             Ok(TokioIo::new(stream))
         })
+    }
+}
+
+/// A server certificate verifier that checks the chain (and signatures) as
+/// `inner` does but leaves the name to [`PeerTls`], which knows the peer's
+/// host name as well as its address.
+#[derive(Debug)]
+pub struct ChainOnly(pub Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            // webpki checks the name only once the chain is good.
+            Err(e) if not_for_name(&e) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+fn not_for_name(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+/// Whether `certs` (leaf first) are for the peer `host` at `ip`, as
+/// `ZKTrustManager.performHostVerification` decides: the address, else the
+/// host name, each against the alternative names of their kind, or the
+/// common name of a certificate that has none.
+fn check_names(
+    verifier: &WebPkiServerVerifier,
+    certs: &[CertificateDer<'_>],
+    host: &str,
+    ip: IpAddr,
+) -> Result<(), String> {
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Err("no certificate".into());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut names = vec![ServerName::from(ip)];
+    if let Ok(name) = ServerName::try_from(host.to_owned()) {
+        names.push(name);
+    }
+    let now = UnixTime::now();
+    for name in &names {
+        match verifier.verify_server_cert(leaf, intermediates, name, &[], now) {
+            Ok(_) => return Ok(()),
+            Err(e) if not_for_name(&e) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    // `ZKHostnameVerifier`: with no subjectAltName at all, the first CN.
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|e| e.to_string())?;
+    let has_alt_names = matches!(cert.subject_alternative_name(), Ok(Some(_)));
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    match cn {
+        Some(cn) if !has_alt_names && cn_matches(cn, host, ip) => Ok(()),
+        _ => Err(format!(
+            "it names neither {ip} nor {host} (subject {})",
+            cert.subject()
+        )),
+    }
+}
+
+/// A common name against the peer: the address as written, or the host
+/// name with at most a leading `*.` wildcard for one label, ignoring case
+/// (`ZKHostnameVerifier.matchIdentityStrict`).
+fn cn_matches(cn: &str, host: &str, ip: IpAddr) -> bool {
+    if cn.parse::<IpAddr>().is_ok_and(|a| a == ip) {
+        return true;
+    }
+    let (cn, host) = (cn.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match cn.strip_prefix("*.") {
+        Some(domain) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == domain),
+        None => cn == host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cn_matches;
+
+    #[test]
+    fn common_names_match_as_zookeepers_hostname_verifier() {
+        let ip = "10.0.0.1".parse().unwrap();
+        assert!(cn_matches("zk1.example.com", "ZK1.example.com", ip));
+        assert!(cn_matches("*.example.com", "zk1.example.com", ip));
+        assert!(!cn_matches("*.example.com", "a.zk1.example.com", ip));
+        assert!(!cn_matches("*.example.com", "example.com", ip));
+        assert!(cn_matches("10.0.0.1", "zk1", ip));
+        assert!(!cn_matches("zk2.example.com", "zk1.example.com", ip));
     }
 }

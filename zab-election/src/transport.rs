@@ -422,8 +422,10 @@ async fn open(
     ),
     DialError,
 > {
+    let host = &addr.host;
     let addr = addr.resolve().await.map_err(DialError::Resolve)?;
-    let channel: Channel = PeerTls::connect(security.tls.as_ref(), addr, CONNECT_TIMEOUT).await?;
+    let channel: Channel =
+        PeerTls::connect(security.tls.as_ref(), host, addr, CONNECT_TIMEOUT).await?;
     let (tx, rx) = mpsc::channel(16);
     let mut req = Request::new(ReceiverStream::new(rx));
     req.metadata_mut()

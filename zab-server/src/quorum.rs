@@ -1015,8 +1015,15 @@ impl Peer {
                         continue;
                     }
                 };
-                match quorum_transport::connect(learn_from, resolved, left, max_message, &security)
-                    .await
+                match quorum_transport::connect(
+                    learn_from,
+                    &addr.host,
+                    resolved,
+                    left,
+                    max_message,
+                    &security,
+                )
+                .await
                 {
                     Ok(mut link) => {
                         if tx

@@ -403,17 +403,18 @@ impl Inbound {
 }
 
 /// Opens the stream to the leader (or the follower hosting observers)
-/// `peer` at `addr`, within `timeout`; messages above `max_message` bytes
-/// break it.
+/// `peer`, named `host`, at `addr`, within `timeout`; messages above
+/// `max_message` bytes break it.
 pub async fn connect(
     peer: ServerId,
+    host: &str,
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<LeaderLink> {
     // Plain links are faster: see `plain`.
-    match connect_plain(peer, addr, timeout, max_message, security).await {
+    match connect_plain(peer, host, addr, timeout, max_message, security).await {
         Ok(link) => return Ok(link),
         Err(e) if e.is::<plain::Refused>() => return Err(e),
         // Closed without a verdict: a leader of an earlier zab, which
@@ -421,13 +422,14 @@ pub async fn connect(
         // upgrade), or a link that broke; a tonic stream serves all.
         Err(e) => tracing::debug!(%addr, error = %e, "no plain link; opening a tonic stream"),
     }
-    connect_tonic(peer, addr, timeout, max_message, security).await
+    connect_tonic(peer, host, addr, timeout, max_message, security).await
 }
 
 /// Opens a tonic stream to `peer` at `addr`: what a learner uses when
 /// its leader, one of an earlier zab, does not answer a plain link.
 async fn connect_tonic(
     peer: ServerId,
+    host: &str,
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
@@ -435,7 +437,7 @@ async fn connect_tonic(
 ) -> anyhow::Result<LeaderLink> {
     let channel = tokio::time::timeout(
         timeout,
-        PeerTls::connect(security.tls.as_ref(), addr, timeout),
+        PeerTls::connect(security.tls.as_ref(), host, addr, timeout),
     )
     .await??;
     let mut client = QuorumPeerClient::new(channel)
@@ -556,6 +558,7 @@ pub(crate) mod tests {
         );
         let link = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             limit,
@@ -709,6 +712,7 @@ pub(crate) mod tests {
         );
         let mut link = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             1 << 20,
@@ -786,6 +790,7 @@ pub(crate) mod sasl_tests {
         let (addr, server, mut events) = listener(&security(None, true)).await;
         let mut link = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -820,6 +825,7 @@ pub(crate) mod sasl_tests {
         let (addr, server, mut events) = listener(&security(None, true)).await;
         let err = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -831,6 +837,7 @@ pub(crate) mod sasl_tests {
         assert!(err.to_string().contains("SASL"), "{err}");
         let err = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             LIMIT,
@@ -857,6 +864,7 @@ pub(crate) mod sasl_tests {
         let (addr, server, mut events) = listener(&security(None, false)).await;
         let _link = connect(
             ServerId(1),
+            "127.0.0.1",
             addr,
             Duration::from_secs(5),
             LIMIT,

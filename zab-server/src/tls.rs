@@ -153,9 +153,9 @@ pub struct QuorumTlsConfig {
     pub enabled: bool,
     pub key_store: Store,
     pub trust_store: Store,
-    /// `ssl.quorum.hostnameVerification`, default true: zab always checks
-    /// the listener's certificate against the peer's address, so `false`
-    /// is refused rather than ignored.
+    /// `ssl.quorum.hostnameVerification`, default true: the dialing end
+    /// checks the listener's certificate against the peer's address and
+    /// host name (`zab_election::peer_tls`); `false` checks the chain only.
     pub hostname_verification: bool,
     /// `ssl.quorum.protocol`, `ssl.quorum.enabledProtocols` and
     /// `ssl.quorum.ciphersuites`: on the election links and the leader ⇄
@@ -181,9 +181,6 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
     if !cfg.enabled {
         return Ok(None);
     }
-    if !cfg.hostname_verification {
-        return Err(TlsError::QuorumHostnameVerification);
-    }
     let key = pem_store(&cfg.key_store, "ssl.quorum.keyStore")?
         .ok_or(TlsError::NoQuorumStore("ssl.quorum.keyStore.location"))?;
     let trust = pem_store(&cfg.trust_store, "ssl.quorum.trustStore")?
@@ -207,11 +204,25 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
         .with_protocol_versions(&offered.versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), private_key.clone_key())?;
+    let names = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        roots,
+        offered.provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let client = rustls::ClientConfig::builder_with_provider(offered.provider)
         .with_protocol_versions(&offered.versions)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(zab_election::peer_tls::ChainOnly(
+            names.clone(),
+        )))
         .with_client_auth_cert(chain, private_key)?;
-    Ok(Some(zab_election::PeerTls::new(server, client)))
+    Ok(Some(zab_election::PeerTls::new(
+        server,
+        client,
+        names,
+        cfg.hostname_verification,
+    )))
 }
 
 /// Why the TLS listener cannot be set up; reported at start-up.
@@ -221,8 +232,6 @@ pub enum TlsError {
     NoKeyStore,
     #[error("sslQuorum needs {0}")]
     NoQuorumStore(&'static str),
-    #[error("ssl.quorum.hostnameVerification=false: zab always checks a peer's certificate against its address; give the certificates the servers' addresses")]
-    QuorumHostnameVerification,
     #[error("ssl.clientAuth={0:?} needs ssl.trustStore.location (zab has no default trust store)")]
     NoTrustStore(ClientAuth),
     #[error("{key}: {kind} stores are not supported, only PEM (convert with `openssl pkcs12 -nodes` or `keytool -importkeystore`)")]
@@ -634,6 +643,88 @@ fn escape_rfc2253(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CA in `dir`, and a key store it signed for `sans` (DNS names or
+    /// IP addresses; none at all: the common name alone); the quorum TLS
+    /// settings for that store.
+    fn quorum_store(dir: &std::path::Path, name: &str, sans: &[&str]) -> QuorumTlsConfig {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "quorum CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let mut leaf =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        let (key_path, ca_path) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}-ca.pem")),
+        );
+        std::fs::write(&key_path, format!("{}{}", key.serialize_pem(), leaf.pem())).unwrap();
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        let store = |p: &std::path::Path| Store {
+            location: Some(p.to_owned()),
+            ..Store::default()
+        };
+        QuorumTlsConfig {
+            enabled: true,
+            key_store: store(&key_path),
+            trust_store: store(&ca_path),
+            ..QuorumTlsConfig::default()
+        }
+    }
+
+    /// Whether a server of `cfg` dialing `host` at a listener of `cfg` on
+    /// 127.0.0.1 accepts the listener's certificate.
+    async fn dials(cfg: &QuorumTlsConfig, host: &str) -> bool {
+        let tls = peer_tls(cfg).unwrap().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let served = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let _ = acceptor.accept(sock).await;
+        });
+        let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let dialed = tls.dial(host, addr, sock).await;
+        served.await.unwrap();
+        dialed.is_ok()
+    }
+
+    /// A peer's certificate is checked as ZooKeeper's `ZKTrustManager`
+    /// checks it: its address, else the `server.N` host name against the
+    /// DNS names, or the common name of a certificate with no alternative
+    /// names (ZooKeeper's own quorum TLS recipe). Not the IP alone.
+    #[tokio::test]
+    async fn a_peer_certificate_is_checked_for_the_peers_address_or_host_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_ip = quorum_store(dir.path(), "by-ip", &["127.0.0.1"]);
+        assert!(dials(&by_ip, "zk9.test").await, "the address matches");
+        let by_dns = quorum_store(dir.path(), "zk1.test", &["zk1.test"]);
+        assert!(dials(&by_dns, "zk1.test").await);
+        assert!(dials(&by_dns, "ZK1.test").await, "names ignore case");
+        assert!(!dials(&by_dns, "zk2.test").await);
+        let wildcard = quorum_store(dir.path(), "any", &["*.zk.test"]);
+        assert!(dials(&wildcard, "zk1.zk.test").await);
+        let by_cn = quorum_store(dir.path(), "zk1.test", &[]);
+        assert!(
+            dials(&by_cn, "zk1.test").await,
+            "the CN of a certificate without SANs"
+        );
+        assert!(!dials(&by_cn, "zk2.test").await);
+        // With SANs, the CN does not count.
+        let cn_and_sans = quorum_store(dir.path(), "zk1.test", &["other.test"]);
+        assert!(!dials(&cn_and_sans, "zk1.test").await);
+        // `ssl.quorum.hostnameVerification=false`: the chain alone.
+        let unchecked = QuorumTlsConfig {
+            hostname_verification: false,
+            ..by_dns
+        };
+        assert!(dials(&unchecked, "zk2.test").await);
+    }
 
     #[test]
     fn client_auth_is_parsed_as_zookeeper_does() {

@@ -39,7 +39,7 @@ use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 use zab_election::quorum_sasl;
 use zab_election::PeerSecurity;
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
@@ -349,6 +349,7 @@ fn opening(mechanism: Option<&str>) -> Vec<u8> {
 /// which the learner checks the listener's certificate against `addr`.
 async fn start_tls(
     mut sock: TcpStream,
+    host: &str,
     addr: SocketAddr,
     tls: &zab_election::PeerTls,
 ) -> anyhow::Result<(LinkRead, LinkWrite)> {
@@ -369,10 +370,7 @@ async fn start_tls(
         }
         verdict => anyhow::bail!("{addr} answered TLS with verdict {verdict}"),
     }
-    let name = rustls::pki_types::ServerName::from(addr.ip());
-    let stream = TlsConnector::from(tls.client.clone())
-        .connect(name, under_tls(sock))
-        .await?;
+    let stream = tls.dial(host, addr, under_tls(sock)).await?;
     Ok(halves(stream))
 }
 
@@ -381,6 +379,7 @@ async fn start_tls(
 /// does; messages above `max_message` bytes break it.
 pub(super) async fn connect(
     peer: ServerId,
+    host: &str,
     addr: SocketAddr,
     timeout: Duration,
     max_message: usize,
@@ -392,7 +391,7 @@ pub(super) async fn connect(
         sock.set_nodelay(true)?;
         let (rd, mut wr) = match &security.tls {
             None => socket_halves(sock),
-            Some(tls) => start_tls(sock, addr, tls).await?,
+            Some(tls) => start_tls(sock, host, addr, tls).await?,
         };
         let hello = opening(mechanism);
         wr.write_all(&hello).await?;
@@ -530,7 +529,8 @@ mod tests {
     /// A learner's link to `addr` with `security`, as `quorum::Peer`
     /// opens one.
     async fn open(addr: SocketAddr, security: &PeerSecurity) -> anyhow::Result<LeaderLink> {
-        crate::quorum_transport::connect(ServerId(1), addr, WITHIN, LIMIT, security).await
+        crate::quorum_transport::connect(ServerId(1), "127.0.0.1", addr, WITHIN, LIMIT, security)
+            .await
     }
 
     fn is_tonic(link: &LeaderLink) -> bool {
@@ -621,9 +621,16 @@ mod tests {
             crate::quorum_transport::InboundFrom::Plain(_)
         ));
         carries(&mut plain, &mut events).await;
-        let mut tonic = connect_tonic(ServerId(1), addr, WITHIN, LIMIT, &PeerSecurity::default())
-            .await
-            .expect("a tonic link");
+        let mut tonic = connect_tonic(
+            ServerId(1),
+            "127.0.0.1",
+            addr,
+            WITHIN,
+            LIMIT,
+            &PeerSecurity::default(),
+        )
+        .await
+        .expect("a tonic link");
         carries(&mut tonic, &mut events).await;
         server.abort();
     }
@@ -651,7 +658,7 @@ mod tests {
         let mut link = open(addr, &security).await.expect("a TLS link");
         assert!(!is_tonic(&link));
         carries(&mut link, &mut events).await;
-        let mut link = connect_tonic(ServerId(1), addr, WITHIN, LIMIT, &security)
+        let mut link = connect_tonic(ServerId(1), "127.0.0.1", addr, WITHIN, LIMIT, &security)
             .await
             .expect("a tonic stream in TLS");
         carries(&mut link, &mut events).await;
