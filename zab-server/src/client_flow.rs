@@ -134,7 +134,19 @@ pub struct ConnFlow {
     /// The reader is waiting, or about to: answers and writes wake it.
     paused: AtomicBool,
     resume: Notify,
+    /// The core asked to close: the writer stops waiting on a client that
+    /// does not read once [`CLOSE_LINGER`] has passed.
+    closing: AtomicBool,
+    close: Notify,
 }
+
+/// How long a close the server starts waits for what was queued before it
+/// to reach the client (a closeSession's reply, say). ZooKeeper closes the
+/// socket at once (`NIOServerCnxn.close`); a client that has stopped
+/// reading (stopped, frozen, its window full) must not keep its socket,
+/// its `maxClientCnxns` slot and its queued frames for as long as it stays
+/// so.
+pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ConnFlow {
     pub fn new(server: &Arc<ServerFlow>) -> Arc<ConnFlow> {
@@ -145,7 +157,21 @@ impl ConnFlow {
             written: AtomicI64::new(0),
             paused: AtomicBool::new(false),
             resume: Notify::new(),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
         })
+    }
+
+    /// Resolves [`CLOSE_LINGER`] after the core asked to close.
+    pub async fn close_lingered(&self) {
+        loop {
+            let asked = self.close.notified();
+            if self.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            asked.await;
+        }
+        tokio::time::sleep(CLOSE_LINGER).await;
     }
 
     /// The reader handed the core `n` requests with positive xids.
@@ -267,8 +293,12 @@ impl ReplySender {
     /// Queues `msg`; once the writer is gone there is no one to send to,
     /// and the connection's reader ends too.
     pub fn send(&self, msg: Outgoing) {
-        if let Outgoing::Frame(frame) = &msg {
-            self.flow.reply_queued(frame);
+        match &msg {
+            Outgoing::Frame(frame) => self.flow.reply_queued(frame),
+            Outgoing::Close => {
+                self.flow.closing.store(true, Ordering::SeqCst);
+                self.flow.close.notify_waiters();
+            }
         }
         let _ = self.tx.send(msg);
     }

@@ -1076,8 +1076,14 @@ async fn write_loop(
         }
         if !batch.is_empty() {
             // A TLS stream holds records until flushed; a TCP flush is free.
-            if wr.write_all(&batch).await.is_err() || wr.flush().await.is_err() {
-                break 'outer;
+            let written = async { wr.write_all(&batch).await.and(wr.flush().await) };
+            tokio::select! {
+                r = written => if r.is_err() {
+                    break 'outer;
+                },
+                // A close the core asked for does not wait on a client that
+                // does not read (`CLOSE_LINGER`).
+                () = flow.close_lingered() => break 'outer,
             }
             flow.written(batch.len());
             batch.clear();
@@ -1086,7 +1092,8 @@ async fn write_loop(
             break;
         }
     }
-    let _ = wr.shutdown().await;
+    // A TLS stream's close_notify is a write too: bounded as well.
+    let _ = tokio::time::timeout(crate::client_flow::CLOSE_LINGER, wr.shutdown()).await;
     let _ = closed.send(());
 }
 
@@ -1262,6 +1269,31 @@ mod tests {
             None
         );
         assert_eq!(super::named_client_host(&cfg("2181")).await.unwrap(), None);
+    }
+
+    /// A close the core asks for ends the writer within CLOSE_LINGER even
+    /// when the client has stopped reading and the frames queued before
+    /// the close can never be written; the reader is told, so the socket
+    /// and its connection slots go, as ZooKeeper closes at once.
+    #[tokio::test]
+    async fn a_close_does_not_wait_on_a_client_that_does_not_read() {
+        use crate::client_flow::{ConnFlow, Outgoing, ReplySender, ServerFlow, CLOSE_LINGER};
+        let (_client, server_end) = tokio::io::duplex(1024);
+        let (_rd, wr) = tokio::io::split(server_end);
+        let flow = ConnFlow::new(&ServerFlow::new(0));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(super::write_loop(wr, rx, closed_tx, flow.clone()));
+        let replies = ReplySender::new(tx, flow);
+        for _ in 0..64 {
+            replies.send(Outgoing::Frame(bytes::Bytes::from(vec![0u8; 1024])));
+        }
+        replies.send(Outgoing::Close);
+        tokio::time::timeout(CLOSE_LINGER * 10, writer)
+            .await
+            .expect("the writer ended")
+            .expect("the writer did not panic");
+        closed_rx.await.expect("the reader is told to close");
     }
 
     /// A new store where ZooKeeper left its data is refused until that data
