@@ -19,20 +19,29 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
-/// The backlog tokio's own `TcpListener::bind` asks for.
-const BACKLOG: i32 = 1024;
+/// The backlog tokio's own `TcpListener::bind` asks for, and zab's
+/// default (ZooKeeper's `clientPortListenBacklog=-1` leaves Java's 50).
+pub const BACKLOG: i32 = 1024;
 
 /// Binds `addr`; an unspecified address binds every interface, IPv4 and
 /// IPv6 (see the module's documentation).
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_with_backlog(addr, BACKLOG)
+}
+
+/// [`bind`] with a listen queue of `backlog` connections
+/// (`clientPortListenBacklog`).
+pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     if !addr.ip().is_unspecified() {
-        return TcpListener::bind(addr).await;
+        return listener(addr, None, backlog);
     }
-    match dual_stack(addr.port()) {
+    let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), addr.port());
+    match listener(any6, Some(false), backlog) {
         Ok(listener) => Ok(listener),
         Err(e) if no_ipv6(&e) => {
             tracing::debug!(error = %e, "no IPv6 here: binding the IPv4 wildcard");
-            TcpListener::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port())).await
+            let any4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            listener(any4, None, backlog)
         }
         Err(e) => Err(e),
     }
@@ -50,16 +59,19 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn dual_stack(port: u16) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-    // Not left to `net.ipv6.bindv6only`: the JVM turns it off too.
-    socket.set_only_v6(false)?;
+/// A listening socket on `addr`; `only_v6` set for the IPv6 wildcard.
+fn listener(addr: SocketAddr, only_v6: Option<bool>, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(only) = only_v6 {
+        // Not left to `net.ipv6.bindv6only`: the JVM turns it off too.
+        socket.set_only_v6(only)?;
+    }
     // As tokio's `TcpListener::bind` does: a restarted server rebinds its
     // port while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port).into())?;
-    socket.listen(BACKLOG)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
     TcpListener::from_std(socket.into())
 }
 
@@ -115,6 +127,21 @@ mod tests {
             let a: SocketAddr = kept.parse().unwrap();
             assert_eq!(canonical(a), a);
         }
+    }
+
+    /// The listen queue is the one asked for, as `ss` reports a
+    /// listener's (its Send-Q).
+    #[tokio::test]
+    async fn the_backlog_is_the_one_asked_for() {
+        let listener = bind_with_backlog("127.0.0.1:0".parse().unwrap(), 7).expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let send_q: Vec<&str> = text.split_whitespace().skip(2).take(1).collect();
+        assert_eq!(send_q, ["7"], "{text}");
     }
 
     #[tokio::test]

@@ -1023,8 +1023,7 @@ impl Pipeline {
                     op = code,
                     "unknown opcode; closing the connection"
                 );
-                self.reply_error(conn, header.xid, ErrorCode::Unimplemented, out);
-                out.push(Action::Close { conn });
+                self.unimplemented(conn, header.xid, out);
                 return;
             }
             Ok(Request::Sasl(sasl)) => {
@@ -1035,8 +1034,7 @@ impl Pipeline {
                 // A bare `check` (ZooKeeper ≥ 3.8.5 refuses it: 3.8.0 logged
                 // it and could not restart, behaviour 19) and the reaper's
                 // internal deleteContainer are not for clients.
-                self.reply_error(conn, header.xid, ErrorCode::Unimplemented, out);
-                out.push(Action::Close { conn });
+                self.unimplemented(conn, header.xid, out);
                 return;
             }
             // ZooKeeper reads auth and SASL packets in `processPacket`,
@@ -1922,15 +1920,13 @@ impl Pipeline {
         }
     }
 
-    fn reply_error(
-        &mut self,
-        conn: ConnectionId,
-        xid: i32,
-        code: ErrorCode,
-        out: &mut Vec<Action>,
-    ) {
-        let zxid = self.last_processed_zxid().0;
-        self.send_reply(conn, xid, zxid, code.code(), &Response::Empty, None, out);
+    /// UNIMPLEMENTED, then close, as `UnimplementedRequestProcessor`: its
+    /// zxid is the request's, which nothing set (-1), so the client keeps
+    /// the last zxid it saw.
+    fn unimplemented(&mut self, conn: ConnectionId, xid: i32, out: &mut Vec<Action>) {
+        let code = ErrorCode::Unimplemented.code();
+        self.send_reply(conn, xid, -1, code, &Response::Empty, None, out);
+        out.push(Action::Close { conn });
     }
 
     #[allow(clippy::too_many_arguments)]

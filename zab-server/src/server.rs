@@ -486,6 +486,12 @@ impl ClientListeners {
     /// one stops the server at start-up.
     pub async fn bind(cfg: &Config) -> anyhow::Result<ClientListeners> {
         let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        // `clientPortListenBacklog`; unset (-1) or not positive, zab's
+        // default where Java's is 50.
+        let backlog = match cfg.client_port_listen_backlog {
+            n if n > 0 => n,
+            _ => crate::listen::BACKLOG,
+        };
         let plain = match cfg.client_port {
             Some(port) => {
                 let tls = if cfg.tls.port_unification {
@@ -499,8 +505,7 @@ impl ClientListeners {
                     None => named_client_host(cfg).await?.unwrap_or(any),
                 };
                 let addr = SocketAddr::new(ip, port);
-                let l = crate::listen::bind(addr)
-                    .await
+                let l = crate::listen::bind_with_backlog(addr, backlog)
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(
                     local_addr = %l.local_addr()?,
@@ -515,8 +520,7 @@ impl ClientListeners {
             Some(port) => {
                 let tls = client_tls(cfg).context("secureClientPort")?;
                 let addr = SocketAddr::new(cfg.tls.secure_client_port_address.unwrap_or(any), port);
-                let l = crate::listen::bind(addr)
-                    .await
+                let l = crate::listen::bind_with_backlog(addr, backlog)
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(local_addr = %l.local_addr()?, "secure client port (TLS)");
                 Some((l, Arc::new(tls)))
