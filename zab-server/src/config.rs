@@ -1511,8 +1511,12 @@ impl Builder {
             }
             "ssl.protocol" => c.tls.offer.protocol = value.trim().to_owned(),
             "ssl.enabledProtocols" => c.tls.offer.enabled_protocols = Some(list(value)),
+            // Read by ZooKeeper only to detect TLS on a quorum port with
+            // `portUnification` (a value below 1 means 5000), which zab
+            // does not have; the client port's handshake keeps Netty's
+            // 10 s (`tls::CLIENT_HANDSHAKE_WITHIN`).
             "ssl.handshakeDetectionTimeoutMillis" => {
-                c.tls.handshake_timeout_ms = parse_num(raw_key, value)?
+                parse_num::<i32>(raw_key, value.trim())?;
             }
             "ssl.ciphersuites" => c.tls.offer.cipher_suites = Some(list(value)),
             "ssl.authProvider" => {
@@ -2565,6 +2569,20 @@ clientPort=2181
         assert!(!parse("dataDir=/d\nclientPort=2181\n").tls.x509_provider);
         let off = parse("dataDir=/d\nsecureClientPort=2281\nauthProvider.x509=\n");
         assert!(!off.tls.x509_provider);
+        // ZooKeeper reads a value below 1 as its default: it starts.
+        for ok in ["0", "-1", "5000"] {
+            let c = parse(&format!(
+                "dataDir=/d\nssl.handshakeDetectionTimeoutMillis={ok}\n"
+            ));
+            assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        }
+        assert!(matches!(
+            parse_err(
+                "dataDir=/d\nssl.handshakeDetectionTimeoutMillis=soon\n",
+                None
+            ),
+            ConfigError::InvalidValue { .. }
+        ));
         assert!(matches!(
             Config::parse("dataDir=/d\nclientPort=1\nssl.clientAuth=maybe\n", None),
             Err(ConfigError::InvalidValue { .. })

@@ -114,8 +114,6 @@ pub struct TlsConfig {
     pub client_auth: ClientAuth,
     /// `ssl.protocol`, `ssl.enabledProtocols` and `ssl.ciphersuites`.
     pub offer: Offer,
-    /// `ssl.handshakeDetectionTimeoutMillis`, default 5000.
-    pub handshake_timeout_ms: u64,
     /// Some `authProvider.*` key names [`X509_PROVIDER_CLASS`]. Without it
     /// ZooKeeper closes a connection that presents a certificate
     /// (`NettyServerCnxnFactory.CertificateVerifier`), and ACLs of the
@@ -136,7 +134,6 @@ impl Default for TlsConfig {
             trust_store: Store::default(),
             client_auth: ClientAuth::default(),
             offer: Offer::default(),
-            handshake_timeout_ms: 5_000,
             x509_provider: false,
             x509_super_user: None,
         }
@@ -263,6 +260,12 @@ pub const DEFAULT_CIPHER_SUITES: &[&str] = &[
     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
 ];
 
+/// How long a client has for its TLS handshake: Netty's `SslHandler`
+/// default, which ZooKeeper's client port keeps (its
+/// `ssl.handshakeDetectionTimeoutMillis` is for the quorum port's
+/// unification alone).
+pub const CLIENT_HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+
 /// The TLS side of the secure client port, ready to accept.
 pub struct ClientTls {
     acceptor: TlsAcceptor,
@@ -321,7 +324,7 @@ impl ClientTls {
         Ok(ClientTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             unsupported_suites,
-            handshake_timeout: Duration::from_millis(cfg.handshake_timeout_ms.max(1)),
+            handshake_timeout: CLIENT_HANDSHAKE_WITHIN,
             x509_provider: cfg.x509_provider,
             x509_super_user: cfg.x509_super_user.clone(),
         })
