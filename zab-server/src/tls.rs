@@ -99,7 +99,7 @@ impl Default for Offer {
 
 /// The client port's TLS settings, as zoo.cfg (or `zookeeper.*` properties)
 /// give them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     /// `secureClientPort`: no TLS listener when unset.
     pub secure_client_port: Option<u16>,
@@ -114,30 +114,15 @@ pub struct TlsConfig {
     pub client_auth: ClientAuth,
     /// `ssl.protocol`, `ssl.enabledProtocols` and `ssl.ciphersuites`.
     pub offer: Offer,
-    /// Some `authProvider.*` key names [`X509_PROVIDER_CLASS`]. Without it
-    /// ZooKeeper closes a connection that presents a certificate
+    /// The x509 provider is registered: an `authProvider.*` key names
+    /// [`X509_PROVIDER_CLASS`], or a TLS client port brought it. Without
+    /// it ZooKeeper closes a connection that presents a certificate
     /// (`NettyServerCnxnFactory.CertificateVerifier`), and ACLs of the
     /// `x509` scheme are invalid.
     pub x509_provider: bool,
     /// `X509AuthenticationProvider.superUser`: the identity that is also
     /// `super`.
     pub x509_super_user: Option<String>,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            secure_client_port: None,
-            secure_client_port_address: None,
-            port_unification: false,
-            key_store: Store::default(),
-            trust_store: Store::default(),
-            client_auth: ClientAuth::default(),
-            offer: Offer::default(),
-            x509_provider: false,
-            x509_super_user: None,
-        }
-    }
 }
 
 /// TLS between servers: ZooKeeper's `sslQuorum` with its
