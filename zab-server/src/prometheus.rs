@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use crate::four_letter::{gauge_values, java_double, Metric, ServerStatus};
+use crate::four_letter::{gauge_values, java_double, Metric, ProviderMetrics, ServerStatus};
 use crate::latency_summary::LatencySummary;
 
 /// This process's figures for the standard `process_*` metrics.
@@ -63,12 +63,14 @@ impl ProcessMetrics {
     }
 }
 
-/// The exposition: the server's gauges and latency summaries when it
-/// serves (`status`), then the process metrics when exported. `names`,
+/// The exposition: `provider`'s counters and summaries, the server's
+/// gauges and latency summaries when it serves (`status`), then the
+/// process metrics when exported. `names`,
 /// when not empty, keeps only those metric families (the Java client's
 /// `name[]` query parameter).
 pub fn render(
     status: Option<&ServerStatus>,
+    provider: &ProviderMetrics,
     process: Option<&ProcessMetrics>,
     names: &[String],
 ) -> String {
@@ -81,6 +83,33 @@ pub fn render(
             let _ = writeln!(out, "{name} {}", go_double(value));
         }
     };
+    // ZooKeeper's `ServerMetrics` counters and basic summaries: registered
+    // once, so served in an election too.
+    let p = provider;
+    for (name, v) in [
+        ("looking_count", p.looking_count),
+        ("proposal_count", p.proposal_count),
+        ("commit_count", p.commit_count),
+        (
+            "learner_proposal_received_count",
+            p.learner_proposals_received,
+        ),
+        ("learner_commit_received_count", p.learner_commits_received),
+        ("diff_count", p.diff_count),
+        ("snap_count", p.snap_count),
+    ] {
+        family(&mut out, name, "counter", name, v as f64);
+    }
+    for (name, s) in p.basic_summaries() {
+        if wanted(name) {
+            // A basic summary: no quantiles.
+            let _ = writeln!(out, "# HELP {name} {name}");
+            let _ = writeln!(out, "# TYPE {name} summary");
+            let _ = writeln!(out, "{name}_count {}", go_double(s.count as f64));
+            let _ = writeln!(out, "{name}_sum {}", go_double(s.sum as f64));
+        }
+    }
+    // The gauges and the figures of the server that serves.
     if let Some(status) = status {
         for (key, value) in gauge_values(status) {
             let v = match value {
@@ -90,21 +119,6 @@ pub fn render(
                 Metric::Text(_) => continue,
             };
             family(&mut out, &key, "gauge", &key, v);
-        }
-        let p = &status.provider;
-        for (name, v) in [
-            ("looking_count", p.looking_count),
-            ("proposal_count", p.proposal_count),
-            ("commit_count", p.commit_count),
-            (
-                "learner_proposal_received_count",
-                p.learner_proposals_received,
-            ),
-            ("learner_commit_received_count", p.learner_commits_received),
-            ("diff_count", p.diff_count),
-            ("snap_count", p.snap_count),
-        ] {
-            family(&mut out, name, "counter", name, v as f64);
         }
         // Gauge and counter sets are labelled by `key`, as ZooKeeper's
         // provider registers them.
@@ -133,15 +147,6 @@ pub fn render(
             "counter",
             exceeded,
         );
-        for (name, s) in p.basic_summaries() {
-            if wanted(name) {
-                // A basic summary: no quantiles.
-                let _ = writeln!(out, "# HELP {name} {name}");
-                let _ = writeln!(out, "# TYPE {name} summary");
-                let _ = writeln!(out, "{name}_count {}", go_double(s.count as f64));
-                let _ = writeln!(out, "{name}_sum {}", go_double(s.sum as f64));
-            }
-        }
         for (name, s) in [
             ("readlatency", &status.read_latency),
             ("updatelatency", &status.update_latency),
@@ -242,7 +247,7 @@ mod tests {
             mode: ServerMode::Standalone,
             ..ServerStatus::default()
         };
-        let text = render(Some(&status), None, &[]);
+        let text = render(Some(&status), &status.provider, None, &[]);
         assert!(text.contains(
             "# HELP znode_count znode_count\n# TYPE znode_count gauge\nznode_count 5.0\n"
         ));
@@ -269,6 +274,7 @@ mod tests {
         status.quota_exceeded.insert("app".into(), 2);
         let text = render(
             Some(&status),
+            &status.provider,
             None,
             &[
                 "quota_count_limit_per_namespace".into(),
@@ -297,19 +303,42 @@ mod tests {
             status.update_latency.record(ms);
         }
         assert_eq!(
-            render(Some(&status), None, &["updatelatency".into()]),
+            render(
+                Some(&status),
+                &status.provider,
+                None,
+                &["updatelatency".into()]
+            ),
             "# HELP updatelatency updatelatency\n# TYPE updatelatency summary\n\
              updatelatency{quantile=\"0.5\",} 4.0\n\
              updatelatency{quantile=\"0.9\",} 6.0\n\
              updatelatency{quantile=\"0.99\",} 6.0\n\
              updatelatency_count 3.0\nupdatelatency_sum 11.0\n"
         );
-        let all = render(Some(&status), None, &[]);
+        let all = render(Some(&status), &status.provider, None, &[]);
         assert!(all.contains("# TYPE readlatency summary\n"));
         assert!(
             !all.contains("avg_updatelatency"),
             "summaries are no gauges"
         );
+    }
+
+    /// ZooKeeper's counters and summaries are served while the server
+    /// does not serve (an election), its gauges only while it does.
+    #[test]
+    fn counters_and_summaries_are_served_in_an_election() {
+        let provider = ProviderMetrics {
+            looking_count: 3,
+            ..ProviderMetrics::default()
+        };
+        let text = render(None, &provider, None, &[]);
+        assert!(
+            text.contains("# TYPE looking_count counter\nlooking_count 3.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE election_time summary\n"), "{text}");
+        assert!(text.contains("\nfsynctime_count 0.0\n"), "{text}");
+        assert!(!text.contains("znode_count"), "{text}");
     }
 
     #[test]
@@ -319,14 +348,19 @@ mod tests {
             p.resident_memory_bytes > 0 && p.virtual_memory_bytes > 0,
             "{p:?}"
         );
-        let text = render(None, Some(&p), &[]);
+        let text = render(None, &ProviderMetrics::default(), Some(&p), &[]);
         assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
         assert!(
             text.contains("\nprocess_start_time_seconds 1.7E9\n"),
             "{text}"
         );
         assert!(text.contains("\nprocess_open_fds 40.0\n"));
-        let only = render(None, Some(&p), &["process_max_fds".into()]);
+        let only = render(
+            None,
+            &ProviderMetrics::default(),
+            Some(&p),
+            &["process_max_fds".into()],
+        );
         assert_eq!(
             only,
             "# HELP process_max_fds Maximum number of open file descriptors.\n\

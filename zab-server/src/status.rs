@@ -135,6 +135,10 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
     let (command, args) = match request {
         AdminRequest::Command { name, args } => (name.as_str(), args),
         AdminRequest::Metrics { names } => {
+            // The counters and summaries are ZooKeeper's `ServerMetrics`,
+            // served whether or not the server serves (an election's
+            // `looking_count` and `election_time` above all).
+            let provider = with_store_timings(quorum.provider, store);
             let status = pipeline.map(|pipeline| {
                 let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
                 complete(&mut status, pipeline, mode, quorum, cfg);
@@ -143,7 +147,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
             let process = cfg.prometheus.export_process_info.then(|| {
                 crate::prometheus::ProcessMetrics::read(started_ms, open_fds(), max_fds())
             });
-            return crate::prometheus::render(status.as_ref(), process.as_ref(), names);
+            return crate::prometheus::render(status.as_ref(), &provider, process.as_ref(), names);
         }
     };
     let view = AdminView {
@@ -203,6 +207,16 @@ pub fn resets_stats(request: &crate::admin_server::AdminRequest) -> bool {
             find(name).is_some_and(|c| effect(c, args) == Effect::ResetStats)
         }
         crate::admin_server::AdminRequest::Metrics { .. } => false,
+    }
+}
+
+/// `provider` with the store's own timings: its log's syncs and its
+/// snapshots' saves.
+fn with_store_timings(provider: ProviderMetrics, store: &Store) -> ProviderMetrics {
+    ProviderMetrics {
+        fsync_time: store.log().stats().sync_times.into(),
+        snapshot_time: store.snapshots().save_times().into(),
+        ..provider
     }
 }
 
@@ -344,11 +358,7 @@ fn collect(
         uptime_ms: now_ms() - started_ms,
         client_response_sizes: stats.response_sizes,
         fsync_threshold_exceed_count: store.log().stats().syncs_over_threshold,
-        provider: ProviderMetrics {
-            fsync_time: store.log().stats().sync_times.into(),
-            snapshot_time: store.snapshots().save_times().into(),
-            ..ProviderMetrics::default()
-        },
+        provider: with_store_timings(ProviderMetrics::default(), store),
         read_latency: stats.read_latency.clone(),
         update_latency: stats.update_latency.clone(),
         quota: tree.quota_gauges(),
