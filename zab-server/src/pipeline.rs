@@ -435,6 +435,10 @@ pub struct ServerStats {
 
 /// The standalone request pipeline. See the module docs.
 pub struct Pipeline {
+    /// When this pipeline began to serve, on the monotonic clock: `mntr`'s
+    /// `zk_uptime` counts from here, as ZooKeeper's `ServerStats` is made
+    /// with each role's server.
+    serving_since_ms: i64,
     cfg: PipelineConfig,
     mode: Mode,
     /// Learner: sessions touched since the leader last asked (PING).
@@ -478,6 +482,11 @@ impl Pipeline {
         Pipeline::with_mode(cfg, Mode::Standalone, tree, now)
     }
 
+    /// How long this pipeline has served, in ms (`mntr`'s `zk_uptime`).
+    pub fn uptime_ms(&self, now_elapsed_ms: i64) -> i64 {
+        now_elapsed_ms - self.serving_since_ms
+    }
+
     /// A pipeline serving clients in `mode`.
     pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now: Now) -> Pipeline {
         // Session ids start from the wall clock, as ZooKeeper's
@@ -495,6 +504,7 @@ impl Pipeline {
         let size_threshold = snapshot_threshold(cfg.snap_size_limit_bytes, last_assigned);
         let local = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         Pipeline {
+            serving_since_ms: now.elapsed_ms,
             mode,
             touched: HashMap::new(),
             preparer: Preparer::new(cfg.prepare),

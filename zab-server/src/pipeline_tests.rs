@@ -2069,3 +2069,13 @@ fn a_read_only_server_serves_reads_to_read_only_clients_only() {
     assert_eq!(h.take(idle), vec![Got::Closed], "an idle session expires");
     assert!(h.appended.is_empty(), "no txn in read-only mode");
 }
+
+/// `zk_uptime` counts from when this pipeline began to serve (ZooKeeper
+/// makes its `ServerStats` with each role's server), not from the
+/// process's start.
+#[test]
+fn uptime_counts_from_when_the_pipeline_began_to_serve() {
+    let h = Harness::new();
+    assert_eq!(h.p.uptime_ms(T0), 0);
+    assert_eq!(h.p.uptime_ms(T0 + 1_500), 1_500);
+}

@@ -49,6 +49,7 @@ pub struct StatusSource<'a> {
     pub quorum: QuorumStatus,
     pub cfg: &'a Config,
     pub store: &'a Store,
+    /// When the process started (wall clock): `process_start_time_seconds`.
     pub started_ms: i64,
 }
 
@@ -82,7 +83,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         quorum,
         cfg,
         store,
-        started_ms,
+        started_ms: _,
     } = src;
     let Some(pipeline) = pipeline else {
         let status = StatusSource::not_serving(mode, quorum);
@@ -94,7 +95,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
-    let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
+    let mut status = collect(pipeline, cfg, store, requests_in_process);
     // The asking connection is one of the server's (not so for the admin
     // server's HTTP connections).
     status.connections.push(ConnectionStatus {
@@ -140,7 +141,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
             // `looking_count` and `election_time` above all).
             let provider = with_store_timings(quorum.provider, store);
             let status = pipeline.map(|pipeline| {
-                let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
+                let mut status = collect(pipeline, cfg, store, requests_in_process);
                 complete(&mut status, pipeline, mode, quorum, cfg);
                 status
             });
@@ -174,7 +175,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
     }
-    let mut status = collect(pipeline, cfg, store, started_ms, requests_in_process);
+    let mut status = collect(pipeline, cfg, store, requests_in_process);
     complete(&mut status, pipeline, mode, quorum, cfg);
     // `dump`'s keys are the expiry queues' own times, on the monotonic
     // clock (`Now::elapsed_ms`) as ZooKeeper's `Time.currentElapsedTime()`.
@@ -260,7 +261,6 @@ fn collect(
     pipeline: &Pipeline,
     cfg: &Config,
     store: &Store,
-    started_ms: i64,
     requests_in_process: i64,
 ) -> ServerStatus {
     let tree = pipeline.tree();
@@ -355,7 +355,7 @@ fn collect(
         approximate_data_size: tree.approximate_data_size(),
         open_file_descriptor_count: open_fds(),
         max_file_descriptor_count: max_fds(),
-        uptime_ms: now_ms() - started_ms,
+        uptime_ms: pipeline.uptime_ms(elapsed_ms()),
         client_response_sizes: stats.response_sizes,
         fsync_threshold_exceed_count: store.log().stats().syncs_over_threshold,
         provider: with_store_timings(ProviderMetrics::default(), store),
