@@ -1037,6 +1037,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.protocol",
     "ssl.enabledProtocols",
     "ssl.handshakeDetectionTimeoutMillis",
+    "client.certReload",
     "ssl.ciphersuites",
     "ssl.quorum.keyStore.location",
     "ssl.quorum.keyStore.password",
@@ -1490,6 +1491,7 @@ impl Builder {
                 c.tls.secure_client_port = Some(parse_port(raw_key, value)?).filter(|&p| p != 0)
             }
             "client.portUnification" => c.tls.port_unification = parse_bool(raw_key, value)?,
+            "client.certReload" => c.tls.cert_reload = parse_bool(raw_key, value)?,
             "secureClientPortAddress" => {
                 c.tls.secure_client_port_address = Some(ip_of(value).ok_or_else(|| {
                     invalid(

@@ -496,7 +496,7 @@ impl ClientListeners {
             Some(port) => {
                 let tls = if cfg.tls.port_unification {
                     let tls = client_tls(cfg).context("client.portUnification")?;
-                    ClientPortTls::Unified(Arc::new(tls))
+                    ClientPortTls::Unified(tls)
                 } else {
                     ClientPortTls::None
                 };
@@ -523,7 +523,7 @@ impl ClientListeners {
                 let l = crate::listen::bind_with_backlog(addr, backlog)
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(local_addr = %l.local_addr()?, "secure client port (TLS)");
-                Some((l, Arc::new(tls)))
+                Some((l, tls))
             }
             None => None,
         };
@@ -780,8 +780,9 @@ pub(crate) enum ClientPortTls {
 }
 
 /// The TLS of the client ports, read from the `ssl.*` keys; a bad key or
-/// trust store stops the server at start-up.
-fn client_tls(cfg: &Config) -> anyhow::Result<ClientTls> {
+/// trust store stops the server at start-up. With `client.certReload` it
+/// is read again whenever the stores change.
+fn client_tls(cfg: &Config) -> anyhow::Result<Arc<ClientTls>> {
     let tls = ClientTls::new(&cfg.tls)?;
     if !tls.unsupported_suites.is_empty() {
         tracing::warn!(
@@ -789,6 +790,8 @@ fn client_tls(cfg: &Config) -> anyhow::Result<ClientTls> {
             "ssl.ciphersuites names suites zab does not have; they are not offered"
         );
     }
+    let tls = Arc::new(tls);
+    tls.reload_on_change(&cfg.tls);
     Ok(tls)
 }
 

@@ -123,6 +123,9 @@ pub struct TlsConfig {
     /// `X509AuthenticationProvider.superUser`: the identity that is also
     /// `super`.
     pub x509_super_user: Option<String>,
+    /// `client.certReload`: the key and trust stores are read again when
+    /// their files change (ZooKeeper's `X509Util.enableCertFileReloading`).
+    pub cert_reload: bool,
 }
 
 /// TLS between servers: ZooKeeper's `sslQuorum` with its
@@ -251,9 +254,14 @@ pub const DEFAULT_CIPHER_SUITES: &[&str] = &[
 /// unification alone).
 pub const CLIENT_HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 
+/// How often `client.certReload` looks at the stores' files.
+pub const CERT_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
 /// The TLS side of the secure client port, ready to accept.
 pub struct ClientTls {
-    acceptor: TlsAcceptor,
+    /// Swapped whole when the stores are read again (`client.certReload`);
+    /// each handshake takes the one current as it starts.
+    acceptor: std::sync::RwLock<TlsAcceptor>,
     /// Suites `ssl.ciphersuites` names that rustls does not have: named in
     /// a start-up warning, as Java would refuse them.
     pub unsupported_suites: Vec<String>,
@@ -307,12 +315,63 @@ impl ClientTls {
         };
         let server = builder.with_single_cert(chain, key)?;
         Ok(ClientTls {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            acceptor: std::sync::RwLock::new(TlsAcceptor::from(Arc::new(server))),
             unsupported_suites,
             handshake_timeout: CLIENT_HANDSHAKE_WITHIN,
             x509_provider: cfg.x509_provider,
             x509_super_user: cfg.x509_super_user.clone(),
         })
+    }
+
+    /// With `client.certReload`, reads the stores again whenever their
+    /// files change (polled every [`CERT_RELOAD_EVERY`]), for as long as
+    /// this `ClientTls` lives: later handshakes present the new certificate
+    /// and trust the new CAs. Stores that do not load are logged and the
+    /// current ones kept, as ZooKeeper keeps its context when a reload
+    /// fails.
+    pub fn reload_on_change(self: &Arc<ClientTls>, cfg: &TlsConfig) {
+        if !cfg.cert_reload {
+            return;
+        }
+        let cfg = cfg.clone();
+        let tls = Arc::downgrade(self);
+        // What tells a changed file: its modification time and length
+        // (followed through symbolic links, as Kubernetes swaps them).
+        let stamp = |cfg: &TlsConfig| {
+            [&cfg.key_store, &cfg.trust_store].map(|s| {
+                s.location
+                    .as_deref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| (m.modified().ok(), m.len()))
+            })
+        };
+        tokio::spawn(async move {
+            let mut seen = stamp(&cfg);
+            loop {
+                tokio::time::sleep(CERT_RELOAD_EVERY).await;
+                let Some(tls) = tls.upgrade() else {
+                    return;
+                };
+                let now = stamp(&cfg);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match ClientTls::new(&cfg) {
+                    Ok(fresh) => {
+                        let acceptor = fresh
+                            .acceptor
+                            .into_inner()
+                            .unwrap_or_else(|e| e.into_inner());
+                        *tls.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+                        tracing::info!("client TLS stores read again (client.certReload)");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client.certReload: the changed stores do not load; keeping the current ones")
+                    }
+                }
+            }
+        });
     }
 
     /// The handshake, then the identities the client's certificate proves:
@@ -323,16 +382,17 @@ impl ClientTls {
         &self,
         stream: TcpStream,
     ) -> Result<(TlsStream<TcpStream>, Vec<Id>), Refused> {
-        let stream = match tokio::time::timeout(
-            self.handshake_timeout,
-            self.acceptor.accept(stream),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(Refused::Handshake(e)),
-            Err(_) => return Err(Refused::Timeout(self.handshake_timeout)),
-        };
+        let acceptor = self
+            .acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stream =
+            match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(Refused::Handshake(e)),
+                Err(_) => return Err(Refused::Timeout(self.handshake_timeout)),
+            };
         let Some(leaf) = stream
             .get_ref()
             .1
