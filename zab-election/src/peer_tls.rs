@@ -50,15 +50,22 @@ use tracing::warn;
 pub const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// TLS between servers: each end presents its certificate, and the
-/// dialing end checks the listener's against the peer's address.
+/// dialing end checks the listener's against the peer's names. A clone
+/// shares its configurations: [`PeerTls::reload_from`] replaces them for
+/// every clone at once (`sslQuorumReloadCertFiles`).
 #[derive(Clone, Debug)]
 pub struct PeerTls {
+    current: Arc<std::sync::RwLock<Arc<Configs>>>,
+}
+
+/// The configurations one reading of the stores makes.
+#[derive(Debug)]
+struct Configs {
     /// The listening side: its identity, and the CAs a dialer's
     /// certificate must chain to (a certificate is required).
-    pub server: Arc<rustls::ServerConfig>,
-    /// The dialing side: its identity and the CAs; the name verified is
-    /// the peer's address.
-    pub client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    /// The dialing side: its identity and the CAs ([`ChainOnly`]).
+    client: Arc<rustls::ClientConfig>,
     /// `server` and `client` with HTTP/2 as their application protocol,
     /// for the tonic links (a tonic peer of an earlier zab asks for it).
     h2_server: Arc<rustls::ServerConfig>,
@@ -83,13 +90,37 @@ impl PeerTls {
         h2_server.alpn_protocols = h2.clone();
         let mut h2_client = client.clone();
         h2_client.alpn_protocols = h2;
-        PeerTls {
+        let configs = Configs {
             server: Arc::new(server),
             client: Arc::new(client),
             h2_server: Arc::new(h2_server),
             h2_client: Arc::new(h2_client),
             names: verify_names.then_some(verifier),
+        };
+        PeerTls {
+            current: Arc::new(std::sync::RwLock::new(Arc::new(configs))),
         }
+    }
+
+    fn configs(&self) -> Arc<Configs> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The listening side's configuration for the plain links, as it is
+    /// now.
+    pub fn server(&self) -> Arc<rustls::ServerConfig> {
+        self.configs().server.clone()
+    }
+
+    /// Takes `fresh`'s configurations (the stores read again): handshakes
+    /// from now on, on every clone of this one, use them; links already
+    /// open keep theirs.
+    pub fn reload_from(&self, fresh: &PeerTls) {
+        let configs = fresh.configs();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = configs;
     }
 
     /// TLS on `sock` to the peer named `host` at `addr`, with the plain
@@ -103,12 +134,14 @@ impl PeerTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.dial_with(&self.client, host, addr, sock).await
+        self.dial_with(false, host, addr, sock).await
     }
 
+    /// [`PeerTls::dial`] with the plain links' or (`h2`) the tonic links'
+    /// configuration.
     async fn dial_with<S>(
         &self,
-        config: &Arc<rustls::ClientConfig>,
+        h2: bool,
         host: &str,
         addr: SocketAddr,
         sock: S,
@@ -116,10 +149,16 @@ impl PeerTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let configs = self.configs();
+        let config = if h2 {
+            &configs.h2_client
+        } else {
+            &configs.client
+        };
         let stream = TlsConnector::from(config.clone())
             .connect(ServerName::from(addr.ip()), sock)
             .await?;
-        if let Some(verifier) = &self.names {
+        if let Some(verifier) = &configs.names {
             let certs = stream.get_ref().1.peer_certificates().unwrap_or_default();
             if let Err(e) = check_names(verifier, certs, host, addr.ip()) {
                 return Err(io::Error::new(
@@ -164,7 +203,7 @@ impl PeerTls {
     where
         S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
     {
-        let acceptor = TlsAcceptor::from(self.h2_server.clone());
+        let tls = self.clone();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut incoming = std::pin::pin!(incoming);
@@ -180,7 +219,9 @@ impl PeerTls {
                         None => return,
                     },
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                // The configuration current as each link comes.
+                let acceptor = TlsAcceptor::from(tls.configs().h2_server.clone());
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     let remote = sock.peer_addr().ok();
                     match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(sock)).await {
@@ -222,7 +263,7 @@ impl Service<Uri> for Dial {
             // As the plain links and tonic's own connector do: small
             // messages must not wait for Nagle.
             sock.set_nodelay(true)?;
-            let stream = tls.dial_with(&tls.h2_client, &host, addr, sock).await?;
+            let stream = tls.dial_with(true, &host, addr, sock).await?;
             Ok(TokioIo::new(stream))
         })
     }

@@ -1038,6 +1038,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.enabledProtocols",
     "ssl.handshakeDetectionTimeoutMillis",
     "client.certReload",
+    "sslQuorumReloadCertFiles",
     "ssl.ciphersuites",
     "ssl.quorum.keyStore.location",
     "ssl.quorum.keyStore.password",
@@ -1110,7 +1111,6 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
         "oraclePath" => "no quorum oracle",
         "authProvider" => "pluggable auth providers are Java classes",
         "requireClientAuthScheme" => "not implemented",
-        "sslQuorumReloadCertFiles" => "certificates are read at start-up",
         "ssl.crl" | "ssl.ocsp" => "no revocation checks",
         "clientCnxnSocket" => "a client setting",
         "admin.idleTimeout" => "idle admin connections stay open until the client closes them",
@@ -1492,6 +1492,9 @@ impl Builder {
             }
             "client.portUnification" => c.tls.port_unification = parse_bool(raw_key, value)?,
             "client.certReload" => c.tls.cert_reload = parse_bool(raw_key, value)?,
+            "sslQuorumReloadCertFiles" => {
+                c.quorum_tls.reload_cert_files = parse_bool(raw_key, value)?
+            }
             "secureClientPortAddress" => {
                 c.tls.secure_client_port_address = Some(ip_of(value).ok_or_else(|| {
                     invalid(

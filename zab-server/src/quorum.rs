@@ -114,6 +114,9 @@ impl QuorumServer {
             tls: crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?,
             sasl: cfg.quorum_sasl.clone(),
         };
+        if let Some(tls) = &peer_security.tls {
+            crate::tls::reload_peer_tls_on_change(tls, &cfg.quorum_tls);
+        }
         let (election, mut notifications) = ElectionTransport::start_secured(
             me,
             bind_election_port(election_listen).await?,

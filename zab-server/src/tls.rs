@@ -146,6 +146,9 @@ pub struct QuorumTlsConfig {
     /// `ssl.quorum.ciphersuites`: on the election links and the leader ⇄
     /// learner links alike, at both ends.
     pub offer: Offer,
+    /// `sslQuorumReloadCertFiles`: the stores are read again when their
+    /// files change.
+    pub reload_cert_files: bool,
 }
 
 impl Default for QuorumTlsConfig {
@@ -156,6 +159,7 @@ impl Default for QuorumTlsConfig {
             trust_store: Store::default(),
             hostname_verification: true,
             offer: Offer::default(),
+            reload_cert_files: false,
         }
     }
 }
@@ -210,6 +214,66 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
     )))
 }
 
+/// With `sslQuorumReloadCertFiles`, reads the quorum stores again
+/// whenever their files change and gives every link opened from then on
+/// the new certificate and CAs (`PeerTls::reload_from`), as ZooKeeper's
+/// `X509Util.enableCertFileReloading` on its quorum context. Links already
+/// open keep theirs.
+pub fn reload_peer_tls_on_change(tls: &zab_election::PeerTls, cfg: &QuorumTlsConfig) {
+    if !cfg.reload_cert_files {
+        return;
+    }
+    let (tls, reread) = (tls.clone(), cfg.clone());
+    on_store_change([&cfg.key_store, &cfg.trust_store], move || {
+        match peer_tls(&reread) {
+            Ok(Some(fresh)) => {
+                tls.reload_from(&fresh);
+                tracing::info!("quorum TLS stores read again (sslQuorumReloadCertFiles)");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "sslQuorumReloadCertFiles: the changed stores do not load; keeping the current ones"
+            ),
+        }
+        true
+    });
+}
+
+/// How often a reload looks at the stores' files.
+pub const CERT_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Calls `changed` each time one of `stores`' files changes (its
+/// modification time or length, followed through symbolic links, as
+/// Kubernetes swaps them), looking every [`CERT_RELOAD_EVERY`], until it
+/// returns false.
+fn on_store_change(stores: [&Store; 2], mut changed: impl FnMut() -> bool + Send + 'static) {
+    let paths: Vec<PathBuf> = stores.iter().filter_map(|s| s.location.clone()).collect();
+    let stamp = move || -> Vec<_> {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len()))
+            })
+            .collect()
+    };
+    tokio::spawn(async move {
+        let mut seen = stamp();
+        loop {
+            tokio::time::sleep(CERT_RELOAD_EVERY).await;
+            let now = stamp();
+            if now != seen {
+                seen = now;
+                if !changed() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// Why the TLS listener cannot be set up; reported at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -253,9 +317,6 @@ pub const DEFAULT_CIPHER_SUITES: &[&str] = &[
 /// `ssl.handshakeDetectionTimeoutMillis` is for the quorum port's
 /// unification alone).
 pub const CLIENT_HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
-
-/// How often `client.certReload` looks at the stores' files.
-pub const CERT_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// The TLS side of the secure client port, ready to accept.
 pub struct ClientTls {
@@ -324,53 +385,35 @@ impl ClientTls {
     }
 
     /// With `client.certReload`, reads the stores again whenever their
-    /// files change (polled every [`CERT_RELOAD_EVERY`]), for as long as
-    /// this `ClientTls` lives: later handshakes present the new certificate
-    /// and trust the new CAs. Stores that do not load are logged and the
-    /// current ones kept, as ZooKeeper keeps its context when a reload
-    /// fails.
+    /// files change, for as long as this `ClientTls` lives: later
+    /// handshakes present the new certificate and trust the new CAs.
+    /// Stores that do not load are logged and the current ones kept, as
+    /// ZooKeeper keeps its context when a reload fails.
     pub fn reload_on_change(self: &Arc<ClientTls>, cfg: &TlsConfig) {
         if !cfg.cert_reload {
             return;
         }
-        let cfg = cfg.clone();
         let tls = Arc::downgrade(self);
-        // What tells a changed file: its modification time and length
-        // (followed through symbolic links, as Kubernetes swaps them).
-        let stamp = |cfg: &TlsConfig| {
-            [&cfg.key_store, &cfg.trust_store].map(|s| {
-                s.location
-                    .as_deref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map(|m| (m.modified().ok(), m.len()))
-            })
-        };
-        tokio::spawn(async move {
-            let mut seen = stamp(&cfg);
-            loop {
-                tokio::time::sleep(CERT_RELOAD_EVERY).await;
-                let Some(tls) = tls.upgrade() else {
-                    return;
-                };
-                let now = stamp(&cfg);
-                if now == seen {
-                    continue;
+        let reread = cfg.clone();
+        on_store_change([&cfg.key_store, &cfg.trust_store], move || {
+            let Some(tls) = tls.upgrade() else {
+                return false;
+            };
+            match ClientTls::new(&reread) {
+                Ok(fresh) => {
+                    let acceptor = fresh
+                        .acceptor
+                        .into_inner()
+                        .unwrap_or_else(|e| e.into_inner());
+                    *tls.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+                    tracing::info!("client TLS stores read again (client.certReload)");
                 }
-                seen = now;
-                match ClientTls::new(&cfg) {
-                    Ok(fresh) => {
-                        let acceptor = fresh
-                            .acceptor
-                            .into_inner()
-                            .unwrap_or_else(|e| e.into_inner());
-                        *tls.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
-                        tracing::info!("client TLS stores read again (client.certReload)");
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "client.certReload: the changed stores do not load; keeping the current ones")
-                    }
-                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "client.certReload: the changed stores do not load; keeping the current ones"
+                ),
             }
+            true
         });
     }
 
@@ -729,17 +772,71 @@ mod tests {
     /// 127.0.0.1 accepts the listener's certificate.
     async fn dials(cfg: &QuorumTlsConfig, host: &str) -> bool {
         let tls = peer_tls(cfg).unwrap().unwrap();
+        handshake(&tls, &tls, host).await
+    }
+
+    /// Whether `dialer`, dialing `host` at a listener of `listening` on
+    /// 127.0.0.1, completes its handshake and accepts the certificate.
+    async fn handshake(
+        listening: &zab_election::PeerTls,
+        dialer: &zab_election::PeerTls,
+        host: &str,
+    ) -> bool {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(listening.server());
         let served = tokio::spawn(async move {
             let (sock, _) = listener.accept().await.unwrap();
-            let _ = acceptor.accept(sock).await;
+            acceptor.accept(sock).await.is_ok()
         });
         let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let dialed = tls.dial(host, addr, sock).await;
-        served.await.unwrap();
-        dialed.is_ok()
+        let dialed = dialer.dial(host, addr, sock).await;
+        let accepted = served.await.unwrap();
+        dialed.is_ok() && accepted
+    }
+
+    /// `sslQuorumReloadCertFiles=true`: stores replaced in place are read
+    /// again, and links opened from then on use them: a server of a new
+    /// CA is refused before and taken after, with no restart.
+    #[tokio::test]
+    async fn quorum_stores_replaced_in_place_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = quorum_store(dir.path(), "old", &["127.0.0.1"]);
+        let new = quorum_store(dir.path(), "new", &["127.0.0.1"]);
+        let (key, ca) = (dir.path().join("live.pem"), dir.path().join("live-ca.pem"));
+        let place = |from: &QuorumTlsConfig| {
+            for (src, dst) in [(&from.key_store, &key), (&from.trust_store, &ca)] {
+                let tmp = dst.with_extension("tmp");
+                std::fs::copy(src.location.as_ref().unwrap(), &tmp).unwrap();
+                std::fs::rename(&tmp, dst).unwrap();
+            }
+        };
+        place(&old);
+        let live_cfg = QuorumTlsConfig {
+            key_store: Store {
+                location: Some(key.clone()),
+                ..Store::default()
+            },
+            trust_store: Store {
+                location: Some(ca.clone()),
+                ..Store::default()
+            },
+            reload_cert_files: true,
+            ..old.clone()
+        };
+        let live = peer_tls(&live_cfg).unwrap().unwrap();
+        reload_peer_tls_on_change(&live, &live_cfg);
+        let newcomer = peer_tls(&new).unwrap().unwrap();
+        assert!(!handshake(&live, &newcomer, "zk9.test").await);
+        place(&new);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !handshake(&live, &newcomer, "zk9.test").await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new stores were never read"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// A peer's certificate is checked as ZooKeeper's `ZKTrustManager`

@@ -201,7 +201,7 @@ impl PlainListener {
         if sock.write_all(&answer).await.is_err() {
             return;
         }
-        let acceptor = TlsAcceptor::from(tls.server.clone());
+        let acceptor = TlsAcceptor::from(tls.server());
         let (rd, wr) = match tokio::time::timeout(FIRST_BYTES_WITHIN, async {
             let (mut rd, wr) = halves(acceptor.accept(under_tls(sock)).await?);
             let mut magic = [0u8; MAGIC.len()];
