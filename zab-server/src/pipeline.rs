@@ -433,6 +433,15 @@ pub struct ServerStats {
     pub update_latency: LatencySummary,
 }
 
+/// What a server's metrics count across its roles (see
+/// [`Pipeline::into_parts`]).
+#[derive(Debug, Default)]
+pub struct LifetimeFigures {
+    read_latency: LatencySummary,
+    update_latency: LatencySummary,
+    quota_exceeded: std::collections::BTreeMap<String, u64>,
+}
+
 /// The standalone request pipeline. See the module docs.
 pub struct Pipeline {
     /// When this pipeline began to serve, on the monotonic clock: `mntr`'s
@@ -626,6 +635,26 @@ impl Pipeline {
     /// Gives the tree back, e.g. when the server changes role.
     pub fn into_tree(self) -> DataTree {
         self.tree
+    }
+
+    /// The tree back, and the figures ZooKeeper keeps for the process's
+    /// life rather than a role's (its `ServerMetrics`: `readlatency`,
+    /// `updatelatency`, `quota_exceeded_error_per_namespace`), for the
+    /// pipeline of the next role ([`Pipeline::carry`]).
+    pub fn into_parts(mut self) -> (DataTree, LifetimeFigures) {
+        let figures = LifetimeFigures {
+            read_latency: std::mem::take(&mut self.stats.read_latency),
+            update_latency: std::mem::take(&mut self.stats.update_latency),
+            quota_exceeded: self.preparer.take_quota_exceeded(),
+        };
+        (self.tree, figures)
+    }
+
+    /// Takes the figures the previous role's pipeline kept.
+    pub fn carry(&mut self, figures: LifetimeFigures) {
+        self.stats.read_latency = figures.read_latency;
+        self.stats.update_latency = figures.update_latency;
+        self.preparer.carry_quota_exceeded(figures.quota_exceeded);
     }
 
     /// Leader: a learner asks whether a resumed session is alive; answering

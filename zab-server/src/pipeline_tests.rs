@@ -2079,3 +2079,21 @@ fn uptime_counts_from_when_the_pipeline_began_to_serve() {
     assert_eq!(h.p.uptime_ms(T0), 0);
     assert_eq!(h.p.uptime_ms(T0 + 1_500), 1_500);
 }
+
+/// What ZooKeeper's `ServerMetrics` count for the process's life (read
+/// and update latencies, quota refusals) goes over to the pipeline of the
+/// server's next role; what its per-role `ServerStats` count does not.
+#[test]
+fn lifetime_figures_go_over_to_the_next_roles_pipeline() {
+    let mut h = Harness::new();
+    h.p.stats.read_latency.record(3);
+    h.p.stats.update_latency.record(5);
+    h.p.stats.update_latency.record(7);
+    let (tree, figures) = h.p.into_parts();
+    let mut next = Pipeline::with_mode(config(), Mode::Standalone, tree, Now::at(T0));
+    assert_eq!(next.stats().read_latency.count(), 0);
+    next.carry(figures);
+    assert_eq!(next.stats().read_latency.count(), 1);
+    assert_eq!(next.stats().update_latency.count(), 2);
+    assert_eq!(next.stats().update_latency.sum(), 12);
+}

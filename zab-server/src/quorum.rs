@@ -48,7 +48,7 @@ use crate::durable_mark::DurableMark;
 use crate::exit_code::ExitCode;
 use crate::four_letter::{LeaderStatus, ServerMode};
 use crate::held_clients::{HeldClients, Hold};
-use crate::pipeline::{Action, Input, Mode, Now, Pipeline, PipelineConfig};
+use crate::pipeline::{Action, Input, LifetimeFigures, Mode, Now, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
     elapsed_ms, now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners,
@@ -177,6 +177,7 @@ impl QuorumServer {
             provider: recovery.startup_metrics(),
             flow,
             next_observer_master: random_start(),
+            lifetime: LifetimeFigures::default(),
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -441,13 +442,22 @@ impl State {
         }
     }
 
-    /// Takes the tree back from the pipeline.
-    fn stop_serving(&mut self) {
+    /// Takes the tree back from the pipeline, and the figures it counted
+    /// for the process's life.
+    fn stop_serving(&mut self) -> Option<LifetimeFigures> {
         if !self.is_serving() {
-            return;
+            return None;
         }
-        if let State::Serving(p) = std::mem::replace(self, State::Idle(Box::default())) {
-            *self = State::Idle(Box::new(p.into_tree()));
+        match std::mem::replace(self, State::Idle(Box::default())) {
+            State::Serving(p) => {
+                let (tree, figures) = p.into_parts();
+                *self = State::Idle(Box::new(tree));
+                Some(figures)
+            }
+            idle => {
+                *self = idle;
+                None
+            }
         }
     }
 }
@@ -501,6 +511,8 @@ struct Peer {
     /// An observer's turn through the voters for its observer master
     /// (`observerMasterPort`); starts at random.
     next_observer_master: usize,
+    /// What the metrics count across roles, between two of them.
+    lifetime: LifetimeFigures,
 }
 
 impl Peer {
@@ -717,7 +729,7 @@ impl Peer {
             }
             Role::Looking(_) | Role::Stopped => {}
         }
-        self.state.stop_serving();
+        self.stop_serving();
         self.fast_forward();
         self.close_unheld_clients();
         self.responder = None;
@@ -1583,10 +1595,21 @@ impl Peer {
         let cfg = self.pipeline_config();
         let membership = Bytes::from(self.cfg.membership_text());
         let version = self.cfg.membership_version as i64;
+        let figures = std::mem::take(&mut self.lifetime);
         self.state.start_serving(|mut tree| {
             tree.set_config(membership, version, now_ms());
-            Pipeline::with_mode(cfg, mode, tree, crate::server::now())
+            let mut pipeline = Pipeline::with_mode(cfg, mode, tree, crate::server::now());
+            pipeline.carry(figures);
+            pipeline
         });
+    }
+
+    /// Ends the pipeline of the role that served, keeping what the
+    /// server's metrics count across roles.
+    fn stop_serving(&mut self) {
+        if let Some(figures) = self.state.stop_serving() {
+            self.lifetime = figures;
+        }
     }
 
     fn on_durable(&mut self, zxid: Zxid) {
@@ -1717,7 +1740,7 @@ impl Peer {
             return;
         }
         tracing::info!(sid = %self.me, "leaving read-only mode");
-        self.state.stop_serving();
+        self.stop_serving();
         self.close_unheld_clients();
     }
 

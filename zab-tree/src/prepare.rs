@@ -334,6 +334,18 @@ impl Preparer {
         self.quota_exceeded.values_mut().for_each(|n| *n = 0);
     }
 
+    /// Hands the refusal counts over, to a preparer of the server's next
+    /// role (they count for the process's life, as ZooKeeper's
+    /// `ServerMetrics`).
+    pub fn take_quota_exceeded(&mut self) -> std::collections::BTreeMap<String, u64> {
+        std::mem::take(&mut self.quota_exceeded)
+    }
+
+    /// Takes counts a preparer of the previous role kept.
+    pub fn carry_quota_exceeded(&mut self, counts: std::collections::BTreeMap<String, u64>) {
+        self.quota_exceeded = counts;
+    }
+
     fn count_refusal(&mut self, w: &Write, e: ErrorCode) {
         if e != ErrorCode::QuotaExceeded {
             return;
