@@ -496,6 +496,14 @@ impl Pipeline {
         now_elapsed_ms - self.serving_since_ms
     }
 
+    /// Counts `zk_uptime` from `elapsed_ms` rather than from when the
+    /// pipeline was made: the start of its role (ZooKeeper makes a
+    /// leader's or follower's server, and its `ServerStats`, before it
+    /// syncs).
+    pub fn count_uptime_from(&mut self, elapsed_ms: i64) {
+        self.serving_since_ms = elapsed_ms;
+    }
+
     /// A pipeline serving clients in `mode`.
     pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now: Now) -> Pipeline {
         // Session ids start from the wall clock, as ZooKeeper's

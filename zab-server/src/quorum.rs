@@ -178,6 +178,7 @@ impl QuorumServer {
             flow,
             next_observer_master: random_start(),
             lifetime: LifetimeFigures::default(),
+            role_since_ms: None,
         };
         tokio::spawn(peer.run(rx));
         // A quorum member whose admin server cannot start serves without it
@@ -513,6 +514,9 @@ struct Peer {
     next_observer_master: usize,
     /// What the metrics count across roles, between two of them.
     lifetime: LifetimeFigures,
+    /// When this server began leading or following (monotonic), which
+    /// `zk_uptime` counts from; `None` while looking.
+    role_since_ms: Option<i64>,
 }
 
 impl Peer {
@@ -830,6 +834,7 @@ impl Peer {
         self.looking_since_ms = elapsed_ms();
         self.provider.looking_count += 1;
         self.role = Role::Looking(Box::new(election));
+        self.role_since_ms = None;
         self.election_outputs(outputs);
     }
 
@@ -957,6 +962,7 @@ impl Peer {
                 }
             }
         });
+        self.role_since_ms = Some(elapsed_ms());
         self.role = Role::Leading(Box::new(Leading {
             leader,
             links: HashMap::new(),
@@ -1073,6 +1079,7 @@ impl Peer {
             });
         });
         tracing::info!(sid = %self.me, %leader_sid, %learn_from, addr = %shown, ?role, "following");
+        self.role_since_ms = Some(elapsed_ms());
         self.role = Role::Learning(Box::new(Learning {
             role,
             leader_sid: learn_from,
@@ -1596,10 +1603,14 @@ impl Peer {
         let membership = Bytes::from(self.cfg.membership_text());
         let version = self.cfg.membership_version as i64;
         let figures = std::mem::take(&mut self.lifetime);
+        let role_since = self.role_since_ms;
         self.state.start_serving(|mut tree| {
             tree.set_config(membership, version, now_ms());
             let mut pipeline = Pipeline::with_mode(cfg, mode, tree, crate::server::now());
             pipeline.carry(figures);
+            if let Some(since) = role_since {
+                pipeline.count_uptime_from(since);
+            }
             pipeline
         });
     }
