@@ -172,8 +172,9 @@ pub fn render(
     };
     if !status.serving && (command.server_required || command.primary() == "monitor") {
         // ZooKeeper's `monitor` needs no server but reads one; zab says
-        // what its `mntr` says when none is serving.
-        return failed(command.primary(), NOT_SERVING);
+        // what its `mntr` says when none is serving. The command is named
+        // as the URL names it (`Commands.runCommand`'s `cmdName`).
+        return failed(name, NOT_SERVING);
     }
     let mut doc = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -704,6 +705,9 @@ mod tests {
             format!("{{\n  \"command\" : \"ruok\",\n  \"error\" : \"{NOT_SERVING}\"\n}}")
         );
         assert!(render("mntr", &args(&[]), &status, &view, &cfg()).contains(NOT_SERVING));
+        // Named as the URL names it, not by the command's first name.
+        let srvr = render("srvr", &args(&[]), &status, &view, &cfg());
+        assert!(srvr.contains("\"command\" : \"srvr\""), "{srvr}");
         let gtmk = render("gtmk", &args(&[]), &status, &view, &cfg());
         assert!(gtmk.contains("\"tracemask\"") && gtmk.contains("\"error\" : null"));
     }

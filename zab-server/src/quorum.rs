@@ -558,14 +558,19 @@ impl Peer {
                     // either way).
                     source.pipeline = None;
                 }
+                let serving = source.pipeline.is_some();
                 let _ = reply.send(status::four_letter(word, asker, source));
-                if word == zab_wire::jute::frame::FourLetterWord::Srst {
+                // A server that does not serve answers `srst` that it does
+                // not, and resets nothing (ZooKeeper's `ZK_NOT_SERVING`).
+                if word == zab_wire::jute::frame::FourLetterWord::Srst && serving {
                     self.provider = Default::default();
                 }
             }
             CoreMsg::Admin { request, reply } => {
-                let _ = reply.send(status::admin(&request, self.status_source()));
-                if status::resets_stats(&request) {
+                let source = self.status_source();
+                let serving = source.pipeline.is_some();
+                let _ = reply.send(status::admin(&request, source));
+                if status::resets_stats(&request) && serving {
                     self.provider = Default::default();
                 }
             }

@@ -83,6 +83,7 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let client = port();
+    let metrics = port();
     std::fs::write(dir.path().join("myid"), "1\n").expect("myid");
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
@@ -91,6 +92,8 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
              clientPort={client}\nclientPortAddress=127.0.0.1\n\
              4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={metrics}\n\
              server.1=127.0.0.1:{}:{}\n\
              server.2=zk-2.invalid:2888:3888\nserver.3=zk-3.invalid:2888:3888\n",
             dir.path().display(),
@@ -106,13 +109,24 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start zab-server");
-    let srvr = || -> Option<String> {
-        let mut sock = TcpStream::connect(("127.0.0.1", client)).ok()?;
+    let ask = |port: u16, request: &[u8]| -> Option<String> {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).ok()?;
         sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        sock.write_all(b"srvr").ok()?;
+        sock.write_all(request).ok()?;
         let mut answer = String::new();
         sock.read_to_string(&mut answer).ok()?;
         Some(answer)
+    };
+    let srvr = || ask(client, b"srvr");
+    // `looking_count` as `/metrics` serves it.
+    let looking = || -> Option<f64> {
+        let page = ask(
+            metrics,
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )?;
+        page.lines()
+            .find_map(|l| l.strip_prefix("looking_count "))
+            .and_then(|v| v.trim().parse().ok())
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
@@ -125,6 +139,13 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
         assert!(Instant::now() < deadline, "no answer to srvr within 30 s");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // ZooKeeper's counters are served while it elects, and `srst` from a
+    // server that does not serve resets nothing.
+    let counted = looking().expect("looking_count on /metrics while electing");
+    assert!(counted >= 1.0, "looking_count {counted}");
+    let srst = ask(client, b"srst").expect("srst");
+    assert!(srst.contains("not currently serving requests"), "{srst}");
+    assert!(looking().expect("looking_count after srst") >= counted);
     // Past a few election rounds it is still there.
     std::thread::sleep(Duration::from_millis(600));
     let still = server.try_wait().expect("poll the server");
