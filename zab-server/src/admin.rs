@@ -373,7 +373,14 @@ pub fn render(
             put("num_paths", json!(paths.len()));
             put("num_total_watches", json!(total));
         }
-        "zabstate" => match cfg.my_server().filter(|_| quorum) {
+        // ZooKeeper answers for its quorum server only once it broadcasts
+        // (`ZabStateCommand`: the admin server has no
+        // `QuorumZooKeeperServer` while electing or syncing, nor in
+        // read-only mode): before, no made-up zxid.
+        "zabstate" => match cfg
+            .my_server()
+            .filter(|_| quorum && status.serving && status.mode != ServerMode::ReadOnly)
+        {
             Some(me) => {
                 put("myid", json!(me.id.0));
                 put("is_leader", json!(status.mode == ServerMode::Leader));
@@ -708,6 +715,21 @@ mod tests {
         // Named as the URL names it, not by the command's first name.
         let srvr = render("srvr", &args(&[]), &status, &view, &cfg());
         assert!(srvr.contains("\"command\" : \"srvr\""), "{srvr}");
+        // zabstate: voting false and no state, as ZooKeeper while electing.
+        let member = Config::parse(
+            "dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+             server.3=127.0.0.1:2890:3890\n",
+            Some("1"),
+        )
+        .unwrap();
+        let zab = render("zabstate", &args(&[]), &status, &view, &member);
+        assert!(
+            zab.contains("\"voting\" : false")
+                && zab.contains("\"zabstate\" : \"\"")
+                && !zab.contains("last_zxid"),
+            "{zab}"
+        );
         let gtmk = render("gtmk", &args(&[]), &status, &view, &cfg());
         assert!(gtmk.contains("\"tracemask\"") && gtmk.contains("\"error\" : null"));
     }
