@@ -453,23 +453,9 @@ async fn only_the_listed_cipher_suites_are_accepted() {
 /// The certificate the TLS port at `addr` presents to a client with
 /// `identity`.
 async fn served_certificate(addr: std::net::SocketAddr, pki: &Pki, identity: &Identity) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca_pem = std::fs::read(pki.ca()).expect("read CA");
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
-        roots.add(cert.expect("CA PEM")).expect("add CA");
-    }
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
-        .expect("client certificate");
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let name = ServerName::try_from("127.0.0.1").expect("server name");
-    let stream = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+    let provider = rustls::crypto::ring::default_provider();
+    let stream = tls_connect(addr, pki, identity, provider, rustls::DEFAULT_VERSIONS)
         .await
         .expect("TLS handshake");
     stream
@@ -525,6 +511,20 @@ async fn tls_handshake_offering(
     provider: rustls::crypto::CryptoProvider,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> bool {
+    tls_connect(addr, pki, identity, provider, versions)
+        .await
+        .is_ok()
+}
+
+/// A TLS client with `identity`, trusting `pki`'s CA and offering
+/// `provider`'s suites and `versions`, connected to `addr`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    identity: &Identity,
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(pki.ca()).expect("read CA");
     for cert in rustls_pemfile::certs(&mut ca_pem.as_slice()) {
@@ -541,7 +541,6 @@ async fn tls_handshake_offering(
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .is_ok()
 }
 
 /// Whether a plain HTTP/2 (gRPC) client gets the server's SETTINGS frame
