@@ -209,6 +209,11 @@ impl ConnFlow {
         self.wake_if_paused();
     }
 
+    /// Reply bytes written to the client, ever.
+    pub fn written_total(&self) -> i64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
     /// Whether the reader must stop before handing the core another
     /// request, with `batched` decoded and not yet counted.
     pub fn holds_back(&self, batched: i64) -> bool {

@@ -169,6 +169,10 @@ pub enum Input {
     },
     /// The peer closed the connection, or it failed.
     Disconnected { conn: ConnectionId },
+    /// The connection's reader is paused for its reply backlog, and its
+    /// client still reads what it is sent: its session is touched, as
+    /// ZooKeeper, which keeps reading such a client, would see its pings.
+    Alive { conn: ConnectionId },
     /// Every txn up to and including `zxid` is durable in the log.
     Durable { zxid: Zxid },
     /// Time passed: expire sessions, reap containers.
@@ -431,6 +435,20 @@ pub struct ServerStats {
     pub read_latency: LatencySummary,
     /// Latencies of requests answered by a txn (`updatelatency`).
     pub update_latency: LatencySummary,
+}
+
+/// What touching a connection's session found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Touched {
+    /// A session local to this server.
+    Local,
+    /// A global session (a learner reports it to the leader).
+    Global,
+    /// The session is closing or gone (on a leader or standalone server,
+    /// which track its deadline).
+    Gone,
+    /// The connection has no session (yet).
+    NoSession,
 }
 
 /// What a server's metrics count across its roles (see
@@ -728,6 +746,9 @@ impl Pipeline {
                 self.on_request(now_ms, conn, header, body, out)
             }
             Input::Disconnected { conn } => self.drop_connection(conn),
+            Input::Alive { conn } => {
+                self.touch_session_of(conn);
+            }
             Input::Durable { zxid } => self.on_durable(now_ms, zxid, out),
             Input::Tick => self.on_tick(now_ms, out),
             Input::Committed { txn } => self.apply(now_ms, InFlight { txn, origin: None }, out),
@@ -1017,29 +1038,14 @@ impl Pipeline {
             out.push(Action::Close { conn });
             return;
         }
-        let Some(c) = self.connections.get_mut(&conn) else {
+        let Some(session) = self.connections.get(&conn).and_then(|c| c.session) else {
             return;
         };
-        let Some(session) = c.session else { return };
-        // Any packet from the client keeps its session alive (reference B);
-        // a learner reports the touch to the leader with its next ping,
-        // unless the session is local.
-        // Field by field (`c` borrows `connections`): `local_sessions()`.
-        let local = ((self.cfg.local_sessions && self.mode != Mode::Standalone)
-            || self.mode == Mode::ReadOnly)
-            && self.local.touch(session, self.elapsed_ms);
-        if !local {
-            if self.mode == Mode::Learner {
-                // Only the leader tracks global sessions' deadlines, as
-                // ZooKeeper's `LearnerSessionTracker` keeps a touch table
-                // alone (scheduling them here kept an emptied bucket per
-                // tick for as long as a session lived).
-                self.touched.insert(session, c.timeout_ms);
-            } else if !self
-                .sessions
-                .touch_for(session, c.timeout_ms, self.elapsed_ms)
-                && !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_)))
-            {
+        // Any packet from the client keeps its session alive (reference B).
+        let touched = self.touch_session_of(conn);
+        let local = touched == Touched::Local;
+        if touched == Touched::Gone {
+            if !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_))) {
                 // A session being closed (its closeSession is under way) or
                 // gone: ZooKeeper's `submitRequest` drops the request
                 // ("Dropping request"), unanswered; the connection closes
@@ -1190,15 +1196,20 @@ impl Pipeline {
             ctx.session_local = local;
             let txn = self.preparer.prepare(&self.tree, &ctx, &request);
             self.log(txn, Some((conn, header.xid)), out);
-        } else if c.queue.is_empty() {
-            self.execute(now_ms, received_ms, conn, header, request, out);
         } else {
-            c.queue.push_back(Queued::Other {
-                header,
-                body: request,
-                received_ms,
-                auth: None,
-            });
+            let Some(c) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            if c.queue.is_empty() {
+                self.execute(now_ms, received_ms, conn, header, request, out);
+            } else {
+                c.queue.push_back(Queued::Other {
+                    header,
+                    body: request,
+                    received_ms,
+                    auth: None,
+                });
+            }
         }
     }
 
@@ -1964,6 +1975,40 @@ impl Pipeline {
             self.stats.packets_sent += 1;
             self.stats.response_sizes.record(frame.len() - 4);
             out.push(Action::Send { conn, frame });
+        }
+    }
+
+    /// Touches the session of `conn`, as a packet from its client does: a
+    /// learner reports the touch to the leader with its next ping, unless
+    /// the session is local.
+    fn touch_session_of(&mut self, conn: ConnectionId) -> Touched {
+        let Some(c) = self.connections.get(&conn) else {
+            return Touched::NoSession;
+        };
+        let Some(session) = c.session else {
+            return Touched::NoSession;
+        };
+        let timeout_ms = c.timeout_ms;
+        let local = ((self.cfg.local_sessions && self.mode != Mode::Standalone)
+            || self.mode == Mode::ReadOnly)
+            && self.local.touch(session, self.elapsed_ms);
+        if local {
+            return Touched::Local;
+        }
+        if self.mode == Mode::Learner {
+            // Only the leader tracks global sessions' deadlines, as
+            // ZooKeeper's `LearnerSessionTracker` keeps a touch table alone
+            // (scheduling them here kept an emptied bucket per tick for as
+            // long as a session lived).
+            self.touched.insert(session, timeout_ms);
+            return Touched::Global;
+        }
+        match self
+            .sessions
+            .touch_for(session, timeout_ms, self.elapsed_ms)
+        {
+            true => Touched::Global,
+            false => Touched::Gone,
         }
     }
 

@@ -2097,3 +2097,24 @@ fn lifetime_figures_go_over_to_the_next_roles_pipeline() {
     assert_eq!(next.stats().update_latency.count(), 2);
     assert_eq!(next.stats().update_latency.sum(), 12);
 }
+
+/// A client whose reader is paused behind its reply backlog, but which
+/// still takes its replies (`Input::Alive`), keeps its session, as
+/// ZooKeeper, which keeps reading it, sees its pings; one that stops
+/// taking them expires.
+#[test]
+fn a_paused_client_that_takes_its_replies_keeps_its_session() {
+    let mut h = Harness::new();
+    let conn = h.session_with_ephemeral(1, "/e");
+    // The negotiated timeout is 10 s: 30 s of replies being taken.
+    for _ in 0..30 {
+        h.now += 1_000;
+        h.feed(Input::Alive { conn });
+        h.feed(Input::Tick);
+    }
+    assert!(h.unsynced.is_empty(), "expired while alive");
+    assert!(h.p.tree().exists("/e"));
+    h.now += 13_000;
+    h.feed(Input::Tick);
+    assert!(!h.unsynced.is_empty(), "not expired once silent");
+}

@@ -1034,9 +1034,26 @@ async fn serve_connection<R, W>(
             break 'conn;
         }
         if flow.must_pause() {
-            tokio::select! {
-                () = flow.wait_until_readable() => {}
-                _ = &mut closed_rx => break 'conn,
+            // While paused, a client that still takes its replies is alive:
+            // its session is touched (`Input::Alive`), though its pings sit
+            // unread behind the pause.
+            let mut written = flow.written_total();
+            let mut look =
+                tokio::time::interval_at(tokio::time::Instant::now() + ALIVE_EVERY, ALIVE_EVERY);
+            loop {
+                tokio::select! {
+                    () = flow.wait_until_readable() => break,
+                    _ = &mut closed_rx => break 'conn,
+                    _ = look.tick() => {
+                        let now = flow.written_total();
+                        if now != written {
+                            written = now;
+                            if core.send(CoreMsg::Input(Input::Alive { conn })).is_err() {
+                                break 'conn;
+                            }
+                        }
+                    }
+                }
             }
         }
         if held_back {
@@ -1056,6 +1073,10 @@ async fn serve_connection<R, W>(
     }
     let _ = core.send(CoreMsg::Input(Input::Disconnected { conn }));
 }
+
+/// How often a paused reader looks whether its client still takes its
+/// replies (a fraction of the shortest session timeout a test uses).
+const ALIVE_EVERY: Duration = Duration::from_millis(100);
 
 /// Writes frames as they come, many per syscall when they queue up.
 async fn write_loop(
