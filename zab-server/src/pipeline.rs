@@ -1044,20 +1044,17 @@ impl Pipeline {
         // Any packet from the client keeps its session alive (reference B).
         let touched = self.touch_session_of(conn);
         let local = touched == Touched::Local;
-        if touched == Touched::Gone {
-            if !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_))) {
-                // A session being closed (its closeSession is under way) or
-                // gone: ZooKeeper's `submitRequest` drops the request
-                // ("Dropping request"), unanswered; the connection closes
-                // when the close applies. Auth and SASL packets never reach
-                // it.
-                tracing::debug!(
-                    conn = conn.0,
-                    xid = header.xid,
-                    "request on a closing session dropped"
-                );
-                return;
-            }
+        if touched == Touched::Gone && !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_))) {
+            // A session being closed (its closeSession is under way) or
+            // gone: ZooKeeper's `submitRequest` drops the request
+            // ("Dropping request"), unanswered; the connection closes when
+            // the close applies. Auth and SASL packets never reach it.
+            tracing::debug!(
+                conn = conn.0,
+                xid = header.xid,
+                "request on a closing session dropped"
+            );
+            return;
         }
 
         if self.mode == Mode::ReadOnly && refused_when_read_only(header.op) {
