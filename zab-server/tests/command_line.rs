@@ -102,13 +102,15 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
         ),
     )
     .expect("zoo.cfg");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_zab-server"))
-        .arg(&cfg)
-        .env("ZAB_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start zab-server");
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_zab-server"))
+            .arg(&cfg)
+            .env("ZAB_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start zab-server"),
+    );
     let ask = |port: u16, request: &[u8]| -> Option<String> {
         let mut sock = TcpStream::connect(("127.0.0.1", port)).ok()?;
         sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -130,7 +132,7 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
-        if let Some(status) = server.try_wait().expect("poll the server") {
+        if let Some(status) = server.0.try_wait().expect("poll the server") {
             panic!("zab-server exited: {status}");
         }
         if let Some(answer) = srvr() {
@@ -148,12 +150,20 @@ fn a_server_whose_peers_do_not_resolve_yet_keeps_running() {
     assert!(looking().expect("looking_count after srst") >= counted);
     // Past a few election rounds it is still there.
     std::thread::sleep(Duration::from_millis(600));
-    let still = server.try_wait().expect("poll the server");
-    let _ = server.kill();
-    let _ = server.wait();
+    let still = server.0.try_wait().expect("poll the server");
     assert!(still.is_none(), "zab-server exited: {still:?}");
     assert!(
         answer.contains("not currently serving requests"),
         "{answer}"
     );
+}
+
+/// A child process killed however the test that started it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
