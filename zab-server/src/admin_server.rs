@@ -63,7 +63,7 @@ impl AdminServer {
         cfg: &AdminServerConfig,
         core: mpsc::UnboundedSender<CoreMsg>,
     ) -> std::io::Result<AdminServer> {
-        let listener = crate::listen::bind(SocketAddr::new(cfg.address, cfg.port)).await?;
+        let listener = crate::listen::bind(SocketAddr::new(cfg.address, cfg.port))?;
         let local_addr = listener.local_addr()?;
         let shared = Shared {
             core,
@@ -88,7 +88,7 @@ impl AdminServer {
         cfg: &PrometheusConfig,
         core: mpsc::UnboundedSender<CoreMsg>,
     ) -> std::io::Result<AdminServer> {
-        let listener = crate::listen::bind(SocketAddr::new(cfg.host, cfg.port)).await?;
+        let listener = crate::listen::bind(SocketAddr::new(cfg.host, cfg.port))?;
         let local_addr = listener.local_addr()?;
         let shared = Shared {
             core,

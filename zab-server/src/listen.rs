@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 pub const BACKLOG: i32 = 1024;
 
 /// Binds `addr`; an unspecified address binds every interface, IPv4 and
-/// IPv6 (see the module's documentation).
-pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// IPv6 (see the module's documentation). Within a tokio runtime.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     bind_with_backlog(addr, BACKLOG)
 }
 
@@ -93,9 +93,8 @@ mod tests {
     /// address over as IPv4. (Tests reach it over 127.0.0.1 only.)
     #[tokio::test]
     async fn the_wildcard_takes_ipv4_clients_and_names_them_as_ipv4() {
-        let listener = bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
-            .await
-            .expect("bind the wildcard");
+        let listener =
+            bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)).expect("bind the wildcard");
         let local = listener.local_addr().expect("local address");
         if std::net::TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).is_ok() {
             // This host has IPv6: the one socket is IPv6's wildcard.
@@ -146,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_named_address_is_bound_as_it_is() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+        let listener = bind("127.0.0.1:0".parse().unwrap()).expect("bind");
         assert_eq!(
             listener.local_addr().expect("local address").ip(),
             IpAddr::V4(Ipv4Addr::LOCALHOST)

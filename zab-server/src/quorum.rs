@@ -237,7 +237,7 @@ async fn bind_election_port(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpL
     const TRIES: u32 = 3;
     let mut tried = 0;
     loop {
-        match crate::listen::bind(addr).await {
+        match crate::listen::bind(addr) {
             Ok(listener) => return Ok(listener),
             Err(e) => {
                 tried += 1;

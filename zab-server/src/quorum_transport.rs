@@ -303,7 +303,7 @@ pub async fn listen(
     max_message: usize,
     security: &PeerSecurity,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let listener = crate::listen::bind(addr).await?;
+    let listener = crate::listen::bind(addr)?;
     // Connections that are not plain links go on to tonic.
     let (to_tonic, incoming) = mpsc::unbounded_channel::<std::io::Result<tokio::net::TcpStream>>();
     let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(incoming);
