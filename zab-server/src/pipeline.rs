@@ -447,8 +447,6 @@ enum Touched {
     /// The session is closing or gone (on a leader or standalone server,
     /// which track its deadline).
     Gone,
-    /// The connection has no session (yet).
-    NoSession,
 }
 
 /// What a server's metrics count across its roles (see
@@ -462,10 +460,11 @@ pub struct LifetimeFigures {
 
 /// The standalone request pipeline. See the module docs.
 pub struct Pipeline {
-    /// When this pipeline began to serve, on the monotonic clock: `mntr`'s
-    /// `zk_uptime` counts from here, as ZooKeeper's `ServerStats` is made
-    /// with each role's server.
-    serving_since_ms: i64,
+    /// Where `mntr`'s `zk_uptime` counts from, on the monotonic clock: when
+    /// this pipeline began to serve, or its role began
+    /// ([`Pipeline::count_uptime_from`]), as ZooKeeper's `ServerStats` is
+    /// made with each role's server.
+    uptime_from_ms: i64,
     cfg: PipelineConfig,
     mode: Mode,
     /// Learner: sessions touched since the leader last asked (PING).
@@ -511,7 +510,7 @@ impl Pipeline {
 
     /// How long this pipeline has served, in ms (`mntr`'s `zk_uptime`).
     pub fn uptime_ms(&self, now_elapsed_ms: i64) -> i64 {
-        now_elapsed_ms - self.serving_since_ms
+        now_elapsed_ms - self.uptime_from_ms
     }
 
     /// Counts `zk_uptime` from `elapsed_ms` rather than from when the
@@ -519,7 +518,7 @@ impl Pipeline {
     /// leader's or follower's server, and its `ServerStats`, before it
     /// syncs).
     pub fn count_uptime_from(&mut self, elapsed_ms: i64) {
-        self.serving_since_ms = elapsed_ms;
+        self.uptime_from_ms = elapsed_ms;
     }
 
     /// A pipeline serving clients in `mode`.
@@ -539,7 +538,7 @@ impl Pipeline {
         let size_threshold = snapshot_threshold(cfg.snap_size_limit_bytes, last_assigned);
         let local = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         Pipeline {
-            serving_since_ms: now.elapsed_ms,
+            uptime_from_ms: now.elapsed_ms,
             mode,
             touched: HashMap::new(),
             preparer: Preparer::new(cfg.prepare),
@@ -747,7 +746,10 @@ impl Pipeline {
             }
             Input::Disconnected { conn } => self.drop_connection(conn),
             Input::Alive { conn } => {
-                self.touch_session_of(conn);
+                let c = self.connections.get(&conn);
+                if let Some((session, timeout)) = c.and_then(|c| Some((c.session?, c.timeout_ms))) {
+                    self.touch_session(session, timeout);
+                }
             }
             Input::Durable { zxid } => self.on_durable(now_ms, zxid, out),
             Input::Tick => self.on_tick(now_ms, out),
@@ -1038,11 +1040,12 @@ impl Pipeline {
             out.push(Action::Close { conn });
             return;
         }
-        let Some(session) = self.connections.get(&conn).and_then(|c| c.session) else {
+        let c = self.connections.get(&conn);
+        let Some((session, timeout)) = c.and_then(|c| Some((c.session?, c.timeout_ms))) else {
             return;
         };
         // Any packet from the client keeps its session alive (reference B).
-        let touched = self.touch_session_of(conn);
+        let touched = self.touch_session(session, timeout);
         let local = touched == Touched::Local;
         if touched == Touched::Gone && !matches!(body, Ok(Request::Auth(_) | Request::Sasl(_))) {
             // A session being closed (its closeSession is under way) or
@@ -1975,17 +1978,10 @@ impl Pipeline {
         }
     }
 
-    /// Touches the session of `conn`, as a packet from its client does: a
-    /// learner reports the touch to the leader with its next ping, unless
-    /// the session is local.
-    fn touch_session_of(&mut self, conn: ConnectionId) -> Touched {
-        let Some(c) = self.connections.get(&conn) else {
-            return Touched::NoSession;
-        };
-        let Some(session) = c.session else {
-            return Touched::NoSession;
-        };
-        let timeout_ms = c.timeout_ms;
+    /// Touches `session`, as a packet from its client does: a learner
+    /// reports the touch to the leader with its next ping, unless the
+    /// session is local.
+    fn touch_session(&mut self, session: SessionId, timeout_ms: i32) -> Touched {
         let local = ((self.cfg.local_sessions && self.mode != Mode::Standalone)
             || self.mode == Mode::ReadOnly)
             && self.local.touch(session, self.elapsed_ms);

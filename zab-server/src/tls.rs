@@ -326,7 +326,6 @@ pub struct ClientTls {
     /// Suites `ssl.ciphersuites` names that rustls does not have: named in
     /// a start-up warning, as Java would refuse them.
     pub unsupported_suites: Vec<String>,
-    handshake_timeout: Duration,
     x509_provider: bool,
     x509_super_user: Option<String>,
 }
@@ -378,7 +377,6 @@ impl ClientTls {
         Ok(ClientTls {
             acceptor: std::sync::RwLock::new(TlsAcceptor::from(Arc::new(server))),
             unsupported_suites,
-            handshake_timeout: CLIENT_HANDSHAKE_WITHIN,
             x509_provider: cfg.x509_provider,
             x509_super_user: cfg.x509_super_user.clone(),
         })
@@ -431,10 +429,10 @@ impl ClientTls {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let stream =
-            match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            match tokio::time::timeout(CLIENT_HANDSHAKE_WITHIN, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(Refused::Handshake(e)),
-                Err(_) => return Err(Refused::Timeout(self.handshake_timeout)),
+                Err(_) => return Err(Refused::Timeout(CLIENT_HANDSHAKE_WITHIN)),
             };
         let Some(leaf) = stream
             .get_ref()
