@@ -9,15 +9,21 @@
 //! those keys allow, as ZooKeeper's `X509Util` configures both ends of a
 //! quorum socket.
 //!
-//! The dialing end checks the listener's certificate against the peer as
-//! ZooKeeper's `ZKTrustManager` and `ZKHostnameVerifier` do
-//! (`ssl.quorum.hostnameVerification`, on by default): an IP address
-//! entry matching the peer's address, else a DNS name entry matching the
-//! `server.N` host name (wildcards included), else, for a certificate with
-//! no alternative names at all, its common name (ZooKeeper's own quorum
-//! TLS recipe makes certificates with `CN=$(hostname -f)` alone). The
-//! chain is checked in the handshake ([`ChainOnly`]); the name once the
-//! handshake is done, when both the host name and the address are known.
+//! Both ends check the other's certificate against the peer as
+//! ZooKeeper's `ZKTrustManager` and `ZKHostnameVerifier` do for a quorum
+//! socket (`ssl.quorum.hostnameVerification`, on by default): an IP
+//! address entry matching the peer's address, else a DNS name entry
+//! matching the peer's host name (wildcards included), else, for a
+//! certificate with no alternative names at all, its common name
+//! (ZooKeeper's own quorum TLS recipe makes certificates with
+//! `CN=$(hostname -f)` alone). The dialing end knows the listener's host
+//! name from its `server.N` line; the listening end knows only the
+//! dialer's address, and finds its name by a reverse lookup confirmed by a
+//! forward one, as Java's `InetAddress.getHostName` does
+//! (`ssl.quorum.allowReverseDnsLookup`, on by default for a quorum). The
+//! chain is checked in the handshake ([`ChainOnly`], and rustls's client
+//! verifier at the listener); the names once the handshake is done, so a
+//! reverse lookup never stalls the runtime inside it.
 
 use std::future::Future;
 use std::io;
@@ -49,8 +55,8 @@ use tracing::warn;
 /// holds nothing for long.
 pub const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
-/// TLS between servers: each end presents its certificate, and the
-/// dialing end checks the listener's against the peer's names. A clone
+/// TLS between servers: each end presents its certificate, and checks the
+/// other's against the peer's names ([`NameCheck`]). A clone
 /// shares its configurations: [`PeerTls::reload_from`] replaces them for
 /// every clone at once (`sslQuorumReloadCertFiles`).
 #[derive(Clone, Debug)]
@@ -70,20 +76,34 @@ struct Configs {
     /// for the tonic links (a tonic peer of an earlier zab asks for it).
     h2_server: Arc<rustls::ServerConfig>,
     h2_client: Arc<rustls::ClientConfig>,
-    /// Checks a listener's certificate for a peer's names; `None` with
-    /// `ssl.quorum.hostnameVerification=false`.
-    names: Option<Arc<WebPkiServerVerifier>>,
+    /// Whether and how a peer's certificate must name it.
+    names: NameCheck,
+}
+
+/// Whether a peer's certificate must name the peer, beyond chaining to a
+/// trusted CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameCheck {
+    /// `ssl.quorum.hostnameVerification=false`: the chain alone.
+    Off,
+    /// Its address or host name, at both ends of a link.
+    On {
+        /// `ssl.quorum.allowReverseDnsLookup`: a dialer whose certificate
+        /// does not name its address may be named by the host name its
+        /// address looks up to. Without it, only the address counts at
+        /// the listening end.
+        reverse_dns: bool,
+    },
 }
 
 impl PeerTls {
-    /// `client` must check chains with [`ChainOnly`] over `verifier`;
-    /// names are checked after the handshake, with `verifier` too, unless
-    /// `verify_names` is off.
+    /// `server` must require a certificate that chains to the trusted CAs,
+    /// and `client` must check the listener's chain with [`ChainOnly`]:
+    /// `names` are checked once a handshake is done.
     pub fn new(
         server: rustls::ServerConfig,
         client: rustls::ClientConfig,
-        verifier: Arc<WebPkiServerVerifier>,
-        verify_names: bool,
+        names: NameCheck,
     ) -> PeerTls {
         let h2 = vec![b"h2".to_vec()];
         let mut h2_server = server.clone();
@@ -95,7 +115,7 @@ impl PeerTls {
             client: Arc::new(client),
             h2_server: Arc::new(h2_server),
             h2_client: Arc::new(h2_client),
-            names: verify_names.then_some(verifier),
+            names,
         };
         PeerTls {
             current: Arc::new(std::sync::RwLock::new(Arc::new(configs))),
@@ -109,10 +129,43 @@ impl PeerTls {
             .clone()
     }
 
-    /// The listening side's configuration for the plain links, as it is
-    /// now.
-    pub fn server(&self) -> Arc<rustls::ServerConfig> {
-        self.configs().server.clone()
+    /// TLS on `sock`, a link a peer at `remote` dialed, with the plain
+    /// links' configuration: the handshake, then the certificate's names.
+    pub async fn accept_link<S>(&self, sock: S, remote: IpAddr) -> io::Result<TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.accept_with(false, sock, remote).await
+    }
+
+    /// [`PeerTls::accept_link`] with the plain links' or (`h2`) the tonic
+    /// links' configuration, as it is when the link comes.
+    async fn accept_with<S>(&self, h2: bool, sock: S, remote: IpAddr) -> io::Result<TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let configs = self.configs();
+        let config = if h2 {
+            &configs.h2_server
+        } else {
+            &configs.server
+        };
+        let stream = TlsAcceptor::from(config.clone()).accept(sock).await?;
+        if let NameCheck::On { reverse_dns } = configs.names {
+            let leaf = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first());
+            let leaf = leaf.map(|c| c.clone().into_owned());
+            if let Err(e) = check_dialer(leaf, remote, reverse_dns).await {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("the certificate of the peer at {remote} is not for it: {e}"),
+                ));
+            }
+        }
+        Ok(stream)
     }
 
     /// Takes `fresh`'s configurations (the stores read again): handshakes
@@ -158,9 +211,13 @@ impl PeerTls {
         let stream = TlsConnector::from(config.clone())
             .connect(ServerName::from(addr.ip()), sock)
             .await?;
-        if let Some(verifier) = &configs.names {
-            let certs = stream.get_ref().1.peer_certificates().unwrap_or_default();
-            if let Err(e) = check_names(verifier, certs, host, addr.ip()) {
+        if let NameCheck::On { .. } = configs.names {
+            let leaf = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first());
+            if let Err(e) = names_peer(leaf, addr.ip(), Some(host)) {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     format!("the certificate of {host} ({addr}) is not for it: {e}"),
@@ -219,17 +276,18 @@ impl PeerTls {
                         None => return,
                     },
                 };
-                // The configuration current as each link comes.
-                let acceptor = TlsAcceptor::from(tls.configs().h2_server.clone());
-                let tx = tx.clone();
+                let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let remote = sock.peer_addr().ok();
-                    match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(sock)).await {
+                    let Ok(remote) = sock.peer_addr() else {
+                        return;
+                    };
+                    let accept = tls.accept_with(true, sock, remote.ip());
+                    match tokio::time::timeout(HANDSHAKE_WITHIN, accept).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;
                         }
-                        Ok(Err(e)) => warn!(?remote, error = %e, "peer link: TLS handshake failed"),
-                        Err(_) => warn!(?remote, "peer link: no TLS handshake in time"),
+                        Ok(Err(e)) => warn!(%remote, error = %e, "peer link: refused"),
+                        Err(_) => warn!(%remote, "peer link: no TLS handshake in time"),
                     }
                 });
             }
@@ -326,31 +384,28 @@ fn not_for_name(e: &rustls::Error) -> bool {
     )
 }
 
-/// Whether `certs` (leaf first) are for the peer `host` at `ip`, as
-/// `ZKTrustManager.performHostVerification` decides: the address, else the
-/// host name, each against the alternative names of their kind, or the
-/// common name of a certificate that has none.
-fn check_names(
-    verifier: &WebPkiServerVerifier,
-    certs: &[CertificateDer<'_>],
-    host: &str,
+/// Whether `leaf` is the certificate of the peer at `ip`, named `host`
+/// where the name is known, as `ZKHostnameVerifier` decides: the address,
+/// else the host name, each against the alternative names of their kind,
+/// or the common name of a certificate that has none. The chain was
+/// checked in the handshake.
+fn names_peer(
+    leaf: Option<&CertificateDer<'_>>,
     ip: IpAddr,
+    host: Option<&str>,
 ) -> Result<(), String> {
-    let Some((leaf, intermediates)) = certs.split_first() else {
-        return Err("no certificate".into());
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let leaf = leaf.ok_or("no certificate")?;
+    let host = host.map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+    let cert = webpki::EndEntityCert::try_from(leaf).map_err(|e| e.to_string())?;
     let mut names = vec![ServerName::from(ip)];
-    if let Ok(name) = ServerName::try_from(host.to_owned()) {
+    if let Some(name) = host.and_then(|h| ServerName::try_from(h.to_owned()).ok()) {
         names.push(name);
     }
-    let now = UnixTime::now();
-    for name in &names {
-        match verifier.verify_server_cert(leaf, intermediates, name, &[], now) {
-            Ok(_) => return Ok(()),
-            Err(e) if not_for_name(&e) => {}
-            Err(e) => return Err(e.to_string()),
-        }
+    if names
+        .iter()
+        .any(|name| cert.verify_is_valid_for_subject_name(name).is_ok())
+    {
+        return Ok(());
     }
     // `ZKHostnameVerifier`: with no subjectAltName at all, the first CN.
     use x509_parser::prelude::{FromDer, X509Certificate};
@@ -364,25 +419,64 @@ fn check_names(
     match cn {
         Some(cn) if !has_alt_names && cn_matches(cn, host, ip) => Ok(()),
         _ => Err(format!(
-            "it names neither {ip} nor {host} (subject {})",
+            "it names neither {ip} nor {} (subject {})",
+            host.unwrap_or("a host name of it"),
             cert.subject()
         )),
     }
 }
 
+/// Whether `leaf` is the certificate of the peer that dialed from
+/// `remote`: as `ZKTrustManager.performHostVerification` checks a quorum
+/// socket's client, its address, else (with `reverse_dns`) the host name
+/// its address looks up to. An IPv4 peer on a dual-stack listener is
+/// checked as IPv4, as Java sees it.
+async fn check_dialer(
+    leaf: Option<CertificateDer<'static>>,
+    remote: IpAddr,
+    reverse_dns: bool,
+) -> Result<(), String> {
+    let remote = remote.to_canonical();
+    let by_address = names_peer(leaf.as_ref(), remote, None);
+    if by_address.is_ok() || !reverse_dns {
+        return by_address;
+    }
+    // getnameinfo blocks, for as long as a resolver takes.
+    let host = tokio::task::spawn_blocking(move || host_name_of(remote))
+        .await
+        .ok()
+        .flatten();
+    match host {
+        Some(host) => names_peer(leaf.as_ref(), remote, Some(&host)),
+        None => by_address.map_err(|e| format!("{e}; {remote} has no host name")),
+    }
+}
+
+/// The host name `ip` looks up to, if that name looks up to `ip` again:
+/// Java's `InetAddress.getHostName`, which falls back to the address
+/// itself (no name) when the two lookups disagree.
+fn host_name_of(ip: IpAddr) -> Option<String> {
+    let name = dns_lookup::lookup_addr(&ip).ok()?;
+    let back = dns_lookup::lookup_host(&name).ok()?;
+    back.iter().any(|a| a.to_canonical() == ip).then_some(name)
+}
+
 /// A common name against the peer: the address as written, or the host
-/// name with at most a leading `*.` wildcard for one label, ignoring case
-/// (`ZKHostnameVerifier.matchIdentityStrict`).
-fn cn_matches(cn: &str, host: &str, ip: IpAddr) -> bool {
+/// name (where known) with at most a leading `*.` wildcard for one label,
+/// ignoring case (`ZKHostnameVerifier.matchIdentityStrict`).
+fn cn_matches(cn: &str, host: Option<&str>, ip: IpAddr) -> bool {
     if cn.parse::<IpAddr>().is_ok_and(|a| a == ip) {
         return true;
     }
+    let Some(host) = host else {
+        return false;
+    };
     let (cn, host) = (cn.to_ascii_lowercase(), host.to_ascii_lowercase());
     match cn.strip_prefix("*.") {
         Some(domain) => host
             .split_once('.')
             .is_some_and(|(label, rest)| !label.is_empty() && rest == domain),
-        None => cn == host,
+        None => !host.is_empty() && cn == host,
     }
 }
 
@@ -393,11 +487,14 @@ mod tests {
     #[test]
     fn common_names_match_as_zookeepers_hostname_verifier() {
         let ip = "10.0.0.1".parse().unwrap();
-        assert!(cn_matches("zk1.example.com", "ZK1.example.com", ip));
-        assert!(cn_matches("*.example.com", "zk1.example.com", ip));
-        assert!(!cn_matches("*.example.com", "a.zk1.example.com", ip));
-        assert!(!cn_matches("*.example.com", "example.com", ip));
-        assert!(cn_matches("10.0.0.1", "zk1", ip));
-        assert!(!cn_matches("zk2.example.com", "zk1.example.com", ip));
+        assert!(cn_matches("zk1.example.com", Some("ZK1.example.com"), ip));
+        assert!(cn_matches("*.example.com", Some("zk1.example.com"), ip));
+        assert!(!cn_matches("*.example.com", Some("a.zk1.example.com"), ip));
+        assert!(!cn_matches("*.example.com", Some("example.com"), ip));
+        assert!(cn_matches("10.0.0.1", Some("zk1"), ip));
+        assert!(cn_matches("10.0.0.1", None, ip), "a dialer, by its address");
+        assert!(!cn_matches("zk1.example.com", None, ip));
+        assert!(!cn_matches("", None, ip));
+        assert!(!cn_matches("zk2.example.com", Some("zk1.example.com"), ip));
     }
 }

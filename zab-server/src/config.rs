@@ -1047,6 +1047,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.quorum.trustStore.password",
     "ssl.quorum.trustStore.type",
     "ssl.quorum.hostnameVerification",
+    "ssl.quorum.allowReverseDnsLookup",
     "ssl.quorum.protocol",
     "ssl.quorum.enabledProtocols",
     "ssl.quorum.ciphersuites",
@@ -1074,6 +1075,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     // so on the client port they change nothing.
     "ssl.hostnameVerification",
     "ssl.clientHostnameVerification",
+    "ssl.allowReverseDnsLookup",
     // Netty's is the listener zab's behaves like (connections in `dump`);
     // ZooKeeper needs it for TLS.
     "serverCnxnFactory",
@@ -1534,7 +1536,9 @@ impl Builder {
             "X509AuthenticationProvider.superUser" => {
                 c.tls.x509_super_user = Some(value.to_owned())
             }
-            "ssl.hostnameVerification" | "ssl.clientHostnameVerification" => {
+            "ssl.hostnameVerification"
+            | "ssl.clientHostnameVerification"
+            | "ssl.allowReverseDnsLookup" => {
                 parse_bool(raw_key, value)?;
             }
             "serverCnxnFactory" => {
@@ -1627,6 +1631,9 @@ impl Builder {
             "ssl.quorum.ciphersuites" => c.quorum_tls.offer.cipher_suites = Some(list(value)),
             "ssl.quorum.hostnameVerification" => {
                 c.quorum_tls.hostname_verification = parse_bool(raw_key, value)?
+            }
+            "ssl.quorum.allowReverseDnsLookup" => {
+                c.quorum_tls.allow_reverse_dns = parse_bool(raw_key, value)?
             }
             "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
             "enforceQuota" => c.enforce_quota = parse_bool(raw_key, value)?,
@@ -2520,12 +2527,16 @@ clientPort=2181
         // The client port's offer is its own.
         assert_eq!(q.tls.offer, crate::tls::Offer::default());
         assert!(q.quorum_tls.enabled && q.quorum_tls.hostname_verification);
+        assert!(q.quorum_tls.allow_reverse_dns, "on by default for a quorum");
         assert_eq!(
             q.quorum_tls.trust_store.location.as_deref(),
             Some(Path::new("/t.pem"))
         );
         let off = parse("dataDir=/d\nsslQuorum=true\nssl.quorum.hostnameVerification=false\n");
         assert!(!off.quorum_tls.hostname_verification);
+        let no_dns = parse("dataDir=/d\nssl.quorum.allowReverseDnsLookup=false\n");
+        assert!(!no_dns.quorum_tls.allow_reverse_dns);
+        assert!(no_dns.unsupported.is_empty(), "{:?}", no_dns.unsupported);
         assert!(crate::tls::peer_tls(&d.quorum_tls).unwrap().is_none());
         assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
     }

@@ -31,6 +31,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+use zab_election::peer_tls::{ChainOnly, NameCheck};
 use zab_wire::jute::Id;
 
 /// ZooKeeper's `X509AuthenticationProvider`: the class an `authProvider.*`
@@ -138,10 +139,14 @@ pub struct QuorumTlsConfig {
     pub enabled: bool,
     pub key_store: Store,
     pub trust_store: Store,
-    /// `ssl.quorum.hostnameVerification`, default true: the dialing end
-    /// checks the listener's certificate against the peer's address and
-    /// host name (`zab_election::peer_tls`); `false` checks the chain only.
+    /// `ssl.quorum.hostnameVerification`, default true: each end checks
+    /// the other's certificate against the peer's address or host name
+    /// (`zab_election::peer_tls`); `false` checks the chain only.
     pub hostname_verification: bool,
+    /// `ssl.quorum.allowReverseDnsLookup`, default true for a quorum
+    /// (`QuorumX509Util`): the listening end may name a dialer by the host
+    /// name its address looks up to.
+    pub allow_reverse_dns: bool,
     /// `ssl.quorum.protocol`, `ssl.quorum.enabledProtocols` and
     /// `ssl.quorum.ciphersuites`: on the election links and the leader ⇄
     /// learner links alike, at both ends.
@@ -158,6 +163,7 @@ impl Default for QuorumTlsConfig {
             key_store: Store::default(),
             trust_store: Store::default(),
             hostname_verification: true,
+            allow_reverse_dns: true,
             offer: Offer::default(),
             reload_cert_files: false,
         }
@@ -193,7 +199,7 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
         .with_protocol_versions(&offered.versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), private_key.clone_key())?;
-    let names = rustls::client::WebPkiServerVerifier::builder_with_provider(
+    let chains = rustls::client::WebPkiServerVerifier::builder_with_provider(
         roots,
         offered.provider.clone(),
     )
@@ -202,16 +208,15 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
     let client = rustls::ClientConfig::builder_with_provider(offered.provider)
         .with_protocol_versions(&offered.versions)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(zab_election::peer_tls::ChainOnly(
-            names.clone(),
-        )))
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(chains)))
         .with_client_auth_cert(chain, private_key)?;
-    Ok(Some(zab_election::PeerTls::new(
-        server,
-        client,
-        names,
-        cfg.hostname_verification,
-    )))
+    let names = match cfg.hostname_verification {
+        true => NameCheck::On {
+            reverse_dns: cfg.allow_reverse_dns,
+        },
+        false => NameCheck::Off,
+    };
+    Ok(Some(zab_election::PeerTls::new(server, client, names)))
 }
 
 /// With `sslQuorumReloadCertFiles`, reads the quorum stores again
@@ -733,27 +738,47 @@ fn escape_rfc2253(value: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A CA, its certificate written to `dir` as `{name}-ca.pem`.
+    struct TestCa {
+        key: rcgen::KeyPair,
+        cert: rcgen::Certificate,
+        path: std::path::PathBuf,
+    }
+
+    fn test_ca(dir: &std::path::Path, name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "quorum CA");
+        let cert = ca.self_signed(&key).unwrap();
+        let path = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&path, cert.pem()).unwrap();
+        TestCa { key, cert, path }
+    }
+
     /// A CA in `dir`, and a key store it signed for `sans` (DNS names or
     /// IP addresses; none at all: the common name alone); the quorum TLS
     /// settings for that store.
     fn quorum_store(dir: &std::path::Path, name: &str, sans: &[&str]) -> QuorumTlsConfig {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "quorum CA");
-        let ca = ca.self_signed(&ca_key).unwrap();
+        quorum_store_of(dir, &test_ca(dir, name), name, sans)
+    }
+
+    /// [`quorum_store`] with a key store signed by `ca`.
+    fn quorum_store_of(
+        dir: &std::path::Path,
+        ca: &TestCa,
+        name: &str,
+        sans: &[&str],
+    ) -> QuorumTlsConfig {
+        use rcgen::{CertificateParams, DnType, KeyPair};
         let mut leaf =
             CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         leaf.distinguished_name.push(DnType::CommonName, name);
         let key = KeyPair::generate().unwrap();
-        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
-        let (key_path, ca_path) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}-ca.pem")),
-        );
+        let leaf = leaf.signed_by(&key, &ca.cert, &ca.key).unwrap();
+        let key_path = dir.join(format!("{name}.pem"));
         std::fs::write(&key_path, format!("{}{}", key.serialize_pem(), leaf.pem())).unwrap();
-        std::fs::write(&ca_path, ca.pem()).unwrap();
         let store = |p: &std::path::Path| Store {
             location: Some(p.to_owned()),
             ..Store::default()
@@ -761,16 +786,21 @@ mod tests {
         QuorumTlsConfig {
             enabled: true,
             key_store: store(&key_path),
-            trust_store: store(&ca_path),
+            trust_store: store(&ca.path),
             ..QuorumTlsConfig::default()
         }
     }
 
     /// Whether a server of `cfg` dialing `host` at a listener of `cfg` on
-    /// 127.0.0.1 accepts the listener's certificate.
+    /// 127.0.0.1 accepts the listener's certificate (which the listener,
+    /// checking no names, takes back from the dialer).
     async fn dials(cfg: &QuorumTlsConfig, host: &str) -> bool {
-        let tls = peer_tls(cfg).unwrap().unwrap();
-        handshake(&tls, &tls, host).await
+        let listening = QuorumTlsConfig {
+            hostname_verification: false,
+            ..cfg.clone()
+        };
+        let listening = peer_tls(&listening).unwrap().unwrap();
+        handshake(&listening, &peer_tls(cfg).unwrap().unwrap(), host).await
     }
 
     /// Whether `dialer`, dialing `host` at a listener of `listening` on
@@ -782,10 +812,10 @@ mod tests {
     ) -> bool {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(listening.server());
+        let listening = listening.clone();
         let served = tokio::spawn(async move {
-            let (sock, _) = listener.accept().await.unwrap();
-            acceptor.accept(sock).await.is_ok()
+            let (sock, remote) = listener.accept().await.unwrap();
+            listening.accept_link(sock, remote.ip()).await.is_ok()
         });
         let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
         let dialed = dialer.dial(host, addr, sock).await;
@@ -867,6 +897,69 @@ mod tests {
             ..by_dns
         };
         assert!(dials(&unchecked, "zk2.test").await);
+    }
+
+    /// The listening end checks the dialer's certificate as ZooKeeper's
+    /// `ZKTrustManager.checkClientTrusted` checks a quorum socket's: its
+    /// address, else the host name the address looks up to
+    /// (`ssl.quorum.allowReverseDnsLookup`, on by default), or the common
+    /// name of a certificate without alternative names. Any certificate of
+    /// the trusted CA used to join.
+    #[tokio::test]
+    async fn a_dialers_certificate_is_checked_for_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = test_ca(dir.path(), "shared");
+        let peer = |name: &str, sans: &[&str]| quorum_store_of(dir.path(), &ca, name, sans);
+        let listening = peer_tls(&peer("listener", &["127.0.0.1"]))
+            .unwrap()
+            .unwrap();
+        let admitted = |cfg: QuorumTlsConfig| {
+            let listening = listening.clone();
+            async move {
+                let dialer = peer_tls(&cfg).unwrap().unwrap();
+                handshake(&listening, &dialer, "zk1.test").await
+            }
+        };
+        assert!(admitted(peer("by-ip", &["127.0.0.1"])).await);
+        assert!(
+            !admitted(peer("elsewhere", &["10.9.9.9", "zk9.test"])).await,
+            "a certificate for another peer"
+        );
+        assert!(
+            admitted(peer("127.0.0.1", &[])).await,
+            "the CN of one without SANs"
+        );
+        assert!(!admitted(peer("zk9.test", &[])).await);
+        // 127.0.0.1 looks up to `localhost` in every Debian's /etc/hosts,
+        // as Java's `InetAddress.getHostName` finds it.
+        assert!(
+            admitted(peer("by-name", &["localhost"])).await,
+            "the host name of the dialer's address"
+        );
+        let listening = peer_tls(&QuorumTlsConfig {
+            allow_reverse_dns: false,
+            ..peer("listener-no-dns", &["127.0.0.1"])
+        })
+        .unwrap()
+        .unwrap();
+        let dialer = peer_tls(&peer("by-name-2", &["localhost"]))
+            .unwrap()
+            .unwrap();
+        assert!(
+            !handshake(&listening, &dialer, "zk1.test").await,
+            "no reverse lookup: the address alone"
+        );
+        // `ssl.quorum.hostnameVerification=false`: the chain alone.
+        let listening = peer_tls(&QuorumTlsConfig {
+            hostname_verification: false,
+            ..peer("unchecking", &["127.0.0.1"])
+        })
+        .unwrap()
+        .unwrap();
+        let dialer = peer_tls(&peer("elsewhere-2", &["10.9.9.9"]))
+            .unwrap()
+            .unwrap();
+        assert!(handshake(&listening, &dialer, "zk1.test").await);
     }
 
     #[test]

@@ -138,6 +138,24 @@ impl Pki {
         self.dir.path().join("ca.pem")
     }
 
+    /// The servers' own identity (`server.pem`: `localhost` and
+    /// 127.0.0.1), as a peer of the ensemble presents it.
+    fn server_identity(&self) -> Identity {
+        let key_store = self.dir.path().join("server.pem");
+        let pem = std::fs::read(&key_store).expect("read the server key store");
+        let chain = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = rustls_pemfile::private_key(&mut pem.as_slice())
+            .expect("key")
+            .expect("a key");
+        Identity {
+            key_store,
+            chain,
+            key,
+        }
+    }
+
     /// zoo.cfg lines for a TLS port on `port`; `more` adds or overrides.
     /// No `authProvider.x509`: a secure port brings the x509 provider by
     /// itself, as ZooKeeper's `configureSSLAuth`.
@@ -546,7 +564,23 @@ async fn tls_connect(
 /// Whether a plain HTTP/2 (gRPC) client gets the server's SETTINGS frame
 /// back at `addr`, as it would from a peer port without TLS.
 async fn plain_http2_answers(addr: std::net::SocketAddr) -> bool {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    http2_answers(TcpStream::connect(addr).await.expect("connect")).await
+}
+
+/// Whether an HTTP/2 client inside TLS with `identity` gets the server's
+/// SETTINGS frame back at `addr`.
+async fn tls_http2_answers(addr: std::net::SocketAddr, pki: &Pki, identity: &Identity) -> bool {
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    match tls_connect(addr, pki, identity, provider, rustls::DEFAULT_VERSIONS).await {
+        Ok(tls) => http2_answers(tls).await,
+        Err(_) => false,
+    }
+}
+
+/// Whether the server at the other end of `tcp` answers an HTTP/2
+/// preface with its SETTINGS frame.
+async fn http2_answers(mut tcp: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) -> bool {
     let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
     if tcp.write_all(&hello).await.is_err() {
@@ -561,8 +595,10 @@ async fn plain_http2_answers(addr: std::net::SocketAddr) -> bool {
 }
 
 /// `sslQuorum`: the ensemble elects a leader and replicates over TLS
-/// links, and its election and quorum ports take a TLS client with a
-/// trusted certificate but not plain HTTP/2.
+/// links, and its election and quorum ports serve a TLS peer whose
+/// certificate names its address, but not one whose certificate of the
+/// same CA does not (`ZKTrustManager.checkClientTrusted`), nor plain
+/// HTTP/2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
     if !matches!(support::target(), support::Target::Zab) {
@@ -571,10 +607,21 @@ async fn an_ensemble_with_ssl_quorum_replicates_over_tls() {
     bounded(async {
         let pki = Pki::new();
         let (ensemble, leader) = pki.ssl_quorum_ensemble("", "/over-tls");
+        let peer = pki.server_identity();
         for addr in [ensemble.election_addr(0), ensemble.quorum_addr(leader)] {
+            assert!(
+                tls_http2_answers(addr, &pki, &peer).await,
+                "a peer's certificate at {addr}"
+            );
+            // A trusted chain, with no name of 127.0.0.1: the handshake
+            // completes, and the link is closed.
             assert!(
                 tls_handshake(addr, &pki, &pki.client).await,
                 "TLS at {addr}"
+            );
+            assert!(
+                !tls_http2_answers(addr, &pki, &pki.client).await,
+                "a certificate not for 127.0.0.1 at {addr}"
             );
             assert!(!plain_http2_answers(addr).await, "plain HTTP/2 at {addr}");
         }

@@ -39,7 +39,6 @@ use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use zab_election::quorum_sasl;
 use zab_election::PeerSecurity;
 use zab_wire::proto::{QuorumBatch, QuorumPacket};
@@ -201,9 +200,8 @@ impl PlainListener {
         if sock.write_all(&answer).await.is_err() {
             return;
         }
-        let acceptor = TlsAcceptor::from(tls.server());
         let (rd, wr) = match tokio::time::timeout(FIRST_BYTES_WITHIN, async {
-            let (mut rd, wr) = halves(acceptor.accept(under_tls(sock)).await?);
+            let (mut rd, wr) = halves(tls.accept_link(under_tls(sock), remote.ip()).await?);
             let mut magic = [0u8; MAGIC.len()];
             rd.read_exact(&mut magic).await?;
             std::io::Result::Ok((rd, wr, magic))
@@ -215,7 +213,7 @@ impl PlainListener {
                 (rd, wr)
             }
             Ok(Err(e)) => {
-                tracing::warn!(%remote, error = %e, "learner link: TLS handshake failed");
+                tracing::warn!(%remote, error = %e, "learner link: TLS refused");
                 return;
             }
             Err(_) => {
