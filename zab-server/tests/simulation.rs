@@ -1,9 +1,8 @@
 //! Deterministic fault simulation of ZAB (ARCHITECTURE "Faults are tested,
 //! not hoped for").
 //!
-//! Each seed runs a 3- or 5-voter ensemble (some with an observer) of the
-//! real cores (election,
-//! leader, learner, tree) composed as `quorum.rs` composes them, over an
+//! Each seed runs a 2-, 3- or 5-voter ensemble (some with an observer) of
+//! the real cores (election, leader, learner, tree) composed as `quorum.rs` composes them, over an
 //! in-memory network and disk with a virtual clock (see `sim/`). A client
 //! driver writes to the established leader while a seeded schedule
 //! injects faults: leader crash, follower crash and restart (DIFF), a
@@ -93,7 +92,14 @@ impl Run {
         // The schedule has its own stream so that changing what the nodes
         // draw does not change which faults a seed injects.
         let mut rng = Rng::new(seed ^ 0x005E_ED0F_FA17);
-        let voters = if rng.chance(30) { 5 } else { 3 };
+        let mut voters = if rng.chance(30) { 5 } else { 3 };
+        // A tenth of the seeds run two voters, whose quorum is both: a
+        // legal ensemble (ZooKeeper warns of it), where losing either
+        // voter stops every write. Drawn from its own stream, so the
+        // other seeds keep their schedules.
+        if Rng::new(seed ^ 0x0002_F0E5).chance(10) {
+            voters = 2;
+        }
         // Some ensembles have an observer (INFORM instead of
         // PROPOSAL/COMMIT; never counted in a quorum).
         let observers = u64::from(rng.chance(25));
@@ -268,7 +274,8 @@ impl Run {
             }
             Fault::IsolatedLeader => {
                 self.world.partition(&[leader]);
-                // It must step down, and the others elect a new leader.
+                // It must step down, and the others (if a quorum) elect a
+                // new leader.
                 let cut = self.proposed(leader);
                 let mut stepped_down = false;
                 for _ in 0..200 {
@@ -279,7 +286,8 @@ impl Run {
                         .nodes
                         .get(&leader)
                         .is_some_and(|x| x.is_established_leader());
-                    let other = self.world.leader().is_some_and(|l| l != leader);
+                    // Two voters: the one left is no quorum, and waits.
+                    let other = n < 3 || self.world.leader().is_some_and(|l| l != leader);
                     if !old_leads && other {
                         stepped_down = true;
                         break;
@@ -687,7 +695,11 @@ fn an_ensemble_started_at_once_settles_on_one_leader() {
         let mut rng = Rng::new(seed);
         let cfg = config(&mut rng, seed);
         let give_up_ms = cfg.tick_ms * u64::from(cfg.init_limit);
-        let voters = if seed % 3 == 0 { 5 } else { 3 };
+        let voters = match seed {
+            s if s % 3 == 0 => 5,
+            s if s % 10 == 1 => 2,
+            _ => 3,
+        };
         let mut world = World::new(seed, voters, 0, cfg);
         world.writes_paused = true;
         if let Err(e) = in_sync_within(&mut world, give_up_ms) {
