@@ -47,6 +47,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::codegen::http::Uri;
 use tonic::codegen::Service;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::transport::{Channel, Endpoint};
 use tracing::warn;
 
@@ -251,12 +252,17 @@ impl PeerTls {
         }
     }
 
-    /// `incoming` connections once their TLS handshake is done, for a
-    /// tonic server's `serve_with_incoming`. Handshakes run side by side,
-    /// so a slow peer holds up no other; one that fails or takes longer
-    /// than [`HANDSHAKE_WITHIN`] is dropped with a warning. `incoming` is
+    /// `incoming` connections once their TLS handshake is done, or (with
+    /// `plain_too`) as they are if they do not open with one, for a tonic
+    /// server's `serve_with_incoming`. Handshakes run side by side, so a
+    /// slow peer holds up no other; one that fails or takes longer than
+    /// [`HANDSHAKE_WITHIN`] is dropped with a warning. `incoming` is
     /// dropped (closing its listener) when the returned stream is.
-    pub fn accept<S>(&self, incoming: S) -> impl Stream<Item = io::Result<TlsStream<TcpStream>>>
+    pub fn accept<S>(
+        &self,
+        incoming: S,
+        plain_too: bool,
+    ) -> impl Stream<Item = io::Result<PeerStream>>
     where
         S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
     {
@@ -281,7 +287,13 @@ impl PeerTls {
                     let Ok(remote) = sock.peer_addr() else {
                         return;
                     };
-                    let accept = tls.accept_with(true, sock, remote.ip());
+                    let accept = async {
+                        if plain_too && !opens_tls(&sock).await? {
+                            return Ok(PeerStream::Plain(sock));
+                        }
+                        let stream = tls.accept_with(true, sock, remote.ip()).await?;
+                        io::Result::Ok(PeerStream::Tls(Box::new(stream)))
+                    };
                     match tokio::time::timeout(HANDSHAKE_WITHIN, accept).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;
@@ -293,6 +305,94 @@ impl PeerTls {
             }
         });
         ReceiverStream::new(rx)
+    }
+}
+
+/// Whether the first byte `sock` brings is a TLS handshake record's, as
+/// ZooKeeper's `UnifiedServerSocket` tells TLS from plain.
+async fn opens_tls(sock: &TcpStream) -> io::Result<bool> {
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match sock.peek(&mut first).await? {
+        0 => Err(io::ErrorKind::UnexpectedEof.into()),
+        _ => Ok(first[0] == HANDSHAKE_RECORD),
+    }
+}
+
+/// A link a peer opened to a tonic listener: inside TLS, or plain where
+/// the listener takes both (quorum `portUnification`).
+pub enum PeerStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            PeerStream::Plain(s) => s.is_write_vectored(),
+            PeerStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Either kind is a TCP connection, and tonic's requests see its addresses.
+impl Connected for PeerStream {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        match self {
+            PeerStream::Plain(s) => s.connect_info(),
+            PeerStream::Tls(s) => s.get_ref().0.connect_info(),
+        }
     }
 }
 

@@ -172,11 +172,28 @@ struct Shared {
 /// (`quorum.auth.*`, present when `quorum.auth.enableSasl=true`).
 #[derive(Clone, Debug, Default)]
 pub struct PeerSecurity {
+    /// `sslQuorum`: the links this server opens are TLS, and so must be
+    /// those opened to it, unless `unified`.
     pub tls: Option<PeerTls>,
+    /// Quorum `portUnification` (with the `ssl.quorum.*` stores): links
+    /// opened to this server may be TLS, with this, or plain, whatever
+    /// `tls` is. ZooKeeper's step between plain and TLS quorums in a
+    /// rolling restart (`UnifiedServerSocket`).
+    pub unified: Option<PeerTls>,
     pub sasl: Option<Arc<QuorumSasl>>,
 }
 
 impl PeerSecurity {
+    /// The TLS of links opened to this server, if it takes TLS ones.
+    pub fn accepting_tls(&self) -> Option<&PeerTls> {
+        self.tls.as_ref().or(self.unified.as_ref())
+    }
+
+    /// Whether this server takes links opened to it without TLS.
+    pub fn takes_plain(&self) -> bool {
+        self.tls.is_none() || self.unified.is_some()
+    }
+
     /// The mechanism this server authenticates with when it opens a link,
     /// if it does (`quorum.auth.learnerRequireSasl`).
     pub fn opener_mechanism(&self) -> Option<&'static str> {
@@ -290,7 +307,10 @@ impl ElectionTransport {
         let service = ElectionServer::new(Service {
             shared: shared.clone(),
         });
-        let tls = shared.security.tls.clone();
+        let (tls, plain_too) = (
+            shared.security.accepting_tls().cloned(),
+            shared.security.takes_plain(),
+        );
         tasks.push(tokio::spawn(async move {
             // `serve_with_incoming` does not apply the builder's socket
             // options: ask for TCP_NODELAY here, as the dialing side does.
@@ -299,7 +319,11 @@ impl ElectionTransport {
             let router = Server::builder().add_service(service);
             let served = match &tls {
                 None => router.serve_with_incoming(incoming).await,
-                Some(tls) => router.serve_with_incoming(tls.accept(incoming)).await,
+                Some(tls) => {
+                    router
+                        .serve_with_incoming(tls.accept(incoming, plain_too))
+                        .await
+                }
             };
             if let Err(e) = served {
                 warn!(sid = %me, "election listener stopped: {e}");

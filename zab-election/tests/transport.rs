@@ -209,6 +209,7 @@ async fn is_linked_and_may_still_vote_follow_the_link_up_and_down() {
 fn sasl(server_password: &str, learner: Option<&str>, server_require: bool) -> PeerSecurity {
     PeerSecurity {
         tls: None,
+        unified: None,
         sasl: Some(Arc::new(QuorumSasl::digest(
             learner.map(|password| Credentials {
                 user: "test".into(),

@@ -1519,9 +1519,10 @@ impl Builder {
             "ssl.protocol" => c.tls.offer.protocol = value.trim().to_owned(),
             "ssl.enabledProtocols" => c.tls.offer.enabled_protocols = Some(list(value)),
             // Read by ZooKeeper only to detect TLS on a quorum port with
-            // `portUnification` (a value below 1 means 5000), which zab
-            // does not have; the client port's handshake keeps Netty's
-            // 10 s (`tls::CLIENT_HANDSHAKE_WITHIN`).
+            // `portUnification` (a value below 1 means 5000); zab gives a
+            // peer 5 s for its first byte and handshake together
+            // (`peer_tls::HANDSHAKE_WITHIN`), and the client port's
+            // handshake keeps Netty's 10 s (`tls::CLIENT_HANDSHAKE_WITHIN`).
             "ssl.handshakeDetectionTimeoutMillis" => {
                 parse_num::<i32>(raw_key, value.trim())?;
             }
@@ -1638,7 +1639,8 @@ impl Builder {
             "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
             "enforceQuota" => c.enforce_quota = parse_bool(raw_key, value)?,
             "fsync.warningthresholdms" => c.fsync_warning_threshold_ms = parse_num(raw_key, value)?,
-            "portUnification" | "multiAddress.enabled" => {
+            "portUnification" => c.quorum_tls.port_unification = parse_bool(raw_key, value)?,
+            "multiAddress.enabled" => {
                 if parse_bool(raw_key, value)? {
                     c.unsupported
                         .push(format!("{raw_key}=true (not implemented)"));
@@ -2485,7 +2487,7 @@ clientPort=2181
         let c = parse(
             "dataDir=/d\nssl.ocsp=true\nssl.quorum.clientAuth=none\n\
              reconfigEnabled=true\nreconfigEnabled=false\nadmin.forceHttps=true\n\
-             metricsProvider.className=x\nportUnification=true\n\
+             metricsProvider.className=x\nmultiAddress.enabled=true\n\
              noSuchKey=1\npreAllocSize=10\nauthProvider.sasl=org.example.Sasl\n",
         );
         assert_eq!(
@@ -2495,7 +2497,7 @@ clientPort=2181
                 "ssl.quorum.clientAuth (not implemented for TLS between servers)",
                 "admin.forceHttps=true (the admin server speaks plain HTTP)",
                 "metricsProvider.className=x (only org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider)",
-                "portUnification=true (not implemented)",
+                "multiAddress.enabled=true (not implemented)",
                 "noSuchKey (unknown key)",
                 "preAllocSize (the txn log is RocksDB, no preallocation)",
                 "authProvider.sasl (pluggable auth providers are Java classes)",
@@ -2534,6 +2536,9 @@ clientPort=2181
         );
         let off = parse("dataDir=/d\nsslQuorum=true\nssl.quorum.hostnameVerification=false\n");
         assert!(!off.quorum_tls.hostname_verification);
+        assert!(!q.quorum_tls.port_unification);
+        let unified = parse("dataDir=/d\nportUnification=true\n");
+        assert!(unified.quorum_tls.port_unification && !unified.tls.port_unification);
         let no_dns = parse("dataDir=/d\nssl.quorum.allowReverseDnsLookup=false\n");
         assert!(!no_dns.quorum_tls.allow_reverse_dns);
         assert!(no_dns.unsupported.is_empty(), "{:?}", no_dns.unsupported);

@@ -110,11 +110,13 @@ impl QuorumServer {
             quorum_addrs.insert(s.id, PeerAddr::new(&s.host, s.quorum_port));
         }
         let election_listen = listen_addr(&cfg, &my_line.host, my_line.election_port)?;
+        let tls = crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?;
         let peer_security = PeerSecurity {
-            tls: crate::tls::peer_tls(&cfg.quorum_tls).context("sslQuorum")?,
+            tls: tls.clone().filter(|_| cfg.quorum_tls.enabled),
+            unified: tls.filter(|_| cfg.quorum_tls.port_unification),
             sasl: cfg.quorum_sasl.clone(),
         };
-        if let Some(tls) = &peer_security.tls {
+        if let Some(tls) = peer_security.accepting_tls() {
             crate::tls::reload_peer_tls_on_change(tls, &cfg.quorum_tls);
         }
         let (election, mut notifications) = ElectionTransport::start_secured(

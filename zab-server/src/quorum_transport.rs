@@ -325,11 +325,12 @@ pub async fn listen(
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message),
     );
-    let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match &security.tls
-    {
-        None => Box::pin(router.serve_with_incoming(incoming)),
-        Some(tls) => Box::pin(router.serve_with_incoming(tls.accept(incoming))),
-    };
+    let plain_too = security.takes_plain();
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+        match security.accepting_tls() {
+            None => Box::pin(router.serve_with_incoming(incoming)),
+            Some(tls) => Box::pin(router.serve_with_incoming(tls.accept(incoming, plain_too))),
+        };
     let accept = async move {
         loop {
             match listener.accept().await {
@@ -755,6 +756,7 @@ pub(crate) mod sasl_tests {
     pub(crate) fn security(password: Option<&str>, server_require: bool) -> PeerSecurity {
         PeerSecurity {
             tls: None,
+            unified: None,
             sasl: Some(Arc::new(QuorumSasl::digest(
                 password.map(|p| Credentials {
                     user: "test".into(),

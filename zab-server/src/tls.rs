@@ -154,6 +154,11 @@ pub struct QuorumTlsConfig {
     /// `sslQuorumReloadCertFiles`: the stores are read again when their
     /// files change.
     pub reload_cert_files: bool,
+    /// Quorum `portUnification`: the election and quorum ports take links
+    /// with TLS (these stores) and without, whatever `enabled` is; links
+    /// this server opens are TLS if `enabled`. ZooKeeper's way from a plain
+    /// quorum to a TLS one (and back) by rolling restarts.
+    pub port_unification: bool,
 }
 
 impl Default for QuorumTlsConfig {
@@ -166,14 +171,16 @@ impl Default for QuorumTlsConfig {
             allow_reverse_dns: true,
             offer: Offer::default(),
             reload_cert_files: false,
+            port_unification: false,
         }
     }
 }
 
-/// The peer links' TLS, or `None` without `sslQuorum`. The stores are read
-/// here, so a bad one stops the server at start-up.
+/// The peer links' TLS, or `None` with neither `sslQuorum` nor
+/// `portUnification`. The stores are read here, so a bad one (or none)
+/// stops the server at start-up.
 pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, TlsError> {
-    if !cfg.enabled {
+    if !cfg.enabled && !cfg.port_unification {
         return Ok(None);
     }
     let key = pem_store(&cfg.key_store, "ssl.quorum.keyStore")?
@@ -284,7 +291,7 @@ fn on_store_change(stores: [&Store; 2], mut changed: impl FnMut() -> bool + Send
 pub enum TlsError {
     #[error("secureClientPort needs ssl.keyStore.location")]
     NoKeyStore,
-    #[error("sslQuorum needs {0}")]
+    #[error("sslQuorum and portUnification need {0}")]
     NoQuorumStore(&'static str),
     #[error("ssl.clientAuth={0:?} needs ssl.trustStore.location (zab has no default trust store)")]
     NoTrustStore(ClientAuth),

@@ -679,6 +679,79 @@ async fn ssl_quorum_offers_only_the_listed_protocols_and_suites() {
     .await;
 }
 
+/// ZooKeeper's rolling move from a plain quorum to a TLS one (admin guide,
+/// "Upgrading existing non-TLS cluster with no downtime"), each step a
+/// restart of one server at a time while the ensemble keeps serving:
+/// `portUnification=true` with the stores (each server takes both kinds of
+/// links, opens plain ones), then `sslQuorum=true` (opens TLS ones), then
+/// `portUnification=false` (takes TLS alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_quorum_moves_to_tls_by_rolling_restarts() {
+    if !matches!(support::target(), support::Target::Zab) {
+        return; // zab's own peer protocol
+    }
+    bounded(async {
+        let pki = Pki::new();
+        let mut spec = ClusterSpec::new(ServerCommand::binary(env!("CARGO_BIN_EXE_zab-server")), 3);
+        spec.extra_cfg = format!(
+            "ssl.quorum.keyStore.location={}
+ssl.quorum.trustStore.location={}
+\
+             sslQuorum=false
+portUnification=true
+",
+            pki.dir.path().join("server.pem").display(),
+            pki.ca().display()
+        );
+        let mut ensemble = TestCluster::start(spec);
+        ensemble.wait_until_serving(Duration::from_secs(60));
+        let mut writes = 0;
+        let mut write_and_read = |ensemble: &mut TestCluster, through: usize| {
+            writes += 1;
+            let path = format!("/rolling{writes}");
+            let write = zkcli::run(
+                &ensemble.connect_string_of(through),
+                &format!("create {path} step"),
+                &[],
+            );
+            assert_lines_in_order(&write, &[&format!("Created {path}")]);
+            let read = zkcli::run(
+                &ensemble.connect_string_of((through + 1) % 3),
+                &format!("sync /\nget {path}"),
+                &[],
+            );
+            assert_lines_in_order(&read, &["step"]);
+        };
+        write_and_read(&mut ensemble, 0);
+        // Unified ports take plain HTTP/2 as well as TLS.
+        assert!(plain_http2_answers(ensemble.election_addr(0)).await);
+        assert!(tls_http2_answers(ensemble.election_addr(0), &pki, &pki.server_identity()).await);
+        for (from, to) in [
+            ("sslQuorum=false", "sslQuorum=true"),
+            ("portUnification=true", "portUnification=false"),
+        ] {
+            for i in 0..3 {
+                let cfg = std::fs::read_to_string(ensemble.cfg_path(i)).expect("read zoo.cfg");
+                std::fs::write(ensemble.cfg_path(i), cfg.replace(from, to)).expect("zoo.cfg");
+                ensemble.stop(i);
+                ensemble.restart(i);
+                ensemble.wait_until_serving(Duration::from_secs(60));
+                write_and_read(&mut ensemble, i);
+            }
+        }
+        // TLS alone now.
+        for i in 0..3 {
+            assert!(
+                !plain_http2_answers(ensemble.election_addr(i)).await,
+                "node {i}"
+            );
+        }
+        let leader = ensemble.wait_until_serving(Duration::from_secs(10));
+        assert!(!plain_http2_answers(ensemble.quorum_addr(leader)).await);
+    })
+    .await;
+}
+
 /// `sslQuorum` and `quorum.auth.*` together: the SASL exchange runs inside
 /// the TLS links, and the ensemble replicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,8 @@
 //! (admitted, or refused when it has no TLS), the two run the TLS
 //! handshake with the `sslQuorum` identities and CAs tonic's streams use,
 //! and the link above opens inside it. The listener refuses a link
-//! without TLS when it has TLS, as it would bypass `sslQuorum`.
+//! without TLS when it has TLS, as it would bypass `sslQuorum`, unless it
+//! takes both (quorum `portUnification`).
 //!
 //! A leader of an earlier zab does not answer a magic it does not know
 //! (before plain links: any; before SASL on them: [`SASL_MAGIC`]; before
@@ -166,9 +167,9 @@ async fn read_refusal(rd: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Stri
 impl PlainListener {
     /// How a plain link whose learner named `mechanism` (if any) opens:
     /// as a tonic stream would, save that one without TLS (`over_tls`)
-    /// would bypass `sslQuorum`.
+    /// would bypass `sslQuorum` (unless `portUnification` takes both).
     fn admission(&self, mechanism: Option<&str>, over_tls: bool) -> Admission {
-        if self.security.tls.is_some() && !over_tls {
+        if !self.security.takes_plain() && !over_tls {
             return Admission::Refuse(
                 "this server requires TLS on quorum links (sslQuorum)".into(),
             );
@@ -189,7 +190,7 @@ impl PlainListener {
             let (rd, wr) = socket_halves(sock);
             return self.serve_link(rd, wr, remote, magic, false).await;
         }
-        let Some(tls) = &self.security.tls else {
+        let Some(tls) = self.security.accepting_tls() else {
             let why = "this server has no TLS between servers (sslQuorum)";
             tracing::warn!(%remote, "learner link refused: {why}");
             let _ = sock.write_all(&refusal(TLS_MAGIC, why)).await;
@@ -566,7 +567,7 @@ mod tests {
         };
         PeerSecurity {
             tls: peer_tls(&cfg).unwrap(),
-            sasl: None,
+            ..PeerSecurity::default()
         }
     }
 
@@ -663,6 +664,43 @@ mod tests {
         server.abort();
     }
 
+    /// Quorum `portUnification`: a listener takes plain links and links in
+    /// TLS alike, whether its own links are TLS (`sslQuorum`) or not, so
+    /// that a rolling restart moves an ensemble between the two. On plain
+    /// links and tonic streams both.
+    #[tokio::test]
+    async fn a_unified_listener_takes_links_with_and_without_tls() {
+        let secure = tls();
+        for ssl_quorum in [false, true] {
+            let unified = PeerSecurity {
+                tls: secure.tls.clone().filter(|_| ssl_quorum),
+                unified: secure.tls.clone(),
+                sasl: None,
+            };
+            let (addr, server, mut events) = listener(&unified).await;
+            // Each link is kept open: a closed one would be reported.
+            let mut open_links = Vec::new();
+            for learner in [PeerSecurity::default(), secure.clone()] {
+                let with_tls = learner.tls.is_some();
+                let mut link = open(addr, &learner)
+                    .await
+                    .unwrap_or_else(|e| panic!("sslQuorum={ssl_quorum}, TLS {with_tls}: {e}"));
+                assert!(!is_tonic(&link));
+                carries(&mut link, &mut events).await;
+                open_links.push(link);
+                let mut link =
+                    connect_tonic(ServerId(1), "127.0.0.1", addr, WITHIN, LIMIT, &learner)
+                        .await
+                        .unwrap_or_else(|e| {
+                            panic!("tonic, sslQuorum={ssl_quorum}, TLS {with_tls}: {e}")
+                        });
+                carries(&mut link, &mut events).await;
+                open_links.push(link);
+            }
+            server.abort();
+        }
+    }
+
     /// A learner with TLS is refused by a listener without it, finally:
     /// it does not try again without TLS.
     #[tokio::test]
@@ -715,7 +753,11 @@ mod tests {
             let server = tokio::spawn(async move {
                 match &tls {
                     None => router.serve_with_incoming(incoming).await,
-                    Some(tls) => router.serve_with_incoming(tls.accept(incoming)).await,
+                    Some(tls) => {
+                        router
+                            .serve_with_incoming(tls.accept(incoming, false))
+                            .await
+                    }
                 }
             });
             let mut link = open(addr, &learner)

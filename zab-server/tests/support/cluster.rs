@@ -581,6 +581,11 @@ impl TestCluster {
         }
     }
 
+    /// Node `i`'s zoo.cfg, for a test to change before a restart.
+    pub fn cfg_path(&self, i: usize) -> PathBuf {
+        self.nodes[i].cfg_path()
+    }
+
     /// Starts node `i` again on the same directory and ports (killing it
     /// first if it still runs). Returns at once.
     pub fn restart(&mut self, i: usize) {
