@@ -503,6 +503,10 @@ pub struct ServerStatus {
     /// `hash`: recent tree digests by zxid.
     pub digests: Vec<(Zxid, i64)>,
     pub environment: Environment,
+    /// The wall clock less the monotonic one, in ms: session deadlines
+    /// run on the monotonic clock, and `dump` prints them as dates
+    /// (`ExpiryQueue.dump` through `Time.elapsedTimeToDate`).
+    pub elapsed_to_wall_ms: i64,
 }
 
 impl Default for ServerStatus {
@@ -552,6 +556,7 @@ impl Default for ServerStatus {
             trace_mask: trace_mask(),
             digests: Vec::new(),
             environment: Environment::default(),
+            elapsed_to_wall_ms: 0,
         }
     }
 }
@@ -787,6 +792,11 @@ fn conf(out: &mut String, s: &ServerStatus, cfg: &Config) {
     );
     let peer_type = me.map_or(cfg.peer_type, |m| m.peer_type);
     let _ = writeln!(out, "peerType={}", PeerType::ordinal(peer_type));
+    // `ReadOnlyZooKeeperServer.dumpConf` ends here; only the quorum
+    // servers' `QuorumZooKeeperServer.dumpConf` lists the membership.
+    if s.mode == ServerMode::ReadOnly {
+        return;
+    }
     out.push_str("membership: \n");
     // QuorumMaj.toString ends with `version=<hex>` and no line end.
     out.push_str(&cfg.membership_text());
@@ -971,7 +981,9 @@ fn dump(out: &mut String, s: &ServerStatus) {
     // and the leader's global one after `Global `.
     if let Some(local) = &s.local_sessions_dump {
         out.push_str("Local Session ");
-        expiry_queue(out, local, |id| format!("0x{:x}", id.0));
+        expiry_queue(out, local, s.elapsed_to_wall_ms, |id| {
+            format!("0x{:x}", id.0)
+        });
     }
     match &s.sessions {
         SessionDump::Expiry(buckets) => {
@@ -979,7 +991,9 @@ fn dump(out: &mut String, s: &ServerStatus) {
                 out.push_str("Global ");
             }
             out.push_str("Session ");
-            expiry_queue(out, buckets, |id| format!("0x{:x}", id.0));
+            expiry_queue(out, buckets, s.elapsed_to_wall_ms, |id| {
+                format!("0x{:x}", id.0)
+            });
         }
         SessionDump::Global(sessions) => {
             let _ = writeln!(out, "Global Sessions({}):", sessions.len());
@@ -999,15 +1013,21 @@ fn dump(out: &mut String, s: &ServerStatus) {
     out.push_str("Connections dump:\n");
     if let Some(buckets) = &s.connection_expiry {
         out.push_str("Connections ");
-        expiry_queue(out, buckets, |(addr, id)| {
+        expiry_queue(out, buckets, s.elapsed_to_wall_ms, |(addr, id)| {
             format!("ip: /{addr} sessionId: 0x{:x}", id.0)
         });
     }
 }
 
 /// `ExpiryQueue.dump`: `Sets (buckets)/(elements):`, then per bucket in
-/// time order `<n> expire at <date>:` and one tab-indented line per element.
-fn expiry_queue<T>(out: &mut String, buckets: &[ExpiryBucket<T>], show: impl Fn(&T) -> String) {
+/// time order `<n> expire at <date>:` and one tab-indented line per element;
+/// a bucket's time plus `to_wall_ms` is its date.
+fn expiry_queue<T>(
+    out: &mut String,
+    buckets: &[ExpiryBucket<T>],
+    to_wall_ms: i64,
+    show: impl Fn(&T) -> String,
+) {
     let elements: usize = buckets.iter().map(|b| b.elements.len()).sum();
     let _ = writeln!(out, "Sets ({})/({}):", buckets.len(), elements);
     let mut sorted: Vec<&ExpiryBucket<T>> = buckets.iter().collect();
@@ -1017,7 +1037,7 @@ fn expiry_queue<T>(out: &mut String, buckets: &[ExpiryBucket<T>], show: impl Fn(
             out,
             "{} expire at {}:",
             b.elements.len(),
-            java_date_utc(b.expire_at_ms)
+            java_date_utc(b.expire_at_ms + to_wall_ms)
         );
         for e in &b.elements {
             let _ = writeln!(out, "\t{}", show(e));
@@ -1249,6 +1269,7 @@ mod tests {
                 memory_max_mb: 1024,
                 memory_total_mb: 512,
             },
+            elapsed_to_wall_ms: 0,
         }
     }
 
@@ -1714,6 +1735,38 @@ mod tests {
              1 expire at Mon Nov 23 12:17:42 UTC 2026:\n\
              \tip: /127.0.0.1:47940 sessionId: 0x1000008e9f70012\n"
         );
+    }
+
+    /// Session deadlines run on the monotonic clock; `dump` prints them
+    /// as wall-clock dates, as `Time.elapsedTimeToDate` does.
+    #[test]
+    fn dump_dates_deadlines_on_the_wall_clock() {
+        let s = ServerStatus {
+            sessions: SessionDump::Expiry(vec![ExpiryBucket {
+                expire_at_ms: 5_000,
+                elements: vec![SessionId(0x11)],
+            }]),
+            ephemerals: BTreeMap::new(),
+            connection_expiry: None,
+            elapsed_to_wall_ms: 1_795_436_251_000,
+            ..status()
+        };
+        let out = render(FourLetterWord::Dump, &s, &standalone_cfg());
+        assert!(
+            out.contains("1 expire at Mon Nov 23 12:17:36 UTC 2026:\n\t0x11\n"),
+            "{out}"
+        );
+    }
+
+    /// `ReadOnlyZooKeeperServer.dumpConf` stops after `peerType`.
+    #[test]
+    fn conf_read_only_lists_no_membership() {
+        let s = ServerStatus {
+            mode: ServerMode::ReadOnly,
+            ..leader_status()
+        };
+        let out = render(FourLetterWord::Conf, &s, &quorum_cfg());
+        assert!(out.ends_with("quorumPort=2889\npeerType=0\n"), "{out}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ impl StatusSource<'_> {
             serving: false,
             mode,
             peer_state: quorum.peer_state,
+            // `envi` answers in every state, with the real environment.
+            environment: Environment::from_process(),
             ..ServerStatus::default()
         }
     }
@@ -364,6 +366,7 @@ fn collect(
         quota: tree.quota_gauges(),
         quota_exceeded: pipeline.quota_exceeded().clone(),
         environment: Environment::from_process(),
+        elapsed_to_wall_ms: wall_now - monotonic_now,
         ..ServerStatus::default()
     }
 }
@@ -403,6 +406,19 @@ fn max_fds() -> i64 {
 #[cfg(test)]
 mod tests {
     use zab_wire::proto::{PacketType, QuorumPacket};
+
+    /// `envi` answers in every state (`EnvCommand` never asks whether a
+    /// server runs), so a server that does not serve has its environment
+    /// too.
+    #[test]
+    fn a_server_not_serving_has_its_environment() {
+        let s = super::StatusSource::not_serving(
+            crate::four_letter::ServerMode::Follower,
+            super::QuorumStatus::default(),
+        );
+        assert_eq!(s.environment.os_name, "Linux");
+        assert!(!s.environment.host_name.is_empty());
+    }
 
     #[test]
     fn diff_count_counts_diff_and_trunc_syncs_not_snap() {
