@@ -23,7 +23,7 @@ use zab_server::server::Server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR path/to/zoo.cfg\n       zab-server --version";
+const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR [ZOOKEEPER_DATA_LOG_DIR] path/to/zoo.cfg\n       zab-server --version";
 
 fn main() {
     if let Err(e) = run() {
@@ -45,7 +45,7 @@ fn run() -> anyhow::Result<()> {
         .init();
 
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let (import_from, path) = match args.as_slice() {
+    let (import_from, import_logs, path) = match args.as_slice() {
         [flag] if flag == "-h" || flag == "--help" => {
             println!("{USAGE}");
             return Ok(());
@@ -59,10 +59,15 @@ fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         // An option this binary does not know is not a zoo.cfg path.
-        [p] if !p.to_string_lossy().starts_with('-') => (None, PathBuf::from(p)),
+        [p] if !p.to_string_lossy().starts_with('-') => (None, None, PathBuf::from(p)),
         [flag, dir, p] if flag == "--import-zookeeper" => {
-            (Some(PathBuf::from(dir)), PathBuf::from(p))
+            (Some(PathBuf::from(dir)), None, PathBuf::from(p))
         }
+        [flag, dir, logs, p] if flag == "--import-zookeeper" => (
+            Some(PathBuf::from(dir)),
+            Some(PathBuf::from(logs)),
+            PathBuf::from(p),
+        ),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::InvalidInvocation.exit();
@@ -86,7 +91,7 @@ fn run() -> anyhow::Result<()> {
         }
     };
     if let Some(dir) = import_from {
-        let done = zab_server::zookeeper_import::import(&dir, &cfg)
+        let done = zab_server::zookeeper_import::import(&dir, import_logs.as_deref(), &cfg)
             .with_context(|| format!("importing {}", dir.display()))?;
         tracing::info!(
             snapshot = ?done.snapshot,

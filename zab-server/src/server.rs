@@ -316,11 +316,16 @@ fn refuse_unimported_zookeeper_data(cfg: &Config) -> anyhow::Result<()> {
             name.starts_with("snapshot.") || name.starts_with("log.")
         });
         if zookeeper_file {
+            // Snapshots from the dataDir, logs from the dataLogDir.
+            let dirs = if cfg.data_log_dir == cfg.data_dir {
+                cfg.data_dir.display().to_string()
+            } else {
+                format!("{} {}", cfg.data_dir.display(), cfg.data_log_dir.display())
+            };
             anyhow::bail!(
                 "{} holds ZooKeeper's data, which zab does not read: import it first \
-                 (zab-server --import-zookeeper {} <zoo.cfg>), or move it away to start empty",
+                 (zab-server --import-zookeeper {dirs} <zoo.cfg>), or move it away to start empty",
                 version2.display(),
-                dir.display()
             );
         }
     }

@@ -1,5 +1,10 @@
 //! Importing a ZooKeeper data directory, so that an ensemble's data moves
-//! to zab: `zab-server --import-zookeeper DIR zoo.cfg`.
+//! to zab: `zab-server --import-zookeeper DATADIR [DATALOGDIR] zoo.cfg`.
+//! As `FileTxnSnapLog` does, the snapshots are read from ZooKeeper's
+//! `dataDir` and the txn logs from its `dataLogDir` (the same directory
+//! unless named); a layout that would lose txns (logs without a snapshot,
+//! or a snapshot of data with no log after it, which is what a `dataDir`
+//! named without its separate `dataLogDir` looks like) is refused.
 //!
 //! This module owns ZooKeeper 3.x's on-disk formats — the newest
 //! `snapshot.<zxid>` (`FileSnap`, `SerializeUtils.serializeSnapshot`) and
@@ -42,18 +47,26 @@ pub struct Imported {
     pub replayed: u64,
 }
 
-/// Imports ZooKeeper's data from `zk_dir` (a `dataDir`, or its `version-2`)
-/// into the store of `cfg` (`dataDir/zab`), which must be empty.
-pub fn import(zk_dir: &Path, cfg: &Config) -> anyhow::Result<Imported> {
-    let dir = if zk_dir.join("version-2").is_dir() {
-        zk_dir.join("version-2")
-    } else {
-        zk_dir.to_owned()
+/// Imports ZooKeeper's data from `zk_dir` (a `dataDir`, or its
+/// `version-2`) and its txn logs from `zk_log_dir` (its `dataLogDir`;
+/// `zk_dir` when `None`) into the store of `cfg` (`dataDir/zab`), which
+/// must be empty.
+pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow::Result<Imported> {
+    let version2 = |d: &Path| {
+        if d.join("version-2").is_dir() {
+            d.join("version-2")
+        } else {
+            d.to_owned()
+        }
     };
+    let dir = version2(zk_dir);
+    let log_dir = zk_log_dir.map_or_else(|| dir.clone(), version2);
     let (tree, snapshot) = newest_snapshot(&dir)?;
+    let logs = log_files(&log_dir)?;
+    check_layout(snapshot.as_deref(), &logs, &dir, &log_dir)?;
     let mut tree = tree.unwrap_or_default();
     let mut replayed = 0;
-    for log in log_files(&dir)? {
+    for log in logs {
         replayed +=
             replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?;
     }
@@ -320,9 +333,48 @@ fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files(dir, "log")?.into_iter().map(|(_, p)| p).collect())
 }
 
+/// Refuses what ZooKeeper's own restore would refuse, or would read with
+/// txns a plain reading here loses:
+/// - logs and no snapshot (`FileTxnSnapLog.restore`: "No snapshot found,
+///   but there are log entries. Something is broken!"): the logs of a
+///   `dataLogDir` alone, whose earliest txns were purged;
+/// - a snapshot of data (zxid above 0) and no log at all: ZooKeeper keeps
+///   the log a retained snapshot was taken in, so its logs are elsewhere,
+///   a `dataLogDir` apart from the `dataDir`, and the txns since the
+///   snapshot would be lost.
+fn check_layout(
+    snapshot: Option<&Path>,
+    logs: &[PathBuf],
+    dir: &Path,
+    log_dir: &Path,
+) -> anyhow::Result<()> {
+    match snapshot {
+        None if !logs.is_empty() => bail!(
+            "{} holds txn logs but {} no snapshot; ZooKeeper refuses to start on that too. \
+             Name ZooKeeper's dataDir, then its dataLogDir: \
+             zab-server --import-zookeeper DATADIR DATALOGDIR zoo.cfg",
+            log_dir.display(),
+            dir.display()
+        ),
+        Some(snap) if logs.is_empty() && file_zxid(snap, "snapshot").is_some_and(|z| z > 0) => {
+            bail!(
+                "{} has no txn log after it in {}: the txns since the snapshot would be lost. \
+                 If ZooKeeper's dataLogDir is not its dataDir, name both: \
+                 zab-server --import-zookeeper DATADIR DATALOGDIR zoo.cfg",
+                snap.display(),
+                log_dir.display()
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Applies a log's txns newer than the tree; returns how many. A log ends
-/// at its preallocated zeros, or at a torn last record (as ZooKeeper reads
-/// it: a record whose checksum or end marker is wrong ends the log).
+/// at its preallocated zeros, or at a torn last record (as ZooKeeper's
+/// `FileTxnIterator` reads it: a record cut short or without its end
+/// marker ends the log). A whole record whose checksum is wrong is an
+/// error, as ZooKeeper's "CRC check failed": reading on past it, or into
+/// the next log, would leave a gap in the history.
 fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
     let bytes = Bytes::from(std::fs::read(path)?);
     let mut r = Reader::new(bytes);
@@ -331,6 +383,7 @@ fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
         bail!("not a ZooKeeper txn log (magic {magic:#x})");
     }
     let mut applied = 0;
+    let mut last_read = None;
     while r.remaining() >= 12 {
         let crc = r.read_i64()?;
         let len = r.read_i32()?;
@@ -342,10 +395,13 @@ fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
             break;
         }
         if adler32(&entry) as i64 != crc {
-            tracing::warn!(log = %path.display(), "checksum mismatch; the log ends here");
-            break;
+            match last_read {
+                Some(zxid) => bail!("CRC check failed on the record after zxid {zxid:#x}"),
+                None => bail!("CRC check failed on the first record"),
+            }
         }
         let txn = convert(entry).context("a logged txn")?;
+        last_read = Some(txn.zxid);
         if txn.zxid <= tree.last_zxid().0 {
             continue;
         }
@@ -563,8 +619,8 @@ mod tests {
 
     /// Damaged files are errors, never a panic or a huge allocation: a
     /// snapshot cut anywhere, a snapshot and a log of garbage after a
-    /// valid header, and a log record whose checksum is wrong (which ends
-    /// the log, as in ZooKeeper).
+    /// valid header, and a log record whose checksum is wrong (ZooKeeper's
+    /// "CRC check failed").
     #[test]
     fn damaged_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -598,6 +654,14 @@ mod tests {
         bytes.push(b'B');
         std::fs::write(&log, &bytes).unwrap();
         let mut tree = DataTree::new();
+        let err = replay_log(&log, &mut tree).unwrap_err().to_string();
+        assert!(err.contains("CRC check failed"), "{err}");
+        // A record cut short, or without its end marker, ends the log.
+        let mut torn = bytes.clone();
+        *torn.last_mut().unwrap() = 0;
+        std::fs::write(&log, &torn).unwrap();
+        assert_eq!(replay_log(&log, &mut tree).unwrap(), 0);
+        std::fs::write(&log, &bytes[..bytes.len() - 10]).unwrap();
         assert_eq!(replay_log(&log, &mut tree).unwrap(), 0);
         // A good checksum over a txn of an unknown type is an error.
         let mut entry = Vec::new();
@@ -689,6 +753,66 @@ mod tests {
         std::fs::write(&path, &damaged).unwrap();
         let err = read_snapshot(&path, Zxid(0)).unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    /// A txn log as `FileTxnLog` writes one, of `create <path>` records
+    /// (no ACL, persistent) at the given zxids.
+    fn log_of_creates(creates: &[(i64, &str)]) -> Vec<u8> {
+        let mut log = LOG_MAGIC.to_be_bytes().to_vec();
+        log.extend_from_slice(&2i32.to_be_bytes());
+        log.extend_from_slice(&0i64.to_be_bytes());
+        for &(zxid, path) in creates {
+            let mut entry = Vec::new();
+            entry.extend_from_slice(&1i64.to_be_bytes()); // session
+            entry.extend_from_slice(&1i32.to_be_bytes()); // cxid
+            entry.extend_from_slice(&zxid.to_be_bytes());
+            entry.extend_from_slice(&0i64.to_be_bytes()); // time
+            entry.extend_from_slice(&1i32.to_be_bytes()); // create
+            entry.extend_from_slice(&(path.len() as i32).to_be_bytes());
+            entry.extend_from_slice(path.as_bytes());
+            entry.extend_from_slice(&(-1i32).to_be_bytes()); // no data
+            entry.extend_from_slice(&0i32.to_be_bytes()); // no ACL entries
+            entry.push(0); // not ephemeral
+            entry.extend_from_slice(&1i32.to_be_bytes()); // parent cversion
+            log.extend_from_slice(&i64::from(adler32(&entry)).to_be_bytes());
+            log.extend_from_slice(&(entry.len() as i32).to_be_bytes());
+            log.extend_from_slice(&entry);
+            log.push(b'B');
+        }
+        log
+    }
+
+    /// ZooKeeper with a `dataLogDir` apart from its `dataDir`: the import
+    /// reads the snapshot from one and the logs from the other. Named
+    /// alone, either directory would lose txns, and is refused, as
+    /// ZooKeeper's own restore refuses logs without a snapshot.
+    #[test]
+    fn a_data_log_dir_apart_is_read_and_a_lossy_layout_refused() {
+        let zk = tempfile::tempdir().unwrap();
+        let (data, logs) = (zk.path().join("data"), zk.path().join("txlog"));
+        std::fs::create_dir_all(data.join("version-2")).unwrap();
+        std::fs::create_dir_all(logs.join("version-2")).unwrap();
+        // A snapshot at zxid 2 (of a tree that has nothing yet: the
+        // content does not matter here), and the log it was taken in.
+        std::fs::write(data.join("version-2/snapshot.2"), minimal_snapshot()).unwrap();
+        std::fs::write(
+            logs.join("version-2/log.1"),
+            log_of_creates(&[(1, "/a"), (2, "/b"), (3, "/a/c")]),
+        )
+        .unwrap();
+        let zab = |name: &str| {
+            let dir = zk.path().join(name);
+            Config::parse(&format!("dataDir={}\n", dir.display()), None).unwrap()
+        };
+
+        let err = import(&data, None, &zab("zab1")).unwrap_err().to_string();
+        assert!(err.contains("no txn log after it"), "{err}");
+        let err = import(&logs, None, &zab("zab2")).unwrap_err().to_string();
+        assert!(err.contains("no snapshot"), "{err}");
+
+        let done = import(&data, Some(&logs), &zab("zab3")).unwrap();
+        assert_eq!(done.replayed, 1, "the txn after the snapshot");
+        assert_eq!(done.zxid, Zxid(3));
     }
 
     proptest::proptest! {

@@ -79,15 +79,22 @@ fn import_into_new_zab(zk: &TestServer, cfg: &str) -> (TestServer, String) {
 
 /// Runs the import; returns its log, failing the test if it failed.
 fn import(zk_data: &std::path::Path, zab_cfg: &std::path::Path) -> String {
+    let (ok, log) = run_import(&[zk_data], zab_cfg);
+    assert!(ok, "import failed:\n{log}");
+    log
+}
+
+/// Runs the import of ZooKeeper's `dirs` (its dataDir, and its dataLogDir
+/// if given); whether it succeeded, and its log.
+fn run_import(dirs: &[&std::path::Path], zab_cfg: &std::path::Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_zab-server"))
         .arg("--import-zookeeper")
-        .arg(zk_data)
+        .args(dirs)
         .arg(zab_cfg)
         .output()
         .expect("run the import");
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "import failed:\n{log}");
-    log
+    (out.status.success(), log)
 }
 
 /// ZooKeeper's history: ~400 txns, so that with `snapCount=100` there are
@@ -232,6 +239,52 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
             let differ = differences(&before, &tree(&client).await);
             assert!(differ.is_empty(), "server {i} differs at {differ:?}");
         }
+    })
+    .await;
+}
+
+/// ZooKeeper with its txn logs in a `dataLogDir` of their own (the layout
+/// its admin guide recommends): the import reads the snapshots from the
+/// dataDir and the logs from the dataLogDir. Given the dataDir alone, it
+/// refuses rather than import the newest snapshot without the txns after
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_with_a_data_log_dir_of_its_own_imports_whole() {
+    bounded(async {
+        let txlog = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "tickTime=2000\nsnapCount=100\nextendedTypesEnabled=true\ndataLogDir={}\n",
+            txlog.path().display()
+        );
+        let mut zk = TestServer::start_target(Target::ZooKeeper, &cfg);
+        let stays = write_history(&zk).await;
+        let reader = connect(&zk).await;
+        reader.auth("digest", b"alice:secret").await.unwrap();
+        let before = tree(&reader).await;
+        drop(reader);
+        zk.kill9();
+        drop(stays);
+
+        let zab_cfg = "tickTime=2000\nextendedTypesEnabled=true\n";
+        let mut zab = TestServer::start_target(Target::Zab, zab_cfg);
+        zab.kill9();
+        std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
+        let (ok, log) = run_import(&[&zk.data_dir()], zab.cfg_path());
+        assert!(!ok, "the dataDir alone was imported:\n{log}");
+        assert!(log.contains("DATALOGDIR"), "{log}");
+        let (ok, log) = run_import(&[&zk.data_dir(), txlog.path()], zab.cfg_path());
+        assert!(ok, "import failed:\n{log}");
+        zab.restart();
+
+        let reader = connect(&zab).await;
+        reader.auth("digest", b"alice:secret").await.unwrap();
+        let differ = differences(&before, &tree(&reader).await);
+        assert!(
+            differ.is_empty(),
+            "differs after import:\n{}",
+            differ.join("\n")
+        );
+        assert!(before.len() > 100, "{} nodes", before.len());
     })
     .await;
 }
