@@ -499,6 +499,14 @@ pub struct Config {
     pub skip_acl: bool,
     /// `forceSync` (`no` skips fsync of the txn log).
     pub force_sync: bool,
+    /// `datadir.autocreate`, default true: with `false` a missing store
+    /// directory stops the server (exit 3) instead of being made, so that
+    /// a data disk that failed to mount is not taken for a new server.
+    pub datadir_autocreate: bool,
+    /// `db.autocreate`, default true: with `false` an empty store is not
+    /// trusted unless `dataDir/initialize` says to start it empty
+    /// (`FileTxnSnapLog.restore`); zab then refuses to start.
+    pub db_autocreate: bool,
     /// `commitLogCount`, default 500 (reference F.4).
     pub commit_log_count: u32,
     /// `snapshotSizeFactor`, default 0.33; < 0 disables txn-log sync.
@@ -1009,6 +1017,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "DigestAuthenticationProvider.enabled",
     "skipACL",
     "forceSync",
+    "datadir.autocreate",
+    "db.autocreate",
     "globalOutstandingLimit",
     "commitLogCount",
     "snapshotSizeFactor",
@@ -1311,6 +1321,8 @@ impl Default for Builder {
                 digest_alg: zab_tree::acl::DigestAlg::Sha1,
                 skip_acl: false,
                 force_sync: true,
+                datadir_autocreate: true,
+                db_autocreate: true,
                 commit_log_count: 500,
                 snapshot_size_factor: 0.33,
                 connect_hold_ms: crate::held_clients::HOLD_MS,
@@ -1396,8 +1408,13 @@ impl Builder {
             }
             "minSessionTimeout" => self.min_session_timeout = parse_num(raw_key, value)?,
             "maxSessionTimeout" => self.max_session_timeout = parse_num(raw_key, value)?,
-            "maxClientCnxns" => c.max_client_cnxns = parse_num(raw_key, value)?,
-            "maxCnxns" => c.max_cnxns = parse_num(raw_key, value)?,
+            // Both factories limit only a positive count
+            // (`maxClientCnxns > 0 && …`), and `ServerCnxnFactory.
+            // initMaxCnxns` takes a negative `maxCnxns` as 0: unlimited.
+            "maxClientCnxns" => {
+                c.max_client_cnxns = parse_num::<i32>(raw_key, value)?.max(0) as u32
+            }
+            "maxCnxns" => c.max_cnxns = parse_num::<i32>(raw_key, value)?.max(0) as u32,
             // ZooKeeperServer raises a snapCount below 2 to 2.
             "snapCount" => {
                 c.snap_count = parse_num::<i64>(raw_key, value)?.clamp(2, u32::MAX as i64) as u32
@@ -1450,9 +1467,12 @@ impl Builder {
             }
             // ZooKeeper compares with "yes"/"no" exactly; anything else is
             // refused here rather than silently read as the default.
-            "skipACL" => c.skip_acl = parse_yes_no(raw_key, value)?,
-            "forceSync" => c.force_sync = parse_yes_no(raw_key, value)?,
-            "leaderServes" => c.leader_serves = parse_yes_no(raw_key, value)?,
+            // ZooKeeper reads these as `"yes".equals` (skipACL) and
+            // `!"no".equals` (forceSync, leaderServes): any other word is
+            // their default, which zab keeps too, and names at start-up.
+            "skipACL" => c.skip_acl = yes_or_no(raw_key, value, false, &mut c.unsupported),
+            "forceSync" => c.force_sync = yes_or_no(raw_key, value, true, &mut c.unsupported),
+            "leaderServes" => c.leader_serves = yes_or_no(raw_key, value, true, &mut c.unsupported),
             "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(raw_key, value)?,
             // ZKDatabase keeps at least 500 committed txns for DIFF sync.
             "commitLogCount" => c.commit_log_count = parse_num::<u32>(raw_key, value)?.max(500),
@@ -1466,7 +1486,7 @@ impl Builder {
             "flushDelay" => c.flush_delay_ms = parse_num(raw_key, value)?,
             "maxBatchSize" => c.max_batch_size = parse_num(raw_key, value)?,
             "electionAlg" => {
-                if value != "3" {
+                if parse_num::<i32>(raw_key, value)? != 3 {
                     return Err(invalid(raw_key, value, "Only 3 is supported"));
                 }
                 c.election_alg = 3;
@@ -1638,6 +1658,10 @@ impl Builder {
             }
             "readonlymode.enabled" => c.read_only_mode = parse_bool(raw_key, value)?,
             "enforceQuota" => c.enforce_quota = parse_bool(raw_key, value)?,
+            // `FileTxnSnapLog` reads both with `Boolean.parseBoolean`:
+            // anything but `true` (in any case) is false.
+            "datadir.autocreate" => c.datadir_autocreate = value.eq_ignore_ascii_case("true"),
+            "db.autocreate" => c.db_autocreate = value.eq_ignore_ascii_case("true"),
             "fsync.warningthresholdms" => c.fsync_warning_threshold_ms = parse_num(raw_key, value)?,
             "portUnification" => c.quorum_tls.port_unification = parse_bool(raw_key, value)?,
             "multiAddress.enabled" => {
@@ -1996,11 +2020,19 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_yes_no(key: &str, value: &str) -> Result<bool, ConfigError> {
+/// A `yes`/`no` key: any other word is `default`, as ZooKeeper's reader
+/// takes it, and is named among the keys zab ignores.
+fn yes_or_no(key: &str, value: &str, default: bool, ignored: &mut Vec<String>) -> bool {
     match value {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => Err(invalid(key, value, "Choose 'yes' or 'no'")),
+        "yes" => true,
+        "no" => false,
+        _ => {
+            let default = if default { "yes" } else { "no" };
+            ignored.push(format!(
+                "{key}={value} (not yes or no: {default}, as ZooKeeper reads it)"
+            ));
+            default == "yes"
+        }
     }
 }
 
@@ -2369,8 +2401,29 @@ clientPort=2181
         let c =
             parse("dataDir=/d\nglobalOutstandingLimit=1000\nsyncEnabled=true\nleaderServes=yes\n");
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
-        let refused = parse_err("dataDir=/d\nleaderServes=maybe\n", None);
-        assert!(refused.to_string().contains("leaderServes"), "{refused}");
+    }
+
+    /// ZooKeeper reads `skipACL` as `"yes".equals` and `forceSync` and
+    /// `leaderServes` as `!"no".equals`: another word is the default, not
+    /// an error (zab names it at start-up). A negative `maxClientCnxns` or
+    /// `maxCnxns` is no limit, as both connection factories read it.
+    #[test]
+    fn values_zookeeper_reads_leniently_are_taken_as_it_reads_them() {
+        let c = parse(
+            "dataDir=/d\nskipACL=true\nforceSync=false\nleaderServes=maybe\n\
+             maxClientCnxns=-1\nmaxCnxns=-5\nelectionAlg=+3\n",
+        );
+        assert!(!c.skip_acl && c.force_sync && c.leader_serves);
+        assert_eq!((c.max_client_cnxns, c.max_cnxns), (0, 0));
+        assert_eq!(c.election_alg, 3);
+        assert_eq!(
+            c.unsupported,
+            [
+                "skipACL=true (not yes or no: no, as ZooKeeper reads it)",
+                "forceSync=false (not yes or no: yes, as ZooKeeper reads it)",
+                "leaderServes=maybe (not yes or no: yes, as ZooKeeper reads it)",
+            ]
+        );
     }
 
     #[test]
@@ -2891,7 +2944,7 @@ clientPort=2181
                 "not-an-ip",
             ),
             ("standaloneEnabled=yes", "standaloneEnabled", "yes"),
-            ("skipACL=true", "skipACL", "true"),
+            ("maxClientCnxns=many", "maxClientCnxns", "many"),
             ("electionAlg=1", "electionAlg", "1"),
             ("peerType=voter", "peerType", "voter"),
             ("zookeeper.snapCount=lots", "zookeeper.snapCount", "lots"),

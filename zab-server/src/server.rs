@@ -245,6 +245,17 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
         refuse_unimported_zookeeper_data(cfg).context(ExitCode::UnableToAccessDataDir)?;
     }
     for dir in std::iter::once(&store_dir).chain(&wal_dir) {
+        // `FileTxnSnapLog`: "Missing data directory …, automatic data
+        // directory creation is disabled".
+        if !cfg.datadir_autocreate && !dir.is_dir() {
+            return Err(anyhow::anyhow!(
+                "Missing data directory {}, automatic data directory creation is disabled \
+                 (datadir.autocreate is false). Please create this directory with proper \
+                 permissions.",
+                dir.display()
+            )
+            .context(ExitCode::UnableToAccessDataDir));
+        }
         writable_dir(dir).context(ExitCode::UnableToAccessDataDir)?;
     }
     let store = Store::open(
@@ -269,6 +280,7 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     // `FileTxnSnapLog.restore` saves `snapshot.0` when it finds neither
     // snapshot nor log (with `zookeeper.db.autocreate`, its default).
     if tree.last_zxid() == Zxid::ZERO && store.snapshots().list()?.is_empty() {
+        trust_empty_database(cfg)?;
         let mut bytes = Vec::new();
         tree.snapshot().write_to(&mut bytes)?;
         store
@@ -278,6 +290,34 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     // Reads check ACLs in the tree itself; writes in the preparer.
     tree.set_acl_checks(cfg.skip_acl, cfg.providers());
     Ok((store, tree, recovery))
+}
+
+/// Whether a server may start on an empty database: always with
+/// `db.autocreate` (the default); without it only once, when the file
+/// `dataDir/initialize` says so (ZooKeeper's `zkServer-initialize.sh`
+/// writes it), as `FileTxnSnapLog.restore` decides. ZooKeeper then runs
+/// on, taking no part in elections until a leader syncs it; zab does not
+/// start, so a server whose data was lost cannot help elect a leader
+/// without the committed txns.
+fn trust_empty_database(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.db_autocreate {
+        return Ok(());
+    }
+    let initialize = cfg.data_dir.join("initialize");
+    match std::fs::remove_file(&initialize) {
+        Ok(()) => {
+            tracing::info!(
+                "Initialize file found, an empty database will not block voting participation"
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "the database is empty and db.autocreate is false: this server's data may \
+             have been lost. To start it empty, create {}",
+            initialize.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("removing {}", initialize.display())),
+    }
 }
 
 /// Creates `dir` if it is missing and checks that this process may write
@@ -1327,6 +1367,57 @@ mod tests {
             .expect("the writer ended")
             .expect("the writer did not panic");
         closed_rx.await.expect("the reader is told to close");
+    }
+
+    /// `datadir.autocreate=false`: a missing store directory (a data disk
+    /// that did not mount) stops the server with exit 3, as ZooKeeper's
+    /// `FileTxnSnapLog` does for its `version-2`; once made, it opens.
+    #[test]
+    fn without_datadir_autocreate_a_missing_store_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            &format!(
+                "dataDir={}\nclientPort=2181\ndatadir.autocreate=false\n",
+                dir.path().display()
+            ),
+            None,
+        )
+        .unwrap();
+        let err = super::open_state(&cfg).err().expect("refused");
+        assert!(
+            format!("{err:#}").contains("automatic data directory creation is disabled"),
+            "{err:#}"
+        );
+        assert_eq!(
+            crate::exit_code::ExitCode::of(&err),
+            crate::exit_code::ExitCode::UnableToAccessDataDir
+        );
+        assert!(!dir.path().join("zab").exists(), "nothing was made");
+        std::fs::create_dir(dir.path().join("zab")).unwrap();
+        assert!(super::open_state(&cfg).is_ok());
+    }
+
+    /// `db.autocreate=false`: an empty database is not trusted unless
+    /// `dataDir/initialize` says to start it empty; that file is used up,
+    /// and the database then holds its first snapshot and opens again.
+    #[test]
+    fn without_db_autocreate_an_empty_database_needs_the_initialize_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            &format!(
+                "dataDir={}\nclientPort=2181\ndb.autocreate=false\n",
+                dir.path().display()
+            ),
+            None,
+        )
+        .unwrap();
+        let err = super::open_state(&cfg).err().expect("refused");
+        assert!(format!("{err:#}").contains("initialize"), "{err:#}");
+        let initialize = dir.path().join("initialize");
+        std::fs::write(&initialize, b"").unwrap();
+        drop(super::open_state(&cfg).expect("trusted once"));
+        assert!(!initialize.exists(), "the file is used up");
+        assert!(super::open_state(&cfg).is_ok(), "no longer empty");
     }
 
     /// A new store where ZooKeeper left its data is refused until that data
