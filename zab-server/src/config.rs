@@ -1395,7 +1395,7 @@ impl Builder {
                     invalid(
                         raw_key,
                         value,
-                        "not an IP address or localhost (zab does not resolve host names here)",
+                        "UnknownHostException: not an address, nor a host name that resolves",
                     )
                 })?);
             }
@@ -1522,7 +1522,7 @@ impl Builder {
                     invalid(
                         raw_key,
                         value,
-                        "not an IP address or localhost (zab does not resolve host names here)",
+                        "UnknownHostException: not an address, nor a host name that resolves",
                     )
                 })?);
             }
@@ -1682,7 +1682,7 @@ impl Builder {
                     invalid(
                         raw_key,
                         value,
-                        "not an IP address or localhost (zab does not resolve host names here)",
+                        "UnknownHostException: not an address, nor a host name that resolves",
                     )
                 })?
             }
@@ -1714,7 +1714,7 @@ impl Builder {
                     invalid(
                         raw_key,
                         value,
-                        "not an IP address or localhost (zab does not resolve host names here)",
+                        "UnknownHostException: not an address, nor a host name that resolves",
                     )
                 })?
             }
@@ -1934,16 +1934,25 @@ fn split_host_and_ports(s: &str) -> Option<Vec<String>> {
     }
 }
 
-/// An address literal (IPv6 with or without brackets) or `localhost`. Java
-/// resolves any host name; parsing here stays free of DNS.
+/// An address literal (IPv6 with or without brackets), or the address a
+/// host name resolves to, as `InetAddress.getByName` gives it: the first,
+/// IPv4 before IPv6 (the JVM's default order). `localhost` is 127.0.0.1
+/// without asking the resolver.
 fn ip_of(host: &str) -> Option<IpAddr> {
     if host.eq_ignore_ascii_case("localhost") {
         return Some(IpAddr::from([127, 0, 0, 1]));
     }
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    use std::net::ToSocketAddrs as _;
+    let resolved: Vec<IpAddr> = (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
 }
 
 fn parse_myid(text: &str) -> Result<ServerId, ConfigError> {
@@ -2933,15 +2942,34 @@ clientPort=2181
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
     }
 
+    /// `clientPortAddress` (and the other address keys) may be a host name,
+    /// resolved as `InetAddress.getByName` resolves it: the machine's own
+    /// name is in every Debian's /etc/hosts.
+    #[test]
+    fn address_keys_take_host_names() {
+        use std::net::ToSocketAddrs as _;
+        let host = crate::four_letter::Environment::from_process().host_name;
+        let expected = (host.as_str(), 0)
+            .to_socket_addrs()
+            .expect("the machine's own name resolves")
+            .map(|a| a.ip())
+            .find(IpAddr::is_ipv4);
+        let c = parse(&format!(
+            "dataDir=/d\nclientPort=2181\nclientPortAddress={host}\n"
+        ));
+        assert_eq!(c.client_port_address, expected, "{host}");
+        assert!(c.client_port_address.is_some());
+    }
+
     #[test]
     fn bad_values_name_key_and_value() {
         for (line, key, value) in [
             ("tickTime=abc", "tickTime", "abc"),
             ("clientPort=70000", "clientPort", "70000"),
             (
-                "clientPortAddress=not-an-ip",
+                "clientPortAddress=not-an-ip.invalid",
                 "clientPortAddress",
-                "not-an-ip",
+                "not-an-ip.invalid",
             ),
             ("standaloneEnabled=yes", "standaloneEnabled", "yes"),
             ("maxClientCnxns=many", "maxClientCnxns", "many"),
