@@ -31,6 +31,10 @@ use zab_wire::{Epoch, Zxid};
 
 use crate::config::Config;
 
+/// A log record's `TxnDigest` (version, tree digest), which 3.6+ writes
+/// after the txn (`Util.marshallTxnEntry`).
+const TXN_DIGEST_LEN: usize = 4 + 8;
+
 /// `FileSnap.SNAP_MAGIC` ("ZKSN") and `FileTxnLog.TXNLOG_MAGIC` ("ZKLG").
 const SNAP_MAGIC: i32 = 0x5a4b_534e;
 const LOG_MAGIC: i32 = 0x5a4b_4c47;
@@ -400,11 +404,20 @@ fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
                 None => bail!("CRC check failed on the first record"),
             }
         }
-        let txn = convert(entry).context("a logged txn")?;
-        last_read = Some(txn.zxid);
-        if txn.zxid <= tree.last_zxid().0 {
+        // The header's zxid first: as `fastForwardFromEdits` reads only
+        // from the snapshot's zxid on, a txn the snapshot holds is not
+        // even decoded.
+        let zxid = {
+            let mut header = Reader::new(entry.clone());
+            header.read_i64()?; // session
+            header.read_i32()?; // cxid
+            header.read_i64()?
+        };
+        last_read = Some(zxid);
+        if zxid <= tree.last_zxid().0 {
             continue;
         }
+        let txn = convert(entry).context("a logged txn")?;
         tree.apply(&txn);
         applied += 1;
     }
@@ -456,13 +469,25 @@ fn body(kind: i32, session: i64, r: &mut Reader) -> anyhow::Result<Op> {
             timeout: r.read_i32()?,
         }),
         -11 => {
-            // Without `closeSessionTxn.enabled` (before 3.6) the body is
-            // empty; the tree then deletes the session's ephemerals itself.
-            let paths = if r.remaining() >= 4 {
+            // 3.6+ logs the session's paths (`CloseSessionTxn`) unless
+            // `closeSessionTxn.enabled=false`, which logs no body, as
+            // every release before 3.6 did (the tree then deletes the
+            // session's ephemerals itself); 3.6+ follows either with the
+            // record's `TxnDigest`. The body is what leaves 0 bytes or a
+            // digest after it.
+            let read_paths = |r: &mut Reader| -> Result<Vec<String>, DecodeError> {
                 let n = r.read_count()?.unwrap_or(0);
-                (0..n).map(|_| r.read_string()).collect::<Result<_, _>>()?
-            } else {
-                Vec::new()
+                (0..n).map(|_| r.read_string()).collect()
+            };
+            let mut as_paths = r.clone();
+            let paths = match read_paths(&mut as_paths) {
+                Ok(paths) if matches!(as_paths.remaining(), 0 | TXN_DIGEST_LEN) => {
+                    *r = as_paths;
+                    paths
+                }
+                _ if matches!(r.remaining(), 0 | TXN_DIGEST_LEN) => Vec::new(),
+                Ok(_) => bail!("a closeSession record with bytes after its paths"),
+                Err(e) => return Err(e.into()),
             };
             Op::CloseSession(proto::CloseSessionTxn {
                 paths_to_delete: paths,
@@ -780,6 +805,44 @@ mod tests {
             log.push(b'B');
         }
         log
+    }
+
+    /// A closeSession record: with its paths or (`closeSessionTxn.
+    /// enabled=false`, and before 3.6) without a body, each with or
+    /// without the digest 3.6+ appends.
+    #[test]
+    fn close_session_records_read_with_and_without_a_body() {
+        let record = |body: &[u8]| {
+            let mut entry = Vec::new();
+            entry.extend_from_slice(&7i64.to_be_bytes()); // session
+            entry.extend_from_slice(&0i32.to_be_bytes()); // cxid
+            entry.extend_from_slice(&9i64.to_be_bytes()); // zxid
+            entry.extend_from_slice(&0i64.to_be_bytes()); // time
+            entry.extend_from_slice(&(-11i32).to_be_bytes());
+            entry.extend_from_slice(body);
+            convert(Bytes::from(entry))
+        };
+        let digest = [
+            2i32.to_be_bytes().to_vec(),
+            0x1234_5678_9abc_def0i64.to_be_bytes().to_vec(),
+        ]
+        .concat();
+        let mut paths = 1i32.to_be_bytes().to_vec();
+        paths.extend_from_slice(&2i32.to_be_bytes());
+        paths.extend_from_slice(b"/e");
+        let closed = |txn: Txn| match txn.body.and_then(|b| b.op) {
+            Some(Op::CloseSession(c)) => c.paths_to_delete,
+            other => panic!("{other:?}"),
+        };
+        assert!(closed(record(&[]).unwrap()).is_empty());
+        assert!(
+            closed(record(&digest).unwrap()).is_empty(),
+            "a digest alone"
+        );
+        assert_eq!(closed(record(&paths).unwrap()), ["/e"]);
+        let with_digest = [paths.clone(), digest.clone()].concat();
+        assert_eq!(closed(record(&with_digest).unwrap()), ["/e"]);
+        assert!(record(&[paths, vec![0; 3]].concat()).is_err());
     }
 
     /// ZooKeeper with a `dataLogDir` apart from its `dataDir`: the import
