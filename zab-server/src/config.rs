@@ -1746,6 +1746,14 @@ impl Builder {
                 }
                 self.apply_membership(raw_key, value)?;
             }
+            // A static membership's version (`QuorumMaj` reads it in hex
+            // from zoo.cfg); beside a dynamic file, the file's name gives
+            // it and this key is only a system property to ZooKeeper.
+            "version" if !has_dynamic_file => {
+                self.membership_version = u64::from_str_radix(value, 16)
+                    .map_err(|_| invalid(raw_key, value, "not a hexadecimal version"))?;
+            }
+            "version" => {}
             k => match unsupported_reason(k) {
                 Some(reason) => c.unsupported.push(format!("{raw_key} ({reason})")),
                 None => c.unsupported.push(format!("{raw_key} (unknown key)")),
@@ -1754,9 +1762,11 @@ impl Builder {
         Ok(())
     }
 
-    /// A line of the membership: `server.N`, hierarchical `group.N` /
-    /// `weight.N` (refused: ignoring them would change what a quorum is),
-    /// and `version` (dynamic file only).
+    /// A line of the membership: `server.N`, and hierarchical `group.N` /
+    /// `weight.N` (refused: ignoring them would change what a quorum is).
+    /// A dynamic file holds nothing else: ZooKeeper refuses a `version` in
+    /// it ("dynamic file shouldn't have version inside"), which its name
+    /// carries.
     fn apply_membership(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         if let Some(id) = key.strip_prefix("server.") {
             let id = ServerId(
@@ -1772,7 +1782,11 @@ impl Builder {
                 reason: "hierarchical quorums are not implemented".to_owned(),
             })
         } else if key == "version" {
-            Ok(())
+            Err(invalid(
+                key,
+                value,
+                "dynamic file shouldn't have version inside",
+            ))
         } else {
             Err(invalid(
                 key,
@@ -1966,10 +1980,11 @@ fn parse_myid(text: &str) -> Result<ServerId, ConfigError> {
 
 /// The membership version of a dynamic config file: the hex suffix of
 /// `zoo.cfg.dynamic.<hex>`, 0 when there is none.
+/// `QuorumPeerConfig.getVersionFromFilename`: whatever follows the path's
+/// last `.`, if it reads as hexadecimal; else 0.
 fn dynamic_file_version(path: &Path) -> u64 {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.rsplit_once(".dynamic."))
+    path.to_str()
+        .and_then(|p| p.rsplit_once('.'))
         .and_then(|(_, v)| u64::from_str_radix(v, 16).ok())
         .unwrap_or(0)
 }
@@ -3278,8 +3293,7 @@ clientPort=2181
     #[test]
     fn dynamic_config_file() {
         let main = "dataDir=/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile=/c/zoo.cfg.dynamic.100000000\n";
-        let dynamic =
-            "server.1=a:1:2;2181\nserver.2=b:1:2;2181\nserver.3=c:1:2;2181\nversion=100000000\n";
+        let dynamic = "server.1=a:1:2;2181\nserver.2=b:1:2;2181\nserver.3=c:1:2;2181\n";
         let c = Config::parse_with_dynamic(main, dynamic, 0x1_0000_0000, Some("2"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.servers.len(), 3);
@@ -3287,6 +3301,30 @@ clientPort=2181
         assert_eq!(
             dynamic_file_version(Path::new("/c/zoo.cfg.dynamic.100000000")),
             0x1_0000_0000
+        );
+        // ZooKeeper's `getVersionFromFilename`: any hex after the last dot.
+        assert_eq!(dynamic_file_version(Path::new("/etc/zk/ensemble.1a")), 0x1a);
+        assert_eq!(
+            dynamic_file_version(Path::new("/etc/zk/zoo.cfg.dynamic")),
+            0
+        );
+        assert!(
+            Config::parse_with_dynamic(main, &format!("{dynamic}version=1\n"), 1, Some("2"))
+                .is_err(),
+            "a version inside the dynamic file"
+        );
+        // A static membership carries its own version, in hex.
+        let static_cfg = Config::parse(
+            "dataDir=/d\ninitLimit=5\nsyncLimit=2\nversion=100000000\n\
+             server.1=a:1:2\nserver.2=b:1:2\n",
+            Some("1"),
+        )
+        .unwrap();
+        assert_eq!(static_cfg.membership_version, 0x1_0000_0000);
+        assert!(
+            static_cfg.unsupported.is_empty(),
+            "{:?}",
+            static_cfg.unsupported
         );
         let static_too = format!("{main}server.1=a:1:2\n");
         assert!(matches!(
