@@ -1989,10 +1989,17 @@ fn dynamic_file_version(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A file's text: UTF-8, or where it is not, ISO-8859-1, as Java's
+/// `Properties.load(InputStream)` reads every byte of a zoo.cfg (a Latin-1
+/// comment does not stop ZooKeeper).
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
+    })?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
     })
 }
 
@@ -2974,6 +2981,20 @@ clientPort=2181
         ));
         assert_eq!(c.client_port_address, expected, "{host}");
         assert!(c.client_port_address.is_some());
+    }
+
+    /// A zoo.cfg that is not UTF-8 reads as ISO-8859-1, as Java reads it.
+    #[test]
+    fn a_latin_1_zoo_cfg_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &path,
+            b"# r\xe9pertoire des donn\xe9es\ntickTime=2000\ndataDir=/tmp/x\nclientPort=2181\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tick_time_ms, 2000);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use zab_server::server::Server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR [ZOOKEEPER_DATA_LOG_DIR] path/to/zoo.cfg\n       zab-server --version";
+const USAGE: &str = "usage: zab-server path/to/zoo.cfg\n       zab-server port dataDir [tickTime] [maxClientCnxns]\n       zab-server --import-zookeeper ZOOKEEPER_DATA_DIR [ZOOKEEPER_DATA_LOG_DIR] path/to/zoo.cfg\n       zab-server --version";
 
 fn main() {
     if let Err(e) = run() {
@@ -45,7 +45,7 @@ fn run() -> anyhow::Result<()> {
         .init();
 
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let (import_from, import_logs, path) = match args.as_slice() {
+    let (import_from, import_logs, source) = match args.as_slice() {
         [flag] if flag == "-h" || flag == "--help" => {
             println!("{USAGE}");
             return Ok(());
@@ -59,27 +59,41 @@ fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         // An option this binary does not know is not a zoo.cfg path.
-        [p] if !p.to_string_lossy().starts_with('-') => (None, None, PathBuf::from(p)),
-        [flag, dir, p] if flag == "--import-zookeeper" => {
-            (Some(PathBuf::from(dir)), None, PathBuf::from(p))
+        [p] if !p.to_string_lossy().starts_with('-') => {
+            (None, None, ConfigSource::File(PathBuf::from(p)))
         }
+        [flag, dir, p] if flag == "--import-zookeeper" => (
+            Some(PathBuf::from(dir)),
+            None,
+            ConfigSource::File(PathBuf::from(p)),
+        ),
         [flag, dir, logs, p] if flag == "--import-zookeeper" => (
             Some(PathBuf::from(dir)),
             Some(PathBuf::from(logs)),
-            PathBuf::from(p),
+            ConfigSource::File(PathBuf::from(p)),
         ),
+        standalone @ [port, ..]
+            if (2..=4).contains(&standalone.len()) && !port.to_string_lossy().starts_with('-') =>
+        {
+            (None, None, ConfigSource::Args(standalone_cfg(standalone)))
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::InvalidInvocation.exit();
         }
     };
-    let loaded = Config::load(&path)
-        .with_context(|| format!("reading {}", path.display()))
-        .and_then(|cfg| {
-            cfg.validate()
-                .with_context(|| format!("invalid configuration in {}", path.display()))?;
-            Ok(cfg)
-        });
+    let loaded = match &source {
+        ConfigSource::File(path) => Config::load(path)
+            .with_context(|| format!("reading {}", path.display()))
+            .and_then(|cfg| {
+                cfg.validate()
+                    .with_context(|| format!("invalid configuration in {}", path.display()))?;
+                Ok(cfg)
+            }),
+        ConfigSource::Args(text) => Config::parse(text, None)
+            .and_then(|cfg| cfg.validate().map(|()| cfg))
+            .context("invalid arguments"),
+    };
     let cfg = match loaded {
         Ok(cfg) => cfg,
         // ZooKeeper's `QuorumPeerMain` exits with INVALID_CONFIG (2) on a
@@ -87,6 +101,9 @@ fn run() -> anyhow::Result<()> {
         // it apart from a server that failed while running (1).
         Err(e) => {
             eprintln!("Error: {e:?}");
+            if matches!(source, ConfigSource::Args(_)) {
+                eprintln!("{USAGE}");
+            }
             ExitCode::InvalidInvocation.exit();
         }
     };
@@ -150,6 +167,33 @@ fn run() -> anyhow::Result<()> {
     served
 }
 
+/// Where the configuration comes from.
+enum ConfigSource {
+    /// A zoo.cfg, as `QuorumPeerMain zoo.cfg`.
+    File(PathBuf),
+    /// zoo.cfg text made of a standalone command line.
+    Args(String),
+}
+
+/// `port dataDir [tickTime] [maxClientCnxns]`, the standalone command line
+/// `QuorumPeerMain` hands to `ZooKeeperServerMain` (`ServerConfig.parse`):
+/// the log beside the snapshots, and no per-client connection limit unless
+/// given (`ServerConfig` leaves `maxClientCnxns` at 0 there, not 60).
+fn standalone_cfg(args: &[std::ffi::OsString]) -> String {
+    let arg = |i: usize| args.get(i).map(|a| a.to_string_lossy().into_owned());
+    // A zoo.cfg value reads backslashes as escapes.
+    let dir = arg(1).unwrap_or_default().replace('\\', "\\\\");
+    let mut cfg = format!(
+        "clientPort={}\ndataDir={dir}\nmaxClientCnxns={}\n",
+        arg(0).unwrap_or_default(),
+        arg(3).unwrap_or_else(|| "0".to_owned())
+    );
+    if let Some(tick) = arg(2) {
+        cfg.push_str(&format!("tickTime={tick}\n"));
+    }
+    cfg
+}
+
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -173,5 +217,35 @@ fn fix_malloc_mmap_threshold() {
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standalone_cfg;
+    use zab_server::config::Config;
+
+    /// `zab-server port dataDir [tickTime] [maxClientCnxns]` configures a
+    /// standalone server as `ServerConfig.parse` does: no per-client limit
+    /// unless given, the log beside the snapshots.
+    #[test]
+    fn a_standalone_command_line_reads_as_server_config_parses_it() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let c = Config::parse(&standalone_cfg(&args(&["2191", "/var/zk"])), None).unwrap();
+        assert_eq!(c.client_port, Some(2191));
+        assert_eq!(c.data_dir, std::path::Path::new("/var/zk"));
+        assert_eq!(c.data_log_dir, c.data_dir);
+        assert_eq!((c.tick_time_ms, c.max_client_cnxns), (3000, 0));
+        assert!(!c.is_distributed());
+        let c = Config::parse(
+            &standalone_cfg(&args(&["2191", r"C:\zk", "1000", "7"])),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, std::path::Path::new(r"C:\zk"));
+        assert_eq!((c.tick_time_ms, c.max_client_cnxns), (1000, 7));
+        assert_eq!(c.min_session_timeout_ms, 2000);
+        assert!(Config::parse(&standalone_cfg(&args(&["port", "/d"])), None).is_err());
+        assert!(Config::parse(&standalone_cfg(&args(&["2191", "/d", "often"])), None).is_err());
     }
 }
