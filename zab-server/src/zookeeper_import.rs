@@ -47,7 +47,8 @@ pub struct Imported {
     pub zxid: Zxid,
     pub nodes: usize,
     pub sessions: usize,
-    /// Txns applied from the logs after the snapshot.
+    /// Txns applied from the logs after the snapshot (and kept in zab's
+    /// txn log after its copy of the snapshot).
     pub replayed: u64,
 }
 
@@ -69,10 +70,18 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
     let logs = log_files(&log_dir)?;
     check_layout(snapshot.as_deref(), &logs, &dir, &log_dir)?;
     let mut tree = tree.unwrap_or_default();
-    let mut replayed = 0;
+    // zab's snapshot is ZooKeeper's, at its zxid, and the txns after it go
+    // to zab's txn log, as ZooKeeper keeps them in its own: the last of
+    // them may never have been committed, and a leader's TRUNC must be
+    // able to take them back (a snapshot cannot be truncated).
+    let snapshot_zxid = tree.last_zxid();
+    let mut snapshot_bytes = Vec::new();
+    tree.snapshot().write_to(&mut snapshot_bytes)?;
+    let mut replayed = Vec::new();
     for log in logs {
-        replayed +=
-            replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?;
+        replayed.extend(
+            replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?,
+        );
     }
 
     let store_dir = cfg.data_dir.join("zab");
@@ -98,12 +107,23 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
         );
     }
     let zxid = tree.last_zxid();
-    let mut stream = Vec::new();
-    tree.snapshot().write_to(&mut stream)?;
     store
         .snapshots()
-        .save(zxid, &mut stream.as_slice())
+        .save(snapshot_zxid, &mut snapshot_bytes.as_slice())
         .context("saving the imported snapshot")?;
+    if !replayed.is_empty() {
+        let entries = replayed
+            .iter()
+            .map(|txn| (Zxid(txn.zxid), Bytes::from(txn.encode_to_vec())))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.log().append_batch(entries, move |res| {
+            let _ = tx.send(res);
+        });
+        rx.recv()
+            .context("the txn log closed")?
+            .context("logging the txns after the snapshot")?;
+    }
     let (current, accepted) = epochs(&dir, zxid)?;
     store.set_accepted_epoch(accepted)?;
     store.set_current_epoch(current)?;
@@ -112,7 +132,7 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
         zxid,
         nodes: tree.node_count(),
         sessions: tree.sessions().count(),
-        replayed,
+        replayed: replayed.len() as u64,
     })
 }
 
@@ -373,20 +393,20 @@ fn check_layout(
     }
 }
 
-/// Applies a log's txns newer than the tree; returns how many. A log ends
+/// Applies a log's txns newer than the tree; returns them. A log ends
 /// at its preallocated zeros, or at a torn last record (as ZooKeeper's
 /// `FileTxnIterator` reads it: a record cut short or without its end
 /// marker ends the log). A whole record whose checksum is wrong is an
 /// error, as ZooKeeper's "CRC check failed": reading on past it, or into
 /// the next log, would leave a gap in the history.
-fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
+fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<Vec<Txn>> {
     let bytes = Bytes::from(std::fs::read(path)?);
     let mut r = Reader::new(bytes);
     let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
     if magic != LOG_MAGIC {
         bail!("not a ZooKeeper txn log (magic {magic:#x})");
     }
-    let mut applied = 0;
+    let mut applied = Vec::new();
     let mut last_read = None;
     while r.remaining() >= 12 {
         let crc = r.read_i64()?;
@@ -419,7 +439,7 @@ fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<u64> {
         }
         let txn = convert(entry).context("a logged txn")?;
         tree.apply(&txn);
-        applied += 1;
+        applied.push(txn);
     }
     Ok(applied)
 }
@@ -685,9 +705,9 @@ mod tests {
         let mut torn = bytes.clone();
         *torn.last_mut().unwrap() = 0;
         std::fs::write(&log, &torn).unwrap();
-        assert_eq!(replay_log(&log, &mut tree).unwrap(), 0);
+        assert!(replay_log(&log, &mut tree).unwrap().is_empty());
         std::fs::write(&log, &bytes[..bytes.len() - 10]).unwrap();
-        assert_eq!(replay_log(&log, &mut tree).unwrap(), 0);
+        assert!(replay_log(&log, &mut tree).unwrap().is_empty());
         // A good checksum over a txn of an unknown type is an error.
         let mut entry = Vec::new();
         entry.extend_from_slice(&1i64.to_be_bytes()); // session
@@ -873,9 +893,21 @@ mod tests {
         let err = import(&logs, None, &zab("zab2")).unwrap_err().to_string();
         assert!(err.contains("no snapshot"), "{err}");
 
-        let done = import(&data, Some(&logs), &zab("zab3")).unwrap();
+        let zab3 = zab("zab3");
+        let done = import(&data, Some(&logs), &zab3).unwrap();
         assert_eq!(done.replayed, 1, "the txn after the snapshot");
         assert_eq!(done.zxid, Zxid(3));
+        // zab keeps ZooKeeper's snapshot and the txn after it in its log,
+        // which a leader's TRUNC can still take back.
+        let store = Store::open(&zab3.data_dir.join("zab"), StoreOptions::default()).unwrap();
+        let snapshots = store.snapshots().list().unwrap();
+        assert_eq!(snapshots.last().map(|s| s.zxid), Some(Zxid(2)));
+        assert_eq!(store.log().last_zxid(), Zxid(3));
+        let (tree, _) = crate::server::recover(&store).unwrap();
+        assert_eq!(tree.last_zxid(), Zxid(3));
+        store.log().truncate_after(Zxid(2)).unwrap();
+        let (tree, _) = crate::server::recover(&store).unwrap();
+        assert_eq!(tree.last_zxid(), Zxid(2));
     }
 
     proptest::proptest! {
