@@ -11,7 +11,8 @@
 //! the `log.<zxid>` files after it (`FileTxnLog`) — and the mapping of
 //! ZooKeeper's txn records onto zab's. The tree (`zab-tree`) applies them
 //! as ZooKeeper's `FileTxnSnapLog.restore` would, and the store
-//! (`zab-store`) keeps the result as its first snapshot, with the
+//! (`zab-store`) keeps the snapshot as its first and the txns after it in
+//! its txn log, as ZooKeeper keeps them, with the
 //! server's `currentEpoch` and `acceptedEpoch` as ZooKeeper reads them. Snapshots may be compressed (`snapshot.compression.
 //! method`: `.gz`, or `.snappy` in snappy-java's stream format); every
 //! snapshot's seal (the Adler-32 of its content) is checked, so a torn or
