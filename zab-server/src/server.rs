@@ -244,6 +244,13 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
     if !store_dir.exists() {
         refuse_unimported_zookeeper_data(cfg).context(ExitCode::UnableToAccessDataDir)?;
     }
+    // A store an import left half-written would serve part of the data.
+    if crate::zookeeper_import::unfinished_import_marker(cfg).exists() {
+        return Err(
+            anyhow::anyhow!(crate::zookeeper_import::unfinished_import(cfg))
+                .context(ExitCode::UnableToAccessDataDir),
+        );
+    }
     for dir in std::iter::once(&store_dir).chain(&wal_dir) {
         // `FileTxnSnapLog`: "Missing data directory …, automatic data
         // directory creation is disabled".
@@ -294,8 +301,10 @@ pub(crate) fn open_state(cfg: &Config) -> anyhow::Result<(Arc<Store>, DataTree, 
 
 /// Whether a server may start on an empty database: always with
 /// `db.autocreate` (the default); without it only once, when the file
-/// `dataDir/initialize` says so (ZooKeeper's `zkServer-initialize.sh`
-/// writes it), as `FileTxnSnapLog.restore` decides. ZooKeeper then runs
+/// `initialize` in the txn log's directory says so, as
+/// `FileTxnSnapLog.restore` decides (it looks beside the log's
+/// `version-2`: `dataLogDir`, which is `dataDir` unless set apart, where
+/// ZooKeeper's `zkServer-initialize.sh` writes it). ZooKeeper then runs
 /// on, taking no part in elections until a leader syncs it; zab does not
 /// start, so a server whose data was lost cannot help elect a leader
 /// without the committed txns.
@@ -303,7 +312,7 @@ fn trust_empty_database(cfg: &Config) -> anyhow::Result<()> {
     if cfg.db_autocreate {
         return Ok(());
     }
-    let initialize = cfg.data_dir.join("initialize");
+    let initialize = cfg.data_log_dir.join("initialize");
     match std::fs::remove_file(&initialize) {
         Ok(()) => {
             tracing::info!(

@@ -68,14 +68,20 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
     let dir = version2(zk_dir);
     let log_dir = zk_log_dir.map_or_else(|| dir.clone(), version2);
     let (tree, snapshot) = newest_snapshot(&dir)?;
-    let logs = log_files(&log_dir)?;
-    check_layout(snapshot.as_deref(), &logs, &dir, &log_dir)?;
     let mut tree = tree.unwrap_or_default();
     // zab's snapshot is ZooKeeper's, at its zxid, and the txns after it go
     // to zab's txn log, as ZooKeeper keeps them in its own: the last of
     // them may never have been committed, and a leader's TRUNC must be
     // able to take them back (a snapshot cannot be truncated).
     let snapshot_zxid = tree.last_zxid();
+    let logs = logs_from(&log_dir, snapshot_zxid)?;
+    check_layout(
+        snapshot.as_deref(),
+        &logs,
+        zk_log_dir.is_some(),
+        &dir,
+        &log_dir,
+    )?;
     let mut snapshot_bytes = Vec::new();
     tree.snapshot().write_to(&mut snapshot_bytes)?;
     let mut replayed = Vec::new();
@@ -84,8 +90,16 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
             replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?,
         );
     }
+    let zxid = tree.last_zxid();
+    // Everything that can refuse the data is asked before the store is
+    // touched.
+    let (current, accepted) = epochs(&dir, zxid)?;
 
     let store_dir = cfg.data_dir.join("zab");
+    let unfinished = unfinished_import_marker(cfg);
+    if unfinished.exists() {
+        bail!("{}", unfinished_import(cfg));
+    }
     let store = Store::open(
         &store_dir,
         StoreOptions {
@@ -107,13 +121,16 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
             store_dir.display()
         );
     }
-    let zxid = tree.last_zxid();
+    // Until the marker goes, the store holds part of the data, and
+    // neither a server nor another import takes it.
+    std::fs::write(&unfinished, b"")
+        .with_context(|| format!("writing {}", unfinished.display()))?;
     store
         .snapshots()
         .save(snapshot_zxid, &mut snapshot_bytes.as_slice())
         .context("saving the imported snapshot")?;
-    if !replayed.is_empty() {
-        let entries = replayed
+    for batch in replayed.chunks(IMPORT_BATCH) {
+        let entries = batch
             .iter()
             .map(|txn| (Zxid(txn.zxid), Bytes::from(txn.encode_to_vec())))
             .collect();
@@ -125,9 +142,11 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
             .context("the txn log closed")?
             .context("logging the txns after the snapshot")?;
     }
-    let (current, accepted) = epochs(&dir, zxid)?;
     store.set_accepted_epoch(accepted)?;
     store.set_current_epoch(current)?;
+    drop(store);
+    std::fs::remove_file(&unfinished)
+        .with_context(|| format!("removing {}", unfinished.display()))?;
     Ok(Imported {
         snapshot,
         zxid,
@@ -135,6 +154,30 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
         sessions: tree.sessions().count(),
         replayed: replayed.len() as u64,
     })
+}
+
+/// How many replayed txns go to zab's log per append.
+const IMPORT_BATCH: usize = 1000;
+
+/// The file beside the store that says an import into it has begun and
+/// not finished (`dataDir/zab.importing`).
+pub fn unfinished_import_marker(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("zab.importing")
+}
+
+/// Why a store with [`unfinished_import_marker`] is refused.
+pub fn unfinished_import(cfg: &Config) -> String {
+    let store = cfg.data_dir.join("zab");
+    let wal = (cfg.data_log_dir != cfg.data_dir)
+        .then(|| format!(" and {}", cfg.data_log_dir.join("zab").display()))
+        .unwrap_or_default();
+    format!(
+        "an import of ZooKeeper's data into {} did not finish ({} is there): \
+         remove {}{wal} and that file, and import again",
+        store.display(),
+        unfinished_import_marker(cfg).display(),
+        store.display()
+    )
 }
 
 /// The server's `(currentEpoch, acceptedEpoch)`, as ZooKeeper's
@@ -353,9 +396,22 @@ fn acl_proto(a: &Acl) -> proto::Acl {
     }
 }
 
-/// The log files that may hold txns, oldest first.
-fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(files(dir, "log")?.into_iter().map(|(_, p)| p).collect())
+/// The logs that can hold txns after `snapshot`, as `FileTxnLog.
+/// getLogFiles` picks them: the newest that starts at or before it, and
+/// every later one. Older logs (autopurge is off by default) are not read.
+fn logs_from(dir: &Path, snapshot: Zxid) -> anyhow::Result<Vec<PathBuf>> {
+    let logs = files(dir, "log")?;
+    let start = logs
+        .iter()
+        .map(|&(z, _)| z)
+        .filter(|&z| z <= snapshot.0)
+        .max()
+        .unwrap_or(0);
+    Ok(logs
+        .into_iter()
+        .filter(|&(z, _)| z >= start)
+        .map(|(_, p)| p)
+        .collect())
 }
 
 /// Refuses what ZooKeeper's own restore would refuse, or would read with
@@ -363,13 +419,16 @@ fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// - logs and no snapshot (`FileTxnSnapLog.restore`: "No snapshot found,
 ///   but there are log entries. Something is broken!"): the logs of a
 ///   `dataLogDir` alone, whose earliest txns were purged;
-/// - a snapshot of data (zxid above 0) and no log at all: ZooKeeper keeps
-///   the log a retained snapshot was taken in, so its logs are elsewhere,
-///   a `dataLogDir` apart from the `dataDir`, and the txns since the
-///   snapshot would be lost.
+/// - unless the log directory was named, a snapshot of data (zxid above
+///   0) and no log at all: most likely the logs are elsewhere, in a
+///   `dataLogDir` apart from the `dataDir`, and the txns since the
+///   snapshot would be lost. (A server synced by a SNAP and idle since has
+///   no log either: naming its directory twice imports the snapshot
+///   alone.)
 fn check_layout(
     snapshot: Option<&Path>,
     logs: &[PathBuf],
+    log_dir_named: bool,
     dir: &Path,
     log_dir: &Path,
 ) -> anyhow::Result<()> {
@@ -381,11 +440,16 @@ fn check_layout(
             log_dir.display(),
             dir.display()
         ),
-        Some(snap) if logs.is_empty() && file_zxid(snap, "snapshot").is_some_and(|z| z > 0) => {
+        Some(snap)
+            if !log_dir_named
+                && logs.is_empty()
+                && file_zxid(snap, "snapshot").is_some_and(|z| z > 0) =>
+        {
             bail!(
                 "{} has no txn log after it in {}: the txns since the snapshot would be lost. \
                  If ZooKeeper's dataLogDir is not its dataDir, name both: \
-                 zab-server --import-zookeeper DATADIR DATALOGDIR zoo.cfg",
+                 zab-server --import-zookeeper DATADIR DATALOGDIR zoo.cfg \
+                 (naming the same directory twice imports the snapshot alone)",
                 snap.display(),
                 log_dir.display()
             )
@@ -653,7 +717,7 @@ mod tests {
         let zk = tempfile::tempdir().unwrap();
         let (tree, snap) = newest_snapshot(zk.path()).unwrap();
         assert!(tree.is_none() && snap.is_none());
-        assert!(log_files(zk.path()).unwrap().is_empty());
+        assert!(logs_from(zk.path(), Zxid::ZERO).unwrap().is_empty());
         assert_eq!(
             paths(&DataTree::default()),
             ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]
@@ -909,6 +973,42 @@ mod tests {
         store.log().truncate_after(Zxid(2)).unwrap();
         let (tree, _) = crate::server::recover(&store).unwrap();
         assert_eq!(tree.last_zxid(), Zxid(2));
+        assert!(!unfinished_import_marker(&zab3).exists());
+
+        // The directory named twice: the snapshot alone, on purpose.
+        let done = import(&data, Some(&data), &zab("zab4")).unwrap();
+        assert_eq!((done.replayed, done.zxid), (0, Zxid(2)));
+
+        // An import that stopped half-way leaves its marker: neither a
+        // server nor another import takes that store.
+        let zab5 = zab("zab5");
+        std::fs::create_dir_all(&zab5.data_dir).unwrap();
+        std::fs::write(unfinished_import_marker(&zab5), b"").unwrap();
+        let err = import(&data, Some(&logs), &zab5).unwrap_err().to_string();
+        assert!(err.contains("did not finish"), "{err}");
+        let err = crate::server::open_state(&zab5).err().expect("refused");
+        assert!(format!("{err:#}").contains("did not finish"), "{err:#}");
+    }
+
+    /// The logs read are those `FileTxnLog.getLogFiles` picks: the newest
+    /// that starts at or before the snapshot, and every later one.
+    #[test]
+    fn logs_before_the_snapshots_own_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["log.1", "log.5", "log.9"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let names = |z: i64| -> Vec<String> {
+            logs_from(dir.path(), Zxid(z))
+                .unwrap()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(6), ["log.5", "log.9"]);
+        assert_eq!(names(5), ["log.5", "log.9"]);
+        assert_eq!(names(0), ["log.1", "log.5", "log.9"]);
+        assert_eq!(names(20), ["log.9"]);
     }
 
     proptest::proptest! {
