@@ -168,9 +168,11 @@ pub fn unfinished_import_marker(cfg: &Config) -> PathBuf {
 /// Why a store with [`unfinished_import_marker`] is refused.
 pub fn unfinished_import(cfg: &Config) -> String {
     let store = cfg.data_dir.join("zab");
-    let wal = (cfg.data_log_dir != cfg.data_dir)
-        .then(|| format!(" and {}", cfg.data_log_dir.join("zab").display()))
-        .unwrap_or_default();
+    let wal = if cfg.data_log_dir == cfg.data_dir {
+        String::new()
+    } else {
+        format!(" and {}", cfg.data_log_dir.join("zab").display())
+    };
     format!(
         "an import of ZooKeeper's data into {} did not finish ({} is there): \
          remove {}{wal} and that file, and import again",
