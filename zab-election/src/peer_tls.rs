@@ -554,11 +554,37 @@ async fn check_dialer(
 
 /// The host name `ip` looks up to, if that name looks up to `ip` again:
 /// Java's `InetAddress.getHostName`, which falls back to the address
-/// itself (no name) when the two lookups disagree.
+/// itself (no name) when the two lookups disagree. Answers are kept as
+/// the JVM keeps them (`networkaddress.cache.ttl` 30 s, and 10 s for a
+/// failure), so that a slow resolver is not asked again for every link a
+/// peer opens.
 fn host_name_of(ip: IpAddr) -> Option<String> {
-    let name = dns_lookup::lookup_addr(&ip).ok()?;
-    let back = dns_lookup::lookup_host(&name).ok()?;
-    back.iter().any(|a| a.to_canonical() == ip).then_some(name)
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    type Known = HashMap<IpAddr, (Instant, Option<String>)>;
+    static KNOWN: Mutex<Option<Known>> = Mutex::new(None);
+    let now = Instant::now();
+    let fresh = |(at, name): &(Instant, Option<String>)| {
+        let ttl = if name.is_some() { 30 } else { 10 };
+        now.duration_since(*at) < Duration::from_secs(ttl)
+    };
+    let lock = || KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, name)) = lock()
+        .get_or_insert_with(HashMap::new)
+        .get(&ip)
+        .filter(|k| fresh(k))
+    {
+        return name.clone();
+    }
+    let name = dns_lookup::lookup_addr(&ip).ok().filter(|name| {
+        dns_lookup::lookup_host(name).is_ok_and(|back| back.iter().any(|a| a.to_canonical() == ip))
+    });
+    let mut known = lock();
+    let known = known.get_or_insert_with(HashMap::new);
+    known.retain(|_, k| fresh(k));
+    known.insert(ip, (now, name.clone()));
+    name
 }
 
 /// A common name against the peer: the address as written, or the host

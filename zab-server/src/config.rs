@@ -1862,8 +1862,9 @@ impl Builder {
             None => self.config_peer_type,
         };
         // setupClientPort: the client address of this server's own line is
-        // the one it listens on. A host name there (not an address) stays
-        // only in `client_listen_addr`.
+        // the one it listens on; a host name there is resolved as
+        // `InetSocketAddress` resolves it (and one that does not resolve
+        // yet stays only in `client_listen_addr`).
         c.check_client_address()?;
         if let Some(addr) = c.my_server().and_then(|s| s.client_addr.clone()) {
             c.client_port = Some(addr.port);

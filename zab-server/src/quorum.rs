@@ -741,8 +741,11 @@ impl Peer {
             Role::Looking(_) | Role::Stopped => {}
         }
         self.stop_serving();
-        self.fast_forward();
+        // Clients first, as `Learner.shutdown` and `Leader.shutdown` close
+        // every connection before the server waits on its disk: a log
+        // that stalls must not leave them without replies or pings.
         self.close_unheld_clients();
+        self.fast_forward();
         self.responder = None;
     }
 

@@ -183,6 +183,14 @@ pub fn peer_tls(cfg: &QuorumTlsConfig) -> Result<Option<zab_election::PeerTls>, 
     if !cfg.enabled && !cfg.port_unification {
         return Ok(None);
     }
+    // ZooKeeper starts with `portUnification` and no stores (a TLS peer
+    // then fails its handshake): the ports take plain links alone.
+    if !cfg.enabled && cfg.key_store.location.is_none() && cfg.trust_store.location.is_none() {
+        tracing::warn!(
+            "portUnification without ssl.quorum.keyStore/trustStore: the quorum ports take plain links only"
+        );
+        return Ok(None);
+    }
     let key = pem_store(&cfg.key_store, "ssl.quorum.keyStore")?
         .ok_or(TlsError::NoQuorumStore("ssl.quorum.keyStore.location"))?;
     let trust = pem_store(&cfg.trust_store, "ssl.quorum.trustStore")?
@@ -967,6 +975,22 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(handshake(&listening, &dialer, "zk1.test").await);
+    }
+
+    /// `portUnification` with no quorum stores starts, as ZooKeeper does,
+    /// taking plain links alone; `sslQuorum` without them is refused.
+    #[test]
+    fn port_unification_without_stores_takes_plain_links_alone() {
+        let unified = QuorumTlsConfig {
+            port_unification: true,
+            ..QuorumTlsConfig::default()
+        };
+        assert!(peer_tls(&unified).unwrap().is_none());
+        let ssl_quorum = QuorumTlsConfig {
+            enabled: true,
+            ..unified
+        };
+        assert!(peer_tls(&ssl_quorum).is_err());
     }
 
     #[test]
