@@ -70,11 +70,33 @@ fn differences(before: &Tree, after: &Tree) -> Vec<String> {
 /// --import-zookeeper` of `zk`'s data into it; returns the server (not
 /// started) and what the import logged.
 fn import_into_new_zab(zk: &TestServer, cfg: &str) -> (TestServer, String) {
+    let zab = new_zab(cfg);
+    let log = import(&zk.data_dir(), zab.cfg_path());
+    (zab, log)
+}
+
+/// A stopped zab server of `cfg` with an empty store.
+fn new_zab(cfg: &str) -> TestServer {
     let mut zab = TestServer::start_target(Target::Zab, cfg);
     zab.kill9();
     std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
-    let log = import(&zk.data_dir(), zab.cfg_path());
-    (zab, log)
+    zab
+}
+
+/// ZooKeeper on `cfg` with [`write_history`] written, read back whole (as
+/// alice), then killed with `kill -9`: the server, what it served, and
+/// the id of the session left open.
+async fn zookeeper_with_history(cfg: &str) -> (TestServer, Tree, i64) {
+    let mut zk = TestServer::start_target(Target::ZooKeeper, cfg);
+    let stays = write_history(&zk).await;
+    let session = stays.session_id().0;
+    let reader = connect(&zk).await;
+    reader.auth("digest", b"alice:secret").await.unwrap();
+    let before = tree(&reader).await;
+    drop(reader);
+    zk.kill9();
+    drop(stays);
+    (zk, before, session)
 }
 
 /// Runs the import; returns its log, failing the test if it failed.
@@ -161,15 +183,7 @@ async fn write_history(zk: &TestServer) -> Client {
 async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
     bounded(async {
         let cfg = "tickTime=2000\nsnapCount=100\nextendedTypesEnabled=true\n";
-        let mut zk = TestServer::start_target(Target::ZooKeeper, cfg);
-        let stays = write_history(&zk).await;
-        let session = stays.session_id().0;
-        let reader = connect(&zk).await;
-        reader.auth("digest", b"alice:secret").await.unwrap();
-        let before = tree(&reader).await;
-        drop(reader);
-        zk.kill9();
-        drop(stays);
+        let (zk, before, session) = zookeeper_with_history(cfg).await;
 
         let version2 = zk.data_dir().join("version-2");
         let snapshots = std::fs::read_dir(&version2)
@@ -256,19 +270,8 @@ async fn a_zookeeper_with_a_data_log_dir_of_its_own_imports_whole() {
             "tickTime=2000\nsnapCount=100\nextendedTypesEnabled=true\ndataLogDir={}\n",
             txlog.path().display()
         );
-        let mut zk = TestServer::start_target(Target::ZooKeeper, &cfg);
-        let stays = write_history(&zk).await;
-        let reader = connect(&zk).await;
-        reader.auth("digest", b"alice:secret").await.unwrap();
-        let before = tree(&reader).await;
-        drop(reader);
-        zk.kill9();
-        drop(stays);
-
-        let zab_cfg = "tickTime=2000\nextendedTypesEnabled=true\n";
-        let mut zab = TestServer::start_target(Target::Zab, zab_cfg);
-        zab.kill9();
-        std::fs::remove_dir_all(zab.data_dir().join("zab")).unwrap();
+        let (zk, before, _) = zookeeper_with_history(&cfg).await;
+        let mut zab = new_zab("tickTime=2000\nextendedTypesEnabled=true\n");
         let (ok, log) = run_import(&[&zk.data_dir()], zab.cfg_path());
         assert!(!ok, "the dataDir alone was imported:\n{log}");
         assert!(log.contains("DATALOGDIR"), "{log}");
