@@ -643,7 +643,7 @@ impl DataTree {
             Some(TxnOp::Error(e)) => {
                 Err(ErrorCode::from_code(e.err).unwrap_or(ErrorCode::SystemError))
             }
-            Some(other) => self.apply_single(other, txn, &mut events).map(|r| match r {
+            Some(other) => self.apply_op(other, txn, &mut events).map(|r| match r {
                 MultiResult::Create(c) => Response::Create(c),
                 MultiResult::Create2(c) => Response::Create2(c),
                 MultiResult::SetData(s) => Response::Stat(s),
@@ -667,6 +667,28 @@ impl DataTree {
 
     /// One non-multi, non-session op; the result is expressed as the multi
     /// result it would produce (the caller maps it to a `Response`).
+    /// [`DataTree::apply_single`], and as `DataTree.processTxn` does after
+    /// it: a plain create replayed over a fuzzy snapshot that already holds
+    /// its node (deleted and created again while the snapshot was written)
+    /// still moves its parent's cversion and pzxid. Live, a create never
+    /// meets its node: it was prepared against this tree.
+    fn apply_op(
+        &mut self,
+        op_: &TxnOp,
+        txn: &proto::Txn,
+        events: &mut Triggers,
+    ) -> Result<MultiResult, ErrorCode> {
+        let result = self.apply_single(op_, txn, events);
+        if let (TxnOp::Create(c), Err(ErrorCode::NodeExists)) = (op_, &result) {
+            if c.op == op::CREATE {
+                if let Some((parent, _)) = path::split(&c.path) {
+                    self.set_cversion_pzxid(parent, c.parent_cversion, txn.zxid);
+                }
+            }
+        }
+        result
+    }
+
     fn apply_single(
         &mut self,
         op_: &TxnOp,
@@ -763,7 +785,7 @@ impl DataTree {
             .ops
             .iter()
             .map(|b| match b.op.as_ref() {
-                Some(o) => match self.apply_single(o, txn, events) {
+                Some(o) => match self.apply_op(o, txn, events) {
                     Ok(r) => r,
                     Err(e) => MultiResult::Error(e.code()),
                 },
@@ -810,15 +832,7 @@ impl DataTree {
         let size = (c.path.len() + node.data_len()) as u64;
         let parent = self.node_mut(parent_path)?;
         let mut meta = parent.meta();
-        // As ZooKeeper: the counter only moves forward; -1 means "one more".
-        let new_cversion = if c.parent_cversion == -1 {
-            meta.cversion.wrapping_add(1)
-        } else {
-            c.parent_cversion
-        };
-        if new_cversion > meta.cversion {
-            meta.cversion = new_cversion;
-            meta.pzxid = zxid;
+        if advance_cversion(&mut meta, c.parent_cversion, zxid) {
             parent.set_meta(&meta);
         }
         parent.children_mut().insert(node);
@@ -1038,6 +1052,17 @@ impl DataTree {
 
     /// Deletes the listed ephemerals, then any the session still owns (a
     /// defensive, deterministic sweep), and drops the session.
+    /// `DataTree.setCversionPzxid` on the node at `path`, if any.
+    fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: i64) {
+        let Ok(node) = self.node_mut(path) else {
+            return;
+        };
+        let mut meta = node.meta();
+        if advance_cversion(&mut meta, new_cversion, zxid) {
+            node.set_meta(&meta);
+        }
+    }
+
     fn close_session(
         &mut self,
         session: SessionId,
@@ -1045,13 +1070,12 @@ impl DataTree {
         txn: &proto::Txn,
         events: &mut Triggers,
     ) {
+        // `DataTree.killSession` deletes the txn's paths whoever owns them
+        // now (live, the session always does; a replay over a fuzzy
+        // snapshot may find a node created again by another session),
+        // then what is left of the session's own.
         for p in paths {
-            let owned = self
-                .node(p)
-                .is_some_and(|n| Owner::session(n.meta().ephemeral_owner) == Some(session));
-            if owned {
-                let _ = self.delete_node(p, txn.zxid, events);
-            }
+            let _ = self.delete_node(p, txn.zxid, events);
         }
         if let Some(rest) = self.ephemerals.get(&session).cloned() {
             for p in rest.iter() {
@@ -1061,6 +1085,22 @@ impl DataTree {
         self.ephemerals.remove(&session);
         self.sessions.remove(&session);
     }
+}
+
+/// As ZooKeeper's `setCversionPzxid`: the child counter only moves
+/// forward, -1 meaning one more, and pzxid moves with it. Whether it moved.
+fn advance_cversion(meta: &mut NodeMeta, new_cversion: i32, zxid: i64) -> bool {
+    let new_cversion = if new_cversion == -1 {
+        meta.cversion.wrapping_add(1)
+    } else {
+        new_cversion
+    };
+    let moved = new_cversion > meta.cversion;
+    if moved {
+        meta.cversion = new_cversion;
+        meta.pzxid = zxid;
+    }
+    moved
 }
 
 /// Whether a node with this stored owner is a container or a TTL node.
@@ -1128,6 +1168,54 @@ mod tests {
         assert_eq!(t.approximate_data_size(), before + text.len() as u64);
         assert_eq!(t.stat(path::CONFIG).map(|s| s.mzxid), Some(0x1_0000_0000));
         assert_eq!(t.last_zxid(), Zxid::ZERO, "not a txn");
+    }
+
+    /// Txns replayed over a fuzzy snapshot (ZooKeeper's import), as
+    /// `DataTree.processTxn` replays them: a closeSession deletes its
+    /// paths whoever owns them now, and a plain create that finds its node
+    /// still moves the parent's cversion and pzxid (a create2 does not).
+    #[test]
+    fn replays_over_a_fuzzy_snapshot_move_the_parent_as_zookeeper_does() {
+        let (s1, s2) = (SessionId(0x51), SessionId(0x52));
+        let mut t = tree_with(&["/p"]);
+        let acl = t.acl_cache.intern(&Acl::open_unsafe());
+        let owned_by_s2 = NodeMeta {
+            ephemeral_owner: s2.0,
+            czxid: 12,
+            ..NodeMeta::default()
+        };
+        t.insert_node("/p/c", None, acl, owned_by_s2);
+        let txn = |zxid: i64, session: SessionId, op: TxnOp| proto::Txn {
+            zxid,
+            session_id: session.0,
+            body: Some(proto::TxnBody { op: Some(op) }),
+            ..Default::default()
+        };
+        let create = |kind: i32, parent_cversion: i32| {
+            TxnOp::Create(proto::CreateTxn {
+                path: "/p/c".into(),
+                op: kind,
+                ephemeral_owner: s2.0,
+                parent_cversion,
+                ..Default::default()
+            })
+        };
+        // The node exists (the snapshot caught it after its re-creation).
+        assert!(t.apply(&txn(12, s2, create(op::CREATE, 4))).result.is_err());
+        // The stored counter (a client's Stat shows 2 × it − children).
+        let parent = |t: &DataTree| t.node("/p").map(|n| n.meta()).unwrap();
+        assert_eq!((parent(&t).cversion, parent(&t).pzxid), (4, 12));
+        assert!(t
+            .apply(&txn(13, s2, create(op::CREATE2, 9)))
+            .result
+            .is_err());
+        assert_eq!(parent(&t).cversion, 4, "create2: no change");
+        // S1's close lists the path; S2 owns it now: deleted all the same.
+        let close = TxnOp::CloseSession(proto::CloseSessionTxn {
+            paths_to_delete: vec!["/p/c".into()],
+        });
+        t.apply(&txn(14, s1, close));
+        assert!(!t.exists("/p/c"));
     }
 
     #[test]
