@@ -153,18 +153,10 @@ impl PeerTls {
         };
         let stream = TlsAcceptor::from(config.clone()).accept(sock).await?;
         if let NameCheck::On { reverse_dns } = configs.names {
-            let leaf = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first());
-            let leaf = leaf.map(|c| c.clone().into_owned());
-            if let Err(e) = check_dialer(leaf, remote, reverse_dns).await {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("the certificate of the peer at {remote} is not for it: {e}"),
-                ));
-            }
+            let leaf = leaf_of(stream.get_ref().1).map(|c| c.clone().into_owned());
+            check_dialer(leaf, remote, reverse_dns)
+                .await
+                .map_err(|e| not_for(&format!("the peer at {remote}"), e))?;
         }
         Ok(stream)
     }
@@ -213,17 +205,8 @@ impl PeerTls {
             .connect(ServerName::from(addr.ip()), sock)
             .await?;
         if let NameCheck::On { .. } = configs.names {
-            let leaf = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first());
-            if let Err(e) = names_peer(leaf, addr.ip(), Some(host)) {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("the certificate of {host} ({addr}) is not for it: {e}"),
-                ));
-            }
+            names_peer(leaf_of(stream.get_ref().1), addr.ip(), Some(host))
+                .map_err(|e| not_for(&format!("{host} ({addr})"), e))?;
         }
         Ok(stream)
     }
@@ -484,6 +467,19 @@ fn not_for_name(e: &rustls::Error) -> bool {
     )
 }
 
+/// The certificate the other end of a finished handshake presented.
+fn leaf_of(conn: &rustls::CommonState) -> Option<&CertificateDer<'static>> {
+    conn.peer_certificates().and_then(|c| c.first())
+}
+
+/// A link refused because the certificate of `peer` does not name it.
+fn not_for(peer: &str, why: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("the certificate of {peer} is not for it: {why}"),
+    )
+}
+
 /// Whether `leaf` is the certificate of the peer at `ip`, named `host`
 /// where the name is known, as `ZKHostnameVerifier` decides: the address,
 /// else the host name, each against the alternative names of their kind,
@@ -560,28 +556,23 @@ async fn check_dialer(
 /// peer opens.
 fn host_name_of(ip: IpAddr) -> Option<String> {
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use std::sync::{LazyLock, Mutex};
     use std::time::Instant;
     type Known = HashMap<IpAddr, (Instant, Option<String>)>;
-    static KNOWN: Mutex<Option<Known>> = Mutex::new(None);
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
     let now = Instant::now();
     let fresh = |(at, name): &(Instant, Option<String>)| {
         let ttl = if name.is_some() { 30 } else { 10 };
         now.duration_since(*at) < Duration::from_secs(ttl)
     };
     let lock = || KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, name)) = lock()
-        .get_or_insert_with(HashMap::new)
-        .get(&ip)
-        .filter(|k| fresh(k))
-    {
+    if let Some((_, name)) = lock().get(&ip).filter(|k| fresh(k)) {
         return name.clone();
     }
     let name = dns_lookup::lookup_addr(&ip).ok().filter(|name| {
         dns_lookup::lookup_host(name).is_ok_and(|back| back.iter().any(|a| a.to_canonical() == ip))
     });
     let mut known = lock();
-    let known = known.get_or_insert_with(HashMap::new);
     known.retain(|_, k| fresh(k));
     known.insert(ip, (now, name.clone()));
     name
