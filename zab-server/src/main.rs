@@ -116,6 +116,8 @@ fn run() -> anyhow::Result<()> {
             nodes = done.nodes,
             sessions = done.sessions,
             replayed = done.replayed,
+            digests_checked = done.digests.checked,
+            digests_mismatched = done.digests.mismatched,
             "imported ZooKeeper's data"
         );
         return Ok(());

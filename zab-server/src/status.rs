@@ -355,6 +355,11 @@ fn collect(
         log_dir: store.wal_dir().to_path_buf(),
         log_dir_size: store.wal_disk_usage(),
         approximate_data_size: tree.approximate_data_size(),
+        digests: tree
+            .digest_log()
+            .iter()
+            .map(|d| (d.zxid, d.digest))
+            .collect(),
         open_file_descriptor_count: open_fds(),
         max_file_descriptor_count: max_fds(),
         uptime_ms: pipeline.uptime_ms(elapsed_ms()),

@@ -17,6 +17,12 @@
 //! method`: `.gz`, or `.snappy` in snappy-java's stream format); every
 //! snapshot's seal (the Adler-32 of its content) is checked, so a torn or
 //! damaged one gives way to the one before, as in ZooKeeper.
+//!
+//! ZooKeeper 3.6+ also writes its tree's digest at the end of a snapshot
+//! and after every logged txn. zab computes the same digest
+//! (`zab_tree::digest`), so the import checks the tree it builds against
+//! ZooKeeper's own word for it, txn by txn, as ZooKeeper's restore does
+//! (`DataTree.compareSnapshotDigests`, `compareDigest`).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +30,7 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use prost::Message;
 use zab_store::{Store, StoreOptions};
+use zab_tree::digest::{ZxidDigest, DIGEST_VERSION};
 use zab_tree::node::{ttl_owner, CONTAINER_OWNER};
 use zab_tree::DataTree;
 use zab_wire::jute::{Acl, DecodeError, Jute, Reader};
@@ -51,6 +58,75 @@ pub struct Imported {
     /// Txns applied from the logs after the snapshot (and kept in zab's
     /// txn log after its copy of the snapshot).
     pub replayed: u64,
+    /// What ZooKeeper's digests said of the tree built.
+    pub digests: DigestCheck,
+}
+
+/// What ZooKeeper's own digests say of the imported tree: the one at the
+/// end of its snapshot (`ZxidDigest`) and the one after every logged txn
+/// (`TxnDigest`), compared as `DataTree.compareSnapshotDigests` and
+/// `compareDigest` compare them. A mismatch is reported, not refused, as
+/// ZooKeeper's restore reports it: the data are ZooKeeper's either way.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DigestCheck {
+    pub checked: u64,
+    pub mismatched: u64,
+    pub first_mismatch: Option<Zxid>,
+    /// The snapshot's digest, until the replay reaches its zxid: until
+    /// then the tree is a fuzzy mix of states, which no digest describes.
+    pending: Option<ZxidDigest>,
+}
+
+impl DigestCheck {
+    /// The check of a tree read from a snapshot that ended with `digest`.
+    fn after_snapshot(digest: Option<ZxidDigest>, tree: &DataTree) -> DigestCheck {
+        let mut check = DigestCheck::default();
+        match digest {
+            // Nothing changed while the snapshot was written.
+            Some(d) if d.zxid == tree.last_zxid() => check.compare(d.zxid, d.digest, tree),
+            Some(d) if d.zxid > tree.last_zxid() => check.pending = Some(d),
+            // Older than the snapshot (a new leader's snapshot at epoch +
+            // 0), or none (before 3.6, or digests off): from the first txn.
+            _ => {}
+        }
+        check
+    }
+
+    /// After `tree` applied the txn `zxid`, logged with `logged`.
+    fn after_txn(&mut self, zxid: Zxid, logged: Option<i64>, tree: &DataTree) {
+        if let Some(d) = self.pending {
+            if zxid < d.zxid {
+                return;
+            }
+            self.pending = None;
+            if zxid == d.zxid {
+                self.compare(zxid, d.digest, tree);
+            }
+            // Past it without meeting it, the fuzzy range is over all the
+            // same (ZooKeeper would stop comparing for good).
+        }
+        if let Some(digest) = logged {
+            self.compare(zxid, digest, tree);
+        }
+    }
+
+    fn compare(&mut self, zxid: Zxid, expected: i64, tree: &DataTree) {
+        self.checked += 1;
+        if tree.digest() == expected {
+            return;
+        }
+        self.mismatched += 1;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch = Some(zxid);
+            // ZooKeeper's "First digest mismatch on txn" error.
+            tracing::error!(
+                %zxid,
+                expected,
+                actual = tree.digest(),
+                "first digest mismatch: the imported tree differs from ZooKeeper's"
+            );
+        }
+    }
 }
 
 /// Imports ZooKeeper's data from `zk_dir` (a `dataDir`, or its
@@ -67,8 +143,9 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
     };
     let dir = version2(zk_dir);
     let log_dir = zk_log_dir.map_or_else(|| dir.clone(), version2);
-    let (tree, snapshot) = newest_snapshot(&dir)?;
-    let mut tree = tree.unwrap_or_default();
+    let (read, snapshot) = newest_snapshot(&dir)?;
+    let (mut tree, snapshot_digest) = read.unwrap_or_default();
+    let mut digests = DigestCheck::after_snapshot(snapshot_digest, &tree);
     // zab's snapshot is ZooKeeper's, at its zxid, and the txns after it go
     // to zab's txn log, as ZooKeeper keeps them in its own: the last of
     // them may never have been committed, and a leader's TRUNC must be
@@ -87,7 +164,8 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
     let mut replayed = Vec::new();
     for log in logs {
         replayed.extend(
-            replay_log(&log, &mut tree).with_context(|| format!("replaying {}", log.display()))?,
+            replay_log(&log, &mut tree, &mut digests)
+                .with_context(|| format!("replaying {}", log.display()))?,
         );
     }
     let zxid = tree.last_zxid();
@@ -153,6 +231,7 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
         nodes: tree.node_count(),
         sessions: tree.sessions().count(),
         replayed: replayed.len() as u64,
+        digests,
     })
 }
 
@@ -289,7 +368,10 @@ fn files(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(i64, PathBuf)>> {
 
 /// The newest snapshot that reads whole, as ZooKeeper's `FileSnap`
 /// deserialize tries the newest few.
-fn newest_snapshot(dir: &Path) -> anyhow::Result<(Option<DataTree>, Option<PathBuf>)> {
+#[allow(clippy::type_complexity)]
+fn newest_snapshot(
+    dir: &Path,
+) -> anyhow::Result<(Option<(DataTree, Option<ZxidDigest>)>, Option<PathBuf>)> {
     let snaps = files(dir, "snapshot")?;
     if snaps.is_empty() {
         return Ok((None, None));
@@ -308,8 +390,9 @@ fn newest_snapshot(dir: &Path) -> anyhow::Result<(Option<DataTree>, Option<PathB
 }
 
 /// One ZooKeeper snapshot: header, sessions, the ACL cache, then the nodes
-/// in pre-order until the path `/` (`DataTree.serialize`).
-fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<DataTree> {
+/// in pre-order until the path `/` (`DataTree.serialize`), the seal, and
+/// (3.6+) the tree's digest with a seal of its own (`FileSnap.serialize`).
+fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<(DataTree, Option<ZxidDigest>)> {
     let bytes = snapshot_content(path)?;
     let mut r = Reader::new(bytes.clone());
     let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
@@ -380,7 +463,39 @@ fn read_snapshot(path: &Path, zxid: Zxid) -> anyhow::Result<DataTree> {
     for z in &nodes {
         z.encode_length_delimited(&mut stream)?;
     }
-    Ok(DataTree::restore(&mut stream.as_slice())?)
+    let digest = snapshot_digest(&mut r, &bytes)?;
+    Ok((DataTree::restore(&mut stream.as_slice())?, digest))
+}
+
+/// What follows a snapshot's seal: the seal's `/`, then (3.6+, unless
+/// digests are off) the `ZxidDigest` of the tree as it stood when the
+/// snapshot ended and a second seal (`SnapStream.sealStream`). `None` for
+/// an empty digest (zxid 0) or one of another digest version.
+fn snapshot_digest(r: &mut Reader, bytes: &[u8]) -> anyhow::Result<Option<ZxidDigest>> {
+    if r.remaining() == 0 {
+        return Ok(None);
+    }
+    r.read_string()?;
+    if r.remaining() == 0 {
+        return Ok(None);
+    }
+    let zxid = r.read_i64()?;
+    let version = r.read_i32()?;
+    // Version 1 wrote the digest as a hex string (`ZxidDigest.deserialize`).
+    let digest = match version {
+        ..2 => i64::from_str_radix(&r.read_string()?, 16).ok(),
+        _ => Some(r.read_i64()?),
+    };
+    let sealed = adler32(&bytes[..r.position()]);
+    if r.read_i64()? != i64::from(sealed) {
+        bail!("checksum mismatch after the tree's digest: the snapshot is damaged");
+    }
+    Ok(digest
+        .filter(|_| zxid > 0 && version == DIGEST_VERSION)
+        .map(|digest| ZxidDigest {
+            zxid: Zxid(zxid),
+            digest,
+        }))
 }
 
 fn read_acls(r: &mut Reader) -> Result<Vec<Acl>, DecodeError> {
@@ -466,7 +581,11 @@ fn check_layout(
 /// marker ends the log). A whole record whose checksum is wrong is an
 /// error, as ZooKeeper's "CRC check failed": reading on past it, or into
 /// the next log, would leave a gap in the history.
-fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<Vec<Txn>> {
+fn replay_log(
+    path: &Path,
+    tree: &mut DataTree,
+    digests: &mut DigestCheck,
+) -> anyhow::Result<Vec<Txn>> {
     let bytes = Bytes::from(std::fs::read(path)?);
     let mut r = Reader::new(bytes);
     let (magic, _version, _dbid) = (r.read_i32()?, r.read_i32()?, r.read_i64()?);
@@ -504,8 +623,9 @@ fn replay_log(path: &Path, tree: &mut DataTree) -> anyhow::Result<Vec<Txn>> {
         if zxid <= tree.last_zxid().0 {
             continue;
         }
-        let txn = convert(entry).context("a logged txn")?;
+        let (txn, logged) = convert(entry).context("a logged txn")?;
         tree.apply(&txn);
+        digests.after_txn(Zxid(txn.zxid), logged, tree);
         applied.push(txn);
     }
     Ok(applied)
@@ -526,8 +646,9 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// One log record (`TxnHeader` and its txn record) as a zab txn.
-fn convert(entry: Bytes) -> anyhow::Result<Txn> {
+/// One log record (`TxnHeader`, its txn record, then in 3.6+ the tree's
+/// digest after it) as a zab txn, and that digest.
+fn convert(entry: Bytes) -> anyhow::Result<(Txn, Option<i64>)> {
     let mut r = Reader::new(entry);
     let session_id = r.read_i64()?;
     let cxid = r.read_i32()?;
@@ -535,14 +656,22 @@ fn convert(entry: Bytes) -> anyhow::Result<Txn> {
     let time = r.read_i64()?;
     let kind = r.read_i32()?;
     let op = body(kind, session_id, &mut r)?;
-    Ok(Txn {
+    // `TxnDigest`: its version, then the digest.
+    let digest = match r.remaining() {
+        TXN_DIGEST_LEN => (r.read_i32()? == DIGEST_VERSION)
+            .then(|| r.read_i64())
+            .transpose()?,
+        _ => None,
+    };
+    let txn = Txn {
         origin: 0,
         session_id,
         cxid,
         zxid,
         time,
         body: Some(TxnBody { op: Some(op) }),
-    })
+    };
+    Ok((txn, digest))
 }
 
 /// ZooKeeper's txn record of type `kind` (`SerializeUtils.deserializeTxn`).
@@ -766,15 +895,21 @@ mod tests {
         bytes.push(b'B');
         std::fs::write(&log, &bytes).unwrap();
         let mut tree = DataTree::new();
-        let err = replay_log(&log, &mut tree).unwrap_err().to_string();
+        let err = replay_log(&log, &mut tree, &mut DigestCheck::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CRC check failed"), "{err}");
         // A record cut short, or without its end marker, ends the log.
         let mut torn = bytes.clone();
         *torn.last_mut().unwrap() = 0;
         std::fs::write(&log, &torn).unwrap();
-        assert!(replay_log(&log, &mut tree).unwrap().is_empty());
+        assert!(replay_log(&log, &mut tree, &mut DigestCheck::default())
+            .unwrap()
+            .is_empty());
         std::fs::write(&log, &bytes[..bytes.len() - 10]).unwrap();
-        assert!(replay_log(&log, &mut tree).unwrap().is_empty());
+        assert!(replay_log(&log, &mut tree, &mut DigestCheck::default())
+            .unwrap()
+            .is_empty());
         // A good checksum over a txn of an unknown type is an error.
         let mut entry = Vec::new();
         entry.extend_from_slice(&1i64.to_be_bytes()); // session
@@ -788,7 +923,7 @@ mod tests {
         bytes.extend_from_slice(&entry);
         bytes.push(b'B');
         std::fs::write(&log, &bytes).unwrap();
-        assert!(replay_log(&log, &mut tree).is_err());
+        assert!(replay_log(&log, &mut tree, &mut DigestCheck::default()).is_err());
     }
 
     /// A snapshot as ZooKeeper writes one: the root ("") with data, no
@@ -831,7 +966,7 @@ mod tests {
 
         let path = dir.path().join("snapshot.0");
         std::fs::write(&path, &plain).unwrap();
-        let tree = read_snapshot(&path, Zxid(0)).unwrap();
+        let (tree, _) = read_snapshot(&path, Zxid(0)).unwrap();
         assert_eq!(root_data(&tree), Some(b"root data".to_vec()));
 
         let gz = dir.path().join("snapshot.0.gz");
@@ -839,7 +974,7 @@ mod tests {
         enc.write_all(&plain).unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
         assert_eq!(
-            root_data(&read_snapshot(&gz, Zxid(0)).unwrap()),
+            root_data(&read_snapshot(&gz, Zxid(0)).unwrap().0),
             Some(b"root data".to_vec())
         );
 
@@ -854,7 +989,7 @@ mod tests {
         }
         std::fs::write(&sn, framed).unwrap();
         assert_eq!(
-            root_data(&read_snapshot(&sn, Zxid(0)).unwrap()),
+            root_data(&read_snapshot(&sn, Zxid(0)).unwrap().0),
             Some(b"root data".to_vec())
         );
 
@@ -865,6 +1000,96 @@ mod tests {
         std::fs::write(&path, &damaged).unwrap();
         let err = read_snapshot(&path, Zxid(0)).unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    /// 3.6+ ends a snapshot with the tree's digest and a second seal
+    /// (`FileSnap.serialize`); a damaged digest fails the snapshot, and an
+    /// empty digest (zxid 0) says nothing.
+    #[test]
+    fn a_snapshot_ends_with_its_digest_under_a_seal_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.0");
+        let with_digest = |zxid: i64, digest: i64| {
+            let mut b = minimal_snapshot();
+            b.extend_from_slice(&zxid.to_be_bytes());
+            b.extend_from_slice(&DIGEST_VERSION.to_be_bytes());
+            b.extend_from_slice(&digest.to_be_bytes());
+            let seal = adler32(&b);
+            b.extend_from_slice(&i64::from(seal).to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.push(b'/');
+            b
+        };
+        std::fs::write(&path, with_digest(7, -42)).unwrap();
+        let (_, digest) = read_snapshot(&path, Zxid(0)).unwrap();
+        assert_eq!(
+            digest,
+            Some(ZxidDigest {
+                zxid: Zxid(7),
+                digest: -42
+            })
+        );
+        std::fs::write(&path, with_digest(0, 0)).unwrap();
+        assert_eq!(read_snapshot(&path, Zxid(0)).unwrap().1, None);
+        let mut damaged = with_digest(7, -42);
+        let at = damaged.len() - 14;
+        damaged[at] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = read_snapshot(&path, Zxid(0)).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
+    }
+
+    /// As `DataTree.compareSnapshotDigests` and `compareDigest`: while the
+    /// replay is inside the snapshot's fuzzy range, no digest is
+    /// compared; at the snapshot digest's zxid both it and the txn's are;
+    /// after it every logged digest is.
+    #[test]
+    fn digests_are_compared_once_the_fuzzy_range_is_replayed() {
+        let mut tree = DataTree::new();
+        let at = |zxid: i64| proto::Txn {
+            zxid,
+            body: Some(TxnBody {
+                op: Some(Op::Create(proto::CreateTxn {
+                    path: format!("/n{zxid}"),
+                    op: 1,
+                    parent_cversion: -1,
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        };
+        tree.apply(&at(10));
+        // The tree as the snapshot saw it began at 10; it ended at 12.
+        let mut ahead = tree.clone();
+        ahead.apply(&at(11));
+        ahead.apply(&at(12));
+        let end = ZxidDigest {
+            zxid: Zxid(12),
+            digest: ahead.digest(),
+        };
+        let mut check = DigestCheck::after_snapshot(Some(end), &tree);
+        tree.apply(&at(11));
+        check.after_txn(Zxid(11), Some(12345), &tree);
+        assert_eq!(
+            (check.checked, check.mismatched),
+            (0, 0),
+            "fuzzy: not compared"
+        );
+        tree.apply(&at(12));
+        check.after_txn(Zxid(12), Some(tree.digest()), &tree);
+        assert_eq!((check.checked, check.mismatched), (2, 0));
+        tree.apply(&at(13));
+        check.after_txn(Zxid(13), Some(tree.digest() ^ 1), &tree);
+        check.after_txn(Zxid(13), None, &tree);
+        assert_eq!((check.checked, check.mismatched), (3, 1));
+        assert_eq!(check.first_mismatch, Some(Zxid(13)));
+        // A snapshot that ended where it began is compared at once.
+        let now = ZxidDigest {
+            zxid: tree.last_zxid(),
+            digest: tree.digest(),
+        };
+        let check = DigestCheck::after_snapshot(Some(now), &tree);
+        assert_eq!((check.checked, check.mismatched), (1, 0));
     }
 
     /// A txn log as `FileTxnLog` writes one, of `create <path>` records
@@ -917,7 +1142,7 @@ mod tests {
         let mut paths = 1i32.to_be_bytes().to_vec();
         paths.extend_from_slice(&2i32.to_be_bytes());
         paths.extend_from_slice(b"/e");
-        let closed = |txn: Txn| match txn.body.and_then(|b| b.op) {
+        let closed = |(txn, _): (Txn, Option<i64>)| match txn.body.and_then(|b| b.op) {
             Some(Op::CloseSession(c)) => c.paths_to_delete,
             other => panic!("{other:?}"),
         };
@@ -926,9 +1151,12 @@ mod tests {
             closed(record(&digest).unwrap()).is_empty(),
             "a digest alone"
         );
+        assert_eq!(record(&digest).unwrap().1, Some(0x1234_5678_9abc_def0));
         assert_eq!(closed(record(&paths).unwrap()), ["/e"]);
+        assert_eq!(record(&paths).unwrap().1, None);
         let with_digest = [paths.clone(), digest.clone()].concat();
         assert_eq!(closed(record(&with_digest).unwrap()), ["/e"]);
+        assert_eq!(record(&with_digest).unwrap().1, Some(0x1234_5678_9abc_def0));
         assert!(record(&[paths, vec![0; 3]].concat()).is_err());
     }
 
@@ -1047,7 +1275,7 @@ mod tests {
             log.push(b'B');
             let path = dir.path().join("log.1");
             std::fs::write(&path, &log).unwrap();
-            let _ = replay_log(&path, &mut DataTree::new());
+            let _ = replay_log(&path, &mut DataTree::new(), &mut DigestCheck::default());
         }
     }
 }

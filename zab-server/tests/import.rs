@@ -119,6 +119,28 @@ fn run_import(dirs: &[&std::path::Path], zab_cfg: &std::path::Path) -> (bool, St
     (out.status.success(), log)
 }
 
+/// The number the import's log line gives for `key`.
+fn count_in(log: &str, key: &str) -> u64 {
+    log.split(&format!(" {key}="))
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{log}"))
+}
+
+/// Checks that the import compared the tree it built with ZooKeeper's own
+/// digests (after its snapshot and after each logged txn) and that every
+/// one matched; returns how many it compared.
+fn digests_all_match(log: &str) -> u64 {
+    let (checked, mismatched) = (
+        count_in(log, "digests_checked"),
+        count_in(log, "digests_mismatched"),
+    );
+    assert_eq!(mismatched, 0, "{checked} digests compared:\n{log}");
+    assert!(checked > 0, "no digest compared:\n{log}");
+    checked
+}
+
 /// ZooKeeper's history: ~400 txns, so that with `snapCount=100` there are
 /// several snapshots and logs, and the last txns after the newest snapshot.
 async fn write_history(zk: &TestServer) -> Client {
@@ -198,14 +220,11 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
         let (mut zab, log) = import_into_new_zab(&zk, cfg);
         assert!(log.contains("imported ZooKeeper's data"), "{log}");
         // The newest txns came from the log, after the snapshot.
-        let replayed: u64 = log
-            .split("replayed=")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no replayed count in:\n{log}"));
+        let replayed = count_in(&log, "replayed");
         assert!(replayed > 0, "{log}");
-        eprintln!("{log}");
+        // Every replayed txn carried ZooKeeper's digest of its tree, and
+        // zab's tree had the same one after it.
+        assert!(digests_all_match(&log) >= replayed, "{log}");
         zab.restart();
 
         let reader = connect(&zab).await;
@@ -224,6 +243,36 @@ async fn a_zookeeper_data_directory_reads_back_the_same_through_zab() {
         // The open session came along: its ephemerals are listed under it.
         let dump = zab.four_letter_word("dump").unwrap();
         assert!(dump.contains(&format!("0x{session:x}")), "{dump}");
+        drop(zab);
+
+        // The whole history, txn by txn: with only ZooKeeper's first
+        // snapshot (zxid 0) left, the import replays every logged txn —
+        // creates of every mode, sets, deletes, ACLs, a multi, sessions
+        // and their ephemerals — and after each one zab's tree has the
+        // digest ZooKeeper logged for its own.
+        let history = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&version2).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("snapshot.") || name == "snapshot.0" {
+                std::fs::copy(entry.path(), history.path().join(&name)).unwrap();
+            }
+        }
+        let mut zab = new_zab(cfg);
+        let log = import(history.path(), zab.cfg_path());
+        assert!(log.contains("snapshot.0"), "{log}");
+        let replayed = count_in(&log, "replayed");
+        assert!(replayed > 300, "{log}");
+        assert_eq!(digests_all_match(&log), replayed, "{log}");
+        zab.restart();
+        let reader = connect(&zab).await;
+        reader.auth("digest", b"alice:secret").await.unwrap();
+        let differ = differences(&before, &tree(&reader).await);
+        assert!(
+            differ.is_empty(),
+            "differs after the whole history:\n{}",
+            differ.join("\n")
+        );
         drop(zab);
 
         // An ensemble: the same import into every server's empty store.
@@ -277,6 +326,7 @@ async fn a_zookeeper_with_a_data_log_dir_of_its_own_imports_whole() {
         assert!(log.contains("DATALOGDIR"), "{log}");
         let (ok, log) = run_import(&[&zk.data_dir(), txlog.path()], zab.cfg_path());
         assert!(ok, "import failed:\n{log}");
+        digests_all_match(&log);
         zab.restart();
 
         let reader = connect(&zab).await;
@@ -332,6 +382,7 @@ async fn compressed_snapshots_import_too() {
                 log.contains(&suffix),
                 "{method}: no {suffix} snapshot read: {log}"
             );
+            digests_all_match(&log);
             zab.restart();
             let after = tree(&connect(&zab).await).await;
             let differ = differences(&before, &after);

@@ -10,11 +10,13 @@
 //! * [`tree`]: [`DataTree`] — znodes, `apply`, reads, reaper candidates;
 //! * [`prepare`]: [`Preparer`] — ZooKeeper's `PrepRequestProcessor`;
 //! * [`acl`]: identities, `auth`, permission checks, ACL fix-up;
+//! * [`digest`]: the tree digest, computed as ZooKeeper computes it;
 //! * [`path`]: path validation;
 //! * [`quota`]: quota limits and the usage the tree keeps for them;
 //! * [`snapshot`]: [`TreeSnapshot`] and [`DataTree::restore`].
 
 pub mod acl;
+pub mod digest;
 mod java_hash_set;
 pub mod node;
 pub mod path;

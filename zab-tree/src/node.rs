@@ -414,6 +414,12 @@ impl Node {
         self.meta_and_data().0
     }
 
+    /// What this node, at `path`, adds to its tree's digest.
+    pub fn digest(&self, path: &str) -> i64 {
+        let (meta, data) = self.meta_and_data();
+        crate::digest::node_digest(path, data, &meta)
+    }
+
     /// The meta's czxid alone: it follows the presence bits.
     pub fn czxid(&self) -> i64 {
         let l = self.layout();

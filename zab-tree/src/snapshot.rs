@@ -64,6 +64,7 @@ impl DataTree {
         tree.count = 0;
         tree.ephemerals.clear();
         tree.data_size = 0;
+        tree.digest = 0;
         tree.acl_cache = AclCache::default();
         tree.last_zxid = Zxid(header.zxid);
         tree.sessions = header

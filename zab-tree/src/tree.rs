@@ -22,6 +22,7 @@ use zab_wire::proto::{self, txn_body::Op as TxnOp};
 use zab_wire::{SessionId, Zxid};
 
 use crate::acl::{self, AclCache, AclList, AuthInfo};
+use crate::digest::{self, DigestLog};
 use crate::java_hash_set::JavaHashSet;
 use crate::node::{Node, NodeMeta, Owner};
 use crate::path;
@@ -86,6 +87,11 @@ pub struct DataTree {
     /// The containers and TTL nodes (ZooKeeper's `containers` and `ttls`),
     /// so the reaper looks at these alone, not at every node.
     pub(crate) reapers: BTreeSet<String>,
+    /// Σ of every node's [`digest::node_digest`], wrapping, as ZooKeeper's
+    /// `NodeHashMapImpl` keeps it.
+    pub(crate) digest: i64,
+    /// The digest after recent zxids, for `hash` and for comparing trees.
+    pub(crate) digest_log: DigestLog,
     skip_acl: bool,
     providers: acl::Providers,
 }
@@ -165,6 +171,8 @@ impl DataTree {
             acl_cache: AclCache::default(),
             quotas: QuotaPaths::default(),
             reapers: BTreeSet::new(),
+            digest: 0,
+            digest_log: DigestLog::default(),
             skip_acl: false,
             providers: acl::Providers::default(),
         };
@@ -206,20 +214,27 @@ impl DataTree {
         if is_reaped(meta.ephemeral_owner) {
             self.reapers.insert(p.to_owned());
         }
+        let added = digest::node_digest(p, data, &meta);
         if p == path::ROOT {
-            self.count += usize::from(self.count == 0);
-            self.root = Node::new("", data, acl, meta);
+            let old = std::mem::replace(&mut self.root, Node::new("", data, acl, meta));
+            // A tree being built has no root counted yet.
+            match self.count {
+                0 => self.count = 1,
+                _ => self.digest = self.digest.wrapping_sub(old.digest(p)),
+            }
+            self.digest = self.digest.wrapping_add(added);
             return;
         }
         if let Some((parent, name)) = path::split(p) {
             if let Ok(parent) = self.node_mut(parent) {
-                if parent
+                let old = parent
                     .children_mut()
-                    .insert(Node::new(name, data, acl, meta))
-                    .is_none()
-                {
+                    .insert(Node::new(name, data, acl, meta));
+                let removed = old.as_ref().map_or(0, |old| old.digest(p));
+                if old.is_none() {
                     self.count += 1;
                 }
+                self.digest = self.digest.wrapping_add(added).wrapping_sub(removed);
             }
         }
     }
@@ -654,6 +669,8 @@ impl DataTree {
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
         }
+        // After every whole txn, as `DataTree.processTxn` logs it.
+        self.digest_log.record(zxid, self.digest);
         Applied {
             zxid,
             session_id: session,
@@ -717,6 +734,7 @@ impl DataTree {
                 let n = self.node_mut(&s.path)?;
                 let (meta, data) = n.meta_and_data();
                 let old = data.map_or(0, <[u8]>::len) as u64;
+                let old_digest = digest::node_digest(&s.path, data, &meta);
                 let meta = NodeMeta {
                     version: s.version,
                     mzxid: txn.zxid,
@@ -728,6 +746,8 @@ impl DataTree {
                 let new = s.data.as_ref().map_or(0, |d| d.len());
                 let stat = meta.client_stat(new, n.children().len());
                 events.push(event_type::NODE_DATA_CHANGED, &s.path, events.keep(n.acl()));
+                let new_digest = digest::node_digest(&s.path, s.data.as_deref(), &meta);
+                self.move_digest(old_digest, new_digest);
                 let new = new as u64;
                 self.data_size = self.data_size.saturating_sub(old) + new;
                 self.count_quota_usage(&s.path, new as i64 - old as i64, 0);
@@ -736,10 +756,13 @@ impl DataTree {
             TxnOp::SetAcl(s) => {
                 let acl = self.acl_cache.intern(&acl_from_proto(&s.acl));
                 let n = self.node_mut(&s.path)?;
+                let old_digest = n.digest(&s.path);
                 // Behaviour 5: only aversion changes; no watch fires (D.5).
                 n.set_acl(acl);
                 n.update_meta(|m| m.aversion = s.version);
-                Ok(MultiResult::SetData(StatResponse { stat: n.stat() }))
+                let (stat, new_digest) = (n.stat(), n.digest(&s.path));
+                self.move_digest(old_digest, new_digest);
+                Ok(MultiResult::SetData(StatResponse { stat }))
             }
             TxnOp::Check(c) => {
                 if self.exists(&c.path) {
@@ -830,13 +853,19 @@ impl DataTree {
         );
         let stat = node.stat();
         let size = (c.path.len() + node.data_len()) as u64;
+        let added = node.digest(&c.path);
         let parent = self.node_mut(parent_path)?;
         let mut meta = parent.meta();
+        let mut moved = (0, 0);
         if advance_cversion(&mut meta, c.parent_cversion, zxid) {
+            moved.0 = parent.digest(parent_path);
             parent.set_meta(&meta);
+            moved.1 = parent.digest(parent_path);
         }
         parent.children_mut().insert(node);
         let parent_acl = events.keep(parent.acl());
+        self.move_digest(moved.0, moved.1);
+        self.move_digest(0, added);
         self.data_size += size;
         if let Some(owner) = Owner::session(c.ephemeral_owner) {
             self.ephemerals.entry(owner).or_default().insert(&c.path);
@@ -859,7 +888,15 @@ impl DataTree {
         if p == path::ROOT {
             return Err(ErrorCode::BadArguments);
         }
-        let node = self.node(p).ok_or(ErrorCode::NoNode)?;
+        let Some(node) = self.node(p) else {
+            // `DataTree.deleteNode` moves the parent's pzxid before it
+            // looks for the child: a delete replayed over a fuzzy
+            // snapshot that no longer holds its node still counts. Live,
+            // a delete always finds its node: it was prepared against
+            // this tree.
+            self.set_pzxid(parent_path, zxid);
+            return Err(ErrorCode::NoNode);
+        };
         if !node.children().is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
@@ -867,16 +904,22 @@ impl DataTree {
         let data_len = node.data_len();
         let size = (p.len() + data_len) as u64;
         let acl = events.keep(node.acl());
+        let removed = node.digest(p);
         let parent = self.node_mut(parent_path)?;
         parent.children_mut().remove(name);
         let parent_acl = events.keep(parent.acl());
         let meta = parent.meta();
+        let mut moved = (0, 0);
         if zxid > meta.pzxid {
+            moved.0 = parent.digest(parent_path);
             parent.set_meta(&NodeMeta {
                 pzxid: zxid,
                 ..meta
             });
+            moved.1 = parent.digest(parent_path);
         }
+        self.move_digest(moved.0, moved.1);
+        self.move_digest(removed, 0);
         self.count -= 1;
         // Saturating: a quota's stats node grows in place, uncounted, as
         // in ZooKeeper's `nodeDataSize`.
@@ -1059,8 +1102,45 @@ impl DataTree {
         };
         let mut meta = node.meta();
         if advance_cversion(&mut meta, new_cversion, zxid) {
+            let old = node.digest(path);
             node.set_meta(&meta);
+            let new = node.digest(path);
+            self.move_digest(old, new);
         }
+    }
+
+    /// Moves the pzxid of the node at `path` up to `zxid` (never down: a
+    /// replayed create may have set a higher one).
+    fn set_pzxid(&mut self, path: &str, zxid: i64) {
+        let Ok(node) = self.node_mut(path) else {
+            return;
+        };
+        let meta = node.meta();
+        if zxid > meta.pzxid {
+            let old = node.digest(path);
+            node.set_meta(&NodeMeta {
+                pzxid: zxid,
+                ..meta
+            });
+            let new = node.digest(path);
+            self.move_digest(old, new);
+        }
+    }
+
+    /// A node's part of the digest went from `old` to `new`
+    /// (`NodeHashMapImpl.preChange` then `postChange`).
+    fn move_digest(&mut self, old: i64, new: i64) {
+        self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
+    }
+
+    /// The tree's digest: ZooKeeper's `DataTree.getTreeDigest`.
+    pub fn digest(&self) -> i64 {
+        self.digest
+    }
+
+    /// The digests after recent zxids (`DataTree.getDigestLog`), for `hash`.
+    pub fn digest_log(&self) -> &DigestLog {
+        &self.digest_log
     }
 
     fn close_session(
@@ -1216,6 +1296,22 @@ mod tests {
         });
         t.apply(&txn(14, s1, close));
         assert!(!t.exists("/p/c"));
+        assert_eq!(parent(&t).pzxid, 14);
+        // A delete whose node the snapshot no longer holds still moves
+        // the parent's pzxid, as `DataTree.deleteNode` does first.
+        let delete = TxnOp::Delete(proto::DeleteTxn {
+            path: "/p/gone".into(),
+            op: op::DELETE,
+        });
+        assert!(t.apply(&txn(15, s1, delete)).result.is_err());
+        assert_eq!(parent(&t).pzxid, 15);
+        // Every one of those moves kept the digest a recount finds.
+        let mut out = Vec::new();
+        t.snapshot().write_to(&mut out).unwrap();
+        assert_eq!(
+            DataTree::restore(&mut &out[..]).unwrap().digest(),
+            t.digest()
+        );
     }
 
     #[test]
