@@ -30,6 +30,12 @@ impl TxnLogView for StoreTxnLog {
         self.log.size_between(from, to).map_err(|e| e.to_string())
     }
 
+    fn size_exceeds(&self, from: Zxid, limit: u64) -> Result<bool, String> {
+        self.log
+            .size_exceeds(from, limit)
+            .map_err(|e| e.to_string())
+    }
+
     fn read_between(&self, from: Zxid, to: Zxid) -> Result<Vec<(Zxid, Bytes)>, String> {
         let mut out = Vec::new();
         for entry in self.log.read_from(from).map_err(|e| e.to_string())? {

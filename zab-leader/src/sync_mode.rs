@@ -104,6 +104,14 @@ pub trait TxnLogView {
     /// Bytes of the logged txns with `from <= zxid <= to`.
     fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, String>;
 
+    /// Whether the logged txns with zxid `>= from` take more than `limit`
+    /// bytes. A store-backed view stops reading once they do: a learner
+    /// that was away for hours must not make the leader read hours of log
+    /// to learn it gets a SNAP.
+    fn size_exceeds(&self, from: Zxid, limit: u64) -> Result<bool, String> {
+        Ok(self.size_between(from, Zxid(i64::MAX))? > limit)
+    }
+
     /// Logged txns with `from <= zxid <= to`, in zxid order. The default
     /// filters [`TxnLogView::read_from`]; a store-backed view stops reading
     /// at `to` instead.
@@ -303,11 +311,11 @@ fn from_txn_log(
     let limit = (snapshot_size as f64 * size_factor) as u64;
     if limit > 0 {
         // ZooKeeper compares the storage size of the log from peerLastZxid
-        // to its end; the view reports the bytes of those txns.
-        match txn_log.size_between(peer_last, Zxid(i64::MAX)) {
-            Ok(size) if size <= limit => {}
-            Ok(size) => {
-                tracing::info!(size, limit, "txn log too large to sync from, sending SNAP");
+        // to its end; the view weighs the bytes of those txns.
+        match txn_log.size_exceeds(peer_last, limit) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(limit, "txn log too large to sync from, sending SNAP");
                 return None;
             }
             Err(err) => {

@@ -340,6 +340,32 @@ impl TxnLog {
         Ok(total)
     }
 
+    /// Whether the txns with zxid `>= from` take more than `limit` bytes
+    /// (values only). It reads no further than the first group past the
+    /// limit, so asking of a long log costs what the limit allows, not
+    /// what the log holds, as ZooKeeper's `getStorageSize` sums file
+    /// lengths without reading them.
+    pub fn size_exceeds(&self, from: Zxid, limit: u64) -> Result<bool, StoreError> {
+        let core = self.core();
+        let cf = cf(&core.db, CF_LOG)?;
+        let mut it = core.db.raw_iterator_cf(cf);
+        seek_group_of(&mut it, Zxid(from.0.max(0)));
+        let mut total = 0u64;
+        while let Some((k, v)) = it.item() {
+            for (z, txn) in LogGroup::entries(k, v)? {
+                if z >= from {
+                    total += txn.len() as u64;
+                }
+            }
+            if total > limit {
+                return Ok(true);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(false)
+    }
+
     /// Writer counters.
     pub fn stats(&self) -> LogStats {
         let core = self.core();

@@ -337,6 +337,47 @@ fn size_between_counts_txn_bytes() {
     assert_eq!(log.size_between(Zxid(9), Zxid(3)).unwrap(), 0);
 }
 
+/// The leader asks whether a learner's gap passes the DIFF limit; the
+/// answer is `size_between`'s, and it is found without reading past the
+/// limit: a damaged group beyond it is never decoded.
+#[test]
+fn size_exceeds_reads_no_further_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = store.log();
+    for c in 1..=20 {
+        durable(&log, Zxid(c));
+    }
+    let size = |from: i64| log.size_between(Zxid(from), Zxid(i64::MAX)).unwrap();
+    for from in [1, 7, 20, 21] {
+        for limit in [
+            0,
+            1,
+            size(from).saturating_sub(1),
+            size(from),
+            size(from) + 1,
+        ] {
+            assert_eq!(
+                log.size_exceeds(Zxid(from), limit).unwrap(),
+                size(from) > limit,
+                "from {from}, limit {limit}"
+            );
+        }
+    }
+    // Each txn is its own group here; damage the one of zxid 15.
+    let core = log.core();
+    let cf = crate::cf(&core.db, crate::layout::CF_LOG).unwrap();
+    core.db
+        .put_cf(cf, crate::layout::log_key(Zxid(15)), b"not a group")
+        .unwrap();
+    assert!(log.size_between(Zxid(1), Zxid(i64::MAX)).is_err());
+    assert!(
+        log.size_exceeds(Zxid(1), 10).unwrap(),
+        "answered before zxid 15"
+    );
+    assert!(log.size_exceeds(Zxid(1), 10_000).is_err(), "reads on to it");
+}
+
 #[test]
 fn unsynced_mode_still_logs() {
     let dir = tempfile::tempdir().unwrap();
