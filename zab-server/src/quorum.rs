@@ -51,8 +51,8 @@ use crate::held_clients::{HeldClients, Hold};
 use crate::pipeline::{Action, Input, LifetimeFigures, Mode, Now, Pipeline, PipelineConfig};
 use crate::quorum_transport::{self, LinkEvent, LinkId};
 use crate::server::{
-    elapsed_ms, now_ms, open_state, recover, spawn_snapshot, start_autopurge, ClientListeners,
-    CoreMsg,
+    elapsed_ms, now_ms, open_state, recover, spawn_periodic_snapshot, spawn_snapshot,
+    start_autopurge, ClientListeners, CoreMsg,
 };
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
@@ -1821,7 +1821,9 @@ impl Peer {
                     w.send(Outgoing::Close);
                 }
             }
-            Action::Snapshot(snap) => spawn_snapshot(self.store.clone(), snap),
+            Action::Snapshot(snap) => {
+                spawn_periodic_snapshot(self.store.clone(), snap);
+            }
             Action::Append { zxid, txn } => {
                 // Leader: propose, and log locally (its own ack).
                 let Role::Leading(l) = &mut self.role else {

@@ -740,7 +740,9 @@ async fn core_loop(
                         }
                     });
                 }
-                Action::Snapshot(snap) => spawn_snapshot(store.clone(), snap),
+                Action::Snapshot(snap) => {
+                    spawn_periodic_snapshot(store.clone(), snap);
+                }
                 Action::Forward { .. } | Action::Revalidate { .. } => {
                     tracing::error!("a standalone pipeline asked to talk to a leader");
                 }
@@ -756,7 +758,30 @@ const SNAPSHOT_PIPE_BUFFER: usize = 64 << 10;
 /// Writes a snapshot off the request path: the tree handed over a cheap
 /// copy, serialized here through a pipe into the store.
 pub(crate) fn spawn_snapshot(store: Arc<Store>, snap: TreeSnapshot) {
+    spawn_snapshot_claimed(store, snap, None);
+}
+
+/// [`spawn_snapshot`] for the snapshot `snapCount` calls for, unless the
+/// last such one is still being written: then none, as ZooKeeper's
+/// `SyncRequestProcessor` skips it. Whether one was started.
+pub(crate) fn spawn_periodic_snapshot(store: Arc<Store>, snap: TreeSnapshot) -> bool {
+    let Some(claim) = store.snapshots().claim_periodic() else {
+        // ZooKeeper's words, for operators who grep for them.
+        tracing::warn!(zxid = %snap.zxid(), "Too busy to snap, skipping");
+        return false;
+    };
+    spawn_snapshot_claimed(store, snap, Some(claim));
+    true
+}
+
+fn spawn_snapshot_claimed(
+    store: Arc<Store>,
+    snap: TreeSnapshot,
+    claim: Option<zab_store::PeriodicClaim>,
+) {
     tokio::task::spawn_blocking(move || {
+        // Held until this snapshot is written, then the next may start.
+        let _claim = claim;
         let zxid = snap.zxid();
         let result = (|| -> anyhow::Result<()> {
             let (reader, writer) = std::io::pipe()?;
@@ -1269,6 +1294,35 @@ mod tests {
     #[test]
     fn blocking_runs_outside_a_runtime() {
         assert_eq!(blocking(|| 6 * 7), 42);
+    }
+
+    /// A periodic snapshot due while the last one is still being written
+    /// is skipped, not queued ("Too busy to snap, skipping"); the next one
+    /// due after it is written is taken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_periodic_snapshot_is_skipped_while_the_last_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            zab_store::Store::open(dir.path(), zab_store::StoreOptions::default()).unwrap(),
+        );
+        let tree = zab_tree::DataTree::new();
+        let writing = store.snapshots().claim_periodic().expect("free");
+        assert!(!super::spawn_periodic_snapshot(
+            store.clone(),
+            tree.snapshot()
+        ));
+        drop(writing);
+        assert!(super::spawn_periodic_snapshot(
+            store.clone(),
+            tree.snapshot()
+        ));
+        // Its claim is held until it is written, then released.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.snapshots().claim_periodic().is_none() {
+            assert!(std::time::Instant::now() < deadline, "never released");
+            tokio::task::yield_now().await;
+        }
+        assert!(store.snapshots().latest().unwrap().is_some(), "written");
     }
 
     /// A store whose newest snapshot does not restore falls back to the

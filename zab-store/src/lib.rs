@@ -41,7 +41,7 @@ use zab_wire::{Epoch, Zxid};
 pub use epochs::{EpochError, Epochs};
 pub use error::StoreError;
 pub use purge::{AutoPurge, PurgeReport, MIN_RETAIN};
-pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore};
+pub use snapshot::{PeriodicClaim, SnapshotInfo, SnapshotReader, SnapshotStore};
 pub use timings::Timings;
 pub use txn_log::{GroupCommit, LogIter, LogStats, TxnLog};
 

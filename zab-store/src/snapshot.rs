@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions, DB};
@@ -81,6 +81,21 @@ pub struct SnapshotStore {
     next_id: Arc<AtomicU64>,
     /// Each snapshot saved, timed (ZooKeeper's `snapshottime`).
     save_times: Arc<TimingRecorder>,
+    /// Whether a periodic snapshot is on its way (see
+    /// [`SnapshotStore::claim_periodic`]).
+    periodic: Arc<AtomicBool>,
+}
+
+/// The one periodic snapshot that may be on its way at a time, from
+/// [`SnapshotStore::claim_periodic`]; the next can be claimed once this is
+/// dropped.
+#[derive(Debug)]
+pub struct PeriodicClaim(Arc<AtomicBool>);
+
+impl Drop for PeriodicClaim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl SnapshotStore {
@@ -126,7 +141,21 @@ impl SnapshotStore {
             save_lock: Arc::new(Mutex::new(())),
             next_id: Arc::new(AtomicU64::new(max_id + 1)),
             save_times: Arc::default(),
+            periodic: Arc::default(),
         })
+    }
+
+    /// Claims the right to take a periodic snapshot, `None` while an
+    /// earlier claim is held: as ZooKeeper's `SyncRequestProcessor` skips
+    /// a snapshot while the last one is still being written ("Too busy to
+    /// snap, skipping"). Otherwise, with a tree that takes longer to write
+    /// than writes take to call for the next, snapshots would queue
+    /// without end, each keeping a version of the tree alive.
+    pub fn claim_periodic(&self) -> Option<PeriodicClaim> {
+        self.periodic
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| PeriodicClaim(self.periodic.clone()))
     }
 
     /// Streams a snapshot in and makes it visible atomically once complete

@@ -57,6 +57,18 @@ fn append_log(store: &Store, n: i64, len: usize) {
     rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
 }
 
+/// One periodic snapshot at a time, whichever handle of the store asks.
+#[test]
+fn one_periodic_snapshot_may_be_claimed_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let claim = store.snapshots().claim_periodic().expect("none held yet");
+    assert!(store.snapshots().claim_periodic().is_none(), "busy");
+    drop(claim);
+    let again = store.snapshots().claim_periodic();
+    assert!(again.is_some(), "free once the first is done");
+}
+
 #[test]
 fn epochs_persist_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
