@@ -92,6 +92,20 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         return four_letter::render(word, &status, cfg);
     };
     pipeline.count_four_letter_word();
+    // Words that read nothing the server keeps answer without a copy of
+    // its watches, sessions and connections, as ZooKeeper's `RuokCommand`
+    // does no work: a liveness probe every few seconds must not stall the
+    // clients of a server with a million watches.
+    use FourLetterWord as W;
+    if matches!(word, W::Ruok | W::Isro | W::Envi | W::Gtmk | W::Stmk | W::TelnetClose) {
+        let status = ServerStatus {
+            serving: true,
+            ..StatusSource::not_serving(mode, quorum)
+        };
+        let text = four_letter::render(word, &status, cfg);
+        pipeline.count_four_letter_answer(text.len());
+        return text;
+    }
     match word {
         FourLetterWord::Srst => reset_stats(pipeline, store),
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
