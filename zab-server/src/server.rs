@@ -984,7 +984,7 @@ async fn serve_connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
 
     // A connection that never sends a ConnectRequest is closed after
     // ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` (reference B).
@@ -1138,6 +1138,7 @@ async fn serve_connection<R, W>(
         if held_back {
             continue; // decode what is already buffered before reading more
         }
+        release_if_large(&mut buf, READ_BUFFER);
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {
                 Ok(0) | Err(_) => break 'conn,
@@ -1153,6 +1154,20 @@ async fn serve_connection<R, W>(
     let _ = core.send(CoreMsg::Input(Input::Disconnected { conn }));
 }
 
+/// What a connection's read and write buffers start at.
+const READ_BUFFER: usize = 4096;
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Gives back an empty buffer's memory once one large frame or burst has
+/// grown it past 64 KiB, so ten thousand connections that each read one
+/// 1 MiB node once do not keep 10 GiB: ZooKeeper's buffers are per
+/// response. (Frames of that size are allocated whole either way.)
+fn release_if_large(buf: &mut BytesMut, start: usize) {
+    if buf.is_empty() && buf.capacity() > 64 * 1024 {
+        *buf = BytesMut::with_capacity(start);
+    }
+}
+
 /// How often a paused reader looks whether its client still takes its
 /// replies (a fraction of the shortest session timeout a test uses).
 const ALIVE_EVERY: Duration = Duration::from_millis(100);
@@ -1164,7 +1179,7 @@ async fn write_loop(
     closed: oneshot::Sender<()>,
     flow: Arc<ConnFlow>,
 ) {
-    let mut batch = BytesMut::with_capacity(16 * 1024);
+    let mut batch = BytesMut::with_capacity(WRITE_BUFFER);
     'outer: while let Some(first) = rx.recv().await {
         let mut close = false;
         let mut next = Some(first);
@@ -1194,6 +1209,7 @@ async fn write_loop(
             }
             flow.written(batch.len());
             batch.clear();
+            release_if_large(&mut batch, WRITE_BUFFER);
         }
         if close {
             break;
@@ -1289,6 +1305,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn blocking_runs_on_a_multi_thread_runtime() {
         assert_eq!(blocking(|| 6 * 7), 42);
+    }
+
+    #[test]
+    fn a_connection_buffer_grown_by_a_large_frame_is_given_back_once_empty() {
+        let mut buf = bytes::BytesMut::with_capacity(4096);
+        buf.extend_from_slice(&vec![7; 1 << 20]);
+        super::release_if_large(&mut buf, 4096);
+        assert_eq!(buf.len(), 1 << 20, "never while it holds bytes");
+        buf.clear();
+        super::release_if_large(&mut buf, 4096);
+        assert!(buf.capacity() < 64 * 1024, "{}", buf.capacity());
+        // A buffer in its usual range keeps its memory.
+        buf.extend_from_slice(&[1; 40_000]);
+        buf.clear();
+        let cap = buf.capacity();
+        super::release_if_large(&mut buf, 4096);
+        assert_eq!(buf.capacity(), cap);
     }
 
     #[test]

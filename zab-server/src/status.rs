@@ -97,7 +97,10 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
     // does no work: a liveness probe every few seconds must not stall the
     // clients of a server with a million watches.
     use FourLetterWord as W;
-    if matches!(word, W::Ruok | W::Isro | W::Envi | W::Gtmk | W::Stmk | W::TelnetClose) {
+    if matches!(
+        word,
+        W::Ruok | W::Isro | W::Envi | W::Gtmk | W::Stmk | W::TelnetClose
+    ) {
         let status = ServerStatus {
             serving: true,
             ..StatusSource::not_serving(mode, quorum)
