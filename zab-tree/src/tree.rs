@@ -616,6 +616,11 @@ impl DataTree {
     }
 
     fn count_descendants(&self, p: &str) -> usize {
+        // Every node but the root: counted, not walked, as ZooKeeper's
+        // `getAllChildrenNumber` answers "/" from its map's size.
+        if p == path::ROOT {
+            return self.count - 1;
+        }
         let mut total = 0;
         let mut stack: Vec<&Node> = self.node(p).into_iter().collect();
         while let Some(n) = stack.pop() {
