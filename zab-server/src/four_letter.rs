@@ -480,8 +480,11 @@ pub struct ServerStatus {
     /// The local sessions' expiry queue, when the server keeps local
     /// sessions (`localSessionsEnabled`, read-only mode).
     pub local_sessions_dump: Option<Vec<ExpiryBucket<SessionId>>>,
-    /// Sessions with their ephemeral node paths.
+    /// Sessions with their ephemeral node paths (collected for `dump`
+    /// alone).
     pub ephemerals: BTreeMap<SessionId, Vec<String>>,
+    /// How many ephemerals there are, listed or not.
+    pub ephemerals_count: u64,
     /// Connections by expiry time; `None` prints nothing under
     /// `Connections dump:` (ZooKeeper's Netty factory).
     pub connection_expiry: Option<Vec<ExpiryBucket<(SocketAddr, SessionId)>>>,
@@ -541,6 +544,7 @@ impl Default for ServerStatus {
             sessions: SessionDump::default(),
             local_sessions_dump: None,
             ephemerals: BTreeMap::new(),
+            ephemerals_count: 0,
             connection_expiry: None,
             global_sessions: 0,
             local_sessions: 0,
@@ -914,10 +918,7 @@ pub fn gauge_values(s: &ServerStatus) -> Vec<(String, Metric)> {
     line("outstanding_requests", int(s.outstanding_requests));
     line("znode_count", int(s.node_count));
     line("watch_count", int(s.watch_count));
-    line(
-        "ephemerals_count",
-        int(s.ephemerals.values().map(|v| v.len() as u64).sum()),
-    );
+    line("ephemerals_count", int(s.ephemerals_count));
     line("approximate_data_size", int(s.approximate_data_size));
     line(
         "open_file_descriptor_count",
@@ -1239,6 +1240,7 @@ mod tests {
             }]),
             local_sessions_dump: None,
             ephemerals: BTreeMap::from([(s2, vec!["/e1".to_owned()])]),
+            ephemerals_count: 1,
             connection_expiry: Some(vec![ExpiryBucket {
                 expire_at_ms: 1795436262000,
                 elements: vec![(addr(47940), s1)],

@@ -114,7 +114,11 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         FourLetterWord::Crst => pipeline.reset_connection_stats(),
         _ => {}
     }
-    let mut status = collect(pipeline, cfg, store, requests_in_process);
+    let need = Need {
+        watches: matches!(word, W::Wchc | W::Wchp | W::Wchs),
+        dump: word == W::Dump,
+    };
+    let mut status = collect(pipeline, cfg, store, requests_in_process, need);
     // The asking connection is one of the server's (not so for the admin
     // server's HTTP connections).
     status.connections.push(ConnectionStatus {
@@ -160,7 +164,11 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
             // `looking_count` and `election_time` above all).
             let provider = with_store_timings(quorum.provider, store);
             let status = pipeline.map(|pipeline| {
-                let mut status = collect(pipeline, cfg, store, requests_in_process);
+                let need = Need {
+                    watches: false,
+                    dump: false,
+                };
+                let mut status = collect(pipeline, cfg, store, requests_in_process, need);
                 complete(&mut status, pipeline, mode, quorum, cfg);
                 status
             });
@@ -194,7 +202,15 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         Effect::ResetConnectionStats => pipeline.reset_connection_stats(),
         Effect::SetTraceMask(_) | Effect::None => {}
     }
-    let mut status = collect(pipeline, cfg, store, requests_in_process);
+    let primary = admin::find(command).map(admin::Command::primary);
+    let need = Need {
+        watches: matches!(
+            primary,
+            Some("watches" | "watches_by_path" | "watch_summary")
+        ),
+        dump: primary == Some("dump"),
+    };
+    let mut status = collect(pipeline, cfg, store, requests_in_process, need);
     complete(&mut status, pipeline, mode, quorum, cfg);
     // `dump`'s keys are the expiry queues' own times, on the monotonic
     // clock (`Now::elapsed_ms`) as ZooKeeper's `Time.currentElapsedTime()`.
@@ -276,11 +292,22 @@ fn complete(
     }
 }
 
+/// What an answer lists beyond counters: each costs a copy of something
+/// as large as the server's clients make it, on the task that serves them.
+#[derive(Clone, Copy)]
+struct Need {
+    /// Every data watch by session (`wchc`, `wchp`, `wchs`).
+    watches: bool,
+    /// The sessions' expiry queue and every ephemeral (`dump`).
+    dump: bool,
+}
+
 fn collect(
     pipeline: &Pipeline,
     cfg: &Config,
     store: &Store,
     requests_in_process: i64,
+    need: Need,
 ) -> ServerStatus {
     let tree = pipeline.tree();
     let stats = pipeline.stats();
@@ -327,13 +354,21 @@ fn collect(
     connections.sort_by_key(|c| c.remote);
 
     let mut data_watches: BTreeMap<SessionId, BTreeSet<String>> = BTreeMap::new();
-    for (conn, paths) in watches.data_watches_by_connection() {
-        if let Some(session) = pipeline.session_of(conn) {
-            data_watches.entry(session).or_default().extend(paths);
+    if need.watches {
+        for (conn, paths) in watches.data_watches_by_connection() {
+            if let Some(session) = pipeline.session_of(conn) {
+                data_watches.entry(session).or_default().extend(paths);
+            }
         }
     }
-
-    let buckets = expiry_buckets(pipeline.sessions());
+    let (sessions, local_sessions_dump, ephemerals) = match need.dump {
+        true => (
+            SessionDump::Expiry(expiry_buckets(pipeline.sessions())),
+            pipeline.local_sessions_tracker().map(expiry_buckets),
+            tree.ephemerals().collect(),
+        ),
+        false => (SessionDump::default(), None, BTreeMap::new()),
+    };
 
     let disk = store.disk_usage();
     let avg = if stats.latency_count > 0 {
@@ -359,9 +394,10 @@ fn collect(
         connections,
         data_watches,
         watch_count: watches.total_watch_count() as u64,
-        sessions: SessionDump::Expiry(buckets),
-        local_sessions_dump: pipeline.local_sessions_tracker().map(expiry_buckets),
-        ephemerals: tree.ephemerals().collect(),
+        sessions,
+        local_sessions_dump,
+        ephemerals,
+        ephemerals_count: tree.ephemeral_count() as u64,
         // `zkDb.getSessionCount()` in ZooKeeper: the sessions in the data
         // tree, so a learner counts the sessions on other servers too.
         global_sessions: tree.session_count() as u64,
