@@ -19,8 +19,10 @@
 //! * [`observer_master`]: a follower hosting observers (`observerMasterPort`):
 //!   the same handlers and sync selection, fed with what the follower has
 //!   applied, relaying its observers' requests to the leader;
-//! * [`snap_stream`]: the SNAP payload as SNAP_CHUNK/SNAP_END packets;
-//! * [`store_view`]: the txn-log view over zab-store.
+//! * [`snap_stream`]: the SNAP payload as SNAP_CHUNK/SNAP_END packets.
+//!
+//! It does no I/O: the leader's on-disk txn log reaches it through the
+//! [`TxnLogView`] trait (zab-server implements it over zab-store).
 //!
 //! It holds no learner logic: the other side of every packet is
 //! zab-learner's (a follower runs zab-learner toward its leader, and may
@@ -32,7 +34,6 @@ pub mod leader;
 pub mod learner_handler;
 pub mod observer_master;
 pub mod snap_stream;
-pub mod store_view;
 pub mod sync_mode;
 
 pub use broadcast::{BroadcastError, Committed, Proposals};
@@ -45,5 +46,4 @@ pub use learner_handler::{
 };
 pub use observer_master::{ObserverMaster, ObserverMasterAction};
 pub use snap_stream::{SnapChunks, SNAP_CHUNK_SIZE};
-pub use store_view::StoreTxnLog;
 pub use sync_mode::{select, select_with, CommittedLog, NoTxnLog, SyncPlan, TxnLogView};

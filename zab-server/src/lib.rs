@@ -29,5 +29,6 @@ pub mod server;
 pub mod snap_link;
 pub mod stage_trace;
 pub mod status;
+pub mod store_txn_log;
 pub mod tls;
 pub mod zookeeper_import;

@@ -29,7 +29,7 @@ use zab_election::{
 };
 use zab_leader::{
     CommittedLog, ConnId, HandlerState, Leader, LeaderAction, LeaderConfig, LeaderStart,
-    LearnerKind, StoreTxnLog,
+    LearnerKind,
 };
 use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, Timing,
@@ -57,6 +57,7 @@ use crate::server::{
 use crate::snap_link::{ChunkCredit, ChunkSink, CHUNKS_IN_FLIGHT};
 use crate::stage_trace::{self, Stage};
 use crate::status;
+use crate::store_txn_log::StoreTxnLog;
 
 mod hosted_observers;
 use hosted_observers::HostedObservers;

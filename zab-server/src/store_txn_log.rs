@@ -1,13 +1,14 @@
-//! [`TxnLogView`] over zab-store's txn log: how the leader reads its
-//! on-disk history to sync a learner behind the committed-log window
-//! (reference F.4 rule 5). Reads stop at the requested upper bound, so a
-//! learner only costs the leader the txns it actually needs.
+//! zab-leader's [`TxnLogView`] over zab-store's txn log: how the leader
+//! reads its on-disk history to sync a learner behind the committed-log
+//! window (reference F.4 rule 5). Reads stop at the requested upper bound,
+//! so a learner only costs the leader the txns it actually needs. It lives
+//! here, where the two crates meet, so that zab-leader needs no RocksDB.
 
 use bytes::Bytes;
 use zab_store::TxnLog;
 use zab_wire::Zxid;
 
-use crate::sync_mode::TxnLogView;
+use zab_leader::TxnLogView;
 
 /// A [`TxnLogView`] backed by a [`zab_store::TxnLog`] handle.
 #[derive(Clone)]
@@ -57,7 +58,7 @@ mod tests {
     use zab_store::{Store, StoreOptions};
     use zab_wire::Epoch;
 
-    use crate::sync_mode::{select, CommittedLog, SyncPlan};
+    use zab_leader::{select, CommittedLog, SyncPlan};
 
     fn z(c: u32) -> Zxid {
         Zxid::new(Epoch(1), c)
@@ -83,10 +84,10 @@ mod tests {
             view.read_between(z(3), z(5)).unwrap(),
             entries[2..5].to_vec()
         );
-        assert_eq!(
-            view.size_between(z(1), z(20)).unwrap(),
-            entries.iter().map(|e| e.1.len() as u64).sum::<u64>()
-        );
+        let total = entries.iter().map(|e| e.1.len() as u64).sum::<u64>();
+        assert_eq!(view.size_between(z(1), z(20)).unwrap(), total);
+        assert!(view.size_exceeds(z(1), total - 1).unwrap());
+        assert!(!view.size_exceeds(z(1), total).unwrap());
 
         // Window (1,11)..(1,20); a learner at (1,4) syncs from the log.
         let window = CommittedLog::from_entries(500, entries[10..].iter().cloned());

@@ -14,6 +14,54 @@
 //! * [`path`]: path validation;
 //! * [`quota`]: quota limits and the usage the tree keeps for them;
 //! * [`snapshot`]: [`TreeSnapshot`] and [`DataTree::restore`].
+//!
+//! A write is prepared on the leader (checked against the tree and the
+//! writes prepared before it, and turned into a txn, which may be an error
+//! txn), then applied, in zxid order, by every server. Sessions are
+//! replicated state: a write needs one. The caller gives out zxids and
+//! tells the [`Preparer`] what was applied, so that it forgets the
+//! pending changes it kept for it.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use zab_tree::{AuthInfo, DataTree, PrepareConfig, Preparer, RequestContext};
+//! use zab_wire::jute::{op, Acl, CreateRequest, Request, Response};
+//! use zab_wire::{SessionId, Zxid};
+//!
+//! let mut tree = DataTree::new();
+//! let mut prep = Preparer::new(PrepareConfig::default());
+//! let auth = AuthInfo::new(IpAddr::V4(Ipv4Addr::LOCALHOST));
+//! let mut ctx = RequestContext {
+//!     session_id: SessionId(0x100),
+//!     cxid: 0,
+//!     zxid: Zxid(1),
+//!     time_ms: 1_700_000_000_000,
+//!     auth: &auth,
+//!     session_moved: false,
+//!     session_local: false,
+//! };
+//! let txn = prep.prepare_create_session(&tree, &ctx, 30_000);
+//! tree.apply(&txn);
+//! prep.applied(ctx.zxid);
+//!
+//! ctx.cxid = 1;
+//! ctx.zxid = Zxid(2);
+//! let create = Request::Create {
+//!     op: op::CREATE,
+//!     req: CreateRequest {
+//!         path: "/app".into(),
+//!         data: Some("v1".into()),
+//!         acl: Some(Acl::open_unsafe()),
+//!         flags: 0,
+//!     },
+//! };
+//! let txn = prep.prepare(&tree, &ctx, &create);
+//! let applied = tree.apply(&txn);
+//! prep.applied(ctx.zxid);
+//! assert!(matches!(applied.result, Ok(Response::Create(ref c)) if c.path == "/app"));
+//! assert_eq!(tree.data("/app").as_deref(), Some(&b"v1"[..]));
+//! assert_eq!(tree.stat("/app").map(|s| s.czxid), Some(2));
+//! ```
 
 pub mod acl;
 pub mod digest;

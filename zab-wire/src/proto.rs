@@ -1,6 +1,6 @@
 //! zab's server-to-server messages (protobuf, generated from
-//! `proto/zab.proto`) and their tonic services.
+//! `proto/zab.proto`) and, with the `grpc` feature, their tonic services.
 
 #![allow(clippy::all, missing_docs)]
 
-tonic::include_proto!("zab.v1");
+include!(concat!(env!("OUT_DIR"), "/zab.v1.rs"));

@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use prost::Message;
 use zab_election::PeerAddr;
-use zab_leader::{ConnId, LearnerKind, ObserverMaster, ObserverMasterAction, StoreTxnLog};
+use zab_leader::{ConnId, LearnerKind, ObserverMaster, ObserverMasterAction};
+
+use crate::store_txn_log::StoreTxnLog;
 use zab_wire::proto::{QuorumPacket, Txn};
 use zab_wire::ServerId;
 

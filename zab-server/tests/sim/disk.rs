@@ -215,7 +215,7 @@ impl Disk {
     }
 }
 
-/// The leader's view of its own txn log (zab-leader's `StoreTxnLog` over
+/// The leader's view of its own txn log (zab-server's `StoreTxnLog` over
 /// zab-store in production).
 pub struct LogView(Arc<Mutex<Log>>);
 
