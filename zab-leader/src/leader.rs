@@ -248,6 +248,8 @@ pub struct Leader {
     now_ms: u64,
     /// The quorum check runs every other tick call (once per tickTime).
     tick_skip: bool,
+    /// The tree's digest after a recent zxid, which PINGs carry.
+    digest: Option<proto::TreeDigest>,
 }
 
 impl Leader {
@@ -279,6 +281,7 @@ impl Leader {
             last_applied: start.last_processed,
             now_ms,
             tick_skip: true,
+            digest: None,
             cfg,
         };
         let mut out = Vec::new();
@@ -867,6 +870,17 @@ impl Leader {
         }]
     }
 
+    /// The leader's tree had `digest` after `zxid` (see `zab_tree::digest`):
+    /// the next PINGs carry it, so that each learner compares its own tree
+    /// once it has applied `zxid`, as ZooKeeper's followers compare the
+    /// digest logged with each txn.
+    pub fn note_digest(&mut self, zxid: Zxid, digest: i64) {
+        self.digest = Some(proto::TreeDigest {
+            zxid: zxid.0,
+            digest,
+        });
+    }
+
     /// Every `tickTime / 2`: phase timeouts (initLimit) before the leader is
     /// established; learner read timeouts; once established, the quorum
     /// check every full tick and a PING to every up-to-date learner, dropping
@@ -937,13 +951,17 @@ impl Leader {
             );
         }
         let last_proposed = self.proposals.last_proposed();
+        let digest = self
+            .digest
+            .as_ref()
+            .map_or_else(Bytes::new, |d| Bytes::from(d.encode_to_vec()));
         for h in self.handlers.values() {
             // Only learners past UPTODATE are pinged: one still syncing is
             // not expecting PINGs yet.
             if h.state() == HandlerState::Broadcasting {
                 out.push(LeaderAction::Send {
                     conn: h.conn(),
-                    packet: packet(PacketType::Ping, last_proposed, Bytes::new()),
+                    packet: packet(PacketType::Ping, last_proposed, digest.clone()),
                 });
             }
         }

@@ -135,6 +135,8 @@ impl Observer {
                     self.revalidated.push((session, valid))
                 }
                 LearnerAction::StartServing => self.serving = true,
+                // An observer master's PINGs carry no digest of its tree.
+                LearnerAction::LeaderDigest { .. } => panic!("a digest from an observer master"),
                 LearnerAction::Unclaimed(p) => panic!("an observer got an unclaimed {p:?}"),
                 LearnerAction::GiveUp { reason } => panic!("the observer gave up: {reason}"),
             }

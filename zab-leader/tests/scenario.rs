@@ -77,6 +77,8 @@ struct Learner {
     newleader: Option<Zxid>,
     up_to_date: bool,
     pings: Vec<Zxid>,
+    /// Each PING's payload: the leader's tree digest, once it has one.
+    ping_data: Vec<Bytes>,
     syncs: Vec<proto::ForwardedRequest>,
     revalidated: Vec<(i64, bool)>,
     /// The last LEADER_DURABLE heard.
@@ -102,6 +104,7 @@ impl Learner {
             newleader: None,
             up_to_date: false,
             pings: vec![],
+            ping_data: vec![],
             syncs: vec![],
             revalidated: vec![],
             leader_durable: None,
@@ -215,7 +218,10 @@ impl Learner {
                 assert!(self.newleader.is_some(), "UPTODATE before NEWLEADER");
                 self.up_to_date = true;
             }
-            PacketType::Ping => self.pings.push(zxid),
+            PacketType::Ping => {
+                self.pings.push(zxid);
+                self.ping_data.push(p.data.clone());
+            }
             PacketType::LeaderDurable => {
                 assert!(!self.observer, "LEADER_DURABLE to an observer");
                 assert!(!self.earlier_zab, "LEADER_DURABLE to an earlier zab");
@@ -555,7 +561,11 @@ fn discovery_sync_broadcast_liveness_and_step_down() {
         }],
     };
     let mut step_down = None;
-    for _ in 0..(2 * SYNC_LIMIT as usize + 4) {
+    for round in 0..(2 * SYNC_LIMIT as usize + 4) {
+        if round == 2 {
+            // The server tells the leader its tree's digest; PINGs carry it.
+            net.leader.note_digest(z(5, 0), -77);
+        }
         net.tick();
         for conn in [2u64, 3, 40] {
             if let Some(l) = net.learners.get(&ConnId(conn)) {
@@ -586,6 +596,10 @@ fn discovery_sync_broadcast_liveness_and_step_down() {
         Some(&z(5, 3)),
         "PING carries lastProposed"
     );
+    let data = &net.l(2).ping_data;
+    assert!(data[0].is_empty(), "no digest noted yet: an empty PING");
+    let digest = proto::TreeDigest::decode(data.last().unwrap().clone()).unwrap();
+    assert_eq!((Zxid(digest.zxid), digest.digest), (z(5, 0), -77));
     let closed: Vec<ConnId> = net.closed.iter().map(|(c, _)| *c).collect();
     assert!(
         closed.contains(&ConnId(5)) && closed.contains(&ConnId(9)),

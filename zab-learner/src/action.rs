@@ -82,6 +82,10 @@ pub enum LearnerAction {
     Unclaimed(QuorumPacket),
     /// UPTODATE: start serving clients.
     StartServing,
+    /// The leader's tree had `digest` after `zxid`: compare this server's
+    /// own once it has applied `zxid` (a mismatch means the replicas
+    /// differ; ZooKeeper logs it and counts `digest_mismatches_count`).
+    LeaderDigest { zxid: Zxid, digest: i64 },
     /// Stop following this leader: close the stream and client connections,
     /// go back to LOOKING. Always the last action; the learner is inert after.
     GiveUp { reason: LearnerError },

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 use zab_wire::proto::{
     AckEpoch, ForwardedRequest, Id, LearnerInfo, PacketType, QuorumPacket, Revalidate,
-    SessionTouches, StateSummary,
+    SessionTouches, StateSummary, TreeDigest,
 };
 use zab_wire::{Epoch, ServerId, SessionId, Zxid};
 
@@ -727,6 +727,18 @@ impl Learner {
                 self.log_and_apply(vec![held], out);
             }
             (PacketType::Ping, _) => {
+                // A leader's PING may carry its tree's digest (zab's own;
+                // ZooKeeper's PING is empty). Malformed, it is ignored:
+                // the PING still answers.
+                if !p.data.is_empty() {
+                    match decode::<TreeDigest>(p) {
+                        Ok(d) => out.push(LearnerAction::LeaderDigest {
+                            zxid: Zxid(d.zxid),
+                            digest: d.digest,
+                        }),
+                        Err(e) => warn!(error = %e, "ignoring a PING's malformed digest"),
+                    }
+                }
                 let touches = SessionTouches {
                     sessions: self.relay.take_touches(),
                 };

@@ -765,6 +765,33 @@ fn ping_is_answered_with_the_sessions_touched_since_the_last_one() {
         .is_empty());
 }
 
+/// A leader's PING may carry its tree's digest: the learner hands it on
+/// to be compared, before its reply. A malformed one is dropped and the
+/// PING still answered.
+#[test]
+fn a_pings_digest_is_handed_on_and_a_malformed_one_dropped() {
+    let mut l = broadcasting(Role::Follower);
+    let mut ping = bare(PacketType::Ping, z(2, 17));
+    ping.data = zab_wire::proto::TreeDigest {
+        zxid: z(2, 0).0,
+        digest: -5,
+    }
+    .encode_to_vec()
+    .into();
+    let out = l.on_packet(10, ping.clone());
+    let [A::LeaderDigest { zxid, digest }, A::Send(reply)] = &out[..] else {
+        panic!("expected the digest then a ping reply, got {out:?}")
+    };
+    assert_eq!((*zxid, *digest), (z(2, 0), -5));
+    assert_eq!(reply.r#type, PacketType::Ping as i32);
+    ping.data = Bytes::from_static(&[0xff, 0xff, 0xff]);
+    let out = l.on_packet(11, ping);
+    let [A::Send(reply)] = &out[..] else {
+        panic!("expected a ping reply alone, got {out:?}")
+    };
+    assert_eq!(reply.r#type, PacketType::Ping as i32);
+}
+
 #[test]
 fn revalidate_round_trip() {
     let mut l = broadcasting(Role::Observer);

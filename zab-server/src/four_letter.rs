@@ -351,6 +351,9 @@ pub struct ProviderMetrics {
     /// ZooKeeper's `LearnerHandler` counts every sync that is not a SNAP).
     pub diff_count: u64,
     pub snap_count: u64,
+    /// Times this learner's tree digest differed from the leader's
+    /// (`digest_mismatches_count`).
+    pub digest_mismatches: u64,
     /// ms from looking to a decided election (`election_time`).
     pub election_time: BasicSummary,
     /// ms per synced write of the txn log (`fsynctime`).
@@ -386,6 +389,10 @@ impl ProviderMetrics {
             ),
             ("diff_count".to_owned(), int(self.diff_count)),
             ("snap_count".to_owned(), int(self.snap_count)),
+            (
+                "digest_mismatches_count".to_owned(),
+                int(self.digest_mismatches),
+            ),
         ];
         for (name, summary) in self.basic_summaries() {
             values.extend(summary.metrics(name));
@@ -1518,6 +1525,7 @@ mod tests {
              zk_learner_commit_received_count\t0\n\
              zk_diff_count\t0\n\
              zk_snap_count\t0\n\
+             zk_digest_mismatches_count\t0\n\
              zk_avg_election_time\t212.0\n\
              zk_min_election_time\t212\n\
              zk_max_election_time\t212\n\
@@ -1616,9 +1624,9 @@ mod tests {
         assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
         assert_eq!(lines[3], "zk_avg_latency\t0.0");
         // The leader's keys end the gauges; the provider's counters and
-        // basic summaries (7 + 7 × 5 lines) and the two latency summaries
+        // basic summaries (8 + 7 × 5 lines) and the two latency summaries
         // (nine lines each) follow.
-        let gauges = &lines[..lines.len() - 42 - 18];
+        let gauges = &lines[..lines.len() - 43 - 18];
         let tail = &gauges[gauges.len() - 10..];
         assert_eq!(
             tail,

@@ -97,6 +97,7 @@ pub fn render(
         ("learner_commit_received_count", p.learner_commits_received),
         ("diff_count", p.diff_count),
         ("snap_count", p.snap_count),
+        ("digest_mismatches_count", p.digest_mismatches),
     ] {
         family(&mut out, name, "counter", name, v as f64);
     }

@@ -35,6 +35,7 @@ use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, Timing,
 };
 use zab_store::Store;
+use zab_tree::digest::{DigestComparison, DigestVerdict, ZxidDigest};
 use zab_tree::session_tracker::SessionOwner;
 use zab_tree::watch_manager::ConnectionId;
 use zab_tree::DataTree;
@@ -385,6 +386,10 @@ struct Learning {
     link_task: tokio::task::JoinHandle<()>,
     /// A follower's observers, with `observerMasterPort`, once it is in sync.
     observers: Option<Box<HostedObservers>>,
+    /// The leader's tree digests (from its PINGs) against this tree's.
+    /// Per role: a new leader's history may differ from the last one's
+    /// above what it truncates.
+    digests: DigestComparison,
 }
 
 /// Where the replicated tree lives: idle while no role serves clients
@@ -1098,6 +1103,7 @@ impl Peer {
             out: None,
             link_task,
             observers: None,
+            digests: DigestComparison::default(),
         }));
     }
 
@@ -1385,6 +1391,22 @@ impl Peer {
         self.learner_actions(actions);
     }
 
+    /// A learner's tree against the leader's: a mismatch is logged (the
+    /// first of each role as an error) and counted, as ZooKeeper's
+    /// `DataTree.reportDigestMismatch` counts `digest_mismatches_count`.
+    fn digest_verdict(&mut self, verdict: Option<DigestVerdict>) {
+        if let Some(DigestVerdict::Mismatch { zxid, ours, theirs }) = verdict {
+            self.provider.digest_mismatches += 1;
+            tracing::error!(
+                %zxid,
+                ours,
+                leader = theirs,
+                count = self.provider.digest_mismatches,
+                "Digests are not matching: this server's tree differs from the leader's"
+            );
+        }
+    }
+
     fn learner_actions(&mut self, actions: Vec<LearnerAction>) {
         for a in actions {
             let Role::Learning(l) = &mut self.role else {
@@ -1514,6 +1536,15 @@ impl Peer {
                             }
                         }
                     }
+                    if let Role::Learning(l) = &mut self.role {
+                        let verdict = l.digests.applied(self.state.tree());
+                        self.digest_verdict(verdict);
+                    }
+                }
+                LearnerAction::LeaderDigest { zxid, digest } => {
+                    let theirs = ZxidDigest { zxid, digest };
+                    let verdict = l.digests.reported(theirs, self.state.tree());
+                    self.digest_verdict(verdict);
                 }
                 LearnerAction::SyncDone { req } => self.pipeline_input(Input::SyncDone {
                     session: SessionId(req.session_id),
@@ -1682,6 +1713,9 @@ impl Peer {
         self.last_tick_ms = now;
         match &mut self.role {
             Role::Leading(l) => {
+                if let Some(d) = self.state.tree().digest_log().newest() {
+                    l.leader.note_digest(d.zxid, d.digest);
+                }
                 let actions = l.leader.on_tick(now as u64);
                 self.leader_actions(actions);
             }

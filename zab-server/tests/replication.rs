@@ -798,6 +798,15 @@ async fn follower_catch_up(sync: Sync) {
             assert!(compared >= 20, "{compared} digests in common");
             assert_digests_agree(cluster, &[leader, follower]);
         }
+        // Nor did a follower find its tree's digest different from the one
+        // the leader's PINGs carry (ZooKeeper's key; zab compares too).
+        for i in 0..3 {
+            let mntr = cluster.four_letter_word(i, "mntr").unwrap();
+            let mismatches = mntr
+                .lines()
+                .find_map(|l| l.strip_prefix("zk_digest_mismatches_count\t"));
+            assert_eq!(mismatches, Some("0"), "node {}:\n{mntr}", cluster.sid(i));
+        }
         if sync == Sync::Snap {
             assert_restart_synced_by_snap(cluster, follower);
             let on_follower =

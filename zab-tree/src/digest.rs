@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use zab_wire::Zxid;
 
 use crate::node::NodeMeta;
+use crate::DataTree;
 
 /// `DigestCalculator.DIGEST_VERSION`: the version of the arithmetic above,
 /// written beside every digest ZooKeeper stores.
@@ -115,6 +116,66 @@ impl DigestLog {
     }
 }
 
+/// A digest another replica reported (the leader's, in its PINGs) checked
+/// against this tree's own after the same zxid, once this tree has
+/// applied it. Each zxid is judged once, however often it is reported.
+#[derive(Debug, Default)]
+pub struct DigestComparison {
+    /// Reported for a zxid this tree has not applied yet.
+    pending: Option<ZxidDigest>,
+    /// The last zxid judged.
+    judged: Option<Zxid>,
+}
+
+/// What a comparison found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestVerdict {
+    Match,
+    /// The trees differ after `zxid`.
+    Mismatch {
+        zxid: Zxid,
+        ours: i64,
+        theirs: i64,
+    },
+}
+
+impl DigestComparison {
+    /// The other replica's tree had `theirs.digest` after `theirs.zxid`.
+    /// `None` until this tree has applied that zxid, or when it keeps no
+    /// digest for it (taken from a snapshot after it, or long past).
+    pub fn reported(&mut self, theirs: ZxidDigest, tree: &DataTree) -> Option<DigestVerdict> {
+        if self.judged >= Some(theirs.zxid) {
+            return None;
+        }
+        if theirs.zxid > tree.last_zxid() {
+            self.pending = Some(theirs);
+            return None;
+        }
+        self.judge(theirs, tree)
+    }
+
+    /// After this tree applied more txns: judges a pending report whose
+    /// zxid it has now reached.
+    pub fn applied(&mut self, tree: &DataTree) -> Option<DigestVerdict> {
+        let theirs = self.pending.filter(|p| p.zxid <= tree.last_zxid())?;
+        self.pending = None;
+        self.judge(theirs, tree)
+    }
+
+    fn judge(&mut self, theirs: ZxidDigest, tree: &DataTree) -> Option<DigestVerdict> {
+        let ours = tree.digest_log().get(theirs.zxid)?;
+        self.judged = Some(theirs.zxid);
+        Some(match ours == theirs.digest {
+            true => DigestVerdict::Match,
+            false => DigestVerdict::Mismatch {
+                zxid: theirs.zxid,
+                ours,
+                theirs: theirs.digest,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +257,68 @@ mod tests {
             log.newest().map(|e| e.zxid),
             Some(Zxid(DIGEST_LOG_INTERVAL * (DIGEST_LOG_LIMIT as i64 + 10)))
         );
+    }
+
+    /// A tree that applied creates of /n1 … /n`upto` at zxids 1 … `upto`.
+    fn tree_upto(upto: i64, from: DataTree) -> DataTree {
+        use zab_wire::proto::{txn_body::Op, CreateTxn, Txn, TxnBody};
+        let mut t = from;
+        for z in t.last_zxid().0 + 1..=upto {
+            t.apply(&Txn {
+                zxid: z,
+                body: Some(TxnBody {
+                    op: Some(Op::Create(CreateTxn {
+                        path: format!("/n{z}"),
+                        op: 1,
+                        parent_cversion: -1,
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            });
+        }
+        t
+    }
+
+    /// The leader reports its digest after 128 before this replica got
+    /// there: judged once it does, once only, and a different digest is a
+    /// mismatch.
+    #[test]
+    fn a_reported_digest_is_judged_once_the_tree_reaches_its_zxid() {
+        let leader = tree_upto(200, DataTree::new());
+        let at_128 = ZxidDigest {
+            zxid: Zxid(128),
+            digest: leader.digest_log().get(Zxid(128)).unwrap(),
+        };
+        let mut c = DigestComparison::default();
+        let behind = tree_upto(100, DataTree::new());
+        assert_eq!(c.reported(at_128, &behind), None, "not there yet");
+        assert_eq!(c.applied(&behind), None);
+        let caught_up = tree_upto(130, behind);
+        assert_eq!(c.applied(&caught_up), Some(DigestVerdict::Match));
+        assert_eq!(c.applied(&caught_up), None, "judged once");
+        assert_eq!(c.reported(at_128, &caught_up), None, "reported again");
+
+        let wrong = ZxidDigest {
+            zxid: Zxid(256),
+            digest: 42,
+        };
+        let further = tree_upto(300, caught_up);
+        let ours = further.digest_log().get(Zxid(256)).unwrap();
+        assert_eq!(
+            c.reported(wrong, &further),
+            Some(DigestVerdict::Mismatch {
+                zxid: Zxid(256),
+                ours,
+                theirs: 42
+            })
+        );
+        // A zxid this tree keeps no digest for says nothing.
+        let unkept = ZxidDigest {
+            zxid: Zxid(300),
+            digest: 1,
+        };
+        assert_eq!(c.reported(unkept, &further), None);
     }
 }
 

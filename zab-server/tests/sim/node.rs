@@ -23,6 +23,7 @@ use zab_learner::{
     Learner, LearnerAction, LearnerConfig, Phase as LearnerPhase, Role as LearnerRole, SyncMode,
     Timing,
 };
+use zab_tree::digest::{DigestComparison, DigestVerdict, ZxidDigest};
 use zab_tree::{AuthInfo, DataTree, PrepareConfig, Preparer, RequestContext};
 use zab_wire::jute::{op, Acl, CreateRequest, Request};
 use zab_wire::proto::{PacketType, QuorumPacket, Txn};
@@ -117,6 +118,8 @@ pub struct Learning {
     connect_deadline: u64,
     /// A follower's observers, once it is in sync (`observer_masters`).
     observers: Option<Hosted>,
+    /// The leader's tree digests, from its PINGs, against this tree's.
+    digests: DigestComparison,
 }
 
 /// quorum.rs's `HostedObservers`: the master core and its streams.
@@ -543,6 +546,7 @@ impl Node {
             stream: None,
             connect_deadline: io.now + limit,
             observers: None,
+            digests: DigestComparison::default(),
         }));
         let dial = io.rng.range(0, 5);
         io.schedule(
@@ -919,6 +923,17 @@ impl Node {
         self.look(io);
     }
 
+    /// The learner's tree against the leader's digest: replicas that
+    /// applied the same txns hold the same tree, Stat for Stat.
+    fn digest_verdict(&self, io: &mut Io, verdict: Option<DigestVerdict>) {
+        if let Some(DigestVerdict::Mismatch { zxid, ours, theirs }) = verdict {
+            io.violation(format!(
+                "{}: tree digest {ours} after {zxid}, the leader's {theirs}",
+                self.sid
+            ));
+        }
+    }
+
     fn learner_actions(&mut self, io: &mut Io, actions: Vec<LearnerAction>) {
         for a in actions {
             let Role::Learning(l) = &mut self.role else {
@@ -1023,6 +1038,14 @@ impl Node {
                             io.violation(e);
                         }
                     }
+                    if let Role::Learning(l) = &mut self.role {
+                        let verdict = l.digests.applied(&self.tree);
+                        self.digest_verdict(io, verdict);
+                    }
+                }
+                LearnerAction::LeaderDigest { zxid, digest } => {
+                    let verdict = l.digests.reported(ZxidDigest { zxid, digest }, &self.tree);
+                    self.digest_verdict(io, verdict);
                 }
                 LearnerAction::SyncDone { .. } | LearnerAction::RevalidateResult { .. } => {}
                 LearnerAction::Unclaimed(p) => {
@@ -1122,6 +1145,9 @@ impl Node {
         self.last_tick_ms = now;
         match &mut self.role {
             Role::Leading(l) => {
+                if let Some(d) = self.tree.digest_log().newest() {
+                    l.leader.note_digest(d.zxid, d.digest);
+                }
                 let actions = l.leader.on_tick(now);
                 self.leader_actions(io, actions);
             }
