@@ -120,7 +120,7 @@ impl Observer {
                     self.truncated = Some(after);
                 }
                 LearnerAction::InstallSnapshot { zxid, data } => {
-                    self.snapshot = Some((zxid, data));
+                    self.snapshot = Some((zxid, data.to_bytes()));
                 }
                 LearnerAction::AppendLog(entries) => {
                     let last = entries.last().expect("a non-empty append").0;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use zab_wire::proto::{ForwardedRequest, QuorumPacket, Txn};
 use zab_wire::{Epoch, SessionId, Zxid};
 
-use crate::LearnerError;
+use crate::{LearnerError, SnapshotChunks};
 
 /// Which kind of learner this is (reference F.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,7 +61,7 @@ pub enum LearnerAction {
     /// SNAP_CHUNK stream: `DataTree::snapshot().write_to` output), save it
     /// durably as a snapshot at `zxid`, and drop log entries above `zxid`
     /// (they belong to a history the leader does not have). Synchronous.
-    InstallSnapshot { zxid: Zxid, data: Bytes },
+    InstallSnapshot { zxid: Zxid, data: SnapshotChunks },
     /// Append these txns (zxid, prost-encoded `Txn` as received) to the log,
     /// in order, with group commit; report durability through
     /// [`Learner::on_durable`](crate::Learner::on_durable).

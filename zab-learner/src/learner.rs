@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::{debug, info, warn};
 use zab_wire::proto::{
     AckEpoch, ForwardedRequest, Id, LearnerInfo, PacketType, QuorumPacket, Revalidate,
@@ -21,7 +21,7 @@ use crate::action::gather_appends;
 use crate::packet::{decode, decode_txn, encoded, packet, type_name, NO_ZXID, PROTOCOL_VERSION};
 use crate::proposals::{HeldProposals, HeldTxn};
 use crate::relay::ClientRelay;
-use crate::{LearnerAction, LearnerError, Phase, Role, SyncMode};
+use crate::{LearnerAction, LearnerError, Phase, Role, SnapshotChunks, SyncMode};
 
 /// ZooKeeper's timing settings (`tickTime`, `initLimit`, `syncLimit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ enum Stage {
     /// ACKEPOCH sent, waiting for DIFF / TRUNC / SNAP.
     AwaitingSyncMode,
     /// SNAP received, collecting SNAP_CHUNKs up to SNAP_END.
-    ReceivingSnapshot { zxid: Zxid, buf: BytesMut },
+    ReceivingSnapshot { zxid: Zxid, buf: SnapshotChunks },
     /// Sync mode known, receiving the sync txns, waiting for NEWLEADER.
     Syncing,
     /// NEWLEADER received; the synced txns are not all durable yet, so
@@ -150,7 +150,7 @@ pub struct Learner {
     committed_unlogged: Vec<HeldTxn>,
     /// A SNAP's snapshot, reassembled and held until NEWLEADER installs it
     /// (zxid, stream).
-    snapshot: Option<(Zxid, Bytes)>,
+    snapshot: Option<(Zxid, SnapshotChunks)>,
     /// The highest zxid this learner asked to append.
     last_appended: Option<Zxid>,
     /// The highest zxid the log reported durable.
@@ -508,7 +508,7 @@ impl Learner {
             PacketType::Snap => {
                 self.stage = Stage::ReceivingSnapshot {
                     zxid,
-                    buf: BytesMut::new(),
+                    buf: SnapshotChunks::default(),
                 };
             }
             PacketType::Ping => return Ok(()),
@@ -524,7 +524,7 @@ impl Learner {
         match ty {
             PacketType::SnapChunk => {
                 if let Stage::ReceivingSnapshot { buf, .. } = &mut self.stage {
-                    buf.extend_from_slice(&p.data);
+                    buf.push(p.data);
                 }
                 Ok(())
             }
@@ -536,7 +536,7 @@ impl Learner {
             PacketType::SnapEnd => {
                 let stage = std::mem::replace(&mut self.stage, Stage::Syncing);
                 if let Stage::ReceivingSnapshot { zxid, buf } = stage {
-                    self.snapshot = Some((zxid, buf.freeze()));
+                    self.snapshot = Some((zxid, buf));
                     self.last_queued = zxid;
                 }
                 self.sync_mode = Some(SyncMode::Snap);

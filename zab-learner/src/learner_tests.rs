@@ -288,7 +288,7 @@ fn snap_reassembles_chunks_and_installs_them_at_newleader() {
         out[0],
         A::InstallSnapshot {
             zxid: z(1, 9),
-            data: Bytes::from_static(b"abcdefg")
+            data: Bytes::from_static(b"abcdefg").into()
         }
     );
     assert_eq!(appended(&out), [z(1, 10)]);

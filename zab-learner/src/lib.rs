@@ -30,7 +30,9 @@ mod learner;
 mod packet;
 mod proposals;
 mod relay;
+mod snapshot_chunks;
 
 pub use action::{LearnerAction, Phase, Role, SyncMode};
 pub use error::LearnerError;
 pub use learner::{Learner, LearnerConfig, Timing};
+pub use snapshot_chunks::SnapshotChunks;

@@ -179,7 +179,7 @@ impl Node {
                 }
                 LearnerAction::InstallSnapshot { zxid, data } => {
                     self.journal.push(format!("snapshot {zxid}"));
-                    let tree = decode_snapshot(data, zxid);
+                    let tree = decode_snapshot(data.to_bytes(), zxid);
                     self.log.retain(|z, _| *z <= zxid);
                     self.snapshot = (zxid, tree.clone());
                     self.tree = tree;

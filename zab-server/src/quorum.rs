@@ -1487,14 +1487,14 @@ impl Peer {
                     // Restored before anything is written: a snapshot this
                     // server cannot read leaves its disk as it was, as
                     // ZooKeeper deserializes the leader's in memory first.
-                    let mut tree = match DataTree::restore(&mut &data[..]) {
+                    let mut tree = match DataTree::restore(&mut data.reader()) {
                         Ok(tree) => tree,
                         Err(e) => {
                             tracing::error!(error = %e, "SNAP: the leader's snapshot does not restore; stopping with the disk untouched");
                             ExitCode::QuorumPacketError.exit();
                         }
                     };
-                    let saved = self.store.snapshots().save(zxid, &mut &data[..]);
+                    let saved = self.store.snapshots().save(zxid, &mut data.reader());
                     // The old log may hold txns the new history replaced:
                     // drop it all; the snapshot covers everything up to zxid.
                     let wiped = saved

@@ -991,6 +991,7 @@ impl Node {
                     }
                 }
                 LearnerAction::InstallSnapshot { zxid, data } => {
+                    let data = data.to_bytes();
                     io.log(format!("{} SNAP at {zxid}, {} bytes", self.sid, data.len()));
                     let Some(history) = io.snapshot_history(digest(&data)) else {
                         io.violation(format!("{} installs a snapshot no leader sent", self.sid));
