@@ -70,9 +70,33 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo test failed ({status})"))
+    if !status.success() {
+        return Err(format!("cargo test failed ({status})"));
     }
+    lean_crates()
+}
+
+/// The crates a user may take alone, built as such: zab-wire without its
+/// tonic services and zab-election without its transport, with their
+/// tests (the workspace's own build unifies those features on).
+fn lean_crates() -> Result<(), String> {
+    for args in [
+        &["test", "--locked", "-p", "zab-wire", "--lib"][..],
+        &[
+            "test",
+            "--locked",
+            "-p",
+            "zab-election",
+            "--no-default-features",
+        ],
+    ] {
+        let status = cargo()
+            .args(args)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo {} failed ({status})", args.join(" ")));
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,10 @@
 //!   outputs: [`Output::Send`] and [`Output::Decided`]);
 //! * [`responder`]: [`Responder`], what a FOLLOWING / LEADING / OBSERVING
 //!   server answers to LOOKING peers;
-//! * [`transport`]: the async edge, a tonic `Election.Exchange` link per
+//!
+//! With the `transport` feature (on by default), the async edge too:
+//!
+//! * [`transport`]: a tonic `Election.Exchange` link per
 //!   pair of servers, opened by the higher sid;
 //! * [`peer_addr`]: a peer's address as its server line names it,
 //!   resolved at every dial;
@@ -23,17 +26,27 @@
 //!   opened, for the election links and the leader ⇄ learner links alike.
 
 pub mod election;
+#[cfg(feature = "transport")]
 pub mod peer_addr;
+#[cfg(feature = "transport")]
 pub mod peer_tls;
+#[cfg(feature = "transport")]
 pub mod quorum_sasl;
 pub mod responder;
+#[cfg(feature = "transport")]
 pub mod transport;
 pub mod vote;
 
 pub use election::{Election, Output, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 pub use responder::Responder;
+/// The vocabulary this crate's API speaks (`Zxid`, the jute records, the
+/// quorum packets), so a user needs no version of its own to match.
+pub use zab_wire;
 
+#[cfg(feature = "transport")]
 pub use peer_addr::PeerAddr;
+#[cfg(feature = "transport")]
 pub use peer_tls::PeerTls;
+#[cfg(feature = "transport")]
 pub use transport::{ElectionTransport, PeerSecurity, TransportError};
 pub use vote::{Notification, NotificationError, ServerState, Vote};

@@ -47,3 +47,6 @@ pub use learner_handler::{
 pub use observer_master::{ObserverMaster, ObserverMasterAction};
 pub use snap_stream::{SnapChunks, SNAP_CHUNK_SIZE};
 pub use sync_mode::{select, select_with, CommittedLog, NoTxnLog, SyncPlan, TxnLogView};
+/// The vocabulary this crate's API speaks (`Zxid`, the jute records, the
+/// quorum packets), so a user needs no version of its own to match.
+pub use zab_wire;

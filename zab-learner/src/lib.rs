@@ -36,3 +36,6 @@ pub use action::{LearnerAction, Phase, Role, SyncMode};
 pub use error::LearnerError;
 pub use learner::{Learner, LearnerConfig, Timing};
 pub use snapshot_chunks::SnapshotChunks;
+/// The vocabulary this crate's API speaks (`Zxid`, the jute records, the
+/// quorum packets), so a user needs no version of its own to match.
+pub use zab_wire;

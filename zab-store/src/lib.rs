@@ -1,9 +1,8 @@
 //! zab's durability on RocksDB.
 //!
 //! This crate owns everything a zab server keeps on disk, in one RocksDB
-//! instance (key layout in `layout.rs`) under one directory, its
-//! write-ahead log optionally in another (`StoreOptions::wal_dir`, zoo.cfg
-//! `dataLogDir`; see `wal_dir.rs`):
+//! instance under one directory, its write-ahead log optionally in another
+//! ([`StoreOptions::wal_dir`], zoo.cfg `dataLogDir`):
 //!
 //! * the txn log ([`TxnLog`]): appends with group commit — one synced write
 //!   covers every txn queued while the previous sync ran (under load, for
@@ -22,6 +21,19 @@
 //! It knows nothing about networks or roles, and has no async: the writer is
 //! a std thread and completion is reported through callbacks, so async
 //! callers just send on a channel from them.
+//!
+//! # Building
+//!
+//! It links RocksDB through `rocksdb = "=0.20.1"` (RocksDB 7.9's C API,
+//! every symbol of which Debian's `librocksdb-dev` 7.8 has). Cargo's
+//! `[env]` settings do not travel with a dependency: outside zab's
+//! workspace, set `ROCKSDB_LIB_DIR` and `ROCKSDB_INCLUDE_DIR` to a system
+//! RocksDB (and `LIBCLANG_PATH` for bindgen), as zab's
+//! `.cargo/config.toml` does, or `librocksdb-sys` builds its bundled C++,
+//! which takes about a quarter of an hour. The exact pin is deliberate: a
+//! later `rocksdb` may call C functions that Debian's library lacks, and
+//! `librocksdb-sys` declares `links = "rocksdb"`, so a graph holds one
+//! version of it. [`StoreError`] carries RocksDB's own errors.
 
 mod epochs;
 mod error;

@@ -76,6 +76,9 @@ pub mod tree;
 pub mod watch_event;
 pub mod watch_manager;
 pub use watch_event::WatchEvent;
+/// The vocabulary this crate's API speaks (`Zxid`, the jute records, the
+/// quorum packets), so a user needs no version of its own to match.
+pub use zab_wire;
 
 pub use acl::{authenticate, check_acl, who_am_i, AuthConfig, AuthInfo};
 pub use prepare::{PrepareConfig, Preparer, RequestContext};

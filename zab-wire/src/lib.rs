@@ -64,4 +64,7 @@ pub mod proto;
 pub mod quorum_auth;
 pub mod types;
 
+/// The protobuf runtime of [`proto`]'s messages (`Message::encode_to_vec`,
+/// `decode`), so a user needs no version of its own to match.
+pub use prost;
 pub use types::{Epoch, QuorumVerifier, ServerId, SessionId, Zxid};
