@@ -1391,9 +1391,10 @@ impl Peer {
         self.learner_actions(actions);
     }
 
-    /// A learner's tree against the leader's: a mismatch is logged (the
-    /// first of each role as an error) and counted, as ZooKeeper's
-    /// `DataTree.reportDigestMismatch` counts `digest_mismatches_count`.
+    /// A learner's tree against the leader's: a mismatch is logged as an
+    /// error (at most one per PING, each zxid judged once) and counted, as
+    /// ZooKeeper's `DataTree.reportDigestMismatch` counts
+    /// `digest_mismatches_count`.
     fn digest_verdict(&mut self, verdict: Option<DigestVerdict>) {
         if let Some(DigestVerdict::Mismatch { zxid, ours, theirs }) = verdict {
             self.provider.digest_mismatches += 1;

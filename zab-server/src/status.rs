@@ -132,7 +132,7 @@ pub fn four_letter(word: FourLetterWord, asker: SocketAddr, src: StatusSource<'_
         session: None,
     });
     status.connections.sort_by_key(|c| c.remote);
-    complete(&mut status, pipeline, mode, quorum, cfg);
+    complete(&mut status, pipeline, mode, quorum, cfg, need);
     let text = four_letter::render(word, &status, cfg);
     pipeline.count_four_letter_answer(text.len());
     text
@@ -169,7 +169,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
                     dump: false,
                 };
                 let mut status = collect(pipeline, cfg, store, requests_in_process, need);
-                complete(&mut status, pipeline, mode, quorum, cfg);
+                complete(&mut status, pipeline, mode, quorum, cfg, need);
                 status
             });
             let process = cfg.prometheus.export_process_info.then(|| {
@@ -211,7 +211,7 @@ pub fn admin(request: &crate::admin_server::AdminRequest, src: StatusSource<'_>)
         dump: primary == Some("dump"),
     };
     let mut status = collect(pipeline, cfg, store, requests_in_process, need);
-    complete(&mut status, pipeline, mode, quorum, cfg);
+    complete(&mut status, pipeline, mode, quorum, cfg, need);
     // `dump`'s keys are the expiry queues' own times, on the monotonic
     // clock (`Now::elapsed_ms`) as ZooKeeper's `Time.currentElapsedTime()`.
     admin::render(command, args, &status, &view, cfg)
@@ -264,13 +264,14 @@ fn complete(
     mode: ServerMode,
     quorum: QuorumStatus,
     cfg: &Config,
+    need: Need,
 ) {
     status.provider = ProviderMetrics {
         fsync_time: status.provider.fsync_time,
         snapshot_time: status.provider.snapshot_time,
         ..quorum.provider
     };
-    if matches!(mode, ServerMode::Follower | ServerMode::Observer) {
+    if need.dump && matches!(mode, ServerMode::Follower | ServerMode::Observer) {
         // A learner's `LearnerSessionTracker` dumps the global sessions with
         // their timeouts instead of an expiry queue, and its map is the
         // database's own: every session a committed createSession opened
