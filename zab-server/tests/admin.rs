@@ -627,6 +627,7 @@ async fn the_prometheus_endpoint_serves_mntrs_gauges() {
                 "learner_commit_received_count",
                 "diff_count",
                 "snap_count",
+                "digest_mismatches_count",
             ];
             for key in mntr_keys(&mntr) {
                 let summary = [

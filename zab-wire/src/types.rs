@@ -13,7 +13,11 @@ pub struct Zxid(pub i64);
 impl Zxid {
     pub const ZERO: Zxid = Zxid(0);
 
+    /// The zxid of `counter` in `epoch`. An epoch takes a zxid's top 32
+    /// bits: one past `u32::MAX` cannot be written in a zxid (ZooKeeper's
+    /// `ZxidUtils.makeZxid` loses its high bits alike).
     pub const fn new(epoch: Epoch, counter: u32) -> Zxid {
+        debug_assert!(epoch.0 <= u32::MAX as u64, "an epoch past 32 bits");
         Zxid(((epoch.0 as i64) << 32) | counter as i64)
     }
     pub const fn epoch(self) -> Epoch {
@@ -26,7 +30,9 @@ impl Zxid {
     pub const fn is_epoch_start(self) -> bool {
         self.counter() == 0
     }
-    /// The next zxid in the same epoch.
+    /// The next zxid: the counter's successor. At counter `u32::MAX` that
+    /// is the next epoch's start, which a leader must never propose
+    /// (ZooKeeper's leader steps down first, and so does zab-leader's).
     pub const fn next(self) -> Zxid {
         Zxid(self.0 + 1)
     }

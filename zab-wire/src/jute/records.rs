@@ -359,6 +359,17 @@ pub enum ErrorCode {
     ThrottledOp = -127,
 }
 
+/// `KeeperException.Code` by name and number, e.g. `NoNode (-101)`.
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} ({})", self.code())
+    }
+}
+
+/// A reply's error code is an error a caller can `?` (the `Ok` code, 0, is
+/// never one in a reply).
+impl std::error::Error for ErrorCode {}
+
 impl ErrorCode {
     pub fn code(self) -> i32 {
         self as i32
