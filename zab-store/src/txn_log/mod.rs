@@ -320,6 +320,21 @@ impl TxnLog {
     /// Bytes of the txns with `from <= zxid <= to` (values only), for
     /// ZooKeeper's `snapshotSizeFactor` rule (reference F.4 rule 5 (b)).
     pub fn size_between(&self, from: Zxid, to: Zxid) -> Result<u64, StoreError> {
+        self.sum_sizes(from, to, u64::MAX)
+    }
+
+    /// Whether the txns with zxid `>= from` take more than `limit` bytes
+    /// (values only). It reads no further than the first group past the
+    /// limit, so asking of a long log costs what the limit allows, not
+    /// what the log holds, as ZooKeeper's `getStorageSize` sums file
+    /// lengths without reading them.
+    pub fn size_exceeds(&self, from: Zxid, limit: u64) -> Result<bool, StoreError> {
+        Ok(self.sum_sizes(from, Zxid(i64::MAX), limit)? > limit)
+    }
+
+    /// Σ of the txns' lengths with `from <= zxid <= to`, group by group,
+    /// stopping after the group that takes it past `cap`.
+    fn sum_sizes(&self, from: Zxid, to: Zxid, cap: u64) -> Result<u64, StoreError> {
         let core = self.core();
         let cf = cf(&core.db, CF_LOG)?;
         let mut it = core.db.raw_iterator_cf(cf);
@@ -334,36 +349,13 @@ impl TxnLog {
                     total += txn.len() as u64;
                 }
             }
+            if total > cap {
+                return Ok(total);
+            }
             it.next();
         }
         it.status()?;
         Ok(total)
-    }
-
-    /// Whether the txns with zxid `>= from` take more than `limit` bytes
-    /// (values only). It reads no further than the first group past the
-    /// limit, so asking of a long log costs what the limit allows, not
-    /// what the log holds, as ZooKeeper's `getStorageSize` sums file
-    /// lengths without reading them.
-    pub fn size_exceeds(&self, from: Zxid, limit: u64) -> Result<bool, StoreError> {
-        let core = self.core();
-        let cf = cf(&core.db, CF_LOG)?;
-        let mut it = core.db.raw_iterator_cf(cf);
-        seek_group_of(&mut it, Zxid(from.0.max(0)));
-        let mut total = 0u64;
-        while let Some((k, v)) = it.item() {
-            for (z, txn) in LogGroup::entries(k, v)? {
-                if z >= from {
-                    total += txn.len() as u64;
-                }
-            }
-            if total > limit {
-                return Ok(true);
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(false)
     }
 
     /// Writer counters.
