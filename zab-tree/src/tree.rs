@@ -860,13 +860,7 @@ impl DataTree {
         let size = (c.path.len() + node.data_len()) as u64;
         let added = node.digest(&c.path);
         let parent = self.node_mut(parent_path)?;
-        let mut meta = parent.meta();
-        let mut moved = (0, 0);
-        if advance_cversion(&mut meta, c.parent_cversion, zxid) {
-            moved.0 = parent.digest(parent_path);
-            parent.set_meta(&meta);
-            moved.1 = parent.digest(parent_path);
-        }
+        let moved = advance_cversion_of(parent, parent_path, c.parent_cversion, zxid);
         parent.children_mut().insert(node);
         let parent_acl = events.keep(parent.acl());
         self.move_digest(moved.0, moved.1);
@@ -913,16 +907,7 @@ impl DataTree {
         let parent = self.node_mut(parent_path)?;
         parent.children_mut().remove(name);
         let parent_acl = events.keep(parent.acl());
-        let meta = parent.meta();
-        let mut moved = (0, 0);
-        if zxid > meta.pzxid {
-            moved.0 = parent.digest(parent_path);
-            parent.set_meta(&NodeMeta {
-                pzxid: zxid,
-                ..meta
-            });
-            moved.1 = parent.digest(parent_path);
-        }
+        let moved = raise_pzxid(parent, parent_path, zxid);
         self.move_digest(moved.0, moved.1);
         self.move_digest(removed, 0);
         self.count -= 1;
@@ -1105,13 +1090,8 @@ impl DataTree {
         let Ok(node) = self.node_mut(path) else {
             return;
         };
-        let mut meta = node.meta();
-        if advance_cversion(&mut meta, new_cversion, zxid) {
-            let old = node.digest(path);
-            node.set_meta(&meta);
-            let new = node.digest(path);
-            self.move_digest(old, new);
-        }
+        let (old, new) = advance_cversion_of(node, path, new_cversion, zxid);
+        self.move_digest(old, new);
     }
 
     /// Moves the pzxid of the node at `path` up to `zxid` (never down: a
@@ -1120,16 +1100,8 @@ impl DataTree {
         let Ok(node) = self.node_mut(path) else {
             return;
         };
-        let meta = node.meta();
-        if zxid > meta.pzxid {
-            let old = node.digest(path);
-            node.set_meta(&NodeMeta {
-                pzxid: zxid,
-                ..meta
-            });
-            let new = node.digest(path);
-            self.move_digest(old, new);
-        }
+        let (old, new) = raise_pzxid(node, path, zxid);
+        self.move_digest(old, new);
     }
 
     /// A node's part of the digest went from `old` to `new`
@@ -1170,6 +1142,33 @@ impl DataTree {
         self.ephemerals.remove(&session);
         self.sessions.remove(&session);
     }
+}
+
+/// [`advance_cversion`] on `node`, at `path`: the move of its part of the
+/// digest, `(old, new)` (nothing moves if its stat did not change).
+fn advance_cversion_of(node: &mut Node, path: &str, new_cversion: i32, zxid: i64) -> (i64, i64) {
+    let mut meta = node.meta();
+    if !advance_cversion(&mut meta, new_cversion, zxid) {
+        return (0, 0);
+    }
+    let old = node.digest(path);
+    node.set_meta(&meta);
+    (old, node.digest(path))
+}
+
+/// The pzxid of `node`, at `path`, raised to `zxid` if that is higher, as
+/// `DataTree.deleteNode` moves a parent's; the move of its digest part.
+fn raise_pzxid(node: &mut Node, path: &str, zxid: i64) -> (i64, i64) {
+    let meta = node.meta();
+    if zxid <= meta.pzxid {
+        return (0, 0);
+    }
+    let old = node.digest(path);
+    node.set_meta(&NodeMeta {
+        pzxid: zxid,
+        ..meta
+    });
+    (old, node.digest(path))
 }
 
 /// As ZooKeeper's `setCversionPzxid`: the child counter only moves
