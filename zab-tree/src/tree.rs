@@ -840,25 +840,22 @@ impl DataTree {
         }
         let acl = self.acl_cache.intern(&acl_from_proto(&c.acl));
         let event_acl = events.keep(&acl);
-        let node = Node::new(
-            name,
-            c.data.as_deref(),
-            acl,
-            NodeMeta {
-                czxid: zxid,
-                mzxid: zxid,
-                ctime: time,
-                mtime: time,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                ephemeral_owner: c.ephemeral_owner,
-                pzxid: zxid,
-            },
-        );
+        let meta = NodeMeta {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: c.ephemeral_owner,
+            pzxid: zxid,
+        };
+        // From the meta at hand, not decoded back out of the new node.
+        let added = digest::node_digest(&c.path, c.data.as_deref(), &meta);
+        let node = Node::new(name, c.data.as_deref(), acl, meta);
         let stat = node.stat();
         let size = (c.path.len() + node.data_len()) as u64;
-        let added = node.digest(&c.path);
         let parent = self.node_mut(parent_path)?;
         let moved = advance_cversion_of(parent, parent_path, c.parent_cversion, zxid);
         parent.children_mut().insert(node);
