@@ -118,6 +118,7 @@ fn run() -> anyhow::Result<()> {
             replayed = done.replayed,
             digests_checked = done.digests.checked,
             digests_mismatched = done.digests.mismatched,
+            digests_fuzzy = done.digests.fuzzy,
             "imported ZooKeeper's data"
         );
         return Ok(());

@@ -72,6 +72,11 @@ pub struct DigestCheck {
     pub checked: u64,
     pub mismatched: u64,
     pub first_mismatch: Option<Zxid>,
+    /// Replayed txns not compared because they fell inside the snapshot's
+    /// fuzzy range (`compareDigest` skips them while
+    /// `digestFromLoadedSnapshot` is set). How many depends on how many
+    /// txns ZooKeeper applied while it wrote the snapshot.
+    pub fuzzy: u64,
     /// The snapshot's digest, until the replay reaches its zxid: until
     /// then the tree is a fuzzy mix of states, which no digest describes.
     pending: Option<ZxidDigest>,
@@ -96,6 +101,7 @@ impl DigestCheck {
     fn after_txn(&mut self, zxid: Zxid, logged: Option<i64>, tree: &DataTree) {
         if let Some(d) = self.pending {
             if zxid < d.zxid {
+                self.fuzzy += 1;
                 return;
             }
             self.pending = None;
@@ -1071,8 +1077,8 @@ mod tests {
         tree.apply(&at(11));
         check.after_txn(Zxid(11), Some(12345), &tree);
         assert_eq!(
-            (check.checked, check.mismatched),
-            (0, 0),
+            (check.checked, check.mismatched, check.fuzzy),
+            (0, 0, 1),
             "fuzzy: not compared"
         );
         tree.apply(&at(12));
@@ -1081,7 +1087,7 @@ mod tests {
         tree.apply(&at(13));
         check.after_txn(Zxid(13), Some(tree.digest() ^ 1), &tree);
         check.after_txn(Zxid(13), None, &tree);
-        assert_eq!((check.checked, check.mismatched), (3, 1));
+        assert_eq!((check.checked, check.mismatched, check.fuzzy), (3, 1, 1));
         assert_eq!(check.first_mismatch, Some(Zxid(13)));
         // A snapshot that ended where it began is compared at once.
         let now = ZxidDigest {
