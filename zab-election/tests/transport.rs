@@ -99,19 +99,66 @@ impl Cluster {
     }
 
     fn start_secured(&mut self, id: u64, last_zxid: Zxid, security: PeerSecurity) {
+        let (transport, inbox) = self.link(id, security);
+        self.elect(id, last_zxid, transport, inbox);
+    }
+
+    /// Starts server `id`'s transport only.
+    fn link(
+        &mut self,
+        id: u64,
+        security: PeerSecurity,
+    ) -> (
+        ElectionTransport,
+        mpsc::Receiver<zab_election::Notification>,
+    ) {
         let me = ServerId(id);
         let listener = self.listeners.remove(&me).expect("not started yet");
-        let (transport, inbox) =
-            ElectionTransport::start_secured(me, listener, self.addrs.clone(), security)
-                .expect("transport starts");
+        ElectionTransport::start_secured(me, listener, self.addrs.clone(), security)
+            .expect("transport starts")
+    }
+
+    /// Runs server `id`'s election over a transport [`Cluster::link`] started.
+    fn elect(
+        &mut self,
+        id: u64,
+        last_zxid: Zxid,
+        transport: ElectionTransport,
+        inbox: mpsc::Receiver<zab_election::Notification>,
+    ) {
         self.tasks.push(tokio::spawn(run_server(
-            me,
+            ServerId(id),
             self.qv.clone(),
             last_zxid,
             transport,
             inbox,
             self.decided_tx.clone(),
         )));
+    }
+
+    /// Starts every server's transport, waits until each pair is linked,
+    /// then runs the elections. FastLeaderElection promises the best vote
+    /// among those a quorum hears within its finalize wait (200 ms), not
+    /// the best log in the ensemble: a server whose links come up later
+    /// (a slow dial, a SASL exchange on a loaded machine) may be left out
+    /// by the others' quorum. Linked first, every vote reaches every server.
+    async fn start_linked(&mut self, servers: &[(u64, Zxid, PeerSecurity)]) {
+        let mut started = Vec::new();
+        for (id, last_zxid, security) in servers {
+            let (transport, inbox) = self.link(*id, security.clone());
+            started.push((*id, *last_zxid, transport, inbox));
+        }
+        let ids: Vec<ServerId> = started.iter().map(|s| ServerId(s.0)).collect();
+        eventually("every pair of servers is linked", || {
+            started.iter().all(|(id, _, transport, _)| {
+                ids.iter()
+                    .all(|&peer| peer == ServerId(*id) || transport.is_linked(peer))
+            })
+        })
+        .await;
+        for (id, last_zxid, transport, inbox) in started {
+            self.elect(id, last_zxid, transport, inbox);
+        }
     }
 
     /// Waits for `n` decisions, bounded by `DEADLINE`.
@@ -143,9 +190,13 @@ impl Drop for Cluster {
 async fn three_servers_elect_the_one_with_the_latest_log() {
     let mut c = Cluster::new(&[1, 2, 3]).await;
     // Server 2 has the latest log, so it must win over the higher sid 3.
-    c.start(1, Zxid::new(Epoch(1), 4));
-    c.start(2, Zxid::new(Epoch(1), 9));
-    c.start(3, Zxid::new(Epoch(1), 4));
+    let none = PeerSecurity::default;
+    c.start_linked(&[
+        (1, Zxid::new(Epoch(1), 4), none()),
+        (2, Zxid::new(Epoch(1), 9), none()),
+        (3, Zxid::new(Epoch(1), 4), none()),
+    ])
+    .await;
     let d = c.decisions(3).await;
     assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
     assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
@@ -227,9 +278,9 @@ fn sasl(server_password: &str, learner: Option<&str>, server_require: bool) -> P
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_that_authenticate_each_other_elect_as_without_sasl() {
     let mut c = Cluster::new(&[1, 2, 3]).await;
-    for (id, n) in [(1, 4), (2, 9), (3, 4)] {
-        c.start_secured(id, Zxid::new(Epoch(1), n), sasl("pw", Some("pw"), true));
-    }
+    let servers = [(1, 4), (2, 9), (3, 4)]
+        .map(|(id, n)| (id, Zxid::new(Epoch(1), n), sasl("pw", Some("pw"), true)));
+    c.start_linked(&servers).await;
     let d = c.decisions(3).await;
     assert_eq!(d[&ServerId(1)], (ServerState::Following, ServerId(2)));
     assert_eq!(d[&ServerId(2)], (ServerState::Leading, ServerId(2)));
@@ -260,9 +311,12 @@ async fn a_server_with_the_wrong_password_is_kept_out_of_the_election() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_that_require_nothing_link_with_one_without_sasl() {
     let mut c = Cluster::new(&[1, 2, 3]).await;
-    c.start_secured(1, Zxid::new(Epoch(1), 4), sasl("pw", None, false));
-    c.start_secured(2, Zxid::new(Epoch(1), 4), sasl("pw", None, false));
-    c.start(3, Zxid::new(Epoch(1), 9));
+    c.start_linked(&[
+        (1, Zxid::new(Epoch(1), 4), sasl("pw", None, false)),
+        (2, Zxid::new(Epoch(1), 4), sasl("pw", None, false)),
+        (3, Zxid::new(Epoch(1), 9), PeerSecurity::default()),
+    ])
+    .await;
     let d = c.decisions(3).await;
     for id in [1, 2, 3] {
         assert_eq!(d[&ServerId(id)].1, ServerId(3), "{d:?}");

@@ -467,14 +467,18 @@ fn an_ensemble_reports_its_leader_voters_and_zab_state() {
         assert_eq!(entry["learner_type"], "participant");
     }
     // Every member looked for a leader and timed its election; the leader
-    // synced each follower once, by DIFF or SNAP.
+    // synced each follower, by DIFF or SNAP (once, unless one resynced).
     let leader = leader_id.as_u64().unwrap() as usize - 1;
     for i in 0..3 {
         let m = command(addr(i), "monitor");
         assert!(m["looking_count"].as_u64() >= Some(1), "{m}");
         assert!(m["cnt_election_time"].as_u64() >= Some(1), "{m}");
         let synced = m["diff_count"].as_u64().unwrap_or(0) + m["snap_count"].as_u64().unwrap_or(0);
-        assert_eq!(synced, if i == leader { 2 } else { 0 }, "{m}");
+        if i == leader {
+            assert!(synced >= 2, "{m}");
+        } else {
+            assert_eq!(synced, 0, "{m}");
+        }
     }
     // Every member saved the empty database as a snapshot at zxid 0 when
     // it first opened it (ZooKeeper's `restore`), and the leader took one

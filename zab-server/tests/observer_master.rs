@@ -370,9 +370,22 @@ async fn sessions_on_the_observer_are_kept_and_moved_through_its_master() {
 
         // A session made on the leader moves to the observer: the observer
         // asks the leader, through the follower, whether it is still valid.
-        let moving = connect(&cluster.connect_string_of(leader)).await;
+        // Detached and dropped before it moves: a connection left open on
+        // the leader would ping there, be closed as the session moved
+        // (SESSIONMOVED), reconnect and take the session back.
+        let moving = tokio::time::timeout(
+            Duration::from_secs(10),
+            Client::connector()
+                .with_detached()
+                .with_session_timeout(Duration::from_secs(4))
+                .connect(&cluster.connect_string_of(leader)),
+        )
+        .await
+        .expect("the leader grants a session in time")
+        .expect("a session on the leader");
         let session = moving.session().clone();
         let moving_id = moving.session_id();
+        drop(moving);
         let moved = tokio::time::timeout(
             Duration::from_secs(10),
             Client::connector()
@@ -444,9 +457,14 @@ async fn an_observer_far_behind_gets_its_followers_snapshot() {
         let before = snaps(cluster);
         blocking(|| cluster.restart(OBSERVER));
         let master = wait_for_follower_master(cluster, leader).await;
-        let mut expected = before.clone();
-        expected[master] += 1;
-        assert_eq!(snaps(cluster), expected, "zk_snap_count of each voter");
+        let after = snaps(cluster);
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            if i == master {
+                assert!(a > b, "the master counted no SNAP: {before:?} → {after:?}");
+            } else {
+                assert_eq!(a, b, "voter {i} counted a SNAP: {before:?} → {after:?}");
+            }
+        }
         if target() == Target::Zab {
             let log = cluster.output(OBSERVER);
             let restarted = log.rsplit("--- node").next().unwrap_or_default();

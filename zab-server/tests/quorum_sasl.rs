@@ -118,11 +118,12 @@ async fn an_ensemble_that_requires_sasl_serves_and_replicates() {
         replicates(cluster, others[0], &[leader, others[1]], "/quorum-sasl").await;
         if target() == Target::Zab {
             // The links were authenticated, not merely let through: the
-            // leader admitted both followers after an exchange.
+            // leader admitted both followers after an exchange (at least
+            // two exchanges: a follower that resyncs authenticates again,
+            // and SASL is required, so none serves unauthenticated).
             let log = cluster.output(leader);
-            assert_eq!(
-                log.matches("learner authenticated").count(),
-                2,
+            assert!(
+                log.matches("learner authenticated").count() >= 2,
                 "the leader's log:\n{log}"
             );
         }
@@ -251,7 +252,8 @@ async fn an_observer_authenticates_to_the_follower_hosting_it() {
                 .filter(|&i| i != leader)
                 .filter(|&i| cluster.output(i).contains("learner authenticated"))
                 .count();
-            assert_eq!(hosts, 1, "one follower admitted the observer");
+            // One at a time; another, should the observer resync.
+            assert!(hosts >= 1, "a follower admitted the observer");
         }
     })
     .await;

@@ -779,7 +779,8 @@ async fn ssl_quorum_and_quorum_sasl_work_together() {
             "/tls-sasl",
         );
         let log = ensemble.output(leader);
-        assert_eq!(log.matches("learner authenticated").count(), 2, "{log}");
+        // Both followers (again, should one resync; none serves unadmitted).
+        assert!(log.matches("learner authenticated").count() >= 2, "{log}");
     })
     .await;
 }

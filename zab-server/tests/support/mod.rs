@@ -16,7 +16,7 @@
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod kdc;
+// Also loaded by `cluster.rs`, which test binaries use without this module.
+#[allow(clippy::duplicate_mod)]
+mod ports;
 pub mod raw;
 pub mod zkcli;
 
@@ -384,10 +387,11 @@ pub fn run_client_scenario(
     );
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).
+/// A port on 127.0.0.1 that is free now, outside the kernel's ephemeral
+/// range: a server restarted on it (after `kill -9`) cannot find it taken
+/// as the source port of some outgoing connection in between.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    ports::free_ports(1)[0]
 }
 
 /// Sends a four-letter word to `addr` and reads the answer until the server

@@ -83,6 +83,18 @@ pub fn assert_sasl_authenticated(output: &str) {
     );
 }
 
+/// Whether zkCli's session failed to authenticate: the AuthFailed event
+/// (printed by its event thread, which may not get to it before zkCli
+/// exits) or a command's `KeeperErrorCode = AuthFailed` (printed by the
+/// main thread when the session failed before the command's answer).
+pub fn auth_failed(output: &str) -> bool {
+    output.lines().any(|line| {
+        let line = line.trim_end();
+        line == "WatchedEvent state:AuthFailed type:None path:null"
+            || line.starts_with("KeeperErrorCode = AuthFailed")
+    })
+}
+
 /// Asserts that `expected` lines appear in `output`, in this order (other
 /// lines may come between them).
 pub fn assert_lines_in_order(output: &str, expected: &[&str]) {
