@@ -1123,6 +1123,9 @@ impl Pipeline {
                             None,
                             out,
                         );
+                        // Nothing the client sent after it runs: ZooKeeper's
+                        // `processPacket` calls `disableRecv` on AUTHFAILED.
+                        self.drop_connection(conn);
                         out.push(Action::Close { conn });
                     }
                 }

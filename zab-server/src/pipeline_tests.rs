@@ -1842,6 +1842,31 @@ fn an_undecodable_auth_packet_closes_the_connection() {
     }
 }
 
+/// An `auth` that fails (a scheme the server does not know) is answered
+/// AUTHFAILED and closes the connection, and the requests the client
+/// pipelined behind it are not run: ZooKeeper's `processPacket` stops
+/// reading (`disableRecv`) after the failed auth.
+#[test]
+fn requests_behind_a_failed_auth_are_not_run() {
+    let mut h = Harness::new();
+    let (conn, _) = h.session(1);
+    h.request(
+        conn,
+        -4,
+        Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: "nosuch".into(),
+            auth: Bytes::from_static(b"x"),
+        }),
+    );
+    h.request(conn, 1, create("/after", "", 0));
+    h.sync();
+    let got = h.take(conn);
+    assert_eq!(reply(&got[0]).0.err, ErrorCode::AuthFailed.code());
+    assert_eq!(got[1..], [Got::Closed], "{got:?}");
+    assert!(!h.p.tree().exists("/after"));
+}
+
 /// `enforce.auth.enabled` with `digest`: a ping before `auth` gets
 /// SESSIONCLOSEDREQUIRESASLAUTH (-124) and the close; after `auth` the
 /// same requests run.
