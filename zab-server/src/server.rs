@@ -160,6 +160,25 @@ pub fn recover(store: &Store) -> anyhow::Result<(DataTree, Recovery)> {
     let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
     let mut tree = newest_restorable_snapshot(store)?;
     let snapshot_ms = ms(started);
+    // A log that ends below the snapshot holds nothing the snapshot lacks,
+    // and may hold what its history replaced or a gap below it: a SNAP's
+    // install cut by a crash between publishing the leader's snapshot and
+    // wiping the old log, or a snapshot published before this server's
+    // own log had synced every txn in it (a leader applies on a quorum of
+    // other servers' ACKs). Such a log must not seed a DIFF window or a
+    // TRUNC, so it goes, as the SNAP's wipe would have done.
+    let last_logged = store.log().last_zxid();
+    if last_logged != Zxid::ZERO && last_logged < tree.last_zxid() {
+        tracing::warn!(
+            snapshot = %tree.last_zxid(),
+            %last_logged,
+            "the txn log ends below the snapshot; dropping it"
+        );
+        store
+            .log()
+            .truncate_after(Zxid::ZERO)
+            .context("dropping a txn log that ends below the snapshot")?;
+    }
     let replay_started = std::time::Instant::now();
     let from = tree.last_zxid().next();
     let mut replayed = 0u64;
@@ -1420,45 +1439,65 @@ mod tests {
     /// A store whose newest snapshot does not restore falls back to the
     /// one before while the txn log covers it, as ZooKeeper's
     /// `FileSnap.deserialize` does, and refuses to start when it does not.
-    #[test]
-    fn a_snapshot_that_does_not_restore_gives_way_to_one_the_log_covers() {
-        use prost::Message;
-        use zab_store::{Store, StoreOptions};
-        use zab_tree::DataTree;
+    use zab_store::{Store, StoreOptions};
+    use zab_tree::DataTree;
+    use zab_wire::Zxid;
+
+    /// A createSession txn at `zxid` (of the session numbered as it).
+    fn session_txn(zxid: Zxid) -> zab_wire::proto::Txn {
         use zab_wire::proto::{txn_body::Op, CreateSessionTxn, Txn, TxnBody};
-        use zab_wire::{Epoch, Zxid};
-        let z = |n| Zxid::new(Epoch(1), n);
-        let txn = |n: u32| Txn {
-            session_id: i64::from(n),
-            zxid: z(n).0,
+        Txn {
+            session_id: zxid.0,
+            zxid: zxid.0,
             body: Some(TxnBody {
                 op: Some(Op::CreateSession(CreateSessionTxn { timeout: 30_000 })),
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    /// Saves the tree of `txns` applied in order as a snapshot.
+    fn save_snapshot_of(store: &Store, txns: impl IntoIterator<Item = Zxid>) {
+        let mut tree = DataTree::new();
+        for zxid in txns {
+            tree.apply(&session_txn(zxid));
+        }
+        let mut bytes = Vec::new();
+        tree.snapshot().write_to(&mut bytes).unwrap();
+        store
+            .snapshots()
+            .save(tree.last_zxid(), &mut &bytes[..])
+            .unwrap();
+    }
+
+    /// Logs `txns` and waits until they are durable.
+    fn log_synced(store: &Store, txns: impl IntoIterator<Item = Zxid>) {
+        use prost::Message;
+        for zxid in txns {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let bytes = session_txn(zxid).encode_to_vec().into();
+            store
+                .log()
+                .append(zxid, bytes, move |r| tx.send(r).unwrap());
+            rx.recv().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_restore_gives_way_to_one_the_log_covers() {
+        use zab_wire::Epoch;
+        let z = |n| Zxid::new(Epoch(1), n);
         // A good snapshot at 1:2, a damaged newest one at 1:4, and the txns
         // `logged` in the log.
         let store_with = |logged: std::ops::RangeInclusive<u32>| {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-            let mut tree = DataTree::new();
-            tree.apply(&txn(1));
-            tree.apply(&txn(2));
-            let mut bytes = Vec::new();
-            tree.snapshot().write_to(&mut bytes).unwrap();
-            store.snapshots().save(z(2), &mut &bytes[..]).unwrap();
+            save_snapshot_of(&store, [z(1), z(2)]);
             store
                 .snapshots()
                 .save(z(4), &mut &b"not a snapshot"[..])
                 .unwrap();
-            for n in logged {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let bytes = txn(n).encode_to_vec().into();
-                store
-                    .log()
-                    .append(z(n), bytes, move |r| tx.send(r).unwrap());
-                rx.recv().unwrap().unwrap();
-            }
+            log_synced(&store, logged.map(z));
             (dir, store)
         };
         let (_dir, store) = store_with(1..=6);
@@ -1470,6 +1509,41 @@ mod tests {
         let (_dir, store) = store_with(5..=6);
         let err = super::recover(&store).expect_err("refused");
         assert!(err.to_string().contains("no longer covers"), "{err:#}");
+    }
+
+    /// A txn log that ends below the newest snapshot is dropped at start-up:
+    /// the txns of an old epoch that a SNAP replaced (its install cut by a
+    /// crash before the wipe), or a log with a gap below a snapshot
+    /// published before the log synced. Kept, either would seed a DIFF or a
+    /// TRUNC from a history that is not the snapshot's.
+    #[test]
+    fn a_log_that_ends_below_the_snapshot_is_dropped() {
+        use zab_wire::Epoch;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        // Epoch 1's 1:1..1:3 logged; 1:3 was never committed, and the
+        // leader of epoch 2 sent a snapshot of 1:1, 1:2, 2:1, 2:2.
+        let (e1, e2) = (|n| Zxid::new(Epoch(1), n), |n| Zxid::new(Epoch(2), n));
+        log_synced(&store, [e1(1), e1(2), e1(3)]);
+        save_snapshot_of(&store, [e1(1), e1(2), e2(1), e2(2)]);
+        let (tree, _) = super::recover(&store).unwrap();
+        assert_eq!(tree.last_zxid(), e2(2));
+        assert_eq!(tree.sessions().count(), 4);
+        assert_eq!(store.log().last_zxid(), Zxid::ZERO);
+        assert_eq!(store.log().first_zxid(), None);
+        // New txns go on from the snapshot, and the next start replays them.
+        log_synced(&store, [e2(3)]);
+        let (tree, _) = super::recover(&store).unwrap();
+        assert_eq!((tree.last_zxid(), tree.sessions().count()), (e2(3), 5));
+
+        // A log that reaches the snapshot is kept, whatever the snapshot.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        log_synced(&store, [e1(1), e1(2), e1(3)]);
+        save_snapshot_of(&store, [e1(1), e1(2)]);
+        let (tree, _) = super::recover(&store).unwrap();
+        assert_eq!(tree.last_zxid(), e1(3));
+        assert_eq!(store.log().first_zxid(), Some(e1(1)));
     }
 
     /// A host name as this server's client address is bound as what it
