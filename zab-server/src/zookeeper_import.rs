@@ -206,8 +206,11 @@ pub fn import(zk_dir: &Path, zk_log_dir: Option<&Path>, cfg: &Config) -> anyhow:
         );
     }
     // Until the marker goes, the store holds part of the data, and
-    // neither a server nor another import takes it.
-    std::fs::write(&unfinished, b"")
+    // neither a server nor another import takes it. Durable before the
+    // synced writes that follow, or a power loss could keep them and lose it.
+    std::fs::File::create(&unfinished)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::File::open(&cfg.data_dir)?.sync_all())
         .with_context(|| format!("writing {}", unfinished.display()))?;
     store
         .snapshots()

@@ -197,12 +197,21 @@ fn holds_record_of(bytes: &[u8], round_id: u64, round: u64) -> bool {
 
 impl Segment {
     fn open(path: PathBuf) -> Result<Segment, StoreError> {
+        let existed = path.exists();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&path)?;
+        if !existed {
+            // Acked groups live in this file until RocksDB flushes them:
+            // its directory entry must be durable too (`fdatasync` of the
+            // file does not promise that on every file system).
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
         let zeroed = file.metadata()?.len();
         Ok(Segment { path, file, zeroed })
     }
