@@ -316,8 +316,8 @@ impl Journal {
     }
 
     /// Writes one group as a record of the active round, synced (under
-    /// `forceSync`) before this returns.
-    pub(crate) fn append(&mut self, puts: &[(&[u8; 8], &[u8])]) -> Result<(), StoreError> {
+    /// `forceSync`) before this returns; says whether it synced.
+    pub(crate) fn append(&mut self, puts: &[(&[u8; 8], &[u8])]) -> Result<bool, StoreError> {
         let payload = payload_len(puts);
         let len = u32::try_from(payload)
             .map_err(|_| StoreError::Corrupt("journal record over 4 GiB".into()))?;
@@ -339,11 +339,14 @@ impl Journal {
         let end = self.offset + record.len() as u64;
         segment.zero_to(end)?;
         segment.file.write_all_at(&record, self.offset)?;
-        if self.sync {
+        let synced = if self.sync {
             segment.file.sync_data()?;
-        }
+            true
+        } else {
+            false
+        };
         self.offset = end;
-        Ok(())
+        Ok(synced)
     }
 
     /// The active round's number (1 after a reset, one more per switch).

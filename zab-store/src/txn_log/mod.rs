@@ -58,8 +58,8 @@ pub struct LogStats {
     pub txns: u64,
     /// Txn bytes made durable.
     pub bytes: u64,
-    /// The journal's synced writes (under `forceSync`), timed as ZooKeeper
-    /// times its log's `fsync` (`fsynctime`).
+    /// The journal's synced writes (under `forceSync`; none without it),
+    /// timed as ZooKeeper times its log's `fsync` (`fsynctime`).
     pub sync_times: Timings,
     /// Syncs that took longer than `fsync.warningthresholdms` since the
     /// log opened (ZooKeeper's `fsync_threshold_exceed_count`, which `srst`
@@ -539,8 +539,7 @@ impl LogCore {
                 self.next_round(&mut journal)?;
             }
             let started = Instant::now();
-            journal.append(&refs)?;
-            if self.sync {
+            if journal.append(&refs)? {
                 self.record_sync(started.elapsed().as_millis() as u64);
             }
         }

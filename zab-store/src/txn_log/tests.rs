@@ -686,6 +686,35 @@ fn a_held_group_is_synced_when_the_delay_runs_out() {
     assert_eq!(log.last_zxid(), Zxid(5));
 }
 
+/// Under `forceSync` (the default) every group's record is synced before
+/// its appends are called back durable; with `forceSync=no` none is, and
+/// they are called back all the same, as ZooKeeper acks without syncing.
+#[test]
+fn a_group_is_synced_before_it_is_called_back_durable() {
+    for sync in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                sync,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let log = store.log();
+        for c in 1..=3 {
+            let (tx, rx) = channel();
+            let seen = log.clone();
+            log.append(Zxid(c), txn(Zxid(c)), move |r| {
+                let _ = tx.send(r.map(|()| seen.stats().sync_times.count));
+            });
+            let synced_when_called = rx.recv_timeout(WAIT).unwrap().unwrap();
+            let expected = if sync { c as u64 } else { 0 };
+            assert_eq!(synced_when_called, expected, "sync={sync}, txn {c}");
+        }
+    }
+}
+
 #[test]
 fn a_quiet_log_is_never_held() {
     let dir = tempfile::tempdir().unwrap();
