@@ -646,7 +646,17 @@ impl LogCore {
         // The round ending now: flushed while the next one is written.
         let mut no_wait = FlushOptions::default();
         no_wait.set_wait(false);
-        self.db.flush_cf_opt(log, &no_wait)?;
+        // RocksDB refuses a flush that does not wait with TryAgain while
+        // its writes are stopped (too many level-0 files, until compaction
+        // catches up): wait it out like the flush above, not fail the log.
+        loop {
+            match self.db.flush_cf_opt(log, &no_wait) {
+                Err(e) if e.kind() == rocksdb::ErrorKind::TryAgain && Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                done => break done?,
+            }
+        }
         // So are the column families written through RocksDB's WAL, rarely
         // and a few bytes at a time (`meta`'s epochs, snapshot manifests):
         // a memtable keeps alive every WAL file since its oldest entry,
@@ -655,7 +665,11 @@ impl LogCore {
         // WAL file per snapshot (fourteen after 10 s of set 32×8) until
         // the WAL's cap. An empty memtable is not flushed.
         for name in [CF_META, CF_SNAPSHOTS] {
-            self.db.flush_cf_opt(cf(&self.db, name)?, &no_wait)?;
+            match self.db.flush_cf_opt(cf(&self.db, name)?, &no_wait) {
+                // Writes stopped (see above): the next round flushes them.
+                Err(e) if e.kind() == rocksdb::ErrorKind::TryAgain => {}
+                flushed => flushed?,
+            }
         }
         journal.switch();
         Ok(())
