@@ -52,8 +52,19 @@ impl ExitCode {
 
     /// Stops the process now. For failures the running server cannot
     /// recover from; the caller has logged why.
+    ///
+    /// Not `process::exit`: that runs C++ static destructors, and RocksDB's
+    /// default environment joins its background threads in its own, which
+    /// never returns if a flush is stuck on the failing disk that brought
+    /// the server here; a supervisor would then see a process that neither
+    /// serves nor ends. Leaving at once is a crash the store recovers from
+    /// (what it acknowledged is synced), and the log lines saying why went
+    /// to stderr, which is not buffered.
     pub fn exit(self) -> ! {
-        std::process::exit(self.code())
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: `_exit` ends the process without running anything of it.
+        unsafe { libc::_exit(self.code()) }
     }
 
     /// The code a start-up error carries, [`ExitCode::UnexpectedError`]
