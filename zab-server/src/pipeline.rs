@@ -523,8 +523,11 @@ impl Pipeline {
 
     /// A pipeline serving clients in `mode`.
     pub fn with_mode(cfg: PipelineConfig, mode: Mode, tree: DataTree, now: Now) -> Pipeline {
-        // Session ids start from the wall clock, as ZooKeeper's
-        // `initializeNextSessionId` does; deadlines run on the other.
+        // Session ids start from a clock as in ZooKeeper's
+        // `initializeNextSessionId`, but the wall clock where it takes
+        // `Time.currentElapsedTime` (time since boot on Linux): after a
+        // reboot that one starts over, and a server could hand out ids it
+        // handed out before. Deadlines run on the monotonic clock.
         let now_ms = now.wall_ms;
         let mut sessions = SessionTracker::new(cfg.server_id, now_ms, cfg.tick_time_ms);
         // Sessions survive a restart (behaviour 40): every session in the
