@@ -71,6 +71,16 @@ fn read_multi_ops(r: &mut Reader, reads: bool) -> Result<Vec<MultiOp>, DecodeErr
         if h.done {
             return Ok(ops);
         }
+        // Every op in a multi starts with its path, and a null one fails
+        // the whole request on ZooKeeper, whatever the op (-5 for
+        // setData and check too, which take it as "" outside a multi;
+        // checked on 3.8.0).
+        if r.rest().starts_with(&(-1i32).to_be_bytes()) {
+            return Err(DecodeError::Invalid {
+                what: "path",
+                value: -1,
+            });
+        }
         let op = match h.op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => MultiOp::Create {
                 op: h.op,
@@ -98,6 +108,35 @@ fn read_multi_ops(r: &mut Reader, reads: bool) -> Result<Vec<MultiOp>, DecodeErr
         }
         ops.push(op);
     }
+}
+
+/// A null path reads as "" but is not "": ZooKeeper's reads, creates and
+/// deletes use it before any check (a NullPointerException, answered
+/// MARSHALLINGERROR; for a write that is an error txn), where "" finds
+/// the root or is a bad path (checked on 3.8.0). setData, check, setACL
+/// and sync take it as ZooKeeper does, as "".
+fn refuse_null_path(op: i32, body: &[u8]) -> Result<(), DecodeError> {
+    let uses_the_path_first = matches!(
+        op,
+        op::EXISTS
+            | op::GET_DATA
+            | op::GET_CHILDREN
+            | op::GET_CHILDREN2
+            | op::GET_ACL
+            | op::GET_ALL_CHILDREN_NUMBER
+            | op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+    );
+    if uses_the_path_first && body.starts_with(&(-1i32).to_be_bytes()) {
+        return Err(DecodeError::Invalid {
+            what: "path",
+            value: -1,
+        });
+    }
+    Ok(())
 }
 
 fn write_multi_ops(ops: &[MultiOp], w: &mut Writer) {
@@ -161,31 +200,7 @@ impl Request {
     /// `DecodeError::UnknownOpcode` means the server must answer
     /// UNIMPLEMENTED (-6) and close; any other error is MARSHALLINGERROR (-5).
     pub fn decode(op: i32, body: Bytes) -> Result<Request, DecodeError> {
-        // A null path reads as "" but is not "": ZooKeeper's reads, creates
-        // and deletes use it before any check (a NullPointerException,
-        // answered MARSHALLINGERROR; for a write that is an error txn),
-        // where "" finds the root or is a bad path (checked on 3.8.0).
-        // setData, setACL and sync take it as ZooKeeper does, as "".
-        let uses_the_path_first = matches!(
-            op,
-            op::EXISTS
-                | op::GET_DATA
-                | op::GET_CHILDREN
-                | op::GET_CHILDREN2
-                | op::GET_ACL
-                | op::GET_ALL_CHILDREN_NUMBER
-                | op::CREATE
-                | op::CREATE2
-                | op::CREATE_CONTAINER
-                | op::CREATE_TTL
-                | op::DELETE
-        );
-        if uses_the_path_first && body.starts_with(&(-1i32).to_be_bytes()) {
-            return Err(DecodeError::Invalid {
-                what: "path",
-                value: -1,
-            });
-        }
+        refuse_null_path(op, &body)?;
         let r = &mut Reader::new(body);
         Ok(match op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => Request::Create {
@@ -651,7 +666,27 @@ mod tests {
         );
         assert_eq!(reply_code(op::DELETE, path_and_version(0)), None);
         let set_data_null = Bytes::from_static(&[0xff; 12]);
-        assert_eq!(reply_code(op::SET_DATA, set_data_null), None);
+        assert_eq!(reply_code(op::SET_DATA, set_data_null.clone()), None);
+
+        // Inside a multi or a multiRead a null path fails the whole
+        // request, setData's and check's too (as on ZooKeeper 3.8.0).
+        let multi = |op, body| multi_frame(&[(op::DELETE, delete("/a")), (op, body)]);
+        for (op, body) in [
+            (op::DELETE, path_and_version(-1)),
+            (op::SET_DATA, set_data_null),
+            (op::CHECK, path_and_version(-1)),
+        ] {
+            assert_eq!(
+                reply_code(op::MULTI, multi(op, body)),
+                Some(ErrorCode::MarshallingError),
+                "op {op}"
+            );
+        }
+        let reads = multi_frame(&[(op::GET_DATA, get_data("/")), (op::GET_DATA, null(false))]);
+        assert_eq!(
+            reply_code(op::MULTI_READ, reads),
+            Some(ErrorCode::MarshallingError)
+        );
     }
 
     #[test]
