@@ -75,12 +75,7 @@ fn read_multi_ops(r: &mut Reader, reads: bool) -> Result<Vec<MultiOp>, DecodeErr
         // the whole request on ZooKeeper, whatever the op (-5 for
         // setData and check too, which take it as "" outside a multi;
         // checked on 3.8.0).
-        if r.rest().starts_with(&(-1i32).to_be_bytes()) {
-            return Err(DecodeError::Invalid {
-                what: "path",
-                value: -1,
-            });
-        }
+        refuse_null_path(&r.rest())?;
         let op = match h.op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => MultiOp::Create {
                 op: h.op,
@@ -110,27 +105,13 @@ fn read_multi_ops(r: &mut Reader, reads: bool) -> Result<Vec<MultiOp>, DecodeErr
     }
 }
 
-/// A null path reads as "" but is not "": ZooKeeper's reads, creates and
-/// deletes use it before any check (a NullPointerException, answered
-/// MARSHALLINGERROR; for a write that is an error txn), where "" finds
-/// the root or is a bad path (checked on 3.8.0). setData, check, setACL
-/// and sync take it as ZooKeeper does, as "".
-fn refuse_null_path(op: i32, body: &[u8]) -> Result<(), DecodeError> {
-    let uses_the_path_first = matches!(
-        op,
-        op::EXISTS
-            | op::GET_DATA
-            | op::GET_CHILDREN
-            | op::GET_CHILDREN2
-            | op::GET_ACL
-            | op::GET_ALL_CHILDREN_NUMBER
-            | op::CREATE
-            | op::CREATE2
-            | op::CREATE_CONTAINER
-            | op::CREATE_TTL
-            | op::DELETE
-    );
-    if uses_the_path_first && body.starts_with(&(-1i32).to_be_bytes()) {
+/// A body that starts with a null path (length -1) does not decode: a
+/// null path reads as "" but is not "" where ZooKeeper uses it before any
+/// check (a NullPointerException, answered MARSHALLINGERROR; for a write
+/// that is an error txn), where "" finds the root or is a bad path
+/// (checked on 3.8.0).
+fn refuse_null_path(body: &[u8]) -> Result<(), DecodeError> {
+    if body.starts_with(&(-1i32).to_be_bytes()) {
         return Err(DecodeError::Invalid {
             what: "path",
             value: -1,
@@ -200,7 +181,25 @@ impl Request {
     /// `DecodeError::UnknownOpcode` means the server must answer
     /// UNIMPLEMENTED (-6) and close; any other error is MARSHALLINGERROR (-5).
     pub fn decode(op: i32, body: Bytes) -> Result<Request, DecodeError> {
-        refuse_null_path(op, &body)?;
+        // Reads, creates and deletes; setData, setACL and sync take a null
+        // path as ZooKeeper does, as "".
+        let uses_the_path_first = matches!(
+            op,
+            op::EXISTS
+                | op::GET_DATA
+                | op::GET_CHILDREN
+                | op::GET_CHILDREN2
+                | op::GET_ACL
+                | op::GET_ALL_CHILDREN_NUMBER
+                | op::CREATE
+                | op::CREATE2
+                | op::CREATE_CONTAINER
+                | op::CREATE_TTL
+                | op::DELETE
+        );
+        if uses_the_path_first {
+            refuse_null_path(&body)?;
+        }
         let r = &mut Reader::new(body);
         Ok(match op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => Request::Create {
