@@ -164,6 +164,9 @@ pub struct Learner {
     /// durability and the leader's ([`Learner::commit_early`]); a COMMIT at
     /// or below it has nothing left to do.
     committed_early: Zxid,
+    /// The epoch of a NEWLEADER this learner gave up on while its sync's
+    /// txns were still becoming durable ([`Learner::epoch_due_after_drain`]).
+    epoch_due: Option<Epoch>,
     last_heard_ms: u64,
     relay: ClientRelay,
 }
@@ -201,6 +204,7 @@ impl Learner {
             unacked: VecDeque::new(),
             leader_durable: Zxid::ZERO,
             committed_early: Zxid::ZERO,
+            epoch_due: None,
             last_heard_ms: now_ms,
             relay: ClientRelay::default(),
         };
@@ -347,6 +351,22 @@ impl Learner {
     /// snapshot it takes at NEWLEADER and `setCurrentEpoch`).
     pub fn persisting_new_leader(&self) -> bool {
         matches!(self.stage, Stage::PersistingNewLeader { .. })
+    }
+
+    /// The currentEpoch the caller must write once every append queued so
+    /// far is durable, when this learner stops (or stopped) between
+    /// NEWLEADER and its ACK: the sync's txns are queued for the log and
+    /// will land whatever happens to the leader, so the epoch they belong
+    /// to must follow them. Left unwritten, the disk would hold data of a
+    /// newer epoch than currentEpoch, and the server could not start again.
+    /// ZooKeeper 3.9 reaches the same state: its `syncWithLeader` commits
+    /// the sync's txns and sets currentEpoch before the ACK that then fails
+    /// on a dead link (ZOOKEEPER-4643).
+    pub fn epoch_due_after_drain(&self) -> Option<Epoch> {
+        match self.stage {
+            Stage::PersistingNewLeader { .. } => self.new_epoch,
+            _ => self.epoch_due,
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -910,6 +930,9 @@ impl Learner {
             %reason,
             "giving up on the leader"
         );
+        if let Stage::PersistingNewLeader { .. } = self.stage {
+            self.epoch_due = self.new_epoch;
+        }
         self.stage = Stage::Stopped;
         self.proposals.take_all();
         self.committed_unlogged.clear();

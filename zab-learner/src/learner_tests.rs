@@ -382,6 +382,49 @@ fn uptodate_while_newleader_is_not_yet_durable_gives_up() {
     assert!(gave_up(&out).is_some());
 }
 
+/// Leaving between NEWLEADER and its ACK: the sync's txns are queued for
+/// the log and land anyway, so the caller owes currentEpoch once they are
+/// durable; before NEWLEADER nothing of the sync is queued, and after the
+/// ACK the epoch is written already.
+#[test]
+fn giving_up_while_newleader_persists_leaves_the_epoch_due() {
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(2, proposal(z(2, 1)));
+    l.on_packet(2, commit(z(2, 1)));
+    assert_eq!(l.epoch_due_after_drain(), None);
+    l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
+    assert!(l.persisting_new_leader());
+    assert_eq!(l.epoch_due_after_drain(), Some(Epoch(2)));
+    // The leader goes silent past initLimit: the learner gives up, and the
+    // epoch is still due.
+    let out = l.on_tick(60_000);
+    assert!(gave_up(&out).is_some());
+    assert!(!l.persisting_new_leader());
+    assert_eq!(l.epoch_due_after_drain(), Some(Epoch(2)));
+    // Its own durability report after giving up sends and writes nothing:
+    // the caller does, after its drain.
+    assert!(l.on_durable(60_001, z(2, 1)).is_empty());
+
+    // Giving up before NEWLEADER owes nothing.
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(2, proposal(z(2, 1)));
+    assert!(gave_up(&l.on_tick(60_000)).is_some());
+    assert_eq!(l.epoch_due_after_drain(), None);
+
+    // Nor after the ACK, which wrote it.
+    let mut l = registered(Role::Follower);
+    l.on_packet(2, bare(PacketType::Diff, z(1, 5)));
+    l.on_packet(2, proposal(z(2, 1)));
+    l.on_packet(2, commit(z(2, 1)));
+    l.on_packet(3, bare(PacketType::Newleader, z(2, 0)));
+    l.on_durable(4, z(2, 1));
+    assert_eq!(l.current_epoch(), Epoch(2));
+    assert!(gave_up(&l.on_tick(60_000)).is_some());
+    assert_eq!(l.epoch_due_after_drain(), None);
+}
+
 #[test]
 fn newleader_of_another_epoch_gives_up() {
     let mut l = registered(Role::Follower);

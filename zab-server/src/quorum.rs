@@ -735,6 +735,10 @@ impl Peer {
         // The old role's proposals reach the log before anything else.
         self.append_proposals();
         self.gen += 1;
+        let epoch_due = match &self.role {
+            Role::Learning(l) => l.learner.as_ref().and_then(Learner::epoch_due_after_drain),
+            _ => None,
+        };
         match std::mem::replace(&mut self.role, Role::Stopped) {
             Role::Leading(l) => {
                 l.listener.abort();
@@ -752,6 +756,16 @@ impl Peer {
         // that stalls must not leave them without replies or pings.
         self.close_unheld_clients();
         self.fast_forward();
+        // Left between NEWLEADER and its ACK: the drain above made the
+        // sync's txns durable, so their epoch follows, as the ACK would
+        // have written it (`Learner::epoch_due_after_drain`).
+        if let Some(epoch) = epoch_due {
+            tracing::info!(%epoch, "the NEWLEADER sync is durable: writing its currentEpoch");
+            if let Err(err) = self.store.set_current_epoch(epoch) {
+                tracing::error!(error = %err, "cannot persist currentEpoch");
+                ExitCode::UnexpectedError.exit();
+            }
+        }
         self.responder = None;
     }
 

@@ -815,3 +815,82 @@ fn a_leader_gone_before_its_quorum_synced_rejoins_below_its_snapshot() {
         }
     }
 }
+
+/// A follower that missed an epoch rejoins, and its leader crashes
+/// between NEWLEADER and the ACK, while the sync's txns (of the new
+/// epoch) are still becoming durable. Leaving the role drains the log, so
+/// those txns land; the epoch they belong to must be written with them, or
+/// the server holds data newer than its currentEpoch and could not start
+/// again (`full_check`). quorum.rs writes it after the drain
+/// (`Learner::epoch_due_after_drain`), as ZooKeeper 3.9's `syncWithLeader`
+/// sets currentEpoch before the ACK that fails on the dead link.
+fn cut_off_while_persisting_new_leader(world: &mut World) -> Result<(), String> {
+    world.run_for(2_000)?;
+    world.settle(SETTLE_MS)?;
+    world.writes_paused = true;
+    let leader = world.leader().ok_or("no leader after settling")?;
+    let lagger = *world
+        .sids()
+        .iter()
+        .find(|&&s| s != leader)
+        .ok_or("no follower")?;
+    let missed = world.nodes[&lagger].disk.current_epoch();
+    world.crash(lagger);
+    // A new epoch without it: the leader restarts, the other two elect.
+    world.crash(leader);
+    world.restart(leader);
+    if !run_until(world, 50, 200, |w| w.leader().is_some())? {
+        return Err(format!("no leader without {lagger}: {:?}", roles(world)));
+    }
+    let now_leading = world.leader().ok_or("no leader")?;
+    for _ in 0..3 {
+        world.write_to(now_leading);
+    }
+    world.run_for(500)?;
+    let committed = world.io.check.committed.last_zxid();
+    if committed.epoch() <= missed {
+        return Err(format!(
+            "nothing committed after epoch {missed}: {committed}"
+        ));
+    }
+    world.restart(lagger);
+    let persisting = |w: &World| w.nodes[&lagger].persisting_new_leader();
+    if !run_until(world, 1, 10_000, persisting)? {
+        return Err(format!(
+            "{lagger} never waited on its NEWLEADER sync: {:?}",
+            roles(world)
+        ));
+    }
+    // The leader crashes: the learner hears its stream close within a few
+    // ms, well inside the slow fsync.
+    world.crash(now_leading);
+    let left = |w: &World| !matches!(&w.nodes[&lagger].role, Role::Learning(l) if l.leader_sid == now_leading);
+    if !run_until(world, 1, 1_000, left)? {
+        return Err(format!(
+            "{lagger} kept following {now_leading} after it crashed: {:?}",
+            roles(world)
+        ));
+    }
+    world.full_check()?;
+    // Then it starts again from its disk, and all sync.
+    world.crash(lagger);
+    world.settle(SETTLE_MS)
+}
+
+#[test]
+fn a_follower_cut_off_while_its_newleader_sync_persists_can_start_again() {
+    for seed in 0..20 {
+        let mut rng = Rng::new(seed);
+        // A slow disk, so that the window outlasts the link's going down
+        // (with 1–4 ms fsyncs, most seeds ACK before the learner hears).
+        let cfg = NodeConfig {
+            fsync_ms: (20, 40),
+            ..config(&mut rng, seed)
+        };
+        let mut world = World::new(seed, 3, 0, cfg);
+        if let Err(e) = cut_off_while_persisting_new_leader(&mut world) {
+            let trace: Vec<String> = world.io.trace.iter().cloned().collect();
+            panic!("seed {seed}: {e}\nlast events:\n  {}", trace.join("\n  "));
+        }
+    }
+}

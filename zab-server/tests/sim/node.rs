@@ -368,10 +368,21 @@ impl Node {
         if matches!(self.role, Role::Leading(_) | Role::Learning(_)) {
             io.close_streams_of(self.sid);
         }
+        let epoch_due = match &self.role {
+            Role::Learning(l) => l.learner.as_ref().and_then(|x| x.epoch_due_after_drain()),
+            _ => None,
+        };
         self.role = Role::Down;
         self.serving = false;
         self.responder = None;
         self.fast_forward(io);
+        // quorum.rs: the drain made the NEWLEADER sync durable; its epoch
+        // follows.
+        if let Some(epoch) = epoch_due {
+            if let Err(e) = self.disk.set_current_epoch(epoch) {
+                io.violation(format!("{} writing the due currentEpoch: {e}", self.sid));
+            }
+        }
     }
 
     fn look(&mut self, io: &mut Io) {
