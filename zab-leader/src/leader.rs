@@ -362,6 +362,14 @@ impl Leader {
         Vec::new()
     }
 
+    /// The snapshot of a SNAP sync to `conn` has been written to its link
+    /// (the caller streams it; see [`LearnerHandler::snapshot_sent`]).
+    pub fn on_snapshot_sent(&mut self, conn: ConnId, now_ms: u64) {
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.snapshot_sent(now_ms);
+        }
+    }
+
     /// A learner's stream ended. Its acks no longer count (see
     /// [`Proposals::forget`]).
     pub fn on_learner_disconnected(&mut self, conn: ConnId) -> Vec<LeaderAction> {

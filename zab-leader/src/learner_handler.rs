@@ -532,6 +532,17 @@ impl LearnerHandler {
         self.set_state(HandlerState::AwaitingNewLeaderAck, now_ms);
     }
 
+    /// The last of a SNAP's snapshot went out on the link. The initLimit
+    /// wait for the NEWLEADER ack starts over here: ZooKeeper's handler
+    /// writes the whole snapshot before its blocking read of the ack, whose
+    /// socket timeout is initLimit, so streaming a large snapshot to a slow
+    /// learner does not eat into the time the learner has to ack.
+    pub fn snapshot_sent(&mut self, now_ms: u64) {
+        if self.state == HandlerState::AwaitingNewLeaderAck {
+            self.state_since_ms = self.state_since_ms.max(now_ms);
+        }
+    }
+
     /// The first packet after NEWLEADER must be an ACK. Returns whether it
     /// acks this epoch's NEWLEADER; an ACK naming another zxid is not
     /// counted, but (as in ZooKeeper) the learner still proceeds.
@@ -912,6 +923,35 @@ mod tests {
         h.acked(z(2, 9));
         assert_eq!(h.in_flight(), 0);
         assert!(!h.transaction_timed_out(1_000_000, LIMITS));
+    }
+
+    /// A SNAP's initLimit wait for the ack counts from when the snapshot
+    /// was written out, not from when the sync was queued: ZooKeeper reads
+    /// the ack only after `serializeSnapshot` returned.
+    #[test]
+    fn the_newleader_ack_wait_restarts_once_the_snapshot_is_written() {
+        let mut h = registered(PacketType::Followerinfo);
+        h.sync(
+            SyncPlan::Snap { zxid: z(2, 1) },
+            &pipeline(),
+            Epoch(2),
+            &Bytes::new(),
+            100,
+        );
+        assert_eq!(h.state(), HandlerState::AwaitingNewLeaderAck);
+        // Streaming the snapshot took 9 s.
+        h.snapshot_sent(9_100);
+        assert!(!h.read_timed_out(19_100, LIMITS));
+        assert!(h.read_timed_out(19_101, LIMITS));
+        // Once acked, a late report changes nothing.
+        h.on_newleader_ack(
+            &packet(PacketType::Ack, z(2, 0), Bytes::new()),
+            Epoch(2),
+            19_000,
+        )
+        .unwrap();
+        h.snapshot_sent(50_000);
+        assert!(!h.read_timed_out(1_000_000, LIMITS));
     }
 
     /// One connection per server: a second registration of a server drops

@@ -142,6 +142,14 @@ impl ObserverMaster {
         self.handlers.open(conn, self.now_ms, self.cfg.limits());
     }
 
+    /// The snapshot of a SNAP sync to `conn` has been written to its link
+    /// (see [`crate::LearnerHandler::snapshot_sent`]).
+    pub fn on_snapshot_sent(&mut self, conn: ConnId, now_ms: u64) {
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.snapshot_sent(now_ms);
+        }
+    }
+
     /// An observer's link ended. Answers still owed to it are dropped when
     /// they come.
     pub fn on_disconnected(&mut self, conn: ConnId) {

@@ -1179,10 +1179,22 @@ impl Peer {
     /// A learner's snapshot is on its stream (or failed to be): release
     /// what was held behind it.
     fn on_snapshot_queued(&mut self, id: LinkId, zxid: Zxid, result: Result<u64, String>) {
+        let conn = ConnId(id.0);
+        let sent = result.is_ok();
         let links = match &mut self.role {
-            Role::Leading(l) => &mut l.links,
+            Role::Leading(l) => {
+                if sent {
+                    l.leader.on_snapshot_sent(conn, now_ms() as u64);
+                }
+                &mut l.links
+            }
             Role::Learning(l) => match l.observers.as_deref_mut() {
-                Some(h) => &mut h.links,
+                Some(h) => {
+                    if sent {
+                        h.master.on_snapshot_sent(conn, now_ms() as u64);
+                    }
+                    &mut h.links
+                }
                 None => return,
             },
             _ => return,
@@ -1220,7 +1232,23 @@ impl Peer {
                         link.send(packet);
                     }
                 }
-                LeaderAction::SendSnapshot { conn, zxid, .. } => {
+                LeaderAction::SendSnapshot {
+                    conn,
+                    zxid,
+                    applied_through,
+                } => {
+                    // The snapshot is the tree as it is now, which must be
+                    // exactly what the core reported applied (zab-leader's
+                    // contract): a learner would otherwise install it as
+                    // `zxid` holding other txns. Drop the link rather than
+                    // send it; the learner reconnects and syncs again.
+                    let at = self.state.tree().last_zxid();
+                    if at != applied_through {
+                        tracing::error!(conn = conn.0, %at, %applied_through, "the tree is not at the applied zxid; not sending a snapshot");
+                        l.links.remove(&LinkId(conn.0));
+                        queue.extend(l.leader.on_learner_disconnected(conn));
+                        continue;
+                    }
                     self.provider.snap_count += 1;
                     // The copy-on-write tree makes taking the snapshot O(1);
                     // it is serialized on a blocking thread, chunk by chunk
