@@ -363,10 +363,11 @@ impl Leader {
     }
 
     /// The snapshot of a SNAP sync to `conn` has been written to its link
-    /// (the caller streams it; see [`LearnerHandler::snapshot_sent`]).
-    pub fn on_snapshot_sent(&mut self, conn: ConnId, now_ms: u64) {
+    /// (the caller streams it; see [`LearnerHandler::snapshot_sent`]). On
+    /// the core's clock, as of the last tick, as every input without one.
+    pub fn on_snapshot_sent(&mut self, conn: ConnId) {
         if let Some(h) = self.handlers.get_mut(&conn) {
-            h.snapshot_sent(now_ms);
+            h.snapshot_sent(self.now_ms);
         }
     }
 

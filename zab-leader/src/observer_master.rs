@@ -143,10 +143,10 @@ impl ObserverMaster {
     }
 
     /// The snapshot of a SNAP sync to `conn` has been written to its link
-    /// (see [`crate::LearnerHandler::snapshot_sent`]).
-    pub fn on_snapshot_sent(&mut self, conn: ConnId, now_ms: u64) {
+    /// (see [`crate::LearnerHandler::snapshot_sent`]), as of the last tick.
+    pub fn on_snapshot_sent(&mut self, conn: ConnId) {
         if let Some(h) = self.handlers.get_mut(&conn) {
-            h.snapshot_sent(now_ms);
+            h.snapshot_sent(self.now_ms);
         }
     }
 

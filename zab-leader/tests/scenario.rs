@@ -719,6 +719,39 @@ fn a_single_voter_is_established_at_once_and_observers_join_later() {
     assert_eq!(l.committed, z(2, 1));
 }
 
+/// A SNAP learner's initLimit for its NEWLEADER ack counts from when the
+/// caller reports the snapshot written (`on_snapshot_sent`, as of the last
+/// tick), not from when the sync was queued: ZooKeeper's handler reads the
+/// ack only once `serializeSnapshot` has returned.
+#[test]
+fn a_learner_sent_a_long_snapshot_has_init_limit_after_it_to_ack() {
+    let (mut net, _) = start(&[1], &[9]);
+    net.connect(9, Learner::new(9, true, 0, 0, vec![]));
+    net.send(9, net.l(9).info());
+    net.send(9, net.l(9).ack_epoch(false));
+    assert_eq!(net.l(9).sync_mode, Some(PacketType::Snap));
+    // Streaming takes 8 of the 10 ticks of initLimit.
+    while net.now < 8 * TICK {
+        net.tick();
+    }
+    net.leader.on_snapshot_sent(ConnId(9));
+    while net.now < 8 * TICK + u64::from(INIT_LIMIT) * TICK {
+        net.tick();
+    }
+    assert!(
+        net.closed.is_empty(),
+        "closed within initLimit of the snapshot: {:?}",
+        net.closed
+    );
+    net.tick();
+    assert_eq!(
+        net.closed.len(),
+        1,
+        "silent past initLimit after the snapshot"
+    );
+    assert_eq!(net.closed[0].0, ConnId(9));
+}
+
 /// A zxid whose counter would roll over is not proposed: the leader steps
 /// down so that the next one starts a new epoch (reference F.1,
 /// ZooKeeper's `Leader.propose` throwing `XidRolloverException`), and the

@@ -1184,14 +1184,14 @@ impl Peer {
         let links = match &mut self.role {
             Role::Leading(l) => {
                 if sent {
-                    l.leader.on_snapshot_sent(conn, now_ms() as u64);
+                    l.leader.on_snapshot_sent(conn);
                 }
                 &mut l.links
             }
             Role::Learning(l) => match l.observers.as_deref_mut() {
                 Some(h) => {
                     if sent {
-                        h.master.on_snapshot_sent(conn, now_ms() as u64);
+                        h.master.on_snapshot_sent(conn);
                     }
                     &mut h.links
                 }
