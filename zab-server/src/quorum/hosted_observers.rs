@@ -227,8 +227,10 @@ impl Peer {
 
     fn observer_master_actions(&mut self, actions: Vec<ObserverMasterAction>) {
         for a in actions {
-            let snapshot = matches!(a, ObserverMasterAction::SendSnapshot { .. })
-                .then(|| (self.state.tree().snapshot(), self.tx.clone(), self.gen));
+            let snapshot = matches!(a, ObserverMasterAction::SendSnapshot { .. }).then(|| {
+                let tree = self.state.tree();
+                (tree.last_zxid(), tree.snapshot(), self.tx.clone(), self.gen)
+            });
             let Role::Learning(l) = &mut self.role else {
                 return;
             };
@@ -246,9 +248,21 @@ impl Peer {
                     }
                 }
                 ObserverMasterAction::SendSnapshot { conn, zxid } => {
-                    self.provider.snap_count += 1;
                     let id = LinkId(conn.0);
-                    if let (Some(link), Some((snap, tx, gen))) = (h.links.get_mut(&id), snapshot) {
+                    let Some((at, snap, tx, gen)) = snapshot else {
+                        continue;
+                    };
+                    // As for the leader's: the tree must hold exactly the
+                    // txns up to `zxid`, or the observer would install it
+                    // under the wrong zxid. Drop the link instead.
+                    if at != zxid {
+                        tracing::error!(conn = conn.0, %at, %zxid, "the tree is not at the SNAP's zxid; not sending a snapshot");
+                        h.links.remove(&id);
+                        h.master.on_disconnected(conn);
+                        continue;
+                    }
+                    self.provider.snap_count += 1;
+                    if let Some(link) = h.links.get_mut(&id) {
                         stream_snapshot(link, id, zxid, snap, tx, gen);
                     }
                 }
