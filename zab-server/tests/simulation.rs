@@ -434,6 +434,8 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.observer_master_syncs += s.observer_master_syncs;
         total.early_commits += s.early_commits;
         total.earlier_zab_syncs += s.earlier_zab_syncs;
+        total.refused_starts += s.refused_starts;
+        total.dropped_logs += s.dropped_logs;
         total.proposed += s.proposed;
     }
     Ok(total)

@@ -68,6 +68,11 @@ impl Disk {
         self.current.unwrap_or(Epoch(0))
     }
 
+    /// acceptedEpoch as recorded, `None` if it never was.
+    pub fn recorded_accepted_epoch(&self) -> Option<Epoch> {
+        self.accepted
+    }
+
     /// currentEpoch as recorded, `None` if it never was (a server then
     /// takes its data's epoch, as zab-store and ZooKeeper do).
     pub fn recorded_current_epoch(&self) -> Option<Epoch> {

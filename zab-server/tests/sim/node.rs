@@ -85,6 +85,10 @@ pub struct Stats {
     pub early_commits: u64,
     /// Syncs of a follower registered as one of an earlier zab.
     pub earlier_zab_syncs: u64,
+    /// Restarts production refuses (a crash between NEWLEADER and its ACK).
+    pub refused_starts: u64,
+    /// Logs dropped at start for ending below the snapshot.
+    pub dropped_logs: u64,
 }
 
 pub enum Role {
@@ -148,6 +152,8 @@ pub struct Node {
     /// Serving clients: an established leader, or a learner after UPTODATE.
     pub serving: bool,
     applied_since_snapshot: usize,
+    /// Crashed between NEWLEADER and its ACK (see [`Node::start`]).
+    crashed_persisting: bool,
     /// An observer's turn through the voters for its observer master.
     next_master: usize,
 }
@@ -170,6 +176,7 @@ impl Node {
             last_tick_ms: 0,
             serving: false,
             applied_since_snapshot: 0,
+            crashed_persisting: false,
             next_master: 0,
         }
     }
@@ -232,14 +239,10 @@ impl Node {
         self.serving = false;
         self.last_tick_ms = 0;
         io.node_up(self.sid);
-        if let Err(e) = self.recover() {
+        if let Err(e) = self.recover(io) {
             io.violation(format!("{} cannot recover: {e}", self.sid));
         }
-        // zab-store's `recover_epochs` refuses data newer than currentEpoch
-        // (`QuorumPeer.loadDataBase`). `World::full_check` holds every
-        // disk to that between steps, but for the stretch between
-        // NEWLEADER's install and its ACK, which ZooKeeper shares: a crash
-        // there restarts here where production would refuse to start.
+        self.recover_epochs(io);
         io.log(format!(
             "{} starts: snapshot {:?} zxid {} log {} epochs {}/{}",
             self.sid,
@@ -260,9 +263,64 @@ impl Node {
         self.look(io);
     }
 
+    /// zab-store's `recover_epochs` (ZooKeeper's `loadDataBase`): a missing
+    /// epoch is the data's, and data newer than currentEpoch is refused.
+    /// Production then exits; a crash between NEWLEADER's install and its
+    /// ACK, a stretch ZooKeeper shares, gets there, so that one is counted
+    /// and repaired as an operator repairs ZooKeeper's "current epoch is
+    /// older than the last zxid": currentEpoch is set to the data's (which
+    /// acceptedEpoch covers). Any other refusal is a violation: a state
+    /// production cannot start from.
+    fn recover_epochs(&mut self, io: &mut Io) {
+        let of_data = self.tree.last_zxid().epoch();
+        let current = self.disk.recorded_current_epoch().unwrap_or(of_data);
+        if of_data > current {
+            let what = format!(
+                "{} holds {} under currentEpoch {current}: production refuses to start",
+                self.sid,
+                self.tree.last_zxid()
+            );
+            if self.crashed_persisting {
+                io.log(format!(
+                    "{what} (crashed persisting NEWLEADER's sync); repaired to {of_data}"
+                ));
+                io.stats.refused_starts += 1;
+                if let Err(e) = self.disk.set_current_epoch(of_data) {
+                    io.violation(format!("{}: repairing currentEpoch: {e}", self.sid));
+                }
+                return;
+            }
+            io.violation(what);
+            return;
+        }
+        let accepted = self.disk.recorded_accepted_epoch().unwrap_or(of_data);
+        if accepted < current {
+            io.violation(format!(
+                "{}: acceptedEpoch {accepted} below currentEpoch {current}: production refuses to start",
+                self.sid
+            ));
+            return;
+        }
+        let (written_accepted, written_current) = (
+            self.disk.recorded_accepted_epoch().is_none(),
+            self.disk.recorded_current_epoch().is_none(),
+        );
+        if written_accepted {
+            if let Err(e) = self.disk.set_accepted_epoch(accepted) {
+                io.violation(format!("{}: {e}", self.sid));
+            }
+        }
+        if written_current {
+            if let Err(e) = self.disk.set_current_epoch(current) {
+                io.violation(format!("{}: {e}", self.sid));
+            }
+        }
+    }
+
     /// `kill -9`: memory is gone, the un-synced log tail too.
     pub fn crash(&mut self, io: &mut Io) {
         io.log(format!("{} crashes ({})", self.sid, self.role_name()));
+        self.crashed_persisting = self.persisting_new_leader();
         self.up = false;
         self.gen += 1;
         self.role = Role::Down;
@@ -272,7 +330,7 @@ impl Node {
     }
 
     /// server.rs's `recover`: the latest snapshot, then the whole log.
-    fn recover(&mut self) -> Result<(), String> {
+    fn recover(&mut self, io: &mut Io) -> Result<(), String> {
         let (mut tree, mut history) = match &self.disk.snapshot {
             Some(s) => (
                 DataTree::restore(&mut &s.bytes[..]).map_err(|e| e.to_string())?,
@@ -280,6 +338,18 @@ impl Node {
             ),
             None => (DataTree::new(), History::default()),
         };
+        // A log that ends below the snapshot is dropped, as server.rs's
+        // `recover` drops it.
+        let last_logged = self.disk.last_logged();
+        if last_logged != Zxid::ZERO && last_logged < tree.last_zxid() {
+            io.log(format!(
+                "{}: the log ends at {last_logged}, below the snapshot's {}: dropped",
+                self.sid,
+                tree.last_zxid()
+            ));
+            io.stats.dropped_logs += 1;
+            self.disk.truncate_after(Zxid::ZERO);
+        }
         for (zxid, bytes) in self.disk.log_from(tree.last_zxid().next()) {
             let txn = Txn::decode(bytes.clone()).map_err(|e| e.to_string())?;
             if txn.zxid != zxid.0 {
@@ -974,7 +1044,7 @@ impl Node {
                 LearnerAction::TruncateLog { after } => {
                     io.log(format!("{} TRUNC after {after}", self.sid));
                     self.disk.truncate_after(after);
-                    if let Err(e) = self.recover() {
+                    if let Err(e) = self.recover(io) {
                         io.violation(format!("{} TRUNC: {e}", self.sid));
                     } else if self.tree.last_zxid() > after {
                         // quorum.rs stops the process here.
