@@ -436,6 +436,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.earlier_zab_syncs += s.earlier_zab_syncs;
         total.refused_starts += s.refused_starts;
         total.dropped_logs += s.dropped_logs;
+        total.coalesced_durable += s.coalesced_durable;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -470,6 +471,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.early_commits > 0,
             "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.coalesced_durable > 0,
+            "no fsync group reported only its highest zxid in {} seeds",
             seeds.len()
         );
         assert!(

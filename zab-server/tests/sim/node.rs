@@ -89,6 +89,9 @@ pub struct Stats {
     pub refused_starts: u64,
     /// Logs dropped at start for ending below the snapshot.
     pub dropped_logs: u64,
+    /// Appends whose durability reached the core only as part of a higher
+    /// zxid of their fsync group (quorum.rs's `DurableMark`).
+    pub coalesced_durable: u64,
 }
 
 pub enum Role {
@@ -154,6 +157,10 @@ pub struct Node {
     applied_since_snapshot: usize,
     /// Crashed between NEWLEADER and its ACK (see [`Node::start`]).
     crashed_persisting: bool,
+    /// The highest zxid appended to each fsync group, by completion time
+    /// and role generation: the group reports it once, as quorum.rs's
+    /// `DurableMark` hands the core only the highest durable zxid.
+    durable_reports: std::collections::BTreeMap<(u64, u64), Zxid>,
     /// An observer's turn through the voters for its observer master.
     next_master: usize,
 }
@@ -177,6 +184,7 @@ impl Node {
             serving: false,
             applied_since_snapshot: 0,
             crashed_persisting: false,
+            durable_reports: std::collections::BTreeMap::new(),
             next_master: 0,
         }
     }
@@ -325,6 +333,7 @@ impl Node {
         self.gen += 1;
         self.role = Role::Down;
         self.serving = false;
+        self.durable_reports.clear();
         self.disk.crash();
         io.node_down(self.sid);
     }
@@ -740,6 +749,7 @@ impl Node {
             };
             match a {
                 LeaderAction::Send { conn, packet } => {
+                    check_epochs_before(io, self.sid, &self.disk, &packet, None);
                     if l.streams.contains(&conn.0) {
                         io.stream_send(conn.0, false, packet);
                     }
@@ -932,6 +942,8 @@ impl Node {
     fn append(&mut self, io: &mut Io, zxid: Zxid, bytes: Bytes) {
         let latency = io.rng.range(self.cfg.fsync_ms.0, self.cfg.fsync_ms.1);
         let at = self.disk.append(zxid, bytes, io.now, latency);
+        let top = self.durable_reports.entry((at, self.gen)).or_default();
+        *top = (*top).max(zxid);
         io.schedule(
             at - io.now,
             Event::Synced {
@@ -1022,6 +1034,8 @@ impl Node {
             };
             match a {
                 LearnerAction::Send(mut p) => {
+                    let accepted = l.learner.as_ref().and_then(|x| x.leader_epoch());
+                    check_epochs_before(io, self.sid, &self.disk, &p, accepted);
                     if p.r#type == PacketType::Followerinfo as i32
                         && self.cfg.earlier_zab == Some(self.sid)
                     {
@@ -1187,7 +1201,15 @@ impl Node {
 
     // ------------------------------------------------------------ shared
 
-    pub fn synced(&mut self, io: &mut Io, gen: u64, zxid: Zxid) {
+    /// An fsync group completed (`World` marked it durable on the disk).
+    /// The first of its events reports the group's highest zxid to the
+    /// core, once; the others find nothing left to report.
+    pub fn synced(&mut self, io: &mut Io, gen: u64) {
+        let Some(zxid) = self.durable_reports.remove(&(io.now, gen)) else {
+            io.stats.coalesced_durable += 1;
+            return;
+        };
+        self.disk.synced(zxid);
         if gen != self.gen {
             return;
         }
@@ -1333,4 +1355,38 @@ fn as_earlier_zab(data: &Bytes) -> Bytes {
         zab_wire::proto::LearnerInfo::decode(data.clone()).expect("our learner's LearnerInfo");
     info.accepts_leader_durable = false;
     Bytes::from(info.encode_to_vec())
+}
+
+/// ARCHITECTURE: acceptedEpoch and currentEpoch are durable before they
+/// are acted on. Each core asks for the write before the packet that
+/// reveals the epoch, so the packet must find it on the disk: LEADERINFO
+/// and ACKEPOCH (for `accepted`, the learner's accepted leader epoch) the
+/// accepted epoch; NEWLEADER and the learner's epoch ACK (counter 0) the
+/// current one.
+fn check_epochs_before(
+    io: &mut Io,
+    sid: ServerId,
+    disk: &Disk,
+    p: &QuorumPacket,
+    accepted: Option<Epoch>,
+) {
+    let zxid = Zxid(p.zxid);
+    let (needed, what, on_disk) = match PacketType::try_from(p.r#type) {
+        Ok(PacketType::Leaderinfo) => (zxid.epoch(), "acceptedEpoch", disk.accepted_epoch()),
+        Ok(PacketType::Ackepoch) => match accepted {
+            Some(e) => (e, "acceptedEpoch", disk.accepted_epoch()),
+            None => return,
+        },
+        Ok(PacketType::Newleader) => (zxid.epoch(), "currentEpoch", disk.current_epoch()),
+        Ok(PacketType::Ack) if zxid.counter() == 0 && p.zxid > 0 => {
+            (zxid.epoch(), "currentEpoch", disk.current_epoch())
+        }
+        _ => return,
+    };
+    if on_disk < needed {
+        io.violation(format!(
+            "{sid} sends {:?} for epoch {needed} with {what} {on_disk} on its disk",
+            PacketType::try_from(p.r#type)
+        ));
+    }
 }

@@ -172,7 +172,7 @@ impl World {
                 }
                 n.disk.synced(zxid);
                 if n.up {
-                    n.synced(io, gen, zxid);
+                    n.synced(io, gen);
                 }
             }
             Event::Connect { sid, gen } => self.connect(sid, gen),
