@@ -437,6 +437,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.refused_starts += s.refused_starts;
         total.dropped_logs += s.dropped_logs;
         total.coalesced_durable += s.coalesced_durable;
+        total.blackholes += s.blackholes;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -471,6 +472,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.early_commits > 0,
             "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.blackholes > 0,
+            "no partition was a black hole in {} seeds",
             seeds.len()
         );
         assert!(

@@ -15,6 +15,14 @@
 //!   what is in flight is lost and each end is told, after a detection
 //!   delay, that it is gone. A stream is never re-established: the learner
 //!   goes back to LOOKING and connects anew, as `quorum.rs` does.
+//!
+//!   A partition may instead be a black hole (half of them, drawn by
+//!   `World`): as over TCP with no reset, a stream across it stays open,
+//!   what is sent on it waits, and nobody hears anything until the cut
+//!   heals, when it all arrives in order. quorum.rs's links have no read
+//!   timeout of their own, so only the cores' timeouts (a learner's
+//!   silent leader, a leader's silent learner, its quorum check) end a
+//!   role there.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -94,6 +102,10 @@ pub struct Stream {
     pub follower: ServerId,
     pub follower_gen: u64,
     pub alive: bool,
+    /// Sent while its pair is black-holed, in order (`to_leader`, packet).
+    pending: Vec<(bool, QuorumPacket)>,
+    /// Closed while black-holed: its ends hear of it when the cut heals.
+    down_on_heal: bool,
 }
 
 /// FIFO channels: (kind, a, b) → when the last message on it is due.
@@ -129,6 +141,10 @@ pub struct Io {
     pub link_setup: (u64, u64),
     /// How long an end may take to notice that a cut stream is gone.
     pub detect_max_ms: u64,
+    /// The next partition black-holes its streams instead of breaking them.
+    pub blackhole: bool,
+    /// Pairs cut by a black hole, not yet healed.
+    blackholed: BTreeSet<(ServerId, ServerId)>,
     pub trace: VecDeque<String>,
     trace_len: usize,
     pub violations: Vec<String>,
@@ -174,6 +190,8 @@ impl Io {
             delay: (1, 5),
             link_setup: (1, 150),
             detect_max_ms: 500,
+            blackhole: false,
+            blackholed: BTreeSet::new(),
             trace: VecDeque::new(),
             trace_len: trace_len(),
             violations: Vec::new(),
@@ -280,16 +298,83 @@ impl Io {
     }
 
     fn cut(&mut self, a: ServerId, b: ServerId, detect_max: u64) {
+        self.cut_election_link(a, b);
+        for id in self.streams_between(a, b) {
+            self.kill_stream(id, detect_max);
+        }
+    }
+
+    /// Notifications in flight between `a` and `b` are lost; the link comes
+    /// back through [`Io::dial`].
+    fn cut_election_link(&mut self, a: ServerId, b: ServerId) {
         *self.link_epoch.entry(pair(a, b)).or_insert(0) += 1;
         self.established.remove(&pair(a, b));
-        let ids: Vec<StreamId> = self
-            .streams
+    }
+
+    fn streams_between(&self, a: ServerId, b: ServerId) -> Vec<StreamId> {
+        self.streams
             .iter()
-            .filter(|(_, s)| s.alive && pair(s.leader, s.follower) == pair(a, b))
+            .filter(|(_, s)| pair(s.leader, s.follower) == pair(a, b))
             .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.kill_stream(id, detect_max);
+            .collect()
+    }
+
+    fn is_blackholed(&self, s: &Stream) -> bool {
+        self.blackholed.contains(&pair(s.leader, s.follower))
+    }
+
+    /// A black hole opens between `a` and `b`: the packets already in
+    /// flight on their streams wait with everything sent after them.
+    fn black_hole(&mut self, a: ServerId, b: ServerId) {
+        self.cut_election_link(a, b);
+        self.blackholed.insert(pair(a, b));
+        let ids: BTreeSet<StreamId> = self.streams_between(a, b).into_iter().collect();
+        let mut all = std::mem::take(&mut self.queue).into_vec();
+        all.sort_by_key(|s| (s.at, s.seq));
+        for sched in all {
+            match sched.ev {
+                Event::Packet {
+                    stream,
+                    to_leader,
+                    packet,
+                } if ids.contains(&stream) => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.pending.push((to_leader, packet));
+                    }
+                }
+                ev => self.queue.push(Scheduled { ev, ..sched }),
+            }
+        }
+    }
+
+    /// The black hole between `a` and `b` heals: what waited is sent, in
+    /// order, and streams closed meanwhile are heard of.
+    fn release(&mut self, a: ServerId, b: ServerId) {
+        if !self.blackholed.remove(&pair(a, b)) {
+            return;
+        }
+        self.log(format!("black hole {a}-{b} healed"));
+        for id in self.streams_between(a, b) {
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            let pending = std::mem::take(&mut s.pending);
+            if s.alive {
+                for (to_leader, packet) in pending {
+                    self.stream_send(id, to_leader, packet);
+                }
+            } else if std::mem::take(&mut s.down_on_heal) {
+                for at_leader in [true, false] {
+                    let d = self.rng.range(1, 5);
+                    self.schedule(
+                        d,
+                        Event::StreamDown {
+                            stream: id,
+                            at_leader,
+                        },
+                    );
+                }
+            }
         }
     }
 
@@ -322,9 +407,14 @@ impl Io {
         for (a, b, was) in before {
             let now = self.connected(a, b);
             if was && !now {
-                let detect = self.detect_max_ms;
-                self.cut(a, b, detect);
+                if self.blackhole {
+                    self.black_hole(a, b);
+                } else {
+                    let detect = self.detect_max_ms;
+                    self.cut(a, b, detect);
+                }
             } else if !was && now {
+                self.release(a, b);
                 self.dial(a, b);
             }
         }
@@ -334,6 +424,7 @@ impl Io {
         let others: Vec<ServerId> = self.up.iter().copied().filter(|&o| o != sid).collect();
         for o in others {
             if self.connected(sid, o) {
+                self.release(sid, o);
                 self.dial(sid, o);
             }
         }
@@ -409,13 +500,22 @@ impl Io {
                 follower,
                 follower_gen,
                 alive: true,
+                pending: Vec::new(),
+                down_on_heal: false,
             },
         );
         id
     }
 
     pub fn stream_send(&mut self, id: StreamId, to_leader: bool, packet: QuorumPacket) {
-        if !self.streams.get(&id).is_some_and(|s| s.alive) {
+        let blackholed = match self.streams.get(&id) {
+            Some(s) if s.alive => self.is_blackholed(s),
+            _ => return,
+        };
+        if blackholed {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.pending.push((to_leader, packet));
+            }
             return;
         }
         let d = self.fifo_delay((1, id, to_leader as u64));
@@ -432,13 +532,20 @@ impl Io {
     /// Breaks a stream: packets in flight are dropped (deliveries check
     /// `alive`) and each end hears of it within `detect_max` ms.
     pub fn kill_stream(&mut self, id: StreamId, detect_max: u64) {
+        let blackholed = match self.streams.get(&id) {
+            Some(s) if s.alive => self.is_blackholed(s),
+            _ => return,
+        };
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        if !s.alive {
+        s.alive = false;
+        if blackholed {
+            // Neither the reset nor the FIN crosses the black hole.
+            s.pending.clear();
+            s.down_on_heal = true;
             return;
         }
-        s.alive = false;
         for at_leader in [true, false] {
             let d = self.rng.range(1, detect_max.max(1));
             self.schedule(

@@ -92,6 +92,8 @@ pub struct Stats {
     /// Appends whose durability reached the core only as part of a higher
     /// zxid of their fsync group (quorum.rs's `DurableMark`).
     pub coalesced_durable: u64,
+    /// Partitions that held packets instead of breaking streams.
+    pub blackholes: u64,
 }
 
 pub enum Role {

@@ -7,6 +7,7 @@ use zab_wire::{QuorumVerifier, ServerId};
 
 use super::net::{Event, Io};
 use super::node::{Node, NodeConfig, Role, CLOCK_MS};
+use super::rng::Rng;
 
 pub struct World {
     pub io: Io,
@@ -19,6 +20,9 @@ pub struct World {
     pub writes_paused: bool,
     /// Events handled (for the cost report).
     pub events: u64,
+    /// Draws whether a partition is a black hole; a stream of its own, so
+    /// that the other draws of a seed stay as they were.
+    blackholes: Rng,
 }
 
 impl World {
@@ -48,6 +52,7 @@ impl World {
             write_every: (5, 30),
             writes_paused: false,
             events: 0,
+            blackholes: Rng::new(seed ^ 0xB1AC_4013),
         }
     }
 
@@ -326,7 +331,16 @@ impl World {
             .into_iter()
             .map(|s| (s, u32::from(side.contains(&s))))
             .collect();
-        self.io.log(format!("partition {side:?} | rest"));
+        self.io.blackhole = self.blackholes.chance(50);
+        let kind = if self.io.blackhole {
+            "black hole"
+        } else {
+            "reset"
+        };
+        self.io.log(format!("partition {side:?} | rest ({kind})"));
+        if self.io.blackhole {
+            self.io.stats.blackholes += 1;
+        }
         self.io.partition(&groups);
     }
 
