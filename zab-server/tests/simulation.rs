@@ -438,6 +438,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.dropped_logs += s.dropped_logs;
         total.coalesced_durable += s.coalesced_durable;
         total.blackholes += s.blackholes;
+        total.syncs_answered += s.syncs_answered;
         total.proposed += s.proposed;
     }
     Ok(total)
@@ -472,6 +473,11 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
         assert!(
             total.early_commits > 0,
             "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
+            seeds.len()
+        );
+        assert!(
+            total.syncs_answered > 0,
+            "no forwarded sync was answered in {} seeds",
             seeds.len()
         );
         assert!(

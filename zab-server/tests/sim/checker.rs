@@ -36,6 +36,11 @@ pub struct Checker {
     /// Txns a follower committed before its leader did (`commits` counts
     /// the leaders').
     pub early_commits: u64,
+    /// Forwarded `sync`s by cxid (unique in a run): what the leader had
+    /// proposed when it took the sync. Its answer may reach the learner
+    /// only once the learner applied that far (reference D.8, ZooKeeper's
+    /// `Leader.processSync`).
+    pub sync_floors: BTreeMap<i32, Zxid>,
 }
 
 impl Checker {

@@ -94,6 +94,8 @@ pub struct Stats {
     pub coalesced_durable: u64,
     /// Partitions that held packets instead of breaking streams.
     pub blackholes: u64,
+    /// Forwarded `sync`s answered, each after the txns it had to wait for.
+    pub syncs_answered: u64,
 }
 
 pub enum Role {
@@ -810,6 +812,24 @@ impl Node {
                         io.violation(e);
                     }
                 }
+                LeaderAction::ForwardedRequest { conn, request, .. } if request.op == op::SYNC => {
+                    // As quorum.rs: a sync goes to the core as it arrives.
+                    // Its floor: every txn proposed or applied so far (a
+                    // new epoch's `(e, 0)` is no proposal).
+                    let proposed = l.leader.last_proposed();
+                    let applied = self.history.last_zxid();
+                    let floor = if proposed.counter() == 0 {
+                        applied
+                    } else {
+                        proposed.max(applied)
+                    };
+                    io.check.sync_floors.insert(request.cxid, floor);
+                    io.log(format!(
+                        "{} takes sync {} at {floor}",
+                        self.sid, request.cxid
+                    ));
+                    queue.extend(l.leader.sync_request(conn, request));
+                }
                 LeaderAction::ForwardedRequest { .. } | LeaderAction::Revalidate { .. } => {
                     // The simulated clients write to the leader directly.
                     io.violation(format!("{}: unexpected {a:?}", self.sid));
@@ -835,6 +855,31 @@ impl Node {
     /// logged locally. quorum.rs sends the proposals first and queues the
     /// append once the core's message is handled; appending first here
     /// changes nothing, since no ACK and no reader of the log comes between.
+    /// A client's `sync` on a serving learner (reference D.8): forwarded
+    /// to the leader (through its observer master, for an observer that
+    /// has one); checked when it is answered (`SyncDone`).
+    pub fn client_sync(&mut self, io: &mut Io, cxid: i32) {
+        if !self.serving {
+            return;
+        }
+        let Role::Learning(l) = &mut self.role else {
+            return;
+        };
+        let Some(learner) = l.learner.as_mut() else {
+            return;
+        };
+        let req = zab_wire::proto::ForwardedRequest {
+            session_id: i64::from(cxid) << 8 | self.sid.0 as i64,
+            cxid,
+            op: op::SYNC,
+            body: Bytes::new(),
+            origin: 0,
+        };
+        io.log(format!("{} forwards sync {cxid}", self.sid));
+        let actions = learner.forward(req, Vec::new());
+        self.learner_actions(io, actions);
+    }
+
     pub fn client_write(&mut self, io: &mut Io, key: u64) {
         let now = io.now;
         let Role::Leading(l) = &mut self.role else {
@@ -1145,7 +1190,21 @@ impl Node {
                     let verdict = l.digests.reported(ZxidDigest { zxid, digest }, &self.tree);
                     self.digest_verdict(io, verdict);
                 }
-                LearnerAction::SyncDone { .. } | LearnerAction::RevalidateResult { .. } => {}
+                LearnerAction::SyncDone { req } => {
+                    let applied = self.history.last_zxid();
+                    match io.check.sync_floors.remove(&req.cxid) {
+                        Some(floor) if applied < floor => io.violation(format!(
+                            "{} answered sync {} at {applied}, below the leader's {floor} when it took it",
+                            self.sid, req.cxid
+                        )),
+                        Some(_) => io.stats.syncs_answered += 1,
+                        None => io.violation(format!(
+                            "{} answered sync {} that no leader took",
+                            self.sid, req.cxid
+                        )),
+                    }
+                }
+                LearnerAction::RevalidateResult { .. } => {}
                 LearnerAction::Unclaimed(p) => {
                     if let Some(h) = self.hosted() {
                         let actions = h.master.on_leader_reply(p);

@@ -23,6 +23,9 @@ pub struct World {
     /// Draws whether a partition is a black hole; a stream of its own, so
     /// that the other draws of a seed stay as they were.
     blackholes: Rng,
+    /// Picks the learners that take a client's `sync`; its own stream too.
+    syncs: Rng,
+    next_sync: i32,
 }
 
 impl World {
@@ -53,6 +56,8 @@ impl World {
             writes_paused: false,
             events: 0,
             blackholes: Rng::new(seed ^ 0xB1AC_4013),
+            syncs: Rng::new(seed ^ 0x5A_7C5),
+            next_sync: 0,
         }
     }
 
@@ -189,6 +194,7 @@ impl World {
                 if self.writes_paused {
                     return;
                 }
+                self.maybe_sync();
                 // Any established leader, stale ones included: an isolated
                 // leader accepts writes until it notices, and they must
                 // never commit.
@@ -209,6 +215,27 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// Now and then, a client's `sync` on a serving learner.
+    fn maybe_sync(&mut self) {
+        if !self.syncs.chance(20) {
+            return;
+        }
+        let learners: Vec<ServerId> = self
+            .nodes
+            .values()
+            .filter(|n| n.up && n.serving && matches!(n.role, Role::Learning(_)))
+            .map(|n| n.sid)
+            .collect();
+        let Some(sid) = self.syncs.pick(&learners) else {
+            return;
+        };
+        self.next_sync += 1;
+        let cxid = self.next_sync;
+        if let Some(n) = self.nodes.get_mut(&sid) {
+            n.client_sync(&mut self.io, cxid);
         }
     }
 
