@@ -439,6 +439,7 @@ fn sweep(seeds: &[u64]) -> Result<Stats, String> {
         total.coalesced_durable += s.coalesced_durable;
         total.blackholes += s.blackholes;
         total.syncs_answered += s.syncs_answered;
+        total.unsynced_kept += s.unsynced_kept;
         total.proposed += s.proposed;
     }
     Ok(total)

@@ -140,10 +140,13 @@ impl Disk {
         self.unsynced.clear();
     }
 
-    /// A crash: the un-synced tail is gone.
-    pub fn crash(&mut self) {
+    /// A crash: of the un-synced tail, the first `keep` appends survive
+    /// (the OS had written them: all of them after a `kill -9`, whose page
+    /// cache outlives the process; any prefix after a power loss) and the
+    /// rest are gone.
+    pub fn crash(&mut self, keep: usize) {
         let mut log = lock(&self.log);
-        for z in &self.unsynced {
+        for z in self.unsynced.iter().skip(keep) {
             log.remove(z);
         }
         self.unsynced.clear();
@@ -168,6 +171,11 @@ impl Disk {
         self.snapshot
             .as_ref()
             .map_or(logged, |s| s.zxid.max(logged))
+    }
+
+    /// Appends not durable yet.
+    pub fn unsynced_len(&self) -> usize {
+        self.unsynced.len()
     }
 
     pub fn last_logged(&self) -> Zxid {
@@ -269,7 +277,7 @@ mod tests {
         d.synced(z(1));
         let second = d.append(z(2), b.clone(), first, 3);
         assert!(second > first);
-        d.crash();
+        d.crash(0);
         assert_eq!(d.last_logged(), z(1));
         assert!(d.holds_durably(z(1), crate::sim::history::digest(&b)));
         assert!(!d.holds_durably(z(2), crate::sim::history::digest(&b)));
@@ -291,8 +299,22 @@ mod tests {
         assert_eq!(zxids(&d), vec![z(1)], "z(2) is not durable yet");
         d.drain();
         assert_eq!(zxids(&d), vec![z(1), z(2)]);
-        d.crash();
+        d.crash(0);
         assert_eq!(d.last_logged(), z(2), "a drained append survives a crash");
+    }
+
+    #[test]
+    fn a_crash_may_leave_a_prefix_of_the_unsynced_tail() {
+        let mut d = Disk::new();
+        let b = Bytes::from_static(b"txn");
+        for c in 1..=4 {
+            d.append(z(c), b.clone(), 0, 3);
+        }
+        d.synced(z(1));
+        d.crash(2);
+        assert_eq!(d.last_logged(), z(3));
+        assert!(d.holds_durably(z(3), crate::sim::history::digest(&b)));
+        assert_eq!(d.unsynced_len(), 0);
     }
 
     #[test]

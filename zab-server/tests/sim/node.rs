@@ -96,6 +96,8 @@ pub struct Stats {
     pub blackholes: u64,
     /// Forwarded `sync`s answered, each after the txns it had to wait for.
     pub syncs_answered: u64,
+    /// Un-synced appends that survived a crash.
+    pub unsynced_kept: u64,
 }
 
 pub enum Role {
@@ -329,8 +331,9 @@ impl Node {
         }
     }
 
-    /// `kill -9`: memory is gone, the un-synced log tail too.
-    pub fn crash(&mut self, io: &mut Io) {
+    /// `kill -9` or a power loss: memory is gone, and of the un-synced log
+    /// tail all but its first `keep` appends (see [`Disk::crash`]).
+    pub fn crash(&mut self, io: &mut Io, keep: usize) {
         io.log(format!("{} crashes ({})", self.sid, self.role_name()));
         self.crashed_persisting = self.persisting_new_leader();
         self.up = false;
@@ -338,7 +341,7 @@ impl Node {
         self.role = Role::Down;
         self.serving = false;
         self.durable_reports.clear();
-        self.disk.crash();
+        self.disk.crash(keep);
         io.node_down(self.sid);
     }
 

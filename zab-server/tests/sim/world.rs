@@ -26,6 +26,8 @@ pub struct World {
     /// Picks the learners that take a client's `sync`; its own stream too.
     syncs: Rng,
     next_sync: i32,
+    /// Draws how much of a crashed node's un-synced tail survives.
+    crashes: Rng,
 }
 
 impl World {
@@ -58,6 +60,7 @@ impl World {
             blackholes: Rng::new(seed ^ 0xB1AC_4013),
             syncs: Rng::new(seed ^ 0x5A_7C5),
             next_sync: 0,
+            crashes: Rng::new(seed ^ 0xC2A5_4E5),
         }
     }
 
@@ -339,9 +342,22 @@ impl World {
 
     // ------------------------------------------------------------ faults
 
+    /// Crashes `sid`: a third of the crashes lose the whole un-synced log
+    /// tail (a power loss before any write-back), a third keep all of it
+    /// (`kill -9`: the page cache outlives the process), a third keep a
+    /// prefix of it.
     pub fn crash(&mut self, sid: ServerId) {
         if let Some(n) = self.nodes.get_mut(&sid).filter(|n| n.up) {
-            n.crash(&mut self.io);
+            let unsynced = n.disk.unsynced_len();
+            let keep = match self.crashes.range(0, 2) {
+                0 => 0,
+                1 => unsynced,
+                _ => self.crashes.range(0, unsynced as u64) as usize,
+            };
+            if keep > 0 {
+                self.io.stats.unsynced_kept += keep as u64;
+            }
+            n.crash(&mut self.io, keep);
         }
     }
 
