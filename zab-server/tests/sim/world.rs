@@ -58,9 +58,9 @@ impl World {
             writes_paused: false,
             events: 0,
             blackholes: Rng::new(seed ^ 0xB1AC_4013),
-            syncs: Rng::new(seed ^ 0x5A_7C5),
+            syncs: Rng::new(seed ^ 0x0005_A7C5),
             next_sync: 0,
-            crashes: Rng::new(seed ^ 0xC2A5_4E5),
+            crashes: Rng::new(seed ^ 0x0C2A_54E5),
         }
     }
 
