@@ -154,9 +154,11 @@ impl Disk {
         self.batch = (0, 0);
     }
 
+    /// zab-store's `truncate_after`: waits for the appends queued before
+    /// it and is synced before it returns, so what it keeps is durable.
     pub fn truncate_after(&mut self, after: Zxid) {
         lock(&self.log).retain(|z, _| *z <= after);
-        self.unsynced.retain(|z| *z <= after);
+        self.unsynced.clear();
     }
 
     /// The newest zxid a crash now would leave: the snapshot's, or the
