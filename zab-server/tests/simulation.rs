@@ -4,18 +4,24 @@
 //! Each seed runs a 2-, 3- or 5-voter ensemble (some with an observer) of
 //! the real cores (election, leader, learner, tree) composed as `quorum.rs` composes them, over an
 //! in-memory network and disk with a virtual clock (see `sim/`). A client
-//! driver writes to the established leader while a seeded schedule
-//! injects faults: leader crash, follower crash and restart (DIFF), a
-//! follower far behind (SNAP, or DIFF from the txn log), a former leader
-//! with uncommitted proposals rejoining (TRUNC), minority partitions, an
-//! isolated leader, message delays, whole-cluster restart. Between steps
-//! the ensemble is healed and must get back in sync.
+//! driver writes to the established leader, and now and then syncs on a
+//! serving learner, while a seeded schedule injects faults: leader crash,
+//! follower crash and restart (DIFF), a follower far behind (SNAP, or DIFF
+//! from the txn log), a former leader with uncommitted proposals rejoining
+//! (TRUNC), minority partitions (half of them black holes, which only the
+//! cores' timeouts notice), an isolated leader, message delays,
+//! whole-cluster restart. A crash keeps none, all or a prefix of the
+//! un-synced log tail (power loss, `kill -9`). Between steps the ensemble
+//! is healed and must get back in sync.
 //!
 //! After every event: no committed txn lost or reordered (each newly
 //! established leader extends the committed history, each commit extends
 //! it by one, serving learners hold a prefix of it), a commit is durable on
-//! a quorum, at most one leader per epoch, epochs never go back. At the
-//! end: every server holds exactly the committed history and the same tree.
+//! a quorum, at most one leader per epoch, epochs never go back and are on
+//! disk before a packet reveals them, a sync is answered only once its
+//! learner applied what the leader had proposed when it took it. At every
+//! start: the store is one production would start from. At the end: every
+//! server holds exactly the committed history and the same tree.
 //!
 //! `SIM_SEED=<n>` replays one seed, `SIM_SEEDS=<n>` runs that many seeds
 //! (default 200, spread over every core; `SIM_SEEDS=<a>..<b>` seeds a to b,
