@@ -315,16 +315,16 @@ impl Node {
             ));
             return;
         }
-        let (written_accepted, written_current) = (
+        let (write_accepted, write_current) = (
             self.disk.recorded_accepted_epoch().is_none(),
             self.disk.recorded_current_epoch().is_none(),
         );
-        if written_accepted {
+        if write_accepted {
             if let Err(e) = self.disk.set_accepted_epoch(accepted) {
                 io.violation(format!("{}: {e}", self.sid));
             }
         }
-        if written_current {
+        if write_current {
             if let Err(e) = self.disk.set_current_epoch(current) {
                 io.violation(format!("{}: {e}", self.sid));
             }
@@ -853,11 +853,6 @@ impl Node {
         }
     }
 
-    /// The client driver's write: prepared against the leader's tree (a
-    /// createSession first, then creates of fresh paths), proposed, and
-    /// logged locally. quorum.rs sends the proposals first and queues the
-    /// append once the core's message is handled; appending first here
-    /// changes nothing, since no ACK and no reader of the log comes between.
     /// A client's `sync` on a serving learner (reference D.8): forwarded
     /// to the leader (through its observer master, for an observer that
     /// has one); checked when it is answered (`SyncDone`).
@@ -883,6 +878,11 @@ impl Node {
         self.learner_actions(io, actions);
     }
 
+    /// The client driver's write: prepared against the leader's tree (a
+    /// createSession first, then creates of fresh paths), proposed, and
+    /// logged locally. quorum.rs sends the proposals first and queues the
+    /// append once the core's message is handled; appending first here
+    /// changes nothing, since no ACK and no reader of the log comes between.
     pub fn client_write(&mut self, io: &mut Io, key: u64) {
         let now = io.now;
         let Role::Leading(l) = &mut self.role else {
