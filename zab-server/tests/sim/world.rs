@@ -361,6 +361,15 @@ impl World {
         }
     }
 
+    /// `kill -9` of `sid`: the whole un-synced log tail stays on disk.
+    pub fn kill(&mut self, sid: ServerId) {
+        if let Some(n) = self.nodes.get_mut(&sid).filter(|n| n.up) {
+            let keep = n.disk.unsynced_len();
+            self.io.stats.unsynced_kept += keep as u64;
+            n.crash(&mut self.io, keep);
+        }
+    }
+
     pub fn restart(&mut self, sid: ServerId) {
         if let Some(n) = self.nodes.get_mut(&sid).filter(|n| !n.up) {
             n.start(&mut self.io);
