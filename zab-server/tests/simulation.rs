@@ -463,45 +463,35 @@ fn seeded_fault_schedules_keep_every_committed_txn() {
     };
     eprintln!("{} seeds: {total:?}", seeds.len());
     if seeds.len() >= 50 {
-        // The schedules must really exercise every sync mode.
-        assert!(total.diff > 0, "no DIFF sync in {} seeds", seeds.len());
-        assert!(total.trunc > 0, "no TRUNC sync in {} seeds", seeds.len());
-        assert!(total.snap > 0, "no SNAP sync in {} seeds", seeds.len());
-        assert!(
-            total.unlogged_observer_syncs > 0,
-            "no observer without a log (syncEnabled=false) synced in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.observer_master_syncs > 0,
-            "no observer synced from a follower (observerMasterPort) in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.early_commits > 0,
-            "no follower committed before its leader (LEADER_DURABLE) in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.syncs_answered > 0,
-            "no forwarded sync was answered in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.blackholes > 0,
-            "no partition was a black hole in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.coalesced_durable > 0,
-            "no fsync group reported only its highest zxid in {} seeds",
-            seeds.len()
-        );
-        assert!(
-            total.earlier_zab_syncs > 0,
-            "no follower of an earlier zab synced in {} seeds",
-            seeds.len()
-        );
+        // The schedules must really exercise every sync mode, and every
+        // kind of run the model can make.
+        let exercised = [
+            (total.diff, "DIFF sync"),
+            (total.trunc, "TRUNC sync"),
+            (total.snap, "SNAP sync"),
+            (
+                total.unlogged_observer_syncs,
+                "observer without a log (syncEnabled=false) synced",
+            ),
+            (
+                total.observer_master_syncs,
+                "observer synced from a follower (observerMasterPort)",
+            ),
+            (
+                total.early_commits,
+                "follower committed before its leader (LEADER_DURABLE)",
+            ),
+            (total.syncs_answered, "forwarded sync was answered"),
+            (total.blackholes, "partition was a black hole"),
+            (
+                total.coalesced_durable,
+                "fsync group reported only its highest zxid",
+            ),
+            (total.earlier_zab_syncs, "follower of an earlier zab synced"),
+        ];
+        for (count, what) in exercised {
+            assert!(count > 0, "no {what} in {} seeds", seeds.len());
+        }
     }
 }
 
