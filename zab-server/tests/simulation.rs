@@ -902,22 +902,28 @@ fn into_the_newleader_window(world: &mut World) -> Result<(ServerId, ServerId), 
     Ok((lagger, now_leading))
 }
 
-#[test]
-fn a_follower_cut_off_while_its_newleader_sync_persists_can_start_again() {
+/// Runs `script` on 3-server worlds of seeds 0..20 with a slow disk, so
+/// that the NEWLEADER window outlasts a link's going down (with 1–4 ms
+/// fsyncs, most seeds ACK before the learner hears); panics with the
+/// seed and the last events on the first error.
+fn on_slow_disks(script: impl Fn(&mut World) -> Result<(), String>) {
     for seed in 0..20 {
         let mut rng = Rng::new(seed);
-        // A slow disk, so that the window outlasts the link's going down
-        // (with 1–4 ms fsyncs, most seeds ACK before the learner hears).
         let cfg = NodeConfig {
             fsync_ms: (20, 40),
             ..config(&mut rng, seed)
         };
         let mut world = World::new(seed, 3, 0, cfg);
-        if let Err(e) = cut_off_while_persisting_new_leader(&mut world) {
+        if let Err(e) = script(&mut world) {
             let trace: Vec<String> = world.io.trace.iter().cloned().collect();
             panic!("seed {seed}: {e}\nlast events:\n  {}", trace.join("\n  "));
         }
     }
+}
+
+#[test]
+fn a_follower_cut_off_while_its_newleader_sync_persists_can_start_again() {
+    on_slow_disks(cut_off_while_persisting_new_leader);
 }
 
 /// The same window closed by a `kill -9` of the follower: its page cache
@@ -929,27 +935,15 @@ fn a_follower_cut_off_while_its_newleader_sync_persists_can_start_again() {
 /// Should zab ever start from such a store on its own, this test says so.
 #[test]
 fn a_follower_killed_while_its_newleader_sync_persists_is_refused_at_start() {
-    for seed in 0..20 {
-        let mut rng = Rng::new(seed);
-        let cfg = NodeConfig {
-            fsync_ms: (20, 40),
-            ..config(&mut rng, seed)
-        };
-        let mut world = World::new(seed, 3, 0, cfg);
-        let run = |world: &mut World| -> Result<(), String> {
-            let (lagger, _) = into_the_newleader_window(world)?;
-            world.kill(lagger);
-            world.restart(lagger);
-            if world.io.stats.refused_starts != 1 {
-                return Err(format!(
-                    "{lagger}, killed with its sync on disk, was not refused at start"
-                ));
-            }
-            world.settle(SETTLE_MS)
-        };
-        if let Err(e) = run(&mut world) {
-            let trace: Vec<String> = world.io.trace.iter().cloned().collect();
-            panic!("seed {seed}: {e}\nlast events:\n  {}", trace.join("\n  "));
+    on_slow_disks(|world| {
+        let (lagger, _) = into_the_newleader_window(world)?;
+        world.kill(lagger);
+        world.restart(lagger);
+        if world.io.stats.refused_starts != 1 {
+            return Err(format!(
+                "{lagger}, killed with its sync on disk, was not refused at start"
+            ));
         }
-    }
+        world.settle(SETTLE_MS)
+    });
 }
